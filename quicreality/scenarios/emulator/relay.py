@@ -1,0 +1,295 @@
+"""I/O loop of the userspace emulator: a TUN relay between two namespaces.
+
+Theory of operation
+-------------------
+The topology creates a persistent TUN device (``ip tuntap add mode tun``)
+named ``ifname`` in the client namespace and one in the server namespace and
+configures their addresses.  This process enters each namespace with
+``setns(2)`` (through ctypes and ``/run/netns/NAME``), attaches to the TUN
+(``TUNSETIFF``), and returns to its own namespace; the file descriptors keep
+working.  It then loops:
+
+    select([tun_client, tun_server, signal pipe], timeout = next release - now)
+    read a batch from each readable TUN -> DirectionCore.submit(pkt, now)
+    release every due packet -> os.write(other TUN, pkt)
+
+``select`` takes µs timeouts and ``PR_SET_TIMERSLACK`` is set to 1 µs, so
+releases are accurate to well under a millisecond.  Signals: SIGTERM/SIGINT
+stop the loop (stats JSON written, exit 0); SIGUSR1 re-arms: every direction
+is re-seeded, its Gilbert-Elliott state, queue and blackhole origin reset,
+and the counters so far saved under ``"before_rearm"`` and zeroed.  The
+runner re-arms after its link check so the workload sees the seed's pattern
+from packet one.
+
+The process prints ``ready`` on stdout once both TUNs are attached.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Link, load_link, link_to_dict
+from .core import DirectionCore
+
+__all__ = ["EmulatorConfig", "attach_tun", "run_emulator", "setns_by_name"]
+
+_TUNSETIFF = 0x400454CA
+_IFF_TUN = 0x0001
+_IFF_NO_PI = 0x1000
+_CLONE_NEWNET = 0x40000000
+_PR_SET_TIMERSLACK = 29
+_PR_SET_PDEATHSIG = 1
+_NETNS_DIR = "/run/netns"
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """Everything the emulator process needs (serialised as JSON for ``--config``).
+
+    Attributes:
+        tag: Project tag of the run (``qr-<id>``); it appears on the command line so
+            ``clean`` can find a leftover emulator.
+        client_netns: Namespace holding the client-side TUN (to_server ingress).
+        server_netns: Namespace holding the server-side TUN (to_client ingress).
+        link: The impairment model.
+        seed: Run seed.
+        ifname: TUN device name in both namespaces.
+        mtu: Largest packet read from a TUN.
+        stats_path: Where to write the stats JSON on exit (None: stdout only).
+        batch: Maximum packets read from one TUN per loop iteration.
+    """
+
+    tag: str
+    client_netns: str
+    server_netns: str
+    link: Link
+    seed: int = 0
+    ifname: str = "qrlink"
+    mtu: int = 1500
+    stats_path: str | None = None
+    batch: int = 64
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """JSON text for ``--config``."""
+        return json.dumps({
+            "tag": self.tag, "client_netns": self.client_netns,
+            "server_netns": self.server_netns, "link": link_to_dict(self.link),
+            "seed": self.seed, "ifname": self.ifname, "mtu": self.mtu,
+            "stats_path": self.stats_path, "batch": self.batch, "extra": self.extra,
+        }, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> EmulatorConfig:
+        """Parse :meth:`to_json` output (the link is re-validated)."""
+        d = json.loads(text)
+        d["link"] = load_link(d["link"])
+        return cls(**d)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def setns_by_name(name: str | None) -> None:
+    """Move the calling thread into netns ``name`` (None: back to PID 1's netns)."""
+    path = f"/proc/1/ns/net" if name is None else os.path.join(_NETNS_DIR, name)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.setns(fd, _CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"setns({path}): {os.strerror(e)}")
+    finally:
+        os.close(fd)
+
+
+def _setns_fd(fd: int) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns: {os.strerror(e)}")
+
+
+def attach_tun(netns: str, ifname: str) -> int:
+    """Open TUN ``ifname`` inside ``netns`` and return a non-blocking fd.
+
+    The calling thread returns to its original namespace afterwards.
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        setns_by_name(netns)
+        try:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                ifr = struct.pack("16sH22x", ifname.encode(), _IFF_TUN | _IFF_NO_PI)
+                fcntl.ioctl(fd, _TUNSETIFF, ifr)
+            except OSError:
+                os.close(fd)
+                raise
+        finally:
+            _setns_fd(own)
+    finally:
+        os.close(own)
+    return fd
+
+
+def _cpu_s() -> tuple[float, float]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime, ru.ru_stime
+
+
+def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
+    """Attach both TUNs, relay until SIGTERM/SIGINT, and return the stats.
+
+    The stats are also written to ``cfg.stats_path`` (if set) on exit.
+    """
+    _libc.prctl(_PR_SET_TIMERSLACK, 1000, 0, 0, 0)  # 1 µs timer slack
+    fd_c = attach_tun(cfg.client_netns, cfg.ifname)
+    fd_s = attach_tun(cfg.server_netns, cfg.ifname)
+    now = time.monotonic()
+    to_server = DirectionCore(cfg.link.to_server, cfg.seed, "to_server", origin=now)
+    to_client = DirectionCore(cfg.link.to_client, cfg.seed, "to_client", origin=now)
+
+    sig_r, sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = {"stop": False, "rearm": 0}
+
+    def on_stop(signum: int, frame: object) -> None:
+        flags["stop"] = True
+
+    def on_rearm(signum: int, frame: object) -> None:
+        flags["rearm"] += 1
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGUSR1, on_rearm)
+    signal.set_wakeup_fd(sig_w, warn_on_full_buffer=False)
+
+    stats: dict[str, Any] = {"tag": cfg.tag, "seed": cfg.seed, "link": link_to_dict(cfg.link),
+                             "rearms": 0}
+    write_errors = {"to_server": 0, "to_client": 0}
+
+    def writer(fd: int, key: str) -> Any:
+        wr = os.write
+
+        def write(pkt: bytes) -> None:
+            try:
+                wr(fd, pkt)
+            except OSError:
+                write_errors[key] += 1
+        return write
+
+    write_s = writer(fd_s, "to_server")
+    write_c = writer(fd_c, "to_client")
+    rlist = [fd_c, fd_s, sig_r]
+    bufsize = cfg.mtu + 64
+    batch = cfg.batch
+    read = os.read
+    mono = time.monotonic
+    sel = select.select
+    t_start = mono()
+    cpu0 = _cpu_s()
+    print("ready", flush=True)
+    try:
+        while not flags["stop"]:
+            due_a = to_server.next_due()
+            due_b = to_client.next_due()
+            if due_a is None:
+                due = due_b
+            elif due_b is None or due_a < due_b:
+                due = due_a
+            else:
+                due = due_b
+            if due is None:
+                timeout: float | None = None
+            else:
+                timeout = due - mono()
+                if timeout < 0:
+                    timeout = 0.0
+            try:
+                ready, _, _ = sel(rlist, [], [], timeout)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                ready = []
+            now = mono()
+            for fd in ready:
+                if fd == sig_r:
+                    try:
+                        while read(sig_r, 64):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                core = to_server if fd == fd_c else to_client
+                submit = core.submit
+                for _ in range(batch):
+                    try:
+                        pkt = read(fd, bufsize)
+                    except BlockingIOError:
+                        break
+                    except OSError as e:
+                        if e.errno in (errno.EAGAIN, errno.EINTR):
+                            break
+                        raise
+                    submit(pkt, now)
+            if flags["rearm"]:
+                flags["rearm"] = 0
+                stats["rearms"] += 1
+                stats["before_rearm"] = {"to_server": to_server.stats(),
+                                         "to_client": to_client.stats()}
+                now = mono()
+                to_server.reset(cfg.seed, now)
+                to_client.reset(cfg.seed, now)
+            now = mono()
+            to_server.release(now, write_s)
+            to_client.release(now, write_c)
+    finally:
+        wall = mono() - t_start
+        cpu1 = _cpu_s()
+        stats["to_server"] = to_server.stats()
+        stats["to_client"] = to_client.stats()
+        stats["to_server"]["write_errors"] = write_errors["to_server"]
+        stats["to_client"]["write_errors"] = write_errors["to_client"]
+        stats["wall_s"] = round(wall, 3)
+        stats["cpu_user_s"] = round(cpu1[0] - cpu0[0], 3)
+        stats["cpu_sys_s"] = round(cpu1[1] - cpu0[1], 3)
+        stats["cpu_fraction"] = round((cpu1[0] + cpu1[1] - cpu0[0] - cpu0[1]) / wall, 4) if wall else 0
+        for fd in (fd_c, fd_s, sig_r, sig_w):
+            os.close(fd)
+        if cfg.stats_path:
+            tmp = cfg.stats_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(stats, f, indent=1)
+            os.replace(tmp, cfg.stats_path)
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m quicreality.scenarios.emulator``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m quicreality.scenarios.emulator",
+                                 description="quicreality userspace link emulator (TUN relay)")
+    ap.add_argument("--config", required=True, help="EmulatorConfig JSON file")
+    ap.add_argument("--tag", default="", help="run tag (informational; lets `clean` find us)")
+    args = ap.parse_args(argv)
+    parent = os.getppid()
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # die with the runner
+    if os.getppid() != parent:
+        return 1
+    with open(args.config) as f:
+        cfg = EmulatorConfig.from_json(f.read())
+    try:
+        run_emulator(cfg)
+    except OSError as e:
+        print(f"emulator: {e}", file=sys.stderr)
+        return 1
+    return 0
