@@ -1,1 +1,33 @@
-"""quicreality."""
+"""Congestion controllers behind the narrow interface in :mod:`.base`.
+
+Importing this package registers ``"newreno"`` in
+:data:`CONGESTION_CONTROLLERS`; build one with :func:`create_congestion_controller`.
+"""
+
+from .base import (
+    CONGESTION_CONTROLLERS,
+    K_INITIAL_WINDOW_PACKETS,
+    K_LOSS_REDUCTION_FACTOR,
+    K_MINIMUM_WINDOW_PACKETS,
+    CongestionController,
+    CongestionControllerFactory,
+    create_congestion_controller,
+    initial_window,
+    minimum_window,
+    register_congestion_controller,
+)
+from .newreno import NewRenoCongestionController
+
+__all__ = [
+    "CONGESTION_CONTROLLERS",
+    "K_INITIAL_WINDOW_PACKETS",
+    "K_LOSS_REDUCTION_FACTOR",
+    "K_MINIMUM_WINDOW_PACKETS",
+    "CongestionController",
+    "CongestionControllerFactory",
+    "NewRenoCongestionController",
+    "create_congestion_controller",
+    "initial_window",
+    "minimum_window",
+    "register_congestion_controller",
+]

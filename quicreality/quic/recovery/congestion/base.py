@@ -1,0 +1,186 @@
+"""The narrow congestion-control interface and the registry of controllers.
+
+Loss detection (``recovery/loss.py``) drives a controller with five keyword-only
+verbs and reads two plain attributes; nothing else crosses the boundary (the
+architecture notes record quiche's regret over a 40-method trait):
+
+* ``on_packet_sent`` for every in-flight packet sent;
+* ``on_packets_acked`` once per ACK frame, with the aggregate of newly
+  acknowledged in-flight bytes;
+* ``on_congestion_event`` once per loss-detection pass that declared in-flight
+  packets lost (or an ECN-CE increase, RFC 9002 §7.1);
+* ``on_persistent_congestion`` after ``on_congestion_event`` of the same pass,
+  when RFC 9002 §7.6 declares persistent congestion;
+* ``on_packets_discarded`` when a key discard drops bytes from flight.
+
+``bytes_in_flight`` arguments are the caller's count: for ``on_packet_sent`` the
+value *before* this packet is added; for the other verbs the value *after* the
+acknowledged/lost/discarded bytes were removed. The controller never keeps its
+own copy. The sender may send while ``bytes_in_flight < congestion_window``
+(RFC 9002 §7).
+
+Controllers are registered by name and built with
+:func:`create_congestion_controller`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..rtt import RttEstimator
+
+__all__ = [
+    "CONGESTION_CONTROLLERS",
+    "CongestionController",
+    "CongestionControllerFactory",
+    "K_INITIAL_WINDOW_PACKETS",
+    "K_LOSS_REDUCTION_FACTOR",
+    "K_MINIMUM_WINDOW_PACKETS",
+    "create_congestion_controller",
+    "initial_window",
+    "minimum_window",
+    "register_congestion_controller",
+]
+
+K_INITIAL_WINDOW_PACKETS = 10
+"""Initial window in datagrams, further capped at 14720 bytes (RFC 9002 §7.2)."""
+
+K_INITIAL_WINDOW_BYTES_CAP = 14720
+"""Byte cap of the initial window: min(10*mds, max(14720, 2*mds)) (RFC 9002 §7.2)."""
+
+K_MINIMUM_WINDOW_PACKETS = 2
+"""Minimum congestion window in datagrams (RFC 9002 §7.2, Appendix B.2)."""
+
+K_LOSS_REDUCTION_FACTOR = 0.5
+"""NewReno multiplicative decrease on a congestion event (RFC 9002 §7.3.2, Appendix B.2)."""
+
+
+def initial_window(max_datagram_size: int) -> int:
+    """Return the initial congestion window in bytes (RFC 9002 §7.2).
+
+    Args:
+        max_datagram_size: The sender's current maximum datagram size in bytes.
+    """
+    return min(
+        K_INITIAL_WINDOW_PACKETS * max_datagram_size,
+        max(K_INITIAL_WINDOW_BYTES_CAP, K_MINIMUM_WINDOW_PACKETS * max_datagram_size),
+    )
+
+
+def minimum_window(max_datagram_size: int) -> int:
+    """Return the minimum congestion window in bytes (RFC 9002 §7.2).
+
+    Args:
+        max_datagram_size: The sender's current maximum datagram size in bytes.
+    """
+    return K_MINIMUM_WINDOW_PACKETS * max_datagram_size
+
+
+class CongestionController(Protocol):
+    """What loss detection needs from a congestion controller (RFC 9002 §7).
+
+    Attributes:
+        congestion_window: Bytes the sender may have in flight.
+        ssthresh: Slow start threshold in bytes; ``None`` means infinite
+            (RFC 9002 Appendix B.3).
+    """
+
+    congestion_window: int
+    ssthresh: int | None
+
+    def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
+        """Note an in-flight packet of ``sent_bytes`` sent at ``now``.
+
+        ``bytes_in_flight`` excludes this packet.
+        """
+
+    def on_packets_acked(
+        self,
+        *,
+        now: float,
+        acked_bytes: int,
+        largest_acked_sent_time: float,
+        rtt: RttEstimator,
+        bytes_in_flight: int,
+        app_limited: bool,
+    ) -> None:
+        """Grow the window for one ACK frame (RFC 9002 §7.3, Appendix B.5).
+
+        Args:
+            now: Time the ACK frame was processed.
+            acked_bytes: Sum of ``sent_bytes`` of newly acknowledged in-flight packets.
+            largest_acked_sent_time: Send time of the largest newly acknowledged
+                packet; acknowledgements of packets sent before the current
+                recovery period started do not grow the window.
+            rtt: The connection's RTT estimator, already updated with this ACK.
+            bytes_in_flight: Bytes in flight after removing the acknowledged packets.
+            app_limited: True when the window was not fully used (RFC 9002 §7.8);
+                the window is then not increased.
+        """
+
+    def on_congestion_event(
+        self,
+        *,
+        now: float,
+        largest_lost_sent_time: float,
+        lost_bytes: int,
+        bytes_in_flight: int,
+    ) -> None:
+        """React to loss (or ECN-CE) found in one detection pass (RFC 9002 §7.3.2).
+
+        Ignored when ``largest_lost_sent_time`` is not after the start of the
+        current recovery period, so one window of losses reduces only once.
+        """
+
+    def on_persistent_congestion(self, *, now: float) -> None:
+        """Collapse to the minimum window (RFC 9002 §7.6.2).
+
+        Call after ``on_congestion_event`` for the same detection pass.
+        """
+
+    def on_packets_discarded(self, *, discarded_bytes: int) -> None:
+        """Note that a key discard removed in-flight bytes (RFC 9002 §6.4); usually a no-op."""
+
+
+class CongestionControllerFactory(Protocol):
+    """A callable (usually the controller class) that builds a controller."""
+
+    def __call__(self, *, max_datagram_size: int) -> CongestionController:
+        """Build a controller for a sender using ``max_datagram_size``-byte datagrams."""
+        ...
+
+
+CONGESTION_CONTROLLERS: dict[str, CongestionControllerFactory] = {}
+"""Registered controllers by name, e.g. ``"newreno"`` and ``"cubic"``."""
+
+
+def register_congestion_controller(name: str, factory: CongestionControllerFactory) -> None:
+    """Register ``factory`` (usually a class) under ``name``.
+
+    Raises:
+        ValueError: if ``name`` is already registered to a different factory.
+    """
+    existing = CONGESTION_CONTROLLERS.get(name)
+    if existing is not None and existing is not factory:
+        raise ValueError(f"congestion controller {name!r} is already registered")
+    CONGESTION_CONTROLLERS[name] = factory
+
+
+def create_congestion_controller(name: str, *, max_datagram_size: int) -> CongestionController:
+    """Build the controller registered as ``name``.
+
+    Args:
+        name: A key of :data:`CONGESTION_CONTROLLERS`, e.g. ``"newreno"`` or ``"cubic"``.
+        max_datagram_size: The sender's maximum datagram size in bytes.
+
+    Raises:
+        ValueError: if ``name`` is unknown; the message lists the known names.
+    """
+    try:
+        factory = CONGESTION_CONTROLLERS[name]
+    except KeyError:
+        known = ", ".join(sorted(CONGESTION_CONTROLLERS))
+        raise ValueError(
+            f"unknown congestion controller {name!r}; known: {known}"
+        ) from None
+    return factory(max_datagram_size=max_datagram_size)

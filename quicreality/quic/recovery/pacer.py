@@ -1,0 +1,110 @@
+"""A token-bucket pacer (RFC 9002 §7.7).
+
+The rate is ``N * congestion_window / smoothed_rtt`` with ``N = 1.25`` so that
+the window can still be filled within an RTT despite timer and scheduling
+delays. The bucket holds at most a burst of about the initial window (never
+more than the congestion window, never less than the minimum window), so an
+idle sender does not accumulate unbounded credit.
+
+Credit is counted in bytes. A full-sized datagram may be sent once the bucket
+holds ``max_datagram_size`` bytes; until :meth:`Pacer.update_rate` has been
+called the pacer does not delay anything.
+"""
+
+from __future__ import annotations
+
+from .congestion.base import K_INITIAL_WINDOW_PACKETS, K_MINIMUM_WINDOW_PACKETS
+
+__all__ = ["K_PACING_GAIN", "Pacer"]
+
+K_PACING_GAIN = 1.25
+"""``N`` in ``rate = N * congestion_window / smoothed_rtt`` (RFC 9002 §7.7)."""
+
+K_PACER_BURST_PACKETS = K_INITIAL_WINDOW_PACKETS
+"""Bucket size in datagrams: a burst no larger than the initial window (RFC 9002 §7.7)."""
+
+_CREDIT_TOLERANCE = 1.0
+"""Bytes of float rounding forgiven when comparing credit to a datagram size."""
+
+
+class Pacer:
+    """Token-bucket pacer; see the module docstring.
+
+    Attributes:
+        rate: Pacing rate in bytes per second; 0.0 until the first ``update_rate``.
+        capacity: Bucket size in bytes.
+        credit: Bytes that may be sent without waiting, as of ``last_update``.
+        last_update: Time ``credit`` was last brought up to date, or ``None``.
+    """
+
+    __slots__ = ("rate", "capacity", "credit", "last_update", "_max_datagram_size")
+
+    def __init__(self, *, max_datagram_size: int) -> None:
+        """Create a pacer with a full bucket and no rate yet.
+
+        Args:
+            max_datagram_size: The sender's maximum datagram size in bytes.
+        """
+        self._max_datagram_size = max_datagram_size
+        self.rate: float = 0.0
+        self.capacity: float = float(K_PACER_BURST_PACKETS * max_datagram_size)
+        self.credit: float = self.capacity
+        self.last_update: float | None = None
+
+    def update_rate(self, *, congestion_window: int, smoothed_rtt: float) -> None:
+        """Set the rate to ``1.25 * congestion_window / smoothed_rtt`` (RFC 9002 §7.7).
+
+        Call whenever the congestion window or smoothed RTT changes (e.g. after
+        each ACK frame). A non-positive ``smoothed_rtt`` disables pacing.
+        """
+        mds = self._max_datagram_size
+        self.rate = (
+            K_PACING_GAIN * congestion_window / smoothed_rtt if smoothed_rtt > 0.0 else 0.0
+        )
+        capacity = K_PACER_BURST_PACKETS * mds
+        if congestion_window < capacity:
+            capacity = congestion_window
+        floor = K_MINIMUM_WINDOW_PACKETS * mds
+        if capacity < floor:
+            capacity = floor
+        self.capacity = float(capacity)
+        if self.credit > capacity:
+            self.credit = float(capacity)
+
+    def next_send_time(self, now: float) -> float | None:
+        """Return when the next full-sized datagram may be sent, or ``None`` for now.
+
+        The returned time is never earlier than ``now``. Does not change state.
+        """
+        rate = self.rate
+        if rate <= 0.0:
+            return None
+        credit = self.credit
+        last = self.last_update
+        if last is not None and now > last:
+            credit += (now - last) * rate
+        needed = self._max_datagram_size
+        if credit >= needed - _CREDIT_TOLERANCE:
+            return None
+        return now + (needed - credit) / rate
+
+    def on_packet_sent(self, *, now: float, sent_bytes: int) -> None:
+        """Spend ``sent_bytes`` of credit for a packet sent at ``now``.
+
+        Credit may go negative (a packet sent regardless of the pacer, e.g. a
+        probe) and is then repaid before the next paced send, but the debt is
+        bounded by one bucket.
+        """
+        credit = self.credit
+        last = self.last_update
+        if last is not None and now > last:
+            credit += (now - last) * self.rate
+        capacity = self.capacity
+        if credit > capacity:
+            credit = capacity
+        credit -= sent_bytes
+        if credit < -capacity:
+            credit = -capacity
+        self.credit = credit
+        if last is None or now > last:
+            self.last_update = now
