@@ -57,6 +57,7 @@ __all__ = [
     "HOSTS",
     "LINK_IF",
     "NEED_CORE_MEM_MAX",
+    "OWNER_DIR",
     "PREFIX",
     "TARGET_IF",
     "Topology",
@@ -81,6 +82,8 @@ ADDRESSES: dict[str, str] = {
     "target": "10.99.3.2",
 }
 NEED_CORE_MEM_MAX = 16 * 1024 * 1024
+#: Owner markers ``qr-<id>.owner`` (pid of the process that built the run).
+OWNER_DIR = "/run/quicreality"
 TXQUEUELEN = 10000
 _TCP_MEM = {"net.ipv4.tcp_rmem": "4096 131072 33554432", "net.ipv4.tcp_wmem": "4096 16384 33554432"}
 
@@ -269,6 +272,9 @@ class Topology:
         for h in HOSTS:
             if any(line.split()[0] == self.ns(h) for line in existing.splitlines() if line.strip()):
                 raise TopologyError(f"namespace {self.ns(h)} already exists (run id reused?)")
+        os.makedirs(OWNER_DIR, exist_ok=True)
+        with open(self._owner_path, "w") as f:
+            f.write(str(os.getpid()))
         self.sysctls = _raise_core_mem()
         for h in HOSTS:
             _run(["ip", "netns", "add", self.ns(h)])
@@ -332,6 +338,10 @@ class Topology:
             raise TopologyError(f"emulator did not start (exit {rc}): {' | '.join(msg)}")
 
     @property
+    def _owner_path(self) -> str:
+        return os.path.join(OWNER_DIR, f"{self.tag}.owner")
+
+    @property
     def emulator_pid(self) -> int | None:
         """PID of the emulator process (userspace backend), or None."""
         return self._emulator.pid if self._emulator is not None else None
@@ -382,6 +392,8 @@ class Topology:
                 errors.append(str(e))
         if errors:
             raise TopologyError("teardown: " + "; ".join(errors))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._owner_path)
 
 
 def _readline_with_timeout(p: subprocess.Popen[str], timeout: float) -> str:

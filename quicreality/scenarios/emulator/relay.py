@@ -5,7 +5,7 @@ Theory of operation
 The topology creates a persistent TUN device (``ip tuntap add mode tun``)
 named ``ifname`` in the client namespace and one in the server namespace and
 configures their addresses.  This process enters each namespace with
-``setns(2)`` (through ctypes and ``/run/netns/NAME``), attaches to the TUN
+``setns(2)`` (:func:`..nsutil.in_netns`), attaches to the TUN
 (``TUNSETIFF``), and returns to its own namespace; the file descriptors keep
 working.  It then loops:
 
@@ -41,17 +41,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Link, load_link, link_to_dict
+from ..nsutil import in_netns
 from .core import DirectionCore
 
-__all__ = ["EmulatorConfig", "attach_tun", "run_emulator", "setns_by_name"]
+__all__ = ["EmulatorConfig", "attach_tun", "main", "run_emulator"]
 
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
-_CLONE_NEWNET = 0x40000000
 _PR_SET_TIMERSLACK = 29
 _PR_SET_PDEATHSIG = 1
-_NETNS_DIR = "/run/netns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,44 +101,20 @@ class EmulatorConfig:
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def setns_by_name(name: str | None) -> None:
-    """Move the calling thread into netns ``name`` (None: back to PID 1's netns)."""
-    path = f"/proc/1/ns/net" if name is None else os.path.join(_NETNS_DIR, name)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, _CLONE_NEWNET) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, f"setns({path}): {os.strerror(e)}")
-    finally:
-        os.close(fd)
-
-
-def _setns_fd(fd: int) -> None:
-    if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
-
-
 def attach_tun(netns: str, ifname: str) -> int:
     """Open TUN ``ifname`` inside ``netns`` and return a non-blocking fd.
 
-    The calling thread returns to its original namespace afterwards.
+    The calling thread returns to its original namespace afterwards; the fd
+    keeps working there.
     """
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        setns_by_name(netns)
+    with in_netns(netns):
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                ifr = struct.pack("16sH22x", ifname.encode(), _IFF_TUN | _IFF_NO_PI)
-                fcntl.ioctl(fd, _TUNSETIFF, ifr)
-            except OSError:
-                os.close(fd)
-                raise
-        finally:
-            _setns_fd(own)
-    finally:
-        os.close(own)
+            ifr = struct.pack("16sH22x", ifname.encode(), _IFF_TUN | _IFF_NO_PI)
+            fcntl.ioctl(fd, _TUNSETIFF, ifr)
+        except OSError:
+            os.close(fd)
+            raise
     return fd
 
 
