@@ -231,6 +231,24 @@ def test_corruption_dropped_by_kernel_or_delivered_with_fixed_checksum() -> None
             assert bad == 0
 
 
+def test_duplicate_and_blackhole() -> None:
+    imp = Impairment(duplicate=0.2, blackhole=Blackhole(on_s=0.4, off_s=0.3))
+    link = Link(to_server=imp, to_client=Impairment())
+    with Topology.create(new_run_id(), link, seed=5) as topo:
+        topo.rearm()
+        got = udp_exchange(topo, 1000, 0.001, settle_s=0.1)
+    stats = topo.emulator_stats
+    assert stats is not None
+    dups = len(got.seqs) - len(set(got.seqs))
+    missing = set(range(1000)) - set(got.seqs)
+    print(f"duplicates {dups} (emulator {stats['to_server']['duplicated']}), "
+          f"blackholed {len(missing)} (~300 expected) seq {min(missing)}..{max(missing)}")
+    assert dups == stats["to_server"]["duplicated"] > 0
+    assert stats["to_server"]["dropped"]["blackhole"] == len(missing)
+    assert 250 <= len(missing) <= 330
+    assert min(missing) >= 370 and max(missing) <= 730
+
+
 # --------------------------------------------------------------------------- cleanup
 
 
