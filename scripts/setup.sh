@@ -259,7 +259,7 @@ check gtlsserver bash -c '[[ -x /usr/sbin/gtlsserver ]] && echo /usr/sbin/gtlsse
 check qrgo "$QRGO_BIN" -h
 check iperf3 iperf3 --version
 check tcpdump tcpdump --version
-check tshark tshark --version
+check tshark bash -c 'tshark --version 2>/dev/null | grep -m1 TShark'
 check editcap editcap --version
 if [[ ${QR_SETUP_SKIP_PIP:-0} != 1 ]]; then
   check aioquic "$PYTHON" -c 'import aioquic, sys; assert aioquic.__version__ == "1.7.2", aioquic.__version__; print("aioquic", aioquic.__version__, sys.executable)'

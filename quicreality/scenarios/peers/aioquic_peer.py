@@ -1,0 +1,72 @@
+"""aioquic 1.7.2 (PyPI) through interop/aioquic/h3server.py and h3client.py, run by this Python.
+
+Server: ``python h3server.py --host H --port P --certificate C --private-key K --www DIR
+[--qlog-dir D] [--keylog F] [--cipher-suites NAME] [--retry]``; prints
+``{"event": "listening", "addr": ...}`` once bound; serves ``/bytes/N`` like qrgo.
+Client: ``python h3client.py [--insecure | --ca CA] -o DIR [--qlog-dir D] [--keylog F]
+[--cipher-suites NAME] [--timeout S] URL...``; one JSON line per URL.
+qlog: ``<ODCID>.qlog``, one JSON document (qlog 0.3) per connection, written when it ends.
+"""
+
+from __future__ import annotations
+
+from . import paths
+from .base import (
+    Command,
+    DownloadRequest,
+    PeerSpec,
+    ServeRequest,
+    TransferResult,
+    canonical_cipher,
+    results_from_json_lines,
+)
+
+
+def _common(qlog_dir, keylog, cipher) -> list[str]:  # type: ignore[no-untyped-def]
+    argv: list[str] = []
+    if qlog_dir is not None:
+        argv += ["--qlog-dir", str(qlog_dir)]
+    if keylog is not None:
+        argv += ["--keylog", str(keylog)]
+    if cipher:
+        argv += ["--cipher-suites", canonical_cipher(cipher)]
+    return argv
+
+
+def serve(req: ServeRequest) -> Command:
+    """aioquic HTTP/3 file server."""
+    argv = [str(paths.python()), str(paths.aioquic_script("h3server.py")),
+            "--host", req.host, "--port", str(req.port), "--certificate", str(req.cert),
+            "--private-key", str(req.key), "--www", str(req.www),
+            *_common(req.qlog_dir, req.keylog, req.cipher)]
+    if req.retry:
+        argv.append("--retry")
+    return Command(argv=tuple(argv))
+
+
+def download(req: DownloadRequest) -> Command:
+    """aioquic HTTP/3 download client."""
+    argv = [str(paths.python()), str(paths.aioquic_script("h3client.py")),
+            "-o", str(req.out_dir), "--timeout", f"{req.timeout:g}",
+            *_common(req.qlog_dir, req.keylog, req.cipher)]
+    if req.insecure:
+        argv.append("--insecure")
+    elif req.ca is not None:
+        argv += ["--ca", str(req.ca)]
+    argv += list(req.urls)
+    return Command(argv=tuple(argv))
+
+
+def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult]:
+    """The client's JSON lines."""
+    return results_from_json_lines(stdout, req)
+
+
+SPEC = PeerSpec(
+    name="aioquic",
+    description="aioquic 1.7.2 (PyPI) via interop/aioquic",
+    serve=serve,
+    download=download,
+    parse=parse,
+    qlog_format="JSON qlog 0.3 (.qlog)",
+)

@@ -1,0 +1,111 @@
+"""Our own stack's CLI (``python -m quicreality``), driven like any other peer.
+
+Server: ``python -m quicreality server --listen HOST:PORT --cert C --key K --www DIR
+[--qlog-dir D] [--retry]``.
+Client: ``python -m quicreality client URL... -o DIR [--insecure | --ca CA] [--qlog-dir D]``.
+Key log through ``SSLKEYLOGFILE``. The client prints one summary line per URL whose format is
+not fixed yet: :func:`parse` takes JSON lines if there are any, else ``key=value`` /
+``key: value`` pairs on a line naming the URL, and fills sizes from the files. Correctness
+must come from the files' sha256, not from these lines.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import paths
+from .base import (
+    Command,
+    DownloadRequest,
+    PeerSpec,
+    ServeRequest,
+    TransferResult,
+    Unsupported,
+    expected_files,
+    json_lines,
+    results_from_json_lines,
+)
+
+_FIELD_RE = re.compile(r"\b(status|bytes|secs|proto|error)\s*[=:]\s*(\"[^\"]*\"|\S+)")
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve(req: ServeRequest) -> Command:
+    """Our HTTP/3 server."""
+    if req.cipher:
+        raise Unsupported("python -m quicreality server has no cipher option yet")
+    argv = [str(paths.python()), "-m", "quicreality", "server",
+            "--listen", _hostport(req.host, req.port), "--cert", str(req.cert),
+            "--key", str(req.key), "--www", str(req.www)]
+    if req.qlog_dir is not None:
+        argv += ["--qlog-dir", str(req.qlog_dir)]
+    if req.retry:
+        argv.append("--retry")
+    env = {"SSLKEYLOGFILE": str(req.keylog)} if req.keylog is not None else {}
+    return Command(argv=tuple(argv), env=env, cwd=paths.REPO_ROOT,
+                   make_dirs=(req.qlog_dir,) if req.qlog_dir else ())
+
+
+def download(req: DownloadRequest) -> Command:
+    """Our HTTP/3 client."""
+    if req.cipher:
+        raise Unsupported("python -m quicreality client has no cipher option yet")
+    argv = [str(paths.python()), "-m", "quicreality", "client", *req.urls, "-o", str(req.out_dir)]
+    if req.insecure:
+        argv.append("--insecure")
+    elif req.ca is not None:
+        argv += ["--ca", str(req.ca)]
+    if req.qlog_dir is not None:
+        argv += ["--qlog-dir", str(req.qlog_dir)]
+    env = {"SSLKEYLOGFILE": str(req.keylog)} if req.keylog is not None else {}
+    dirs = (req.out_dir, req.qlog_dir) if req.qlog_dir else (req.out_dir,)
+    return Command(argv=tuple(argv), env=env, cwd=paths.REPO_ROOT, make_dirs=dirs)
+
+
+def _num(value: str | None, kind: type) -> Any:
+    if value is None:
+        return None
+    try:
+        return kind(value.strip('"').rstrip("s,;") if kind is float else value.strip('",;'))
+    except ValueError:
+        return None
+
+
+def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult]:
+    """Lenient: JSON lines, else ``key=value`` fields on the line that names each URL."""
+    if any("url" in o for o in json_lines(stdout)):
+        results = results_from_json_lines(stdout, req)
+    else:
+        lines = stdout.splitlines()
+        results = []
+        for url, path in zip(req.urls, expected_files(req)):
+            line = next((ln for ln in lines if url in ln), "")
+            fields = {k: v for k, v in _FIELD_RE.findall(line)}
+            results.append(TransferResult(
+                url=url, status=_num(fields.get("status"), int), bytes=_num(fields.get("bytes"), int),
+                secs=_num(fields.get("secs"), float), proto=fields.get("proto"), file=path,
+                error=fields.get("error", "").strip('"') or (None if line else "no output"),
+                raw={"line": line}))
+    out = []
+    for r in results:  # sizes from the files when the line did not say
+        if r.bytes is None and r.file is not None and r.file.exists():
+            r = TransferResult(url=r.url, status=r.status, bytes=r.file.stat().st_size,
+                               secs=r.secs, proto=r.proto, file=r.file,
+                               error=None if r.error == "no output" else r.error, raw=r.raw)
+        out.append(r)
+    return out
+
+
+SPEC = PeerSpec(
+    name="ours",
+    description="quicreality's own QUIC/TLS/HTTP/3 stack (python -m quicreality)",
+    serve=serve,
+    download=download,
+    parse=parse,
+    qlog_format="JSON-SEQ qlog 0.3 (.sqlog)",
+    ciphers=False,
+)

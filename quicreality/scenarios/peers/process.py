@@ -1,0 +1,206 @@
+"""Start peer processes from :class:`~.base.Command` values, wait for them, always clean up.
+
+* Processes run in their own session (process group), stdin from /dev/null, stdout/stderr to
+  files in a log directory (no pipe can fill up and stall a peer).
+* :meth:`PeerProcess.wait_udp_ready` waits until a process of the group has bound the UDP port
+  (read from ``/proc``), failing early with the peer's stderr tail if it exits first.
+* :meth:`PeerProcess.stop` sends SIGTERM to the group (peers flush qlog on it), then SIGKILL.
+  ``with PeerProcess(...) as p:`` stops it however the block ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from .base import Command
+
+
+class PeerFailed(RuntimeError):
+    """A peer exited, or did not get ready / finish in time."""
+
+
+def _udp_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    return inodes
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:  # fields: state ppid pgrp ...
+            pids.append(int(entry))
+    return pids
+
+
+def group_has_udp_port(pgid: int, port: int) -> bool:
+    """True if a process of group ``pgid`` holds a UDP socket bound to ``port``."""
+    inodes = _udp_inodes(port)
+    if not inodes:
+        return False
+    want = {f"socket:[{i}]" for i in inodes}
+    for pid in _group_pids(pgid):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in want:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A process that ran to its end."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    secs: float
+    stdout_path: Path
+    stderr_path: Path
+
+
+class PeerProcess:
+    """One peer process with logs in ``log_dir/<name>.{stdout,stderr}``."""
+
+    def __init__(self, cmd: Command, *, name: str, log_dir: str | os.PathLike[str]) -> None:
+        self.cmd = cmd
+        self.name = name
+        self.log_dir = Path(log_dir)
+        self.stdout_path = self.log_dir / f"{name}.stdout"
+        self.stderr_path = self.log_dir / f"{name}.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> PeerProcess:
+        """Create the command's dirs and start it."""
+        if self.proc is not None:
+            raise RuntimeError(f"{self.name} already started")
+        self.cmd.prepare()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.started_at = time.monotonic()
+            self.proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                list(self.cmd.argv), env=self.cmd.full_env(), cwd=self.cmd.cwd,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        return self
+
+    @property
+    def pid(self) -> int:
+        """Process id (also the process group id)."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} not started")
+        return self.proc.pid
+
+    def running(self) -> bool:
+        """Started and not yet exited."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stdout(self) -> str:
+        """What it wrote to stdout so far."""
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+    def stderr(self) -> str:
+        """What it wrote to stderr so far."""
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def describe(self, tail: int = 25) -> str:
+        """argv, exit status and the last lines of stderr/stdout, for error messages."""
+        rc = None if self.proc is None else self.proc.poll()
+
+        def last(text: str) -> str:
+            return "\n".join(text.splitlines()[-tail:])
+
+        return (f"{self.name}: argv={list(self.cmd.argv)} env+={dict(self.cmd.env)} rc={rc}\n"
+                f"--- stderr tail ---\n{last(self.stderr())}\n"
+                f"--- stdout tail ---\n{last(self.stdout())}")
+
+    def wait_udp_ready(self, port: int, timeout: float = 15.0) -> None:
+        """Wait until this process (group) has bound UDP ``port``; raise :class:`PeerFailed`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                raise PeerFailed(f"{self.name} exited before binding UDP {port}\n{self.describe()}")
+            if group_has_udp_port(self.pid, port):
+                return
+            if time.monotonic() > deadline:
+                raise PeerFailed(f"{self.name} did not bind UDP {port} within {timeout}s\n"
+                                 f"{self.describe()}")
+            time.sleep(0.02)
+
+    def wait(self, timeout: float) -> Finished:
+        """Wait for the exit; on timeout stop it and raise :class:`PeerFailed`."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} not started")
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise PeerFailed(f"{self.name} still running after {timeout}s\n{self.describe()}")
+        return Finished(rc, self.stdout(), self.stderr(), time.monotonic() - self.started_at,
+                        self.stdout_path, self.stderr_path)
+
+    def stop(self, grace: float = 3.0) -> int | None:
+        """SIGTERM the process group, SIGKILL after ``grace`` s; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        # leftovers of the group (children that outlived the leader)
+        self._signal_group(signal.SIGKILL)
+        return self.proc.returncode
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def __enter__(self) -> PeerProcess:
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def run(cmd: Command, *, name: str, log_dir: str | os.PathLike[str], timeout: float) -> Finished:
+    """Run ``cmd`` to completion (stopping it on timeout) and return what it did."""
+    with PeerProcess(cmd, name=name, log_dir=log_dir) as p:
+        return p.wait(timeout)
