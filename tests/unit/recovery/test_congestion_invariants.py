@@ -45,7 +45,7 @@ def test_window_never_below_minimum_and_ssthresh_consistent(
         now += dt
         before = cc.congestion_window
         if kind == "sent":
-            cc.on_packet_sent(now=now, sent_bytes=nbytes, bytes_in_flight=0 if flag else nbytes)
+            cc.on_packet_sent(now=now, sent_bytes=nbytes, bytes_in_flight=nbytes * (1 + flag))
         elif kind == "acked":
             cc.on_packets_acked(
                 now=now,

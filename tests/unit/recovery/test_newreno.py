@@ -7,6 +7,7 @@ import pytest
 from quicreality.quic.recovery.congestion import (
     CONGESTION_CONTROLLERS,
     CongestionController,
+    CubicCongestionController,
     NewRenoCongestionController,
     create_congestion_controller,
     initial_window,
@@ -42,16 +43,19 @@ def lose(cc: CongestionController, *, now: float, sent: float) -> None:
     )
 
 
-def test_registry_builds_newreno_by_name() -> None:
-    assert "newreno" in CONGESTION_CONTROLLERS
+def test_registry_builds_newreno_and_cubic_by_name() -> None:
+    assert {"newreno", "cubic"} <= set(CONGESTION_CONTROLLERS)
     assert isinstance(
         create_congestion_controller("newreno", max_datagram_size=MDS),
         NewRenoCongestionController,
     )
+    assert isinstance(
+        create_congestion_controller("cubic", max_datagram_size=MDS), CubicCongestionController
+    )
 
 
 def test_unknown_controller_name_raises_listing_known_names() -> None:
-    with pytest.raises(ValueError, match="bbr2.*newreno"):
+    with pytest.raises(ValueError, match="bbr2.*cubic.*newreno"):
         create_congestion_controller("bbr2", max_datagram_size=MDS)
 
 
@@ -179,7 +183,7 @@ def test_newreno_persistent_congestion_without_prior_event_still_sets_ssthresh()
 
 def test_newreno_discard_and_send_do_not_change_window() -> None:
     cc = NewRenoCongestionController(max_datagram_size=MDS)
-    cc.on_packet_sent(now=0.0, sent_bytes=1200, bytes_in_flight=0)
+    cc.on_packet_sent(now=0.0, sent_bytes=1200, bytes_in_flight=1200)
     cc.on_packets_discarded(discarded_bytes=1200)
     assert cc.congestion_window == 12000
     assert cc.ssthresh is None

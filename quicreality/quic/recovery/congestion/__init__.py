@@ -1,6 +1,6 @@
 """Congestion controllers behind the narrow interface in :mod:`.base`.
 
-Importing this package registers ``"newreno"`` in
+Importing this package registers ``"newreno"`` and ``"cubic"`` in
 :data:`CONGESTION_CONTROLLERS`; build one with :func:`create_congestion_controller`.
 """
 
@@ -16,6 +16,7 @@ from .base import (
     minimum_window,
     register_congestion_controller,
 )
+from .cubic import CubicCongestionController
 from .newreno import NewRenoCongestionController
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "K_MINIMUM_WINDOW_PACKETS",
     "CongestionController",
     "CongestionControllerFactory",
+    "CubicCongestionController",
     "NewRenoCongestionController",
     "create_congestion_controller",
     "initial_window",

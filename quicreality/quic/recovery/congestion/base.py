@@ -14,8 +14,8 @@ architecture notes record quiche's regret over a 40-method trait):
 * ``on_packets_discarded`` when a key discard drops bytes from flight.
 
 ``bytes_in_flight`` arguments are the caller's count: for ``on_packet_sent`` the
-value *before* this packet is added; for the other verbs the value *after* the
-acknowledged/lost/discarded bytes were removed. The controller never keeps its
+value *including* this packet; for the other verbs the value *after* the
+acknowledged/lost bytes were removed. The controller never keeps its
 own copy. The sender may send while ``bytes_in_flight < congestion_window``
 (RFC 9002 §7).
 
@@ -91,7 +91,7 @@ class CongestionController(Protocol):
     def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
         """Note an in-flight packet of ``sent_bytes`` sent at ``now``.
 
-        ``bytes_in_flight`` excludes this packet.
+        ``bytes_in_flight`` already includes this packet.
         """
 
     def on_packets_acked(

@@ -1,0 +1,266 @@
+"""CUBIC congestion control (RFC 9438) behind the RFC 9002 controller interface.
+
+Windows are tracked in bytes; the RFC's formulas in segments are scaled by
+``max_datagram_size`` (one segment = one maximum-size datagram). Slow start,
+recovery periods and persistent congestion follow RFC 9002 §7 as in
+:mod:`.newreno`; congestion avoidance follows the cubic window function
+(RFC 9438 §4.2) with the Reno-friendly region (§4.3), concave and convex
+regions (§4.4, §4.5), multiplicative decrease by ``beta_cubic`` (§4.6), fast
+convergence (§4.7) and the post-timeout epoch (§4.8). The congestion
+avoidance epoch restarts after an application-limited ACK and is shifted past
+idle periods (nothing in flight), so that ``t`` excludes them (RFC 9438 §4.2,
+§5.8).
+
+Not implemented: HyStart++ (RFC 9406) and spurious-loss undo (RFC 9438 §4.9).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..rtt import RttEstimator
+from .base import initial_window, minimum_window, register_congestion_controller
+
+__all__ = [
+    "CUBIC_ALPHA",
+    "CUBIC_BETA",
+    "CUBIC_C",
+    "CubicCongestionController",
+    "cubic_k",
+    "w_cubic",
+]
+
+CUBIC_C = 0.4
+"""Cubic scaling constant C in segments/second^3 (RFC 9438 §5.1)."""
+
+CUBIC_BETA = 0.7
+"""Multiplicative decrease factor beta_cubic (RFC 9438 §4.6, §5.1)."""
+
+CUBIC_ALPHA = 3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)
+"""Reno-friendly additive increase alpha_cubic, about 0.53 (RFC 9438 §4.3)."""
+
+_FAST_CONVERGENCE_FACTOR = (1.0 + CUBIC_BETA) / 2.0
+"""W_max is further reduced to cwnd * (1 + beta_cubic) / 2 (RFC 9438 §4.7)."""
+
+_NEG_INF = float("-inf")
+
+
+def cubic_k(w_max: float, cwnd_epoch: float) -> float:
+    """Return K in seconds: ``cbrt((W_max - cwnd_epoch) / C)`` (RFC 9438 §4.2, Figure 2).
+
+    Args:
+        w_max: W_max in segments.
+        cwnd_epoch: Congestion window at the start of the epoch, in segments.
+    """
+    return math.cbrt((w_max - cwnd_epoch) / CUBIC_C)
+
+
+def w_cubic(t: float, *, k: float, w_max: float) -> float:
+    """Return ``W_cubic(t) = C * (t - K)^3 + W_max`` in segments (RFC 9438 §4.2, Figure 1).
+
+    Args:
+        t: Seconds since the start of the congestion avoidance epoch.
+        k: K from :func:`cubic_k`.
+        w_max: W_max in segments.
+    """
+    d = t - k
+    return CUBIC_C * d * d * d + w_max
+
+
+class CubicCongestionController:
+    """RFC 9438 CUBIC; see :class:`.base.CongestionController`.
+
+    Attributes:
+        congestion_window: Bytes allowed in flight (``int(cwnd)``).
+        ssthresh: Slow start threshold in bytes, ``None`` while infinite.
+        recovery_start_time: Start of the current recovery period (RFC 9002
+            Appendix B.2); ``-inf`` when none.
+        w_max: W_max in bytes (RFC 9438 §4.1.2); 0.0 before the first
+            congestion event and after persistent congestion.
+        cwnd_prior: cwnd in bytes just before the last reduction (RFC 9438 §4.1.2).
+        k: K in seconds for the current epoch.
+        epoch_start: t_epoch, or ``None`` when no congestion avoidance epoch is
+            running (it starts on the next ACK in congestion avoidance).
+        w_est: W_est in bytes, the Reno-friendly estimate (RFC 9438 §4.3).
+        fast_convergence: Whether RFC 9438 §4.7 fast convergence is applied.
+    """
+
+    __slots__ = (
+        "congestion_window",
+        "ssthresh",
+        "recovery_start_time",
+        "w_max",
+        "cwnd_prior",
+        "k",
+        "epoch_start",
+        "w_est",
+        "fast_convergence",
+        "_cwnd",
+        "_max_datagram_size",
+        "_minimum_window",
+        "_idle_since",
+    )
+
+    def __init__(self, *, max_datagram_size: int, fast_convergence: bool = True) -> None:
+        """Start in slow start with the initial window (RFC 9002 §7.2, RFC 9438 §4.10).
+
+        Args:
+            max_datagram_size: The sender's maximum datagram size in bytes.
+            fast_convergence: Apply RFC 9438 §4.7 (recommended unless the flow
+                is known to be alone on its bottleneck).
+        """
+        self._max_datagram_size = max_datagram_size
+        self._minimum_window = minimum_window(max_datagram_size)
+        cwnd = initial_window(max_datagram_size)
+        self._cwnd: float = float(cwnd)
+        self.congestion_window: int = cwnd
+        self.ssthresh: int | None = None
+        self.recovery_start_time: float = _NEG_INF
+        self.w_max: float = 0.0
+        self.cwnd_prior: float = 0.0
+        self.k: float = 0.0
+        self.epoch_start: float | None = None
+        self.w_est: float = 0.0
+        self.fast_convergence = fast_convergence
+        self._idle_since: float | None = None
+
+    def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
+        """Shift the epoch past an idle period when sending resumes (RFC 9438 §4.2, §5.8)."""
+        idle_since = self._idle_since
+        if idle_since is not None:
+            self._idle_since = None
+            if self.epoch_start is not None and now > idle_since:
+                self.epoch_start += now - idle_since
+
+    def on_packets_acked(
+        self,
+        *,
+        now: float,
+        acked_bytes: int,
+        largest_acked_sent_time: float,
+        rtt: RttEstimator,
+        bytes_in_flight: int,
+        app_limited: bool,
+    ) -> None:
+        """Grow the window for one ACK frame (RFC 9438 §4.2-§4.5, §4.10; RFC 9002 §7.8)."""
+        if bytes_in_flight <= 0 and self._idle_since is None:
+            self._idle_since = now
+        # No growth for packets sent before recovery started (RFC 9002 §7.3.2).
+        if largest_acked_sent_time <= self.recovery_start_time:
+            return
+        if app_limited:
+            # RFC 9002 §7.8 / RFC 9438 §4.2: no growth, and t must exclude
+            # this period: the epoch restarts from the current window.
+            self.epoch_start = None
+            return
+        cwnd = self._cwnd
+        ssthresh = self.ssthresh
+        if ssthresh is None or cwnd < ssthresh:
+            # Slow start (RFC 9438 §4.10, RFC 9002 §7.3.1).
+            if ssthresh is None or cwnd + acked_bytes <= ssthresh:
+                self._cwnd = cwnd = cwnd + acked_bytes
+                self.congestion_window = int(cwnd)
+                return
+            acked_bytes -= int(ssthresh - cwnd)
+            cwnd = float(ssthresh)
+
+        mds = self._max_datagram_size
+        epoch_start = self.epoch_start
+        if epoch_start is None:
+            # A new congestion avoidance stage (RFC 9438 §4.2, §4.3, §4.8).
+            epoch_start = self.epoch_start = now
+            self.w_est = cwnd
+            if cwnd >= self.w_max:
+                # After a timeout or an app-limited restart above W_max: K = 0
+                # and W_max = cwnd_epoch (RFC 9438 §4.8).
+                self.w_max = cwnd
+                self.k = 0.0
+            else:
+                self.k = math.cbrt((self.w_max - cwnd) / mds / CUBIC_C)
+
+        # Reno-friendly estimate (RFC 9438 §4.3, Figure 4), ABC in bytes:
+        # W_est += alpha * segments_acked / cwnd  (in segments).
+        w_est = self.w_est
+        alpha = 1.0 if w_est >= self.cwnd_prior else CUBIC_ALPHA
+        w_est += alpha * acked_bytes * mds / cwnd
+        self.w_est = w_est
+
+        w_max = self.w_max
+        k = self.k
+        t = now - epoch_start
+        scale = CUBIC_C * mds
+        d = t - k
+        cubic_now = scale * d * d * d + w_max
+        if cubic_now < w_est:
+            # Reno-friendly region (RFC 9438 §4.3).
+            if w_est > cwnd:
+                cwnd = w_est
+        else:
+            # Concave (cwnd < W_max) or convex region (RFC 9438 §4.4, §4.5):
+            # cwnd += (target - cwnd) / cwnd per segment acknowledged, with
+            # target = W_cubic(t + RTT) clamped to [cwnd, 1.5 * cwnd] (§4.2).
+            d += rtt.smoothed_rtt
+            target = scale * d * d * d + w_max
+            if target > 1.5 * cwnd:
+                target = 1.5 * cwnd
+            if target > cwnd:
+                cwnd += (target - cwnd) * acked_bytes / cwnd
+        self._cwnd = cwnd
+        self.congestion_window = int(cwnd)
+
+    def on_congestion_event(
+        self,
+        *,
+        now: float,
+        largest_lost_sent_time: float,
+        lost_bytes: int,
+        bytes_in_flight: int,
+    ) -> None:
+        """Reduce by beta_cubic once per recovery period (RFC 9438 §4.6, §4.7)."""
+        if bytes_in_flight <= 0 and self._idle_since is None:
+            self._idle_since = now
+        if largest_lost_sent_time <= self.recovery_start_time:
+            return
+        self.recovery_start_time = now
+        cwnd = self._cwnd
+        # Fast convergence (RFC 9438 §4.7): a lower saturation point than last
+        # time releases bandwidth by lowering W_max further.
+        if self.fast_convergence and cwnd < self.w_max:
+            self.w_max = cwnd * _FAST_CONVERGENCE_FACTOR
+        else:
+            self.w_max = cwnd
+        self.cwnd_prior = cwnd
+        # ssthresh = cwnd * beta_cubic, at least the minimum window (RFC 9438
+        # §4.6 with cwnd standing in for flight_size; growth is already gated
+        # on app_limited as RFC 9438 §4.6 requires for QUIC).
+        reduced = cwnd * CUBIC_BETA
+        if reduced < self._minimum_window:
+            reduced = float(self._minimum_window)
+        self._cwnd = reduced
+        self.congestion_window = int(reduced)
+        self.ssthresh = int(reduced)
+        self.epoch_start = None
+
+    def on_persistent_congestion(self, *, now: float) -> None:
+        """Collapse to the minimum window, as after a timeout (RFC 9438 §4.8, RFC 9002 §7.6.2).
+
+        The next congestion avoidance stage starts with K = 0 and W_max equal
+        to its starting window (RFC 9438 §4.8). As in :mod:`.newreno`, the
+        recovery period restarts at ``now`` rather than being reset.
+        """
+        if self.ssthresh is None:
+            # Only reached if the caller skipped on_congestion_event.
+            self.cwnd_prior = self._cwnd
+            self.ssthresh = max(int(self._cwnd * CUBIC_BETA), self._minimum_window)
+        minimum = self._minimum_window
+        self._cwnd = float(minimum)
+        self.congestion_window = minimum
+        self.recovery_start_time = now
+        self.w_max = 0.0
+        self.epoch_start = None
+
+    def on_packets_discarded(self, *, discarded_bytes: int) -> None:
+        """No-op: CUBIC keeps no per-packet state (RFC 9002 §6.4)."""
+
+
+register_congestion_controller("cubic", CubicCongestionController)
