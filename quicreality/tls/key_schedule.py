@@ -1,0 +1,157 @@
+"""TLS 1.3 key schedule and transcript (RFC 8446 §7.1, §4.4.1), SHA-256 and SHA-384.
+
+Without PSK the schedule is::
+
+    early     = HKDF-Extract(0, 0)
+    handshake = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE)
+    master    = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)
+
+``Derive-Secret(S, L, M) = HKDF-Expand-Label(S, L, Transcript-Hash(M), Hash.length)``; with no messages
+the context is ``Hash("")``, not the empty string (a bug the Rust prototype hit, see the roadmap).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from .hkdf import SUITE_HASH, hash_len, hkdf_expand_label, hkdf_extract
+from .messages import HandshakeType
+
+#: NSS key log labels (https://firefox-source-docs.mozilla.org/security/nss/legacy/key_log_format/).
+CLIENT_HANDSHAKE_TRAFFIC_SECRET = "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+SERVER_HANDSHAKE_TRAFFIC_SECRET = "SERVER_HANDSHAKE_TRAFFIC_SECRET"
+CLIENT_TRAFFIC_SECRET_0 = "CLIENT_TRAFFIC_SECRET_0"
+SERVER_TRAFFIC_SECRET_0 = "SERVER_TRAFFIC_SECRET_0"
+EXPORTER_SECRET = "EXPORTER_SECRET"
+
+#: Derive-Secret labels (RFC 8446 §7.1).
+LABEL_DERIVED = b"derived"
+LABEL_C_HS_TRAFFIC = b"c hs traffic"
+LABEL_S_HS_TRAFFIC = b"s hs traffic"
+LABEL_C_AP_TRAFFIC = b"c ap traffic"
+LABEL_S_AP_TRAFFIC = b"s ap traffic"
+LABEL_EXP_MASTER = b"exp master"
+LABEL_RES_MASTER = b"res master"
+#: finished_key label (RFC 8446 §4.4.4).
+LABEL_FINISHED = b"finished"
+
+
+def hash_name_for_suite(cipher_suite: int) -> str:
+    """hashlib name of the suite's hash (RFC 8446 §B.4)."""
+    return SUITE_HASH[cipher_suite]
+
+
+def empty_hash(hash_name: str) -> bytes:
+    """``Hash("")``, the context of Derive-Secret over no messages."""
+    return hashlib.new(hash_name).digest()
+
+
+def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: bytes) -> bytes:
+    """Derive-Secret with the transcript hash already computed (RFC 8446 §7.1)."""
+    return hkdf_expand_label(hash_name, secret, label, transcript_hash, hash_len(hash_name))
+
+
+def finished_key(hash_name: str, base_key: bytes) -> bytes:
+    """``finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length)`` (RFC 8446 §4.4.4)."""
+    return hkdf_expand_label(hash_name, base_key, LABEL_FINISHED, b"", hash_len(hash_name))
+
+
+def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
+    """``verify_data = HMAC(finished_key, Transcript-Hash(...))`` (RFC 8446 §4.4.4)."""
+    return hmac.new(finished_key(hash_name, base_key), transcript_hash, hash_name).digest()
+
+
+def message_hash(hash_name: str, client_hello1: bytes) -> bytes:
+    """The synthetic ``message_hash`` message that replaces ClientHello1 after a HelloRetryRequest.
+
+    ``message_hash (254) || 00 00 Hash.length || Hash(ClientHello1)`` (RFC 8446 §4.4.1).
+    """
+    digest = hashlib.new(hash_name, client_hello1).digest()
+    return bytes([HandshakeType.MESSAGE_HASH, 0, 0, len(digest)]) + digest
+
+
+class Transcript:
+    """The handshake transcript (RFC 8446 §4.4.1).
+
+    Bytes are kept until the hash is known (the cipher suite arrives with the ServerHello or
+    HelloRetryRequest); :meth:`restart_after_hello_retry` applies the message_hash substitution.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+
+    def add(self, message: bytes) -> None:
+        """Append one complete handshake message (header included)."""
+        self._data += message
+
+    def restart_after_hello_retry(self, hash_name: str) -> None:
+        """Replace the ClientHello1 collected so far by its message_hash (RFC 8446 §4.4.1)."""
+        self._data = bytearray(message_hash(hash_name, bytes(self._data)))
+
+    def digest(self, hash_name: str) -> bytes:
+        """Transcript-Hash of everything added so far."""
+        return hashlib.new(hash_name, self._data).digest()
+
+    @property
+    def data(self) -> bytes:
+        """The concatenated messages (for tests and debugging)."""
+        return bytes(self._data)
+
+
+class KeySchedule:
+    """One connection's secrets for a given cipher suite (RFC 8446 §7.1), PSK-less.
+
+    Call :meth:`handshake` with the (EC)DHE shared secret and the CH..SH transcript hash,
+    then :meth:`application` with the CH..server Finished transcript hash.
+    """
+
+    def __init__(self, cipher_suite: int) -> None:
+        self.cipher_suite = cipher_suite
+        self.hash_name = hash_name_for_suite(cipher_suite)
+        self.hash_len = hash_len(self.hash_name)
+        zeros = bytes(self.hash_len)
+        #: Early Secret = HKDF-Extract(0, 0) (no PSK).
+        self.early_secret = hkdf_extract(self.hash_name, zeros, zeros)
+        self.handshake_secret = b""
+        self.master_secret = b""
+        self.client_handshake_traffic_secret = b""
+        self.server_handshake_traffic_secret = b""
+        self.client_application_traffic_secret = b""
+        self.server_application_traffic_secret = b""
+        self.exporter_master_secret = b""
+
+    def _derived(self, secret: bytes) -> bytes:
+        return derive_secret(self.hash_name, secret, LABEL_DERIVED, empty_hash(self.hash_name))
+
+    def handshake(self, shared_secret: bytes, hello_hash: bytes) -> None:
+        """Extract the Handshake Secret and derive both handshake traffic secrets."""
+        self.handshake_secret = hkdf_extract(
+            self.hash_name, self._derived(self.early_secret), shared_secret
+        )
+        self.client_handshake_traffic_secret = derive_secret(
+            self.hash_name, self.handshake_secret, LABEL_C_HS_TRAFFIC, hello_hash
+        )
+        self.server_handshake_traffic_secret = derive_secret(
+            self.hash_name, self.handshake_secret, LABEL_S_HS_TRAFFIC, hello_hash
+        )
+
+    def application(self, server_finished_hash: bytes) -> None:
+        """Extract the Master Secret and derive the application and exporter secrets."""
+        self.master_secret = hkdf_extract(
+            self.hash_name, self._derived(self.handshake_secret), bytes(self.hash_len)
+        )
+        for attr, label in (
+            ("client_application_traffic_secret", LABEL_C_AP_TRAFFIC),
+            ("server_application_traffic_secret", LABEL_S_AP_TRAFFIC),
+            ("exporter_master_secret", LABEL_EXP_MASTER),
+        ):
+            setattr(
+                self, attr, derive_secret(self.hash_name, self.master_secret, label, server_finished_hash)
+            )
+
+    def verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
+        """Finished verify_data for ``base_key`` (a handshake traffic secret)."""
+        return finished_verify_data(self.hash_name, base_key, transcript_hash)
