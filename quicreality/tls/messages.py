@@ -550,14 +550,14 @@ def pull_server_hello(buf: Buffer) -> ServerHello:
 
 
 def encode_server_hello(hello: ServerHello) -> bytes:
-    """Serialize a ServerHello/HelloRetryRequest (order: supported_versions, key_share, cookie)."""
+    """Serialize a ServerHello/HelloRetryRequest (order: key_share, supported_versions, cookie, as RFC 8448)."""
     exts: list[tuple[int, bytes]] = []
-    if hello.supported_version is not None:
-        exts.append((ExtensionType.SUPPORTED_VERSIONS, hello.supported_version.to_bytes(2, "big")))
     if hello.selected_group is not None:
         exts.append((ExtensionType.KEY_SHARE, hello.selected_group.to_bytes(2, "big")))
     elif hello.key_share is not None:
         exts.append((ExtensionType.KEY_SHARE, _encode_key_share_entry(hello.key_share)))
+    if hello.supported_version is not None:
+        exts.append((ExtensionType.SUPPORTED_VERSIONS, hello.supported_version.to_bytes(2, "big")))
     if hello.cookie is not None:
         exts.append((ExtensionType.COOKIE, _vec(hello.cookie, 2)))
     exts.extend(hello.other_extensions)
