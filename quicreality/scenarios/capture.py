@@ -236,7 +236,8 @@ class Capture:
 
 
 def start_capture(exec_prefix: Sequence[str], iface: str, out_path: str,
-                  bpf_filter: str | None = None, *, ready_timeout: float = 5.0) -> Capture:
+                  bpf_filter: str | None = None, *, ready_timeout: float = 5.0,
+                  start_grace_s: float = 0.2) -> Capture:
     """Start tcpdump (inside a namespace via ``exec_prefix``) and wait until it listens.
 
     Args:
@@ -244,6 +245,7 @@ def start_capture(exec_prefix: Sequence[str], iface: str, out_path: str,
         iface: Interface (``qrlink``).
         out_path: pcap to write.
         bpf_filter: Optional capture filter.
+        start_grace_s: Extra wait after "listening on" before returning.
 
     Raises:
         RuntimeError: If tcpdump exits or does not report "listening" in time.
@@ -263,6 +265,7 @@ def start_capture(exec_prefix: Sequence[str], iface: str, out_path: str,
             break
         seen += line
         if "listening on" in line:
+            time.sleep(start_grace_s)  # seen once: 2 first packets missed right after "listening"
             return Capture(argv=argv, out_path=out_path, proc=proc)
     if proc.poll() is None:
         proc.kill()
