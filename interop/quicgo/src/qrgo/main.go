@@ -160,7 +160,38 @@ func parseCiphers(s string) []uint16 {
 
 // ---- server -------------------------------------------------------------------------------------------------
 
-type handler struct{ files http.Handler }
+type handler struct{ www string }
+
+// serveFile serves www/<path> (a directory means its index.html). Unlike http.FileServer it
+// never redirects (FileServer answers /index.html with a 301 to ./).
+func (h handler) serveFile(w http.ResponseWriter, r *http.Request) {
+	if h.www == "" {
+		http.NotFound(w, r)
+		return
+	}
+	full := filepath.Join(h.www, filepath.FromSlash(path.Clean("/"+r.URL.Path)))
+	f, err := os.Open(full)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err == nil && st.IsDir() {
+		f.Close()
+		if f, err = os.Open(filepath.Join(full, "index.html")); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer f.Close()
+		st, err = f.Stat()
+	}
+	if err != nil || !st.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
+}
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/bytes/") {
@@ -190,7 +221,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	h.files.ServeHTTP(w, r)
+	h.serveFile(w, r)
 }
 
 func runServer(addr, certFile, keyFile, www, qlogDir, keylog, ciphers string, retry bool) {
@@ -211,10 +242,6 @@ func runServer(addr, certFile, keyFile, www, qlogDir, keylog, ciphers string, re
 	if retry {
 		quicConf.RequireAddressValidation = func(net.Addr) bool { return true }
 	}
-	var files http.Handler = http.NotFoundHandler()
-	if www != "" {
-		files = http.FileServer(http.Dir(www))
-	}
 	udpAddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		fatalf("resolve %s: %v", addr, err)
@@ -223,7 +250,7 @@ func runServer(addr, certFile, keyFile, www, qlogDir, keylog, ciphers string, re
 	if err != nil {
 		fatalf("listen %s: %v", addr, err)
 	}
-	srv := &http3.Server{TLSConfig: tlsConf, QuicConfig: quicConf, Handler: handler{files: files}}
+	srv := &http3.Server{TLSConfig: tlsConf, QuicConfig: quicConf, Handler: handler{www: www}}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The project's test command (README; CI runs it through .ci/run).
+#
+#   scripts/test.sh [extra pytest args...]
+#
+# 1. scripts/setup.sh (idempotent; ~1 s when everything is installed; QR_SKIP_SETUP=1 skips it)
+# 2. pytest in phases, each only on the dirs that exist:
+#      unit+sim       tests/unit tests/sim            (fast, no sockets)
+#      aio            tests/aio                       (asyncio on loopback)
+#      interop+lab    tests/interop tests/lab         (real peers, netns; needs root)
+#    A phase whose dirs hold no test files yet is reported as "no tests yet" and passes; a phase
+#    with test files where pytest collects nothing (exit 5) fails.
+# Every phase runs even if an earlier one failed; the exit status is non-zero if any failed.
+# The last line is a summary "summary: N passed, N failed, N skipped".
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+PYTHON=${PYTHON:-python3}
+T0=$SECONDS
+
+if [[ ${QR_SKIP_SETUP:-0} != 1 ]]; then
+  echo "== setup: scripts/setup.sh"
+  if ! PYTHON="$PYTHON" bash "$ROOT/scripts/setup.sh"; then
+    echo "test.sh: setup failed" >&2
+    echo "summary: 0 passed, 1 failed"
+    exit 1
+  fi
+fi
+PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
+
+TOTAL_PASSED=0 TOTAL_FAILED=0 TOTAL_SKIPPED=0
+STATUS=0
+REPORT=()
+LOG=$(mktemp /tmp/qr-test-log.XXXXXX)
+trap 'rm -f "$LOG"' EXIT
+
+count() { # pattern in the last pytest summary line -> number
+  local line n
+  line=$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran|deselected).* in [0-9.]+s' "$LOG" | tail -n1)
+  n=$(printf '%s' "$line" | grep -oE "[0-9]+ $1" | head -n1 | cut -d' ' -f1)
+  echo "${n:-0}"
+}
+
+phase() { # name, needs_root(0|1), dirs...
+  local name=$1 needs_root=$2
+  shift 2
+  local dirs=() d
+  for d in "$@"; do [[ -d $d ]] && dirs+=("$d"); done
+  local ntests=0
+  if [[ ${#dirs[@]} -gt 0 ]]; then
+    ntests=$(find "${dirs[@]}" -name '__pycache__' -prune -o -type f \
+      \( -name 'test_*.py' -o -name '*_test.py' \) -print | wc -l)
+  fi
+  if [[ $ntests -eq 0 ]]; then
+    echo "== $name: no test files yet in $* (ok)"
+    REPORT+=("$name: no tests yet")
+    return
+  fi
+  if [[ $needs_root == 1 && $(id -u) -ne 0 ]]; then
+    echo "== $name: needs root (network namespaces, tcpdump): FAILED" >&2
+    REPORT+=("$name: FAILED (not root)")
+    TOTAL_FAILED=$((TOTAL_FAILED + 1))
+    STATUS=1
+    return
+  fi
+  echo "== $name: $PYTHON -m pytest ${dirs[*]} ($ntests test files)"
+  local t=$SECONDS rc
+  "$PYTHON" -m pytest -q -rfEs "${dirs[@]}" "${EXTRA[@]}" 2>&1 | tee "$LOG"
+  rc=${PIPESTATUS[0]}
+  local p f e s
+  p=$(count passed) f=$(count failed) e=$(count error) s=$(count skipped)
+  TOTAL_PASSED=$((TOTAL_PASSED + p))
+  TOTAL_FAILED=$((TOTAL_FAILED + f + e))
+  TOTAL_SKIPPED=$((TOTAL_SKIPPED + s))
+  case $rc in
+    0) REPORT+=("$name: ok ($p passed, $s skipped, $((SECONDS - t))s)") ;;
+    5) REPORT+=("$name: FAILED (pytest collected no tests from $ntests test files)")
+       TOTAL_FAILED=$((TOTAL_FAILED + 1)); STATUS=1 ;;
+    *) REPORT+=("$name: FAILED (pytest exit $rc: $p passed, $f failed, $e errors, $((SECONDS - t))s)")
+       [[ $((f + e)) -eq 0 ]] && TOTAL_FAILED=$((TOTAL_FAILED + 1))
+       STATUS=1 ;;
+  esac
+}
+
+EXTRA=("$@")
+phase "unit+sim" 0 tests/unit tests/sim
+phase "aio" 0 tests/aio
+phase "interop+lab" 1 tests/interop tests/lab
+
+echo
+echo "== test.sh report ($((SECONDS - T0))s)"
+for line in "${REPORT[@]}"; do echo "   $line"; done
+echo "summary: $TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
+exit $STATUS

@@ -1,0 +1,8 @@
+"""Fixtures for interop tests (real peers on loopback): see quicreality.scenarios.peers.testing.
+
+pki, www, udp_port, peer_harness. Tests that drive our own stack against the peers reuse them:
+
+    def test_ours_vs_ngtcp2(peer_harness, pki, www, udp_port): ...
+"""
+
+from quicreality.scenarios.peers.testing import *  # noqa: F401,F403 - pytest fixtures
