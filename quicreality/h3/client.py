@@ -135,7 +135,9 @@ class H3Client:
         if isinstance(quic_event, ConnectionTerminated) or self._h3.closed:
             reason = "connection closed"
             if isinstance(quic_event, ConnectionTerminated):
-                reason = f"connection closed ({quic_event.error_code:#x}: {quic_event.reason_phrase})"
+                reason = (
+                    f"connection closed ({quic_event.error_code:#x}: {quic_event.reason_phrase})"
+                )
             self._fail_pending(lambda _sid: True, reason)
         return events
 

@@ -25,9 +25,6 @@ which the connection ignores further input. Local misuse raises
 
 from __future__ import annotations
 
-from enum import IntEnum
-from typing import Protocol
-
 import pylsqpack
 
 from quicreality.h3.events import (
@@ -39,6 +36,7 @@ from quicreality.h3.events import (
     SettingsReceived,
     StreamResetReceived,
 )
+from quicreality.h3.fields import valid_field_section
 from quicreality.h3.frames import (
     RESERVED_HTTP2_FRAME_TYPES,
     FrameType,
@@ -53,6 +51,17 @@ from quicreality.h3.frames import (
     parse_frame_payload,
     peek_uint_var,
 )
+from quicreality.h3.streams import (
+    CRITICAL_KINDS,
+    DATA_FRAME,
+    NO_FRAME,
+    MessageState,
+    QuicTransport,
+    RecvStream,
+    StreamKind,
+    is_client_initiated,
+    is_unidirectional,
+)
 from quicreality.quic.errors import LocalProtocolError
 from quicreality.quic.events import (
     ConnectionTerminated,
@@ -62,6 +71,8 @@ from quicreality.quic.events import (
 )
 from quicreality.wire.buffer import encode_uint_var
 
+__all__ = ["H3Connection", "QuicTransport"]
+
 #: Largest non-DATA frame we buffer (HEADERS, SETTINGS, ...); larger is H3_EXCESSIVE_LOAD.
 MAX_BUFFERED_FRAME_SIZE = 1 << 20
 #: Defaults we advertise for our QPACK decoder (RFC 9204 §5).
@@ -69,101 +80,6 @@ DEFAULT_MAX_TABLE_CAPACITY = 4096
 DEFAULT_BLOCKED_STREAMS = 16
 #: DATA payloads up to this size are sent in one write together with their frame header.
 _COALESCE_LIMIT = 2048
-
-
-class QuicTransport(Protocol):
-    """The part of :class:`~quicreality.quic.connection.QuicConnection` HTTP/3 uses."""
-
-    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
-        """Return the next stream ID we may open."""
-        ...
-
-    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """Queue ``data`` on a stream."""
-        ...
-
-    def stream_send_buffered(self, stream_id: int) -> int:
-        """Bytes queued on a stream but not yet acknowledged."""
-        ...
-
-    def reset_stream(self, stream_id: int, error_code: int) -> None:
-        """Abandon the send side of a stream (RESET_STREAM)."""
-        ...
-
-    def stop_stream(self, stream_id: int, error_code: int) -> None:
-        """Ask the peer to stop sending on a stream (STOP_SENDING)."""
-        ...
-
-    def close(self, error_code: int = 0, frame_type: int | None = None, reason_phrase: str = "") -> None:
-        """Close the connection (CONNECTION_CLOSE)."""
-        ...
-
-
-class _Kind(IntEnum):
-    """What a receiving stream carries."""
-
-    REQUEST = 0
-    UNI_UNKNOWN = 1  # unidirectional, stream type not read yet
-    CONTROL = 2
-    QPACK_ENCODER = 3
-    QPACK_DECODER = 4
-    DISCARD = 5  # unknown uni type, rejected request, or failed stream: input ignored
-
-
-class _Msg(IntEnum):
-    """Position in the HTTP message on a request stream (RFC 9114 §4.1)."""
-
-    EXPECT_HEADERS = 0
-    BODY = 1  # after the head: DATA or trailers
-    TRAILERS_DONE = 2
-
-
-_NO_FRAME = -1
-_DATA = 0  # FrameType.DATA as a plain int for the hot path
-_CRITICAL = (_Kind.CONTROL, _Kind.QPACK_ENCODER, _Kind.QPACK_DECODER)
-
-
-class _RecvStream:
-    """Receive-side parsing state for one stream."""
-
-    __slots__ = (
-        "stream_id",
-        "kind",
-        "msg",
-        "frame_type",
-        "remaining",
-        "skip",
-        "partial",
-        "payload",
-        "blocked",
-        "parked",
-        "parked_fin",
-        "ended",
-        "settings_seen",
-    )
-
-    def __init__(self, stream_id: int, kind: _Kind):
-        self.stream_id = stream_id
-        self.kind = kind
-        self.msg = _Msg.EXPECT_HEADERS
-        self.frame_type = _NO_FRAME  # frame whose payload is being read
-        self.remaining = 0  # payload bytes of that frame still to come
-        self.skip = False  # payload of an unknown frame: drop it
-        self.partial = b""  # incomplete varint prefix (stream type or frame header)
-        self.payload = bytearray()  # collected payload of a non-DATA frame
-        self.blocked = False  # a HEADERS frame waits for QPACK encoder-stream data
-        self.parked = bytearray()  # bytes received while blocked
-        self.parked_fin = False
-        self.ended = False
-        self.settings_seen = False  # control stream only
-
-
-def _is_client_initiated(stream_id: int) -> bool:
-    return stream_id & 1 == 0
-
-
-def _is_unidirectional(stream_id: int) -> bool:
-    return stream_id & 2 == 2
 
 
 def _mark_ended(events: list[H3Event], start: int, stream_id: int) -> None:
@@ -204,9 +120,9 @@ class H3Connection:
         self._closed = False
         self._decoder = pylsqpack.Decoder(max_table_capacity, blocked_streams)
         self._encoder = pylsqpack.Encoder()
-        self._streams: dict[int, _RecvStream] = {}
-        self._send_state: dict[int, _Msg] = {}  # request streams: what we have sent
-        self._peer_streams: dict[_Kind, int] = {}  # critical peer uni streams by kind
+        self._streams: dict[int, RecvStream] = {}
+        self._send_state: dict[int, MessageState] = {}  # request streams: what we have sent
+        self._peer_streams: dict[StreamKind, int] = {}  # critical peer uni streams by kind
         self._peer_settings: dict[int, int] | None = None
         self._goaway_received: int | None = None
         self._goaway_sent: int | None = None
@@ -266,7 +182,7 @@ class H3Connection:
             LocalProtocolError: the stream is not a request stream or its send side has ended.
         """
         state = self._check_send(stream_id)
-        if state == _Msg.TRAILERS_DONE:
+        if state == MessageState.TRAILERS_DONE:
             raise LocalProtocolError(f"stream {stream_id}: already ended")
         encoder_data, block = self._encoder.encode(stream_id, headers)
         if encoder_data:
@@ -274,7 +190,13 @@ class H3Connection:
         self._quic.send_stream_data(
             stream_id, frame_header(FrameType.HEADERS, len(block)) + block, end_stream
         )
-        self._advance_send(stream_id, _Msg.BODY if state == _Msg.EXPECT_HEADERS else _Msg.TRAILERS_DONE, end_stream)
+        self._advance_send(
+            stream_id,
+            MessageState.BODY
+            if state == MessageState.EXPECT_HEADERS
+            else MessageState.TRAILERS_DONE,
+            end_stream,
+        )
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Send ``data`` in one DATA frame (an empty ``data`` with ``end_stream`` sends only the FIN).
@@ -283,8 +205,10 @@ class H3Connection:
             LocalProtocolError: no HEADERS sent yet on the stream, or its send side has ended.
         """
         state = self._send_state.get(stream_id)
-        if state != _Msg.BODY:
-            raise LocalProtocolError(f"stream {stream_id}: DATA needs HEADERS first and an open stream")
+        if state != MessageState.BODY:
+            raise LocalProtocolError(
+                f"stream {stream_id}: DATA needs HEADERS first and an open stream"
+            )
         length = len(data)
         send = self._quic.send_stream_data
         if length == 0:
@@ -296,7 +220,7 @@ class H3Connection:
             send(stream_id, b"\x00" + encode_uint_var(length), False)
             send(stream_id, data, end_stream)
         if end_stream:
-            self._advance_send(stream_id, _Msg.BODY, True)
+            self._advance_send(stream_id, MessageState.BODY, True)
 
     def send_goaway(self, stream_id: int | None = None) -> None:
         """Send GOAWAY on the control stream (RFC 9114 §5.2).
@@ -308,12 +232,13 @@ class H3Connection:
         """
         if stream_id is None:
             stream_id = (self._max_request_seen + 4) if not self._is_client else 0
-            if stream_id < 0:
-                stream_id = 0
+            stream_id = max(stream_id, 0)
         if not self._is_client and self._goaway_sent is not None:
             stream_id = min(stream_id, self._goaway_sent)
         self._goaway_sent = stream_id
-        self._quic.send_stream_data(self._control_stream_id, encode_h3_frame(GoawayFrame(stream_id)))
+        self._quic.send_stream_data(
+            self._control_stream_id, encode_h3_frame(GoawayFrame(stream_id))
+        )
 
     def handle_event(self, event: object) -> list[H3Event]:
         """Process one QUIC event and return the HTTP/3 events it produced.
@@ -330,7 +255,7 @@ class H3Connection:
             # fast path: a chunk entirely inside a DATA frame on a request stream
             if (
                 stream is not None
-                and stream.frame_type == _DATA
+                and stream.frame_type == DATA_FRAME
                 and stream.remaining > len(data)
                 and not event.end_stream
                 and not stream.blocked
@@ -348,8 +273,12 @@ class H3Connection:
             return self._receive_reset(event.stream_id, event.error_code)
         if isinstance(event, StopSendingReceived):
             if event.stream_id in self._send_state:
-                self._send_state[event.stream_id] = _Msg.TRAILERS_DONE
-            elif event.stream_id in (self._control_stream_id, self._encoder_stream_id, self._decoder_stream_id):
+                self._send_state[event.stream_id] = MessageState.TRAILERS_DONE
+            elif event.stream_id in (
+                self._control_stream_id,
+                self._encoder_stream_id,
+                self._decoder_stream_id,
+            ):
                 self._fail(H3ErrorCode.H3_CLOSED_CRITICAL_STREAM, "peer stopped a critical stream")
             return []
         if isinstance(event, ConnectionTerminated):
@@ -364,23 +293,27 @@ class H3Connection:
         self._quic.send_stream_data(stream_id, encode_uint_var(stream_type))
         return stream_id
 
-    def _check_send(self, stream_id: int) -> _Msg:
+    def _check_send(self, stream_id: int) -> MessageState:
         """Validate that we may send a message on ``stream_id``; return its send state."""
-        if _is_unidirectional(stream_id):
+        if is_unidirectional(stream_id):
             raise LocalProtocolError(f"stream {stream_id} is unidirectional")
-        if not _is_client_initiated(stream_id):
+        if not is_client_initiated(stream_id):
             raise LocalProtocolError("requests and responses use client-initiated streams")
-        return self._send_state.get(stream_id, _Msg.EXPECT_HEADERS)
+        return self._send_state.get(stream_id, MessageState.EXPECT_HEADERS)
 
-    def _advance_send(self, stream_id: int, state: _Msg, end_stream: bool) -> None:
+    def _advance_send(self, stream_id: int, state: MessageState, end_stream: bool) -> None:
         """Record what we sent; forget finished streams."""
         if end_stream:
-            if not self._is_client and stream_id not in self._streams and stream_id <= self._max_request_seen:
+            if (
+                not self._is_client
+                and stream_id not in self._streams
+                and stream_id <= self._max_request_seen
+            ):
                 # the request side is finished too: forget the stream
                 self._send_state.pop(stream_id, None)
             else:
                 # tombstone: later sends are rejected; dropped when the receive side finishes
-                self._send_state[stream_id] = _Msg.TRAILERS_DONE
+                self._send_state[stream_id] = MessageState.TRAILERS_DONE
         else:
             self._send_state[stream_id] = state
 
@@ -392,27 +325,27 @@ class H3Connection:
             self._closed = True
             self._quic.close(error_code=error_code, reason_phrase=reason)
 
-    def _stream_error(self, stream: _RecvStream, error_code: int) -> None:
+    def _stream_error(self, stream: RecvStream, error_code: int) -> None:
         """Abort one request stream in both directions (RFC 9114 §8)."""
         sid = stream.stream_id
-        stream.kind = _Kind.DISCARD
-        stream.frame_type = _NO_FRAME
+        stream.kind = StreamKind.DISCARD
+        stream.frame_type = NO_FRAME
         stream.blocked = False
         self._quic.stop_stream(sid, error_code)
-        if self._send_state.get(sid) != _Msg.TRAILERS_DONE:
+        if self._send_state.get(sid) != MessageState.TRAILERS_DONE:
             self._quic.reset_stream(sid, error_code)
-        self._send_state[sid] = _Msg.TRAILERS_DONE
+        self._send_state[sid] = MessageState.TRAILERS_DONE
 
-    def _new_stream(self, stream_id: int) -> _RecvStream:
+    def _new_stream(self, stream_id: int) -> RecvStream:
         """Create receive state for a stream the peer opened."""
-        if _is_unidirectional(stream_id):
-            stream = _RecvStream(stream_id, _Kind.UNI_UNKNOWN)
+        if is_unidirectional(stream_id):
+            stream = RecvStream(stream_id, StreamKind.UNI_UNKNOWN)
         else:
-            if self._is_client and not _is_client_initiated(stream_id):
+            if self._is_client and not is_client_initiated(stream_id):
                 raise H3ConnectionError(
                     H3ErrorCode.H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream"
                 )
-            stream = _RecvStream(stream_id, _Kind.REQUEST)
+            stream = RecvStream(stream_id, StreamKind.REQUEST)
             if not self._is_client:
                 self._max_request_seen = max(self._max_request_seen, stream_id)
                 if self._goaway_sent is not None and stream_id >= self._goaway_sent:
@@ -425,7 +358,7 @@ class H3Connection:
         stream = self._streams.get(sid)
         if stream is None:
             stream = self._new_stream(sid)
-        if stream.kind == _Kind.DISCARD:
+        if stream.kind == StreamKind.DISCARD:
             if fin:
                 del self._streams[sid]
             return
@@ -434,22 +367,24 @@ class H3Connection:
             stream.parked_fin = stream.parked_fin or fin
             return
         pos = 0
-        if stream.kind == _Kind.UNI_UNKNOWN:
+        if stream.kind == StreamKind.UNI_UNKNOWN:
             pos = self._read_stream_type(stream, data)
             if pos < 0:
                 if fin:
-                    stream.kind = _Kind.DISCARD
+                    stream.kind = StreamKind.DISCARD
                 return
-            if stream.kind == _Kind.DISCARD:
+            if stream.kind == StreamKind.DISCARD:
                 return
-        if stream.kind == _Kind.QPACK_ENCODER:
+        if stream.kind == StreamKind.QPACK_ENCODER:
             self._feed_encoder_stream(data[pos:] if pos else data, events)
-        elif stream.kind == _Kind.QPACK_DECODER:
+        elif stream.kind == StreamKind.QPACK_DECODER:
             if pos < len(data):
                 try:
                     self._encoder.feed_decoder(data[pos:] if pos else data)
                 except pylsqpack.DecoderStreamError as exc:
-                    raise H3ConnectionError(H3ErrorCode.QPACK_DECODER_STREAM_ERROR, str(exc)) from None
+                    raise H3ConnectionError(
+                        H3ErrorCode.QPACK_DECODER_STREAM_ERROR, str(exc)
+                    ) from None
         else:
             start = len(events)
             self._receive_frames(stream, data, pos, events)
@@ -461,7 +396,7 @@ class H3Connection:
         if fin:
             raise H3ConnectionError(H3ErrorCode.H3_CLOSED_CRITICAL_STREAM, "QPACK stream closed")
 
-    def _read_stream_type(self, stream: _RecvStream, data: bytes) -> int:
+    def _read_stream_type(self, stream: RecvStream, data: bytes) -> int:
         """Read the uni stream type; return the offset after it in ``data``, or -1 if incomplete."""
         prefix_len = len(stream.partial)
         head = stream.partial + data[:8] if prefix_len else data
@@ -483,10 +418,12 @@ class H3Connection:
             if self._is_client:
                 # we never send MAX_PUSH_ID, so every push ID exceeds the limit (RFC 9114 §4.6)
                 raise H3ConnectionError(H3ErrorCode.H3_ID_ERROR, "push stream without MAX_PUSH_ID")
-            raise H3ConnectionError(H3ErrorCode.H3_STREAM_CREATION_ERROR, "client opened a push stream")
+            raise H3ConnectionError(
+                H3ErrorCode.H3_STREAM_CREATION_ERROR, "client opened a push stream"
+            )
         else:
             # unknown or reserved type: ignore the stream (RFC 9114 §6.2)
-            stream.kind = _Kind.DISCARD
+            stream.kind = StreamKind.DISCARD
             self._quic.stop_stream(stream.stream_id, H3ErrorCode.H3_STREAM_CREATION_ERROR)
         return end - prefix_len
 
@@ -508,6 +445,10 @@ class H3Connection:
                 raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, str(exc)) from None
             stream.blocked = False
             self._on_headers_decoded(stream, decoder_data, headers, events)
+            if stream.kind == StreamKind.DISCARD:
+                if stream.parked_fin:
+                    self._streams.pop(sid, None)
+                continue
             parked, fin = bytes(stream.parked), stream.parked_fin
             stream.parked = bytearray()
             stream.parked_fin = False
@@ -518,22 +459,22 @@ class H3Connection:
             elif fin:
                 self._finish_stream(stream, events, start)
 
-    def _finish_stream(self, stream: _RecvStream, events: list[H3Event], start: int) -> None:
+    def _finish_stream(self, stream: RecvStream, events: list[H3Event], start: int) -> None:
         """Handle a FIN on a frame-carrying stream."""
-        if stream.kind in _CRITICAL:
+        if stream.kind in CRITICAL_KINDS:
             raise H3ConnectionError(H3ErrorCode.H3_CLOSED_CRITICAL_STREAM, "critical stream closed")
-        if stream.kind != _Kind.REQUEST:
+        if stream.kind != StreamKind.REQUEST:
             return
-        if stream.frame_type != _NO_FRAME or stream.partial:
+        if stream.frame_type != NO_FRAME or stream.partial:
             raise H3ConnectionError(H3ErrorCode.H3_FRAME_ERROR, "stream ended inside a frame")
         stream.ended = True
         del self._streams[stream.stream_id]
-        if stream.msg == _Msg.EXPECT_HEADERS:
+        if stream.msg == MessageState.EXPECT_HEADERS:
             # a request/response without a head is malformed (RFC 9114 §4.1.2)
             self._stream_error(stream, H3ErrorCode.H3_MESSAGE_ERROR)
             return
         _mark_ended(events, max(start, 0), stream.stream_id)
-        if self._send_state.get(stream.stream_id) == _Msg.TRAILERS_DONE:
+        if self._send_state.get(stream.stream_id) == MessageState.TRAILERS_DONE:
             del self._send_state[stream.stream_id]
 
     def _receive_reset(self, sid: int, error_code: int) -> list[H3Event]:
@@ -541,12 +482,12 @@ class H3Connection:
         stream = self._streams.pop(sid, None)
         if stream is None:
             return []
-        if stream.kind in _CRITICAL:
+        if stream.kind in CRITICAL_KINDS:
             self._fail(H3ErrorCode.H3_CLOSED_CRITICAL_STREAM, "critical stream reset")
             return []
-        if self._send_state.get(sid) == _Msg.TRAILERS_DONE:
+        if self._send_state.get(sid) == MessageState.TRAILERS_DONE:
             del self._send_state[sid]
-        if stream.kind == _Kind.REQUEST:
+        if stream.kind == StreamKind.REQUEST:
             if stream.blocked:
                 decoder_data = self._decoder.cancel_stream(sid)
                 if decoder_data:
@@ -554,22 +495,24 @@ class H3Connection:
             return [StreamResetReceived(sid, error_code)]
         return []
 
-    def _receive_frames(self, stream: _RecvStream, data: bytes, pos: int, events: list[H3Event]) -> None:
+    def _receive_frames(
+        self, stream: RecvStream, data: bytes, pos: int, events: list[H3Event]
+    ) -> None:
         """Incremental frame reader (RFC 9114 §7.1): consume ``data[pos:]`` for ``stream``."""
         end = len(data)
         sid = stream.stream_id
         while pos < end:
             frame_type = stream.frame_type
-            if frame_type == _DATA:
+            if frame_type == DATA_FRAME:
                 take = min(stream.remaining, end - pos)
                 chunk = data if (pos == 0 and take == end) else data[pos : pos + take]
                 pos += take
                 stream.remaining -= take
                 if stream.remaining == 0:
-                    stream.frame_type = _NO_FRAME
+                    stream.frame_type = NO_FRAME
                 events.append(DataReceived(sid, chunk, False))
                 continue
-            if frame_type != _NO_FRAME:
+            if frame_type != NO_FRAME:
                 take = min(stream.remaining, end - pos)
                 if not stream.skip:
                     stream.payload += data[pos : pos + take]
@@ -577,7 +520,7 @@ class H3Connection:
                 stream.remaining -= take
                 if stream.remaining == 0:
                     self._complete_frame(stream, events)
-                    if stream.kind == _Kind.DISCARD:
+                    if stream.kind == StreamKind.DISCARD:
                         return
                     if stream.blocked:
                         stream.parked += data[pos:]
@@ -598,30 +541,34 @@ class H3Connection:
             else:
                 pos = parsed_len[1]
             self._start_frame(stream, parsed_type[0], parsed_len[0])
-            if stream.remaining == 0 and stream.frame_type != _NO_FRAME:
-                if stream.frame_type == _DATA:
-                    stream.frame_type = _NO_FRAME  # empty DATA frame: nothing to report
+            if stream.remaining == 0 and stream.frame_type != NO_FRAME:
+                if stream.frame_type == DATA_FRAME:
+                    stream.frame_type = NO_FRAME  # empty DATA frame: nothing to report
                     continue
                 self._complete_frame(stream, events)
-                if stream.kind == _Kind.DISCARD:
+                if stream.kind == StreamKind.DISCARD:
                     return
                 if stream.blocked:
                     stream.parked += data[pos:]
                     return
 
-    def _start_frame(self, stream: _RecvStream, frame_type: int, length: int) -> None:
+    def _start_frame(self, stream: RecvStream, frame_type: int, length: int) -> None:
         """Check a frame header against the stream's state and prepare to read its payload."""
         kind = stream.kind
-        if kind == _Kind.REQUEST:
+        if kind == StreamKind.REQUEST:
             if frame_type == FrameType.DATA:
-                if stream.msg != _Msg.BODY:
+                if stream.msg != MessageState.BODY:
                     raise H3ConnectionError(
                         H3ErrorCode.H3_FRAME_UNEXPECTED,
-                        "DATA before HEADERS" if stream.msg == _Msg.EXPECT_HEADERS else "DATA after trailers",
+                        "DATA before HEADERS"
+                        if stream.msg == MessageState.EXPECT_HEADERS
+                        else "DATA after trailers",
                     )
             elif frame_type == FrameType.HEADERS:
-                if stream.msg == _Msg.TRAILERS_DONE:
-                    raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "HEADERS after trailers")
+                if stream.msg == MessageState.TRAILERS_DONE:
+                    raise H3ConnectionError(
+                        H3ErrorCode.H3_FRAME_UNEXPECTED, "HEADERS after trailers"
+                    )
             elif frame_type == FrameType.PUSH_PROMISE and self._is_client:
                 raise H3ConnectionError(H3ErrorCode.H3_ID_ERROR, "PUSH_PROMISE without MAX_PUSH_ID")
             elif frame_type in _REQUEST_FORBIDDEN:
@@ -630,7 +577,9 @@ class H3Connection:
                 )
         else:  # control stream
             if not stream.settings_seen and frame_type != FrameType.SETTINGS:
-                raise H3ConnectionError(H3ErrorCode.H3_MISSING_SETTINGS, "first control frame is not SETTINGS")
+                raise H3ConnectionError(
+                    H3ErrorCode.H3_MISSING_SETTINGS, "first control frame is not SETTINGS"
+                )
             if frame_type in _CONTROL_FORBIDDEN:
                 raise H3ConnectionError(
                     H3ErrorCode.H3_FRAME_UNEXPECTED, f"frame {frame_type:#x} on the control stream"
@@ -638,27 +587,31 @@ class H3Connection:
             if frame_type == FrameType.SETTINGS and stream.settings_seen:
                 raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "second SETTINGS")
             if frame_type == FrameType.MAX_PUSH_ID and self._is_client:
-                raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "MAX_PUSH_ID from a server")
+                raise H3ConnectionError(
+                    H3ErrorCode.H3_FRAME_UNEXPECTED, "MAX_PUSH_ID from a server"
+                )
         stream.frame_type = frame_type
         stream.remaining = length
         stream.skip = frame_type not in _KNOWN_FRAME_TYPES
         if not stream.skip and frame_type != FrameType.DATA and length > MAX_BUFFERED_FRAME_SIZE:
             raise H3ConnectionError(H3ErrorCode.H3_EXCESSIVE_LOAD, f"frame of {length} bytes")
 
-    def _complete_frame(self, stream: _RecvStream, events: list[H3Event]) -> None:
+    def _complete_frame(self, stream: RecvStream, events: list[H3Event]) -> None:
         """Dispatch a fully received non-DATA frame."""
         frame_type = stream.frame_type
-        stream.frame_type = _NO_FRAME
+        stream.frame_type = NO_FRAME
         if stream.skip:
             stream.skip = False
             return
         payload = bytes(stream.payload)
         stream.payload = bytearray()
-        if stream.kind == _Kind.REQUEST:
+        if stream.kind == StreamKind.REQUEST:
             if frame_type == FrameType.HEADERS:
                 self._decode_headers(stream, payload, events)
             elif frame_type == FrameType.PUSH_PROMISE:  # server side: clients must not send it
-                raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "PUSH_PROMISE from a client")
+                raise H3ConnectionError(
+                    H3ErrorCode.H3_FRAME_UNEXPECTED, "PUSH_PROMISE from a client"
+                )
             return
         frame = parse_frame_payload(frame_type, payload)
         if isinstance(frame, SettingsFrame):
@@ -672,7 +625,9 @@ class H3Connection:
         """Apply the peer's SETTINGS (RFC 9114 §7.2.4, RFC 9204 §5)."""
         for ident in (Setting.H3_DATAGRAM, Setting.ENABLE_CONNECT_PROTOCOL):
             if settings.get(ident, 0) not in (0, 1):
-                raise H3ConnectionError(H3ErrorCode.H3_SETTINGS_ERROR, f"setting {ident:#x} must be 0 or 1")
+                raise H3ConnectionError(
+                    H3ErrorCode.H3_SETTINGS_ERROR, f"setting {ident:#x} must be 0 or 1"
+                )
         self._peer_settings = settings
         encoder_data = self._encoder.apply_settings(
             settings.get(Setting.QPACK_MAX_TABLE_CAPACITY, 0),
@@ -691,7 +646,7 @@ class H3Connection:
         self._goaway_received = ident
         events.append(GoawayReceived(ident))
 
-    def _decode_headers(self, stream: _RecvStream, block: bytes, events: list[H3Event]) -> None:
+    def _decode_headers(self, stream: RecvStream, block: bytes, events: list[H3Event]) -> None:
         """QPACK-decode a field section; the stream blocks if it needs encoder-stream data."""
         try:
             decoder_data, headers = self._decoder.feed_header(stream.stream_id, block)
@@ -703,58 +658,32 @@ class H3Connection:
         self._on_headers_decoded(stream, decoder_data, headers, events)
 
     def _on_headers_decoded(
-        self, stream: _RecvStream, decoder_data: bytes, headers: Headers, events: list[H3Event]
+        self, stream: RecvStream, decoder_data: bytes, headers: Headers, events: list[H3Event]
     ) -> None:
         """Emit a decoded field section and advance the message state."""
         if decoder_data:
             self._quic.send_stream_data(self._decoder_stream_id, decoder_data)
-        is_trailers = stream.msg == _Msg.BODY
-        if not _valid_field_section(headers, is_request=not self._is_client, is_trailers=is_trailers):
+        is_trailers = stream.msg == MessageState.BODY
+        if not valid_field_section(
+            headers, is_request=not self._is_client, is_trailers=is_trailers
+        ):
             self._stream_error(stream, H3ErrorCode.H3_MESSAGE_ERROR)
             return
-        stream.msg = _Msg.TRAILERS_DONE if is_trailers else _Msg.BODY
+        stream.msg = MessageState.TRAILERS_DONE if is_trailers else MessageState.BODY
         events.append(HeadersReceived(stream.stream_id, headers, False))
 
 
-_UNI_KINDS: dict[int, _Kind] = {
-    StreamType.CONTROL: _Kind.CONTROL,
-    StreamType.QPACK_ENCODER: _Kind.QPACK_ENCODER,
-    StreamType.QPACK_DECODER: _Kind.QPACK_DECODER,
+_UNI_KINDS: dict[int, StreamKind] = {
+    StreamType.CONTROL: StreamKind.CONTROL,
+    StreamType.QPACK_ENCODER: StreamKind.QPACK_ENCODER,
+    StreamType.QPACK_DECODER: StreamKind.QPACK_DECODER,
 }
 _KNOWN_FRAME_TYPES = frozenset(int(t) for t in FrameType) | RESERVED_HTTP2_FRAME_TYPES
-_REQUEST_FORBIDDEN = frozenset(
-    {FrameType.SETTINGS, FrameType.GOAWAY, FrameType.MAX_PUSH_ID, FrameType.CANCEL_PUSH}
-) | RESERVED_HTTP2_FRAME_TYPES
-_CONTROL_FORBIDDEN = frozenset({FrameType.DATA, FrameType.HEADERS, FrameType.PUSH_PROMISE}) | RESERVED_HTTP2_FRAME_TYPES
-_REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
-
-
-def _valid_field_section(headers: Headers, *, is_request: bool, is_trailers: bool) -> bool:
-    """Minimal well-formedness check (RFC 9114 §4.1.2, §4.2, §4.3)."""
-    seen_regular = False
-    pseudo: set[bytes] = set()
-    for name, _value in headers:
-        if not name or name.lower() != name:
-            return False
-        if name[0:1] == b":":
-            if seen_regular or is_trailers or name in pseudo:
-                return False
-            if is_request and name not in _REQUEST_PSEUDO:
-                return False
-            if not is_request and name != b":status":
-                return False
-            pseudo.add(name)
-        else:
-            seen_regular = True
-            if name in (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"):
-                return False
-    if is_trailers:
-        return True
-    if is_request:
-        if b":method" not in pseudo:
-            return False
-        methods = [v for n, v in headers if n == b":method"]
-        if methods[0] != b"CONNECT" and not {b":scheme", b":path"} <= pseudo:
-            return False
-        return True
-    return b":status" in pseudo
+_REQUEST_FORBIDDEN = (
+    frozenset({FrameType.SETTINGS, FrameType.GOAWAY, FrameType.MAX_PUSH_ID, FrameType.CANCEL_PUSH})
+    | RESERVED_HTTP2_FRAME_TYPES
+)
+_CONTROL_FORBIDDEN = (
+    frozenset({FrameType.DATA, FrameType.HEADERS, FrameType.PUSH_PROMISE})
+    | RESERVED_HTTP2_FRAME_TYPES
+)

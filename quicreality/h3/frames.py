@@ -228,9 +228,13 @@ def parse_settings(payload: bytes) -> SettingsFrame:
         pos = value[1]
         setting_id = ident[0]
         if setting_id in seen:
-            raise H3ConnectionError(H3ErrorCode.H3_SETTINGS_ERROR, f"duplicate setting {setting_id:#x}")
+            raise H3ConnectionError(
+                H3ErrorCode.H3_SETTINGS_ERROR, f"duplicate setting {setting_id:#x}"
+            )
         if setting_id in RESERVED_HTTP2_SETTINGS:
-            raise H3ConnectionError(H3ErrorCode.H3_SETTINGS_ERROR, f"HTTP/2 setting {setting_id:#x}")
+            raise H3ConnectionError(
+                H3ErrorCode.H3_SETTINGS_ERROR, f"HTTP/2 setting {setting_id:#x}"
+            )
         seen.add(setting_id)
         pairs.append((setting_id, value[0]))
     return SettingsFrame(tuple(pairs))

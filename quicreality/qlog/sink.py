@@ -29,13 +29,23 @@ class QlogSink(Protocol):
         ...
 
     def packet_sent(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
     ) -> None:
         """A packet was sent. ``packet_type``: initial, handshake, 0RTT, 1RTT, retry, version_negotiation."""
         ...
 
     def packet_received(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
     ) -> None:
         """A packet was received and decrypted."""
         ...
@@ -60,7 +70,9 @@ class QlogSink(Protocol):
         """Recovery metrics (RTTs in seconds, sizes in bytes, pacing rate in bit/s)."""
         ...
 
-    def congestion_state_updated(self, now: float, old: str | None, new: str, trigger: str | None = None) -> None:
+    def congestion_state_updated(
+        self, now: float, old: str | None, new: str, trigger: str | None = None
+    ) -> None:
         """The congestion controller changed state (e.g. slow_start -> congestion_avoidance)."""
         ...
 
@@ -73,7 +85,13 @@ class QlogSink(Protocol):
         ...
 
     def connection_started(
-        self, now: float, src: Address | None, dst: Address | None, version: int, scid: bytes, dcid: bytes
+        self,
+        now: float,
+        src: Address | None,
+        dst: Address | None,
+        version: int,
+        scid: bytes,
+        dcid: bytes,
     ) -> None:
         """The connection started; ``src``/``scid`` are ours, ``dst``/``dcid`` the peer's."""
         ...
@@ -91,7 +109,9 @@ class QlogSink(Protocol):
         """The connection closed (``owner`` = who closed it)."""
         ...
 
-    def key_updated(self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None) -> None:
+    def key_updated(
+        self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None
+    ) -> None:
         """Keys installed or updated (key_type e.g. client_1rtt_secret; trigger tls/local_update/remote_update)."""
         ...
 
@@ -110,12 +130,22 @@ class NullSink:
     wants_frames = False
 
     def packet_sent(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
     ) -> None:
         """Drop."""
 
     def packet_received(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
     ) -> None:
         """Drop."""
 
@@ -137,7 +167,9 @@ class NullSink:
     ) -> None:
         """Drop."""
 
-    def congestion_state_updated(self, now: float, old: str | None, new: str, trigger: str | None = None) -> None:
+    def congestion_state_updated(
+        self, now: float, old: str | None, new: str, trigger: str | None = None
+    ) -> None:
         """Drop."""
 
     def parameters_set(self, now: float, owner: Owner, params: dict[str, Any]) -> None:
@@ -147,7 +179,13 @@ class NullSink:
         """Drop."""
 
     def connection_started(
-        self, now: float, src: Address | None, dst: Address | None, version: int, scid: bytes, dcid: bytes
+        self,
+        now: float,
+        src: Address | None,
+        dst: Address | None,
+        version: int,
+        scid: bytes,
+        dcid: bytes,
     ) -> None:
         """Drop."""
 
@@ -163,7 +201,9 @@ class NullSink:
     ) -> None:
         """Drop."""
 
-    def key_updated(self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None) -> None:
+    def key_updated(
+        self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None
+    ) -> None:
         """Drop."""
 
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
@@ -189,28 +229,58 @@ class RecordingSink(NullSink):
         return [args for name, _now, args in self.records if name == method]
 
     def packet_sent(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
-    ) -> None:
-        """Record."""
-        self._rec("packet_sent", now, packet_type=packet_type, packet_number=packet_number, length=length, frames=frames)
-
-    def packet_received(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
     ) -> None:
         """Record."""
         self._rec(
-            "packet_received", now, packet_type=packet_type, packet_number=packet_number, length=length, frames=frames
+            "packet_sent",
+            now,
+            packet_type=packet_type,
+            packet_number=packet_number,
+            length=length,
+            frames=frames,
+        )
+
+    def packet_received(
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
+    ) -> None:
+        """Record."""
+        self._rec(
+            "packet_received",
+            now,
+            packet_type=packet_type,
+            packet_number=packet_number,
+            length=length,
+            frames=frames,
         )
 
     def packet_lost(self, now: float, packet_type: str, packet_number: int, trigger: str) -> None:
         """Record."""
-        self._rec("packet_lost", now, packet_type=packet_type, packet_number=packet_number, trigger=trigger)
+        self._rec(
+            "packet_lost",
+            now,
+            packet_type=packet_type,
+            packet_number=packet_number,
+            trigger=trigger,
+        )
 
     def metrics_updated(self, now: float, **metrics: Any) -> None:  # type: ignore[override]
         """Record."""
         self._rec("metrics_updated", now, **metrics)
 
-    def congestion_state_updated(self, now: float, old: str | None, new: str, trigger: str | None = None) -> None:
+    def congestion_state_updated(
+        self, now: float, old: str | None, new: str, trigger: str | None = None
+    ) -> None:
         """Record."""
         self._rec("congestion_state_updated", now, old=old, new=new, trigger=trigger)
 
@@ -223,10 +293,18 @@ class RecordingSink(NullSink):
         self._rec("connection_state_updated", now, old=old, new=new)
 
     def connection_started(
-        self, now: float, src: Address | None, dst: Address | None, version: int, scid: bytes, dcid: bytes
+        self,
+        now: float,
+        src: Address | None,
+        dst: Address | None,
+        version: int,
+        scid: bytes,
+        dcid: bytes,
     ) -> None:
         """Record."""
-        self._rec("connection_started", now, src=src, dst=dst, version=version, scid=scid, dcid=dcid)
+        self._rec(
+            "connection_started", now, src=src, dst=dst, version=version, scid=scid, dcid=dcid
+        )
 
     def connection_closed(
         self,
@@ -240,11 +318,18 @@ class RecordingSink(NullSink):
     ) -> None:
         """Record."""
         self._rec(
-            "connection_closed", now, owner=owner, error_code=error_code, reason=reason,
-            is_application=is_application, trigger=trigger,
+            "connection_closed",
+            now,
+            owner=owner,
+            error_code=error_code,
+            reason=reason,
+            is_application=is_application,
+            trigger=trigger,
         )
 
-    def key_updated(self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None) -> None:
+    def key_updated(
+        self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None
+    ) -> None:
         """Record."""
         self._rec("key_updated", now, key_type=key_type, trigger=trigger, key_phase=key_phase)
 
@@ -258,7 +343,13 @@ class RecordingSink(NullSink):
 
 def stream_frame(stream_id: int, offset: int, length: int, fin: bool) -> FrameDict:
     """A STREAM frame."""
-    return {"frame_type": "stream", "stream_id": stream_id, "offset": offset, "length": length, "fin": fin}
+    return {
+        "frame_type": "stream",
+        "stream_id": stream_id,
+        "offset": offset,
+        "length": length,
+        "fin": fin,
+    }
 
 
 def crypto_frame(offset: int, length: int) -> FrameDict:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Self, TextIO
 
 from quicreality.qlog.sink import Address, FrameDict, Owner
 from quicreality.quic.errors import QuicErrorCode
@@ -46,9 +46,15 @@ _NAMES: dict[str, tuple[str, str]] = {
     "parameters_set": ("transport:parameters_set", "quic:parameters_set"),
     "metrics_updated": ("recovery:metrics_updated", "quic:recovery_metrics_updated"),
     "packet_lost": ("recovery:packet_lost", "quic:packet_lost"),
-    "congestion_state_updated": ("recovery:congestion_state_updated", "quic:congestion_state_updated"),
+    "congestion_state_updated": (
+        "recovery:congestion_state_updated",
+        "quic:congestion_state_updated",
+    ),
     "connection_started": ("connectivity:connection_started", "quic:connection_started"),
-    "connection_state_updated": ("connectivity:connection_state_updated", "quic:connection_state_updated"),
+    "connection_state_updated": (
+        "connectivity:connection_state_updated",
+        "quic:connection_state_updated",
+    ),
     "connection_closed": ("connectivity:connection_closed", "quic:connection_closed"),
     "key_updated": ("security:key_updated", "quic:key_updated"),
     "version_information": ("transport:version_information", "quic:version_information"),
@@ -194,7 +200,9 @@ class JsonSeqWriter:
             f.write(_RS + _encode(self._header(now)) + "\n")
         names = _NAMES.get(name)
         full = names[self._name_index] if names is not None else name
-        f.write(f'{_RS}{{"time":{round((now - t0) * 1000.0, 3)!r},"name":"{full}","data":{_encode(data)}}}\n')
+        f.write(
+            f'{_RS}{{"time":{round((now - t0) * 1000.0, 3)!r},"name":"{full}","data":{_encode(data)}}}\n'
+        )
 
     def close(self) -> None:
         """Flush and close the file (writes the header if no event came)."""
@@ -205,7 +213,7 @@ class JsonSeqWriter:
         self._file.close()
         self._file = None
 
-    def __enter__(self) -> JsonSeqWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -213,8 +221,15 @@ class JsonSeqWriter:
 
     # --- QlogSink ------------------------------------------------------------------------------
 
-    def _packet(self, now: float, name: str, packet_type: str, packet_number: int, length: int,
-                frames: list[FrameDict] | None) -> None:
+    def _packet(
+        self,
+        now: float,
+        name: str,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
+    ) -> None:
         data: dict[str, Any] = {
             "header": {"packet_type": packet_type, "packet_number": packet_number},
             "raw": {"length": length},
@@ -224,23 +239,37 @@ class JsonSeqWriter:
         self._emit(now, name, data)
 
     def packet_sent(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
     ) -> None:
         """``transport:packet_sent`` / ``quic:packet_sent``."""
         self._packet(now, "packet_sent", packet_type, packet_number, length, frames)
 
     def packet_received(
-        self, now: float, packet_type: str, packet_number: int, length: int, frames: list[FrameDict] | None
+        self,
+        now: float,
+        packet_type: str,
+        packet_number: int,
+        length: int,
+        frames: list[FrameDict] | None,
     ) -> None:
         """``transport:packet_received`` / ``quic:packet_received``."""
         self._packet(now, "packet_received", packet_type, packet_number, length, frames)
 
     def packet_lost(self, now: float, packet_type: str, packet_number: int, trigger: str) -> None:
         """``recovery:packet_lost`` / ``quic:packet_lost``."""
-        self._emit(now, "packet_lost", {
-            "header": {"packet_type": packet_type, "packet_number": packet_number},
-            "trigger": trigger,
-        })
+        self._emit(
+            now,
+            "packet_lost",
+            {
+                "header": {"packet_type": packet_type, "packet_number": packet_number},
+                "trigger": trigger,
+            },
+        )
 
     def metrics_updated(
         self,
@@ -272,7 +301,9 @@ class JsonSeqWriter:
             last.update(changed)  # type: ignore[arg-type]
             self._emit(now, "metrics_updated", changed)
 
-    def congestion_state_updated(self, now: float, old: str | None, new: str, trigger: str | None = None) -> None:
+    def congestion_state_updated(
+        self, now: float, old: str | None, new: str, trigger: str | None = None
+    ) -> None:
         """``recovery:congestion_state_updated`` / ``quic:congestion_state_updated``."""
         data: dict[str, Any] = {"new": new}
         if old is not None:
@@ -283,7 +314,9 @@ class JsonSeqWriter:
 
     def parameters_set(self, now: float, owner: Owner, params: dict[str, Any]) -> None:
         """``transport:parameters_set`` (``owner``) / ``quic:parameters_set`` (``initiator``)."""
-        self._emit(now, "parameters_set", {"initiator" if self._draft else "owner": owner, **params})
+        self._emit(
+            now, "parameters_set", {"initiator" if self._draft else "owner": owner, **params}
+        )
 
     def connection_state_updated(self, now: float, old: str | None, new: str) -> None:
         """``connectivity:connection_state_updated`` / ``quic:connection_state_updated``."""
@@ -293,18 +326,30 @@ class JsonSeqWriter:
         self._emit(now, "connection_state_updated", data)
 
     def connection_started(
-        self, now: float, src: Address | None, dst: Address | None, version: int, scid: bytes, dcid: bytes
+        self,
+        now: float,
+        src: Address | None,
+        dst: Address | None,
+        version: int,
+        scid: bytes,
+        dcid: bytes,
     ) -> None:
         """``connectivity:connection_started`` / ``quic:connection_started`` (+ ``quic:version_information``)."""
         if self._draft:
-            self._emit(now, "connection_started", {"local": _endpoint(src, scid), "remote": _endpoint(dst, dcid)})
+            self._emit(
+                now,
+                "connection_started",
+                {"local": _endpoint(src, scid), "remote": _endpoint(dst, dcid)},
+            )
             self._emit(now, "version_information", {"chosen_version": f"{version:08x}"})
             return
         data: dict[str, Any] = {}
         if src is not None and dst is not None:
             data["ip_version"] = "ipv6" if ":" in src[0] else "ipv4"
             data.update(src_ip=src[0], src_port=src[1], dst_ip=dst[0], dst_port=dst[1])
-        data.update(protocol="QUIC", quic_version=f"{version:08x}", src_cid=scid.hex(), dst_cid=dcid.hex())
+        data.update(
+            protocol="QUIC", quic_version=f"{version:08x}", src_cid=scid.hex(), dst_cid=dcid.hex()
+        )
         self._emit(now, "connection_started", data)
 
     def connection_closed(
@@ -329,13 +374,18 @@ class JsonSeqWriter:
                 if name == "unknown":
                     data["error_code"] = error_code
         else:
-            data = {"owner": owner, "application_code" if is_application else "connection_code": error_code}
+            data = {
+                "owner": owner,
+                "application_code" if is_application else "connection_code": error_code,
+            }
         data["reason"] = reason
         if trigger is not None:
             data["trigger"] = trigger
         self._emit(now, "connection_closed", data)
 
-    def key_updated(self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None) -> None:
+    def key_updated(
+        self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None
+    ) -> None:
         """``security:key_updated`` (``generation``) / ``quic:key_updated`` (``key_phase``)."""
         data: dict[str, Any] = {"key_type": key_type, "trigger": trigger}
         if key_phase is not None:

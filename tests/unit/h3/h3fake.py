@@ -71,10 +71,14 @@ class FakeQuic:
         self.stops.append((stream_id, error_code))
         self.control.append(StopSendingReceived(stream_id, error_code))
 
-    def close(self, error_code: int = 0, frame_type: int | None = None, reason_phrase: str = "") -> None:
+    def close(
+        self, error_code: int = 0, frame_type: int | None = None, reason_phrase: str = ""
+    ) -> None:
         if self.closed is None:
             self.closed = (error_code, reason_phrase)
-            self.control.append(ConnectionTerminated(error_code, frame_type, reason_phrase, by_peer=True))
+            self.control.append(
+                ConnectionTerminated(error_code, frame_type, reason_phrase, by_peer=True)
+            )
 
 
 Handler = Callable[[object], object]
@@ -126,7 +130,9 @@ class FakePair:
                 progressed |= self._step(self.server, self.client_handler)
             if pump is not None:
                 pump()
-                progressed |= any(q.data or (q.fin and not q.fin_sent) for q in self.server.queues.values())
+                progressed |= any(
+                    q.data or (q.fin and not q.fin_sent) for q in self.server.queues.values()
+                )
             if not progressed:
                 return
         raise AssertionError("exchange did not settle")

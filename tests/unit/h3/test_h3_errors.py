@@ -47,7 +47,7 @@ def code(quic: FakeQuic) -> int | None:
 
 
 def test_creation_opens_three_uni_streams_and_sends_settings() -> None:
-    h3, quic = server()
+    _h3, quic = server()
     assert sorted(quic.queues) == [3, 7, 11]
     assert bytes(quic.queues[3].data[:2]) == b"\x00\x04"  # control type, SETTINGS frame
     assert bytes(quic.queues[7].data) == b"\x02"
@@ -163,7 +163,9 @@ def test_settings_on_request_stream() -> None:
 
 def test_duplicate_setting_on_control_stream() -> None:
     h3, quic = server()
-    dup = encode_frame(0x4, encode_uint_var(6) + encode_uint_var(1) + encode_uint_var(6) + encode_uint_var(2))
+    dup = encode_frame(
+        0x4, encode_uint_var(6) + encode_uint_var(1) + encode_uint_var(6) + encode_uint_var(2)
+    )
     feed(h3, 2, b"\x00" + dup)
     assert code(quic) == H3ErrorCode.H3_SETTINGS_ERROR
 
@@ -196,7 +198,7 @@ def test_goaway_with_non_request_id_is_id_error() -> None:
 
 
 def test_nothing_is_processed_after_a_connection_error() -> None:
-    h3, quic = server()
+    h3, _quic = server()
     feed(h3, 0, encode_frame(0x0, b"abc"))
     assert h3.closed
     assert feed(h3, 4, headers_frame(stream_id=4), fin=True) == []
@@ -212,14 +214,19 @@ def test_malformed_request_is_a_stream_error_only() -> None:
 
 
 def test_request_reset_by_peer_is_reported() -> None:
-    h3, quic = server()
+    h3, _quic = server()
     feed(h3, 0, headers_frame())
     assert h3.handle_event(StreamReset(0, 0x10C)) == [StreamResetReceived(0, 0x10C)]
 
 
 def test_data_split_anywhere_is_reassembled_exactly() -> None:
-    h3, quic = server()
-    wire = headers_frame() + encode_frame(0x0, b"") + encode_frame(0x0, b"hello") + encode_frame(0x0, b"!" * 70)
+    h3, _quic = server()
+    wire = (
+        headers_frame()
+        + encode_frame(0x0, b"")
+        + encode_frame(0x0, b"hello")
+        + encode_frame(0x0, b"!" * 70)
+    )
     events = feed(h3, 0, wire, fin=True)
     assert isinstance(events[0], HeadersReceived)
     body = b"".join(e.data for e in events if isinstance(e, DataReceived))
@@ -228,7 +235,7 @@ def test_data_split_anywhere_is_reassembled_exactly() -> None:
 
 
 def test_whole_chunk_of_data_payload_is_passed_through_without_copy() -> None:
-    h3, quic = server()
+    h3, _quic = server()
     feed(h3, 0, headers_frame() + b"\x00" + encode_uint_var(100_000))
     chunk = bytes(1200)
     (event,) = h3.handle_event(StreamDataReceived(0, chunk, False))
@@ -236,7 +243,7 @@ def test_whole_chunk_of_data_payload_is_passed_through_without_copy() -> None:
 
 
 def test_local_misuse_raises() -> None:
-    h3, quic = client()
+    h3, _quic = client()
     with pytest.raises(LocalProtocolError):
         h3.send_data(0, b"x")
     with pytest.raises(LocalProtocolError):

@@ -11,12 +11,15 @@ from h3fake import FakePair
 from quicreality.h3.client import H3Client
 from quicreality.h3.connection import H3Connection
 from quicreality.h3.server import H3FileServer, H3ServerSession, deterministic_bytes
+from quicreality.quic.errors import LocalProtocolError
 
 
 class Setup:
     """A client and a file server wired through a FakePair."""
 
-    def __init__(self, root: Path | None = None, *, seed: int = 0, chunk=None, high_water: int = 65536):
+    def __init__(
+        self, root: Path | None = None, *, seed: int = 0, chunk=None, high_water: int = 65536
+    ):
         self.pair = FakePair(seed=seed, chunk=chunk)
         self.client_h3 = H3Connection(self.pair.client, is_client=True)
         self.server_h3 = H3Connection(self.pair.server, is_client=False)
@@ -131,7 +134,7 @@ def test_goaway_rejects_later_requests() -> None:
     s.server_h3.send_goaway()
     s.run()
     assert s.client_h3.goaway_received == first + 4
-    with pytest.raises(Exception):
+    with pytest.raises(LocalProtocolError):
         s.client.get("/bytes/1")
     assert s.client.responses[first].ok
 
@@ -145,7 +148,10 @@ def test_trailers_and_unknown_frames_are_handled() -> None:
     pair.server_handler = lambda ev: seen_server.extend(srv.handle_event(ev))
     pair.client_handler = lambda ev: seen_client.extend(c.handle_event(ev))
     sid = c.get_next_request_stream_id()
-    c.send_headers(sid, [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"x"), (b":path", b"/")])
+    c.send_headers(
+        sid,
+        [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"x"), (b":path", b"/")],
+    )
     pair.client.send_stream_data(sid, bytes([0x21, 3]) + b"abc")  # reserved (grease) frame type
     c.send_data(sid, b"hello")
     c.send_headers(sid, [(b"x-trailer", b"1")], end_stream=True)

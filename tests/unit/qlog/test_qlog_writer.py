@@ -41,22 +41,46 @@ def drive(sink: QlogSink, t: float = 1000.0) -> None:
     """Call every sink method once, starting at core time ``t`` seconds."""
     sink.connection_started(t, ("10.0.0.1", 4433), ("10.0.0.2", 443), 1, b"\xaa" * 8, b"\xbb" * 8)
     sink.connection_state_updated(t, None, "attempted")
-    sink.parameters_set(t + 0.001, "local", {"max_idle_timeout": 30000, "initial_source_connection_id": b"\x01\x02"})
+    sink.parameters_set(
+        t + 0.001, "local", {"max_idle_timeout": 30000, "initial_source_connection_id": b"\x01\x02"}
+    )
     sink.packet_sent(
-        t + 0.0015, "initial", 0, 1200,
-        [crypto_frame(0, 300), padding_frame(880), stream_frame(0, 10, 20, True)] if sink.wants_frames else None,
+        t + 0.0015,
+        "initial",
+        0,
+        1200,
+        [crypto_frame(0, 300), padding_frame(880), stream_frame(0, 10, 20, True)]
+        if sink.wants_frames
+        else None,
     )
     sink.packet_received(
-        t + 0.030, "1RTT", 7, 55,
-        [ack_frame([range(0, 3), range(5, 6)], 0.000025), simple_frame("ping")] if sink.wants_frames else None,
+        t + 0.030,
+        "1RTT",
+        7,
+        55,
+        [ack_frame([range(3), range(5, 6)], 0.000025), simple_frame("ping")]
+        if sink.wants_frames
+        else None,
     )
     sink.metrics_updated(
-        t + 0.030, min_rtt=0.0285, smoothed_rtt=0.0285, latest_rtt=0.0285, rtt_variance=0.01425,
-        congestion_window=12000, bytes_in_flight=1200,
+        t + 0.030,
+        min_rtt=0.0285,
+        smoothed_rtt=0.0285,
+        latest_rtt=0.0285,
+        rtt_variance=0.01425,
+        congestion_window=12000,
+        bytes_in_flight=1200,
     )
     sink.metrics_updated(
-        t + 0.031, min_rtt=0.0285, smoothed_rtt=0.0285, latest_rtt=0.0285, rtt_variance=0.01425,
-        congestion_window=13200, bytes_in_flight=0, ssthresh=50000, pacing_rate=1e6,
+        t + 0.031,
+        min_rtt=0.0285,
+        smoothed_rtt=0.0285,
+        latest_rtt=0.0285,
+        rtt_variance=0.01425,
+        congestion_window=13200,
+        bytes_in_flight=0,
+        ssthresh=50000,
+        pacing_rate=1e6,
     )
     sink.packet_lost(t + 0.5, "1RTT", 9, "time_threshold")
     sink.congestion_state_updated(t + 0.5, "slow_start", "recovery", "packet_loss")
@@ -106,22 +130,59 @@ def test_qvis_schema_for_0_3(tmp_path: Path) -> None:
     known = {"connectivity", "transport", "recovery", "security", "reality"}
     assert {n.split(":")[0] for n in names} <= known
     for e in events:
-        if e["name"] in ("transport:packet_sent", "transport:packet_received", "recovery:packet_lost"):
+        if e["name"] in (
+            "transport:packet_sent",
+            "transport:packet_received",
+            "recovery:packet_lost",
+        ):
             assert {"packet_type", "packet_number"} <= set(e["data"]["header"])
     sent = events[3]["data"]
     assert sent["raw"] == {"length": 1200}
-    assert sent["frames"][2] == {"frame_type": "stream", "stream_id": 0, "offset": 10, "length": 20, "fin": True}
+    assert sent["frames"][2] == {
+        "frame_type": "stream",
+        "stream_id": 0,
+        "offset": 10,
+        "length": 20,
+        "fin": True,
+    }
     recv = events[4]["data"]
-    assert recv["frames"][0] == {"frame_type": "ack", "ack_delay": 0.025, "acked_ranges": [[0, 2], [5, 5]]}
-    assert events[2]["data"] == {"owner": "local", "max_idle_timeout": 30000, "initial_source_connection_id": "0102"}
+    assert recv["frames"][0] == {
+        "frame_type": "ack",
+        "ack_delay": 0.025,
+        "acked_ranges": [[0, 2], [5, 5]],
+    }
+    assert events[2]["data"] == {
+        "owner": "local",
+        "max_idle_timeout": 30000,
+        "initial_source_connection_id": "0102",
+    }
     m1, m2 = events[5]["data"], events[6]["data"]
-    assert m1 == {"min_rtt": 28.5, "smoothed_rtt": 28.5, "latest_rtt": 28.5, "rtt_variance": 14.25,
-                  "congestion_window": 12000, "bytes_in_flight": 1200}
-    assert m2 == {"congestion_window": 13200, "bytes_in_flight": 0, "ssthresh": 50000, "pacing_rate": 1000000}
+    assert m1 == {
+        "min_rtt": 28.5,
+        "smoothed_rtt": 28.5,
+        "latest_rtt": 28.5,
+        "rtt_variance": 14.25,
+        "congestion_window": 12000,
+        "bytes_in_flight": 1200,
+    }
+    assert m2 == {
+        "congestion_window": 13200,
+        "bytes_in_flight": 0,
+        "ssthresh": 50000,
+        "pacing_rate": 1000000,
+    }
     started = events[0]["data"]
-    assert started["src_ip"] == "10.0.0.1" and started["dst_port"] == 443 and started["src_cid"] == "aa" * 8
+    assert (
+        started["src_ip"] == "10.0.0.1"
+        and started["dst_port"] == 443
+        and started["src_cid"] == "aa" * 8
+    )
     assert events[-1]["data"] == {"owner": "local", "connection_code": 0, "reason": "done"}
-    assert events[9]["data"] == {"key_type": "server_1rtt_secret", "trigger": "remote_update", "generation": 1}
+    assert events[9]["data"] == {
+        "key_type": "server_1rtt_secret",
+        "trigger": "remote_update",
+        "generation": 1,
+    }
 
 
 def test_draft_flavour_names_and_shapes(tmp_path: Path) -> None:
@@ -151,12 +212,26 @@ def test_draft_flavour_names_and_shapes(tmp_path: Path) -> None:
         "reality:verdict",
         "quic:connection_closed",
     ]
-    assert events[0]["data"]["local"] == {"ip_v4": "10.0.0.1", "port_v4": 4433, "connection_ids": ["aa" * 8]}
+    assert events[0]["data"]["local"] == {
+        "ip_v4": "10.0.0.1",
+        "port_v4": 4433,
+        "connection_ids": ["aa" * 8],
+    }
     assert events[3]["data"]["initiator"] == "local" and "owner" not in events[3]["data"]
     frames = events[4]["data"]["frames"]
-    assert frames[2] == {"frame_type": "stream", "stream_id": 0, "offset": 10, "fin": True, "raw": {"length": 20}}
+    assert frames[2] == {
+        "frame_type": "stream",
+        "stream_id": 0,
+        "offset": 10,
+        "fin": True,
+        "raw": {"length": 20},
+    }
     assert frames[1] == {"frame_type": "padding", "raw": {"length": 880}}
-    assert events[-1]["data"] == {"initiator": "local", "connection_error": "no_error", "reason": "done"}
+    assert events[-1]["data"] == {
+        "initiator": "local",
+        "connection_error": "no_error",
+        "reason": "done",
+    }
     assert events[10]["data"]["key_phase"] == 1
 
 
@@ -204,7 +279,9 @@ def test_null_sink_accepts_all_calls() -> None:
 def test_recording_sink_keeps_calls() -> None:
     sink = RecordingSink()
     drive(sink)
-    assert sink.named("packet_lost") == [{"packet_type": "1RTT", "packet_number": 9, "trigger": "time_threshold"}]
+    assert sink.named("packet_lost") == [
+        {"packet_type": "1RTT", "packet_number": 9, "trigger": "time_threshold"}
+    ]
     assert sink.records[0][0] == "connection_started"
 
 

@@ -1,0 +1,109 @@
+"""Per-stream receive state of :class:`~quicreality.h3.connection.H3Connection`, and the QUIC seam.
+
+:class:`QuicTransport` is the slice of the QUIC connection API that HTTP/3 uses (the real
+``QuicConnection`` and the tests' fake both satisfy it).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Protocol
+
+
+class QuicTransport(Protocol):
+    """The part of :class:`~quicreality.quic.connection.QuicConnection` HTTP/3 uses."""
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        """Return the next stream ID we may open."""
+        ...
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue ``data`` on a stream."""
+        ...
+
+    def stream_send_buffered(self, stream_id: int) -> int:
+        """Bytes queued on a stream but not yet acknowledged."""
+        ...
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abandon the send side of a stream (RESET_STREAM)."""
+        ...
+
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending on a stream (STOP_SENDING)."""
+        ...
+
+    def close(
+        self, error_code: int = 0, frame_type: int | None = None, reason_phrase: str = ""
+    ) -> None:
+        """Close the connection (CONNECTION_CLOSE)."""
+        ...
+
+
+class StreamKind(IntEnum):
+    """What a receiving stream carries."""
+
+    REQUEST = 0
+    UNI_UNKNOWN = 1  # unidirectional, stream type not read yet
+    CONTROL = 2
+    QPACK_ENCODER = 3
+    QPACK_DECODER = 4
+    DISCARD = 5  # unknown uni type, rejected request, or failed stream: input ignored
+
+
+class MessageState(IntEnum):
+    """Position in the HTTP message on a request stream (RFC 9114 §4.1)."""
+
+    EXPECT_HEADERS = 0
+    BODY = 1  # after the head: DATA or trailers
+    TRAILERS_DONE = 2
+
+
+NO_FRAME = -1
+DATA_FRAME = 0  # FrameType.DATA as a plain int for the hot path
+CRITICAL_KINDS = (StreamKind.CONTROL, StreamKind.QPACK_ENCODER, StreamKind.QPACK_DECODER)
+
+
+class RecvStream:
+    """Receive-side parsing state for one stream."""
+
+    __slots__ = (
+        "blocked",
+        "ended",
+        "frame_type",
+        "kind",
+        "msg",
+        "parked",
+        "parked_fin",
+        "partial",
+        "payload",
+        "remaining",
+        "settings_seen",
+        "skip",
+        "stream_id",
+    )
+
+    def __init__(self, stream_id: int, kind: StreamKind):
+        self.stream_id = stream_id
+        self.kind = kind
+        self.msg = MessageState.EXPECT_HEADERS
+        self.frame_type = NO_FRAME  # frame whose payload is being read
+        self.remaining = 0  # payload bytes of that frame still to come
+        self.skip = False  # payload of an unknown frame: drop it
+        self.partial = b""  # incomplete varint prefix (stream type or frame header)
+        self.payload = bytearray()  # collected payload of a non-DATA frame
+        self.blocked = False  # a HEADERS frame waits for QPACK encoder-stream data
+        self.parked = bytearray()  # bytes received while blocked
+        self.parked_fin = False
+        self.ended = False
+        self.settings_seen = False  # control stream only
+
+
+def is_client_initiated(stream_id: int) -> bool:
+    """True for client-initiated stream IDs (RFC 9000 §2.1)."""
+    return stream_id & 1 == 0
+
+
+def is_unidirectional(stream_id: int) -> bool:
+    """True for unidirectional stream IDs (RFC 9000 §2.1)."""
+    return stream_id & 2 == 2
