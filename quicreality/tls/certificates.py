@@ -18,7 +18,7 @@ import datetime
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -29,8 +29,8 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from .alerts import AlertDescription, TlsAlert
 from .messages import SignatureScheme
 
-PrivateKey = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey]
-PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey]
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 
 #: Context strings of the signed content (RFC 8446 §4.4.3).
 SERVER_CONTEXT = b"TLS 1.3, server CertificateVerify"
@@ -96,8 +96,10 @@ def load_pem_chain(data: bytes) -> tuple[bytes, ...]:
 def load_pem_private_key(data: bytes, password: bytes | None = None) -> PrivateKey:
     """A PEM private key of a type we can sign with (ECDSA P-256/P-384, Ed25519, RSA)."""
     key = serialization.load_pem_private_key(data, password=password)
-    if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)):
-        raise ValueError(f"unsupported private key type {type(key).__name__}")
+    if not isinstance(
+        key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)
+    ):
+        raise TypeError(f"unsupported private key type {type(key).__name__}")
     return key
 
 
@@ -171,16 +173,20 @@ class PkiVerifier:
         try:
             certs = [x509.load_der_x509_certificate(der) for der in chain]
         except ValueError as exc:
-            raise TlsAlert(AlertDescription.bad_certificate, f"unparseable certificate: {exc}") from exc
+            raise TlsAlert(
+                AlertDescription.bad_certificate, f"unparseable certificate: {exc}"
+            ) from exc
         subject: x509.GeneralName
         try:
             subject = x509.IPAddress(ipaddress.ip_address(server_name))
         except ValueError:
             subject = x509.DNSName(server_name)
-        now = datetime.datetime.fromtimestamp(self._wall_clock(), tz=datetime.timezone.utc)
+        now = datetime.datetime.fromtimestamp(self._wall_clock(), tz=datetime.UTC)
         leaf = certs[0]
         if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
-            raise TlsAlert(AlertDescription.certificate_expired, "certificate outside its validity period")
+            raise TlsAlert(
+                AlertDescription.certificate_expired, "certificate outside its validity period"
+            )
         try:
             verifier = PolicyBuilder().store(self._store).time(now).build_server_verifier(subject)
             verifier.verify(leaf, certs[1:])
@@ -200,22 +206,27 @@ class PkiVerifier:
                 alert = AlertDescription.certificate_unknown
             raise TlsAlert(alert, f"certificate verification failed: {message}") from exc
 
-
     def _verify_eddsa_chain(
         self, certs: list[x509.Certificate], subject: x509.GeneralName, now: datetime.datetime
     ) -> None:
         """Minimal RFC 5280 path check (signatures, validity, CA flag, SAN) for EdDSA chains."""
         if not _san_matches(certs[0], subject):
-            raise TlsAlert(AlertDescription.bad_certificate, "leaf certificate has no matching subjectAltName")
+            raise TlsAlert(
+                AlertDescription.bad_certificate, "leaf certificate has no matching subjectAltName"
+            )
         current, pool = certs[0], certs[1:]
         for _ in range(8):
             for candidate, is_root in [(r, True) for r in self._roots] + [(c, False) for c in pool]:
                 if not _issued_by(current, candidate):
                     continue
                 if not candidate.not_valid_before_utc <= now <= candidate.not_valid_after_utc:
-                    raise TlsAlert(AlertDescription.certificate_expired, "issuer outside its validity period")
+                    raise TlsAlert(
+                        AlertDescription.certificate_expired, "issuer outside its validity period"
+                    )
                 try:
-                    is_ca = candidate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+                    is_ca = candidate.extensions.get_extension_for_class(
+                        x509.BasicConstraints
+                    ).value.ca
                 except x509.ExtensionNotFound:
                     is_ca = False
                 if not is_ca:
@@ -303,9 +314,13 @@ def leaf_public_key(cert_der: bytes) -> PublicKey:
             raise ValueError("no subjectPublicKeyInfo")
         key = serialization.load_der_public_key(cert_der[pos:end])
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise TlsAlert(AlertDescription.bad_certificate, f"cannot read certificate key: {exc}") from exc
+        raise TlsAlert(
+            AlertDescription.bad_certificate, f"cannot read certificate key: {exc}"
+        ) from exc
     if not isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey)):
-        raise TlsAlert(AlertDescription.unsupported_certificate, f"unsupported key {type(key).__name__}")
+        raise TlsAlert(
+            AlertDescription.unsupported_certificate, f"unsupported key {type(key).__name__}"
+        )
     return key
 
 
@@ -350,7 +365,8 @@ def verify(key: PublicKey, scheme: int, signature: bytes, content: bytes) -> Non
     """
     if scheme not in signature_schemes_for_key(key):
         raise TlsAlert(
-            AlertDescription.illegal_parameter, f"signature scheme {scheme:#06x} does not match the key"
+            AlertDescription.illegal_parameter,
+            f"signature scheme {scheme:#06x} does not match the key",
         )
     try:
         if isinstance(key, ed25519.Ed25519PublicKey):
@@ -362,4 +378,6 @@ def verify(key: PublicKey, scheme: int, signature: bytes, content: bytes) -> Non
             pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
             key.verify(signature, content, pss, algorithm)
     except (InvalidSignature, ValueError) as exc:
-        raise TlsAlert(AlertDescription.decrypt_error, "CertificateVerify signature is invalid") from exc
+        raise TlsAlert(
+            AlertDescription.decrypt_error, "CertificateVerify signature is invalid"
+        ) from exc

@@ -6,7 +6,6 @@ Private keys are derived from ``rng`` bytes so that a seeded rng gives reproduci
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from .alerts import AlertDescription, TlsAlert
 from .messages import Group
 
-KeySharePrivateKey = Union[x25519.X25519PrivateKey, ec.EllipticCurvePrivateKey]
+KeySharePrivateKey = x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey
 
 #: Curve and group order n for the NIST groups (SEC 2 §2.4.2, §2.5.1).
 _EC_GROUPS: dict[int, tuple[ec.EllipticCurve, int]] = {
@@ -47,7 +46,9 @@ def generate_private_key(group: int, rng: Callable[[int], bytes]) -> KeySharePri
 def public_bytes(key: KeySharePrivateKey) -> bytes:
     """The key_exchange encoding: raw X25519, or an uncompressed X9.62 point (RFC 8446 §4.2.8.2)."""
     if isinstance(key, x25519.X25519PrivateKey):
-        return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
     return key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
@@ -67,7 +68,7 @@ def key_exchange(key: KeySharePrivateKey, group: int, peer_key_exchange: bytes) 
             return key.exchange(x25519.X25519PublicKey.from_public_bytes(peer_key_exchange))
         curve, _ = _EC_GROUPS[group]
         if not isinstance(key.curve, type(curve)):
-            raise ValueError("share of another group")
+            raise ValueError("share of another group")  # noqa: TRY004 -- mapped to an alert below
         if not peer_key_exchange or peer_key_exchange[0] != 0x04:
             raise ValueError("only uncompressed points are allowed")
         peer = ec.EllipticCurvePublicKey.from_encoded_point(curve, peer_key_exchange)

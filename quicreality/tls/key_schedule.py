@@ -149,7 +149,9 @@ class KeySchedule:
             ("exporter_master_secret", LABEL_EXP_MASTER),
         ):
             setattr(
-                self, attr, derive_secret(self.hash_name, self.master_secret, label, server_finished_hash)
+                self,
+                attr,
+                derive_secret(self.hash_name, self.master_secret, label, server_finished_hash),
             )
 
     def verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:

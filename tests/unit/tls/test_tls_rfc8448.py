@@ -47,8 +47,12 @@ def test_rfc8448_x25519_keys_and_shared_secret() -> None:
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
     assert client.public_key().public_bytes(*raw) == V["client_x25519_public"]
     assert server.public_key().public_bytes(*raw) == V["server_x25519_public"]
-    assert key_exchange(client, m.Group.X25519, V["server_x25519_public"]) == V["ecdhe_shared_secret"]
-    assert key_exchange(server, m.Group.X25519, V["client_x25519_public"]) == V["ecdhe_shared_secret"]
+    assert (
+        key_exchange(client, m.Group.X25519, V["server_x25519_public"]) == V["ecdhe_shared_secret"]
+    )
+    assert (
+        key_exchange(server, m.Group.X25519, V["client_x25519_public"]) == V["ecdhe_shared_secret"]
+    )
 
 
 def test_rfc8448_transcript_hashes() -> None:
@@ -61,18 +65,26 @@ def test_rfc8448_key_schedule_every_secret() -> None:
     ks = KeySchedule(0x1301)
     assert ks.early_secret == V["early_secret"]
     # Derive-Secret over no messages uses Hash("") as context.
-    assert derive_secret("sha256", ks.early_secret, b"derived", empty_hash("sha256")) == V["derived_for_handshake"]
+    assert (
+        derive_secret("sha256", ks.early_secret, b"derived", empty_hash("sha256"))
+        == V["derived_for_handshake"]
+    )
     ks.handshake(V["ecdhe_shared_secret"], transcript_hash("server_hello"))
     assert ks.handshake_secret == V["handshake_secret"]
     assert ks.client_handshake_traffic_secret == V["client_handshake_traffic_secret"]
     assert ks.server_handshake_traffic_secret == V["server_handshake_traffic_secret"]
-    assert derive_secret("sha256", ks.handshake_secret, b"derived", empty_hash("sha256")) == V["derived_for_master"]
+    assert (
+        derive_secret("sha256", ks.handshake_secret, b"derived", empty_hash("sha256"))
+        == V["derived_for_master"]
+    )
     ks.application(transcript_hash("server_finished"))
     assert ks.master_secret == V["master_secret"]
     assert ks.client_application_traffic_secret == V["client_application_traffic_secret_0"]
     assert ks.server_application_traffic_secret == V["server_application_traffic_secret_0"]
     assert ks.exporter_master_secret == V["exporter_master_secret"]
-    resumption = derive_secret("sha256", ks.master_secret, b"res master", transcript_hash("client_finished"))
+    resumption = derive_secret(
+        "sha256", ks.master_secret, b"res master", transcript_hash("client_finished")
+    )
     assert resumption == V["resumption_master_secret"]
 
 

@@ -16,7 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from quicreality.tls.certificates import PrivateKey
 from quicreality.tls.handshake import SendCrypto, TlsOutput, TlsSession
 
-NOW = datetime.datetime(2025, 6, 1, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2025, 6, 1, tzinfo=datetime.UTC)
 NOW_TS = NOW.timestamp()
 
 
@@ -43,7 +43,9 @@ class Pki:
     def ca_pem(self) -> bytes:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM)
 
-    def leaf(self, kind: str, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> tuple[bytes, PrivateKey]:
+    def leaf(
+        self, kind: str, names: tuple[str, ...] = ("localhost", "127.0.0.1")
+    ) -> tuple[bytes, PrivateKey]:
         key = make_key(kind)
         sans: list[x509.GeneralName] = []
         for n in names:
@@ -127,7 +129,9 @@ def run_pair(client: TlsSession, server: TlsSession, tamper: Tamper | None = Non
         data = tamper(sender, out.epoch, out.data) if tamper else out.data
         pair.wire.append((sender, out.epoch, data))
         receiver, name, sink = (
-            (server, "server", pair.server_out) if sender == "client" else (client, "client", pair.client_out)
+            (server, "server", pair.server_out)
+            if sender == "client"
+            else (client, "client", pair.client_out)
         )
         for new in receiver.receive(out.epoch, data):
             sink.append(new)

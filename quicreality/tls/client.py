@@ -1,0 +1,273 @@
+"""The client half of the TLS 1.3 handshake (RFC 8446 §4, Appendix A.1)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from types import MappingProxyType
+
+from ..wire.buffer import Buffer
+from . import messages as m
+from .alerts import AlertDescription, TlsAlert
+from .certificates import certificate_verify_content, leaf_public_key, verify
+from .hkdf import CipherSuite
+from .key_exchange import generate_private_key, key_exchange, public_bytes
+from .key_schedule import (
+    CLIENT_HANDSHAKE_TRAFFIC_SECRET,
+    CLIENT_TRAFFIC_SECRET_0,
+    SERVER_HANDSHAKE_TRAFFIC_SECRET,
+    SERVER_TRAFFIC_SECRET_0,
+    KeySchedule,
+    hash_name_for_suite,
+)
+from .outputs import (
+    Direction,
+    Epoch,
+    HandshakeDone,
+    PeerTransportParameters,
+    SendCrypto,
+    TlsOutput,
+)
+from .session_core import SessionCore, State, check_unsolicited, parse
+
+
+class ClientHandshake(SessionCore):
+    """Client-side message handlers; dispatched by the table in :mod:`.handshake`."""
+
+    def _client_start(self) -> list[TlsOutput]:
+        """Build the first ClientHello, run the hook, and send it."""
+        if self._state is not State.CLIENT_START:
+            raise RuntimeError("start() called twice")
+        config = self._config
+        self._key_shares = {g: generate_private_key(g, self._rng) for g in config.key_share_groups}
+        random = self._rng(32)
+        session_id = (
+            self._rng(config.legacy_session_id_length) if config.legacy_session_id_length else b""
+        )
+        raw = bytearray(m.encode_client_hello(self._build_client_hello(random, session_id, None)))
+        if config.client_hello_hook is not None:
+            config.client_hello_hook(
+                raw, random=random, key_shares=MappingProxyType(dict(self._key_shares))
+            )
+        data = bytes(raw)
+        try:
+            self._client_hello = m.pull_client_hello(Buffer(data=data))
+        except TlsAlert as exc:
+            raise ValueError(f"client_hello_hook produced an invalid ClientHello: {exc}") from exc
+        self._transcript.add(data)
+        self._state = State.CLIENT_WAIT_SERVER_HELLO
+        return [SendCrypto(Epoch.INITIAL, data)]
+
+    def _build_client_hello(
+        self, random: bytes, session_id: bytes, cookie: bytes | None
+    ) -> m.ClientHello:
+        config = self._config
+        sni = config.server_name
+        if sni is not None:
+            try:
+                ipaddress.ip_address(sni)
+                sni = None  # RFC 6066 §3: no IP literals in server_name
+            except ValueError:
+                pass
+        return m.ClientHello(
+            random=random,
+            legacy_session_id=session_id,
+            cipher_suites=tuple(config.cipher_suites),
+            server_name=sni,
+            supported_groups=tuple(config.groups),
+            signature_algorithms=tuple(config.signature_algorithms),
+            alpn_protocols=tuple(config.alpn_protocols) or None,
+            quic_transport_parameters=config.transport_parameters,
+            psk_key_exchange_modes=(m.PSK_DHE_KE,),
+            key_share=tuple(
+                m.KeyShareEntry(g, public_bytes(k)) for g, k in self._key_shares.items()
+            ),
+            supported_versions=(m.TLS_VERSION_1_3,),
+            cookie=cookie,
+        )
+
+    def _client_handle_server_hello(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        sh = parse(m.pull_server_hello, raw)
+        ch = self._client_hello
+        assert ch is not None
+        if sh.supported_version is None:
+            raise TlsAlert(AlertDescription.protocol_version, "server did not select TLS 1.3")
+        if sh.supported_version != m.TLS_VERSION_1_3 or sh.legacy_version != m.TLS_VERSION_1_2:
+            raise TlsAlert(AlertDescription.illegal_parameter, "bad version in ServerHello")
+        if sh.legacy_session_id_echo != ch.legacy_session_id:
+            raise TlsAlert(AlertDescription.illegal_parameter, "legacy_session_id_echo mismatch")
+        if (
+            sh.cipher_suite not in ch.cipher_suites
+            or sh.cipher_suite not in CipherSuite._value2member_map_
+        ):
+            raise TlsAlert(
+                AlertDescription.illegal_parameter, "server chose a cipher suite we did not offer"
+            )
+        if sh.legacy_compression_method != 0:
+            raise TlsAlert(AlertDescription.illegal_parameter, "non-null compression")
+        check_unsolicited(sh.other_extensions, "ServerHello")
+        if sh.is_hello_retry_request:
+            self._client_handle_hello_retry(sh, raw, outputs)
+            return
+        hrr = self._hello_retry
+        if hrr is not None and sh.cipher_suite != hrr.cipher_suite:
+            raise TlsAlert(
+                AlertDescription.illegal_parameter, "cipher suite changed after HelloRetryRequest"
+            )
+        if sh.key_share is None:
+            raise TlsAlert(AlertDescription.missing_extension, "ServerHello without key_share")
+        private = self._key_shares.get(sh.key_share.group)
+        if private is None:
+            raise TlsAlert(
+                AlertDescription.illegal_parameter, "key_share for a group we sent no share for"
+            )
+        shared = key_exchange(private, sh.key_share.group, sh.key_share.key_exchange)
+        self._server_hello = sh
+        self._cipher_suite = CipherSuite(sh.cipher_suite)
+        self._key_schedule = ks = KeySchedule(sh.cipher_suite)
+        self._transcript.add(raw)
+        ks.handshake(shared, self._hash())
+        self._install(
+            outputs, Epoch.HANDSHAKE, Direction.DECRYPT, ks.server_handshake_traffic_secret
+        )
+        self._install(
+            outputs, Epoch.HANDSHAKE, Direction.ENCRYPT, ks.client_handshake_traffic_secret
+        )
+        self._key_log(outputs, CLIENT_HANDSHAKE_TRAFFIC_SECRET, ks.client_handshake_traffic_secret)
+        self._key_log(outputs, SERVER_HANDSHAKE_TRAFFIC_SECRET, ks.server_handshake_traffic_secret)
+        self._state = State.CLIENT_WAIT_ENCRYPTED_EXTENSIONS
+
+    def _client_handle_hello_retry(
+        self, hrr: m.ServerHello, raw: bytes, outputs: list[TlsOutput]
+    ) -> None:
+        """RFC 8446 §4.1.4: answer with a second ClientHello."""
+        if self._hello_retry is not None:
+            raise TlsAlert(AlertDescription.unexpected_message, "second HelloRetryRequest")
+        group = hrr.selected_group
+        if group is None and hrr.cookie is None:
+            raise TlsAlert(
+                AlertDescription.illegal_parameter, "HelloRetryRequest would change nothing"
+            )
+        if group is not None and (group not in self._config.groups or group in self._key_shares):
+            raise TlsAlert(
+                AlertDescription.illegal_parameter, "HelloRetryRequest selected a bad group"
+            )
+        ch1 = self._client_hello
+        assert ch1 is not None
+        self._hello_retry = hrr
+        self._transcript.restart_after_hello_retry(hash_name_for_suite(hrr.cipher_suite))
+        self._transcript.add(raw)
+        if group is not None:
+            self._key_shares = {group: generate_private_key(group, self._rng)}
+        data = m.encode_client_hello(
+            self._build_client_hello(ch1.random, ch1.legacy_session_id, hrr.cookie)
+        )
+        self._client_hello = parse(m.pull_client_hello, data)
+        self._transcript.add(data)
+        outputs.append(SendCrypto(Epoch.INITIAL, data))
+
+    def _client_handle_encrypted_extensions(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        ee = parse(m.pull_encrypted_extensions, raw)
+        check_unsolicited(ee.other_extensions, "EncryptedExtensions")
+        offered = tuple(self._config.alpn_protocols)
+        if ee.alpn_protocol is not None:
+            if ee.alpn_protocol not in offered:
+                raise TlsAlert(
+                    AlertDescription.illegal_parameter, "server selected an ALPN we did not offer"
+                )
+        elif offered:
+            raise TlsAlert(AlertDescription.no_application_protocol, "server selected no ALPN")
+        self._alpn_protocol = ee.alpn_protocol
+        if self._config.transport_parameters is not None:
+            if ee.quic_transport_parameters is None:
+                raise TlsAlert(AlertDescription.missing_extension, "no quic_transport_parameters")
+            outputs.append(PeerTransportParameters(ee.quic_transport_parameters))
+        self._transcript.add(raw)
+        self._state = State.CLIENT_WAIT_CERTIFICATE_OR_REQUEST
+
+    def _client_handle_certificate_request(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        req = parse(m.pull_certificate_request, raw)
+        if req.signature_algorithms is None:
+            raise TlsAlert(
+                AlertDescription.missing_extension,
+                "CertificateRequest without signature_algorithms",
+            )
+        self._certificate_request = req
+        self._transcript.add(raw)
+        self._state = State.CLIENT_WAIT_CERTIFICATE
+
+    def _client_handle_certificate(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        cert = parse(m.pull_certificate, raw)
+        if cert.request_context:
+            raise TlsAlert(
+                AlertDescription.illegal_parameter, "non-empty certificate_request_context"
+            )
+        if not cert.certificate_list:
+            raise TlsAlert(AlertDescription.decode_error, "server sent no certificate")  # §4.4.2.4
+        chain = tuple(entry.cert_data for entry in cert.certificate_list)
+        verifier = self._config.peer_verifier
+        assert verifier is not None
+        try:
+            verifier.verify_chain(chain=chain, server_name=self._config.server_name)
+        except TlsAlert:
+            raise
+        except Exception as exc:
+            raise TlsAlert(
+                AlertDescription.bad_certificate, f"peer verifier failed: {exc}"
+            ) from exc
+        self._peer_key = leaf_public_key(chain[0])
+        self._peer_chain = chain
+        self._transcript.add(raw)
+        self._state = State.CLIENT_WAIT_CERTIFICATE_VERIFY
+
+    def _client_handle_certificate_verify(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        cv = parse(m.pull_certificate_verify, raw)
+        if cv.algorithm not in self._config.signature_algorithms:
+            raise TlsAlert(
+                AlertDescription.illegal_parameter,
+                f"signature scheme {cv.algorithm:#06x} not offered",
+            )
+        assert self._peer_key is not None
+        verify(
+            self._peer_key,
+            cv.algorithm,
+            cv.signature,
+            certificate_verify_content(self._hash(), server=True),
+        )
+        self._transcript.add(raw)
+        self._state = State.CLIENT_WAIT_FINISHED
+
+    def _client_handle_finished(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        fin = parse(m.pull_finished, raw)
+        ks = self._ks()
+        expected = ks.verify_data(ks.server_handshake_traffic_secret, self._hash())
+        if not hmac.compare_digest(fin.verify_data, expected):
+            raise TlsAlert(AlertDescription.decrypt_error, "server Finished does not verify")
+        self._transcript.add(raw)
+        ks.application(self._hash())
+        self._install(
+            outputs, Epoch.ONE_RTT, Direction.DECRYPT, ks.server_application_traffic_secret
+        )
+        flight = b""
+        if self._certificate_request is not None:
+            empty = m.encode_certificate(
+                m.Certificate(self._certificate_request.request_context, ())
+            )
+            self._transcript.add(empty)
+            flight += empty
+        finished = m.encode_finished(
+            m.Finished(ks.verify_data(ks.client_handshake_traffic_secret, self._hash()))
+        )
+        self._transcript.add(finished)
+        outputs.append(SendCrypto(Epoch.HANDSHAKE, flight + finished))
+        self._install(
+            outputs, Epoch.ONE_RTT, Direction.ENCRYPT, ks.client_application_traffic_secret
+        )
+        self._key_log(outputs, CLIENT_TRAFFIC_SECRET_0, ks.client_application_traffic_secret)
+        self._key_log(outputs, SERVER_TRAFFIC_SECRET_0, ks.server_application_traffic_secret)
+        assert self._cipher_suite is not None
+        outputs.append(HandshakeDone(self._alpn_protocol, self._cipher_suite))
+        self._state = State.CLIENT_CONNECTED
+
+    def _client_handle_new_session_ticket(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        parse(m.pull_new_session_ticket, raw)  # validated, then ignored: no resumption

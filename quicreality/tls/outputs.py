@@ -1,0 +1,143 @@
+"""The TLS layer's public vocabulary: epochs, outputs for the connection, and :class:`TlsConfig`.
+
+Everything here is re-exported by :mod:`quicreality.tls.handshake`, the documented import path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+from . import messages as m
+from .certificates import CertificateSource, PeerVerifier
+from .hkdf import CipherSuite
+from .key_exchange import KeySharePrivateKey
+
+
+class Epoch(IntEnum):
+    """QUIC encryption levels that carry TLS data (RFC 9001 §4.1.4)."""
+
+    INITIAL = 0
+    ZERO_RTT = 1
+    HANDSHAKE = 2
+    ONE_RTT = 3
+
+
+class Direction(IntEnum):
+    """Which way a secret protects packets."""
+
+    DECRYPT = 0
+    ENCRYPT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SendCrypto:
+    """Send ``data`` in CRYPTO frames of ``epoch``."""
+
+    epoch: Epoch
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InstallKeys:
+    """Install a packet-protection secret for ``epoch`` and ``direction`` (RFC 9001 §5.1)."""
+
+    epoch: Epoch
+    direction: Direction
+    cipher_suite: CipherSuite
+    secret: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLogLine:
+    """One NSS key-log entry; the QUIC layer formats ``label client_random secret`` in hex."""
+
+    label: str
+    client_random: bytes
+    secret: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerTransportParameters:
+    """The peer's quic_transport_parameters extension body, opaque (RFC 9001 §8.2)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeDone:
+    """The handshake completed (RFC 9001 §4.1.1)."""
+
+    alpn_protocol: str | None
+    cipher_suite: CipherSuite
+
+
+TlsOutput = SendCrypto | InstallKeys | KeyLogLine | PeerTransportParameters | HandshakeDone
+
+
+class ClientHelloHook(Protocol):
+    """Called with the serialized ClientHello before it is hashed or sent (the REALITY seam)."""
+
+    def __call__(
+        self, raw: bytearray, *, random: bytes, key_shares: Mapping[int, KeySharePrivateKey]
+    ) -> None:
+        """Mutate ``raw`` (the handshake message, 4-byte header included) in place."""
+        ...
+
+
+#: Cipher suites in our default preference order (RFC 8446 §9.1).
+DEFAULT_CIPHER_SUITES: tuple[int, ...] = (
+    CipherSuite.AES_128_GCM_SHA256,
+    CipherSuite.AES_256_GCM_SHA384,
+    CipherSuite.CHACHA20_POLY1305_SHA256,
+)
+#: CertificateVerify schemes offered/accepted by default; Ed25519 is needed by REALITY.
+DEFAULT_SIGNATURE_ALGORITHMS: tuple[int, ...] = (
+    m.SignatureScheme.ECDSA_SECP256R1_SHA256,
+    m.SignatureScheme.ED25519,
+    m.SignatureScheme.RSA_PSS_RSAE_SHA256,
+    m.SignatureScheme.RSA_PSS_RSAE_SHA384,
+    m.SignatureScheme.RSA_PSS_RSAE_SHA512,
+)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS settings shared by many sessions.
+
+    Attributes:
+        alpn_protocols: client: offered, in order; server: accepted, in preference order. QUIC
+            requires ALPN (RFC 9001 §8.1): a server with a list and no overlap sends alert 120.
+        server_name: client: SNI to send (omitted for IP literals, RFC 6066 §3) and name to verify.
+        cipher_suites: offered (client) or accepted in preference order (server).
+        groups: supported_groups (client) / acceptable groups in preference order (server).
+        key_share_groups: groups the client sends key shares for up front (subset of ``groups``).
+        signature_algorithms: CertificateVerify schemes offered/accepted (RFC 8446 §4.2.3).
+        transport_parameters: our quic_transport_parameters body; None omits the extension
+            and stops requiring the peer's (non-QUIC use and tests only).
+        certificate_source: server: where the chain and key come from.
+        peer_verifier: client: who judges the server's chain.
+        client_hello_hook: client: see :class:`ClientHelloHook`; called for the first
+            ClientHello only (a ClientHello after HelloRetryRequest keeps the same session_id).
+        legacy_session_id_length: client: 0 as RFC 9001 §8.4 requires, 32 for REALITY.
+        reject_legacy_session_id: server: refuse a non-empty legacy_session_id (RFC 9001 §8.4
+            SHOULD); off by default because REALITY clients send one.
+        wall_clock: seconds since the epoch, for components that need real time (certificate
+            validity lives in :class:`PkiVerifier`, which takes its own clock).
+    """
+
+    alpn_protocols: Sequence[str] = ()
+    server_name: str | None = None
+    cipher_suites: Sequence[int] = DEFAULT_CIPHER_SUITES
+    groups: Sequence[int] = (m.Group.X25519, m.Group.SECP256R1)
+    key_share_groups: Sequence[int] = (m.Group.X25519,)
+    signature_algorithms: Sequence[int] = DEFAULT_SIGNATURE_ALGORITHMS
+    transport_parameters: bytes | None = b""
+    certificate_source: CertificateSource | None = None
+    peer_verifier: PeerVerifier | None = None
+    client_hello_hook: ClientHelloHook | None = None
+    legacy_session_id_length: int = 0
+    reject_legacy_session_id: bool = False
+    wall_clock: Callable[[], float] | None = None

@@ -1,0 +1,210 @@
+"""The server half of the TLS 1.3 handshake (RFC 8446 §4, Appendix A.2)."""
+
+from __future__ import annotations
+
+import hmac
+
+from . import messages as m
+from .alerts import AlertDescription, TlsAlert
+from .certificates import certificate_verify_content, sign, signature_schemes_for_key
+from .hkdf import CipherSuite
+from .key_exchange import generate_private_key, key_exchange, public_bytes
+from .key_schedule import (
+    CLIENT_HANDSHAKE_TRAFFIC_SECRET,
+    CLIENT_TRAFFIC_SECRET_0,
+    SERVER_HANDSHAKE_TRAFFIC_SECRET,
+    SERVER_TRAFFIC_SECRET_0,
+    KeySchedule,
+    hash_name_for_suite,
+)
+from .outputs import Direction, Epoch, HandshakeDone, PeerTransportParameters, SendCrypto, TlsOutput
+from .session_core import SessionCore, State, parse
+
+
+class ServerHandshake(SessionCore):
+    """Server-side message handlers; dispatched by the table in :mod:`.handshake`."""
+
+    def _server_handle_client_hello(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        ch = parse(m.pull_client_hello, raw)
+        config = self._config
+        if ch.supported_versions is None or m.TLS_VERSION_1_3 not in ch.supported_versions:
+            raise TlsAlert(AlertDescription.protocol_version, "client does not offer TLS 1.3")
+        if ch.legacy_compression_methods != b"\x00":
+            raise TlsAlert(AlertDescription.illegal_parameter, "compression methods must be [null]")
+        if ch.legacy_session_id and config.reject_legacy_session_id:
+            raise TlsAlert(
+                AlertDescription.illegal_parameter, "non-empty legacy_session_id (RFC 9001 §8.4)"
+            )
+        if ch.signature_algorithms is None:
+            raise TlsAlert(AlertDescription.missing_extension, "no signature_algorithms")
+        if ch.supported_groups is None or ch.key_share is None:
+            raise TlsAlert(AlertDescription.missing_extension, "no supported_groups/key_share")
+        share_groups = [e.group for e in ch.key_share]
+        if len(set(share_groups)) != len(share_groups) or not set(share_groups) <= set(
+            ch.supported_groups
+        ):
+            raise TlsAlert(AlertDescription.illegal_parameter, "bad key_share list")  # §4.2.8
+        if config.transport_parameters is not None and ch.quic_transport_parameters is None:
+            raise TlsAlert(AlertDescription.missing_extension, "no quic_transport_parameters")
+        alpn = self._select_alpn(ch)
+        hrr = self._hello_retry
+        if hrr is None:
+            suite = next((s for s in config.cipher_suites if s in ch.cipher_suites), None)
+            if suite is None:
+                raise TlsAlert(AlertDescription.handshake_failure, "no common cipher suite")
+            self._select_credentials(ch)
+        else:
+            ch1 = self._client_hello
+            assert ch1 is not None
+            suite = hrr.cipher_suite
+            if ch.random != ch1.random or ch.legacy_session_id != ch1.legacy_session_id:
+                raise TlsAlert(
+                    AlertDescription.illegal_parameter,
+                    "second ClientHello changed random/session_id",
+                )
+            if suite not in ch.cipher_suites or ch.cookie != hrr.cookie:
+                raise TlsAlert(
+                    AlertDescription.illegal_parameter,
+                    "second ClientHello does not match the retry",
+                )
+            if share_groups != [hrr.selected_group]:
+                raise TlsAlert(
+                    AlertDescription.illegal_parameter, "second ClientHello has the wrong key_share"
+                )
+        shares = {e.group: e for e in ch.key_share}
+        group = next((g for g in config.groups if g in shares), None)
+        self._client_hello = ch
+        self._cipher_suite = CipherSuite(suite)
+        if group is None:
+            if hrr is not None:
+                raise TlsAlert(
+                    AlertDescription.illegal_parameter, "no usable key share after retry"
+                )
+            retry_group = next((g for g in config.groups if g in ch.supported_groups), None)
+            if retry_group is None:
+                raise TlsAlert(AlertDescription.handshake_failure, "no common group")
+            self._server_send_hello_retry(ch, raw, suite, retry_group, outputs)
+            return
+        self._alpn_protocol = alpn
+        if ch.quic_transport_parameters is not None and config.transport_parameters is not None:
+            outputs.append(PeerTransportParameters(ch.quic_transport_parameters))
+        self._transcript.add(raw)
+        self._server_send_flight(ch, suite, shares[group], outputs)
+
+    def _select_alpn(self, ch: m.ClientHello) -> str | None:
+        """Server preference among the client's offers (RFC 7301 §3.2)."""
+        ours = self._config.alpn_protocols
+        if not ours:
+            return None
+        theirs = ch.alpn_protocols or ()
+        for proto in ours:
+            if proto in theirs:
+                return proto
+        raise TlsAlert(AlertDescription.no_application_protocol, "no common application protocol")
+
+    def _select_credentials(self, ch: m.ClientHello) -> None:
+        source = self._config.certificate_source
+        assert source is not None and ch.signature_algorithms is not None
+        creds = source.credentials_for(
+            server_name=ch.server_name, signature_algorithms=ch.signature_algorithms
+        )
+        possible = [
+            s for s in signature_schemes_for_key(creds.private_key) if s in ch.signature_algorithms
+        ]
+        preferred = [s for s in possible if s in self._config.signature_algorithms]
+        if not (preferred or possible):
+            raise TlsAlert(AlertDescription.handshake_failure, "no common signature algorithm")
+        self._credentials = creds
+        self._signature_scheme = (preferred or possible)[0]
+
+    def _server_send_hello_retry(
+        self, ch: m.ClientHello, raw: bytes, suite: int, group: int, outputs: list[TlsOutput]
+    ) -> None:
+        hrr = m.ServerHello(
+            random=m.HELLO_RETRY_REQUEST_RANDOM,
+            legacy_session_id_echo=ch.legacy_session_id,
+            cipher_suite=suite,
+            supported_version=m.TLS_VERSION_1_3,
+            selected_group=group,
+            cookie=self._rng(16),
+        )
+        data = m.encode_server_hello(hrr)
+        self._hello_retry = hrr
+        self._transcript.add(raw)
+        self._transcript.restart_after_hello_retry(hash_name_for_suite(suite))
+        self._transcript.add(data)
+        outputs.append(SendCrypto(Epoch.INITIAL, data))
+        self._state = State.SERVER_WAIT_SECOND_CLIENT_HELLO
+
+    def _server_send_flight(
+        self, ch: m.ClientHello, suite: int, share: m.KeyShareEntry, outputs: list[TlsOutput]
+    ) -> None:
+        """ServerHello in Initial; EncryptedExtensions..Finished in Handshake (RFC 8446 §2)."""
+        private = generate_private_key(share.group, self._rng)
+        shared = key_exchange(private, share.group, share.key_exchange)
+        sh = m.ServerHello(
+            random=self._rng(32),
+            legacy_session_id_echo=ch.legacy_session_id,
+            cipher_suite=suite,
+            supported_version=m.TLS_VERSION_1_3,
+            key_share=m.KeyShareEntry(share.group, public_bytes(private)),
+        )
+        sh_raw = m.encode_server_hello(sh)
+        self._server_hello = parse(m.pull_server_hello, sh_raw)
+        self._transcript.add(sh_raw)
+        self._key_schedule = ks = KeySchedule(suite)
+        ks.handshake(shared, self._hash())
+        outputs.append(SendCrypto(Epoch.INITIAL, sh_raw))
+        self._install(
+            outputs, Epoch.HANDSHAKE, Direction.ENCRYPT, ks.server_handshake_traffic_secret
+        )
+        self._install(
+            outputs, Epoch.HANDSHAKE, Direction.DECRYPT, ks.client_handshake_traffic_secret
+        )
+        self._key_log(outputs, CLIENT_HANDSHAKE_TRAFFIC_SECRET, ks.client_handshake_traffic_secret)
+        self._key_log(outputs, SERVER_HANDSHAKE_TRAFFIC_SECRET, ks.server_handshake_traffic_secret)
+
+        creds, scheme = self._credentials, self._signature_scheme
+        assert creds is not None and scheme is not None
+        ee = m.encode_encrypted_extensions(
+            m.EncryptedExtensions(
+                alpn_protocol=self._alpn_protocol,
+                quic_transport_parameters=self._config.transport_parameters,
+            )
+        )
+        self._transcript.add(ee)
+        cert = m.encode_certificate(
+            m.Certificate(b"", tuple(m.CertificateEntry(der) for der in creds.certificate_chain))
+        )
+        self._transcript.add(cert)
+        signature = sign(
+            creds.private_key, scheme, certificate_verify_content(self._hash(), server=True)
+        )
+        cv = m.encode_certificate_verify(m.CertificateVerify(scheme, signature))
+        self._transcript.add(cv)
+        fin = m.encode_finished(
+            m.Finished(ks.verify_data(ks.server_handshake_traffic_secret, self._hash()))
+        )
+        self._transcript.add(fin)
+        outputs.append(SendCrypto(Epoch.HANDSHAKE, ee + cert + cv + fin))
+        ks.application(self._hash())
+        self._install(
+            outputs, Epoch.ONE_RTT, Direction.ENCRYPT, ks.server_application_traffic_secret
+        )
+        self._key_log(outputs, CLIENT_TRAFFIC_SECRET_0, ks.client_application_traffic_secret)
+        self._key_log(outputs, SERVER_TRAFFIC_SECRET_0, ks.server_application_traffic_secret)
+        self._state = State.SERVER_WAIT_FINISHED
+
+    def _server_handle_finished(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        fin = parse(m.pull_finished, raw)
+        ks = self._ks()
+        expected = ks.verify_data(ks.client_handshake_traffic_secret, self._hash())
+        if not hmac.compare_digest(fin.verify_data, expected):
+            raise TlsAlert(AlertDescription.decrypt_error, "client Finished does not verify")
+        self._transcript.add(raw)
+        self._install(
+            outputs, Epoch.ONE_RTT, Direction.DECRYPT, ks.client_application_traffic_secret
+        )
+        assert self._cipher_suite is not None
+        outputs.append(HandshakeDone(self._alpn_protocol, self._cipher_suite))
+        self._state = State.SERVER_CONNECTED
