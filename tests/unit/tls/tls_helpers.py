@@ -44,7 +44,7 @@ class Pki:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM)
 
     def leaf(
-        self, kind: str, names: tuple[str, ...] = ("localhost", "127.0.0.1")
+        self, kind: str, names: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 30
     ) -> tuple[bytes, PrivateKey]:
         key = make_key(kind)
         sans: list[x509.GeneralName] = []
@@ -60,7 +60,7 @@ class Pki:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(NOW - datetime.timedelta(days=1))
-            .not_valid_after(NOW + datetime.timedelta(days=30))
+            .not_valid_after(NOW + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -83,7 +83,7 @@ def make_pki(kind: str = "ecdsa", cn: str = "quicreality test CA") -> Pki:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - datetime.timedelta(days=10))
-        .not_valid_after(NOW + datetime.timedelta(days=365))
+        .not_valid_after(NOW + datetime.timedelta(days=365 * 50))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
