@@ -38,6 +38,13 @@ command -v "$PYTHON" >/dev/null 2>&1 || die "python interpreter '$PYTHON' not fo
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
   || die "$PYTHON is older than 3.11"
 PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')   # resolve pyenv shims
+# Debian's own /usr/bin/python3 refuses pip installs (PEP 668): use a venv made from it instead.
+NEED_VENV=0
+if "$PYTHON" -c 'import os, sys, sysconfig
+m = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if sys.prefix == sys.base_prefix and os.path.exists(m) else 1)'; then
+  NEED_VENV=1
+fi
 [[ -f /etc/debian_version ]] || die "this script targets Debian 12 (bookworm)"
 "${SUDO[@]}" mkdir -p "$PEERS_DIR" "$STAMPS"
 [[ -w "$PEERS_DIR" ]] || "${SUDO[@]}" chown "$(id -u):$(id -g)" "$PEERS_DIR" "$STAMPS"
@@ -59,6 +66,7 @@ APT_PACKAGES=(
   # python packages of the lab that compile against these (netfilterqueue)
   libnetfilter-queue-dev libnfnetlink-dev
 )
+[[ $NEED_VENV -eq 1 ]] && APT_PACKAGES+=(python3-venv)
 APT_SRC_FILE=/etc/apt/sources.list.d/quicreality-src.sources
 APT_UPDATED=0
 APT_LOCK=(-o DPkg::Lock::Timeout=600)   # other sessions may be running apt at the same time
@@ -129,6 +137,19 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 2. Python
 # ---------------------------------------------------------------------------------------------
+if [[ $NEED_VENV -eq 1 ]]; then
+  VENV="$PEERS_DIR/venv"
+  if [[ ! -x $VENV/bin/python ]]; then
+    log "python: $PYTHON is externally managed (PEP 668): creating venv $VENV"
+    "$PYTHON" -m venv "$VENV" || die "cannot create $VENV"
+  fi
+  PYTHON="$VENV/bin/python"
+  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+    || die "$PYTHON is older than 3.11"
+fi
+# scripts/test.sh runs pytest with the interpreter recorded here (unless PYTHON is set)
+printf '%s\n' "$PYTHON" >"$PEERS_DIR/python"
+
 if grep -qE '^[[:space:]]*"qlog([<>=!~ ;"\[]|$)' "$ROOT/pyproject.toml"; then
   die "pyproject.toml lists the PyPI package 'qlog' (unrelated project): remove it"
 fi
@@ -180,7 +201,7 @@ if curl_ok; then
   log "curl-h3: $CURL_PREFIX/bin/curl up to date (skipped)"
 else
   log "curl-h3: building from Debian bookworm source (GnuTLS + ngtcp2 + nghttp3)"
-  if [[ $APT_NEED_UPDATE -eq 1 ]] || ! compgen -G '/var/lib/apt/lists/*_Sources' >/dev/null; then
+  if [[ $APT_NEED_UPDATE -eq 1 ]] || ! compgen -G '/var/lib/apt/lists/*_Sources*' >/dev/null; then
     apt_update_once
   fi
   CURL_BUILD=$(mktemp -d /tmp/qr-curl-build.XXXXXX)

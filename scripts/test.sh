@@ -16,6 +16,8 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+PEERS_DIR=${QR_PEERS_DIR:-/opt/quicreality-peers}
+PYTHON_SET=${PYTHON:+1}
 PYTHON=${PYTHON:-python3}
 T0=$SECONDS
 
@@ -27,7 +29,11 @@ if [[ ${QR_SKIP_SETUP:-0} != 1 ]]; then
     exit 1
   fi
 fi
-PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)')
+# the interpreter setup.sh installed into (a venv when python3 is Debian's externally managed one)
+if [[ -z $PYTHON_SET && -s $PEERS_DIR/python ]]; then
+  PYTHON=$(cat "$PEERS_DIR/python")
+fi
+PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)') || { echo "no python: $PYTHON" >&2; exit 1; }
 
 TOTAL_PASSED=0 TOTAL_FAILED=0 TOTAL_SKIPPED=0
 STATUS=0
@@ -37,7 +43,7 @@ trap 'rm -f "$LOG"' EXIT
 
 count() { # pattern in the last pytest summary line -> number
   local line n
-  line=$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran|deselected).* in [0-9.]+s' "$LOG" | tail -n1)
+  line=$(grep -E '(passed|failed|errors?|skipped|no tests ran|deselected).* in [0-9.]+s( \([0-9:]+\))?( =+)?$' "$LOG" | tail -n1)
   n=$(printf '%s' "$line" | grep -oE "[0-9]+ $1" | head -n1 | cut -d' ' -f1)
   echo "${n:-0}"
 }
