@@ -7,7 +7,7 @@ adds ``run`` here; register new commands in ``_COMMANDS``.
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .cleanup import main_clean
 

@@ -165,9 +165,9 @@ def clean(run_id: str | None = None, *, force: bool = False, dry_run: bool = Fal
             shutil.rmtree(path, ignore_errors=True)
     for path in glob.glob(os.path.join(OWNER_DIR, "qr-*.owner")):
         rid = os.path.basename(path)[3:9]
-        if (run_id is None or rid == run_id) and rid not in rep.skipped_runs and not dry_run:
-            if force or not _owner_alive(rid):
-                os.unlink(path)
+        if ((run_id is None or rid == run_id) and rid not in rep.skipped_runs and not dry_run
+                and (force or not _owner_alive(rid))):
+            os.unlink(path)
     return rep
 
 

@@ -43,8 +43,9 @@ TOML shape (see :func:`load_link`)::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "DEFAULT_QUEUE_PACKETS",
@@ -377,7 +378,7 @@ def impairment_from_dict(d: Mapping[str, Any], path: str = "link") -> Impairment
         elif k == "gilbert_elliott":
             kw[k] = _parse_ge(p, v)
         elif k == "blackhole":
-            bh, direction = _parse_blackhole(p, v)
+            bh, _ = _parse_blackhole(p, v)
             if "direction" in v:
                 raise ModelError(f"{p}.direction", "only allowed in the top-level [link.blackhole]")
             kw[k] = bh

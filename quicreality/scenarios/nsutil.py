@@ -11,7 +11,7 @@ import contextlib
 import ctypes
 import os
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["NETNS_DIR", "in_netns", "socket_in_netns"]
 

@@ -46,8 +46,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 from .model import Link, link_to_dict
 from .netem import qdisc_argvs
@@ -109,9 +110,9 @@ def _run(argv: Sequence[str], *, check: bool = True, timeout: float = 15.0) -> s
     return r.stdout
 
 
-def _raise_core_mem(need: int = NEED_CORE_MEM_MAX) -> dict[str, int]:
+def _raise_core_mem(need: int = NEED_CORE_MEM_MAX) -> dict[str, Any]:
     """Raise net.core.{r,w}mem_max to ``need`` where lower; return the values now set."""
-    out = {}
+    out: dict[str, Any] = {}
     for key in ("rmem_max", "wmem_max"):
         path = f"/proc/sys/net/core/{key}"
         with open(path) as f:
@@ -380,9 +381,8 @@ class Topology:
             if em.stdout is not None:
                 em.stdout.close()
             path = os.path.join(self.workdir, "emulator-stats.json")
-            with contextlib.suppress(OSError, ValueError):
-                with open(path) as f:
-                    self.emulator_stats = json.load(f)
+            with contextlib.suppress(OSError, ValueError), open(path) as f:
+                self.emulator_stats = json.load(f)
             self._emulator = None
         for ns in list(self._created):
             try:

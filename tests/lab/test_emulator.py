@@ -69,7 +69,7 @@ def udp_exchange(topo: Topology, n: int, interval_s: float, size: int = 1200,
         while True:
             try:
                 data = rx.recv(65535)
-            except socket.timeout:
+            except TimeoutError:
                 if stop.is_set():
                     return
                 continue
@@ -260,7 +260,8 @@ def test_duplicate_and_blackhole() -> None:
 
 
 def our_namespaces(run_id: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                         check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.startswith(f"{PREFIX}{run_id}")]
 
 
@@ -310,7 +311,7 @@ def test_child_runner_cleans_up_on_signal(sig: signal.Signals) -> None:
             time.sleep(0.5)
             assert not pid_alive(emu)  # PR_SET_PDEATHSIG stopped the emulator
             r = subprocess.run([sys.executable, "-m", "quicreality.scenarios", "clean"],
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=30, check=False)
             assert r.returncode == 0, r.stderr
         assert our_namespaces(run_id) == []
         assert not pid_alive(emu)

@@ -32,10 +32,11 @@ packets stay in FIFO order; with ``reorder=True`` a heap orders by release time.
 
 from __future__ import annotations
 
+# ruff: noqa: PLR1730, FURB136, RUF023  (hot path: plain `if` is faster than max())
 import heapq
 import random
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from ..model import Impairment
 
@@ -296,7 +297,7 @@ class DirectionCore:
         n = 0
         if self._fifo:
             while h and h[0][0] <= now:
-                t, pkt = h.popleft()  # type: ignore[union-attr]
+                t, pkt = h.popleft()  # type: ignore[attr-defined]
                 late = now - t
                 if late > _LATE_S:
                     self.n_late += 1

@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Link, load_link, link_to_dict
+from ..model import Link, link_to_dict, load_link
 from ..nsutil import in_netns
 from .core import DirectionCore
 

@@ -106,3 +106,16 @@ def test_bursty_loss_widens_the_bound() -> None:
     assert evaluate(ge, m, Tolerances(loss_abs=0)).ok
     plain = Link.symmetric(Impairment(loss=0.02))
     assert not evaluate(plain, m, Tolerances(loss_abs=0)).ok
+
+
+def test_clean_without_privileges_prints_one_line_and_exits_2(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from quicreality.scenarios import cleanup
+    from quicreality.scenarios.__main__ import main
+
+    monkeypatch.setattr(cleanup, "has_net_admin", lambda: False)
+    with pytest.raises(SystemExit) as ei:
+        main(["clean"])
+    assert ei.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "root or CAP_NET_ADMIN" in err
