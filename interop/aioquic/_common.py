@@ -72,7 +72,7 @@ def apply_common_args(config: QuicConfiguration, args: argparse.Namespace) -> Te
         config.quic_logger = SafeQuicFileLogger(args.qlog_dir)
     keylog = None
     if args.keylog:
-        keylog = open(args.keylog, "a", buffering=1)  # line buffered: lines hit disk at once
+        keylog = open(args.keylog, "a", buffering=1)  # noqa: SIM115 - closed by the caller; line buffered
         config.secrets_log_file = keylog
     if args.cipher_suites:
         config.cipher_suites = args.cipher_suites

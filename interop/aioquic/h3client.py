@@ -28,12 +28,12 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import add_common_args, apply_common_args, emit  # noqa: E402
-from aioquic.asyncio import QuicConnectionProtocol, connect  # noqa: E402
-from aioquic.h3.connection import H3_ALPN, H3Connection  # noqa: E402
-from aioquic.h3.events import DataReceived, H3Event, HeadersReceived  # noqa: E402
-from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
-from aioquic.quic.events import ConnectionTerminated, QuicEvent  # noqa: E402
+from _common import add_common_args, apply_common_args, emit
+from aioquic.asyncio import QuicConnectionProtocol, connect
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated, QuicEvent
 
 USER_AGENT = b"quicreality-aioquic-peer/1.7.2"
 
@@ -124,7 +124,7 @@ async def fetch_group(urls: list[str], args: argparse.Namespace) -> bool:
                 try:
                     if args.output:
                         res["file"] = str(Path(args.output) / out_name(parts.path))
-                        sink = open(res["file"], "wb", buffering=1 << 20)
+                        sink = open(res["file"], "wb", buffering=1 << 20)  # noqa: SIM115, ASYNC230
                     req = await asyncio.wait_for(client.get(parts.netloc, path, sink), args.timeout)
                     res.update(status=req.status, bytes=req.nbytes)
                     if req.status >= 400 or req.status == 0:

@@ -27,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import PATTERN_BLOCK, add_common_args, apply_common_args, emit, flush_qlog  # noqa: E402
-from aioquic.asyncio import QuicConnectionProtocol, serve  # noqa: E402
-from aioquic.h3.connection import H3_ALPN, H3Connection  # noqa: E402
-from aioquic.h3.events import DataReceived, H3Event, HeadersReceived  # noqa: E402
-from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
-from aioquic.quic.events import ProtocolNegotiated, QuicEvent  # noqa: E402
+from _common import PATTERN_BLOCK, add_common_args, apply_common_args, emit, flush_qlog
+from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.h3.connection import H3_ALPN, H3Connection
+from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ProtocolNegotiated, QuicEvent
 
 CHUNK = 1 << 16
 MAX_BUFFERED = 4 << 20  # bytes queued in one stream before the sender waits
@@ -162,8 +162,8 @@ async def main(args: argparse.Namespace) -> int:
     for proto in list(getattr(server, "_protocols", {}).values()):
         try:
             proto.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception as exc:  # noqa: BLE001 - keep closing the others
+            print(f"h3server: close: {exc!r}", file=sys.stderr)
     await asyncio.sleep(0.05)
     server.close()
     flush_qlog(config.quic_logger)

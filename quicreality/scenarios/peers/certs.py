@@ -76,7 +76,7 @@ def make_test_cert(
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     not_before, not_after = now - _dt.timedelta(days=1), now + _dt.timedelta(days=days)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())

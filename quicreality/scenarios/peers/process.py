@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from .base import Command
 
@@ -108,7 +109,7 @@ class PeerProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.started_at = time.monotonic()
-            self.proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+            self.proc = subprocess.Popen(
                 list(self.cmd.argv), env=self.cmd.full_env(), cwd=self.cmd.cwd,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
         return self
@@ -190,7 +191,7 @@ class PeerProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def __enter__(self) -> PeerProcess:
+    def __enter__(self) -> Self:
         if self.proc is None:
             self.start()
         return self

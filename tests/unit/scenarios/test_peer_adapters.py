@@ -13,11 +13,11 @@ from quicreality.scenarios.peers import (
     ServeRequest,
     Unsupported,
     get_peer,
+    ngtcp2,
     paths,
     peer_names,
 )
 from quicreality.scenarios.peers import iperf3 as iperf3_peer
-from quicreality.scenarios.peers import ngtcp2
 from quicreality.scenarios.peers.base import (
     canonical_cipher,
     out_name,
