@@ -1,0 +1,89 @@
+"""HTTP/3 file server on our QUIC stack (asyncio edge around the sans-IO endpoint)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..h3.connection import H3Connection
+from ..h3.server import H3FileServer, H3ServerSession
+from ..quic.config import QuicConfiguration
+from ..quic.connection import QuicConnection
+from ..quic.endpoint import QuicServerEndpoint
+from .driver import Driver
+
+log = logging.getLogger("quicreality.server")
+
+#: Keep at most this many body bytes queued per stream beyond what is acknowledged.
+STREAM_HIGH_WATER = 1024 * 1024
+#: Read size when topping up a response body.
+BODY_CHUNK = 64 * 1024
+
+
+class QuicServer(Driver):
+    """Serves HTTP/3 over one UDP socket."""
+
+    def __init__(self, sock: socket.socket, endpoint: QuicServerEndpoint, app: H3FileServer,
+                 loop: asyncio.AbstractEventLoop | None = None):
+        super().__init__(sock, loop)
+        self.endpoint = endpoint
+        self.app = app
+        self.sessions: dict[int, H3ServerSession] = {}
+
+    def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
+        got = self.endpoint.receive_datagram(data, addr, now)
+        for reply, dest in got.replies:
+            try:
+                self.sock.sendto(reply, dest)
+            except OSError:
+                pass
+        if got.connection is None:
+            return ()
+        if got.new:
+            h3 = H3Connection(got.connection, is_client=False)
+            self.sessions[id(got.connection)] = H3ServerSession(
+                h3, self.app, chunk_size=BODY_CHUNK, high_water=STREAM_HIGH_WATER)
+        return (got.connection,)
+
+    def connections(self) -> Iterable[QuicConnection]:
+        return list(self.endpoint.connections)
+
+    def handle_events(self, conn: QuicConnection, now: float) -> None:
+        session = self.sessions.get(id(conn))
+        while (event := conn.next_event()) is not None:
+            if session is not None:
+                session.handle_event(event)
+        if session is not None:
+            session.pump()
+        self.endpoint.refresh(conn)
+
+    def connection_gone(self, conn: QuicConnection) -> None:
+        session = self.sessions.pop(id(conn), None)
+        if session is not None:
+            session.pump()  # aborts bodies of a closed connection
+        self.endpoint.forget(conn)
+
+
+async def serve(
+    sock: socket.socket,
+    configuration_factory: Callable[[], QuicConfiguration],
+    *,
+    www: Path | None,
+    retry: bool = False,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever)."""
+    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry)
+    server = QuicServer(sock, endpoint, H3FileServer(www))
+    try:
+        if stop is None:
+            await asyncio.Event().wait()
+        else:
+            await stop.wait()
+    finally:
+        server.close()

@@ -1,0 +1,221 @@
+"""Command line: ``python -m quicreality server|client ...`` (a stable contract for scripts and tests)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .quic.config import QuicConfiguration
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _cipher_suites(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    from .tls.hkdf import CipherSuite
+
+    names = {s.name: int(s) for s in CipherSuite}
+    names.update({"TLS_" + s.name: int(s) for s in CipherSuite})
+    out = []
+    for part in text.split(","):
+        key = part.strip().upper()
+        if key not in names:
+            raise CliError(f"unknown cipher suite {part!r} (choose from {', '.join(s.name for s in CipherSuite)})")
+        out.append(names[key])
+    return tuple(out)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--qlog-dir", help="write one qlog (JSON-SEQ) per connection here (default: $QLOGDIR)")
+    p.add_argument("--qlog-flavour", choices=["0.3", "draft"], default="0.3",
+                   help="qlog event names: 0.3 (qvis, default) or the current draft")
+    p.add_argument("--keylog", help="append TLS secrets in NSS format (default: $SSLKEYLOGFILE)")
+    p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
+    p.add_argument("--congestion", default="cubic", help="congestion controller (newreno, cubic)")
+    p.add_argument("--max-datagram-size", type=int, default=1200,
+                   help="largest UDP payload we send after the handshake (default 1200)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (documented in README and docs/cli.md)."""
+    parser = argparse.ArgumentParser(prog="python -m quicreality",
+                                     description="QUIC v1 + TLS 1.3 + HTTP/3 in Python, with REALITY")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("server", help="serve files over HTTP/3")
+    s.add_argument("--listen", required=True, metavar="HOST:PORT")
+    s.add_argument("--cert", help="PEM certificate chain")
+    s.add_argument("--key", help="PEM private key")
+    s.add_argument("--www", help="directory to serve (GET /bytes/N always works)")
+    s.add_argument("--retry", action="store_true", help="require address validation with Retry")
+    _add_common(s)
+
+    c = sub.add_parser("client", help="download URLs over HTTP/3")
+    c.add_argument("urls", nargs="+", metavar="URL")
+    c.add_argument("-o", "--output-dir", help="write each body here (basename of the URL path)")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--insecure", action="store_true", help="do not verify the server certificate")
+    g.add_argument("--ca", help="PEM CA file to verify the server certificate against")
+    c.add_argument("--server-name", help="SNI to send (default: the URL host if it is a name)")
+    c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
+    _add_common(c)
+    return parser
+
+
+def _transport_options(args: argparse.Namespace) -> dict[str, object]:
+    opts: dict[str, object] = {"congestion_control_algorithm": args.congestion,
+                               "max_datagram_size": args.max_datagram_size}
+    suites = _cipher_suites(args.cipher_suites)
+    if suites:
+        opts["cipher_suites"] = suites
+    from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
+
+    if args.congestion not in CONGESTION_CONTROLLERS:
+        raise CliError(f"unknown congestion controller {args.congestion!r} "
+                       f"(choose from {', '.join(sorted(CONGESTION_CONTROLLERS))})")
+    if not 1200 <= args.max_datagram_size <= 65527:
+        raise CliError("--max-datagram-size must be between 1200 and 65527")
+    return opts
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """``server`` subcommand."""
+    from .aio.driver import apply_observability, edge_configuration
+    from .aio.server import serve
+    from .aio.udp import open_udp_socket, parse_hostport
+    from .tls.certificates import FileCertificateSource
+
+    try:
+        host, port = parse_hostport(args.listen, what="--listen address")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if not args.cert or not args.key:
+        raise CliError("--cert and --key are required")
+    for opt, path in (("--cert", args.cert), ("--key", args.key)):
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            raise CliError(f"{opt} {path!r}: no such readable file")
+    try:
+        certs = FileCertificateSource(args.cert, args.key)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a user error here
+        raise CliError(f"cannot load certificate/key: {exc}") from None
+    www = None
+    if args.www:
+        www = Path(args.www)
+        if not www.is_dir() or not os.access(www, os.R_OK | os.X_OK):
+            raise CliError(f"--www {args.www!r}: not a readable directory")
+    opts = _transport_options(args)
+    probe = edge_configuration(is_client=False, certificate_source=certs, **opts)
+    closers = apply_observability(probe, qlog_dir=args.qlog_dir, keylog=args.keylog,
+                                  qlog_flavour=args.qlog_flavour)
+
+    def factory() -> QuicConfiguration:
+        return probe.derived()
+
+    try:
+        sock = open_udp_socket(host, port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    print(f"listening on {host}:{sock.getsockname()[1]} (HTTP/3)", flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(sock, factory, www=www, retry=args.retry, stop=stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+        for close in closers:
+            close()
+    return 0
+
+
+def run_client(args: argparse.Namespace) -> int:
+    """``client`` subcommand: prints one line per URL and exits 1 if any failed."""
+    from .aio.client import fetch_all, split_url
+    from .aio.driver import apply_observability, edge_configuration
+    from .tls.certificates import InsecureVerifier, PkiVerifier
+
+    for url in args.urls:
+        try:
+            split_url(url)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    out_dir = None
+    if args.output_dir:
+        out_dir = Path(args.output_dir)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"-o {args.output_dir!r}: {exc.strerror}") from None
+        if not os.access(out_dir, os.W_OK):
+            raise CliError(f"-o {args.output_dir!r}: not writable")
+    import time
+
+    if args.insecure:
+        verifier: object = InsecureVerifier()
+    elif args.ca:
+        if not os.path.isfile(args.ca):
+            raise CliError(f"--ca {args.ca!r}: no such file")
+        try:
+            verifier = PkiVerifier(args.ca, wall_clock=time.time)
+        except Exception as exc:  # noqa: BLE001
+            raise CliError(f"cannot load CA file {args.ca!r}: {exc}") from None
+    else:
+        raise CliError("choose --insecure or --ca FILE (system trust stores are not used)")
+    opts = _transport_options(args)
+    closers: list = []
+
+    def make_config(host: str) -> QuicConfiguration:
+        cfg = edge_configuration(is_client=True, peer_verifier=verifier,
+                                 server_name=args.server_name, **opts)
+        closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
+                                           qlog_flavour=args.qlog_flavour))
+        return cfg
+
+    try:
+        results = asyncio.run(fetch_all(list(args.urls), make_config, out_dir=out_dir,
+                                        timeout=args.timeout))
+    finally:
+        for close in closers:
+            close()
+    failed = 0
+    for d in results:
+        if d.ok:
+            print(f"{d.url} {d.bytes} bytes {d.seconds:.3f} s {d.mbps:.2f} Mbit/s", flush=True)
+        else:
+            failed += 1
+            reason = d.error or f"HTTP status {d.status}"
+            print(f"{d.url} FAILED: {reason}", flush=True)
+    if failed:
+        print(f"error: {failed} of {len(results)} downloads failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    handlers = {"server": run_server, "client": run_client}
+    try:
+        return handlers[args.command](args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

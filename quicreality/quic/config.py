@@ -1,0 +1,87 @@
+"""Configuration of a QUIC endpoint or connection (plain data; randomness and wall clock injected)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..tls.hkdf import CipherSuite
+from .packet import QUIC_VERSION_1
+
+if TYPE_CHECKING:
+    from ..qlog.sink import QlogSink
+
+#: X25519 then secp256r1 (RFC 8446 §4.2.7 group ids).
+GROUP_X25519 = 0x001D
+GROUP_SECP256R1 = 0x0017
+
+
+def _no_rng(n: int) -> bytes:
+    raise RuntimeError("QuicConfiguration.rng was not set (the I/O edge must provide it)")
+
+
+def _no_clock() -> float:
+    raise RuntimeError("QuicConfiguration.wall_clock was not set (the I/O edge must provide it)")
+
+
+@dataclass
+class QuicConfiguration:
+    """Settings for one QUIC connection.
+
+    ``rng(n) -> bytes`` supplies every random byte (connection IDs, TLS randoms, tokens) and
+    ``wall_clock() -> float`` the Unix time for certificate checks; the asyncio edge sets them to
+    ``os.urandom`` and ``time.time``, tests set deterministic ones.
+    """
+
+    is_client: bool = True
+    alpn_protocols: list[str] = field(default_factory=lambda: ["h3"])
+    server_name: str | None = None
+    rng: Callable[[int], bytes] = _no_rng
+    wall_clock: Callable[[], float] = _no_clock
+
+    # TLS
+    cipher_suites: tuple[int, ...] = (
+        CipherSuite.AES_128_GCM_SHA256,
+        CipherSuite.AES_256_GCM_SHA384,
+        CipherSuite.CHACHA20_POLY1305_SHA256,
+    )
+    groups: tuple[int, ...] = (GROUP_X25519, GROUP_SECP256R1)
+    key_share_groups: tuple[int, ...] = (GROUP_X25519,)
+    certificate_source: Any = None
+    peer_verifier: Any = None
+    client_hello_hook: Any = None
+    legacy_session_id_length: int = 0
+
+    # Transport (RFC 9000 §18.2)
+    supported_versions: tuple[int, ...] = (QUIC_VERSION_1,)
+    connection_id_length: int = 8
+    idle_timeout: float = 30.0
+    max_data: int = 16 * 1024 * 1024
+    max_stream_data: int = 4 * 1024 * 1024
+    max_streams_bidi: int = 1000
+    max_streams_uni: int = 100
+    max_datagram_frame_size: int | None = 65535
+    active_connection_id_limit: int = 4
+    ack_delay_exponent: int = 3
+    max_ack_delay: float = 0.025
+    max_udp_payload_size: int = 65527
+
+    # Path and recovery
+    max_datagram_size: int = 1200
+    congestion_control_algorithm: str = "cubic"
+    initial_rtt: float = 0.333
+
+    # Server
+    retry: bool = False
+    stateless_reset_key: bytes | None = None
+
+    # Observability
+    qlog_factory: Callable[[bytes, bool], QlogSink] | None = None
+    secrets_log: Callable[[str], None] | None = None
+
+    def derived(self, **changes: Any) -> QuicConfiguration:
+        """Return a copy with ``changes`` applied."""
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)

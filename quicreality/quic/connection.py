@@ -1,0 +1,760 @@
+"""The sans-IO QUIC v1 connection state machine (RFC 9000, RFC 9001, RFC 9002).
+
+Theory of operation: the I/O edge feeds datagrams with ``receive_datagram(data, addr, now)``,
+collects ``datagrams_to_send(now)`` once per batch of received datagrams, arms a timer at
+``get_timer()`` and calls ``handle_timer(now)`` when it fires, and drains ``next_event()``.
+Nothing here reads a clock or a socket.
+
+Frame handlers live in :mod:`.connection_frames` and the send path in :mod:`.connection_send`;
+this module holds state, the receive path, TLS integration and timers.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections import deque
+from enum import IntEnum
+from typing import Any
+
+from ..qlog.sink import NullSink, QlogSink
+from ..tls.alerts import TlsAlert
+from ..tls.handshake import (
+    Direction,
+    Epoch,
+    HandshakeDone,
+    InstallKeys,
+    KeyLogLine,
+    PeerTransportParameters,
+    SendCrypto,
+    TlsConfig,
+    TlsSession,
+)
+from ..wire.buffer import Buffer, BufferReadError
+from . import events
+from .config import QuicConfiguration
+from .connection_frames import FrameHandlersMixin
+from .connection_ids import HostConnectionIds, PeerConnectionIds
+from .connection_send import SendPathMixin
+from .crypto import CryptoError, CryptoPair
+from .errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
+from .packet import (
+    PACKET_TYPE_HANDSHAKE,
+    PACKET_TYPE_INITIAL,
+    PACKET_TYPE_ONE_RTT,
+    PACKET_TYPE_RETRY,
+    PACKET_TYPE_VERSION_NEGOTIATION,
+    PACKET_TYPE_ZERO_RTT,
+    QuicHeader,
+    get_retry_integrity_tag,
+    pull_quic_header,
+)
+from .recovery.congestion.base import create_congestion_controller
+from .recovery.loss import (
+    SPACE_APPLICATION,
+    SPACE_HANDSHAKE,
+    SPACE_INITIAL,
+    LossRecovery,
+    SentPacket,
+)
+from .recovery.pacer import Pacer
+from .recovery.rtt import RttEstimator
+from .streams import QuicStream
+from .tokens import stateless_reset_token
+from .transport_params import (
+    QuicTransportParameters,
+    pull_transport_parameters,
+    push_transport_parameters,
+)
+
+#: RFC 9000 §10.3: a stateless reset token is the last 16 bytes of the datagram.
+STATELESS_RESET_TOKEN_SIZE = 16
+#: Anti-amplification factor (RFC 9000 §8.1).
+AMPLIFICATION_FACTOR = 3
+#: Bound on buffered out-of-order CRYPTO data per epoch (RFC 9000 §7.5).
+MAX_CRYPTO_BUFFER = 64 * 1024
+
+_SPACE_OF_EPOCH = {Epoch.INITIAL: SPACE_INITIAL, Epoch.HANDSHAKE: SPACE_HANDSHAKE,
+                   Epoch.ONE_RTT: SPACE_APPLICATION}
+_PACKET_TYPE_OF_SPACE = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
+_QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
+
+
+class ConnectionState(IntEnum):
+    """Lifecycle (RFC 9000 §10)."""
+
+    FIRSTFLIGHT = 0
+    CONNECTED = 1
+    CLOSING = 2
+    DRAINING = 3
+    TERMINATED = 4
+
+
+def _cid_hex(cid: bytes) -> str:
+    return binascii.hexlify(cid).decode()
+
+
+class QuicConnection(FrameHandlersMixin, SendPathMixin):
+    """One QUIC connection, client or server."""
+
+    def __init__(
+        self,
+        *,
+        configuration: QuicConfiguration,
+        original_destination_connection_id: bytes | None = None,
+        retry_source_connection_id: bytes | None = None,
+        initial_destination_connection_id: bytes | None = None,
+        peer_cid: bytes | None = None,
+    ):
+        cfg = configuration
+        self.configuration = cfg
+        self.is_client = cfg.is_client
+        self._rng = cfg.rng
+        self._version = cfg.supported_versions[0]
+        reset_key = cfg.stateless_reset_key or cfg.rng(32)
+        self._reset_key = reset_key
+        host_cid = cfg.rng(cfg.connection_id_length)
+        self._host_cids = HostConnectionIds(
+            host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
+        )
+        if self.is_client:
+            first_peer = cfg.rng(8)
+            self._original_dcid = first_peer
+            self._peer_cids = PeerConnectionIds(first_peer, cfg.active_connection_id_limit)
+            self._initial_dcid = first_peer
+        else:
+            assert original_destination_connection_id is not None and peer_cid is not None
+            self._original_dcid = original_destination_connection_id
+            self._peer_cids = PeerConnectionIds(peer_cid, cfg.active_connection_id_limit)
+            self._initial_dcid = initial_destination_connection_id or original_destination_connection_id
+        self._retry_scid = retry_source_connection_id
+        self._retry_token = b""
+        self._received_retry = False
+        self._peer_initial_scid: bytes | None = None if self.is_client else peer_cid
+
+        self._state = ConnectionState.FIRSTFLIGHT
+        self._events: deque[Any] = deque()
+        self._ready_streams: dict[int, QuicStream] = {}
+        self._network_path: Any = None
+
+        # Packet protection per space, CRYPTO streams per space.
+        self._cryptos = [CryptoPair(), CryptoPair(), CryptoPair()]
+        self._cryptos[SPACE_INITIAL].setup_initial(
+            self._initial_dcid, is_client=self.is_client, version=self._version
+        )
+        self._crypto_streams = [self._new_crypto_stream() for _ in range(3)]
+        self._crypto_initialized = False
+        self._handshake_complete = False
+        self._handshake_confirmed = False
+        self._handshake_done_pending = False
+        self._address_validated = self.is_client or retry_source_connection_id is not None
+        self._bytes_received = 0
+        self._bytes_sent = 0
+        self._sent_handshake_packet = False
+        self._first_initial_hello: bytes | None = None
+        self._key_update_requested = False
+
+        # Recovery.
+        self._rtt = RttEstimator(cfg.initial_rtt)
+        self._cc = create_congestion_controller(
+            cfg.congestion_control_algorithm, max_datagram_size=cfg.max_datagram_size
+        )
+        self._pacer = Pacer(max_datagram_size=cfg.max_datagram_size)
+        self._recovery = LossRecovery(
+            congestion=self._cc,
+            rtt=self._rtt,
+            pacer=self._pacer,
+            max_ack_delay=0.025,
+            is_client=self.is_client,
+            on_lost=self._on_packet_lost,
+            on_metrics=self._on_metrics,
+        )
+        self._probe_space: int | None = None
+        self._probe_count = 0
+        self._pacing_until: float | None = None
+
+        # Streams and flow control.
+        self._streams: dict[int, QuicStream] = {}
+        self._send_queue: dict[int, QuicStream] = {}
+        self._local_max_data = cfg.max_data
+        self._local_max_data_sent = cfg.max_data
+        self._local_max_data_pending = False
+        self._data_received = 0
+        self._data_consumed = 0
+        self._peer_max_data = 0
+        self._data_sent = 0
+        self._local_max_streams = [cfg.max_streams_bidi, cfg.max_streams_uni]
+        self._local_max_streams_pending = [False, False]
+        self._peer_streams_closed = [0, 0]
+        self._peer_streams_opened = [0, 0]
+        self._peer_max_streams = [0, 0]
+        self._local_next_stream = [0 if self.is_client else 1, 2 if self.is_client else 3]
+        self._datagrams_out: deque[bytes] = deque()
+        self._control_frames: list[tuple[int, bytes]] = []  # (space, encoded frame)
+        self._path_responses: list[bytes] = []
+        self._pings: list[int] = []
+        self._cids_to_announce: list[Any] = []
+        self._close_frame: tuple[int, int | None, str, bool] | None = None
+        self._close_sent_at: float | None = None
+        self._close_deadline: float | None = None
+        self._terminated_event_sent = False
+
+        # Peer transport parameters (defaults until received).
+        self._peer_params = QuicTransportParameters()
+        self._peer_params_received = False
+        self._peer_max_ack_delay = 0.025
+        self._peer_ack_delay_exponent = 3
+        self._idle_timeout = cfg.idle_timeout
+        self._last_activity = 0.0
+        self._max_datagram_size = cfg.max_datagram_size
+
+        # Observability.
+        if cfg.qlog_factory is not None:
+            self._qlog: QlogSink = cfg.qlog_factory(self._original_dcid, self.is_client)
+        else:
+            self._qlog = NullSink()
+        self._qlog_frames = self._qlog.wants_frames
+        self._tls: TlsSession | None = None
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def original_destination_connection_id(self) -> bytes:
+        """The DCID of the client's first Initial (keys the qlog file name)."""
+        return self._original_dcid
+
+    @property
+    def host_cid(self) -> bytes:
+        """Our first connection ID."""
+        return self._host_cids.entries[0].cid
+
+    @property
+    def host_cids(self) -> list[bytes]:
+        """All our active connection IDs (the endpoint routes on these)."""
+        return self._host_cids.cids
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """Negotiated ALPN protocol."""
+        return self._alpn
+
+    @property
+    def state(self) -> ConnectionState:
+        """Lifecycle state."""
+        return self._state
+
+    @property
+    def rtt(self) -> RttEstimator:
+        """The RTT estimator."""
+        return self._rtt
+
+    @property
+    def congestion_window(self) -> int:
+        """Current congestion window in bytes."""
+        return self._cc.congestion_window
+
+    @property
+    def is_terminated(self) -> bool:
+        """True once the connection is fully gone."""
+        return self._state == ConnectionState.TERMINATED
+
+    _alpn: str | None = None
+
+    # ------------------------------------------------------------------ TLS
+
+    def _new_crypto_stream(self) -> QuicStream:
+        return QuicStream(-1, can_send=True, can_receive=True,
+                          local_max_stream_data=1 << 62, peer_max_stream_data=1 << 62)
+
+    def _local_transport_parameters(self) -> bytes:
+        cfg = self.configuration
+        server_only: dict[str, Any] = {}
+        if not self.is_client:
+            server_only = {
+                "original_destination_connection_id": self._original_dcid,
+                "retry_source_connection_id": self._retry_scid,
+                "stateless_reset_token": self._host_cids.entries[0].stateless_reset_token,
+            }
+        params = QuicTransportParameters(
+            initial_source_connection_id=self.host_cid,
+            max_idle_timeout=int(cfg.idle_timeout * 1000),
+            initial_max_data=cfg.max_data,
+            initial_max_stream_data_bidi_local=cfg.max_stream_data,
+            initial_max_stream_data_bidi_remote=cfg.max_stream_data,
+            initial_max_stream_data_uni=cfg.max_stream_data,
+            initial_max_streams_bidi=cfg.max_streams_bidi,
+            initial_max_streams_uni=cfg.max_streams_uni,
+            ack_delay_exponent=cfg.ack_delay_exponent,
+            max_ack_delay=int(cfg.max_ack_delay * 1000),
+            active_connection_id_limit=cfg.active_connection_id_limit,
+            max_udp_payload_size=cfg.max_udp_payload_size,
+            max_datagram_frame_size=cfg.max_datagram_frame_size,
+            **server_only,
+        )
+        buf = Buffer(capacity=1024)
+        push_transport_parameters(buf, params)
+        return buf.data
+
+    def _init_tls(self) -> None:
+        cfg = self.configuration
+        tls_config = TlsConfig(
+            alpn_protocols=list(cfg.alpn_protocols),
+            server_name=cfg.server_name,
+            cipher_suites=tuple(cfg.cipher_suites),
+            groups=tuple(cfg.groups),
+            key_share_groups=tuple(cfg.key_share_groups),
+            transport_parameters=self._local_transport_parameters(),
+            certificate_source=cfg.certificate_source,
+            peer_verifier=cfg.peer_verifier,
+            client_hello_hook=cfg.client_hello_hook,
+            legacy_session_id_length=cfg.legacy_session_id_length,
+            wall_clock=cfg.wall_clock,
+        )
+        self._tls = TlsSession(tls_config, is_client=self.is_client, rng=self._rng)
+        self._crypto_initialized = True
+
+    def _process_tls(self, outputs: list[Any], now: float) -> None:
+        for out in outputs:
+            if isinstance(out, SendCrypto):
+                space = _SPACE_OF_EPOCH[out.epoch]
+                if self.is_client and space == SPACE_INITIAL and self._first_initial_hello is None:
+                    self._first_initial_hello = out.data
+                self._crypto_streams[space].write(out.data, False)
+            elif isinstance(out, InstallKeys):
+                space = _SPACE_OF_EPOCH[out.epoch]
+                pair = self._cryptos[space]
+                ctx = pair.send if out.direction == Direction.ENCRYPT else pair.recv
+                ctx.setup(cipher_suite=out.cipher_suite, secret=out.secret, version=self._version)
+            elif isinstance(out, KeyLogLine):
+                if self.configuration.secrets_log is not None:
+                    self.configuration.secrets_log(
+                        f"{out.label} {out.client_random.hex()} {out.secret.hex()}"
+                    )
+            elif isinstance(out, PeerTransportParameters):
+                self._apply_peer_transport_parameters(out.data, now)
+            elif isinstance(out, HandshakeDone):
+                self._on_handshake_complete(out, now)
+
+    def _on_handshake_complete(self, done: HandshakeDone, now: float) -> None:
+        self._handshake_complete = True
+        self._alpn = done.alpn_protocol
+        self._events.append(events.ProtocolNegotiated(alpn_protocol=done.alpn_protocol))
+        self._events.append(
+            events.HandshakeCompleted(alpn_protocol=done.alpn_protocol, cipher_suite=done.cipher_suite)
+        )
+        self._set_state(ConnectionState.CONNECTED, now)
+        if not self.is_client:
+            self._handshake_done_pending = True
+            self._confirm_handshake(now)
+        self._cids_to_announce.extend(
+            self._host_cids.issue(min(self._peer_params.active_connection_id_limit or 2, 4))
+        )
+        for entry in self._cids_to_announce:
+            self._events.append(events.ConnectionIdIssued(connection_id=entry.cid))
+
+    def _confirm_handshake(self, now: float) -> None:
+        """RFC 9001 §4.1.2: discard Handshake keys once the handshake is confirmed."""
+        if self._handshake_confirmed:
+            return
+        self._handshake_confirmed = True
+        self._recovery.handshake_confirmed = True
+        self._recovery.peer_completed_address_validation = True
+        self._discard_space(SPACE_HANDSHAKE)
+
+    def _discard_space(self, space: int) -> None:
+        """RFC 9001 §4.9 key discard."""
+        if self._recovery.spaces[space].discarded:
+            return
+        self._cryptos[space].teardown()
+        self._recovery.discard_space(space)
+        if self._probe_space == space:
+            self._probe_space = None
+            self._probe_count = 0
+
+    def _apply_peer_transport_parameters(self, data: bytes, now: float) -> None:
+        params = pull_transport_parameters(Buffer(data=data))
+        if self.is_client:
+            if params.original_destination_connection_id != self._original_dcid:
+                raise QuicConnectionError(QuicErrorCode.TRANSPORT_PARAMETER_ERROR, None,
+                                          "original_destination_connection_id does not match")
+            if self._received_retry and params.retry_source_connection_id != self._retry_scid:
+                raise QuicConnectionError(QuicErrorCode.TRANSPORT_PARAMETER_ERROR, None,
+                                          "retry_source_connection_id does not match")
+            if not self._received_retry and params.retry_source_connection_id is not None:
+                raise QuicConnectionError(QuicErrorCode.TRANSPORT_PARAMETER_ERROR, None,
+                                          "unexpected retry_source_connection_id")
+            if params.stateless_reset_token is not None:
+                self._peer_cids.set_first_reset_token(params.stateless_reset_token)
+        else:
+            if (
+                params.original_destination_connection_id is not None
+                or params.retry_source_connection_id is not None
+                or params.stateless_reset_token is not None
+                or params.preferred_address is not None
+            ):
+                raise QuicConnectionError(QuicErrorCode.TRANSPORT_PARAMETER_ERROR, None,
+                                          "client sent a server-only transport parameter")
+        if params.initial_source_connection_id != self._peer_initial_scid:
+            raise QuicConnectionError(QuicErrorCode.TRANSPORT_PARAMETER_ERROR, None,
+                                      "initial_source_connection_id does not match")
+        self._peer_params = params
+        self._peer_params_received = True
+        if params.max_ack_delay is not None:
+            self._peer_max_ack_delay = params.max_ack_delay / 1000.0
+            self._recovery.peer_max_ack_delay = self._peer_max_ack_delay
+        if params.ack_delay_exponent is not None:
+            self._peer_ack_delay_exponent = params.ack_delay_exponent
+        if params.max_idle_timeout:
+            peer_idle = params.max_idle_timeout / 1000.0
+            if not self._idle_timeout or peer_idle < self._idle_timeout:
+                self._idle_timeout = peer_idle
+        self._peer_max_data = params.initial_max_data or 0
+        self._peer_max_streams = [params.initial_max_streams_bidi or 0,
+                                  params.initial_max_streams_uni or 0]
+        for stream in self._streams.values():
+            stream.peer_max_stream_data = max(
+                stream.peer_max_stream_data, self._initial_peer_stream_limit(stream.stream_id)
+            )
+        if params.max_udp_payload_size is not None:
+            self._max_datagram_size = min(self._max_datagram_size, params.max_udp_payload_size)
+        self._qlog.parameters_set(now, "remote", _params_for_qlog(params))
+
+    def _initial_peer_stream_limit(self, stream_id: int) -> int:
+        p = self._peer_params
+        if stream_id & 2:
+            return p.initial_max_stream_data_uni or 0
+        local = bool(stream_id & 1) == (not self.is_client)
+        if local:
+            return p.initial_max_stream_data_bidi_remote or 0
+        return p.initial_max_stream_data_bidi_local or 0
+
+    # ----------------------------------------------------------- client API
+
+    def connect(self, addr: Any, now: float) -> None:
+        """Start the handshake (client only)."""
+        if not self.is_client:
+            raise LocalProtocolError("connect() is for clients")
+        self._network_path = addr
+        self._last_activity = now
+        self._peer_initial_scid = None
+        self._qlog.connection_started(now, None, addr, self._version, self.host_cid,
+                                      self._peer_cids.current.cid)
+        self._qlog.parameters_set(now, "local", {"odcid": _cid_hex(self._original_dcid)})
+        self._init_tls()
+        assert self._tls is not None
+        self._process_tls(self._tls.start(), now)
+
+    # ------------------------------------------------------------- receive
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        """Process one UDP datagram from ``addr``."""
+        if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+            return
+        if self._network_path is None:
+            self._network_path = addr
+        self._bytes_received += len(data)
+        buf = Buffer(data=data)
+        host_len = self._host_cids.length
+        processed_any = False
+        while not buf.eof():
+            start = buf.tell()
+            try:
+                header = pull_quic_header(buf, host_cid_length=host_len)
+            except (ValueError, BufferReadError):
+                break
+            end = header.packet_end
+            buf.seek(end)
+            if header.packet_type == PACKET_TYPE_VERSION_NEGOTIATION:
+                self._handle_version_negotiation(header, now)
+                return
+            if header.is_long_header and header.version != self._version:
+                continue
+            if header.packet_type == PACKET_TYPE_RETRY:
+                self._handle_retry(header, data[start:end], now)
+                return
+            if header.packet_type == PACKET_TYPE_ZERO_RTT:
+                continue
+            if self._process_packet(header, data, start, end, now):
+                processed_any = True
+            if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+                return
+        if processed_any:
+            self._last_activity = now
+            if self._state == ConnectionState.CLOSING:
+                self._close_sent_at = None  # answer with CONNECTION_CLOSE again
+        elif len(data) >= 21 and data[-STATELESS_RESET_TOKEN_SIZE:] in self._peer_cids.reset_tokens:
+            self._terminate(QuicErrorCode.NO_ERROR, None, "stateless reset", by_peer=True, now=now)
+
+    def _process_packet(self, header: QuicHeader, data: bytes, start: int, end: int,
+                        now: float) -> bool:
+        ptype = header.packet_type
+        if ptype == PACKET_TYPE_ONE_RTT:
+            space_id = SPACE_APPLICATION
+        elif ptype == PACKET_TYPE_HANDSHAKE:
+            space_id = SPACE_HANDSHAKE
+        else:
+            space_id = SPACE_INITIAL
+        space = self._recovery.spaces[space_id]
+        if space.discarded:
+            return False
+        pair = self._cryptos[space_id]
+        if not pair.recv.is_valid():
+            return False
+        if self.is_client and ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None:
+            pass
+        elif header.is_long_header and header.destination_cid not in self._host_cids.cids:
+            if not (not self.is_client and header.destination_cid == self._initial_dcid):
+                return False
+        try:
+            plain_header, payload, pn = pair.decrypt_packet(
+                data[start:end], header.pn_offset - start, space.largest_received + 1
+            )
+        except CryptoError:
+            return False
+        # RFC 9000 §17.2/§17.3.1: reserved bits must be zero after header protection removal.
+        if plain_header[0] & (0x0C if header.is_long_header else 0x18):
+            self._close_with_error(
+                QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, None, "reserved bits set"), now
+            )
+            return True
+        if pn in space.received:
+            return True  # duplicate
+        if self.is_client and ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None:
+            self._peer_initial_scid = header.source_cid
+            self._peer_cids.current.cid = header.source_cid
+        if not self.is_client and ptype == PACKET_TYPE_HANDSHAKE:
+            self._address_validated = True
+            self._discard_space(SPACE_INITIAL)
+        if self._state == ConnectionState.FIRSTFLIGHT and not self._crypto_initialized:
+            self._init_tls()
+            self._qlog.connection_started(now, None, self._network_path, self._version,
+                                          self.host_cid, self._peer_cids.current.cid)
+        if self._qlog_frames:
+            self._qlog.packet_received(now, _QLOG_PACKET_TYPE[space_id], pn, end - start,
+                                       self._describe_frames(payload))
+        try:
+            ack_eliciting = self._handle_payload(space_id, payload, now, header)
+        except QuicConnectionError as exc:
+            self._close_with_error(exc, now)
+            return True
+        except TlsAlert as alert:
+            self._close_with_error(
+                QuicConnectionError(QuicErrorCode.CRYPTO_ERROR + alert.description, None,
+                                    alert.reason), now)
+            return True
+        self._record_received(space, space_id, pn, ack_eliciting, now)
+        return True
+
+    def _record_received(self, space: Any, space_id: int, pn: int, ack_eliciting: bool,
+                         now: float) -> None:
+        received = space.received
+        in_order = pn == space.largest_received + 1
+        received.add(pn)
+        if len(received) > 64:
+            received.shift()
+        if pn > space.largest_received:
+            space.largest_received = pn
+            space.largest_received_time = now
+        if not ack_eliciting:
+            return
+        if space_id != SPACE_APPLICATION or not in_order:
+            space.ack_needed = True
+            return
+        space.ack_eliciting_unacked += 1
+        if space.ack_eliciting_unacked >= 2:
+            space.ack_needed = True
+        elif space.ack_deadline is None:
+            space.ack_deadline = now + self.configuration.max_ack_delay
+
+    def _handle_version_negotiation(self, header: QuicHeader, now: float) -> None:
+        """RFC 9000 §6.2: a client abandons the attempt when no common version exists."""
+        if not self.is_client or self._peer_initial_scid is not None:
+            return
+        if header.destination_cid != self.host_cid or self._version in header.supported_versions:
+            return
+        common = [v for v in self.configuration.supported_versions if v in header.supported_versions]
+        if not common:
+            self._terminate(QuicErrorCode.INTERNAL_ERROR, None,
+                            "Version negotiation: no common version", by_peer=True, now=now)
+
+    def _handle_retry(self, header: QuicHeader, packet: bytes, now: float) -> None:
+        """RFC 9000 §17.2.5.2: restart the handshake once with the Retry's CID and token."""
+        if not self.is_client or self._received_retry or self._peer_initial_scid is not None:
+            return
+        if header.destination_cid != self.host_cid or not header.token:
+            return
+        expected = get_retry_integrity_tag(packet[:-16], self._peer_cids.current.cid, self._version)
+        if expected != header.integrity_tag:
+            return
+        self._received_retry = True
+        self._retry_scid = header.source_cid
+        self._retry_token = header.token
+        self._peer_cids.current.cid = header.source_cid
+        self._cryptos[SPACE_INITIAL].setup_initial(header.source_cid, is_client=True,
+                                                   version=self._version)
+        # Resend the ClientHello from offset 0; packet numbers continue (RFC 9000 §17.2.5.3).
+        space = self._recovery.spaces[SPACE_INITIAL]
+        for packet_meta in space.sent.values():
+            if packet_meta.in_flight:
+                self._recovery.bytes_in_flight -= packet_meta.sent_bytes
+        space.sent.clear()
+        space.ack_eliciting_in_flight = 0
+        self._crypto_streams[SPACE_INITIAL] = self._new_crypto_stream()
+        assert self._first_initial_hello is not None
+        self._crypto_streams[SPACE_INITIAL].write(self._first_initial_hello, False)
+        self._qlog.custom(now, "transport:packet_received", {"header": {"packet_type": "retry"}})
+
+    def _handle_crypto_data(self, space_id: int, offset: int, data: bytes, now: float) -> None:
+        stream = self._crypto_streams[space_id]
+        if offset + len(data) > stream.recv_delivered + MAX_CRYPTO_BUFFER:
+            raise QuicConnectionError(QuicErrorCode.CRYPTO_BUFFER_EXCEEDED, 0x06,
+                                      "CRYPTO data too far ahead")
+        stream.handle_frame(offset, data, False)
+        if not stream.has_ready_data():
+            return
+        chunk, _ = stream.pull_ready()
+        if self._tls is None:
+            self._init_tls()
+        assert self._tls is not None
+        epoch = (Epoch.INITIAL, Epoch.HANDSHAKE, Epoch.ONE_RTT)[space_id]
+        self._process_tls(self._tls.receive(epoch, chunk), now)
+
+    # -------------------------------------------------------------- timers
+
+    def get_timer(self) -> float | None:
+        """Earliest deadline the edge must call :meth:`handle_timer` at."""
+        if self._state == ConnectionState.TERMINATED:
+            return None
+        if self._close_deadline is not None:
+            return self._close_deadline
+        timer: float | None = None
+        idle = self._idle_deadline()
+        if idle is not None:
+            timer = idle
+        loss = self._recovery.get_loss_detection_time()
+        if loss is not None and (timer is None or loss < timer):
+            timer = loss
+        app = self._recovery.spaces[SPACE_APPLICATION]
+        if app.ack_deadline is not None and (timer is None or app.ack_deadline < timer):
+            timer = app.ack_deadline
+        if self._pacing_until is not None and (timer is None or self._pacing_until < timer):
+            timer = self._pacing_until
+        return timer
+
+    def _idle_deadline(self) -> float | None:
+        if not self._idle_timeout:
+            return None
+        return self._last_activity + max(self._idle_timeout, 3 * self._rtt.pto_base())
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever timers are due at ``now``."""
+        if self._state == ConnectionState.TERMINATED:
+            return
+        if self._close_deadline is not None:
+            if now >= self._close_deadline:
+                self._set_state(ConnectionState.TERMINATED, now)
+                self._close_deadline = None
+            return
+        idle = self._idle_deadline()
+        if idle is not None and now >= idle:
+            self._terminate(QuicErrorCode.NO_ERROR, None, "Idle timeout", by_peer=False, now=now,
+                            immediate=True)
+            return
+        app = self._recovery.spaces[SPACE_APPLICATION]
+        if app.ack_deadline is not None and now >= app.ack_deadline:
+            app.ack_needed = True
+            app.ack_deadline = None
+        if self._pacing_until is not None and now >= self._pacing_until:
+            self._pacing_until = None
+        loss = self._recovery.get_loss_detection_time()
+        if loss is not None and now >= loss:
+            probe_space = self._recovery.on_loss_detection_timeout(now)
+            if probe_space is not None:
+                self._probe_space = probe_space
+                self._probe_count = 2
+                if probe_space != SPACE_APPLICATION and not self.is_client:
+                    pass
+
+    # -------------------------------------------------------------- events
+
+    def next_event(self) -> Any:
+        """Pop the next :mod:`~quicreality.quic.events` event, or None."""
+        if self._events:
+            return self._events.popleft()
+        ready = self._ready_streams
+        while ready:
+            stream_id, stream = ready.popitem()
+            if not stream.has_ready_data():
+                continue
+            data, fin = stream.pull_ready()
+            self._data_consumed += len(data)
+            self._after_stream_consumed(stream)
+            return events.StreamDataReceived(stream_id=stream_id, data=data, end_stream=fin)
+        return None
+
+    def _set_state(self, state: ConnectionState, now: float) -> None:
+        if state != self._state:
+            self._qlog.connection_state_updated(now, self._state.name.lower(), state.name.lower())
+            self._state = state
+
+    # ------------------------------------------------------------- closing
+
+    def close(self, error_code: int = QuicErrorCode.NO_ERROR, frame_type: int | None = None,
+              reason_phrase: str = "", *, application: bool = True) -> None:
+        """Close the connection (RFC 9000 §10.2). Application close unless ``application=False``."""
+        if self._state in (ConnectionState.CLOSING, ConnectionState.DRAINING,
+                           ConnectionState.TERMINATED):
+            return
+        self._close_frame = (error_code, frame_type, reason_phrase, application)
+        self._state = ConnectionState.CLOSING
+        self._events.append(events.ConnectionTerminated(
+            error_code=error_code, frame_type=frame_type, reason_phrase=reason_phrase, by_peer=False))
+        self._terminated_event_sent = True
+
+    def _close_with_error(self, exc: QuicConnectionError, now: float) -> None:
+        self._qlog.connection_closed(now, "local", exc.error_code, exc.reason_phrase)
+        self.close(exc.error_code, exc.frame_type if exc.frame_type is not None else 0,
+                   exc.reason_phrase, application=False)
+
+    def _terminate(self, error_code: int, frame_type: int | None, reason: str, *, by_peer: bool,
+                   now: float, immediate: bool = False) -> None:
+        if not self._terminated_event_sent:
+            self._events.append(events.ConnectionTerminated(
+                error_code=error_code, frame_type=frame_type, reason_phrase=reason, by_peer=by_peer))
+            self._terminated_event_sent = True
+        if immediate:
+            self._set_state(ConnectionState.TERMINATED, now)
+        else:
+            self._set_state(ConnectionState.DRAINING, now)
+            self._close_deadline = now + 3 * self._rtt.pto_base()
+
+    # ---------------------------------------------------------- recovery hooks
+
+    def _on_packet_lost(self, packet: SentPacket, trigger: str) -> None:
+        self._qlog.packet_lost(self._now_hint, packet.packet_type, packet.packet_number, trigger)
+
+    _now_hint = 0.0
+
+    def _on_metrics(self, now: float) -> None:
+        rtt = self._rtt
+        self._qlog.metrics_updated(
+            now, min_rtt=rtt.min_rtt, smoothed_rtt=rtt.smoothed_rtt, latest_rtt=rtt.latest_rtt,
+            rtt_variance=rtt.rttvar, congestion_window=self._cc.congestion_window,
+            bytes_in_flight=self._recovery.bytes_in_flight, ssthresh=self._cc.ssthresh)
+
+
+def _params_for_qlog(params: QuicTransportParameters) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("max_idle_timeout", "initial_max_data", "initial_max_stream_data_bidi_local",
+                 "initial_max_stream_data_bidi_remote", "initial_max_stream_data_uni",
+                 "initial_max_streams_bidi", "initial_max_streams_uni", "ack_delay_exponent",
+                 "max_ack_delay", "active_connection_id_limit", "max_udp_payload_size",
+                 "max_datagram_frame_size"):
+        value = getattr(params, name, None)
+        if value is not None:
+            out[name] = value
+    for name in ("original_destination_connection_id", "initial_source_connection_id",
+                 "retry_source_connection_id"):
+        value = getattr(params, name, None)
+        if value is not None:
+            out[name] = _cid_hex(value)
+    return out

@@ -1,0 +1,138 @@
+"""Connection ID bookkeeping for both directions (RFC 9000 §5.1, §19.15, §19.16)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import QuicConnectionError, QuicErrorCode
+
+#: RFC 9000 §19.15: NEW_CONNECTION_ID frame type, cited in errors.
+_FRAME_NEW_CONNECTION_ID = 0x18
+_FRAME_RETIRE_CONNECTION_ID = 0x19
+
+
+@dataclass(slots=True)
+class ConnectionIdEntry:
+    """One connection ID with its sequence number and stateless reset token."""
+
+    sequence_number: int
+    cid: bytes
+    stateless_reset_token: bytes
+    retired: bool = False
+    announced: bool = False
+
+
+class HostConnectionIds:
+    """Connection IDs we issued to the peer (the peer uses them as DCID)."""
+
+    def __init__(
+        self, first_cid: bytes, rng: Callable[[int], bytes], reset_token: Callable[[bytes], bytes]
+    ):
+        self._rng = rng
+        self._reset_token = reset_token
+        self.length = len(first_cid)
+        self.entries: list[ConnectionIdEntry] = [
+            ConnectionIdEntry(0, first_cid, reset_token(first_cid), announced=True)
+        ]
+        self.next_sequence = 1
+
+    @property
+    def cids(self) -> list[bytes]:
+        """All active connection IDs."""
+        return [e.cid for e in self.entries]
+
+    def issue(self, limit: int) -> list[ConnectionIdEntry]:
+        """Issue new IDs until ``limit`` are active. Returns the new entries (to announce)."""
+        new: list[ConnectionIdEntry] = []
+        while len(self.entries) < limit:
+            cid = self._rng(self.length)
+            entry = ConnectionIdEntry(self.next_sequence, cid, self._reset_token(cid))
+            self.next_sequence += 1
+            self.entries.append(entry)
+            new.append(entry)
+        return new
+
+    def retire(self, sequence_number: int, packet_dcid: bytes) -> ConnectionIdEntry | None:
+        """Handle RETIRE_CONNECTION_ID (RFC 9000 §19.16). Returns the retired entry, if any."""
+        if sequence_number >= self.next_sequence:
+            raise QuicConnectionError(
+                QuicErrorCode.PROTOCOL_VIOLATION,
+                _FRAME_RETIRE_CONNECTION_ID,
+                "Cannot retire unknown connection ID",
+            )
+        for i, entry in enumerate(self.entries):
+            if entry.sequence_number == sequence_number:
+                if entry.cid == packet_dcid:
+                    raise QuicConnectionError(
+                        QuicErrorCode.PROTOCOL_VIOLATION,
+                        _FRAME_RETIRE_CONNECTION_ID,
+                        "Cannot retire the connection ID in use",
+                    )
+                return self.entries.pop(i)
+        return None
+
+
+class PeerConnectionIds:
+    """Connection IDs the peer issued to us (we use them as DCID)."""
+
+    def __init__(self, first_cid: bytes, active_limit: int):
+        self.active_limit = active_limit
+        self.current = ConnectionIdEntry(0, first_cid, b"")
+        self.available: list[ConnectionIdEntry] = []
+        self.retire_prior_to = 0
+        self.pending_retire: list[int] = []
+        self.reset_tokens: set[bytes] = set()
+
+    def set_first_reset_token(self, token: bytes) -> None:
+        """The stateless_reset_token transport parameter belongs to sequence 0 (RFC 9000 §18.2)."""
+        self.current.stateless_reset_token = token
+        self.reset_tokens.add(token)
+
+    def add(self, sequence_number: int, retire_prior_to: int, cid: bytes, token: bytes) -> None:
+        """Handle NEW_CONNECTION_ID (RFC 9000 §19.15)."""
+        if not self.current.cid:
+            raise QuicConnectionError(
+                QuicErrorCode.PROTOCOL_VIOLATION,
+                _FRAME_NEW_CONNECTION_ID,
+                "NEW_CONNECTION_ID with a zero-length connection ID in use",
+            )
+        known = [self.current, *self.available]
+        for entry in known:
+            if entry.sequence_number == sequence_number:
+                if entry.cid != cid or entry.stateless_reset_token != token:
+                    raise QuicConnectionError(
+                        QuicErrorCode.PROTOCOL_VIOLATION,
+                        _FRAME_NEW_CONNECTION_ID,
+                        "Connection ID sequence number reused",
+                    )
+                return
+        if sequence_number < self.retire_prior_to:
+            self.pending_retire.append(sequence_number)
+            return
+        self.available.append(ConnectionIdEntry(sequence_number, cid, token))
+        self.reset_tokens.add(token)
+        if retire_prior_to > self.retire_prior_to:
+            self.retire_prior_to = retire_prior_to
+            keep: list[ConnectionIdEntry] = []
+            for entry in self.available:
+                if entry.sequence_number < retire_prior_to:
+                    self.pending_retire.append(entry.sequence_number)
+                else:
+                    keep.append(entry)
+            self.available = keep
+            if self.current.sequence_number < retire_prior_to:
+                self.pending_retire.append(self.current.sequence_number)
+                if not self.available:
+                    raise QuicConnectionError(
+                        QuicErrorCode.PROTOCOL_VIOLATION,
+                        _FRAME_NEW_CONNECTION_ID,
+                        "All connection IDs retired",
+                    )
+                self.current = self.available.pop(0)
+        if len(self.available) + 1 > self.active_limit:
+            raise QuicConnectionError(
+                QuicErrorCode.CONNECTION_ID_LIMIT_ERROR,
+                _FRAME_NEW_CONNECTION_ID,
+                "Too many active connection IDs",
+            )

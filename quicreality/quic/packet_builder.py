@@ -1,0 +1,91 @@
+"""Assembles protected packets into (possibly coalesced) datagrams (RFC 9000 §12.2, §17)."""
+
+from __future__ import annotations
+
+from ..wire.buffer import Buffer
+from .crypto import CryptoPair
+from .packet import (
+    PACKET_TYPE_HANDSHAKE,
+    PACKET_TYPE_INITIAL,
+    PACKET_TYPE_ONE_RTT,
+)
+
+#: AEAD tag size for every QUIC v1 suite (RFC 9001 §5.3).
+AEAD_TAG_SIZE = 16
+#: Bytes reserved for the packet number (we always encode 4 bytes for simplicity of HP sampling).
+PACKET_NUMBER_SEND_SIZE = 4
+#: RFC 9000 §14.1: datagrams carrying ack-eliciting Initial packets are padded to this size.
+MIN_INITIAL_DATAGRAM_SIZE = 1200
+
+_LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_HANDSHAKE: 0x20}
+
+
+def long_header(
+    packet_type: int, version: int, dcid: bytes, scid: bytes, token: bytes | None, length: int,
+    packet_number: int,
+) -> bytes:
+    """Serialise a long header (RFC 9000 §17.2) with a 2-byte Length and a 4-byte packet number."""
+    buf = Buffer(capacity=64 + len(dcid) + len(scid) + (len(token) + 8 if token is not None else 0))
+    buf.push_uint8(0xC0 | _LONG_TYPE_BITS[packet_type] | (PACKET_NUMBER_SEND_SIZE - 1))
+    buf.push_uint32(version)
+    buf.push_uint8(len(dcid))
+    buf.push_bytes(dcid)
+    buf.push_uint8(len(scid))
+    buf.push_bytes(scid)
+    if packet_type == PACKET_TYPE_INITIAL:
+        token = token or b""
+        buf.push_uint_var(len(token))
+        buf.push_bytes(token)
+    buf.push_uint16(0x4000 | length)
+    buf.push_uint32(packet_number & 0xFFFFFFFF)
+    return buf.data
+
+
+def short_header(dcid: bytes, key_phase: int, packet_number: int) -> bytes:
+    """Serialise a short header (RFC 9000 §17.3.1) with a 4-byte packet number."""
+    return (
+        bytes([0x40 | (key_phase << 2) | (PACKET_NUMBER_SEND_SIZE - 1)])
+        + dcid
+        + (packet_number & 0xFFFFFFFF).to_bytes(4, "big")
+    )
+
+
+def header_size(packet_type: int, dcid_len: int, scid_len: int, token_len: int) -> int:
+    """Size of the header :func:`long_header`/:func:`short_header` will produce."""
+    if packet_type == PACKET_TYPE_ONE_RTT:
+        return 1 + dcid_len + PACKET_NUMBER_SEND_SIZE
+    size = 1 + 4 + 1 + dcid_len + 1 + scid_len + 2 + PACKET_NUMBER_SEND_SIZE
+    if packet_type == PACKET_TYPE_INITIAL:
+        size += len_uint_var(token_len) + token_len
+    return size
+
+
+def len_uint_var(value: int) -> int:
+    """Encoded size of a varint."""
+    if value <= 0x3F:
+        return 1
+    if value <= 0x3FFF:
+        return 2
+    if value <= 0x3FFFFFFF:
+        return 4
+    return 8
+
+
+def seal_packet(
+    crypto: CryptoPair,
+    packet_type: int,
+    *,
+    version: int,
+    dcid: bytes,
+    scid: bytes,
+    token: bytes | None,
+    packet_number: int,
+    payload: bytes | bytearray,
+) -> bytes:
+    """Protect one packet. ``payload`` must already be padded to the HP sample minimum."""
+    if packet_type == PACKET_TYPE_ONE_RTT:
+        header = short_header(dcid, crypto.key_phase, packet_number)
+    else:
+        length = PACKET_NUMBER_SEND_SIZE + len(payload) + AEAD_TAG_SIZE
+        header = long_header(packet_type, version, dcid, scid, token, length, packet_number)
+    return crypto.encrypt_packet(header, bytes(payload), packet_number)

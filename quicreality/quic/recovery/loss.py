@@ -1,0 +1,384 @@
+"""RFC 9002 loss detection: sent-packet tracking per packet number space, ACK processing, timers.
+
+Retransmission works through delivery callbacks: each frame written into a packet registers
+``(handler, args)``; on acknowledgement the handler is called with ``delivered=True``, on loss with
+``delivered=False``. Recovery knows nothing about frame types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ...wire.rangeset import RangeSet
+from .congestion.base import CongestionController
+from .pacer import Pacer
+from .rtt import K_GRANULARITY, RttEstimator
+
+#: RFC 9002 §6.1.1 kPacketThreshold.
+K_PACKET_THRESHOLD = 3
+#: RFC 9002 §6.1.2 kTimeThreshold.
+K_TIME_THRESHOLD = 9 / 8
+#: RFC 9002 §7.6.1 kPersistentCongestionThreshold.
+K_PERSISTENT_CONGESTION_THRESHOLD = 3
+
+#: Packet number spaces, indexed like TLS epochs (0-RTT shares the application space).
+SPACE_INITIAL = 0
+SPACE_HANDSHAKE = 1
+SPACE_APPLICATION = 2
+
+DeliveryHandler = Callable[..., None]
+
+
+class SentPacket:
+    """Metadata kept for each sent packet until it is acknowledged or declared lost."""
+
+    __slots__ = (
+        "packet_number",
+        "space",
+        "sent_time",
+        "sent_bytes",
+        "ack_eliciting",
+        "in_flight",
+        "handlers",
+        "requeued",
+        "packet_type",
+    )
+
+    def __init__(
+        self,
+        packet_number: int,
+        space: int,
+        sent_time: float,
+        sent_bytes: int,
+        ack_eliciting: bool,
+        in_flight: bool,
+        handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]],
+        packet_type: str,
+    ):
+        self.packet_number = packet_number
+        self.space = space
+        self.sent_time = sent_time
+        self.sent_bytes = sent_bytes
+        self.ack_eliciting = ack_eliciting
+        self.in_flight = in_flight
+        self.handlers = handlers
+        self.requeued = False
+        self.packet_type = packet_type
+
+
+class PacketSpace:
+    """Sent and received state of one packet number space."""
+
+    __slots__ = (
+        "sent",
+        "largest_acked",
+        "loss_time",
+        "time_of_last_ack_eliciting",
+        "ack_eliciting_in_flight",
+        "next_pn",
+        "received",
+        "largest_received",
+        "largest_received_time",
+        "ack_needed",
+        "ack_deadline",
+        "ack_eliciting_unacked",
+        "discarded",
+    )
+
+    def __init__(self) -> None:
+        self.sent: dict[int, SentPacket] = {}
+        self.largest_acked = -1
+        self.loss_time: float | None = None
+        self.time_of_last_ack_eliciting = 0.0
+        self.ack_eliciting_in_flight = 0
+        self.next_pn = 0
+        self.received = RangeSet()
+        self.largest_received = -1
+        self.largest_received_time = 0.0
+        self.ack_needed = False
+        self.ack_deadline: float | None = None
+        self.ack_eliciting_unacked = 0
+        self.discarded = False
+
+
+class LossRecovery:
+    """RFC 9002 §6-§7 for one connection."""
+
+    def __init__(
+        self,
+        *,
+        congestion: CongestionController,
+        rtt: RttEstimator,
+        pacer: Pacer,
+        max_ack_delay: float,
+        is_client: bool,
+        on_lost: Callable[[SentPacket, str], None] | None = None,
+        on_metrics: Callable[[float], None] | None = None,
+    ):
+        self.cc = congestion
+        self.rtt = rtt
+        self.pacer = pacer
+        self.peer_max_ack_delay = max_ack_delay
+        self.is_client = is_client
+        self.spaces = [PacketSpace(), PacketSpace(), PacketSpace()]
+        self.bytes_in_flight = 0
+        self.pto_count = 0
+        self.handshake_confirmed = False
+        self.peer_completed_address_validation = not is_client
+        self._on_lost = on_lost
+        self._on_metrics = on_metrics
+
+    # --------------------------------------------------------------- sending
+
+    def on_packet_sent(self, packet: SentPacket) -> None:
+        """Record a sent packet (RFC 9002 §A.5)."""
+        space = self.spaces[packet.space]
+        space.sent[packet.packet_number] = packet
+        if packet.in_flight:
+            if packet.ack_eliciting:
+                space.time_of_last_ack_eliciting = packet.sent_time
+                space.ack_eliciting_in_flight += 1
+            self.bytes_in_flight += packet.sent_bytes
+            self.cc.on_packet_sent(
+                now=packet.sent_time, sent_bytes=packet.sent_bytes, bytes_in_flight=self.bytes_in_flight
+            )
+            self.pacer.on_packet_sent(now=packet.sent_time, sent_bytes=packet.sent_bytes)
+
+    # ------------------------------------------------------------- receiving
+
+    def on_ack_received(
+        self, space_id: int, ranges: RangeSet, ack_delay: float, now: float
+    ) -> tuple[int, bool]:
+        """Process an ACK frame (RFC 9002 §A.7). Returns (largest newly acked pn or -1, any newly acked)."""
+        space = self.spaces[space_id]
+        sent = space.sent
+        largest = ranges[-1].stop - 1
+        if largest > space.largest_acked:
+            space.largest_acked = largest
+        newly_largest: SentPacket | None = None
+        includes_ack_eliciting = False
+        acked_bytes = 0
+        largest_acked_sent_time = 0.0
+        any_acked = False
+        acked_pns: list[int] = []
+        ri = 0
+        r = ranges[0]
+        for pn in sent:
+            if pn > largest:
+                break
+            while pn >= r.stop:
+                ri += 1
+                r = ranges[ri]
+            if pn >= r.start:
+                acked_pns.append(pn)
+        for pn in acked_pns:
+            packet = sent.pop(pn)
+            any_acked = True
+            if pn == largest:
+                newly_largest = packet
+            if packet.ack_eliciting:
+                includes_ack_eliciting = True
+                if packet.in_flight:
+                    space.ack_eliciting_in_flight -= 1
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.sent_bytes
+                acked_bytes += packet.sent_bytes
+                if packet.sent_time > largest_acked_sent_time:
+                    largest_acked_sent_time = packet.sent_time
+            for handler, args in packet.handlers:
+                handler(True, *args)
+        if not any_acked:
+            return -1, False
+        if newly_largest is not None and includes_ack_eliciting:
+            latest_rtt = now - newly_largest.sent_time
+            if space_id != SPACE_APPLICATION:
+                ack_delay = 0.0
+            self.rtt.update(
+                max(latest_rtt, 1e-6),
+                ack_delay,
+                handshake_confirmed=self.handshake_confirmed,
+                max_ack_delay=self.peer_max_ack_delay,
+            )
+        self._detect_lost_packets(space_id, now)
+        if acked_bytes:
+            self.cc.on_packets_acked(
+                now=now,
+                acked_bytes=acked_bytes,
+                largest_acked_sent_time=largest_acked_sent_time,
+                rtt=self.rtt,
+                bytes_in_flight=self.bytes_in_flight,
+                app_limited=False,
+            )
+        if self.is_client and space_id == SPACE_HANDSHAKE:
+            self.peer_completed_address_validation = True
+        self.pto_count = 0
+        self._update_pacer()
+        if self._on_metrics is not None:
+            self._on_metrics(now)
+        return (newly_largest.packet_number if newly_largest else -1), True
+
+    def _update_pacer(self) -> None:
+        if self.rtt.has_sample:
+            self.pacer.update_rate(
+                congestion_window=self.cc.congestion_window, smoothed_rtt=self.rtt.smoothed_rtt
+            )
+
+    # ----------------------------------------------------------------- loss
+
+    def _loss_delay(self) -> float:
+        rtt = self.rtt
+        return max(K_TIME_THRESHOLD * max(rtt.latest_rtt, rtt.smoothed_rtt), K_GRANULARITY)
+
+    def _detect_lost_packets(self, space_id: int, now: float) -> None:
+        """RFC 9002 §A.10."""
+        space = self.spaces[space_id]
+        space.loss_time = None
+        largest_acked = space.largest_acked
+        if largest_acked < 0:
+            return
+        loss_delay = self._loss_delay()
+        pn_limit = largest_acked - K_PACKET_THRESHOLD
+        lost: list[SentPacket] = []
+        for pn, packet in space.sent.items():
+            if pn > largest_acked:
+                break
+            # Same expression as the armed loss_time, so the timer and the check agree exactly.
+            t = packet.sent_time + loss_delay
+            if pn <= pn_limit or t <= now:
+                lost.append(packet)
+            elif space.loss_time is None or t < space.loss_time:
+                space.loss_time = t
+        if lost:
+            self._on_packets_lost(space, lost, now, "reordering_threshold")
+
+    def _on_packets_lost(
+        self, space: PacketSpace, lost: list[SentPacket], now: float, trigger: str
+    ) -> None:
+        lost_bytes = 0
+        largest_sent_time = 0.0
+        first_ae: float | None = None
+        last_ae = 0.0
+        for packet in lost:
+            del space.sent[packet.packet_number]
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.sent_bytes
+                lost_bytes += packet.sent_bytes
+                if packet.sent_time > largest_sent_time:
+                    largest_sent_time = packet.sent_time
+                if packet.ack_eliciting:
+                    space.ack_eliciting_in_flight -= 1
+                    if first_ae is None:
+                        first_ae = packet.sent_time
+                    last_ae = packet.sent_time
+            if self._on_lost is not None:
+                self._on_lost(packet, trigger)
+            if not packet.requeued:
+                for handler, args in packet.handlers:
+                    handler(False, *args)
+        if lost_bytes:
+            self.cc.on_congestion_event(
+                now=now,
+                largest_lost_sent_time=largest_sent_time,
+                lost_bytes=lost_bytes,
+                bytes_in_flight=self.bytes_in_flight,
+            )
+            if first_ae is not None and self.rtt.has_sample:
+                duration = (
+                    self.rtt.smoothed_rtt
+                    + max(4 * self.rtt.rttvar, K_GRANULARITY)
+                    + self.peer_max_ack_delay
+                ) * K_PERSISTENT_CONGESTION_THRESHOLD
+                if last_ae - first_ae > duration:
+                    self.cc.on_persistent_congestion(now=now)
+            self._update_pacer()
+
+    # ---------------------------------------------------------------- timers
+
+    def _pto_time_and_space(self) -> tuple[float | None, int]:
+        """RFC 9002 §A.8 GetPtoTimeAndSpace.
+
+        The RFC arms the anti-deadlock timer from "now" when it is set; we derive the same instant
+        from the last ack-eliciting send so that the timer is a pure function of the state.
+        """
+        duration = self.rtt.pto_base() * (2**self.pto_count)
+        if self.bytes_in_flight == 0 and not self.peer_completed_address_validation:
+            # Anti-deadlock PTO (RFC 9002 §6.2.2.1).
+            space_id = SPACE_INITIAL if not self.spaces[SPACE_INITIAL].discarded else SPACE_HANDSHAKE
+            last = max(s.time_of_last_ack_eliciting for s in self.spaces)
+            return last + duration, space_id
+        best: float | None = None
+        best_space = SPACE_INITIAL
+        for space_id, space in enumerate(self.spaces):
+            if space.discarded or space.ack_eliciting_in_flight <= 0:
+                continue
+            if space_id == SPACE_APPLICATION:
+                if not self.handshake_confirmed:
+                    break
+                duration += self.peer_max_ack_delay * (2**self.pto_count)
+            t = space.time_of_last_ack_eliciting + duration
+            if best is None or t < best:
+                best = t
+                best_space = space_id
+        return best, best_space
+
+    def get_loss_detection_time(self) -> float | None:
+        """When the loss detection timer fires (RFC 9002 §A.8)."""
+        earliest: float | None = None
+        for space in self.spaces:
+            if space.loss_time is not None and (earliest is None or space.loss_time < earliest):
+                earliest = space.loss_time
+        if earliest is not None:
+            return earliest
+        if (
+            not any(s.ack_eliciting_in_flight > 0 for s in self.spaces if not s.discarded)
+            and self.peer_completed_address_validation
+        ):
+            return None
+        t, _ = self._pto_time_and_space()
+        return t
+
+    def on_loss_detection_timeout(self, now: float) -> int | None:
+        """Handle the timer (RFC 9002 §A.9). Returns the space needing PTO probes, or None."""
+        earliest_space: int | None = None
+        earliest: float | None = None
+        for space_id, space in enumerate(self.spaces):
+            if space.loss_time is not None and (earliest is None or space.loss_time < earliest):
+                earliest = space.loss_time
+                earliest_space = space_id
+        if earliest_space is not None:
+            self._detect_lost_packets(earliest_space, now)
+            return None
+        _, space_id = self._pto_time_and_space()
+        self.pto_count += 1
+        self._requeue_for_probe(space_id)
+        return space_id
+
+    def _requeue_for_probe(self, space_id: int) -> None:
+        """Re-queue the data of the two oldest unacknowledged packets so probes carry it."""
+        count = 0
+        for packet in self.spaces[space_id].sent.values():
+            if packet.ack_eliciting and not packet.requeued:
+                packet.requeued = True
+                for handler, args in packet.handlers:
+                    handler(False, *args)
+                count += 1
+                if count == 2:
+                    break
+
+    def discard_space(self, space_id: int) -> None:
+        """Drop all state of a space whose keys were discarded (RFC 9002 §6.4)."""
+        space = self.spaces[space_id]
+        removed = 0
+        for packet in space.sent.values():
+            if packet.in_flight:
+                removed += packet.sent_bytes
+        self.bytes_in_flight -= removed
+        self.cc.on_packets_discarded(discarded_bytes=removed)
+        space.sent.clear()
+        space.ack_eliciting_in_flight = 0
+        space.loss_time = None
+        space.discarded = True
+        space.ack_needed = False
+        space.ack_deadline = None
+        self.pto_count = 0

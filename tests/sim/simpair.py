@@ -1,0 +1,202 @@
+"""A client/server pair on virtual time with a seeded lossy link (no sockets, no clock)."""
+
+from __future__ import annotations
+
+import datetime
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from quicreality.quic.config import QuicConfiguration
+from quicreality.quic.connection import QuicConnection
+from quicreality.quic.endpoint import QuicServerEndpoint
+from quicreality.tls.certificates import InsecureVerifier, StaticCertificateSource
+
+CLIENT_ADDR = ("10.0.0.1", 40000)
+SERVER_ADDR = ("10.0.0.2", 443)
+WALL = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
+
+
+def seeded_rng(seed: int) -> Callable[[int], bytes]:
+    """Deterministic byte source."""
+    r = random.Random(seed)
+    return lambda n: r.randbytes(n)
+
+
+_CREDS: StaticCertificateSource | None = None
+
+
+def test_credentials() -> StaticCertificateSource:
+    """A self-signed ECDSA P-256 certificate for localhost (made once per process)."""
+    global _CREDS
+    if _CREDS is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(key, hashes.SHA256())
+        )
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        _CREDS = StaticCertificateSource([cert.public_bytes(Encoding.DER)], key)
+    return _CREDS
+
+
+@dataclass
+class LinkModel:
+    """Per-direction impairments (probabilities are per datagram)."""
+
+    delay: float = 0.010
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_extra: float = 0.005
+    mtu: int = 1500
+
+
+@dataclass
+class SimPair:
+    """Drives a client connection and a server endpoint until a condition holds."""
+
+    seed: int = 1
+    link: LinkModel = field(default_factory=LinkModel)
+    client_overrides: dict[str, Any] = field(default_factory=dict)
+    server_overrides: dict[str, Any] = field(default_factory=dict)
+    retry: bool = False
+
+    def __post_init__(self) -> None:
+        self.now = 0.0
+        self._rand = random.Random(self.seed)
+        self._queue: list[tuple[float, int, str, bytes]] = []
+        self._seq = 0
+        cfg = QuicConfiguration(
+            is_client=True, server_name="localhost", rng=seeded_rng(self.seed * 2 + 1),
+            wall_clock=lambda: WALL, peer_verifier=InsecureVerifier(),
+        )
+        for k, v in self.client_overrides.items():
+            setattr(cfg, k, v)
+        self.client = QuicConnection(configuration=cfg)
+        server_rng = seeded_rng(self.seed * 2 + 2)
+
+        def server_config() -> QuicConfiguration:
+            scfg = QuicConfiguration(
+                is_client=False, rng=server_rng, wall_clock=lambda: WALL,
+                certificate_source=test_credentials(),
+            )
+            for k, v in self.server_overrides.items():
+                setattr(scfg, k, v)
+            return scfg
+
+        self.endpoint = QuicServerEndpoint(server_config, rng=server_rng, retry=self.retry)
+        self.server: QuicConnection | None = None
+        self.client_events: list[Any] = []
+        self.server_events: list[Any] = []
+        self.datagrams = {"to_server": 0, "to_client": 0}
+        self.dropped = {"to_server": 0, "to_client": 0}
+
+    # -------------------------------------------------------------- link
+
+    def _transmit(self, direction: str, data: bytes) -> None:
+        link = self.link
+        self.datagrams[direction] += 1
+        if len(data) > link.mtu or self._rand.random() < link.loss:
+            self.dropped[direction] += 1
+            return
+        copies = 2 if self._rand.random() < link.duplicate else 1
+        for _ in range(copies):
+            t = self.now + link.delay
+            if self._rand.random() < link.reorder:
+                t += link.reorder_extra * self._rand.random()
+            self._seq += 1
+            heapq.heappush(self._queue, (t, self._seq, direction, data))
+
+    def _flush(self) -> None:
+        for data, _ in self.client.datagrams_to_send(self.now):
+            self._transmit("to_server", data)
+        for conn in list(self.endpoint.connections):
+            for data, _ in conn.datagrams_to_send(self.now):
+                self._transmit("to_client", data)
+        self._drain_events()
+
+    def _drain_events(self) -> None:
+        while (ev := self.client.next_event()) is not None:
+            self.client_events.append(ev)
+            self.on_client_event(ev)
+        if self.server is not None:
+            while (ev := self.server.next_event()) is not None:
+                self.server_events.append(ev)
+                self.on_server_event(ev)
+
+    def on_client_event(self, event: Any) -> None:
+        """Hook for tests."""
+
+    def on_server_event(self, event: Any) -> None:
+        """Hook for tests."""
+
+    # -------------------------------------------------------------- loop
+
+    def connect(self) -> None:
+        """Start the client handshake."""
+        self.client.connect(SERVER_ADDR, self.now)
+        self._flush()
+
+    def step(self) -> bool:
+        """Advance to the next delivery or timer. Returns False when nothing is left to do."""
+        timers = [t for t in [self.client.get_timer()] if t is not None]
+        for conn in self.endpoint.connections:
+            t = conn.get_timer()
+            if t is not None:
+                timers.append(t)
+        next_delivery = self._queue[0][0] if self._queue else None
+        candidates = timers + ([next_delivery] if next_delivery is not None else [])
+        if not candidates:
+            return False
+        t = min(candidates)
+        self.now = max(self.now, t)
+        if next_delivery is not None and next_delivery <= self.now:
+            batch: list[tuple[str, bytes]] = []
+            while self._queue and self._queue[0][0] <= self.now:
+                _, _, direction, data = heapq.heappop(self._queue)
+                batch.append((direction, data))
+            for direction, data in batch:
+                if direction == "to_server":
+                    got = self.endpoint.receive_datagram(data, CLIENT_ADDR, self.now)
+                    if got.connection is not None and self.server is None:
+                        self.server = got.connection
+                    for reply, _ in got.replies:
+                        self._transmit("to_client", reply)
+                else:
+                    self.client.receive_datagram(data, SERVER_ADDR, self.now)
+        else:
+            tc = self.client.get_timer()
+            if tc is not None and tc <= self.now:
+                self.client.handle_timer(self.now)
+            for conn in list(self.endpoint.connections):
+                ts = conn.get_timer()
+                if ts is not None and ts <= self.now:
+                    conn.handle_timer(self.now)
+        self._flush()
+        for conn in list(self.endpoint.connections):
+            self.endpoint.refresh(conn)
+        return True
+
+    def run(self, until: Callable[[], bool], max_time: float = 60.0, max_steps: int = 2_000_000) -> None:
+        """Step until ``until()`` holds; raise if virtual time or steps run out."""
+        steps = 0
+        while not until():
+            if self.now > max_time or steps > max_steps:
+                raise TimeoutError(f"condition not met by t={self.now:.3f}s after {steps} steps")
+            if not self.step():
+                raise TimeoutError(f"nothing left to do at t={self.now:.3f}s")
+            steps += 1
