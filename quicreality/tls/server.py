@@ -108,14 +108,16 @@ class ServerHandshake(SessionCore):
         creds = source.credentials_for(
             server_name=ch.server_name, signature_algorithms=ch.signature_algorithms
         )
-        possible = [
-            s for s in signature_schemes_for_key(creds.private_key) if s in ch.signature_algorithms
-        ]
+        own = signature_schemes_for_key(creds.private_key)
+        if not own:
+            raise TlsAlert(AlertDescription.internal_error, "certificate key cannot sign")
+        possible = [s for s in own if s in ch.signature_algorithms]
         preferred = [s for s in possible if s in self._config.signature_algorithms]
-        if not (preferred or possible):
-            raise TlsAlert(AlertDescription.handshake_failure, "no common signature algorithm")
         self._credentials = creds
-        self._signature_scheme = (preferred or possible)[0]
+        # With no overlap we still sign with what the key can do, as RFC 8446 §4.4.2.2 lets a server
+        # "continue the handshake" with the chain it has (and as REALITY's Ed25519-only server does
+        # for Chrome-like clients); the client decides.
+        self._signature_scheme = (preferred or possible or list(own))[0]
 
     def _server_send_hello_retry(
         self, ch: m.ClientHello, raw: bytes, suite: int, group: int, outputs: list[TlsOutput]

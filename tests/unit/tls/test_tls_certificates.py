@@ -116,3 +116,33 @@ def test_leaf_public_key_reads_spki_without_x509_parser() -> None:
     assert leaf_public_key(der).public_bytes(*raw) == key.public_key().public_bytes(*raw)  # type: ignore[call-arg]
     assert alert_of(lambda: leaf_public_key(b"\x30\x80")) == AlertDescription.bad_certificate
     assert alert_of(lambda: leaf_public_key(der[:50])) == AlertDescription.bad_certificate
+
+
+def test_leaf_public_key_reads_the_reality_certificate_skeleton() -> None:
+    """The 178-byte REALITY cert of reality-spec §4.2: serial 0, year-1 dates, HMAC as signature."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    pub = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
+    raw_pub = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ed = bytes.fromhex("06032b6570")
+    when = b"\x18\x0f" + b"00010101000000Z"
+    tbs = (
+        bytes.fromhex("a003020102020100")
+        + b"\x30\x05"
+        + ed
+        + b"\x30\x00"
+        + b"\x30\x22"
+        + when
+        + when
+        + b"\x30\x00"
+        + b"\x30\x2a\x30\x05"
+        + ed
+        + b"\x03\x21\x00"
+        + raw_pub
+    )
+    body = b"\x30\x63" + tbs + b"\x30\x05" + ed + b"\x03\x41\x00" + bytes(64)
+    cert = b"\x30\x81\xaf" + body
+    assert len(cert) == 178 and cert[72:104] == raw_pub
+    key = leaf_public_key(cert)
+    assert isinstance(key, ed25519.Ed25519PublicKey)
+    assert key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) == raw_pub
