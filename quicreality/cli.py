@@ -164,22 +164,25 @@ def run_client(args: argparse.Namespace) -> int:
             raise CliError(f"-o {args.output_dir!r}: not writable")
     import time
 
-    if args.insecure:
-        verifier: object = InsecureVerifier()
-    elif args.ca:
+    if not args.insecure and not args.ca:
+        raise CliError("choose --insecure or --ca FILE (system trust stores are not used)")
+    if args.ca:
         if not os.path.isfile(args.ca):
             raise CliError(f"--ca {args.ca!r}: no such file")
         try:
-            verifier = PkiVerifier(args.ca, wall_clock=time.time)
+            PkiVerifier(args.ca, wall_clock=time.time)
         except Exception as exc:  # noqa: BLE001
             raise CliError(f"cannot load CA file {args.ca!r}: {exc}") from None
-    else:
-        raise CliError("choose --insecure or --ca FILE (system trust stores are not used)")
+
+    def make_verifier(host: str) -> object:
+        if args.insecure:
+            return InsecureVerifier()
+        return PkiVerifier(args.ca, wall_clock=time.time, name=args.server_name or host)
     opts = _transport_options(args)
     closers: list = []
 
     def make_config(host: str) -> QuicConfiguration:
-        cfg = edge_configuration(is_client=True, peer_verifier=verifier,
+        cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
                                  server_name=args.server_name, **opts)
         closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
                                            qlog_flavour=args.qlog_flavour))

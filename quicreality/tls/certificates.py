@@ -150,7 +150,9 @@ class PkiVerifier:
         wall_clock: Callable[[], float],
         *,
         ca_pem: bytes | None = None,
+        name: str | None = None,
     ) -> None:
+        self._name = name  # verify against this (e.g. an IP literal, never sent as SNI)
         data = b""
         if ca_file is not None:
             with open(ca_file, "rb") as f:
@@ -168,6 +170,7 @@ class PkiVerifier:
         """Validate ``chain`` for ``server_name`` at ``wall_clock()``; raise TlsAlert otherwise."""
         if not chain:
             raise TlsAlert(AlertDescription.bad_certificate, "empty certificate chain")
+        server_name = self._name or server_name
         if not server_name:
             raise TlsAlert(AlertDescription.certificate_unknown, "no server name to verify against")
         try:
