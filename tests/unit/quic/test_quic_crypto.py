@@ -229,3 +229,21 @@ def test_failed_trial_decryption_does_not_rotate_keys() -> None:
 def test_update_key_without_keys_fails() -> None:
     with pytest.raises(KeyUnavailableError):
         CryptoPair().update_key()
+
+
+@pytest.mark.parametrize(("suite", "secret_len"), SUITES)
+def test_reused_header_protection_matches_a_fresh_cipher(suite: int, secret_len: int) -> None:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from quicreality.quic.crypto import _make_header_protection
+
+    key = bytes(range(16 if suite == CipherSuite.AES_128_GCM_SHA256 else 32))
+    mask = _make_header_protection(suite, key)
+    for i in range(5):
+        sample = bytes([i]) * 16
+        if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
+            fresh = Cipher(algorithms.ChaCha20(key, sample), mode=None).encryptor().update(bytes(5))
+        else:
+            fresh = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(sample)
+        assert mask(sample)[:5] == fresh[:5]
+        assert mask(sample)[:5] == fresh[:5]  # no state carried between packets
