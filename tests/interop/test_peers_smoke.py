@@ -10,8 +10,6 @@ A missing peer is an installation bug: the test fails with "run scripts/setup.sh
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer
@@ -155,15 +153,10 @@ def test_iperf3_tcp_loopback(peer_harness: PeerHarness) -> None:
     port = free_udp_port()  # iperf3 listens on TCP (and UDP) of the same number
     server = h.start(PeerProcess(iperf3_peer.server("127.0.0.1", port), name="iperf3-server",
                                  log_dir=h.path("logs")))
+    server.wait_tcp_ready(port)
     client_cmd = iperf3_peer.client(iperf3_peer.IperfRequest(host="127.0.0.1", port=port,
                                                              seconds=1))
-    # the server has no readiness line in -J mode: retry the client briefly
-    for attempt in range(50):
-        client = PeerProcess(client_cmd, name=f"iperf3-client-{attempt}", log_dir=h.path("logs"))
-        fin = h.start(client).wait(30)
-        if fin.returncode == 0:
-            break
-        time.sleep(0.1)
+    fin = h.start(PeerProcess(client_cmd, name="iperf3-client", log_dir=h.path("logs"))).wait(30)
     assert fin.returncode == 0, fin.stderr + fin.stdout[-2000:]
     summary = iperf3_peer.parse(fin.stdout)
     assert summary.protocol == "TCP" and summary.error is None

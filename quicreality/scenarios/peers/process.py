@@ -26,17 +26,24 @@ class PeerFailed(RuntimeError):
     """A peer exited, or did not get ready / finish in time."""
 
 
-def _udp_inodes(port: int) -> set[str]:
+_TCP_LISTEN = "0A"
+
+
+def _socket_inodes(port: int, proto: str) -> set[str]:
+    """Inodes of sockets bound to local ``port`` (``proto`` "udp", or "tcp" = listening)."""
     inodes: set[str] = set()
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
             cols = line.split()
-            if int(cols[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(cols[9])
+            if int(cols[1].rsplit(":", 1)[1], 16) != port:
+                continue
+            if proto == "tcp" and cols[3] != _TCP_LISTEN:
+                continue
+            inodes.add(cols[9])
     return inodes
 
 
@@ -55,9 +62,10 @@ def _group_pids(pgid: int) -> list[int]:
     return pids
 
 
-def group_has_udp_port(pgid: int, port: int) -> bool:
-    """True if a process of group ``pgid`` holds a UDP socket bound to ``port``."""
-    inodes = _udp_inodes(port)
+def group_has_port(pgid: int, port: int, proto: str = "udp") -> bool:
+    """True if a process of group ``pgid`` has a UDP socket bound to / a TCP socket listening on
+    ``port`` (``proto`` is ``"udp"`` or ``"tcp"``)."""
+    inodes = _socket_inodes(port, proto)
     if not inodes:
         return False
     want = {f"socket:[{i}]" for i in inodes}
@@ -146,14 +154,22 @@ class PeerProcess:
 
     def wait_udp_ready(self, port: int, timeout: float = 15.0) -> None:
         """Wait until this process (group) has bound UDP ``port``; raise :class:`PeerFailed`."""
+        self._wait_port(port, "udp", timeout)
+
+    def wait_tcp_ready(self, port: int, timeout: float = 15.0) -> None:
+        """Wait until this process (group) listens on TCP ``port``; raise :class:`PeerFailed`."""
+        self._wait_port(port, "tcp", timeout)
+
+    def _wait_port(self, port: int, proto: str, timeout: float) -> None:
+        what = f"{proto.upper()} {port}"
         deadline = time.monotonic() + timeout
         while True:
             if self.proc is None or self.proc.poll() is not None:
-                raise PeerFailed(f"{self.name} exited before binding UDP {port}\n{self.describe()}")
-            if group_has_udp_port(self.pid, port):
+                raise PeerFailed(f"{self.name} exited before binding {what}\n{self.describe()}")
+            if group_has_port(self.pid, port, proto):
                 return
             if time.monotonic() > deadline:
-                raise PeerFailed(f"{self.name} did not bind UDP {port} within {timeout}s\n"
+                raise PeerFailed(f"{self.name} did not bind {what} within {timeout}s\n"
                                  f"{self.describe()}")
             time.sleep(0.02)
 
