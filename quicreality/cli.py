@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ca", help="PEM CA file to verify the server certificate against")
     c.add_argument("--server-name", help="SNI to send (default: the URL host if it is a name)")
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
+    c.add_argument("--json", action="store_true",
+                   help="print one JSON object per URL instead of the summary line")
     _add_common(c)
     return parser
 
@@ -196,6 +198,16 @@ def run_client(args: argparse.Namespace) -> int:
             close()
     failed = 0
     for d in results:
+        if args.json:
+            import json
+
+            failed += 0 if d.ok else 1
+            print(json.dumps({"url": d.url, "status": d.status, "bytes": d.bytes,
+                              "secs": round(d.seconds, 6), "mbps": round(d.mbps, 3),
+                              "file": str(d.output) if d.output else None,
+                              "error": None if d.ok else (d.error or f"HTTP status {d.status}")}),
+                  flush=True)
+            continue
         if d.ok:
             print(f"{d.url} {d.bytes} bytes {d.seconds:.3f} s {d.mbps:.2f} Mbit/s", flush=True)
         else:

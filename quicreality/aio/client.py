@@ -213,6 +213,7 @@ async def fetch_all(
         for s in sessions:
             s.close()
             s.sock.close()
+            s.conn.release()
         for group in groups.values():
             for d in group:
                 if d._file is not None:

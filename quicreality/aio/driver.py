@@ -7,6 +7,7 @@ for every connection touched, and re-arms a single timer at the earliest connect
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -17,6 +18,8 @@ from typing import Any
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from .udp import recv_batch, send_batch
+
+log = logging.getLogger("quicreality.aio")
 
 
 def edge_configuration(**kwargs: Any) -> QuicConfiguration:
@@ -112,8 +115,11 @@ class Driver:
         touched: dict[int, QuicConnection] = {}
         for data, addr in batch:
             self.bytes_received += len(data)
-            for conn in self.datagram_received(data, addr, now):
-                touched[id(conn)] = conn
+            try:
+                for conn in self.datagram_received(data, addr, now):
+                    touched[id(conn)] = conn
+            except Exception:  # noqa: BLE001 - a bug must not take the whole endpoint down
+                log.exception("internal error while processing a datagram from %s", addr)
         self.service(touched.values(), now)
 
     def service(self, conns: Iterable[QuicConnection], now: float | None = None) -> None:
@@ -121,9 +127,23 @@ class Driver:
         if now is None:
             now = self.now()
         for conn in list(conns):
-            self.handle_events(conn, now)
-            self.transmit(conn, now)
+            try:
+                self.handle_events(conn, now)
+                self.transmit(conn, now)
+            except Exception:  # noqa: BLE001 - close only the connection that failed
+                log.exception("internal error on a connection; closing it")
+                self._abort(conn, now)
         self._arm_timer()
+
+    def _abort(self, conn: QuicConnection, now: float) -> None:
+        from ..quic.errors import QuicErrorCode
+
+        try:
+            conn.close(QuicErrorCode.INTERNAL_ERROR, None, "internal error", application=False)
+            self.bytes_sent += send_batch(self.sock, conn.datagrams_to_send(now))
+        except Exception:  # noqa: BLE001
+            log.exception("could not close the failed connection")
+        self.connection_gone(conn)
 
     def transmit(self, conn: QuicConnection, now: float) -> None:
         """Send everything the connection has ready (events produced meanwhile are handled)."""

@@ -87,3 +87,5 @@ async def serve(
             await stop.wait()
     finally:
         server.close()
+        for conn in list(endpoint.connections):
+            conn.release()

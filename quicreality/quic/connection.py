@@ -37,6 +37,7 @@ from .connection_ids import HostConnectionIds, PeerConnectionIds
 from .connection_send import SendPathMixin
 from .crypto import CryptoError, CryptoPair
 from .errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
+from .qlog_frames import describe_frames
 from .packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
@@ -530,7 +531,7 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
                                           self.host_cid, self._peer_cids.current.cid)
         if self._qlog_frames:
             self._qlog.packet_received(now, _QLOG_PACKET_TYPE[space_id], pn, end - start,
-                                       self._describe_frames(payload))
+                                       describe_frames(payload))
         try:
             ack_eliciting = self._handle_payload(space_id, payload, now, header)
         except QuicConnectionError as exc:
@@ -695,6 +696,12 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         if state != self._state:
             self._qlog.connection_state_updated(now, self._state.name.lower(), state.name.lower())
             self._state = state
+            if state == ConnectionState.TERMINATED:
+                self._qlog.close()
+
+    def release(self) -> None:
+        """Flush and close observability outputs (qlog) of a connection being abandoned."""
+        self._qlog.close()
 
     # ------------------------------------------------------------- closing
 

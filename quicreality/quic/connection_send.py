@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..qlog.sink import ack_frame, crypto_frame, stream_frame
 from ..wire.buffer import Buffer
 from . import events
 from .errors import LocalProtocolError, QuicErrorCode
@@ -343,8 +344,8 @@ class SendPathMixin:
         space.ack_eliciting_unacked = 0
         space.ack_deadline = None
         if draft.frames is not None:
-            draft.frames.append({"frame_type": "ack", "ack_delay": delay,
-                                 "acked_ranges": [[r.start, r.stop - 1] for r in ranges]})
+            draft.frames.append(ack_frame(
+                ranges, (delay << self.configuration.ack_delay_exponent) / 1_000_000))
         del start
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:
@@ -362,7 +363,7 @@ class SendPathMixin:
         draft.ack_eliciting = True
         draft.handlers.append((self._on_crypto_delivery, (crypto, offset, len(data))))
         if draft.frames is not None:
-            draft.frames.append({"frame_type": "crypto", "offset": offset, "length": len(data)})
+            draft.frames.append(crypto_frame(offset, len(data)))
         return True
 
     def _on_crypto_delivery(self, delivered: bool, crypto: QuicStream, offset: int,
@@ -510,8 +511,7 @@ class SendPathMixin:
             handlers.append((self._on_stream_delivery, (stream, offset, length, fin)))
             draft.ack_eliciting = True
             if frames is not None:
-                frames.append({"frame_type": "stream", "stream_id": stream_id, "offset": offset,
-                               "length": length, "fin": fin})
+                frames.append(stream_frame(stream_id, offset, length, fin))
             # Round robin: a stream that still has data goes to the back of the queue.
             del queue[stream_id]
             if stream.has_data_to_send():

@@ -21,7 +21,6 @@ from .base import (
     PeerSpec,
     ServeRequest,
     TransferResult,
-    Unsupported,
     expected_files,
     json_lines,
     results_from_json_lines,
@@ -36,11 +35,11 @@ def _hostport(host: str, port: int) -> str:
 
 def serve(req: ServeRequest) -> Command:
     """Our HTTP/3 server."""
-    if req.cipher:
-        raise Unsupported("python -m quicreality server has no cipher option yet")
     argv = [str(paths.python()), "-m", "quicreality", "server",
             "--listen", _hostport(req.host, req.port), "--cert", str(req.cert),
             "--key", str(req.key), "--www", str(req.www)]
+    if req.cipher:
+        argv += ["--cipher-suites", req.cipher]
     if req.qlog_dir is not None:
         argv += ["--qlog-dir", str(req.qlog_dir)]
     if req.retry:
@@ -52,9 +51,10 @@ def serve(req: ServeRequest) -> Command:
 
 def download(req: DownloadRequest) -> Command:
     """Our HTTP/3 client."""
+    argv = [str(paths.python()), "-m", "quicreality", "client", *req.urls, "-o", str(req.out_dir),
+            "--json"]
     if req.cipher:
-        raise Unsupported("python -m quicreality client has no cipher option yet")
-    argv = [str(paths.python()), "-m", "quicreality", "client", *req.urls, "-o", str(req.out_dir)]
+        argv += ["--cipher-suites", req.cipher]
     if req.insecure:
         argv.append("--insecure")
     elif req.ca is not None:
@@ -107,5 +107,5 @@ SPEC = PeerSpec(
     download=download,
     parse=parse,
     qlog_format="JSON-SEQ qlog 0.3 (.sqlog)",
-    ciphers=False,
+    ciphers=True,
 )
