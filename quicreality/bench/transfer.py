@@ -1,0 +1,205 @@
+"""``python -m quicreality.bench transfer``: 100 MB HTTP/3 downloads on loopback, interleaved:
+our client <-> our server, and aioquic <-> aioquic, in the same run.
+
+Prints goodput (min/median/max Mbit/s) per pair, the median ratio ours/aioquic, and CPU ns per
+byte for each side (client from wait4 rusage, server from /proc/PID/stat deltas), which is robust
+against the noise of a shared machine. Nothing here asserts a speed: it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..scenarios.peers import paths
+from ..scenarios.peers.base import free_udp_port
+from ..scenarios.peers.certs import make_test_cert
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    """One download."""
+
+    pair: str
+    rep: int
+    mbps: float
+    secs: float
+    client_cpu_ns_per_byte: float
+    server_cpu_ns_per_byte: float
+
+
+def _proc_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process (and its reaped children) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    from ..scenarios.peers.base import udp_bound
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with {proc.returncode}")
+        if udp_bound(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"server did not bind UDP port {port}")
+
+
+class Pair:
+    """A server process kept for all reps, and how to run the matching client."""
+
+    def __init__(self, name: str, server_argv: list[str], client_argv: list[str], port: int):
+        self.name = name
+        self.server_argv = server_argv
+        self.client_argv = client_argv
+        self.port = port
+        self.server: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.server = subprocess.Popen(self.server_argv, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, cwd=paths.REPO_ROOT)
+        _wait_port(self.port, self.server)
+
+    def run(self, size: int, rep: int, timeout: float) -> Sample:
+        assert self.server is not None
+        before = _proc_cpu(self.server.pid)
+        client = subprocess.Popen(self.client_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  cwd=paths.REPO_ROOT)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(client.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                client.kill()
+                client.wait()
+                raise RuntimeError(f"{self.name}: client timed out")
+            time.sleep(0.01)
+        client.returncode = os.waitstatus_to_exitcode(status)
+        stdout = client.stdout.read().decode() if client.stdout else ""
+        stderr = client.stderr.read().decode() if client.stderr else ""
+        if client.stdout:
+            client.stdout.close()
+        if client.stderr:
+            client.stderr.close()
+        server_cpu = _proc_cpu(self.server.pid) - before
+        line = next((json.loads(ln) for ln in stdout.splitlines() if ln.startswith("{")), None)
+        if client.returncode != 0 or line is None or int(line.get("bytes") or 0) != size:
+            raise RuntimeError(f"{self.name}: download failed (rc={client.returncode}): "
+                               f"{stdout[-300:]} {stderr[-500:]}")
+        secs = float(line["secs"])
+        client_cpu = usage.ru_utime + usage.ru_stime
+        return Sample(self.name, rep, size * 8 / secs / 1e6, secs,
+                      client_cpu * 1e9 / size, server_cpu * 1e9 / size)
+
+    def stop(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            try:
+                self.server.wait(5)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+
+
+def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int) -> list[Pair]:
+    """Our pair and aioquic's pair, each on its own port, serving ``/bytes/<size>``."""
+    cert, key, ca = certs
+    py = str(paths.python())
+    p1, p2 = free_udp_port(), free_udp_port()
+    ours = Pair(
+        "ours<->ours",
+        [py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p1}", "--cert", str(cert),
+         "--key", str(key), "--max-datagram-size", str(max_datagram)],
+        [py, "-m", "quicreality", "client", f"https://127.0.0.1:{p1}/bytes/{size}", "--ca", str(ca),
+         "--json", "--max-datagram-size", str(max_datagram)],
+        p1,
+    )
+    aio = Pair(
+        "aioquic<->aioquic",
+        [py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1", "--port", str(p2),
+         "--certificate", str(cert), "--private-key", str(key)],
+        [py, str(paths.aioquic_script("h3client.py")), "--ca", str(ca),
+         f"https://127.0.0.1:{p2}/bytes/{size}"],
+        p2,
+    )
+    return [ours, aio]
+
+
+def summarize(samples: list[Sample]) -> dict[str, dict[str, float]]:
+    """Per pair: min/median/max Mbit/s and median CPU ns/B per side."""
+    out: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(s.pair for s in samples):
+        mine = [s for s in samples if s.pair == name]
+        mbps = [s.mbps for s in mine]
+        out[name] = {
+            "min": min(mbps), "median": statistics.median(mbps), "max": max(mbps),
+            "client_ns_per_byte": statistics.median(s.client_cpu_ns_per_byte for s in mine),
+            "server_ns_per_byte": statistics.median(s.server_cpu_ns_per_byte for s in mine),
+        }
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark and print the table."""
+    ap = argparse.ArgumentParser(prog="python -m quicreality.bench transfer", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=100_000_000, help="bytes per download")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--max-datagram-size", type=int, default=1200,
+                    help="our stack's datagram size (aioquic uses its default 1200)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per download")
+    ap.add_argument("--json", dest="json_out", help="also write the raw samples here")
+    args = ap.parse_args(argv)
+    if args.size <= 0 or args.reps <= 0:
+        print("error: --size and --reps must be positive", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="qr-bench-"))
+    pairs = build_pairs(make_test_cert(workdir), args.size, args.max_datagram_size)
+    samples: list[Sample] = []
+    try:
+        for pair in pairs:
+            pair.start()
+        for rep in range(1, args.reps + 1):
+            for pair in pairs:  # interleaved, so drift on the machine hits both alike
+                s = pair.run(args.size, rep, args.timeout)
+                samples.append(s)
+                print(f"rep {rep} {s.pair:18s} {s.mbps:8.1f} Mbit/s  {s.secs:6.2f} s  "
+                      f"client {s.client_cpu_ns_per_byte:5.1f} ns/B  "
+                      f"server {s.server_cpu_ns_per_byte:5.1f} ns/B", flush=True)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for pair in pairs:
+            pair.stop()
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    table = summarize(samples)
+    print(f"\n{args.size / 1e6:.0f} MB over HTTP/3 on loopback, {args.reps} reps, interleaved")
+    print(f"{'pair':18s} {'min':>8s} {'median':>8s} {'max':>8s}  {'client ns/B':>11s} {'server ns/B':>11s}")
+    for name, row in table.items():
+        print(f"{name:18s} {row['min']:8.1f} {row['median']:8.1f} {row['max']:8.1f}  "
+              f"{row['client_ns_per_byte']:11.1f} {row['server_ns_per_byte']:11.1f}")
+    ours, aio = table["ours<->ours"], table["aioquic<->aioquic"]
+    print(f"median goodput ratio ours/aioquic: {ours['median'] / aio['median']:.2f}x "
+          f"(target >= 1.5x)")
+    print(f"CPU per byte ratio aioquic/ours: client {aio['client_ns_per_byte'] / ours['client_ns_per_byte']:.2f}x, "
+          f"server {aio['server_ns_per_byte'] / ours['server_ns_per_byte']:.2f}x")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(
+            {"samples": [asdict(s) for s in samples], "summary": table}, indent=2))
+    return 0
