@@ -146,3 +146,88 @@ def test_close_reaches_peer() -> None:
     pair.run(lambda: any(isinstance(e, events.ConnectionTerminated) for e in pair.server_events))
     term = [e for e in pair.server_events if isinstance(e, events.ConnectionTerminated)][0]
     assert term.error_code == 0x42 and term.reason_phrase == "bye" and term.by_peer
+
+
+def test_key_update_mid_transfer() -> None:
+    pair = EchoPair(seed=12, link=LinkModel(loss=0.02))
+    pair.response_size = 2_000_000
+    handshake(pair)
+    pair.run(lambda: pair.client._handshake_confirmed)  # noqa: SLF001
+    (sid,) = pair.request()
+    pair.run(lambda: len(pair.received.get(sid, b"")) > 200_000, max_time=60)
+    pair.client.request_key_update()
+    pair.run(lambda: sid in pair.finished, max_time=120)
+    assert bytes(pair.received[sid]) == pair.body(pair.response_size)
+    assert pair.server is not None
+    # Both directions moved to the next key generation (RFC 9001 §6).
+    assert pair.client._cryptos[2].generation == 1  # noqa: SLF001
+    assert pair.server._cryptos[2].generation == 1  # noqa: SLF001
+
+
+def test_idle_timeout_terminates_both_sides() -> None:
+    pair = EchoPair(seed=13, client_overrides={"idle_timeout": 2.0})
+    handshake(pair)
+    pair.run(lambda: pair.client.is_terminated and pair.server is not None
+             and pair.server.is_terminated, max_time=30)
+    assert 2.0 <= pair.now < 5.0
+
+
+def test_datagram_frames_both_ways() -> None:
+    pair = EchoPair(seed=14)
+    handshake(pair)
+    assert pair.server is not None
+    pair.client.send_datagram_frame(b"ping-dgram")
+    pair.server.send_datagram_frame(b"pong-dgram")
+    pair.run(lambda: any(isinstance(e, events.DatagramFrameReceived) for e in pair.server_events)
+             and any(isinstance(e, events.DatagramFrameReceived) for e in pair.client_events))
+    got_s = [e.data for e in pair.server_events if isinstance(e, events.DatagramFrameReceived)]
+    got_c = [e.data for e in pair.client_events if isinstance(e, events.DatagramFrameReceived)]
+    assert got_s == [b"ping-dgram"] and got_c == [b"pong-dgram"]
+
+
+def test_stateless_reset_terminates_the_client() -> None:
+    pair = EchoPair(seed=15)
+    handshake(pair)
+    assert pair.server is not None
+    # The server loses all state; the client's next packet gets a stateless reset.
+    pair.endpoint.forget(pair.server)
+    pair.endpoint.connections.clear()
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, b"x" * 100, end_stream=True)
+    pair.run(lambda: pair.client.state.name in ("DRAINING", "TERMINATED"), max_time=10)
+    term = [e for e in pair.client_events if isinstance(e, events.ConnectionTerminated)]
+    assert term and term[0].reason_phrase == "stateless reset"
+
+
+def test_stream_reset_and_stop_sending_propagate() -> None:
+    pair = EchoPair(seed=16)
+    handshake(pair)
+    assert pair.server is not None
+    sid = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid, b"partial")
+    pair.run(lambda: any(isinstance(e, events.StreamDataReceived) for e in pair.server_events))
+    pair.client.reset_stream(sid, 0x77)
+    pair.run(lambda: any(isinstance(e, events.StreamReset) for e in pair.server_events))
+    reset = [e for e in pair.server_events if isinstance(e, events.StreamReset)][0]
+    assert (reset.stream_id, reset.error_code) == (sid, 0x77)
+    # STOP_SENDING on a second, still open stream; the client answers with RESET_STREAM.
+    sid2 = pair.client.get_next_available_stream_id()
+    pair.client.send_stream_data(sid2, b"more")
+    pair.run(lambda: any(isinstance(e, events.StreamDataReceived) and e.stream_id == sid2
+                         for e in pair.server_events))
+    pair.server.stop_stream(sid2, 0x55)
+    pair.run(lambda: any(isinstance(e, events.StopSendingReceived) for e in pair.client_events))
+    stop = [e for e in pair.client_events if isinstance(e, events.StopSendingReceived)][0]
+    assert (stop.stream_id, stop.error_code) == (sid2, 0x55)
+    pair.run(lambda: any(isinstance(e, events.StreamReset) and e.stream_id == sid2
+                         for e in pair.server_events))
+
+
+def test_flow_control_windows_are_reopened_for_large_transfers() -> None:
+    """A response far larger than the initial connection and stream windows completes."""
+    pair = EchoPair(seed=17, client_overrides={"max_data": 100_000, "max_stream_data": 50_000})
+    pair.response_size = 3_000_000
+    handshake(pair)
+    (sid,) = pair.request()
+    pair.run(lambda: sid in pair.finished, max_time=120)
+    assert bytes(pair.received[sid]) == pair.body(pair.response_size)
