@@ -47,12 +47,15 @@ def qlog_factory(directory: str | os.PathLike[str], flavour: str = "0.3") -> Cal
     """Return a factory writing ``<odcid>_<client|server>.sqlog`` files into ``directory``."""
     from ..qlog.writer import JsonSeqWriter, qlog_path
 
-    Path(directory).mkdir(parents=True, exist_ok=True)
+    if flavour not in ("0.3", "draft"):
+        raise ValueError(f"unknown qlog flavour {flavour!r} (0.3 or draft)")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
 
     def make(odcid: bytes, is_client: bool) -> Any:
-        return JsonSeqWriter(qlog_path(directory, odcid, is_client),
+        return JsonSeqWriter(qlog_path(folder, odcid, is_client),
                              vantage_point="client" if is_client else "server",
-                             odcid=odcid, flavour=flavour)
+                             odcid=odcid, flavour="draft" if flavour == "draft" else "0.3")
 
     return make
 

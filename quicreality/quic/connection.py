@@ -204,6 +204,8 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         self._peer_params_received = False
         self._peer_max_ack_delay = 0.025
         self._peer_ack_delay_exponent = 3
+        self._packet_dcid = b""
+        self._now_hint = 0.0
         self._idle_timeout = cfg.idle_timeout
         self._last_activity = 0.0
         self._max_datagram_size = cfg.max_datagram_size
@@ -739,7 +741,6 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
     def _on_packet_lost(self, packet: SentPacket, trigger: str) -> None:
         self._qlog.packet_lost(self._now_hint, packet.packet_type, packet.packet_number, trigger)
 
-    _now_hint = 0.0
 
     def _on_metrics(self, now: float) -> None:
         rtt = self._rtt

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..wire.buffer import Buffer, BufferReadError
 from ..wire.rangeset import RangeSet
 from . import events
+from .connection_base import ConnectionBase
 from .errors import QuicConnectionError, QuicErrorCode
 from .streams import QuicStream
 
@@ -28,16 +29,8 @@ MAX_STREAM_OFFSET = (1 << 62) - 1
 MAX_STREAMS_LIMIT = 1 << 60
 
 
-class FrameHandlersMixin:
+class FrameHandlersMixin(ConnectionBase):
     """Frame handlers; mixed into QuicConnection (attributes are defined there)."""
-
-    _streams: dict[int, QuicStream]
-    _ready_streams: dict[int, QuicStream]
-    _send_queue: dict[int, QuicStream]
-    _events: Any
-    _recovery: Any
-    is_client: bool
-    configuration: Any
 
     def _handle_payload(self, space_id: int, payload: bytes, now: float,
                         header: QuicHeader) -> bool:
@@ -71,7 +64,6 @@ class FrameHandlersMixin:
                 ack_eliciting = True
         return ack_eliciting
 
-    _packet_dcid: bytes = b""
 
     # ----------------------------------------------------------- handlers
 
@@ -124,8 +116,6 @@ class FrameHandlersMixin:
         self._now_hint = now
         self._recovery.on_ack_received(space_id, rangeset, ack_delay, now)
 
-    _peer_ack_delay_exponent: int = 3
-    _now_hint: float = 0.0
 
     def _handle_reset_stream_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:

@@ -5,8 +5,6 @@ packets, within the congestion window, the pacer and the anti-amplification limi
 registers a delivery callback ``(handler, args)`` on its packet; recovery calls it on ACK or loss.
 """
 
-# mypy: disable-error-code="attr-defined, has-type"
-
 from __future__ import annotations
 
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 from ..qlog.sink import ack_frame, crypto_frame, stream_frame
 from ..wire.buffer import Buffer
 from . import events
+from .connection_base import ConnectionBase
 from .errors import LocalProtocolError, QuicErrorCode
 from .packet_builder import (
     AEAD_TAG_SIZE,
@@ -59,7 +58,7 @@ class _PacketDraft:
         self.frames: list[dict[str, Any]] | None = [] if want_frames else None
 
 
-class SendPathMixin:
+class SendPathMixin(ConnectionBase):
     """Application API and the send path; mixed into QuicConnection."""
 
     # ----------------------------------------------------------- app API
@@ -183,8 +182,8 @@ class SendPathMixin:
                 self._close_sent_at = now
                 if self._close_deadline is None:
                     self._close_deadline = now + 3 * self._rtt.pto_base()
-                data = self._build_close_datagram(now)
-                return [(data, self._network_path)] if data else []
+                close = self._build_close_datagram(now)
+                return [(close, self._network_path)] if close else []
             return []
         if self._network_path is None or self._tls is None:
             return []

@@ -1,0 +1,108 @@
+"""Typed declarations of the state shared by the connection's parts (mypy only).
+
+:class:`~quicreality.quic.connection.QuicConnection` is assembled from the receive-side frame
+handlers (:mod:`.connection_frames`), the send path (:mod:`.connection_send`) and the state machine
+(:mod:`.connection`). This base declares, for the type checker, the attributes and methods each part
+uses from the others; it adds nothing at run time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..qlog.sink import QlogSink
+    from ..tls.handshake import TlsSession
+    from .config import QuicConfiguration
+    from .connection_ids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
+    from .crypto import CryptoPair
+    from .recovery.congestion.base import CongestionController
+    from .recovery.loss import LossRecovery, PacketSpace
+    from .recovery.pacer import Pacer
+    from .recovery.rtt import RttEstimator
+    from .streams import QuicStream
+    from .transport_params import QuicTransportParameters
+
+
+class ConnectionBase:
+    """Attribute and cross-part method declarations."""
+
+    if TYPE_CHECKING:
+        configuration: QuicConfiguration
+        is_client: bool
+        _state: Any
+        _version: int
+        _events: deque[Any]
+        _tls: TlsSession | None
+        _qlog: QlogSink
+        _qlog_frames: bool
+        _network_path: Any
+        _now_hint: float
+        # keys and spaces
+        _cryptos: list[CryptoPair]
+        _crypto_streams: list[QuicStream]
+        _recovery: LossRecovery
+        _rtt: RttEstimator
+        _cc: CongestionController
+        _pacer: Pacer
+        _probe_space: int | None
+        _probe_count: int
+        _pacing_until: float | None
+        _handshake_confirmed: bool
+        _handshake_done_pending: bool
+        _address_validated: bool
+        _bytes_received: int
+        _bytes_sent: int
+        _sent_handshake_packet: bool
+        _key_update_requested: bool
+        _retry_token: bytes
+        _max_datagram_size: int
+        # connection IDs
+        _host_cids: HostConnectionIds
+        _peer_cids: PeerConnectionIds
+        _cids_to_announce: list[ConnectionIdEntry]
+        _packet_dcid: bytes
+        # streams and flow control
+        _streams: dict[int, QuicStream]
+        _ready_streams: dict[int, QuicStream]
+        _send_queue: dict[int, QuicStream]
+        _local_max_data: int
+        _local_max_data_pending: bool
+        _data_received: int
+        _data_consumed: int
+        _peer_max_data: int
+        _data_sent: int
+        _local_max_streams: list[int]
+        _local_max_streams_pending: list[bool]
+        _peer_streams_closed: list[int]
+        _peer_streams_opened: list[int]
+        _peer_max_streams: list[int]
+        _local_next_stream: list[int]
+        _datagrams_out: deque[bytes]
+        _path_responses: list[bytes]
+        _pings: list[int]
+        _peer_params: QuicTransportParameters
+        _peer_ack_delay_exponent: int
+        # closing
+        _close_frame: tuple[int, int | None, str, bool] | None
+        _close_sent_at: float | None
+        _close_deadline: float | None
+
+        @property
+        def host_cid(self) -> bytes: ...
+        def _terminate(self, error_code: int, frame_type: int | None, reason: str, *,
+                       by_peer: bool, now: float, immediate: bool = False) -> None: ...
+        def _confirm_handshake(self, now: float) -> None: ...
+        def _discard_space(self, space: int) -> None: ...
+        def _handle_crypto_data(self, space_id: int, offset: int, data: bytes, now: float) -> None: ...
+        def _initial_peer_stream_limit(self, stream_id: int) -> int: ...
+        def _maybe_close_stream(self, stream: QuicStream) -> None: ...
+        def _create_stream(self, stream_id: int) -> QuicStream: ...
+        def _is_local_stream(self, stream_id: int) -> bool: ...
+        def _after_stream_consumed(self, stream: QuicStream) -> None: ...
+
+    __slots__ = ()
+
+
+__all__ = ["ConnectionBase", "PacketSpace"] if TYPE_CHECKING else ["ConnectionBase"]
