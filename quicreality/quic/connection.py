@@ -135,6 +135,7 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         self._state = ConnectionState.FIRSTFLIGHT
         self._events: deque[Any] = deque()
         self._ready_streams: dict[int, QuicStream] = {}
+        self._reading_paused: set[int] = set()  # streams whose data next_event() holds back
         self._network_path: Any = None
 
         # Packet protection per space, CRYPTO streams per space.
@@ -686,8 +687,8 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         ready = self._ready_streams
         while ready:
             stream_id, stream = ready.popitem()
-            if not stream.has_ready_data():
-                continue
+            if not stream.has_ready_data() or stream_id in self._reading_paused:
+                continue  # a paused stream is re-queued by resume_stream_reading()
             data, fin = stream.pull_ready()
             self._data_consumed += len(data)
             self._after_stream_consumed(stream)

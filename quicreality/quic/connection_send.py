@@ -123,6 +123,27 @@ class SendPathMixin(ConnectionBase):
             stream.stop_sending_error_code = error_code
             self._send_queue[stream_id] = stream
 
+    def pause_stream_reading(self, stream_id: int) -> None:
+        """Hold back a stream's received data: :meth:`next_event` stops handing it out.
+
+        The data stays in the stream and, since it is not consumed, the stream's receive window
+        (and the connection's) is not re-opened: the peer is flow-controlled (RFC 9000 §4). Use it
+        for end-to-end backpressure when the data's destination is slow. A RESET_STREAM is
+        still reported at once.
+        """
+        self._reading_paused.add(stream_id)
+
+    def resume_stream_reading(self, stream_id: int) -> None:
+        """Undo :meth:`pause_stream_reading`; buffered data is handed out by :meth:`next_event`."""
+        self._reading_paused.discard(stream_id)
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.has_ready_data():
+            self._ready_streams[stream_id] = stream
+
+    def datagrams_pending(self) -> int:
+        """DATAGRAM frames queued by :meth:`send_datagram_frame` and not yet put in a packet."""
+        return len(self._datagrams_out)
+
     def send_datagram_frame(self, data: bytes) -> None:
         """Queue an unreliable DATAGRAM frame (RFC 9221)."""
         limit = self._peer_params.max_datagram_frame_size
@@ -158,6 +179,7 @@ class SendPathMixin(ConnectionBase):
         if self._streams.pop(sid, None) is None:
             return
         self._send_queue.pop(sid, None)
+        self._reading_paused.discard(sid)
         if not self._is_local_stream(sid):
             idx = 1 if sid & 2 else 0
             self._peer_streams_closed[idx] += 1
