@@ -21,7 +21,9 @@ PYTHON_SET=${PYTHON:+1}
 PYTHON=${PYTHON:-python3}
 T0=$SECONDS
 
+RAN_SETUP=0
 if [[ ${QR_SKIP_SETUP:-0} != 1 ]]; then
+  RAN_SETUP=1
   echo "== setup: scripts/setup.sh"
   if ! PYTHON="$PYTHON" bash "$ROOT/scripts/setup.sh"; then
     echo "test.sh: setup failed" >&2
@@ -30,7 +32,7 @@ if [[ ${QR_SKIP_SETUP:-0} != 1 ]]; then
   fi
 fi
 # the interpreter setup.sh installed into (a venv when python3 is Debian's externally managed one)
-if [[ -z $PYTHON_SET && -s $PEERS_DIR/python ]]; then
+if [[ ( $RAN_SETUP == 1 || -z $PYTHON_SET ) && -s $PEERS_DIR/python ]]; then
   PYTHON=$(cat "$PEERS_DIR/python")
 fi
 PYTHON=$("$PYTHON" -c 'import sys; print(sys.executable)') || { echo "no python: $PYTHON" >&2; exit 1; }
