@@ -66,6 +66,7 @@ class ConnectionBase:
         # streams and flow control
         _streams: dict[int, QuicStream]
         _ready_streams: dict[int, QuicStream]
+        _reading_paused: set[int]
         _send_queue: dict[int, QuicStream]
         _local_max_data: int
         _local_max_data_pending: bool
