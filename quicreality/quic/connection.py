@@ -154,6 +154,7 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         self._sent_handshake_packet = False
         self._first_initial_hello: bytes | None = None
         self._key_update_requested = False
+        self._previous_keys_discard_at: float | None = None
 
         # Recovery.
         self._rtt = RttEstimator(cfg.initial_rtt)
@@ -355,6 +356,11 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         for entry in self._cids_to_announce:
             self._events.append(events.ConnectionIdIssued(connection_id=entry.cid))
 
+    def _on_key_update(self, now: float, trigger: str) -> None:
+        """RFC 9001 §6.5: keep the previous receive keys for about 3 PTO, then discard them."""
+        self._previous_keys_discard_at = now + 3 * self._rtt.pto_base()
+        self._qlog.key_updated(now, "1RTT", trigger)
+
     def _confirm_handshake(self, now: float) -> None:
         """RFC 9001 §4.1.2: discard Handshake keys once the handshake is confirmed."""
         if self._handshake_confirmed:
@@ -508,12 +514,15 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         elif header.is_long_header and header.destination_cid not in self._host_cids.cids:
             if not (not self.is_client and header.destination_cid == self._initial_dcid):
                 return False
+        generation = pair.generation
         try:
             plain_header, payload, pn = pair.decrypt_packet(
                 data[start:end], header.pn_offset - start, space.largest_received + 1
             )
         except CryptoError:
             return False
+        if pair.generation != generation:
+            self._on_key_update(now, "remote_update")
         # RFC 9000 §17.2/§17.3.1: reserved bits must be zero after header protection removal.
         if plain_header[0] & (0x0C if header.is_long_header else 0x18):
             self._close_with_error(
@@ -642,6 +651,9 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
             timer = app.ack_deadline
         if self._pacing_until is not None and (timer is None or self._pacing_until < timer):
             timer = self._pacing_until
+        discard = self._previous_keys_discard_at
+        if discard is not None and (timer is None or discard < timer):
+            timer = discard
         return timer
 
     def _idle_deadline(self) -> float | None:
@@ -669,6 +681,9 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
             app.ack_deadline = None
         if self._pacing_until is not None and now >= self._pacing_until:
             self._pacing_until = None
+        if self._previous_keys_discard_at is not None and now >= self._previous_keys_discard_at:
+            self._previous_keys_discard_at = None
+            self._cryptos[SPACE_APPLICATION].discard_previous_keys()
         loss = self._recovery.get_loss_detection_time()
         if loss is not None and now >= loss:
             probe_space = self._recovery.on_loss_detection_timeout(now)

@@ -159,6 +159,9 @@ class SendPathMixin(ConnectionBase):
         """Initiate a 1-RTT key update (RFC 9001 §6) at the next opportunity."""
         if not self._handshake_confirmed:
             raise LocalProtocolError("Key update requires a confirmed handshake")
+        if self._previous_keys_discard_at is not None:
+            # RFC 9001 §6.1/§6.5: one update at a time; the previous one is still settling.
+            raise LocalProtocolError("A key update is still in progress")
         self._key_update_requested = True
 
     def _after_stream_consumed(self, stream: QuicStream) -> None:
@@ -212,7 +215,7 @@ class SendPathMixin(ConnectionBase):
         if self._key_update_requested and self._handshake_confirmed:
             self._key_update_requested = False
             self._cryptos[SPACE_APPLICATION].update_key()
-            self._qlog.key_updated(now, "1RTT", "local_update")
+            self._on_key_update(now, "local_update")
         out: list[tuple[bytes, Any]] = []
         path = self._network_path
         while len(out) < MAX_DATAGRAMS_PER_CALL:
