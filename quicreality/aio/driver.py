@@ -17,7 +17,7 @@ from typing import Any
 
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
-from .udp import recv_batch, send_batch
+from .udp import UdpIO
 
 log = logging.getLogger("quicreality.aio")
 
@@ -80,6 +80,8 @@ class Driver:
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop | None = None):
         self.sock = sock
+        self.io = UdpIO(sock, gso=os.environ.get("QR_NO_GSO") != "1",
+                        gro=os.environ.get("QR_NO_GRO") != "1")
         self.loop = loop or asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -111,7 +113,7 @@ class Driver:
         return self.loop.time()
 
     def _on_readable(self) -> None:
-        batch = recv_batch(self.sock)
+        batch = self.io.recv_batch()
         if not batch:
             return
         now = self.now()
@@ -143,7 +145,7 @@ class Driver:
 
         try:
             conn.close(QuicErrorCode.INTERNAL_ERROR, None, "internal error", application=False)
-            self.bytes_sent += send_batch(self.sock, conn.datagrams_to_send(now))
+            self.bytes_sent += self.io.send(conn.datagrams_to_send(now))
         except Exception:  # noqa: BLE001
             log.exception("could not close the failed connection")
         self.connection_gone(conn)
@@ -154,7 +156,7 @@ class Driver:
             datagrams = conn.datagrams_to_send(now)
             if not datagrams:
                 break
-            self.bytes_sent += send_batch(self.sock, datagrams)
+            self.bytes_sent += self.io.send(datagrams)
             self.handle_events(conn, now)
             if len(datagrams) < 64:
                 break
