@@ -297,6 +297,7 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         )
         buf = Buffer(capacity=1024)
         push_transport_parameters(buf, params)
+        self._qlog.parameters_set(self._now_hint, "local", _params_for_qlog(params))
         return buf.data
 
     def _init_tls(self) -> None:
@@ -445,10 +446,10 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
             raise LocalProtocolError("connect() is for clients")
         self._network_path = addr
         self._last_activity = now
+        self._now_hint = now
         self._peer_initial_scid = None
         self._qlog.connection_started(now, None, addr, self._version, self.host_cid,
                                       self._peer_cids.current.cid)
-        self._qlog.parameters_set(now, "local", {"odcid": _cid_hex(self._original_dcid)})
         self._init_tls()
         assert self._tls is not None
         self._process_tls(self._tls.start(), now)
@@ -459,6 +460,7 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         """Process one UDP datagram from ``addr``."""
         if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
+        self._now_hint = now
         if self._network_path is None:
             self._network_path = addr
         self._bytes_received += len(data)
@@ -665,6 +667,7 @@ class QuicConnection(FrameHandlersMixin, SendPathMixin):
         """Run whatever timers are due at ``now``."""
         if self._state == ConnectionState.TERMINATED:
             return
+        self._now_hint = now
         if self._close_deadline is not None:
             if now >= self._close_deadline:
                 self._set_state(ConnectionState.TERMINATED, now)
