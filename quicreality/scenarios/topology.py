@@ -319,7 +319,8 @@ class Topology:
 
         cfg = EmulatorConfig(tag=self.tag, client_netns=self.ns("client"),
                              server_netns=self.ns("server"), link=self.link, seed=self.seed,
-                             ifname=LINK_IF, stats_path=os.path.join(self.workdir, "emulator-stats.json"))
+                             ifname=LINK_IF, stats_path=os.path.join(self.workdir, "emulator-stats.json"),
+                             extra={"rearm_path": self._rearm_path})
         cfg_path = os.path.join(self.workdir, "emulator-config.json")
         with open(cfg_path, "w") as f:
             f.write(cfg.to_json())
@@ -347,16 +348,55 @@ class Topology:
         """PID of the emulator process (userspace backend), or None."""
         return self._emulator.pid if self._emulator is not None else None
 
-    def rearm(self) -> None:
+    @property
+    def _rearm_path(self) -> str:
+        return os.path.join(self.workdir, "emulator-rearm.json")
+
+    def rearm(self, seed: int | None = None, *, timeout: float = 3.0) -> dict[str, Any] | None:
         """Re-seed the emulator and restart its blackhole schedule (SIGUSR1).
 
         Call it after the link check, right before the workload, so the
         workload sees the seed's drop pattern from its first packet.  No-op
         for the netem backend.
+
+        Args:
+            seed: If given, the emulator switches to this seed (e.g. one per
+                repetition) and acknowledges the re-arm; without it the
+                emulator keeps its seed and the call just waits 10 ms.
+            timeout: How long to wait for the acknowledgement.
+
+        Returns:
+            With ``seed``: the emulator's counters of the period that just ended
+            (``{"to_server": {...}, "to_client": {...}}``); otherwise None.
+
+        Raises:
+            TopologyError: The emulator did not acknowledge a seeded re-arm.
         """
-        if self._emulator is not None and self._emulator.poll() is None:
+        if self._emulator is None or self._emulator.poll() is not None:
+            return None
+        if seed is None:
             self._emulator.send_signal(signal.SIGUSR1)
             time.sleep(0.01)
+            return None
+        done = self._rearm_path + ".done"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(done)
+        with open(self._rearm_path + ".tmp", "w") as f:
+            json.dump({"seed": int(seed)}, f)
+        os.replace(self._rearm_path + ".tmp", self._rearm_path)
+        self._emulator.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(done) as f:
+                    ack = json.load(f)
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.002)
+                continue
+            os.unlink(done)
+            self.seed = int(ack["seed"])
+            return dict(ack["period"])
+        raise TopologyError(f"emulator did not acknowledge the re-arm to seed {seed} in {timeout}s")
 
     def teardown(self) -> None:
         """Kill our processes, stop the emulator, delete our namespaces (idempotent)."""

@@ -17,7 +17,10 @@ working.  It then loops:
 releases are accurate to well under a millisecond.  Signals: SIGTERM/SIGINT
 stop the loop (stats JSON written, exit 0); SIGUSR1 re-arms: every direction
 is re-seeded, its Gilbert-Elliott state, queue and blackhole origin reset,
-and the counters so far saved under ``"before_rearm"`` and zeroed.  The
+and the counters so far saved under ``"before_rearm"`` and zeroed.  If the
+config's ``extra["rearm_path"]`` file holds ``{"seed": N}`` at that moment,
+N becomes the seed and ``<rearm_path>.done`` receives the counters of the
+period that ended (the runner's per-repetition link counters).  The
 runner re-arms after its link check so the workload sees the seed's pattern
 from packet one.
 
@@ -227,11 +230,15 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
             if flags["rearm"]:
                 flags["rearm"] = 0
                 stats["rearms"] += 1
-                stats["before_rearm"] = {"to_server": to_server.stats(),
-                                         "to_client": to_client.stats()}
+                before = {"to_server": to_server.stats(), "to_client": to_client.stats()}
+                stats["before_rearm"] = before
+                seed, acked = _rearm_request(cfg, to_server.seed)
+                stats["seed"] = seed
                 now = mono()
-                to_server.reset(cfg.seed, now)
-                to_client.reset(cfg.seed, now)
+                to_server.reset(seed, now)
+                to_client.reset(seed, now)
+                if acked:
+                    _rearm_ack(cfg, seed, before)
             now = mono()
             to_server.release(now, write_s)
             to_client.release(now, write_c)
@@ -254,6 +261,33 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                 json.dump(stats, f, indent=1)
             os.replace(tmp, cfg.stats_path)
     return stats
+
+
+def _rearm_request(cfg: EmulatorConfig, current: int) -> tuple[int, bool]:
+    """(seed to use after a re-arm, whether a request file asked for it).
+
+    The requester (:meth:`..topology.Topology.rearm`) may write ``{"seed": N}`` to
+    ``cfg.extra["rearm_path"]`` before SIGUSR1; the file is consumed here.  Without it
+    the current seed is kept (the original behaviour).
+    """
+    path = cfg.extra.get("rearm_path")
+    if not path:
+        return current, False
+    try:
+        with open(path) as f:
+            seed = int(json.load(f)["seed"])
+        os.unlink(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return current, False
+    return seed, True
+
+
+def _rearm_ack(cfg: EmulatorConfig, seed: int, before: dict[str, Any]) -> None:
+    """Write ``<rearm_path>.done``: the new seed and the counters of the period that ended."""
+    path = str(cfg.extra["rearm_path"]) + ".done"
+    with open(path + ".tmp", "w") as f:
+        json.dump({"seed": seed, "period": before}, f)
+    os.replace(path + ".tmp", path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from .base import (
     PeerSpec,
     ServeRequest,
     TransferResult,
+    Unsupported,
     canonical_cipher,
     results_from_json_lines,
 )
@@ -41,6 +42,10 @@ def serve(req: ServeRequest) -> Command:
             *_common(req.qlog_dir, req.keylog, req.cipher)]
     if req.retry:
         argv.append("--retry")
+    if req.congestion:
+        if req.congestion not in ("reno", "cubic"):
+            raise Unsupported(f"aioquic 1.7.2 has reno and cubic, not {req.congestion!r}")
+        argv += ["--congestion-control", req.congestion]
     return Command(argv=tuple(argv))
 
 

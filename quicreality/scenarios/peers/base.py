@@ -77,6 +77,7 @@ class ServeRequest:
     keylog: Path | None = None
     cipher: str | None = None  #: restrict to one TLS 1.3 suite (IANA name)
     retry: bool = False  #: force a Retry on every connection
+    congestion: str | None = None  #: sender congestion control (``cubic``, ``bbr``, ...); None = default
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """ngtcp2 0.12 example programs from Debian: ``gtlsserver`` and ``gtlsclient`` (GnuTLS).
 
 Server: ``gtlsserver -q -d WWW [--qlog-dir D] [-V] [--ciphers=PRIO] ADDR PORT KEY CERT``
-(``-V`` = address validation, i.e. Retry). qlog: one ``<SCID>.sqlog`` (JSON-SEQ 0.3) per connection.
+(``-V`` = address validation, i.e. Retry;
+``--cc=cubic|reno|bbr|bbr2`` from :attr:`ServeRequest.congestion`). qlog: one ``<SCID>.sqlog`` (JSON-SEQ 0.3) per connection.
 ``/N`` paths are generated content of N bytes (not the ``/bytes/N`` pattern of the other peers).
 
 Client: ``gtlsclient --no-quic-dump --no-http-dump --exit-on-all-streams-close --download DIR
@@ -28,6 +29,7 @@ from .base import (
     PeerSpec,
     ServeRequest,
     TransferResult,
+    Unsupported,
     canonical_cipher,
     expected_files,
 )
@@ -37,6 +39,7 @@ _GNUTLS_CIPHER = {
     "TLS_AES_256_GCM_SHA384": "AES-256-GCM",
     "TLS_CHACHA20_POLY1305_SHA256": "CHACHA20-POLY1305",
 }
+_CC = ("cubic", "reno", "bbr", "bbr2")
 _STATUS_RE = re.compile(r"http: stream 0x([0-9a-fA-F]+) \[:status: (\d+)\]")
 
 
@@ -56,6 +59,10 @@ def serve(req: ServeRequest) -> Command:
         argv.append("-V")
     if req.cipher:
         argv.append(f"--ciphers={gnutls_priority(req.cipher)}")
+    if req.congestion:
+        if req.congestion not in _CC:
+            raise Unsupported(f"gtlsserver --cc takes {', '.join(_CC)}, not {req.congestion!r}")
+        argv.append(f"--cc={req.congestion}")
     argv += [req.host, str(req.port), str(req.key), str(req.cert)]
     env = {"SSLKEYLOGFILE": str(req.keylog)} if req.keylog is not None else {}
     return Command(argv=tuple(argv), env=env, make_dirs=tuple(dirs))

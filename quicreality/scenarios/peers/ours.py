@@ -3,9 +3,9 @@
 Server: ``python -m quicreality server --listen HOST:PORT --cert C --key K --www DIR
 [--qlog-dir D] [--retry]``.
 Client: ``python -m quicreality client URL... -o DIR [--insecure | --ca CA] [--qlog-dir D]``.
-Key log through ``SSLKEYLOGFILE``. The client prints one summary line per URL whose format is
-not fixed yet: :func:`parse` takes JSON lines if there are any, else ``key=value`` /
-``key: value`` pairs on a line naming the URL, and fills sizes from the files. Correctness
+Key log through ``SSLKEYLOGFILE``. The client prints one summary line per URL,
+``URL BYTES bytes SECS s MBPS Mbit/s`` or ``URL FAILED: reason``; :func:`parse` reads those, and
+(leniently) JSON lines or ``key=value`` pairs, and fills sizes from the files. Correctness
 must come from the files' sha256, not from these lines.
 """
 
@@ -27,6 +27,9 @@ from .base import (
 )
 
 _FIELD_RE = re.compile(r"\b(status|bytes|secs|proto|error)\s*[=:]\s*(\"[^\"]*\"|\S+)")
+#: The CLI's summary line: ``URL BYTES bytes SECS s MBPS Mbit/s`` or ``URL FAILED: reason``.
+_LINE_RE = re.compile(r"^(?P<url>\S+) (?P<bytes>\d+) bytes (?P<secs>[\d.]+) s [\d.]+ Mbit/s$")
+_FAILED_RE = re.compile(r"^(?P<url>\S+) FAILED: (?P<reason>.*)$")
 
 
 def _hostport(host: str, port: int) -> str:
@@ -44,6 +47,8 @@ def serve(req: ServeRequest) -> Command:
         argv += ["--qlog-dir", str(req.qlog_dir)]
     if req.retry:
         argv.append("--retry")
+    if req.congestion:
+        argv += ["--congestion", req.congestion]
     env = {"SSLKEYLOGFILE": str(req.keylog)} if req.keylog is not None else {}
     return Command(argv=tuple(argv), env=env, cwd=paths.REPO_ROOT,
                    make_dirs=(req.qlog_dir,) if req.qlog_dir else ())
@@ -84,6 +89,16 @@ def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult
         results = []
         for url, path in zip(req.urls, expected_files(req)):
             line = next((ln for ln in lines if url in ln), "")
+            m, f = _LINE_RE.match(line.strip()), _FAILED_RE.match(line.strip())
+            if m and m.group("url") == url:
+                results.append(TransferResult(url=url, bytes=int(m.group("bytes")),
+                                              secs=float(m.group("secs")), proto="HTTP/3",
+                                              file=path, raw={"line": line}))
+                continue
+            if f and f.group("url") == url:
+                results.append(TransferResult(url=url, file=path, error=f.group("reason"),
+                                              raw={"line": line}))
+                continue
             fields = {k: v for k, v in _FIELD_RE.findall(line)}
             results.append(TransferResult(
                 url=url, status=_num(fields.get("status"), int), bytes=_num(fields.get("bytes"), int),

@@ -29,10 +29,15 @@ class PeerFailed(RuntimeError):
 _TCP_LISTEN = "0A"
 
 
-def _socket_inodes(port: int, proto: str) -> set[str]:
-    """Inodes of sockets bound to local ``port`` (``proto`` "udp", or "tcp" = listening)."""
+def _socket_inodes(port: int, proto: str, pid: int | None = None) -> set[str]:
+    """Inodes of sockets bound to local ``port`` (``proto`` "udp", or "tcp" = listening).
+
+    With ``pid``, the tables of that process's network namespace (``/proc/PID/net``) are read,
+    so a peer started inside another namespace (``ip netns exec``) is seen too.
+    """
     inodes: set[str] = set()
-    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+    base = "/proc/net" if pid is None else f"/proc/{pid}/net"
+    for table in (f"{base}/{proto}", f"{base}/{proto}6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
@@ -64,12 +69,13 @@ def _group_pids(pgid: int) -> list[int]:
 
 def group_has_port(pgid: int, port: int, proto: str = "udp") -> bool:
     """True if a process of group ``pgid`` has a UDP socket bound to / a TCP socket listening on
-    ``port`` (``proto`` is ``"udp"`` or ``"tcp"``)."""
-    inodes = _socket_inodes(port, proto)
-    if not inodes:
-        return False
-    want = {f"socket:[{i}]" for i in inodes}
+    ``port`` (``proto`` is ``"udp"`` or ``"tcp"``). Works whatever network namespace the group
+    runs in (each process's own ``/proc/PID/net`` tables are read)."""
     for pid in _group_pids(pgid):
+        inodes = _socket_inodes(port, proto, pid)
+        if not inodes:
+            continue
+        want = {f"socket:[{i}]" for i in inodes}
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:

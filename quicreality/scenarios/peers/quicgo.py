@@ -18,6 +18,7 @@ from .base import (
     PeerSpec,
     ServeRequest,
     TransferResult,
+    Unsupported,
     canonical_cipher,
     results_from_json_lines,
 )
@@ -39,6 +40,8 @@ def serve(req: ServeRequest) -> Command:
         argv += ["-cipher", canonical_cipher(req.cipher)]
     if req.retry:
         argv.append("-retry")
+    if req.congestion:
+        raise Unsupported("quic-go 0.29 has no congestion-control choice (NewReno only)")
     return Command(argv=tuple(argv))
 
 
