@@ -3,14 +3,15 @@ Initials, and answer statelessly (Version Negotiation, Retry, stateless reset).
 
 The I/O edge calls :meth:`QuicServerEndpoint.receive_datagram` for each datagram, sends the returned
 stateless replies, and afterwards drives the returned connection's send path once per batch.
-An optional ``gate`` (the REALITY hook) sees every datagram of an unknown flow first and decides.
+An optional ``gate`` (the REALITY hook, :class:`EndpointGate`) sees every datagram that matches no
+connection and decides; on an :class:`Admission` the endpoint creates the connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..wire.buffer import Buffer, BufferReadError
 from .config import QuicConfiguration
@@ -33,21 +34,56 @@ MIN_STATELESS_RESET_SIZE = 21
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """What the endpoint did with a datagram."""
+    """What the endpoint did with a datagram.
+
+    ``gate`` is the gate's decision when the datagram went through the gate (the edge acts on it).
+    """
 
     connection: QuicConnection | None
     replies: tuple[tuple[bytes, Any], ...] = ()
     new: bool = False
+    gate: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A gate's decision to create a connection from ``datagrams`` (the first is an Initial).
+
+    ``configure`` adjusts the fresh per-connection configuration (e.g. REALITY's certificate source).
+    """
+
+    datagrams: tuple[bytes, ...]
+    configure: Callable[[QuicConfiguration], None] | None = None
+
+
+class EndpointGate(Protocol):
+    """Sees every datagram that matches no connection, before any state exists (the REALITY hook).
+
+    It returns a decision: an :class:`Admission` (the endpoint creates the connection) or anything
+    else, which the endpoint passes to the edge in :attr:`Received.gate` without answering itself.
+    """
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Any:
+        """Decide about one datagram."""
+        ...
 
 
 class QuicServerEndpoint:
-    """Routes datagrams by destination connection ID."""
+    """Routes datagrams by destination connection ID.
+
+    With a ``gate``, every datagram that matches no connection goes to the gate, and the endpoint
+    itself never answers (no Version Negotiation, Retry or stateless reset).
+    """
 
     def __init__(self, configuration_factory: Callable[[], QuicConfiguration], *,
-                 rng: Callable[[int], bytes], retry: bool = False):
+                 rng: Callable[[int], bytes], retry: bool = False,
+                 gate: EndpointGate | None = None):
+        if gate is not None and retry:
+            raise ValueError("a gated endpoint cannot send Retry (it never answers unknown flows)")
         self._factory = configuration_factory
         self._rng = rng
         self._retry = retry
+        self._gate = gate
         self._retry_tokens = RetryTokenHandler(rng) if retry else None
         self._reset_key = rng(32)
         sample = configuration_factory()
@@ -61,12 +97,16 @@ class QuicServerEndpoint:
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=self._cid_length)
         except (MalformedPacketError, BufferReadError, ValueError):
+            if self._gate is not None:
+                return self._through_gate(data, addr, now)
             return Received(None)
         conn = self._by_cid.get(header.destination_cid)
         if conn is not None:
             conn.receive_datagram(data, addr, now)
             self.refresh(conn)
             return Received(conn)
+        if self._gate is not None:
+            return self._through_gate(data, addr, now)
         if not header.is_long_header:
             return Received(None, self._stateless_reset(header.destination_cid, len(data), addr))
         if header.version not in self._versions:
@@ -111,6 +151,32 @@ class QuicServerEndpoint:
         conn.receive_datagram(data, addr, now)
         self.refresh(conn)
         return Received(conn, new=True)
+
+    def _through_gate(self, data: bytes, addr: Any, now: float) -> Received:
+        """Let the gate decide; on an :class:`Admission` create the connection and replay into it."""
+        assert self._gate is not None
+        decision = self._gate.receive_datagram(data, addr, now)
+        if not isinstance(decision, Admission):
+            return Received(None, gate=decision)
+        header = pull_quic_header(Buffer(data=decision.datagrams[0]),
+                                  host_cid_length=self._cid_length)
+        config = self._factory()
+        config.is_client = False
+        config.stateless_reset_key = self._reset_key
+        if decision.configure is not None:
+            decision.configure(config)
+        conn = QuicConnection(
+            configuration=config,
+            original_destination_connection_id=header.destination_cid,
+            initial_destination_connection_id=header.destination_cid,
+            peer_cid=header.source_cid,
+        )
+        self.connections.add(conn)
+        self._by_cid[header.destination_cid] = conn
+        for datagram in decision.datagrams:
+            conn.receive_datagram(datagram, addr, now)
+        self.refresh(conn)
+        return Received(conn, new=True, gate=decision)
 
     def refresh(self, conn: QuicConnection) -> None:
         """Sync routing with the connection's current IDs; forget terminated connections."""

@@ -1,0 +1,232 @@
+"""Server-side REALITY authentication of one ClientHello: a pure function returning a verdict.
+
+:func:`verify_client_hello` follows Xray's server (spec §3.1) step by step and names the first check
+that fails; the gate and the metrics use that :class:`Reason`. Order: parse, TLS 1.3 offered, SNI
+listed, a 32-byte session_id, an X25519 share (0x001d first, else the last 32 bytes of 0x11ec),
+X25519, AES-GCM open, then version range, timestamp, short ID, and finally our replay cache.
+
+Nothing here reads a clock: ``now_wall`` (Unix seconds) is an argument.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from ..tls import messages as m
+from ..tls.alerts import TlsAlert
+from ..wire.buffer import Buffer, BufferReadError
+from .config import RealityServerConfig
+from .keys import ClientVersion, version_value
+from .token import (
+    SESSION_ID_END,
+    SESSION_ID_LENGTH,
+    SESSION_ID_OFFSET,
+    derive_auth_key,
+    open_client_hello,
+)
+
+#: TLS group ids (RFC 8446 §4.2.7; draft-kwiatkowski-tls-ecdhe-mlkem for 0x11ec).
+GROUP_X25519 = 0x001D
+GROUP_X25519MLKEM768 = 0x11EC
+#: X25519MLKEM768 client share: ML-KEM-768 encapsulation key (1184) then X25519 (32) (spec §3.1).
+X25519MLKEM768_CLIENT_SHARE_LENGTH = 1184 + 32
+
+
+class Reason(Enum):
+    """Why the gate decided as it did. ``ACCEPT`` is the only accepting value."""
+
+    ACCEPT = "accept"
+    # Not a ClientHello in a QUIC v1 Initial (decided by the gate).
+    NOT_QUIC_INITIAL = "not_quic_initial"
+    MALFORMED_INITIAL = "malformed_initial"
+    NOT_CLIENT_HELLO = "not_client_hello"
+    # Limits of the gate.
+    TOO_LARGE = "too_large"
+    TIMEOUT = "timeout"
+    TOO_MANY_PENDING = "too_many_pending"
+    # verify_client_hello, in the order the checks run.
+    PARSE_ERROR = "parse_error"
+    NOT_TLS13 = "not_tls13"
+    SNI_NOT_ALLOWED = "sni_not_allowed"
+    BAD_SESSION_ID = "bad_session_id"
+    NO_X25519_SHARE = "no_x25519_share"
+    BAD_X25519_SHARE = "bad_x25519_share"
+    AEAD_OPEN_FAILED = "aead_open_failed"
+    VERSION_OUT_OF_RANGE = "version_out_of_range"
+    TIME_SKEW = "time_skew"
+    UNKNOWN_SHORT_ID = "unknown_short_id"
+    REPLAY = "replay"
+
+
+@dataclass(frozen=True, slots=True)
+class RealityVerdict:
+    """The outcome for one flow.
+
+    Attributes:
+        reason: ``Reason.ACCEPT`` or why the flow goes to the target.
+        auth_key: the 32-byte AuthKey, on ACCEPT only (the HMAC certificate needs it).
+        server_name: the SNI, when the ClientHello parsed.
+        client_version: x.y.z from the token, once it opened.
+        client_time: Unix seconds from the token, once it opened.
+        short_id: the 8-byte short ID from the token, once it opened.
+        detail: a short human explanation for logs.
+    """
+
+    reason: Reason
+    auth_key: bytes | None = None
+    server_name: str | None = None
+    client_version: ClientVersion | None = None
+    client_time: int | None = None
+    short_id: bytes | None = None
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """True only for ``Reason.ACCEPT``."""
+        return self.reason is Reason.ACCEPT
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-friendly summary (no key material), for logs and qlog."""
+        out: dict[str, object] = {"accepted": self.accepted, "reason": self.reason.name}
+        if self.server_name is not None:
+            out["sni"] = self.server_name
+        if self.client_version is not None:
+            out["client_version"] = ".".join(map(str, self.client_version))
+        if self.client_time is not None:
+            out["client_time"] = self.client_time
+        if self.short_id is not None:
+            out["short_id"] = self.short_id.hex()
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+class ReplayCache:
+    """Tokens of accepted ClientHellos, remembered for ``window`` seconds (our addition, spec §7).
+
+    Bounded: at most ``capacity`` entries; when full the oldest entry is forgotten early (a bounded
+    memory is worth more than catching a replay of a very old-but-not-expired token). Keys are the
+    32-byte sealed session_id, which is unique per ClientHello (the nonce is the client random).
+    """
+
+    def __init__(self, capacity: int, window: float) -> None:
+        if capacity <= 0 or window <= 0:
+            raise ValueError("capacity and window must be positive")
+        self.capacity = capacity
+        self.window = window
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def expire(self, now_wall: float) -> None:
+        """Forget tokens older than the window."""
+        seen = self._seen
+        while seen:
+            _, at = next(iter(seen.items()))
+            if now_wall - at <= self.window:
+                break
+            seen.popitem(last=False)
+
+    def check_and_add(self, token: bytes, now_wall: float) -> bool:
+        """Record ``token``; return True if it was already seen within the window (a replay)."""
+        self.expire(now_wall)
+        if token in self._seen:
+            return True
+        self._seen[token] = now_wall
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return False
+
+
+def select_x25519_share(key_shares: tuple[m.KeyShareEntry, ...]) -> bytes | None:
+    """The peer X25519 key per spec §3.1 step 4.
+
+    The first 0x001d share of exactly 32 bytes; otherwise the last 32 bytes of the first 0x11ec share
+    of exactly 1216 bytes; otherwise None.
+    """
+    for entry in key_shares:
+        if entry.group == GROUP_X25519 and len(entry.key_exchange) == 32:
+            return entry.key_exchange
+    for entry in key_shares:
+        if (
+            entry.group == GROUP_X25519MLKEM768
+            and len(entry.key_exchange) == X25519MLKEM768_CLIENT_SHARE_LENGTH
+        ):
+            return entry.key_exchange[-32:]
+    return None
+
+
+def _in_version_range(version: ClientVersion, config: RealityServerConfig) -> bool:
+    value = version_value(version)
+    if config.min_client_ver is not None and value < version_value(config.min_client_ver):
+        return False
+    return config.max_client_ver is None or value <= version_value(config.max_client_ver)
+
+
+def verify_client_hello(
+    raw_client_hello: bytes,
+    config: RealityServerConfig,
+    now_wall: float,
+    replay_cache: ReplayCache | None,
+) -> RealityVerdict:
+    """Authenticate one complete ClientHello handshake message (4-byte header included).
+
+    Args:
+        raw_client_hello: the message exactly as the client sent it (not modified).
+        config: the server configuration.
+        now_wall: Unix time in seconds.
+        replay_cache: remembers accepted tokens; None disables the replay check.
+
+    Returns:
+        A verdict; never raises for bad input.
+    """
+    try:
+        ch = m.pull_client_hello(Buffer(data=raw_client_hello))
+    except (TlsAlert, BufferReadError) as exc:
+        return RealityVerdict(Reason.PARSE_ERROR, detail=str(exc))
+    sni = ch.server_name
+    if not ch.supported_versions or m.TLS_VERSION_1_3 not in ch.supported_versions:
+        return RealityVerdict(Reason.NOT_TLS13, server_name=sni)
+    if (sni or "") not in config.server_names:
+        return RealityVerdict(Reason.SNI_NOT_ALLOWED, server_name=sni)
+    if len(ch.legacy_session_id) != SESSION_ID_LENGTH:
+        return RealityVerdict(
+            Reason.BAD_SESSION_ID, server_name=sni,
+            detail=f"legacy_session_id has {len(ch.legacy_session_id)} bytes",
+        )
+    peer = select_x25519_share(ch.key_share or ())
+    if peer is None:
+        return RealityVerdict(Reason.NO_X25519_SHARE, server_name=sni)
+    try:
+        shared = config.private_key_object.exchange(x25519.X25519PublicKey.from_public_bytes(peer))
+    except ValueError as exc:  # e.g. an all-zero result (small-order point)
+        return RealityVerdict(Reason.BAD_X25519_SHARE, server_name=sni, detail=str(exc))
+    auth_key = derive_auth_key(shared, ch.random)
+    plaintext = open_client_hello(raw_client_hello, auth_key)
+    if plaintext is None:
+        return RealityVerdict(Reason.AEAD_OPEN_FAILED, server_name=sni)
+    fields = {
+        "server_name": sni,
+        "client_version": plaintext.version,
+        "client_time": plaintext.unix_time,
+        "short_id": plaintext.short_id,
+    }
+    if not _in_version_range(plaintext.version, config):
+        return RealityVerdict(Reason.VERSION_OUT_OF_RANGE, **fields)  # type: ignore[arg-type]
+    if config.max_time_diff_ms:
+        skew_ms = abs(now_wall - plaintext.unix_time) * 1000.0
+        if skew_ms > config.max_time_diff_ms:
+            return RealityVerdict(
+                Reason.TIME_SKEW, detail=f"{skew_ms / 1000:.0f} s off", **fields  # type: ignore[arg-type]
+            )
+    if plaintext.short_id not in config.short_ids:
+        return RealityVerdict(Reason.UNKNOWN_SHORT_ID, **fields)  # type: ignore[arg-type]
+    token = raw_client_hello[SESSION_ID_OFFSET:SESSION_ID_END]
+    if replay_cache is not None and replay_cache.check_and_add(bytes(token), now_wall):
+        return RealityVerdict(Reason.REPLAY, **fields)  # type: ignore[arg-type]
+    return RealityVerdict(Reason.ACCEPT, auth_key=auth_key, **fields)  # type: ignore[arg-type]
