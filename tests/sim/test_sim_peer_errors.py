@@ -148,3 +148,30 @@ def _shared_pair() -> SimPair:
     if not _PAIR or _PAIR[0].server is None or close_code(_PAIR[0].server) is not None:
         _PAIR[:] = [established()]
     return _PAIR[0]
+
+
+def test_malformed_client_hello_gets_crypto_error_decode_error() -> None:
+    """An Initial whose CRYPTO frame carries a ClientHello with an overrunning length: TLS
+    decode_error (50) becomes CONNECTION_CLOSE with CRYPTO_ERROR 0x100 + 50 (RFC 9001 §4.8),
+    sent in an Initial packet that the client accepts."""
+    from quicreality.quic.packet import PACKET_TYPE_INITIAL
+
+    pair = SimPair(seed=41)
+    client = pair.client
+    client.connect(("10.0.0.2", 443), 0.0)
+    hello = b"\x01\x00\x00\x2d" + b"\x03\x03" + bytes(32) + b"\x00" + b"\xff\xff" + bytes(8)
+    payload = bytes([0x06]) + varint(0) + varint(len(hello)) + hello
+    payload += bytes(1170 - len(payload))
+    packet = seal_packet(client._cryptos[0], PACKET_TYPE_INITIAL, version=1,  # noqa: SLF001
+                         dcid=client._peer_cids.current.cid, scid=client.host_cid,  # noqa: SLF001
+                         token=b"", packet_number=0, payload=payload)
+    got = pair.endpoint.receive_datagram(packet, CLIENT_ADDR, 0.0)
+    assert got.connection is not None
+    assert close_code(got.connection) == QuicErrorCode.CRYPTO_ERROR + 50
+    for data, _ in got.connection.datagrams_to_send(0.001):
+        client.receive_datagram(data, ("10.0.0.2", 443), 0.002)
+    term = client.next_event()
+    while term is not None and not isinstance(term, events.ConnectionTerminated):
+        term = client.next_event()
+    assert isinstance(term, events.ConnectionTerminated)
+    assert term.by_peer and term.error_code == QuicErrorCode.CRYPTO_ERROR + 50
