@@ -26,6 +26,10 @@ K_PACER_BURST_PACKETS = K_INITIAL_WINDOW_PACKETS
 _CREDIT_TOLERANCE = 1.0
 """Bytes of float rounding forgiven when comparing credit to a datagram size."""
 
+PACER_TICK = 0.002
+"""Timer resolution the burst allowance covers: asyncio/epoll wake-ups are ~1 ms apart, plus 1 ms
+of scheduling slack (quic-go sizes its burst the same way)."""
+
 
 class Pacer:
     """Token-bucket pacer; see the module docstring.
@@ -62,6 +66,11 @@ class Pacer:
             K_PACING_GAIN * congestion_window / smoothed_rtt if smoothed_rtt > 0.0 else 0.0
         )
         capacity = K_PACER_BURST_PACKETS * mds
+        # A timer cannot wake us more precisely than PACER_TICK: let one tick's worth of bytes
+        # go out as a burst, or fast paths are capped at ~10 packets per tick (quic-go does the same).
+        tick_bytes = self.rate * PACER_TICK
+        if tick_bytes > capacity:
+            capacity = int(tick_bytes)
         if congestion_window < capacity:
             capacity = congestion_window
         floor = K_MINIMUM_WINDOW_PACKETS * mds

@@ -136,3 +136,14 @@ def test_next_send_time_never_before_now(ops: list[tuple[float, int, int, float]
         assert when is None or when >= now
         pacer.on_packet_sent(now=now, sent_bytes=size)
         assert -pacer.capacity <= pacer.credit <= pacer.capacity
+
+
+def test_burst_covers_one_timer_tick_at_high_rates() -> None:
+    """At 1.25 * 12 MB / 1 ms the bucket holds PACER_TICK worth of bytes, capped by the window."""
+    from quicreality.quic.recovery.pacer import PACER_TICK
+
+    p = Pacer(max_datagram_size=1200)
+    p.update_rate(congestion_window=12_000_000, smoothed_rtt=0.001)
+    assert p.capacity == int(1.25 * 12_000_000 / 0.001 * PACER_TICK) or p.capacity == 12_000_000
+    p.update_rate(congestion_window=100_000, smoothed_rtt=0.001)
+    assert p.capacity == 100_000  # never more than the congestion window
