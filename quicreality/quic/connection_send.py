@@ -221,6 +221,12 @@ class SendPathMixin(ConnectionBase):
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now)
             if not data:
+                # Stopped with room in the window and no pacing wait: nothing left to send.
+                self._recovery.app_limited = (
+                    self._pacing_until is None
+                    and self._recovery.bytes_in_flight + self._max_datagram_size
+                    <= self._cc.congestion_window
+                )
                 break
             self._bytes_sent += len(data)
             out.append((data, path))

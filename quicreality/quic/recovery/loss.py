@@ -125,6 +125,9 @@ class LossRecovery:
         self.bytes_in_flight = 0
         self.pto_count = 0
         self.handshake_confirmed = False
+        #: The sender ran out of data while the window had room (RFC 9002 §7.8); set by the
+        #: connection's send path, read when ACKs arrive so the window does not grow unused.
+        self.app_limited = False
         self.peer_completed_address_validation = not is_client
         self._on_lost = on_lost
         self._on_metrics = on_metrics
@@ -208,7 +211,7 @@ class LossRecovery:
                 largest_acked_sent_time=largest_acked_sent_time,
                 rtt=self.rtt,
                 bytes_in_flight=self.bytes_in_flight,
-                app_limited=False,
+                app_limited=self.app_limited,
             )
         if self.is_client and space_id == SPACE_HANDSHAKE:
             self.peer_completed_address_validation = True
