@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", help="PEM private key")
     s.add_argument("--www", help="directory to serve (GET /bytes/N always works)")
     s.add_argument("--retry", action="store_true", help="require address validation with Retry")
+    s.add_argument("--relay-config", metavar="FILE",
+                   help="TOML whose [relay] table allows relay destinations (default: refuse all)")
+    s.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics")
     _add_common(s)
 
     c = sub.add_parser("client", help="download URLs over HTTP/3")
@@ -70,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
     _add_common(c)
+
+    from .aio.relay_cli import add_relay_client_parser
+
+    add_relay_client_parser(sub, _add_common)
     return parser
 
 
@@ -115,9 +123,22 @@ def run_server(args: argparse.Namespace) -> int:
         if not www.is_dir() or not os.access(www, os.R_OK | os.X_OK):
             raise CliError(f"--www {args.www!r}: not a readable directory")
     opts = _transport_options(args)
+    from .aio.relay_cli import load_server_relay_config
+
+    relay = load_server_relay_config(args.relay_config, CliError)
+    if relay is not None:
+        opts.update(relay.quic_overrides())
     probe = edge_configuration(is_client=False, certificate_source=certs, **opts)
     closers = apply_observability(probe, qlog_dir=args.qlog_dir, keylog=args.keylog,
                                   qlog_flavour=args.qlog_flavour)
+    if args.metrics_listen:
+        from .metrics import serve_metrics
+
+        try:
+            mhost, mport = parse_hostport(args.metrics_listen, what="--metrics-listen address")
+            closers.append(serve_metrics(mhost, mport).shutdown)
+        except (ValueError, OSError) as exc:
+            raise CliError(f"--metrics-listen: {exc}") from None
 
     def factory() -> QuicConfiguration:
         return probe.derived()
@@ -133,7 +154,7 @@ def run_server(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(sock, factory, www=www, retry=args.retry, stop=stop)
+        await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay)
 
     try:
         asyncio.run(main())
@@ -220,13 +241,20 @@ def run_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_relay_client(args: argparse.Namespace) -> int:
+    """``relay-client`` subcommand (:mod:`quicreality.aio.relay_cli`)."""
+    from .aio.relay_cli import run_relay_client as run
+
+    return run(args, CliError, _transport_options)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    handlers = {"server": run_server, "client": run_client}
+    handlers = {"server": run_server, "client": run_client, "relay-client": run_relay_client}
     try:
         return handlers[args.command](args)
     except CliError as exc:

@@ -15,7 +15,10 @@ from ..h3.server import H3FileServer, H3ServerSession
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint
+from ..relay.config import RelayConfig
 from .driver import Driver
+from .relay_pump import Waker
+from .relay_server import ServerLink
 
 log = logging.getLogger("quicreality.server")
 
@@ -26,14 +29,19 @@ BODY_CHUNK = 64 * 1024
 
 
 class QuicServer(Driver):
-    """Serves HTTP/3 over one UDP socket."""
+    """Serves HTTP/3 over one UDP socket; streams that start with the relay preface go to the
+    relay (:mod:`quicreality.aio.relay_server`; without ``relay`` every destination is refused).
+    """
 
     def __init__(self, sock: socket.socket, endpoint: QuicServerEndpoint, app: H3FileServer,
-                 loop: asyncio.AbstractEventLoop | None = None):
+                 loop: asyncio.AbstractEventLoop | None = None, *, relay: RelayConfig | None = None):
         super().__init__(sock, loop)
         self.endpoint = endpoint
         self.app = app
         self.sessions: dict[int, H3ServerSession] = {}
+        self.relay_config = relay or RelayConfig()
+        self.relays: dict[int, ServerLink] = {}
+        self._wake = Waker(self.service, self.loop)
 
     def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
         got = self.endpoint.receive_datagram(data, addr, now)
@@ -48,6 +56,9 @@ class QuicServer(Driver):
             h3 = H3Connection(got.connection, is_client=False)
             self.sessions[id(got.connection)] = H3ServerSession(
                 h3, self.app, chunk_size=BODY_CHUNK, high_water=STREAM_HIGH_WATER)
+            conn = got.connection
+            self.relays[id(conn)] = ServerLink(conn, self.relay_config,
+                                               lambda: self._wake(conn), loop=self.loop)
         return (got.connection,)
 
     def connections(self) -> Iterable[QuicConnection]:
@@ -55,17 +66,24 @@ class QuicServer(Driver):
 
     def handle_events(self, conn: QuicConnection, now: float) -> None:
         session = self.sessions.get(id(conn))
+        relay = self.relays.get(id(conn))
         while (event := conn.next_event()) is not None:
-            if session is not None:
-                session.handle_event(event)
+            for ev in relay.filter_event(event) if relay is not None else (event,):
+                if session is not None:
+                    session.handle_event(ev)
         if session is not None:
             session.pump()
+        if relay is not None:
+            relay.pump()
         self.endpoint.refresh(conn)
 
     def connection_gone(self, conn: QuicConnection) -> None:
         session = self.sessions.pop(id(conn), None)
         if session is not None:
             session.pump()  # aborts bodies of a closed connection
+        relay = self.relays.pop(id(conn), None)
+        if relay is not None:
+            relay.close()
         self.endpoint.forget(conn)
 
 
@@ -76,10 +94,11 @@ async def serve(
     www: Path | None,
     retry: bool = False,
     stop: asyncio.Event | None = None,
+    relay: RelayConfig | None = None,
 ) -> None:
     """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever)."""
     endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry)
-    server = QuicServer(sock, endpoint, H3FileServer(www))
+    server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay)
     try:
         if stop is None:
             await asyncio.Event().wait()

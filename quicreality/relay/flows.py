@@ -17,7 +17,7 @@ V = TypeVar("V")
 class FlowTable(Generic[K, V]):
     """Flows by key with their last activity time, at most ``max_flows`` of them."""
 
-    __slots__ = ("idle_timeout", "max_flows", "_flows", "_last")
+    __slots__ = ("_flows", "_last", "idle_timeout", "max_flows")
 
     def __init__(self, *, idle_timeout: float, max_flows: int) -> None:
         self.idle_timeout = idle_timeout
