@@ -9,6 +9,7 @@ uses from the others; it adds nothing at run time.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from .connection_ids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
     from .crypto import CryptoPair
     from .recovery.congestion.base import CongestionController
-    from .recovery.loss import LossRecovery, PacketSpace
+    from .recovery.loss import LossRecovery
     from .recovery.pacer import Pacer
     from .recovery.rtt import RttEstimator
     from .streams import QuicStream
@@ -38,6 +39,18 @@ class ConnectionBase:
         _qlog: QlogSink
         _qlog_frames: bool
         _network_path: Any
+        _rng: Callable[[int], bytes]
+        _original_dcid: bytes
+        _retry_scid: bytes | None
+        _received_retry: bool
+        _peer_initial_scid: bytes | None
+        _first_initial_hello: bytes | None
+        _idle_timeout: float
+        _alpn: str | None
+        _handshake_complete: bool
+        _crypto_initialized: bool
+        _peer_params_received: bool
+        _peer_max_ack_delay: float
         _now_hint: float
         # keys and spaces
         _cryptos: list[CryptoPair]
@@ -93,6 +106,7 @@ class ConnectionBase:
 
         @property
         def host_cid(self) -> bytes: ...
+        def _set_state(self, state: Any, now: float) -> None: ...
         def _terminate(self, error_code: int, frame_type: int | None, reason: str, *,
                        by_peer: bool, now: float, immediate: bool = False) -> None: ...
         def _confirm_handshake(self, now: float) -> None: ...
