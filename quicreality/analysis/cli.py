@@ -1,0 +1,112 @@
+"""``report`` and ``baseline update`` sub-commands of ``python -m quicreality.scenarios``.
+
+    python -m quicreality.scenarios report RUN_DIR [--baseline FILE] [--floor 0.10]
+    python -m quicreality.scenarios baseline update RUN_DIR [RUN_DIR ...] [--out FILE]
+
+``report`` exits 1 on a regression, 0 otherwise (an inconclusive verdict is printed loudly but
+does not fail), 2 on a usage error or an unreadable run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .regression import (
+    DEFAULT_ALPHA,
+    DEFAULT_FLOOR,
+    DEFAULT_INTERVALS,
+    baseline_path,
+    make_baseline,
+    save_baseline,
+)
+
+__all__ = ["main_baseline", "main_report"]
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m quicreality.scenarios report",
+        description="Compare a run with its baseline; write report.md/report.html into the run "
+                    "folder; exit 1 on a regression.")
+    ap.add_argument("run_dir", type=Path, help="results/runs/<UTC time>-<git sha>")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="baseline file (default: results/baselines/<scenario>.json)")
+    ap.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                    help=f"Mann-Whitney U significance level (default {DEFAULT_ALPHA})")
+    ap.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
+                    help=f"smallest relative median drop for a regression (default "
+                         f"{DEFAULT_FLOOR})")
+    ap.add_argument("--unit", choices=("interval", "rep"), default="interval",
+                    help="samples: goodput slices of each rep (default) or one value per rep")
+    ap.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS,
+                    help=f"slices per rep (default {DEFAULT_INTERVALS})")
+    ap.add_argument("--metric", default=None, help="samples.jsonl goodput metric name")
+    return ap
+
+
+def main_report(argv: list[str]) -> int:
+    """``report RUN_DIR [--baseline FILE]``."""
+    args = _report_parser().parse_args(argv)
+    if not args.run_dir.is_dir():
+        print(f"report: {args.run_dir} is not a directory", file=sys.stderr)
+        return 2
+    from .report import write_report  # pandas/matplotlib only when needed
+
+    try:
+        rep = write_report(args.run_dir, args.baseline, alpha=args.alpha, floor=args.floor,
+                           unit=args.unit, metric=args.metric,
+                           intervals_per_rep=args.intervals)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    width = max([len(c.key) for c in rep.comparisons] + [8])
+    for c in rep.comparisons:
+        change = f"{c.change:+.1%}" if c.change == c.change else "   –"
+        print(f"{c.key:<{width}}  median {c.current_median:8.2f} Mbit/s  {change:>7}  "
+              f"p={c.p_value:.2g}  {c.verdict}")
+    if rep.inconclusive:
+        print("!" * 72)
+        print("!!! INCONCLUSIVE, RERUN: " + ", ".join(c.key for c in rep.inconclusive))
+        print("!" * 72)
+    if rep.regressions:
+        print("REGRESSION: " + ", ".join(c.key for c in rep.regressions))
+    if rep.baseline_file is None and not any(c.baseline for c in rep.comparisons):
+        print("note: no baseline to compare with "
+              "(python -m quicreality.scenarios baseline update RUN_DIR)")
+    for p in rep.written:
+        print(f"wrote {p}")
+    return rep.exit_code
+
+
+def main_baseline(argv: list[str]) -> int:
+    """``baseline update RUN_DIR [RUN_DIR ...] [--out FILE]``."""
+    ap = argparse.ArgumentParser(
+        prog="python -m quicreality.scenarios baseline",
+        description="Record a run's raw per-rep goodput (and per-slice samples) as the baseline.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("update", help="write results/baselines/<scenario>.json from run(s)")
+    up.add_argument("run_dirs", type=Path, nargs="+", help="one or more runs (reps are pooled)")
+    up.add_argument("--out", type=Path, default=None,
+                    help="output file (default results/baselines/<scenario>.json)")
+    up.add_argument("--scenario", default=None, help="only this scenario of the run(s)")
+    up.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS)
+    up.add_argument("--metric", default=None)
+    args = ap.parse_args(argv)
+    for r in args.run_dirs:
+        if not r.is_dir():
+            print(f"baseline: {r} is not a directory", file=sys.stderr)
+            return 2
+    try:
+        doc = make_baseline(args.run_dirs, scenario=args.scenario, metric=args.metric,
+                            intervals_per_rep=args.intervals)
+    except ValueError as exc:
+        print(f"baseline: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or baseline_path(doc["scenario"])
+    save_baseline(doc, out)
+    n = sum(len(w["reps"]) for w in doc["workloads"].values())
+    print(f"wrote {out}: {len(doc['workloads'])} workloads, {n} reps "
+          f"({doc['host']['hostname']}, {doc['host']['cpus']} CPUs)")
+    return 0

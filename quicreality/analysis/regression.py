@@ -1,0 +1,322 @@
+"""Throughput regression verdicts: sampling, the statistics, and baseline files.
+
+The verdict (per workload, :func:`compare`)
+-------------------------------------------
+* **regression**: a two-sided Mann-Whitney U test (scipy) gives p ≤ ``alpha`` (0.01) **and** the
+  median moved down by at least ``floor`` (see :data:`DEFAULT_FLOOR`);
+* **inconclusive, rerun**: only one of the two holds (significant but small, or a large drop
+  that is not significant — e.g. too few samples: :func:`min_p_value` says how low p can go);
+* **ok**: neither (an improvement that passes both is reported as ``ok (improved)``).
+
+Sampling (why not one number per rep)
+-------------------------------------
+An exact MWU with 3 reps against 3 cannot go below p = 0.1, and the CI ``--quick`` run has one
+or two reps per workload. So each rep contributes ``intervals_per_rep`` samples: the transfer
+(first → last payload packet at the client-side capture) is cut into equal slices and the
+goodput of each slice (first-seen bytes × 8 / slice duration) is one sample
+(:func:`interval_goodput`). **The samples within a rep are not independent** (they share the
+rep's connection, its loss pattern and the machine's load at that moment), so the MWU p-value is
+optimistic: it treats 10 correlated slices as 10 independent draws. The magnitude floor is what
+keeps rep-to-rep noise from being called a regression, and the false-alarm rate of the whole
+rule is *measured* (``docs/analysis.md``), not taken from the nominal alpha.
+
+Baseline files (``results/baselines/<scenario>.json``, :func:`make_baseline`) keep the raw
+per-rep values and per-rep slices plus a description of the host, so a baseline recorded on a
+different machine is visible as such.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import socket
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .results import REPO_ROOT, load_checks, load_samples, rep_dirs
+from .sources import interval_goodput
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_FLOOR",
+    "DEFAULT_INTERVALS",
+    "Comparison",
+    "compare",
+    "compare_run",
+    "host_description",
+    "load_baseline",
+    "make_baseline",
+    "min_p_value",
+    "pick_metric",
+    "run_samples",
+    "save_baseline",
+]
+
+DEFAULT_ALPHA = 0.01
+#: Smallest relative drop of the median that can be a regression (see docs/analysis.md for the
+#: measured false-alarm rate that motivated it).
+DEFAULT_FLOOR = 0.10
+DEFAULT_INTERVALS = 10
+#: samples.jsonl metrics tried, in order, as "the goodput" of a rep.
+GOODPUT_METRICS = ("goodput_wire_mbps", "goodput_mbps", "goodput", "throughput_mbps",
+                   "receiver_mbps")
+BASELINE_SCHEMA = 1
+
+
+def min_p_value(n1: int, n2: int) -> float:
+    """Smallest two-sided MWU p-value attainable with ``n1`` vs ``n2`` samples (no ties)."""
+    if n1 < 1 or n2 < 1:
+        return 1.0
+    x = np.arange(n1, dtype=float)
+    y = np.arange(n1, n1 + n2, dtype=float)
+    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+@dataclass
+class Comparison:
+    """One workload's verdict and the numbers behind it."""
+
+    key: str
+    current: list[float]
+    baseline: list[float]
+    current_reps: int
+    baseline_reps: int
+    unit: str = "interval"
+    current_median: float = math.nan
+    baseline_median: float = math.nan
+    change: float = math.nan  #: (current − baseline) / baseline, of the medians
+    p_value: float = math.nan
+    min_p: float = math.nan
+    verdict: str = "no baseline"
+    reason: str = ""
+    alpha: float = DEFAULT_ALPHA
+    floor: float = DEFAULT_FLOOR
+
+    @property
+    def is_regression(self) -> bool:
+        """True for a regression verdict."""
+        return self.verdict == "regression"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return asdict(self)
+
+
+def compare(current: Sequence[float], baseline: Sequence[float], *, key: str = "",
+            current_reps: int = 0, baseline_reps: int = 0, unit: str = "interval",
+            alpha: float = DEFAULT_ALPHA, floor: float = DEFAULT_FLOOR) -> Comparison:
+    """The verdict for one workload (higher is better: goodput)."""
+    cur = [float(v) for v in current if v is not None and math.isfinite(v)]
+    base = [float(v) for v in baseline if v is not None and math.isfinite(v)]
+    c = Comparison(key=key, current=cur, baseline=base, current_reps=current_reps,
+                   baseline_reps=baseline_reps, unit=unit, alpha=alpha, floor=floor)
+    if not cur:
+        c.verdict, c.reason = "no data", "no samples in this run"
+        return c
+    c.current_median = float(np.median(cur))
+    if not base:
+        c.verdict, c.reason = "no baseline", "no baseline samples for this workload"
+        return c
+    c.baseline_median = float(np.median(base))
+    c.min_p = min_p_value(len(cur), len(base))
+    if c.baseline_median > 0:
+        c.change = (c.current_median - c.baseline_median) / c.baseline_median
+    if len(set(cur + base)) == 1:
+        c.p_value = 1.0
+    else:
+        c.p_value = float(stats.mannwhitneyu(cur, base, alternative="two-sided").pvalue)
+    significant = c.p_value <= alpha
+    dropped = c.change <= -floor
+    rose = c.change >= floor
+    stat = f"p={c.p_value:.2g} (α={alpha:g}), median {c.change:+.1%} (floor {floor:.0%})"
+    if significant and dropped:
+        c.verdict, c.reason = "regression", stat
+    elif significant and rose:
+        c.verdict, c.reason = "ok (improved)", stat
+    elif significant:
+        c.verdict = "inconclusive, rerun"
+        c.reason = f"significant but the median moved less than the floor: {stat}"
+    elif dropped:
+        c.verdict = "inconclusive, rerun"
+        c.reason = f"median dropped but not significantly: {stat}"
+        if c.min_p > alpha:
+            c.reason += (f"; with {len(cur)} vs {len(base)} samples p cannot go below "
+                         f"{c.min_p:.2g}: more reps needed")
+    else:
+        c.verdict, c.reason = "ok", stat
+    return c
+
+
+def pick_metric(samples: pd.DataFrame, preferred: str | None = None) -> str | None:
+    """The goodput metric present in ``samples`` (``preferred`` first)."""
+    names = set(samples["metric"].dropna().astype(str))
+    for m in ((preferred,) if preferred else ()) + GOODPUT_METRICS:
+        if m in names:
+            return m
+    cands = sorted(n for n in names if "goodput" in n)
+    return cands[0] if cands else None
+
+
+def run_samples(run_dir: str | Path, *, metric: str | None = None,
+                intervals_per_rep: int = DEFAULT_INTERVALS, with_intervals: bool = True,
+                ) -> dict[str, dict[str, Any]]:
+    """Per workload (``<workload>/<client>__<server>``): per-rep goodput and slices.
+
+    Returns:
+        key → {"workload", "pair", "scenario", "unit" (Mbit/s), "metric",
+        "reps": [{"run", "rep", "value", "ok", "intervals": [...] | None}]}. Reps whose check
+        failed are kept with ``ok: False`` and excluded from verdicts.
+    """
+    run = Path(run_dir)
+    samples = load_samples(run)
+    checks = load_checks(run)
+    metric = pick_metric(samples, metric) if not samples.empty else metric
+    ok = {(r.workload, r.pair, int(r.rep)): r.ok for r in checks.itertuples(index=False)}
+    out: dict[str, dict[str, Any]] = {}
+    for rd in rep_dirs(run).itertuples(index=False):
+        key = f"{rd.workload}/{rd.pair}"
+        s = samples[(samples["workload"] == rd.workload) & (samples["pair"] == rd.pair)
+                    & (samples["rep"] == rd.rep) & (samples["metric"] == metric)]
+        value = float(s["value"].iloc[0]) if len(s) else math.nan
+        unit = str(s["unit"].iloc[0]) if len(s) and s["unit"].iloc[0] else "Mbit/s"
+        slices = None
+        if with_intervals and (len(s) or metric is None):
+            try:
+                slices = interval_goodput(rd.path, intervals_per_rep)
+            except (RuntimeError, ValueError, OSError) as exc:
+                warnings.warn(f"{rd.path}: no interval samples: {exc}", stacklevel=2)
+        if not len(s) and slices is None:
+            continue  # not a goodput workload (e.g. fallback)
+        entry = out.setdefault(key, {"workload": rd.workload, "pair": rd.pair,
+                                     "scenario": rd.scenario, "metric": metric, "unit": unit,
+                                     "reps": []})
+        entry["reps"].append({"run": rd.run, "rep": int(rd.rep), "value": value,
+                              "ok": ok.get((rd.workload, rd.pair, int(rd.rep))) is not False,
+                              "intervals": None if slices is None else [float(x) for x in slices]})
+    return out
+
+
+def _values(entry: Mapping[str, Any], unit: str) -> tuple[list[float], int]:
+    reps = [r for r in entry.get("reps", []) if r.get("ok", True)]
+    if unit == "interval":
+        vals = [v for r in reps for v in (r.get("intervals") or [])]
+        return vals, sum(1 for r in reps if r.get("intervals"))
+    vals = [r["value"] for r in reps if r.get("value") is not None]
+    return [v for v in vals if math.isfinite(v)], len(vals)
+
+
+def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any] | None,
+                *, alpha: float = DEFAULT_ALPHA, floor: float = DEFAULT_FLOOR,
+                unit: str = "interval") -> list[Comparison]:
+    """Verdicts for every workload of a run (see :func:`run_samples`) against a baseline.
+
+    ``unit`` = ``interval`` (per-slice samples; falls back to per-rep values for a workload whose
+    slices are missing on either side) or ``rep``.
+    """
+    base_w = (baseline or {}).get("workloads", {})
+    out = []
+    for key, entry in current.items():
+        b = base_w.get(key, {})
+        u = unit
+        cur, n_cur = _values(entry, u)
+        base, n_base = _values(b, u) if b else ([], 0)
+        if u == "interval" and (not cur or (b and not base)):
+            u = "rep"
+            cur, n_cur = _values(entry, u)
+            base, n_base = _values(b, u) if b else ([], 0)
+        out.append(compare(cur, base, key=key, current_reps=n_cur, baseline_reps=n_base,
+                           unit=u, alpha=alpha, floor=floor))
+    return out
+
+
+def host_description() -> dict[str, Any]:
+    """Where a baseline was measured: hostname, kernel, CPU model and count, Python."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return {"hostname": socket.gethostname(), "kernel": platform.release(),
+            "machine": platform.machine(), "cpu_model": cpu, "cpus": os.cpu_count(),
+            "mem_total_kb": mem_kb, "python": platform.python_version()}
+
+
+def make_baseline(run_dirs: str | Path | Iterable[str | Path], *, scenario: str | None = None,
+                  metric: str | None = None,
+                  intervals_per_rep: int = DEFAULT_INTERVALS) -> dict[str, Any]:
+    """A baseline document from one or more runs (their reps are pooled)."""
+    runs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
+    workloads: dict[str, Any] = {}
+    scenarios: set[str] = set()
+    git: set[str] = set()
+    for run in runs:
+        for key, entry in run_samples(run, metric=metric,
+                                      intervals_per_rep=intervals_per_rep).items():
+            if scenario is not None and entry["scenario"] != scenario:
+                continue
+            scenarios.add(entry["scenario"])
+            w = workloads.setdefault(key, {k: entry[k] for k in ("workload", "pair", "metric",
+                                                                   "unit")} | {"reps": []})
+            w["reps"].extend(r for r in entry["reps"] if r["ok"])
+        git.add(run.name.rsplit("-", 1)[-1])
+    if not workloads:
+        raise ValueError(f"no goodput samples in {', '.join(map(str, runs))}")
+    if len(scenarios) > 1 and scenario is None:
+        raise ValueError(f"runs hold several scenarios {sorted(scenarios)}: pick one")
+    return {"schema": BASELINE_SCHEMA, "scenario": scenario or next(iter(scenarios)),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "source_runs": [r.name for r in runs], "git_shas": sorted(git),
+            "host": host_description(),
+            "sampling": {"unit": "interval", "intervals_per_rep": intervals_per_rep,
+                         "definition": "goodput of equal slices of the first-to-last payload "
+                                       "packet interval at the client-side capture"},
+            "workloads": dict(sorted(workloads.items()))}
+
+
+def baseline_path(scenario: str, root: str | Path | None = None) -> Path:
+    """``results/baselines/<scenario>.json`` (under ``root``, default the repository)."""
+    return Path(root or REPO_ROOT) / "results" / "baselines" / f"{scenario}.json"
+
+
+def save_baseline(doc: Mapping[str, Any], path: str | Path) -> Path:
+    """Write a baseline document (compact per-rep lists, one workload per block)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(doc, indent=1, sort_keys=False, default=_round)
+    p.write_text(text + "\n")
+    return p
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+def load_baseline(path: str | Path) -> dict[str, Any]:
+    """Read a baseline document (raises ``ValueError`` on an unknown schema)."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("schema") != BASELINE_SCHEMA:
+        raise ValueError(f"{path}: baseline schema {doc.get('schema')!r}, "
+                         f"expected {BASELINE_SCHEMA}")
+    return doc
