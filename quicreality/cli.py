@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TOML whose [relay] table allows relay destinations (default: refuse all)")
     s.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    from .aio import reality_cli
+
+    reality_cli.add_server_options(s)
     _add_common(s)
 
     c = sub.add_parser("client", help="download URLs over HTTP/3")
@@ -73,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
+    reality_cli.add_client_options(c)
     _add_common(c)
+    reality_cli.add_keygen_parser(sub)
 
     from .aio.relay_cli import add_relay_client_parser
 
@@ -108,15 +113,23 @@ def run_server(args: argparse.Namespace) -> int:
         host, port = parse_hostport(args.listen, what="--listen address")
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    if not args.cert or not args.key:
-        raise CliError("--cert and --key are required")
-    for opt, path in (("--cert", args.cert), ("--key", args.key)):
-        if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            raise CliError(f"{opt} {path!r}: no such readable file")
-    try:
-        certs = FileCertificateSource(args.cert, args.key)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a user error here
-        raise CliError(f"cannot load certificate/key: {exc}") from None
+    from .aio import reality_cli
+
+    reality = reality_cli.load_server_config(args.reality_config, CliError)
+    if reality is not None and args.retry:
+        raise CliError("--retry cannot be used with --reality-config (a REALITY listener never "
+                       "answers an unauthenticated client itself)")
+    certs = None
+    if reality is None and (not args.cert or not args.key):
+        raise CliError("--cert and --key are required (or --reality-config)")
+    if reality is None:
+        for opt, path in (("--cert", args.cert), ("--key", args.key)):
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise CliError(f"{opt} {path!r}: no such readable file")
+        try:
+            certs = FileCertificateSource(args.cert, args.key)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is a user error here
+            raise CliError(f"cannot load certificate/key: {exc}") from None
     www = None
     if args.www:
         www = Path(args.www)
@@ -147,13 +160,30 @@ def run_server(args: argparse.Namespace) -> int:
         sock = open_udp_socket(host, port)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
-    print(f"listening on {host}:{sock.getsockname()[1]} (HTTP/3)", flush=True)
+    endpoint_qlog = None
+    if reality is not None:
+        from .aio.reality_server import endpoint_qlog_sink, resolve_target, serve_reality
+
+        try:
+            resolve_target(*reality.target)
+        except OSError as exc:
+            raise CliError(f"--reality-config: [reality] target {reality.target[0]!r}: "
+                           f"{exc.strerror or exc}") from None
+        qlog_dir = args.qlog_dir or os.environ.get("QLOGDIR")
+        if qlog_dir:
+            endpoint_qlog = endpoint_qlog_sink(qlog_dir, args.qlog_flavour)
+    what = "HTTP/3, REALITY" if reality is not None else "HTTP/3"
+    print(f"listening on {host}:{sock.getsockname()[1]} ({what})", flush=True)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if reality is not None:
+            await serve_reality(sock, factory, reality, www=www, stop=stop,
+                                endpoint_qlog=endpoint_qlog, relay=relay)
+            return
         await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay)
 
     try:
@@ -187,7 +217,10 @@ def run_client(args: argparse.Namespace) -> int:
             raise CliError(f"-o {args.output_dir!r}: not writable")
     import time
 
-    if not args.insecure and not args.ca:
+    from .aio import reality_cli
+
+    reality = reality_cli.client_configurator(args, CliError)
+    if reality is None and not args.insecure and not args.ca:
         raise CliError("choose --insecure or --ca FILE (system trust stores are not used)")
     if args.ca:
         if not os.path.isfile(args.ca):
@@ -198,8 +231,8 @@ def run_client(args: argparse.Namespace) -> int:
             raise CliError(f"cannot load CA file {args.ca!r}: {exc}") from None
 
     def make_verifier(host: str) -> object:
-        if args.insecure:
-            return InsecureVerifier()
+        if args.insecure or reality is not None:
+            return InsecureVerifier()  # REALITY replaces it with its own HMAC check
         return PkiVerifier(args.ca, wall_clock=time.time, name=args.server_name or host)
     opts = _transport_options(args)
     closers: list = []
@@ -207,6 +240,8 @@ def run_client(args: argparse.Namespace) -> int:
     def make_config(host: str) -> QuicConfiguration:
         cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
                                  server_name=args.server_name, **opts)
+        if reality is not None:
+            cfg = reality(cfg)
         closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
                                            qlog_flavour=args.qlog_flavour))
         return cfg
@@ -241,6 +276,13 @@ def run_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_keygen(args: argparse.Namespace) -> int:
+    """``keygen`` subcommand (:mod:`quicreality.aio.reality_cli`)."""
+    from .aio.reality_cli import run_keygen as run
+
+    return run(args, CliError)
+
+
 def run_relay_client(args: argparse.Namespace) -> int:
     """``relay-client`` subcommand (:mod:`quicreality.aio.relay_cli`)."""
     from .aio.relay_cli import run_relay_client as run
@@ -254,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    handlers = {"server": run_server, "client": run_client, "relay-client": run_relay_client}
+    handlers = {"server": run_server, "client": run_client, "relay-client": run_relay_client,
+                "keygen": run_keygen}
     try:
         return handlers[args.command](args)
     except CliError as exc:

@@ -75,3 +75,69 @@ def relay_metrics() -> RelayMetrics:
     if _RELAY is None:
         _RELAY = RelayMetrics()
     return _RELAY
+
+
+class RealityMetrics:
+    """REALITY listener counters (issue 3).
+
+    * ``quicreality_reality_handshakes_accepted_total``;
+    * ``quicreality_reality_handshakes_rejected_total{reason}``: one series per
+      :class:`~quicreality.reality.auth.Reason` but ACCEPT, all present from the start at 0;
+    * ``quicreality_reality_fallback_flows_active`` / ``..._fallback_flows_total``;
+    * ``quicreality_reality_fallback_bytes_total{direction}``: ``client_to_target`` /
+      ``target_to_client`` UDP payload bytes relayed on fallback flows (the mirror included);
+    * ``quicreality_reality_pending_flows``: flows waiting for a complete ClientHello;
+    * ``quicreality_reality_target_datagrams_dropped_total``: target datagrams not relayed because
+      the flow was accepted;
+    * ``quicreality_connections_active``: QUIC connections of the server.
+    """
+
+    CLIENT_TO_TARGET = "client_to_target"
+    TARGET_TO_CLIENT = "target_to_client"
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        from .reality.auth import Reason
+
+        self.accepted = Counter("quicreality_reality_handshakes_accepted",
+                                "REALITY handshakes accepted", registry=registry)
+        self.rejected = Counter("quicreality_reality_handshakes_rejected",
+                                "Flows sent to the fallback target, by reason", ["reason"],
+                                registry=registry)
+        for reason in Reason:
+            if reason is not Reason.ACCEPT:
+                self.rejected.labels(reason=reason.name)
+        self.fallback_flows_active = Gauge("quicreality_reality_fallback_flows_active",
+                                           "Flows relayed to the target now", registry=registry)
+        self.fallback_flows_total = Counter("quicreality_reality_fallback_flows",
+                                            "Flows relayed to the target", registry=registry)
+        self.fallback_bytes = Counter("quicreality_reality_fallback_bytes",
+                                      "Bytes relayed on fallback flows", ["direction"],
+                                      registry=registry)
+        for direction in (self.CLIENT_TO_TARGET, self.TARGET_TO_CLIENT):
+            self.fallback_bytes.labels(direction=direction)
+        self.pending_flows = Gauge("quicreality_reality_pending_flows",
+                                   "Flows waiting for a complete ClientHello", registry=registry)
+        self.target_dropped = Counter("quicreality_reality_target_datagrams_dropped",
+                                      "Target datagrams not relayed (the flow was accepted)",
+                                      registry=registry)
+        self.connections_active = Gauge("quicreality_connections_active",
+                                        "QUIC connections of the server", registry=registry)
+
+    def verdict(self, verdict: Any) -> None:
+        """Count one decided flow (a :class:`~quicreality.reality.auth.RealityVerdict`)."""
+        if verdict.accepted:
+            self.accepted.inc()
+        else:
+            self.rejected.labels(reason=verdict.reason.name).inc()
+            self.fallback_flows_total.inc()
+
+
+_REALITY: RealityMetrics | None = None
+
+
+def reality_metrics() -> RealityMetrics:
+    """The process's :class:`RealityMetrics` on :data:`REGISTRY` (created on first use)."""
+    global _REALITY
+    if _REALITY is None:
+        _REALITY = RealityMetrics()
+    return _REALITY

@@ -1,0 +1,261 @@
+"""The REALITY listener's asyncio edge: carries out the gate's decisions.
+
+:class:`RealityServer` is a :class:`~quicreality.aio.server.QuicServer` (accepted clients get the same
+HTTP/3 service as a plain server) whose endpoint has a :class:`~quicreality.reality.gate.RealityGate`.
+For every gate decision it moves bytes and nothing else:
+
+* ``Pending`` / ``Accept``: mirror the datagram to the target on the flow's own socket;
+* ``Forward``: relay the datagram to the target; release held target datagrams to the client;
+* a target datagram: relay it to the client, or drop it (accepted flow), as the gate says;
+* timer: pending flows time out to the relay, idle relays and finished drains close their sockets.
+
+Nothing of ours is ever sent to a flow the gate has not accepted: the only datagrams written to the
+listener socket for such a flow are the target's, byte for byte. Each verdict gives one log line,
+a metric, and a ``reality:verdict`` event in the endpoint qlog trace (and, when accepted, in the
+connection's trace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from ..h3.server import H3FileServer
+from ..metrics import RealityMetrics, reality_metrics
+from ..qlog.sink import NullSink, QlogSink
+from ..quic.config import QuicConfiguration
+from ..quic.connection import QuicConnection
+from ..quic.endpoint import QuicServerEndpoint, Received
+from ..reality.auth import RealityVerdict
+from ..reality.cert import RealityIdentity
+from ..reality.config import RealityServerConfig
+from ..reality.gate import (
+    Accept,
+    Decided,
+    FlowClosed,
+    Forward,
+    GateDecision,
+    Pending,
+    RealityGate,
+    TargetAction,
+)
+from .fallback import FallbackRelay
+from .server import QuicServer
+
+log = logging.getLogger("quicreality.reality")
+
+
+class _GatedEndpoint:
+    """Delegates to the endpoint and reports each gate decision to ``on_gate`` first."""
+
+    def __init__(self, endpoint: QuicServerEndpoint,
+                 on_gate: Callable[[GateDecision, float], None]) -> None:
+        self._endpoint = endpoint
+        self._on_gate = on_gate
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
+        got = self._endpoint.receive_datagram(data, addr, now)
+        if got.gate is not None:
+            self._on_gate(got.gate, now)
+        return got
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._endpoint, name)
+
+
+def resolve_target(host: str, port: int) -> tuple[int, Any]:
+    """``(family, sockaddr)`` of the target (UDP); OSError if it does not resolve."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    family, _, _, _, sockaddr = infos[0]
+    return family, sockaddr
+
+
+class RealityServer(QuicServer):
+    """A QUIC/HTTP/3 server behind a REALITY gate, with the fallback relay to the target.
+
+    Args:
+        sock: the listener socket.
+        endpoint: a :class:`QuicServerEndpoint` created with ``gate=gate``.
+        app: the HTTP/3 application for accepted clients.
+        gate: the endpoint's gate.
+        target: ``(family, sockaddr)`` of the target (see :func:`resolve_target`).
+        metrics: where to count (default: the process's :class:`RealityMetrics`).
+        endpoint_qlog: a sink for ``reality:verdict`` events of every flow.
+        server_options: passed on to :class:`QuicServer` (e.g. ``relay=``).
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        endpoint: QuicServerEndpoint,
+        app: H3FileServer,
+        gate: RealityGate,
+        *,
+        target: tuple[int, Any],
+        metrics: RealityMetrics | None = None,
+        endpoint_qlog: QlogSink | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        **server_options: Any,
+    ) -> None:
+        self.gate = gate
+        self.metrics = metrics or reality_metrics()
+        self.endpoint_qlog: QlogSink = endpoint_qlog or NullSink()
+        self._gate_timer: asyncio.TimerHandle | None = None
+        self._gate_timer_at: float | None = None
+        gated: Any = _GatedEndpoint(endpoint, self._on_gate_decision)
+        super().__init__(sock, gated, app, loop, **server_options)
+        family, sockaddr = target
+        self.relay = FallbackRelay(sockaddr, family, self._on_target_datagram, self.loop)
+
+    # --- gate decisions -------------------------------------------------------------------
+
+    def _on_gate_decision(self, decision: GateDecision, now: float) -> None:
+        match decision:
+            case Pending(addr=addr, mirror=data, new_flow=new_flow):
+                self._to_target(addr, data, new_flow)
+            case Accept(addr=addr, mirror=data, new_flow=new_flow, verdict=verdict):
+                self._to_target(addr, data, new_flow)
+                assert verdict is not None
+                self._record_verdict(addr, verdict, now)
+            case Forward(addr=addr, data=data, new_flow=new_flow, verdict=verdict,
+                         release=release):
+                self._to_target(addr, data, new_flow)
+                if verdict is not None:
+                    self._record_verdict(addr, verdict, now)
+                for held in release:
+                    self._to_client(addr, held)
+        self._gate_events(now)
+
+    def _to_target(self, addr: Any, data: bytes, new_flow: bool) -> None:
+        if new_flow:
+            try:
+                self.relay.open(addr)
+            except OSError as exc:
+                log.warning("cannot open a fallback socket for %s: %s", addr, exc)
+                return
+        if self.relay.send(addr, data):
+            self.metrics.fallback_bytes.labels(direction=RealityMetrics.CLIENT_TO_TARGET).inc(
+                len(data))
+
+    def _to_client(self, addr: Any, data: bytes) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            return
+        self.metrics.fallback_bytes.labels(direction=RealityMetrics.TARGET_TO_CLIENT).inc(len(data))
+
+    def _on_target_datagram(self, addr: Any, data: bytes) -> None:
+        action = self.gate.receive_target_datagram(addr, data, self.now())
+        if action is TargetAction.RELAY:
+            self._to_client(addr, data)
+        elif action is TargetAction.DROP:
+            self.metrics.target_dropped.inc()
+
+    def _record_verdict(self, addr: Any, verdict: RealityVerdict, now: float) -> None:
+        self.metrics.verdict(verdict)
+        info = verdict.describe()
+        host, port = addr[0], addr[1]
+        extra = " ".join(f"{k}={v}" for k, v in info.items() if k not in ("accepted", "reason"))
+        log.info("reality verdict %s from %s:%s %s", verdict.reason.name, host, port, extra)
+        self.endpoint_qlog.custom(now, "reality:verdict", {"client": f"{host}:{port}", **info})
+
+    def _gate_events(self, now: float) -> None:
+        while (event := self.gate.next_event()) is not None:
+            match event:
+                case Decided(addr=addr, verdict=verdict, release=release):
+                    self._record_verdict(addr, verdict, now)
+                    for held in release:
+                        self._to_client(addr, held)
+                case FlowClosed(addr=addr):
+                    self.relay.close(addr)
+        self.metrics.fallback_flows_active.set(self.gate.fallback_flows)
+        self.metrics.pending_flows.set(self.gate.pending_flows)
+
+    # --- timers ---------------------------------------------------------------------------
+
+    def service(self, conns: Iterable[QuicConnection], now: float | None = None) -> None:
+        """Run the connections' send paths, then re-arm the gate's timer."""
+        super().service(conns, now)
+        self.metrics.connections_active.set(len(self.endpoint.connections))
+        self._arm_gate_timer()
+
+    def _arm_gate_timer(self) -> None:
+        at = self.gate.get_timer()
+        if at == self._gate_timer_at:
+            return
+        if self._gate_timer is not None:
+            self._gate_timer.cancel()
+            self._gate_timer = None
+        self._gate_timer_at = at
+        if at is not None:
+            self._gate_timer = self.loop.call_at(at, self._on_gate_timer)
+
+    def _on_gate_timer(self) -> None:
+        self._gate_timer = None
+        self._gate_timer_at = None
+        now = self.now()
+        self.gate.handle_timer(now)
+        self._gate_events(now)
+        self._arm_gate_timer()
+
+    def close(self) -> None:
+        """Stop reading, cancel timers and close every fallback socket."""
+        super().close()
+        if self._gate_timer is not None:
+            self._gate_timer.cancel()
+        self.relay.close_all()
+
+
+def endpoint_qlog_sink(qlog_dir: str | os.PathLike[str], flavour: str = "0.3") -> QlogSink:
+    """The endpoint trace: ``reality_endpoint_server.sqlog`` in ``qlog_dir``."""
+    from ..qlog.writer import JsonSeqWriter
+
+    Path(qlog_dir).mkdir(parents=True, exist_ok=True)
+    return JsonSeqWriter(Path(qlog_dir) / "reality_endpoint_server.sqlog", vantage_point="server",
+                         odcid=b"reality", flavour=flavour,  # type: ignore[arg-type]
+                         title="quicreality REALITY endpoint")
+
+
+async def serve_reality(
+    sock: socket.socket,
+    configuration_factory: Callable[[], QuicConfiguration],
+    config: RealityServerConfig,
+    *,
+    www: Path | None,
+    stop: asyncio.Event | None = None,
+    endpoint_qlog: QlogSink | None = None,
+    metrics: RealityMetrics | None = None,
+    ready: Callable[[RealityServer], None] | None = None,
+    **server_options: Any,
+) -> None:
+    """Run a REALITY listener on ``sock`` until ``stop`` is set (or forever).
+
+    Raises:
+        OSError: the target does not resolve.
+    """
+    target = resolve_target(*config.target)
+    gate = RealityGate(config, RealityIdentity.generate(os.urandom), wall_clock=time.time)
+    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, gate=gate)
+    server = RealityServer(sock, endpoint, H3FileServer(www), gate, target=target,
+                           metrics=metrics, endpoint_qlog=endpoint_qlog, **server_options)
+    if ready is not None:
+        ready(server)
+    try:
+        if stop is None:
+            await asyncio.Event().wait()
+        else:
+            await stop.wait()
+    finally:
+        server.close()
+        for conn in list(endpoint.connections):
+            release = getattr(conn, "release", None)
+            if release is not None:
+                release()
+        if endpoint_qlog is not None:
+            endpoint_qlog.close()

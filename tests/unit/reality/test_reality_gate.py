@@ -1,0 +1,287 @@
+"""The sans-IO gate: reassembly across datagrams in any order, decisions, limits, relay table."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from reality_helpers import (
+    CLIENT_ADDR,
+    client_configuration,
+    first_flight,
+    make_gate,
+    seeded_rng,
+    server_config,
+)
+
+from quicreality.quic.frames import FrameType
+from quicreality.reality.auth import Reason
+from quicreality.reality.config import GateLimits
+from quicreality.reality.gate import (
+    Accept,
+    Decided,
+    FlowClosed,
+    Forward,
+    Pending,
+    TargetAction,
+)
+from quicreality.reality.keys import generate_key_pair
+from quicreality.reality.probe import (
+    client_initial_crypto,
+    crypto_frame,
+    initial_datagrams,
+    initial_packet,
+    split,
+)
+from quicreality.wire.buffer import encode_uint_var
+
+DCID = bytes(range(8))
+SCID = bytes(range(8, 16))
+
+
+def sealed_hello_bytes(**reality: object) -> bytes:
+    """The sealed ClientHello our client would send (extracted from its first datagram)."""
+    cfg = client_configuration(**reality)  # type: ignore[arg-type]
+    conn, datagrams = first_flight(cfg)
+    chunks = client_initial_crypto(datagrams[0], conn.original_destination_connection_id)
+    data = bytearray()
+    for offset, chunk in sorted(chunks):
+        assert offset == len(data)
+        data += chunk
+    return bytes(data)
+
+
+def test_single_datagram_hello_is_accepted_with_the_datagram_to_replay() -> None:
+    gate = make_gate()
+    _, datagrams = first_flight(client_configuration())
+    d = gate.receive_datagram(datagrams[0], CLIENT_ADDR, now=0.0)
+    assert isinstance(d, Accept)
+    assert d.verdict is not None and d.verdict.accepted
+    assert d.datagrams == (datagrams[0],) and d.mirror == datagrams[0] and d.new_flow
+    # The target's answer to the mirrored hello is dropped; the flow is not relayed.
+    assert gate.receive_target_datagram(CLIENT_ADDR, b"target reply", 0.1) is TargetAction.DROP
+    assert not gate.is_fallback(CLIENT_ADDR)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_hello_split_over_three_datagrams_in_any_order(order: tuple[int, ...]) -> None:
+    hello = sealed_hello_bytes()
+    chunks = split(hello, [100, 50])
+    assert len(chunks) == 3
+    datagrams = initial_datagrams([chunks[i] for i in order], dcid=DCID, scid=SCID)
+    gate = make_gate()
+    decisions = [gate.receive_datagram(d, CLIENT_ADDR, now=0.01 * i)
+                 for i, d in enumerate(datagrams)]
+    assert [type(d) for d in decisions] == [Pending, Pending, Accept]
+    assert [d.mirror for d in decisions] == datagrams  # every datagram mirrored untouched
+    assert decisions[0].new_flow and not decisions[1].new_flow
+    assert decisions[2].datagrams == tuple(datagrams)
+
+
+def test_hello_split_in_one_datagram_with_two_reordered_crypto_frames() -> None:
+    hello = sealed_hello_bytes()
+    (a_off, a), (b_off, b) = split(hello, [150])
+    frames = crypto_frame(b_off, b) + crypto_frame(a_off, a)
+    datagram = initial_packet(frames, dcid=DCID, scid=SCID, packet_number=0, pad_to=1200)
+    assert isinstance(make_gate().receive_datagram(datagram, CLIENT_ADDR, 0.0), Accept)
+
+
+def test_duplicate_datagrams_while_pending_are_harmless() -> None:
+    hello = sealed_hello_bytes()
+    first, second = initial_datagrams(split(hello, [200]), dcid=DCID, scid=SCID)
+    gate = make_gate()
+    assert isinstance(gate.receive_datagram(first, CLIENT_ADDR, 0.0), Pending)
+    assert isinstance(gate.receive_datagram(first, CLIENT_ADDR, 0.1), Pending)
+    d = gate.receive_datagram(second, CLIENT_ADDR, 0.2)
+    assert isinstance(d, Accept) and d.datagrams == (first, first, second)
+
+
+def test_rejected_flow_becomes_a_relay_both_ways() -> None:
+    other = generate_key_pair(seeded_rng(4))
+    _, datagrams = first_flight(client_configuration(server_public_key=other.public_key))
+    gate = make_gate()
+    d = gate.receive_datagram(datagrams[0], CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.new_flow and d.data == datagrams[0]
+    assert d.verdict is not None and d.verdict.reason is Reason.AEAD_OPEN_FAILED
+    later = gate.receive_datagram(b"\x40" + bytes(30), CLIENT_ADDR, 1.0)
+    assert isinstance(later, Forward) and later.verdict is None and not later.new_flow
+    assert gate.receive_target_datagram(CLIENT_ADDR, b"reply", 1.1) is TargetAction.RELAY
+    assert gate.fallback_flows == 1
+
+
+def test_target_replies_are_held_while_pending_and_released_on_reject() -> None:
+    other = generate_key_pair(seeded_rng(4))
+    hello = sealed_hello_bytes(server_public_key=other.public_key)
+    first, second = initial_datagrams(split(hello, [200]), dcid=DCID, scid=SCID)
+    gate = make_gate()
+    assert isinstance(gate.receive_datagram(first, CLIENT_ADDR, 0.0), Pending)
+    assert gate.receive_target_datagram(CLIENT_ADDR, b"early ack", 0.01) is TargetAction.HOLD
+    d = gate.receive_datagram(second, CLIENT_ADDR, 0.02)
+    assert isinstance(d, Forward) and d.release == (b"early ack",)
+    assert d.verdict is not None and d.verdict.reason is Reason.AEAD_OPEN_FAILED
+
+
+def test_held_target_replies_are_dropped_on_accept() -> None:
+    hello = sealed_hello_bytes()
+    first, second = initial_datagrams(split(hello, [200]), dcid=DCID, scid=SCID)
+    gate = make_gate()
+    gate.receive_datagram(first, CLIENT_ADDR, 0.0)
+    assert gate.receive_target_datagram(CLIENT_ADDR, b"early ack", 0.01) is TargetAction.HOLD
+    d = gate.receive_datagram(second, CLIENT_ADDR, 0.02)
+    assert isinstance(d, Accept)
+    assert gate.receive_target_datagram(CLIENT_ADDR, b"later", 0.03) is TargetAction.DROP
+
+
+@pytest.mark.parametrize(
+    "datagram",
+    [
+        random.Random(1).randbytes(1200),  # random bytes
+        bytes(1300),  # zeros: a short header with the fixed bit clear
+        initial_packet(crypto_frame(0, b"\x01\x00\x00\x05hello"), dcid=DCID, scid=SCID,
+                       packet_number=0, pad_to=1200)[:900],  # truncated Initial
+        initial_packet(crypto_frame(0, b"\x01"), dcid=DCID, scid=SCID, packet_number=0,
+                       pad_to=1000),  # an Initial datagram under 1200 bytes
+    ],
+    ids=["random", "zeros", "truncated", "small"],
+)
+def test_not_an_initial_is_forwarded_at_once(datagram: bytes) -> None:
+    gate = make_gate()
+    d = gate.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.data == datagram and d.new_flow
+    assert d.verdict is not None and d.verdict.reason is Reason.NOT_QUIC_INITIAL
+
+
+def test_crypto_that_is_not_a_client_hello_is_forwarded() -> None:
+    datagram = initial_packet(crypto_frame(0, b"\x02\x00\x00\x04abcd"), dcid=DCID, scid=SCID,
+                              packet_number=0, pad_to=1200)
+    d = make_gate().receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.NOT_CLIENT_HELLO
+
+
+def test_an_initial_with_keys_of_another_dcid_is_malformed() -> None:
+    datagram = initial_packet(crypto_frame(0, b"\x01\x00\x00\x04abcd"), dcid=DCID, scid=SCID,
+                              packet_number=0, pad_to=1200)
+    tampered = bytearray(datagram)
+    tampered[-1] ^= 1  # breaks the AEAD tag
+    d = make_gate().receive_datagram(bytes(tampered), CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.MALFORMED_INITIAL
+
+
+def test_a_stream_frame_in_an_initial_is_malformed() -> None:
+    frames = encode_uint_var(FrameType.STREAM_BASE | 0x02) + b"\x00\x01x"
+    datagram = initial_packet(frames, dcid=DCID, scid=SCID, packet_number=0, pad_to=1200)
+    d = make_gate().receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.MALFORMED_INITIAL
+
+
+def test_crypto_beyond_the_hello_limit_is_too_large() -> None:
+    gate = make_gate(server_config(limits=GateLimits(max_client_hello_bytes=4096)))
+    datagram = initial_packet(crypto_frame(5000, b"x"), dcid=DCID, scid=SCID, packet_number=0,
+                              pad_to=1200)
+    d = gate.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.TOO_LARGE
+    declared = initial_packet(crypto_frame(0, b"\x01\x00\x20\x00"), dcid=DCID, scid=SCID,
+                              packet_number=0, pad_to=1200)  # claims an 8 KiB ClientHello
+    d = gate.receive_datagram(declared, ("192.0.2.99", 1), 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.TOO_LARGE
+
+
+def test_too_many_buffered_bytes_is_too_large() -> None:
+    gate = make_gate(server_config(limits=GateLimits(max_pending_bytes=3000)))
+    hello = sealed_hello_bytes()
+    first, _ = initial_datagrams(split(hello, [200]), dcid=DCID, scid=SCID)
+    decisions = [gate.receive_datagram(first, CLIENT_ADDR, 0.1 * i) for i in range(3)]
+    assert [type(d) for d in decisions] == [Pending, Pending, Forward]
+    assert decisions[2].verdict.reason is Reason.TOO_LARGE  # type: ignore[union-attr]
+    assert gate.is_fallback(CLIENT_ADDR) and gate.pending_flows == 0
+
+
+def test_incomplete_hello_times_out_to_the_relay() -> None:
+    gate = make_gate(server_config(limits=GateLimits(pending_timeout=1.0)))
+    first, _ = initial_datagrams(split(sealed_hello_bytes(), [200]), dcid=DCID, scid=SCID)
+    assert isinstance(gate.receive_datagram(first, CLIENT_ADDR, 10.0), Pending)
+    gate.receive_target_datagram(CLIENT_ADDR, b"held", 10.1)
+    assert gate.get_timer() == pytest.approx(11.0)
+    gate.handle_timer(10.5)
+    assert gate.next_event() is None
+    gate.handle_timer(11.0)
+    event = gate.next_event()
+    assert isinstance(event, Decided) and event.verdict.reason is Reason.TIMEOUT
+    assert event.release == (b"held",)
+    assert gate.is_fallback(CLIENT_ADDR)
+    # A late datagram arriving after the deadline but before the timer also times out.
+    gate2 = make_gate(server_config(limits=GateLimits(pending_timeout=1.0)))
+    gate2.receive_datagram(first, CLIENT_ADDR, 0.0)
+    d = gate2.receive_datagram(first, CLIENT_ADDR, 5.0)
+    assert isinstance(d, Forward) and d.verdict.reason is Reason.TIMEOUT  # type: ignore[union-attr]
+
+
+def test_pending_table_is_bounded_and_overflow_is_forwarded() -> None:
+    gate = make_gate(server_config(limits=GateLimits(max_pending_flows=4)))
+    first, _ = initial_datagrams(split(sealed_hello_bytes(), [200]), dcid=DCID, scid=SCID)
+    kinds = [type(gate.receive_datagram(first, ("192.0.2.1", 1000 + i), 0.0)) for i in range(6)]
+    assert kinds == [Pending] * 4 + [Forward] * 2
+    assert gate.pending_flows == 4 and gate.fallback_flows == 2
+
+
+def test_relay_table_evicts_the_least_recently_active_flow_and_expires_idle_ones() -> None:
+    gate = make_gate(server_config(limits=GateLimits(max_fallback_flows=3,
+                                                     fallback_idle_timeout=10.0)))
+    for i in range(3):
+        gate.receive_datagram(b"junk", ("192.0.2.1", i), float(i))
+    gate.receive_datagram(b"junk", ("192.0.2.1", 0), 3.0)  # flow 0 is active again
+    gate.receive_datagram(b"junk", ("192.0.2.1", 9), 4.0)  # evicts flow 1
+    closed = gate.next_event()
+    assert closed == FlowClosed(("192.0.2.1", 1), "evicted: fallback table full")
+    assert gate.fallback_flows == 3
+    assert gate.get_timer() == pytest.approx(12.0)  # flow 2, last active at 2.0
+    gate.handle_timer(13.5)
+    assert gate.next_event() == FlowClosed(("192.0.2.1", 2), "idle")
+    assert gate.next_event() == FlowClosed(("192.0.2.1", 0), "idle")
+    assert gate.next_event() is None and gate.fallback_flows == 1
+
+
+def test_accepted_flow_drain_ends_with_flow_closed() -> None:
+    gate = make_gate(server_config(limits=GateLimits(accepted_drain=5.0)))
+    _, datagrams = first_flight(client_configuration())
+    assert isinstance(gate.receive_datagram(datagrams[0], CLIENT_ADDR, 1.0), Accept)
+    assert gate.draining_flows == 1 and gate.get_timer() == pytest.approx(6.0)
+    gate.handle_timer(6.0)
+    assert gate.next_event() == FlowClosed(CLIENT_ADDR, "accepted: drain over")
+    assert gate.draining_flows == 0
+
+
+def test_replayed_hello_from_another_address_goes_to_the_target() -> None:
+    gate = make_gate()
+    _, datagrams = first_flight(client_configuration())
+    assert isinstance(gate.receive_datagram(datagrams[0], CLIENT_ADDR, 0.0), Accept)
+    d = gate.receive_datagram(datagrams[0], ("198.51.100.7", 5555), 0.5)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.REPLAY
+
+
+def test_flood_of_flows_keeps_every_table_bounded() -> None:
+    limits = GateLimits(max_pending_flows=64, max_fallback_flows=256, pending_timeout=0.5)
+    gate = make_gate(server_config(limits=limits))
+    rng = random.Random(7)
+    hello = sealed_hello_bytes()
+    first, _ = initial_datagrams(split(hello, [200]), dcid=DCID, scid=SCID)
+    now = 0.0
+    for i in range(5000):
+        addr = ("10.9.0.1", 1024 + i)
+        kind = i % 3
+        data = first if kind == 0 else (rng.randbytes(1250) if kind == 1 else b"x")
+        gate.receive_datagram(data, addr, now)
+        now += 0.001
+        if gate.get_timer() is not None and gate.get_timer() <= now:  # type: ignore[operator]
+            gate.handle_timer(now)
+        while gate.next_event() is not None:
+            pass
+        assert gate.pending_flows <= 64 and gate.fallback_flows <= 256
+    assert gate.pending_flows + gate.fallback_flows + gate.draining_flows <= 64 + 256
