@@ -217,6 +217,8 @@ class Capture:
     out_path: str
     proc: subprocess.Popen[str]
     packets: int | None = None
+    dropped: int | None = None  #: tcpdump's "packets dropped by kernel"
+    stderr: str = ""
 
     def stop(self, settle_s: float = 1.0, timeout: float = 10.0) -> int | None:
         """Wait ``settle_s``, SIGINT tcpdump, wait for it; return packets captured."""
@@ -233,12 +235,15 @@ class Capture:
             self.proc.stderr.close()
         m = re.search(r"(\d+) packets? captured", err)
         self.packets = int(m.group(1)) if m else None
+        d = re.search(r"(\d+) packets? dropped by kernel", err)
+        self.dropped = int(d.group(1)) if d else None
+        self.stderr = err
         return self.packets
 
 
 def start_capture(exec_prefix: Sequence[str], iface: str, out_path: str,
                   bpf_filter: str | None = None, *, ready_timeout: float = 5.0,
-                  start_grace_s: float = 0.2) -> Capture:
+                  start_grace_s: float = 0.2, snaplen: int = 0) -> Capture:
     """Start tcpdump (inside a namespace via ``exec_prefix``) and wait until it listens.
 
     Args:
@@ -247,11 +252,12 @@ def start_capture(exec_prefix: Sequence[str], iface: str, out_path: str,
         out_path: pcap to write.
         bpf_filter: Optional capture filter.
         start_grace_s: Extra wait after "listening on" before returning.
+        snaplen: Bytes kept per packet (0 = whole packets; e.g. 128 for TCP headers only).
 
     Raises:
         RuntimeError: If tcpdump exits or does not report "listening" in time.
     """
-    argv = [*exec_prefix, *tcpdump_argv(iface, out_path, bpf_filter)]
+    argv = [*exec_prefix, *tcpdump_argv(iface, out_path, bpf_filter, snaplen=snaplen)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stderr is not None

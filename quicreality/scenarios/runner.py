@@ -1,0 +1,370 @@
+"""``python -m quicreality.scenarios run|list``: the scenario runner.
+
+Theory of operation
+-------------------
+``run NAME|PATH`` loads the scenario (:mod:`.catalog`), checks privileges
+(exit 2 with one line without root/CAP_NET_ADMIN), creates the run directory
+(:mod:`.results`), builds **one** topology for the whole run and measures its
+link (:mod:`.linkcheck`; a link off beyond tolerance is measured once more,
+then the run stops with exit 3).  Then, for every workload and repetition::
+
+    counters = topo.rearm(seed * 1000 + rep)   # same loss pattern for rep k of every workload
+    outcome  = workloads.run_rep(ctx)          # never raises except Ctrl-C / SIGTERM
+    counters = topo.rearm(...)                 # this rep's emulator counters
+    write manifest.json, check.json, samples.jsonl
+
+Workloads whose feature is missing from this checkout (REALITY, relay) are
+*not run* and shown as such; they are never reported as passed.  The run ends
+with the summary table (also ``summary.json``/``summary.txt``), prints the run
+directory and exits 0 only if every workload ran and passed.
+
+Cleanup: the topology context manager removes namespaces, links and every
+process in them on success, failure, Ctrl-C and SIGTERM; per-rep processes
+are stopped at the end of their repetition; the scratch directory (served
+files, downloads) is a ``qr-<id>-*`` temp dir that is always removed (and
+that ``clean`` recognises if the runner was SIGKILLed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .catalog import Scenario, ScenarioError, Workload, catalog, find_scenario
+from .cleanup import require_net_admin
+from .linkcheck import check_link
+from .model import Link, link_to_dict
+from .netem import probe_netem
+from .peers import paths
+from .peers.certs import make_test_cert
+from .progress import Progress, RepRecord, summarise, summary_table, summary_text
+from .reality_workloads import SERVER_NAME, probe_features
+from .results import (
+    Sample,
+    git_info,
+    new_run_dir,
+    rep_dir,
+    tool_versions,
+    write_json,
+    write_samples,
+)
+from .topology import ADDRESSES, Backend, Topology, new_run_id
+from .workloads import Assets, RepContext, run_rep
+
+__all__ = ["EXIT_FAILED", "EXIT_LINK", "EXIT_OK", "EXIT_USAGE", "main_list", "main_run",
+           "run_scenario"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LINK, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_RESULTS = paths.REPO_ROOT / "results"
+
+#: Tools each workload kind needs on this machine (beyond our own CLI).
+_TOOLS = {"curl": (paths.curl_h3,), "quicgo": (paths.qrgo,),
+          "ngtcp2": (paths.gtlsclient, paths.gtlsserver), "iperf3": (paths.iperf3,),
+          "aioquic": (lambda: paths.aioquic_script("h3server.py"),), "ours": ()}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Command-line options of ``run``."""
+
+    scenario: str
+    reps: int | None = None
+    seed: int | None = None
+    results: Path = DEFAULT_RESULTS
+    quick: bool = False
+    only: tuple[str, ...] = ()
+    backend: str | None = None
+
+
+@dataclasses.dataclass
+class RunState:
+    """What a run accumulates (for the summary and run.json)."""
+
+    run_dir: Path
+    scenario: Scenario
+    records: list[RepRecord] = dataclasses.field(default_factory=list)
+    link_checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    exit_code: int = EXIT_OK
+    note: str = ""
+
+
+def choose_backend(requested: str, link: Link) -> tuple[Backend, str]:
+    """(backend, why): ``auto`` picks netem when the kernel has it, else userspace."""
+    if requested == "userspace":
+        return "userspace", "requested"
+    has_bh = link.to_server.blackhole is not None or link.to_client.blackhole is not None
+    probe = probe_netem()
+    if requested == "netem":
+        return "netem", f"requested (probe: {probe.detail})"
+    if not probe.available:
+        return "userspace", f"netem unavailable: {probe.detail}"
+    if has_bh:
+        return "userspace", "netem available, but blackhole schedules need the userspace emulator"
+    return "netem", "netem available"
+
+
+def _without_blackhole(link: Link) -> Link:
+    return Link(to_server=dataclasses.replace(link.to_server, blackhole=None),
+                to_client=dataclasses.replace(link.to_client, blackhole=None))
+
+
+def _missing_tools(w: Workload) -> list[str]:
+    out = []
+    for peer in {w.client, w.server, w.target if (w.reality or w.kind == "fallback") else "ours"}:
+        for fn in _TOOLS.get(peer, ()):
+            try:
+                fn()
+            except paths.PeerNotInstalled as e:
+                out.append(str(e))
+    return out
+
+
+def _measure(topo: Topology, sc: Scenario, progress: Progress,
+             state: RunState) -> bool:
+    """Link check (one retry); records every attempt; True if the link is within tolerance."""
+    link = sc.link
+    for attempt in (1, 2):
+        progress.message(f"measuring the link (attempt {attempt}: ping + iperf3 UDP probes)")
+        res, m = check_link(topo, link, probe_s=sc.link_check.probe_s,
+                            ping_count=sc.link_check.ping_count)
+        entry = {"attempt": attempt, "check": res.to_dict(), "measured": dataclasses.asdict(m),
+                 "summary": res.summary()}
+        state.link_checks.append(entry)
+        progress.message("link " + ("ok" if res.ok else "OFF BEYOND TOLERANCE") + ":\n    "
+                         + "\n    ".join(res.summary().splitlines()))
+        if res.ok:
+            return True
+    return False
+
+
+def _rep_record(w: Workload, rep: int, ok: bool, reason: str, metrics: dict[str, float],
+                secs: float) -> RepRecord:
+    return RepRecord(workload=w.name, pair=w.pair, rep=rep, status="ok" if ok else "fail",
+                     reason=reason, metrics=metrics, secs=secs, baseline=w.baseline)
+
+
+def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
+    """Run ``sc`` and write everything under a new run directory (see the module docstring)."""
+    git = git_info()
+    run_dir = new_run_dir(opts.results, git["short"])
+    run_name = run_dir.name
+    state = RunState(run_dir=run_dir, scenario=sc)
+    backend, why = choose_backend(opts.backend or sc.backend, sc.link)
+    features = probe_features()
+    tools = tool_versions()
+    topo_id = new_run_id()
+    scratch = Path(tempfile.mkdtemp(prefix=f"qr-{topo_id}-scratch-"))
+    started = _dt.datetime.now(_dt.UTC).isoformat()
+    run_info: dict[str, Any] = {
+        "run": run_name, "started_utc": started, "argv": sys.argv, "scenario": sc.to_dict(),
+        "seed": sc.seed, "git": git, "kernel": os.uname().release, "backend": backend,
+        "backend_reason": why, "features": sorted(features), "tools": tools,
+        "topology_run_id": topo_id, "status": "running"}
+    write_json(run_dir / "run.json", run_info)
+    total = sum(sc.reps_of(w) for w in sc.workloads)
+    try:
+        (scratch / "www").mkdir()
+        cert, key, ca = make_test_cert(scratch / "pki", extra_sans=[
+            *(ADDRESSES[h] for h in ("client", "server", "target", "server_target_side")),
+            SERVER_NAME])
+        assets = Assets(dir=scratch, www=scratch / "www", cert=cert, key=key, ca=ca,
+                        features=features)
+        with Progress(console, sc.name, total) as progress:
+            if sc.link_check.enabled and (sc.link.to_server.blackhole or sc.link.to_client.blackhole):
+                # the schedule would black out the probes: measure the same link without it
+                with Topology.create(new_run_id(), _without_blackhole(sc.link), backend,
+                                     seed=sc.seed) as probe_topo:
+                    link_ok = _measure(probe_topo, sc, progress, state)
+                state.note = "link check on a twin topology without the blackhole schedule"
+            else:
+                link_ok = True
+            with Topology.create(topo_id, sc.link, backend, seed=sc.seed,
+                                 workdir=str(run_dir / "emulator")) as topo:
+                if sc.link_check.enabled and not state.link_checks:
+                    link_ok = _measure(topo, sc, progress, state)
+                if not link_ok:
+                    state.exit_code = EXIT_LINK
+                    return state
+                _run_workloads(topo, sc, state, assets, progress, run_info)
+            run_info["emulator_stats"] = topo.emulator_stats
+    except KeyboardInterrupt:
+        state.exit_code = EXIT_INTERRUPTED
+        state.note = "interrupted (Ctrl-C or SIGTERM); namespaces and processes were removed"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        _finish(state, run_info, console)
+    return state
+
+
+def _run_workloads(topo: Topology, sc: Scenario, state: RunState, assets: Assets,
+                   progress: Progress, run_info: dict[str, Any]) -> None:
+    """The loop over workloads and repetitions."""
+    for w in sc.workloads:
+        missing = sorted(w.requires - assets.features)
+        tools_missing = _missing_tools(w)
+        if missing or tools_missing:
+            why = (f"needs {', '.join(missing)}, which this checkout's `python -m quicreality` "
+                   f"does not offer" if missing else "; ".join(tools_missing))
+            rec = RepRecord(workload=w.name, pair=w.pair, rep=0, status="not-run", reason=why,
+                            baseline=w.baseline)
+            state.records.append(rec)
+            progress.end_rep(rec)
+            continue
+        reps = sc.reps_of(w)
+        for rep in range(1, reps + 1):
+            state.records.append(_one_rep(topo, sc, w, rep, reps, assets, progress, state,
+                                          run_info))
+
+
+def _one_rep(topo: Topology, sc: Scenario, w: Workload, rep: int, reps: int, assets: Assets,
+             progress: Progress, state: RunState, run_info: dict[str, Any]) -> RepRecord:
+    """One repetition: re-arm, run, write manifest/check/samples."""
+    d = rep_dir(state.run_dir, sc.name, w.name, w.client, w.server, rep)
+    seed = sc.rep_seed(rep)
+    progress.start_rep(w.name, w.pair, rep, reps)
+    topo.rearm(seed)
+    t0 = time.monotonic()
+    started = _dt.datetime.now(_dt.UTC).isoformat()
+    ctx = RepContext(topo=topo, scenario=sc, workload=w, rep=rep, dir=d, assets=assets,
+                     on_rate=progress.on_rate)
+    try:
+        outcome = run_rep(ctx)
+    finally:
+        counters = topo.rearm(seed)
+        secs = time.monotonic() - t0
+        manifest = {
+            "run": state.run_dir.name, "scenario": sc.to_dict(), "workload": w.name,
+            "client": w.client, "server": w.server, "rep": rep, "seed": seed,
+            "base_seed": sc.seed, "started_utc": started, "secs": round(secs, 3),
+            "git": run_info["git"], "kernel": run_info["kernel"], "backend": topo.backend,
+            "tools": run_info["tools"], "features": run_info["features"],
+            "commands": ctx.commands, "topology": topo.info(),
+            "link": {"configured": link_to_dict(sc.link), "measured": state.link_checks,
+                     "emulator_counters_this_rep": counters},
+            "reality_public": {k: v for k, v in assets.reality.items()
+                               if k in ("public_key", "short_id")},
+        }
+        write_json(d / "manifest.json", manifest)
+    write_json(d / "check.json", outcome.check.to_dict())
+    metrics = list(outcome.metrics)
+    if counters is not None:
+        for direction in ("to_server", "to_client"):
+            drops = counters.get(direction, {}).get("dropped", {})
+            total = sum(v for v in drops.values() if isinstance(v, (int, float)))
+            metrics.append((f"emulator_drops_{direction}", float(total), "packets", "emulator"))
+    samples = [Sample(run=state.run_dir.name, scenario=sc.name, workload=w.name, client=w.client,
+                      server=w.server, rep=rep, metric=m, value=float(v), unit=u, source=s)
+               for m, v, u, s in metrics]
+    write_samples(d / "samples.jsonl", samples)
+    rec = _rep_record(w, rep, outcome.check.ok, outcome.check.reason,
+                      {m: float(v) for m, v, _, _ in metrics}, secs)
+    progress.end_rep(rec)
+    return rec
+
+
+def _finish(state: RunState, run_info: dict[str, Any], console: Console) -> None:
+    """Summary table, run.json, exit code."""
+    sc = state.scenario
+    rows = summarise(state.records)
+    title = f"{sc.name}{' --quick' if sc.quick else ''}: {sc.description}"
+    if state.exit_code == EXIT_OK and any(r.status != "PASS" for r in rows):
+        state.exit_code = EXIT_FAILED
+    if state.link_checks and not state.link_checks[-1]["check"]["ok"]:
+        console.print("[bold red]LINK CHECK FAILED: the emulated link is not what the scenario "
+                      "says; no workload was run.[/]")
+        console.print(state.link_checks[-1]["summary"], highlight=False)
+    if rows:
+        console.print(summary_table(rows, title))
+    if state.note:
+        console.print(f"note: {state.note}", highlight=False)
+    not_run = [r for r in rows if r.status == "NOT RUN"]
+    for r in not_run:
+        console.print(f"[yellow]NOT RUN[/] {r.workload}: {r.reason}", highlight=False)
+    run_info.update({"status": {EXIT_OK: "passed", EXIT_FAILED: "failed", EXIT_LINK: "link-check-failed",
+                                EXIT_INTERRUPTED: "interrupted"}.get(state.exit_code, "failed"),
+                     "exit_code": state.exit_code, "link_check": state.link_checks,
+                     "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(), "note": state.note,
+                     "not_run": [{"workload": r.workload, "reason": r.reason} for r in not_run]})
+    write_json(state.run_dir / "run.json", run_info)
+    write_json(state.run_dir / "summary.json", [r.to_dict() for r in rows])
+    (state.run_dir / "summary.txt").write_text(summary_text(rows, title) if rows else "no rows\n")
+    console.print(f"run directory: {state.run_dir}", highlight=False)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m quicreality.scenarios run",
+                                 description="run a scenario: namespaces, impaired link, real "
+                                             "peers, pcap/keys/qlog, tidy results")
+    ap.add_argument("scenario", metavar="NAME|PATH", help="catalog name (see `list`) or a .toml")
+    ap.add_argument("--reps", type=int, help="repetitions per workload (overrides the file)")
+    ap.add_argument("--seed", type=int, help="base seed (rep k uses seed*1000+k)")
+    ap.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                    help=f"results root (default {DEFAULT_RESULTS}); runs go to <root>/runs/")
+    ap.add_argument("--quick", action="store_true",
+                    help="the scenario's [quick] settings: fewer reps, smaller transfers")
+    ap.add_argument("--only", action="append", default=[], metavar="WORKLOAD",
+                    help="run only this workload (repeatable)")
+    ap.add_argument("--backend", choices=["auto", "userspace", "netem"],
+                    help="link emulation backend (default: the scenario's, usually auto)")
+    return ap
+
+
+def main_run(argv: Sequence[str] | None = None) -> int:
+    """CLI of ``run``; returns the exit status (0 only if every workload ran and passed)."""
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=170)  # CI logs: do not squeeze the summary table into 80 columns
+    try:
+        sc = find_scenario(args.scenario)
+        if args.quick:
+            sc = sc.quickened()
+        if args.only:
+            sc = sc.only(args.only)
+        if args.reps is not None:
+            if args.reps < 1:
+                raise ScenarioError("", "--reps", "must be >= 1")
+            sc = sc.with_reps(args.reps)
+        if args.seed is not None:
+            sc = dataclasses.replace(sc, seed=args.seed)
+    except ScenarioError as e:
+        print(f"quicreality.scenarios: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    require_net_admin("`run`")
+    opts = RunOptions(scenario=args.scenario, reps=args.reps, seed=args.seed,
+                      results=args.results, quick=args.quick, only=tuple(args.only),
+                      backend=args.backend)
+    state = run_scenario(sc, opts, console)
+    return state.exit_code
+
+
+def main_list(argv: Sequence[str] | None = None) -> int:
+    """CLI of ``list``: catalog names and one-line descriptions."""
+    ap = argparse.ArgumentParser(prog="python -m quicreality.scenarios list",
+                                 description="list the scenario catalog (scenarios/*.toml)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="also list the workloads")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    try:
+        scenarios = catalog()
+    except ScenarioError as e:
+        print(f"quicreality.scenarios: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    width = max((len(s.name) for s in scenarios), default=0)
+    for s in scenarios:
+        print(f"{s.name:<{width}}  {s.description}")
+        if args.verbose:
+            for w in s.workloads:
+                print(f"{'':<{width}}    {w.name:<22} {w.kind:<12} {w.pair:<18} "
+                      f"{w.description}")
+    return EXIT_OK
