@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from quicreality.relay.allow import (
+    Allowed,
     AllowList,
     AllowRuleError,
-    Allowed,
     Denied,
     ResolveFirst,
     parse_rule,
