@@ -157,13 +157,15 @@ PY_KEY=$( { echo "$PYTHON"; echo "$ROOT"; sha256sum "$ROOT/pyproject.toml"; } | 
 PY_STAMP="$STAMPS/pip-$PY_KEY"
 py_ok() {
   # quicreality must import from *this* checkout (CI uses a fresh clone elsewhere), aioquic pinned.
-  QR_ROOT="$ROOT" "$PYTHON" - <<'EOF' >/dev/null 2>&1
+  # Run from / so that a checkout in the current directory cannot satisfy the import by itself.
+  (cd / && QR_ROOT="$ROOT" "$PYTHON" - <<'EOF' >/dev/null 2>&1
 import os, sys, pathlib
 import quicreality, aioquic, cryptography, pytest  # noqa: F401
 root = pathlib.Path(os.environ["QR_ROOT"]).resolve()
 here = pathlib.Path(quicreality.__file__).resolve()
 sys.exit(0 if root in here.parents and aioquic.__version__ == "1.7.2" else 1)
 EOF
+  )
 }
 if [[ ${QR_SETUP_SKIP_PIP:-0} == 1 ]]; then
   log "pip: skipped (QR_SETUP_SKIP_PIP=1)"
