@@ -1,0 +1,306 @@
+"""``python -m quicreality.bench handshake``: QUIC handshakes per second on loopback, same run.
+
+Configurations, interleaved round by round so drift on a shared machine hits all alike:
+
+* ``plain TLS``: our client -> our server (PKI certificate);
+* ``REALITY accept``: our REALITY client -> our REALITY listener (HMAC certificate);
+* ``REALITY reject->fallback``: our plain client -> our REALITY listener -> relayed to an aioquic
+  target (the gate rejects the empty session_id; the aioquic target completes the handshake);
+* ``ours->aioquic direct``: our plain client -> the same aioquic server (the relay's baseline);
+* ``aioquic plain``: aioquic's client -> aioquic's server.
+
+Every client runs in this process, one handshake at a time on a fresh UDP socket, through the same
+driver loop (:func:`drive`; aioquic's connection has the same five verbs). A handshake counts from
+``connect`` to HandshakeCompleted; the connection is then closed. Printed: handshakes/s (median of
+rounds), server CPU ms per handshake, and ratios. Nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..scenarios.peers import paths
+from ..scenarios.peers.base import free_udp_port, udp_bound
+from ..scenarios.peers.certs import make_test_cert
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+# --- a blocking driver for one client connection (also used by the interop tests) ----------
+
+
+def _named(event: Any, name: str) -> bool:
+    return type(event).__name__ == name
+
+
+def handshake_done(events: list[Any]) -> bool:
+    """Stop condition: the handshake completed."""
+    return any(_named(e, "HandshakeCompleted") for e in events)
+
+
+@dataclass
+class DriveResult:
+    """What happened while driving a connection."""
+
+    events: list[Any] = field(default_factory=list)
+    secs: float = 0.0
+    timed_out: bool = False
+    received: int = 0
+
+    @property
+    def terminated(self) -> Any:
+        """The ConnectionTerminated event, if any."""
+        return next((e for e in self.events if _named(e, "ConnectionTerminated")), None)
+
+    @property
+    def completed(self) -> bool:
+        """True if the handshake completed."""
+        return handshake_done(self.events)
+
+
+def drive(
+    conn: Any,
+    server: Any,
+    *,
+    sock: socket.socket,
+    timeout: float,
+    until: Callable[[list[Any]], bool] = handshake_done,
+    clock: Callable[[], float] = time.monotonic,
+) -> DriveResult:
+    """Run an already ``connect``-ed client connection over ``sock`` until ``until(events)``, a
+    ConnectionTerminated event, or ``timeout`` seconds.
+
+    Works with our :class:`~quicreality.quic.connection.QuicConnection` and with aioquic's.
+    """
+    result = DriveResult()
+    start = clock()
+    deadline = start + timeout
+    sock.setblocking(False)
+    while True:
+        now = clock()
+        for data, _addr in conn.datagrams_to_send(now):
+            try:
+                sock.sendto(data, server)
+            except OSError:
+                pass
+        while (event := conn.next_event()) is not None:
+            result.events.append(event)
+        if until(result.events) or result.terminated is not None:
+            break
+        timer = conn.get_timer()
+        wake = deadline if timer is None else min(deadline, timer)
+        wait = wake - clock()
+        if wait > 0:
+            readable, _, _ = select.select([sock], [], [], wait)
+            if readable:
+                for _ in range(64):
+                    try:
+                        data, addr = sock.recvfrom(65536)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        break
+                    result.received += 1
+                    conn.receive_datagram(data, addr, clock())
+                continue
+        now = clock()
+        if now >= deadline:
+            result.timed_out = True
+            break
+        if timer is not None and now >= timer:
+            conn.handle_timer(now)
+    result.secs = clock() - start
+    return result
+
+
+def close_and_flush(conn: Any, server: Any, sock: socket.socket) -> None:
+    """Close the connection and send its CONNECTION_CLOSE (best effort)."""
+    try:
+        conn.close()
+        for data, _ in conn.datagrams_to_send(time.monotonic()):
+            sock.sendto(data, server)
+    except Exception:  # noqa: BLE001 - a benchmark client must not die on cleanup
+        pass
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@dataclass
+class Setup:
+    """One configuration: how to make a connected client, and which servers do the work."""
+
+    name: str
+    port: int
+    make: Callable[[], Any]
+    server_pids: list[int]
+    rates: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+
+def _one(setup: Setup, timeout: float) -> float:
+    addr = ("127.0.0.1", setup.port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        conn = setup.make()
+        t0 = time.monotonic()
+        conn.connect(addr, now=t0)
+        result = drive(conn, addr, sock=sock, timeout=timeout)
+        if not result.completed:
+            why = result.terminated or ("timeout" if result.timed_out else "no handshake")
+            raise RuntimeError(f"{setup.name}: handshake failed: {why}")
+        elapsed = time.monotonic() - t0
+        close_and_flush(conn, addr, sock)
+        return elapsed
+    finally:
+        sock.close()
+
+
+def _start(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT,
+                                start_new_session=True)
+    deadline = time.monotonic() + 15
+    while not udp_bound(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{argv[:4]} did not start: {log.read_text()[-500:]}")
+        time.sleep(0.05)
+    return proc
+
+
+def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]]) -> list[Setup]:
+    from aioquic.quic.configuration import QuicConfiguration as AioConfiguration
+    from aioquic.quic.connection import QuicConnection as AioConnection
+
+    from ..quic.config import QuicConfiguration
+    from ..quic.connection import QuicConnection
+    from ..reality.keys import generate_key_pair, parse_short_id
+    from ..reality.seal import reality_client_configuration
+    from ..tls.certificates import InsecureVerifier
+
+    cert, key, _ca = make_test_cert(workdir)
+    py = str(paths.python())
+    p_plain, p_target, p_reality = free_udp_port(), free_udp_port(), free_udp_port()
+    pair = generate_key_pair(os.urandom)
+    (workdir / "reality.toml").write_text(
+        "[reality]\n"
+        f'private_key = "{pair.private_key_text}"\n'
+        'server_names = ["localhost"]\nshort_ids = ["0a0b"]\n'
+        f'target = "127.0.0.1:{p_target}"\nmax_time_diff_ms = 60000\n'
+        "max_fallback_flows = 256\n")
+    ours = _start([py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p_plain}",
+                   "--cert", str(cert), "--key", str(key)], p_plain, workdir / "ours.log")
+    procs.append(ours)
+    target = _start([py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1",
+                     "--port", str(p_target), "--certificate", str(cert), "--private-key",
+                     str(key)], p_target, workdir / "aioquic.log")
+    procs.append(target)
+    reality = _start([py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p_reality}",
+                      "--reality-config", str(workdir / "reality.toml")], p_reality,
+                     workdir / "reality.log")
+    procs.append(reality)
+
+    def ours_plain() -> Any:
+        cfg = QuicConfiguration(is_client=True, rng=os.urandom, wall_clock=time.time,
+                                peer_verifier=InsecureVerifier(), server_name="localhost")
+        return QuicConnection(configuration=cfg)
+
+    def ours_reality() -> Any:
+        base = QuicConfiguration(is_client=True, rng=os.urandom, wall_clock=time.time)
+        cfg = reality_client_configuration(base, server_public_key=pair.public_key,
+                                           short_id=parse_short_id("0a0b"), server_name="localhost")
+        return QuicConnection(configuration=cfg)
+
+    def aioquic_plain() -> Any:
+        import ssl
+
+        cfg = AioConfiguration(is_client=True, alpn_protocols=["h3"], server_name="localhost",
+                               verify_mode=ssl.CERT_NONE)
+        return AioConnection(configuration=cfg)
+
+    return [
+        Setup("plain TLS", p_plain, ours_plain, [ours.pid]),
+        Setup("REALITY accept", p_reality, ours_reality, [reality.pid]),
+        Setup("REALITY reject->fallback", p_reality, ours_plain, [reality.pid, target.pid]),
+        Setup("ours->aioquic direct", p_target, ours_plain, [target.pid]),
+        Setup("aioquic plain", p_target, aioquic_plain, [target.pid]),
+    ]
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark and print the table."""
+    ap = argparse.ArgumentParser(prog="python -m quicreality.bench handshake", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--per-round", type=int, default=40, help="handshakes per config per round")
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds per handshake")
+    args = ap.parse_args(argv)
+    if args.rounds <= 0 or args.per_round <= 0:
+        print("error: --rounds and --per-round must be positive", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="qr-bench-hs-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        setups = _setups(workdir, procs)
+        for s in setups:  # warm-up (imports, caches), not counted
+            _one(s, args.timeout)
+        for rnd in range(1, args.rounds + 1):
+            for s in setups:
+                cpu0 = sum(_proc_cpu(pid) for pid in s.server_pids)
+                t0 = time.monotonic()
+                for _ in range(args.per_round):
+                    _one(s, args.timeout)
+                secs = time.monotonic() - t0
+                cpu = sum(_proc_cpu(pid) for pid in s.server_pids) - cpu0
+                s.rates.append(args.per_round / secs)
+                s.cpu_ms.append(cpu * 1000 / args.per_round)
+                print(f"round {rnd} {s.name:26s} {s.rates[-1]:7.1f} hs/s  "
+                      f"server CPU {s.cpu_ms[-1]:5.1f} ms/hs", flush=True)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    med = {s.name: statistics.median(s.rates) for s in setups}
+    cpu = {s.name: statistics.median(s.cpu_ms) for s in setups}
+    print(f"\nhandshakes/s on loopback, {args.rounds} rounds x {args.per_round}, interleaved, "
+          "one at a time (client in this process)")
+    print(f"{'configuration':26s} {'median':>8s} {'min':>8s} {'max':>8s} {'server CPU ms/hs':>17s}")
+    for s in setups:
+        print(f"{s.name:26s} {med[s.name]:8.1f} {min(s.rates):8.1f} {max(s.rates):8.1f} "
+              f"{cpu[s.name]:17.2f}")
+    base = med["aioquic plain"]
+    print("\nratios (median handshakes/s):")
+    for s in setups:
+        print(f"  {s.name:26s} / aioquic plain = {med[s.name] / base:.2f}x")
+    print(f"  REALITY accept / plain TLS = {med['REALITY accept'] / med['plain TLS']:.2f}x")
+    print(f"  REALITY reject->fallback / ours->aioquic direct = "
+          f"{med['REALITY reject->fallback'] / med['ours->aioquic direct']:.2f}x")
+    return 0
