@@ -74,7 +74,15 @@ def iter_events(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def vantage_point(path: str | Path) -> str | None:
     """``client`` / ``server`` from the file's header (or its name), else None."""
     p = Path(path)
-    text = p.read_text(errors="replace")[:4096]
+    full = p.read_text(errors="replace")
+    if full.lstrip().startswith("{") and '"traces"' in full[:4096]:
+        try:  # JSON (aioquic): vantage_point may follow the events
+            vp = json.loads(full)["traces"][0].get("vantage_point", {}).get("type")
+            if vp in ("client", "server"):
+                return str(vp)
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+            pass
+    text = full[:4096]
     for key in ('"type":"client"', '"type": "client"'):
         if key in text:
             return "client"
@@ -118,8 +126,14 @@ class QlogSummary:
         return asdict(self)
 
 
-def summarise_qlog(path: str | Path) -> QlogSummary:
-    """Summarise one qlog file (unreadable parts are skipped, never fatal)."""
+def summarise_qlog(path: str | Path, vantage: str | None = None) -> QlogSummary:
+    """Summarise one qlog file (unreadable parts are skipped, never fatal).
+
+    Args:
+        path: The qlog file.
+        vantage: ``client``/``server`` if the caller knows it (e.g. from the directory the
+            peer wrote into); otherwise read from the file.
+    """
     rtts: list[float] = []
     min_rtt: float | None = None
     sent = lost = received = 0
@@ -139,7 +153,8 @@ def summarise_qlog(path: str | Path) -> QlogSummary:
             received += 1
     if min_rtt is None and rtts:
         min_rtt = min(rtts)
-    return QlogSummary(file=str(path), vantage=vantage_point(path), rtt_samples=len(rtts),
+    return QlogSummary(file=str(path), vantage=vantage or vantage_point(path),
+                       rtt_samples=len(rtts),
                        rtt_median_ms=statistics.median(rtts) if rtts else None,
                        min_rtt_ms=min_rtt, packets_sent=sent, packets_lost=lost,
                        packets_received=received)

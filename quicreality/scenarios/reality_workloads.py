@@ -46,6 +46,8 @@ from .workloads import (
     _iperf_outcome,
     _tail,
     download_command,
+    link_loss_metrics,
+    qlog_metrics,
     serve_command,
 )
 
@@ -160,8 +162,10 @@ def start_reality_server(ctx: RepContext, *, relay_allow: list[str] | None = Non
     cfg = write_reality_config(ctx, relay_allow=relay_allow)
     base = serve_command("ours", ctx, host=ADDRESSES["server"], www=ctx.assets.www,
                          congestion=ctx.workload.congestion)
-    cmd = Command(argv=(*base.argv, "--reality-config", str(cfg)), env=base.env, cwd=base.cwd,
-                  make_dirs=base.make_dirs)
+    extra = ["--reality-config", str(cfg)]
+    if relay_allow:
+        extra += ["--relay-config", str(cfg)]  # one file, [reality] and [relay] tables
+    cmd = Command(argv=(*base.argv, *extra), env=base.env, cwd=base.cwd, make_dirs=base.make_dirs)
     p = ctx.start(cmd, "server", "server", env=ctx.tls_env("server"))
     p.wait_udp_ready(QUIC_PORT, timeout=20)
     return p
@@ -183,7 +187,8 @@ def run_fallback(ctx: RepContext) -> RepOutcome:
     except PeerFailed as e:
         return RepOutcome(Check(False, str(e).splitlines()[0],
                                 {"client_stderr_tail": _tail(client.stderr_path)}))
-    ctx.close()
+    ctx.stop_processes()
+    ctx.stop_captures()
     page = out_dir / TARGET_PAGE
     got = sha256_file(page) if page.exists() else None
     body = page.read_text(errors="replace")[:200] if page.exists() else None
@@ -234,14 +239,27 @@ def run_relay_iperf3(ctx: RepContext) -> RepOutcome:
         return RepOutcome(Check(False, str(e).splitlines()[0],
                                 {"client_stderr_tail": _tail(client.stderr_path),
                                  "relay_stderr_tail": _tail(rproc.stderr_path)}))
-    ctx.close()
-    _finish_keys(ctx.dir)
-    out = _iperf_outcome(ctx, client, rc, secs, sender="server" if w.reverse else "client",
-                         wire=False)
-    metrics = list(out.metrics)
+    ctx.stop_processes()
+    ctx.stop_captures()
+    pcapng = _finish_keys(ctx.dir)
+    sender = "server" if w.reverse else "client"
+    out = _iperf_outcome(ctx, client, rc, secs, sender=sender, wire=False)
+    metrics: list[Metric] = []
     for name, value, unit, source in out.metrics:
-        if name == "goodput_reported":  # through the relay the wire carries QUIC, not the TCP
+        # iperf3's RTT and retransmits are those of its local TCP hop, not of the QUIC link
+        name = {"rtt_mean_ms": "local_tcp_rtt_mean_ms",
+                "retransmits": "local_tcp_retransmits"}.get(name, name)
+        metrics.append((name, value, unit, source))
+        if name == "goodput_reported":  # the link carries QUIC: iperf3's receiver rate is it
             metrics.append(("goodput", value, unit, source))
+    qm, qd = qlog_metrics(ctx.dir, sender=sender)
+    lm, ld = link_loss_metrics(ctx.dir, f"udp.port == {QUIC_PORT}")
+    wire = quic_wire(str(pcapng or ctx.dir / "client.pcap"), server_addr=ADDRESSES["server"],
+                     server_port=QUIC_PORT, file_bytes=0)
+    if wire.handshake_ms is not None:
+        metrics.append(("handshake_ms", wire.handshake_ms, "ms", "wire"))
+    metrics += qm + lm
     details = dict(out.check.details)
-    details["relay_stderr_tail"] = _tail(rproc.stderr_path)
+    details.update(relay_stderr_tail=_tail(rproc.stderr_path), qlog=qd, link=ld,
+                   capture=ctx.capture_counts, wire=wire.to_dict())
     return RepOutcome(Check(out.check.ok, out.check.reason, details), tuple(metrics))

@@ -217,12 +217,16 @@ class RepContext:
         self.capture_counts = out
         return out
 
-    def close(self) -> None:
-        """Stop every process and capture of this repetition (idempotent)."""
+    def stop_processes(self) -> None:
+        """Stop every peer of this repetition, newest first (SIGTERM lets them flush qlogs)."""
         for p in reversed(self._procs):
             with contextlib.suppress(Exception):
                 p.stop(grace=2.0)
         self._procs.clear()
+
+    def close(self) -> None:
+        """Stop every process and capture of this repetition (idempotent)."""
+        self.stop_processes()
         for cap in self._caps:
             with contextlib.suppress(Exception):
                 cap.stop(settle_s=0.0, timeout=3.0)
@@ -240,8 +244,9 @@ def _qlogs(d: Path) -> list[QlogSummary]:
     out = []
     for f in sorted(d.rglob("*")):
         if f.is_file() and f.suffix in (".qlog", ".sqlog"):
+            role = f.parent.name  # qlog/<role>/: the runner knows who wrote it
             with contextlib.suppress(Exception):
-                out.append(summarise_qlog(f))
+                out.append(summarise_qlog(f, role if role in ("client", "server") else None))
     return out
 
 
@@ -310,13 +315,17 @@ def serve_command(peer: str, ctx: RepContext, *, host: str, www: Path, role: str
 
 
 def download_command(peer: str, ctx: RepContext, url: str, out_dir: Path,
-                     timeout: float) -> tuple[Command, DownloadRequest]:
-    """The client argv of ``peer`` fetching ``url`` into ``out_dir``."""
+                     timeout: float, *, verify: bool = True) -> tuple[Command, DownloadRequest]:
+    """The client argv of ``peer`` fetching ``url`` into ``out_dir``.
+
+    ``verify=False`` gives neither ``--ca`` nor ``--insecure`` (REALITY verifies the server
+    through its own HMAC certificate check).
+    """
     spec = get_peer(peer)
     if spec.download is None:
         raise Unsupported(f"{peer} has no client")
     env = ctx.tls_env("client")
-    req = DownloadRequest(urls=(url,), out_dir=out_dir, ca=ctx.assets.ca,
+    req = DownloadRequest(urls=(url,), out_dir=out_dir, ca=ctx.assets.ca if verify else None,
                           qlog_dir=Path(env["QLOGDIR"]), keylog=Path(env["SSLKEYLOGFILE"]),
                           timeout=timeout)
     return spec.download(req), req
@@ -341,7 +350,7 @@ def run_download(ctx: RepContext) -> RepOutcome:
                             congestion=w.congestion)
         server = ctx.start(cmd, "server", "server", env=ctx.tls_env("server"))
         server.wait_udp_ready(QUIC_PORT, timeout=20)
-    ccmd, req = download_command(w.client, ctx, url, out_dir, timeout)
+    ccmd, req = download_command(w.client, ctx, url, out_dir, timeout, verify=not w.reality)
     if w.reality:
         ccmd = Command(argv=(*ccmd.argv, *reality_client_args(ctx)), env=ccmd.env, cwd=ccmd.cwd,
                        make_dirs=ccmd.make_dirs)
