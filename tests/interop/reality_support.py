@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import select
+import signal
 import socket
 import struct
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,7 +31,6 @@ from quicreality.quic.config import QuicConfiguration
 from quicreality.quic.connection import QuicConnection
 from quicreality.reality.keys import X25519KeyPair, generate_key_pair, parse_short_id
 from quicreality.reality.seal import reality_client_configuration
-from quicreality.scenarios.capture import start_capture
 from quicreality.scenarios.peers import ServeRequest
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command, free_udp_port, url_for
@@ -50,7 +53,7 @@ def free_tcp_port() -> int:
 
 def scrape(port: int) -> dict[str, float]:
     """``{"name{label=value}": value}`` of every sample at http://127.0.0.1:PORT/metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
@@ -247,16 +250,48 @@ def read_pcap_udp(path: str | os.PathLike[str]) -> list[Udp]:
 
 @contextmanager
 def capture(h: PeerHarness, name: str, *ports: int) -> Iterator[list[Udp]]:
-    """Capture UDP on lo for ``ports`` while the block runs; the list is filled at the end."""
+    """Capture UDP on lo for ``ports`` while the block runs; the list is filled at the end.
+
+    tcpdump gets a 64 MiB buffer: with the default 2 MiB and full-size snaplen its packet ring has
+    only a few slots, and a burst of GSO super-packets on lo overflows it.
+
+    Raises:
+        AssertionError: if the kernel dropped packets (the capture would not be evidence).
+    """
     path = h.path(f"{name}.pcap")
     bpf = " or ".join(f"udp port {p}" for p in ports)
-    cap = start_capture([], "lo", str(path), bpf)
+    argv = ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n", "-s", "0", "-B", "65536",
+            "-w", str(path), bpf]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 10
+    while "listening on" not in seen:
+        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+        line = proc.stderr.readline() if ready else ""
+        if not line:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"tcpdump did not start: {seen}")
+        seen += line
+    time.sleep(0.2)
     got: list[Udp] = []
     try:
         yield got
     finally:
-        cap.stop(settle_s=0.5)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read()
+        proc.stderr.close()
         got.extend(read_pcap_udp(path))
+    match = re.search(r"(\d+) packets? dropped by kernel", err)
+    assert match is None or match.group(1) == "0", f"capture {name} lost packets: {err}"
 
 
 def flows(datagrams: list[Udp], *, to_port: int) -> dict[tuple[str, int], list[Udp]]:
