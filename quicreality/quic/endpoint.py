@@ -84,6 +84,7 @@ class QuicServerEndpoint:
         self._rng = rng
         self._retry = retry
         self._gate = gate
+        self._admitted_from: dict[bytes, Any] = {}  # gated: the client's first DCID -> its address
         self._retry_tokens = RetryTokenHandler(rng) if retry else None
         self._reset_key = rng(32)
         sample = configuration_factory()
@@ -101,6 +102,11 @@ class QuicServerEndpoint:
                 return self._through_gate(data, addr, now)
             return Received(None)
         conn = self._by_cid.get(header.destination_cid)
+        if conn is not None and self._gate is not None and header.packet_type == PACKET_TYPE_INITIAL \
+                and self._admitted_from.get(header.destination_cid, addr) != addr:
+            # The client's first DCID from another address: a replayed first flight. The gate
+            # judges it as a new flow (REALITY: a replay goes to the target, spec §7).
+            return self._through_gate(data, addr, now)
         if conn is not None:
             conn.receive_datagram(data, addr, now)
             self.refresh(conn)
@@ -173,6 +179,7 @@ class QuicServerEndpoint:
         )
         self.connections.add(conn)
         self._by_cid[header.destination_cid] = conn
+        self._admitted_from[header.destination_cid] = addr
         for datagram in decision.datagrams:
             conn.receive_datagram(datagram, addr, now)
         self.refresh(conn)
@@ -192,6 +199,7 @@ class QuicServerEndpoint:
         self.connections.discard(conn)
         for cid in [c for c, v in self._by_cid.items() if v is conn]:
             del self._by_cid[cid]
+            self._admitted_from.pop(cid, None)
 
     def _stateless_reset(self, dcid: bytes, size: int, addr: Any) -> tuple[tuple[bytes, Any], ...]:
         """RFC 9000 §10.3: answer an unknown short-header packet with a stateless reset."""

@@ -128,3 +128,19 @@ def test_plain_client_through_the_gate_is_forwarded_as_bad_session_id() -> None:
 
 def test_server_public_key_matches_config() -> None:
     assert server_config().public_key == SERVER_PUBLIC
+
+
+def test_replayed_first_flight_from_another_address_goes_through_the_gate() -> None:
+    pair = RealityPair(client_configuration())
+    run(pair)
+    assert len(pair.endpoint.connections) == 1
+    first = pair.decisions[0].mirror
+    conn = next(iter(pair.endpoint.connections))
+    # Same address: it is the connection's own (duplicate) Initial.
+    again = pair.endpoint.receive_datagram(first, pair.client_addr, pair.now)
+    assert again.connection is conn and again.gate is None
+    # Another address: a replay, judged by the gate and sent to the target.
+    replay = pair.endpoint.receive_datagram(first, ("198.51.100.9", 4444), pair.now)
+    assert replay.connection is None and replay.replies == ()
+    assert isinstance(replay.gate, Forward) and replay.gate.verdict is not None
+    assert replay.gate.verdict.reason is Reason.REPLAY
