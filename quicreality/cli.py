@@ -138,7 +138,9 @@ def run_server(args: argparse.Namespace) -> int:
     opts = _transport_options(args)
     from .aio.relay_cli import load_server_relay_config
 
-    relay = load_server_relay_config(args.relay_config, CliError)
+    # [relay] comes from --relay-config, else from the --reality-config file if it has the table.
+    relay = load_server_relay_config(args.relay_config or args.reality_config, CliError,
+                                     table_required=not args.relay_config)
     if relay is not None:
         opts.update(relay.quic_overrides())
     probe = edge_configuration(is_client=False, certificate_source=certs, **opts)

@@ -221,14 +221,24 @@ def run_relay_client(args: argparse.Namespace, error: Callable[[str], Exception]
     return 0
 
 
-def load_server_relay_config(path: str | None, error: Callable[[str], Exception]) -> RelayConfig | None:
-    """The ``[relay]`` table of ``path`` (None when no file is given)."""
+def load_server_relay_config(path: str | None, error: Callable[[str], Exception], *,
+                             table_required: bool = False) -> RelayConfig | None:
+    """The ``[relay]`` table of ``path``; None without a path, or without the table when
+    ``table_required`` (the REALITY file may have no ``[relay]`` table: relay stays off)."""
     if not path:
         return None
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise error(f"relay config {path!r}: {exc.strerror or exc}") from None
+    if table_required:
+        import tomllib
+
+        try:
+            if "relay" not in tomllib.loads(text):
+                return None
+        except tomllib.TOMLDecodeError:
+            pass  # parse_relay_toml reports it
     try:
         config = parse_relay_toml(text)
     except RelayConfigError as exc:

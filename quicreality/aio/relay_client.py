@@ -29,6 +29,7 @@ from ..relay.config import RelayConfig
 from ..relay.flows import FlowTable
 from ..relay.protocol import (
     INCOMPLETE,
+    STATUS_ERROR_CODE,
     Destination,
     Kind,
     Preface,
@@ -47,6 +48,8 @@ from .udp import open_udp_socket
 
 log = logging.getLogger("quicreality.relay")
 
+#: The status a server's reset code stands for (REFUSED, UNREACHABLE, ...).
+STATUS_OF_ERROR_CODE = {int(code): status for status, code in STATUS_ERROR_CODE.items()}
 #: Largest UDP payload read from a local socket.
 UDP_READ_SIZE = 65535
 #: Datagrams a new UDP flow keeps while waiting for the server's status answer.
@@ -105,6 +108,29 @@ class ClientTcpBridge(TcpBridge):
             if not data and not end_stream:
                 return
         super().stream_data(data, end_stream)
+
+    def stop_sending(self, error_code: int) -> None:
+        if self._refused_early(error_code):
+            return
+        super().stop_sending(error_code)
+
+    def stream_reset(self, error_code: int) -> None:
+        if self._refused_early(error_code):
+            return
+        super().stream_reset(error_code)
+
+    def _refused_early(self, error_code: int) -> bool:
+        """The server's STOP_SENDING can overtake its status answer: the code says it all."""
+        status = STATUS_OF_ERROR_CODE.get(error_code)
+        if self.status is not None or status is None or self.finished:
+            return False
+        self.status = StatusAnswer(status)
+        outcome = status.name.lower()
+        self.metrics.stream_opened("tcp", outcome)
+        log.warning("relay: stream %s to %s %s by the server", self.stream_id,
+                    self.forward.destination, outcome)
+        self.abort(outcome, reset_stream=True, code=error_code)
+        return True
 
     def on_finished(self) -> None:
         self.client.bridge_done(self)
@@ -207,8 +233,12 @@ class ClientLink(RelayLink):
         if conn.datagrams_pending() >= self.config.udp_queue_limit:
             self.metrics.udp_dropped("queue_full")
             return
+        datagram = encode_datagram(flow.flow_id, payload)
+        if len(datagram) > self.max_datagram:
+            self.metrics.udp_dropped("too_large")
+            return
         try:
-            conn.send_datagram_frame(encode_datagram(flow.flow_id, payload))
+            conn.send_datagram_frame(datagram)
         except LocalProtocolError:
             self.metrics.udp_dropped("too_large")
             return

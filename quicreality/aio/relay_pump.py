@@ -34,6 +34,9 @@ from ..relay.protocol import RelayErrorCode, describe_error_code
 log = logging.getLogger("quicreality.relay")
 
 _LINGER_RST = struct.pack("ii", 1, 0)
+#: 1-RTT packet overhead around a DATAGRAM frame: short header (1 + CID up to 20 + packet number
+#: 4, RFC 9000 §17.3.1), AEAD tag 16, frame type 1 and length varint up to 4 (RFC 9221 §4).
+DATAGRAM_PACKET_OVERHEAD = 1 + 20 + 4 + 16 + 1 + 4
 
 
 def abort_with_rst(transport: asyncio.Transport | None) -> None:
@@ -118,6 +121,9 @@ class RelayLink:
         self.side = metrics.side
         self.streams: dict[int, TcpBridge] = {}
         self.send_paused: set[TcpBridge] = set()
+        #: Largest relay datagram (flow id + UDP payload) that fits one QUIC packet: a DATAGRAM
+        #: frame is never split (RFC 9221 §5), the connection would drop it silently.
+        self.max_datagram = conn.configuration.max_datagram_size - DATAGRAM_PACKET_OVERHEAD
 
     def pump(self) -> None:
         """Resume reading sockets whose streams drained below the low-water mark."""

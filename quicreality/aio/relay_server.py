@@ -393,8 +393,12 @@ class ServerLink(RelayLink):
         if conn.datagrams_pending() >= self.config.udp_queue_limit:
             self.metrics.udp_dropped("queue_full")
             return
+        datagram = encode_datagram(flow.flow_id, payload)
+        if len(datagram) > self.max_datagram:
+            self.metrics.udp_dropped("too_large")
+            return
         try:
-            conn.send_datagram_frame(encode_datagram(flow.flow_id, payload))
+            conn.send_datagram_frame(datagram)
         except LocalProtocolError:
             self.metrics.udp_dropped("too_large")
             return
