@@ -311,7 +311,8 @@ class RelayChain:
                 "--metrics-listen", f"{HOST}:{self.client_metrics}", *self.client_args]
         if self.reality is not None:
             r = self.reality
-            argv += ["--reality-public-key", r.public_key, "--short-id", r.short_id,
+            # "=": a base64url key may start with "-", which argparse would take for an option
+            argv += [f"--reality-public-key={r.public_key}", "--short-id", r.short_id,
                      "--server-name", r.server_name]
         else:
             argv += ["--ca", str(self.pki.ca), "--server-name", "localhost"]

@@ -293,7 +293,7 @@ def test_reality_client_with_a_wrong_key_gets_no_relay(peer_harness: PeerHarness
     chain.start_server()
     wrong = make_reality_setup(free_udp_port())
     argv = [str(paths.python()), "-m", "quicreality", "relay-client", "--server",
-            f"{HOST}:{chain.server_port}", "--reality-public-key", wrong.public_key,
+            f"{HOST}:{chain.server_port}", f"--reality-public-key={wrong.public_key}",
             "--short-id", good.short_id, "--server-name", good.server_name,
             "--handshake-timeout", "1", "--tcp-listen", f"{HOST}:0", "--forward", f"{HOST}:9"]
     proc = peer_harness.start(PeerProcess(Command(argv=tuple(argv)), name="wrong-key-client",
