@@ -26,14 +26,15 @@ def test_probes_see_only_what_the_target_sends(peer_harness: PeerHarness, pki: P
 def _one(h: PeerHarness, lab: RealityLab, probe: Probe) -> str:
     before = lab.rejected(probe.reason)
     with capture(h, f"probe-{probe.name.replace(' ', '-')}", lab.port, lab.target_port) as wire:
-        prober, via_listener = send_and_listen(probe.build(lab.client_config),
-                                               ("127.0.0.1", lab.port))
+        sent = probe.build(lab.client_config)
+        prober, via_listener = send_and_listen(sent, ("127.0.0.1", lab.port))
     _, direct = send_and_listen(probe.build(lab.client_config), ("127.0.0.1", lab.target_port))
     # The listener counted the probe under the expected reason and opened one relay flow.
     assert lab.rejected(probe.reason) == before + 1, (probe.name, lab.log()[-2000:])
     relay = flows(wire, to_port=lab.target_port)
     assert len(relay) == 1, (probe.name, relay.keys())
     (relay_addr, relayed), = relay.items()
+    assert b"".join(d.payload for d in relayed) == b"".join(sent), probe.name  # untouched
     # Everything the prober got is, byte for byte, what the target sent on the relay flow.
     from_target = [d.payload for d in replies(wire, from_port=lab.target_port, to=relay_addr)]
     assert b"".join(via_listener) == b"".join(from_target), probe.name
