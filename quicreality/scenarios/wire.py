@@ -23,7 +23,9 @@ Other wire metrics:
   capture) minus packets that came out at the other side (the other capture).
 * **TCP goodput** (iperf3): on the receiver-side capture, the largest data
   stream of the sender: (highest sequence reached − first sequence) × 8 over
-  the first-to-last data packet interval.
+  the first-to-last data packet interval, counting data packets only until the
+  receiver closes the stream (first FIN/RST from it): iperf3 stops reading at
+  the end of its test while the pipe is still full.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ __all__ = [
 QUIC_FIELDS: tuple[str, ...] = ("frame.time_epoch", "ip.src", "udp.srcport", "udp.length",
                                 "quic.header_form", "quic.long.packet_type", "quic.frame_type")
 TCP_FIELDS: tuple[str, ...] = ("frame.time_epoch", "ip.src", "tcp.stream", "tcp.srcport",
-                               "tcp.seq", "tcp.len")
+                               "tcp.seq", "tcp.len", "tcp.flags.fin", "tcp.flags.reset")
 #: STREAM frame types 0x08..0x0f (tshark prints quic.frame_type in decimal).
 _STREAM_TYPES = frozenset(range(8, 16))
 _INITIAL = "0"
@@ -200,8 +202,28 @@ class TcpWire:
         return asdict(self)
 
 
+def _flag(v: str | None) -> bool:
+    return (v or "").strip().lower() in ("1", "true")
+
+
 def tcp_wire_from_rows(rows: Iterable[Mapping[str, str]], *, sender_addr: str) -> TcpWire:
-    """Compute :class:`TcpWire` from rows of :data:`TCP_FIELDS` (data packets of ``sender_addr``)."""
+    """Compute :class:`TcpWire` from rows of :data:`TCP_FIELDS`.
+
+    Data packets of ``sender_addr`` count until the receiver closes that stream (its first FIN
+    or RST): what arrives after the receiving application has stopped reading (iperf3 closes at
+    the end of its test while the pipe is still full) is not goodput.
+    """
+    rows = list(rows)
+    closed: dict[int, float] = {}
+    for r in rows:
+        if r.get("ip.src") == sender_addr or not (_flag(r.get("tcp.flags.fin"))
+                                                  or _flag(r.get("tcp.flags.reset"))):
+            continue
+        try:
+            s_, t_ = int(r["tcp.stream"]), float(r["frame.time_epoch"])
+        except (KeyError, ValueError):
+            continue
+        closed[s_] = min(closed.get(s_, t_), t_)
     per: dict[int, list[float]] = {}  # stream -> [first_t, last_t, lo_seq, hi_seq, n]
     for r in rows:
         if r.get("ip.src") != sender_addr:
@@ -214,6 +236,8 @@ def tcp_wire_from_rows(rows: Iterable[Mapping[str, str]], *, sender_addr: str) -
             s = int(r["tcp.stream"])
             seq = int(r["tcp.seq"])
         except (KeyError, ValueError):
+            continue
+        if t > closed.get(s, t):
             continue
         st = per.get(s)
         if st is None:
@@ -236,7 +260,8 @@ def tcp_wire_from_rows(rows: Iterable[Mapping[str, str]], *, sender_addr: str) -
 
 def tcp_wire(pcap: str, *, sender_addr: str) -> TcpWire:
     """Run tshark on a (headers-only is enough) capture and compute :class:`TcpWire`."""
-    rows = tshark_fields(pcap, TCP_FIELDS, f"tcp.len > 0 && ip.src == {sender_addr}")
+    rows = tshark_fields(pcap, TCP_FIELDS, f"(tcp.len > 0 && ip.src == {sender_addr}) || "
+                                           "tcp.flags.fin == 1 || tcp.flags.reset == 1")
     return tcp_wire_from_rows(rows, sender_addr=sender_addr)
 
 

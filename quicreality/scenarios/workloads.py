@@ -359,9 +359,15 @@ def run_download(ctx: RepContext) -> RepOutcome:
     try:
         rc, secs = ctx.wait(client, timeout + 15)
     except PeerFailed as e:
+        server_rc = server.proc.poll() if server.proc is not None else None
         ctx.close()
-        return RepOutcome(Check(False, str(e).splitlines()[0],
-                                {**details, "client_stderr_tail": _tail(client.stderr_path)}))
+        reason = str(e).splitlines()[0]
+        if server_rc is not None:
+            reason = (f"server crashed (exit {server_rc}, stderr kept in server.stderr: "
+                      f"{_tail(server.stderr_path, 1) or 'empty'}); then {reason}")
+        return RepOutcome(Check(False, reason, {
+            **details, "server_exit": server_rc, "client_stderr_tail": _tail(client.stderr_path),
+            "server_stderr_tail": _tail(server.stderr_path)}))
     server_rc = server.proc.poll() if server.proc is not None else None
     server.stop()
     ctx.stop_captures()
@@ -405,7 +411,8 @@ def run_download(ctx: RepContext) -> RepOutcome:
         problems.append(f"body {'missing' if got_sha is None else 'differs'} "
                         f"({got_bytes} of {w.size_bytes} bytes)")
     if server_rc is not None:
-        problems.append(f"server exited early with {server_rc}: {_tail(server.stderr_path, 3)}")
+        problems.append(f"server crashed (exit {server_rc}, stderr kept in server.stderr: "
+                        f"{_tail(server.stderr_path, 1) or 'empty'})")
     if wire.goodput_mbit is None:
         problems.append("no server 1-RTT payload packets in the client-side capture")
     elif w.min_goodput_mbit is not None and wire.goodput_mbit < w.min_goodput_mbit:
