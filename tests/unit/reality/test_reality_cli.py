@@ -43,10 +43,10 @@ def test_keygen_text_and_from_an_existing_key(capsys: pytest.CaptureFixture[str]
     ("toml", "field"),
     [
         ("[reality]\nserver_names=['a']\nshort_ids=['']\ntarget='127.0.0.1:1'\n", "private_key"),
-        (f"[reality]\nprivate_key='{b64url_encode(SERVER_PRIVATE)}'\nserver_names=['a']\n"
-         "short_ids=['xyz']\ntarget='127.0.0.1:1'\n", "short_ids"),
-        (f"[reality]\nprivate_key='{b64url_encode(SERVER_PRIVATE)}'\nserver_names=['a']\n"
-         "short_ids=['']\ntarget='nowhere'\n", "target"),
+        ((f"[reality]\nprivate_key='{b64url_encode(SERVER_PRIVATE)}'\nserver_names=['a']\n"
+          "short_ids=['xyz']\ntarget='127.0.0.1:1'\n"), "short_ids"),
+        ((f"[reality]\nprivate_key='{b64url_encode(SERVER_PRIVATE)}'\nserver_names=['a']\n"
+          "short_ids=['']\ntarget='nowhere'\n"), "target"),
     ],
 )
 def test_server_with_an_invalid_reality_config_exits_2_naming_the_field(
