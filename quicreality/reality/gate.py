@@ -12,7 +12,10 @@ come here, keyed by the client's address ("flow"). A flow is in one of three tab
 * **fallback**: rejected (any :class:`~quicreality.reality.auth.Reason` but ACCEPT), or not a
   ClientHello at all. The flow is a transparent UDP relay in both directions (:class:`Forward`,
   :meth:`RealityGate.receive_target_datagram` -> RELAY) until it has been idle for
-  ``fallback_idle_timeout``. Held target replies are released to the client at the decision.
+  ``fallback_idle_timeout``. Held target replies are released to the client at the decision. A
+  client Initial to a connection ID that is neither the flow's first DCID nor one the target chose
+  (read from the unprotected long headers) is a new connection from a reused address: it is
+  judged afresh.
 * **accepted**: the verdict was ACCEPT (:class:`Accept`): nothing more goes to the target, and the
   target's replies to the mirrored ClientHello are dropped until ``accepted_drain`` has passed. The
   endpoint creates the connection from the kept datagrams; later datagrams carry our connection IDs
@@ -57,6 +60,8 @@ from .config import GateLimits, RealityServerConfig
 MIN_INITIAL_DATAGRAM = 1200
 #: At most this many target datagrams are held for a pending flow (released on reject).
 MAX_HELD_TARGET_DATAGRAMS = 16
+#: At most this many connection IDs are remembered per relay flow.
+_MAX_FLOW_CIDS = 8
 #: TLS handshake type of ClientHello (RFC 8446 §4).
 _CLIENT_HELLO = 0x01
 
@@ -150,6 +155,16 @@ class _PendingFlow:
     held: list[bytes] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _RelayFlow:
+    """A fallback flow: last activity, and the connection IDs that belong to its connection."""
+
+    last: float
+    #: the client's first DCID and the target's SCIDs (read from long headers, never decrypted):
+    #: a client Initial to any other DCID is a new connection from a reused address.
+    cids: set[bytes] = field(default_factory=set)
+
+
 class RealityGate:
     """Per-flow accept / fallback decisions for a REALITY listener.
 
@@ -174,7 +189,7 @@ class RealityGate:
             config.limits.replay_cache_size, config.replay_window_ms / 1000.0
         )
         self._pending: OrderedDict[Any, _PendingFlow] = OrderedDict()  # by creation time
-        self._fallback: OrderedDict[Any, float] = OrderedDict()  # addr -> last activity (LRU)
+        self._fallback: OrderedDict[Any, _RelayFlow] = OrderedDict()  # LRU by last activity
         self._accepted: OrderedDict[Any, float] = OrderedDict()  # addr -> drain deadline
         self._events: deque[GateEvent] = deque()
 
@@ -203,10 +218,17 @@ class RealityGate:
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> GateDecision:
         """Decide what to do with one datagram from ``addr`` that matched no connection."""
-        if addr in self._fallback:
-            self._fallback[addr] = now
-            self._fallback.move_to_end(addr)
-            return Forward(addr, data, new_flow=False)
+        relay = self._fallback.get(addr)
+        if relay is not None:
+            dcid = _new_initial_dcid(data)
+            if dcid is None or dcid in relay.cids:
+                relay.last = now
+                self._fallback.move_to_end(addr)
+                return Forward(addr, data, new_flow=False)
+            # A new connection from an address that still had a relay flow (a reused port):
+            # judge it afresh; the old flow's socket is replaced (new_flow on the decision).
+            del self._fallback[addr]
+            return self._start(data, addr, now)
         flow = self._pending.get(addr)
         if flow is not None:
             return self._continue(flow, data, addr, now)
@@ -258,9 +280,14 @@ class RealityGate:
 
     def receive_target_datagram(self, addr: Any, data: bytes, now: float) -> TargetAction:
         """The target sent ``data`` on ``addr``'s flow: relay, hold (pending) or drop (accepted)."""
-        if addr in self._fallback:
-            self._fallback[addr] = now
+        relay = self._fallback.get(addr)
+        if relay is not None:
+            relay.last = now
             self._fallback.move_to_end(addr)
+            if data and data[0] & 0x80 and len(relay.cids) < _MAX_FLOW_CIDS:
+                scid = _long_header_scid(data)
+                if scid is not None:
+                    relay.cids.add(scid)
             return TargetAction.RELAY
         flow = self._pending.get(addr)
         if flow is not None and len(flow.held) < MAX_HELD_TARGET_DATAGRAMS:
@@ -276,7 +303,8 @@ class RealityGate:
         if self._pending:
             deadlines.append(next(iter(self._pending.values())).created + self.limits.pending_timeout)
         if self._fallback:
-            deadlines.append(next(iter(self._fallback.values())) + self.limits.fallback_idle_timeout)
+            deadlines.append(next(iter(self._fallback.values())).last
+                             + self.limits.fallback_idle_timeout)
         if self._accepted:
             deadlines.append(next(iter(self._accepted.values())))
         return min(deadlines) if deadlines else None
@@ -290,11 +318,11 @@ class RealityGate:
                 break
             del self._pending[addr]
             verdict = RealityVerdict(Reason.TIMEOUT, detail="ClientHello incomplete")
-            self._add_fallback(addr, now)
+            self._add_fallback(addr, now, flow.dcid)
             self._events.append(Decided(addr, verdict, tuple(flow.held)))
         while self._fallback:
-            addr, last = next(iter(self._fallback.items()))
-            if last + limits.fallback_idle_timeout > now:
+            addr, relay = next(iter(self._fallback.items()))
+            if relay.last + limits.fallback_idle_timeout > now:
                 break
             del self._fallback[addr]
             self._events.append(FlowClosed(addr, "idle"))
@@ -311,23 +339,23 @@ class RealityGate:
 
     # --- decisions ------------------------------------------------------------------------
 
-    def _add_fallback(self, addr: Any, now: float) -> None:
+    def _add_fallback(self, addr: Any, now: float, client_dcid: bytes | None) -> None:
         """Make ``addr`` a relay flow, evicting the least recently active one when full."""
-        self._fallback[addr] = now
+        self._fallback[addr] = _RelayFlow(now, {client_dcid} if client_dcid is not None else set())
         self._fallback.move_to_end(addr)
         while len(self._fallback) > self.limits.max_fallback_flows:
             old, _ = self._fallback.popitem(last=False)
             self._events.append(FlowClosed(old, "evicted: fallback table full"))
 
     def _reject_new(self, data: bytes, addr: Any, now: float, verdict: RealityVerdict) -> Forward:
-        self._add_fallback(addr, now)
+        self._add_fallback(addr, now, _new_initial_dcid(data))
         return Forward(addr, data, new_flow=True, verdict=verdict)
 
     def _reject_pending(
         self, addr: Any, flow: _PendingFlow, data: bytes, now: float, verdict: RealityVerdict
     ) -> Forward:
         self._pending.pop(addr, None)
-        self._add_fallback(addr, now)
+        self._add_fallback(addr, now, flow.dcid)
         return Forward(addr, data, new_flow=False, verdict=verdict, release=tuple(flow.held))
 
     def _accept(
@@ -431,6 +459,31 @@ class RealityGate:
         except (QuicConnectionError, BufferReadError) as exc:
             return RealityVerdict(Reason.MALFORMED_INITIAL, detail=str(exc))
         return None
+
+
+def _new_initial_dcid(data: bytes) -> bytes | None:
+    """The DCID if ``data`` starts with a QUIC v1 Initial packet (a cheap look, no parsing of the
+    rest), else None."""
+    if len(data) < 7 or data[0] & 0xF0 != 0xC0 or data[1:5] != b"\x00\x00\x00\x01":
+        return None
+    n = data[5]
+    if n > 20 or len(data) < 6 + n:
+        return None
+    return bytes(data[6 : 6 + n])
+
+
+def _long_header_scid(data: bytes) -> bytes | None:
+    """The Source Connection ID of a long-header packet (not Version Negotiation), else None."""
+    if len(data) < 7 or data[1:5] == b"\x00\x00\x00\x00":
+        return None
+    dcid_len = data[5]
+    at = 6 + dcid_len
+    if at >= len(data):
+        return None
+    scid_len = data[at]
+    if scid_len > 20 or at + 1 + scid_len > len(data):
+        return None
+    return bytes(data[at + 1 : at + 1 + scid_len])
 
 
 def _first_initial_header(data: bytes) -> tuple[bytes, bytes] | None:

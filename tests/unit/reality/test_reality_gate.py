@@ -285,3 +285,33 @@ def test_flood_of_flows_keeps_every_table_bounded() -> None:
             pass
         assert gate.pending_flows <= 64 and gate.fallback_flows <= 256
     assert gate.pending_flows + gate.fallback_flows + gate.draining_flows <= 64 + 256
+
+
+def test_a_new_connection_from_a_reused_relay_address_is_judged_afresh() -> None:
+    gate = make_gate()
+    other = generate_key_pair(seeded_rng(4))
+    _, rejected = first_flight(client_configuration(server_public_key=other.public_key))
+    d = gate.receive_datagram(rejected[0], CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None  # a relay flow now
+    # Its own Initial again (a retransmission, same DCID): still the relay.
+    again = gate.receive_datagram(rejected[0], CLIENT_ADDR, 0.1)
+    assert isinstance(again, Forward) and again.verdict is None
+    # A genuine REALITY client that happens to get the same source port: accepted.
+    _, genuine = first_flight(client_configuration(seed=21))
+    d = gate.receive_datagram(genuine[0], CLIENT_ADDR, 0.2)
+    assert isinstance(d, Accept) and d.new_flow
+
+
+def test_client_initials_to_the_targets_connection_id_stay_on_the_relay() -> None:
+    gate = make_gate()
+    d = gate.receive_datagram(b"junk", CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward)
+    target_scid = bytes(range(30, 38))
+    # The target's Initial (long header; only its unprotected SCID is read).
+    reply = bytes([0xC0]) + b"\x00\x00\x00\x01" + bytes([8]) + DCID + bytes([8]) + target_scid \
+        + bytes(40)
+    assert gate.receive_target_datagram(CLIENT_ADDR, reply, 0.1) is TargetAction.RELAY
+    follow_up = initial_packet(crypto_frame(0, b"\x01"), dcid=target_scid, scid=SCID,
+                               packet_number=1, pad_to=1200)
+    d = gate.receive_datagram(follow_up, CLIENT_ADDR, 0.2)
+    assert isinstance(d, Forward) and d.verdict is None and not d.new_flow
