@@ -126,9 +126,12 @@ class FrameHandlersMixin(ConnectionBase):
         stream = self._stream_for_receive(stream_id, frame_type)
         if stream is None or stream.recv_finished:
             return
+        consumed = stream.recv_delivered - stream.recv_unread  # what the application took
         increase = stream.handle_reset(error_code, final_size)
         self._account_received(increase, frame_type)
-        self._data_consumed += final_size - stream.recv_delivered
+        # RFC 9000 §4.5: the whole final size is spent; what was never read is credited back.
+        self._data_consumed += final_size - consumed
+        self._maybe_raise_max_data()
         self._ready_streams.pop(stream_id, None)
         self._events.append(events.StreamReset(stream_id=stream_id, error_code=error_code))
         self._maybe_close_stream(stream)

@@ -167,11 +167,15 @@ class SendPathMixin(ConnectionBase):
     def _after_stream_consumed(self, stream: QuicStream) -> None:
         if stream.maybe_update_max_stream_data():
             self._send_queue[stream.stream_id] = stream
+        self._maybe_raise_max_data()
+        self._maybe_close_stream(stream)
+
+    def _maybe_raise_max_data(self) -> None:
+        """Announce a larger connection window once half of it is consumed (RFC 9000 §4.2)."""
         window = self.configuration.max_data
         if self._data_consumed + window // 2 > self._local_max_data:
             self._local_max_data = self._data_consumed + window
             self._local_max_data_pending = True
-        self._maybe_close_stream(stream)
 
     def _maybe_close_stream(self, stream: QuicStream) -> None:
         if not (stream.send_finished and stream.recv_finished) or stream.has_ready_data():
@@ -498,7 +502,7 @@ class SendPathMixin(ConnectionBase):
                 buf.push_uint8(0x04)
                 buf.push_uint_var(stream_id)
                 buf.push_uint_var(stream.reset_error_code)
-                buf.push_uint_var(stream.write_offset)
+                buf.push_uint_var(stream.send_highest)  # RFC 9000 §4.5: credit used, not queued
                 stream.reset_pending = False
                 handlers.append((self._on_reset_delivery, (stream,)))
                 draft.ack_eliciting = True

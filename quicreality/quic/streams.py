@@ -348,6 +348,11 @@ class QuicStream:
             self.recv_state = StreamRecvState.DATA_READ
         return data, fin
 
+    @property
+    def recv_unread(self) -> int:
+        """In-order bytes received but not yet taken by :meth:`pull_ready`."""
+        return sum(len(c) for c in self._recv_ready)
+
     def handle_reset(self, error_code: int, final_size: int) -> int:
         """Peer RESET_STREAM (RFC 9000 §19.4). Returns the increase in highest received offset."""
         if self.recv_final_size is not None and final_size != self.recv_final_size:
