@@ -40,6 +40,7 @@ fields that changed (quic-go) — see :func:`metrics_table` which forward-fills 
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -55,6 +56,7 @@ __all__ = [
     "canonical_name",
     "find_qlogs",
     "frames_table",
+    "is_qlog_name",
     "load_qlog",
     "load_qlogs",
     "metrics_table",
@@ -62,6 +64,8 @@ __all__ = [
 ]
 
 QLOG_SUFFIXES = (".sqlog", ".qlog", ".json", ".jsonl", ".ndjson")
+#: Names of files that are qlogs for sure (also gzipped: ``x.sqlog.gz``).
+QLOG_NAMES = (".sqlog", ".qlog", ".sqlog.gz", ".qlog.gz")
 _RS = "\x1e"
 
 #: draft (``quic:``) event -> 0.3 name, where the category is not simply ``transport``.
@@ -211,24 +215,20 @@ def read_traces(path: str | Path) -> list[QlogTrace]:
         ValueError: If the file is not recognisably qlog.
     """
     p = Path(path)
-    text = p.read_text(errors="replace")
-    stripped = text.lstrip()
+    if p.name.endswith(".gz"):  # the committed sample keeps its qlogs gzipped
+        with gzip.open(p, "rt", errors="replace") as f:
+            text = f.read()
+    else:
+        text = p.read_text(errors="replace")
+    stripped = text.lstrip(" \t\r\n")  # not lstrip(): Python counts RS (0x1E) as whitespace
     if not stripped:
         return []
     if stripped[0] == _RS:
-        recs = [json.loads(r) for r in text.split(_RS) if r.strip()]
-        return [_trace_from_stream(p, "json-seq", recs)]
+        return [_trace_from_stream(p, "json-seq", _loads_tolerant(text.split(_RS)))]
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
-        recs = []
-        for line in text.splitlines():
-            line = line.strip().lstrip(_RS)
-            if line:
-                try:
-                    recs.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a truncated last line (peer killed mid-write)
+        recs = _loads_tolerant(text.splitlines())
         if not recs:
             raise ValueError(f"{p}: not JSON, JSON-SEQ or NDJSON") from None
         return [_trace_from_stream(p, "ndjson", recs)]
@@ -239,6 +239,20 @@ def read_traces(path: str | Path) -> list[QlogTrace]:
     if isinstance(doc, dict) and "trace" in doc:  # a header-only JSON-SEQ/NDJSON file
         return [_trace_from_stream(p, "ndjson", [doc])]
     raise ValueError(f"{p}: no qlog traces found")
+
+
+def _loads_tolerant(chunks: Iterable[str]) -> list[Any]:
+    """JSON records, skipping ones that do not parse (a peer killed mid-write truncates the
+    last record: ngtcp2 and quic-go do not flush on SIGTERM)."""
+    out = []
+    for chunk in chunks:
+        c = chunk.strip(" \t\r\n").lstrip(_RS)
+        if c:
+            try:
+                out.append(json.loads(c))
+            except json.JSONDecodeError:
+                continue
+    return out
 
 
 def _trace_from_stream(p: Path, container: str, recs: list[Any]) -> QlogTrace:
@@ -390,13 +404,25 @@ def _trace_frame(trace: QlogTrace) -> pd.DataFrame:
     return df[list(EVENT_COLUMNS)]
 
 
-def find_qlogs(directory: str | Path) -> list[Path]:
-    """qlog files under ``directory`` (recursive), sorted; empty files skipped."""
+def is_qlog_name(path: str | Path) -> bool:
+    """True for ``*.sqlog``/``*.qlog`` (optionally ``.gz``)."""
+    return str(path).endswith(QLOG_NAMES)
+
+
+def find_qlogs(directory: str | Path, *, strict: bool = True) -> list[Path]:
+    """qlog files under ``directory`` (recursive), sorted; empty files skipped.
+
+    ``strict`` (default) keeps only ``.sqlog``/``.qlog`` (and their ``.gz``); otherwise any
+    ``.json``/``.jsonl``/``.ndjson`` is tried too.
+    """
     d = Path(directory)
     if d.is_file():
         return [d]
-    return sorted(p for p in d.rglob("*") if p.is_file() and p.suffix in QLOG_SUFFIXES
-                  and p.stat().st_size > 0 and not p.name.startswith(("manifest", "check")))
+
+    def ok(p: Path) -> bool:
+        return is_qlog_name(p) or (not strict and p.suffix in QLOG_SUFFIXES
+                                   and not p.name.startswith(("manifest", "check", "report")))
+    return sorted(p for p in d.rglob("*") if p.is_file() and ok(p) and p.stat().st_size > 0)
 
 
 def load_qlogs(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:

@@ -66,7 +66,7 @@ DEFAULT_ALPHA = 0.01
 #: Smallest relative drop of the median that can be a regression (see docs/analysis.md for the
 #: measured false-alarm rate that motivated it).
 DEFAULT_FLOOR = 0.10
-DEFAULT_INTERVALS = 10
+DEFAULT_INTERVALS = 20
 #: samples.jsonl metrics tried, in order, as "the goodput" of a rep.
 GOODPUT_METRICS = ("goodput_wire_mbps", "goodput_mbps", "goodput", "throughput_mbps",
                    "receiver_mbps")
@@ -262,16 +262,21 @@ def host_description() -> dict[str, Any]:
 
 
 def make_baseline(run_dirs: str | Path | Iterable[str | Path], *, scenario: str | None = None,
-                  metric: str | None = None,
-                  intervals_per_rep: int = DEFAULT_INTERVALS) -> dict[str, Any]:
-    """A baseline document from one or more runs (their reps are pooled)."""
+                  metric: str | None = None, intervals_per_rep: int = DEFAULT_INTERVALS,
+                  samples: Sequence[Mapping[str, Mapping[str, Any]]] | None = None,
+                  ) -> dict[str, Any]:
+    """A baseline document from one or more runs (their reps are pooled).
+
+    ``samples`` may hold the :func:`run_samples` of each run, already computed.
+    """
     runs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
     workloads: dict[str, Any] = {}
     scenarios: set[str] = set()
     git: set[str] = set()
-    for run in runs:
-        for key, entry in run_samples(run, metric=metric,
-                                      intervals_per_rep=intervals_per_rep).items():
+    for i, run in enumerate(runs):
+        per_run = samples[i] if samples is not None else run_samples(
+            run, metric=metric, intervals_per_rep=intervals_per_rep)
+        for key, entry in per_run.items():
             if scenario is not None and entry["scenario"] != scenario:
                 continue
             scenarios.add(entry["scenario"])

@@ -6,10 +6,14 @@ key log, the client-side pcapng with the keys injected, qlogs, and peer output
 (``*client*.pcapng`` ...) so small naming changes do not break the analysis;
 :func:`interval_goodput` picks the best source for goodput slices:
 
-1. the decrypted client-side QUIC capture (first-seen STREAM bytes sent by the server);
-2. a TCP capture (first-seen sequence bytes of the dominant sender: iperf3 workloads);
-3. the ``iperf3 -J`` interval sums;
-4. the client's qlog (STREAM frames it received).
+1. the decrypted QUIC captures: first-seen STREAM bytes on client-initiated bidirectional
+   streams (:func:`response_frames`) in the dominant direction, counted at the receiver's
+   capture (downloads: client side; uploads such as the forward relay: server side);
+2. an undecryptable QUIC capture: UDP payload bytes of the dominant direction (a wire rate,
+   retransmissions included — still proportional to goodput for a regression check);
+3. a TCP capture (first-seen sequence bytes of the dominant sender, receiver side: iperf3);
+4. the ``iperf3 -J`` interval sums;
+5. the client's qlog (STREAM frames it received).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from .metrics import goodput_timeline, new_bytes, qlog_received_stream
 from .pcap import load_pcap
 from .qlog import find_qlogs, load_qlogs
 
-__all__ = ["RepFiles", "interval_goodput", "rep_files", "tcp_payload"]
+__all__ = ["RepFiles", "interval_goodput", "interval_samples", "rep_files", "response_frames",
+           "tcp_payload"]
 
 
 @dataclass
@@ -68,8 +73,9 @@ def rep_files(rep_dir: str | Path) -> RepFiles:
     rf.client_pcap = _first(pcaps, "client")
     rf.server_pcap = _first(pcaps, "server")
     logs = [p for p in files if p.suffix in (".log", ".txt", ".keys")]
-    rf.keylog = _first(logs, "keylog", "keys", "sslkey", "secrets")
-    rf.qlogs = [p for p in find_qlogs(d) if p.suffix in (".sqlog", ".qlog")]
+    exact = [p for p in logs if p.name == "keys.log"]  # the runner's merged key log
+    rf.keylog = exact[0] if exact else _first(logs, "keylog", "keys", "sslkey", "secrets")
+    rf.qlogs = find_qlogs(d)
     for p in files:
         if p.suffix == ".json" and "iperf" in p.name.lower():
             rf.iperf3.append(p)
@@ -82,6 +88,15 @@ def rep_files(rep_dir: str | Path) -> RepFiles:
             if is_iperf and p not in rf.iperf3:
                 rf.iperf3.append(p)
     return rf
+
+
+def response_frames(stream_frames: pd.DataFrame) -> pd.DataFrame:
+    """STREAM frames on client-initiated bidirectional streams (``id % 4 == 0``): the responses.
+
+    HTTP/3 control and QPACK streams (unidirectional) carry a few bytes at handshake time and
+    would otherwise stretch the transfer's first slice back to the handshake.
+    """
+    return stream_frames[stream_frames["stream_id"] % 4 == 0].reset_index(drop=True)
 
 
 def tcp_payload(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
@@ -100,38 +115,82 @@ def tcp_payload(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
     return df
 
 
-def _tcp_slices(pcap: Path, n: int) -> np.ndarray | None:
-    seg = tcp_payload(pcap)
-    if seg.empty:
-        return None
-    top = seg.groupby(["src", "sport"])["length"].sum().idxmax()
-    s = seg[(seg["src"] == top[0]) & (seg["sport"] == top[1])].rename(
-        columns={"stream": "stream_id", "seq": "offset"})
-    tl = goodput_timeline(new_bytes(s), n_intervals=n)
+def _slices(frames: pd.DataFrame, n: int) -> np.ndarray | None:
+    tl = goodput_timeline(new_bytes(frames), n_intervals=n)
     return tl["mbps"].to_numpy() if len(tl) else None
 
 
-def interval_goodput(rep_dir: str | Path, n_intervals: int = 10) -> np.ndarray | None:
-    """Goodput (Mbit/s) of ``n_intervals`` equal slices of the transfer, or None.
+def _tcp_slices(rf: RepFiles, n: int) -> np.ndarray | None:
+    """First-seen TCP bytes of the dominant sender, at the receiver's capture.
 
-    See the module docstring for the order in which sources are tried. iperf3 JSON gives its own
-    intervals (``-i``), whatever ``n_intervals`` is.
+    The client speaks first (iperf3 sends its cookie), so if the dominant sender is the
+    address of the first payload segment, data flows to the server: use the server-side
+    capture.
+    """
+    cap = rf.client_capture
+    if cap is None:
+        return None
+    seg = tcp_payload(cap)
+    if seg.empty:
+        return None
+    top = seg.groupby(["src", "sport"])["length"].sum().idxmax()
+    if top[0] == seg["src"].iloc[0] and rf.server_pcap is not None:
+        srv = tcp_payload(rf.server_pcap)
+        if not srv.empty:
+            seg = srv
+    s = seg[(seg["src"] == top[0]) & (seg["sport"] == top[1])].rename(
+        columns={"stream": "stream_id", "seq": "offset"})
+    return _slices(s, n)
+
+
+def _quic_slices(rf: RepFiles, n: int) -> tuple[np.ndarray | None, str]:
+    """Slices from the QUIC captures: decrypted STREAM bytes, else wire bytes."""
+    cap = rf.client_capture
+    if cap is None:
+        return None, ""
+    tables = load_pcap(cap, keylog=rf.keylog if cap.suffix == ".pcap" else None)
+    if tables.packets.empty:
+        return None, ""
+    down = response_frames(tables.stream_frames("to_client"))
+    up = response_frames(tables.stream_frames("to_server"))
+    if len(down) or len(up):
+        if down["length"].sum() >= up["length"].sum():
+            return _slices(down, n), "quic stream bytes, client-side capture"
+        if rf.server_pcap is not None:  # upload: count at the receiver
+            st = load_pcap(rf.server_pcap, keylog=rf.keylog)
+            at_server = response_frames(st.stream_frames("to_server"))
+            if len(at_server):
+                return _slices(at_server, n), "quic stream bytes, server-side capture"
+        return _slices(up, n), "quic stream bytes, client-side capture (upload)"
+    # not decryptable: UDP payload bytes of the dominant direction (a wire rate, not goodput)
+    p = tables.packets.drop_duplicates("frame_no")
+    p = p[p["packet_type"] == "1RTT"]
+    if p.empty:
+        return None, ""
+    dom = p.groupby("direction")["udp_length"].sum().idxmax()
+    d = p[p["direction"] == dom]
+    lengths = d["udp_length"].to_numpy(dtype=float)
+    pseudo = pd.DataFrame({"time_s": d["time_s"].to_numpy(), "stream_id": 0,
+                           "offset": np.concatenate([[0.0], np.cumsum(lengths)[:-1]]),
+                           "length": lengths})
+    return _slices(pseudo, n), f"udp payload bytes {dom} (capture not decrypted)"
+
+
+def interval_samples(rep_dir: str | Path, n_intervals: int = 10,
+                     ) -> tuple[np.ndarray | None, str]:
+    """Goodput slices of one rep and a description of where they came from.
+
+    See the module docstring for the order in which sources are tried. iperf3 JSON gives its
+    own intervals (``-i``), whatever ``n_intervals`` is.
     """
     rf = rep_files(rep_dir)
-    cap = rf.client_capture
-    if cap is not None:
-        keylog = rf.keylog if cap.suffix == ".pcap" else None
-        tables = load_pcap(cap, keylog=keylog)
-        sf = tables.stream_frames("to_client")
-        if not sf.empty:
-            tl = goodput_timeline(new_bytes(sf), n_intervals=n_intervals)
-            return tl["mbps"].to_numpy()
-        if tables.packets.empty:
-            for pcap in (cap, rf.server_pcap):
-                if pcap is not None:
-                    out = _tcp_slices(pcap, n_intervals)
-                    if out is not None:
-                        return out
+    out, src = _quic_slices(rf, n_intervals)
+    if out is not None:
+        return out, src
+    if rf.client_capture is not None:
+        out = _tcp_slices(rf, n_intervals)
+        if out is not None:
+            return out, "tcp sequence bytes, receiver-side capture"
     for p in rf.iperf3:
         try:
             res = load_iperf3(p)
@@ -139,12 +198,17 @@ def interval_goodput(rep_dir: str | Path, n_intervals: int = 10) -> np.ndarray |
             continue
         iv = res.intervals[(res.intervals["stream"] == "sum") & (res.intervals["omitted"] != True)]
         if len(iv):
-            return iv["mbps"].to_numpy(dtype=float)
-    client_qlogs = [q for q in rf.qlogs if "client" in q.name.lower()] or rf.qlogs
+            return iv["mbps"].to_numpy(dtype=float), f"iperf3 intervals ({p.name})"
+    client_qlogs = [q for q in rf.qlogs if "client" in str(q).lower()] or rf.qlogs
     if client_qlogs:
         ev = load_qlogs(client_qlogs)
         if not ev.empty:
-            sf = qlog_received_stream(ev, "client")
+            sf = response_frames(qlog_received_stream(ev, "client"))
             if not sf.empty:
-                return goodput_timeline(new_bytes(sf), n_intervals=n_intervals)["mbps"].to_numpy()
-    return None
+                return _slices(sf, n_intervals), "quic stream bytes, client qlog"
+    return None, ""
+
+
+def interval_goodput(rep_dir: str | Path, n_intervals: int = 10) -> np.ndarray | None:
+    """Goodput (Mbit/s) of ``n_intervals`` equal slices of the transfer, or None."""
+    return interval_samples(rep_dir, n_intervals)[0]

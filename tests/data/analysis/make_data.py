@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # this checkout, not an install
+
 from quicreality.scenarios.capture import Capture, inject_secrets, merge_keylogs, start_capture
 from quicreality.scenarios.model import Impairment, Link
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer

@@ -1,0 +1,159 @@
+"""Measure the verdict rule's false-alarm rate and detection power on repeated, unchanged runs.
+
+    python -m quicreality.analysis.falsealarm RUN_DIR RUN_DIR ... [--pool 3] [--floor 0.10]
+        [--intervals 20] [--json OUT]
+
+Every run is an unchanged repeat of the same scenario (same code, same machine). For every run
+*c* and every set *B* of ``--pool`` other runs, the report's rule compares *c* (as "this run")
+with a baseline pooled from *B*, exactly as ``report`` would with a baseline recorded by
+``baseline update B...``. Each comparison of one workload is a trial:
+
+* **false alarm**: a ``regression`` verdict (CI would fail) — nothing changed;
+* ``inconclusive`` verdicts are counted too (CI prints them but passes);
+* **detection**: the same comparisons with *c* slowed down by ``--factor`` (default 2, a 50 %
+  goodput drop, :func:`~.inject.slow_down_run`'s effect on the samples) must give
+  ``regression``.
+
+Trials that share runs are not independent, so the rates are descriptive (how often the rule
+fired on this machine's real noise), not a calibrated probability.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .regression import DEFAULT_ALPHA, DEFAULT_FLOOR, DEFAULT_INTERVALS, compare_run, run_samples
+
+__all__ = ["Study", "false_alarm_study", "pooled_baseline", "slowed"]
+
+
+def pooled_baseline(entries: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """A baseline document (workloads only) pooling the reps of several runs' samples."""
+    workloads: dict[str, Any] = {}
+    for per_run in entries:
+        for key, e in per_run.items():
+            w = workloads.setdefault(key, {"workload": e["workload"], "pair": e["pair"],
+                                           "reps": []})
+            w["reps"].extend(r for r in e["reps"] if r.get("ok", True))
+    return {"workloads": workloads}
+
+
+def slowed(entry_map: Mapping[str, Mapping[str, Any]], factor: float
+           ) -> dict[str, dict[str, Any]]:
+    """Samples of a run as if every transfer had taken ``factor`` times longer."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, e in entry_map.items():
+        reps = [{**r, "value": r["value"] / factor,
+                 "intervals": None if r.get("intervals") is None
+                 else [x / factor for x in r["intervals"]]} for r in e["reps"]]
+        out[key] = {**e, "reps": reps}
+    return out
+
+
+@dataclass
+class Study:
+    """Counts per workload and overall."""
+
+    pool: int
+    floor: float
+    alpha: float
+    intervals: int
+    trials: int = 0
+    false_alarms: int = 0
+    inconclusive: int = 0
+    detected: int = 0
+    runs_with_false_alarm: int = 0
+    run_trials: int = 0
+    by_workload: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON with the rates."""
+        t = self.trials or 1
+        return {"pool": self.pool, "floor": self.floor, "alpha": self.alpha,
+                "intervals_per_rep": self.intervals, "trials": self.trials,
+                "false_alarm_rate": self.false_alarms / t,
+                "inconclusive_rate": self.inconclusive / t,
+                "detection_rate": self.detected / t,
+                "ci_runs": self.run_trials,
+                "ci_run_false_alarm_rate": self.runs_with_false_alarm / (self.run_trials or 1),
+                "by_workload": {k: dict(v) for k, v in sorted(self.by_workload.items())}}
+
+
+def false_alarm_study(samples: Sequence[Mapping[str, Mapping[str, Any]]], *, pool: int = 3,
+                      floor: float = DEFAULT_FLOOR, alpha: float = DEFAULT_ALPHA,
+                      factor: float = 2.0, intervals: int = DEFAULT_INTERVALS) -> Study:
+    """All (current run, pooled baseline of ``pool`` other runs) comparisons.
+
+    Args:
+        samples: :func:`~.regression.run_samples` of each unchanged run.
+    """
+    st = Study(pool=pool, floor=floor, alpha=alpha, intervals=intervals)
+    idx = range(len(samples))
+    for c in idx:
+        others = [i for i in idx if i != c]
+        for combo in itertools.combinations(others, pool):
+            base = pooled_baseline([samples[i] for i in combo])
+            verdicts = compare_run(samples[c], base, alpha=alpha, floor=floor)
+            worse = compare_run(slowed(samples[c], factor), base, alpha=alpha, floor=floor)
+            st.run_trials += 1
+            any_alarm = False
+            for v, w in zip(verdicts, worse):
+                if not v.baseline:
+                    continue
+                st.trials += 1
+                st.by_workload[v.key][v.verdict] += 1
+                st.by_workload[v.key]["detected" if w.is_regression else "missed"] += 1
+                if v.is_regression:
+                    st.false_alarms += 1
+                    any_alarm = True
+                elif v.verdict.startswith("inconclusive"):
+                    st.inconclusive += 1
+                st.detected += int(w.is_regression)
+            st.runs_with_false_alarm += int(any_alarm)
+    return st
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print (and optionally save) the study for the given runs."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", type=Path, nargs="+")
+    ap.add_argument("--pool", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--floor", type=float, nargs="+", default=[DEFAULT_FLOOR])
+    ap.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    ap.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS)
+    ap.add_argument("--factor", type=float, default=2.0)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    samples = [run_samples(r, intervals_per_rep=args.intervals) for r in args.runs]
+    results = []
+    for pool in args.pool:
+        if pool >= len(samples):
+            continue
+        for floor in args.floor:
+            st = false_alarm_study(samples, pool=pool, floor=floor, alpha=args.alpha,
+                                   factor=args.factor, intervals=args.intervals)
+            d = st.to_dict()
+            results.append(d)
+            print(f"pool={pool} floor={floor:.0%} K={args.intervals}: {d['trials']} trials, "
+                  f"false alarms {d['false_alarm_rate']:.2%}, inconclusive "
+                  f"{d['inconclusive_rate']:.2%}, detected {d['detection_rate']:.2%}; "
+                  f"CI runs with ≥1 false alarm {d['ci_run_false_alarm_rate']:.2%} "
+                  f"of {d['ci_runs']}")
+            for key, cnt in d["by_workload"].items():
+                print(f"    {key:<32} {cnt}")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": [str(r) for r in args.runs],
+                                         "results": results}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
