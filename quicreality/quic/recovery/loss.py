@@ -223,6 +223,11 @@ class LossRecovery:
 
     def _update_pacer(self) -> None:
         if self.rtt.has_sample:
+            # A model-based controller (BBR) may set its own rate (congestion/base.py).
+            rate: float | None = getattr(self.cc, "pacing_rate", None)
+            if rate is not None:
+                self.pacer.set_rate(rate=rate, congestion_window=self.cc.congestion_window)
+                return
             self.pacer.update_rate(
                 congestion_window=self.cc.congestion_window, smoothed_rtt=self.rtt.smoothed_rtt
             )

@@ -8,7 +8,9 @@ idle sender does not accumulate unbounded credit.
 
 Credit is counted in bytes. A full-sized datagram may be sent once the bucket
 holds ``max_datagram_size`` bytes; until :meth:`Pacer.update_rate` has been
-called the pacer does not delay anything.
+called the pacer does not delay anything. Controllers that compute their own
+pacing rate (BBR) set it with :meth:`Pacer.set_rate` instead; the burst
+allowance is the same.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class Pacer:
     """Token-bucket pacer; see the module docstring.
 
     Attributes:
-        rate: Pacing rate in bytes per second; 0.0 until the first ``update_rate``.
+        rate: Pacing rate in bytes per second; 0.0 until the first ``update_rate``
+            or ``set_rate``.
         capacity: Bucket size in bytes.
         credit: Bytes that may be sent without waiting, as of ``last_update``.
         last_update: Time ``credit`` was last brought up to date, or ``None``.
@@ -61,10 +64,21 @@ class Pacer:
         Call whenever the congestion window or smoothed RTT changes (e.g. after
         each ACK frame). A non-positive ``smoothed_rtt`` disables pacing.
         """
-        mds = self._max_datagram_size
-        self.rate = (
-            K_PACING_GAIN * congestion_window / smoothed_rtt if smoothed_rtt > 0.0 else 0.0
+        self.set_rate(
+            rate=K_PACING_GAIN * congestion_window / smoothed_rtt if smoothed_rtt > 0.0 else 0.0,
+            congestion_window=congestion_window,
         )
+
+    def set_rate(self, *, rate: float, congestion_window: int) -> None:
+        """Pace at ``rate`` bytes per second, as chosen by the congestion controller.
+
+        For controllers with their own pacing model (BBR's ``pacing_rate``,
+        draft-cardwell-iccrg-bbr §4.2.1). The bucket is sized as in
+        :meth:`update_rate` (burst logic, PACER_TICK). A non-positive ``rate``
+        disables pacing.
+        """
+        mds = self._max_datagram_size
+        self.rate = rate if rate > 0.0 else 0.0
         capacity = K_PACER_BURST_PACKETS * mds
         # A timer cannot wake us more precisely than PACER_TICK: let one tick's worth of bytes
         # go out as a burst, or fast paths are capped at ~10 packets per tick (quic-go does the same).

@@ -1,6 +1,6 @@
 """Congestion controllers behind the narrow interface in :mod:`.base`.
 
-Importing this package registers ``"newreno"`` and ``"cubic"`` in
+Importing this package registers ``"newreno"``, ``"cubic"`` and ``"bbr"`` in
 :data:`CONGESTION_CONTROLLERS`; build one with :func:`create_congestion_controller`.
 """
 
@@ -11,15 +11,18 @@ from .base import (
     K_MINIMUM_WINDOW_PACKETS,
     CongestionController,
     CongestionControllerFactory,
+    PacedCongestionController,
     create_congestion_controller,
     initial_window,
     minimum_window,
     register_congestion_controller,
 )
+from .bbr import BbrCongestionController
 from .cubic import CubicCongestionController
 from .newreno import NewRenoCongestionController
 
 __all__ = [
+    "BbrCongestionController",
     "CONGESTION_CONTROLLERS",
     "K_INITIAL_WINDOW_PACKETS",
     "K_LOSS_REDUCTION_FACTOR",
@@ -27,6 +30,7 @@ __all__ = [
     "CongestionController",
     "CongestionControllerFactory",
     "CubicCongestionController",
+    "PacedCongestionController",
     "NewRenoCongestionController",
     "create_congestion_controller",
     "initial_window",

@@ -19,6 +19,13 @@ acknowledged/lost bytes were removed. The controller never keeps its
 own copy. The sender may send while ``bytes_in_flight < congestion_window``
 (RFC 9002 §7).
 
+One optional attribute: a controller that paces from its own model (BBR)
+exposes ``pacing_rate: float | None`` in bytes per second
+(:class:`PacedCongestionController`); while it is not ``None`` loss detection
+gives it to the pacer as is. Controllers without the attribute (NewReno,
+CUBIC), or with ``None``, are paced at ``1.25 * congestion_window /
+smoothed_rtt`` (RFC 9002 §7.7).
+
 Controllers are registered by name and built with
 :func:`create_congestion_controller`.
 """
@@ -36,6 +43,7 @@ __all__ = [
     "K_INITIAL_WINDOW_PACKETS",
     "K_LOSS_REDUCTION_FACTOR",
     "K_MINIMUM_WINDOW_PACKETS",
+    "PacedCongestionController",
     "create_congestion_controller",
     "initial_window",
     "minimum_window",
@@ -142,6 +150,20 @@ class CongestionController(Protocol):
         """Note that a key discard removed in-flight bytes (RFC 9002 §6.4); usually a no-op."""
 
 
+class PacedCongestionController(CongestionController, Protocol):
+    """A controller that also sets the pacing rate (e.g. BBR, draft-cardwell-iccrg-bbr §4.2.1).
+
+    Not required by loss detection: it reads ``pacing_rate`` with ``getattr``
+    and falls back to the RFC 9002 §7.7 rate when it is absent or ``None``.
+
+    Attributes:
+        pacing_rate: Bytes per second to pace at, or ``None`` for the RFC 9002
+            §7.7 default.
+    """
+
+    pacing_rate: float | None
+
+
 class CongestionControllerFactory(Protocol):
     """A callable (usually the controller class) that builds a controller."""
 
@@ -151,7 +173,7 @@ class CongestionControllerFactory(Protocol):
 
 
 CONGESTION_CONTROLLERS: dict[str, CongestionControllerFactory] = {}
-"""Registered controllers by name, e.g. ``"newreno"`` and ``"cubic"``."""
+"""Registered controllers by name, e.g. ``"newreno"``, ``"cubic"`` and ``"bbr"``."""
 
 
 def register_congestion_controller(name: str, factory: CongestionControllerFactory) -> None:
@@ -170,7 +192,7 @@ def create_congestion_controller(name: str, *, max_datagram_size: int) -> Conges
     """Build the controller registered as ``name``.
 
     Args:
-        name: A key of :data:`CONGESTION_CONTROLLERS`, e.g. ``"newreno"`` or ``"cubic"``.
+        name: A key of :data:`CONGESTION_CONTROLLERS`, e.g. ``"newreno"``, ``"cubic"`` or ``"bbr"``.
         max_datagram_size: The sender's maximum datagram size in bytes.
 
     Raises:
