@@ -37,7 +37,8 @@ class RelayMetrics:
     * ``quicreality_relay_bytes_total{side,direction}``: payload bytes, ``up`` = client towards
       destination, ``down`` = back;
     * ``quicreality_relay_resets_total{side,cause}``: streams that ended with a reset, by cause;
-    * ``quicreality_relay_udp_flows_active{side}`` / ``..._udp_flows_total{side}``;
+    * ``quicreality_relay_udp_flows_active{side}`` / ``..._udp_flows_total{side}`` /
+      ``..._udp_flows_expired_total{side}`` (closed by the idle timeout);
     * ``quicreality_relay_udp_datagrams_total{side,direction}`` and
       ``..._udp_dropped_total{side,reason}``.
     """
@@ -58,6 +59,9 @@ class RelayMetrics:
                                       "UDP flows open now", ["side"], registry=registry)
         self.udp_flows_total = Counter("quicreality_relay_udp_flows",
                                        "UDP flows opened", ["side"], registry=registry)
+        self.udp_flows_expired = Counter("quicreality_relay_udp_flows_expired",
+                                         "UDP flows closed after the idle timeout", ["side"],
+                                         registry=registry)
         self.udp_datagrams_total = Counter("quicreality_relay_udp_datagrams",
                                            "Relayed UDP datagrams (up: towards the destination)",
                                            ["side", "direction"], registry=registry)

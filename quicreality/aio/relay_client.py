@@ -262,7 +262,7 @@ class ClientLink(RelayLink):
     def expire_flows(self, now: float) -> None:
         """Close idle flows."""
         for _, flow in self.flows.expire(now):
-            self.metrics.reset("idle_timeout")
+            self.metrics.metrics.udp_flows_expired.labels("client").inc()
             self.close_flow(flow, send_fin=True, reason="idle")
 
     def handle_event(self, event: Any, now: float) -> None:
@@ -301,6 +301,10 @@ class ClientLink(RelayLink):
                 return
             flow = self.flow_ids.get(flow_id_of_stream(sid)) if sid & 3 == 0 else None
             if flow is not None:
+                status = STATUS_OF_ERROR_CODE.get(event.error_code)
+                if flow.status is None and status is not None:
+                    self._flow_refused(flow, StatusAnswer(status))  # it overtook the answer
+                    return
                 self.metrics.reset("peer_reset")
                 self.close_flow(flow, send_fin=False,
                                 reason=f"reset ({describe_error_code(event.error_code)})")
@@ -317,20 +321,26 @@ class ClientLink(RelayLink):
             if got is INCOMPLETE:
                 return
             answer, _ = got  # type: ignore[misc]
-            flow.status = answer
-            outcome = answer.status.name.lower()
-            self.metrics.stream_opened("udp", outcome)
             if not answer.ok:
-                log.warning("relay: UDP flow from %s to %s %s by the server: %s", flow.addr,
-                            flow.listener.forward.destination, outcome, answer.reason)
-                self.metrics.reset(outcome)
-                self.close_flow(flow, send_fin=True, reason=outcome)
+                self._flow_refused(flow, answer)
                 return
+            flow.status = answer
+            self.metrics.stream_opened("udp", "ok")
             queued, flow.queue = flow.queue, []
             for payload in queued:
                 self.send_udp(flow, payload)
         if end_stream:
             self.close_flow(flow, send_fin=True, reason="closed by the server")
+
+    def _flow_refused(self, flow: ClientUdpFlow, answer: StatusAnswer) -> None:
+        flow.status = answer
+        outcome = answer.status.name.lower()
+        self.metrics.stream_opened("udp", outcome)
+        log.warning("relay: UDP flow from %s to %s %s by the server%s", flow.addr,
+                    flow.listener.forward.destination, outcome,
+                    f": {answer.reason}" if answer.reason else "")
+        self.metrics.reset(outcome)
+        self.close_flow(flow, send_fin=True, reason=outcome)
 
     def close(self, cause: str) -> None:
         """The connection is gone: reset every socket, forget every flow."""

@@ -425,7 +425,7 @@ class ServerLink(RelayLink):
     def _expire(self) -> None:
         self._expiry = None
         for _, flow in self.flows.expire(self.loop.time()):
-            self.metrics.reset("idle_timeout")
+            self.metrics.metrics.udp_flows_expired.labels("server").inc()
             self._close_flow(flow, send_fin=True, reason="idle")
         self._arm_expiry()
 

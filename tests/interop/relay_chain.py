@@ -190,6 +190,58 @@ class ResetServer(ThreadedServer):
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
 
 
+class StallServer(ThreadedServer):
+    """Accepts and does not read until :attr:`go` is set; then hashes everything until EOF."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.digests: list[tuple[int, str]] = []
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        self.go.wait(120)
+        h = hashlib.sha256()
+        n = 0
+        while chunk := conn.recv(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+        self.digests.append((n, h.hexdigest()))
+
+
+class UdpEchoServer:
+    """Echoes UDP datagrams; counts what it saw."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.received = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            self.received += 1
+            self.sock.sendto(data, addr)
+
+    def close(self) -> None:
+        """Stop."""
+        self.sock.close()
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 #: A destination process for the "killed mid-transfer" test: accepts, reads slowly (so unread
 #: data sits in its receive buffer and the kernel answers its death with an RST).
 SLOW_SINK = r"""
@@ -210,12 +262,14 @@ while True:
 
 @dataclass(frozen=True)
 class Fwd:
-    """A relay-client forward: ``name`` -> destination port (TCP, or TCP and UDP)."""
+    """A relay-client forward: ``name`` -> destination port, TCP and/or UDP (same listen port
+    when ``listen_port`` is given)."""
 
     name: str
     dest_port: int
     udp: bool = False
     listen_port: int = 0
+    tcp: bool = True
 
 
 @dataclass
@@ -260,6 +314,7 @@ class RelayChain:
         self.server_metrics = free_tcp_port()
         self.client_metrics = free_tcp_port()
         self.listen: dict[str, int] = {}
+        self.listen_udp: dict[str, int] = {}
         self.server: PeerProcess | None = None
         self.client: PeerProcess | None = None
         self.config_path = harness.path("relay.toml")
@@ -281,7 +336,8 @@ class RelayChain:
                       f'server_names = ["{r.server_name}"]', f'short_ids = ["{r.short_id}"]',
                       f'target = "{r.target}"', 'min_client_ver = "0.0.0"', ""]
         allow = ", ".join(f'"{a}"' for a in self.allow)
-        lines += ["[relay]", f"allow = [{allow}]", "connect_timeout_ms = 3000", ""]
+        lines += ["[relay]", f"allow = [{allow}]", "connect_timeout_ms = 3000",
+                  "udp_idle_timeout_ms = 1500", ""]
         self.config_path.write_text("\n".join(lines))
 
     def start_server(self, port: int = 0) -> PeerProcess:
@@ -317,7 +373,9 @@ class RelayChain:
         else:
             argv += ["--ca", str(self.pki.ca), "--server-name", "localhost"]
         for fwd in self.forwards:
-            argv += ["--tcp-listen", f"{HOST}:{fwd.listen_port}", "--forward", f"{HOST}:{fwd.dest_port}"]
+            if fwd.tcp:
+                argv += ["--tcp-listen", f"{HOST}:{fwd.listen_port}",
+                         "--forward", f"{HOST}:{fwd.dest_port}"]
             if fwd.udp:
                 argv += ["--udp-listen", f"{HOST}:{fwd.listen_port}",
                          "--forward", f"{HOST}:{fwd.dest_port}"]
@@ -325,8 +383,12 @@ class RelayChain:
         self.client = proc
         self.wait_connected(1)
         tcp = re.findall(r"listening tcp [\d.]+:(\d+) ->", proc.stdout())
-        assert len(tcp) == len(self.forwards), proc.describe()
-        self.listen = {fwd.name: int(port) for fwd, port in zip(self.forwards, tcp)}
+        udp = re.findall(r"listening udp [\d.]+:(\d+) ->", proc.stdout())
+        tcp_fwds = [f for f in self.forwards if f.tcp]
+        udp_fwds = [f for f in self.forwards if f.udp]
+        assert (len(tcp), len(udp)) == (len(tcp_fwds), len(udp_fwds)), proc.describe()
+        self.listen = {fwd.name: int(port) for fwd, port in zip(tcp_fwds, tcp)}
+        self.listen_udp = {fwd.name: int(port) for fwd, port in zip(udp_fwds, udp)}
         return proc
 
     def wait_connected(self, times: int, timeout: float = 20.0) -> None:

@@ -30,8 +30,11 @@ from relay_chain import (
     ObserverServer,
     RelayChain,
     ResetServer,
+    StallServer,
+    UdpEchoServer,
     free_tcp_port,
     make_reality_setup,
+    rss_bytes,
     rst_close,
     sha256_of_stream,
     wait_for,
@@ -70,9 +73,13 @@ class Destinations:
         self.reset = ResetServer()
         self.not_allowed = ObserverServer()  # must never see a connection
         self.sink_port = free_tcp_port()  # the killable destination process binds it later
+        self.stall = StallServer()
+        self.udp_echo = UdpEchoServer()
+        self.udp_not_allowed = UdpEchoServer()  # must never see a datagram
 
     def close(self) -> None:
-        for s in (self.echo, self.half, self.observer, self.reset, self.not_allowed):
+        for s in (self.echo, self.half, self.observer, self.reset, self.not_allowed, self.stall,
+                  self.udp_echo, self.udp_not_allowed):
             s.close()
 
 
@@ -89,11 +96,15 @@ def dests() -> Iterator[Destinations]:
 def chain(harness: PeerHarness, pki: Pki, dests: Destinations) -> RelayChain:
     forwards = [Fwd("echo", dests.echo.port), Fwd("half", dests.half.port),
                 Fwd("observer", dests.observer.port), Fwd("reset", dests.reset.port),
-                Fwd("refused", dests.not_allowed.port), Fwd("sink", dests.sink_port)]
+                Fwd("refused", dests.not_allowed.port), Fwd("sink", dests.sink_port),
+                Fwd("stall", dests.stall.port),
+                Fwd("udp", dests.udp_echo.port, udp=True, tcp=False),
+                Fwd("udp_refused", dests.udp_not_allowed.port, udp=True, tcp=False)]
     allow = [f"{HOST}:{p}" for p in (dests.echo.port, dests.half.port, dests.observer.port,
-                                      dests.reset.port, dests.sink_port)]
-    return RelayChain(harness, pki, forwards, allow,
-                      reality=make_reality_setup(free_udp_port())).start()
+                                      dests.reset.port, dests.sink_port, dests.stall.port,
+                                      dests.udp_echo.port)]
+    return RelayChain(harness, pki, forwards, allow, reality=make_reality_setup(free_udp_port()),
+                      client_args=("--udp-idle-timeout", "1.5")).start()
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -268,6 +279,98 @@ def test_destination_killed_mid_transfer(chain: RelayChain, dests: Destinations,
     wait_for(lambda: _fd_count(chain.server.pid) <= fds[0]  # type: ignore[union-attr]
              and _fd_count(chain.client.pid) <= fds[1], 10,  # type: ignore[union-attr]
              f"descriptors back to {fds}")
+
+
+def test_backpressure_bounds_memory_when_the_destination_stalls(chain: RelayChain,
+                                                               dests: Destinations) -> None:
+    """A destination that reads nothing stops the sender after a bounded amount (socket buffers
+    plus the relay's windows and water marks), relay memory stays flat; then all of it arrives."""
+    import random
+
+    assert chain.server is not None and chain.client is not None
+    rss0 = rss_bytes(chain.server.pid), rss_bytes(chain.client.pid)
+    rnd = random.Random(99)
+    digest = hashlib.sha256()
+    sock = socket.create_connection((HOST, chain.listen["stall"]), timeout=10)
+    sock.setblocking(False)
+    sent = 0
+    pending = memoryview(b"")
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < 2.0 and sent < 200_000_000:
+        if not pending:
+            chunk = rnd.randbytes(65536)
+            digest.update(chunk)
+            pending = memoryview(chunk)
+        try:
+            n = sock.send(pending)
+        except BlockingIOError:
+            time.sleep(0.01)
+            continue
+        pending = pending[n:]
+        sent += n
+        idle_since = time.monotonic()
+    plateau = sent
+    growth = rss_bytes(chain.server.pid) - rss0[0], rss_bytes(chain.client.pid) - rss0[1]
+    assert plateau < 64_000_000, f"the sender was never stopped ({plateau} bytes accepted)"
+    assert max(growth) < 48_000_000, f"relay memory grew by {growth} bytes"
+    dests.stall.go.set()
+    sock.setblocking(True)
+    sock.settimeout(30)
+    sock.sendall(pending)
+    sent += len(pending)
+    for _ in range(160):  # 10 MB more after the stall
+        chunk = rnd.randbytes(65536)
+        digest.update(chunk)
+        sock.sendall(chunk)
+        sent += len(chunk)
+    sock.shutdown(socket.SHUT_WR)
+    wait_for(lambda: bool(dests.stall.digests), 60, "the destination to read everything")
+    sock.close()
+    assert dests.stall.digests[-1] == (sent, digest.hexdigest())
+    print(f"stalled destination: sender stopped after {plateau / 1e6:.1f} MB; relay RSS growth "
+          f"server {growth[0] / 1e6:.1f} MB, client {growth[1] / 1e6:.1f} MB")
+
+
+def test_udp_flows_relay_both_ways_then_expire(chain: RelayChain, dests: Destinations) -> None:
+    target = (HOST, chain.listen_udp["udp"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+        a.settimeout(5)
+        b.settimeout(5)
+        sent = {b"a%03d" % i + bytes(i) for i in range(50)}
+        for payload in sorted(sent):
+            a.sendto(payload, target)
+        got = set()
+        while len(got) < len(sent):
+            got.add(a.recvfrom(4096)[0])
+        assert got == sent
+        b.sendto(b"from b", target)
+        assert b.recvfrom(4096)[0] == b"from b"
+        for side in ("client", "server"):
+            assert chain.metric(side, "quicreality_relay_udp_flows_active") == 2
+        # Both flows go idle: the client (1.5 s) and the server (1.5 s) close them.
+        for side in ("client", "server"):
+            wait_for(lambda side=side: chain.metric(side, "quicreality_relay_udp_flows_active") == 0,
+                     10, f"{side} UDP flows to expire")
+        a.sendto(b"again", target)  # a new flow after expiry
+        assert a.recvfrom(4096)[0] == b"again"
+    assert dests.udp_echo.received == 52
+    assert chain.metric("server", "quicreality_relay_udp_flows_total") >= 3
+    expired = sum(chain.metric(side, "quicreality_relay_udp_flows_expired_total")
+                  for side in ("client", "server"))
+    assert expired >= 2  # whichever end's timer fired first closed each flow
+
+
+def test_udp_destination_outside_the_allow_list_is_refused(chain: RelayChain,
+                                                           dests: Destinations) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"let me in", (HOST, chain.listen_udp["udp_refused"]))
+        wait_for(lambda: chain.metric("client", "quicreality_relay_streams_total", kind="udp",
+                                      outcome="refused") >= 1, 10, "the refusal")
+    assert chain.metric("server", "quicreality_relay_streams_total", kind="udp",
+                        outcome="refused") >= 1
+    time.sleep(0.2)
+    assert dests.udp_not_allowed.received == 0
 
 
 def test_metrics_count_streams_and_bytes(chain: RelayChain) -> None:
