@@ -337,7 +337,7 @@ class RelayChain:
                       f'target = "{r.target}"', 'min_client_ver = "0.0.0"', ""]
         allow = ", ".join(f'"{a}"' for a in self.allow)
         lines += ["[relay]", f"allow = [{allow}]", "connect_timeout_ms = 3000",
-                  "udp_idle_timeout_ms = 1500", ""]
+                  "udp_idle_timeout_ms = 3000", ""]
         self.config_path.write_text("\n".join(lines))
 
     def start_server(self, port: int = 0) -> PeerProcess:

@@ -104,7 +104,7 @@ def chain(harness: PeerHarness, pki: Pki, dests: Destinations) -> RelayChain:
                                       dests.reset.port, dests.sink_port, dests.stall.port,
                                       dests.udp_echo.port)]
     return RelayChain(harness, pki, forwards, allow, reality=make_reality_setup(free_udp_port()),
-                      client_args=("--udp-idle-timeout", "1.5")).start()
+                      client_args=("--udp-idle-timeout", "3")).start()
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -348,10 +348,10 @@ def test_udp_flows_relay_both_ways_then_expire(chain: RelayChain, dests: Destina
         assert b.recvfrom(4096)[0] == b"from b"
         for side in ("client", "server"):
             assert chain.metric(side, "quicreality_relay_udp_flows_active") == 2
-        # Both flows go idle: the client (1.5 s) and the server (1.5 s) close them.
+        # Both flows go idle: the client (3 s) and the server (3 s) close them.
         for side in ("client", "server"):
             wait_for(lambda side=side: chain.metric(side, "quicreality_relay_udp_flows_active") == 0,
-                     10, f"{side} UDP flows to expire")
+                     15, f"{side} UDP flows to expire")
         a.sendto(b"again", target)  # a new flow after expiry
         assert a.recvfrom(4096)[0] == b"again"
     assert dests.udp_echo.received == 52
@@ -427,7 +427,7 @@ def test_reconnects_after_the_server_dies(peer_harness: PeerHarness, pki: Pki) -
     echo = EchoServer()
     try:
         chain = RelayChain(peer_harness, pki, [Fwd("echo", echo.port)], [f"{HOST}:{echo.port}"],
-                           client_args=("--idle-timeout", "1.5")).start()
+                           client_args=("--idle-timeout", "2")).start()
         assert chain.server is not None
         with socket.create_connection((HOST, chain.listen["echo"]), timeout=10) as sock:
             sock.sendall(b"before")
