@@ -30,7 +30,11 @@ def _report_parser() -> argparse.ArgumentParser:
         prog="python -m quicreality.scenarios report",
         description="Compare a run with its baseline; write report.md/report.html into the run "
                     "folder; exit 1 on a regression.")
-    ap.add_argument("run_dir", type=Path, help="results/runs/<UTC time>-<git sha>")
+    ap.add_argument("run_dir", type=Path,
+                    help="results/runs/<UTC time>-<git sha>, or 'latest' for the newest run "
+                         "under --results")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="results folder for 'latest' (default: results/)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="baseline file (default: results/baselines/<scenario>.json)")
     ap.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
@@ -49,6 +53,14 @@ def _report_parser() -> argparse.ArgumentParser:
 def main_report(argv: list[str]) -> int:
     """``report RUN_DIR [--baseline FILE]``."""
     args = _report_parser().parse_args(argv)
+    if str(args.run_dir) == "latest":
+        from .results import find_runs
+
+        runs = find_runs(args.results)
+        if not runs:
+            print(f"report: no run under {args.results or 'results/'}runs", file=sys.stderr)
+            return 2
+        args.run_dir = runs[-1]
     if not args.run_dir.is_dir():
         print(f"report: {args.run_dir} is not a directory", file=sys.stderr)
         return 2

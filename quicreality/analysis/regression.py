@@ -65,7 +65,7 @@ __all__ = [
 DEFAULT_ALPHA = 0.01
 #: Smallest relative drop of the median that can be a regression (see docs/analysis.md for the
 #: measured false-alarm rate that motivated it).
-DEFAULT_FLOOR = 0.10
+DEFAULT_FLOOR = 0.15
 DEFAULT_INTERVALS = 20
 #: samples.jsonl metrics tried, in order, as "the goodput" of a rep.
 GOODPUT_METRICS = ("goodput_wire_mbps", "goodput_mbps", "goodput", "throughput_mbps",
@@ -304,18 +304,34 @@ def baseline_path(scenario: str, root: str | Path | None = None) -> Path:
 
 
 def save_baseline(doc: Mapping[str, Any], path: str | Path) -> Path:
-    """Write a baseline document (compact per-rep lists, one workload per block)."""
+    """Write a baseline document: one line per rep, values rounded to 4 decimals (small diffs)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=1, sort_keys=False, default=_round)
-    p.write_text(text + "\n")
+    head = {k: v for k, v in doc.items() if k != "workloads"}
+    lines = [json.dumps(head, indent=1)[:-2] + ',\n "workloads": {']
+    items = list(doc.get("workloads", {}).items())
+    for i, (key, w) in enumerate(items):
+        meta = {k: v for k, v in w.items() if k != "reps"}
+        lines.append(f"  {json.dumps(key)}: {json.dumps(meta)[:-1]}, \"reps\": [")
+        reps = [json.dumps(_rounded(r)) for r in w.get("reps", [])]
+        lines.append(",\n".join(f"   {r}" for r in reps))
+        lines.append("  ]}" + ("," if i < len(items) - 1 else ""))
+    lines.append(" }\n}")
+    p.write_text("\n".join(lines) + "\n")
+    json.loads(p.read_text())  # never leave a file that does not parse
     return p
 
 
-def _round(v: Any) -> Any:
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+def _rounded(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_rounded(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return round(float(v), 4) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
