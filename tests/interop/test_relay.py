@@ -418,6 +418,12 @@ def test_plain_tls_chain_echo_and_refusal(peer_harness: PeerHarness, pki: Pki) -
             sock.sendall(b"nope")
             expect_reset(sock)
         assert refused.accepted == 0
+        # The relay-enabled server still serves HTTP/3 to ordinary clients.
+        h3 = peer_harness.start(PeerProcess(Command(argv=(
+            str(paths.python()), "-m", "quicreality", "client", "--ca", str(pki.ca),
+            "--server-name", "localhost", f"https://127.0.0.1:{chain.server_port}/bytes/100000")),
+            name="h3-client", log_dir=peer_harness.path("logs"))).wait(60)
+        assert h3.returncode == 0 and "100000 bytes" in h3.stdout, h3.stderr
     finally:
         echo.close()
         refused.close()
