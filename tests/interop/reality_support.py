@@ -308,6 +308,25 @@ def replies(datagrams: list[Udp], *, from_port: int, to: tuple[str, int]) -> lis
     return [d for d in datagrams if d.src[1] == from_port and d.dst == to]
 
 
+def assert_relayed(sent: list[Udp], relayed: list[Udp]) -> None:
+    """``relayed`` is ``sent`` datagram for datagram, in order, bytes untouched.
+
+    A captured datagram may be a sender's UDP GSO super-packet (tcpdump on lo sees it before the
+    kernel cuts it): it must then be relayed as its segments, all of one size except the last.
+    """
+    i = 0
+    for n, d in enumerate(sent):
+        parts: list[bytes] = []
+        while sum(map(len, parts)) < len(d.payload):
+            assert i < len(relayed), f"datagram {n} of {len(sent)} was not relayed"
+            parts.append(relayed[i].payload)
+            i += 1
+        assert b"".join(parts) == d.payload, f"datagram {n} differs"
+        assert len({len(p) for p in parts[:-1]}) <= 1 and len(parts[-1]) <= len(parts[0]), \
+            f"datagram {n} was re-cut: {[len(p) for p in parts]}"
+    assert i == len(relayed), f"{len(relayed) - i} extra datagrams relayed"
+
+
 def rss_kib(pid: int) -> int:
     """Resident set size of a process in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

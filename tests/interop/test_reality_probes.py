@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from reality_probes import PROBES, Probe, send_and_listen, shape
-from reality_support import RealityLab, capture, flows, replies
+from reality_support import RealityLab, assert_relayed, capture, flows, replies
 
 from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 
@@ -34,12 +34,12 @@ def _one(h: PeerHarness, lab: RealityLab, probe: Probe) -> str:
     relay = flows(wire, to_port=lab.target_port)
     assert len(relay) == 1, (probe.name, relay.keys())
     (relay_addr, relayed), = relay.items()
-    assert b"".join(d.payload for d in relayed) == b"".join(sent), probe.name  # untouched
-    # Everything the prober got is, byte for byte, what the target sent on the relay flow.
-    from_target = [d.payload for d in replies(wire, from_port=lab.target_port, to=relay_addr)]
-    assert b"".join(via_listener) == b"".join(from_target), probe.name
-    to_prober = [d.payload for d in replies(wire, from_port=lab.port, to=prober)]
-    assert b"".join(to_prober) == b"".join(from_target), probe.name
+    assert [d.payload for d in relayed] == sent, probe.name  # untouched, one by one
+    # Everything the prober got is, datagram for datagram, what the target sent on the relay flow.
+    from_target = replies(wire, from_port=lab.target_port, to=relay_addr)
+    to_prober = replies(wire, from_port=lab.port, to=prober)
+    assert_relayed(from_target, to_prober)
+    assert via_listener == [d.payload for d in to_prober], probe.name
     # And it looks like asking the target directly: silence for silence, same kind of answer.
     assert bool(via_listener) == bool(direct), (probe.name, len(via_listener), len(direct))
     if direct:
