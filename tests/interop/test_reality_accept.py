@@ -4,12 +4,20 @@ ever sees the mirrored ClientHello (issue 3, "Accept path")."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import pytest
 from reality_support import RealityLab, capture, flows, handshake, replies, run_cli_client
 
+from quicreality.quic.connection import QuicConnection
+from quicreality.quic.crypto import CryptoPair
+from quicreality.quic.frames import pull_frame_body
+from quicreality.quic.packet import PACKET_TYPE_INITIAL, QUIC_VERSION_1, pull_quic_header
+from quicreality.reality.probe import client_initial_crypto, initial_datagrams, split
 from quicreality.scenarios.peers.base import sha256_file
 from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
+from quicreality.wire.buffer import Buffer
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 
@@ -66,3 +74,55 @@ def test_reality_handshake_in_process_is_accepted(peer_harness: PeerHarness, pki
     hook = config.peer_verifier
     assert hook.verified_chain and len(hook.verified_chain[0]) == 178  # the HMAC certificate
     assert lab.accepted() == 1
+
+
+def test_client_hello_split_over_three_reordered_datagrams_is_accepted(
+        peer_harness: PeerHarness, pki: Pki, www: WwwDir) -> None:
+    """Real sockets: a sealed ClientHello in three Initials sent last-first is reassembled, accepted
+    and answered by OUR server (a ServerHello), and the target saw exactly the three datagrams."""
+    h = peer_harness
+    lab = RealityLab(h, pki, www, target="ngtcp2")
+    conn = QuicConnection(configuration=lab.client_config())
+    conn.connect(("127.0.0.1", lab.port), time.monotonic())
+    first = next(d for d, _ in conn.datagrams_to_send(time.monotonic()))
+    dcid = conn.original_destination_connection_id
+    header = pull_quic_header(Buffer(data=first), host_cid_length=None)
+    hello = b"".join(c for _, c in sorted(client_initial_crypto(first, dcid)))
+    chunks = split(hello, [90, 90])
+    datagrams = initial_datagrams(chunks, dcid=dcid, scid=header.source_cid)
+    with capture(h, "split", lab.port, lab.target_port) as wire, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        for d in reversed(datagrams):
+            sock.sendto(d, ("127.0.0.1", lab.port))
+        answer, _ = sock.recvfrom(65536)
+    assert lab.accepted() == 1
+    server_crypto = _server_initial_crypto(answer, dcid)
+    assert server_crypto and server_crypto[0][1][0] == 0x02  # our ServerHello
+    (relay_addr, mirrored), = flows(wire, to_port=lab.target_port).items()
+    assert [d.payload for d in mirrored] == list(reversed(datagrams))
+    assert relay_addr[0] == "127.0.0.1"
+
+
+def _server_initial_crypto(datagram: bytes, dcid: bytes) -> list[tuple[int, bytes]]:
+    """CRYPTO chunks of the server's Initial packets (keys from the client's first DCID)."""
+    crypto = CryptoPair()
+    crypto.setup_initial(dcid, is_client=True, version=QUIC_VERSION_1)
+    out = []
+    buf = Buffer(data=datagram)
+    while not buf.eof():
+        start = buf.tell()
+        header = pull_quic_header(buf, host_cid_length=8)
+        buf.seek(header.packet_end)
+        if header.packet_type != PACKET_TYPE_INITIAL:
+            continue
+        _, payload, _ = crypto.decrypt_packet(datagram[start:header.packet_end],
+                                              header.pn_offset - start, 0)
+        frames = Buffer(data=payload)
+        while not frames.eof():
+            frame_type = frames.pull_uint_var()
+            frame = pull_frame_body(frames, frame_type)
+            if frame_type == 0x06:
+                out.append((frame.offset, frame.data))
+    return out
