@@ -370,6 +370,9 @@ class RealityGate:
     ) -> Accept:
         self._accepted[addr] = now + self.limits.accepted_drain
         self._accepted.move_to_end(addr)
+        while len(self._accepted) > self.limits.max_fallback_flows:  # bounded like the relays
+            old, _ = self._accepted.popitem(last=False)
+            self._events.append(FlowClosed(old, "accepted: drain table full"))
         return Accept(
             datagrams=tuple(flow.datagrams),
             configure=_configure_accepted(self.identity, verdict, now),
