@@ -32,6 +32,7 @@ import dataclasses
 import datetime as _dt
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +60,7 @@ from .results import (
     write_json,
     write_samples,
 )
-from .topology import ADDRESSES, Backend, Topology, new_run_id
+from .topology import ADDRESSES, Backend, Topology, TopologyError, new_run_id
 from .workloads import Assets, RepContext, run_rep
 
 __all__ = ["EXIT_FAILED", "EXIT_LINK", "EXIT_OK", "EXIT_USAGE", "main_list", "main_run",
@@ -136,8 +137,14 @@ def _measure(topo: Topology, sc: Scenario, progress: Progress,
     link = sc.link
     for attempt in (1, 2):
         progress.message(f"measuring the link (attempt {attempt}: ping + iperf3 UDP probes)")
-        res, m = check_link(topo, link, probe_s=sc.link_check.probe_s,
-                            ping_count=sc.link_check.ping_count)
+        try:
+            res, m = check_link(topo, link, probe_s=sc.link_check.probe_s,
+                                ping_count=sc.link_check.ping_count)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
+            state.link_checks.append({"attempt": attempt, "check": {"ok": False, "items": []},
+                                      "error": str(e), "summary": f"probe failed: {e}"})
+            progress.message(f"link probe failed: {e}")
+            continue
         entry = {"attempt": attempt, "check": res.to_dict(), "measured": dataclasses.asdict(m),
                  "summary": res.summary()}
         state.link_checks.append(entry)
@@ -201,6 +208,9 @@ def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
     except KeyboardInterrupt:
         state.exit_code = EXIT_INTERRUPTED
         state.note = "interrupted (Ctrl-C or SIGTERM); namespaces and processes were removed"
+    except TopologyError as e:
+        state.exit_code = EXIT_FAILED
+        state.note = f"the topology failed, run aborted (namespaces were removed): {e}"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         _finish(state, run_info, console)

@@ -26,8 +26,10 @@ from quicreality.scenarios.model import GilbertElliott, Impairment, Link
 
 def test_tcpdump_argv_uses_immediate_mode_and_keeps_root() -> None:
     assert tcpdump_argv("qrlink", "/r/c.pcap", "udp port 443") == [
-        "tcpdump", "-i", "qrlink", "--immediate-mode", "-U", "-Z", "root", "-n", "-s", "0",
-        "-w", "/r/c.pcap", "udp port 443"]
+        "tcpdump", "-i", "qrlink", "--immediate-mode", "-U", "-Z", "root", "-n", "-B", "65536",
+        "-s", "0", "-w", "/r/c.pcap", "udp port 443"]
+    assert tcpdump_argv("qrlink", "/r/c.pcap", snaplen=128, buffer_kib=4096)[8:12] == [
+        "-B", "4096", "-s", "128"]
 
 
 def test_editcap_inject_argv() -> None:
