@@ -55,7 +55,13 @@ def test_credentials() -> StaticCertificateSource:
 
 @dataclass
 class LinkModel:
-    """Per-direction impairments (probabilities are per datagram)."""
+    """Per-direction impairments (probabilities are per datagram).
+
+    With ``rate_bps`` set, each direction also has a bottleneck: datagrams that survive the random
+    loss wait in a drop-tail queue of ``queue_bytes`` (``None``: unbounded) and are serialised at
+    ``rate_bps``, counting ``overhead`` bytes of IP/UDP header each, before the fixed ``delay``
+    (like the userspace emulator of docs/environment.md §8). Without it the link has no rate limit.
+    """
 
     delay: float = 0.010
     loss: float = 0.0
@@ -63,6 +69,9 @@ class LinkModel:
     reorder: float = 0.0
     reorder_extra: float = 0.005
     mtu: int = 1500
+    rate_bps: float | None = None
+    queue_bytes: int | None = None
+    overhead: int = 28
 
 
 @dataclass
@@ -104,6 +113,8 @@ class SimPair:
         self.server_events: list[Any] = []
         self.datagrams = {"to_server": 0, "to_client": 0}
         self.dropped = {"to_server": 0, "to_client": 0}
+        self.queue_dropped = {"to_server": 0, "to_client": 0}
+        self._busy_until = {"to_server": 0.0, "to_client": 0.0}
 
     # -------------------------------------------------------------- link
 
@@ -113,9 +124,20 @@ class SimPair:
         if len(data) > link.mtu or self._rand.random() < link.loss:
             self.dropped[direction] += 1
             return
+        departure = self.now
+        if link.rate_bps is not None:
+            # Drop-tail queue in front of a serialiser at rate_bps.
+            start = max(self.now, self._busy_until[direction])
+            size = len(data) + link.overhead
+            backlog = (start - self.now) * link.rate_bps / 8
+            if link.queue_bytes is not None and backlog + size > link.queue_bytes:
+                self.dropped[direction] += 1
+                self.queue_dropped[direction] += 1
+                return
+            departure = self._busy_until[direction] = start + size * 8 / link.rate_bps
         copies = 2 if self._rand.random() < link.duplicate else 1
         for _ in range(copies):
-            t = self.now + link.delay
+            t = departure + link.delay
             if self._rand.random() < link.reorder:
                 t += link.reorder_extra * self._rand.random()
             self._seq += 1

@@ -23,6 +23,7 @@ from quicreality.quic.recovery.congestion.bbr import (
     BbrCongestionController,
     BbrState,
     WindowedMaxFilter,
+    send_quantum,
 )
 from quicreality.quic.recovery.loss import SPACE_APPLICATION, LossRecovery, SentPacket
 from quicreality.quic.recovery.pacer import PACER_TICK, Pacer
@@ -262,7 +263,9 @@ def test_cwnd_is_about_twice_the_bdp_in_probe_bw() -> None:
     path.run(3.0)
     assert cc.state is BbrState.PROBE_BW
     bdp = 50 * MBIT * 0.040
-    assert cc.congestion_window == pytest.approx(2 * bdp + 3 * MDS, rel=0.05)
+    # Plus three send quanta: 1 ms at the pacing rate above 24 Mbit/s (BBR §4.2.2).
+    assert cc.send_quantum == pytest.approx(cc.pacing_gain * 50 * MBIT * 0.001, rel=0.05)
+    assert cc.congestion_window == pytest.approx(2 * bdp + 3 * 50 * MBIT * 0.001, rel=0.05)
     # Pacing at gain 1 keeps about one BDP in flight, so the window is not what limits sending.
     path.run(0.5)
     assert path.inflight < 0.8 * cc.congestion_window
@@ -342,6 +345,10 @@ def test_persistent_congestion_cuts_to_the_minimum_window_then_regrows() -> None
                            bytes_in_flight=path.inflight)
     cc.on_persistent_congestion(now=path.now)
     assert cc.congestion_window == minimum_window(MDS)  # RFC 9002 §7.6.2
+    # What is still in flight does not lift the window back (no conservation floor here).
+    cc.on_packets_acked(now=path.now, acked_bytes=MDS, largest_acked_sent_time=path.now - 0.04,
+                        rtt=path.rtt, bytes_in_flight=path.inflight, app_limited=False)
+    assert path.inflight > 50 * MDS and cc.congestion_window == 4 * MDS  # BBRMinPipeCwnd
     path.run(0.03)
     assert 4 * MDS <= cc.congestion_window < target  # regrowing, not restored
     path.run(1.0)
@@ -378,6 +385,13 @@ def test_probe_bw_start_phase_is_seeded_and_never_the_drain_phase() -> None:
 
 
 # ------------------------------------------------------- pacing hand-off
+
+
+@pytest.mark.parametrize(("rate_mbit", "quantum"), [
+    (1.0, MDS), (10.0, 2 * MDS), (100.0, 12_500), (10_000.0, 65_536),
+])
+def test_send_quantum_depends_on_the_pacing_rate(rate_mbit: float, quantum: int) -> None:
+    assert send_quantum(rate_mbit * MBIT, MDS) == quantum  # BBR §4.2.2
 
 
 def test_pacing_rate_follows_the_gain_and_bandwidth() -> None:

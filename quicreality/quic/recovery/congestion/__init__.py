@@ -22,16 +22,16 @@ from .cubic import CubicCongestionController
 from .newreno import NewRenoCongestionController
 
 __all__ = [
-    "BbrCongestionController",
     "CONGESTION_CONTROLLERS",
     "K_INITIAL_WINDOW_PACKETS",
     "K_LOSS_REDUCTION_FACTOR",
     "K_MINIMUM_WINDOW_PACKETS",
+    "BbrCongestionController",
     "CongestionController",
     "CongestionControllerFactory",
     "CubicCongestionController",
-    "PacedCongestionController",
     "NewRenoCongestionController",
+    "PacedCongestionController",
     "create_congestion_controller",
     "initial_window",
     "minimum_window",

@@ -5,13 +5,14 @@ Follows draft-cardwell-iccrg-bbr-congestion-control-00 ("BBR" below) and the
 Queue 14(5)); delivery-rate sampling follows
 draft-cheng-iccrg-delivery-rate-estimation-00 ("DRE" below).
 
-Theory of operation. BBR builds a model of the path from two estimates: the
-bottleneck bandwidth ``btl_bw`` (a windowed maximum of delivery-rate samples
-over 10 round trips) and the round-trip propagation time ``rt_prop`` (a
-windowed minimum of RTT samples over 10 seconds). Their product is the BDP.
-The sender paces at ``pacing_gain * btl_bw`` and caps inflight at
-``cwnd_gain * BDP + 3 * max_datagram_size``. A four-state machine varies the
-gains:
+Theory of operation. The path model is the bottleneck bandwidth ``btl_bw``
+(max of delivery-rate samples over 10 rounds) and the propagation RTT
+``rt_prop`` (min RTT over 10 s); their product is the BDP. The sender paces
+at ``pacing_gain * btl_bw`` and caps inflight at ``cwnd_gain * BDP + 3 *
+send_quantum`` (one datagram below 1.2 Mbit/s, two below 24 Mbit/s, else
+1 ms at the pacing rate up to 64 KB, BBR §4.2.2: this allowance keeps a
+CPU-bound loopback path, whose ``rt_prop`` is tiny, from being
+window-limited). A four-state machine varies the gains:
 
 * STARTUP: both gains 2/ln 2, doubling the rate each round until ``btl_bw``
   grows by less than 25 % for 3 rounds (the pipe is full);
@@ -46,7 +47,7 @@ per ACK up to the model's target, and is not restored to its earlier value.
 ``ssthresh`` stays ``None``: BBR has no slow-start threshold.
 
 Not implemented: long-term bandwidth sampling (policer detection), ACK
-aggregation compensation, send-quantum sizing beyond 3 datagrams, BBRv2/v3.
+aggregation compensation (``extra_acked``, later drafts), BBRv2/v3.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ __all__ = [
     "BbrCongestionController",
     "BbrState",
     "WindowedMaxFilter",
+    "send_quantum",
 ]
 
 BBR_HIGH_GAIN = 2.0 / math.log(2.0)
@@ -97,8 +99,20 @@ BBR_FULL_BW_GROWTH = 1.25
 BBR_FULL_BW_ROUNDS = 3
 """Rounds without 25 % growth after which the pipe is deemed full (BBR §4.3.2.2)."""
 
-BBR_QUANTA_PACKETS = 3
-"""Send-quantum allowance in datagrams added to the inflight target (BBR §4.2.3.2)."""
+BBR_QUANTA = 3
+"""The inflight target adds ``BBR_QUANTA * send_quantum`` (BBR §4.2.3.2)."""
+
+BBR_SEND_QUANTUM_LOW_RATE = 1.2e6 / 8
+"""Below 1.2 Mbit/s (in bytes/s) the send quantum is one datagram (BBR §4.2.2)."""
+
+BBR_SEND_QUANTUM_MID_RATE = 24e6 / 8
+"""Below 24 Mbit/s (in bytes/s) the send quantum is two datagrams (BBR §4.2.2)."""
+
+BBR_SEND_QUANTUM_INTERVAL = 0.001
+"""Above 24 Mbit/s the send quantum is 1 ms at the pacing rate ... (BBR §4.2.2)."""
+
+BBR_SEND_QUANTUM_MAX = 64 * 1024
+"""... but at most 64 KB (BBR §4.2.2)."""
 
 DELIVERY_HISTORY_LEN = 16384
 """Bound on per-packet delivery records kept for rate sampling (DRE §3.2)."""
@@ -113,6 +127,20 @@ def _splitmix64(x: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
     return z ^ (z >> 31)
+
+
+def send_quantum(pacing_rate: float, max_datagram_size: int) -> int:
+    """Return BBR.send_quantum in bytes for ``pacing_rate`` in bytes/s (BBRSetSendQuantum, BBR §4.2.2).
+
+    Loss detection's pacer has its own burst allowance; this only sizes the
+    inflight target.
+    """
+    if pacing_rate < BBR_SEND_QUANTUM_LOW_RATE:
+        return max_datagram_size
+    if pacing_rate < BBR_SEND_QUANTUM_MID_RATE:
+        return 2 * max_datagram_size
+    quantum = min(int(pacing_rate * BBR_SEND_QUANTUM_INTERVAL), BBR_SEND_QUANTUM_MAX)
+    return max(quantum, 2 * max_datagram_size)
 
 
 class BbrState(enum.Enum):
@@ -175,45 +203,19 @@ class BbrCongestionController:
         round_count: Packet-timed round trips counted by delivered bytes (BBR §4.1.1.3).
         filled_pipe: Whether STARTUP found the pipe full (BBR §4.3.2.2).
         delivered: Total bytes acknowledged (DRE ``C.delivered``).
+        send_quantum: Bytes of the largest burst the model plans for (BBR §4.2.2);
+            three of them are added to the inflight target.
     """
 
     __slots__ = (
-        "congestion_window",
-        "ssthresh",
-        "pacing_rate",
-        "state",
-        "btl_bw",
-        "rt_prop",
-        "rt_prop_stamp",
-        "pacing_gain",
-        "cwnd_gain",
-        "cycle_index",
-        "round_count",
-        "filled_pipe",
-        "delivered",
-        "_mds",
-        "_initial_window",
-        "_minimum_window",
-        "_min_pipe_cwnd",
-        "_cwnd",
-        "_prior_cwnd",
-        "_rng_state",
-        "_btl_bw_filter",
-        "_records",
-        "_delivered_time",
-        "_first_sent_time",
-        "_app_limited_until",
-        "_next_round_delivered",
-        "_round_start",
-        "_full_bw",
-        "_full_bw_count",
-        "_cycle_stamp",
-        "_probe_rtt_done_stamp",
-        "_probe_rtt_round_done",
-        "_idle_restart",
-        "_lost_since_ack",
-        "_recovery_start_time",
-        "_in_recovery",
+        "congestion_window", "ssthresh", "pacing_rate", "state", "btl_bw", "rt_prop",
+        "rt_prop_stamp", "pacing_gain", "cwnd_gain", "cycle_index", "round_count", "filled_pipe",
+        "delivered", "send_quantum",
+        "_mds", "_initial_window", "_minimum_window", "_min_pipe_cwnd", "_cwnd", "_prior_cwnd",
+        "_rng_state", "_btl_bw_filter", "_records", "_delivered_time", "_first_sent_time",
+        "_app_limited_until", "_next_round_delivered", "_round_start", "_full_bw",
+        "_full_bw_count", "_cycle_stamp", "_probe_rtt_done_stamp", "_probe_rtt_round_done",
+        "_idle_restart", "_lost_since_ack", "_recovery_start_time", "_in_recovery",
     )
 
     def __init__(self, *, max_datagram_size: int, seed: int = 0) -> None:
@@ -233,6 +235,7 @@ class BbrCongestionController:
         self.congestion_window: int = self._cwnd
         self.ssthresh: int | None = None
         self.pacing_rate: float | None = None
+        self.send_quantum = max_datagram_size
         self._prior_cwnd = 0
         self._rng_state = seed & _MASK64
         self.btl_bw = 0.0
@@ -325,6 +328,7 @@ class BbrCongestionController:
             self.rt_prop_stamp = now
         self._check_probe_rtt(now, rt_prop_expired, bytes_in_flight)
         self._set_pacing_rate(rtt)
+        self.send_quantum = send_quantum(self.pacing_rate or 0.0, self._mds)
         self._set_cwnd(acked_bytes, bytes_in_flight)
 
     def on_congestion_event(
@@ -348,12 +352,16 @@ class BbrCongestionController:
             self._in_recovery = True
 
     def on_persistent_congestion(self, *, now: float) -> None:
-        """Cut the window to the minimum (RFC 9002 §7.6.2); it regrows from there, not restored."""
+        """Cut the window to the minimum (RFC 9002 §7.6.2); it regrows from there, not restored.
+
+        The packet-conservation floor is switched off so that the inflight left
+        over from before the collapse cannot lift the window straight back.
+        """
         self._prior_cwnd = 0
         self._cwnd = self._minimum_window
         self.congestion_window = self._minimum_window
         self._recovery_start_time = now
-        self._in_recovery = True
+        self._in_recovery = False
 
     def on_packets_discarded(self, *, discarded_bytes: int) -> None:
         """No-op: stale delivery records are dropped as later packets are acknowledged (RFC 9002 §6.4)."""
@@ -391,7 +399,7 @@ class BbrCongestionController:
         """BBRInflight: ``gain * BDP`` plus the send-quantum allowance (BBR §4.2.3.2)."""
         if self.btl_bw <= 0.0 or self.rt_prop == _INF:
             return self._initial_window
-        return int(gain * self.btl_bw * self.rt_prop) + BBR_QUANTA_PACKETS * self._mds
+        return int(gain * self.btl_bw * self.rt_prop) + BBR_QUANTA * self.send_quantum
 
     def _is_next_cycle_phase(self, now: float, losses: bool, prior_inflight: int) -> bool:
         """BBRIsNextCyclePhase (BBR §4.3.4.3)."""
