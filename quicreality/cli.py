@@ -39,7 +39,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="qlog event names: 0.3 (qvis, default) or the current draft")
     p.add_argument("--keylog", help="append TLS secrets in NSS format (default: $SSLKEYLOGFILE)")
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
-    p.add_argument("--congestion", default="cubic", help="congestion controller (newreno, cubic)")
+    p.add_argument("--congestion", default="cubic",
+                   help="congestion controller: cubic (default), newreno or bbr")
     p.add_argument("--max-datagram-size", type=int, default=1200,
                    help="largest UDP payload we send after the handshake (default 1200)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
