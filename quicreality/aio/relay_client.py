@@ -44,14 +44,13 @@ from ..relay.protocol import (
 )
 from .driver import Driver
 from .relay_pump import RelayLink, SideMetrics, TcpBridge, Waker
+from .relay_udp import ClientUdpFlow, UdpListener
 from .udp import open_udp_socket
 
 log = logging.getLogger("quicreality.relay")
 
 #: The status a server's reset code stands for (REFUSED, UNREACHABLE, ...).
 STATUS_OF_ERROR_CODE = {int(code): status for status, code in STATUS_ERROR_CODE.items()}
-#: Largest UDP payload read from a local socket.
-UDP_READ_SIZE = 65535
 #: Datagrams a new UDP flow keeps while waiting for the server's status answer.
 UDP_OPENING_QUEUE = 64
 
@@ -134,64 +133,6 @@ class ClientTcpBridge(TcpBridge):
 
     def on_finished(self) -> None:
         self.client.bridge_done(self)
-
-
-# --------------------------------------------------------------------------------- UDP side
-
-
-class UdpListener:
-    """A local UDP socket; each sender address is one flow."""
-
-    def __init__(self, client: RelayClient, forward: Forward, sock: socket.socket) -> None:
-        self.client = client
-        self.forward = forward
-        self.sock = sock
-        client.loop.add_reader(sock.fileno(), self._on_readable)
-
-    def _on_readable(self) -> None:
-        recvfrom = self.sock.recvfrom
-        for _ in range(64):
-            try:
-                data, addr = recvfrom(UDP_READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue
-            self.client.udp_datagram(self, data, addr)
-
-    def send(self, payload: bytes, addr: Any) -> None:
-        """Send a datagram to a local sender."""
-        try:
-            self.sock.sendto(payload, addr)
-        except OSError:
-            self.client.side_metrics.udp_dropped("local_send_error")
-
-    def close(self) -> None:
-        """Stop reading and close the socket."""
-        try:
-            self.client.loop.remove_reader(self.sock.fileno())
-        except (ValueError, OSError):
-            pass
-        self.sock.close()
-
-
-class ClientUdpFlow:
-    """One local UDP sender relayed to the forward's destination."""
-
-    def __init__(self, listener: UdpListener, addr: Any, link: ClientLink, stream_id: int) -> None:
-        self.listener = listener
-        self.addr = addr
-        self.link = link
-        self.stream_id = stream_id
-        self.flow_id = flow_id_of_stream(stream_id)
-        self.status: StatusAnswer | None = None
-        self.queue: list[bytes] = []
-        self._reader = StatusReader()
-
-    @property
-    def key(self) -> tuple[int, Any]:
-        """The flow table key."""
-        return (id(self.listener), self.addr)
 
 
 # ------------------------------------------------------------------------- one connection

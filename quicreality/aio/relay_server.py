@@ -45,12 +45,11 @@ from ..relay.protocol import (
 )
 from ..wire.rangeset import RangeSet
 from .relay_pump import RelayLink, SideMetrics, TcpBridge
+from .relay_udp import ServerUdpFlow
 
 log = logging.getLogger("quicreality.relay")
 
 _OK = encode_status(StatusAnswer(Status.OK))
-#: Largest UDP payload read from a destination socket.
-UDP_READ_SIZE = 65535
 
 
 class RelayRefused(Exception):
@@ -91,54 +90,6 @@ class ServerTcpBridge(TcpBridge):
         super().connection_made(transport)
         link.conn.resume_stream_reading(self.stream_id)  # type: ignore[arg-type]
         link.wake()
-
-
-class ServerUdpFlow:
-    """One relayed UDP flow: a connected UDP socket towards the destination."""
-
-    def __init__(self, link: ServerLink, stream_id: int, destination: Destination,
-                 sock: socket.socket) -> None:
-        self.link = link
-        self.stream_id = stream_id
-        self.flow_id = flow_id_of_stream(stream_id)
-        self.destination = destination
-        self.sock = sock
-        link.loop.add_reader(sock.fileno(), self._on_readable)
-
-    def _on_readable(self) -> None:
-        recv = self.sock.recv
-        link = self.link
-        got = False
-        for _ in range(64):
-            try:
-                data = recv(UDP_READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:  # e.g. ICMP port unreachable on a connected socket
-                link.metrics.udp_dropped("destination_error")
-                continue
-            got = True
-            link.send_udp(self, data)
-        if got:
-            link.flows.touch(self.flow_id, link.loop.time())
-            link.wake()
-
-    def send(self, payload: bytes) -> None:
-        """Send a datagram to the destination."""
-        try:
-            self.sock.send(payload)
-        except (BlockingIOError, InterruptedError):
-            self.link.metrics.udp_dropped("destination_busy")
-        except OSError:
-            self.link.metrics.udp_dropped("destination_error")
-
-    def close(self) -> None:
-        """Stop reading and close the socket."""
-        try:
-            self.link.loop.remove_reader(self.sock.fileno())
-        except (ValueError, OSError):
-            pass
-        self.sock.close()
 
 
 class ServerLink(RelayLink):

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -217,10 +218,15 @@ def test_destination_outside_the_allow_list_is_refused(chain: RelayChain,
     assert chain.metric("server", "quicreality_relay_resets_total", cause="refused") >= 1
     assert chain.metric("server", "quicreality_relay_streams_total", outcome="refused") >= 1
     assert chain.metric("client", "quicreality_relay_resets_total", cause="refused") >= 1
-    assert chain.server is not None
-    wait_for(lambda: "refused" in chain.server.stderr(), 5, "the server's log line")
-    line = [x for x in chain.server.stderr().splitlines() if "refused" in x][-1]
+    server = chain.server
+    assert server is not None
+    wait_for(lambda: "refused" in server.stderr(), 5, "the server's log line")
+    line = [x for x in server.stderr().splitlines() if "refused" in x][-1]
     assert f"{HOST}:{dests.not_allowed.port}" in line and "allow-list" in line
+
+
+def _metric_is(chain: RelayChain, side: str, name: str, value: float) -> bool:
+    return chain.metric(side, name) == value
 
 
 def _fd_count(pid: int) -> int:
@@ -274,7 +280,7 @@ def test_destination_killed_mid_transfer(chain: RelayChain, dests: Destinations,
     assert count == 20_000_000 and sent_hash == got_hash, "the other stream was disturbed"
     # Nothing leaks: no stream left open on either side, descriptors back to where they were.
     for side in ("server", "client"):
-        wait_for(lambda side=side: chain.metric(side, "quicreality_relay_streams_active") == 0, 10,
+        wait_for(partial(_metric_is, chain, side, "quicreality_relay_streams_active", 0), 10,
                  f"{side} streams to close")
     wait_for(lambda: _fd_count(chain.server.pid) <= fds[0]  # type: ignore[union-attr]
              and _fd_count(chain.client.pid) <= fds[1], 10,  # type: ignore[union-attr]
@@ -340,7 +346,7 @@ def test_udp_flows_relay_both_ways_then_expire(chain: RelayChain, dests: Destina
         sent = {b"a%03d" % i + bytes(i) for i in range(50)}
         for payload in sorted(sent):
             a.sendto(payload, target)
-        got = set()
+        got: set[bytes] = set()
         while len(got) < len(sent):
             got.add(a.recvfrom(4096)[0])
         assert got == sent
@@ -350,7 +356,7 @@ def test_udp_flows_relay_both_ways_then_expire(chain: RelayChain, dests: Destina
             assert chain.metric(side, "quicreality_relay_udp_flows_active") == 2
         # Both flows go idle: the client (3 s) and the server (3 s) close them.
         for side in ("client", "server"):
-            wait_for(lambda side=side: chain.metric(side, "quicreality_relay_udp_flows_active") == 0,
+            wait_for(partial(_metric_is, chain, side, "quicreality_relay_udp_flows_active", 0),
                      15, f"{side} UDP flows to expire")
         a.sendto(b"again", target)  # a new flow after expiry
         assert a.recvfrom(4096)[0] == b"again"
