@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from .results import REPO_ROOT, load_checks, load_samples, rep_dirs
-from .sources import interval_goodput
+from .sources import interval_samples
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -174,7 +174,8 @@ def run_samples(run_dir: str | Path, *, metric: str | None = None,
 
     Returns:
         key → {"workload", "pair", "scenario", "unit" (Mbit/s), "metric",
-        "reps": [{"run", "rep", "value", "ok", "intervals": [...] | None}]}. Reps whose check
+        "reps": [{"run", "rep", "value", "ok", "intervals": [...] | None, "source"}]}
+        (``source`` says where the slices came from, see :func:`~.sources.interval_samples`). Reps whose check
         failed are kept with ``ok: False`` and excluded from verdicts.
     """
     run = Path(run_dir)
@@ -189,10 +190,10 @@ def run_samples(run_dir: str | Path, *, metric: str | None = None,
                     & (samples["rep"] == rd.rep) & (samples["metric"] == metric)]
         value = float(s["value"].iloc[0]) if len(s) else math.nan
         unit = str(s["unit"].iloc[0]) if len(s) and s["unit"].iloc[0] else "Mbit/s"
-        slices = None
+        slices, source = None, ""
         if with_intervals and (len(s) or metric is None):
             try:
-                slices = interval_goodput(rd.path, intervals_per_rep)
+                slices, source = interval_samples(rd.path, intervals_per_rep)
             except (RuntimeError, ValueError, OSError) as exc:
                 warnings.warn(f"{rd.path}: no interval samples: {exc}", stacklevel=2)
         if not len(s) and slices is None:
@@ -202,7 +203,8 @@ def run_samples(run_dir: str | Path, *, metric: str | None = None,
                                      "reps": []})
         entry["reps"].append({"run": rd.run, "rep": int(rd.rep), "value": value,
                               "ok": ok.get((rd.workload, rd.pair, int(rd.rep))) is not False,
-                              "intervals": None if slices is None else [float(x) for x in slices]})
+                              "intervals": None if slices is None else [float(x) for x in slices],
+                              "source": source if slices is not None else ""})
     return out
 
 

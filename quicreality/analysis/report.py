@@ -148,7 +148,9 @@ def build_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
            "baseline": str(base_file) if base_file else ("(given)" if base_doc else "none"),
            "base_host": base_doc.get("host", {}), "here": host_description(),
            "base_runs": ", ".join(base_doc.get("source_runs", [])) or "–",
-           "alpha": alpha, "floor": floor, "unit": unit, "k": intervals_per_rep}
+           "alpha": alpha, "floor": floor, "unit": unit, "k": intervals_per_rep,
+           "sources": {k: "; ".join(sorted({r.get("source", "") for r in e["reps"]} - {""}))
+                       for k, e in current.items()}}
     rep.markdown = _markdown(rep, ctx)
     rep.html = _html(rep, ctx)
     return rep
@@ -202,7 +204,9 @@ def _markdown(rep: Report, ctx: Mapping[str, Any]) -> str:
     for c in rep.comparisons:
         lines.append(f"| {c.key} | {_dist(c.current)} | {_dist(c.baseline)} |")
     lines += ["", "## Reasons", ""]
-    lines += [f"- **{c.key}**: {c.verdict} — {c.reason}" for c in rep.comparisons]
+    lines += [f"- **{c.key}**: {c.verdict} — {c.reason}"
+              + (f" (slices: {ctx['sources'][c.key]})" if ctx["sources"].get(c.key) else "")
+              for c in rep.comparisons]
     if rep.figures:
         lines += ["", "## Plots", "", "Embedded in report.html: "
                   + ", ".join(f"`{k}`" for k in rep.figures) + "."]
@@ -230,7 +234,9 @@ def _html(rep: Report, ctx: Mapping[str, Any]) -> str:
             f"<td>{len(c.current)}/{len(c.baseline)}</td><td>{_fmt(c.current_median)}</td>"
             f"<td>{_fmt(c.baseline_median)}</td><td>{change}</td>"
             f"<td>{_fmt(c.p_value, '.2g')}</td><td>{_fmt(c.min_p, '.2g')}</td><td>{badge}</td>"
-            f"<td style='text-align:left'>{e(c.reason)}</td></tr>")
+            f"<td style='text-align:left'>{e(c.reason)}"
+            f"{'<br><small>slices: ' + e(ctx['sources'][c.key]) + '</small>' if ctx['sources'].get(c.key) else ''}"
+            f"</td></tr>")
     dist = "".join(f"<tr><td>{e(c.key)}</td><td>{_dist(c.current).replace('**', '')}</td>"
                    f"<td>{_dist(c.baseline).replace('**', '')}</td></tr>"
                    for c in rep.comparisons)
