@@ -155,7 +155,8 @@ class RealityLab:
     def reality_cli_args(self, *, public_key: str | None = None, short_id: str | None = None,
                          server_name: str = SNI) -> list[str]:
         """``client`` options of a REALITY client for this listener."""
-        return ["--reality-public-key", public_key or self.keys.public_key_text,
+        # "=" form: a base64url key may start with "-", which argparse would take for an option.
+        return [f"--reality-public-key={public_key or self.keys.public_key_text}",
                 "--short-id", self.short_id if short_id is None else short_id,
                 "--server-name", server_name]
 
