@@ -270,9 +270,17 @@ def _one_rep(topo: Topology, sc: Scenario, w: Workload, rep: int, reps: int, ass
     metrics = list(outcome.metrics)
     if counters is not None:
         for direction in ("to_server", "to_client"):
-            drops = counters.get(direction, {}).get("dropped", {})
+            c = counters.get(direction, {})
+            drops = c.get("dropped", {})
             total = sum(v for v in drops.values() if isinstance(v, (int, float)))
             metrics.append((f"emulator_drops_{direction}", float(total), "packets", "emulator"))
+            # how faithfully the link ran: releases > 0.5 ms after their due time (CPU contention)
+            if c.get("packets_out"):
+                late = c.get("late_releases_over_0_5ms", 0) / c["packets_out"]
+                metrics.append((f"emulator_late_fraction_{direction}", float(late), "ratio",
+                                "emulator"))
+                metrics.append((f"emulator_max_late_ms_{direction}",
+                                float(c.get("max_late_ms", 0.0)), "ms", "emulator"))
     samples = [Sample(run=state.run_dir.name, scenario=sc.name, workload=w.name, client=w.client,
                       server=w.server, rep=rep, metric=m, value=float(v), unit=u, source=s)
                for m, v, u, s in metrics]
