@@ -242,11 +242,11 @@ def _tail(path: Path, n: int = 15) -> str:
 
 def _qlogs(d: Path) -> list[QlogSummary]:
     out = []
-    for f in sorted(d.rglob("*")):
-        if f.is_file() and f.suffix in (".qlog", ".sqlog"):
-            role = f.parent.name  # qlog/<role>/: the runner knows who wrote it
-            with contextlib.suppress(Exception):
-                out.append(summarise_qlog(f, role if role in ("client", "server") else None))
+    for role in ("client", "server"):  # qlog/<role>/: the runner knows who wrote it
+        for f in sorted((d / role).glob("*")) if (d / role).is_dir() else ():
+            if f.is_file() and f.suffix in (".qlog", ".sqlog"):
+                with contextlib.suppress(Exception):
+                    out.append(summarise_qlog(f, role))
     return out
 
 
