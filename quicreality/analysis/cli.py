@@ -17,6 +17,7 @@ from .regression import (
     DEFAULT_ALPHA,
     DEFAULT_FLOOR,
     DEFAULT_INTERVALS,
+    DEFAULT_NOISE_K,
     baseline_path,
     make_baseline,
     save_baseline,
@@ -47,6 +48,11 @@ def _report_parser() -> argparse.ArgumentParser:
     ap.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS,
                     help=f"slices per rep (default {DEFAULT_INTERVALS})")
     ap.add_argument("--metric", default=None, help="samples.jsonl goodput metric name")
+    ap.add_argument("--noise-k", type=float, default=DEFAULT_NOISE_K,
+                    help=f"a workload's floor is at least this × its baseline's between-rep "
+                         f"CV (default {DEFAULT_NOISE_K:g}; 0 = the fixed floor)")
+    ap.add_argument("--also", type=Path, action="append", default=[], metavar="RUN_DIR",
+                    help="pool this run's reps with RUN_DIR's (a confirmation rerun)")
     return ap
 
 
@@ -69,7 +75,8 @@ def main_report(argv: list[str]) -> int:
     try:
         rep = write_report(args.run_dir, args.baseline, alpha=args.alpha, floor=args.floor,
                            unit=args.unit, metric=args.metric,
-                           intervals_per_rep=args.intervals)
+                           intervals_per_rep=args.intervals, noise_k=args.noise_k,
+                           also=args.also)
     except (ValueError, FileNotFoundError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
@@ -77,13 +84,17 @@ def main_report(argv: list[str]) -> int:
     for c in rep.comparisons:
         change = f"{c.change:+.1%}" if c.change == c.change else "   –"
         print(f"{c.key:<{width}}  median {c.current_median:8.2f} Mbit/s  {change:>7}  "
-              f"p={c.p_value:.2g}  {c.verdict}")
+              f"floor {c.floor:.0%}  p={c.p_value:.2g}  {c.verdict}")
     if rep.inconclusive:
         print("!" * 72)
         print("!!! INCONCLUSIVE, RERUN: " + ", ".join(c.key for c in rep.inconclusive))
         print("!" * 72)
     if rep.regressions:
         print("REGRESSION: " + ", ".join(c.key for c in rep.regressions))
+        if not args.also:
+            only = " ".join(f"--only {c.key.split('/')[0]}" for c in rep.regressions)
+            print(f"confirm with a rerun: python -m quicreality.scenarios run SCENARIO --quick "
+                  f"{only}, then report {args.run_dir} --also <that run>")
     if rep.baseline_file is None and not any(c.baseline for c in rep.comparisons):
         print("note: no baseline to compare with "
               "(python -m quicreality.scenarios baseline update RUN_DIR)")
@@ -105,6 +116,7 @@ def main_baseline(argv: list[str]) -> int:
     up.add_argument("--scenario", default=None, help="only this scenario of the run(s)")
     up.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS)
     up.add_argument("--metric", default=None)
+    up.add_argument("--note", default=None, help="free text stored in the file (provenance)")
     args = ap.parse_args(argv)
     for r in args.run_dirs:
         if not r.is_dir():
@@ -116,6 +128,8 @@ def main_baseline(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"baseline: {exc}", file=sys.stderr)
         return 2
+    if args.note:
+        doc["note"] = args.note
     out = args.out or baseline_path(doc["scenario"])
     save_baseline(doc, out)
     n = sum(len(w["reps"]) for w in doc["workloads"].values())

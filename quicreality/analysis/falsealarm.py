@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .regression import DEFAULT_ALPHA, DEFAULT_FLOOR, DEFAULT_INTERVALS, compare_run, run_samples
+from .regression import (
+    DEFAULT_ALPHA,
+    DEFAULT_FLOOR,
+    DEFAULT_INTERVALS,
+    DEFAULT_NOISE_K,
+    compare_run,
+    run_samples,
+)
 
 __all__ = ["Study", "false_alarm_study", "pooled_baseline", "slowed"]
 
@@ -66,43 +73,57 @@ class Study:
     floor: float
     alpha: float
     intervals: int
+    noise_k: float = DEFAULT_NOISE_K
     trials: int = 0
     false_alarms: int = 0
     inconclusive: int = 0
     detected: int = 0
     runs_with_false_alarm: int = 0
     run_trials: int = 0
+    confirm: bool = False
     by_workload: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON with the rates."""
         t = self.trials or 1
-        return {"pool": self.pool, "floor": self.floor, "alpha": self.alpha,
+        return {"pool": self.pool, "floor": self.floor, "noise_k": self.noise_k,
+                "alpha": self.alpha,
                 "intervals_per_rep": self.intervals, "trials": self.trials,
                 "false_alarm_rate": self.false_alarms / t,
                 "inconclusive_rate": self.inconclusive / t,
                 "detection_rate": self.detected / t,
-                "ci_runs": self.run_trials,
+                "confirm": self.confirm, "ci_runs": self.run_trials,
                 "ci_run_false_alarm_rate": self.runs_with_false_alarm / (self.run_trials or 1),
                 "by_workload": {k: dict(v) for k, v in sorted(self.by_workload.items())}}
 
 
 def false_alarm_study(samples: Sequence[Mapping[str, Mapping[str, Any]]], *, pool: int = 3,
                       floor: float = DEFAULT_FLOOR, alpha: float = DEFAULT_ALPHA,
-                      factor: float = 2.0, intervals: int = DEFAULT_INTERVALS) -> Study:
+                      factor: float = 2.0, intervals: int = DEFAULT_INTERVALS,
+                      noise_k: float = DEFAULT_NOISE_K, confirm: bool = False) -> Study:
     """All (current run, pooled baseline of ``pool`` other runs) comparisons.
+
+    With ``confirm``, a regression must survive a confirmation rerun: the verdict is recomputed
+    with the current run pooled with each other run not in the baseline (the CI recipe in
+    docs/analysis.md), and counts as the fraction of those reruns that still say regression.
 
     Args:
         samples: :func:`~.regression.run_samples` of each unchanged run.
     """
-    st = Study(pool=pool, floor=floor, alpha=alpha, intervals=intervals)
+    st = Study(pool=pool, floor=floor, alpha=alpha, intervals=intervals, noise_k=noise_k,
+               confirm=confirm)
     idx = range(len(samples))
+    kw: dict[str, Any] = {"alpha": alpha, "floor": floor, "noise_k": noise_k}
     for c in idx:
         others = [i for i in idx if i != c]
         for combo in itertools.combinations(others, pool):
             base = pooled_baseline([samples[i] for i in combo])
-            verdicts = compare_run(samples[c], base, alpha=alpha, floor=floor)
-            worse = compare_run(slowed(samples[c], factor), base, alpha=alpha, floor=floor)
+            reruns = [i for i in others if i not in combo]
+            verdicts = compare_run(samples[c], base, **kw)
+            worse = compare_run(slowed(samples[c], factor), base, **kw)
+            if confirm:
+                verdicts = _confirmed(verdicts, samples, c, reruns, base, 1.0, kw)
+                worse = _confirmed(worse, samples, c, reruns, base, factor, kw)
             st.run_trials += 1
             any_alarm = False
             for v, w in zip(verdicts, worse):
@@ -121,6 +142,32 @@ def false_alarm_study(samples: Sequence[Mapping[str, Mapping[str, Any]]], *, poo
     return st
 
 
+def _confirmed(verdicts: list[Any], samples: Sequence[Mapping[str, Mapping[str, Any]]],
+               c: int, reruns: list[int], base: Mapping[str, Any], factor: float,
+               kw: Mapping[str, Any]) -> list[Any]:
+    """Keep a regression only if a majority of confirmation reruns (pooled with run ``c``)
+    still give one; others become ``inconclusive, rerun``."""
+    out = []
+    for v in verdicts:
+        if not v.is_regression or not reruns:
+            out.append(v)
+            continue
+        hits = 0
+        for r in reruns:
+            pooled = pooled_baseline([slowed(samples[c], factor), slowed(samples[r], factor)])
+            entry = {v.key: {**pooled["workloads"][v.key]}} if v.key in pooled["workloads"] \
+                else {}
+            res = compare_run(entry, base, **kw)
+            hits += int(bool(res) and res[0].is_regression)
+        if hits * 2 > len(reruns):
+            out.append(v)
+        else:
+            v2 = type(v)(**{**v.to_dict(), "verdict": "inconclusive, rerun",
+                            "reason": "not confirmed by a rerun"})
+            out.append(v2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: print (and optionally save) the study for the given runs."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -128,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--floor", type=float, nargs="+", default=[DEFAULT_FLOOR])
     ap.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
+    ap.add_argument("--noise-k", type=float, nargs="+", default=[DEFAULT_NOISE_K])
     ap.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS)
     ap.add_argument("--factor", type=float, default=2.0)
     ap.add_argument("--json", type=Path, default=None)
@@ -137,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     for pool in args.pool:
         if pool >= len(samples):
             continue
-        for floor in args.floor:
+        for floor, noise_k in itertools.product(args.floor, args.noise_k):
             st = false_alarm_study(samples, pool=pool, floor=floor, alpha=args.alpha,
-                                   factor=args.factor, intervals=args.intervals)
+                                   factor=args.factor, intervals=args.intervals,
+                                   noise_k=noise_k)
             d = st.to_dict()
             results.append(d)
-            print(f"pool={pool} floor={floor:.0%} K={args.intervals}: {d['trials']} trials, "
+            print(f"pool={pool} floor={floor:.0%} noise_k={noise_k:g} K={args.intervals}: "
+                  f"{d['trials']} trials, "
                   f"false alarms {d['false_alarm_rate']:.2%}, inconclusive "
                   f"{d['inconclusive_rate']:.2%}, detected {d['detection_rate']:.2%}; "
                   f"CI runs with ≥1 false alarm {d['ci_run_false_alarm_rate']:.2%} "

@@ -67,6 +67,10 @@ DEFAULT_ALPHA = 0.01
 #: measured false-alarm rate that motivated it).
 DEFAULT_FLOOR = 0.15
 DEFAULT_INTERVALS = 20
+#: The floor of a workload is at least this many times its baseline's between-rep CV.
+DEFAULT_NOISE_K = 3.0
+#: Between-rep CV from the MAD (True) or the standard deviation (False).
+ROBUST_CV = True
 #: samples.jsonl metrics tried, in order, as "the goodput" of a rep.
 GOODPUT_METRICS = ("goodput_wire_mbps", "goodput_mbps", "goodput", "throughput_mbps",
                    "receiver_mbps")
@@ -217,27 +221,63 @@ def _values(entry: Mapping[str, Any], unit: str) -> tuple[list[float], int]:
     return [v for v in vals if math.isfinite(v)], len(vals)
 
 
+def rep_cv(entry: Mapping[str, Any], robust: bool = ROBUST_CV) -> float:
+    """Between-rep coefficient of variation of a workload's per-rep goodput (0 if < 2 reps).
+
+    ``robust``: 1.4826 × MAD / median, so one slow rep in the baseline does not set the floor.
+    """
+    vals = [r["value"] for r in entry.get("reps", []) if r.get("ok", True)
+            and isinstance(r.get("value"), (int, float)) and math.isfinite(r["value"])]
+    if len(vals) < 2 or np.median(vals) <= 0:
+        return 0.0
+    if robust:
+        med = float(np.median(vals))
+        return float(1.4826 * np.median(np.abs(np.asarray(vals) - med)) / med)
+    return float(np.std(vals, ddof=1) / np.mean(vals))
+
+
+def workload_floor(baseline_entry: Mapping[str, Any], floor: float = DEFAULT_FLOOR,
+                   noise_k: float = DEFAULT_NOISE_K) -> float:
+    """The magnitude floor for one workload: ``max(floor, noise_k × between-rep CV)``.
+
+    The slices of a rep carry no information about run-to-run variation, which for some
+    workloads (ngtcp2, BBR, the relay) is ±10-25 % even on a seeded link; the baseline's own
+    reps measure it.
+    """
+    return max(floor, noise_k * rep_cv(baseline_entry))
+
+
+def _sources(entry: Mapping[str, Any]) -> set[str]:
+    """Where the slices of a workload's reps came from (baselines before that: empty)."""
+    return {str(r.get("source", "")).split(",")[0] for r in entry.get("reps", [])
+            if r.get("intervals") and r.get("source")}
+
+
 def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any] | None,
                 *, alpha: float = DEFAULT_ALPHA, floor: float = DEFAULT_FLOOR,
-                unit: str = "interval") -> list[Comparison]:
+                noise_k: float = DEFAULT_NOISE_K, unit: str = "interval") -> list[Comparison]:
     """Verdicts for every workload of a run (see :func:`run_samples`) against a baseline.
 
     ``unit`` = ``interval`` (per-slice samples; falls back to per-rep values for a workload whose
-    slices are missing on either side) or ``rep``.
+    slices are missing on either side) or ``rep``. Each workload's floor is
+    :func:`workload_floor` of its baseline entry (``noise_k = 0``: the fixed ``floor``).
     """
     base_w = (baseline or {}).get("workloads", {})
     out = []
     for key, entry in current.items():
         b = base_w.get(key, {})
+        w_floor = workload_floor(b, floor, noise_k) if b else floor
         u = unit
         cur, n_cur = _values(entry, u)
         base, n_base = _values(b, u) if b else ([], 0)
-        if u == "interval" and (not cur or (b and not base)):
-            u = "rep"
+        src_cur, src_base = _sources(entry), _sources(b) if b else set()
+        if u == "interval" and (not cur or (b and not base)
+                                or (src_cur and src_base and src_cur != src_base)):
+            u = "rep"  # slices missing, or measured differently: compare per-rep values
             cur, n_cur = _values(entry, u)
             base, n_base = _values(b, u) if b else ([], 0)
         out.append(compare(cur, base, key=key, current_reps=n_cur, baseline_reps=n_base,
-                           unit=u, alpha=alpha, floor=floor))
+                           unit=u, alpha=alpha, floor=w_floor))
     return out
 
 

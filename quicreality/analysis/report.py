@@ -23,6 +23,7 @@ from .regression import (
     DEFAULT_ALPHA,
     DEFAULT_FLOOR,
     DEFAULT_INTERVALS,
+    DEFAULT_NOISE_K,
     Comparison,
     baseline_path,
     compare_run,
@@ -116,7 +117,8 @@ def _figures(comps: list[Comparison], current: Mapping[str, Any], baseline: Mapp
 def build_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] | None = None,
                  *, alpha: float = DEFAULT_ALPHA, floor: float = DEFAULT_FLOOR,
                  unit: str = "interval", metric: str | None = None,
-                 intervals_per_rep: int = DEFAULT_INTERVALS) -> Report:
+                 intervals_per_rep: int = DEFAULT_INTERVALS, noise_k: float = DEFAULT_NOISE_K,
+                 also: Sequence[str | Path] = ()) -> Report:
     """Compare a run with a baseline and render Markdown + HTML (nothing written yet).
 
     Args:
@@ -128,9 +130,17 @@ def build_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
         unit: ``interval`` (per-slice samples) or ``rep`` (one value per rep).
         metric: samples.jsonl metric to use as goodput (default: the first known one).
         intervals_per_rep: Slices per rep.
+        noise_k: A workload's floor is at least ``noise_k`` × its baseline's between-rep CV.
+        also: More runs of the same code whose reps are pooled with this run's (a confirmation
+            rerun of the workloads that regressed; only workloads present in this run count).
     """
     run = Path(run_dir)
     current = run_samples(run, metric=metric, intervals_per_rep=intervals_per_rep)
+    for extra in also:
+        for key, entry in run_samples(Path(extra), metric=metric,
+                                      intervals_per_rep=intervals_per_rep).items():
+            if key in current:
+                current[key]["reps"].extend(entry["reps"])
     scenarios = sorted({e["scenario"] for e in current.values()})
     base_file: Path | None = None
     if baseline is None and len(scenarios) == 1:
@@ -141,14 +151,16 @@ def build_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
         base_doc: dict[str, Any] = load_baseline(base_file)
     else:
         base_doc = dict(baseline) if baseline else {}
-    comps = compare_run(current, base_doc, alpha=alpha, floor=floor, unit=unit)
+    comps = compare_run(current, base_doc, alpha=alpha, floor=floor, unit=unit, noise_k=noise_k)
     rep = Report(run_dir=run, comparisons=comps, baseline_file=base_file)
     rep.figures = _figures(comps, current, base_doc)
-    ctx = {"run": run.name, "scenarios": ", ".join(scenarios) or "–",
+    ctx = {"run": run.name + "".join(f" + {Path(a).name}" for a in also),
+           "scenarios": ", ".join(scenarios) or "–",
            "baseline": str(base_file) if base_file else ("(given)" if base_doc else "none"),
            "base_host": base_doc.get("host", {}), "here": host_description(),
            "base_runs": ", ".join(base_doc.get("source_runs", [])) or "–",
-           "alpha": alpha, "floor": floor, "unit": unit, "k": intervals_per_rep,
+           "alpha": alpha, "floor": floor, "noise_k": noise_k, "unit": unit,
+           "k": intervals_per_rep,
            "sources": {k: "; ".join(sorted({r.get("source", "") for r in e["reps"]} - {""}))
                        for k, e in current.items()}}
     rep.markdown = _markdown(rep, ctx)
@@ -168,7 +180,9 @@ def _summary_line(rep: Report) -> str:
 
 def _rule(ctx: Mapping[str, Any]) -> str:
     return (f"Verdict rule: **regression** when a two-sided Mann-Whitney U test gives "
-            f"p ≤ {ctx['alpha']:g} **and** the median dropped by ≥ {ctx['floor']:.0%}; "
+            f"p ≤ {ctx['alpha']:g} **and** the median dropped by at least the workload's floor "
+            f"(max of {ctx['floor']:.0%} and {ctx['noise_k']:g} × the baseline's between-rep "
+            "coefficient of variation; shown per workload); "
             f"**inconclusive, rerun** when only one holds; **ok** otherwise. Samples: "
             + ("the goodput of each of "
                f"{ctx['k']} equal slices of every rep's transfer (slices of one rep are "
@@ -191,14 +205,15 @@ def _markdown(rep: Report, ctx: Mapping[str, Any]) -> str:
              f"- scenario: {ctx['scenarios']}", base,
              f"- this host: {_host(ctx['here'])}", "", _rule(ctx), "",
              ("| workload | reps now/base | samples now/base | median now [Mbit/s] "
-              "| median base | change | p | min p | verdict |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+              "| median base | change | floor | p | min p | verdict |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for c in rep.comparisons:
         lines.append(
             f"| {c.key} | {c.current_reps}/{c.baseline_reps} | {len(c.current)}/{len(c.baseline)}"
             f" | {_fmt(c.current_median)} | {_fmt(c.baseline_median)} | "
             f"{_fmt(c.change * 100, '+.1f')}{'%' if math.isfinite(c.change) else ''} | "
-            f"{_fmt(c.p_value, '.2g')} | {_fmt(c.min_p, '.2g')} | **{c.verdict}** |")
+            f"{c.floor:.0%} | {_fmt(c.p_value, '.2g')} | {_fmt(c.min_p, '.2g')} | "
+            f"**{c.verdict}** |")
     lines += ["", "## Distributions (min / p25 / **median** / p75 / max, Mbit/s)", "",
               "| workload | this run | baseline |", "|---|---|---|"]
     for c in rep.comparisons:
@@ -232,7 +247,7 @@ def _html(rep: Report, ctx: Mapping[str, Any]) -> str:
         rows.append(
             f"<tr><td>{e(c.key)}</td><td>{c.current_reps}/{c.baseline_reps}</td>"
             f"<td>{len(c.current)}/{len(c.baseline)}</td><td>{_fmt(c.current_median)}</td>"
-            f"<td>{_fmt(c.baseline_median)}</td><td>{change}</td>"
+            f"<td>{_fmt(c.baseline_median)}</td><td>{change}</td><td>{c.floor:.0%}</td>"
             f"<td>{_fmt(c.p_value, '.2g')}</td><td>{_fmt(c.min_p, '.2g')}</td><td>{badge}</td>"
             f"<td style='text-align:left'>{e(c.reason)}"
             f"{'<br><small>slices: ' + e(ctx['sources'][c.key]) + '</small>' if ctx['sources'].get(c.key) else ''}"
@@ -253,7 +268,8 @@ def _html(rep: Report, ctx: Mapping[str, Any]) -> str:
 <li>this host: {e(_host(ctx['here']))}</li></ul>
 <p>{e(_rule(ctx).replace('**', ''))}</p>
 <table id="verdicts"><tr><th>workload</th><th>reps now/base</th><th>samples now/base</th>
-<th>median now [Mbit/s]</th><th>median base</th><th>change</th><th>p</th><th>min p</th>
+<th>median now [Mbit/s]</th><th>median base</th><th>change</th><th>floor</th><th>p</th>
+<th>min p</th>
 <th>verdict</th><th>reason</th></tr>{''.join(rows)}</table>
 <h2>Distributions (min / p25 / median / p75 / max, Mbit/s)</h2>
 <table id="distributions"><tr><th>workload</th><th>this run</th><th>baseline</th></tr>{dist}</table>
@@ -270,7 +286,10 @@ def write_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
         (run / name).write_text(text)
         rep.written.append(run / name)
     doc = {"run": run.name, "baseline": str(rep.baseline_file) if rep.baseline_file else None,
-           "exit_code": rep.exit_code, "comparisons": [c.to_dict() for c in rep.comparisons]}
+           "also": [str(a) for a in kw.get("also", ())], "exit_code": rep.exit_code,
+           "regressions": [c.key for c in rep.regressions],
+           "rerun_workloads": sorted({c.key.split("/")[0] for c in rep.regressions}),
+           "comparisons": [c.to_dict() for c in rep.comparisons]}
     (run / "report.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")
     rep.written.append(run / "report.json")
     return rep
