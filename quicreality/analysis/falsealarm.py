@@ -1,7 +1,7 @@
 """Measure the verdict rule's false-alarm rate and detection power on repeated, unchanged runs.
 
-    python -m quicreality.analysis.falsealarm RUN_DIR RUN_DIR ... [--pool 3] [--floor 0.10]
-        [--intervals 20] [--json OUT]
+    python -m quicreality.analysis.falsealarm RUN_DIR RUN_DIR ... [--pool 3 5] [--floor 0.15]
+        [--noise-k 0 3] [--confirm] [--intervals 20] [--json OUT]
 
 Every run is an unchanged repeat of the same scenario (same code, same machine). For every run
 *c* and every set *B* of ``--pool`` other runs, the report's rule compares *c* (as "this run")
@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise-k", type=float, nargs="+", default=[DEFAULT_NOISE_K])
     ap.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS)
     ap.add_argument("--factor", type=float, default=2.0)
+    ap.add_argument("--confirm", action="store_true",
+                    help="regressions must survive a confirmation rerun (the CI gate)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     samples = [run_samples(r, intervals_per_rep=args.intervals) for r in args.runs]
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         for floor, noise_k in itertools.product(args.floor, args.noise_k):
             st = false_alarm_study(samples, pool=pool, floor=floor, alpha=args.alpha,
                                    factor=args.factor, intervals=args.intervals,
-                                   noise_k=noise_k)
+                                   noise_k=noise_k, confirm=args.confirm)
             d = st.to_dict()
             results.append(d)
             print(f"pool={pool} floor={floor:.0%} noise_k={noise_k:g} K={args.intervals}: "
