@@ -450,11 +450,22 @@ def iperf3_metrics(doc: dict[str, Any]) -> tuple[list[Metric], dict[str, Any]]:
                           "sender_tcp_congestion": cc[0], "receiver_tcp_congestion": cc[1]}}
 
 
+def flush_tcp_metrics(ctx: RepContext) -> None:
+    """Forget cached TCP metrics (ssthresh, RTT per destination) in the client and server
+    namespaces, so a repetition does not start from what the previous one learned."""
+    for host in ("client", "server"):
+        argv = ["ip", "tcp_metrics", "flush", "all"]
+        r = ctx.topo.run(host, argv, timeout=10)
+        ctx.commands.append({"name": f"tcp-metrics-flush-{host}", "host": host, "argv": argv,
+                             "exit": r.returncode})
+
+
 def run_iperf3(ctx: RepContext) -> RepOutcome:
     """iperf3 TCP directly between the client and the server namespace."""
     w = ctx.workload
     assert w.seconds is not None
     srv_addr = ADDRESSES["server"]
+    flush_tcp_metrics(ctx)
     ctx.start_captures(snaplen=TCP_SNAPLEN)
     server = ctx.start(iperf3_peer.server(srv_addr, IPERF_PORT), "server", "server")
     server.wait_tcp_ready(IPERF_PORT, timeout=10)
