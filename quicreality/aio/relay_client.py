@@ -38,13 +38,12 @@ from ..relay.protocol import (
     StatusReader,
     decode_datagram,
     describe_error_code,
-    encode_datagram,
     encode_preface,
     flow_id_of_stream,
 )
 from .driver import Driver
 from .relay_pump import RelayLink, SideMetrics, TcpBridge, Waker
-from .relay_udp import ClientUdpFlow, UdpListener
+from .relay_udp import ClientUdpFlow, UdpListener, queue_udp_datagram
 from .udp import open_udp_socket
 
 log = logging.getLogger("quicreality.relay")
@@ -170,20 +169,10 @@ class ClientLink(RelayLink):
 
     def send_udp(self, flow: ClientUdpFlow, payload: bytes) -> None:
         """Send one datagram of an open flow (dropped when the QUIC queue is full)."""
-        conn = self.conn
-        if conn.datagrams_pending() >= self.config.udp_queue_limit:
-            self.metrics.udp_dropped("queue_full")
-            return
-        datagram = encode_datagram(flow.flow_id, payload)
-        if len(datagram) > self.max_datagram:
-            self.metrics.udp_dropped("too_large")
-            return
-        try:
-            conn.send_datagram_frame(datagram)
-        except LocalProtocolError:
-            self.metrics.udp_dropped("too_large")
-            return
-        self.metrics.udp_up.inc()
+        if queue_udp_datagram(self.conn, flow.flow_id, payload,
+                              queue_limit=self.config.udp_queue_limit,
+                              max_datagram=self.max_datagram, metrics=self.metrics):
+            self.metrics.udp_up.inc()
         self.wake()
 
     def close_flow(self, flow: ClientUdpFlow, *, send_fin: bool, reason: str) -> None:

@@ -38,14 +38,13 @@ from ..relay.protocol import (
     Status,
     StatusAnswer,
     decode_datagram,
-    encode_datagram,
     encode_status,
     flow_id_of_stream,
     starts_like_preface,
 )
 from ..wire.rangeset import RangeSet
 from .relay_pump import RelayLink, SideMetrics, TcpBridge
-from .relay_udp import ServerUdpFlow
+from .relay_udp import ServerUdpFlow, queue_udp_datagram
 
 log = logging.getLogger("quicreality.relay")
 
@@ -340,20 +339,10 @@ class ServerLink(RelayLink):
 
     def send_udp(self, flow: ServerUdpFlow, payload: bytes) -> None:
         """Carry a datagram from the destination to the client."""
-        conn = self.conn
-        if conn.datagrams_pending() >= self.config.udp_queue_limit:
-            self.metrics.udp_dropped("queue_full")
-            return
-        datagram = encode_datagram(flow.flow_id, payload)
-        if len(datagram) > self.max_datagram:
-            self.metrics.udp_dropped("too_large")
-            return
-        try:
-            conn.send_datagram_frame(datagram)
-        except LocalProtocolError:
-            self.metrics.udp_dropped("too_large")
-            return
-        self.metrics.udp_down.inc()
+        if queue_udp_datagram(self.conn, flow.flow_id, payload,
+                              queue_limit=self.config.udp_queue_limit,
+                              max_datagram=self.max_datagram, metrics=self.metrics):
+            self.metrics.udp_down.inc()
 
     def _close_flow(self, flow: ServerUdpFlow, *, send_fin: bool, reason: str) -> None:
         self.flows.remove(flow.flow_id)

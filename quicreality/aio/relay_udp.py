@@ -10,7 +10,14 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
-from ..relay.protocol import Destination, StatusAnswer, StatusReader, flow_id_of_stream
+from ..quic.errors import LocalProtocolError
+from ..relay.protocol import (
+    Destination,
+    StatusAnswer,
+    StatusReader,
+    encode_datagram,
+    flow_id_of_stream,
+)
 
 if TYPE_CHECKING:
     from .relay_client import ClientLink, Forward, RelayClient
@@ -18,6 +25,28 @@ if TYPE_CHECKING:
 
 #: Largest UDP payload read from a socket.
 UDP_READ_SIZE = 65535
+
+
+def queue_udp_datagram(conn: Any, flow_id: int, payload: bytes, *, queue_limit: int,
+                       max_datagram: int, metrics: Any) -> bool:
+    """Frame one UDP payload into a QUIC DATAGRAM on ``conn``; count drops by cause.
+
+    Returns True when queued. Drops: the connection's DATAGRAM queue is full, or the frame does
+    not fit a packet (DATAGRAM frames cannot be split, RFC 9221 §5).
+    """
+    if conn.datagrams_pending() >= queue_limit:
+        metrics.udp_dropped("queue_full")
+        return False
+    datagram = encode_datagram(flow_id, payload)
+    if len(datagram) > max_datagram:
+        metrics.udp_dropped("too_large")
+        return False
+    try:
+        conn.send_datagram_frame(datagram)
+    except LocalProtocolError:
+        metrics.udp_dropped("too_large")
+        return False
+    return True
 
 
 class UdpListener:
