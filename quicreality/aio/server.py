@@ -77,6 +77,21 @@ class QuicServer(Driver):
             relay.pump()
         self.endpoint.refresh(conn)
 
+    def shutdown(self) -> None:
+        """Graceful stop: GOAWAY (RFC 9114 §5.2) and CONNECTION_CLOSE(H3_NO_ERROR) to every client."""
+        now = self.now()
+        for conn in list(self.endpoint.connections):
+            if conn.is_terminated:
+                continue
+            session = self.sessions.get(id(conn))
+            try:
+                if session is not None and not session.h3.closed:
+                    session.h3.send_goaway()
+                conn.close(0x100, None, "server shutting down")  # H3_NO_ERROR
+                self.io.send(conn.datagrams_to_send(now))
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                log.exception("could not close a connection during shutdown")
+
     def connection_gone(self, conn: QuicConnection) -> None:
         session = self.sessions.pop(id(conn), None)
         if session is not None:
@@ -105,6 +120,7 @@ async def serve(
         else:
             await stop.wait()
     finally:
+        server.shutdown()
         server.close()
         for conn in list(endpoint.connections):
             conn.release()

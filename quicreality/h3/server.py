@@ -310,6 +310,11 @@ class H3ServerSession:
         self.requests_served = 0
 
     @property
+    def h3(self) -> H3Connection:
+        """The HTTP/3 connection this session serves."""
+        return self._h3
+
+    @property
     def active_streams(self) -> int:
         """Responses whose body is still being sent."""
         return len(self._outgoing)

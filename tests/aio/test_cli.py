@@ -134,3 +134,36 @@ def test_round_trip_with_ca_verification_and_404(tmp_path: Path,
     while time.monotonic() < deadline and not list(qlogs.glob("*_server.sqlog")):
         time.sleep(0.1)
     assert list(qlogs.glob("*_server.sqlog"))
+
+
+def test_server_shutdown_sends_goaway_and_close(tmp_path: Path,
+                                                certs: tuple[Path, Path, Path]) -> None:
+    """SIGTERM mid-download: the server says GOAWAY + CONNECTION_CLOSE, so the client fails at once
+    with a clear reason instead of waiting for the idle timeout."""
+    import signal
+
+    cert, key, ca = certs
+    port = free_port()
+    server = subprocess.Popen([PY, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{port}",
+                               "--cert", str(cert), "--key", str(key)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = None
+    try:
+        assert server.stdout is not None
+        assert "listening on" in server.stdout.readline()
+        client = subprocess.Popen([PY, "-m", "quicreality", "client", "--ca", str(ca),
+                                   f"https://127.0.0.1:{port}/bytes/100000000000"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.0)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(10) == 0
+        t0 = time.monotonic()
+        out, err = client.communicate(timeout=20)
+        assert client.returncode == 1
+        assert time.monotonic() - t0 < 10
+        assert "FAILED" in out and ("server shutting down" in out or "GOAWAY" in out), out + err
+    finally:
+        for proc in (client, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
