@@ -31,7 +31,7 @@ class QuicConfiguration:
 
     ``rng(n) -> bytes`` supplies every random byte (connection IDs, TLS randoms, tokens) and
     ``wall_clock() -> float`` the Unix time for certificate checks; the asyncio edge sets them to
-    ``os.urandom`` and ``time.time``, tests set deterministic ones.
+    the operating system's random source and ``time.time``; tests set deterministic ones.
     """
 
     is_client: bool = True

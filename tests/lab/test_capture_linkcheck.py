@@ -21,13 +21,15 @@ from quicreality.scenarios.model import Impairment, Link
 from quicreality.scenarios.nsutil import socket_in_netns
 from quicreality.scenarios.topology import LINK_IF, Topology, new_run_id
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, TUN)"),
-    pytest.mark.skipif(any(shutil.which(t) is None for t in ("tcpdump", "tshark", "editcap",
-                                                                 "iperf3", "ping")),
-                       reason="needs tcpdump, tshark, editcap, iperf3, ping"),
-]
+pytestmark = [pytest.mark.lab]
+
+
+@pytest.fixture(autouse=True)
+def _preconditions() -> None:
+    """Root and the capture/traffic tools are requirements (installed by scripts/setup.sh)."""
+    assert os.geteuid() == 0, "lab tests need root (network namespaces, TUN): run them as root"
+    missing = [t for t in ("tcpdump", "tshark", "editcap", "iperf3", "ping") if shutil.which(t) is None]
+    assert not missing, f"not installed: {', '.join(missing)}: run scripts/setup.sh"
 
 
 def test_capture_both_sides_of_the_lossy_link(tmp_path: Path) -> None:

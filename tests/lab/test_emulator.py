@@ -28,19 +28,21 @@ from quicreality.scenarios.model import Blackhole, GilbertElliott, Impairment, L
 from quicreality.scenarios.nsutil import socket_in_netns
 from quicreality.scenarios.topology import PREFIX, Topology, new_run_id
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, TUN)"),
-    pytest.mark.skipif(not os.path.exists("/dev/net/tun"), reason="needs /dev/net/tun"),
-]
+pytestmark = [pytest.mark.lab]
+
+
+@pytest.fixture(autouse=True)
+def _preconditions() -> None:
+    """Root and /dev/net/tun are requirements of the lab phase, not reasons to skip."""
+    assert os.geteuid() == 0, "lab tests need root (network namespaces, TUN): run them as root"
+    assert os.path.exists("/dev/net/tun"), "/dev/net/tun is missing"
 
 PORT = 5999
 HDR = struct.Struct("!Iq")  # seq, send time (ns, monotonic)
 
 
 def need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} not installed")
+    assert shutil.which(tool) is not None, f"{tool} not installed: run scripts/setup.sh"
 
 
 @dataclass
