@@ -11,7 +11,7 @@ workload's seeded pattern or blackhole schedule):
   ping at each rate.  Tolerance: ``max(rtt_abs_ms, rtt_rel × expected)`` plus
   the two jitters (FIFO jitter raises the mean).
 * **Rate** (each direction that has a rate): ``iperf3 -u -b 1.2×rate -l 1200
-  -w 4M -t probe_s`` (``-R`` for to_client).  Expected receiver rate:
+  -w 4M -t probe_s -R`` run on the receiving side (the iperf3 server sends).  Expected receiver rate:
   ``min(offered × (1 − loss), rate) × 1200/1228`` (our rate counts IP bytes;
   iperf3 counts UDP payload).  Tolerance ``rate_rel``.
 * **Loss** (each direction with random or Gilbert-Elliott loss): iperf3 UDP at
@@ -195,17 +195,19 @@ def parse_ping(text: str) -> tuple[float | None, float | None]:
 
 def _iperf_udp(topo: _Topo, direction: str, mbit: float, seconds: float,
                port: int) -> dict[str, Any]:
-    server = subprocess.Popen(topo.exec_argv("server", ["iperf3", "-s", "-1", "-B",
-                                                        topo.addr("server"), "-p", str(port)]),
+    # The receiver is always the iperf3 *client* (-R; the iperf3 server runs on the sending
+    # side): an iperf3 UDP server starts its clock about 1.5 RTT before the first datagram
+    # arrives, which halved the measured rate of a 1.5 s RTT link (long-rtt).
+    sender, receiver = ("server", "client") if direction == "to_client" else ("client", "server")
+    server = subprocess.Popen(topo.exec_argv(sender, ["iperf3", "-s", "-1", "-B",
+                                                      topo.addr(sender), "-p", str(port)]),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
         time.sleep(0.2)
-        argv = ["iperf3", "-c", topo.addr("server"), "-p", str(port), "-u", "-b", f"{mbit:.6g}M",
-                "-l", str(UDP_PAYLOAD), "-w", "4M", "-t", f"{seconds:g}", "-J"]
-        if direction == "to_client":
-            argv.append("-R")
-        r = subprocess.run(topo.exec_argv("client", argv), capture_output=True, text=True,
+        argv = ["iperf3", "-c", topo.addr(sender), "-p", str(port), "-u", "-b", f"{mbit:.6g}M",
+                "-l", str(UDP_PAYLOAD), "-w", "4M", "-t", f"{seconds:g}", "-J", "-R"]
+        r = subprocess.run(topo.exec_argv(receiver, argv), capture_output=True, text=True,
                            timeout=seconds + 20, check=False)
         j = json.loads(r.stdout) if r.stdout.strip() else {}
         if "error" in j or "end" not in j:
