@@ -190,3 +190,25 @@ def test_a_crashed_server_is_a_failed_check_with_its_stderr_kept(tmp_path: Path)
                        .read_text())
     assert after["ok"], after
     _assert_clean(topo_id, tmp_path)
+
+
+def test_a_sigkilled_runner_leaves_nothing_that_clean_does_not_remove(tmp_path: Path) -> None:
+    p = _start(tmp_path)
+    try:
+        _, info = _run_info(tmp_path)
+        topo_id = info["topology_run_id"]
+        _wait_for_client(topo_id)
+        p.kill()  # no teardown can run: SIGKILL
+        p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    time.sleep(0.5)
+    assert {f"qr-{topo_id}-client", f"qr-{topo_id}-server"} <= _netns()  # the leftovers
+    r = subprocess.run([sys.executable, "-m", "quicreality.scenarios", "clean", "--run-id",
+                        topo_id], cwd=REPO, capture_output=True, text=True, timeout=60,
+                       check=False)
+    print(r.stdout, r.stderr)
+    assert r.returncode == 0 and "removed 3 namespaces" in r.stdout
+    _assert_clean(topo_id, tmp_path)
