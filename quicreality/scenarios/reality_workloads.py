@@ -253,7 +253,7 @@ def run_relay_iperf3(ctx: RepContext) -> RepOutcome:
         if name == "goodput_reported":  # the link carries QUIC: iperf3's receiver rate is it
             metrics.append(("goodput", value, unit, source))
     qm, qd = qlog_metrics(ctx.dir, sender=sender)
-    lm, ld = link_loss_metrics(ctx.dir, f"udp.port == {QUIC_PORT}")
+    lm, ld = link_loss_metrics(ctx.dir, f"udp.port == {QUIC_PORT}", ctx.capture_counts)
     wire = quic_wire(str(pcapng or ctx.dir / "client.pcap"), server_addr=ADDRESSES["server"],
                      server_port=QUIC_PORT, file_bytes=0)
     if wire.handshake_ms is not None:

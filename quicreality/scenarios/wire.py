@@ -139,8 +139,10 @@ def quic_wire_from_rows(rows: Iterable[Mapping[str, str]], *, server_addr: str,
                 last_all = t
                 types = _ints(r.get("quic.frame_type", ""))
                 # coalesced packets: the 1-RTT packet is the last one in the datagram, but frame
-                # types of all packets are joined; STREAM frames never appear in Initial/Handshake
-                if types:
+                # types of all packets are joined (Initial frames decrypt without keys); STREAM
+                # frames never appear in Initial/Handshake. Only a datagram holding nothing but
+                # a 1-RTT packet proves the 1-RTT keys work.
+                if types and forms.strip() == "0":
                     decrypted = True
                 if _STREAM_TYPES.intersection(types):
                     if first_pl is None:

@@ -275,9 +275,18 @@ def qlog_metrics(rep_dir: Path, sender: str) -> tuple[list[Metric], dict[str, An
     return m, details
 
 
-def link_loss_metrics(rep_dir: Path, flow: str) -> tuple[list[Metric], dict[str, Any]]:
+def link_loss_metrics(rep_dir: Path, flow: str, capture_counts: dict[str, dict[str, int | None]]
+                      ) -> tuple[list[Metric], dict[str, Any]]:
     """Packets of the workload's ``flow`` (a display filter such as ``udp.port == 443``) that
-    entered the impaired link on one side and did not come out on the other."""
+    entered the impaired link on one side and did not come out on the other.
+
+    Counting is only right if neither tcpdump dropped packets: otherwise no metric is
+    emitted (the emulator's own drop counters are always recorded by the runner).
+    """
+    dropped = {h: (c or {}).get("dropped_by_kernel") for h, c in capture_counts.items()}
+    if any(dropped.values()):
+        return [], {"flow": flow, "skipped": f"tcpdump dropped packets {dropped}: capture "
+                                             "counts would misstate the link's losses"}
     c, s = ADDRESSES["client"], ADDRESSES["server"]
     at_client = packets_by_source(str(rep_dir / "client.pcap"), (c, s), flow)
     at_server = packets_by_source(str(rep_dir / "server.pcap"), (c, s), flow)
@@ -289,10 +298,36 @@ def link_loss_metrics(rep_dir: Path, flow: str) -> tuple[list[Metric], dict[str,
                "packets_at_server_side": at_server}
 
 
+def merge_client_first(paths: list[Path], out: Path) -> int:
+    """Merge NSS key logs, keeping the first secret per (label, client random).
+
+    REALITY mirrors a client's first datagrams to the target, which answers the same
+    ClientHello with its own key share: the target's log then holds *different* secrets for
+    the client's random, and Wireshark picks one of the two. The client knows the secrets of
+    the connection it actually made, so its log goes first and conflicting lines are dropped.
+    Returns the number of lines written.
+    """
+    tmp = out.with_suffix(".all")
+    merge_keylogs([str(p) for p in paths], str(tmp))
+    seen: set[tuple[str, str]] = set()
+    lines = []
+    for line in tmp.read_text().splitlines():
+        label, rnd, _ = line.split(" ", 2)
+        if (label, rnd.lower()) in seen:
+            continue
+        seen.add((label, rnd.lower()))
+        lines.append(line)
+    tmp.unlink()
+    out.write_text("".join(f"{x}\n" for x in lines))
+    return len(lines)
+
+
 def _finish_keys(rep_dir: Path) -> Path | None:
-    """Merge every endpoint's key log into keys.log; inject it into client.pcapng."""
+    """Merge every endpoint's key log into keys.log (the client's first); inject it into
+    client.pcapng."""
     keys = rep_dir / "keys.log"
-    n = merge_keylogs(sorted(str(p) for p in (rep_dir / "keys").glob("*.keys")), str(keys))
+    logs = sorted((rep_dir / "keys").glob("*.keys"), key=lambda p: (p.stem != "client", p.stem))
+    n = merge_client_first(logs, keys)
     out = rep_dir / "client.pcapng"
     inject_secrets(str(rep_dir / "client.pcap"), str(keys), str(out))
     return out if n else None
@@ -401,7 +436,7 @@ def run_download(ctx: RepContext) -> RepOutcome:
     if wire.handshake_ms is not None:
         metrics.append(("handshake_ms", wire.handshake_ms, "ms", "wire"))
     qm, qd = qlog_metrics(ctx.dir, sender="server")
-    lm, ld = link_loss_metrics(ctx.dir, f"udp.port == {QUIC_PORT}")
+    lm, ld = link_loss_metrics(ctx.dir, f"udp.port == {QUIC_PORT}", ctx.capture_counts)
     metrics += qm + lm
     details.update(qlog=qd, link=ld, capture=ctx.capture_counts)
     problems = []
@@ -530,7 +565,7 @@ def _iperf_outcome(ctx: RepContext, client: PeerProcess, rc: int, secs: float, *
         elif claimed and not problems:
             bps = details["iperf3"]["bits_per_second"]
             metrics.append(("goodput", bps / 1e6, "Mbit/s", "peer"))
-        lm, ld = link_loss_metrics(ctx.dir, f"tcp.port == {IPERF_PORT}")
+        lm, ld = link_loss_metrics(ctx.dir, f"tcp.port == {IPERF_PORT}", ctx.capture_counts)
         metrics += lm
         details.update(link=ld, capture=ctx.capture_counts)
     ok = not problems

@@ -211,3 +211,27 @@ def test_real_qlogs_of_the_capture_run() -> None:
     srv = sums["server"]
     assert srv.rtt_median_ms is not None and srv.rtt_median_ms >= meta["rtt_ms"] * 0.95
     assert srv.packets_sent > 0 and sums["client"].packets_received > 0
+
+
+def test_key_logs_merge_with_the_clients_secrets_winning(tmp_path: Path) -> None:
+    from quicreality.scenarios.workloads import merge_client_first
+
+    rnd, ours, targets = "ab" * 32, "11" * 32, "22" * 32
+    (tmp_path / "client.keys").write_text(f"CLIENT_TRAFFIC_SECRET_0 {rnd} {ours}\n")
+    (tmp_path / "server.keys").write_text(f"CLIENT_TRAFFIC_SECRET_0 {rnd} {ours}\n"
+                                          f"SERVER_TRAFFIC_SECRET_0 {rnd} {ours}\n")
+    # REALITY mirrored the ClientHello to the target, which derived its own secrets
+    (tmp_path / "target.keys").write_text(f"CLIENT_TRAFFIC_SECRET_0 {rnd.upper()} {targets}\n"
+                                          "# a comment\n")
+    out = tmp_path / "keys.log"
+    n = merge_client_first([tmp_path / f"{h}.keys" for h in ("client", "server", "target")], out)
+    assert n == 2
+    assert out.read_text().splitlines() == [f"CLIENT_TRAFFIC_SECRET_0 {rnd} {ours}",
+                                            f"SERVER_TRAFFIC_SECRET_0 {rnd} {ours}"]
+
+
+def test_coalesced_initial_frames_do_not_count_as_decrypted() -> None:
+    rows = [_row(1.0, CLIENT, "1", "6,0", "0"), _row(1.03, SERVER, "1,1,0", "2,6,6", "0,2"),
+            _row(1.5, SERVER, "0"), _row(2.03, SERVER, "0")]
+    w = quic_wire_from_rows(rows, server_addr=SERVER, server_port=443, file_bytes=250_000)
+    assert not w.decrypted and w.method == "1rtt-all"
