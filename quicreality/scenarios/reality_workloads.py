@@ -34,6 +34,7 @@ from .peers import paths
 from .peers.base import Command, Unsupported, sha256_file, url_for
 from .peers.process import PeerFailed, PeerProcess
 from .results import Check
+from .tcp_workloads import iperf_outcome
 from .topology import ADDRESSES
 from .wire import quic_wire
 from .workloads import (
@@ -43,7 +44,6 @@ from .workloads import (
     RepContext,
     RepOutcome,
     _finish_keys,
-    _iperf_outcome,
     _tail,
     download_command,
     link_loss_metrics,
@@ -243,7 +243,7 @@ def run_relay_iperf3(ctx: RepContext) -> RepOutcome:
     ctx.stop_captures()
     pcapng = _finish_keys(ctx.dir)
     sender = "server" if w.reverse else "client"
-    out = _iperf_outcome(ctx, client, rc, secs, sender=sender, wire=False)
+    out = iperf_outcome(ctx, client, rc, secs, sender=sender, wire=False)
     metrics: list[Metric] = []
     for name, value, unit, source in out.metrics:
         # iperf3's RTT and retransmits are those of its local TCP hop, not of the QUIC link
