@@ -16,10 +16,9 @@ from .base import (
     DownloadRequest,
     PeerSpec,
     ServeRequest,
-    TransferResult,
     Unsupported,
     canonical_cipher,
-    results_from_json_lines,
+    parse_json_lines,
 )
 
 
@@ -62,16 +61,11 @@ def download(req: DownloadRequest) -> Command:
     return Command(argv=tuple(argv))
 
 
-def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult]:
-    """The client's JSON lines."""
-    return results_from_json_lines(stdout, req)
-
-
 SPEC = PeerSpec(
     name="aioquic",
     description="aioquic 1.7.2 (PyPI) via interop/aioquic",
     serve=serve,
     download=download,
-    parse=parse,
+    parse=parse_json_lines,
     qlog_format="JSON qlog 0.3 (.qlog)",
 )

@@ -205,6 +205,11 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return out
 
 
+def parse_json_lines(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult]:
+    """A ``PeerSpec.parse`` for clients that print our JSON lines (qrgo, the aioquic peer)."""
+    return results_from_json_lines(stdout, req)
+
+
 def results_from_json_lines(text: str, req: DownloadRequest) -> list[TransferResult]:
     """Parse the ``{"url","status","bytes","secs","proto"[,"file","error"]}`` lines of our peers.
 

@@ -17,10 +17,9 @@ from .base import (
     DownloadRequest,
     PeerSpec,
     ServeRequest,
-    TransferResult,
     Unsupported,
     canonical_cipher,
-    results_from_json_lines,
+    parse_json_lines,
 )
 
 
@@ -63,16 +62,11 @@ def download(req: DownloadRequest) -> Command:
     return Command(argv=tuple(argv))
 
 
-def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult]:
-    """The client's JSON lines."""
-    return results_from_json_lines(stdout, req)
-
-
 SPEC = PeerSpec(
     name="quicgo",
     description="quic-go 0.29 (Debian) via qrgo",
     serve=serve,
     download=download,
-    parse=parse,
+    parse=parse_json_lines,
     qlog_format="NDJSON qlog draft-02 (.qlog)",
 )
