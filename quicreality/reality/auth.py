@@ -10,7 +10,7 @@ Nothing here reads a clock: ``now_wall`` (Unix seconds) is an argument.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import heapq
 from dataclasses import dataclass
 from enum import Enum
 
@@ -60,6 +60,7 @@ class Reason(Enum):
     TIME_SKEW = "time_skew"
     UNKNOWN_SHORT_ID = "unknown_short_id"
     REPLAY = "replay"
+    REPLAY_CACHE_FULL = "replay_cache_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +106,26 @@ class RealityVerdict:
         return out
 
 
-class ReplayCache:
-    """Tokens of accepted ClientHellos, remembered for ``window`` seconds (our addition, spec §7).
+class ReplayCheck(Enum):
+    """What :meth:`ReplayCache.admit` found."""
 
-    Bounded: at most ``capacity`` entries; when full the oldest entry is forgotten early (a bounded
-    memory is worth more than catching a replay of a very old-but-not-expired token). Keys are the
-    32-byte sealed session_id, which is unique per ClientHello (the nonce is the client random).
+    FRESH = "fresh"  #: not seen; now remembered
+    REPLAY = "replay"  #: seen before, and its token time is still inside the window
+    FULL = "full"  #: not seen, but there is no room to remember it: refuse (-> the target)
+
+
+class ReplayCache:
+    """Tokens of accepted ClientHellos, each remembered until its token time + ``window`` (spec §7).
+
+    Our addition; Xray has none. A token whose time ``t`` passed the timestamp check can pass it
+    again while ``now <= t + window``, so that is how long it is kept, whatever the client's clock
+    (a client 50 s ahead with a 60 s window is remembered for 110 s). Keys are the 32-byte sealed
+    session_ids (unique per ClientHello: the nonce is the client random).
+
+    Bounded: at most ``capacity`` live entries. A full cache never forgets a live entry early (that
+    would let its replay in); it answers :attr:`ReplayCheck.FULL` and the caller sends the flow to
+    the target. Forwarding is safe (the target answers with its own certificate); accepting would
+    not be.
     """
 
     def __init__(self, capacity: int, window: float) -> None:
@@ -118,29 +133,30 @@ class ReplayCache:
             raise ValueError("capacity and window must be positive")
         self.capacity = capacity
         self.window = window
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._expiry: dict[bytes, float] = {}
+        self._heap: list[tuple[float, bytes]] = []  # (expiry, token), one per live entry
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._expiry)
 
     def expire(self, now_wall: float) -> None:
-        """Forget tokens older than the window."""
-        seen = self._seen
-        while seen:
-            _, at = next(iter(seen.items()))
-            if now_wall - at <= self.window:
-                break
-            seen.popitem(last=False)
+        """Forget tokens whose time + window has passed."""
+        heap, expiry = self._heap, self._expiry
+        while heap and heap[0][0] < now_wall:
+            _, token = heapq.heappop(heap)
+            del expiry[token]
 
-    def check_and_add(self, token: bytes, now_wall: float) -> bool:
-        """Record ``token``; return True if it was already seen within the window (a replay)."""
+    def admit(self, token: bytes, token_time: float, now_wall: float) -> ReplayCheck:
+        """Look ``token`` (sealed at ``token_time``, Unix seconds) up and remember it if fresh."""
         self.expire(now_wall)
-        if token in self._seen:
-            return True
-        self._seen[token] = now_wall
-        while len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return False
+        if token in self._expiry:
+            return ReplayCheck.REPLAY
+        if len(self._expiry) >= self.capacity:
+            return ReplayCheck.FULL
+        until = max(token_time + self.window, now_wall)
+        self._expiry[token] = until
+        heapq.heappush(self._heap, (until, token))
+        return ReplayCheck.FRESH
 
 
 def select_x25519_share(key_shares: tuple[m.KeyShareEntry, ...]) -> bytes | None:
@@ -218,15 +234,22 @@ def verify_client_hello(
     }
     if not _in_version_range(plaintext.version, config):
         return RealityVerdict(Reason.VERSION_OUT_OF_RANGE, **fields)  # type: ignore[arg-type]
-    if config.max_time_diff_ms:
-        skew_ms = abs(now_wall - plaintext.unix_time) * 1000.0
-        if skew_ms > config.max_time_diff_ms:
-            return RealityVerdict(
-                Reason.TIME_SKEW, detail=f"{skew_ms / 1000:.0f} s off", **fields  # type: ignore[arg-type]
-            )
+    skew_ms = abs(now_wall - plaintext.unix_time) * 1000.0
+    if skew_ms > config.time_window_ms:  # always on (config.time_window_ms is never 0)
+        return RealityVerdict(
+            Reason.TIME_SKEW, detail=f"{skew_ms / 1000:.0f} s off", **fields  # type: ignore[arg-type]
+        )
     if plaintext.short_id not in config.short_ids:
         return RealityVerdict(Reason.UNKNOWN_SHORT_ID, **fields)  # type: ignore[arg-type]
-    token = raw_client_hello[SESSION_ID_OFFSET:SESSION_ID_END]
-    if replay_cache is not None and replay_cache.check_and_add(bytes(token), now_wall):
+    token = bytes(raw_client_hello[SESSION_ID_OFFSET:SESSION_ID_END])
+    seen = ReplayCheck.FRESH
+    if replay_cache is not None:
+        seen = replay_cache.admit(token, plaintext.unix_time, now_wall)
+    if seen is ReplayCheck.REPLAY:
         return RealityVerdict(Reason.REPLAY, **fields)  # type: ignore[arg-type]
+    if seen is ReplayCheck.FULL:
+        return RealityVerdict(
+            Reason.REPLAY_CACHE_FULL, detail="cannot remember another token: forwarded",
+            **fields,  # type: ignore[arg-type]
+        )
     return RealityVerdict(Reason.ACCEPT, auth_key=auth_key, **fields)  # type: ignore[arg-type]

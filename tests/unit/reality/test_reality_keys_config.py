@@ -125,6 +125,15 @@ def test_invalid_config_names_the_field(change: tuple[str, str], field: str) -> 
     assert field in str(err.value)
 
 
+def test_time_window_defaults_to_120_s_and_zero_is_refused() -> None:
+    """Security finding 2: 0 (Xray's "no check") made a captured ClientHello valid forever."""
+    absent = GOOD.replace("max_time_diff_ms = 90000\n", "")
+    assert parse_reality_toml(absent).max_time_diff_ms == 120_000
+    with pytest.raises(RealityConfigError) as err:
+        parse_reality_toml(GOOD.replace("max_time_diff_ms = 90000", "max_time_diff_ms = 0"))
+    assert err.value.field == "max_time_diff_ms" and "forever" in str(err.value)
+
+
 def test_missing_required_fields_are_named() -> None:
     for key in ("private_key", "server_names", "short_ids", "target"):
         lines = [ln for ln in GOOD.splitlines() if not ln.startswith(key)]
