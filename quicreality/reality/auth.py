@@ -44,8 +44,11 @@ class Reason(Enum):
     NOT_QUIC_INITIAL = "not_quic_initial"
     MALFORMED_INITIAL = "malformed_initial"
     NOT_CLIENT_HELLO = "not_client_hello"
+    REPEATED_PACKET_NUMBER = "repeated_packet_number"
+    CRYPTO_CONFLICT = "crypto_conflict"
     # Limits of the gate.
     TOO_LARGE = "too_large"
+    TOO_FRAGMENTED = "too_fragmented"
     TIMEOUT = "timeout"
     TOO_MANY_PENDING = "too_many_pending"
     # verify_client_hello, in the order the checks run.

@@ -61,6 +61,7 @@ class GateLimits:
     max_pending_bytes: int = 16 * 1024
     pending_timeout: float = 2.0
     max_client_hello_bytes: int = 8192
+    max_crypto_fragments: int = 64
     max_fallback_flows: int = 4096
     fallback_idle_timeout: float = 60.0
     accepted_drain: float = 5.0
@@ -116,6 +117,7 @@ _LIMIT_KEYS: dict[str, tuple[str, float]] = {
     "max_pending_bytes": ("max_pending_bytes", 1),
     "pending_timeout_ms": ("pending_timeout", 0.001),
     "max_client_hello_bytes": ("max_client_hello_bytes", 1),
+    "max_crypto_fragments": ("max_crypto_fragments", 1),
     "max_fallback_flows": ("max_fallback_flows", 1),
     "fallback_idle_timeout_ms": ("fallback_idle_timeout", 0.001),
     "accepted_drain_ms": ("accepted_drain", 0.001),

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..quic.config import QuicConfiguration
 from ..quic.crypto import CryptoError, CryptoPair
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
@@ -51,10 +50,11 @@ from ..quic.packet import (
     pull_quic_header,
 )
 from ..wire.buffer import Buffer, BufferReadError
-from ..wire.rangeset import RangeSet
 from .auth import RealityVerdict, Reason, ReplayCache, verify_client_hello
-from .cert import RealityCertificateSource, RealityIdentity
+from .binding import configure_accepted
+from .cert import RealityIdentity
 from .config import GateLimits, RealityServerConfig
+from .reassembly import Chunk, HelloAssembly, PacketCheck
 
 #: RFC 9000 §14.1: a server drops Initial datagrams smaller than this; so do we (-> fallback).
 MIN_INITIAL_DATAGRAM = 1200
@@ -147,12 +147,13 @@ class _PendingFlow:
     dcid: bytes
     scid: bytes
     crypto: CryptoPair
+    assembly: HelloAssembly
     datagrams: list[bytes] = field(default_factory=list)
     size: int = 0
     largest_pn: int = -1
-    hello: bytearray = field(default_factory=bytearray)
-    received: RangeSet = field(default_factory=RangeSet)
     held: list[bytes] = field(default_factory=list)
+    #: the complete ClientHello, once judged (on ACCEPT, TLS must process exactly these bytes)
+    hello: bytes = b""
 
 
 @dataclass(slots=True)
@@ -245,7 +246,8 @@ class RealityGate:
         dcid, scid = header
         crypto = CryptoPair()
         crypto.setup_initial(dcid, is_client=False, version=QUIC_VERSION_1)
-        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, crypto=crypto)
+        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, crypto=crypto,
+                            assembly=HelloAssembly(self.limits.max_crypto_fragments))
         outcome = self._ingest(flow, data)
         if outcome is None and flow.largest_pn < 0:
             outcome = RealityVerdict(Reason.MALFORMED_INITIAL, detail="no Initial packet opened")
@@ -375,7 +377,7 @@ class RealityGate:
             self._events.append(FlowClosed(old, "accepted: drain table full"))
         return Accept(
             datagrams=tuple(flow.datagrams),
-            configure=_configure_accepted(self.identity, verdict, now),
+            configure=configure_accepted(self.identity, verdict, flow.hello, now),
             addr=addr,
             verdict=verdict,
             mirror=data,
@@ -384,11 +386,10 @@ class RealityGate:
 
     def _maybe_verdict(self, flow: _PendingFlow) -> RealityVerdict | None:
         """Verify the ClientHello once its bytes are complete; None while incomplete."""
-        received = flow.received
-        if not received or received[0].start != 0:
+        have = flow.assembly.contiguous()
+        if have == 0:
             return None
-        have = received[0].stop
-        hello = flow.hello
+        hello = flow.assembly.data
         if hello[0] != _CLIENT_HELLO:
             return RealityVerdict(Reason.NOT_CLIENT_HELLO, detail=f"handshake type {hello[0]}")
         if have < 4:
@@ -398,8 +399,8 @@ class RealityGate:
             return RealityVerdict(Reason.TOO_LARGE, detail=f"ClientHello of {total} bytes")
         if have < total:
             return None
-        return verify_client_hello(bytes(hello[:total]), self.config, self._wall_clock(),
-                                   self.replay_cache)
+        flow.hello = bytes(hello[:total])
+        return verify_client_hello(flow.hello, self.config, self._wall_clock(), self.replay_cache)
 
     def _ingest(self, flow: _PendingFlow, data: bytes) -> RealityVerdict | None:
         """Open the datagram's Initial packets and collect CRYPTO data; a verdict on bad input."""
@@ -427,6 +428,14 @@ class RealityGate:
             if plain[0] & 0x0C:
                 return RealityVerdict(Reason.MALFORMED_INITIAL, detail="reserved bits set")
             flow.largest_pn = max(flow.largest_pn, pn)
+            seen = flow.assembly.packet(pn, payload)
+            if seen is PacketCheck.DUPLICATE:
+                continue  # a network duplicate: the connection drops it as well
+            if seen is PacketCheck.CONFLICT:
+                # The connection keeps the first packet with a number and drops the rest: the two
+                # would read different hellos (security finding 1).
+                return RealityVerdict(Reason.REPEATED_PACKET_NUMBER,
+                                      detail=f"packet {pn} again with another payload")
             verdict = self._frames(flow, payload)
             if verdict is not None:
                 return verdict
@@ -452,13 +461,14 @@ class RealityGate:
                 stop = offset + len(chunk)
                 if stop > limit:
                     return RealityVerdict(Reason.TOO_LARGE, detail=f"CRYPTO data up to {stop}")
-                if not chunk:
-                    continue
-                hello = flow.hello
-                if len(hello) < stop:
-                    hello.extend(bytes(stop - len(hello)))
-                hello[offset:stop] = chunk
-                flow.received.add(offset, stop)
+                stored = flow.assembly.add(offset, chunk)
+                if stored is Chunk.CONFLICT:
+                    return RealityVerdict(Reason.CRYPTO_CONFLICT,
+                                          detail=f"CRYPTO {offset}..{stop} contradicts earlier bytes")
+                if stored is Chunk.TOO_FRAGMENTED:
+                    return RealityVerdict(
+                        Reason.TOO_FRAGMENTED,
+                        detail=f"more than {self.limits.max_crypto_fragments} CRYPTO frames")
         except (QuicConnectionError, BufferReadError) as exc:
             return RealityVerdict(Reason.MALFORMED_INITIAL, detail=str(exc))
         return None
@@ -502,26 +512,3 @@ def _first_initial_header(data: bytes) -> tuple[bytes, bytes] | None:
     if not 8 <= len(header.destination_cid) <= 20:
         return None  # RFC 9000 §7.2: a client's first DCID has at least 8 bytes
     return header.destination_cid, header.source_cid
-
-
-def _configure_accepted(
-    identity: RealityIdentity, verdict: RealityVerdict, now: float
-) -> Callable[[QuicConfiguration], None]:
-    """How the endpoint sets up an accepted connection: HMAC certificate, h3, verdict in qlog."""
-    assert verdict.auth_key is not None
-
-    def configure(config: QuicConfiguration) -> None:
-        config.certificate_source = RealityCertificateSource(identity, verdict.auth_key or b"")
-        if not config.alpn_protocols:
-            config.alpn_protocols = ["h3"]
-        factory = config.qlog_factory
-        if factory is not None:
-
-            def qlog_with_verdict(odcid: bytes, is_client: bool) -> Any:
-                sink = factory(odcid, is_client)
-                sink.custom(now, "reality:verdict", verdict.describe())
-                return sink
-
-            config.qlog_factory = qlog_with_verdict
-
-    return configure

@@ -315,3 +315,24 @@ def test_client_initials_to_the_targets_connection_id_stay_on_the_relay() -> Non
                                packet_number=1, pad_to=1200)
     d = gate.receive_datagram(follow_up, CLIENT_ADDR, 0.2)
     assert isinstance(d, Forward) and d.verdict is None and not d.new_flow
+
+
+def test_a_flood_of_tiny_crypto_fragments_is_refused_after_the_cap() -> None:
+    """Security finding 4 (audit e14): 1-byte CRYPTO frames in front of a far one made the range
+    set quadratic (0.3 s of CPU per 15 KB); now the 65th fragment sends the flow to the target."""
+    gate = make_gate()
+    frames = crypto_frame(8150, b"s") + b"".join(crypto_frame(o, b"a") for o in range(2, 402, 2))
+    datagram = initial_packet(frames, dcid=DCID, scid=SCID, packet_number=0, pad_to=1200)
+    d = gate.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.TOO_FRAGMENTED
+    assert gate.pending_flows == 0 and gate.is_fallback(CLIENT_ADDR)
+
+
+def test_a_hello_in_64_fragments_is_still_accepted() -> None:
+    hello = sealed_hello_bytes()
+    pieces = [(o, hello[o:o + 4]) for o in range(0, 252, 4)] + [(252, hello[252:])]
+    assert len(pieces) == 64
+    frames = b"".join(crypto_frame(o, c) for o, c in reversed(pieces))
+    datagram = initial_packet(frames, dcid=DCID, scid=SCID, packet_number=0, pad_to=1200)
+    assert isinstance(make_gate().receive_datagram(datagram, CLIENT_ADDR, 0.0), Accept)
