@@ -51,6 +51,7 @@ class Reason(Enum):
     TOO_FRAGMENTED = "too_fragmented"
     TIMEOUT = "timeout"
     TOO_MANY_PENDING = "too_many_pending"
+    TOO_MANY_PENDING_FROM_SOURCE = "too_many_pending_from_source"
     # verify_client_hello, in the order the checks run.
     PARSE_ERROR = "parse_error"
     NOT_TLS13 = "not_tls13"

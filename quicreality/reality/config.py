@@ -58,8 +58,10 @@ class GateLimits:
     """Bounds of the gate and the fallback relay (all sizes in bytes, times in seconds)."""
 
     max_pending_flows: int = 1024
+    max_pending_per_source: int = 32
     max_pending_bytes: int = 16 * 1024
     pending_timeout: float = 2.0
+    held_timeout: float = 0.1
     max_client_hello_bytes: int = 8192
     max_crypto_fragments: int = 64
     max_fallback_flows: int = 4096
@@ -114,8 +116,10 @@ class RealityServerConfig:
 _LIMIT_KEYS: dict[str, tuple[str, float]] = {
     # toml key: (GateLimits attribute, scale from the toml unit to the attribute's unit)
     "max_pending_flows": ("max_pending_flows", 1),
+    "max_pending_per_source": ("max_pending_per_source", 1),
     "max_pending_bytes": ("max_pending_bytes", 1),
     "pending_timeout_ms": ("pending_timeout", 0.001),
+    "held_timeout_ms": ("held_timeout", 0.001),
     "max_client_hello_bytes": ("max_client_hello_bytes", 1),
     "max_crypto_fragments": ("max_crypto_fragments", 1),
     "max_fallback_flows": ("max_fallback_flows", 1),
