@@ -11,7 +11,7 @@ Nothing here reads a clock: ``now_wall`` (Unix seconds) is an argument.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -20,10 +20,11 @@ from ..tls import messages as m
 from ..tls.alerts import TlsAlert
 from ..wire.buffer import Buffer, BufferReadError
 from .config import RealityServerConfig
-from .keys import ClientVersion, version_value
+from .keys import ClientVersion, short_id_fingerprint, version_value
 from .token import (
     SESSION_ID_END,
     SESSION_ID_LENGTH,
+    SESSION_ID_LENGTH_OFFSET,
     SESSION_ID_OFFSET,
     derive_auth_key,
     open_client_hello,
@@ -77,16 +78,17 @@ class RealityVerdict:
         server_name: the SNI, when the ClientHello parsed.
         client_version: x.y.z from the token, once it opened.
         client_time: Unix seconds from the token, once it opened.
-        short_id: the 8-byte short ID from the token, once it opened.
+        short_id: the 8-byte short ID from the token, once it opened (a credential: never in
+            ``repr`` or :meth:`describe`, which give its :func:`short_id_fingerprint`).
         detail: a short human explanation for logs.
     """
 
     reason: Reason
-    auth_key: bytes | None = None
+    auth_key: bytes | None = field(default=None, repr=False)
     server_name: str | None = None
     client_version: ClientVersion | None = None
     client_time: int | None = None
-    short_id: bytes | None = None
+    short_id: bytes | None = field(default=None, repr=False)
     detail: str = ""
 
     @property
@@ -95,7 +97,8 @@ class RealityVerdict:
         return self.reason is Reason.ACCEPT
 
     def describe(self) -> dict[str, object]:
-        """A JSON-friendly summary (no key material), for logs and qlog."""
+        """A JSON-friendly summary for logs and qlog: no key material, no short ID (its
+        fingerprint as ``short_id_fp``)."""
         out: dict[str, object] = {"accepted": self.accepted, "reason": self.reason.name}
         if self.server_name is not None:
             out["sni"] = self.server_name
@@ -104,7 +107,7 @@ class RealityVerdict:
         if self.client_time is not None:
             out["client_time"] = self.client_time
         if self.short_id is not None:
-            out["short_id"] = self.short_id.hex()
+            out["short_id_fp"] = short_id_fingerprint(self.short_id)
         if self.detail:
             out["detail"] = self.detail
         return out
@@ -163,6 +166,17 @@ class ReplayCache:
         return ReplayCheck.FRESH
 
 
+#: The X25519 public key used when a hello has none (RFC 7748 §6.1, Bob's): keeps the work equal.
+_STAND_IN_SHARE = bytes.fromhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+
+
+def _stand_in_hello(raw: bytes) -> bytes:
+    """A buffer of the same length shaped like a sealed hello, to open when ``raw`` failed early."""
+    length = max(len(raw), SESSION_ID_END)
+    return bytes(SESSION_ID_LENGTH_OFFSET) + bytes([SESSION_ID_LENGTH]) + bytes(
+        length - SESSION_ID_LENGTH_OFFSET - 1)
+
+
 def select_x25519_share(key_shares: tuple[m.KeyShareEntry, ...]) -> bytes | None:
     """The peer X25519 key per spec §3.1 step 4.
 
@@ -210,24 +224,34 @@ def verify_client_hello(
     except (TlsAlert, BufferReadError) as exc:
         return RealityVerdict(Reason.PARSE_ERROR, detail=str(exc))
     sni = ch.server_name
+    failed: RealityVerdict | None = None
     if not ch.supported_versions or m.TLS_VERSION_1_3 not in ch.supported_versions:
-        return RealityVerdict(Reason.NOT_TLS13, server_name=sni)
-    if (sni or "") not in config.server_names:
-        return RealityVerdict(Reason.SNI_NOT_ALLOWED, server_name=sni)
-    if len(ch.legacy_session_id) != SESSION_ID_LENGTH:
-        return RealityVerdict(
+        failed = RealityVerdict(Reason.NOT_TLS13, server_name=sni)
+    elif (sni or "") not in config.server_names:
+        failed = RealityVerdict(Reason.SNI_NOT_ALLOWED, server_name=sni)
+    elif len(ch.legacy_session_id) != SESSION_ID_LENGTH:
+        failed = RealityVerdict(
             Reason.BAD_SESSION_ID, server_name=sni,
             detail=f"legacy_session_id has {len(ch.legacy_session_id)} bytes",
         )
     peer = select_x25519_share(ch.key_share or ())
-    if peer is None:
-        return RealityVerdict(Reason.NO_X25519_SHARE, server_name=sni)
+    if failed is None and peer is None:
+        failed = RealityVerdict(Reason.NO_X25519_SHARE, server_name=sni)
+    # X25519, HKDF and the AEAD open run whichever check failed above (with stand-in inputs where
+    # the hello has none), so the time spent does not tell a prober which one its hello failed,
+    # e.g. whether its SNI is listed (security finding 12). The first failure is still the reason.
     try:
-        shared = config.private_key_object.exchange(x25519.X25519PublicKey.from_public_bytes(peer))
+        shared = config.private_key_object.exchange(
+            x25519.X25519PublicKey.from_public_bytes(peer or _STAND_IN_SHARE))
     except ValueError as exc:  # e.g. an all-zero result (small-order point)
-        return RealityVerdict(Reason.BAD_X25519_SHARE, server_name=sni, detail=str(exc))
+        shared = bytes(32)
+        if failed is None:
+            failed = RealityVerdict(Reason.BAD_X25519_SHARE, server_name=sni, detail=str(exc))
     auth_key = derive_auth_key(shared, ch.random)
-    plaintext = open_client_hello(raw_client_hello, auth_key)
+    sealed = raw_client_hello if failed is None else _stand_in_hello(raw_client_hello)
+    plaintext = open_client_hello(sealed, auth_key)
+    if failed is not None:
+        return failed
     if plaintext is None:
         return RealityVerdict(Reason.AEAD_OPEN_FAILED, server_name=sni)
     fields = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -203,3 +204,41 @@ def test_replay_cache_is_bounded_and_expires() -> None:
     assert cache.admit(bytes([0]) * 32, 100.0, 110.5) is ReplayCheck.FRESH  # expired at 110
     cache.expire(200.0)
     assert len(cache) == 0
+
+
+def test_every_early_failure_still_runs_the_key_exchange_and_the_aead(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Security finding 12 (audit e5): an unlisted SNI (and the other early checks) used to return
+    before X25519 + HKDF + AES-GCM, so the time spent told a prober whether its SNI was listed."""
+    import quicreality.reality.auth as auth
+
+    opened: list[int] = []
+    real_open = auth.open_client_hello
+
+    def spy(raw: bytes, key: bytes):  # type: ignore[no-untyped-def]
+        opened.append(len(raw))
+        return real_open(raw, key)
+
+    monkeypatch.setattr(auth, "open_client_hello", spy)
+    p256 = m.KeyShareEntry(m.Group.SECP256R1, b"\x04" + bytes(64))
+    cases = {
+        Reason.SNI_NOT_ALLOWED: sealed_client_hello(server_name="not-listed.example")[0],
+        Reason.NOT_TLS13: bytes(plain_client_hello(supported_versions=(0x0303,))),
+        Reason.BAD_SESSION_ID: bytes(plain_client_hello(session_id=b"")),
+        Reason.NO_X25519_SHARE: bytes(plain_client_hello(key_share=(p256,))),
+        Reason.ACCEPT: sealed_client_hello()[0],
+    }
+    for reason, raw in cases.items():
+        opened.clear()
+        assert verdict(raw).reason is reason
+        assert opened == [max(len(raw), 71)], reason
+
+
+def test_logs_and_qlog_name_the_short_id_by_a_fingerprint_only() -> None:
+    """Security finding 12: short IDs (credentials) used to be logged and written to qlog."""
+    v = verdict(sealed_client_hello()[0])
+    assert v.accepted and v.short_id == SHORT_ID
+    info = v.describe()
+    text = repr(info) + repr(v)
+    assert SHORT_ID.hex() not in text and "short_id'" not in text
+    assert info["short_id_fp"] == hashlib.sha256(SHORT_ID).hexdigest()[:8]
+    assert v.auth_key is not None and v.auth_key.hex() not in text
