@@ -22,6 +22,7 @@ a default. Every error is a :class:`RealityConfigError` naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,30 @@ class GateLimits:
     fallback_idle_timeout: float = 60.0
     accepted_drain: float = 5.0
     replay_cache_size: int = 65536
+
+
+#: Descriptors kept free for everything but target sockets (listener, connections, logs, metrics).
+RESERVED_DESCRIPTORS = 256
+
+
+def target_sockets(limits: GateLimits) -> int:
+    """The most target sockets the gate can have open at once: one per pending flow, per relay
+    flow and per accepted flow still draining (bounded like the pending table)."""
+    return 2 * limits.max_pending_flows + limits.max_fallback_flows
+
+
+def fit_to_descriptors(limits: GateLimits, descriptors: int) -> GateLimits:
+    """``limits`` shrunk (proportionally) so that every target socket fits in ``descriptors``
+    minus :data:`RESERVED_DESCRIPTORS`; unchanged if they already fit."""
+    budget = max(descriptors - RESERVED_DESCRIPTORS, 3)
+    need = target_sockets(limits)
+    if need <= budget:
+        return limits
+    pending = max(1, limits.max_pending_flows * budget // need)
+    fallback = max(1, budget - 2 * pending)
+    return dataclasses.replace(
+        limits, max_pending_flows=pending, max_fallback_flows=fallback,
+        max_pending_per_source=min(limits.max_pending_per_source, pending))
 
 
 @dataclass(frozen=True)
