@@ -238,7 +238,7 @@ class RealityServer(QuicServer):
         try:
             self.gate.handle_timer(now)
             self._gate_events(now)
-        except Exception:  # noqa: BLE001 -- one bad flow must not stop every later deadline
+        except Exception:  # one bad flow must not stop every later deadline
             log.exception("REALITY gate timer failed; continuing")
             self._arm_gate_timer(not_before=now + _TIMER_RETRY)
             return

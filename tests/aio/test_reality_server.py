@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "reality"))
-from reality_helpers import (  # noqa: E402
+from reality_helpers import (
     CLIENT_ADDR,
     WALL,
     client_configuration,
@@ -24,14 +24,14 @@ from reality_helpers import (  # noqa: E402
     server_config,
 )
 
-from quicreality.aio.reality_server import RealityServer  # noqa: E402
-from quicreality.h3.server import H3FileServer  # noqa: E402
-from quicreality.metrics import RealityMetrics  # noqa: E402
-from quicreality.quic.config import QuicConfiguration  # noqa: E402
-from quicreality.quic.endpoint import QuicServerEndpoint  # noqa: E402
-from quicreality.reality import gate as gate_module  # noqa: E402
-from quicreality.reality.config import GateLimits  # noqa: E402
-from quicreality.reality.gate import RealityGate  # noqa: E402
+from quicreality.aio.reality_server import RealityServer
+from quicreality.h3.server import H3FileServer
+from quicreality.metrics import RealityMetrics
+from quicreality.quic.config import QuicConfiguration
+from quicreality.quic.endpoint import QuicServerEndpoint
+from quicreality.reality import gate as gate_module
+from quicreality.reality.config import GateLimits
+from quicreality.reality.gate import RealityGate
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -78,7 +78,7 @@ def test_the_completing_datagram_reaches_the_target_before_verification(
     monkeypatch.setattr(gate_module, "verify_client_hello", spy)
 
     async def main() -> None:
-        server, metrics = _server(asyncio.get_running_loop(), make_gate(), target)
+        server, _ = _server(asyncio.get_running_loop(), make_gate(), target)
         try:
             _, datagrams = first_flight(client_configuration())
             server.datagram_received(datagrams[0], CLIENT_ADDR, server.now())
@@ -102,7 +102,7 @@ def test_a_target_socket_that_cannot_be_opened_is_counted(target: socket.socket)
             server.relay.open = no_descriptors  # type: ignore[method-assign]
             for port in range(3):
                 server.datagram_received(b"junk", ("192.0.2.7", 1000 + port), server.now())
-            return metrics.fallback_socket_failures._value.get()  # noqa: SLF001
+            return metrics.fallback_socket_failures._value.get()
         finally:
             server.close()
 

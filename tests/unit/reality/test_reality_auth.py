@@ -209,7 +209,7 @@ def test_replay_cache_is_bounded_and_expires() -> None:
 def test_every_early_failure_still_runs_the_key_exchange_and_the_aead(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Security finding 12 (audit e5): an unlisted SNI (and the other early checks) used to return
     before X25519 + HKDF + AES-GCM, so the time spent told a prober whether its SNI was listed."""
-    import quicreality.reality.auth as auth
+    from quicreality.reality import auth
 
     opened: list[int] = []
     real_open = auth.open_client_hello

@@ -102,7 +102,7 @@ def test_active_bypass_with_a_repeated_packet_number_is_refused_end_to_end() -> 
     assert second.verdict.reason is Reason.REPEATED_PACKET_NUMBER
     assert isinstance(decisions[2].gate, Forward)
     assert not any(d.new for d in decisions) and not endpoint.connections
-    attacker._recovery.spaces[0].next_pn = 2  # noqa: SLF001 -- it did send PNs 0 and 1
+    attacker._recovery.spaces[0].next_pn = 2
     _handshake(endpoint, attacker, 0.0)
     while (e := attacker.next_event()) is not None:
         assert not isinstance(e, events.HandshakeCompleted)
@@ -127,7 +127,7 @@ def test_overlapping_crypto_with_other_bytes_is_refused() -> None:
 
 
 def test_overlapping_retransmission_with_the_same_bytes_is_still_accepted() -> None:
-    datagram, sealed = _captured()
+    _, sealed = _captured()
     dcid, scid = bytes(range(8)), bytes(range(8, 16))
     gate = make_gate()
     a = initial_packet(crypto_frame(0, sealed[:200]), dcid=dcid, scid=scid, packet_number=0,
