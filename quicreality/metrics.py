@@ -93,6 +93,8 @@ class RealityMetrics:
     * ``quicreality_reality_pending_flows``: flows waiting for a complete ClientHello;
     * ``quicreality_reality_target_datagrams_dropped_total``: target datagrams not relayed because
       the flow was accepted;
+    * ``quicreality_reality_fallback_socket_failures_total``: target sockets that could not be
+      opened (out of descriptors), so a client datagram was not relayed;
     * ``quicreality_connections_active``: QUIC connections of the server.
     """
 
@@ -121,6 +123,10 @@ class RealityMetrics:
             self.fallback_bytes.labels(direction=direction)
         self.pending_flows = Gauge("quicreality_reality_pending_flows",
                                    "Flows waiting for a complete ClientHello", registry=registry)
+        self.fallback_socket_failures = Counter(
+            "quicreality_reality_fallback_socket_failures",
+            "Target sockets that could not be opened (e.g. out of file descriptors); the client's "
+            "datagram was not relayed", registry=registry)
         self.target_dropped = Counter("quicreality_reality_target_datagrams_dropped",
                                       "Target datagrams not relayed (the flow was accepted)",
                                       registry=registry)

@@ -9,6 +9,13 @@ For every gate decision it moves bytes and nothing else:
 * a target datagram: relay it to the client, or drop it (accepted flow), as the gate says;
 * timer: pending flows time out to the relay, idle relays and finished drains close their sockets.
 
+The server is the gate's *target sink*: a datagram bound for the target is sent the moment the
+gate has classified it, before the gate decrypts or verifies anything, so the target sees it
+equally early whatever the gate then does (decisions that say ``sent`` are not sent again).
+Target sockets are file descriptors: :func:`serve_reality` raises ``RLIMIT_NOFILE`` to its hard
+limit and shrinks the gate's tables to what fits (:func:`fit_to_descriptors`); a socket that still
+cannot be opened is counted (``quicreality_reality_fallback_socket_failures_total``).
+
 Nothing of ours is ever sent to a flow the gate has not accepted: the only datagrams written to the
 listener socket for such a flow are the target's, byte for byte. Each verdict gives one log line,
 a metric, and a ``reality:verdict`` event in the endpoint qlog trace (and, when accepted, in the
@@ -18,6 +25,7 @@ connection's trace).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -34,7 +42,7 @@ from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint, Received
 from ..reality.auth import RealityVerdict
 from ..reality.cert import RealityIdentity
-from ..reality.config import RealityServerConfig
+from ..reality.config import RealityServerConfig, fit_to_descriptors
 from ..reality.gate import (
     Accept,
     Decided,
@@ -49,6 +57,11 @@ from .fallback import FallbackRelay
 from .server import QuicServer
 
 log = logging.getLogger("quicreality.reality")
+
+#: After a gate timer callback failed, the next attempt waits at least this long (no busy loop).
+_TIMER_RETRY = 0.05
+#: At most one warning per this many seconds about target sockets that could not be opened.
+_OPEN_WARNING_INTERVAL = 10.0
 
 
 class _GatedEndpoint:
@@ -112,20 +125,26 @@ class RealityServer(QuicServer):
         super().__init__(sock, gated, app, loop, **server_options)
         family, sockaddr = target
         self.relay = FallbackRelay(sockaddr, family, self._on_target_datagram, self.loop)
+        self._open_failures_logged_at: float | None = None
+        self._open_failures_unlogged = 0
+        gate.target_sink = self._to_target
 
     # --- gate decisions -------------------------------------------------------------------
 
     def _on_gate_decision(self, decision: GateDecision, now: float) -> None:
         match decision:
-            case Pending(addr=addr, mirror=data, new_flow=new_flow):
-                self._to_target(addr, data, new_flow)
-            case Accept(addr=addr, mirror=data, new_flow=new_flow, verdict=verdict):
-                self._to_target(addr, data, new_flow)
+            case Pending(addr=addr, mirror=data, new_flow=new_flow, sent=sent):
+                if not sent:
+                    self._to_target(addr, data, new_flow)
+            case Accept(addr=addr, mirror=data, new_flow=new_flow, verdict=verdict, sent=sent):
+                if not sent:
+                    self._to_target(addr, data, new_flow)
                 assert verdict is not None
                 self._record_verdict(addr, verdict, now)
             case Forward(addr=addr, data=data, new_flow=new_flow, verdict=verdict,
-                         release=release):
-                self._to_target(addr, data, new_flow)
+                         release=release, sent=sent):
+                if not sent:
+                    self._to_target(addr, data, new_flow)
                 if verdict is not None:
                     self._record_verdict(addr, verdict, now)
                 for held in release:
@@ -133,15 +152,29 @@ class RealityServer(QuicServer):
         self._gate_events(now)
 
     def _to_target(self, addr: Any, data: bytes, new_flow: bool) -> None:
-        if new_flow:
+        """Send one client datagram to the target on ``addr``'s flow (the gate's target sink)."""
+        if new_flow or addr not in self.relay:
             try:
                 self.relay.open(addr)
             except OSError as exc:
-                log.warning("cannot open a fallback socket for %s: %s", addr, exc)
+                self._open_failed(addr, exc)
                 return
         if self.relay.send(addr, data):
             self.metrics.fallback_bytes.labels(direction=RealityMetrics.CLIENT_TO_TARGET).inc(
                 len(data))
+
+    def _open_failed(self, addr: Any, exc: OSError) -> None:
+        """Count a target socket that could not be opened; warn at most every 10 s."""
+        self.metrics.fallback_socket_failures.inc()
+        self._open_failures_unlogged += 1
+        now = self.now()
+        last = self._open_failures_logged_at
+        if last is None or now - last >= _OPEN_WARNING_INTERVAL:
+            log.warning("cannot open a fallback socket (%d dropped since the last warning; "
+                        "latest for %s:%s): %s", self._open_failures_unlogged, addr[0], addr[1],
+                        exc)
+            self._open_failures_logged_at = now
+            self._open_failures_unlogged = 0
 
     def _to_client(self, addr: Any, data: bytes) -> None:
         try:
@@ -185,8 +218,10 @@ class RealityServer(QuicServer):
         self.metrics.connections_active.set(len(self.endpoint.connections))
         self._arm_gate_timer()
 
-    def _arm_gate_timer(self) -> None:
+    def _arm_gate_timer(self, not_before: float | None = None) -> None:
         at = self.gate.get_timer()
+        if at is not None and not_before is not None:
+            at = max(at, not_before)
         if at == self._gate_timer_at:
             return
         if self._gate_timer is not None:
@@ -200,8 +235,13 @@ class RealityServer(QuicServer):
         self._gate_timer = None
         self._gate_timer_at = None
         now = self.now()
-        self.gate.handle_timer(now)
-        self._gate_events(now)
+        try:
+            self.gate.handle_timer(now)
+            self._gate_events(now)
+        except Exception:  # one bad flow must not stop every later deadline
+            log.exception("REALITY gate timer failed; continuing")
+            self._arm_gate_timer(not_before=now + _TIMER_RETRY)
+            return
         self._arm_gate_timer()
 
     def close(self) -> None:
@@ -210,6 +250,28 @@ class RealityServer(QuicServer):
         if self._gate_timer is not None:
             self._gate_timer.cancel()
         self.relay.close_all()
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit (each fallback flow holds a socket);
+    return the soft limit now in effect."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return 1 << 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20) if soft != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY:
+        return hard
+    if hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, resource.getrlimit(
+                resource.RLIMIT_NOFILE)[1]))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise RLIMIT_NOFILE from %d to %d: %s", soft, hard, exc)
+    return soft
 
 
 def endpoint_qlog_sink(qlog_dir: str | os.PathLike[str], flavour: str = "0.3") -> QlogSink:
@@ -240,6 +302,13 @@ async def serve_reality(
         OSError: the target does not resolve.
     """
     target = resolve_target(*config.target)
+    descriptors = raise_nofile_limit()
+    limits = fit_to_descriptors(config.limits, descriptors)
+    if limits != config.limits:
+        log.warning("RLIMIT_NOFILE allows %d descriptors: gate tables shrunk to "
+                    "max_pending_flows=%d, max_fallback_flows=%d", descriptors,
+                    limits.max_pending_flows, limits.max_fallback_flows)
+        config = dataclasses.replace(config, limits=limits)
     gate = RealityGate(config, RealityIdentity.generate(os.urandom), wall_clock=time.time)
     endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, gate=gate)
     server = RealityServer(sock, endpoint, H3FileServer(www), gate, target=target,

@@ -52,6 +52,8 @@ class QuicConfiguration:
     peer_verifier: Any = None
     client_hello_hook: Any = None
     legacy_session_id_length: int = 0
+    #: server: the only first ClientHello TLS may process (see ``TlsConfig.expected_client_hello``)
+    expected_client_hello: bytes | None = None
 
     # Transport (RFC 9000 §18.2)
     supported_versions: tuple[int, ...] = (QUIC_VERSION_1,)

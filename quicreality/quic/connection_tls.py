@@ -87,6 +87,7 @@ class TlsIntegrationMixin(ConnectionBase):
             peer_verifier=cfg.peer_verifier,
             client_hello_hook=cfg.client_hello_hook,
             legacy_session_id_length=cfg.legacy_session_id_length,
+            expected_client_hello=cfg.expected_client_hello,
             wall_clock=cfg.wall_clock,
         )
         self._tls = TlsSession(tls_config, is_client=self.is_client, rng=self._rng)

@@ -10,8 +10,8 @@ Nothing here reads a clock: ``now_wall`` (Unix seconds) is an argument.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
+import heapq
+from dataclasses import dataclass, field
 from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -20,10 +20,11 @@ from ..tls import messages as m
 from ..tls.alerts import TlsAlert
 from ..wire.buffer import Buffer, BufferReadError
 from .config import RealityServerConfig
-from .keys import ClientVersion, version_value
+from .keys import ClientVersion, short_id_fingerprint, version_value
 from .token import (
     SESSION_ID_END,
     SESSION_ID_LENGTH,
+    SESSION_ID_LENGTH_OFFSET,
     SESSION_ID_OFFSET,
     derive_auth_key,
     open_client_hello,
@@ -44,10 +45,14 @@ class Reason(Enum):
     NOT_QUIC_INITIAL = "not_quic_initial"
     MALFORMED_INITIAL = "malformed_initial"
     NOT_CLIENT_HELLO = "not_client_hello"
+    REPEATED_PACKET_NUMBER = "repeated_packet_number"
+    CRYPTO_CONFLICT = "crypto_conflict"
     # Limits of the gate.
     TOO_LARGE = "too_large"
+    TOO_FRAGMENTED = "too_fragmented"
     TIMEOUT = "timeout"
     TOO_MANY_PENDING = "too_many_pending"
+    TOO_MANY_PENDING_FROM_SOURCE = "too_many_pending_from_source"
     # verify_client_hello, in the order the checks run.
     PARSE_ERROR = "parse_error"
     NOT_TLS13 = "not_tls13"
@@ -60,6 +65,7 @@ class Reason(Enum):
     TIME_SKEW = "time_skew"
     UNKNOWN_SHORT_ID = "unknown_short_id"
     REPLAY = "replay"
+    REPLAY_CACHE_FULL = "replay_cache_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +78,17 @@ class RealityVerdict:
         server_name: the SNI, when the ClientHello parsed.
         client_version: x.y.z from the token, once it opened.
         client_time: Unix seconds from the token, once it opened.
-        short_id: the 8-byte short ID from the token, once it opened.
+        short_id: the 8-byte short ID from the token, once it opened (a credential: never in
+            ``repr`` or :meth:`describe`, which give its :func:`short_id_fingerprint`).
         detail: a short human explanation for logs.
     """
 
     reason: Reason
-    auth_key: bytes | None = None
+    auth_key: bytes | None = field(default=None, repr=False)
     server_name: str | None = None
     client_version: ClientVersion | None = None
     client_time: int | None = None
-    short_id: bytes | None = None
+    short_id: bytes | None = field(default=None, repr=False)
     detail: str = ""
 
     @property
@@ -90,7 +97,8 @@ class RealityVerdict:
         return self.reason is Reason.ACCEPT
 
     def describe(self) -> dict[str, object]:
-        """A JSON-friendly summary (no key material), for logs and qlog."""
+        """A JSON-friendly summary for logs and qlog: no key material, no short ID (its
+        fingerprint as ``short_id_fp``)."""
         out: dict[str, object] = {"accepted": self.accepted, "reason": self.reason.name}
         if self.server_name is not None:
             out["sni"] = self.server_name
@@ -99,18 +107,32 @@ class RealityVerdict:
         if self.client_time is not None:
             out["client_time"] = self.client_time
         if self.short_id is not None:
-            out["short_id"] = self.short_id.hex()
+            out["short_id_fp"] = short_id_fingerprint(self.short_id)
         if self.detail:
             out["detail"] = self.detail
         return out
 
 
-class ReplayCache:
-    """Tokens of accepted ClientHellos, remembered for ``window`` seconds (our addition, spec §7).
+class ReplayCheck(Enum):
+    """What :meth:`ReplayCache.admit` found."""
 
-    Bounded: at most ``capacity`` entries; when full the oldest entry is forgotten early (a bounded
-    memory is worth more than catching a replay of a very old-but-not-expired token). Keys are the
-    32-byte sealed session_id, which is unique per ClientHello (the nonce is the client random).
+    FRESH = "fresh"  #: not seen; now remembered
+    REPLAY = "replay"  #: seen before, and its token time is still inside the window
+    FULL = "full"  #: not seen, but there is no room to remember it: refuse (-> the target)
+
+
+class ReplayCache:
+    """Tokens of accepted ClientHellos, each remembered until its token time + ``window`` (spec §7).
+
+    Our addition; Xray has none. A token whose time ``t`` passed the timestamp check can pass it
+    again while ``now <= t + window``, so that is how long it is kept, whatever the client's clock
+    (a client 50 s ahead with a 60 s window is remembered for 110 s). Keys are the 32-byte sealed
+    session_ids (unique per ClientHello: the nonce is the client random).
+
+    Bounded: at most ``capacity`` live entries. A full cache never forgets a live entry early (that
+    would let its replay in); it answers :attr:`ReplayCheck.FULL` and the caller sends the flow to
+    the target. Forwarding is safe (the target answers with its own certificate); accepting would
+    not be.
     """
 
     def __init__(self, capacity: int, window: float) -> None:
@@ -118,29 +140,41 @@ class ReplayCache:
             raise ValueError("capacity and window must be positive")
         self.capacity = capacity
         self.window = window
-        self._seen: OrderedDict[bytes, float] = OrderedDict()
+        self._expiry: dict[bytes, float] = {}
+        self._heap: list[tuple[float, bytes]] = []  # (expiry, token), one per live entry
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._expiry)
 
     def expire(self, now_wall: float) -> None:
-        """Forget tokens older than the window."""
-        seen = self._seen
-        while seen:
-            _, at = next(iter(seen.items()))
-            if now_wall - at <= self.window:
-                break
-            seen.popitem(last=False)
+        """Forget tokens whose time + window has passed."""
+        heap, expiry = self._heap, self._expiry
+        while heap and heap[0][0] < now_wall:
+            _, token = heapq.heappop(heap)
+            del expiry[token]
 
-    def check_and_add(self, token: bytes, now_wall: float) -> bool:
-        """Record ``token``; return True if it was already seen within the window (a replay)."""
+    def admit(self, token: bytes, token_time: float, now_wall: float) -> ReplayCheck:
+        """Look ``token`` (sealed at ``token_time``, Unix seconds) up and remember it if fresh."""
         self.expire(now_wall)
-        if token in self._seen:
-            return True
-        self._seen[token] = now_wall
-        while len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return False
+        if token in self._expiry:
+            return ReplayCheck.REPLAY
+        if len(self._expiry) >= self.capacity:
+            return ReplayCheck.FULL
+        until = max(token_time + self.window, now_wall)
+        self._expiry[token] = until
+        heapq.heappush(self._heap, (until, token))
+        return ReplayCheck.FRESH
+
+
+#: The X25519 public key used when a hello has none (RFC 7748 §6.1, Bob's): keeps the work equal.
+_STAND_IN_SHARE = bytes.fromhex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
+
+
+def _stand_in_hello(raw: bytes) -> bytes:
+    """A buffer of the same length shaped like a sealed hello, to open when ``raw`` failed early."""
+    length = max(len(raw), SESSION_ID_END)
+    return bytes(SESSION_ID_LENGTH_OFFSET) + bytes([SESSION_ID_LENGTH]) + bytes(
+        length - SESSION_ID_LENGTH_OFFSET - 1)
 
 
 def select_x25519_share(key_shares: tuple[m.KeyShareEntry, ...]) -> bytes | None:
@@ -190,24 +224,34 @@ def verify_client_hello(
     except (TlsAlert, BufferReadError) as exc:
         return RealityVerdict(Reason.PARSE_ERROR, detail=str(exc))
     sni = ch.server_name
+    failed: RealityVerdict | None = None
     if not ch.supported_versions or m.TLS_VERSION_1_3 not in ch.supported_versions:
-        return RealityVerdict(Reason.NOT_TLS13, server_name=sni)
-    if (sni or "") not in config.server_names:
-        return RealityVerdict(Reason.SNI_NOT_ALLOWED, server_name=sni)
-    if len(ch.legacy_session_id) != SESSION_ID_LENGTH:
-        return RealityVerdict(
+        failed = RealityVerdict(Reason.NOT_TLS13, server_name=sni)
+    elif (sni or "") not in config.server_names:
+        failed = RealityVerdict(Reason.SNI_NOT_ALLOWED, server_name=sni)
+    elif len(ch.legacy_session_id) != SESSION_ID_LENGTH:
+        failed = RealityVerdict(
             Reason.BAD_SESSION_ID, server_name=sni,
             detail=f"legacy_session_id has {len(ch.legacy_session_id)} bytes",
         )
     peer = select_x25519_share(ch.key_share or ())
-    if peer is None:
-        return RealityVerdict(Reason.NO_X25519_SHARE, server_name=sni)
+    if failed is None and peer is None:
+        failed = RealityVerdict(Reason.NO_X25519_SHARE, server_name=sni)
+    # X25519, HKDF and the AEAD open run whichever check failed above (with stand-in inputs where
+    # the hello has none), so the time spent does not tell a prober which one its hello failed,
+    # e.g. whether its SNI is listed (security finding 12). The first failure is still the reason.
     try:
-        shared = config.private_key_object.exchange(x25519.X25519PublicKey.from_public_bytes(peer))
+        shared = config.private_key_object.exchange(
+            x25519.X25519PublicKey.from_public_bytes(peer or _STAND_IN_SHARE))
     except ValueError as exc:  # e.g. an all-zero result (small-order point)
-        return RealityVerdict(Reason.BAD_X25519_SHARE, server_name=sni, detail=str(exc))
+        shared = bytes(32)
+        if failed is None:
+            failed = RealityVerdict(Reason.BAD_X25519_SHARE, server_name=sni, detail=str(exc))
     auth_key = derive_auth_key(shared, ch.random)
-    plaintext = open_client_hello(raw_client_hello, auth_key)
+    sealed = raw_client_hello if failed is None else _stand_in_hello(raw_client_hello)
+    plaintext = open_client_hello(sealed, auth_key)
+    if failed is not None:
+        return failed
     if plaintext is None:
         return RealityVerdict(Reason.AEAD_OPEN_FAILED, server_name=sni)
     fields = {
@@ -218,15 +262,22 @@ def verify_client_hello(
     }
     if not _in_version_range(plaintext.version, config):
         return RealityVerdict(Reason.VERSION_OUT_OF_RANGE, **fields)  # type: ignore[arg-type]
-    if config.max_time_diff_ms:
-        skew_ms = abs(now_wall - plaintext.unix_time) * 1000.0
-        if skew_ms > config.max_time_diff_ms:
-            return RealityVerdict(
-                Reason.TIME_SKEW, detail=f"{skew_ms / 1000:.0f} s off", **fields  # type: ignore[arg-type]
-            )
+    skew_ms = abs(now_wall - plaintext.unix_time) * 1000.0
+    if skew_ms > config.time_window_ms:  # always on (config.time_window_ms is never 0)
+        return RealityVerdict(
+            Reason.TIME_SKEW, detail=f"{skew_ms / 1000:.0f} s off", **fields  # type: ignore[arg-type]
+        )
     if plaintext.short_id not in config.short_ids:
         return RealityVerdict(Reason.UNKNOWN_SHORT_ID, **fields)  # type: ignore[arg-type]
-    token = raw_client_hello[SESSION_ID_OFFSET:SESSION_ID_END]
-    if replay_cache is not None and replay_cache.check_and_add(bytes(token), now_wall):
+    token = bytes(raw_client_hello[SESSION_ID_OFFSET:SESSION_ID_END])
+    seen = ReplayCheck.FRESH
+    if replay_cache is not None:
+        seen = replay_cache.admit(token, plaintext.unix_time, now_wall)
+    if seen is ReplayCheck.REPLAY:
         return RealityVerdict(Reason.REPLAY, **fields)  # type: ignore[arg-type]
+    if seen is ReplayCheck.FULL:
+        return RealityVerdict(
+            Reason.REPLAY_CACHE_FULL, detail="cannot remember another token: forwarded",
+            **fields,  # type: ignore[arg-type]
+        )
     return RealityVerdict(Reason.ACCEPT, auth_key=auth_key, **fields)  # type: ignore[arg-type]

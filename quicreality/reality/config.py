@@ -6,12 +6,13 @@ private_key = "base64url X25519 private key (xray x25519's PrivateKey)"
 server_names = ["www.example.com"]      # exact, case-sensitive; "" allows a missing SNI
 short_ids = ["", "0123456789abcdef"]    # hex, <= 16 chars, even length; "" = all zeros
 target = "127.0.0.1:8443"               # the real QUIC site for everyone else
-max_time_diff_ms = 120000               # 0 disables the timestamp check (Xray's default)
+max_time_diff_ms = 120000               # the timestamp window (default 120000; 0 is refused)
 min_client_ver = "26.3.27"              # Xray's default when absent; "0.0.0" = no lower bound
 max_client_ver = ""                     # "" or absent = no upper bound
 # Optional limits of the gate and relay (our additions, defaults shown by `docs/reality.md`):
-# max_pending_flows, max_pending_bytes, pending_timeout_ms, max_client_hello_bytes,
-# max_fallback_flows, fallback_idle_timeout_ms, accepted_drain_ms, replay_cache_size
+# max_pending_flows, max_pending_per_source, max_pending_bytes, pending_timeout_ms,
+# held_timeout_ms, max_client_hello_bytes, max_crypto_fragments, max_fallback_flows,
+# fallback_idle_timeout_ms, accepted_drain_ms, replay_cache_size
 ```
 
 Only ``[reality]`` is read; other tables (``[relay]``, ...) belong to other components and are
@@ -21,6 +22,7 @@ a default. Every error is a :class:`RealityConfigError` naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,8 +41,9 @@ from .keys import (
 
 #: Xray's default ``minClientVer`` when the field is empty (spec §1.2).
 XRAY_DEFAULT_MIN_CLIENT_VER: ClientVersion = (26, 3, 27)
-#: Replay-cache window when ``max_time_diff_ms`` is 0 (the timestamp check is off).
-DEFAULT_REPLAY_WINDOW_MS = 120_000
+#: The timestamp window when the file does not set ``max_time_diff_ms``. Xray's own default (0)
+#: turns the check off, which makes a captured ClientHello valid forever; we never do that.
+DEFAULT_MAX_TIME_DIFF_MS = 120_000
 
 
 class RealityConfigError(ValueError):
@@ -56,13 +59,40 @@ class GateLimits:
     """Bounds of the gate and the fallback relay (all sizes in bytes, times in seconds)."""
 
     max_pending_flows: int = 1024
+    max_pending_per_source: int = 32
     max_pending_bytes: int = 16 * 1024
     pending_timeout: float = 2.0
+    held_timeout: float = 0.1
     max_client_hello_bytes: int = 8192
+    max_crypto_fragments: int = 64
     max_fallback_flows: int = 4096
     fallback_idle_timeout: float = 60.0
     accepted_drain: float = 5.0
     replay_cache_size: int = 65536
+
+
+#: Descriptors kept free for everything but target sockets (listener, connections, logs, metrics).
+RESERVED_DESCRIPTORS = 256
+
+
+def target_sockets(limits: GateLimits) -> int:
+    """The most target sockets the gate can have open at once: one per pending flow, per relay
+    flow and per accepted flow still draining (bounded like the pending table)."""
+    return 2 * limits.max_pending_flows + limits.max_fallback_flows
+
+
+def fit_to_descriptors(limits: GateLimits, descriptors: int) -> GateLimits:
+    """``limits`` shrunk (proportionally) so that every target socket fits in ``descriptors``
+    minus :data:`RESERVED_DESCRIPTORS`; unchanged if they already fit."""
+    budget = max(descriptors - RESERVED_DESCRIPTORS, 3)
+    need = target_sockets(limits)
+    if need <= budget:
+        return limits
+    pending = max(1, limits.max_pending_flows * budget // need)
+    fallback = max(1, budget - 2 * pending)
+    return dataclasses.replace(
+        limits, max_pending_flows=pending, max_fallback_flows=fallback,
+        max_pending_per_source=min(limits.max_pending_per_source, pending))
 
 
 @dataclass(frozen=True)
@@ -73,7 +103,7 @@ class RealityServerConfig:
     server_names: frozenset[str]
     short_ids: frozenset[bytes]
     target: tuple[str, int]
-    max_time_diff_ms: int = 0
+    max_time_diff_ms: int = DEFAULT_MAX_TIME_DIFF_MS
     min_client_ver: ClientVersion | None = XRAY_DEFAULT_MIN_CLIENT_VER
     max_client_ver: ClientVersion | None = None
     limits: GateLimits = GateLimits()
@@ -94,17 +124,29 @@ class RealityServerConfig:
         return key
 
     @property
+    def time_window_ms(self) -> int:
+        """The timestamp window actually enforced.
+
+        There is no way to turn the check off: the TOML parser refuses ``max_time_diff_ms = 0``,
+        and a value <= 0 built in code means the default window, never "no check".
+        """
+        return self.max_time_diff_ms if self.max_time_diff_ms > 0 else DEFAULT_MAX_TIME_DIFF_MS
+
+    @property
     def replay_window_ms(self) -> int:
-        """How long an accepted token is remembered: max_time_diff, or a default when that is 0."""
-        return self.max_time_diff_ms or DEFAULT_REPLAY_WINDOW_MS
+        """The replay cache's skew allowance: a token is remembered until its own time plus this."""
+        return self.time_window_ms
 
 
 _LIMIT_KEYS: dict[str, tuple[str, float]] = {
     # toml key: (GateLimits attribute, scale from the toml unit to the attribute's unit)
     "max_pending_flows": ("max_pending_flows", 1),
+    "max_pending_per_source": ("max_pending_per_source", 1),
     "max_pending_bytes": ("max_pending_bytes", 1),
     "pending_timeout_ms": ("pending_timeout", 0.001),
+    "held_timeout_ms": ("held_timeout", 0.001),
     "max_client_hello_bytes": ("max_client_hello_bytes", 1),
+    "max_crypto_fragments": ("max_crypto_fragments", 1),
     "max_fallback_flows": ("max_fallback_flows", 1),
     "fallback_idle_timeout_ms": ("fallback_idle_timeout", 0.001),
     "accepted_drain_ms": ("accepted_drain", 0.001),
@@ -170,6 +212,17 @@ def _version(table: Mapping[str, Any], key: str, default: ClientVersion | None) 
         raise RealityConfigError(key, str(exc)) from None
 
 
+def _time_window(table: Mapping[str, Any]) -> int:
+    value = _int(table, "max_time_diff_ms", DEFAULT_MAX_TIME_DIFF_MS)
+    if value == 0:
+        raise RealityConfigError(
+            "max_time_diff_ms",
+            "0 would turn the timestamp check off and make a captured ClientHello valid forever "
+            f"(Xray's meaning of 0); set a window in milliseconds, e.g. {DEFAULT_MAX_TIME_DIFF_MS}",
+        )
+    return value
+
+
 def parse_reality_table(table: Mapping[str, Any]) -> RealityServerConfig:
     """Validate a ``[reality]`` table (already decoded from TOML).
 
@@ -224,7 +277,7 @@ def parse_reality_table(table: Mapping[str, Any]) -> RealityServerConfig:
         server_names=server_names,
         short_ids=frozenset(short_ids),
         target=target,
-        max_time_diff_ms=_int(table, "max_time_diff_ms", 0),
+        max_time_diff_ms=_time_window(table),
         min_client_ver=min_ver,
         max_client_ver=max_ver,
         limits=GateLimits(**limits),

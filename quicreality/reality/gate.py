@@ -3,29 +3,40 @@
 Theory of operation. Datagrams whose destination connection ID belongs to none of our connections
 come here, keyed by the client's address ("flow"). A flow is in one of three tables:
 
-* **pending**: its first datagram was a QUIC v1 Initial of at least 1200 bytes. Every datagram is
-  mirrored to the target untouched (:class:`Pending`), kept, and its Initial packets are decrypted
-  with the keys anyone can derive from the DCID (RFC 9001 §5.2). CRYPTO frames are reassembled by
-  offset, in any order, across datagrams, until the ClientHello is complete; then
+* **pending**: its first datagram was a QUIC v1 Initial of at least 1200 bytes and did not hold a
+  whole ClientHello. Every datagram is mirrored to the target untouched (:class:`Pending`), kept,
+  and its Initial packets are decrypted with the keys anyone can derive from the DCID (RFC 9001
+  §5.2). CRYPTO frames are reassembled by offset, in any order, across datagrams, as strictly as
+  the connection will (:mod:`~quicreality.reality.reassembly`: first write wins, contradictions and
+  reused packet numbers are refused), until the ClientHello is complete; then
   :func:`~quicreality.reality.auth.verify_client_hello` decides. The target's replies are held
-  meanwhile (the client must not see them if we accept).
+  meanwhile (the client must not see them if we accept), for at most ``held_timeout``.
 * **fallback**: rejected (any :class:`~quicreality.reality.auth.Reason` but ACCEPT), or not a
   ClientHello at all. The flow is a transparent UDP relay in both directions (:class:`Forward`,
   :meth:`RealityGate.receive_target_datagram` -> RELAY) until it has been idle for
   ``fallback_idle_timeout``. Held target replies are released to the client at the decision. A
-  client Initial to a connection ID that is neither the flow's first DCID nor one the target chose
-  (read from the unprotected long headers) is a new connection from a reused address: it is
-  judged afresh.
+  full first Initial (>= 1200 bytes) to a connection ID that is neither the flow's first DCID nor
+  one the target chose (read from the unprotected long headers) is a new connection from a reused
+  address: it is judged afresh on the same target socket, and the old connection's traffic keeps
+  flowing meanwhile. Anything shorter is the old flow's (a spoofed header cannot reset it).
 * **accepted**: the verdict was ACCEPT (:class:`Accept`): nothing more goes to the target, and the
   target's replies to the mirrored ClientHello are dropped until ``accepted_drain`` has passed. The
-  endpoint creates the connection from the kept datagrams; later datagrams carry our connection IDs
-  and never reach the gate.
+  endpoint creates the connection from the kept datagrams, bound to the verified ClientHello
+  (:mod:`~quicreality.reality.binding`); later datagrams carry our connection IDs and never reach
+  the gate.
 
-Bounds: a pending flow keeps at most ``max_pending_bytes`` of datagrams (TOO_LARGE) for at most
-``pending_timeout`` (TIMEOUT), a ClientHello is at most ``max_client_hello_bytes`` (TOO_LARGE), at most
-``max_pending_flows`` are pending (TOO_MANY_PENDING) and at most ``max_fallback_flows`` relay (the
-least recently active is evicted, :class:`FlowClosed`). Over a limit a flow is relayed: never dropped
-silently, never answered by us. Datagrams of a flow are forwarded byte for byte, never modified.
+Bounds: a pending flow keeps at most ``max_pending_bytes`` of datagrams (TOO_LARGE) and
+``max_crypto_fragments`` CRYPTO frames (TOO_FRAGMENTED) for at most ``pending_timeout`` (TIMEOUT), a
+ClientHello is at most ``max_client_hello_bytes`` (TOO_LARGE), at most ``max_pending_flows`` are
+pending (TOO_MANY_PENDING), at most ``max_pending_per_source`` from one IPv4 address or IPv6 /64
+(TOO_MANY_PENDING_FROM_SOURCE), and at most ``max_fallback_flows`` relay (the least recently active
+is evicted, :class:`FlowClosed`). A ClientHello complete in one datagram is judged at once and needs
+no pending slot. Over a limit a flow is relayed: never dropped silently, never answered by us.
+Datagrams of a flow are forwarded byte for byte, never modified.
+
+Timing: with a ``target_sink`` (the asyncio edge installs one), a datagram bound for the target is
+handed to it *before* any decryption or verification, so the target sees it as early whether the
+gate then works hard or not; the decision then says ``sent``.
 
 Driving verbs: ``receive_datagram``, ``receive_target_datagram``, ``get_timer``, ``handle_timer``,
 ``next_event``.
@@ -39,7 +50,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..quic.config import QuicConfiguration
 from ..quic.crypto import CryptoError, CryptoPair
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
@@ -51,13 +61,23 @@ from ..quic.packet import (
     pull_quic_header,
 )
 from ..wire.buffer import Buffer, BufferReadError
-from ..wire.rangeset import RangeSet
 from .auth import RealityVerdict, Reason, ReplayCache, verify_client_hello
-from .cert import RealityCertificateSource, RealityIdentity
+from .binding import configure_accepted
+from .cert import RealityIdentity
 from .config import GateLimits, RealityServerConfig
+from .headers import (
+    MIN_INITIAL_DATAGRAM,
+    addressed_to,
+    first_initial_header,
+    initial_dcid,
+    long_header_scid,
+    source_key,
+)
+from .reassembly import Chunk, HelloAssembly, PacketCheck
 
-#: RFC 9000 §14.1: a server drops Initial datagrams smaller than this; so do we (-> fallback).
-MIN_INITIAL_DATAGRAM = 1200
+__all__ = ["MIN_INITIAL_DATAGRAM", "Accept", "Decided", "FlowClosed", "Forward", "GateDecision",
+           "GateEvent", "Pending", "RealityGate", "TargetAction", "TargetSink"]
+
 #: At most this many target datagrams are held for a pending flow (released on reject).
 MAX_HELD_TARGET_DATAGRAMS = 16
 #: At most this many connection IDs are remembered per relay flow.
@@ -65,17 +85,23 @@ _MAX_FLOW_CIDS = 8
 #: TLS handshake type of ClientHello (RFC 8446 §4).
 _CLIENT_HELLO = 0x01
 
+#: ``sink(addr, datagram, new_flow)``: send ``datagram`` to the target on ``addr``'s flow now,
+#: opening (or re-opening) the flow's socket first if ``new_flow``.
+TargetSink = Callable[[Any, bytes, bool], None]
+
 
 # --- decisions and events ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """Undecided: mirror ``mirror`` to the target on ``addr``'s flow (open it if ``new_flow``)."""
+    """Undecided: mirror ``mirror`` to the target on ``addr``'s flow (open it if ``new_flow``),
+    unless ``sent`` (the gate's target sink already did)."""
 
     addr: Any
     mirror: bytes
     new_flow: bool
+    sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +112,7 @@ class Forward:
         new_flow: open the flow's target socket first.
         verdict: set when this datagram decided the flow (a reject); log it.
         release: target datagrams held while pending; send them to the client now.
+        sent: the gate's target sink already sent ``data``; do not send it again.
     """
 
     addr: Any
@@ -93,18 +120,20 @@ class Forward:
     new_flow: bool
     verdict: RealityVerdict | None = None
     release: tuple[bytes, ...] = ()
+    sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Accept(Admission):
-    """ACCEPT: mirror ``mirror`` (the datagram that completed the ClientHello) to the target, stop
-    relaying ``addr``, and let the endpoint create the connection from ``datagrams`` (all of the
-    flow's datagrams in arrival order) configured by ``configure``."""
+    """ACCEPT: mirror ``mirror`` (the datagram that completed the ClientHello) to the target unless
+    ``sent``, stop relaying ``addr``, and let the endpoint create the connection from ``datagrams``
+    (all of the flow's datagrams in arrival order) configured by ``configure``."""
 
     addr: Any = None
     verdict: RealityVerdict | None = None
     mirror: bytes = b""
     new_flow: bool = False
+    sent: bool = False
 
 
 GateDecision = Pending | Forward | Accept
@@ -142,20 +171,6 @@ class TargetAction(Enum):
 
 
 @dataclass(slots=True)
-class _PendingFlow:
-    created: float
-    dcid: bytes
-    scid: bytes
-    crypto: CryptoPair
-    datagrams: list[bytes] = field(default_factory=list)
-    size: int = 0
-    largest_pn: int = -1
-    hello: bytearray = field(default_factory=bytearray)
-    received: RangeSet = field(default_factory=RangeSet)
-    held: list[bytes] = field(default_factory=list)
-
-
-@dataclass(slots=True)
 class _RelayFlow:
     """A fallback flow: last activity, and the connection IDs that belong to its connection."""
 
@@ -165,6 +180,24 @@ class _RelayFlow:
     cids: set[bytes] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _PendingFlow:
+    created: float
+    dcid: bytes
+    scid: bytes
+    crypto: CryptoPair
+    assembly: HelloAssembly
+    source: Any
+    #: the relay flow this address had when a new connection started on it (judged afresh)
+    prior: _RelayFlow | None = None
+    datagrams: list[bytes] = field(default_factory=list)
+    size: int = 0
+    largest_pn: int = -1
+    held: list[bytes] = field(default_factory=list)
+    #: the complete ClientHello, once judged (on ACCEPT, TLS must process exactly these bytes)
+    hello: bytes = b""
+
+
 class RealityGate:
     """Per-flow accept / fallback decisions for a REALITY listener.
 
@@ -172,6 +205,7 @@ class RealityGate:
         config: the validated ``[reality]`` configuration (limits included).
         identity: the per-process Ed25519 identity for accepted connections.
         wall_clock: ``() -> Unix seconds`` for the token timestamp and the replay cache.
+        target_sink: optional; see the module docstring (settable later as ``target_sink``).
     """
 
     def __init__(
@@ -180,15 +214,19 @@ class RealityGate:
         identity: RealityIdentity,
         *,
         wall_clock: Callable[[], float],
+        target_sink: TargetSink | None = None,
     ) -> None:
         self.config = config
         self.limits: GateLimits = config.limits
         self.identity = identity
+        self.target_sink = target_sink
         self._wall_clock = wall_clock
         self.replay_cache = ReplayCache(
             config.limits.replay_cache_size, config.replay_window_ms / 1000.0
         )
         self._pending: OrderedDict[Any, _PendingFlow] = OrderedDict()  # by creation time
+        self._per_source: dict[Any, int] = {}  # source_key -> pending flows
+        self._held: OrderedDict[Any, float] = OrderedDict()  # addr -> release deadline
         self._fallback: OrderedDict[Any, _RelayFlow] = OrderedDict()  # LRU by last activity
         self._accepted: OrderedDict[Any, float] = OrderedDict()  # addr -> drain deadline
         self._events: deque[GateEvent] = deque()
@@ -220,61 +258,78 @@ class RealityGate:
         """Decide what to do with one datagram from ``addr`` that matched no connection."""
         relay = self._fallback.get(addr)
         if relay is not None:
-            dcid = _new_initial_dcid(data)
-            if dcid is None or dcid in relay.cids:
+            header = first_initial_header(data)
+            if header is None or header[0] in relay.cids:
                 relay.last = now
                 self._fallback.move_to_end(addr)
                 return Forward(addr, data, new_flow=False)
-            # A new connection from an address that still had a relay flow (a reused port):
-            # judge it afresh; the old flow's socket is replaced (new_flow on the decision).
+            # A full first Initial to a new DCID: a new connection from a reused port. Judge it
+            # afresh, on the flow's existing target socket (a spoofed one must not reset it).
             del self._fallback[addr]
-            return self._start(data, addr, now)
+            return self._start(data, addr, now, prior=relay)
         flow = self._pending.get(addr)
         if flow is not None:
             return self._continue(flow, data, addr, now)
         # A new flow (an accepted address whose datagram matched no connection starts over).
         self._accepted.pop(addr, None)
-        return self._start(data, addr, now)
+        return self._start(data, addr, now, prior=None)
 
-    def _start(self, data: bytes, addr: Any, now: float) -> GateDecision:
-        header = _first_initial_header(data)
+    def _sent_early(self, addr: Any, data: bytes, new_flow: bool) -> bool:
+        """Hand ``data`` to the target sink before any work on it; False without a sink."""
+        sink = self.target_sink
+        if sink is None:
+            return False
+        sink(addr, data, new_flow)
+        return True
+
+    def _start(self, data: bytes, addr: Any, now: float, prior: _RelayFlow | None) -> GateDecision:
+        header = first_initial_header(data)
         if header is None:
             return self._reject_new(data, addr, now, RealityVerdict(Reason.NOT_QUIC_INITIAL))
-        if len(self._pending) >= self.limits.max_pending_flows:
-            return self._reject_new(data, addr, now, RealityVerdict(Reason.TOO_MANY_PENDING))
+        new_flow = prior is None
+        sent = self._sent_early(addr, data, new_flow)
         dcid, scid = header
         crypto = CryptoPair()
         crypto.setup_initial(dcid, is_client=False, version=QUIC_VERSION_1)
-        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, crypto=crypto)
-        outcome = self._ingest(flow, data)
-        if outcome is None and flow.largest_pn < 0:
-            outcome = RealityVerdict(Reason.MALFORMED_INITIAL, detail="no Initial packet opened")
-        if outcome is not None:
-            return self._reject_new(data, addr, now, outcome)
+        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, crypto=crypto,
+                            assembly=HelloAssembly(self.limits.max_crypto_fragments),
+                            source=source_key(addr), prior=prior)
+        verdict = self._ingest(flow, data)
+        if verdict is None and flow.largest_pn < 0:
+            verdict = RealityVerdict(Reason.MALFORMED_INITIAL, detail="no Initial packet opened")
         flow.datagrams.append(data)
         flow.size = len(data)
-        verdict = self._maybe_verdict(flow)
-        if verdict is None:
-            self._pending[addr] = flow
-            return Pending(addr, data, new_flow=True)
+        verdict = verdict or self._maybe_verdict(flow)
+        if verdict is None:  # incomplete: this flow needs a pending slot
+            if len(self._pending) >= self.limits.max_pending_flows:
+                verdict = RealityVerdict(Reason.TOO_MANY_PENDING)
+            elif self._per_source.get(flow.source, 0) >= self.limits.max_pending_per_source:
+                verdict = RealityVerdict(Reason.TOO_MANY_PENDING_FROM_SOURCE,
+                                         detail=f"source {flow.source}")
+            else:
+                self._pending[addr] = flow
+                self._per_source[flow.source] = self._per_source.get(flow.source, 0) + 1
+                return Pending(addr, data, new_flow=new_flow, sent=sent)
         if verdict.accepted:
-            return self._accept(flow, addr, now, verdict, data, new_flow=True)
-        return self._reject_new(data, addr, now, verdict)
+            return self._accept(flow, addr, now, verdict, data, new_flow=new_flow, sent=sent)
+        return self._reject(addr, flow, data, now, verdict, new_flow=new_flow, sent=sent)
 
     def _continue(self, flow: _PendingFlow, data: bytes, addr: Any, now: float) -> GateDecision:
+        sent = self._sent_early(addr, data, False)
         flow.datagrams.append(data)
         flow.size += len(data)
         if flow.size > self.limits.max_pending_bytes:
-            return self._reject_pending(addr, flow, data, now, RealityVerdict(Reason.TOO_LARGE))
-        if now - flow.created > self.limits.pending_timeout:
-            return self._reject_pending(addr, flow, data, now, RealityVerdict(Reason.TIMEOUT))
-        verdict = self._ingest(flow, data) or self._maybe_verdict(flow)
+            verdict: RealityVerdict | None = RealityVerdict(Reason.TOO_LARGE)
+        elif now - flow.created > self.limits.pending_timeout:
+            verdict = RealityVerdict(Reason.TIMEOUT)
+        else:
+            verdict = self._ingest(flow, data) or self._maybe_verdict(flow)
         if verdict is None:
-            return Pending(addr, data, new_flow=False)
-        del self._pending[addr]
+            return Pending(addr, data, new_flow=False, sent=sent)
+        self._end_pending(addr)
         if verdict.accepted:
-            return self._accept(flow, addr, now, verdict, data, new_flow=False)
-        return self._reject_pending(addr, flow, data, now, verdict)
+            return self._accept(flow, addr, now, verdict, data, new_flow=False, sent=sent)
+        return self._reject(addr, flow, data, now, verdict, new_flow=False, sent=sent)
 
     # --- target datagrams -----------------------------------------------------------------
 
@@ -284,24 +339,38 @@ class RealityGate:
         if relay is not None:
             relay.last = now
             self._fallback.move_to_end(addr)
-            if data and data[0] & 0x80 and len(relay.cids) < _MAX_FLOW_CIDS:
-                scid = _long_header_scid(data)
-                if scid is not None:
-                    relay.cids.add(scid)
+            self._learn_cid(relay, data)
             return TargetAction.RELAY
         flow = self._pending.get(addr)
-        if flow is not None and len(flow.held) < MAX_HELD_TARGET_DATAGRAMS:
-            flow.held.append(data)
-            return TargetAction.HOLD
-        return TargetAction.DROP
+        if flow is None:
+            return TargetAction.DROP
+        if flow.prior is not None and not addressed_to(data, flow.scid):
+            # The old connection on this address (judged afresh): it keeps its relay.
+            self._learn_cid(flow.prior, data)
+            return TargetAction.RELAY
+        if len(flow.held) >= MAX_HELD_TARGET_DATAGRAMS:
+            return TargetAction.DROP
+        if not flow.held:
+            self._held[addr] = now + self.limits.held_timeout
+        flow.held.append(data)
+        return TargetAction.HOLD
+
+    @staticmethod
+    def _learn_cid(relay: _RelayFlow, data: bytes) -> None:
+        if len(relay.cids) < _MAX_FLOW_CIDS:
+            scid = long_header_scid(data)
+            if scid is not None:
+                relay.cids.add(scid)
 
     # --- timers and events ----------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        """The earliest deadline (pending timeout, fallback idle, accepted drain), or None."""
+        """The earliest deadline (pending timeout, held replies, fallback idle, accepted drain)."""
         deadlines = []
         if self._pending:
             deadlines.append(next(iter(self._pending.values())).created + self.limits.pending_timeout)
+        if self._held:
+            deadlines.append(next(iter(self._held.values())))
         if self._fallback:
             deadlines.append(next(iter(self._fallback.values())).last
                              + self.limits.fallback_idle_timeout)
@@ -310,16 +379,23 @@ class RealityGate:
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
-        """Time out pending flows (-> fallback), expire idle relays and finished drains."""
+        """Time out pending flows (-> fallback), expire idle relays and finished drains.
+
+        A pending flow whose target replies have been held for ``held_timeout`` is decided
+        (TIMEOUT) then too: a prober that sends half a ClientHello gets the target's answer after
+        at most that delay, not after ``pending_timeout``.
+        """
         limits = self.limits
+        while self._held:
+            addr, deadline = next(iter(self._held.items()))
+            if deadline > now:
+                break
+            self._timeout(addr, now, "target replies held for held_timeout")
         while self._pending:
             addr, flow = next(iter(self._pending.items()))
             if flow.created + limits.pending_timeout > now:
                 break
-            del self._pending[addr]
-            verdict = RealityVerdict(Reason.TIMEOUT, detail="ClientHello incomplete")
-            self._add_fallback(addr, now, flow.dcid)
-            self._events.append(Decided(addr, verdict, tuple(flow.held)))
+            self._timeout(addr, now, "ClientHello incomplete")
         while self._fallback:
             addr, relay = next(iter(self._fallback.items()))
             if relay.last + limits.fallback_idle_timeout > now:
@@ -339,56 +415,70 @@ class RealityGate:
 
     # --- decisions ------------------------------------------------------------------------
 
-    def _add_fallback(self, addr: Any, now: float, client_dcid: bytes | None) -> None:
+    def _timeout(self, addr: Any, now: float, detail: str) -> None:
+        flow = self._end_pending(addr)
+        self._add_fallback(addr, now, flow)
+        self._events.append(Decided(addr, RealityVerdict(Reason.TIMEOUT, detail=detail),
+                                    tuple(flow.held)))
+
+    def _end_pending(self, addr: Any) -> _PendingFlow:
+        """Take ``addr`` out of the pending tables."""
+        flow = self._pending.pop(addr)
+        self._held.pop(addr, None)
+        left = self._per_source[flow.source] - 1
+        if left:
+            self._per_source[flow.source] = left
+        else:
+            del self._per_source[flow.source]
+        return flow
+
+    def _add_fallback(self, addr: Any, now: float, flow: _PendingFlow | None,
+                      data: bytes = b"") -> None:
         """Make ``addr`` a relay flow, evicting the least recently active one when full."""
-        self._fallback[addr] = _RelayFlow(now, {client_dcid} if client_dcid is not None else set())
+        relay = flow.prior if flow is not None and flow.prior is not None else _RelayFlow(now)
+        relay.last = now
+        dcid = flow.dcid if flow is not None else initial_dcid(data)
+        if dcid is not None and len(relay.cids) < _MAX_FLOW_CIDS:
+            relay.cids.add(dcid)
+        self._fallback[addr] = relay
         self._fallback.move_to_end(addr)
         while len(self._fallback) > self.limits.max_fallback_flows:
             old, _ = self._fallback.popitem(last=False)
             self._events.append(FlowClosed(old, "evicted: fallback table full"))
 
     def _reject_new(self, data: bytes, addr: Any, now: float, verdict: RealityVerdict) -> Forward:
-        self._add_fallback(addr, now, _new_initial_dcid(data))
+        self._add_fallback(addr, now, None, data)
         return Forward(addr, data, new_flow=True, verdict=verdict)
 
-    def _reject_pending(
-        self, addr: Any, flow: _PendingFlow, data: bytes, now: float, verdict: RealityVerdict
-    ) -> Forward:
-        self._pending.pop(addr, None)
-        self._add_fallback(addr, now, flow.dcid)
-        return Forward(addr, data, new_flow=False, verdict=verdict, release=tuple(flow.held))
+    def _reject(self, addr: Any, flow: _PendingFlow, data: bytes, now: float,
+                verdict: RealityVerdict, *, new_flow: bool, sent: bool) -> Forward:
+        self._add_fallback(addr, now, flow)
+        return Forward(addr, data, new_flow=new_flow, verdict=verdict, release=tuple(flow.held),
+                       sent=sent)
 
-    def _accept(
-        self,
-        flow: _PendingFlow,
-        addr: Any,
-        now: float,
-        verdict: RealityVerdict,
-        data: bytes,
-        *,
-        new_flow: bool,
-    ) -> Accept:
+    def _accept(self, flow: _PendingFlow, addr: Any, now: float, verdict: RealityVerdict,
+                data: bytes, *, new_flow: bool, sent: bool) -> Accept:
         self._accepted[addr] = now + self.limits.accepted_drain
         self._accepted.move_to_end(addr)
-        while len(self._accepted) > self.limits.max_fallback_flows:  # bounded like the relays
+        while len(self._accepted) > self.limits.max_pending_flows:  # bounded: each has a socket
             old, _ = self._accepted.popitem(last=False)
             self._events.append(FlowClosed(old, "accepted: drain table full"))
         return Accept(
             datagrams=tuple(flow.datagrams),
-            configure=_configure_accepted(self.identity, verdict, now),
+            configure=configure_accepted(self.identity, verdict, flow.hello, now),
             addr=addr,
             verdict=verdict,
             mirror=data,
             new_flow=new_flow,
+            sent=sent,
         )
 
     def _maybe_verdict(self, flow: _PendingFlow) -> RealityVerdict | None:
         """Verify the ClientHello once its bytes are complete; None while incomplete."""
-        received = flow.received
-        if not received or received[0].start != 0:
+        have = flow.assembly.contiguous()
+        if have == 0:
             return None
-        have = received[0].stop
-        hello = flow.hello
+        hello = flow.assembly.data
         if hello[0] != _CLIENT_HELLO:
             return RealityVerdict(Reason.NOT_CLIENT_HELLO, detail=f"handshake type {hello[0]}")
         if have < 4:
@@ -398,8 +488,8 @@ class RealityGate:
             return RealityVerdict(Reason.TOO_LARGE, detail=f"ClientHello of {total} bytes")
         if have < total:
             return None
-        return verify_client_hello(bytes(hello[:total]), self.config, self._wall_clock(),
-                                   self.replay_cache)
+        flow.hello = bytes(hello[:total])
+        return verify_client_hello(flow.hello, self.config, self._wall_clock(), self.replay_cache)
 
     def _ingest(self, flow: _PendingFlow, data: bytes) -> RealityVerdict | None:
         """Open the datagram's Initial packets and collect CRYPTO data; a verdict on bad input."""
@@ -427,6 +517,14 @@ class RealityGate:
             if plain[0] & 0x0C:
                 return RealityVerdict(Reason.MALFORMED_INITIAL, detail="reserved bits set")
             flow.largest_pn = max(flow.largest_pn, pn)
+            seen = flow.assembly.packet(pn, payload)
+            if seen is PacketCheck.DUPLICATE:
+                continue  # a network duplicate: the connection drops it as well
+            if seen is PacketCheck.CONFLICT:
+                # The connection keeps the first packet with a number and drops the rest: the two
+                # would read different hellos (security finding 1).
+                return RealityVerdict(Reason.REPEATED_PACKET_NUMBER,
+                                      detail=f"packet {pn} again with another payload")
             verdict = self._frames(flow, payload)
             if verdict is not None:
                 return verdict
@@ -452,76 +550,14 @@ class RealityGate:
                 stop = offset + len(chunk)
                 if stop > limit:
                     return RealityVerdict(Reason.TOO_LARGE, detail=f"CRYPTO data up to {stop}")
-                if not chunk:
-                    continue
-                hello = flow.hello
-                if len(hello) < stop:
-                    hello.extend(bytes(stop - len(hello)))
-                hello[offset:stop] = chunk
-                flow.received.add(offset, stop)
+                stored = flow.assembly.add(offset, chunk)
+                if stored is Chunk.CONFLICT:
+                    return RealityVerdict(Reason.CRYPTO_CONFLICT,
+                                          detail=f"CRYPTO {offset}..{stop} contradicts earlier bytes")
+                if stored is Chunk.TOO_FRAGMENTED:
+                    return RealityVerdict(
+                        Reason.TOO_FRAGMENTED,
+                        detail=f"more than {self.limits.max_crypto_fragments} CRYPTO frames")
         except (QuicConnectionError, BufferReadError) as exc:
             return RealityVerdict(Reason.MALFORMED_INITIAL, detail=str(exc))
         return None
-
-
-def _new_initial_dcid(data: bytes) -> bytes | None:
-    """The DCID if ``data`` starts with a QUIC v1 Initial packet (a cheap look, no parsing of the
-    rest), else None."""
-    if len(data) < 7 or data[0] & 0xF0 != 0xC0 or data[1:5] != b"\x00\x00\x00\x01":
-        return None
-    n = data[5]
-    if n > 20 or len(data) < 6 + n:
-        return None
-    return bytes(data[6 : 6 + n])
-
-
-def _long_header_scid(data: bytes) -> bytes | None:
-    """The Source Connection ID of a long-header packet (not Version Negotiation), else None."""
-    if len(data) < 7 or data[1:5] == b"\x00\x00\x00\x00":
-        return None
-    dcid_len = data[5]
-    at = 6 + dcid_len
-    if at >= len(data):
-        return None
-    scid_len = data[at]
-    if scid_len > 20 or at + 1 + scid_len > len(data):
-        return None
-    return bytes(data[at + 1 : at + 1 + scid_len])
-
-
-def _first_initial_header(data: bytes) -> tuple[bytes, bytes] | None:
-    """``(dcid, scid)`` if ``data`` starts with a QUIC v1 Initial and is >= 1200 bytes, else None."""
-    if len(data) < MIN_INITIAL_DATAGRAM:
-        return None
-    try:
-        header = pull_quic_header(Buffer(data=data), host_cid_length=None)
-    except MalformedPacketError:
-        return None
-    if header.packet_type != PACKET_TYPE_INITIAL or header.version != QUIC_VERSION_1:
-        return None
-    if not 8 <= len(header.destination_cid) <= 20:
-        return None  # RFC 9000 §7.2: a client's first DCID has at least 8 bytes
-    return header.destination_cid, header.source_cid
-
-
-def _configure_accepted(
-    identity: RealityIdentity, verdict: RealityVerdict, now: float
-) -> Callable[[QuicConfiguration], None]:
-    """How the endpoint sets up an accepted connection: HMAC certificate, h3, verdict in qlog."""
-    assert verdict.auth_key is not None
-
-    def configure(config: QuicConfiguration) -> None:
-        config.certificate_source = RealityCertificateSource(identity, verdict.auth_key or b"")
-        if not config.alpn_protocols:
-            config.alpn_protocols = ["h3"]
-        factory = config.qlog_factory
-        if factory is not None:
-
-            def qlog_with_verdict(odcid: bytes, is_client: bool) -> Any:
-                sink = factory(odcid, is_client)
-                sink.custom(now, "reality:verdict", verdict.describe())
-                return sink
-
-            config.qlog_factory = qlog_with_verdict
-
-    return configure

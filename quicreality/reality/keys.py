@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,6 +140,15 @@ def parse_short_id(text: str) -> bytes:
 def format_short_id(short_id: bytes) -> str:
     """Hex of an 8-byte short ID (all 16 characters)."""
     return short_id.hex()
+
+
+def short_id_fingerprint(short_id: bytes) -> str:
+    """How logs and qlog name a short ID: the first 8 hex digits of its SHA-256.
+
+    A short ID is a credential (with the public key, it is all a client needs), so it is never
+    written out; the fingerprint still tells which configured ID a client used.
+    """
+    return hashlib.sha256(short_id).hexdigest()[:8]
 
 
 def generate_short_id(rng: Callable[[int], bytes], length: int = SHORT_ID_LENGTH) -> str:

@@ -124,6 +124,10 @@ class TlsConfig:
         legacy_session_id_length: client: 0 as RFC 9001 §8.4 requires, 32 for REALITY.
         reject_legacy_session_id: server: refuse a non-empty legacy_session_id (RFC 9001 §8.4
             SHOULD); off by default because REALITY clients send one.
+        expected_client_hello: server: when set, the first ClientHello (4-byte header included)
+            must be exactly these bytes, else the handshake fails with illegal_parameter. A
+            component that judged the hello before TLS saw it (the REALITY gate) binds the
+            handshake to what it judged.
         wall_clock: seconds since the epoch, for components that need real time (certificate
             validity lives in :class:`PkiVerifier`, which takes its own clock).
     """
@@ -140,4 +144,5 @@ class TlsConfig:
     client_hello_hook: ClientHelloHook | None = None
     legacy_session_id_length: int = 0
     reject_legacy_session_id: bool = False
+    expected_client_hello: bytes | None = None
     wall_clock: Callable[[], float] | None = None

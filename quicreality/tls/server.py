@@ -25,8 +25,13 @@ class ServerHandshake(SessionCore):
     """Server-side message handlers; dispatched by the table in :mod:`.handshake`."""
 
     def _server_handle_client_hello(self, raw: bytes, outputs: list[TlsOutput]) -> None:
-        ch = parse(m.pull_client_hello, raw)
         config = self._config
+        expected = config.expected_client_hello
+        if expected is not None and self._hello_retry is None \
+                and not hmac.compare_digest(raw, expected):
+            raise TlsAlert(AlertDescription.illegal_parameter,
+                           "ClientHello differs from the one verified before the handshake")
+        ch = parse(m.pull_client_hello, raw)
         if ch.supported_versions is None or m.TLS_VERSION_1_3 not in ch.supported_versions:
             raise TlsAlert(AlertDescription.protocol_version, "client does not offer TLS 1.3")
         if ch.legacy_compression_methods != b"\x00":

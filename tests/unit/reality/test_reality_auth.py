@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -76,8 +77,17 @@ def test_timestamp_outside_max_time_diff_is_skew() -> None:
     assert verdict(sealed_client_hello(wall=WALL - 61)[0]).reason is Reason.TIME_SKEW
     assert verdict(sealed_client_hello(wall=WALL + 61)[0]).reason is Reason.TIME_SKEW
     assert verdict(sealed_client_hello(wall=WALL - 59)[0]).accepted
-    unchecked = server_config(max_time_diff_ms=0)
-    assert verdict(sealed_client_hello(wall=WALL - 86400)[0], unchecked).accepted
+
+
+def test_zero_max_time_diff_still_checks_the_timestamp() -> None:
+    """Security finding 2: 0 used to turn the check off, so a captured hello was valid forever."""
+    zero = server_config(max_time_diff_ms=0)
+    assert verdict(sealed_client_hello(wall=WALL - 86400)[0], zero).reason is Reason.TIME_SKEW
+    raw, _ = sealed_client_hello()
+    cache = ReplayCache(capacity=100, window=zero.replay_window_ms / 1000)
+    assert verdict(raw, zero, WALL, cache).accepted
+    assert verdict(raw, zero, WALL + 1, cache).reason is Reason.REPLAY
+    assert verdict(raw, zero, WALL + 121, cache).reason is Reason.TIME_SKEW  # was ACCEPT
 
 
 def test_sni_must_be_listed_exactly() -> None:
@@ -158,12 +168,77 @@ def test_replayed_hello_within_the_window_is_a_replay() -> None:
     assert len(cache) == 1
 
 
+def test_replay_of_a_client_ahead_is_remembered_until_its_token_time_plus_the_window() -> None:
+    """Security finding 2: a client 50 s ahead, 60 s window: its hello replayed at +70 s used to be
+    accepted (the cache forgot it after 60 s of server time)."""
+    cfg = server_config(max_time_diff_ms=60_000)
+    cache = ReplayCache(capacity=100, window=cfg.replay_window_ms / 1000)
+    raw, _ = sealed_client_hello(wall=WALL + 50)
+    assert verdict(raw, cfg, WALL, cache).accepted
+    assert verdict(raw, cfg, WALL + 70, cache).reason is Reason.REPLAY
+    assert verdict(raw, cfg, WALL + 109, cache).reason is Reason.REPLAY
+    assert verdict(raw, cfg, WALL + 111, cache).reason is Reason.TIME_SKEW
+
+
+def test_full_replay_cache_forwards_and_never_forgets_a_live_token() -> None:
+    """Security finding 2: a full cache used to evict the oldest token, letting its replay in."""
+    cache = ReplayCache(capacity=1, window=60.0)
+    first, _ = sealed_client_hello()
+    second, _ = sealed_client_hello(random_=bytes(range(1, 33)), wall=WALL + 30)
+    assert verdict(first, cache=cache).accepted
+    full = verdict(second, cache=cache, now=WALL + 30)
+    assert full.reason is Reason.REPLAY_CACHE_FULL and not full.accepted
+    assert verdict(first, cache=cache, now=WALL + 59).reason is Reason.REPLAY
+    assert verdict(second, cache=cache, now=WALL + 61).accepted  # the first one expired at +60
+
+
 def test_replay_cache_is_bounded_and_expires() -> None:
+    from quicreality.reality.auth import ReplayCheck
+
     cache = ReplayCache(capacity=3, window=10.0)
-    for i in range(5):
-        assert not cache.check_and_add(bytes([i]) * 32, now_wall=100.0)
+    for i in range(3):
+        assert cache.admit(bytes([i]) * 32, token_time=100.0, now_wall=100.0) is ReplayCheck.FRESH
+    assert cache.admit(bytes([3]) * 32, 100.0, 100.0) is ReplayCheck.FULL
     assert len(cache) == 3
-    assert cache.check_and_add(bytes([4]) * 32, now_wall=105.0)
-    assert not cache.check_and_add(bytes([0]) * 32, now_wall=105.0)  # evicted earlier
+    assert cache.admit(bytes([0]) * 32, 100.0, 105.0) is ReplayCheck.REPLAY
+    assert cache.admit(bytes([0]) * 32, 100.0, 110.5) is ReplayCheck.FRESH  # expired at 110
     cache.expire(200.0)
     assert len(cache) == 0
+
+
+def test_every_early_failure_still_runs_the_key_exchange_and_the_aead(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Security finding 12 (audit e5): an unlisted SNI (and the other early checks) used to return
+    before X25519 + HKDF + AES-GCM, so the time spent told a prober whether its SNI was listed."""
+    from quicreality.reality import auth
+
+    opened: list[int] = []
+    real_open = auth.open_client_hello
+
+    def spy(raw: bytes, key: bytes):  # type: ignore[no-untyped-def]
+        opened.append(len(raw))
+        return real_open(raw, key)
+
+    monkeypatch.setattr(auth, "open_client_hello", spy)
+    p256 = m.KeyShareEntry(m.Group.SECP256R1, b"\x04" + bytes(64))
+    cases = {
+        Reason.SNI_NOT_ALLOWED: sealed_client_hello(server_name="not-listed.example")[0],
+        Reason.NOT_TLS13: bytes(plain_client_hello(supported_versions=(0x0303,))),
+        Reason.BAD_SESSION_ID: bytes(plain_client_hello(session_id=b"")),
+        Reason.NO_X25519_SHARE: bytes(plain_client_hello(key_share=(p256,))),
+        Reason.ACCEPT: sealed_client_hello()[0],
+    }
+    for reason, raw in cases.items():
+        opened.clear()
+        assert verdict(raw).reason is reason
+        assert opened == [max(len(raw), 71)], reason
+
+
+def test_logs_and_qlog_name_the_short_id_by_a_fingerprint_only() -> None:
+    """Security finding 12: short IDs (credentials) used to be logged and written to qlog."""
+    v = verdict(sealed_client_hello()[0])
+    assert v.accepted and v.short_id == SHORT_ID
+    info = v.describe()
+    text = repr(info) + repr(v)
+    assert SHORT_ID.hex() not in text and "short_id'" not in text
+    assert info["short_id_fp"] == hashlib.sha256(SHORT_ID).hexdigest()[:8]
+    assert v.auth_key is not None and v.auth_key.hex() not in text

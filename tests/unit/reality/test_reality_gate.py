@@ -203,7 +203,7 @@ def test_too_many_buffered_bytes_is_too_large() -> None:
 
 
 def test_incomplete_hello_times_out_to_the_relay() -> None:
-    gate = make_gate(server_config(limits=GateLimits(pending_timeout=1.0)))
+    gate = make_gate(server_config(limits=GateLimits(pending_timeout=1.0, held_timeout=5.0)))
     first, _ = initial_datagrams(split(sealed_hello_bytes(), [200]), dcid=DCID, scid=SCID)
     assert isinstance(gate.receive_datagram(first, CLIENT_ADDR, 10.0), Pending)
     gate.receive_target_datagram(CLIENT_ADDR, b"held", 10.1)
@@ -296,10 +296,11 @@ def test_a_new_connection_from_a_reused_relay_address_is_judged_afresh() -> None
     # Its own Initial again (a retransmission, same DCID): still the relay.
     again = gate.receive_datagram(rejected[0], CLIENT_ADDR, 0.1)
     assert isinstance(again, Forward) and again.verdict is None
-    # A genuine REALITY client that happens to get the same source port: accepted.
+    # A genuine REALITY client that happens to get the same source port: accepted (on the flow's
+    # existing target socket: a new connection does not reset the old one's socket).
     _, genuine = first_flight(client_configuration(seed=21))
     d = gate.receive_datagram(genuine[0], CLIENT_ADDR, 0.2)
-    assert isinstance(d, Accept) and d.new_flow
+    assert isinstance(d, Accept) and not d.new_flow
 
 
 def test_client_initials_to_the_targets_connection_id_stay_on_the_relay() -> None:
@@ -315,3 +316,155 @@ def test_client_initials_to_the_targets_connection_id_stay_on_the_relay() -> Non
                                packet_number=1, pad_to=1200)
     d = gate.receive_datagram(follow_up, CLIENT_ADDR, 0.2)
     assert isinstance(d, Forward) and d.verdict is None and not d.new_flow
+
+
+def test_a_flood_of_tiny_crypto_fragments_is_refused_after_the_cap() -> None:
+    """Security finding 4 (audit e14): 1-byte CRYPTO frames in front of a far one made the range
+    set quadratic (0.3 s of CPU per 15 KB); now the 65th fragment sends the flow to the target."""
+    gate = make_gate()
+    frames = crypto_frame(8150, b"s") + b"".join(crypto_frame(o, b"a") for o in range(2, 402, 2))
+    datagram = initial_packet(frames, dcid=DCID, scid=SCID, packet_number=0, pad_to=1200)
+    d = gate.receive_datagram(datagram, CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    assert d.verdict.reason is Reason.TOO_FRAGMENTED
+    assert gate.pending_flows == 0 and gate.is_fallback(CLIENT_ADDR)
+
+
+def test_a_hello_in_64_fragments_is_still_accepted() -> None:
+    hello = sealed_hello_bytes()
+    pieces = [(o, hello[o:o + 4]) for o in range(0, 252, 4)] + [(252, hello[252:])]
+    assert len(pieces) == 64
+    frames = b"".join(crypto_frame(o, c) for o, c in reversed(pieces))
+    datagram = initial_packet(frames, dcid=DCID, scid=SCID, packet_number=0, pad_to=1200)
+    assert isinstance(make_gate().receive_datagram(datagram, CLIENT_ADDR, 0.0), Accept)
+
+
+def _half_hello(dcid: bytes) -> bytes:
+    """The first datagram of a ClientHello that needs a second one (it takes a pending slot)."""
+    return initial_datagrams([(0, b"\x01\x00\x01\x00" + bytes(100))], dcid=dcid, scid=b"")[0]
+
+
+def test_one_source_cannot_take_every_pending_slot() -> None:
+    """Security finding 5 (audit e15): 1024 half-hellos from one address used to fill the pending
+    table, and genuine clients were then relayed to the target (TOO_MANY_PENDING)."""
+    gate = make_gate()
+    decisions = [gate.receive_datagram(_half_hello(i.to_bytes(8, "big")), ("203.0.113.7", 10000 + i),
+                                       0.0) for i in range(1024)]
+    assert gate.pending_flows == 32
+    assert all(isinstance(d, Pending) for d in decisions[:32])
+    refused = decisions[32]
+    assert isinstance(refused, Forward) and refused.verdict is not None
+    assert refused.verdict.reason is Reason.TOO_MANY_PENDING_FROM_SOURCE
+    # Another source still gets a slot, and a genuine single-datagram hello is accepted.
+    assert isinstance(gate.receive_datagram(_half_hello(b"otherdcid"), ("192.0.2.50", 1), 0.1),
+                      Pending)
+    _, genuine = first_flight(client_configuration())
+    assert isinstance(gate.receive_datagram(genuine[0], CLIENT_ADDR, 0.2), Accept)
+    # Slots are given back when flows leave the pending table.
+    gate.handle_timer(10.0)
+    assert gate.pending_flows == 0
+    assert isinstance(gate.receive_datagram(_half_hello(b"laterdcid"), ("203.0.113.7", 9), 10.0),
+                      Pending)
+
+
+def test_a_complete_single_datagram_hello_needs_no_pending_slot() -> None:
+    """Security finding 5: the global limit used to be checked before the hello was parsed."""
+    gate = make_gate(server_config(limits=GateLimits(max_pending_flows=4)))
+    for i in range(4):
+        gate.receive_datagram(_half_hello(bytes([i]) * 8), (f"198.51.100.{i}", 1000), 0.0)
+    assert gate.pending_flows == 4
+    full = gate.receive_datagram(_half_hello(b"fulldcid"), ("198.51.100.9", 1000), 0.0)
+    assert isinstance(full, Forward) and full.verdict is not None
+    assert full.verdict.reason is Reason.TOO_MANY_PENDING
+    _, genuine = first_flight(client_configuration())
+    assert isinstance(gate.receive_datagram(genuine[0], CLIENT_ADDR, 0.1), Accept)
+
+
+def test_ipv6_sources_are_counted_per_64() -> None:
+    gate = make_gate(server_config(limits=GateLimits(max_pending_per_source=1)))
+    first = gate.receive_datagram(_half_hello(b"dcid0001"), ("2001:db8::1", 1, 0, 0), 0.0)
+    same_64 = gate.receive_datagram(_half_hello(b"dcid0002"), ("2001:db8::ffff:2", 2, 0, 0), 0.0)
+    other_64 = gate.receive_datagram(_half_hello(b"dcid0003"), ("2001:db8:0:1::1", 3, 0, 0), 0.0)
+    mapped = gate.receive_datagram(_half_hello(b"dcid0004"), ("::ffff:192.0.2.1", 4, 0, 0), 0.0)
+    plain = gate.receive_datagram(_half_hello(b"dcid0005"), ("192.0.2.1", 5), 0.0)
+    assert [type(d) for d in (first, same_64, other_64, mapped, plain)] == \
+        [Pending, Forward, Pending, Pending, Forward]
+
+
+def test_target_replies_to_a_partial_hello_are_released_after_held_timeout() -> None:
+    """Security finding 12 (audit e13): they used to be held until pending_timeout (2 s), a timing
+    tell; now the flow is decided after held_timeout (100 ms) and they are released."""
+    gate = make_gate()
+    assert isinstance(gate.receive_datagram(_half_hello(DCID), CLIENT_ADDR, 0.0), Pending)
+    assert gate.receive_target_datagram(CLIENT_ADDR, b"target ack", 0.02) is TargetAction.HOLD
+    assert gate.get_timer() == pytest.approx(0.12)
+    gate.handle_timer(0.1)
+    assert gate.next_event() is None
+    gate.handle_timer(gate.get_timer())  # type: ignore[arg-type]
+    event = gate.next_event()
+    assert isinstance(event, Decided) and event.verdict.reason is Reason.TIMEOUT
+    assert event.release == (b"target ack",)
+    assert gate.is_fallback(CLIENT_ADDR) and gate.pending_flows == 0
+    assert gate.receive_target_datagram(CLIENT_ADDR, b"more", 0.13) is TargetAction.RELAY
+
+
+def test_a_spoofed_short_initial_does_not_replace_a_fallback_flow() -> None:
+    """Security finding 12 (audit e12): 14 spoofed bytes shaped like an Initial header used to
+    replace a fallback client's flow and its target socket (new_flow=True)."""
+    gate = make_gate()
+    d = gate.receive_datagram(initial_packet(crypto_frame(0, b"\x01\x00\x00\x40" + bytes(64)),
+                                             dcid=DCID, scid=SCID, packet_number=0, pad_to=1200),
+                              CLIENT_ADDR, 0.0)
+    assert isinstance(d, Forward) and d.verdict is not None
+    spoof = b"\xc0\x00\x00\x00\x01\x08" + bytes(range(100, 108))
+    d = gate.receive_datagram(spoof, CLIENT_ADDR, 2.0)
+    assert isinstance(d, Forward) and not d.new_flow and d.verdict is None
+    assert gate.is_fallback(CLIENT_ADDR)
+
+
+def test_a_new_connection_on_a_relay_address_keeps_the_old_one_relayed() -> None:
+    """Security finding 12: a full spoofed Initial is judged afresh, but on the same target socket,
+    and the old connection's target datagrams are still relayed meanwhile."""
+    gate = make_gate()
+    gate.receive_datagram(b"junk", CLIENT_ADDR, 0.0)
+    victim_cid = bytes(range(40, 48))
+    to_victim = b"\x41" + victim_cid + bytes(30)  # a short-header datagram for the old connection
+    assert gate.receive_target_datagram(CLIENT_ADDR, to_victim, 0.1) is TargetAction.RELAY
+    spoof = initial_datagrams([(0, b"\x01\x00\x01\x00" + bytes(100))], dcid=bytes(range(60, 68)),
+                              scid=bytes(range(70, 78)))[0]
+    d = gate.receive_datagram(spoof, CLIENT_ADDR, 0.2)
+    assert isinstance(d, Pending) and not d.new_flow
+    assert gate.receive_target_datagram(CLIENT_ADDR, to_victim, 0.21) is TargetAction.RELAY
+    to_new = b"\x41" + bytes(range(70, 78)) + bytes(30)
+    assert gate.receive_target_datagram(CLIENT_ADDR, to_new, 0.22) is TargetAction.HOLD
+    gate.handle_timer(5.0)
+    assert isinstance(gate.next_event(), Decided) and gate.is_fallback(CLIENT_ADDR)
+    d = gate.receive_datagram(b"junk again", CLIENT_ADDR, 5.1)
+    assert isinstance(d, Forward) and not d.new_flow
+
+
+def test_the_target_sink_gets_the_completing_datagram_before_verification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Security finding 12 (audit e5): the completing datagram used to be mirrored only after
+    verify_client_hello, whose cost depended on the SNI."""
+    import quicreality.reality.gate as gate_module
+
+    order: list[str] = []
+    real_verify = gate_module.verify_client_hello
+
+    def spy(*args: object) -> object:
+        order.append("verify")
+        return real_verify(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gate_module, "verify_client_hello", spy)
+    sent: list[tuple[bytes, bool]] = []
+    gate = make_gate()
+    gate.target_sink = lambda addr, data, new_flow: (order.append("mirror"),
+                                                     sent.append((data, new_flow)))
+    first, second = initial_datagrams(split(sealed_hello_bytes(), [200]), dcid=DCID, scid=SCID)
+    a = gate.receive_datagram(first, CLIENT_ADDR, 0.0)
+    b = gate.receive_datagram(second, CLIENT_ADDR, 0.01)
+    assert isinstance(a, Pending) and a.sent and isinstance(b, Accept) and b.sent
+    assert order == ["mirror", "mirror", "verify"]
+    assert sent == [(first, True), (second, False)]

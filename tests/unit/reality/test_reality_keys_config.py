@@ -125,6 +125,15 @@ def test_invalid_config_names_the_field(change: tuple[str, str], field: str) -> 
     assert field in str(err.value)
 
 
+def test_time_window_defaults_to_120_s_and_zero_is_refused() -> None:
+    """Security finding 2: 0 (Xray's "no check") made a captured ClientHello valid forever."""
+    absent = GOOD.replace("max_time_diff_ms = 90000\n", "")
+    assert parse_reality_toml(absent).max_time_diff_ms == 120_000
+    with pytest.raises(RealityConfigError) as err:
+        parse_reality_toml(GOOD.replace("max_time_diff_ms = 90000", "max_time_diff_ms = 0"))
+    assert err.value.field == "max_time_diff_ms" and "forever" in str(err.value)
+
+
 def test_missing_required_fields_are_named() -> None:
     for key in ("private_key", "server_names", "short_ids", "target"):
         lines = [ln for ln in GOOD.splitlines() if not ln.startswith(key)]
@@ -140,3 +149,22 @@ def test_target_forms() -> None:
     for bad in ("example.com", ":443", "host:0", "host:99999"):
         with pytest.raises(ValueError):
             parse_target(bad)
+
+
+def test_gate_tables_are_sized_to_the_descriptor_limit() -> None:
+    """Security finding 12 (audit e9): the default tables allow 5,120+ target sockets, more than a
+    common RLIMIT_NOFILE of 1024; flows beyond it were silently dropped."""
+    from quicreality.reality.config import (
+        RESERVED_DESCRIPTORS,
+        GateLimits,
+        fit_to_descriptors,
+        target_sockets,
+    )
+
+    limits = GateLimits()
+    assert fit_to_descriptors(limits, 1 << 20) == limits
+    small = fit_to_descriptors(limits, 1024)
+    assert target_sockets(small) <= 1024 - RESERVED_DESCRIPTORS
+    assert small.max_pending_flows >= 1 and small.max_fallback_flows >= 1
+    assert small.max_pending_per_source <= small.max_pending_flows
+    assert small.max_pending_flows < limits.max_pending_flows

@@ -1,0 +1,59 @@
+"""How an accepted flow's connection is tied to the gate's verdict (sans-IO).
+
+The gate authenticates a ClientHello *before* any connection exists; the endpoint then creates the
+connection and replays the flow's datagrams into it, and the connection reassembles the hello
+again. Authentication is worth nothing unless the hello TLS processes is the very one the gate
+verified (security finding 1: an attacker once had a captured sealed hello verified while TLS
+processed its own). :func:`configure_accepted` therefore hands the verified bytes to TLS
+(``QuicConfiguration.expected_client_hello``): a connection whose first ClientHello differs in any
+byte fails with illegal_parameter before anything of the accepted path is sent. The gate's own
+reassembly refuses the inputs that could make the two disagree
+(:mod:`quicreality.reality.reassembly`); this check holds even if it missed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..quic.config import QuicConfiguration
+from .auth import RealityVerdict
+from .cert import RealityCertificateSource, RealityIdentity
+
+
+def configure_accepted(
+    identity: RealityIdentity, verdict: RealityVerdict, verified_hello: bytes, now: float
+) -> Callable[[QuicConfiguration], None]:
+    """How the endpoint sets up an accepted connection.
+
+    Args:
+        identity: the per-process Ed25519 identity (the HMAC certificate's key).
+        verdict: the ACCEPT verdict (its ``auth_key`` keys the certificate).
+        verified_hello: the ClientHello handshake message exactly as verified.
+        now: the decision time, for the ``reality:verdict`` qlog event.
+
+    Returns:
+        A function adjusting a fresh per-connection configuration: the HMAC certificate, ALPN h3,
+        the verified hello as the only acceptable first ClientHello, the verdict in qlog.
+    """
+    if not verdict.accepted or verdict.auth_key is None:
+        raise ValueError("only an ACCEPT verdict configures a connection")
+    auth_key = verdict.auth_key
+    hello = bytes(verified_hello)
+
+    def configure(config: QuicConfiguration) -> None:
+        config.certificate_source = RealityCertificateSource(identity, auth_key)
+        config.expected_client_hello = hello
+        if not config.alpn_protocols:
+            config.alpn_protocols = ["h3"]
+        factory = config.qlog_factory
+        if factory is not None:
+
+            def qlog_with_verdict(odcid: bytes, is_client: bool) -> Any:
+                sink = factory(odcid, is_client)
+                sink.custom(now, "reality:verdict", verdict.describe())
+                return sink
+
+            config.qlog_factory = qlog_with_verdict
+
+    return configure

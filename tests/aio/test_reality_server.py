@@ -1,0 +1,159 @@
+"""The REALITY listener's asyncio edge on loopback: early mirror, descriptor limits, timer guard."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "reality"))
+from reality_helpers import (
+    CLIENT_ADDR,
+    WALL,
+    client_configuration,
+    first_flight,
+    make_gate,
+    seeded_rng,
+    server_config,
+)
+
+from quicreality.aio.reality_server import RealityServer
+from quicreality.h3.server import H3FileServer
+from quicreality.metrics import RealityMetrics
+from quicreality.quic.config import QuicConfiguration
+from quicreality.quic.endpoint import QuicServerEndpoint
+from quicreality.reality import gate as gate_module
+from quicreality.reality.config import GateLimits
+from quicreality.reality.gate import RealityGate
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def target() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+def _server(loop: asyncio.AbstractEventLoop, gate: RealityGate,
+            target: socket.socket) -> tuple[RealityServer, RealityMetrics]:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.setblocking(False)
+    rng = seeded_rng(5)
+    endpoint = QuicServerEndpoint(
+        lambda: QuicConfiguration(is_client=False, rng=rng, wall_clock=lambda: WALL),
+        rng=rng, gate=gate)
+    metrics = RealityMetrics(CollectorRegistry())
+    server = RealityServer(listener, endpoint, H3FileServer(None), gate,
+                           target=(socket.AF_INET, target.getsockname()), metrics=metrics,
+                           loop=loop)
+    return server, metrics
+
+
+def test_the_completing_datagram_reaches_the_target_before_verification(
+    target: socket.socket, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Security finding 12 (audit e5): the edge used to mirror only after verify_client_hello."""
+    seen_at_verify: list[bytes] = []
+    real_verify = gate_module.verify_client_hello
+
+    def spy(*args: Any) -> Any:
+        try:
+            seen_at_verify.append(target.recv(65536))
+        except BlockingIOError:
+            seen_at_verify.append(b"")
+        return real_verify(*args)
+
+    monkeypatch.setattr(gate_module, "verify_client_hello", spy)
+
+    async def main() -> None:
+        server, _ = _server(asyncio.get_running_loop(), make_gate(), target)
+        try:
+            _, datagrams = first_flight(client_configuration())
+            server.datagram_received(datagrams[0], CLIENT_ADDR, server.now())
+        finally:
+            server.close()
+
+    asyncio.run(main())
+    _, datagrams = first_flight(client_configuration())
+    assert seen_at_verify == [datagrams[0]]
+
+
+def test_a_target_socket_that_cannot_be_opened_is_counted(target: socket.socket) -> None:
+    """Security finding 12 (audit e9): out of descriptors, flows used to be dropped silently."""
+
+    async def main() -> float:
+        server, metrics = _server(asyncio.get_running_loop(), make_gate(), target)
+        try:
+            def no_descriptors(addr: Any) -> None:
+                raise OSError(24, "Too many open files")
+
+            server.relay.open = no_descriptors  # type: ignore[method-assign]
+            for port in range(3):
+                server.datagram_received(b"junk", ("192.0.2.7", 1000 + port), server.now())
+            return metrics.fallback_socket_failures._value.get()
+        finally:
+            server.close()
+
+    assert asyncio.run(main()) == 3
+
+
+def test_a_failing_gate_timer_is_logged_and_the_timer_keeps_running(
+    target: socket.socket, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Security finding 12: an exception in the gate timer used to escape the callback, and the
+    timer was never armed again (pending flows would stay pending, relays never expire)."""
+    gate = make_gate(server_config(limits=GateLimits(fallback_idle_timeout=0.02)))
+    calls: list[float] = []
+    real = gate.handle_timer
+
+    def flaky(now: float) -> None:
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        real(now)
+
+    gate.handle_timer = flaky  # type: ignore[method-assign]
+
+    async def main() -> None:
+        server, _ = _server(asyncio.get_running_loop(), gate, target)
+        try:
+            server.datagram_received(b"junk", ("192.0.2.8", 1), server.now())
+            server.service(())
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+                if gate.fallback_flows == 0:
+                    break
+        finally:
+            server.close()
+
+    asyncio.run(main())
+    assert len(calls) >= 2 and gate.fallback_flows == 0
+    assert any("gate timer failed" in r.getMessage() for r in caplog.records)
+
+
+def test_serving_raises_the_descriptor_limit_to_the_hard_limit() -> None:
+    """Security finding 12 (audit e9): nothing raised RLIMIT_NOFILE (commonly 1024)."""
+    code = (
+        "import resource\n"
+        "from quicreality.aio.reality_server import raise_nofile_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(512, hard), hard))\n"
+        "got = raise_nofile_limit()\n"
+        "print(got, resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    got, soft, hard = map(int, out)
+    assert got == soft == hard
