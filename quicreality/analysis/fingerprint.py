@@ -46,20 +46,36 @@ __all__ = [
     "main",
 ]
 
-#: names shown next to code points in the text output (not part of the features)
-NAMES: dict[str, str] = {
-    "0x0000": "server_name", "0x000a": "supported_groups", "0x000d": "signature_algorithms",
-    "0x0010": "alpn", "0x001b": "compress_certificate", "0x002b": "supported_versions",
-    "0x002d": "psk_key_exchange_modes", "0x0033": "key_share", "0x0039": "quic_transport_parameters",
-    "0x0005": "status_request", "0x000b": "ec_point_formats", "0x0016": "encrypt_then_mac",
-    "0x0017": "extended_master_secret", "0x001c": "record_size_limit", "0x0012": "sct",
-    "0x0029": "pre_shared_key", "0x002a": "early_data", "0xff01": "renegotiation_info",
-    "0x4469": "alps(old)", "0x44cd": "alps", "0xfe0d": "ech", "0xca34": "trust_anchors",
-    "0x11ec": "X25519MLKEM768", "0x001d": "x25519", "0x0018": "secp384r1",
-    "0x0019": "secp521r1", "0x001e": "x448", "0x0100": "ffdhe2048",
-    "0x1301": "AES_128_GCM", "0x1302": "AES_256_GCM", "0x1303": "CHACHA20", "0x1304": "AES_128_CCM",
+#: names shown next to code points in the text output (not part of the features), by the kind
+#: of code point a feature holds
+EXTENSION_NAMES: dict[str, str] = {
+    "0x0000": "server_name", "0x0005": "status_request", "0x000a": "supported_groups",
+    "0x000b": "ec_point_formats", "0x000d": "signature_algorithms", "0x0010": "alpn",
+    "0x0012": "sct", "0x0015": "padding", "0x0016": "encrypt_then_mac",
+    "0x0017": "extended_master_secret", "0x001b": "compress_certificate",
+    "0x001c": "record_size_limit", "0x0023": "session_ticket", "0x0029": "pre_shared_key",
+    "0x002a": "early_data", "0x002b": "supported_versions", "0x002d": "psk_key_exchange_modes",
+    "0x0033": "key_share", "0x0039": "quic_transport_parameters", "0x4469": "alps(old)",
+    "0x44cd": "alps", "0xca34": "trust_anchors", "0xfe0d": "ech", "0xff01": "renegotiation_info",
 }
-_GROUP_NAMES = {"0x0017": "secp256r1"}  # 0x0017 is also extended_master_secret
+GROUP_NAMES: dict[str, str] = {
+    "0x11ec": "X25519MLKEM768", "0x001d": "x25519", "0x0017": "secp256r1", "0x0018": "secp384r1",
+    "0x0019": "secp521r1", "0x001e": "x448", "0x0100": "ffdhe2048",
+}
+CIPHER_NAMES: dict[str, str] = {
+    "0x1301": "AES_128_GCM", "0x1302": "AES_256_GCM", "0x1303": "CHACHA20",
+    "0x1304": "AES_128_CCM",
+}
+
+
+def _names_for(feature: str) -> dict[str, str]:
+    if "extensions" in feature:
+        return EXTENSION_NAMES
+    if "group" in feature:
+        return GROUP_NAMES
+    if "cipher" in feature:
+        return CIPHER_NAMES
+    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +161,8 @@ def _show(name: str, v: Any) -> str:
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=False)
     if isinstance(v, str) and v.startswith("0x"):
-        label = _GROUP_NAMES.get(v) if "group" in name else None
-        label = label or NAMES.get(v)
-        return f"{v}({label})" if label and len(v) == 6 else v
+        label = _names_for(name).get(v)
+        return f"{v}({label})" if label else v
     return str(v)
 
 
