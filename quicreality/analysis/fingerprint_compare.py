@@ -50,6 +50,8 @@ RANDOM_FEATURES: frozenset[str] = frozenset({
     "client.flight.frame_layout",
     "client.flight.crypto_frames",
     "client.flight.ping_frames",
+    "client.flight.gaps_ms",  # timing: loopback scheduling, not the peer's shape
+    "server.flight.gaps_ms",
     # Chromium draws these per connection: the ECH GREASE payload size, the GREASE transport
     # parameter's length, the position of the GREASE version in version_information, and the
     # sizes that follow from them (the *_stable twins take the random parts out)

@@ -263,7 +263,12 @@ def client_features(flights: FirstFlights, trees: dict[int, Node]) -> dict[str, 
     f["client.flight.datagrams"] = len(flights.client)
     f["client.flight.sizes"] = [d.size for d in flights.client]
     f["client.flight.coalescing"] = [d.coalescing for d in flights.client]
+    f["client.flight.gaps_ms"] = [round((b.time - a.time) * 1000, 1)
+                                  for a, b in zip(flights.client, flights.client[1:])]
     f["client.flight.initial_packets"] = len(initials)
+    f["client.flight.packet_numbers"] = [_int(p.get("quic.packet_number") or -1) for p in initials]
+    f["client.flight.pn_lengths"] = [_int(p.get("quic.packet_number_length") or 0) + 1
+                                     for p in initials]
     layouts = [_frame_types(p) for p in initials]
     f["client.flight.frame_layout"] = ["".join(_FRAME_LETTERS.get(t, "?") for t in lay)
                                        for lay in layouts]
@@ -399,6 +404,8 @@ def server_features(flights: FirstFlights, trees: dict[int, Node]) -> dict[str, 
         "server.flight.sizes": [d.size for d in flights.server],
         "server.flight.bytes": sum(d.size for d in flights.server),
         "server.flight.coalescing": [d.coalescing for d in flights.server],
+        "server.flight.gaps_ms": [round((b.time - a.time) * 1000, 1)
+                                  for a, b in zip(flights.server, flights.server[1:])],
         "server.flight.retry": any("retry" in d.packets for d in flights.server),
     }
     longs = [q for n in frames if n in trees for q in _quic_packets(trees[n])

@@ -46,6 +46,9 @@ def test_chromium_hello_has_its_measured_features_in_every_connection() -> None:
         assert (f["client.quic.dcid_len"], f["client.quic.scid_len"]) == (8, 0)
         assert f["client.flight.complete"] and f["client.flight.sizes"] == [1250, 1250]
         assert f["client.flight.initial_packets"] == 2
+        assert f["client.flight.packet_numbers"] == [1, 2]  # Chromium skips packet number 0
+        assert f["client.flight.pn_lengths"] == [1, 2]
+        assert len(f["client.flight.gaps_ms"]) == 1
         assert f["client.flight.has_ping"] and f["client.flight.has_padding"]
         assert not f["client.flight.crypto_in_order"]  # chaos protection shuffles CRYPTO
         assert f["client.tls.session_id_len"] == 0
@@ -142,6 +145,7 @@ def test_other_clients_have_their_own_initials() -> None:
         assert (ours["client.quic.dcid_len"], ours["client.quic.scid_len"]) == (8, 8)
         assert ours["client.flight.sizes"] == [1200] and ours["client.flight.crypto_in_order"]
         assert ours["client.tls.key_share_groups"] == ["0x001d"]
+        assert ours["client.flight.packet_numbers"] == [0] and ours["client.flight.pn_lengths"] == [4]
     assert flows("ours-plain")[0].features["client.tls.session_id_len"] == 0
     assert flows("ours-reality")[0].features["client.tls.session_id_len"] == 32
 
