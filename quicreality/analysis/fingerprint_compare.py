@@ -16,6 +16,9 @@ flows, and ``None`` (unknown) for a single flow.
 * a varying feature matches a constant that is one of its observed values, and another varying
   feature.
 
+Sub-features that one side lacks because the feature itself differs (``client.tls.ech.kdf`` when
+only one side sends ECH) are not listed after ``client.tls.ech``.
+
 ``ignore_random=False`` compares every feature literally (varying values as sets).
 """
 
@@ -203,4 +206,8 @@ def compare(a: Profile, b: Profile, *, ignore_random: bool = True,
         va, vb = a.features.get(n), b.features.get(n)
         if not _equal(va, vb, ignore_random):
             out.append(Difference(n, va, vb))
-    return out
+    # the parts of a feature that one side lacks altogether (client.tls.ech.kdf when only one
+    # side sends ECH) are not repeated after the feature itself
+    differing = {d.feature for d in out}
+    return [d for d in out if not ((d.a is None or d.b is None)
+                                   and d.feature.rsplit(".", 1)[0] in differing)]

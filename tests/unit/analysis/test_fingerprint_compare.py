@@ -83,6 +83,7 @@ def test_our_reality_hello_differs_from_chromium_where_the_issue_says() -> None:
     assert diffs["client.flight.sizes"] == ([1250, 1250], [1200])
     assert diffs["client.tls.key_share_groups"] == (["0x11ec", "0x001d"], ["0x001d"])
     assert diffs["client.order_permuted.extensions"] == (True, False)
+    assert diffs["client.tls.ech"] == (True, False) and "client.tls.ech.kdf" not in diffs
     assert "client.tls.cipher_suites" not in diffs  # the same three suites
     assert "client.tls.alpn" not in diffs
 
