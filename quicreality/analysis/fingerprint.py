@@ -44,6 +44,7 @@ __all__ = [
     "format_flow",
     "load_profile",
     "main",
+    "show_value",
 ]
 
 #: names shown next to code points in the text output (not part of the features), by the kind
@@ -153,11 +154,12 @@ def load_profile(spec: str, *, keylog: str | Path | None = None) -> Profile:
     return profile((fp.features for fp in fps), label=spec)
 
 
-def _show(name: str, v: Any) -> str:
+def show_value(name: str, v: Any) -> str:
+    """A feature value as the text output prints it (code points annotated with names)."""
     if isinstance(v, Varying):
-        return "varies: " + " | ".join(_show(name, x) for x in v.values)
+        return "varies: " + " | ".join(show_value(name, x) for x in v.values)
     if isinstance(v, list):
-        return "[" + " ".join(_show(name, x) for x in v) + "]"
+        return "[" + " ".join(show_value(name, x) for x in v) + "]"
     if isinstance(v, dict):
         return json.dumps(v, sort_keys=False)
     if isinstance(v, str) and v.startswith("0x"):
@@ -169,7 +171,7 @@ def _show(name: str, v: Any) -> str:
 def _lines(features: dict[str, Any], prefixes: Sequence[str]) -> list[str]:
     keys = [k for k in features if k.startswith(tuple(prefixes))]
     width = max((len(k) for k in keys), default=0)
-    return [f"  {k.ljust(width)}  {_show(k, features[k])}" for k in keys]
+    return [f"  {k.ljust(width)}  {show_value(k, features[k])}" for k in keys]
 
 
 def format_flow(fp: FlowFingerprint, prefixes: Sequence[str] = ("client.", "server.")) -> str:
@@ -186,8 +188,8 @@ def format_differences(diffs: Iterable[Difference], a: str, b: str) -> str:
     width = max(len(d.feature) for d in diffs)
     lines = [f"{len(diffs)} differing features (A = {a}, B = {b})"]
     for d in diffs:
-        lines.append(f"  {d.feature.ljust(width)}  A={_show(d.feature, d.a)}")
-        lines.append(f"  {' ' * width}  B={_show(d.feature, d.b)}")
+        lines.append(f"  {d.feature.ljust(width)}  A={show_value(d.feature, d.a)}")
+        lines.append(f"  {' ' * width}  B={show_value(d.feature, d.b)}")
     return "\n".join(lines)
 
 
