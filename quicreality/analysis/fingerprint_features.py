@@ -19,6 +19,7 @@ by :func:`ja4` from the features; see docs/camouflage.md for the exact recipe.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -264,7 +265,7 @@ def client_features(flights: FirstFlights, trees: dict[int, Node]) -> dict[str, 
     f["client.flight.sizes"] = [d.size for d in flights.client]
     f["client.flight.coalescing"] = [d.coalescing for d in flights.client]
     f["client.flight.gaps_ms"] = [round((b.time - a.time) * 1000, 1)
-                                  for a, b in zip(flights.client, flights.client[1:])]
+                                  for a, b in itertools.pairwise(flights.client)]
     f["client.flight.initial_packets"] = len(initials)
     f["client.flight.packet_numbers"] = [_int(p.get("quic.packet_number") or -1) for p in initials]
     f["client.flight.pn_lengths"] = [_int(p.get("quic.packet_number_length") or 0) + 1
@@ -280,7 +281,7 @@ def client_features(flights: FirstFlights, trees: dict[int, Node]) -> dict[str, 
                                              for lay in layouts for t in lay})
     ranges = [r for p in initials for r in _crypto_ranges(p)]
     f["client.flight.crypto_in_order"] = all(
-        a[0] + a[1] == b[0] for a, b in zip(ranges, ranges[1:])) and (
+        a[0] + a[1] == b[0] for a, b in itertools.pairwise(ranges)) and (
         not ranges or ranges[0][0] == 0)
     hello = next((h for h in _handshakes(trees, frames) if h.get("tls.handshake.type") == "1"), None)
     if hello is not None:
@@ -405,7 +406,7 @@ def server_features(flights: FirstFlights, trees: dict[int, Node]) -> dict[str, 
         "server.flight.bytes": sum(d.size for d in flights.server),
         "server.flight.coalescing": [d.coalescing for d in flights.server],
         "server.flight.gaps_ms": [round((b.time - a.time) * 1000, 1)
-                                  for a, b in zip(flights.server, flights.server[1:])],
+                                  for a, b in itertools.pairwise(flights.server)],
         "server.flight.retry": any("retry" in d.packets for d in flights.server),
     }
     longs = [q for n in frames if n in trees for q in _quic_packets(trees[n])

@@ -93,7 +93,7 @@ def curl(lab: Lab, port: int, keys: Path, reps: int) -> None:
     for i in range(reps):
         req = DownloadRequest(urls=(_url(port),), out_dir=lab.work / f"curl-{i}", ca=lab.ca,
                               keylog=keys)
-        cmd = get_peer("curl").download(req)
+        cmd = _download("curl", req)
         cmd.prepare()
         argv = [cmd.argv[0], "--resolve", f"{HOST}:{port}:127.0.0.1", *cmd.argv[1:]]
         lab.run(argv, env=dict(cmd.env))
@@ -104,7 +104,7 @@ def quicgo(lab: Lab, port: int, keys: Path, reps: int) -> None:
     for i in range(reps):
         req = DownloadRequest(urls=(_url(port),), out_dir=lab.work / f"qrgo-{i}", ca=lab.ca,
                               keylog=keys)
-        cmd = get_peer("quicgo").download(req)
+        cmd = _download("quicgo", req)
         cmd.prepare()
         lab.run(cmd.argv, env=dict(cmd.env))
 
@@ -119,13 +119,24 @@ def ours(lab: Lab, port: int, keys: Path, reps: int, extra: list[str] | None = N
         lab.run(argv)
 
 
+def _download(peer: str, req: DownloadRequest) -> Command:
+    download = get_peer(peer).download
+    assert download is not None
+    return download(req)
+
+
+def _ngtcp2(lab: Lab, port: int) -> Command:
+    serve = get_peer("ngtcp2").serve
+    assert serve is not None
+    return serve(ServeRequest(www=lab.www, port=port, cert=lab.cert, key=lab.key))
+
+
 def reality_args(lab: Lab) -> list[str]:
     """Start ngtcp2 as the target and our REALITY listener; the client's REALITY options."""
     keys = json.loads(subprocess.run([str(peer_paths.python()), "-m", "quicreality", "keygen",
                                       "--json"], capture_output=True, text=True, check=True,
                                      cwd=peer_paths.REPO_ROOT).stdout)
-    tcmd = get_peer("ngtcp2").serve(ServeRequest(www=lab.www, port=TARGET, cert=lab.cert,
-                                                 key=lab.key))
+    tcmd = _ngtcp2(lab, TARGET)
     lab.start(tcmd.argv, TARGET, "target", env=dict(tcmd.env))
     conf = lab.work / "reality.toml"
     conf.write_text("\n".join([
@@ -154,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 lab.start([str(peer_paths.python()), "-m", "quicreality", "server", "--listen",
                            f"127.0.0.1:{OURS}", "--cert", str(lab.cert), "--key", str(lab.key),
                            "--www", str(lab.www)], OURS, "ours-server")
-                ncmd = get_peer("ngtcp2").serve(ServeRequest(www=lab.www, port=NGTCP2,
-                                                             cert=lab.cert, key=lab.key))
+                ncmd = _ngtcp2(lab, NGTCP2)
                 lab.start(ncmd.argv, NGTCP2, "ngtcp2-server", env=dict(ncmd.env))
                 real = reality_args(lab)
                 jobs: dict[str, tuple[int, int, Callable[[Path, int], None]]] = {

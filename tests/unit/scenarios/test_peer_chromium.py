@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quicreality.scenarios.peers import DownloadRequest, Unsupported, get_peer
-from quicreality.scenarios.peers import chromium
+from quicreality.scenarios.peers import DownloadRequest, Unsupported, chromium, get_peer
 from quicreality.scenarios.peers.certs import make_test_cert
 
 
