@@ -65,6 +65,8 @@ APT_PACKAGES=(
   build-essential pkg-config dpkg-dev xz-utils patch ca-certificates openssl
   # python packages of the lab that compile against these (netfilterqueue)
   libnetfilter-queue-dev libnfnetlink-dev
+  # the camouflage reference client: headless Chromium, and certutil for its NSS trust store
+  chromium libnss3-tools
 )
 [[ $NEED_VENV -eq 1 ]] && APT_PACKAGES+=(python3-venv)
 APT_SRC_FILE=/etc/apt/sources.list.d/quicreality-src.sources
@@ -284,6 +286,7 @@ check iperf3 iperf3 --version
 check tcpdump tcpdump --version
 check tshark bash -c 'tshark --version 2>/dev/null | grep -m1 TShark'
 check editcap editcap --version
+check chromium bash -c '/usr/lib/chromium/chromium --version 2>/dev/null | grep -m1 Chromium && command -v certutil >/dev/null'
 if [[ ${QR_SETUP_SKIP_PIP:-0} != 1 ]]; then
   check aioquic "$PYTHON" -c 'import aioquic, sys; assert aioquic.__version__ == "1.7.2", aioquic.__version__; print("aioquic", aioquic.__version__, sys.executable)'
   check aio-peers "$PYTHON" "$ROOT/interop/aioquic/h3client.py" --help

@@ -2,7 +2,7 @@
 
 >>> from quicreality.scenarios.peers import get_peer, peer_names
 >>> sorted(peer_names())
-['aioquic', 'curl', 'ngtcp2', 'ours', 'quicgo']
+['aioquic', 'chromium', 'curl', 'ngtcp2', 'ours', 'quicgo']
 
 See :mod:`.base` for the request/command/result types, :mod:`.paths` for where peers are
 installed (by ``scripts/setup.sh``), :mod:`.process` to run them, :mod:`.certs` for a test PKI
@@ -11,7 +11,7 @@ and :mod:`.iperf3` for TCP/UDP baselines.
 
 from __future__ import annotations
 
-from . import aioquic_peer, curl, ngtcp2, ours, quicgo
+from . import aioquic_peer, chromium, curl, ngtcp2, ours, quicgo
 from .base import (
     Command,
     DownloadRequest,
@@ -43,7 +43,7 @@ def peer_names() -> list[str]:
     return list(_REGISTRY)
 
 
-for _mod in (curl, ngtcp2, quicgo, aioquic_peer, ours):
+for _mod in (curl, ngtcp2, quicgo, aioquic_peer, ours, chromium):
     register_peer(_mod.SPEC)
 
 __all__ = [
