@@ -32,7 +32,7 @@ def _require_chromium() -> None:
         chromium.binary()
         chromium.certutil()
     except PeerNotInstalled as exc:
-        pytest.skip(f"{exc} (Debian packages chromium and libnss3-tools)")
+        pytest.fail(f"{exc}: run scripts/setup.sh (Debian packages chromium and libnss3-tools)")
 
 
 def test_chromium_fetches_from_our_server_and_its_hello_matches_the_committed_one(
