@@ -421,9 +421,9 @@ class H3Connection:
             if pos < len(data):
                 try:
                     self._encoder.feed_decoder(data[pos:] if pos else data)
-                except pylsqpack.DecoderStreamError as exc:
+                except pylsqpack.DecoderStreamError:
                     raise H3ConnectionError(
-                        H3ErrorCode.QPACK_DECODER_STREAM_ERROR, str(exc)
+                        H3ErrorCode.QPACK_DECODER_STREAM_ERROR, "invalid QPACK decoder stream"
                     ) from None
         else:
             start = len(events)

@@ -349,6 +349,10 @@ class TooLarge:
 
 DecodeResult = Decoded | Blocked | TooLarge
 
+# fixed reason phrases for pylsqpack's errors (RFC 9204 §6)
+_BAD_ENCODER = "invalid QPACK encoder stream"
+_BAD_SECTION = "QPACK decompression failed"
+
 
 class QpackReceiver:
     """Our QPACK decoder: ``pylsqpack`` plus the field-section size limit.
@@ -377,8 +381,10 @@ class QpackReceiver:
         try:
             self._sizer.feed_encoder(data)
             return list(self._decoder.feed_encoder(data))
-        except (QpackSizeError, pylsqpack.EncoderStreamError) as exc:
+        except QpackSizeError as exc:
             raise H3ConnectionError(H3ErrorCode.QPACK_ENCODER_STREAM_ERROR, str(exc)) from None
+        except pylsqpack.EncoderStreamError:  # its text is the library's, not for the peer
+            raise H3ConnectionError(H3ErrorCode.QPACK_ENCODER_STREAM_ERROR, _BAD_ENCODER) from None
 
     def decode(self, stream_id: int, block: bytes) -> DecodeResult:
         """Decode a field section received on ``stream_id``, unless it is too large."""
@@ -395,8 +401,8 @@ class QpackReceiver:
         except pylsqpack.StreamBlocked:
             self._blocked[stream_id] = (block, prefix)
             return Blocked()
-        except pylsqpack.DecompressionFailed as exc:
-            raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, str(exc)) from None
+        except pylsqpack.DecompressionFailed:
+            raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, _BAD_SECTION) from None
         return self._checked(headers, decoder_data)
 
     def resume(self, stream_id: int) -> DecodeResult:
@@ -407,8 +413,8 @@ class QpackReceiver:
             return refused
         try:
             decoder_data, headers = self._decoder.resume_header(stream_id)
-        except pylsqpack.DecompressionFailed as exc:
-            raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, str(exc)) from None
+        except pylsqpack.DecompressionFailed:
+            raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, _BAD_SECTION) from None
         return self._checked(headers, decoder_data)
 
     def cancel(self, stream_id: int) -> bytes:
