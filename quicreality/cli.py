@@ -33,11 +33,14 @@ def _cipher_suites(text: str | None) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
     p.add_argument("--qlog-dir", help="write one qlog (JSON-SEQ) per connection here (default: $QLOGDIR)")
     p.add_argument("--qlog-flavour", choices=["0.3", "draft"], default="0.3",
                    help="qlog event names: 0.3 (qvis, default) or the current draft")
-    p.add_argument("--keylog", help="append TLS secrets in NSS format (default: $SSLKEYLOGFILE)")
+    p.add_argument("--keylog", metavar="FILE",
+                   help=("append TLS secrets in NSS format to FILE (mode 0600; $SSLKEYLOGFILE "
+                         "is ignored by servers)") if server else
+                   "append TLS secrets in NSS format to FILE (mode 0600; default: $SSLKEYLOGFILE)")
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
     p.add_argument("--congestion", default="cubic",
                    help="congestion controller: cubic (default), newreno or bbr")
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .aio import reality_cli
 
     reality_cli.add_server_options(s)
-    _add_common(s)
+    _add_common(s, server=True)
 
     c = sub.add_parser("client", help="download URLs over HTTP/3")
     c.add_argument("urls", nargs="+", metavar="URL")
@@ -145,8 +148,11 @@ def run_server(args: argparse.Namespace) -> int:
     if relay is not None:
         opts.update(relay.quic_overrides())
     probe = edge_configuration(is_client=False, certificate_source=certs, **opts)
-    closers = apply_observability(probe, qlog_dir=args.qlog_dir, keylog=args.keylog,
-                                  qlog_flavour=args.qlog_flavour)
+    try:  # a server writes secrets only when its command line asks (never from SSLKEYLOGFILE)
+        closers = apply_observability(probe, qlog_dir=args.qlog_dir, keylog=args.keylog,
+                                      qlog_flavour=args.qlog_flavour)
+    except OSError as exc:
+        raise CliError(f"--keylog {exc.filename!r}: {exc.strerror or exc}") from None
     if args.metrics_listen:
         from .metrics import serve_metrics
 
@@ -245,8 +251,11 @@ def run_client(args: argparse.Namespace) -> int:
                                  server_name=args.server_name, **opts)
         if reality is not None:
             cfg = reality(cfg)
-        closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
-                                           qlog_flavour=args.qlog_flavour))
+        try:  # clients honour SSLKEYLOGFILE (the curl convention)
+            closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
+                                               qlog_flavour=args.qlog_flavour, keylog_from_env=True))
+        except OSError as exc:
+            raise CliError(f"key log {exc.filename!r}: {exc.strerror or exc}") from None
         return cfg
 
     try:

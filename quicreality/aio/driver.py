@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,16 +24,36 @@ log = logging.getLogger("quicreality.aio")
 
 
 def edge_configuration(**kwargs: Any) -> QuicConfiguration:
-    """A configuration with the edge's randomness and wall clock, plus keylog/qlog from the env."""
+    """A configuration with the edge's randomness and wall clock (see :func:`apply_observability`)."""
     cfg = QuicConfiguration(rng=os.urandom, wall_clock=time.time, **kwargs)
     return cfg
 
 
+#: Key logs hold every traffic secret: only the owner may read them.
+KEYLOG_MODE = 0o600
+
+
 class KeyLogFile:
-    """Appends NSS key-log lines (SSLKEYLOGFILE format) to a file, flushing each line."""
+    """Appends NSS key-log lines (SSLKEYLOGFILE format) to a file, flushing each line.
+
+    The file is created with mode 0600; an existing regular file that others may read is
+    narrowed to 0600 before anything is written to it.
+
+    Raises:
+        OSError: the file cannot be opened, or it is readable by others and cannot be narrowed.
+    """
 
     def __init__(self, path: str | os.PathLike[str]):
-        self._file = open(path, "a", encoding="ascii")  # noqa: SIM115 - closed in close()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = os.open(path, flags, KEYLOG_MODE)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                os.fchmod(fd, KEYLOG_MODE)
+            self._file = os.fdopen(fd, "a", encoding="ascii")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def __call__(self, line: str) -> None:
         self._file.write(line + "\n")
@@ -61,11 +82,21 @@ def qlog_factory(directory: str | os.PathLike[str], flavour: str = "0.3") -> Cal
 
 
 def apply_observability(cfg: QuicConfiguration, *, qlog_dir: str | None,
-                        keylog: str | None, qlog_flavour: str = "0.3") -> list[Callable[[], None]]:
-    """Attach qlog and key-log outputs (CLI options override QLOGDIR / SSLKEYLOGFILE)."""
+                        keylog: str | None, qlog_flavour: str = "0.3",
+                        keylog_from_env: bool = False) -> list[Callable[[], None]]:
+    """Attach qlog and key-log outputs (CLI options override QLOGDIR / SSLKEYLOGFILE).
+
+    Args:
+        keylog_from_env: honour ``SSLKEYLOGFILE`` when ``keylog`` is not given. Clients do
+            (the curl convention); servers write secrets only when their command line asks.
+
+    Raises:
+        OSError: the key log cannot be opened safely (see :class:`KeyLogFile`).
+    """
     closers: list[Callable[[], None]] = []
     qlog_dir = qlog_dir or os.environ.get("QLOGDIR")
-    keylog = keylog or os.environ.get("SSLKEYLOGFILE")
+    if not keylog and keylog_from_env:
+        keylog = os.environ.get("SSLKEYLOGFILE")
     if qlog_dir:
         cfg.qlog_factory = qlog_factory(qlog_dir, qlog_flavour)
     if keylog:
@@ -179,16 +210,23 @@ class Driver:
             self._timer = self.loop.call_at(earliest, self._on_timer)
 
     def _on_timer(self) -> None:
+        """Run every due connection timer; a failing one closes only its connection."""
         self._timer = None
         self._timer_at = None
         now = self.now()
         due = []
-        for conn in list(self.connections()):
-            t = conn.get_timer()
-            if t is not None and t <= now:
-                conn.handle_timer(now)
-                due.append(conn)
-        self.service(due, now)
+        try:
+            for conn in list(self.connections()):
+                try:
+                    t = conn.get_timer()
+                    if t is not None and t <= now:
+                        conn.handle_timer(now)
+                        due.append(conn)
+                except Exception:  # a bug must not stop the timers of every other connection
+                    log.exception("internal error in a connection timer; closing it")
+                    self._abort(conn, now)
+        finally:
+            self.service(due, now)  # re-arms the timer
 
     def close(self) -> None:
         """Stop reading and cancel the timer (the socket is closed by its owner)."""

@@ -179,8 +179,11 @@ def run_relay_client(args: argparse.Namespace, error: Callable[[str], Exception]
 
     def make_config() -> QuicConfiguration:
         cfg = factory()
-        closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
-                                           qlog_flavour=args.qlog_flavour))
+        try:  # a client: honours SSLKEYLOGFILE (the curl convention)
+            closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
+                                               qlog_flavour=args.qlog_flavour, keylog_from_env=True))
+        except OSError as exc:
+            raise error(f"key log {exc.filename!r}: {exc.strerror or exc}") from None
         return cfg
 
     metrics_server = None

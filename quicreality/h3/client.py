@@ -18,6 +18,7 @@ from quicreality.h3.events import (
     H3Event,
     Headers,
     HeadersReceived,
+    MessageRejected,
     StreamResetReceived,
 )
 from quicreality.quic.errors import LocalProtocolError
@@ -171,6 +172,10 @@ class H3Client:
             rec = self._responses.get(event.stream_id)
             if rec is not None and not rec.done:
                 self._complete(rec, f"stream reset by peer ({event.error_code:#x})")
+        elif isinstance(event, MessageRejected):
+            rec = self._responses.get(event.stream_id)
+            if rec is not None and not rec.done:
+                self._complete(rec, f"response rejected ({event.reason})")
         elif isinstance(event, GoawayReceived):
             first_rejected = event.stream_id
             self._fail_pending(lambda sid: sid >= first_rejected, "rejected by GOAWAY")

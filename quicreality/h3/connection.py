@@ -17,6 +17,10 @@ A HEADERS frame whose field section refers to dynamic-table entries not yet rece
 stream (RFC 9204 §2.1.2): further bytes for that stream are parked until the encoder stream
 unblocks it, then the header block is resumed and the parked bytes are parsed.
 
+Field sections above the ``SETTINGS_MAX_FIELD_SECTION_SIZE`` we advertise are refused before
+``pylsqpack`` expands them (:mod:`~quicreality.h3.qpack`, RFC 9114 §4.2.2): a too-large request
+head gets a 431, anything else is a stream error H3_EXCESSIVE_LOAD. We respect the peer's limit.
+
 Peer violations raise :class:`~quicreality.h3.frames.H3ConnectionError` internally; they are
 converted in one place (:meth:`handle_event`) into ``quic.close(error_code=H3_xxx, ...)``, after
 which the connection ignores further input. Local misuse raises
@@ -33,12 +37,12 @@ from quicreality.h3.events import (
     H3Event,
     Headers,
     HeadersReceived,
+    MessageRejected,
     SettingsReceived,
     StreamResetReceived,
 )
 from quicreality.h3.fields import valid_field_section
 from quicreality.h3.frames import (
-    RESERVED_HTTP2_FRAME_TYPES,
     FrameType,
     GoawayFrame,
     H3ConnectionError,
@@ -51,9 +55,11 @@ from quicreality.h3.frames import (
     parse_frame_payload,
     peek_uint_var,
 )
+from quicreality.h3.qpack import Blocked, Decoded, DecodeResult, QpackReceiver, field_section_size
 from quicreality.h3.streams import (
     CRITICAL_KINDS,
     DATA_FRAME,
+    MAX_BUFFERED_FRAME_SIZE,
     NO_FRAME,
     MessageState,
     QuicTransport,
@@ -61,6 +67,8 @@ from quicreality.h3.streams import (
     StreamKind,
     is_client_initiated,
     is_unidirectional,
+    mark_ended,
+    start_frame,
 )
 from quicreality.quic.errors import LocalProtocolError
 from quicreality.quic.events import (
@@ -71,28 +79,17 @@ from quicreality.quic.events import (
 )
 from quicreality.wire.buffer import encode_uint_var
 
-__all__ = ["H3Connection", "QuicTransport"]
+__all__ = ["MAX_BUFFERED_FRAME_SIZE", "H3Connection", "QuicTransport"]
 
-#: Largest non-DATA frame we buffer (HEADERS, SETTINGS, ...); larger is H3_EXCESSIVE_LOAD.
-MAX_BUFFERED_FRAME_SIZE = 1 << 20
 #: Defaults we advertise for our QPACK decoder (RFC 9204 §5).
 DEFAULT_MAX_TABLE_CAPACITY = 4096
 DEFAULT_BLOCKED_STREAMS = 16
+#: The largest field section we accept and advertise (RFC 9114 §4.2.2; default there: unlimited).
+DEFAULT_MAX_FIELD_SECTION_SIZE = 64 * 1024
+#: The head a server sends for a request whose field section is too large (RFC 6585 §5).
+_TOO_LARGE_HEAD: Headers = [(b":status", b"431")]
 #: DATA payloads up to this size are sent in one write together with their frame header.
 _COALESCE_LIMIT = 2048
-
-
-def _mark_ended(events: list[H3Event], start: int, stream_id: int) -> None:
-    """Set ``stream_ended`` on this stream's last event emitted since ``start``, or add an empty one."""
-    for i in range(len(events) - 1, start - 1, -1):
-        ev = events[i]
-        if isinstance(ev, DataReceived) and ev.stream_id == stream_id:
-            events[i] = DataReceived(stream_id, ev.data, True)
-            return
-        if isinstance(ev, HeadersReceived) and ev.stream_id == stream_id:
-            events[i] = HeadersReceived(stream_id, ev.headers, True)
-            return
-    events.append(DataReceived(stream_id, b"", True))
 
 
 class H3Connection:
@@ -103,6 +100,7 @@ class H3Connection:
         is_client: our role; decides which streams are requests and what GOAWAY carries.
         max_table_capacity: QPACK dynamic table size we allow the peer's encoder (bytes).
         blocked_streams: how many streams the peer may leave blocked on our decoder.
+        max_field_section_size: largest decoded field section we accept (RFC 9114 §4.2.2).
         extra_settings: further SETTINGS to advertise (e.g. ``{Setting.H3_DATAGRAM: 1}``).
     """
 
@@ -113,12 +111,13 @@ class H3Connection:
         is_client: bool,
         max_table_capacity: int = DEFAULT_MAX_TABLE_CAPACITY,
         blocked_streams: int = DEFAULT_BLOCKED_STREAMS,
+        max_field_section_size: int = DEFAULT_MAX_FIELD_SECTION_SIZE,
         extra_settings: dict[int, int] | None = None,
     ):
         self._quic = quic
         self._is_client = is_client
         self._closed = False
-        self._decoder = pylsqpack.Decoder(max_table_capacity, blocked_streams)
+        self._qpack = QpackReceiver(max_table_capacity, blocked_streams, max_field_section_size)
         self._encoder = pylsqpack.Encoder()
         self._streams: dict[int, RecvStream] = {}
         self._send_state: dict[int, MessageState] = {}  # request streams: what we have sent
@@ -131,6 +130,7 @@ class H3Connection:
         self._local_settings: dict[int, int] = {
             Setting.QPACK_MAX_TABLE_CAPACITY: max_table_capacity,
             Setting.QPACK_BLOCKED_STREAMS: blocked_streams,
+            Setting.MAX_FIELD_SECTION_SIZE: max_field_section_size,
         }
         if extra_settings:
             self._local_settings.update(extra_settings)
@@ -179,11 +179,16 @@ class H3Connection:
         """Send a HEADERS frame: a request or response head, or trailers after DATA.
 
         Raises:
-            LocalProtocolError: the stream is not a request stream or its send side has ended.
+            LocalProtocolError: the stream is not a request stream, its send side has ended, or
+                the field section exceeds the peer's ``SETTINGS_MAX_FIELD_SECTION_SIZE``.
         """
         state = self._check_send(stream_id)
         if state == MessageState.TRAILERS_DONE:
             raise LocalProtocolError(f"stream {stream_id}: already ended")
+        if not self._peer_accepts(headers):
+            raise LocalProtocolError(
+                f"stream {stream_id}: field section exceeds the peer's SETTINGS_MAX_FIELD_SECTION_SIZE"
+            )
         encoder_data, block = self._encoder.encode(stream_id, headers)
         if encoder_data:
             self._quic.send_stream_data(self._encoder_stream_id, encoder_data)
@@ -240,6 +245,20 @@ class H3Connection:
             self._control_stream_id, encode_h3_frame(GoawayFrame(stream_id))
         )
 
+    def abort_stream(self, stream_id: int, error_code: int) -> None:
+        """Abort a request stream in both directions (RFC 9114 §4.1.1), e.g. to cancel it.
+
+        Raises:
+            LocalProtocolError: ``stream_id`` is not a request stream.
+        """
+        state = self._check_send(stream_id)
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            self._stream_error(stream, error_code)
+        elif state != MessageState.TRAILERS_DONE:  # only the send side is left
+            self._quic.reset_stream(stream_id, error_code)
+            self._advance_send(stream_id, MessageState.TRAILERS_DONE, True)
+
     def handle_event(self, event: object) -> list[H3Event]:
         """Process one QUIC event and return the HTTP/3 events it produced.
 
@@ -293,6 +312,11 @@ class H3Connection:
         self._quic.send_stream_data(stream_id, encode_uint_var(stream_type))
         return stream_id
 
+    def _peer_accepts(self, headers: Headers) -> bool:
+        """True if a field section fits the peer's SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2)."""
+        limit = (self._peer_settings or {}).get(Setting.MAX_FIELD_SECTION_SIZE)
+        return limit is None or field_section_size(headers) <= limit
+
     def _check_send(self, stream_id: int) -> MessageState:
         """Validate that we may send a message on ``stream_id``; return its send state."""
         if is_unidirectional(stream_id):
@@ -325,9 +349,17 @@ class H3Connection:
             self._closed = True
             self._quic.close(error_code=error_code, reason_phrase=reason)
 
-    def _stream_error(self, stream: RecvStream, error_code: int) -> None:
-        """Abort one request stream in both directions (RFC 9114 §8)."""
+    def _stream_error(
+        self,
+        stream: RecvStream,
+        error_code: int,
+        events: list[H3Event] | None = None,
+        reason: str = "",
+    ) -> None:
+        """Abort one request stream in both directions (RFC 9114 §8); report it in ``events``."""
         sid = stream.stream_id
+        if events is not None:
+            events.append(MessageRejected(sid, error_code, reason))
         stream.kind = StreamKind.DISCARD
         stream.frame_type = NO_FRAME
         stream.blocked = False
@@ -335,6 +367,12 @@ class H3Connection:
         if self._send_state.get(sid) != MessageState.TRAILERS_DONE:
             self._quic.reset_stream(sid, error_code)
         self._send_state[sid] = MessageState.TRAILERS_DONE
+
+    def _forget(self, sid: int) -> None:
+        """Drop a discarded stream whose FIN arrived, and its send-side tombstone."""
+        self._streams.pop(sid, None)
+        if self._send_state.get(sid) == MessageState.TRAILERS_DONE:
+            del self._send_state[sid]
 
     def _new_stream(self, stream_id: int) -> RecvStream:
         """Create receive state for a stream the peer opened."""
@@ -360,7 +398,7 @@ class H3Connection:
             stream = self._new_stream(sid)
         if stream.kind == StreamKind.DISCARD:
             if fin:
-                del self._streams[sid]
+                self._forget(sid)
             return
         if stream.blocked:
             stream.parked += data
@@ -368,12 +406,14 @@ class H3Connection:
             return
         pos = 0
         if stream.kind == StreamKind.UNI_UNKNOWN:
-            pos = self._read_stream_type(stream, data)
+            pos = self._read_stream_type(stream, data, fin)
             if pos < 0:
                 if fin:
                     stream.kind = StreamKind.DISCARD
                 return
             if stream.kind == StreamKind.DISCARD:
+                if fin:
+                    self._forget(sid)
                 return
         if stream.kind == StreamKind.QPACK_ENCODER:
             self._feed_encoder_stream(data[pos:] if pos else data, events)
@@ -381,9 +421,9 @@ class H3Connection:
             if pos < len(data):
                 try:
                     self._encoder.feed_decoder(data[pos:] if pos else data)
-                except pylsqpack.DecoderStreamError as exc:
+                except pylsqpack.DecoderStreamError:
                     raise H3ConnectionError(
-                        H3ErrorCode.QPACK_DECODER_STREAM_ERROR, str(exc)
+                        H3ErrorCode.QPACK_DECODER_STREAM_ERROR, "invalid QPACK decoder stream"
                     ) from None
         else:
             start = len(events)
@@ -396,8 +436,12 @@ class H3Connection:
         if fin:
             raise H3ConnectionError(H3ErrorCode.H3_CLOSED_CRITICAL_STREAM, "QPACK stream closed")
 
-    def _read_stream_type(self, stream: RecvStream, data: bytes) -> int:
-        """Read the uni stream type; return the offset after it in ``data``, or -1 if incomplete."""
+    def _read_stream_type(self, stream: RecvStream, data: bytes, fin: bool) -> int:
+        """Read the uni stream type; return the offset after it in ``data``, or -1 if incomplete.
+
+        ``fin``: this chunk ends the stream (then an unknown stream is not stopped: QUIC has
+        already received all of it and may have forgotten it).
+        """
         prefix_len = len(stream.partial)
         head = stream.partial + data[:8] if prefix_len else data
         parsed = peek_uint_var(head, 0)
@@ -422,32 +466,25 @@ class H3Connection:
                 H3ErrorCode.H3_STREAM_CREATION_ERROR, "client opened a push stream"
             )
         else:
-            # unknown or reserved type: ignore the stream (RFC 9114 §6.2)
+            # unknown or reserved (GREASE) type: ignore the stream (RFC 9114 §6.2, §9)
             stream.kind = StreamKind.DISCARD
-            self._quic.stop_stream(stream.stream_id, H3ErrorCode.H3_STREAM_CREATION_ERROR)
+            if not fin:
+                self._quic.stop_stream(stream.stream_id, H3ErrorCode.H3_STREAM_CREATION_ERROR)
         return end - prefix_len
 
     def _feed_encoder_stream(self, data: bytes, events: list[H3Event]) -> None:
         """Feed the peer's QPACK encoder stream; resume streams it unblocks (RFC 9204 §4.2)."""
         if not data:
             return
-        try:
-            unblocked = self._decoder.feed_encoder(data)
-        except pylsqpack.EncoderStreamError as exc:
-            raise H3ConnectionError(H3ErrorCode.QPACK_ENCODER_STREAM_ERROR, str(exc)) from None
-        for sid in unblocked:
+        for sid in self._qpack.feed_encoder(data):
             stream = self._streams.get(sid)
             if stream is None or not stream.blocked:
                 continue
-            try:
-                decoder_data, headers = self._decoder.resume_header(sid)
-            except pylsqpack.DecompressionFailed as exc:
-                raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, str(exc)) from None
             stream.blocked = False
-            self._on_headers_decoded(stream, decoder_data, headers, events)
+            self._on_decode_result(stream, self._qpack.resume(sid), events)
             if stream.kind == StreamKind.DISCARD:
                 if stream.parked_fin:
-                    self._streams.pop(sid, None)
+                    self._forget(sid)
                 continue
             parked, fin = bytes(stream.parked), stream.parked_fin
             stream.parked = bytearray()
@@ -464,6 +501,8 @@ class H3Connection:
         if stream.kind in CRITICAL_KINDS:
             raise H3ConnectionError(H3ErrorCode.H3_CLOSED_CRITICAL_STREAM, "critical stream closed")
         if stream.kind != StreamKind.REQUEST:
+            if stream.kind == StreamKind.DISCARD:
+                self._forget(stream.stream_id)
             return
         if stream.frame_type != NO_FRAME or stream.partial:
             raise H3ConnectionError(H3ErrorCode.H3_FRAME_ERROR, "stream ended inside a frame")
@@ -471,9 +510,11 @@ class H3Connection:
         del self._streams[stream.stream_id]
         if stream.msg == MessageState.EXPECT_HEADERS:
             # a request/response without a head is malformed (RFC 9114 §4.1.2)
-            self._stream_error(stream, H3ErrorCode.H3_MESSAGE_ERROR)
+            self._stream_error(
+                stream, H3ErrorCode.H3_MESSAGE_ERROR, events, "message without HEADERS"
+            )
             return
-        _mark_ended(events, max(start, 0), stream.stream_id)
+        mark_ended(events, max(start, 0), stream.stream_id)
         if self._send_state.get(stream.stream_id) == MessageState.TRAILERS_DONE:
             del self._send_state[stream.stream_id]
 
@@ -489,7 +530,7 @@ class H3Connection:
             del self._send_state[sid]
         if stream.kind == StreamKind.REQUEST:
             if stream.blocked:
-                decoder_data = self._decoder.cancel_stream(sid)
+                decoder_data = self._qpack.cancel(sid)
                 if decoder_data:
                     self._quic.send_stream_data(self._decoder_stream_id, decoder_data)
             return [StreamResetReceived(sid, error_code)]
@@ -540,7 +581,7 @@ class H3Connection:
                 pos += parsed_len[1] - prefix_len
             else:
                 pos = parsed_len[1]
-            self._start_frame(stream, parsed_type[0], parsed_len[0])
+            start_frame(stream, parsed_type[0], parsed_len[0], is_client=self._is_client)
             if stream.remaining == 0 and stream.frame_type != NO_FRAME:
                 if stream.frame_type == DATA_FRAME:
                     stream.frame_type = NO_FRAME  # empty DATA frame: nothing to report
@@ -551,50 +592,6 @@ class H3Connection:
                 if stream.blocked:
                     stream.parked += data[pos:]
                     return
-
-    def _start_frame(self, stream: RecvStream, frame_type: int, length: int) -> None:
-        """Check a frame header against the stream's state and prepare to read its payload."""
-        kind = stream.kind
-        if kind == StreamKind.REQUEST:
-            if frame_type == FrameType.DATA:
-                if stream.msg != MessageState.BODY:
-                    raise H3ConnectionError(
-                        H3ErrorCode.H3_FRAME_UNEXPECTED,
-                        "DATA before HEADERS"
-                        if stream.msg == MessageState.EXPECT_HEADERS
-                        else "DATA after trailers",
-                    )
-            elif frame_type == FrameType.HEADERS:
-                if stream.msg == MessageState.TRAILERS_DONE:
-                    raise H3ConnectionError(
-                        H3ErrorCode.H3_FRAME_UNEXPECTED, "HEADERS after trailers"
-                    )
-            elif frame_type == FrameType.PUSH_PROMISE and self._is_client:
-                raise H3ConnectionError(H3ErrorCode.H3_ID_ERROR, "PUSH_PROMISE without MAX_PUSH_ID")
-            elif frame_type in _REQUEST_FORBIDDEN:
-                raise H3ConnectionError(
-                    H3ErrorCode.H3_FRAME_UNEXPECTED, f"frame {frame_type:#x} on a request stream"
-                )
-        else:  # control stream
-            if not stream.settings_seen and frame_type != FrameType.SETTINGS:
-                raise H3ConnectionError(
-                    H3ErrorCode.H3_MISSING_SETTINGS, "first control frame is not SETTINGS"
-                )
-            if frame_type in _CONTROL_FORBIDDEN:
-                raise H3ConnectionError(
-                    H3ErrorCode.H3_FRAME_UNEXPECTED, f"frame {frame_type:#x} on the control stream"
-                )
-            if frame_type == FrameType.SETTINGS and stream.settings_seen:
-                raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "second SETTINGS")
-            if frame_type == FrameType.MAX_PUSH_ID and self._is_client:
-                raise H3ConnectionError(
-                    H3ErrorCode.H3_FRAME_UNEXPECTED, "MAX_PUSH_ID from a server"
-                )
-        stream.frame_type = frame_type
-        stream.remaining = length
-        stream.skip = frame_type not in _KNOWN_FRAME_TYPES
-        if not stream.skip and frame_type != FrameType.DATA and length > MAX_BUFFERED_FRAME_SIZE:
-            raise H3ConnectionError(H3ErrorCode.H3_EXCESSIVE_LOAD, f"frame of {length} bytes")
 
     def _complete_frame(self, stream: RecvStream, events: list[H3Event]) -> None:
         """Dispatch a fully received non-DATA frame."""
@@ -648,14 +645,36 @@ class H3Connection:
 
     def _decode_headers(self, stream: RecvStream, block: bytes, events: list[H3Event]) -> None:
         """QPACK-decode a field section; the stream blocks if it needs encoder-stream data."""
-        try:
-            decoder_data, headers = self._decoder.feed_header(stream.stream_id, block)
-        except pylsqpack.StreamBlocked:
+        self._on_decode_result(stream, self._qpack.decode(stream.stream_id, block), events)
+
+    def _on_decode_result(
+        self, stream: RecvStream, result: DecodeResult, events: list[H3Event]
+    ) -> None:
+        """Act on the QPACK outcome for a field section (RFC 9204 §2.1.2, RFC 9114 §4.2.2)."""
+        if isinstance(result, Decoded):
+            self._on_headers_decoded(stream, result.decoder_data, result.headers, events)
+            return
+        if isinstance(result, Blocked):
             stream.blocked = True
             return
-        except pylsqpack.DecompressionFailed as exc:
-            raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, str(exc)) from None
-        self._on_headers_decoded(stream, decoder_data, headers, events)
+        if result.decoder_data:
+            self._quic.send_stream_data(self._decoder_stream_id, result.decoder_data)
+        reason = f"field section of {result.size}+ bytes over our limit of {self._qpack.limit}"
+        sid = stream.stream_id
+        if (
+            not self._is_client
+            and stream.msg == MessageState.EXPECT_HEADERS
+            and sid not in self._send_state
+            and self._peer_accepts(_TOO_LARGE_HEAD)
+        ):
+            # answer 431 and stop reading the request (H3_NO_ERROR, RFC 9114 §4.1)
+            stream.kind = StreamKind.DISCARD
+            stream.frame_type = NO_FRAME
+            self.send_headers(sid, _TOO_LARGE_HEAD, end_stream=True)
+            self._quic.stop_stream(sid, H3ErrorCode.H3_NO_ERROR)
+            events.append(MessageRejected(sid, H3ErrorCode.H3_NO_ERROR, reason))
+            return
+        self._stream_error(stream, H3ErrorCode.H3_EXCESSIVE_LOAD, events, reason)
 
     def _on_headers_decoded(
         self, stream: RecvStream, decoder_data: bytes, headers: Headers, events: list[H3Event]
@@ -667,7 +686,7 @@ class H3Connection:
         if not valid_field_section(
             headers, is_request=not self._is_client, is_trailers=is_trailers
         ):
-            self._stream_error(stream, H3ErrorCode.H3_MESSAGE_ERROR)
+            self._stream_error(stream, H3ErrorCode.H3_MESSAGE_ERROR, events, "malformed fields")
             return
         stream.msg = MessageState.TRAILERS_DONE if is_trailers else MessageState.BODY
         events.append(HeadersReceived(stream.stream_id, headers, False))
@@ -678,12 +697,3 @@ _UNI_KINDS: dict[int, StreamKind] = {
     StreamType.QPACK_ENCODER: StreamKind.QPACK_ENCODER,
     StreamType.QPACK_DECODER: StreamKind.QPACK_DECODER,
 }
-_KNOWN_FRAME_TYPES = frozenset(int(t) for t in FrameType) | RESERVED_HTTP2_FRAME_TYPES
-_REQUEST_FORBIDDEN = (
-    frozenset({FrameType.SETTINGS, FrameType.GOAWAY, FrameType.MAX_PUSH_ID, FrameType.CANCEL_PUSH})
-    | RESERVED_HTTP2_FRAME_TYPES
-)
-_CONTROL_FORBIDDEN = (
-    frozenset({FrameType.DATA, FrameType.HEADERS, FrameType.PUSH_PROMISE})
-    | RESERVED_HTTP2_FRAME_TYPES
-)

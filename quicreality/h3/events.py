@@ -54,4 +54,25 @@ class StreamResetReceived:
     error_code: int
 
 
-H3Event = HeadersReceived | DataReceived | GoawayReceived | SettingsReceived | StreamResetReceived
+@dataclass(frozen=True, slots=True)
+class MessageRejected:
+    """We refused the peer's message on request stream ``stream_id``; no more events follow for it.
+
+    The message was malformed (RFC 9114 §4.1.2) or its field section exceeded our
+    ``SETTINGS_MAX_FIELD_SECTION_SIZE`` (RFC 9114 §4.2.2). ``error_code`` is what the stream was
+    aborted with; H3_NO_ERROR when a server answered a too-large request head with 431 itself.
+    """
+
+    stream_id: int
+    error_code: int
+    reason: str
+
+
+H3Event = (
+    HeadersReceived
+    | DataReceived
+    | GoawayReceived
+    | SettingsReceived
+    | StreamResetReceived
+    | MessageRejected
+)

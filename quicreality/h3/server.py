@@ -25,7 +25,15 @@ from typing import BinaryIO, Protocol
 from urllib.parse import unquote_to_bytes
 
 from quicreality.h3.connection import H3Connection
-from quicreality.h3.events import H3Event, Headers, HeadersReceived, StreamResetReceived
+from quicreality.h3.events import (
+    H3Event,
+    Headers,
+    HeadersReceived,
+    MessageRejected,
+    StreamResetReceived,
+)
+from quicreality.h3.frames import H3ErrorCode
+from quicreality.quic.errors import LocalProtocolError
 from quicreality.quic.events import StopSendingReceived
 
 # --- deterministic payloads ---------------------------------------------------------------------
@@ -328,6 +336,8 @@ class H3ServerSession:
                     self._start_response(event.stream_id, event.headers)
             elif isinstance(event, StreamResetReceived):
                 pass  # the request side was abandoned; a response already under way continues
+            elif isinstance(event, MessageRejected):
+                self._abort(event.stream_id)  # H3Connection aborted the stream (or sent 431)
         if isinstance(quic_event, StopSendingReceived):
             self._abort(quic_event.stream_id)
         return events
@@ -365,12 +375,18 @@ class H3ServerSession:
         self.requests_served += 1
         head = [(b":status", str(response.status).encode()), *response.headers]
         body = response.body
-        if body is None or body.length == 0:
+        empty = body is None or body.length == 0
+        try:
+            self._h3.send_headers(stream_id, head, end_stream=empty)
+        except LocalProtocolError:
+            # the head exceeds the peer's SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2)
+            self._h3.abort_stream(stream_id, H3ErrorCode.H3_INTERNAL_ERROR)
+            empty = True
+        if empty:
             if body is not None:
                 body.close()
-            self._h3.send_headers(stream_id, head, end_stream=True)
             return
-        self._h3.send_headers(stream_id, head)
+        assert body is not None
         self._outgoing[stream_id] = _Outgoing(body, body.length)
 
     def _abort(self, stream_id: int) -> None:

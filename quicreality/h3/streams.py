@@ -9,6 +9,14 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Protocol
 
+from quicreality.h3.events import DataReceived, H3Event, HeadersReceived
+from quicreality.h3.frames import (
+    RESERVED_HTTP2_FRAME_TYPES,
+    FrameType,
+    H3ConnectionError,
+    H3ErrorCode,
+)
+
 
 class QuicTransport(Protocol):
     """The part of :class:`~quicreality.quic.connection.QuicConnection` HTTP/3 uses."""
@@ -59,6 +67,9 @@ class MessageState(IntEnum):
     TRAILERS_DONE = 2
 
 
+#: Largest non-DATA frame we buffer (HEADERS, SETTINGS, ...); larger is H3_EXCESSIVE_LOAD.
+MAX_BUFFERED_FRAME_SIZE = 1 << 20
+
 NO_FRAME = -1
 DATA_FRAME = 0  # FrameType.DATA as a plain int for the hot path
 CRITICAL_KINDS = (StreamKind.CONTROL, StreamKind.QPACK_ENCODER, StreamKind.QPACK_DECODER)
@@ -107,3 +118,73 @@ def is_client_initiated(stream_id: int) -> bool:
 def is_unidirectional(stream_id: int) -> bool:
     """True for unidirectional stream IDs (RFC 9000 §2.1)."""
     return stream_id & 2 == 2
+
+
+def mark_ended(events: list[H3Event], start: int, stream_id: int) -> None:
+    """Set ``stream_ended`` on this stream's last event emitted since ``start``, or add an empty one."""
+    for i in range(len(events) - 1, start - 1, -1):
+        ev = events[i]
+        if isinstance(ev, DataReceived) and ev.stream_id == stream_id:
+            events[i] = DataReceived(stream_id, ev.data, True)
+            return
+        if isinstance(ev, HeadersReceived) and ev.stream_id == stream_id:
+            events[i] = HeadersReceived(stream_id, ev.headers, True)
+            return
+    events.append(DataReceived(stream_id, b"", True))
+
+
+def start_frame(stream: RecvStream, frame_type: int, length: int, *, is_client: bool) -> None:
+    """Check a frame header against the stream's state and prepare to read its payload.
+
+    Raises:
+        H3ConnectionError: the frame is not allowed here (RFC 9114 §7.2, §6.2.1), or a non-DATA
+            frame is larger than :data:`MAX_BUFFERED_FRAME_SIZE`.
+    """
+    kind = stream.kind
+    if kind == StreamKind.REQUEST:
+        if frame_type == FrameType.DATA:
+            if stream.msg != MessageState.BODY:
+                raise H3ConnectionError(
+                    H3ErrorCode.H3_FRAME_UNEXPECTED,
+                    "DATA before HEADERS"
+                    if stream.msg == MessageState.EXPECT_HEADERS
+                    else "DATA after trailers",
+                )
+        elif frame_type == FrameType.HEADERS:
+            if stream.msg == MessageState.TRAILERS_DONE:
+                raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "HEADERS after trailers")
+        elif frame_type == FrameType.PUSH_PROMISE and is_client:
+            raise H3ConnectionError(H3ErrorCode.H3_ID_ERROR, "PUSH_PROMISE without MAX_PUSH_ID")
+        elif frame_type in _REQUEST_FORBIDDEN:
+            raise H3ConnectionError(
+                H3ErrorCode.H3_FRAME_UNEXPECTED, f"frame {frame_type:#x} on a request stream"
+            )
+    else:  # control stream
+        if not stream.settings_seen and frame_type != FrameType.SETTINGS:
+            raise H3ConnectionError(
+                H3ErrorCode.H3_MISSING_SETTINGS, "first control frame is not SETTINGS"
+            )
+        if frame_type in _CONTROL_FORBIDDEN:
+            raise H3ConnectionError(
+                H3ErrorCode.H3_FRAME_UNEXPECTED, f"frame {frame_type:#x} on the control stream"
+            )
+        if frame_type == FrameType.SETTINGS and stream.settings_seen:
+            raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "second SETTINGS")
+        if frame_type == FrameType.MAX_PUSH_ID and is_client:
+            raise H3ConnectionError(H3ErrorCode.H3_FRAME_UNEXPECTED, "MAX_PUSH_ID from a server")
+    stream.frame_type = frame_type
+    stream.remaining = length
+    stream.skip = frame_type not in _KNOWN_FRAME_TYPES
+    if not stream.skip and frame_type != FrameType.DATA and length > MAX_BUFFERED_FRAME_SIZE:
+        raise H3ConnectionError(H3ErrorCode.H3_EXCESSIVE_LOAD, f"frame of {length} bytes")
+
+
+_KNOWN_FRAME_TYPES = frozenset(int(t) for t in FrameType) | RESERVED_HTTP2_FRAME_TYPES
+_REQUEST_FORBIDDEN = (
+    frozenset({FrameType.SETTINGS, FrameType.GOAWAY, FrameType.MAX_PUSH_ID, FrameType.CANCEL_PUSH})
+    | RESERVED_HTTP2_FRAME_TYPES
+)
+_CONTROL_FORBIDDEN = (
+    frozenset({FrameType.DATA, FrameType.HEADERS, FrameType.PUSH_PROMISE})
+    | RESERVED_HTTP2_FRAME_TYPES
+)

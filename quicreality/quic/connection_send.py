@@ -114,14 +114,27 @@ class SendPathMixin(ConnectionBase):
         self._send_queue[stream_id] = stream
 
     def stop_stream(self, stream_id: int, error_code: int) -> None:
-        """Ask the peer to stop sending (STOP_SENDING)."""
+        """Ask the peer to stop sending (STOP_SENDING); a no-op once the stream is finished.
+
+        Raises:
+            LocalProtocolError: the stream cannot receive or was never opened.
+        """
         stream = self._streams.get(stream_id)
+        if stream is None and self._stream_was_closed(stream_id):
+            return  # all of it was received and consumed: nothing left to stop (RFC 9000 §3.5)
         if stream is None or not stream.can_receive:
             raise LocalProtocolError(f"Stream {stream_id} cannot receive")
         if not stream.recv_finished:
             stream.stop_sending_pending = True
             stream.stop_sending_error_code = error_code
             self._send_queue[stream_id] = stream
+
+    def _stream_was_closed(self, stream_id: int) -> bool:
+        """True for a receiving stream that was opened and has since been forgotten."""
+        idx = 1 if stream_id & 2 else 0
+        if self._is_local_stream(stream_id):
+            return idx == 0 and stream_id < self._local_next_stream[0]
+        return (stream_id >> 2) < self._peer_streams_opened[idx]
 
     def pause_stream_reading(self, stream_id: int) -> None:
         """Hold back a stream's received data: :meth:`next_event` stops handing it out.

@@ -176,9 +176,7 @@ class PkiVerifier:
         try:
             certs = [x509.load_der_x509_certificate(der) for der in chain]
         except ValueError as exc:
-            raise TlsAlert(
-                AlertDescription.bad_certificate, f"unparseable certificate: {exc}"
-            ) from exc
+            raise TlsAlert(AlertDescription.bad_certificate, "unparseable certificate") from exc
         subject: x509.GeneralName
         try:
             subject = x509.IPAddress(ipaddress.ip_address(server_name))
@@ -207,7 +205,7 @@ class PkiVerifier:
                 alert = AlertDescription.certificate_expired
             else:
                 alert = AlertDescription.certificate_unknown
-            raise TlsAlert(alert, f"certificate verification failed: {message}") from exc
+            raise TlsAlert(alert, "certificate verification failed") from exc
 
     def _verify_eddsa_chain(
         self, certs: list[x509.Certificate], subject: x509.GeneralName, now: datetime.datetime
@@ -317,9 +315,7 @@ def leaf_public_key(cert_der: bytes) -> PublicKey:
             raise ValueError("no subjectPublicKeyInfo")
         key = serialization.load_der_public_key(cert_der[pos:end])
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise TlsAlert(
-            AlertDescription.bad_certificate, f"cannot read certificate key: {exc}"
-        ) from exc
+        raise TlsAlert(AlertDescription.bad_certificate, "cannot read certificate key") from exc
     if not isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey)):
         raise TlsAlert(
             AlertDescription.unsupported_certificate, f"unsupported key {type(key).__name__}"

@@ -212,9 +212,7 @@ class ClientHandshake(SessionCore):
         except TlsAlert:
             raise
         except Exception as exc:
-            raise TlsAlert(
-                AlertDescription.bad_certificate, f"peer verifier failed: {exc}"
-            ) from exc
+            raise TlsAlert(AlertDescription.bad_certificate, "peer verifier failed") from exc
         self._peer_key = leaf_public_key(chain[0])
         self._peer_chain = chain
         self._transcript.add(raw)

@@ -7,6 +7,8 @@ return a list of outputs for the connection to perform: bytes to send in an epoc
 (:class:`SendCrypto`), packet-protection secrets to install (:class:`InstallKeys`), key-log lines,
 the peer's transport parameters and, once, :class:`HandshakeDone`. Any problem raises
 :class:`TlsAlert`, which QUIC turns into CRYPTO_ERROR 0x100 + description (RFC 9001 §4.8).
+Its reason becomes the CONNECTION_CLOSE reason phrase, so it is always a fixed phrase: Python
+exception text (a parse error, a bug) stays local, in the ``quicreality.tls`` debug log.
 
 Scope: 1-RTT full handshakes with (EC)DHE, HelloRetryRequest both ways. No TLS records or
 ChangeCipherSpec (RFC 9001 §8.4), no PSK/resumption/0-RTT; NewSessionTicket is parsed and ignored;
@@ -20,6 +22,7 @@ must not process 1-RTT packets before the handshake completes (RFC 9001 §5.7).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from ..wire.buffer import BufferReadError
@@ -41,6 +44,8 @@ from .outputs import (
 )
 from .server import ServerHandshake
 from .session_core import State
+
+log = logging.getLogger("quicreality.tls")
 
 __all__ = [
     "ClientHelloHook",
@@ -132,15 +137,19 @@ class TlsSession(ClientHandshake, ServerHandshake):
             self._receive(int(epoch), data, outputs)
         except TlsAlert as exc:
             self._fail(exc)
-        except BufferReadError as exc:
-            self._fail(TlsAlert(AlertDescription.decode_error, f"malformed message: {exc}"))
-        except Exception as exc:  # noqa: BLE001 -- a bug must still end the handshake cleanly
-            self._fail(TlsAlert(AlertDescription.internal_error, f"{type(exc).__name__}: {exc}"))
+        except BufferReadError:
+            log.debug("malformed handshake message", exc_info=True)
+            self._fail(TlsAlert(AlertDescription.decode_error, "malformed message"))
+        except Exception:  # a bug must still end the handshake cleanly
+            log.debug("internal error in the TLS handshake", exc_info=True)
+            self._fail(TlsAlert(AlertDescription.internal_error, "internal error"))
         return outputs
 
     # --- plumbing -------------------------------------------------------------------
 
     def _fail(self, alert: TlsAlert) -> None:
+        if alert.__cause__ is not None:  # the local detail behind a fixed reason phrase
+            log.debug("TLS handshake failed: %s (%r)", alert, alert.__cause__)
         self._state = State.FAILED
         self._failure = alert
         raise alert

@@ -74,4 +74,4 @@ def key_exchange(key: KeySharePrivateKey, group: int, peer_key_exchange: bytes) 
         peer = ec.EllipticCurvePublicKey.from_encoded_point(curve, peer_key_exchange)
         return key.exchange(ec.ECDH(), peer)
     except (ValueError, KeyError) as exc:
-        raise TlsAlert(AlertDescription.illegal_parameter, f"invalid key share: {exc}") from exc
+        raise TlsAlert(AlertDescription.illegal_parameter, "invalid key share") from exc

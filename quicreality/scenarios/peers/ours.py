@@ -1,9 +1,11 @@
 """Our own stack's CLI (``python -m quicreality``), driven like any other peer.
 
 Server: ``python -m quicreality server --listen HOST:PORT --cert C --key K --www DIR
-[--qlog-dir D] [--retry]``.
-Client: ``python -m quicreality client URL... -o DIR [--insecure | --ca CA] [--qlog-dir D]``.
-Key log through ``SSLKEYLOGFILE``. The client prints one summary line per URL,
+[--qlog-dir D] [--keylog F] [--retry]``.
+Client: ``python -m quicreality client URL... -o DIR [--insecure | --ca CA] [--qlog-dir D]
+[--keylog F]``.
+Key logs through ``--keylog`` in both roles: our server ignores ``SSLKEYLOGFILE`` (it writes
+secrets only when its command line asks). The client prints one summary line per URL,
 ``URL BYTES bytes SECS s MBPS Mbit/s`` or ``URL FAILED: reason``; :func:`parse` reads those, and
 (leniently) JSON lines or ``key=value`` pairs, and fills sizes from the files. Correctness
 must come from the files' sha256, not from these lines.
@@ -49,8 +51,9 @@ def serve(req: ServeRequest) -> Command:
         argv.append("--retry")
     if req.congestion:
         argv += ["--congestion", req.congestion]
-    env = {"SSLKEYLOGFILE": str(req.keylog)} if req.keylog is not None else {}
-    return Command(argv=tuple(argv), env=env, cwd=paths.REPO_ROOT,
+    if req.keylog is not None:
+        argv += ["--keylog", str(req.keylog)]
+    return Command(argv=tuple(argv), cwd=paths.REPO_ROOT,
                    make_dirs=(req.qlog_dir,) if req.qlog_dir else ())
 
 
@@ -66,9 +69,10 @@ def download(req: DownloadRequest) -> Command:
         argv += ["--ca", str(req.ca)]
     if req.qlog_dir is not None:
         argv += ["--qlog-dir", str(req.qlog_dir)]
-    env = {"SSLKEYLOGFILE": str(req.keylog)} if req.keylog is not None else {}
+    if req.keylog is not None:
+        argv += ["--keylog", str(req.keylog)]
     dirs = (req.out_dir, req.qlog_dir) if req.qlog_dir else (req.out_dir,)
-    return Command(argv=tuple(argv), env=env, cwd=paths.REPO_ROOT, make_dirs=dirs)
+    return Command(argv=tuple(argv), cwd=paths.REPO_ROOT, make_dirs=dirs)
 
 
 def _num(value: str | None, kind: type) -> Any:
