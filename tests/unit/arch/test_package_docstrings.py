@@ -39,8 +39,8 @@ def test_package_docstring_is_real(init: Path) -> None:
 
 def test_checker_rejects_placeholders() -> None:
     assert docstring_problem("x = 1\n") == "no docstring"
-    assert docstring_problem('"""quicreality."""\n').startswith("placeholder")
-    assert docstring_problem('"""' + "words " * 20 + '"""\n').startswith("names no")
+    assert str(docstring_problem('"""quicreality."""\n')).startswith("placeholder")
+    assert str(docstring_problem('"""' + "words " * 20 + '"""\n')).startswith("names no")
     assert docstring_problem('"""' + "words " * 20 + ' See :mod:`.core`."""\n') is None
 
 
