@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-The runner (:mod:`..runner`) owns the topology and the loop over workloads and repetitions; for
-each repetition it builds a :class:`~.context.RepContext` and calls :func:`run_rep`, which looks
-the workload's ``kind`` up in a registry (like :mod:`..peers`) and runs it:
+The runner (:mod:`~quicreality.scenarios.runner`) owns the topology and the loop over workloads
+and repetitions; for each repetition it builds a :class:`~.context.RepContext` and calls
+:func:`run_rep`, which looks the workload's ``kind`` up in a registry (like
+:mod:`~quicreality.scenarios.peers`) and runs it:
 
 * ``download`` (:mod:`.download`): HTTP/3 GET of one file, plain or through REALITY;
 * ``iperf3`` (:mod:`.iperf3`): TCP directly between the namespaces (headers-only captures);
@@ -16,8 +17,9 @@ logs, peer commands), :mod:`.measures` (qlog and link-loss metrics) and :mod:`.r
 probing, REALITY material, the target and our listener).
 
 Anything that goes wrong inside a repetition (a peer that crashes, hangs past its timeout, is
-unsupported or missing, a wrong file) becomes a failed :class:`~..results.Check` with the reason
-and the stderr kept; only Ctrl-C and SIGTERM propagate.
+unsupported or missing, a wrong file) becomes a failed
+:class:`~quicreality.scenarios.results.Check` with the reason and the stderr kept; only Ctrl-C
+and SIGTERM propagate.
 
 >>> from quicreality.scenarios.workloads import workload_kinds
 >>> sorted(workload_kinds())

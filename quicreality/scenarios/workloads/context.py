@@ -1,6 +1,7 @@
 """What every workload shares: the repetition context, its outcome, logs and key logs.
 
-A workload kind (one module of this package each, dispatched by :func:`..run_rep`) receives a
+A workload kind (one module of this package each, dispatched by
+:func:`~quicreality.scenarios.workloads.run_rep`) receives a
 :class:`RepContext` and returns a :class:`RepOutcome`.  Every process runs through
 :meth:`RepContext.start` (argv list, own process group, stdout/stderr into the repetition
 directory, killed at the end of the repetition whatever happens).
@@ -237,7 +238,7 @@ class WorkloadSpec:
     Attributes:
         kind: The ``kind`` of ``[[workload]]`` tables it runs (see ``catalog.KINDS``).
         run: Runs one repetition in a built topology.  It may raise the peer errors
-            (:class:`~..peers.base.Unsupported`, ``PeerNotInstalled``, ``PeerFailed``) and
+            (``Unsupported``, ``PeerNotInstalled``, ``PeerFailed``) and
             ``OSError``/``RuntimeError``/``ValueError``: the dispatcher turns them into a failed
             check.
     """

@@ -3,7 +3,8 @@
 Captures run on both sides of the link; the server peer serves in the server namespace (our
 server with ``--reality-config`` when the workload uses REALITY), the client peer fetches one
 file in the client namespace.  The verdict: the file's sha256, then the wire (the key logs merged
-and injected into the client-side capture, :mod:`..wire`) and the qlogs (:mod:`..qlogsum`).
+and injected into the client-side capture, :mod:`~quicreality.scenarios.wire`) and the qlogs
+(:mod:`~quicreality.scenarios.qlogsum`).
 """
 
 from __future__ import annotations
