@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, Self, TextIO
 
 from quicreality.qlog.sink import Address, FrameDict, Owner
-from quicreality.quic.errors import QuicErrorCode
+from quicreality.wire.error_codes import QuicErrorCode
 
 Flavour = Literal["0.3", "draft"]
 DRAFT_EVENT_SCHEMA = "urn:ietf:params:qlog:events:quic-13"

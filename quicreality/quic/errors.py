@@ -1,31 +1,14 @@
-"""QUIC error codes (RFC 9000 §20) and the two error families (peer violation vs local misuse)."""
+"""QUIC's two error families (peer violation vs local misuse) and its error codes (RFC 9000 §20).
+
+:class:`QuicErrorCode` is defined in :mod:`quicreality.wire.error_codes` (below both ``quic`` and
+``qlog``) and re-exported here.
+"""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from ..wire.error_codes import QuicErrorCode
 
-
-class QuicErrorCode(IntEnum):
-    """Transport error codes (RFC 9000 §20.1); CRYPTO_ERROR is 0x0100 + TLS alert (RFC 9001 §4.8)."""
-
-    NO_ERROR = 0x0
-    INTERNAL_ERROR = 0x1
-    CONNECTION_REFUSED = 0x2
-    FLOW_CONTROL_ERROR = 0x3
-    STREAM_LIMIT_ERROR = 0x4
-    STREAM_STATE_ERROR = 0x5
-    FINAL_SIZE_ERROR = 0x6
-    FRAME_ENCODING_ERROR = 0x7
-    TRANSPORT_PARAMETER_ERROR = 0x8
-    CONNECTION_ID_LIMIT_ERROR = 0x9
-    PROTOCOL_VIOLATION = 0xA
-    INVALID_TOKEN = 0xB
-    APPLICATION_ERROR = 0xC
-    CRYPTO_BUFFER_EXCEEDED = 0xD
-    KEY_UPDATE_ERROR = 0xE
-    AEAD_LIMIT_REACHED = 0xF
-    NO_VIABLE_PATH = 0x10
-    CRYPTO_ERROR = 0x100
+__all__ = ["LocalProtocolError", "QuicConnectionError", "QuicErrorCode"]
 
 
 class QuicConnectionError(Exception):

@@ -26,7 +26,8 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from .topology import OWNER_DIR, _kill_pids
+from .procutil import kill_pids
+from .topology import OWNER_DIR
 
 __all__ = ["CleanReport", "clean", "has_net_admin", "main_clean", "require_net_admin"]
 
@@ -145,7 +146,7 @@ def clean(run_id: str | None = None, *, force: bool = False, dry_run: bool = Fal
     rep.pids.extend(pids)
     rep.namespaces.extend(namespaces)
     if not dry_run:
-        _kill_pids(pids)
+        kill_pids(pids)
         for ns in namespaces:
             r = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, check=False)
             if r.returncode != 0:

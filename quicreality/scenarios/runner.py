@@ -50,7 +50,6 @@ from .netem import probe_netem
 from .peers import paths
 from .peers.certs import make_test_cert
 from .progress import Progress, RepRecord, summarise, summary_table, summary_text
-from .reality_workloads import SERVER_NAME, probe_features
 from .results import (
     Sample,
     git_info,
@@ -62,6 +61,7 @@ from .results import (
 )
 from .topology import ADDRESSES, Backend, Topology, TopologyError, new_run_id
 from .workloads import Assets, RepContext, run_rep
+from .workloads.reality import SERVER_NAME, probe_features
 
 __all__ = ["EXIT_FAILED", "EXIT_LINK", "EXIT_OK", "EXIT_USAGE", "main_list", "main_run",
            "run_scenario"]

@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 from .model import Link, link_to_dict
 from .netem import qdisc_argvs
+from .procutil import kill_pids
 
 __all__ = [
     "ADDRESSES",
@@ -123,33 +124,6 @@ def _raise_core_mem(need: int = NEED_CORE_MEM_MAX) -> dict[str, Any]:
             cur = need
         out[f"net.core.{key}"] = cur
     return out
-
-
-def _kill_pids(pids: Sequence[int], grace: float = 2.0) -> None:
-    """SIGTERM the pids, wait up to ``grace`` s, then SIGKILL the survivors."""
-    alive = []
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-            alive.append(pid)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _exists(p)]
-        if alive:
-            time.sleep(0.05)
-    for pid in alive:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _exists(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 class _Terminated(KeyboardInterrupt):
@@ -401,14 +375,14 @@ class Topology:
     def teardown(self) -> None:
         """Kill our processes, stop the emulator, delete our namespaces (idempotent)."""
         errors: list[str] = []
-        _kill_pids([p.pid for p in self._procs if p.poll() is None])
+        kill_pids([p.pid for p in self._procs if p.poll() is None])
         for p in self._procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=1.0)
         self._procs.clear()
         for ns in list(self._created):
             pids = _run(["ip", "netns", "pids", ns], check=False).split()
-            _kill_pids([int(x) for x in pids if x.isdigit()])
+            kill_pids([int(x) for x in pids if x.isdigit()])
         if self._emulator is not None:
             em = self._emulator
             if em.poll() is None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from peers_harness import PeerHarness, Pki, WwwDir
 from prometheus_client.parser import text_string_to_metric_families
 
 from quicreality.bench.handshake import DriveResult, close_and_flush, drive
@@ -35,7 +36,6 @@ from quicreality.scenarios.peers import ServeRequest
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command, free_udp_port, url_for
 from quicreality.scenarios.peers.process import Finished, PeerProcess
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 
 #: The target's page: 40 KB so a transfer takes many datagrams each way.
 TARGET_PAGE = (b"<!doctype html><title>the target</title><p>only the target has this page</p>\n"

@@ -7,7 +7,7 @@
   (answers after the client's FIN), :class:`ObserverServer` (records how a connection ended),
   :class:`ResetServer` (reads a little, then RSTs).
 
-Every process is started through a :class:`~quicreality.scenarios.peers.testing.PeerHarness`,
+Every process is started through a :class:`~peers_harness.PeerHarness`,
 so it is stopped and its temp dir removed when the test (or module) ends, pass or fail.
 """
 
@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peers_harness import PeerHarness, Pki
+
 from quicreality.scenarios.peers import paths
 from quicreality.scenarios.peers.base import Command
 from quicreality.scenarios.peers.process import PeerProcess
-from quicreality.scenarios.peers.testing import PeerHarness, Pki
 
 HOST = "127.0.0.1"
 LINGER_RST = struct.pack("ii", 1, 0)

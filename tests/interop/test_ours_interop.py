@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from peers_harness import DownloadOutcome, PeerHarness, Pki, WwwDir
 
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest
 from quicreality.scenarios.peers.base import sha256_file, url_for
-from quicreality.scenarios.peers.testing import DownloadOutcome, PeerHarness, Pki, WwwDir
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 

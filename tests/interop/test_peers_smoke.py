@@ -11,12 +11,12 @@ A missing peer is an installation bug: the test fails with "run scripts/setup.sh
 from __future__ import annotations
 
 import pytest
+from peers_harness import DownloadOutcome, PeerHarness, Pki, WwwDir
 
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer
 from quicreality.scenarios.peers import iperf3 as iperf3_peer
 from quicreality.scenarios.peers.base import pattern_sha256, sha256_file, url_for
 from quicreality.scenarios.peers.process import PeerProcess
-from quicreality.scenarios.peers.testing import DownloadOutcome, PeerHarness, Pki, WwwDir
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 

@@ -8,6 +8,7 @@ import socket
 import time
 
 import pytest
+from peers_harness import PeerHarness, Pki, WwwDir
 from reality_support import RealityLab, capture, flows, handshake, replies, run_cli_client
 
 from quicreality.quic.connection import QuicConnection
@@ -16,7 +17,6 @@ from quicreality.quic.frames import pull_frame_body
 from quicreality.quic.packet import PACKET_TYPE_INITIAL, QUIC_VERSION_1, pull_quic_header
 from quicreality.reality.probe import client_initial_crypto, initial_datagrams, split
 from quicreality.scenarios.peers.base import sha256_file
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 from quicreality.wire.buffer import Buffer
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]

@@ -5,6 +5,7 @@ untouched in both directions (issue 3, "Fallback path")."""
 from __future__ import annotations
 
 import pytest
+from peers_harness import PeerHarness, Pki, WwwDir
 from reality_support import (
     TARGET_PAGE,
     RealityLab,
@@ -16,7 +17,6 @@ from reality_support import (
 )
 
 from quicreality.scenarios.peers import DownloadRequest
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 

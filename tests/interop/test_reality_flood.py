@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+from peers_harness import PeerHarness, Pki, WwwDir
 from reality_support import RealityLab, handshake, open_fds, rss_kib, wait_for
 
 from quicreality.reality.probe import initial_datagrams, split
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from peers_harness import PeerHarness, Pki, WwwDir
 from reality_probes import PROBES, Probe, send_and_listen, shape
 from reality_support import RealityLab, assert_relayed, capture, flows, replies
-
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 

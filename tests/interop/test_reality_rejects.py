@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 import pytest
+from peers_harness import PeerHarness, Pki, WwwDir
 from reality_support import RealityLab, capture, flows, handshake, replies, run_cli_client
 
 from quicreality.bench.handshake import drive
 from quicreality.quic.connection import QuicConnection
 from quicreality.reality.keys import generate_key_pair
 from quicreality.reality.seal import REAL_CERTIFICATE_REASON
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 

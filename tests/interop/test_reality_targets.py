@@ -13,6 +13,7 @@ import os
 import time
 
 import pytest
+from peers_harness import PeerHarness, Pki, WwwDir
 from reality_support import RealityLab, handshake
 
 from quicreality.quic.config import QuicConfiguration
@@ -20,7 +21,6 @@ from quicreality.reality.keys import generate_key_pair
 from quicreality.reality.seal import REAL_CERTIFICATE_REASON
 from quicreality.scenarios.peers import ServeRequest
 from quicreality.scenarios.peers.base import free_udp_port
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 from quicreality.tls.certificates import InsecureVerifier
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]

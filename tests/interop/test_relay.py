@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from peers_harness import PeerHarness, Pki
 from relay_chain import (
     HOST,
     SLOW_SINK,
@@ -44,7 +45,6 @@ from relay_chain import (
 from quicreality.scenarios.peers import paths
 from quicreality.scenarios.peers.base import Command, free_udp_port
 from quicreality.scenarios.peers.process import PeerProcess
-from quicreality.scenarios.peers.testing import PeerHarness, Pki
 
 pytestmark = pytest.mark.interop
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers_harness import PeerHarness, Pki
 from relay_chain import (
     HOST,
     Fwd,
@@ -36,7 +37,6 @@ from relay_chain import (
 from quicreality.scenarios.peers import iperf3
 from quicreality.scenarios.peers.base import Command, free_udp_port
 from quicreality.scenarios.peers.process import PeerProcess
-from quicreality.scenarios.peers.testing import PeerHarness, Pki
 
 pytestmark = pytest.mark.interop
 

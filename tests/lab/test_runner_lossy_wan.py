@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from quicreality.scenarios.catalog import find_scenario
-from quicreality.scenarios.reality_workloads import probe_features
 from quicreality.scenarios.results import SAMPLE_FIELDS, read_samples
+from quicreality.scenarios.workloads.reality import probe_features
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK_BUDGET_S = 300  # issue 5: lossy-wan --quick runs in under 5 minutes here

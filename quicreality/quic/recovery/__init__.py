@@ -1,8 +1,8 @@
 """Loss recovery and congestion control (RFC 9002, RFC 9438).
 
-``rtt`` (RTT estimation), ``pacer`` (RFC 9002 §7.7) and ``congestion``
+:mod:`.rtt` (RTT estimation), :mod:`.pacer` (RFC 9002 §7.7) and :mod:`.congestion`
 (controllers behind a narrow, name-registered interface) are the pieces that
-loss detection (``loss``) drives.
+loss detection (:mod:`.loss`) drives.
 """
 
 from .congestion import CongestionController, create_congestion_controller

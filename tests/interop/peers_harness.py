@@ -1,8 +1,9 @@
 """Pytest fixtures and a harness for tests that run real peers (loopback or netns).
 
-Use from a ``conftest.py``::
+It lives in ``tests/`` (it imports pytest; the package does not).  ``tests/interop/conftest.py``
+re-exports the fixtures; tests import the types::
 
-    from quicreality.scenarios.peers.testing import *  # noqa: F401,F403  (fixtures)
+    from peers_harness import PeerHarness, Pki, WwwDir
 
 Fixtures:
 
@@ -13,8 +14,8 @@ Fixtures:
 * ``peer_harness``: a :class:`PeerHarness` in a fresh temp dir; every process it started is
   stopped and the dir removed when the test ends, pass or fail (``QR_KEEP_TMP=1`` keeps it).
 
-A missing peer raises :class:`~.paths.PeerNotInstalled` ("run scripts/setup.sh"): the test
-fails, it is never skipped.
+A missing peer raises :class:`~quicreality.scenarios.peers.paths.PeerNotInstalled` ("run
+scripts/setup.sh"): the test fails, it is never skipped.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from . import get_peer
-from .base import (
+from quicreality.scenarios.peers import get_peer
+from quicreality.scenarios.peers.base import (
     DownloadRequest,
     PeerSpec,
     ServeRequest,
@@ -38,8 +39,8 @@ from .base import (
     free_udp_port,
     sha256_file,
 )
-from .certs import make_test_cert
-from .process import Finished, PeerFailed, PeerProcess
+from quicreality.scenarios.peers.certs import make_test_cert
+from quicreality.scenarios.peers.process import Finished, PeerFailed, PeerProcess
 
 __all__ = [
     "DownloadOutcome",

@@ -1,5 +1,5 @@
-"""TCP workloads: iperf3 directly between the namespaces (and the iperf3 verdict the relay
-workloads share).
+"""The ``iperf3`` workload: TCP directly between the namespaces (and the iperf3 verdict that
+``relay-iperf3`` shares).
 
 iperf3's test is time-bounded, so its goodput is iperf3's receiver rate over its own test
 interval (what the reference figures use); the receiver-side capture must show at least the
@@ -14,23 +14,25 @@ import contextlib
 import json
 from typing import Any
 
-from .peers import iperf3 as iperf3_peer
-from .peers.base import Command
-from .peers.process import PeerFailed, PeerProcess
-from .results import Check
-from .topology import ADDRESSES
-from .wire import tcp_wire
-from .workloads import (
+from ..peers import iperf3 as iperf3_peer
+from ..peers.base import Command
+from ..peers.process import PeerFailed, PeerProcess
+from ..results import Check
+from ..topology import ADDRESSES
+from ..wire import tcp_wire
+from .context import (
     IPERF_PORT,
     TCP_SNAPLEN,
     Metric,
     RepContext,
     RepOutcome,
-    _tail,
-    link_loss_metrics,
+    WorkloadSpec,
+    tail,
 )
+from .measures import link_loss_metrics
 
-__all__ = ["flush_tcp_metrics", "iperf3_metrics", "iperf_outcome", "run_iperf3"]
+__all__ = ["SPEC", "flush_tcp_metrics", "iperf3_metrics", "iperf_outcome", "run_iperf3"]
+
 
 def iperf3_metrics(doc: dict[str, Any]) -> tuple[list[Metric], dict[str, Any]]:
     """Goodput, retransmits and RTT that ``iperf3 -J`` reports."""
@@ -81,7 +83,7 @@ def run_iperf3(ctx: RepContext) -> RepOutcome:
     except PeerFailed as e:
         ctx.close()
         return RepOutcome(Check(False, str(e).splitlines()[0],
-                                {"client_stderr_tail": _tail(client.stderr_path)}))
+                                {"client_stderr_tail": tail(client.stderr_path)}))
     with contextlib.suppress(PeerFailed):
         ctx.wait(server, 5)
     server.stop()
@@ -113,7 +115,7 @@ def iperf_outcome(ctx: RepContext, client: PeerProcess, rc: int, secs: float, *,
         if not d["iperf3"]["bytes"]:
             problems.append("no bytes received")
     else:
-        problems.append(f"no iperf3 JSON on stdout: {_tail(client.stderr_path, 3)}")
+        problems.append(f"no iperf3 JSON on stdout: {tail(client.stderr_path, 3)}")
     if rc != 0:
         problems.append(f"iperf3 client exit {rc}")
     if wire:
@@ -141,5 +143,8 @@ def iperf_outcome(ctx: RepContext, client: PeerProcess, rc: int, secs: float, *,
     bps = details.get("iperf3", {}).get("bits_per_second")
     reason = f"iperf3 receiver {bps / 1e6:.2f} Mbit/s" if ok and bps else "; ".join(problems)
     if not ok:
-        details["client_stderr_tail"] = _tail(client.stderr_path)
+        details["client_stderr_tail"] = tail(client.stderr_path)
     return RepOutcome(Check(ok, reason, details), tuple(metrics))
+
+
+SPEC = WorkloadSpec(kind="iperf3", run=run_iperf3)
