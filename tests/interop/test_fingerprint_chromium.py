@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from peers_harness import PeerHarness, Pki, WwwDir
 
 from quicreality.analysis.fingerprint import fingerprint_pcap, load_profile
 from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
@@ -19,7 +20,6 @@ from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command
 from quicreality.scenarios.peers.paths import PeerNotInstalled
 from quicreality.scenarios.peers.process import PeerProcess
-from quicreality.scenarios.peers.testing import PeerHarness, Pki, WwwDir
 
 pytestmark = pytest.mark.interop
 
