@@ -209,9 +209,11 @@ def connected_server(sid: int = 0) -> tuple[ServerRelaySession, FakeQuic, Record
 
 def test_server_buffers_a_preface_split_across_frames_then_sets_the_stream_up() -> None:
     s, _, rec = server("127.0.0.1:5201")
-    assert s.handle_event(data(0, TCP_PREFACE[:2]), 0.0) == []  # not even the whole magic
-    assert s.handle_event(data(0, TCP_PREFACE[2:7]), 0.0) == []
-    out = s.handle_event(data(0, TCP_PREFACE[7:] + b"early"), 0.0)
+    assert s.handle_event(data(0, TCP_PREFACE[:1]), 0.0) == []  # not even the whole magic
+    assert s.handle_event(data(0, TCP_PREFACE[1:2]), 0.0) == []
+    assert s.handle_event(data(0, TCP_PREFACE[2:6]), 0.0) == []  # the magic, half a preface
+    assert s.handle_event(data(0, TCP_PREFACE[6:10]), 0.0) == []
+    out = s.handle_event(data(0, TCP_PREFACE[10:] + b"early"), 0.0)
     assert out == [PauseStreamReading(0), Resolve(0, Kind.TCP, "127.0.0.1", 5201)]
     assert s.resolved(0, [CAND], 0.1) == [ConnectTcp(0, DEST, (CAND,))]
     # The pipelined payload waited for the socket; the OK answer goes first.
