@@ -163,7 +163,7 @@ class ServerLink(RelayEdge):
         sid = action.stream_id
         try:
             infos = await self.loop.getaddrinfo(action.host, action.port, type=kind)
-        except Exception as exc:  # every failure becomes a status
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
             self._tasks.pop(sid, None)
             self._after(self.server_session.connect_failed(sid, status_of_error(exc),
                                                            _detail(exc), self.loop.time()))
