@@ -313,7 +313,7 @@ class QuicStream:
             increase = end - self.recv_highest
             self.recv_highest = end
         delivered = self.recv_delivered
-        if end > delivered:
+        if end > delivered and length:
             if offset <= delivered and not self._recv_have:
                 # In order with nothing buffered: hand the bytes on without copying.
                 self._recv_ready.append(data[delivered - offset :] if offset < delivered else data)

@@ -177,6 +177,16 @@ def test_overlapping_frames_keep_the_first_bytes_received() -> None:
     assert data == b"cccbbAAAAAbbb"
 
 
+def test_an_empty_frame_beyond_the_delivered_offset_is_accepted() -> None:
+    """An empty STREAM/CRYPTO frame past a gap carries nothing to buffer (found by f_conn.py)."""
+    s = stream()
+    s.handle_frame(10, b"", False)
+    s.handle_frame(5, b"fghij", False)
+    s.handle_frame(20, b"", False)
+    s.handle_frame(0, b"abcde", False)
+    assert s.pull_ready() == (b"abcdefghij", False)
+
+
 def test_overlapping_out_of_order_frames_buffer_no_more_than_the_window() -> None:
     """60 000 overlapping 1000-byte chunks in a 64 KiB window once took 60 MB (every chunk kept)."""
     import tracemalloc
