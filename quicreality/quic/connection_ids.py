@@ -67,8 +67,7 @@ class HostConnectionIds:
     def on_announced(self, entry: ConnectionIdEntry) -> None:
         """A NEW_CONNECTION_ID frame for ``entry`` was put in a packet."""
         entry.announced = True
-        if entry.sequence_number > self.highest_announced:
-            self.highest_announced = entry.sequence_number
+        self.highest_announced = max(self.highest_announced, entry.sequence_number)
 
     def retire(self, sequence_number: int, packet_dcid: bytes) -> ConnectionIdEntry | None:
         """Handle RETIRE_CONNECTION_ID (RFC 9000 §19.16). Returns the retired entry, if any.
