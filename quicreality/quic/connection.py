@@ -11,17 +11,13 @@ this module holds state, the receive path, TLS integration and timers.
 
 from __future__ import annotations
 
-import binascii
 from collections import deque
 from enum import IntEnum
 from typing import Any
 
 from ..qlog.sink import NullSink, QlogSink
 from ..tls.alerts import TlsAlert
-from ..tls.handshake import (
-    Epoch,
-    TlsSession,
-)
+from ..tls.handshake import TlsSession
 from ..wire.buffer import Buffer, BufferReadError
 from . import events
 from .config import QuicConfiguration
@@ -38,6 +34,8 @@ from .packet import (
     PACKET_TYPE_ONE_RTT,
     PACKET_TYPE_RETRY,
     PACKET_TYPE_VERSION_NEGOTIATION,
+    STATELESS_RESET_MIN_SIZE,
+    STATELESS_RESET_TOKEN_SIZE,
     PACKET_TYPE_ZERO_RTT,
     QuicHeader,
     get_retry_integrity_tag,
@@ -59,18 +57,8 @@ from .transport_params import (
     QuicTransportParameters,
 )
 
-#: RFC 9000 §10.3: a stateless reset token is the last 16 bytes of the datagram.
-STATELESS_RESET_TOKEN_SIZE = 16
-#: Anti-amplification factor (RFC 9000 §8.1).
-AMPLIFICATION_FACTOR = 3
 #: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
 MAX_PATH_RESPONSES = 16
-#: Bound on buffered out-of-order CRYPTO data per epoch (RFC 9000 §7.5).
-MAX_CRYPTO_BUFFER = 64 * 1024
-
-_SPACE_OF_EPOCH = {Epoch.INITIAL: SPACE_INITIAL, Epoch.HANDSHAKE: SPACE_HANDSHAKE,
-                   Epoch.ONE_RTT: SPACE_APPLICATION}
-_PACKET_TYPE_OF_SPACE = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
 _QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
 
 
@@ -82,10 +70,6 @@ class ConnectionState(IntEnum):
     CLOSING = 2
     DRAINING = 3
     TERMINATED = 4
-
-
-def _cid_hex(cid: bytes) -> str:
-    return binascii.hexlify(cid).decode()
 
 
 class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
@@ -106,7 +90,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._rng = cfg.rng
         self._version = cfg.supported_versions[0]
         reset_key = cfg.stateless_reset_key or cfg.rng(32)
-        self._reset_key = reset_key
         host_cid = cfg.rng(cfg.connection_id_length)
         self._host_cids = HostConnectionIds(
             host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
@@ -139,7 +122,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         )
         self._crypto_streams = [self._new_crypto_stream() for _ in range(3)]
         self._crypto_initialized = False
-        self._handshake_complete = False
         self._handshake_confirmed = False
         self._handshake_done_pending = False
         self._address_validated = self.is_client or retry_source_connection_id is not None
@@ -173,7 +155,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._streams: dict[int, QuicStream] = {}
         self._send_queue: dict[int, QuicStream] = {}
         self._local_max_data = cfg.max_data
-        self._local_max_data_sent = cfg.max_data
         self._local_max_data_pending = False
         self._data_received = 0
         self._data_consumed = 0
@@ -186,7 +167,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._peer_max_streams = [0, 0]
         self._local_next_stream = [0 if self.is_client else 1, 2 if self.is_client else 3]
         self._datagrams_out: deque[bytes] = deque()
-        self._control_frames: list[tuple[int, bytes]] = []  # (space, encoded frame)
         # RFC 9000 §8.2.2: PATH_RESPONSE echoes, bounded (the oldest are dropped; §21.9).
         self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
         self._pings: list[int] = []
@@ -201,7 +181,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
         # Peer transport parameters (defaults until received).
         self._peer_params = QuicTransportParameters()
-        self._peer_params_received = False
         self._peer_max_ack_delay = 0.025
         self._peer_ack_delay_exponent = 3
         self._packet_dcid = b""
@@ -331,7 +310,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             self._last_activity = now
             if was_closing:
                 self._on_packets_while_closing(processed_any)
-        elif len(data) >= 21 and self._peer_cids.is_stateless_reset(
+        elif len(data) >= STATELESS_RESET_MIN_SIZE and self._peer_cids.is_stateless_reset(
                 data[-STATELESS_RESET_TOKEN_SIZE:]):
             self._terminate(QuicErrorCode.NO_ERROR, None, "stateless reset", by_peer=True, now=now)
 
@@ -358,11 +337,9 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         pair = self._cryptos[space_id]
         if not pair.recv.is_valid():
             return False
-        if self.is_client and ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None:
-            pass
-        elif header.is_long_header and header.destination_cid not in self._host_cids.cids:
-            if not (not self.is_client and header.destination_cid == self._initial_dcid):
-                return False
+        if (header.is_long_header and header.destination_cid not in self._host_cids.cids
+                and not self._accepts_first_dcid(ptype, header.destination_cid)):
+            return False
         generation = pair.generation
         try:
             plain_header, payload, pn = pair.decrypt_packet(
@@ -405,6 +382,13 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             return True
         self._record_received(space, space_id, pn, ack_eliciting, now)
         return True
+
+    def _accepts_first_dcid(self, ptype: int, dcid: bytes) -> bool:
+        """A long-header DCID outside our CIDs: a client's first server Initial, or a server's
+        Initial sent to the DCID the client chose (RFC 9000 §7.2)."""
+        if self.is_client:
+            return ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None
+        return dcid == self._initial_dcid
 
     def _record_received(self, space: Any, space_id: int, pn: int, ack_eliciting: bool,
                          now: float) -> None:
@@ -522,8 +506,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             if probe_space is not None:
                 self._probe_space = probe_space
                 self._probe_count = 2
-                if probe_space != SPACE_APPLICATION and not self.is_client:
-                    pass
 
     # -------------------------------------------------------------- events
 

@@ -47,9 +47,7 @@ class ConnectionBase:
         _first_initial_hello: bytes | None
         _idle_timeout: float
         _alpn: str | None
-        _handshake_complete: bool
         _crypto_initialized: bool
-        _peer_params_received: bool
         _peer_max_ack_delay: float
         _now_hint: float
         # keys and spaces

@@ -14,9 +14,14 @@ from ..wire.buffer import Buffer
 from . import events
 from .connection_base import ConnectionBase
 from .errors import LocalProtocolError, QuicErrorCode
+from .packet import (
+    MIN_INITIAL_DATAGRAM_SIZE,
+    PACKET_TYPE_HANDSHAKE,
+    PACKET_TYPE_INITIAL,
+    PACKET_TYPE_ONE_RTT,
+)
 from .packet_builder import (
     AEAD_TAG_SIZE,
-    MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_NUMBER_SEND_SIZE,
     header_size,
     len_uint_var,
@@ -25,21 +30,15 @@ from .packet_builder import (
 from .recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL, SentPacket
 from .streams import QuicStream
 
-_PACKET_TYPES: tuple[int, int, int] | None = None
+#: Long/short header packet type of each packet number space.
+_PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
+#: RFC 9000 §8.1 anti-amplification factor.
+AMPLIFICATION_LIMIT_FACTOR = 3
 _QLOG_TYPES = ("initial", "handshake", "1RTT")
 #: Smallest payload worth starting a packet for.
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
-
-
-def _packet_types() -> tuple[int, int, int]:
-    global _PACKET_TYPES
-    if _PACKET_TYPES is None:
-        from .packet import PACKET_TYPE_HANDSHAKE, PACKET_TYPE_INITIAL, PACKET_TYPE_ONE_RTT
-
-        _PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
-    return _PACKET_TYPES
 
 
 class _PacketDraft:
@@ -280,7 +279,7 @@ class SendPathMixin(ConnectionBase):
                 last = drafts[-1]
                 last.buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
         out = bytearray()
-        types = _packet_types()
+        types = _PACKET_TYPES
         for draft in drafts:
             space_id = draft.space_id
             space = self._recovery.spaces[space_id]
@@ -318,7 +317,7 @@ class SendPathMixin(ConnectionBase):
 
     def _fill_packet(self, space_id: int, room: int, now: float,
                      pacing_ok: bool) -> _PacketDraft | None:
-        hdr = header_size(_packet_types()[space_id], len(self._peer_cids.current.cid),
+        hdr = header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
                           len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
         capacity = room - hdr - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
@@ -375,7 +374,6 @@ class SendPathMixin(ConnectionBase):
         n = len(ranges)
         largest_range = ranges[n - 1]
         largest = largest_range.stop - 1
-        start = buf.tell()
         buf.push_uint8(0x02)
         buf.push_uint_var(largest)
         buf.push_uint_var(delay)
@@ -396,7 +394,6 @@ class SendPathMixin(ConnectionBase):
         if draft.frames is not None:
             draft.frames.append(ack_frame(
                 ranges, (delay << self.configuration.ack_delay_exponent) / 1_000_000))
-        del start
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:
         buf = draft.buf
@@ -430,7 +427,7 @@ class SendPathMixin(ConnectionBase):
             buf.push_uint8(0x1E)
             self._handshake_done_pending = False
             draft.ack_eliciting = True
-            draft.handlers.append((self._on_flag_delivery, ("_handshake_done_pending",)))
+            draft.handlers.append((self._on_handshake_done_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "handshake_done"})
         while self._path_responses and buf.capacity - buf.tell() >= 9:
@@ -442,7 +439,7 @@ class SendPathMixin(ConnectionBase):
             buf.push_uint_var(self._local_max_data)
             self._local_max_data_pending = False
             draft.ack_eliciting = True
-            draft.handlers.append((self._on_flag_delivery, ("_local_max_data_pending",)))
+            draft.handlers.append((self._on_max_data_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "max_data", "maximum": self._local_max_data})
         for idx in (0, 1):
@@ -584,9 +581,13 @@ class SendPathMixin(ConnectionBase):
             if stream.has_data_to_send() and stream.stream_id in self._streams:
                 self._send_queue[stream.stream_id] = stream
 
-    def _on_flag_delivery(self, delivered: bool, attr: str) -> None:
+    def _on_handshake_done_delivery(self, delivered: bool) -> None:
         if not delivered:
-            setattr(self, attr, True)
+            self._handshake_done_pending = True
+
+    def _on_max_data_delivery(self, delivered: bool) -> None:
+        if not delivered:
+            self._local_max_data_pending = True
 
     def _on_max_streams_delivery(self, delivered: bool, idx: int) -> None:
         if not delivered:
@@ -637,8 +638,7 @@ class SendPathMixin(ConnectionBase):
         budget: int | None = None
         if not self._address_validated:
             budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
-        out = bytearray()
-        types = _packet_types()
+        built: list[tuple[int, bytes, bytes]] = []
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
             pair = self._cryptos[space_id]
             if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded:
@@ -656,18 +656,27 @@ class SendPathMixin(ConnectionBase):
             buf.push_bytes(reason_bytes)
             if buf.tell() < 8:
                 buf.push_bytes(bytes(8 - buf.tell()))
-            space = self._recovery.spaces[space_id]
-            pn = space.next_pn
-            packet = seal_packet(pair, types[space_id], version=self._version,
-                                 dcid=self._peer_cids.current.cid, scid=self.host_cid,
-                                 token=self._retry_token if space_id == SPACE_INITIAL else None,
-                                 packet_number=pn, payload=buf.data)
-            if budget is not None and len(out) + len(packet) > budget:
+            built.append((space_id, buf.data, self._seal_close(space_id, buf.data)))
+        if self.is_client and built and built[0][0] == SPACE_INITIAL:
+            # RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200
+            # bytes; the PADDING goes into the Initial, which comes first in the datagram.
+            room = MIN_INITIAL_DATAGRAM_SIZE - sum(len(packet) for _, _, packet in built)
+            if room > 0:
+                _, payload, _ = built[0]
+                built[0] = (SPACE_INITIAL, payload, self._seal_close(SPACE_INITIAL, payload + bytes(room)))
+        packets: list[bytes] = []
+        size = 0
+        for space_id, _, packet in built:
+            if budget is not None and size + len(packet) > budget:
                 continue
-            space.next_pn += 1
-            out += packet
-        return bytes(out)
+            self._recovery.spaces[space_id].next_pn += 1
+            packets.append(packet)
+            size += len(packet)
+        return b"".join(packets)
 
-
-#: RFC 9000 §8.1 anti-amplification factor.
-AMPLIFICATION_LIMIT_FACTOR = 3
+    def _seal_close(self, space_id: int, payload: bytes) -> bytes:
+        """One CONNECTION_CLOSE packet of ``space_id`` at its next packet number."""
+        return seal_packet(self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._version,
+                           dcid=self._peer_cids.current.cid, scid=self.host_cid,
+                           token=self._retry_token if space_id == SPACE_INITIAL else None,
+                           packet_number=self._recovery.spaces[space_id].next_pn, payload=payload)

@@ -116,7 +116,6 @@ class TlsIntegrationMixin(ConnectionBase):
                 self._on_handshake_complete(out, now)
 
     def _on_handshake_complete(self, done: HandshakeDone, now: float) -> None:
-        self._handshake_complete = True
         self._alpn = done.alpn_protocol
         self._events.append(events.ProtocolNegotiated(alpn_protocol=done.alpn_protocol))
         self._events.append(
@@ -185,7 +184,6 @@ class TlsIntegrationMixin(ConnectionBase):
             raise QuicConnectionError(QuicErrorCode.TRANSPORT_PARAMETER_ERROR, None,
                                       "initial_source_connection_id does not match")
         self._peer_params = params
-        self._peer_params_received = True
         if params.max_ack_delay is not None:
             self._peer_max_ack_delay = params.max_ack_delay / 1000.0
             self._recovery.peer_max_ack_delay = self._peer_max_ack_delay

@@ -9,13 +9,12 @@ from .packet import (
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
 )
+from .packet import MIN_INITIAL_DATAGRAM_SIZE as MIN_INITIAL_DATAGRAM_SIZE
 
 #: AEAD tag size for every QUIC v1 suite (RFC 9001 §5.3).
 AEAD_TAG_SIZE = 16
 #: Bytes reserved for the packet number (we always encode 4 bytes for simplicity of HP sampling).
 PACKET_NUMBER_SEND_SIZE = 4
-#: RFC 9000 §14.1: datagrams carrying ack-eliciting Initial packets are padded to this size.
-MIN_INITIAL_DATAGRAM_SIZE = 1200
 
 _LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_HANDSHAKE: 0x20}
 
