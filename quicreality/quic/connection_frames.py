@@ -1,32 +1,28 @@
 """Receive-side frame handlers of :class:`~quicreality.quic.connection.QuicConnection` (RFC 9000 §19).
 
-Dispatch is a table keyed by frame type that also names the packet number spaces where the frame
-is allowed (RFC 9000 §12.4, Table 3). Handlers parse straight from the buffer: no frame objects are
-built on the hot path.
+Dispatch is a table keyed by :class:`~quicreality.quic.frames.FrameType`; which packet types may
+carry each frame comes from :data:`~quicreality.quic.frames.FRAME_PACKET_TYPES` (RFC 9000 §12.4
+Table 3, written once there). Handlers read the frame bodies with the ``pull_*`` codecs of
+:mod:`~quicreality.quic.frames`: the fast paths for ACK, STREAM, CRYPTO, PADDING and DATAGRAM, the
+frame dataclasses for the rest.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..wire.buffer import Buffer, BufferReadError
-from ..wire.rangeset import RangeSet
 from . import events
+from . import frames as f
 from .connection_base import ConnectionBase
 from .errors import QuicConnectionError, QuicErrorCode
+from .frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameType
 from .streams import QuicStream
 
 if TYPE_CHECKING:
     from .packet import QuicHeader
 
-# Allowed spaces as bit masks: Initial, Handshake, Application (RFC 9000 §12.4 Table 3).
-_I, _H, _A = 1, 2, 4
-_IHA = _I | _H | _A
-
-#: RFC 9000 §19.8: largest stream offset.
-MAX_STREAM_OFFSET = (1 << 62) - 1
-#: RFC 9000 §19.11: MAX_STREAMS values cannot exceed 2^60.
-MAX_STREAMS_LIMIT = 1 << 60
 
 
 class FrameHandlersMixin(ConnectionBase):
@@ -38,7 +34,8 @@ class FrameHandlersMixin(ConnectionBase):
         if not payload:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, None, "Packet has no frames")
         buf = Buffer(data=payload)
-        mask = 1 << space_id
+        ptype_bit = 1 << header.packet_type
+        handlers = _HANDLERS
         ack_eliciting = False
         self._packet_dcid = header.destination_cid
         while not buf.eof():
@@ -47,12 +44,12 @@ class FrameHandlersMixin(ConnectionBase):
             except BufferReadError:
                 raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, None,
                                           "Truncated frame type") from None
-            entry = _HANDLERS.get(frame_type)
+            entry = handlers[frame_type] if frame_type < len(handlers) else None
             if entry is None:
                 raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
                                           "Unknown frame type")
-            handler, allowed, eliciting = entry
-            if not allowed & mask:
+            handler, eliciting = entry
+            if not FRAME_PACKET_TYPES[frame_type] & ptype_bit:
                 raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                           "Frame not allowed in this packet type")
             try:
@@ -69,60 +66,30 @@ class FrameHandlersMixin(ConnectionBase):
 
     def _handle_padding_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """PADDING: skip the run of zero bytes."""
-        raw = buf.raw
-        pos = buf.tell()
-        end = buf.capacity
-        while pos < end and raw[pos] == 0:
-            pos += 1
-        buf.seek(pos)
+        f.skip_padding(buf)
 
     def _handle_ping_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """PING: only elicits an ACK."""
 
     def _handle_ack_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """ACK / ACK_ECN (RFC 9000 §19.3)."""
-        largest = buf.pull_uint_var()
-        delay = buf.pull_uint_var()
-        count = buf.pull_uint_var()
-        first = buf.pull_uint_var()
-        smallest = largest - first
-        if smallest < 0:
-            raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
-                                      "ACK range underflow")
-        ranges = [range(smallest, largest + 1)]
-        for _ in range(count):
-            gap = buf.pull_uint_var()
-            length = buf.pull_uint_var()
-            largest = smallest - gap - 2
-            smallest = largest - length
-            if smallest < 0:
-                raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
-                                          "ACK range underflow")
-            ranges.append(range(smallest, largest + 1))
-        if frame_type == 0x03:
-            buf.pull_uint_var()
-            buf.pull_uint_var()
-            buf.pull_uint_var()
+        ranges, delay = f.pull_ack_frame(buf, frame_type == FrameType.ACK_ECN)
         space = self._recovery.spaces[space_id]
-        if ranges[0].stop > space.next_pn:
+        if ranges[-1].stop > space.next_pn:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "ACK for a packet never sent")
-        rangeset = RangeSet()
-        ranges.reverse()
-        rangeset._ranges = ranges  # noqa: SLF001 - already sorted and disjoint
         ack_delay = 0.0
         if space_id == 2:
             ack_delay = (delay << self._peer_ack_delay_exponent) / 1_000_000
         self._now_hint = now
-        self._recovery.on_ack_received(space_id, rangeset, ack_delay, now)
-
+        self._recovery.on_ack_received(space_id, ranges, ack_delay, now)
 
     def _handle_reset_stream_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:
         """RESET_STREAM (RFC 9000 §19.4)."""
-        stream_id = buf.pull_uint_var()
-        error_code = buf.pull_uint_var()
-        final_size = buf.pull_uint_var()
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.ResetStreamFrame)
+        stream_id, error_code, final_size = frame.stream_id, frame.error_code, frame.final_size
         stream = self._stream_for_receive(stream_id, frame_type)
         if stream is None or stream.recv_finished:
             return
@@ -139,8 +106,9 @@ class FrameHandlersMixin(ConnectionBase):
     def _handle_stop_sending_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:
         """STOP_SENDING (RFC 9000 §19.5): answer with RESET_STREAM."""
-        stream_id = buf.pull_uint_var()
-        error_code = buf.pull_uint_var()
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.StopSendingFrame)
+        stream_id, error_code = frame.stream_id, frame.error_code
         stream = self._stream_for_send_frame(stream_id, frame_type)
         if stream is None:
             return
@@ -151,38 +119,24 @@ class FrameHandlersMixin(ConnectionBase):
 
     def _handle_crypto_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """CRYPTO (RFC 9000 §19.6)."""
-        offset = buf.pull_uint_var()
-        length = buf.pull_uint_var()
-        if offset + length > MAX_STREAM_OFFSET:
-            raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
-                                      "CRYPTO offset too large")
-        data = buf.pull_bytes(length)
+        offset, data = f.pull_crypto_frame(buf)
         self._handle_crypto_data(space_id, offset, data, now)
 
     def _handle_new_token_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                 now: float) -> None:
         """NEW_TOKEN (RFC 9000 §19.7): tokens are not used for future connections here."""
-        length = buf.pull_uint_var()
-        if length == 0:
-            raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type, "Empty token")
-        buf.pull_bytes(length)
+        f.pull_frame_body(buf, frame_type)
         if not self.is_client:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "Clients must not send NEW_TOKEN")
 
     def _handle_stream_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """STREAM (RFC 9000 §19.8)."""
-        stream_id = buf.pull_uint_var()
-        offset = buf.pull_uint_var() if frame_type & 4 else 0
-        length = buf.pull_uint_var() if frame_type & 2 else buf.remaining()
-        if offset + length > MAX_STREAM_OFFSET:
-            raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
-                                      "STREAM offset too large")
-        data = buf.pull_bytes(length)
+        stream_id, offset, data, fin = f.pull_stream_frame(buf, frame_type)
         stream = self._stream_for_receive(stream_id, frame_type)
         if stream is None:
             return
-        increase = stream.handle_frame(offset, data, bool(frame_type & 1))
+        increase = stream.handle_frame(offset, data, fin)
         if increase:
             self._account_received(increase, frame_type)
         if stream.has_ready_data():
@@ -190,15 +144,18 @@ class FrameHandlersMixin(ConnectionBase):
 
     def _handle_max_data_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """MAX_DATA (RFC 9000 §19.9)."""
-        value = buf.pull_uint_var()
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.MaxDataFrame)
+        value = frame.maximum
         if value > self._peer_max_data:
             self._peer_max_data = value
 
     def _handle_max_stream_data_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                       now: float) -> None:
         """MAX_STREAM_DATA (RFC 9000 §19.10)."""
-        stream_id = buf.pull_uint_var()
-        value = buf.pull_uint_var()
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.MaxStreamDataFrame)
+        stream_id, value = frame.stream_id, frame.maximum
         stream = self._stream_for_send_frame(stream_id, frame_type)
         if stream is not None and value > stream.peer_max_stream_data:
             stream.peer_max_stream_data = value
@@ -208,10 +165,9 @@ class FrameHandlersMixin(ConnectionBase):
     def _handle_max_streams_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                   now: float) -> None:
         """MAX_STREAMS (RFC 9000 §19.11)."""
-        value = buf.pull_uint_var()
-        if value > MAX_STREAMS_LIMIT:
-            raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
-                                      "MAX_STREAMS too large")
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.MaxStreamsFrame)
+        value = frame.maximum
         idx = frame_type & 1
         if value > self._peer_max_streams[idx]:
             self._peer_max_streams[idx] = value
@@ -219,40 +175,34 @@ class FrameHandlersMixin(ConnectionBase):
     def _handle_data_blocked_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:
         """DATA_BLOCKED (RFC 9000 §19.12): informational."""
-        buf.pull_uint_var()
+        f.pull_frame_body(buf, frame_type)
 
     def _handle_stream_data_blocked_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                           now: float) -> None:
         """STREAM_DATA_BLOCKED (RFC 9000 §19.13): informational, but the stream must be valid."""
-        stream_id = buf.pull_uint_var()
-        buf.pull_uint_var()
-        self._stream_for_receive(stream_id, frame_type)
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.StreamDataBlockedFrame)
+        self._stream_for_receive(frame.stream_id, frame_type)
 
     def _handle_streams_blocked_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                       now: float) -> None:
         """STREAMS_BLOCKED (RFC 9000 §19.14)."""
-        if buf.pull_uint_var() > MAX_STREAMS_LIMIT:
-            raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
-                                      "STREAMS_BLOCKED too large")
+        f.pull_frame_body(buf, frame_type)  # checks the 2^60 bound
 
     def _handle_new_connection_id_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                         now: float) -> None:
         """NEW_CONNECTION_ID (RFC 9000 §19.15)."""
-        seq = buf.pull_uint_var()
-        retire_prior_to = buf.pull_uint_var()
-        length = buf.pull_uint8()
-        if retire_prior_to > seq or length < 1 or length > 20:
-            raise QuicConnectionError(QuicErrorCode.FRAME_ENCODING_ERROR, frame_type,
-                                      "Invalid NEW_CONNECTION_ID")
-        cid = buf.pull_bytes(length)
-        token = buf.pull_bytes(16)
-        self._peer_cids.add(seq, retire_prior_to, cid, token)
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.NewConnectionIdFrame)
+        self._peer_cids.add(frame.sequence_number, frame.retire_prior_to, frame.connection_id,
+                            frame.stateless_reset_token)
 
     def _handle_retire_connection_id_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                            now: float) -> None:
         """RETIRE_CONNECTION_ID (RFC 9000 §19.16): retire and replace."""
-        seq = buf.pull_uint_var()
-        entry = self._host_cids.retire(seq, self._packet_dcid)
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.RetireConnectionIdFrame)
+        entry = self._host_cids.retire(frame.sequence_number, self._packet_dcid)
         if entry is not None:
             self._events.append(events.ConnectionIdRetired(connection_id=entry.cid))
             limit = min(self._peer_params.active_connection_id_limit or 2, 4)
@@ -263,21 +213,23 @@ class FrameHandlersMixin(ConnectionBase):
     def _handle_path_challenge_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                      now: float) -> None:
         """PATH_CHALLENGE (RFC 9000 §19.17): echo in PATH_RESPONSE."""
-        self._path_responses.append(buf.pull_bytes(8))
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.PathChallengeFrame)
+        self._path_responses.append(frame.data)
 
     def _handle_path_response_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                     now: float) -> None:
         """PATH_RESPONSE (RFC 9000 §19.18): we never probe paths, so nothing to match."""
-        buf.pull_bytes(8)
+        f.pull_frame_body(buf, frame_type)
 
     def _handle_connection_close_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                        now: float) -> None:
         """CONNECTION_CLOSE (RFC 9000 §19.19): enter draining."""
-        error_code = buf.pull_uint_var()
-        closing_frame_type = buf.pull_uint_var() if frame_type == 0x1C else None
-        reason = buf.pull_bytes(buf.pull_uint_var()).decode("utf-8", errors="replace")
-        self._qlog.connection_closed(now, "remote", error_code, reason)
-        self._terminate(error_code, closing_frame_type, reason, by_peer=True, now=now)
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.ConnectionCloseFrame)
+        self._qlog.connection_closed(now, "remote", frame.error_code, frame.reason_phrase)
+        self._terminate(frame.error_code, frame.frame_type, frame.reason_phrase, by_peer=True,
+                        now=now)
 
     def _handle_handshake_done_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                      now: float) -> None:
@@ -289,12 +241,12 @@ class FrameHandlersMixin(ConnectionBase):
 
     def _handle_datagram_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """DATAGRAM (RFC 9221 §4)."""
-        length = buf.pull_uint_var() if frame_type == 0x31 else buf.remaining()
+        data = f.pull_datagram_frame(buf, frame_type)
         limit = self.configuration.max_datagram_frame_size
-        if limit is None or length > limit:
+        if limit is None or len(data) > limit:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "Unexpected DATAGRAM frame")
-        self._events.append(events.DatagramFrameReceived(data=buf.pull_bytes(length)))
+        self._events.append(events.DatagramFrameReceived(data=data))
 
     # -------------------------------------------------------------- helpers
 
@@ -364,32 +316,44 @@ class FrameHandlersMixin(ConnectionBase):
 
 
 _M = FrameHandlersMixin
-#: frame type -> (handler, allowed spaces mask, ack-eliciting) (RFC 9000 §12.4 Table 3, §13.2.1).
-_HANDLERS: dict[int, tuple[Any, int, bool]] = {
-    0x00: (_M._handle_padding_frame, _IHA, False),
-    0x01: (_M._handle_ping_frame, _IHA, True),
-    0x02: (_M._handle_ack_frame, _IHA, False),
-    0x03: (_M._handle_ack_frame, _IHA, False),
-    0x04: (_M._handle_reset_stream_frame, _A, True),
-    0x05: (_M._handle_stop_sending_frame, _A, True),
-    0x06: (_M._handle_crypto_frame, _IHA, True),
-    0x07: (_M._handle_new_token_frame, _A, True),
-    **{t: (_M._handle_stream_frame, _A, True) for t in range(0x08, 0x10)},
-    0x10: (_M._handle_max_data_frame, _A, True),
-    0x11: (_M._handle_max_stream_data_frame, _A, True),
-    0x12: (_M._handle_max_streams_frame, _A, True),
-    0x13: (_M._handle_max_streams_frame, _A, True),
-    0x14: (_M._handle_data_blocked_frame, _A, True),
-    0x15: (_M._handle_stream_data_blocked_frame, _A, True),
-    0x16: (_M._handle_streams_blocked_frame, _A, True),
-    0x17: (_M._handle_streams_blocked_frame, _A, True),
-    0x18: (_M._handle_new_connection_id_frame, _A, True),
-    0x19: (_M._handle_retire_connection_id_frame, _A, True),
-    0x1A: (_M._handle_path_challenge_frame, _A, True),
-    0x1B: (_M._handle_path_response_frame, _A, True),
-    0x1C: (_M._handle_connection_close_frame, _IHA, False),
-    0x1D: (_M._handle_connection_close_frame, _A, False),
-    0x1E: (_M._handle_handshake_done_frame, _A, True),
-    0x30: (_M._handle_datagram_frame, _A, True),
-    0x31: (_M._handle_datagram_frame, _A, True),
-}
+_Handler = Callable[[_M, int, int, Buffer, float], None]
+
+
+def _handler_table() -> tuple[tuple[_Handler, bool] | None, ...]:
+    """``(handler, ack-eliciting)`` per frame type (RFC 9000 §13.2.1), indexed by the type."""
+    by_type: dict[int, _Handler] = {
+        FrameType.PADDING: _M._handle_padding_frame,
+        FrameType.PING: _M._handle_ping_frame,
+        FrameType.ACK: _M._handle_ack_frame,
+        FrameType.ACK_ECN: _M._handle_ack_frame,
+        FrameType.RESET_STREAM: _M._handle_reset_stream_frame,
+        FrameType.STOP_SENDING: _M._handle_stop_sending_frame,
+        FrameType.CRYPTO: _M._handle_crypto_frame,
+        FrameType.NEW_TOKEN: _M._handle_new_token_frame,
+        **{t: _M._handle_stream_frame for t in range(FrameType.STREAM_BASE, FrameType.MAX_DATA)},
+        FrameType.MAX_DATA: _M._handle_max_data_frame,
+        FrameType.MAX_STREAM_DATA: _M._handle_max_stream_data_frame,
+        FrameType.MAX_STREAMS_BIDI: _M._handle_max_streams_frame,
+        FrameType.MAX_STREAMS_UNI: _M._handle_max_streams_frame,
+        FrameType.DATA_BLOCKED: _M._handle_data_blocked_frame,
+        FrameType.STREAM_DATA_BLOCKED: _M._handle_stream_data_blocked_frame,
+        FrameType.STREAMS_BLOCKED_BIDI: _M._handle_streams_blocked_frame,
+        FrameType.STREAMS_BLOCKED_UNI: _M._handle_streams_blocked_frame,
+        FrameType.NEW_CONNECTION_ID: _M._handle_new_connection_id_frame,
+        FrameType.RETIRE_CONNECTION_ID: _M._handle_retire_connection_id_frame,
+        FrameType.PATH_CHALLENGE: _M._handle_path_challenge_frame,
+        FrameType.PATH_RESPONSE: _M._handle_path_response_frame,
+        FrameType.TRANSPORT_CLOSE: _M._handle_connection_close_frame,
+        FrameType.APPLICATION_CLOSE: _M._handle_connection_close_frame,
+        FrameType.HANDSHAKE_DONE: _M._handle_handshake_done_frame,
+        FrameType.DATAGRAM: _M._handle_datagram_frame,
+        FrameType.DATAGRAM_WITH_LENGTH: _M._handle_datagram_frame,
+    }
+    table: list[tuple[_Handler, bool] | None] = [None] * len(FRAME_PACKET_TYPES)
+    for frame_type, handler in by_type.items():
+        table[frame_type] = (handler, frame_type not in NON_ACK_ELICITING_FRAME_TYPES)
+    return tuple(table)
+
+
+#: Frame type -> (handler, ack-eliciting); where each may appear is FRAME_PACKET_TYPES.
+_HANDLERS = _handler_table()

@@ -12,6 +12,7 @@ from typing import Any
 from ..qlog.sink import ack_frame, crypto_frame, stream_frame
 from ..wire.buffer import Buffer
 from . import events
+from . import frames as f
 from .connection_base import ConnectionBase
 from .errors import LocalProtocolError, QuicErrorCode
 from .packet import (
@@ -341,7 +342,7 @@ class SendPathMixin(ConnectionBase):
             if space_id == SPACE_APPLICATION:
                 self._write_app_frames(draft, now)
             if probe and not draft.ack_eliciting and buf.capacity - buf.tell() >= 1:
-                buf.push_uint8(0x01)  # PING (RFC 9002 §6.2.4)
+                f.push_ping_frame(buf)  # RFC 9002 §6.2.4
                 draft.ack_eliciting = True
                 if draft.frames is not None:
                     draft.frames.append({"frame_type": "ping"})
@@ -371,23 +372,8 @@ class SendPathMixin(ConnectionBase):
             delay = int((now - space.largest_received_time) * 1_000_000) >> \
                 self.configuration.ack_delay_exponent
             delay = max(delay, 0)
-        n = len(ranges)
-        largest_range = ranges[n - 1]
-        largest = largest_range.stop - 1
-        buf.push_uint8(0x02)
-        buf.push_uint_var(largest)
-        buf.push_uint_var(delay)
-        # Reserve room: write as many ranges as fit.
-        count_pos = buf.tell()
-        max_ranges = min(n - 1, (buf.capacity - count_pos - 16) // 8)
-        buf.push_uint_var(max_ranges)
-        buf.push_uint_var(largest - largest_range.start)
-        prev_start = largest_range.start
-        for i in range(n - 2, n - 2 - max_ranges, -1):
-            r = ranges[i]
-            buf.push_uint_var(prev_start - r.stop - 1)
-            buf.push_uint_var(r.stop - 1 - r.start)
-            prev_start = r.start
+        if not f.push_ack_frame(buf, ranges, delay, max_ranges=1 + max(0, (buf.remaining() - 16) // 8)):
+            return
         space.ack_needed = False
         space.ack_eliciting_unacked = 0
         space.ack_deadline = None
@@ -403,9 +389,7 @@ class SendPathMixin(ConnectionBase):
         if frame is None:
             return False
         offset, data, _ = frame
-        buf.push_uint8(0x06)
-        buf.push_uint_var(offset)
-        buf.push_uint_var(len(data))
+        f.push_crypto_frame_header(buf, offset, len(data))
         buf.push_bytes(data)
         draft.ack_eliciting = True
         draft.handlers.append((self._on_crypto_delivery, (crypto, offset, len(data))))
@@ -424,19 +408,17 @@ class SendPathMixin(ConnectionBase):
         buf = draft.buf
         frames = draft.frames
         if self._handshake_done_pending and buf.capacity - buf.tell() >= 1:
-            buf.push_uint8(0x1E)
+            f.push_handshake_done_frame(buf)
             self._handshake_done_pending = False
             draft.ack_eliciting = True
             draft.handlers.append((self._on_handshake_done_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "handshake_done"})
         while self._path_responses and buf.capacity - buf.tell() >= 9:
-            buf.push_uint8(0x1B)
-            buf.push_bytes(self._path_responses.popleft())
+            f.push_path_response_frame(buf, self._path_responses.popleft())
             draft.ack_eliciting = True
         if self._local_max_data_pending and buf.capacity - buf.tell() >= 9:
-            buf.push_uint8(0x10)
-            buf.push_uint_var(self._local_max_data)
+            f.push_max_data_frame(buf, self._local_max_data)
             self._local_max_data_pending = False
             draft.ack_eliciting = True
             draft.handlers.append((self._on_max_data_delivery, ()))
@@ -444,8 +426,7 @@ class SendPathMixin(ConnectionBase):
                 frames.append({"frame_type": "max_data", "maximum": self._local_max_data})
         for idx in (0, 1):
             if self._local_max_streams_pending[idx] and buf.capacity - buf.tell() >= 9:
-                buf.push_uint8(0x12 + idx)
-                buf.push_uint_var(self._local_max_streams[idx])
+                f.push_max_streams_frame(buf, bool(idx), self._local_max_streams[idx])
                 self._local_max_streams_pending[idx] = False
                 draft.ack_eliciting = True
                 draft.handlers.append((self._on_max_streams_delivery, (idx,)))
@@ -454,39 +435,32 @@ class SendPathMixin(ConnectionBase):
             if entry.retired:
                 continue
             self._host_cids.on_announced(entry)
-            buf.push_uint8(0x18)
-            buf.push_uint_var(entry.sequence_number)
-            buf.push_uint_var(0)
-            buf.push_uint8(len(entry.cid))
-            buf.push_bytes(entry.cid)
-            buf.push_bytes(entry.stateless_reset_token)
+            f.push_new_connection_id_frame(buf, entry.sequence_number, 0, entry.cid,
+                                           entry.stateless_reset_token)
             draft.ack_eliciting = True
             draft.handlers.append((self._on_ncid_delivery, (entry,)))
         retire = self._peer_cids.pending_retire
         while retire and buf.capacity - buf.tell() >= 9:
             seq = retire.pop(0)
             self._peer_cids.on_retire_sent(seq)
-            buf.push_uint8(0x19)
-            buf.push_uint_var(seq)
+            f.push_retire_connection_id_frame(buf, seq)
             draft.ack_eliciting = True
             draft.handlers.append((self._peer_cids.on_retire_delivery, (seq,)))
         while self._pings and buf.capacity - buf.tell() >= 1:
             uid = self._pings.pop(0)
-            buf.push_uint8(0x01)
+            f.push_ping_frame(buf)
             draft.ack_eliciting = True
             draft.handlers.append((self._on_ping_delivery, (uid,)))
         while self._datagrams_out:
             data = self._datagrams_out[0]
-            need = 1 + len_uint_var(len(data)) + len(data)
+            need = f.datagram_frame_size(len(data))
             if buf.capacity - buf.tell() < need:
                 if buf.tell() == 0 and need > buf.capacity:
                     self._datagrams_out.popleft()  # can never fit: drop (RFC 9221 §5)
                     continue
                 break
             self._datagrams_out.popleft()
-            buf.push_uint8(0x31)
-            buf.push_uint_var(len(data))
-            buf.push_bytes(data)
+            f.push_datagram_frame(buf, data)
             draft.ack_eliciting = True
             draft.in_flight = True
             if frames is not None:
@@ -508,27 +482,22 @@ class SendPathMixin(ConnectionBase):
             if room < 32:
                 break
             if stream.stop_sending_pending:
-                buf.push_uint8(0x05)
-                buf.push_uint_var(stream_id)
-                buf.push_uint_var(stream.stop_sending_error_code)
+                f.push_stop_sending_frame(buf, stream_id, stream.stop_sending_error_code)
                 stream.stop_sending_pending = False
                 handlers.append((self._on_stop_sending_delivery, (stream,)))
                 draft.ack_eliciting = True
                 room = buf.capacity - buf.tell()
             if stream.reset_pending:
-                buf.push_uint8(0x04)
-                buf.push_uint_var(stream_id)
-                buf.push_uint_var(stream.reset_error_code)
-                buf.push_uint_var(stream.send_highest)  # RFC 9000 §4.5: credit used, not queued
+                # RFC 9000 §4.5: the final size is the credit used, not what is queued.
+                f.push_reset_stream_frame(buf, stream_id, stream.reset_error_code,
+                                          stream.send_highest)
                 stream.reset_pending = False
                 handlers.append((self._on_reset_delivery, (stream,)))
                 draft.ack_eliciting = True
                 del queue[stream_id]
                 continue
             if stream.max_stream_data_pending and room >= 20:
-                buf.push_uint8(0x11)
-                buf.push_uint_var(stream_id)
-                buf.push_uint_var(stream.local_max_stream_data)
+                f.push_max_stream_data_frame(buf, stream_id, stream.local_max_stream_data)
                 stream.max_stream_data_pending = False
                 handlers.append((self._on_msd_delivery, (stream,)))
                 draft.ack_eliciting = True
@@ -550,11 +519,7 @@ class SendPathMixin(ConnectionBase):
                 continue
             offset, data, fin = frame
             length = len(data)
-            buf.push_uint8(0x0E | (1 if fin else 0) if offset else 0x0A | (1 if fin else 0))
-            buf.push_uint_var(stream_id)
-            if offset:
-                buf.push_uint_var(offset)
-            buf.push_uint16(0x4000 | length)
+            f.push_stream_frame_header(buf, stream_id, offset, length, fin)
             buf.push_bytes(data)
             grown = stream.send_highest - highest
             if grown > 0:
@@ -645,15 +610,12 @@ class SendPathMixin(ConnectionBase):
                 continue
             buf = Buffer(capacity=400)
             if application and space_id == SPACE_APPLICATION:
-                buf.push_uint8(0x1D)
-                buf.push_uint_var(error_code)
+                f.push_connection_close_frame(buf, error_code, None, reason_bytes, True)
             else:
                 # RFC 9000 §10.2.3: application close before 1-RTT becomes APPLICATION_ERROR.
-                buf.push_uint8(0x1C)
-                buf.push_uint_var(QuicErrorCode.APPLICATION_ERROR if application else error_code)
-                buf.push_uint_var(frame_type or 0)
-            buf.push_uint_var(len(reason_bytes))
-            buf.push_bytes(reason_bytes)
+                f.push_connection_close_frame(
+                    buf, QuicErrorCode.APPLICATION_ERROR if application else error_code,
+                    frame_type, reason_bytes, False)
             if buf.tell() < 8:
                 buf.push_bytes(bytes(8 - buf.tell()))
             built.append((space_id, buf.data, self._seal_close(space_id, buf.data)))
