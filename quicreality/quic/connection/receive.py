@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..wire.buffer import Buffer, BufferReadError
-from . import events
-from . import frames as f
-from .connection_base import ConnectionBase
-from .errors import QuicConnectionError, QuicErrorCode
-from .frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameType
-from .streams import QuicStream
+from ...wire.buffer import Buffer, BufferReadError
+from .. import events
+from .. import frames as f
+from ..errors import QuicConnectionError, QuicErrorCode
+from ..frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameType
+from ..streams import QuicStream
+from .base import ConnectionBase
 
 if TYPE_CHECKING:
-    from .packet import QuicHeader
+    from ..packet import QuicHeader
 
 
 

@@ -1,8 +1,8 @@
 """Typed declarations of the state shared by the connection's parts (mypy only).
 
 :class:`~quicreality.quic.connection.QuicConnection` is assembled from the receive-side frame
-handlers (:mod:`.connection_frames`), the send path (:mod:`.connection_send`) and the state machine
-(:mod:`.connection`). This base declares, for the type checker, the attributes and methods each part
+handlers (:mod:`.receive`), the send path (:mod:`.assembler`) and the state machine
+(:mod:`.core`). This base declares, for the type checker, the attributes and methods each part
 uses from the others; it adds nothing at run time.
 """
 
@@ -13,17 +13,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..qlog.sink import QlogSink
-    from ..tls.handshake import TlsSession
-    from .config import QuicConfiguration
-    from .connection_ids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
-    from .crypto import CryptoPair
-    from .recovery.congestion.base import CongestionController
-    from .recovery.loss import LossRecovery
-    from .recovery.pacer import Pacer
-    from .recovery.rtt import RttEstimator
-    from .streams import QuicStream
-    from .transport_params import QuicTransportParameters
+    from ...qlog.sink import QlogSink
+    from ...tls.handshake import TlsSession
+    from ..config import QuicConfiguration
+    from ..crypto import CryptoPair
+    from ..recovery.congestion.base import CongestionController
+    from ..recovery.loss import LossRecovery
+    from ..recovery.pacer import Pacer
+    from ..recovery.rtt import RttEstimator
+    from ..streams import QuicStream
+    from ..transport_params import QuicTransportParameters
+    from .cids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
+    from .state import ConnectionLifecycle, ConnectionState
 
 
 class ConnectionBase:
@@ -32,7 +33,7 @@ class ConnectionBase:
     if TYPE_CHECKING:
         configuration: QuicConfiguration
         is_client: bool
-        _state: Any
+        _lifecycle: ConnectionLifecycle
         _version: int
         _events: deque[Any]
         _tls: TlsSession | None
@@ -104,7 +105,7 @@ class ConnectionBase:
 
         @property
         def host_cid(self) -> bytes: ...
-        def _set_state(self, state: Any, now: float) -> None: ...
+        def _set_state(self, state: ConnectionState, now: float) -> None: ...
         def _terminate(self, error_code: int, frame_type: int | None, reason: str, *,
                        by_peer: bool, now: float, immediate: bool = False) -> None: ...
         def _confirm_handshake(self, now: float) -> None: ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
-from ..tls.handshake import (
+from ...tls.handshake import (
     Direction,
     Epoch,
     HandshakeDone,
@@ -17,16 +17,17 @@ from ..tls.handshake import (
     TlsConfig,
     TlsSession,
 )
-from ..wire.buffer import Buffer
-from . import events
-from .connection_base import ConnectionBase
-from .errors import QuicConnectionError, QuicErrorCode
-from .recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL
-from .transport_params import (
+from ...wire.buffer import Buffer
+from .. import events
+from ..errors import QuicConnectionError, QuicErrorCode
+from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL
+from ..transport_params import (
     QuicTransportParameters,
     pull_transport_parameters,
     push_transport_parameters,
 )
+from .base import ConnectionBase
+from .state import ConnectionState
 
 #: Bound on buffered out-of-order CRYPTO data per epoch (RFC 9000 §7.5).
 MAX_CRYPTO_BUFFER = 64 * 1024
@@ -121,8 +122,6 @@ class TlsIntegrationMixin(ConnectionBase):
         self._events.append(
             events.HandshakeCompleted(alpn_protocol=done.alpn_protocol, cipher_suite=done.cipher_suite)
         )
-        from .connection import ConnectionState
-
         self._set_state(ConnectionState.CONNECTED, now)
         if not self.is_client:
             self._handshake_done_pending = True

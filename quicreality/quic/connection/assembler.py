@@ -9,27 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..qlog.sink import ack_frame, crypto_frame, stream_frame
-from ..wire.buffer import Buffer
-from . import events
-from . import frames as f
-from .connection_base import ConnectionBase
-from .errors import LocalProtocolError, QuicErrorCode
-from .packet import (
+from ...qlog.sink import ack_frame, crypto_frame, stream_frame
+from ...wire.buffer import Buffer
+from .. import events
+from .. import frames as f
+from ..errors import LocalProtocolError, QuicErrorCode
+from ..packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
 )
-from .packet_builder import (
+from ..packet_builder import (
     AEAD_TAG_SIZE,
     PACKET_NUMBER_SEND_SIZE,
     header_size,
     len_uint_var,
     seal_packet,
 )
-from .recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL, SentPacket
-from .streams import QuicStream
+from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL, SentPacket
+from ..streams import QuicStream, StreamSendState
+from .base import ConnectionBase
+from .state import ConnectionState
 
 #: Long/short header packet type of each packet number space.
 _PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
@@ -213,10 +214,8 @@ class SendPathMixin(ConnectionBase):
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Build every datagram that may be sent at ``now``."""
-        from .connection import ConnectionState
-
         self._now_hint = now
-        state = self._state
+        state = self._lifecycle.state
         if state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return []
         if state == ConnectionState.CLOSING:
@@ -575,8 +574,6 @@ class SendPathMixin(ConnectionBase):
 
     def _on_reset_delivery(self, delivered: bool, stream: QuicStream) -> None:
         if delivered:
-            from .streams import StreamSendState
-
             stream.send_state = StreamSendState.RESET_RECVD
             self._maybe_close_stream(stream)
         elif stream.stream_id in self._streams:

@@ -5,71 +5,61 @@ collects ``datagrams_to_send(now)`` once per batch of received datagrams, arms a
 ``get_timer()`` and calls ``handle_timer(now)`` when it fires, and drains ``next_event()``.
 Nothing here reads a clock or a socket.
 
-Frame handlers live in :mod:`.connection_frames` and the send path in :mod:`.connection_send`;
+Frame handlers live in :mod:`.receive` and the send path in :mod:`.assembler`;
 this module holds state, the receive path, TLS integration and timers.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from enum import IntEnum
 from typing import Any
 
-from ..qlog.sink import NullSink, QlogSink
-from ..tls.alerts import TlsAlert
-from ..tls.handshake import TlsSession
-from ..wire.buffer import Buffer, BufferReadError
-from . import events
-from .config import QuicConfiguration
-from .connection_frames import FrameHandlersMixin
-from .connection_ids import HostConnectionIds, PeerConnectionIds
-from .connection_send import SendPathMixin
-from .connection_tls import TlsIntegrationMixin
-from .crypto import CryptoError, CryptoPair
-from .errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
-from .qlog_frames import describe_frames
-from .packet import (
+from ...qlog.sink import NullSink, QlogSink
+from ...tls.alerts import TlsAlert
+from ...tls.handshake import TlsSession
+from ...wire.buffer import Buffer, BufferReadError
+from .. import events
+from ..config import QuicConfiguration
+from ..crypto import CryptoError, CryptoPair
+from ..errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
+from ..packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
     PACKET_TYPE_RETRY,
     PACKET_TYPE_VERSION_NEGOTIATION,
+    PACKET_TYPE_ZERO_RTT,
     STATELESS_RESET_MIN_SIZE,
     STATELESS_RESET_TOKEN_SIZE,
-    PACKET_TYPE_ZERO_RTT,
     QuicHeader,
     get_retry_integrity_tag,
     pull_quic_header,
 )
-from .recovery.congestion.base import create_congestion_controller
-from .recovery.loss import (
+from ..qlog_frames import describe_frames
+from ..recovery.congestion.base import create_congestion_controller
+from ..recovery.loss import (
     SPACE_APPLICATION,
     SPACE_HANDSHAKE,
     SPACE_INITIAL,
     LossRecovery,
     SentPacket,
 )
-from .recovery.pacer import Pacer
-from .recovery.rtt import RttEstimator
-from .streams import QuicStream
-from .tokens import stateless_reset_token
-from .transport_params import (
+from ..recovery.pacer import Pacer
+from ..recovery.rtt import RttEstimator
+from ..streams import QuicStream
+from ..tokens import stateless_reset_token
+from ..transport_params import (
     QuicTransportParameters,
 )
+from .assembler import SendPathMixin
+from .cids import HostConnectionIds, PeerConnectionIds
+from .receive import FrameHandlersMixin
+from .state import ConnectionLifecycle, ConnectionState
+from .tls_driver import TlsIntegrationMixin
 
 #: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
 MAX_PATH_RESPONSES = 16
 _QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
-
-
-class ConnectionState(IntEnum):
-    """Lifecycle (RFC 9000 §10)."""
-
-    FIRSTFLIGHT = 0
-    CONNECTED = 1
-    CLOSING = 2
-    DRAINING = 3
-    TERMINATED = 4
 
 
 class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
@@ -109,7 +99,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._received_retry = False
         self._peer_initial_scid: bytes | None = None if self.is_client else peer_cid
 
-        self._state = ConnectionState.FIRSTFLIGHT
+        self._lifecycle = ConnectionLifecycle()
         self._events: deque[Any] = deque()
         self._ready_streams: dict[int, QuicStream] = {}
         self._reading_paused: set[int] = set()  # streams whose data next_event() holds back
@@ -227,7 +217,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     @property
     def state(self) -> ConnectionState:
         """Lifecycle state."""
-        return self._state
+        return self._lifecycle.state
 
     @property
     def rtt(self) -> RttEstimator:
@@ -242,7 +232,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     @property
     def is_terminated(self) -> bool:
         """True once the connection is fully gone."""
-        return self._state == ConnectionState.TERMINATED
+        return self._lifecycle.state == ConnectionState.TERMINATED
 
 
     # ------------------------------------------------------------------ TLS
@@ -272,7 +262,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         """Process one UDP datagram from ``addr``."""
-        if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+        if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
         self._now_hint = now
         if self._network_path is None:
@@ -282,7 +272,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             self._bytes_received += len(data)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
-        was_closing = self._state == ConnectionState.CLOSING
+        was_closing = self._lifecycle.state == ConnectionState.CLOSING
         processed_any = 0
         while not buf.eof():
             start = buf.tell()
@@ -304,7 +294,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
                 continue
             if self._process_packet(header, data, start, end, now):
                 processed_any += 1
-            if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+            if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
                 return
         if processed_any:
             self._last_activity = now
@@ -363,7 +353,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         if not self.is_client and ptype == PACKET_TYPE_HANDSHAKE:
             self._address_validated = True
             self._discard_space(SPACE_INITIAL)
-        if self._state == ConnectionState.FIRSTFLIGHT and not self._crypto_initialized:
+        if self._lifecycle.state == ConnectionState.FIRSTFLIGHT and not self._crypto_initialized:
             self._init_tls()
             self._qlog.connection_started(now, None, self._network_path, self._version,
                                           self.host_cid, self._peer_cids.current.cid)
@@ -435,12 +425,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._cryptos[SPACE_INITIAL].setup_initial(header.source_cid, is_client=True,
                                                    version=self._version)
         # Resend the ClientHello from offset 0; packet numbers continue (RFC 9000 §17.2.5.3).
-        space = self._recovery.spaces[SPACE_INITIAL]
-        for packet_meta in space.sent.values():
-            if packet_meta.in_flight:
-                self._recovery.bytes_in_flight -= packet_meta.sent_bytes
-        space.sent.clear()
-        space.ack_eliciting_in_flight = 0
+        self._recovery.forget_sent(SPACE_INITIAL)
         self._crypto_streams[SPACE_INITIAL] = self._new_crypto_stream()
         assert self._first_initial_hello is not None
         self._crypto_streams[SPACE_INITIAL].write(self._first_initial_hello, False)
@@ -450,7 +435,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def get_timer(self) -> float | None:
         """Earliest deadline the edge must call :meth:`handle_timer` at."""
-        if self._state == ConnectionState.TERMINATED:
+        if self._lifecycle.state == ConnectionState.TERMINATED:
             return None
         if self._close_deadline is not None:
             return self._close_deadline
@@ -478,7 +463,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now``."""
-        if self._state == ConnectionState.TERMINATED:
+        if self._lifecycle.state == ConnectionState.TERMINATED:
             return
         self._now_hint = now
         if self._close_deadline is not None:
@@ -525,9 +510,10 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         return None
 
     def _set_state(self, state: ConnectionState, now: float) -> None:
-        if state != self._state:
-            self._qlog.connection_state_updated(now, self._state.name.lower(), state.name.lower())
-            self._state = state
+        """Take a transition of :data:`~.state.TRANSITIONS` and log it (refused ones are no-ops)."""
+        step = self._lifecycle.advance(state)
+        if step is not None:
+            self._qlog.connection_state_updated(now, step.old.name.lower(), step.new.name.lower())
             if state == ConnectionState.TERMINATED:
                 self._qlog.close()
 
@@ -540,11 +526,9 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     def close(self, error_code: int = QuicErrorCode.NO_ERROR, frame_type: int | None = None,
               reason_phrase: str = "", *, application: bool = True) -> None:
         """Close the connection (RFC 9000 §10.2). Application close unless ``application=False``."""
-        if self._state in (ConnectionState.CLOSING, ConnectionState.DRAINING,
-                           ConnectionState.TERMINATED):
-            return
+        if self._lifecycle.advance(ConnectionState.CLOSING) is None:
+            return  # already closing, draining or terminated
         self._close_frame = (error_code, frame_type, reason_phrase, application)
-        self._state = ConnectionState.CLOSING
         self._events.append(events.ConnectionTerminated(
             error_code=error_code, frame_type=frame_type, reason_phrase=reason_phrase, by_peer=False))
         self._terminated_event_sent = True
