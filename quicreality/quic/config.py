@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..tls.hkdf import CipherSuite
 from ..tls.constants import Group
+from .initial_flight import DEFAULT_INITIAL_LAYOUT, InitialLayout
 from .packet import QUIC_VERSION_1
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ class QuicConfiguration:
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
     max_udp_payload_size: int = 65527
+
+    #: Layout of the client's first Initial flight (:mod:`~quicreality.quic.initial_flight`).
+    initial_layout: InitialLayout = DEFAULT_INITIAL_LAYOUT
 
     # Path and recovery
     max_datagram_size: int = 1200

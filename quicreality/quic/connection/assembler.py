@@ -251,8 +251,31 @@ class SendPathMixin(ConnectionBase):
             out.append((data, path))
         return out
 
+    @property
+    def client_hello(self) -> bytes:
+        """The ClientHello carried by the first Initial flight (for the Initial layout)."""
+        return self._first_initial_hello or b""
+
     def _build_datagram(self, now: float) -> bytes | None:
-        max_size = self._max_datagram_size if self._handshake_confirmed else 1200
+        if self._in_first_flight():
+            return self.client_initial_flight(now)
+        return self.regular_datagram(
+            self._max_datagram_size if self._handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE, now)
+
+    def _in_first_flight(self) -> bool:
+        """A client that has received nothing and has not yet sent its whole first Initial flight."""
+        return (self.is_client and self._peer_initial_scid is None and not self._received_retry
+                and self._crypto_streams[SPACE_INITIAL].has_data_to_send()
+                and self._recovery.pto_count == 0)
+
+    def client_initial_flight(self, now: float) -> bytes | None:
+        """The next datagram of the client's first Initial flight, laid out by the configured
+        :class:`~quicreality.quic.initial_flight.InitialLayout`."""
+        return self.configuration.initial_layout.first_flight(self, now)
+
+    def regular_datagram(self, datagram_size: int, now: float) -> bytes | None:
+        """Fill one datagram of at most ``datagram_size`` bytes space by space, coalescing."""
+        max_size = datagram_size
         if not self._address_validated:
             budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
             if budget < max_size:
@@ -275,9 +298,9 @@ class SendPathMixin(ConnectionBase):
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
         if any(d.space_id == SPACE_INITIAL and (self.is_client or d.ack_eliciting) for d in drafts):
-            if used < MIN_INITIAL_DATAGRAM_SIZE and max_size >= MIN_INITIAL_DATAGRAM_SIZE:
+            if used < datagram_size <= max_size:
                 last = drafts[-1]
-                last.buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
+                last.buf.push_bytes(bytes(datagram_size - used))
         out = bytearray()
         types = _PACKET_TYPES
         for draft in drafts:
