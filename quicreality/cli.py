@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
+    c.add_argument("--initial-layout", choices=["minimal", "chrome"], default="minimal",
+                   help="first Initial flight: minimal (default) or chrome (Chromium 156's "
+                        "packets, frames, datagram sizes and a zero-length SCID)")
     reality_cli.add_client_options(c)
     _add_common(c)
     reality_cli.add_keygen_parser(sub)
@@ -248,7 +251,8 @@ def run_client(args: argparse.Namespace) -> int:
 
     def make_config(host: str) -> QuicConfiguration:
         cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
-                                 server_name=args.server_name, **opts)
+                                 server_name=args.server_name,
+                                 initial_layout=args.initial_layout, **opts)
         if reality is not None:
             cfg = reality(cfg)
         try:  # clients honour SSLKEYLOGFILE (the curl convention)
