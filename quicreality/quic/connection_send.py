@@ -237,9 +237,9 @@ class SendPathMixin(ConnectionBase):
         out: list[tuple[bytes, Any]] = []
         path = self._network_path
         if self._initial_plan is not None:
-            for data in self._send_initial_plan(now):
-                self._bytes_sent += len(data)
-                out.append((data, path))
+            for planned in self._send_initial_plan(now):
+                self._bytes_sent += len(planned)
+                out.append((planned, path))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now)
             if not data:

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..qlog.sink import FrameDict, crypto_frame, padding_frame, simple_frame
+from ..wire.buffer import Buffer
+from .frames import FrameType, push_crypto_frame_header
 from .packet_builder import AEAD_TAG_SIZE, MIN_INITIAL_DATAGRAM_SIZE, len_uint_var
 
 #: The profile names a configuration may choose (``QuicConfiguration.initial_layout``).
@@ -46,8 +48,6 @@ LAYOUTS: tuple[str, ...] = ("minimal", "chrome")
 
 Rng = Callable[[int], bytes]
 
-#: Frame type bytes (RFC 9000 §19.1, §19.2, §19.6).
-_PADDING, _PING, _CRYPTO = 0x00, 0x01, 0x06
 #: Our long headers always carry a 2-byte Length field (RFC 9000 §17.2, §16).
 _LENGTH_FIELD_SIZE = 2
 #: RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number's first byte and is 16 long.
@@ -239,7 +239,7 @@ class _PayloadSizes:
 
     def __init__(self, prof: LayoutProfile, dcid: int, scid: int, token: int) -> None:
         self.prof = prof
-        self._header = dict(dcid_length=dcid, scid_length=scid, token_length=token)
+        self._header = {"dcid_length": dcid, "scid_length": scid, "token_length": token}
 
     def pn_length(self, i: int) -> int:
         lengths = self.prof.packet_number_lengths
@@ -375,17 +375,16 @@ def _merge_padding(frames: list[PlannedFrame]) -> list[PlannedFrame]:
 
 def encode_payload(packet: PlannedPacket, hello: bytes) -> bytes:
     """The plaintext payload of ``packet``: its frames with the hello bytes they carry."""
-    out = bytearray()
+    buf = Buffer(capacity=packet.payload_length)
     for frame in packet.frames:
         if isinstance(frame, CryptoFragment):
-            out.append(_CRYPTO)
-            out += _varint(frame.offset) + _varint(frame.length)
-            out += hello[frame.offset:frame.offset + frame.length]
+            push_crypto_frame_header(buf, frame.offset, frame.length)
+            buf.push_bytes(hello[frame.offset:frame.offset + frame.length])
         elif isinstance(frame, Ping):
-            out.append(_PING)
+            buf.push_uint8(FrameType.PING)
         else:
-            out += bytes([_PADDING]) * frame.length
-    return bytes(out)
+            buf.push_bytes(bytes(frame.length))  # PADDING is a zero byte (RFC 9000 §19.1)
+    return buf.data
 
 
 def describe_frames(packet: PlannedPacket) -> list[FrameDict]:
@@ -400,11 +399,3 @@ def describe_frames(packet: PlannedPacket) -> list[FrameDict]:
             out.append(padding_frame(frame.length))
     return out
 
-
-def _varint(value: int) -> bytes:
-    """RFC 9000 §16 variable-length integer."""
-    size = len_uint_var(value)
-    prefix = {1: 0x00, 2: 0x40, 4: 0x80, 8: 0xC0}[size]
-    raw = bytearray(value.to_bytes(size, "big"))
-    raw[0] |= prefix
-    return bytes(raw)
