@@ -1,6 +1,7 @@
 """Our client with the chrome Initial layout (two 1250-byte Initials, zero-length SCID) against real
 servers on loopback: ngtcp2's gtlsserver, a quic-go 0.29 server and aioquic's server each serve a
-file byte-exact by sha256. The client's qlog shows that the planned flight was really sent."""
+file byte-exact by sha256. The client's qlog shows that the planned flight was really sent, and a
+capture of it, read by the fingerprint tool, has Chromium 156's Initial layout."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from typing import Any
 import pytest
 from peers_harness import PeerHarness, Pki, WwwDir
 
+from quicreality.analysis.fingerprint import fingerprint_pcap, load_profile
+from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
+from quicreality.analysis.fingerprint_compare import compare, profile
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer
+from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command, PeerSpec, sha256_file, url_for
+from quicreality.scenarios.peers.process import PeerProcess
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 
@@ -62,3 +68,50 @@ def test_chrome_layout_client_downloads_from(peer_harness: PeerHarness, pki: Pki
     assert [(s["header"]["packet_type"], s["header"]["packet_number"]) for s in sent] == \
         [("initial", 1), ("initial", 2)]
     assert [s["raw"]["length"] for s in sent] == [1250, 1250]
+
+
+#: The features that make up the Initial layout (the TLS hello itself is shaped elsewhere).
+LAYOUT_FEATURES = ("client.quic.version", "client.quic.dcid_len", "client.quic.scid_len",
+                   "client.quic.token_len", "client.quic.tp.initial_source_connection_id",
+                   "client.flight.")
+CHROME_PROFILE = peer_paths.REPO_ROOT / "docs" / "data" / "chrome156-hello.json"
+
+
+def test_chrome_layout_on_the_wire_matches_chromium_156(peer_harness: PeerHarness, pki: Pki,
+                                                        www: WwwDir) -> None:
+    """Captured in a fresh namespace (software GSO), our client's first flight has no Initial-layout
+    feature that differs from Chromium 156's profile (random draws aside, as the tool compares)."""
+    h = peer_harness
+    pcap, port = h.path("ours-chrome.pcap"), 4433
+    with LoopbackNamespace() as ns:
+        server = h.start(PeerProcess(Command(argv=ns.wrap([
+            str(peer_paths.python()), "-m", "quicreality", "server", "--listen",
+            f"127.0.0.1:{port}", "--cert", str(pki.cert), "--key", str(pki.key),
+            "--www", str(www.path)]), cwd=peer_paths.REPO_ROOT), name="ours-server",
+            log_dir=h.path("logs")))
+        server.wait_udp_ready(port, timeout=30)
+        cap = capture_udp_port(ns, port, pcap)
+        try:
+            for i in range(3):
+                req = DownloadRequest(urls=(url_for("127.0.0.1", port, "index.html"),),
+                                      out_dir=h.path(f"out-{i}"), ca=pki.ca)
+                client = chrome_layout_client().download
+                assert client is not None
+                cmd = client(req)
+                run = h.start(PeerProcess(Command(argv=ns.wrap(cmd.argv), cwd=cmd.cwd),
+                                          name=f"ours-client-{i}", log_dir=h.path("logs")))
+                cmd.prepare()
+                fin = run.wait(60)
+                assert fin.returncode == 0, (fin.stdout, fin.stderr[-2000:])
+        finally:
+            cap.stop(settle_s=0.5)
+    assert cap.dropped == 0
+    fps = fingerprint_pcap(pcap)
+    assert len(fps) == 3
+    for fp in fps:
+        assert fp.features["client.flight.sizes"] == [1250, 1250]
+        assert fp.features["client.flight.packet_numbers"] == [1, 2]
+        assert fp.features["client.quic.scid_len"] == 0
+    live = profile((fp.features for fp in fps), label="ours, chrome layout")
+    diffs = compare(load_profile(str(CHROME_PROFILE)), live, prefixes=LAYOUT_FEATURES)
+    assert diffs == [], [d.to_json() for d in diffs]
