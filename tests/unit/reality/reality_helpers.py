@@ -112,13 +112,17 @@ def sealed_client_hello(
 
 
 def client_configuration(seed: int = 7, wall: float = WALL, **reality: Any) -> QuicConfiguration:
-    """A QUIC client configuration with the REALITY hook (deterministic rng)."""
+    """A QUIC client configuration with the REALITY hook (deterministic rng).
+
+    The gate-mechanics tests use the minimal hello (one Initial, the session_id carrier) unless
+    they ask for ``fingerprint="chrome"`` (two Initials, the ECH carrier by default)."""
     base = QuicConfiguration(is_client=True, rng=seeded_rng(seed), wall_clock=lambda: wall)
     opts: dict[str, Any] = {
         "server_public_key": SERVER_PUBLIC,
         "short_id": SHORT_ID,
         "server_name": SNI,
         "version": VERSION,
+        "fingerprint": "minimal",
     }
     opts.update(reality)
     return reality_client_configuration(base, **opts)
