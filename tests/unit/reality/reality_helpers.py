@@ -199,6 +199,8 @@ class RealityPair:
         self.target_got: list[bytes] = []
         self.to_client_from_target: list[bytes] = []
         self.server_replies: list[bytes] = []
+        #: what our accepted connection sent the client, in order
+        self.to_client: list[bytes] = []
 
     def run(self, until: Callable[[], bool], max_rounds: int = 200) -> None:
         """Exchange datagrams (10 ms per hop) until ``until()`` or quiet."""
@@ -217,6 +219,7 @@ class RealityPair:
             for conn in list(self.endpoint.connections):
                 for data, _ in conn.datagrams_to_send(self.now):
                     moved = True
+                    self.to_client.append(data)
                     self.client.receive_datagram(data, ("203.0.113.1", 443), self.now)
             self.now += 0.01
             if not moved:
