@@ -37,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from ..wire.buffer import Buffer
 from . import messages as m
 from .compression import encode_compress_certificate
 from .constants import CertificateCompressionAlgorithm
@@ -105,23 +104,21 @@ def _u16_vector(values: Sequence[int]) -> bytes:
     return (2 * len(values)).to_bytes(2, "big") + b"".join(v.to_bytes(2, "big") for v in values)
 
 
-def _bodies(raw: bytes | bytearray) -> dict[int, bytes]:
+def _split(raw: bytes | bytearray) -> tuple[bytes, dict[int, bytes]]:
+    """The fixed fields (legacy_version .. compression methods) and the extension bodies of an
+    encoded ClientHello (our own encoder's output, or a hello we sent)."""
     spans = extension_spans(raw)
-    if spans is None:
+    if not spans or raw[0] != m.HandshakeType.CLIENT_HELLO:
         raise ValueError("the ClientHello to shape is malformed")
-    return {t: bytes(raw[a:b]) for t, a, b in spans}
+    fixed = bytes(raw[4 : spans[0][1] - 6])  # before the extensions' u16 length and first header
+    return fixed, {t: bytes(raw[a:b]) for t, a, b in spans}
 
 
-def _encode(hello: m.ClientHello, extensions: list[tuple[int, bytes]]) -> bytes:
-    """The hello's fixed fields with exactly ``extensions``, in that order."""
-    return m.encode_client_hello(m.ClientHello(
-        random=hello.random,
-        legacy_session_id=hello.legacy_session_id,
-        cipher_suites=hello.cipher_suites,
-        legacy_compression_methods=hello.legacy_compression_methods,
-        legacy_version=hello.legacy_version,
-        other_extensions=tuple(extensions),
-    ))
+def _encode(fixed: bytes, extensions: list[tuple[int, bytes]]) -> bytes:
+    """A ClientHello message: the fixed fields, then exactly ``extensions`` in that order."""
+    block = b"".join(t.to_bytes(2, "big") + len(d).to_bytes(2, "big") + d for t, d in extensions)
+    body = fixed + len(block).to_bytes(2, "big") + block
+    return bytes([m.HandshakeType.CLIENT_HELLO]) + len(body).to_bytes(3, "big") + body
 
 
 class ChromeHello:
@@ -159,8 +156,7 @@ class ChromeHello:
 
     def shape(self, encoded: bytes) -> bytes:
         """The Chrome-shaped version of our encoded first ClientHello."""
-        hello = m.pull_client_hello(Buffer(data=encoded))
-        ours = _bodies(encoded)
+        fixed, ours = _split(encoded)
         rng = self._rng
         alpn = ours.get(E.ALPN)
         tp = ours.get(E.QUIC_TRANSPORT_PARAMETERS)
@@ -184,12 +180,11 @@ class ChromeHello:
             E.ENCRYPTED_CLIENT_HELLO: encode_ech_outer(grease_ech(rng, payload_length)),
         }
         order = shuffled(EXTENSIONS, rng)
-        return _encode(hello, [(t, b) for t in order if (b := bodies[t]) is not None])
+        return _encode(fixed, [(t, b) for t in order if (b := bodies[t]) is not None])
 
     def retry_hello(self, raw: bytearray, *, first: bytes) -> None:
         """Shape the second ClientHello like the first one as sent (RFC 8446 §4.1.2)."""
-        second = m.pull_client_hello(Buffer(data=bytes(raw)))
-        new = _bodies(raw)
+        fixed, new = _split(raw)
         spans = extension_spans(first)
         if spans is None:
             raise ValueError("the first ClientHello is malformed")
@@ -199,7 +194,7 @@ class ChromeHello:
         cookie = new.get(E.COOKIE)
         if cookie is not None:
             extensions.insert(randbelow(len(extensions) + 1, self._rng), (E.COOKIE, cookie))
-        raw[:] = _encode(second, extensions)
+        raw[:] = _encode(fixed, extensions)
         retry = getattr(self.inner, "retry_hello", None)
         if retry is not None:
             retry(raw, first=first)
