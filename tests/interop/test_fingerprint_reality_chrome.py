@@ -13,8 +13,7 @@ import pytest
 from quicreality.analysis.fingerprint import fingerprint_pcap, load_profile
 from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.analysis.fingerprint_compare import compare, profile
-from quicreality.scenarios.peers import ServeRequest, get_peer
-from quicreality.scenarios.peers import chromium
+from quicreality.scenarios.peers import ServeRequest, chromium, get_peer
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command
 from quicreality.scenarios.peers.paths import PeerNotInstalled

@@ -59,7 +59,7 @@ def judge(raw: bytes, cache: ReplayCache | None = None):  # type: ignore[no-unty
 def test_ech_carrier_token_is_the_first_32_payload_bytes_and_the_rest_stays_random() -> None:
     raw = chrome_shaped()
     before = bytes(raw)
-    start, end = ech_payload_span(raw) or (0, 0)
+    start, _ = ech_payload_span(raw) or (0, 0)
     seal(raw, Carrier.ECH)
     assert t.token_span(raw, Carrier.ECH) == (start, start + 32)
     assert raw[:start] == before[:start] and raw[start + 32:] == before[start + 32:]
