@@ -12,26 +12,41 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from ..quic.config import QuicConfiguration
 from ..relay.config import RelayConfig, RelayConfigError, parse_relay_toml, parse_size
 from ..relay.protocol import Kind, parse_destination
+
+if TYPE_CHECKING:
+    from ..tls.certificates import PeerVerifier
+    from .relay_client import Forward
+
+
+class Subcommands(Protocol):
+    """The part of argparse's subparsers object that adds a subcommand."""
+
+    def add_parser(self, name: str, *, help: str | None = ...,
+                   description: str | None = ...) -> argparse.ArgumentParser:
+        """Add a subcommand and return its parser."""
+        ...
 
 
 class _Ordered(argparse.Action):
     """Appends ``(option, value)`` to one shared list, keeping the order of the pairs."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+                 values: str | Sequence[object] | None,
+                 option_string: str | None = None) -> None:
         items = list(getattr(namespace, "pairs", None) or [])
         items.append((option_string, values))
         namespace.pairs = items
 
 
-def add_relay_client_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_relay_client_parser(sub: Subcommands,
+                            add_common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add the ``relay-client`` subcommand to ``sub`` (an argparse subparsers object)."""
     r = sub.add_parser(
         "relay-client", help="relay local TCP/UDP over one QUIC (REALITY) connection",
@@ -70,7 +85,7 @@ def add_relay_client_parser(sub: Any, add_common: Callable[[argparse.ArgumentPar
     add_common(r)
 
 
-def _forwards(args: argparse.Namespace, error: Callable[[str], Exception]) -> list[Any]:
+def _forwards(args: argparse.Namespace, error: Callable[[str], Exception]) -> list[Forward]:
     from .relay_client import Forward
     from .udp import parse_hostport
 
@@ -115,7 +130,8 @@ def relay_config_from_args(args: argparse.Namespace, error: Callable[[str], Exce
     return config
 
 
-def _client_config_factory(args: argparse.Namespace, opts: dict[str, Any], relay: RelayConfig,
+def _client_config_factory(args: argparse.Namespace, opts: dict[str, object],
+                           relay: RelayConfig,
                            error: Callable[[str], Exception]) -> Callable[[], QuicConfiguration]:
     from ..tls.certificates import InsecureVerifier, PkiVerifier
     from .driver import edge_configuration
@@ -152,7 +168,7 @@ def _client_config_factory(args: argparse.Namespace, opts: dict[str, Any], relay
     host = args.server_host
 
     def plain() -> QuicConfiguration:
-        verifier: Any = (InsecureVerifier() if args.insecure else
+        verifier: PeerVerifier = (InsecureVerifier() if args.insecure else
                          PkiVerifier(args.ca, wall_clock=time.time, name=args.server_name or host))
         return base.derived(peer_verifier=verifier, server_name=args.server_name)
     return plain

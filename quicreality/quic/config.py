@@ -51,6 +51,10 @@ class QuicConfiguration:
     certificate_source: Any = None
     peer_verifier: Any = None
     client_hello_hook: Any = None
+    #: client: "minimal" (our own short hello) or "chrome" (Chromium 156's). Informational: set it
+    #: with :func:`quicreality.quic.fingerprint.apply_fingerprint`, which also sets the values
+    #: (groups, transport parameters, the shaping hook) that the name stands for.
+    fingerprint: str = "minimal"
     legacy_session_id_length: int = 0
     #: server: the only first ClientHello TLS may process (see ``TlsConfig.expected_client_hello``)
     expected_client_hello: bytes | None = None

@@ -63,6 +63,8 @@ from .transport_params import (
 STATELESS_RESET_TOKEN_SIZE = 16
 #: Anti-amplification factor (RFC 9000 §8.1).
 AMPLIFICATION_FACTOR = 3
+#: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
+MAX_PATH_RESPONSES = 16
 #: Bound on buffered out-of-order CRYPTO data per epoch (RFC 9000 §7.5).
 MAX_CRYPTO_BUFFER = 64 * 1024
 
@@ -192,12 +194,16 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._local_next_stream = [0 if self.is_client else 1, 2 if self.is_client else 3]
         self._datagrams_out: deque[bytes] = deque()
         self._control_frames: list[tuple[int, bytes]] = []  # (space, encoded frame)
-        self._path_responses: list[bytes] = []
+        # RFC 9000 §8.2.2: PATH_RESPONSE echoes, bounded (the oldest are dropped; §21.9).
+        self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
         self._pings: list[int] = []
         self._cids_to_announce: list[Any] = []
         self._close_frame: tuple[int, int | None, str, bool] | None = None
         self._close_sent_at: float | None = None
         self._close_deadline: float | None = None
+        # RFC 9000 §10.2.1: in the closing state, answer the 1st, 2nd, 4th, 8th ... packet.
+        self._closing_packets = 0
+        self._closing_next_reply = 1
         self._terminated_event_sent = False
 
         # Peer transport parameters (defaults until received).
@@ -225,6 +231,11 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     def original_destination_connection_id(self) -> bytes:
         """The DCID of the client's first Initial (keys the qlog file name)."""
         return self._original_dcid
+
+    @property
+    def initial_destination_connection_id(self) -> bytes:
+        """The DCID of the Initial that created this connection (after a Retry: the Retry's SCID)."""
+        return self._initial_dcid
 
     @property
     def host_cid(self) -> bytes:
@@ -266,7 +277,8 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def _new_crypto_stream(self) -> QuicStream:
         return QuicStream(-1, can_send=True, can_receive=True,
-                          local_max_stream_data=1 << 62, peer_max_stream_data=1 << 62)
+                          local_max_stream_data=1 << 62, peer_max_stream_data=1 << 62,
+                          crypto=True)
 
     # ----------------------------------------------------------- client API
 
@@ -293,10 +305,13 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._now_hint = now
         if self._network_path is None:
             self._network_path = addr
-        self._bytes_received += len(data)
+        if addr == self._network_path:
+            # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
+            self._bytes_received += len(data)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
-        processed_any = False
+        was_closing = self._state == ConnectionState.CLOSING
+        processed_any = 0
         while not buf.eof():
             start = buf.tell()
             try:
@@ -316,15 +331,24 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             if header.packet_type == PACKET_TYPE_ZERO_RTT:
                 continue
             if self._process_packet(header, data, start, end, now):
-                processed_any = True
+                processed_any += 1
             if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
                 return
         if processed_any:
             self._last_activity = now
-            if self._state == ConnectionState.CLOSING:
-                self._close_sent_at = None  # answer with CONNECTION_CLOSE again
-        elif len(data) >= 21 and data[-STATELESS_RESET_TOKEN_SIZE:] in self._peer_cids.reset_tokens:
+            if was_closing:
+                self._on_packets_while_closing(processed_any)
+        elif len(data) >= 21 and self._peer_cids.is_stateless_reset(
+                data[-STATELESS_RESET_TOKEN_SIZE:]):
             self._terminate(QuicErrorCode.NO_ERROR, None, "stateless reset", by_peer=True, now=now)
+
+    def _on_packets_while_closing(self, count: int) -> None:
+        """RFC 9000 §10.2.1: resend CONNECTION_CLOSE, at exponentially growing packet counts."""
+        self._closing_packets += count
+        if self._closing_packets >= self._closing_next_reply:
+            while self._closing_next_reply <= self._closing_packets:
+                self._closing_next_reply *= 2
+            self._close_sent_at = None  # datagrams_to_send() answers with CONNECTION_CLOSE again
 
     def _process_packet(self, header: QuicHeader, data: bytes, start: int, end: int,
                         now: float) -> bool:
@@ -361,8 +385,8 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
                 QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, None, "reserved bits set"), now
             )
             return True
-        if pn in space.received:
-            return True  # duplicate
+        if space.is_duplicate(pn):
+            return True  # duplicate, or older than every range remembered (RFC 9000 §12.3)
         if self.is_client and ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None:
             self._peer_initial_scid = header.source_cid
             self._peer_cids.current.cid = header.source_cid
@@ -391,11 +415,8 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def _record_received(self, space: Any, space_id: int, pn: int, ack_eliciting: bool,
                          now: float) -> None:
-        received = space.received
         in_order = pn == space.largest_received + 1
-        received.add(pn)
-        if len(received) > 64:
-            received.shift()
+        space.record_received(pn)
         if pn > space.largest_received:
             space.largest_received = pn
             space.largest_received_time = now

@@ -97,7 +97,7 @@ class ConnectionBase:
         _peer_max_streams: list[int]
         _local_next_stream: list[int]
         _datagrams_out: deque[bytes]
-        _path_responses: list[bytes]
+        _path_responses: deque[bytes]
         _pings: list[int]
         _peer_params: QuicTransportParameters
         _peer_ack_delay_exponent: int

@@ -1,7 +1,14 @@
-"""Connection ID bookkeeping for both directions (RFC 9000 §5.1, §19.15, §19.16)."""
+"""Connection ID bookkeeping for both directions (RFC 9000 §5.1, §19.15, §19.16).
+
+Both sides are bounded against a peer that floods CID frames: the peer may retire only IDs we
+sent it (each replacement we issue therefore costs it a round trip), the RETIRE_CONNECTION_ID
+frames we owe are capped (RFC 9000 §5.1.2), and a retired ID's stateless reset token no longer
+terminates the connection (§10.3.1).
+"""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,6 +17,9 @@ from .errors import QuicConnectionError, QuicErrorCode
 #: RFC 9000 §19.15: NEW_CONNECTION_ID frame type, cited in errors.
 _FRAME_NEW_CONNECTION_ID = 0x18
 _FRAME_RETIRE_CONNECTION_ID = 0x19
+#: RETIRE_CONNECTION_ID frames owed (queued or unacknowledged) at most, per active ID allowed.
+#: RFC 9000 §5.1.2: at least twice active_connection_id_limit; beyond, CONNECTION_ID_LIMIT_ERROR.
+RETIRE_LIMIT_FACTOR = 4
 
 
 @dataclass(slots=True)
@@ -36,6 +46,7 @@ class HostConnectionIds:
             ConnectionIdEntry(0, first_cid, reset_token(first_cid), announced=True)
         ]
         self.next_sequence = 1
+        self.highest_announced = 0  # sequence 0 is the handshake's source connection ID
 
     @property
     def cids(self) -> list[bytes]:
@@ -60,19 +71,28 @@ class HostConnectionIds:
             new.append(entry)
         return new
 
+    def on_announced(self, entry: ConnectionIdEntry) -> None:
+        """A NEW_CONNECTION_ID frame for ``entry`` was put in a packet."""
+        entry.announced = True
+        self.highest_announced = max(self.highest_announced, entry.sequence_number)
+
     def retire(self, sequence_number: int, packet_dcid: bytes) -> ConnectionIdEntry | None:
-        """Handle RETIRE_CONNECTION_ID (RFC 9000 §19.16). Returns the retired entry, if any."""
-        if self.length == 0:  # §19.16: never valid towards a zero-length connection ID
+        """Handle RETIRE_CONNECTION_ID (RFC 9000 §19.16). Returns the retired entry, if any.
+
+        A sequence number greater than any we sent is a PROTOCOL_VIOLATION (§19.16), and so is any
+        RETIRE_CONNECTION_ID towards a zero-length connection ID.
+        """
+        if self.length == 0:
             raise QuicConnectionError(
                 QuicErrorCode.PROTOCOL_VIOLATION,
                 _FRAME_RETIRE_CONNECTION_ID,
                 "RETIRE_CONNECTION_ID for a zero-length connection ID",
             )
-        if sequence_number >= self.next_sequence:
+        if sequence_number > self.highest_announced:
             raise QuicConnectionError(
                 QuicErrorCode.PROTOCOL_VIOLATION,
                 _FRAME_RETIRE_CONNECTION_ID,
-                "Cannot retire unknown connection ID",
+                "Cannot retire a connection ID never sent",
             )
         for i, entry in enumerate(self.entries):
             if entry.sequence_number == sequence_number:
@@ -82,6 +102,7 @@ class HostConnectionIds:
                         _FRAME_RETIRE_CONNECTION_ID,
                         "Cannot retire the connection ID in use",
                     )
+                entry.retired = True
                 return self.entries.pop(i)
         return None
 
@@ -94,13 +115,52 @@ class PeerConnectionIds:
         self.current = ConnectionIdEntry(0, first_cid, b"")
         self.available: list[ConnectionIdEntry] = []
         self.retire_prior_to = 0
-        self.pending_retire: list[int] = []
-        self.reset_tokens: set[bytes] = set()
+        self.pending_retire: list[int] = []  # RETIRE_CONNECTION_ID frames to send
+        self.retire_unacked: set[int] = set()  # sent, not yet acknowledged
+        self.retire_limit = RETIRE_LIMIT_FACTOR * max(active_limit, 2)
 
     def set_first_reset_token(self, token: bytes) -> None:
         """The stateless_reset_token transport parameter belongs to sequence 0 (RFC 9000 §18.2)."""
         self.current.stateless_reset_token = token
-        self.reset_tokens.add(token)
+
+    @property
+    def reset_tokens(self) -> set[bytes]:
+        """Tokens that may end the connection: the ID in use only (RFC 9000 §10.3.1).
+
+        IDs only held in reserve were never used, and retired ones must not be checked.
+        """
+        token = self.current.stateless_reset_token
+        return {token} if token else set()
+
+    def is_stateless_reset(self, tail: bytes) -> bool:
+        """True if ``tail`` (a datagram's last 16 bytes) is the token of the ID in use.
+
+        Compared in constant time (RFC 9000 §10.3.1).
+        """
+        token = self.current.stateless_reset_token
+        return bool(token) and hmac.compare_digest(tail, token)
+
+    def _retire(self, sequence_number: int) -> None:
+        """Owe a RETIRE_CONNECTION_ID frame, once (RFC 9000 §5.1.2 bounds how many)."""
+        if sequence_number in self.retire_unacked or sequence_number in self.pending_retire:
+            return
+        self.pending_retire.append(sequence_number)
+        if len(self.pending_retire) + len(self.retire_unacked) > self.retire_limit:
+            raise QuicConnectionError(
+                QuicErrorCode.CONNECTION_ID_LIMIT_ERROR,
+                _FRAME_NEW_CONNECTION_ID,
+                "Too many connection IDs waiting to be retired",
+            )
+
+    def on_retire_sent(self, sequence_number: int) -> None:
+        """A RETIRE_CONNECTION_ID frame was put in a packet."""
+        self.retire_unacked.add(sequence_number)
+
+    def on_retire_delivery(self, delivered: bool, sequence_number: int) -> None:
+        """Delivery callback of a RETIRE_CONNECTION_ID frame: done, or send it again."""
+        self.retire_unacked.discard(sequence_number)
+        if not delivered and sequence_number not in self.pending_retire:
+            self.pending_retire.append(sequence_number)
 
     def add(self, sequence_number: int, retire_prior_to: int, cid: bytes, token: bytes) -> None:
         """Handle NEW_CONNECTION_ID (RFC 9000 §19.15)."""
@@ -121,21 +181,20 @@ class PeerConnectionIds:
                     )
                 return
         if sequence_number < self.retire_prior_to:
-            self.pending_retire.append(sequence_number)
+            self._retire(sequence_number)
             return
         self.available.append(ConnectionIdEntry(sequence_number, cid, token))
-        self.reset_tokens.add(token)
         if retire_prior_to > self.retire_prior_to:
             self.retire_prior_to = retire_prior_to
             keep: list[ConnectionIdEntry] = []
             for entry in self.available:
                 if entry.sequence_number < retire_prior_to:
-                    self.pending_retire.append(entry.sequence_number)
+                    self._retire(entry.sequence_number)
                 else:
                     keep.append(entry)
             self.available = keep
             if self.current.sequence_number < retire_prior_to:
-                self.pending_retire.append(self.current.sequence_number)
+                self._retire(self.current.sequence_number)
                 if not self.available:
                     raise QuicConnectionError(
                         QuicErrorCode.PROTOCOL_VIOLATION,

@@ -226,7 +226,10 @@ class SendPathMixin(ConnectionBase):
                 if self._close_deadline is None:
                     self._close_deadline = now + 3 * self._rtt.pto_base()
                 close = self._build_close_datagram(now)
-                return [(close, self._network_path)] if close else []
+                if not close:
+                    return []
+                self._bytes_sent += len(close)
+                return [(close, self._network_path)]
             return []
         if self._network_path is None or self._tls is None:
             return []
@@ -466,7 +469,7 @@ class SendPathMixin(ConnectionBase):
                 frames.append({"frame_type": "handshake_done"})
         while self._path_responses and buf.capacity - buf.tell() >= 9:
             buf.push_uint8(0x1B)
-            buf.push_bytes(self._path_responses.pop(0))
+            buf.push_bytes(self._path_responses.popleft())
             draft.ack_eliciting = True
         if self._local_max_data_pending and buf.capacity - buf.tell() >= 9:
             buf.push_uint8(0x10)
@@ -485,6 +488,9 @@ class SendPathMixin(ConnectionBase):
                 draft.handlers.append((self._on_max_streams_delivery, (idx,)))
         while self._cids_to_announce and buf.capacity - buf.tell() >= 48:
             entry = self._cids_to_announce.pop(0)
+            if entry.retired:
+                continue
+            self._host_cids.on_announced(entry)
             buf.push_uint8(0x18)
             buf.push_uint_var(entry.sequence_number)
             buf.push_uint_var(0)
@@ -496,10 +502,11 @@ class SendPathMixin(ConnectionBase):
         retire = self._peer_cids.pending_retire
         while retire and buf.capacity - buf.tell() >= 9:
             seq = retire.pop(0)
+            self._peer_cids.on_retire_sent(seq)
             buf.push_uint8(0x19)
             buf.push_uint_var(seq)
             draft.ack_eliciting = True
-            draft.handlers.append((self._on_retire_delivery, (seq,)))
+            draft.handlers.append((self._peer_cids.on_retire_delivery, (seq,)))
         while self._pings and buf.capacity - buf.tell() >= 1:
             uid = self._pings.pop(0)
             buf.push_uint8(0x01)
@@ -623,10 +630,6 @@ class SendPathMixin(ConnectionBase):
         if not delivered and entry in self._host_cids.entries:
             self._cids_to_announce.append(entry)
 
-    def _on_retire_delivery(self, delivered: bool, seq: int) -> None:
-        if not delivered:
-            self._peer_cids.pending_retire.append(seq)
-
     def _on_ping_delivery(self, delivered: bool, uid: int) -> None:
         if delivered:
             self._events.append(events.PingAcknowledged(uid=uid))
@@ -656,9 +659,18 @@ class SendPathMixin(ConnectionBase):
     # -------------------------------------------------------------- close
 
     def _build_close_datagram(self, now: float) -> bytes:
+        """CONNECTION_CLOSE in every space with keys, within the anti-amplification budget.
+
+        RFC 9000 §10.2.1 and §8.1: before the peer's address is validated, the close packets
+        count against 3x the bytes received like any other; packets that do not fit are left out
+        (an empty result sends nothing).
+        """
         assert self._close_frame is not None
         error_code, frame_type, reason, application = self._close_frame
         reason_bytes = reason.encode("utf-8")[:256]
+        budget: int | None = None
+        if not self._address_validated:
+            budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
         out = bytearray()
         types = _packet_types()
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
@@ -680,14 +692,14 @@ class SendPathMixin(ConnectionBase):
                 buf.push_bytes(bytes(8 - buf.tell()))
             space = self._recovery.spaces[space_id]
             pn = space.next_pn
+            packet = seal_packet(pair, types[space_id], version=self._version,
+                                 dcid=self._peer_cids.current.cid, scid=self.host_cid,
+                                 token=self._retry_token if space_id == SPACE_INITIAL else None,
+                                 packet_number=pn, payload=buf.data)
+            if budget is not None and len(out) + len(packet) > budget:
+                continue
             space.next_pn += 1
-            out += seal_packet(pair, types[space_id], version=self._version,
-                               dcid=self._peer_cids.current.cid, scid=self.host_cid,
-                               token=self._retry_token if space_id == SPACE_INITIAL else None,
-                               packet_number=pn, payload=buf.data)
-        if self.is_client and out and self._cryptos[SPACE_INITIAL].send.is_valid() and \
-                not self._recovery.spaces[SPACE_INITIAL].discarded and len(out) < 1200:
-            out += bytes(0)
+            out += packet
         return bytes(out)
 
 

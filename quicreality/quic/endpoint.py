@@ -91,6 +91,7 @@ class QuicServerEndpoint:
         self._cid_length = sample.connection_id_length
         self._versions = sample.supported_versions
         self._by_cid: dict[bytes, QuicConnection] = {}
+        self._routes: dict[QuicConnection, set[bytes]] = {}  # per connection: its keys in _by_cid
         self.connections: set[QuicConnection] = set()
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
@@ -186,19 +187,44 @@ class QuicServerEndpoint:
         return Received(conn, new=True, gate=decision)
 
     def refresh(self, conn: QuicConnection) -> None:
-        """Sync routing with the connection's current IDs; forget terminated connections."""
+        """Sync routing with the connection's current IDs; forget terminated connections.
+
+        New IDs are routed, and IDs the peer retired are no longer (RFC 9000 §5.1.2). The ID the
+        client chose for its first Initial stays routed for the connection's lifetime.
+        """
         if conn.is_terminated:
             self.forget(conn)
             return
-        for cid in conn.host_cids:
-            if cid not in self._by_cid:
-                self._by_cid[cid] = conn
+        by_cid = self._by_cid
+        routes = self._routes.get(conn)
+        if routes is None:
+            routes = self._routes[conn] = {conn.initial_destination_connection_id}
+        live = conn.host_cids
+        for cid in live:
+            if cid not in routes and cid not in by_cid:
+                by_cid[cid] = conn
+                routes.add(cid)
+        if len(routes) > len(live) + 1:  # some were retired
+            stale = routes.difference(live)
+            stale.discard(conn.initial_destination_connection_id)
+            for cid in stale:
+                routes.discard(cid)
+                if by_cid.get(cid) is conn:
+                    del by_cid[cid]
 
     def forget(self, conn: QuicConnection) -> None:
-        """Remove every route to ``conn``."""
+        """Remove every route to ``conn`` (costs the number of its own IDs)."""
+        known = conn in self.connections
         self.connections.discard(conn)
-        for cid in [c for c, v in self._by_cid.items() if v is conn]:
-            del self._by_cid[cid]
+        cids = self._routes.pop(conn, None)
+        if cids is None:
+            if not known:
+                return
+            # Never refreshed (its first datagram raised): find its routes the slow way.
+            cids = {c for c, v in self._by_cid.items() if v is conn}
+        for cid in cids:
+            if self._by_cid.get(cid) is conn:
+                del self._by_cid[cid]
             self._admitted_from.pop(cid, None)
 
     def _stateless_reset(self, dcid: bytes, size: int, addr: Any) -> tuple[tuple[bytes, Any], ...]:

@@ -7,7 +7,14 @@ Theory of operation:
   written, lost ranges are re-added by the delivery callback. ``_acked`` holds acknowledged ranges; the
   buffer is trimmed once its acknowledged prefix grows large. The FIN is tracked separately.
 * **Receive side.** Frames are reassembled by offset. In-order data is handed out without extra
-  copies when there is no gap; out-of-order data waits in ``_recv_chunks`` until the gap is filled.
+  copies when there is no gap. Out-of-order data is copied into ``_recv_buf``, one contiguous
+  buffer that starts at ``recv_delivered`` (holes are zeros), and ``_recv_have`` (a bisect-sorted
+  :class:`RangeSet`) records which parts of it were received. Only holes are written: the first
+  bytes received for an offset win, and overlapping or repeated frames cost no memory. The buffer
+  therefore never holds more than the receive window the peer was given (RFC 9000 §4.1, §7.5 for
+  CRYPTO), and the number of separate ranges is bounded in proportion to it (each costs a few
+  dozen bytes): a peer that fragments beyond that gets FLOW_CONTROL_ERROR (CRYPTO_BUFFER_EXCEEDED
+  on a CRYPTO stream).
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ from .errors import QuicConnectionError, QuicErrorCode
 
 #: Trim the send buffer once this many acknowledged bytes sit at its front.
 _TRIM_THRESHOLD = 65536
+#: Out-of-order ranges allowed in a receive buffer: this many, plus one per this many buffered bytes.
+RECV_RANGES_BASE = 128
+RECV_RANGES_BYTES = 256
+#: RFC 9000 §19.8, §19.6: frame types named in reassembly errors.
+_FRAME_STREAM = 0x08
+_FRAME_CRYPTO = 0x06
 
 
 class StreamSendState(IntEnum):
@@ -77,8 +90,10 @@ class QuicStream:
         "blocked_sent_at",
         # receive
         "recv_state",
-        "_recv_chunks",
+        "_recv_buf",
+        "_recv_have",
         "_recv_ready",
+        "_buffer_error",
         "recv_delivered",
         "recv_highest",
         "recv_final_size",
@@ -101,7 +116,9 @@ class QuicStream:
         can_receive: bool,
         local_max_stream_data: int,
         peer_max_stream_data: int,
+        crypto: bool = False,
     ):
+        """Create a stream; ``crypto=True`` makes it a CRYPTO stream (its errors name CRYPTO)."""
         self.stream_id = stream_id
         self.can_send = can_send
         self.can_receive = can_receive
@@ -120,8 +137,12 @@ class QuicStream:
         self.reset_error_code = 0
         self.blocked_sent_at = -1
         self.recv_state = StreamRecvState.RECV if can_receive else StreamRecvState.DATA_READ
-        self._recv_chunks: dict[int, bytes] = {}
+        self._recv_buf = bytearray()  # stream bytes from recv_delivered on, holes are zeros
+        self._recv_have = RangeSet()  # out-of-order ranges present in _recv_buf
         self._recv_ready: list[bytes] = []
+        self._buffer_error = (
+            (QuicErrorCode.CRYPTO_BUFFER_EXCEEDED, _FRAME_CRYPTO) if crypto
+            else (QuicErrorCode.FLOW_CONTROL_ERROR, _FRAME_STREAM))
         self.recv_delivered = 0
         self.recv_highest = 0
         self.recv_final_size: int | None = None
@@ -292,17 +313,20 @@ class QuicStream:
             increase = end - self.recv_highest
             self.recv_highest = end
         delivered = self.recv_delivered
-        if offset <= delivered:
-            if end > delivered:
-                chunk = data[delivered - offset :] if offset < delivered else data
-                self._recv_ready.append(chunk)
-                self.recv_delivered = delivered = end
-                if self._recv_chunks:
-                    self._drain_chunks()
-        elif length:
-            existing = self._recv_chunks.get(offset)
-            if existing is None or len(existing) < length:
-                self._recv_chunks[offset] = data
+        if end > delivered and length:
+            if offset <= delivered and not self._recv_have:
+                # In order with nothing buffered: hand the bytes on without copying.
+                self._recv_ready.append(data[delivered - offset :] if offset < delivered else data)
+                self.recv_delivered = end
+            elif offset <= delivered and end < self._recv_have[0].start:
+                # In order, short of the buffered data: deliver it and drop its hole.
+                self._recv_ready.append(data[delivered - offset :] if offset < delivered else data)
+                del self._recv_buf[: end - delivered]
+                self.recv_delivered = end
+            elif offset < delivered:
+                self._store_out_of_order(delivered, data[delivered - offset :])
+            else:
+                self._store_out_of_order(offset, data)
         if (
             self.recv_final_size is not None
             and self.recv_delivered == self.recv_final_size
@@ -312,22 +336,45 @@ class QuicStream:
             self.recv_state = StreamRecvState.DATA_RECVD
         return increase
 
-    def _drain_chunks(self) -> None:
-        chunks = self._recv_chunks
+    def _store_out_of_order(self, offset: int, data: bytes) -> None:
+        """Copy the parts of ``data`` not yet received into the buffer; deliver a filled prefix."""
         delivered = self.recv_delivered
-        progress = True
-        while progress and chunks:
-            progress = False
-            for off in sorted(chunks):
-                if off > delivered:
-                    break
-                piece = chunks.pop(off)
-                end = off + len(piece)
-                if end > delivered:
-                    self._recv_ready.append(piece[delivered - off :])
-                    delivered = end
-                    progress = True
-        self.recv_delivered = delivered
+        buf = self._recv_buf
+        have = self._recv_have
+        end = offset + len(data)
+        if offset - delivered > len(buf):
+            buf += bytes(offset - delivered - len(buf))
+        for hole in have.missing(offset, end):  # RFC 9000 §2.2: the first bytes received win
+            buf[hole.start - delivered : hole.stop - delivered] = (
+                data[hole.start - offset : hole.stop - offset])
+        have.add(offset, end)
+        if len(have) > RECV_RANGES_BASE + len(buf) // RECV_RANGES_BYTES:
+            code, frame_type = self._buffer_error
+            raise QuicConnectionError(code, frame_type, "Receive buffer too fragmented")
+        first = have[0]
+        if first.start == delivered:
+            have.shift()
+            size = first.stop - delivered
+            with memoryview(buf) as view:
+                self._recv_ready.append(view[:size].tobytes())
+            del buf[:size]
+            self.recv_delivered = first.stop
+
+    @property
+    def recv_buffered(self) -> int:
+        """Bytes held for out-of-order data, holes included (at most the receive window)."""
+        return len(self._recv_buf)
+
+    @property
+    def recv_buffered_ranges(self) -> int:
+        """Separate out-of-order ranges held (bounded, see :data:`RECV_RANGES_BASE`)."""
+        return len(self._recv_have)
+
+    @property
+    def _recv_chunks(self) -> dict[int, bytes]:
+        """The out-of-order ranges by offset, copied (diagnostics: the audit reproducers read it)."""
+        d = self.recv_delivered
+        return {r.start: bytes(self._recv_buf[r.start - d : r.stop - d]) for r in self._recv_have}
 
     def has_ready_data(self) -> bool:
         """True when in-order data or the FIN awaits delivery to the application."""
@@ -369,7 +416,8 @@ class QuicStream:
         self.recv_highest = final_size
         self.recv_final_size = final_size
         self.recv_state = StreamRecvState.RESET_RECVD
-        self._recv_chunks.clear()
+        self._recv_buf = bytearray()
+        self._recv_have = RangeSet()
         self._recv_ready = []
         self.fin_ready = False
         return increase

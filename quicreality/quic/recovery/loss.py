@@ -27,6 +27,9 @@ SPACE_INITIAL = 0
 SPACE_HANDSHAKE = 1
 SPACE_APPLICATION = 2
 
+#: ACK ranges remembered per space (the oldest is forgotten beyond this; see PacketSpace).
+MAX_RECEIVED_RANGES = 64
+
 DeliveryHandler = Callable[..., None]
 
 
@@ -78,6 +81,7 @@ class PacketSpace:
         "ack_eliciting_in_flight",
         "next_pn",
         "received",
+        "received_floor",
         "largest_received",
         "largest_received_time",
         "ack_needed",
@@ -94,12 +98,31 @@ class PacketSpace:
         self.ack_eliciting_in_flight = 0
         self.next_pn = 0
         self.received = RangeSet()
+        self.received_floor = 0  # every packet number below this counts as already received
         self.largest_received = -1
         self.largest_received_time = 0.0
         self.ack_needed = False
         self.ack_deadline: float | None = None
         self.ack_eliciting_unacked = 0
         self.discarded = False
+
+
+    def is_duplicate(self, pn: int) -> bool:
+        """True if ``pn`` was received already, or is too old to tell (RFC 9000 §12.3).
+
+        Only :data:`MAX_RECEIVED_RANGES` ranges are remembered; a packet number below the oldest
+        of them could have been processed, so it is treated as a duplicate and dropped (the peer
+        retransmits what it carried once the packet goes unacknowledged).
+        """
+        return pn < self.received_floor or pn in self.received
+
+    def record_received(self, pn: int) -> None:
+        """Remember ``pn``; forgetting the oldest range raises :attr:`received_floor`."""
+        received = self.received
+        received.add(pn)
+        if len(received) > MAX_RECEIVED_RANGES:
+            received.shift()
+            self.received_floor = received[0].start
 
 
 class LossRecovery:

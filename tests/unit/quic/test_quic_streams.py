@@ -161,3 +161,98 @@ def test_send_side_delivers_everything_despite_losses(size: int, mtu: int, seed:
             tx.on_frame_acked(off, len(chunk), fin)
     received, fin = rx.pull_ready()
     assert received == data and fin and tx.send_finished
+
+
+# ----------------------------------------------- finding 6: reassembly bounds (security issue)
+
+
+def test_overlapping_frames_keep_the_first_bytes_received() -> None:
+    """RFC 9000 §2.2 lets a receiver keep either copy; we keep the first, everywhere, so what is
+    delivered never depends on how a peer overlaps its frames."""
+    s = stream()
+    s.handle_frame(5, b"AAAAA", False)
+    s.handle_frame(3, b"bbbbbbbbbb", False)  # covers 3..12: only 3..4 and 10..12 are new
+    s.handle_frame(0, b"ccccc", False)  # covers 0..4: only 0..2 are new
+    data, _ = s.pull_ready()
+    assert data == b"cccbbAAAAAbbb"
+
+
+def test_an_empty_frame_beyond_the_delivered_offset_is_accepted() -> None:
+    """An empty STREAM/CRYPTO frame past a gap carries nothing to buffer (found by f_conn.py)."""
+    s = stream()
+    s.handle_frame(10, b"", False)
+    s.handle_frame(5, b"fghij", False)
+    s.handle_frame(20, b"", False)
+    s.handle_frame(0, b"abcde", False)
+    assert s.pull_ready() == (b"abcdefghij", False)
+
+
+def test_overlapping_out_of_order_frames_buffer_no_more_than_the_window() -> None:
+    """60 000 overlapping 1000-byte chunks in a 64 KiB window once took 60 MB (every chunk kept)."""
+    import tracemalloc
+
+    s = stream(local=65536)
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        for off in range(1, 20_001):
+            s.handle_frame(off, bytes([off & 0xFF]) * 1000, False)
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 200_000, f"{grown} bytes held for a 64 KiB window"
+    assert not s.has_ready_data()
+    s.handle_frame(0, b"0", False)
+    data, _ = s.pull_ready()
+    assert len(data) == 20_000 + 1000 and data[1:1001] == bytes([1]) * 1000
+
+
+def test_in_order_frames_stay_cheap_while_many_ranges_wait_beyond_a_gap() -> None:
+    """Every in-order frame used to re-sort all parked chunks (O(n) each, O(n^2) in all)."""
+    import time
+
+    n = 12_000
+    s = stream(local=8 << 20)
+    for off in range(100_000, 100_000 + 256 * n, 256):
+        s.handle_frame(off, b"y", False)
+    start = time.process_time()
+    for off in range(n):
+        s.handle_frame(off, b"z", False)
+    spent = time.process_time() - start
+    assert spent < 0.3, f"{n} in-order frames took {spent:.2f} s of CPU"
+    assert s.pull_ready()[0] == b"z" * n
+
+
+def test_a_fragmented_receive_buffer_is_a_flow_control_error() -> None:
+    """One-byte pieces with holes between them: each range costs bookkeeping beyond its byte, so
+    their number is bounded in proportion to the buffer (RFC 9000 §4.1 spirit, §21.9)."""
+    s = stream(local=65536)
+    with pytest.raises(QuicConnectionError) as exc:
+        for off in range(2, 65536, 2):
+            s.handle_frame(off, b"x", False)
+    assert exc.value.error_code == QuicErrorCode.FLOW_CONTROL_ERROR
+    assert s.recv_buffered <= 65536
+
+
+def test_a_fragmented_crypto_buffer_is_crypto_buffer_exceeded() -> None:
+    s = QuicStream(-1, can_send=True, can_receive=True, local_max_stream_data=1 << 62,
+                   peer_max_stream_data=1 << 62, crypto=True)
+    with pytest.raises(QuicConnectionError) as exc:
+        for off in range(2, 65536, 2):
+            s.handle_frame(off, b"x", False)
+    assert exc.value.error_code == QuicErrorCode.CRYPTO_BUFFER_EXCEEDED
+    assert exc.value.frame_type == 0x06
+
+
+def test_ordinary_loss_patterns_stay_within_the_range_bound() -> None:
+    """A full 4 MiB window of 1200-byte frames with every third one lost is accepted."""
+    s = stream(local=4 << 20)
+    size = 1200
+    offsets = range(0, (4 << 20) - size, size)
+    lost = [o for i, o in enumerate(offsets) if i % 3 == 0]
+    for i, off in enumerate(offsets):
+        if i % 3:
+            s.handle_frame(off, bytes(size), False)
+    for off in lost:
+        s.handle_frame(off, bytes(size), False)
+    assert len(s.pull_ready()[0]) == len(offsets) * size
