@@ -14,7 +14,6 @@ from ..wire.buffer import Buffer
 from . import events
 from .connection_base import ConnectionBase
 from .errors import LocalProtocolError, QuicErrorCode
-from .initial_layout import describe_frames, encode_payload, plan_initial_flight
 from .packet_builder import (
     AEAD_TAG_SIZE,
     MIN_INITIAL_DATAGRAM_SIZE,
@@ -312,35 +311,6 @@ class SendPathMixin(ConnectionBase):
                 self._sent_handshake_packet = True
                 self._discard_space(SPACE_INITIAL)
         return bytes(out)
-
-    def _send_initial_plan(self, now: float) -> list[bytes]:
-        """A client's first Initial flight as :mod:`.initial_layout` plans it (once; not resends)."""
-        profile, self._initial_plan = self._initial_plan, None
-        crypto = self._crypto_streams[SPACE_INITIAL]
-        space = self._recovery.spaces[SPACE_INITIAL]
-        if profile is None or space.next_pn or crypto.next_send_offset() or \
-                (frame := crypto.get_frame(1 << 62, 1 << 62)) is None:
-            return []
-        hello, dcid, scid, token = frame[1], self._peer_cids.current.cid, self.host_cid, \
-            self._retry_token
-        plan = plan_initial_flight(hello, self._rng, profile, dcid_length=len(dcid),
-                                   scid_length=len(scid), token_length=len(token))
-        out = []
-        for packet in plan.packets:
-            pn = packet.packet_number
-            data = seal_packet(self._cryptos[SPACE_INITIAL], _packet_types()[SPACE_INITIAL],
-                               version=self._version, dcid=dcid, scid=scid, token=token,
-                               packet_number=pn, payload=encode_payload(packet, hello),
-                               packet_number_length=packet.packet_number_length)
-            handlers = [(self._on_crypto_delivery, (crypto, f.offset, f.length))
-                        for f in packet.crypto_fragments]
-            self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
-                                                     True, handlers, "initial"))
-            if self._qlog_frames:
-                self._qlog.packet_sent(now, "initial", pn, len(data), describe_frames(packet))
-            out.append(data)
-        space.next_pn = plan.next_packet_number
-        return out
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)
