@@ -53,7 +53,7 @@ class QuicConfiguration:
     client_hello_hook: Any = None
     #: client: "minimal" (our own short hello) or "chrome" (Chromium 156's). Informational: set it
     #: with :func:`quicreality.quic.fingerprint.apply_fingerprint`, which also sets the values
-    #: (groups, transport parameters, the shaping hook) that the name stands for.
+    #: (groups, transport parameters, the shaping hook, ``initial_layout``) that the name stands for.
     fingerprint: str = "minimal"
     legacy_session_id_length: int = 0
     #: server: the only first ClientHello TLS may process (see ``TlsConfig.expected_client_hello``)
