@@ -188,6 +188,20 @@ def randbelow(n: int, rng: Rng) -> int:
             return value
 
 
+class _Pool:
+    """Serves ``rng`` bytes from blocks of 256: a plan takes ~100 small draws, the OS one call."""
+
+    def __init__(self, rng: Rng) -> None:
+        self._rng = rng
+        self._buf = b""
+
+    def __call__(self, n: int) -> bytes:
+        if len(self._buf) < n:
+            self._buf += self._rng(max(256, n))
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
 def _uniform(bounds: tuple[int, int], rng: Rng) -> int:
     low, high = bounds
     return low + randbelow(high - low + 1, rng)
@@ -226,7 +240,7 @@ def plan_initial_flight(
     total = hello if isinstance(hello, int) else len(hello)
     payloads = _PayloadSizes(prof, dcid_length, scid_length, token_length)
     if prof.chaos:
-        packets, reason = _plan_chaos(total, prof, payloads, rng)
+        packets, reason = _plan_chaos(total, prof, payloads, _Pool(rng))
     else:
         packets, reason = _plan_in_order(total, prof, payloads)
     last = packets[-1].packet_number if packets else prof.first_packet_number - 1
