@@ -4,7 +4,8 @@
   (base64 RawURL, no padding) and a random short ID; ``-i`` derives the public key of an existing
   private key (``xray x25519 -i``).
 * ``server --reality-config FILE``: the ``[reality]`` table of a TOML file.
-* ``client --reality-public-key KEY --short-id HEX [--reality-version X.Y.Z] --server-name SNI``.
+* ``client --reality-public-key KEY --short-id HEX [--reality-version X.Y.Z] --server-name SNI
+  [--fingerprint chrome|minimal] [--carrier ech|session_id]``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ from ..reality.keys import (
     parse_short_id,
     parse_version,
 )
-from ..reality.seal import DEFAULT_CLIENT_VERSION, reality_client_configuration
+from ..reality.seal import (
+    DEFAULT_CLIENT_VERSION,
+    DEFAULT_FINGERPRINT,
+    reality_client_configuration,
+)
 
 ErrorType = Callable[[str], Exception]
 
@@ -56,6 +61,10 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reality-version", metavar="X.Y.Z",
                    default=".".join(map(str, DEFAULT_CLIENT_VERSION)),
                    help="client version sealed into the token (default: %(default)s)")
+    p.add_argument("--carrier", choices=["ech", "session_id"], default=None,
+                   help="where the REALITY token travels: ech (the GREASE ECH payload of the "
+                        "chrome hello) or session_id (Xray's); default: ech with "
+                        "--fingerprint chrome, session_id with minimal")
 
 
 def run_keygen(args: argparse.Namespace, error: ErrorType) -> int:
@@ -112,11 +121,16 @@ def client_configurator(args: argparse.Namespace, error: ErrorType) -> Callable[
         version = parse_version(args.reality_version)
     except KeyFormatError as exc:
         raise error(f"--reality-version: {exc}") from None
+    fingerprint = getattr(args, "fingerprint", None) or DEFAULT_FINGERPRINT
+    carrier = getattr(args, "carrier", None)
+    if carrier == "ech" and fingerprint != "chrome":
+        raise error("--carrier ech needs --fingerprint chrome (the minimal hello has no ECH "
+                    "extension to carry the token)")
 
     def configure(base: Any) -> Any:
         return reality_client_configuration(
             base, server_public_key=public_key, short_id=short_id,
             server_name=args.server_name or base.server_name, version=version,
-            wall_clock=time.time)
+            wall_clock=time.time, fingerprint=fingerprint, carrier=carrier)
 
     return configure

@@ -6,9 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..tls.hkdf import CipherSuite
 from ..tls.constants import Group
-from .initial_flight import DEFAULT_INITIAL_LAYOUT, InitialLayout
+from ..tls.hkdf import CipherSuite
 from .packet import QUIC_VERSION_1
 
 if TYPE_CHECKING:
@@ -53,6 +52,10 @@ class QuicConfiguration:
     certificate_source: Any = None
     peer_verifier: Any = None
     client_hello_hook: Any = None
+    #: client: "minimal" (our own short hello) or "chrome" (Chromium 156's). Informational: set it
+    #: with :func:`quicreality.quic.fingerprint.apply_fingerprint`, which also sets the values
+    #: (groups, transport parameters, the shaping hook, ``initial_layout``) that the name stands for.
+    fingerprint: str = "minimal"
     legacy_session_id_length: int = 0
     #: server: the only first ClientHello TLS may process (see ``TlsConfig.expected_client_hello``)
     expected_client_hello: bytes | None = None
@@ -60,6 +63,13 @@ class QuicConfiguration:
     # Transport (RFC 9000 §18.2)
     supported_versions: tuple[int, ...] = (QUIC_VERSION_1,)
     connection_id_length: int = 8
+    #: client: how the first Initial flight is laid out (:mod:`.initial_layout`): "minimal" (our
+    #: send path as is) or "chrome" (Chromium 156's packets, frames and datagram sizes)
+    initial_layout: str = "minimal"
+    #: client: our (source) connection ID length; None: the layout's (chrome 0, RFC 9000 §5.1),
+    #: else ``connection_id_length``. Servers always use ``connection_id_length`` (the endpoint
+    #: routes on it).
+    scid_length: int | None = None
     idle_timeout: float = 30.0
     max_data: int = 16 * 1024 * 1024
     max_stream_data: int = 4 * 1024 * 1024
@@ -70,9 +80,6 @@ class QuicConfiguration:
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
     max_udp_payload_size: int = 65527
-
-    #: Layout of the client's first Initial flight (:mod:`~quicreality.quic.initial_flight`).
-    initial_layout: InitialLayout = DEFAULT_INITIAL_LAYOUT
 
     # Path and recovery
     max_datagram_size: int = 1200

@@ -29,7 +29,6 @@ from .packet import (
 from .tokens import InvalidTokenError, RetryTokenHandler, stateless_reset_token
 
 
-
 @dataclass(frozen=True, slots=True)
 class Received:
     """What the endpoint did with a datagram.

@@ -32,6 +32,12 @@ PARAM_ACTIVE_CONNECTION_ID_LIMIT = 0x0E
 PARAM_INITIAL_SOURCE_CONNECTION_ID = 0x0F
 PARAM_RETRY_SOURCE_CONNECTION_ID = 0x10
 PARAM_MAX_DATAGRAM_FRAME_SIZE = 0x20
+#: version_information (RFC 9368 §3): sent by Chrome; ignored on receipt here.
+PARAM_VERSION_INFORMATION = 0x11
+#: google_connection_options (Google QUIC's "connection options" tags, sent by Chrome).
+PARAM_GOOGLE_CONNECTION_OPTIONS = 0x3128
+#: Largest transport parameter identifier (a 62-bit varint, RFC 9000 §18).
+MAX_PARAMETER_ID = (1 << 62) - 1
 
 #: Smallest valid max_udp_payload_size (RFC 9000 §18.2).
 MIN_MAX_UDP_PAYLOAD_SIZE = 1200
@@ -265,3 +271,77 @@ def encode_transport_parameters(
     buf = Buffer(capacity=1024 + sum(len(data) + 16 for _, data in extra))
     push_transport_parameters(buf, params, extra=extra)
     return buf.data
+
+
+# --- raw parameter lists, reserved identifiers, version_information ----------------------------
+
+
+def pull_parameter_list(data: bytes) -> list[tuple[int, bytes]]:
+    """The ``(id, value)`` pairs of a transport parameter list, in wire order, uninterpreted.
+
+    Raises:
+        QuicConnectionError: TRANSPORT_PARAMETER_ERROR when the framing is malformed.
+    """
+    buf = Buffer(data=data)
+    out = []
+    try:
+        while not buf.eof():
+            param_id = buf.pull_uint_var()
+            out.append((param_id, buf.pull_bytes(buf.pull_uint_var())))
+    except BufferReadError:
+        raise _error("malformed transport parameters") from None
+    return out
+
+
+def encode_parameter_list(params: Iterable[tuple[int, bytes]]) -> bytes:
+    """Serialise ``(id, value)`` pairs in the given order (RFC 9000 §18)."""
+    pairs = tuple(params)
+    buf = Buffer(capacity=sum(len(v) + 16 for _, v in pairs) + 1)
+    for param_id, value in pairs:
+        _push_param(buf, param_id, value)
+    return buf.data
+
+
+def is_reserved_parameter(param_id: int) -> bool:
+    """True for the reserved ("GREASE") identifiers ``31 * N + 27`` (RFC 9000 §18.1)."""
+    return param_id % 31 == 27
+
+
+def reserved_parameter_id(n: int) -> int:
+    """The reserved identifier ``31 * N + 27`` (RFC 9000 §18.1) for ``n``, kept within 62 bits."""
+    if n < 0 or 31 * n + 27 > MAX_PARAMETER_ID:
+        raise ValueError("N is out of range for a 62-bit identifier")
+    return 31 * n + 27
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInformation:
+    """version_information (RFC 9368 §3): the Initial's version and the versions we support."""
+
+    chosen_version: int
+    available_versions: tuple[int, ...]
+
+
+def encode_version_information(info: VersionInformation) -> bytes:
+    """Chosen Version (32 bits) then Available Versions (32 bits each) (RFC 9368 §3)."""
+    return b"".join(v.to_bytes(4, "big") for v in (info.chosen_version, *info.available_versions))
+
+
+def pull_version_information(data: bytes) -> VersionInformation:
+    """Parse a version_information value.
+
+    Raises:
+        QuicConnectionError: TRANSPORT_PARAMETER_ERROR when its length is not a positive multiple
+            of 4 or the chosen version is 0 (RFC 9368 §4).
+    """
+    if not data or len(data) % 4:
+        raise _error("version_information length must be a positive multiple of 4")
+    versions = [int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), 4)]
+    if versions[0] == 0:
+        raise _error("version_information chosen version is 0")
+    return VersionInformation(versions[0], tuple(versions[1:]))
+
+
+def is_reserved_version(version: int) -> bool:
+    """True for the versions reserved to exercise negotiation, ``0x?a?a?a?a`` (RFC 9000 §15)."""
+    return version & 0x0F0F0F0F == 0x0A0A0A0A

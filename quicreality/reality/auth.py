@@ -2,8 +2,14 @@
 
 :func:`verify_client_hello` follows Xray's server (spec §3.1) step by step and names the first check
 that fails; the gate and the metrics use that :class:`Reason`. Order: parse, TLS 1.3 offered, SNI
-listed, a 32-byte session_id, an X25519 share (0x001d first, else the last 32 bytes of 0x11ec),
+listed, a token carrier, an X25519 share (0x001d first, else the last 32 bytes of 0x11ec),
 X25519, AES-GCM open, then version range, timestamp, short ID, and finally our replay cache.
+
+Carriers (:class:`~quicreality.reality.token.Carrier`): the server accepts the token in the
+32-byte session_id (Xray's) or in the first 32 bytes of the GREASE ECH payload, and tries each
+one the hello has, session_id first. The AEAD open runs once per carrier kind in every case
+(stand-in input where the hello lacks it), so the work does not depend on which carriers a hello
+has. ``BAD_SESSION_ID`` means the hello has neither.
 
 Nothing here reads a clock: ``now_wall`` (Unix seconds) is an argument.
 """
@@ -26,9 +32,14 @@ from .token import (
     SESSION_ID_LENGTH,
     SESSION_ID_LENGTH_OFFSET,
     SESSION_ID_OFFSET,
+    Carrier,
     derive_auth_key,
     open_client_hello,
+    token_span,
 )
+
+#: The carriers the server looks for, in the order it tries them.
+CARRIERS: tuple[Carrier, ...] = (Carrier.SESSION_ID, Carrier.ECH)
 
 #: TLS group ids (RFC 8446 §4.2.7; draft-kwiatkowski-tls-ecdhe-mlkem for 0x11ec).
 GROUP_X25519 = 0x001D
@@ -80,6 +91,7 @@ class RealityVerdict:
         client_time: Unix seconds from the token, once it opened.
         short_id: the 8-byte short ID from the token, once it opened (a credential: never in
             ``repr`` or :meth:`describe`, which give its :func:`short_id_fingerprint`).
+        carrier: where the token that opened travelled, once it opened.
         detail: a short human explanation for logs.
     """
 
@@ -89,6 +101,7 @@ class RealityVerdict:
     client_version: ClientVersion | None = None
     client_time: int | None = None
     short_id: bytes | None = field(default=None, repr=False)
+    carrier: Carrier | None = None
     detail: str = ""
 
     @property
@@ -108,6 +121,8 @@ class RealityVerdict:
             out["client_time"] = self.client_time
         if self.short_id is not None:
             out["short_id_fp"] = short_id_fingerprint(self.short_id)
+        if self.carrier is not None:
+            out["carrier"] = self.carrier.value
         if self.detail:
             out["detail"] = self.detail
         return out
@@ -229,10 +244,12 @@ def verify_client_hello(
         failed = RealityVerdict(Reason.NOT_TLS13, server_name=sni)
     elif (sni or "") not in config.server_names:
         failed = RealityVerdict(Reason.SNI_NOT_ALLOWED, server_name=sni)
-    elif len(ch.legacy_session_id) != SESSION_ID_LENGTH:
+    spans = {carrier: token_span(raw_client_hello, carrier) for carrier in CARRIERS}
+    if failed is None and not any(spans.values()):
         failed = RealityVerdict(
             Reason.BAD_SESSION_ID, server_name=sni,
-            detail=f"legacy_session_id has {len(ch.legacy_session_id)} bytes",
+            detail=f"no token carrier: legacy_session_id has {len(ch.legacy_session_id)} bytes "
+                   "and there is no ECH payload of 32 bytes or more",
         )
     peer = select_x25519_share(ch.key_share or ())
     if failed is None and peer is None:
@@ -248,17 +265,27 @@ def verify_client_hello(
         if failed is None:
             failed = RealityVerdict(Reason.BAD_X25519_SHARE, server_name=sni, detail=str(exc))
     auth_key = derive_auth_key(shared, ch.random)
-    sealed = raw_client_hello if failed is None else _stand_in_hello(raw_client_hello)
-    plaintext = open_client_hello(sealed, auth_key)
+    stand_in = _stand_in_hello(raw_client_hello)
+    opened = None
+    for carrier in CARRIERS:  # one open per carrier kind, always (see the module docstring)
+        span = spans[carrier]
+        if failed is None and span is not None:
+            plain = open_client_hello(raw_client_hello, auth_key, span)
+            if plain is not None and opened is None:
+                opened = (carrier, span, plain)
+        else:
+            open_client_hello(stand_in, auth_key, (SESSION_ID_OFFSET, SESSION_ID_END))
     if failed is not None:
         return failed
-    if plaintext is None:
+    if opened is None:
         return RealityVerdict(Reason.AEAD_OPEN_FAILED, server_name=sni)
+    carrier, (start, end), plaintext = opened
     fields = {
         "server_name": sni,
         "client_version": plaintext.version,
         "client_time": plaintext.unix_time,
         "short_id": plaintext.short_id,
+        "carrier": carrier,
     }
     if not _in_version_range(plaintext.version, config):
         return RealityVerdict(Reason.VERSION_OUT_OF_RANGE, **fields)  # type: ignore[arg-type]
@@ -269,7 +296,7 @@ def verify_client_hello(
         )
     if plaintext.short_id not in config.short_ids:
         return RealityVerdict(Reason.UNKNOWN_SHORT_ID, **fields)  # type: ignore[arg-type]
-    token = bytes(raw_client_hello[SESSION_ID_OFFSET:SESSION_ID_END])
+    token = bytes(raw_client_hello[start:end])
     seen = ReplayCheck.FRESH
     if replay_cache is not None:
         seen = replay_cache.admit(token, plaintext.unix_time, now_wall)

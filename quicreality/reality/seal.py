@@ -1,9 +1,11 @@
-"""The REALITY client: seal the ClientHello's session_id, then judge the server's certificate.
+"""The REALITY client: seal the token into the ClientHello, then judge the server's certificate.
 
 :class:`RealityClientHook` plugs into the TLS layer twice, through its two seams:
 
-* as ``TlsConfig.client_hello_hook`` it seals the 32-byte legacy_session_id right after the
-  ClientHello is serialized and before it is hashed or sent (spec §2);
+* as ``TlsConfig.client_hello_hook`` (or the inner hook of a fingerprint's shaping hook) it seals
+  the 32-byte token into its carrier (:class:`~quicreality.reality.token.Carrier`: the
+  legacy_session_id as Xray does, or the GREASE ECH payload) right after the ClientHello is
+  serialized and before it is hashed or sent (spec §2);
 * as the ``PeerVerifier`` it accepts only a certificate whose signature is
   HMAC-SHA512(AuthKey, ed25519 public key) (spec §3.4). Anything else means the listener handed us
   to its fallback target (a real certificate) or that our key is wrong: the handshake ends with
@@ -21,21 +23,26 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from ..quic.fingerprint import apply_fingerprint
 from ..tls.alerts import AlertDescription, TlsAlert
-from ..tls.key_exchange import KeySharePrivateKey
+from ..tls.key_exchange import HybridPrivateKey, KeySharePrivateKey
 from .cert import certificate_matches
 from .keys import SHORT_ID_LENGTH, ClientVersion
 from .token import (
     RANDOM_OFFSET,
     SESSION_ID_LENGTH,
-    SESSION_ID_LENGTH_OFFSET,
+    Carrier,
     TokenPlaintext,
     derive_auth_key,
     seal_client_hello,
 )
 
-#: TLS group id of X25519 (RFC 8446 §4.2.7).
+#: TLS group ids of X25519 and X25519MLKEM768 (RFC 8446 §4.2.7, draft-ietf-tls-ecdhe-mlkem).
 GROUP_X25519 = 0x001D
+GROUP_X25519MLKEM768 = 0x11EC
+#: Our REALITY client's defaults: Chrome's hello, the token in its GREASE ECH payload.
+DEFAULT_FINGERPRINT = "chrome"
+DEFAULT_CARRIER_FOR = {"chrome": Carrier.ECH, "minimal": Carrier.SESSION_ID}
 #: The version bytes our client sends by default: Xray's default ``minClientVer`` (spec §1.2),
 #: so a default Xray-style server accepts us.
 DEFAULT_CLIENT_VERSION: ClientVersion = (26, 3, 27)
@@ -53,6 +60,7 @@ class RealityClientHook:
         short_id: 8 bytes (see :func:`~quicreality.reality.keys.parse_short_id`).
         wall_clock: ``() -> Unix seconds`` for the timestamp in the token.
         version: the client version x.y.z the server checks against its [min, max].
+        carrier: where the token goes (the session_id, Xray's place, by default).
     """
 
     def __init__(
@@ -62,6 +70,7 @@ class RealityClientHook:
         *,
         wall_clock: Callable[[], float],
         version: ClientVersion = DEFAULT_CLIENT_VERSION,
+        carrier: Carrier = Carrier.SESSION_ID,
     ) -> None:
         if len(server_public_key) != 32:
             raise ValueError("the server public key has 32 bytes")
@@ -73,6 +82,7 @@ class RealityClientHook:
         self._short_id = short_id
         self._wall_clock = wall_clock
         self._version = version
+        self.carrier = carrier
         self.auth_key: bytes | None = None
         #: The server chain that passed :meth:`verify_chain` (empty until then).
         self.verified_chain: tuple[bytes, ...] = ()
@@ -86,14 +96,17 @@ class RealityClientHook:
     ) -> None:
         """Seal ``raw`` (the ClientHello handshake message) in place (spec §2.5).
 
+        The key comes from the standalone X25519 share, else from the X25519 half of the
+        X25519MLKEM768 share (spec §2.1, the server's search order).
+
         Raises:
-            ValueError: no 32-byte session_id, or no X25519 key share to derive the key from.
+            ValueError: the hello lacks the carrier, or has no X25519 key to derive the key from.
         """
-        if len(raw) < 71 or raw[SESSION_ID_LENGTH_OFFSET] != SESSION_ID_LENGTH:
-            raise ValueError("REALITY needs legacy_session_id_length = 32")
         if bytes(raw[RANDOM_OFFSET : RANDOM_OFFSET + 32]) != random:
             raise ValueError("the ClientHello random is not at bytes 6..37")
-        private = key_shares.get(GROUP_X25519)
+        private: Any = key_shares.get(GROUP_X25519)
+        if private is None and isinstance(key_shares.get(GROUP_X25519MLKEM768), HybridPrivateKey):
+            private = key_shares[GROUP_X25519MLKEM768].x25519  # type: ignore[union-attr]
         if not isinstance(private, x25519.X25519PrivateKey):
             raise ValueError("REALITY needs an X25519 key share (spec §2.1)")  # noqa: TRY004
         shared = private.exchange(self._server_public)
@@ -103,7 +116,7 @@ class RealityClientHook:
             unix_time=int(self._wall_clock()) & 0xFFFFFFFF,
             short_id=self._short_id,
         )
-        seal_client_hello(raw, auth_key, plaintext)
+        seal_client_hello(raw, auth_key, plaintext, self.carrier)
         self.auth_key = auth_key
         self.plaintext = plaintext
 
@@ -130,22 +143,36 @@ def reality_client_configuration(
     server_name: str | None,
     version: ClientVersion = DEFAULT_CLIENT_VERSION,
     wall_clock: Callable[[], float] | None = None,
+    fingerprint: str = DEFAULT_FINGERPRINT,
+    carrier: Carrier | str | None = None,
 ) -> Any:
     """A copy of the QUIC client configuration ``base`` set up for REALITY (one per connection).
 
-    Sets the sealing hook and verifier, a 32-byte legacy_session_id and the SNI. The hook's
-    timestamp comes from ``wall_clock`` (default: ``base.wall_clock``).
+    Applies the ``fingerprint`` (Chrome's hello by default, see
+    :func:`~quicreality.quic.fingerprint.apply_fingerprint`) with the sealing hook inside it, sets
+    the verifier, the SNI, and a 32-byte legacy_session_id for the ``session_id`` carrier. The
+    carrier defaults to ``ech`` with the chrome fingerprint and ``session_id`` with minimal (whose
+    hello has no ECH extension). The hook's timestamp comes from ``wall_clock`` (default:
+    ``base.wall_clock``).
+
+    Raises:
+        ValueError: an unknown fingerprint or carrier, or ``ech`` without the chrome fingerprint.
     """
+    chosen = Carrier(carrier) if carrier is not None else DEFAULT_CARRIER_FOR.get(fingerprint)
+    if chosen is None:
+        raise ValueError(f"unknown fingerprint {fingerprint!r}")
+    if chosen is Carrier.ECH and fingerprint != "chrome":
+        raise ValueError("the ech carrier needs the chrome fingerprint (its GREASE ECH extension)")
     hook = RealityClientHook(
         server_public_key,
         short_id,
         wall_clock=wall_clock or base.wall_clock,
         version=version,
+        carrier=chosen,
     )
-    return base.derived(
+    return apply_fingerprint(base, fingerprint, inner=hook).derived(
         is_client=True,
-        client_hello_hook=hook,
         peer_verifier=hook,
-        legacy_session_id_length=SESSION_ID_LENGTH,
+        legacy_session_id_length=SESSION_ID_LENGTH if chosen is Carrier.SESSION_ID else 0,
         server_name=server_name,
     )

@@ -10,6 +10,11 @@ from ..wire.buffer import Buffer
 from . import messages as m
 from .alerts import AlertDescription, TlsAlert
 from .certificates import certificate_verify_content, leaf_public_key, verify
+from .compression import (
+    decompress_certificate,
+    pull_compress_certificate,
+    pull_compressed_certificate,
+)
 from .hkdf import CipherSuite
 from .key_exchange import generate_private_key, key_exchange, public_bytes
 from .key_schedule import (
@@ -162,13 +167,18 @@ class ClientHandshake(SessionCore):
         data = m.encode_client_hello(
             self._build_client_hello(ch1.random, ch1.legacy_session_id, hrr.cookie)
         )
+        retry_hook = getattr(self._config.client_hello_hook, "retry_hello", None)
+        if retry_hook is not None:
+            raw2 = bytearray(data)
+            retry_hook(raw2, first=ch1.raw)
+            data = bytes(raw2)
         self._client_hello = parse(m.pull_client_hello, data)
         self._transcript.add(data)
         outputs.append(SendCrypto(Epoch.INITIAL, data))
 
     def _client_handle_encrypted_extensions(self, raw: bytes, outputs: list[TlsOutput]) -> None:
         ee = parse(m.pull_encrypted_extensions, raw)
-        check_unsolicited(ee.other_extensions, "EncryptedExtensions")
+        check_unsolicited(self._take_offered_ee_extensions(ee), "EncryptedExtensions")
         offered = tuple(self._config.alpn_protocols)
         if ee.alpn_protocol is not None:
             if ee.alpn_protocol not in offered:
@@ -178,6 +188,11 @@ class ClientHandshake(SessionCore):
         elif offered:
             raise TlsAlert(AlertDescription.no_application_protocol, "server selected no ALPN")
         self._alpn_protocol = ee.alpn_protocol
+        if self._peer_application_settings is not None and (
+            ee.alpn_protocol is None or ee.alpn_protocol not in self._offered_alps()
+        ):
+            # draft-vvv-tls-alps §4: settings only for a negotiated protocol we listed.
+            raise TlsAlert(AlertDescription.illegal_parameter, "ALPS for a protocol not offered")
         if self._config.transport_parameters is not None:
             if ee.quic_transport_parameters is None:
                 raise TlsAlert(AlertDescription.missing_extension, "no quic_transport_parameters")
@@ -196,8 +211,52 @@ class ClientHandshake(SessionCore):
         self._transcript.add(raw)
         self._state = State.CLIENT_WAIT_CERTIFICATE
 
+    def _offered_extension(self, ext_type: int) -> bytes | None:
+        """The body of an extension our ClientHello (as sent, after the hook) carried."""
+        assert self._client_hello is not None
+        for t, data in self._client_hello.other_extensions:
+            if t == ext_type:
+                return data
+        return None
+
+    def _offered_alps(self) -> tuple[str, ...]:
+        data = self._offered_extension(m.ExtensionType.APPLICATION_SETTINGS)
+        return m.parse_alpn(data) if data is not None else ()
+
+    def _take_offered_ee_extensions(self, ee: m.EncryptedExtensions) -> m.Extensions:
+        """Consume the EncryptedExtensions entries that answer extensions we offered; return the
+        rest (all of which are then refused).
+
+        * encrypted_client_hello: retry_configs answering our GREASE ECH are ignored
+          (draft-ietf-tls-esni §6.2.1: a GREASE client does not use them);
+        * trust_anchors: the server's anchor list is ignored (we do not retry);
+        * application_settings (ALPS): the server's settings are kept, and our Finished flight
+          then starts with a ClientEncryptedExtensions (draft-vvv-tls-alps §4).
+        """
+        rest = []
+        for ext_type, data in ee.other_extensions:
+            if ext_type in _ANSWERS_IN_EE and self._offered_extension(ext_type) is not None:
+                if ext_type == m.ExtensionType.APPLICATION_SETTINGS:
+                    self._peer_application_settings = data
+                continue
+            rest.append((ext_type, data))
+        return tuple(rest)
+
+    def _client_handle_compressed_certificate(self, raw: bytes, outputs: list[TlsOutput]) -> None:
+        """RFC 8879 §4: only after we offered compress_certificate; hashed as received."""
+        offer = self._offered_extension(m.ExtensionType.COMPRESS_CERTIFICATE)
+        if offer is None:
+            raise TlsAlert(AlertDescription.unexpected_message,
+                           "CompressedCertificate without compress_certificate")
+        compressed = pull_compressed_certificate(raw)
+        certificate = decompress_certificate(compressed, pull_compress_certificate(offer))
+        self._client_accept_certificate(parse(m.pull_certificate, certificate), raw)
+
     def _client_handle_certificate(self, raw: bytes, outputs: list[TlsOutput]) -> None:
-        cert = parse(m.pull_certificate, raw)
+        self._client_accept_certificate(parse(m.pull_certificate, raw), raw)
+
+    def _client_accept_certificate(self, cert: m.Certificate, raw: bytes) -> None:
+        """Verify the server chain; ``raw`` is the message that enters the transcript."""
         if cert.request_context:
             raise TlsAlert(
                 AlertDescription.illegal_parameter, "non-empty certificate_request_context"
@@ -220,7 +279,13 @@ class ClientHandshake(SessionCore):
 
     def _client_handle_certificate_verify(self, raw: bytes, outputs: list[TlsOutput]) -> None:
         cv = parse(m.pull_certificate_verify, raw)
-        if cv.algorithm not in self._config.signature_algorithms:
+        assert self._client_hello is not None
+        # RFC 8446 §4.4.3 wants a scheme we offered. We also take those in our config list that
+        # a shaped hello did not offer: a REALITY server signs with Ed25519 (decision 5), which
+        # Chrome's list lacks, as uTLS-based REALITY clients allow too.
+        offered = (*(self._client_hello.signature_algorithms or ()),
+                   *self._config.signature_algorithms)
+        if cv.algorithm not in offered:
             raise TlsAlert(
                 AlertDescription.illegal_parameter,
                 f"signature scheme {cv.algorithm:#06x} not offered",
@@ -247,6 +312,13 @@ class ClientHandshake(SessionCore):
             outputs, Epoch.ONE_RTT, Direction.DECRYPT, ks.server_application_traffic_secret
         )
         flight = b""
+        if self._peer_application_settings is not None:
+            assert self._alpn_protocol is not None
+            settings = self._config.application_settings.get(self._alpn_protocol, b"")
+            client_ee = m.encode_encrypted_extensions(m.EncryptedExtensions(
+                other_extensions=((m.ExtensionType.APPLICATION_SETTINGS, settings),)))
+            self._transcript.add(client_ee)
+            flight += client_ee
         if self._certificate_request is not None:
             empty = m.encode_certificate(
                 m.Certificate(self._certificate_request.request_context, ())
@@ -269,3 +341,12 @@ class ClientHandshake(SessionCore):
 
     def _client_handle_new_session_ticket(self, raw: bytes, outputs: list[TlsOutput]) -> None:
         parse(m.pull_new_session_ticket, raw)  # validated, then ignored: no resumption
+
+
+#: Extensions a server may answer in EncryptedExtensions when we offered them (see
+#: :meth:`ClientHandshake._take_offered_ee_extensions`).
+_ANSWERS_IN_EE = frozenset({
+    m.ExtensionType.ENCRYPTED_CLIENT_HELLO,
+    m.ExtensionType.TRUST_ANCHORS,
+    m.ExtensionType.APPLICATION_SETTINGS,
+})

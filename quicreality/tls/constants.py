@@ -1,4 +1,5 @@
-"""TLS 1.3 code points and limits (RFC 8446 §4, §4.2; RFC 7301; RFC 9001 §8.2).
+"""TLS 1.3 code points and limits (RFC 8446 §4, §4.2; RFC 7301; RFC 9001 §8.2; RFC 8879;
+draft-ietf-tls-ecdhe-mlkem; draft-ietf-tls-esni; draft-vvv-tls-alps; draft-ietf-tls-trust-anchor-ids).
 
 Re-exported by :mod:`quicreality.tls.messages`.
 """
@@ -34,6 +35,7 @@ class HandshakeType(IntEnum):
     CERTIFICATE_VERIFY = 15
     FINISHED = 20
     KEY_UPDATE = 24
+    COMPRESSED_CERTIFICATE = 25  # RFC 8879 §4
     MESSAGE_HASH = 254
 
 
@@ -54,6 +56,10 @@ class ExtensionType(IntEnum):
     SIGNATURE_ALGORITHMS_CERT = 50
     KEY_SHARE = 51
     QUIC_TRANSPORT_PARAMETERS = 57
+    COMPRESS_CERTIFICATE = 27  # RFC 8879 §3
+    APPLICATION_SETTINGS = 0x44CD  # ALPS, draft-vvv-tls-alps (the code point Chrome uses)
+    TRUST_ANCHORS = 0xCA34  # draft-ietf-tls-trust-anchor-ids (Chrome's code point)
+    ENCRYPTED_CLIENT_HELLO = 0xFE0D  # draft-ietf-tls-esni §11.1
 
 
 class Group(IntEnum):
@@ -64,6 +70,7 @@ class Group(IntEnum):
     SECP521R1 = 0x0019
     X25519 = 0x001D
     X448 = 0x001E
+    X25519MLKEM768 = 0x11EC  # draft-ietf-tls-ecdhe-mlkem-05 §4
 
 
 class SignatureScheme(IntEnum):
@@ -80,3 +87,11 @@ class SignatureScheme(IntEnum):
     RSA_PSS_RSAE_SHA512 = 0x0806
     ED25519 = 0x0807
     ED448 = 0x0808
+
+
+class CertificateCompressionAlgorithm(IntEnum):
+    """CertificateCompressionAlgorithm (RFC 8879 §3, §7.3)."""
+
+    ZLIB = 1
+    BROTLI = 2
+    ZSTD = 3

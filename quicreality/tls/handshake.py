@@ -193,12 +193,16 @@ _TABLE: dict[State, tuple[Epoch, dict[int, _Handler]]] = {
         Epoch.HANDSHAKE,
         {
             H.CERTIFICATE: TlsSession._client_handle_certificate,
+            H.COMPRESSED_CERTIFICATE: TlsSession._client_handle_compressed_certificate,
             H.CERTIFICATE_REQUEST: TlsSession._client_handle_certificate_request,
         },
     ),
     State.CLIENT_WAIT_CERTIFICATE: (
         Epoch.HANDSHAKE,
-        {H.CERTIFICATE: TlsSession._client_handle_certificate},
+        {
+            H.CERTIFICATE: TlsSession._client_handle_certificate,
+            H.COMPRESSED_CERTIFICATE: TlsSession._client_handle_compressed_certificate,
+        },
     ),
     State.CLIENT_WAIT_CERTIFICATE_VERIFY: (
         Epoch.HANDSHAKE,
@@ -216,6 +220,10 @@ _TABLE: dict[State, tuple[Epoch, dict[int, _Handler]]] = {
     State.SERVER_WAIT_SECOND_CLIENT_HELLO: (
         Epoch.INITIAL,
         {H.CLIENT_HELLO: TlsSession._server_handle_client_hello},
+    ),
+    State.SERVER_WAIT_CLIENT_ENCRYPTED_EXTENSIONS: (
+        Epoch.HANDSHAKE,
+        {H.ENCRYPTED_EXTENSIONS: TlsSession._server_handle_client_encrypted_extensions},
     ),
     State.SERVER_WAIT_FINISHED: (Epoch.HANDSHAKE, {H.FINISHED: TlsSession._server_handle_finished}),
     State.SERVER_CONNECTED: (Epoch.ONE_RTT, {}),

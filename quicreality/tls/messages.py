@@ -289,7 +289,7 @@ def _parse_server_name(data: bytes) -> str | None:
     return _parse_all(data, parse, "server_name")
 
 
-def _parse_alpn(data: bytes) -> tuple[str, ...]:
+def parse_alpn(data: bytes) -> tuple[str, ...]:
     """ProtocolNameList (RFC 7301 §3.1); names are kept as latin-1 strings (byte-exact)."""
 
     def parse(b: Buffer) -> tuple[str, ...]:
@@ -364,7 +364,7 @@ def _client_hello_body(b: Buffer, raw: bytes) -> ClientHello:
                 _parse_opaque(data, 2, "signature_algorithms"), 2, "signature_algorithms"
             )
         elif ext_type == ExtensionType.ALPN:
-            fields["alpn_protocols"] = _parse_alpn(data)
+            fields["alpn_protocols"] = parse_alpn(data)
         elif ext_type == ExtensionType.KEY_SHARE:
             fields["key_share"] = _parse_key_share_client(data)
         elif ext_type == ExtensionType.SUPPORTED_VERSIONS:
@@ -526,7 +526,7 @@ def _encrypted_extensions_body(b: Buffer, raw: bytes) -> EncryptedExtensions:
     others: list[tuple[int, bytes]] = []
     for ext_type, data in _pull_extensions(b):
         if ext_type == ExtensionType.ALPN:
-            names = _parse_alpn(data)
+            names = parse_alpn(data)
             if len(names) != 1:
                 # RFC 7301 §3.1: the server's list MUST contain exactly one protocol.
                 raise _decode_error("ALPN in EncryptedExtensions must name one protocol")

@@ -6,8 +6,9 @@ Everything here is re-exported by :mod:`quicreality.tls.handshake`, the document
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Protocol
 
 from . import messages as m
@@ -78,12 +79,20 @@ TlsOutput = SendCrypto | InstallKeys | KeyLogLine | PeerTransportParameters | Ha
 
 
 class ClientHelloHook(Protocol):
-    """Called with the serialized ClientHello before it is hashed or sent (the REALITY seam)."""
+    """Called with the serialized ClientHello before it is hashed or sent (the REALITY seam, and
+    the one that shapes a browser-like hello, :mod:`.chrome_hello`).
+
+    A hook may also define ``retry_hello(raw: bytearray, *, first: bytes) -> None``: it is then
+    called with the second ClientHello (after a HelloRetryRequest) and the first one as sent, so
+    that it can keep the second consistent with the first (RFC 8446 §4.1.2). Without it the second
+    ClientHello is our own encoding.
+    """
 
     def __call__(
         self, raw: bytearray, *, random: bytes, key_shares: Mapping[int, KeySharePrivateKey]
     ) -> None:
-        """Mutate ``raw`` (the handshake message, 4-byte header included) in place."""
+        """Mutate ``raw`` (the handshake message, 4-byte header included) in place; it may change
+        its length (the caller re-parses it)."""
         ...
 
 
@@ -120,10 +129,26 @@ class TlsConfig:
         certificate_source: server: where the chain and key come from.
         peer_verifier: client: who judges the server's chain.
         client_hello_hook: client: see :class:`ClientHelloHook`; called for the first
-            ClientHello only (a ClientHello after HelloRetryRequest keeps the same session_id).
+            ClientHello, and for the second one (after a HelloRetryRequest) through its optional
+            ``retry_hello`` method (the second ClientHello keeps the same session_id).
         legacy_session_id_length: client: 0 as RFC 9001 §8.4 requires, 32 for REALITY.
         reject_legacy_session_id: server: refuse a non-empty legacy_session_id (RFC 9001 §8.4
             SHOULD); off by default because REALITY clients send one.
+        server_preferred_groups: server: groups selected ahead of ``groups`` whenever the client
+            sent a share for them (or, with no usable share, asked for in a HelloRetryRequest).
+            The default prefers the post-quantum hybrid X25519MLKEM768
+            (draft-ietf-tls-ecdhe-mlkem-05); ``()`` turns that off. A group also listed in
+            ``groups`` keeps its place there.
+        certificate_compression: server: RFC 8879 algorithms it compresses its Certificate with
+            when the client offers one (in this order of preference); default none. The client
+            decompresses whatever algorithm its (possibly hook-shaped) ClientHello offered.
+        application_settings: ALPS (draft-vvv-tls-alps) settings per ALPN protocol. Client: what
+            its ClientEncryptedExtensions carries when a server negotiates ALPS for a protocol
+            the (hook-shaped) hello offered; the default for ``h3`` is an empty HTTP/3 SETTINGS
+            frame. Server: used only with ``server_alps``.
+        server_alps: server: negotiate ALPS when the client offers it for the selected protocol
+            and ``application_settings`` has an entry for it (off by default: our server, like
+            the targets here, does not speak ALPS).
         expected_client_hello: server: when set, the first ClientHello (4-byte header included)
             must be exactly these bytes, else the handshake fails with illegal_parameter. A
             component that judged the hello before TLS saw it (the REALITY gate) binds the
@@ -144,5 +169,10 @@ class TlsConfig:
     client_hello_hook: ClientHelloHook | None = None
     legacy_session_id_length: int = 0
     reject_legacy_session_id: bool = False
+    server_preferred_groups: Sequence[int] = (m.Group.X25519MLKEM768,)
+    certificate_compression: Sequence[int] = ()
+    application_settings: Mapping[str, bytes] = field(
+        default_factory=lambda: MappingProxyType({"h3": b"\x04\x00"}))
+    server_alps: bool = False
     expected_client_hello: bytes | None = None
     wall_clock: Callable[[], float] | None = None

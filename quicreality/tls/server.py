@@ -7,8 +7,9 @@ import hmac
 from . import messages as m
 from .alerts import AlertDescription, TlsAlert
 from .certificates import certificate_verify_content, sign, signature_schemes_for_key
+from .compression import compress_certificate, pull_compress_certificate
 from .hkdf import CipherSuite
-from .key_exchange import generate_private_key, key_exchange, public_bytes
+from .key_exchange import server_key_exchange
 from .key_schedule import (
     CLIENT_HANDSHAKE_TRAFFIC_SECRET,
     CLIENT_TRAFFIC_SECRET_0,
@@ -77,7 +78,8 @@ class ServerHandshake(SessionCore):
                     AlertDescription.illegal_parameter, "second ClientHello has the wrong key_share"
                 )
         shares = {e.group: e for e in ch.key_share}
-        group = next((g for g in config.groups if g in shares), None)
+        preference = self._group_preference()
+        group = next((g for g in preference if g in shares), None)
         self._client_hello = ch
         self._cipher_suite = CipherSuite(suite)
         if group is None:
@@ -85,7 +87,7 @@ class ServerHandshake(SessionCore):
                 raise TlsAlert(
                     AlertDescription.illegal_parameter, "no usable key share after retry"
                 )
-            retry_group = next((g for g in config.groups if g in ch.supported_groups), None)
+            retry_group = next((g for g in preference if g in ch.supported_groups), None)
             if retry_group is None:
                 raise TlsAlert(AlertDescription.handshake_failure, "no common group")
             self._server_send_hello_retry(ch, raw, suite, retry_group, outputs)
@@ -95,6 +97,13 @@ class ServerHandshake(SessionCore):
             outputs.append(PeerTransportParameters(ch.quic_transport_parameters))
         self._transcript.add(raw)
         self._server_send_flight(ch, suite, shares[group], outputs)
+
+    def _group_preference(self) -> list[int]:
+        """Server preference: ``server_preferred_groups`` (the post-quantum hybrid by default), then
+        ``groups``. A group with a client share wins over a better one without (no retry)."""
+        config = self._config
+        preferred = [g for g in config.server_preferred_groups if g not in config.groups]
+        return [*preferred, *config.groups]
 
     def _select_alpn(self, ch: m.ClientHello) -> str | None:
         """Server preference among the client's offers (RFC 7301 §3.2)."""
@@ -147,14 +156,13 @@ class ServerHandshake(SessionCore):
         self, ch: m.ClientHello, suite: int, share: m.KeyShareEntry, outputs: list[TlsOutput]
     ) -> None:
         """ServerHello in Initial; EncryptedExtensions..Finished in Handshake (RFC 8446 §2)."""
-        private = generate_private_key(share.group, self._rng)
-        shared = key_exchange(private, share.group, share.key_exchange)
+        server_share, shared = server_key_exchange(share.group, share.key_exchange, self._rng)
         sh = m.ServerHello(
             random=self._rng(32),
             legacy_session_id_echo=ch.legacy_session_id,
             cipher_suite=suite,
             supported_version=m.TLS_VERSION_1_3,
-            key_share=m.KeyShareEntry(share.group, public_bytes(private)),
+            key_share=m.KeyShareEntry(share.group, server_share),
         )
         sh_raw = m.encode_server_hello(sh)
         self._server_hello = parse(m.pull_server_hello, sh_raw)
@@ -177,12 +185,16 @@ class ServerHandshake(SessionCore):
             m.EncryptedExtensions(
                 alpn_protocol=self._alpn_protocol,
                 quic_transport_parameters=self._config.transport_parameters,
+                other_extensions=self._server_alps_extension(ch),
             )
         )
         self._transcript.add(ee)
         cert = m.encode_certificate(
             m.Certificate(b"", tuple(m.CertificateEntry(der) for der in creds.certificate_chain))
         )
+        algorithm = self._compression_algorithm(ch)
+        if algorithm is not None:  # RFC 8879 §4: sent in place of Certificate
+            cert = compress_certificate(algorithm, cert).raw
         self._transcript.add(cert)
         signature = sign(
             creds.private_key, scheme, certificate_verify_content(self._hash(), server=True)
@@ -200,6 +212,43 @@ class ServerHandshake(SessionCore):
         )
         self._key_log(outputs, CLIENT_TRAFFIC_SECRET_0, ks.client_application_traffic_secret)
         self._key_log(outputs, SERVER_TRAFFIC_SECRET_0, ks.server_application_traffic_secret)
+        self._state = (State.SERVER_WAIT_CLIENT_ENCRYPTED_EXTENSIONS if self._alps_negotiated
+                       else State.SERVER_WAIT_FINISHED)
+
+    @staticmethod
+    def _client_extension(ch: m.ClientHello, ext_type: int) -> bytes | None:
+        return next((d for t, d in ch.other_extensions if t == ext_type), None)
+
+    def _compression_algorithm(self, ch: m.ClientHello) -> int | None:
+        """Our first RFC 8879 algorithm the client offered (None: send Certificate)."""
+        offer = self._client_extension(ch, m.ExtensionType.COMPRESS_CERTIFICATE)
+        if offer is None or not self._config.certificate_compression:
+            return None
+        theirs = pull_compress_certificate(offer)
+        return next((a for a in self._config.certificate_compression if a in theirs), None)
+
+    def _server_alps_extension(self, ch: m.ClientHello) -> m.Extensions:
+        """ALPS in EncryptedExtensions, when enabled and offered for the selected protocol."""
+        offer = self._client_extension(ch, m.ExtensionType.APPLICATION_SETTINGS)
+        alpn = self._alpn_protocol
+        settings = self._config.application_settings.get(alpn) if alpn is not None else None
+        if not self._config.server_alps or offer is None or settings is None \
+                or alpn not in m.parse_alpn(offer):
+            return ()
+        self._alps_negotiated = True
+        return ((m.ExtensionType.APPLICATION_SETTINGS, settings),)
+
+    def _server_handle_client_encrypted_extensions(
+        self, raw: bytes, outputs: list[TlsOutput]
+    ) -> None:
+        """draft-vvv-tls-alps §4: after ALPS, the client's flight opens with its settings."""
+        ee = parse(m.pull_encrypted_extensions, raw)
+        others = dict(ee.other_extensions)
+        if m.ExtensionType.APPLICATION_SETTINGS not in others:
+            raise TlsAlert(AlertDescription.missing_extension,
+                           "ClientEncryptedExtensions without application_settings")
+        self._peer_application_settings = others[m.ExtensionType.APPLICATION_SETTINGS]
+        self._transcript.add(raw)
         self._state = State.SERVER_WAIT_FINISHED
 
     def _server_handle_finished(self, raw: bytes, outputs: list[TlsOutput]) -> None:

@@ -28,6 +28,7 @@ class State(Enum):
     CLIENT_WAIT_FINISHED = "client_wait_finished"
     SERVER_WAIT_CLIENT_HELLO = "server_wait_ch"
     SERVER_WAIT_SECOND_CLIENT_HELLO = "server_wait_ch2"
+    SERVER_WAIT_CLIENT_ENCRYPTED_EXTENSIONS = "server_wait_client_ee"
     SERVER_WAIT_FINISHED = "server_wait_finished"
     CLIENT_CONNECTED = "client_connected"
     SERVER_CONNECTED = "server_connected"
@@ -80,7 +81,7 @@ class SessionCore:
             raise ValueError("a TLS server needs config.certificate_source")
         if not 0 <= config.legacy_session_id_length <= 32:
             raise ValueError("legacy_session_id_length must be within 0..32")
-        for group in config.groups:
+        for group in (*config.groups, *config.server_preferred_groups):
             if group not in SUPPORTED_GROUPS:
                 raise ValueError(f"unsupported group {group:#06x}")
         if is_client and not set(config.key_share_groups) <= set(config.groups):
@@ -106,6 +107,8 @@ class SessionCore:
         self._certificate_request: m.CertificateRequest | None = None
         self._credentials: ServerCredentials | None = None
         self._signature_scheme: int | None = None
+        self._peer_application_settings: bytes | None = None
+        self._alps_negotiated = False
 
     def _ks(self) -> KeySchedule:
         assert self._key_schedule is not None

@@ -162,14 +162,17 @@ class RealityLab:
 
     def client_config(self, *, public_key: bytes | None = None, short_id: str | None = None,
                       server_name: str = SNI, version: tuple[int, int, int] = (26, 3, 27),
-                      clock_offset: float = 0.0) -> QuicConfiguration:
-        """An in-process REALITY client configuration (one connection)."""
+                      clock_offset: float = 0.0, fingerprint: str = "chrome",
+                      carrier: str | None = None) -> QuicConfiguration:
+        """An in-process REALITY client configuration (one connection; the library's default
+        fingerprint and carrier unless given)."""
         base = QuicConfiguration(is_client=True, rng=os.urandom, wall_clock=time.time)
         return reality_client_configuration(
             base, server_public_key=public_key or self.keys.public_key,
             short_id=parse_short_id(self.short_id if short_id is None else short_id),
             server_name=server_name, version=version,
-            wall_clock=lambda: time.time() + clock_offset)
+            wall_clock=lambda: time.time() + clock_offset, fingerprint=fingerprint,
+            carrier=carrier)
 
 
 def run_cli_client(h: PeerHarness, args: list[str], *, timeout: float = 120.0) -> Finished:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from simpair import SERVER_ADDR, seeded_rng
 
 from quicreality.quic.config import QuicConfiguration
 from quicreality.quic.connection import QuicConnection
-from quicreality.quic.initial_flight import DefaultInitialLayout, FirstFlightBuilder
 from quicreality.quic.packet import MIN_INITIAL_DATAGRAM_SIZE, PACKET_TYPE_INITIAL, pull_quic_header
 from quicreality.tls.certificates import InsecureVerifier
 from quicreality.wire.buffer import Buffer
@@ -45,30 +43,3 @@ def test_client_close_in_initial_space_is_padded() -> None:
     assert _first_packet_type(data) == PACKET_TYPE_INITIAL
     assert len(data) == MIN_INITIAL_DATAGRAM_SIZE
 
-
-def test_first_flight_goes_through_the_configured_initial_layout() -> None:
-    """The seam for camouflage layouts: the first flight follows config.initial_layout, the
-    retransmission after a PTO takes the normal path (1200 bytes)."""
-    calls: list[float] = []
-
-    class Wide(DefaultInitialLayout):
-        def first_flight(self, builder: FirstFlightBuilder, now: float) -> bytes | None:
-            calls.append(now)
-            assert builder.client_hello[:1] == b"\x01"  # ClientHello handshake message
-            return super().first_flight(builder, now)
-
-    client = _client(initial_layout=Wide(1250))
-    client.connect(SERVER_ADDR, 0.0)
-    first = client.datagrams_to_send(0.0)
-    assert [len(d) for d, _ in first] == [1250] and calls
-    timer = client.get_timer()
-    assert timer is not None
-    client.handle_timer(timer)
-    again = client.datagrams_to_send(timer)
-    assert again and all(len(d) == MIN_INITIAL_DATAGRAM_SIZE for d, _ in again)
-    assert len(calls) == 1
-
-
-def test_default_layout_refuses_small_datagrams() -> None:
-    with pytest.raises(ValueError):
-        DefaultInitialLayout(1199)

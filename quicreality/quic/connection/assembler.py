@@ -11,7 +11,7 @@ from typing import Any
 
 from ...qlog.sink import ack_frame, crypto_frame, stream_frame
 from ...wire.buffer import Buffer
-from .. import events
+from .. import events, initial_layout
 from .. import frames as f
 from ..errors import LocalProtocolError, QuicErrorCode
 from ..packet import (
@@ -237,6 +237,10 @@ class SendPathMixin(ConnectionBase):
             self._on_key_update(now, "local_update")
         out: list[tuple[bytes, Any]] = []
         path = self._network_path
+        if self._initial_plan is not None:
+            for planned in self.client_initial_flight(now):
+                self._bytes_sent += len(planned)
+                out.append((planned, path))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now)
             if not data:
@@ -251,31 +255,8 @@ class SendPathMixin(ConnectionBase):
             out.append((data, path))
         return out
 
-    @property
-    def client_hello(self) -> bytes:
-        """The ClientHello carried by the first Initial flight (for the Initial layout)."""
-        return self._first_initial_hello or b""
-
     def _build_datagram(self, now: float) -> bytes | None:
-        if self._in_first_flight():
-            return self.client_initial_flight(now)
-        return self.regular_datagram(
-            self._max_datagram_size if self._handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE, now)
-
-    def _in_first_flight(self) -> bool:
-        """A client that has received nothing and has not yet sent its whole first Initial flight."""
-        return (self.is_client and self._peer_initial_scid is None and not self._received_retry
-                and self._crypto_streams[SPACE_INITIAL].has_data_to_send()
-                and self._recovery.pto_count == 0)
-
-    def client_initial_flight(self, now: float) -> bytes | None:
-        """The next datagram of the client's first Initial flight, laid out by the configured
-        :class:`~quicreality.quic.initial_flight.InitialLayout`."""
-        return self.configuration.initial_layout.first_flight(self, now)
-
-    def regular_datagram(self, datagram_size: int, now: float) -> bytes | None:
-        """Fill one datagram of at most ``datagram_size`` bytes space by space, coalescing."""
-        max_size = datagram_size
+        max_size = self._max_datagram_size if self._handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
         if not self._address_validated:
             budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
             if budget < max_size:
@@ -298,9 +279,9 @@ class SendPathMixin(ConnectionBase):
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
         if any(d.space_id == SPACE_INITIAL and (self.is_client or d.ack_eliciting) for d in drafts):
-            if used < datagram_size <= max_size:
+            if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size:
                 last = drafts[-1]
-                last.buf.push_bytes(bytes(datagram_size - used))
+                last.buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
         out = bytearray()
         types = _PACKET_TYPES
         for draft in drafts:
@@ -329,6 +310,42 @@ class SendPathMixin(ConnectionBase):
                 self._sent_handshake_packet = True
                 self._discard_space(SPACE_INITIAL)
         return bytes(out)
+
+    def client_initial_flight(self, now: float) -> list[bytes]:
+        """The client's first Initial flight as ``config.initial_layout`` plans it (once).
+
+        The one place the first flight is laid out (:mod:`~quicreality.quic.initial_layout`): the
+        default "minimal" layout has no plan and the normal path below sends the hello;
+        retransmissions always take the normal path.
+        """
+        profile, self._initial_plan = self._initial_plan, None
+        crypto = self._crypto_streams[SPACE_INITIAL]
+        space = self._recovery.spaces[SPACE_INITIAL]
+        if profile is None or space.next_pn or crypto.next_send_offset() or \
+                (frame := crypto.get_frame(1 << 62, 1 << 62)) is None:
+            return []
+        hello, dcid, scid = frame[1], self._peer_cids.current.cid, self.host_cid
+        plan = initial_layout.plan_initial_flight(
+            hello, self._rng, profile, dcid_length=len(dcid), scid_length=len(scid),
+            token_length=len(self._retry_token))
+        out = []
+        for packet in plan.packets:
+            pn = packet.packet_number
+            data = seal_packet(
+                self._cryptos[SPACE_INITIAL], PACKET_TYPE_INITIAL, version=self._version,
+                dcid=dcid, scid=scid, token=self._retry_token, packet_number=pn,
+                payload=initial_layout.encode_payload(packet, hello),
+                packet_number_length=packet.packet_number_length)
+            handlers = [(self._on_crypto_delivery, (crypto, frag.offset, frag.length))
+                        for frag in packet.crypto_fragments]
+            self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
+                                                     True, handlers, "initial"))
+            if self._qlog_frames:
+                self._qlog.packet_sent(now, "initial", pn, len(data),
+                                       initial_layout.describe_frames(packet))
+            out.append(data)
+        space.next_pn = plan.next_packet_number
+        return out
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)

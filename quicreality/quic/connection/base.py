@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ...tls.handshake import TlsSession
     from ..config import QuicConfiguration
     from ..crypto import CryptoPair
+    from ..initial_layout import LayoutProfile
     from ..recovery.congestion.base import CongestionController
     from ..recovery.loss import LossRecovery
     from ..recovery.pacer import Pacer
@@ -46,6 +47,7 @@ class ConnectionBase:
         _received_retry: bool
         _peer_initial_scid: bytes | None
         _first_initial_hello: bytes | None
+        _initial_plan: LayoutProfile | None
         _idle_timeout: float
         _alpn: str | None
         _crypto_initialized: bool

@@ -18,7 +18,7 @@ from ...qlog.sink import NullSink, QlogSink
 from ...tls.alerts import TlsAlert
 from ...tls.handshake import TlsSession
 from ...wire.buffer import Buffer, BufferReadError
-from .. import events
+from .. import events, initial_layout
 from ..config import QuicConfiguration
 from ..crypto import CryptoError, CryptoPair
 from ..errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
@@ -80,7 +80,14 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._rng = cfg.rng
         self._version = cfg.supported_versions[0]
         reset_key = cfg.stateless_reset_key or cfg.rng(32)
-        host_cid = cfg.rng(cfg.connection_id_length)
+        # A client's SCID length may be 0 (RFC 9000 §5.1); its first flight may follow a layout.
+        profile = initial_layout.profile_for(cfg.initial_layout) if self.is_client else None
+        self._initial_plan = profile if profile is not None and profile.chaos else None
+        cid_length = cfg.connection_id_length
+        if profile is not None:
+            cid_length = next(n for n in (cfg.scid_length, profile.scid_length, cid_length)
+                              if n is not None)
+        host_cid = cfg.rng(cid_length)
         self._host_cids = HostConnectionIds(
             host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
         )

@@ -112,13 +112,17 @@ def sealed_client_hello(
 
 
 def client_configuration(seed: int = 7, wall: float = WALL, **reality: Any) -> QuicConfiguration:
-    """A QUIC client configuration with the REALITY hook (deterministic rng)."""
+    """A QUIC client configuration with the REALITY hook (deterministic rng).
+
+    The gate-mechanics tests use the minimal hello (one Initial, the session_id carrier) unless
+    they ask for ``fingerprint="chrome"`` (two Initials, the ECH carrier by default)."""
     base = QuicConfiguration(is_client=True, rng=seeded_rng(seed), wall_clock=lambda: wall)
     opts: dict[str, Any] = {
         "server_public_key": SERVER_PUBLIC,
         "short_id": SHORT_ID,
         "server_name": SNI,
         "version": VERSION,
+        "fingerprint": "minimal",
     }
     opts.update(reality)
     return reality_client_configuration(base, **opts)
@@ -195,6 +199,8 @@ class RealityPair:
         self.target_got: list[bytes] = []
         self.to_client_from_target: list[bytes] = []
         self.server_replies: list[bytes] = []
+        #: what our accepted connection sent the client, in order
+        self.to_client: list[bytes] = []
 
     def run(self, until: Callable[[], bool], max_rounds: int = 200) -> None:
         """Exchange datagrams (10 ms per hop) until ``until()`` or quiet."""
@@ -213,6 +219,7 @@ class RealityPair:
             for conn in list(self.endpoint.connections):
                 for data, _ in conn.datagrams_to_send(self.now):
                     moved = True
+                    self.to_client.append(data)
                     self.client.receive_datagram(data, ("203.0.113.1", 443), self.now)
             self.now += 0.01
             if not moved:

@@ -77,9 +77,38 @@ def test_server_refuses_retry_with_reality(tmp_path: Path,
         (["--reality-public-key", b64url_encode(bytes(32)), "--reality-version", "1.2"],
          "--reality-version"),
         (["--reality-public-key", b64url_encode(bytes(32)), "--insecure"], "drop --insecure"),
+        (["--reality-public-key", b64url_encode(bytes(32)), "--fingerprint", "minimal",
+          "--carrier", "ech"], "--carrier ech needs --fingerprint chrome"),
     ],
 )
 def test_client_reality_option_errors(capsys: pytest.CaptureFixture[str], extra: list[str],
                                       message: str) -> None:
     assert main(["client", "https://127.0.0.1:1/", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_client_fingerprint_and_carrier_choices_reach_the_configuration() -> None:
+    import argparse
+
+    from quicreality.aio.reality_cli import client_configurator
+    from quicreality.quic.config import QuicConfiguration
+    from quicreality.reality.token import Carrier
+
+    def configured(**flags: object) -> QuicConfiguration:
+        args = argparse.Namespace(reality_public_key=b64url_encode(bytes(range(32))),
+                                  short_id="0a0b", reality_version="26.3.27", insecure=False,
+                                  ca=None, server_name="localhost", fingerprint=None,
+                                  carrier=None)
+        for k, v in flags.items():
+            setattr(args, k, v)
+        configure = client_configurator(args, ValueError)
+        assert configure is not None
+        return configure(QuicConfiguration(is_client=True, wall_clock=lambda: 0.0))
+
+    default = configured()
+    assert default.fingerprint == "chrome" and default.peer_verifier.carrier is Carrier.ECH
+    xray = configured(fingerprint="minimal")
+    assert xray.fingerprint == "minimal" and xray.peer_verifier.carrier is Carrier.SESSION_ID
+    assert xray.legacy_session_id_length == 32
+    both = configured(carrier="session_id")
+    assert both.fingerprint == "chrome" and both.peer_verifier.carrier is Carrier.SESSION_ID
