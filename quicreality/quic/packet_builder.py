@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..wire.buffer import Buffer
 from .crypto import CryptoPair
-from .packet import MIN_INITIAL_DATAGRAM_SIZE as MIN_INITIAL_DATAGRAM_SIZE
 from .packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
