@@ -6,7 +6,7 @@ Entry point: :class:`QuicConnection` (:mod:`.core`), driven by ``connect``, ``re
 Parts: :mod:`.state` (lifecycle and transition table), :mod:`.receive` (frame dispatch over
 :mod:`quicreality.quic.frames`), :mod:`.assembler` (packet and datagram building, the client's
 first Initial flight), :mod:`.tls_driver` (TLS outputs, keys, transport parameters), :mod:`.cids`
-(connection IDs).
+(connection IDs), :mod:`.streams` (streams, flow control, stream limits).
 """
 
 from __future__ import annotations

@@ -66,53 +66,27 @@ class SendPathMixin(ConnectionBase):
 
     def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
         """The ID the next locally opened stream of that kind will get."""
-        return self._local_next_stream[1 if is_unidirectional else 0]
-
-    def _create_stream(self, stream_id: int) -> QuicStream:
-        local = bool(stream_id & 1) == (not self.is_client)
-        uni = bool(stream_id & 2)
-        stream = QuicStream(
-            stream_id,
-            can_send=local or not uni,
-            can_receive=not (local and uni),
-            local_max_stream_data=self.configuration.max_stream_data,
-            peer_max_stream_data=self._initial_peer_stream_limit(stream_id),
-        )
-        self._streams[stream_id] = stream
-        return stream
-
-    def _stream_for_app_send(self, stream_id: int) -> QuicStream:
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            local = bool(stream_id & 1) == (not self.is_client)
-            idx = 1 if stream_id & 2 else 0
-            if not local or stream_id != self._local_next_stream[idx]:
-                raise LocalProtocolError(f"Stream {stream_id} cannot be opened or is closed")
-            self._local_next_stream[idx] += 4
-            stream = self._create_stream(stream_id)
-        if not stream.can_send:
-            raise LocalProtocolError(f"Stream {stream_id} is receive-only")
-        return stream
+        return self._stream_mgr.local_next_stream[1 if is_unidirectional else 0]
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data`` (and the FIN) on a stream, opening it if it is the next local one."""
-        stream = self._stream_for_app_send(stream_id)
+        stream = self._stream_mgr.stream_for_app_send(stream_id)
         if stream.send_state >= 2 and (data or end_stream):  # DATA_SENT and later
             if stream.send_state != 2 or data:
                 raise LocalProtocolError(f"Stream {stream_id} is finished or reset")
         stream.write(data, end_stream)
-        self._send_queue[stream_id] = stream
+        self._stream_mgr.send_queue[stream_id] = stream
 
     def stream_send_buffered(self, stream_id: int) -> int:
         """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
-        stream = self._streams.get(stream_id)
+        stream = self._stream_mgr.streams.get(stream_id)
         return stream.buffered if stream is not None else 0
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """Abandon sending on a stream (RESET_STREAM)."""
-        stream = self._stream_for_app_send(stream_id)
+        stream = self._stream_mgr.stream_for_app_send(stream_id)
         stream.reset(error_code)
-        self._send_queue[stream_id] = stream
+        self._stream_mgr.send_queue[stream_id] = stream
 
     def stop_stream(self, stream_id: int, error_code: int) -> None:
         """Ask the peer to stop sending (STOP_SENDING); a no-op once the stream is finished.
@@ -120,22 +94,15 @@ class SendPathMixin(ConnectionBase):
         Raises:
             LocalProtocolError: the stream cannot receive or was never opened.
         """
-        stream = self._streams.get(stream_id)
-        if stream is None and self._stream_was_closed(stream_id):
+        stream = self._stream_mgr.streams.get(stream_id)
+        if stream is None and self._stream_mgr.stream_was_closed(stream_id):
             return  # all of it was received and consumed: nothing left to stop (RFC 9000 §3.5)
         if stream is None or not stream.can_receive:
             raise LocalProtocolError(f"Stream {stream_id} cannot receive")
         if not stream.recv_finished:
             stream.stop_sending_pending = True
             stream.stop_sending_error_code = error_code
-            self._send_queue[stream_id] = stream
-
-    def _stream_was_closed(self, stream_id: int) -> bool:
-        """True for a receiving stream that was opened and has since been forgotten."""
-        idx = 1 if stream_id & 2 else 0
-        if self._is_local_stream(stream_id):
-            return idx == 0 and stream_id < self._local_next_stream[0]
-        return (stream_id >> 2) < self._peer_streams_opened[idx]
+            self._stream_mgr.send_queue[stream_id] = stream
 
     def pause_stream_reading(self, stream_id: int) -> None:
         """Hold back a stream's received data: :meth:`next_event` stops handing it out.
@@ -145,14 +112,14 @@ class SendPathMixin(ConnectionBase):
         for end-to-end backpressure when the data's destination is slow. A RESET_STREAM is
         still reported at once.
         """
-        self._reading_paused.add(stream_id)
+        self._stream_mgr.reading_paused.add(stream_id)
 
     def resume_stream_reading(self, stream_id: int) -> None:
         """Undo :meth:`pause_stream_reading`; buffered data is handed out by :meth:`next_event`."""
-        self._reading_paused.discard(stream_id)
-        stream = self._streams.get(stream_id)
+        self._stream_mgr.reading_paused.discard(stream_id)
+        stream = self._stream_mgr.streams.get(stream_id)
         if stream is not None and stream.has_ready_data():
-            self._ready_streams[stream_id] = stream
+            self._stream_mgr.ready_streams[stream_id] = stream
 
     def datagrams_pending(self) -> int:
         """DATAGRAM frames queued by :meth:`send_datagram_frame` and not yet put in a packet."""
@@ -177,38 +144,6 @@ class SendPathMixin(ConnectionBase):
             # RFC 9001 §6.1/§6.5: one update at a time; the previous one is still settling.
             raise LocalProtocolError("A key update is still in progress")
         self._key_update_requested = True
-
-    def _after_stream_consumed(self, stream: QuicStream) -> None:
-        if stream.maybe_update_max_stream_data():
-            self._send_queue[stream.stream_id] = stream
-        self._maybe_raise_max_data()
-        self._maybe_close_stream(stream)
-
-    def _maybe_raise_max_data(self) -> None:
-        """Announce a larger connection window once half of it is consumed (RFC 9000 §4.2)."""
-        window = self.configuration.max_data
-        if self._data_consumed + window // 2 > self._local_max_data:
-            self._local_max_data = self._data_consumed + window
-            self._local_max_data_pending = True
-
-    def _maybe_close_stream(self, stream: QuicStream) -> None:
-        if not (stream.send_finished and stream.recv_finished) or stream.has_ready_data():
-            return
-        if stream.stop_sending_pending or stream.reset_pending:
-            return
-        sid = stream.stream_id
-        if self._streams.pop(sid, None) is None:
-            return
-        self._send_queue.pop(sid, None)
-        self._reading_paused.discard(sid)
-        if not self._is_local_stream(sid):
-            idx = 1 if sid & 2 else 0
-            self._peer_streams_closed[idx] += 1
-            initial = (self.configuration.max_streams_bidi, self.configuration.max_streams_uni)[idx]
-            new_max = self._peer_streams_closed[idx] + initial
-            if new_max - self._local_max_streams[idx] >= max(1, initial // 2):
-                self._local_max_streams[idx] = new_max
-                self._local_max_streams_pending[idx] = True
 
     # --------------------------------------------------------- send path
 
@@ -396,7 +331,7 @@ class SendPathMixin(ConnectionBase):
     def _has_app_data(self, space_id: int) -> bool:
         if space_id != SPACE_APPLICATION:
             return self._crypto_streams[space_id].has_data_to_send()
-        return bool(self._send_queue) or self._handshake_done_pending
+        return bool(self._stream_mgr.send_queue) or self._handshake_done_pending
 
     def _write_ack(self, draft: _PacketDraft, space: Any, now: float) -> None:
         """ACK frame (RFC 9000 §19.3), largest range first."""
@@ -456,17 +391,17 @@ class SendPathMixin(ConnectionBase):
         while self._path_responses and buf.capacity - buf.tell() >= 9:
             f.push_path_response_frame(buf, self._path_responses.popleft())
             draft.ack_eliciting = True
-        if self._local_max_data_pending and buf.capacity - buf.tell() >= 9:
-            f.push_max_data_frame(buf, self._local_max_data)
-            self._local_max_data_pending = False
+        if self._stream_mgr.local_max_data_pending and buf.capacity - buf.tell() >= 9:
+            f.push_max_data_frame(buf, self._stream_mgr.local_max_data)
+            self._stream_mgr.local_max_data_pending = False
             draft.ack_eliciting = True
             draft.handlers.append((self._on_max_data_delivery, ()))
             if frames is not None:
-                frames.append({"frame_type": "max_data", "maximum": self._local_max_data})
+                frames.append({"frame_type": "max_data", "maximum": self._stream_mgr.local_max_data})
         for idx in (0, 1):
-            if self._local_max_streams_pending[idx] and buf.capacity - buf.tell() >= 9:
-                f.push_max_streams_frame(buf, bool(idx), self._local_max_streams[idx])
-                self._local_max_streams_pending[idx] = False
+            if self._stream_mgr.local_max_streams_pending[idx] and buf.capacity - buf.tell() >= 9:
+                f.push_max_streams_frame(buf, bool(idx), self._stream_mgr.local_max_streams[idx])
+                self._stream_mgr.local_max_streams_pending[idx] = False
                 draft.ack_eliciting = True
                 draft.handlers.append((self._on_max_streams_delivery, (idx,)))
         while self._cids_to_announce and buf.capacity - buf.tell() >= 48:
@@ -508,7 +443,7 @@ class SendPathMixin(ConnectionBase):
 
     def _write_stream_frames(self, draft: _PacketDraft) -> None:
         buf = draft.buf
-        queue = self._send_queue
+        queue = self._stream_mgr.send_queue
         if not queue:
             return
         handlers = draft.handlers
@@ -544,11 +479,11 @@ class SendPathMixin(ConnectionBase):
             if not stream.has_data_to_send():
                 del queue[stream_id]
                 continue
-            if self._is_local_stream(stream_id):
+            if self._stream_mgr.is_local_stream(stream_id):
                 idx = 1 if stream_id & 2 else 0
-                if (stream_id >> 2) >= self._peer_max_streams[idx]:
+                if (stream_id >> 2) >= self._stream_mgr.peer_max_streams[idx]:
                     continue  # blocked by the peer's stream limit
-            credit = self._peer_max_data - self._data_sent
+            credit = self._stream_mgr.peer_max_data - self._stream_mgr.data_sent
             highest = stream.send_highest
             max_offset = min(stream.peer_max_stream_data, highest + max(credit, 0))
             offset = stream.next_send_offset()
@@ -562,7 +497,7 @@ class SendPathMixin(ConnectionBase):
             buf.push_bytes(data)
             grown = stream.send_highest - highest
             if grown > 0:
-                self._data_sent += grown
+                self._stream_mgr.data_sent += grown
             handlers.append((self._on_stream_delivery, (stream, offset, length, fin)))
             draft.ack_eliciting = True
             if frames is not None:
@@ -579,11 +514,11 @@ class SendPathMixin(ConnectionBase):
         if delivered:
             stream.on_frame_acked(offset, length, fin)
             if stream.send_finished:
-                self._maybe_close_stream(stream)
+                self._stream_mgr.maybe_close_stream(stream)
         else:
             stream.on_frame_lost(offset, length, fin)
-            if stream.has_data_to_send() and stream.stream_id in self._streams:
-                self._send_queue[stream.stream_id] = stream
+            if stream.has_data_to_send() and stream.stream_id in self._stream_mgr.streams:
+                self._stream_mgr.send_queue[stream.stream_id] = stream
 
     def _on_handshake_done_delivery(self, delivered: bool) -> None:
         if not delivered:
@@ -591,11 +526,11 @@ class SendPathMixin(ConnectionBase):
 
     def _on_max_data_delivery(self, delivered: bool) -> None:
         if not delivered:
-            self._local_max_data_pending = True
+            self._stream_mgr.local_max_data_pending = True
 
     def _on_max_streams_delivery(self, delivered: bool, idx: int) -> None:
         if not delivered:
-            self._local_max_streams_pending[idx] = True
+            self._stream_mgr.local_max_streams_pending[idx] = True
 
     def _on_ncid_delivery(self, delivered: bool, entry: Any) -> None:
         if not delivered and entry in self._host_cids.entries:
@@ -608,22 +543,22 @@ class SendPathMixin(ConnectionBase):
             self._pings.append(uid)
 
     def _on_stop_sending_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and not stream.recv_finished and stream.stream_id in self._streams:
+        if not delivered and not stream.recv_finished and stream.stream_id in self._stream_mgr.streams:
             stream.stop_sending_pending = True
-            self._send_queue[stream.stream_id] = stream
+            self._stream_mgr.send_queue[stream.stream_id] = stream
 
     def _on_reset_delivery(self, delivered: bool, stream: QuicStream) -> None:
         if delivered:
             stream.send_state = StreamSendState.RESET_RECVD
-            self._maybe_close_stream(stream)
-        elif stream.stream_id in self._streams:
+            self._stream_mgr.maybe_close_stream(stream)
+        elif stream.stream_id in self._stream_mgr.streams:
             stream.reset_pending = True
-            self._send_queue[stream.stream_id] = stream
+            self._stream_mgr.send_queue[stream.stream_id] = stream
 
     def _on_msd_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and stream.stream_id in self._streams and not stream.recv_finished:
+        if not delivered and stream.stream_id in self._stream_mgr.streams and not stream.recv_finished:
             stream.max_stream_data_pending = True
-            self._send_queue[stream.stream_id] = stream
+            self._stream_mgr.send_queue[stream.stream_id] = stream
 
     # -------------------------------------------------------------- close
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..transport_params import QuicTransportParameters
     from .cids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
     from .state import ConnectionLifecycle, ConnectionState
+    from .streams import StreamManager
 
 
 class ConnectionBase:
@@ -79,22 +80,7 @@ class ConnectionBase:
         _cids_to_announce: list[ConnectionIdEntry]
         _packet_dcid: bytes
         # streams and flow control
-        _streams: dict[int, QuicStream]
-        _ready_streams: dict[int, QuicStream]
-        _reading_paused: set[int]
-        _send_queue: dict[int, QuicStream]
-        _local_max_data: int
-        _local_max_data_pending: bool
-        _data_received: int
-        _data_consumed: int
-        _peer_max_data: int
-        _data_sent: int
-        _local_max_streams: list[int]
-        _local_max_streams_pending: list[bool]
-        _peer_streams_closed: list[int]
-        _peer_streams_opened: list[int]
-        _peer_max_streams: list[int]
-        _local_next_stream: list[int]
+        _stream_mgr: StreamManager
         _datagrams_out: deque[bytes]
         _path_responses: deque[bytes]
         _pings: list[int]
@@ -114,12 +100,6 @@ class ConnectionBase:
         def _on_key_update(self, now: float, trigger: str) -> None: ...
         def _discard_space(self, space: int) -> None: ...
         def _handle_crypto_data(self, space_id: int, offset: int, data: bytes, now: float) -> None: ...
-        def _initial_peer_stream_limit(self, stream_id: int) -> int: ...
-        def _maybe_close_stream(self, stream: QuicStream) -> None: ...
-        def _create_stream(self, stream_id: int) -> QuicStream: ...
-        def _is_local_stream(self, stream_id: int) -> bool: ...
-        def _after_stream_consumed(self, stream: QuicStream) -> None: ...
-        def _maybe_raise_max_data(self) -> None: ...
 
     __slots__ = ()
 

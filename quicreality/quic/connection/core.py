@@ -55,6 +55,7 @@ from .assembler import SendPathMixin
 from .cids import HostConnectionIds, PeerConnectionIds
 from .receive import FrameHandlersMixin
 from .state import ConnectionLifecycle, ConnectionState
+from .streams import StreamManager
 from .tls_driver import TlsIntegrationMixin
 
 #: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
@@ -108,8 +109,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
         self._lifecycle = ConnectionLifecycle()
         self._events: deque[Any] = deque()
-        self._ready_streams: dict[int, QuicStream] = {}
-        self._reading_paused: set[int] = set()  # streams whose data next_event() holds back
         self._network_path: Any = None
 
         # Packet protection per space, CRYPTO streams per space.
@@ -149,20 +148,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._pacing_until: float | None = None
 
         # Streams and flow control.
-        self._streams: dict[int, QuicStream] = {}
-        self._send_queue: dict[int, QuicStream] = {}
-        self._local_max_data = cfg.max_data
-        self._local_max_data_pending = False
-        self._data_received = 0
-        self._data_consumed = 0
-        self._peer_max_data = 0
-        self._data_sent = 0
-        self._local_max_streams = [cfg.max_streams_bidi, cfg.max_streams_uni]
-        self._local_max_streams_pending = [False, False]
-        self._peer_streams_closed = [0, 0]
-        self._peer_streams_opened = [0, 0]
-        self._peer_max_streams = [0, 0]
-        self._local_next_stream = [0 if self.is_client else 1, 2 if self.is_client else 3]
+        self._stream_mgr = StreamManager(cfg, is_client=self.is_client)
         self._datagrams_out: deque[bytes] = deque()
         # RFC 9000 §8.2.2: PATH_RESPONSE echoes, bounded (the oldest are dropped; §21.9).
         self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
@@ -505,14 +491,14 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         """Pop the next :mod:`~quicreality.quic.events` event, or None."""
         if self._events:
             return self._events.popleft()
-        ready = self._ready_streams
+        ready = self._stream_mgr.ready_streams
         while ready:
             stream_id, stream = ready.popitem()
-            if not stream.has_ready_data() or stream_id in self._reading_paused:
+            if not stream.has_ready_data() or stream_id in self._stream_mgr.reading_paused:
                 continue  # a paused stream is re-queued by resume_stream_reading()
             data, fin = stream.pull_ready()
-            self._data_consumed += len(data)
-            self._after_stream_consumed(stream)
+            self._stream_mgr.data_consumed += len(data)
+            self._stream_mgr.after_stream_consumed(stream)
             return events.StreamDataReceived(stream_id=stream_id, data=data, end_stream=fin)
         return None
 

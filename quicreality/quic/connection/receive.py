@@ -17,7 +17,6 @@ from .. import events
 from .. import frames as f
 from ..errors import QuicConnectionError, QuicErrorCode
 from ..frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameType
-from ..streams import QuicStream
 from .base import ConnectionBase
 
 if TYPE_CHECKING:
@@ -90,18 +89,18 @@ class FrameHandlersMixin(ConnectionBase):
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.ResetStreamFrame)
         stream_id, error_code, final_size = frame.stream_id, frame.error_code, frame.final_size
-        stream = self._stream_for_receive(stream_id, frame_type)
+        stream = self._stream_mgr.stream_for_receive(stream_id, frame_type)
         if stream is None or stream.recv_finished:
             return
         consumed = stream.recv_delivered - stream.recv_unread  # what the application took
         increase = stream.handle_reset(error_code, final_size)
-        self._account_received(increase, frame_type)
+        self._stream_mgr.account_received(increase, frame_type)
         # RFC 9000 §4.5: the whole final size is spent; what was never read is credited back.
-        self._data_consumed += final_size - consumed
-        self._maybe_raise_max_data()
-        self._ready_streams.pop(stream_id, None)
+        self._stream_mgr.data_consumed += final_size - consumed
+        self._stream_mgr.maybe_raise_max_data()
+        self._stream_mgr.ready_streams.pop(stream_id, None)
         self._events.append(events.StreamReset(stream_id=stream_id, error_code=error_code))
-        self._maybe_close_stream(stream)
+        self._stream_mgr.maybe_close_stream(stream)
 
     def _handle_stop_sending_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:
@@ -109,12 +108,12 @@ class FrameHandlersMixin(ConnectionBase):
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.StopSendingFrame)
         stream_id, error_code = frame.stream_id, frame.error_code
-        stream = self._stream_for_send_frame(stream_id, frame_type)
+        stream = self._stream_mgr.stream_for_send_frame(stream_id, frame_type)
         if stream is None:
             return
         if not stream.send_finished:
             stream.reset(error_code)
-            self._send_queue[stream_id] = stream
+            self._stream_mgr.send_queue[stream_id] = stream
         self._events.append(events.StopSendingReceived(stream_id=stream_id, error_code=error_code))
 
     def _handle_crypto_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
@@ -133,22 +132,22 @@ class FrameHandlersMixin(ConnectionBase):
     def _handle_stream_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """STREAM (RFC 9000 §19.8)."""
         stream_id, offset, data, fin = f.pull_stream_frame(buf, frame_type)
-        stream = self._stream_for_receive(stream_id, frame_type)
+        stream = self._stream_mgr.stream_for_receive(stream_id, frame_type)
         if stream is None:
             return
         increase = stream.handle_frame(offset, data, fin)
         if increase:
-            self._account_received(increase, frame_type)
+            self._stream_mgr.account_received(increase, frame_type)
         if stream.has_ready_data():
-            self._ready_streams[stream_id] = stream
+            self._stream_mgr.ready_streams[stream_id] = stream
 
     def _handle_max_data_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """MAX_DATA (RFC 9000 §19.9)."""
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.MaxDataFrame)
         value = frame.maximum
-        if value > self._peer_max_data:
-            self._peer_max_data = value
+        if value > self._stream_mgr.peer_max_data:
+            self._stream_mgr.peer_max_data = value
 
     def _handle_max_stream_data_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                       now: float) -> None:
@@ -156,11 +155,11 @@ class FrameHandlersMixin(ConnectionBase):
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.MaxStreamDataFrame)
         stream_id, value = frame.stream_id, frame.maximum
-        stream = self._stream_for_send_frame(stream_id, frame_type)
+        stream = self._stream_mgr.stream_for_send_frame(stream_id, frame_type)
         if stream is not None and value > stream.peer_max_stream_data:
             stream.peer_max_stream_data = value
             if stream.has_data_to_send():
-                self._send_queue[stream_id] = stream
+                self._stream_mgr.send_queue[stream_id] = stream
 
     def _handle_max_streams_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                   now: float) -> None:
@@ -169,8 +168,8 @@ class FrameHandlersMixin(ConnectionBase):
         assert isinstance(frame, f.MaxStreamsFrame)
         value = frame.maximum
         idx = frame_type & 1
-        if value > self._peer_max_streams[idx]:
-            self._peer_max_streams[idx] = value
+        if value > self._stream_mgr.peer_max_streams[idx]:
+            self._stream_mgr.peer_max_streams[idx] = value
 
     def _handle_data_blocked_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:
@@ -182,7 +181,7 @@ class FrameHandlersMixin(ConnectionBase):
         """STREAM_DATA_BLOCKED (RFC 9000 §19.13): informational, but the stream must be valid."""
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.StreamDataBlockedFrame)
-        self._stream_for_receive(frame.stream_id, frame_type)
+        self._stream_mgr.stream_for_receive(frame.stream_id, frame_type)
 
     def _handle_streams_blocked_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                       now: float) -> None:
@@ -249,70 +248,6 @@ class FrameHandlersMixin(ConnectionBase):
         self._events.append(events.DatagramFrameReceived(data=data))
 
     # -------------------------------------------------------------- helpers
-
-    def _account_received(self, increase: int, frame_type: int) -> None:
-        """Connection-level receive flow control (RFC 9000 §4.1)."""
-        self._data_received += increase
-        if self._data_received > self._local_max_data:
-            raise QuicConnectionError(QuicErrorCode.FLOW_CONTROL_ERROR, frame_type,
-                                      "Connection flow control exceeded")
-
-    def _is_local_stream(self, stream_id: int) -> bool:
-        return bool(stream_id & 1) == (not self.is_client)
-
-    def _stream_for_receive(self, stream_id: int, frame_type: int) -> QuicStream | None:
-        """Find or open the stream a receive-side frame refers to (RFC 9000 §3.2, §4.6)."""
-        stream = self._streams.get(stream_id)
-        if stream is not None:
-            if not stream.can_receive:
-                raise QuicConnectionError(QuicErrorCode.STREAM_STATE_ERROR, frame_type,
-                                          "Stream is send-only")
-            return stream
-        uni = bool(stream_id & 2)
-        if self._is_local_stream(stream_id):
-            if uni:
-                raise QuicConnectionError(QuicErrorCode.STREAM_STATE_ERROR, frame_type,
-                                          "Stream is send-only")
-            if stream_id >= self._local_next_stream[0]:
-                raise QuicConnectionError(QuicErrorCode.STREAM_STATE_ERROR, frame_type,
-                                          "Stream not opened")
-            return None
-        return self._open_peer_stream(stream_id, frame_type)
-
-    def _stream_for_send_frame(self, stream_id: int, frame_type: int) -> QuicStream | None:
-        """Find or open the stream a send-side frame (MAX_STREAM_DATA, STOP_SENDING) refers to."""
-        stream = self._streams.get(stream_id)
-        if stream is not None:
-            if not stream.can_send:
-                raise QuicConnectionError(QuicErrorCode.STREAM_STATE_ERROR, frame_type,
-                                          "Stream is receive-only")
-            return stream
-        uni = bool(stream_id & 2)
-        if self._is_local_stream(stream_id):
-            if stream_id >= self._local_next_stream[1 if uni else 0]:
-                raise QuicConnectionError(QuicErrorCode.STREAM_STATE_ERROR, frame_type,
-                                          "Stream not opened")
-            return None
-        if uni:
-            raise QuicConnectionError(QuicErrorCode.STREAM_STATE_ERROR, frame_type,
-                                      "Stream is receive-only")
-        return self._open_peer_stream(stream_id, frame_type)
-
-    def _open_peer_stream(self, stream_id: int, frame_type: int) -> QuicStream | None:
-        idx = 1 if stream_id & 2 else 0
-        count = (stream_id >> 2) + 1
-        if count > self._local_max_streams[idx]:
-            raise QuicConnectionError(QuicErrorCode.STREAM_LIMIT_ERROR, frame_type,
-                                      "Stream limit exceeded")
-        opened = self._peer_streams_opened[idx]
-        if count <= opened:
-            return None  # already closed
-        low_bits = stream_id & 3
-        stream: QuicStream | None = None
-        for n in range(opened, count):
-            stream = self._create_stream((n << 2) | low_bits)
-        self._peer_streams_opened[idx] = count
-        return stream
 
 
 _M = FrameHandlersMixin

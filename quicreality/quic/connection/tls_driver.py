@@ -192,25 +192,10 @@ class TlsIntegrationMixin(ConnectionBase):
             peer_idle = params.max_idle_timeout / 1000.0
             if not self._idle_timeout or peer_idle < self._idle_timeout:
                 self._idle_timeout = peer_idle
-        self._peer_max_data = params.initial_max_data or 0
-        self._peer_max_streams = [params.initial_max_streams_bidi or 0,
-                                  params.initial_max_streams_uni or 0]
-        for stream in self._streams.values():
-            stream.peer_max_stream_data = max(
-                stream.peer_max_stream_data, self._initial_peer_stream_limit(stream.stream_id)
-            )
+        self._stream_mgr.apply_peer_params(params)
         if params.max_udp_payload_size is not None:
             self._max_datagram_size = min(self._max_datagram_size, params.max_udp_payload_size)
         self._qlog.parameters_set(now, "remote", _params_for_qlog(params))
-
-    def _initial_peer_stream_limit(self, stream_id: int) -> int:
-        p = self._peer_params
-        if stream_id & 2:
-            return p.initial_max_stream_data_uni or 0
-        local = bool(stream_id & 1) == (not self.is_client)
-        if local:
-            return p.initial_max_stream_data_bidi_remote or 0
-        return p.initial_max_stream_data_bidi_local or 0
 
     def _handle_crypto_data(self, space_id: int, offset: int, data: bytes, now: float) -> None:
         stream = self._crypto_streams[space_id]
