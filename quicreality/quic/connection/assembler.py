@@ -443,7 +443,8 @@ class SendPathMixin(ConnectionBase):
 
     def _write_stream_frames(self, draft: _PacketDraft) -> None:
         buf = draft.buf
-        queue = self._stream_mgr.send_queue
+        mgr = self._stream_mgr
+        queue = mgr.send_queue
         if not queue:
             return
         handlers = draft.handlers
@@ -479,11 +480,11 @@ class SendPathMixin(ConnectionBase):
             if not stream.has_data_to_send():
                 del queue[stream_id]
                 continue
-            if self._stream_mgr.is_local_stream(stream_id):
+            if mgr.is_local_stream(stream_id):
                 idx = 1 if stream_id & 2 else 0
-                if (stream_id >> 2) >= self._stream_mgr.peer_max_streams[idx]:
+                if (stream_id >> 2) >= mgr.peer_max_streams[idx]:
                     continue  # blocked by the peer's stream limit
-            credit = self._stream_mgr.peer_max_data - self._stream_mgr.data_sent
+            credit = mgr.peer_max_data - mgr.data_sent
             highest = stream.send_highest
             max_offset = min(stream.peer_max_stream_data, highest + max(credit, 0))
             offset = stream.next_send_offset()
@@ -497,7 +498,7 @@ class SendPathMixin(ConnectionBase):
             buf.push_bytes(data)
             grown = stream.send_highest - highest
             if grown > 0:
-                self._stream_mgr.data_sent += grown
+                mgr.data_sent += grown
             handlers.append((self._on_stream_delivery, (stream, offset, length, fin)))
             draft.ack_eliciting = True
             if frames is not None:
