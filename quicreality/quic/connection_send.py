@@ -263,15 +263,26 @@ class SendPathMixin(ConnectionBase):
         drafts: list[_PacketDraft] = []
         used = 0
         pacing_ok = self._pacer_allows(now)
+        shaper = None if self.is_client else self.configuration.flight_shape
+        step = shaper.step() if shaper is not None else None
+        if step is not None:  # a server's first flight cut to the target's shape (flight_shape.py)
+            max_size = min(max_size, step.size)
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
             pair = self._cryptos[space_id]
             if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded:
                 continue
-            draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
+            if step is not None and space_id not in step.spaces:
+                continue
+            ack_only = step is not None and space_id == SPACE_INITIAL and (
+                step.ack_only or step.size < MIN_INITIAL_DATAGRAM_SIZE)
+            draft = (self._ack_only_draft(space_id, max_size - used, now) if ack_only
+                     else self._fill_packet(space_id, max_size - used, now, pacing_ok))
             if draft is None:
                 continue
             drafts.append(draft)
             used += draft.header_size + draft.buf.tell() + AEAD_TAG_SIZE
+        if step is not None and (drafts or shaper.sent):
+            used = self._shape_drafts(drafts, used, step, shaper)
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
@@ -306,7 +317,49 @@ class SendPathMixin(ConnectionBase):
             if space_id == SPACE_HANDSHAKE and self.is_client and not self._sent_handshake_packet:
                 self._sent_handshake_packet = True
                 self._discard_space(SPACE_INITIAL)
+        if step is not None and drafts:
+            shaper.advance(len(out))
         return bytes(out)
+
+    def _ack_only_draft(self, space_id: int, room: int, now: float) -> _PacketDraft | None:
+        """A packet with just an ACK of what the space received (a shaped early Initial)."""
+        space = self._recovery.spaces[space_id]
+        hdr = header_size(_packet_types()[space_id], len(self._peer_cids.current.cid),
+                          len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
+        if not space.received:
+            return None
+        # _write_ack wants 32 bytes of room; the step's size is met by padding, not by the buffer.
+        draft = _PacketDraft(space_id, max(room - hdr - AEAD_TAG_SIZE, 64), hdr,
+                             self._qlog_frames)
+        self._write_ack(draft, space, now)
+        return draft if draft.buf.tell() else None
+
+    def _shape_drafts(self, drafts: list[_PacketDraft], used: int, step: Any, shaper: Any) -> int:
+        """Give every space of ``step`` a packet (PADDING-only if it has nothing) and pad the last
+        one to ``step.size``; return the datagram's new size. Stops the shaper when a space of the
+        step has no keys (the shape no longer fits this connection)."""
+        have = {d.space_id for d in drafts}
+        for space_id in step.spaces:
+            if space_id in have:
+                continue
+            if not self._cryptos[space_id].send.is_valid() or \
+                    self._recovery.spaces[space_id].discarded:
+                shaper.finish()
+                return used
+            hdr = header_size(_packet_types()[space_id], len(self._peer_cids.current.cid),
+                              len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
+            draft = _PacketDraft(space_id, step.size, hdr, self._qlog_frames)
+            draft.buf.push_bytes(bytes(4))  # PADDING; also the HP sample minimum (RFC 9001 §5.4.2)
+            draft.in_flight = True  # RFC 9002 §2: PADDING-only packets count in flight
+            drafts.append(draft)
+            used += hdr + 4 + AEAD_TAG_SIZE
+        drafts.sort(key=lambda d: d.space_id)
+        last = drafts[-1]
+        deficit = min(step.size - used, last.buf.capacity - last.buf.tell())
+        if deficit > 0:
+            last.buf.push_bytes(bytes(deficit))
+            used += deficit
+        return used
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)

@@ -1,0 +1,75 @@
+"""A server's first flight cut to a given shape: datagram count, sizes and coalescing (sans-IO).
+
+A REALITY listener answers an accepted client in place of the target, and a passive observer sees
+the sizes and long-header types of the server's first datagrams. :class:`FlightShape` says what
+the target's first flight looked like; :class:`FlightShaper` is the per-connection cursor the send
+path consults (``QuicConfiguration.flight_shape``), one datagram at a time:
+
+* the datagram holds only packets of the step's spaces (``spaces``, in order);
+* an ``ack_only`` step (the early ACK-only Initial ngtcp2 sends) carries no CRYPTO;
+* a space of the step that has nothing to send gets a PADDING-only packet (encrypted, so an
+  observer sees a Handshake or 1-RTT packet of the same size);
+* the last packet is filled with PADDING frames (RFC 9000 §19.1) up to ``size``.
+
+Padding frames rather than a padded certificate: PADDING needs no change to TLS, works for every
+step (also the ACK-only Initial and the 1-RTT packet), and the sizes come out exact; a padded
+certificate would only stretch the Handshake CRYPTO stream. Our content that does not fit the
+shape (a step is too small) is sent after the plan, unshaped; once every step is sent, or the
+connection's keys for a step's space are gone, the shaper is done and the send path is unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Packet spaces, as the send path numbers them (Initial, Handshake, Application).
+SPACE_NAMES = ("initial", "handshake", "1rtt")
+
+
+@dataclass(frozen=True, slots=True)
+class ShapedDatagram:
+    """One datagram of the shape: its UDP payload ``size``, the packet spaces coalesced in it."""
+
+    size: int
+    spaces: tuple[int, ...]
+    ack_only: bool = False
+
+    def describe(self) -> str:
+        """``52:initial(ack)``-style text for logs and docs."""
+        kinds = "+".join(SPACE_NAMES[s] for s in self.spaces)
+        return f"{self.size}:{kinds}{'(ack)' if self.ack_only else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class FlightShape:
+    """The datagrams of a server's first flight, in order (see the module docstring)."""
+
+    datagrams: tuple[ShapedDatagram, ...]
+
+    def describe(self) -> str:
+        """The steps, comma-separated."""
+        return ", ".join(d.describe() for d in self.datagrams)
+
+
+class FlightShaper:
+    """The per-connection cursor over a :class:`FlightShape` (not shared between connections)."""
+
+    def __init__(self, shape: FlightShape) -> None:
+        self.shape = shape
+        self._index = 0
+        #: sizes of the datagrams sent under the shape (for tests and the qlog)
+        self.sent: list[int] = []
+
+    def step(self) -> ShapedDatagram | None:
+        """The next datagram to build, or None when the shape is used up."""
+        steps = self.shape.datagrams
+        return steps[self._index] if self._index < len(steps) else None
+
+    def advance(self, size: int) -> None:
+        """The current step's datagram was built with ``size`` bytes."""
+        self.sent.append(size)
+        self._index += 1
+
+    def finish(self) -> None:
+        """Stop shaping (a step can no longer be built)."""
+        self._index = len(self.shape.datagrams)
