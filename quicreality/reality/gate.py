@@ -74,6 +74,7 @@ from .headers import (
     source_key,
 )
 from .reassembly import Chunk, HelloAssembly, PacketCheck
+from .target_shape import TargetShape
 
 __all__ = ["MIN_INITIAL_DATAGRAM", "Accept", "Decided", "FlowClosed", "Forward", "GateDecision",
            "GateEvent", "Pending", "RealityGate", "TargetAction", "TargetSink"]
@@ -206,6 +207,10 @@ class RealityGate:
         identity: the per-process Ed25519 identity for accepted connections.
         wall_clock: ``() -> Unix seconds`` for the token timestamp and the replay cache.
         target_sink: optional; see the module docstring (settable later as ``target_sink``).
+        shape_source: optional ``(sni) -> TargetShape | None``: the target's learned answer for
+            an SNI; an accepted connection copies it (:mod:`~quicreality.reality.binding`).
+            Settable later as ``shape_source``; without it (or without a shape yet) accepted
+            connections answer with our own flight.
     """
 
     def __init__(
@@ -215,11 +220,13 @@ class RealityGate:
         *,
         wall_clock: Callable[[], float],
         target_sink: TargetSink | None = None,
+        shape_source: Callable[[str | None], TargetShape | None] | None = None,
     ) -> None:
         self.config = config
         self.limits: GateLimits = config.limits
         self.identity = identity
         self.target_sink = target_sink
+        self.shape_source = shape_source
         self._wall_clock = wall_clock
         self.replay_cache = ReplayCache(
             config.limits.replay_cache_size, config.replay_window_ms / 1000.0
@@ -463,9 +470,12 @@ class RealityGate:
         while len(self._accepted) > self.limits.max_pending_flows:  # bounded: each has a socket
             old, _ = self._accepted.popitem(last=False)
             self._events.append(FlowClosed(old, "accepted: drain table full"))
+        source = self.shape_source
+        shape = source(verdict.server_name) if source is not None else None
         return Accept(
             datagrams=tuple(flow.datagrams),
-            configure=configure_accepted(self.identity, verdict, flow.hello, now),
+            configure=configure_accepted(self.identity, verdict, flow.hello, now,
+                                         shape=shape, client_scid_len=len(flow.scid)),
             addr=addr,
             verdict=verdict,
             mirror=data,
