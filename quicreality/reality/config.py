@@ -9,6 +9,7 @@ target = "127.0.0.1:8443"               # the real QUIC site for everyone else
 max_time_diff_ms = 120000               # the timestamp window (default 120000; 0 is refused)
 min_client_ver = "26.3.27"              # Xray's default when absent; "0.0.0" = no lower bound
 max_client_ver = ""                     # "" or absent = no upper bound
+shape_ttl_s = 600                       # re-learn the target's answer shape this often; 0 = off
 # Optional limits of the gate and relay (our additions, defaults shown by `docs/reality.md`):
 # max_pending_flows, max_pending_per_source, max_pending_bytes, pending_timeout_ms,
 # held_timeout_ms, max_client_hello_bytes, max_crypto_fragments, max_fallback_flows,
@@ -107,6 +108,8 @@ class RealityServerConfig:
     min_client_ver: ClientVersion | None = XRAY_DEFAULT_MIN_CLIENT_VER
     max_client_ver: ClientVersion | None = None
     limits: GateLimits = GateLimits()
+    #: how long a learned target shape stays fresh (seconds); 0 turns learning and shaping off
+    shape_ttl_s: int = 600
     _key: x25519.X25519PrivateKey | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -160,6 +163,7 @@ _KEYS = {
     "max_time_diff_ms",
     "min_client_ver",
     "max_client_ver",
+    "shape_ttl_s",
     *_LIMIT_KEYS,
 }
 
@@ -281,6 +285,7 @@ def parse_reality_table(table: Mapping[str, Any]) -> RealityServerConfig:
         min_client_ver=min_ver,
         max_client_ver=max_ver,
         limits=GateLimits(**limits),
+        shape_ttl_s=_int(table, "shape_ttl_s", 600),
     )
 
 

@@ -38,7 +38,7 @@ from ..tls import messages as m
 from ..tls.alerts import TlsAlert
 from ..wire.buffer import Buffer, BufferReadError
 
-__all__ = ["ServerHelloShape", "ShapeError", "TargetShape", "parse_target_flight"]
+__all__ = ["ServerHelloShape", "ShapeError", "TargetShape", "has_one_rtt", "parse_target_flight"]
 
 _SPACE_OF = {PACKET_TYPE_INITIAL: 0, PACKET_TYPE_HANDSHAKE: 1, PACKET_TYPE_ONE_RTT: 2}
 #: Datagrams at least this large are padded by the target: their size does not follow the CIDs.
@@ -112,6 +112,14 @@ def _packets(data: bytes) -> list[tuple[int, int, int, bytes]]:
         out.append((header.packet_type, start, header.packet_end, header.source_cid))
         buf.seek(header.packet_end)
     return out
+
+
+def has_one_rtt(data: bytes) -> bool:
+    """Whether a datagram holds a 1-RTT (short header) packet."""
+    try:
+        return any(p[0] == PACKET_TYPE_ONE_RTT for p in _packets(data))
+    except ShapeError:
+        return False
 
 
 def _crypto_frames(payload: bytes) -> tuple[list[tuple[int, bytes]], bool]:
