@@ -61,7 +61,13 @@ from ..reality.gate import (
     TargetAction,
 )
 from ..reality.shape_cache import ShapeCache
-from ..reality.target_shape import ShapeError, TargetShape, has_one_rtt, parse_target_flight
+from ..reality.target_shape import (
+    ShapeError,
+    TargetShape,
+    has_one_rtt,
+    most_common,
+    parse_target_flight,
+)
 from .fallback import FallbackRelay
 from .server import QuicServer
 
@@ -73,6 +79,8 @@ _TIMER_RETRY = 0.05
 _OPEN_WARNING_INTERVAL = 10.0
 #: One learning handshake with the target gives up after this long (seconds).
 LEARN_TIMEOUT = 5.0
+#: Handshakes per learning round; the most common answer is kept (timing varies a little).
+LEARN_SAMPLES = 3
 
 
 async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
@@ -120,8 +128,15 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
             except (asyncio.TimeoutError, TimeoutError):
                 conn.handle_timer(loop.time())
             else:
-                seen.append((True, data))
-                conn.receive_datagram(data, addr, loop.time())
+                batch = [data]
+                while True:  # all that already arrived, as the edge reads a batch
+                    try:
+                        batch.append(sock.recv(65535))
+                    except BlockingIOError:
+                        break
+                for data in batch:
+                    seen.append((True, data))
+                    conn.receive_datagram(data, addr, loop.time())
             while (event := conn.next_event()) is not None:
                 if isinstance(event, quic_events.HandshakeCompleted):
                     completed = True
@@ -234,11 +249,13 @@ class RealityServer(QuicServer):
             for sni in shapes.wanted(snis, self.now()):
                 shapes.start(sni)
                 try:
-                    shape = await learn_target_shape(self._target, sni)
+                    samples = [await learn_target_shape(self._target, sni)
+                               for _ in range(LEARN_SAMPLES)]
                 except ShapeError as exc:
                     shapes.failed(sni, str(exc), self.now())
                     log.warning("cannot learn the target's shape for %s: %s", sni, exc)
                     continue
+                shape = most_common(samples)
                 shapes.learned(sni, shape, self.now())
                 log.info("target shape for %s: %s", sni, shape.describe())
                 self.endpoint_qlog.custom(self.now(), "reality:target_shape",

@@ -31,6 +31,9 @@ _QLOG_TYPES = ("initial", "handshake", "1RTT")
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
+#: A shaped first flight may copy datagrams up to this size (quic-go pads to 1252) before the path
+#: is known; never beyond the peer's max_udp_payload_size. 1452 = a 1500-byte MTU less IPv6/UDP.
+MAX_SHAPED_DATAGRAM_SIZE = 1452
 
 
 def _packet_types() -> tuple[int, int, int]:
@@ -254,6 +257,13 @@ class SendPathMixin(ConnectionBase):
 
     def _build_datagram(self, now: float) -> bytes | None:
         max_size = self._max_datagram_size if self._handshake_confirmed else 1200
+        shaper = None if self.is_client else self.configuration.flight_shape
+        step = shaper.step() if shaper is not None else None
+        if step is not None:  # a server's first flight cut to the target's shape (flight_shape.py)
+            limit = self._peer_params.max_udp_payload_size or MAX_SHAPED_DATAGRAM_SIZE
+            # A padded step is exact; a small one is a floor (our content is never split for it).
+            want = step.size if step.size >= MIN_INITIAL_DATAGRAM_SIZE else max_size
+            max_size = min(want, limit, MAX_SHAPED_DATAGRAM_SIZE)
         if not self._address_validated:
             budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
             if budget < max_size:
@@ -263,10 +273,6 @@ class SendPathMixin(ConnectionBase):
         drafts: list[_PacketDraft] = []
         used = 0
         pacing_ok = self._pacer_allows(now)
-        shaper = None if self.is_client else self.configuration.flight_shape
-        step = shaper.step() if shaper is not None else None
-        if step is not None:  # a server's first flight cut to the target's shape (flight_shape.py)
-            max_size = min(max_size, step.size)
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
             pair = self._cryptos[space_id]
             if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded:

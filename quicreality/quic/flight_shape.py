@@ -9,12 +9,15 @@ path consults (``QuicConfiguration.flight_shape``), one datagram at a time:
 * an ``ack_only`` step (the early ACK-only Initial ngtcp2 sends) carries no CRYPTO;
 * a space of the step that has nothing to send gets a PADDING-only packet (encrypted, so an
   observer sees a Handshake or 1-RTT packet of the same size);
-* the last packet is filled with PADDING frames (RFC 9000 §19.1) up to ``size``.
+* the last packet is filled with PADDING frames (RFC 9000 §19.1) up to ``size``;
+* a step of 1200 bytes or more (a padded datagram of the target) is also a ceiling; a smaller one
+  (an ACK, the target's 0.5-RTT data) is only a floor: what we have for its spaces is sent in it
+  whole, even if that makes it larger, rather than split into more datagrams than the target's.
 
 Padding frames rather than a padded certificate: PADDING needs no change to TLS, works for every
 step (also the ACK-only Initial and the 1-RTT packet), and the sizes come out exact; a padded
-certificate would only stretch the Handshake CRYPTO stream. Our content that does not fit the
-shape (a step is too small) is sent after the plan, unshaped; once every step is sent, or the
+certificate would only stretch the Handshake CRYPTO stream. Our content that does not fit a
+padded step is sent after the plan, unshaped; once every step is sent, or the
 connection's keys for a step's space are gone, the shaper is done and the send path is unchanged.
 """
 

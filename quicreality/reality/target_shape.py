@@ -9,8 +9,9 @@ client's and the server's, in the order they crossed the wire. Handshake and 1-R
 be decrypted by an observer and are not decrypted here either: only their sizes and types count.
 
 The first flight ends where the fingerprint tool ends it (``docs/camouflage.md``): at the client's
-first datagram holding a 1-RTT packet; without one, at the server's first datagram holding only
-1-RTT packets (that datagram excluded).
+first datagram holding a 1-RTT packet (the server's 1-RTT-only datagrams before it are part of the
+flight: quic-go sends its 0.5-RTT data so); without one, at the server's first datagram holding
+only 1-RTT packets (that datagram excluded).
 
 :meth:`TargetShape.flight_shape` turns the record into the
 :class:`~quicreality.quic.flight_shape.FlightShape` an accepted connection's send path follows, and
@@ -38,7 +39,8 @@ from ..tls import messages as m
 from ..tls.alerts import TlsAlert
 from ..wire.buffer import Buffer, BufferReadError
 
-__all__ = ["ServerHelloShape", "ShapeError", "TargetShape", "has_one_rtt", "parse_target_flight"]
+__all__ = ["ServerHelloShape", "ShapeError", "TargetShape", "has_one_rtt", "most_common",
+           "parse_target_flight"]
 
 _SPACE_OF = {PACKET_TYPE_INITIAL: 0, PACKET_TYPE_HANDSHAKE: 1, PACKET_TYPE_ONE_RTT: 2}
 #: Datagrams at least this large are padded by the target: their size does not follow the CIDs.
@@ -200,17 +202,21 @@ def parse_target_flight(datagrams: Iterable[tuple[bool, bytes]]) -> TargetShape:
     crypto = bytearray()
     hellos: list[ServerHelloShape] = []
     largest_pn = -1
+    only_one_rtt_at: int | None = None  # the server's first datagram of only 1-RTT packets
+    ended = False
     for from_server, data in items:
         packets = _packets(data)
         if not from_server:
             if shaped and any(p[0] == PACKET_TYPE_ONE_RTT for p in packets):
+                ended = True
                 break  # the client's first 1-RTT datagram ends the server's flight
             continue
         types = tuple(p[0] for p in packets)
         if types and all(t == PACKET_TYPE_ONE_RTT for t in types):
-            if shaped:
-                break
-            continue
+            if not shaped:
+                continue
+            if only_one_rtt_at is None:
+                only_one_rtt_at = len(shaped)
         ack_only = False
         for ptype, start, end, scid in packets:
             if ptype == PACKET_TYPE_ONE_RTT:
@@ -233,6 +239,8 @@ def parse_target_flight(datagrams: Iterable[tuple[bool, bytes]]) -> TargetShape:
                     crypto[offset:offset + len(chunk)] = chunk
             hellos = _server_hellos(bytes(crypto))
         shaped.append(ShapedDatagram(len(data), tuple(_SPACE_OF[t] for t in types), ack_only))
+    if not ended and only_one_rtt_at is not None:
+        shaped = shaped[:only_one_rtt_at]
     if not shaped:
         raise ShapeError("no server datagram before the client's first 1-RTT packet")
     hello = hellos[-1] if hellos else None
@@ -240,3 +248,22 @@ def parse_target_flight(datagrams: Iterable[tuple[bool, bytes]]) -> TargetShape:
         hello = ServerHelloShape(hello.cipher_suite, hello.extension_order, hello.key_share_group,
                                  hello_retry=True)
     return TargetShape(hello, tuple(shaped), scid_len or 0, len(client_scid))
+
+
+def most_common(shapes: Iterable[TargetShape]) -> TargetShape:
+    """The shape seen most often among several handshakes (on a tie, the latest of those tied).
+
+    A target's first flight depends a little on its timing (quic-go coalesces its 0.5-RTT data
+    when it is ready in time, else sends it alone): one sample may be the exception.
+
+    Raises:
+        ValueError: no shapes.
+    """
+    items = list(shapes)
+    if not items:
+        raise ValueError("no shapes")
+    counts: dict[TargetShape, int] = {}
+    for shape in items:
+        counts[shape] = counts.get(shape, 0) + 1
+    best = max(counts.values())
+    return next(shape for shape in reversed(items) if counts[shape] == best)
