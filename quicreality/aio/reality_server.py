@@ -59,6 +59,7 @@ from ..reality.gate import (
     Pending,
     RealityGate,
     TargetAction,
+    ToTarget,
 )
 from ..reality.shape_cache import ShapeCache
 from ..reality.target_shape import (
@@ -317,11 +318,13 @@ class RealityServer(QuicServer):
         self.metrics.fallback_bytes.labels(direction=RealityMetrics.TARGET_TO_CLIENT).inc(len(data))
 
     def _on_target_datagram(self, addr: Any, data: bytes) -> None:
-        action = self.gate.receive_target_datagram(addr, data, self.now())
+        now = self.now()
+        action = self.gate.receive_target_datagram(addr, data, now)
         if action is TargetAction.RELAY:
             self._to_client(addr, data)
         elif action is TargetAction.DROP:
             self.metrics.target_dropped.inc()
+            self._gate_events(now)  # the accepted flow's close to the target, if due
 
     def _record_verdict(self, addr: Any, verdict: RealityVerdict, now: float) -> None:
         self.metrics.verdict(verdict)
@@ -340,6 +343,9 @@ class RealityServer(QuicServer):
                         self._to_client(addr, held)
                 case FlowClosed(addr=addr):
                     self.relay.close(addr)
+                case ToTarget(addr=addr, data=data):
+                    if addr in self.relay:
+                        self.relay.send(addr, data)
         self.metrics.fallback_flows_active.set(self.gate.fallback_flows)
         self.metrics.pending_flows.set(self.gate.pending_flows)
 

@@ -61,6 +61,7 @@ from ..quic.packet import (
     pull_quic_header,
 )
 from ..wire.buffer import Buffer, BufferReadError
+from .abandon import client_initial_close
 from .auth import RealityVerdict, Reason, ReplayCache, verify_client_hello
 from .binding import configure_accepted
 from .cert import RealityIdentity
@@ -77,7 +78,7 @@ from .reassembly import Chunk, HelloAssembly, PacketCheck
 from .target_shape import TargetShape
 
 __all__ = ["MIN_INITIAL_DATAGRAM", "Accept", "Decided", "FlowClosed", "Forward", "GateDecision",
-           "GateEvent", "Pending", "RealityGate", "TargetAction", "TargetSink"]
+           "GateEvent", "Pending", "RealityGate", "TargetAction", "TargetSink", "ToTarget"]
 
 #: At most this many target datagrams are held for a pending flow (released on reject).
 MAX_HELD_TARGET_DATAGRAMS = 16
@@ -157,7 +158,16 @@ class FlowClosed:
     why: str
 
 
-GateEvent = Decided | FlowClosed
+@dataclass(frozen=True, slots=True)
+class ToTarget:
+    """Send ``data`` to the target on ``addr``'s flow (the accepted flow's close, see
+    :mod:`~quicreality.reality.abandon`)."""
+
+    addr: Any
+    data: bytes
+
+
+GateEvent = Decided | FlowClosed | ToTarget
 
 
 class TargetAction(Enum):
@@ -236,6 +246,10 @@ class RealityGate:
         self._held: OrderedDict[Any, float] = OrderedDict()  # addr -> release deadline
         self._fallback: OrderedDict[Any, _RelayFlow] = OrderedDict()  # LRU by last activity
         self._accepted: OrderedDict[Any, float] = OrderedDict()  # addr -> drain deadline
+        #: accepted flows whose target connection is still to be closed: (odcid, scid, next pn)
+        self._to_close: dict[Any, tuple[bytes, bytes, int]] = {}
+        #: close the target's half-open connection of an accepted flow (abandon.py)
+        self.close_target = True
         self._events: deque[GateEvent] = deque()
 
     # --- sizes (metrics) ------------------------------------------------------------------
@@ -279,6 +293,7 @@ class RealityGate:
             return self._continue(flow, data, addr, now)
         # A new flow (an accepted address whose datagram matched no connection starts over).
         self._accepted.pop(addr, None)
+        self._to_close.pop(addr, None)
         return self._start(data, addr, now, prior=None)
 
     def _sent_early(self, addr: Any, data: bytes, new_flow: bool) -> bool:
@@ -350,6 +365,12 @@ class RealityGate:
             return TargetAction.RELAY
         flow = self._pending.get(addr)
         if flow is None:
+            closing = self._to_close.pop(addr, None)
+            scid = long_header_scid(data) if closing is not None else None
+            if closing is not None and scid is not None and addr in self._accepted:
+                odcid, client_scid, pn = closing
+                self._events.append(ToTarget(addr, client_initial_close(odcid, scid, client_scid,
+                                                                        pn)))
             return TargetAction.DROP
         if flow.prior is not None and not addressed_to(data, flow.scid):
             # The old connection on this address (judged afresh): it keeps its relay.
@@ -414,6 +435,7 @@ class RealityGate:
             if deadline > now:
                 break
             del self._accepted[addr]
+            self._to_close.pop(addr, None)
             self._events.append(FlowClosed(addr, "accepted: drain over"))
 
     def next_event(self) -> GateEvent | None:
@@ -469,7 +491,10 @@ class RealityGate:
         self._accepted.move_to_end(addr)
         while len(self._accepted) > self.limits.max_pending_flows:  # bounded: each has a socket
             old, _ = self._accepted.popitem(last=False)
+            self._to_close.pop(old, None)
             self._events.append(FlowClosed(old, "accepted: drain table full"))
+        if self.close_target:
+            self._to_close[addr] = (flow.dcid, flow.scid, flow.largest_pn + 1)
         source = self.shape_source
         shape = source(verdict.server_name) if source is not None else None
         return Accept(
