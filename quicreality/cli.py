@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the first flight looks like: chrome (Chromium 156's hello and "
                         "transport parameters) or minimal (our own); default: chrome with "
                         "--reality-public-key, else minimal")
+    c.add_argument("--initial-layout", choices=["minimal", "chrome"], default=None,
+                   help="first Initial flight only: minimal or chrome (Chromium 156's packets, "
+                        "frames, datagram sizes and a zero-length SCID); default: the "
+                        "fingerprint's")
     reality_cli.add_client_options(c)
     _add_common(c)
     reality_cli.add_keygen_parser(sub)
@@ -259,6 +263,8 @@ def run_client(args: argparse.Namespace) -> int:
             from .quic.fingerprint import apply_fingerprint
 
             cfg = apply_fingerprint(cfg, args.fingerprint or "minimal")
+        if args.initial_layout is not None:
+            cfg = cfg.derived(initial_layout=args.initial_layout)
         try:  # clients honour SSLKEYLOGFILE (the curl convention)
             closers.extend(apply_observability(cfg, qlog_dir=args.qlog_dir, keylog=args.keylog,
                                                qlog_flavour=args.qlog_flavour, keylog_from_env=True))

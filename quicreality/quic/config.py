@@ -53,7 +53,7 @@ class QuicConfiguration:
     client_hello_hook: Any = None
     #: client: "minimal" (our own short hello) or "chrome" (Chromium 156's). Informational: set it
     #: with :func:`quicreality.quic.fingerprint.apply_fingerprint`, which also sets the values
-    #: (groups, transport parameters, the shaping hook) that the name stands for.
+    #: (groups, transport parameters, the shaping hook, ``initial_layout``) that the name stands for.
     fingerprint: str = "minimal"
     legacy_session_id_length: int = 0
     #: server: the only first ClientHello TLS may process (see ``TlsConfig.expected_client_hello``)
@@ -62,6 +62,13 @@ class QuicConfiguration:
     # Transport (RFC 9000 §18.2)
     supported_versions: tuple[int, ...] = (QUIC_VERSION_1,)
     connection_id_length: int = 8
+    #: client: how the first Initial flight is laid out (:mod:`.initial_layout`): "minimal" (our
+    #: send path as is) or "chrome" (Chromium 156's packets, frames and datagram sizes)
+    initial_layout: str = "minimal"
+    #: client: our (source) connection ID length; None: the layout's (chrome 0, RFC 9000 §5.1),
+    #: else ``connection_id_length``. Servers always use ``connection_id_length`` (the endpoint
+    #: routes on it).
+    scid_length: int | None = None
     idle_timeout: float = 30.0
     max_data: int = 16 * 1024 * 1024
     max_stream_data: int = 4 * 1024 * 1024

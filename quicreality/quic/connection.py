@@ -23,7 +23,7 @@ from ..tls.handshake import (
     TlsSession,
 )
 from ..wire.buffer import Buffer, BufferReadError
-from . import events
+from . import events, initial_layout
 from .config import QuicConfiguration
 from .connection_frames import FrameHandlersMixin
 from .connection_ids import HostConnectionIds, PeerConnectionIds
@@ -31,7 +31,6 @@ from .connection_send import SendPathMixin
 from .connection_tls import TlsIntegrationMixin
 from .crypto import CryptoError, CryptoPair
 from .errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
-from .qlog_frames import describe_frames
 from .packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
@@ -43,6 +42,8 @@ from .packet import (
     get_retry_integrity_tag,
     pull_quic_header,
 )
+from .packet_builder import seal_packet
+from .qlog_frames import describe_frames
 from .recovery.congestion.base import create_congestion_controller
 from .recovery.loss import (
     SPACE_APPLICATION,
@@ -107,7 +108,14 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._version = cfg.supported_versions[0]
         reset_key = cfg.stateless_reset_key or cfg.rng(32)
         self._reset_key = reset_key
-        host_cid = cfg.rng(cfg.connection_id_length)
+        # A client's SCID length may be 0 (RFC 9000 §5.1); its first flight may follow a layout.
+        profile = initial_layout.profile_for(cfg.initial_layout) if self.is_client else None
+        self._initial_plan = profile if profile is not None and profile.chaos else None
+        cid_length = cfg.connection_id_length
+        if profile is not None:
+            cid_length = next(n for n in (cfg.scid_length, profile.scid_length, cid_length)
+                              if n is not None)
+        host_cid = cfg.rng(cid_length)
         self._host_cids = HostConnectionIds(
             host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
         )
@@ -288,6 +296,37 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._init_tls()
         assert self._tls is not None
         self._process_tls(self._tls.start(), now)
+
+    def _send_initial_plan(self, now: float) -> list[bytes]:
+        """A client's first Initial flight as :mod:`.initial_layout` plans it (once; not resends)."""
+        profile, self._initial_plan = self._initial_plan, None
+        crypto = self._crypto_streams[SPACE_INITIAL]
+        space = self._recovery.spaces[SPACE_INITIAL]
+        if profile is None or space.next_pn or crypto.next_send_offset() or \
+                (frame := crypto.get_frame(1 << 62, 1 << 62)) is None:
+            return []
+        hello, dcid, scid = frame[1], self._peer_cids.current.cid, self.host_cid
+        plan = initial_layout.plan_initial_flight(
+            hello, self._rng, profile, dcid_length=len(dcid), scid_length=len(scid),
+            token_length=len(self._retry_token))
+        out = []
+        for packet in plan.packets:
+            pn = packet.packet_number
+            data = seal_packet(
+                self._cryptos[SPACE_INITIAL], PACKET_TYPE_INITIAL, version=self._version,
+                dcid=dcid, scid=scid, token=self._retry_token, packet_number=pn,
+                payload=initial_layout.encode_payload(packet, hello),
+                packet_number_length=packet.packet_number_length)
+            handlers = [(self._on_crypto_delivery, (crypto, f.offset, f.length))
+                        for f in packet.crypto_fragments]
+            self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
+                                                     True, handlers, "initial"))
+            if self._qlog_frames:
+                self._qlog.packet_sent(now, "initial", pn, len(data),
+                                       initial_layout.describe_frames(packet))
+            out.append(data)
+        space.next_pn = plan.next_packet_number
+        return out
 
     # ------------------------------------------------------------- receive
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .config import QuicConfiguration
     from .connection_ids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
     from .crypto import CryptoPair
+    from .initial_layout import LayoutProfile
     from .recovery.congestion.base import CongestionController
     from .recovery.loss import LossRecovery
     from .recovery.pacer import Pacer
@@ -45,6 +46,7 @@ class ConnectionBase:
         _received_retry: bool
         _peer_initial_scid: bytes | None
         _first_initial_hello: bytes | None
+        _initial_plan: LayoutProfile | None
         _idle_timeout: float
         _alpn: str | None
         _handshake_complete: bool
@@ -119,6 +121,7 @@ class ConnectionBase:
         def _is_local_stream(self, stream_id: int) -> bool: ...
         def _after_stream_consumed(self, stream: QuicStream) -> None: ...
         def _maybe_raise_max_data(self) -> None: ...
+        def _send_initial_plan(self, now: float) -> list[bytes]: ...
 
     __slots__ = ()
 

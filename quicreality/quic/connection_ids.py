@@ -54,8 +54,15 @@ class HostConnectionIds:
         return [e.cid for e in self.entries]
 
     def issue(self, limit: int) -> list[ConnectionIdEntry]:
-        """Issue new IDs until ``limit`` are active. Returns the new entries (to announce)."""
+        """Issue new IDs until ``limit`` are active. Returns the new entries (to announce).
+
+        A zero-length connection ID is never joined by others: an endpoint using one sends no
+        NEW_CONNECTION_ID and ignores the peer's active_connection_id_limit (RFC 9000 §5.1.1,
+        §18.2).
+        """
         new: list[ConnectionIdEntry] = []
+        if self.length == 0:
+            return new
         while len(self.entries) < limit:
             cid = self._rng(self.length)
             entry = ConnectionIdEntry(self.next_sequence, cid, self._reset_token(cid))
@@ -72,8 +79,15 @@ class HostConnectionIds:
     def retire(self, sequence_number: int, packet_dcid: bytes) -> ConnectionIdEntry | None:
         """Handle RETIRE_CONNECTION_ID (RFC 9000 §19.16). Returns the retired entry, if any.
 
-        A sequence number greater than any we sent is a PROTOCOL_VIOLATION (§19.16).
+        A sequence number greater than any we sent is a PROTOCOL_VIOLATION (§19.16), and so is any
+        RETIRE_CONNECTION_ID towards a zero-length connection ID.
         """
+        if self.length == 0:
+            raise QuicConnectionError(
+                QuicErrorCode.PROTOCOL_VIOLATION,
+                _FRAME_RETIRE_CONNECTION_ID,
+                "RETIRE_CONNECTION_ID for a zero-length connection ID",
+            )
         if sequence_number > self.highest_announced:
             raise QuicConnectionError(
                 QuicErrorCode.PROTOCOL_VIOLATION,

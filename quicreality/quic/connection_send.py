@@ -241,6 +241,10 @@ class SendPathMixin(ConnectionBase):
             self._on_key_update(now, "local_update")
         out: list[tuple[bytes, Any]] = []
         path = self._network_path
+        if self._initial_plan is not None:
+            for planned in self._send_initial_plan(now):
+                self._bytes_sent += len(planned)
+                out.append((planned, path))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now)
             if not data:

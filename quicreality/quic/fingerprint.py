@@ -5,7 +5,8 @@
   ``docs/data/chrome156-hello.json``. TLS: :class:`~quicreality.tls.chrome_hello.ChromeHello`.
   QUIC: the values below, and :func:`chrome_transport_parameters`, which rewrites our
   quic_transport_parameters into Chrome's set and per-connection order. The Initial packet layout
-  (CID lengths, CRYPTO split, PADDING, datagram sizes) is not shaped here.
+  (CID lengths, CRYPTO split, PING/PADDING, datagram sizes) is the ``chrome`` profile of
+  :mod:`.initial_layout`, selected through ``initial_layout``.
 
 :func:`apply_fingerprint` turns a client configuration into one with a fingerprint. The
 configuration values are the ones the connection then really enforces, so what we advertise is
@@ -124,10 +125,11 @@ def apply_fingerprint(
         if isinstance(inner, ChromeHello):
             inner = inner.inner
     if name == "minimal":
-        return base.derived(fingerprint=name, client_hello_hook=inner)
+        return base.derived(fingerprint=name, initial_layout=name, client_hello_hook=inner)
     hook = ChromeHello(base.rng, transport_parameters=chrome_transport_parameters, inner=inner)
     return base.derived(
         fingerprint=name,
+        initial_layout=name,  # with its zero-length SCID (RFC 9000 §5.1)
         cipher_suites=chrome_hello.CIPHER_SUITES,
         groups=chrome_hello.GROUPS,
         key_share_groups=chrome_hello.KEY_SHARE_GROUPS,

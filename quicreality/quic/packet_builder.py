@@ -22,11 +22,11 @@ _LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_HANDSHAKE: 0x20}
 
 def long_header(
     packet_type: int, version: int, dcid: bytes, scid: bytes, token: bytes | None, length: int,
-    packet_number: int,
+    packet_number: int, packet_number_length: int = PACKET_NUMBER_SEND_SIZE,
 ) -> bytes:
-    """Serialise a long header (RFC 9000 §17.2) with a 2-byte Length and a 4-byte packet number."""
+    """Serialise a long header (RFC 9000 §17.2) with a 2-byte Length and a 1-4 byte packet number."""
     buf = Buffer(capacity=64 + len(dcid) + len(scid) + (len(token) + 8 if token is not None else 0))
-    buf.push_uint8(0xC0 | _LONG_TYPE_BITS[packet_type] | (PACKET_NUMBER_SEND_SIZE - 1))
+    buf.push_uint8(0xC0 | _LONG_TYPE_BITS[packet_type] | (packet_number_length - 1))
     buf.push_uint32(version)
     buf.push_uint8(len(dcid))
     buf.push_bytes(dcid)
@@ -37,7 +37,8 @@ def long_header(
         buf.push_uint_var(len(token))
         buf.push_bytes(token)
     buf.push_uint16(0x4000 | length)
-    buf.push_uint32(packet_number & 0xFFFFFFFF)
+    buf.push_bytes((packet_number & ((1 << 8 * packet_number_length) - 1))
+                   .to_bytes(packet_number_length, "big"))
     return buf.data
 
 
@@ -81,11 +82,18 @@ def seal_packet(
     token: bytes | None,
     packet_number: int,
     payload: bytes | bytearray,
+    packet_number_length: int = PACKET_NUMBER_SEND_SIZE,
 ) -> bytes:
-    """Protect one packet. ``payload`` must already be padded to the HP sample minimum."""
+    """Protect one packet. ``payload`` must already be padded to the HP sample minimum.
+
+    ``packet_number_length`` (long headers only; RFC 9000 §17.1) must be long enough for the peer
+    to decode the number; only the planned first Initial flight (:mod:`.initial_layout`) uses less
+    than 4.
+    """
     if packet_type == PACKET_TYPE_ONE_RTT:
         header = short_header(dcid, crypto.key_phase, packet_number)
     else:
-        length = PACKET_NUMBER_SEND_SIZE + len(payload) + AEAD_TAG_SIZE
-        header = long_header(packet_type, version, dcid, scid, token, length, packet_number)
+        length = packet_number_length + len(payload) + AEAD_TAG_SIZE
+        header = long_header(packet_type, version, dcid, scid, token, length, packet_number,
+                             packet_number_length)
     return crypto.encrypt_packet(header, bytes(payload), packet_number)
