@@ -30,8 +30,8 @@ def run(pair: RealityPair) -> list[object]:
     return seen
 
 
-def accepted(shape: TargetShape | None, **client: object) -> tuple[RealityPair, TargetShape]:
-    pair = RealityPair(client_configuration(fingerprint="chrome", **client))
+def accepted(shape: TargetShape | None, **layout: object) -> tuple[RealityPair, TargetShape]:
+    pair = RealityPair(client_configuration(fingerprint="chrome").derived(**layout))
     pair.gate.shape_source = (lambda sni: shape) if shape is not None else None
     seen = run(pair)
     assert any(isinstance(e, events.HandshakeCompleted) for e in seen), seen
@@ -51,10 +51,16 @@ def test_without_a_shape_the_answer_is_unchanged() -> None:
 
 def test_accepted_flight_copies_the_ngtcp2_shape() -> None:
     """Same suite, extension order and group (X25519, although the client offered the hybrid and
-    we prefer it), and the same datagrams: an ACK-only Initial (52 bytes + 8 for the client's
-    8-byte SCID), then one coalesced 1200-byte datagram."""
+    we prefer it), and the same datagrams: an ACK-only Initial of 52 bytes (the chrome client's
+    SCID is empty, as Chromium's), then one coalesced 1200-byte datagram."""
     _, ours = accepted(NGTCP2)
     assert ours.server_hello == NGTCP2.server_hello
+    assert ours.datagrams == NGTCP2.datagrams
+
+
+def test_unpadded_sizes_follow_the_clients_scid() -> None:
+    """A client with an 8-byte SCID (minimal Initial layout): ngtcp2's 52-byte ACK becomes 60."""
+    _, ours = accepted(NGTCP2, initial_layout="minimal", scid_length=None)
     assert ours.datagrams == (ShapedDatagram(60, (0,), True), ShapedDatagram(1200, (0, 1, 2)))
 
 
@@ -64,7 +70,7 @@ def test_extension_order_and_suite_follow_the_shape() -> None:
     shape = TargetShape(
         ServerHelloShape(0x1302, (0x002B, 0x0033), m.Group.X25519, False),
         (ShapedDatagram(1200, (0,)), ShapedDatagram(1200, (1,)), ShapedDatagram(700, (1, 2))),
-        scid_len=8, client_scid_len=8,
+        scid_len=8, client_scid_len=0,
     )
     _, ours = accepted(shape)
     assert ours.server_hello == shape.server_hello
