@@ -10,6 +10,7 @@ max_time_diff_ms = 120000               # the timestamp window (default 120000; 
 min_client_ver = "26.3.27"              # Xray's default when absent; "0.0.0" = no lower bound
 max_client_ver = ""                     # "" or absent = no upper bound
 shape_ttl_s = 600                       # re-learn the target's answer shape this often; 0 = off
+close_target = false                    # after an accept, close the target's half-open connection
 # Optional limits of the gate and relay (our additions, defaults shown by `docs/reality.md`):
 # max_pending_flows, max_pending_per_source, max_pending_bytes, pending_timeout_ms,
 # held_timeout_ms, max_client_hello_bytes, max_crypto_fragments, max_fallback_flows,
@@ -110,6 +111,8 @@ class RealityServerConfig:
     limits: GateLimits = GateLimits()
     #: how long a learned target shape stays fresh (seconds); 0 turns learning and shaping off
     shape_ttl_s: int = 600
+    #: after an accept, close the target's half-open connection in the client's name (abandon.py)
+    close_target: bool = False
     _key: x25519.X25519PrivateKey | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -164,6 +167,7 @@ _KEYS = {
     "min_client_ver",
     "max_client_ver",
     "shape_ttl_s",
+    "close_target",
     *_LIMIT_KEYS,
 }
 
@@ -286,7 +290,15 @@ def parse_reality_table(table: Mapping[str, Any]) -> RealityServerConfig:
         max_client_ver=max_ver,
         limits=GateLimits(**limits),
         shape_ttl_s=_int(table, "shape_ttl_s", 600),
+        close_target=_bool(table, "close_target", False),
     )
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise RealityConfigError(key, "must be true or false")
+    return value
 
 
 def parse_reality_toml(text: str) -> RealityServerConfig:

@@ -248,8 +248,9 @@ class RealityGate:
         self._accepted: OrderedDict[Any, float] = OrderedDict()  # addr -> drain deadline
         #: accepted flows whose target connection is still to be closed: (odcid, scid, next pn)
         self._to_close: dict[Any, tuple[bytes, bytes, int]] = {}
-        #: close the target's half-open connection of an accepted flow (abandon.py)
-        self.close_target = True
+        #: close the target's half-open connection of an accepted flow (abandon.py; off by
+        #: default: it adds a datagram of ours to the target, for no measured gain)
+        self.close_target = config.close_target
         self._events: deque[GateEvent] = deque()
 
     # --- sizes (metrics) ------------------------------------------------------------------

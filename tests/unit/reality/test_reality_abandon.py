@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reality_helpers import RealityPair, client_configuration
+from reality_helpers import RealityPair, client_configuration, server_config
 
 from quicreality.quic.crypto import CryptoPair
 from quicreality.quic.packet import PACKET_TYPE_INITIAL, QUIC_VERSION_1, pull_quic_header
@@ -40,7 +40,7 @@ def _target_reply(scid: bytes) -> bytes:
 
 
 def test_gate_closes_the_target_connection_once_after_its_first_answer() -> None:
-    pair = RealityPair(client_configuration())
+    pair = RealityPair(client_configuration(), server=server_config(close_target=True))
     pair.run(lambda: any(isinstance(d, Accept) for d in pair.decisions))
     accept = next(d for d in pair.decisions if isinstance(d, Accept))
     gate, addr = pair.gate, accept.addr
@@ -58,9 +58,8 @@ def test_gate_closes_the_target_connection_once_after_its_first_answer() -> None
     assert gate.next_event() is None
 
 
-def test_close_can_be_turned_off() -> None:
+def test_close_is_off_by_default() -> None:
     pair = RealityPair(client_configuration())
-    pair.gate.close_target = False
     pair.run(lambda: any(isinstance(d, Accept) for d in pair.decisions))
     accept = next(d for d in pair.decisions if isinstance(d, Accept))
     while pair.gate.next_event() is not None:

@@ -66,3 +66,10 @@ def test_shape_ttl_setting() -> None:
     assert parse_reality_table(_table(shape_ttl_s=0)).shape_ttl_s == 0  # off
     with pytest.raises(RealityConfigError, match="shape_ttl_s"):
         parse_reality_table(_table(shape_ttl_s=-1))
+
+
+def test_close_target_setting() -> None:
+    assert parse_reality_table(_table()).close_target is False
+    assert parse_reality_table(_table(close_target=True)).close_target is True
+    with pytest.raises(RealityConfigError, match="close_target"):
+        parse_reality_table(_table(close_target=1))
