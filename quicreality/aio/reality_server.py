@@ -126,7 +126,7 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
             wait = min(deadline, timer if timer is not None else deadline) - now
             try:
                 data = await asyncio.wait_for(loop.sock_recv(sock, 65535), max(wait, 0.0005))
-            except (asyncio.TimeoutError, TimeoutError):
+            except TimeoutError:
                 conn.handle_timer(loop.time())
             else:
                 batch = [data]

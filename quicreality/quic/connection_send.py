@@ -14,6 +14,7 @@ from ..wire.buffer import Buffer
 from . import events
 from .connection_base import ConnectionBase
 from .errors import LocalProtocolError, QuicErrorCode
+from .flight_shape import complete_datagram
 from .packet_builder import (
     AEAD_TAG_SIZE,
     MIN_INITIAL_DATAGRAM_SIZE,
@@ -31,9 +32,6 @@ _QLOG_TYPES = ("initial", "handshake", "1RTT")
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
-#: A shaped first flight may copy datagrams up to this size (quic-go pads to 1252) before the path
-#: is known; never beyond the peer's max_udp_payload_size. 1452 = a 1500-byte MTU less IPv6/UDP.
-MAX_SHAPED_DATAGRAM_SIZE = 1452
 
 
 def _packet_types() -> tuple[int, int, int]:
@@ -261,13 +259,9 @@ class SendPathMixin(ConnectionBase):
 
     def _build_datagram(self, now: float) -> bytes | None:
         max_size = self._max_datagram_size if self._handshake_confirmed else 1200
-        shaper = None if self.is_client else self.configuration.flight_shape
-        step = shaper.step() if shaper is not None else None
-        if step is not None:  # a server's first flight cut to the target's shape (flight_shape.py)
-            limit = self._peer_params.max_udp_payload_size or MAX_SHAPED_DATAGRAM_SIZE
-            # A padded step is exact; a small one is a floor (our content is never split for it).
-            want = step.size if step.size >= MIN_INITIAL_DATAGRAM_SIZE else max_size
-            max_size = min(want, limit, MAX_SHAPED_DATAGRAM_SIZE)
+        shaper: Any = None if self.is_client else self.configuration.flight_shape  # flight_shape.py
+        if (step := shaper.step() if shaper is not None else None) is not None:
+            max_size = step.max_size(max_size, self._peer_params.max_udp_payload_size)
         if not self._address_validated:
             budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
             if budget < max_size:
@@ -279,20 +273,22 @@ class SendPathMixin(ConnectionBase):
         pacing_ok = self._pacer_allows(now)
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
             pair = self._cryptos[space_id]
-            if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded:
+            if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded or (
+                    step is not None and space_id not in step.spaces):
                 continue
-            if step is not None and space_id not in step.spaces:
-                continue
-            ack_only = step is not None and space_id == SPACE_INITIAL and (
-                step.ack_only or step.size < MIN_INITIAL_DATAGRAM_SIZE)
-            draft = (self._ack_only_draft(space_id, max_size - used, now) if ack_only
-                     else self._fill_packet(space_id, max_size - used, now, pacing_ok))
+            if step is not None and step.acks_only(space_id):
+                draft = self._new_draft(space_id, max(max_size - used, 64))  # _write_ack wants 32
+                if draft is not None:
+                    self._write_ack(draft, self._recovery.spaces[space_id], now)
+                    draft = draft if draft.buf.tell() else None
+            else:
+                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
             if draft is None:
                 continue
             drafts.append(draft)
             used += draft.header_size + draft.buf.tell() + AEAD_TAG_SIZE
         if step is not None and (drafts or shaper.sent):
-            used = self._shape_drafts(drafts, used, step, shaper)
+            used = complete_datagram(drafts, used, step, shaper, self._new_draft)
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
@@ -331,45 +327,13 @@ class SendPathMixin(ConnectionBase):
             shaper.advance(len(out))
         return bytes(out)
 
-    def _ack_only_draft(self, space_id: int, room: int, now: float) -> _PacketDraft | None:
-        """A packet with just an ACK of what the space received (a shaped early Initial)."""
-        space = self._recovery.spaces[space_id]
+    def _new_draft(self, space_id: int, capacity: int) -> _PacketDraft | None:
+        """An empty packet for ``space_id``; None when that space has no keys (any more)."""
+        if not self._cryptos[space_id].send.is_valid() or self._recovery.spaces[space_id].discarded:
+            return None
         hdr = header_size(_packet_types()[space_id], len(self._peer_cids.current.cid),
                           len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
-        if not space.received:
-            return None
-        # _write_ack wants 32 bytes of room; the step's size is met by padding, not by the buffer.
-        draft = _PacketDraft(space_id, max(room - hdr - AEAD_TAG_SIZE, 64), hdr,
-                             self._qlog_frames)
-        self._write_ack(draft, space, now)
-        return draft if draft.buf.tell() else None
-
-    def _shape_drafts(self, drafts: list[_PacketDraft], used: int, step: Any, shaper: Any) -> int:
-        """Give every space of ``step`` a packet (PADDING-only if it has nothing) and pad the last
-        one to ``step.size``; return the datagram's new size. Stops the shaper when a space of the
-        step has no keys (the shape no longer fits this connection)."""
-        have = {d.space_id for d in drafts}
-        for space_id in step.spaces:
-            if space_id in have:
-                continue
-            if not self._cryptos[space_id].send.is_valid() or \
-                    self._recovery.spaces[space_id].discarded:
-                shaper.finish()
-                return used
-            hdr = header_size(_packet_types()[space_id], len(self._peer_cids.current.cid),
-                              len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
-            draft = _PacketDraft(space_id, step.size, hdr, self._qlog_frames)
-            draft.buf.push_bytes(bytes(4))  # PADDING; also the HP sample minimum (RFC 9001 §5.4.2)
-            draft.in_flight = True  # RFC 9002 §2: PADDING-only packets count in flight
-            drafts.append(draft)
-            used += hdr + 4 + AEAD_TAG_SIZE
-        drafts.sort(key=lambda d: d.space_id)
-        last = drafts[-1]
-        deficit = min(step.size - used, last.buf.capacity - last.buf.tell())
-        if deficit > 0:
-            last.buf.push_bytes(bytes(deficit))
-            used += deficit
-        return used
+        return _PacketDraft(space_id, capacity, hdr, self._qlog_frames)
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..quic.config import QuicConfiguration
-from .auth import RealityVerdict
 from ..quic.flight_shape import FlightShaper
+from .auth import RealityVerdict
 from .cert import RealityCertificateSource, RealityIdentity
 from .target_shape import TargetShape
 
