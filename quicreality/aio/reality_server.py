@@ -252,7 +252,7 @@ class RealityServer(QuicServer):
                 try:
                     samples = [await learn_target_shape(self._target, sni)
                                for _ in range(LEARN_SAMPLES)]
-                except ShapeError as exc:
+                except Exception as exc:  # noqa: BLE001 - a bad round must not end the refreshes
                     shapes.failed(sni, str(exc), self.now())
                     log.warning("cannot learn the target's shape for %s: %s", sni, exc)
                     continue
