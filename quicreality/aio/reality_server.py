@@ -17,7 +17,13 @@ limit and shrinks the gate's tables to what fits (:func:`fit_to_descriptors`); a
 cannot be opened is counted (``quicreality_reality_fallback_socket_failures_total``).
 
 Nothing of ours is ever sent to a flow the gate has not accepted: the only datagrams written to the
-listener socket for such a flow are the target's, byte for byte. Each verdict gives one log line,
+listener socket for such a flow are the target's, byte for byte.
+
+Target shapes: for each configured SNI the server connects to the target itself with a
+Chrome-shaped hello (:func:`learn_target_shape`: a short handshake, one PING, then a close), keeps
+the target's answer in a :class:`~quicreality.reality.shape_cache.ShapeCache` for ``shape_ttl_s``
+and refreshes it in the background, one SNI at a time. The gate asks it for every accept; until a
+shape is known an accepted connection answers with our own flight. Each verdict gives one log line,
 a metric, and a ``reality:verdict`` event in the endpoint qlog trace (and, when accepted, in the
 connection's trace).
 """
@@ -37,6 +43,7 @@ from typing import Any
 from ..h3.server import H3FileServer
 from ..metrics import RealityMetrics, reality_metrics
 from ..qlog.sink import NullSink, QlogSink
+from ..quic import events as quic_events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint, Received
@@ -52,6 +59,15 @@ from ..reality.gate import (
     Pending,
     RealityGate,
     TargetAction,
+    ToTarget,
+)
+from ..reality.shape_cache import ShapeCache
+from ..reality.target_shape import (
+    ShapeError,
+    TargetShape,
+    has_one_rtt,
+    most_common,
+    parse_target_flight,
 )
 from .fallback import FallbackRelay
 from .server import QuicServer
@@ -62,6 +78,83 @@ log = logging.getLogger("quicreality.reality")
 _TIMER_RETRY = 0.05
 #: At most one warning per this many seconds about target sockets that could not be opened.
 _OPEN_WARNING_INTERVAL = 10.0
+#: One learning handshake with the target gives up after this long (seconds).
+LEARN_TIMEOUT = 5.0
+#: Handshakes per learning round; the most common answer is kept (timing varies a little).
+LEARN_SAMPLES = 3
+
+
+async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
+                             timeout: float = LEARN_TIMEOUT) -> TargetShape:
+    """Connect to the target as Chrome would and record its answer (see the module docstring).
+
+    The handshake runs with our client and ``fingerprint="chrome"``; the target's certificate is
+    not judged (only its shape is wanted). After the handshake one 1-RTT PING ends the flight,
+    then the connection is closed.
+
+    Raises:
+        ShapeError: no handshake within ``timeout``, the target refused, or unreadable packets.
+    """
+    from ..quic.fingerprint import apply_fingerprint
+    from ..tls.certificates import InsecureVerifier
+    from .driver import edge_configuration
+
+    loop = asyncio.get_running_loop()
+    family, addr = target
+    cfg = apply_fingerprint(edge_configuration(is_client=True, server_name=sni,
+                                               peer_verifier=InsecureVerifier()), "chrome")
+    conn = QuicConnection(configuration=cfg)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    seen: list[tuple[bool, bytes]] = []
+    deadline = loop.time() + timeout
+    try:
+        sock.setblocking(False)
+        sock.connect(addr)
+        conn.connect(addr, loop.time())
+        completed = pinged = ended = False  # ended: we sent 1-RTT after the handshake
+        while not ended:
+            for data, _ in conn.datagrams_to_send(loop.time()):
+                seen.append((False, data))
+                sock.send(data)
+                ended = ended or (completed and has_one_rtt(data))  # the flight is over
+            if ended:
+                break
+            now = loop.time()
+            if now >= deadline:
+                raise ShapeError(f"no handshake with the target within {timeout:.0f} s")
+            timer = conn.get_timer()
+            wait = min(deadline, timer if timer is not None else deadline) - now
+            try:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 65535), max(wait, 0.0005))
+            except TimeoutError:
+                conn.handle_timer(loop.time())
+            else:
+                batch = [data]
+                while True:  # all that already arrived, as the edge reads a batch
+                    try:
+                        batch.append(sock.recv(65535))
+                    except BlockingIOError:
+                        break
+                for data in batch:
+                    seen.append((True, data))
+                    conn.receive_datagram(data, addr, loop.time())
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, quic_events.HandshakeCompleted):
+                    completed = True
+                elif isinstance(event, quic_events.ConnectionTerminated):
+                    raise ShapeError(f"the target closed: {event.reason_phrase}")
+            if completed and not pinged:
+                conn.send_ping(0)
+                pinged = True
+        conn.close(0, None, "")
+        for data, _ in conn.datagrams_to_send(loop.time()):
+            sock.send(data)
+    except OSError as exc:
+        raise ShapeError(f"target unreachable: {exc}") from exc
+    finally:
+        sock.close()
+        conn.release()
+    return parse_target_flight(seen)
 
 
 class _GatedEndpoint:
@@ -100,6 +193,8 @@ class RealityServer(QuicServer):
         target: ``(family, sockaddr)`` of the target (see :func:`resolve_target`).
         metrics: where to count (default: the process's :class:`RealityMetrics`).
         endpoint_qlog: a sink for ``reality:verdict`` events of every flow.
+        shapes: the learned target shapes the gate copies (default: none; see
+            :meth:`start_learning`).
         server_options: passed on to :class:`QuicServer` (e.g. ``relay=``).
     """
 
@@ -114,9 +209,12 @@ class RealityServer(QuicServer):
         metrics: RealityMetrics | None = None,
         endpoint_qlog: QlogSink | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        shapes: ShapeCache | None = None,
         **server_options: Any,
     ) -> None:
         self.gate = gate
+        self.shapes = shapes
+        self._learning: asyncio.Task[None] | None = None
         self.metrics = metrics or reality_metrics()
         self.endpoint_qlog: QlogSink = endpoint_qlog or NullSink()
         self._gate_timer: asyncio.TimerHandle | None = None
@@ -128,6 +226,42 @@ class RealityServer(QuicServer):
         self._open_failures_logged_at: float | None = None
         self._open_failures_unlogged = 0
         gate.target_sink = self._to_target
+        self._target = target
+        if shapes is not None:
+            gate.shape_source = self._shape_for
+
+    # --- target shapes --------------------------------------------------------------------
+
+    def _shape_for(self, sni: str | None) -> TargetShape | None:
+        assert self.shapes is not None
+        return self.shapes.get(sni, self.now())
+
+    def start_learning(self, names: Iterable[str]) -> None:
+        """Learn (and keep refreshing) the target's shape for each SNI, in a background task."""
+        if self.shapes is None or self._learning is not None:
+            return
+        snis: list[str | None] = [n or None for n in sorted(names)] or [None]
+        self._learning = self.loop.create_task(self._learn_loop(snis))
+
+    async def _learn_loop(self, snis: list[str | None]) -> None:
+        shapes = self.shapes
+        assert shapes is not None
+        while True:
+            for sni in shapes.wanted(snis, self.now()):
+                shapes.start(sni)
+                try:
+                    samples = [await learn_target_shape(self._target, sni)
+                               for _ in range(LEARN_SAMPLES)]
+                except Exception as exc:  # noqa: BLE001 - a bad round must not end the refreshes
+                    shapes.failed(sni, str(exc), self.now())
+                    log.warning("cannot learn the target's shape for %s: %s", sni, exc)
+                    continue
+                shape = most_common(samples)
+                shapes.learned(sni, shape, self.now())
+                log.info("target shape for %s: %s", sni, shape.describe())
+                self.endpoint_qlog.custom(self.now(), "reality:target_shape",
+                                          {"sni": sni, **shape.describe()})
+            await asyncio.sleep(max(0.05, shapes.next_due(snis, self.now()) - self.now()))
 
     # --- gate decisions -------------------------------------------------------------------
 
@@ -184,11 +318,13 @@ class RealityServer(QuicServer):
         self.metrics.fallback_bytes.labels(direction=RealityMetrics.TARGET_TO_CLIENT).inc(len(data))
 
     def _on_target_datagram(self, addr: Any, data: bytes) -> None:
-        action = self.gate.receive_target_datagram(addr, data, self.now())
+        now = self.now()
+        action = self.gate.receive_target_datagram(addr, data, now)
         if action is TargetAction.RELAY:
             self._to_client(addr, data)
         elif action is TargetAction.DROP:
             self.metrics.target_dropped.inc()
+            self._gate_events(now)  # the accepted flow's close to the target, if due
 
     def _record_verdict(self, addr: Any, verdict: RealityVerdict, now: float) -> None:
         self.metrics.verdict(verdict)
@@ -207,6 +343,9 @@ class RealityServer(QuicServer):
                         self._to_client(addr, held)
                 case FlowClosed(addr=addr):
                     self.relay.close(addr)
+                case ToTarget(addr=addr, data=data):
+                    if addr in self.relay:
+                        self.relay.send(addr, data)
         self.metrics.fallback_flows_active.set(self.gate.fallback_flows)
         self.metrics.pending_flows.set(self.gate.pending_flows)
 
@@ -249,6 +388,8 @@ class RealityServer(QuicServer):
         super().close()
         if self._gate_timer is not None:
             self._gate_timer.cancel()
+        if self._learning is not None:
+            self._learning.cancel()
         self.relay.close_all()
 
 
@@ -311,8 +452,11 @@ async def serve_reality(
         config = dataclasses.replace(config, limits=limits)
     gate = RealityGate(config, RealityIdentity.generate(os.urandom), wall_clock=time.time)
     endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, gate=gate)
+    shapes = ShapeCache(config.shape_ttl_s) if config.shape_ttl_s > 0 else None
     server = RealityServer(sock, endpoint, H3FileServer(www), gate, target=target,
-                           metrics=metrics, endpoint_qlog=endpoint_qlog, **server_options)
+                           metrics=metrics, endpoint_qlog=endpoint_qlog, shapes=shapes,
+                           **server_options)
+    server.start_learning(config.server_names)
     if ready is not None:
         ready(server)
     try:

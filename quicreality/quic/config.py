@@ -88,6 +88,11 @@ class QuicConfiguration:
 
     # Server
     retry: bool = False
+    #: server: cuts the first flight to a given datagram count/sizes/coalescing (a per-connection
+    #: :class:`~quicreality.quic.flight_shape.FlightShaper`; REALITY sets it from the target's)
+    flight_shape: Any = None
+    #: server: ServerHello choices to copy (``TlsConfig.server_hello_shape``)
+    server_hello_shape: Any = None
     stateless_reset_key: bytes | None = None
 
     # Observability

@@ -9,6 +9,11 @@ processed its own). :func:`configure_accepted` therefore hands the verified byte
 byte fails with illegal_parameter before anything of the accepted path is sent. The gate's own
 reassembly refuses the inputs that could make the two disagree
 (:mod:`quicreality.reality.reassembly`); this check holds even if it missed one.
+
+With a learned :class:`~quicreality.reality.target_shape.TargetShape` for the SNI, the connection
+also answers like the target: its ServerHello copies the target's suite, extension order and
+key-share group (``server_hello_shape``), and its first flight is cut to the target's datagram
+count, sizes and coalescing (``flight_shape``). Without one, it answers as before.
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ..quic.config import QuicConfiguration
+from ..quic.flight_shape import FlightShaper
 from .auth import RealityVerdict
 from .cert import RealityCertificateSource, RealityIdentity
+from .target_shape import TargetShape
 
 
 def configure_accepted(
-    identity: RealityIdentity, verdict: RealityVerdict, verified_hello: bytes, now: float
+    identity: RealityIdentity, verdict: RealityVerdict, verified_hello: bytes, now: float,
+    *, shape: TargetShape | None = None, client_scid_len: int | None = None,
 ) -> Callable[[QuicConfiguration], None]:
     """How the endpoint sets up an accepted connection.
 
@@ -31,10 +39,13 @@ def configure_accepted(
         verdict: the ACCEPT verdict (its ``auth_key`` keys the certificate).
         verified_hello: the ClientHello handshake message exactly as verified.
         now: the decision time, for the ``reality:verdict`` qlog event.
+        shape: the target's learned answer for this SNI, if known.
+        client_scid_len: the client's SCID length (unpadded shaped datagrams follow it).
 
     Returns:
         A function adjusting a fresh per-connection configuration: the HMAC certificate, ALPN h3,
-        the verified hello as the only acceptable first ClientHello, the verdict in qlog.
+        the verified hello as the only acceptable first ClientHello, the verdict in qlog, and
+        the target's shape when one is known.
     """
     if not verdict.accepted or verdict.auth_key is None:
         raise ValueError("only an ACCEPT verdict configures a connection")
@@ -46,12 +57,17 @@ def configure_accepted(
         config.expected_client_hello = hello
         if not config.alpn_protocols:
             config.alpn_protocols = ["h3"]
+        if shape is not None:
+            config.server_hello_shape = shape.server_hello
+            config.flight_shape = FlightShaper(shape.flight_shape(client_scid_len))
         factory = config.qlog_factory
         if factory is not None:
 
             def qlog_with_verdict(odcid: bytes, is_client: bool) -> Any:
                 sink = factory(odcid, is_client)
                 sink.custom(now, "reality:verdict", verdict.describe())
+                if shape is not None:
+                    sink.custom(now, "reality:shape", shape.describe())
                 return sink
 
             config.qlog_factory = qlog_with_verdict

@@ -9,6 +9,8 @@ target = "127.0.0.1:8443"               # the real QUIC site for everyone else
 max_time_diff_ms = 120000               # the timestamp window (default 120000; 0 is refused)
 min_client_ver = "26.3.27"              # Xray's default when absent; "0.0.0" = no lower bound
 max_client_ver = ""                     # "" or absent = no upper bound
+shape_ttl_s = 600                       # re-learn the target's answer shape this often; 0 = off
+close_target = false                    # after an accept, close the target's half-open connection
 # Optional limits of the gate and relay (our additions, defaults shown by `docs/reality.md`):
 # max_pending_flows, max_pending_per_source, max_pending_bytes, pending_timeout_ms,
 # held_timeout_ms, max_client_hello_bytes, max_crypto_fragments, max_fallback_flows,
@@ -107,6 +109,10 @@ class RealityServerConfig:
     min_client_ver: ClientVersion | None = XRAY_DEFAULT_MIN_CLIENT_VER
     max_client_ver: ClientVersion | None = None
     limits: GateLimits = GateLimits()
+    #: how long a learned target shape stays fresh (seconds); 0 turns learning and shaping off
+    shape_ttl_s: int = 600
+    #: after an accept, close the target's half-open connection in the client's name (abandon.py)
+    close_target: bool = False
     _key: x25519.X25519PrivateKey | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -160,6 +166,8 @@ _KEYS = {
     "max_time_diff_ms",
     "min_client_ver",
     "max_client_ver",
+    "shape_ttl_s",
+    "close_target",
     *_LIMIT_KEYS,
 }
 
@@ -281,7 +289,16 @@ def parse_reality_table(table: Mapping[str, Any]) -> RealityServerConfig:
         min_client_ver=min_ver,
         max_client_ver=max_ver,
         limits=GateLimits(**limits),
+        shape_ttl_s=_int(table, "shape_ttl_s", 600),
+        close_target=_bool(table, "close_target", False),
     )
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise RealityConfigError(key, "must be true or false")
+    return value
 
 
 def parse_reality_toml(text: str) -> RealityServerConfig:

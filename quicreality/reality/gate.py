@@ -61,6 +61,7 @@ from ..quic.packet import (
     pull_quic_header,
 )
 from ..wire.buffer import Buffer, BufferReadError
+from .abandon import client_initial_close
 from .auth import RealityVerdict, Reason, ReplayCache, verify_client_hello
 from .binding import configure_accepted
 from .cert import RealityIdentity
@@ -74,9 +75,10 @@ from .headers import (
     source_key,
 )
 from .reassembly import Chunk, HelloAssembly, PacketCheck
+from .target_shape import TargetShape
 
 __all__ = ["MIN_INITIAL_DATAGRAM", "Accept", "Decided", "FlowClosed", "Forward", "GateDecision",
-           "GateEvent", "Pending", "RealityGate", "TargetAction", "TargetSink"]
+           "GateEvent", "Pending", "RealityGate", "TargetAction", "TargetSink", "ToTarget"]
 
 #: At most this many target datagrams are held for a pending flow (released on reject).
 MAX_HELD_TARGET_DATAGRAMS = 16
@@ -156,7 +158,16 @@ class FlowClosed:
     why: str
 
 
-GateEvent = Decided | FlowClosed
+@dataclass(frozen=True, slots=True)
+class ToTarget:
+    """Send ``data`` to the target on ``addr``'s flow (the accepted flow's close, see
+    :mod:`~quicreality.reality.abandon`)."""
+
+    addr: Any
+    data: bytes
+
+
+GateEvent = Decided | FlowClosed | ToTarget
 
 
 class TargetAction(Enum):
@@ -206,6 +217,10 @@ class RealityGate:
         identity: the per-process Ed25519 identity for accepted connections.
         wall_clock: ``() -> Unix seconds`` for the token timestamp and the replay cache.
         target_sink: optional; see the module docstring (settable later as ``target_sink``).
+        shape_source: optional ``(sni) -> TargetShape | None``: the target's learned answer for
+            an SNI; an accepted connection copies it (:mod:`~quicreality.reality.binding`).
+            Settable later as ``shape_source``; without it (or without a shape yet) accepted
+            connections answer with our own flight.
     """
 
     def __init__(
@@ -215,11 +230,13 @@ class RealityGate:
         *,
         wall_clock: Callable[[], float],
         target_sink: TargetSink | None = None,
+        shape_source: Callable[[str | None], TargetShape | None] | None = None,
     ) -> None:
         self.config = config
         self.limits: GateLimits = config.limits
         self.identity = identity
         self.target_sink = target_sink
+        self.shape_source = shape_source
         self._wall_clock = wall_clock
         self.replay_cache = ReplayCache(
             config.limits.replay_cache_size, config.replay_window_ms / 1000.0
@@ -229,6 +246,11 @@ class RealityGate:
         self._held: OrderedDict[Any, float] = OrderedDict()  # addr -> release deadline
         self._fallback: OrderedDict[Any, _RelayFlow] = OrderedDict()  # LRU by last activity
         self._accepted: OrderedDict[Any, float] = OrderedDict()  # addr -> drain deadline
+        #: accepted flows whose target connection is still to be closed: (odcid, scid, next pn)
+        self._to_close: dict[Any, tuple[bytes, bytes, int]] = {}
+        #: close the target's half-open connection of an accepted flow (abandon.py; off by
+        #: default: it adds a datagram of ours to the target, for no measured gain)
+        self.close_target = config.close_target
         self._events: deque[GateEvent] = deque()
 
     # --- sizes (metrics) ------------------------------------------------------------------
@@ -272,6 +294,7 @@ class RealityGate:
             return self._continue(flow, data, addr, now)
         # A new flow (an accepted address whose datagram matched no connection starts over).
         self._accepted.pop(addr, None)
+        self._to_close.pop(addr, None)
         return self._start(data, addr, now, prior=None)
 
     def _sent_early(self, addr: Any, data: bytes, new_flow: bool) -> bool:
@@ -343,6 +366,12 @@ class RealityGate:
             return TargetAction.RELAY
         flow = self._pending.get(addr)
         if flow is None:
+            closing = self._to_close.pop(addr, None)
+            scid = long_header_scid(data) if closing is not None else None
+            if closing is not None and scid is not None and addr in self._accepted:
+                odcid, client_scid, pn = closing
+                self._events.append(ToTarget(addr, client_initial_close(odcid, scid, client_scid,
+                                                                        pn)))
             return TargetAction.DROP
         if flow.prior is not None and not addressed_to(data, flow.scid):
             # The old connection on this address (judged afresh): it keeps its relay.
@@ -407,6 +436,7 @@ class RealityGate:
             if deadline > now:
                 break
             del self._accepted[addr]
+            self._to_close.pop(addr, None)
             self._events.append(FlowClosed(addr, "accepted: drain over"))
 
     def next_event(self) -> GateEvent | None:
@@ -462,10 +492,16 @@ class RealityGate:
         self._accepted.move_to_end(addr)
         while len(self._accepted) > self.limits.max_pending_flows:  # bounded: each has a socket
             old, _ = self._accepted.popitem(last=False)
+            self._to_close.pop(old, None)
             self._events.append(FlowClosed(old, "accepted: drain table full"))
+        if self.close_target:
+            self._to_close[addr] = (flow.dcid, flow.scid, flow.largest_pn + 1)
+        source = self.shape_source
+        shape = source(verdict.server_name) if source is not None else None
         return Accept(
             datagrams=tuple(flow.datagrams),
-            configure=configure_accepted(self.identity, verdict, flow.hello, now),
+            configure=configure_accepted(self.identity, verdict, flow.hello, now,
+                                         shape=shape, client_scid_len=len(flow.scid)),
             addr=addr,
             verdict=verdict,
             mirror=data,

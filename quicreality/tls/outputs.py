@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import messages as m
 from .certificates import CertificateSource, PeerVerifier
@@ -155,6 +155,11 @@ class TlsConfig:
             handshake to what it judged.
         wall_clock: seconds since the epoch, for components that need real time (certificate
             validity lives in :class:`PkiVerifier`, which takes its own clock).
+        server_hello_shape: server: another server's ServerHello choices to copy (an object
+            with ``cipher_suite``, ``extension_order``, ``key_share_group`` and ``hello_retry``,
+            e.g. REALITY's learned target shape): its suite and group are selected first when
+            the client offers them (a retry for the group when the other server retried), and
+            the ServerHello's extensions follow its order.
     """
 
     alpn_protocols: Sequence[str] = ()
@@ -176,3 +181,4 @@ class TlsConfig:
     server_alps: bool = False
     expected_client_hello: bytes | None = None
     wall_clock: Callable[[], float] | None = None
+    server_hello_shape: Any = None

@@ -55,7 +55,10 @@ class ServerHandshake(SessionCore):
         alpn = self._select_alpn(ch)
         hrr = self._hello_retry
         if hrr is None:
-            suite = next((s for s in config.cipher_suites if s in ch.cipher_suites), None)
+            shaped = getattr(config.server_hello_shape, "cipher_suite", None)
+            ours = [shaped] if shaped in config.cipher_suites else []
+            suite = next((s for s in (*ours, *config.cipher_suites) if s in ch.cipher_suites),
+                         None)
             if suite is None:
                 raise TlsAlert(AlertDescription.handshake_failure, "no common cipher suite")
             self._select_credentials(ch)
@@ -80,6 +83,11 @@ class ServerHandshake(SessionCore):
         shares = {e.group: e for e in ch.key_share}
         preference = self._group_preference()
         group = next((g for g in preference if g in shares), None)
+        shape = config.server_hello_shape
+        if hrr is None and shape is not None and shape.hello_retry and \
+                preference[0] == shape.key_share_group and preference[0] not in shares \
+                and preference[0] in ch.supported_groups:
+            group = None  # the shaped server asked for its group again: so do we
         self._client_hello = ch
         self._cipher_suite = CipherSuite(suite)
         if group is None:
@@ -103,7 +111,12 @@ class ServerHandshake(SessionCore):
         ``groups``. A group with a client share wins over a better one without (no retry)."""
         config = self._config
         preferred = [g for g in config.server_preferred_groups if g not in config.groups]
-        return [*preferred, *config.groups]
+        order = [*preferred, *config.groups]
+        shaped = getattr(config.server_hello_shape, "key_share_group", None)
+        if shaped in order:  # copy another server's choice (REALITY: the target's)
+            order.remove(shaped)
+            order.insert(0, shaped)
+        return order
 
     def _select_alpn(self, ch: m.ClientHello) -> str | None:
         """Server preference among the client's offers (RFC 7301 §3.2)."""
@@ -144,7 +157,7 @@ class ServerHandshake(SessionCore):
             selected_group=group,
             cookie=self._rng(16),
         )
-        data = m.encode_server_hello(hrr)
+        data = _reorder_extensions(m.encode_server_hello(hrr), self._config.server_hello_shape)
         self._hello_retry = hrr
         self._transcript.add(raw)
         self._transcript.restart_after_hello_retry(hash_name_for_suite(suite))
@@ -164,7 +177,7 @@ class ServerHandshake(SessionCore):
             supported_version=m.TLS_VERSION_1_3,
             key_share=m.KeyShareEntry(share.group, server_share),
         )
-        sh_raw = m.encode_server_hello(sh)
+        sh_raw = _reorder_extensions(m.encode_server_hello(sh), self._config.server_hello_shape)
         self._server_hello = parse(m.pull_server_hello, sh_raw)
         self._transcript.add(sh_raw)
         self._key_schedule = ks = KeySchedule(suite)
@@ -264,3 +277,23 @@ class ServerHandshake(SessionCore):
         assert self._cipher_suite is not None
         outputs.append(HandshakeDone(self._alpn_protocol, self._cipher_suite))
         self._state = State.SERVER_CONNECTED
+
+
+def _reorder_extensions(raw: bytes, shape: object) -> bytes:
+    """``raw`` (an encoded ServerHello) with its extensions in ``shape.extension_order``; types
+    the shape does not name keep their relative order after the named ones."""
+    order = getattr(shape, "extension_order", None)
+    if not order:
+        return raw
+    at = 4 + 2 + 32
+    at += 1 + raw[at] + 3
+    exts: list[tuple[int, bytes]] = []
+    i = at + 2
+    while i < len(raw):
+        ext_type = int.from_bytes(raw[i:i + 2], "big")
+        length = int.from_bytes(raw[i + 2:i + 4], "big")
+        exts.append((ext_type, raw[i:i + 4 + length]))
+        i += 4 + length
+    rank = {t: n for n, t in enumerate(order)}
+    exts.sort(key=lambda e: rank.get(e[0], len(rank)))
+    return raw[:at + 2] + b"".join(e for _, e in exts)

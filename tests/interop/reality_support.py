@@ -113,6 +113,7 @@ class RealityLab:
             Command(argv=tuple(argv), cwd=peer_paths.REPO_ROOT), name="reality-server",
             log_dir=harness.path("logs")))
         self.server.wait_udp_ready(self.port, timeout=20)
+        self.wait_shape_learned()
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -122,6 +123,17 @@ class RealityLab:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def wait_shape_learned(self, timeout: float = 15.0) -> None:
+        """Wait until the listener has learned the target's shape (or given up on it), so that its
+        own handshakes with the target are over before a test watches the target's port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.server.stderr()
+            if "target shape for" in text or "cannot learn the target's shape" in text \
+                    or "shape_ttl_s = 0" in self.config_path.read_text():
+                return
+            time.sleep(0.05)
 
     # --- observing --------------------------------------------------------------------------
 

@@ -66,7 +66,10 @@ def _reality_listener(h: PeerHarness, ns: LoopbackNamespace, pki: Pki, www: WwwD
     conf.write_text("\n".join([
         "[reality]", f'private_key = "{keys["private_key"]}"', 'server_names = ["localhost"]',
         f'short_ids = ["{keys["short_id"]}"]', f'target = "127.0.0.1:{TARGET}"',
-        "max_time_diff_ms = 30000", ""]))
+        "max_time_diff_ms = 30000",
+        # our own accepted flight (the hybrid share below); the target-shaped one is checked by
+        # test_reality_server_shape.py
+        "shape_ttl_s = 0", ""]))
     _start(h, ns, _python("quicreality", "server", "--listen", f"127.0.0.1:{REALITY}",
                           "--reality-config", str(conf), "--www", str(www.path)),
            REALITY, "reality-listener")

@@ -114,9 +114,13 @@ def test_client_hello_split_over_three_reordered_datagrams_is_accepted(
         sock.settimeout(5)
         for d in reversed(datagrams):
             sock.sendto(d, ("127.0.0.1", lab.port))
-        answer, _ = sock.recvfrom(65536)
+        server_crypto: list[tuple[int, bytes]] = []
+        for _ in range(3):  # shaped like ngtcp2's answer, an ACK-only Initial may come first
+            answer, _ = sock.recvfrom(65536)
+            server_crypto = _server_initial_crypto(answer, dcid)
+            if server_crypto:
+                break
     assert lab.accepted() == 1
-    server_crypto = _server_initial_crypto(answer, dcid)
     assert server_crypto and server_crypto[0][1][0] == 0x02  # our ServerHello
     (relay_addr, mirrored), = flows(wire, to_port=lab.target_port).items()
     assert [d.payload for d in mirrored] == list(reversed(datagrams))

@@ -14,6 +14,7 @@ from ...wire.buffer import Buffer
 from .. import events, initial_layout
 from .. import frames as f
 from ..errors import LocalProtocolError, QuicErrorCode
+from ..flight_shape import complete_datagram
 from ..packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_HANDSHAKE,
@@ -192,6 +193,9 @@ class SendPathMixin(ConnectionBase):
 
     def _build_datagram(self, now: float) -> bytes | None:
         max_size = self._max_datagram_size if self._handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
+        shaper: Any = None if self.is_client else self.configuration.flight_shape  # flight_shape.py
+        if (step := shaper.step() if shaper is not None else None) is not None:
+            max_size = step.max_size(max_size, self._peer_params.max_udp_payload_size)
         if not self._address_validated:
             budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
             if budget < max_size:
@@ -203,13 +207,22 @@ class SendPathMixin(ConnectionBase):
         pacing_ok = self._pacer_allows(now)
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
             pair = self._cryptos[space_id]
-            if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded:
+            if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded or (
+                    step is not None and space_id not in step.spaces):
                 continue
-            draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
+            if step is not None and step.acks_only(space_id):
+                draft = self._new_draft(space_id, max(max_size - used, 64))  # _write_ack wants 32
+                if draft is not None:
+                    self._write_ack(draft, self._recovery.spaces[space_id], now)
+                    draft = draft if draft.buf.tell() else None
+            else:
+                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
             if draft is None:
                 continue
             drafts.append(draft)
             used += draft.header_size + draft.buf.tell() + AEAD_TAG_SIZE
+        if step is not None and (drafts or shaper.sent):
+            used = complete_datagram(drafts, used, step, shaper, self._new_draft)
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
@@ -244,6 +257,8 @@ class SendPathMixin(ConnectionBase):
             if space_id == SPACE_HANDSHAKE and self.is_client and not self._sent_handshake_packet:
                 self._sent_handshake_packet = True
                 self._discard_space(SPACE_INITIAL)
+        if step is not None and drafts:
+            shaper.advance(len(out))
         return bytes(out)
 
     def client_initial_flight(self, now: float) -> list[bytes]:
@@ -281,6 +296,14 @@ class SendPathMixin(ConnectionBase):
             out.append(data)
         space.next_pn = plan.next_packet_number
         return out
+
+    def _new_draft(self, space_id: int, capacity: int) -> _PacketDraft | None:
+        """An empty packet for ``space_id``; None when that space has no keys (any more)."""
+        if not self._cryptos[space_id].send.is_valid() or self._recovery.spaces[space_id].discarded:
+            return None
+        hdr = header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
+                          len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
+        return _PacketDraft(space_id, capacity, hdr, self._qlog_frames)
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)

@@ -90,6 +90,7 @@ class TlsIntegrationMixin(ConnectionBase):
             legacy_session_id_length=cfg.legacy_session_id_length,
             expected_client_hello=cfg.expected_client_hello,
             wall_clock=cfg.wall_clock,
+            server_hello_shape=cfg.server_hello_shape,
         )
         self._tls = TlsSession(tls_config, is_client=self.is_client, rng=self._rng)
         self._crypto_initialized = True
