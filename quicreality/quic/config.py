@@ -6,15 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..tls.constants import Group
 from ..tls.hkdf import CipherSuite
 from .packet import QUIC_VERSION_1
 
 if TYPE_CHECKING:
     from ..qlog.sink import QlogSink
 
-#: X25519 then secp256r1 (RFC 8446 §4.2.7 group ids).
-GROUP_X25519 = 0x001D
-GROUP_SECP256R1 = 0x0017
+#: X25519 then secp256r1 (RFC 8446 §4.2.7 group ids; defined once in :class:`~quicreality.tls.constants.Group`).
+GROUP_X25519 = int(Group.X25519)
+GROUP_SECP256R1 = int(Group.SECP256R1)
 
 
 def _no_rng(n: int) -> bytes:

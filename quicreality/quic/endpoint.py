@@ -17,7 +17,9 @@ from ..wire.buffer import Buffer, BufferReadError
 from .config import QuicConfiguration
 from .connection import QuicConnection
 from .packet import (
+    MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_INITIAL,
+    STATELESS_RESET_MIN_SIZE,
     MalformedPacketError,
     encode_quic_retry,
     encode_quic_version_negotiation,
@@ -25,11 +27,6 @@ from .packet import (
     pull_quic_header,
 )
 from .tokens import InvalidTokenError, RetryTokenHandler, stateless_reset_token
-
-#: RFC 9000 §14.1: servers drop Initial datagrams smaller than this.
-MIN_INITIAL_SIZE = 1200
-#: RFC 9000 §10.3: a stateless reset is at least this long and shorter than the trigger.
-MIN_STATELESS_RESET_SIZE = 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +114,13 @@ class QuicServerEndpoint:
         if not header.is_long_header:
             return Received(None, self._stateless_reset(header.destination_cid, len(data), addr))
         if header.version not in self._versions:
-            if len(data) >= MIN_INITIAL_SIZE:
+            if len(data) >= MIN_INITIAL_DATAGRAM_SIZE:
                 vn = encode_quic_version_negotiation(
                     source_cid=header.destination_cid, destination_cid=header.source_cid,
                     supported_versions=list(self._versions))
                 return Received(None, ((vn, addr),))
             return Received(None)
-        if header.packet_type != PACKET_TYPE_INITIAL or len(data) < MIN_INITIAL_SIZE:
+        if header.packet_type != PACKET_TYPE_INITIAL or len(data) < MIN_INITIAL_DATAGRAM_SIZE:
             return Received(None)
         odcid = header.destination_cid
         retry_scid: bytes | None = None
@@ -229,7 +226,7 @@ class QuicServerEndpoint:
 
     def _stateless_reset(self, dcid: bytes, size: int, addr: Any) -> tuple[tuple[bytes, Any], ...]:
         """RFC 9000 §10.3: answer an unknown short-header packet with a stateless reset."""
-        if size <= MIN_STATELESS_RESET_SIZE + 1:
+        if size <= STATELESS_RESET_MIN_SIZE + 1:
             return ()
         token = stateless_reset_token(self._reset_key, dcid)
         length = min(size - 1, 43)

@@ -40,8 +40,9 @@ from dataclasses import dataclass
 
 from ..qlog.sink import FrameDict, crypto_frame, padding_frame, simple_frame
 from ..wire.buffer import Buffer
-from .frames import FrameType, push_crypto_frame_header
-from .packet_builder import AEAD_TAG_SIZE, MIN_INITIAL_DATAGRAM_SIZE, len_uint_var
+from .frames import push_crypto_frame_header, push_ping_frame
+from .packet import MIN_INITIAL_DATAGRAM_SIZE
+from .packet_builder import AEAD_TAG_SIZE, len_uint_var
 
 #: The profile names a configuration may choose (``QuicConfiguration.initial_layout``).
 LAYOUTS: tuple[str, ...] = ("minimal", "chrome")
@@ -395,7 +396,7 @@ def encode_payload(packet: PlannedPacket, hello: bytes) -> bytes:
             push_crypto_frame_header(buf, frame.offset, frame.length)
             buf.push_bytes(hello[frame.offset:frame.offset + frame.length])
         elif isinstance(frame, Ping):
-            buf.push_uint8(FrameType.PING)
+            push_ping_frame(buf)
         else:
             buf.push_bytes(bytes(frame.length))  # PADDING is a zero byte (RFC 9000 §19.1)
     return buf.data

@@ -92,6 +92,9 @@ PACKET_NUMBER_MAX_SIZE = 4
 RETRY_INTEGRITY_TAG_SIZE = 16
 #: Stateless reset token length (RFC 9000 §10.3).
 STATELESS_RESET_TOKEN_SIZE = 16
+#: RFC 9000 §14.1: a client pads every datagram with an Initial (and a server every datagram with an
+#: ack-eliciting Initial) to at least this size; a server drops smaller client Initials.
+MIN_INITIAL_DATAGRAM_SIZE = 1200
 #: Smallest Stateless Reset we send: 5 unpredictable bytes + token (RFC 9000 §10.3).
 STATELESS_RESET_MIN_SIZE = 21
 

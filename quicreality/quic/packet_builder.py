@@ -14,8 +14,6 @@ from .packet import (
 AEAD_TAG_SIZE = 16
 #: Bytes reserved for the packet number (we always encode 4 bytes for simplicity of HP sampling).
 PACKET_NUMBER_SEND_SIZE = 4
-#: RFC 9000 §14.1: datagrams carrying ack-eliciting Initial packets are padded to this size.
-MIN_INITIAL_DATAGRAM_SIZE = 1200
 
 _LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_HANDSHAKE: 0x20}
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .packet import STATELESS_RESET_TOKEN_SIZE
+
 #: Token kind byte; leaves room for NEW_TOKEN tokens (RFC 9000 §8.1.3) under the same key.
 TOKEN_KIND_RETRY = 0x01
 #: Default Retry token lifetime in seconds: a Retry round trip, with slack (RFC 9000 §8.1.4).
@@ -25,8 +27,6 @@ DEFAULT_RETRY_TOKEN_LIFETIME = 10.0
 _FUTURE_SLACK = 1.0
 _NONCE_SIZE = 12
 _TIME = struct.Struct("!d")
-#: Stateless reset token length (RFC 9000 §10.3).
-STATELESS_RESET_TOKEN_SIZE = 16
 
 
 class InvalidTokenError(ValueError):

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from ..quic.crypto import CryptoPair
 from ..quic.errors import QuicErrorCode
-from ..quic.packet import PACKET_TYPE_INITIAL, QUIC_VERSION_1
+from ..quic.frames import push_connection_close_frame
+from ..quic.packet import MIN_INITIAL_DATAGRAM_SIZE, PACKET_TYPE_INITIAL, QUIC_VERSION_1
 from ..quic.packet_builder import (
     AEAD_TAG_SIZE,
-    MIN_INITIAL_DATAGRAM_SIZE,
     header_size,
     seal_packet,
 )
@@ -35,10 +35,7 @@ def client_initial_close(original_dcid: bytes, target_cid: bytes, client_scid: b
     room = MIN_INITIAL_DATAGRAM_SIZE - header_size(
         PACKET_TYPE_INITIAL, len(target_cid), len(client_scid), 0) - AEAD_TAG_SIZE
     buf = Buffer(capacity=room)
-    buf.push_uint8(0x1C)
-    buf.push_uint_var(QuicErrorCode.APPLICATION_ERROR)
-    buf.push_uint_var(0)  # frame type
-    buf.push_uint_var(0)  # no reason phrase
+    push_connection_close_frame(buf, QuicErrorCode.APPLICATION_ERROR, 0, b"", False)
     buf.push_bytes(bytes(room - buf.tell()))  # PADDING
     return seal_packet(keys, PACKET_TYPE_INITIAL, version=QUIC_VERSION_1, dcid=target_cid,
                        scid=client_scid, token=b"", packet_number=packet_number,

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from ..tls import messages as m
 from ..tls.alerts import TlsAlert
+from ..tls.constants import Group
 from ..wire.buffer import Buffer, BufferReadError
 from .config import RealityServerConfig
 from .keys import ClientVersion, short_id_fingerprint, version_value
@@ -42,8 +43,8 @@ from .token import (
 CARRIERS: tuple[Carrier, ...] = (Carrier.SESSION_ID, Carrier.ECH)
 
 #: TLS group ids (RFC 8446 §4.2.7; draft-kwiatkowski-tls-ecdhe-mlkem for 0x11ec).
-GROUP_X25519 = 0x001D
-GROUP_X25519MLKEM768 = 0x11EC
+GROUP_X25519 = int(Group.X25519)
+GROUP_X25519MLKEM768 = int(Group.X25519MLKEM768)
 #: X25519MLKEM768 client share: ML-KEM-768 encapsulation key (1184) then X25519 (32) (spec §3.1).
 X25519MLKEM768_CLIENT_SHARE_LENGTH = 1184 + 32
 

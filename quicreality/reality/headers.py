@@ -7,6 +7,7 @@ import ipaddress
 from typing import Any
 
 from ..quic.packet import (
+    MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_INITIAL,
     QUIC_VERSION_1,
     MalformedPacketError,
@@ -15,7 +16,7 @@ from ..quic.packet import (
 from ..wire.buffer import Buffer
 
 #: RFC 9000 §14.1: a server drops Initial datagrams smaller than this; so do we (-> fallback).
-MIN_INITIAL_DATAGRAM = 1200
+MIN_INITIAL_DATAGRAM = MIN_INITIAL_DATAGRAM_SIZE
 #: Pending flows from one IPv6 source are counted per /64 (one host usually holds a whole /64).
 IPV6_SOURCE_PREFIX = 64
 

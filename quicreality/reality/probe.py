@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..quic.crypto import CryptoPair
-from ..quic.frames import FrameType
+from ..quic.frames import FrameType, crypto_frame_header_size, push_crypto_frame_header
 from ..quic.packet import (
+    MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_INITIAL,
     QUIC_VERSION_1,
     patch_long_header_length,
     push_long_header,
 )
-from ..wire.buffer import Buffer, encode_uint_var
+from ..wire.buffer import Buffer
 
 #: Minimum size of a datagram carrying a client Initial (RFC 9000 §14.1).
-MIN_DATAGRAM = 1200
+MIN_DATAGRAM = MIN_INITIAL_DATAGRAM_SIZE
 #: AEAD tag length (RFC 9001 §5.3).
 _TAG = 16
 #: We always write 2-byte packet numbers.
@@ -30,12 +31,10 @@ _PN_LENGTH = 2
 
 def crypto_frame(offset: int, data: bytes) -> bytes:
     """A CRYPTO frame (RFC 9000 §19.6)."""
-    return (
-        encode_uint_var(FrameType.CRYPTO)
-        + encode_uint_var(offset)
-        + encode_uint_var(len(data))
-        + data
-    )
+    buf = Buffer(capacity=crypto_frame_header_size(offset, len(data)) + len(data))
+    push_crypto_frame_header(buf, offset, len(data))
+    buf.push_bytes(data)
+    return buf.data
 
 
 def initial_packet(

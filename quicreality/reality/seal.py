@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from ..quic.fingerprint import apply_fingerprint
 from ..tls.alerts import AlertDescription, TlsAlert
+from ..tls.constants import Group
 from ..tls.key_exchange import HybridPrivateKey, KeySharePrivateKey
 from .cert import certificate_matches
 from .keys import SHORT_ID_LENGTH, ClientVersion
@@ -38,8 +39,8 @@ from .token import (
 )
 
 #: TLS group ids of X25519 and X25519MLKEM768 (RFC 8446 §4.2.7, draft-ietf-tls-ecdhe-mlkem).
-GROUP_X25519 = 0x001D
-GROUP_X25519MLKEM768 = 0x11EC
+GROUP_X25519 = int(Group.X25519)
+GROUP_X25519MLKEM768 = int(Group.X25519MLKEM768)
 #: Our REALITY client's defaults: Chrome's hello, the token in its GREASE ECH payload.
 DEFAULT_FINGERPRINT = "chrome"
 DEFAULT_CARRIER_FOR = {"chrome": Carrier.ECH, "minimal": Carrier.SESSION_ID}

@@ -397,6 +397,16 @@ class LossRecovery:
                 if count == 2:
                     break
 
+    def forget_sent(self, space_id: int) -> None:
+        """Forget every packet sent in a space, as if never sent (RFC 9000 §17.2.5.2: after a Retry
+        the client resends its first flight; packet numbers go on, the space stays in use)."""
+        space = self.spaces[space_id]
+        for packet in space.sent.values():
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.sent_bytes
+        space.sent.clear()
+        space.ack_eliciting_in_flight = 0
+
     def discard_space(self, space_id: int) -> None:
         """Drop all state of a space whose keys were discarded (RFC 9002 §6.4)."""
         space = self.spaces[space_id]

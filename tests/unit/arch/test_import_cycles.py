@@ -21,11 +21,6 @@ ROOT = Path(__file__).resolve().parents[3] / "quicreality"
 #: failure: the test fails if a cycle appears that is not listed, *and* if a listed one is gone
 #: (then delete its entry).  The lead empties this list after merging those branches.
 EXPECTED_CYCLES: list[frozenset[str]] = [
-    # The connection is one class cut into mixins that import connection.py back lazily
-    # (issue 10, "quic/connection/ becomes a package of components"); the connection split
-    # removes it.
-    frozenset({"quicreality.quic.connection", "quicreality.quic.connection_send",
-               "quicreality.quic.connection_tls"}),
 ]
 
 

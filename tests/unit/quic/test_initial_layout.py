@@ -264,7 +264,7 @@ def test_retransmitted_hello_takes_the_plain_path() -> None:
 
 def test_zero_length_host_cid_issues_nothing_and_refuses_retire() -> None:
     """RFC 9000 §5.1.1, §19.16: no NEW_CONNECTION_ID; RETIRE_CONNECTION_ID is a violation."""
-    from quicreality.quic.connection_ids import HostConnectionIds
+    from quicreality.quic.connection.cids import HostConnectionIds
     from quicreality.quic.errors import QuicConnectionError, QuicErrorCode
 
     cids = HostConnectionIds(b"", seeded(1), lambda cid: bytes(16))

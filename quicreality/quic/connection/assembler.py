@@ -9,38 +9,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..qlog.sink import ack_frame, crypto_frame, stream_frame
-from ..wire.buffer import Buffer
-from . import events
-from .connection_base import ConnectionBase
-from .errors import LocalProtocolError, QuicErrorCode
-from .flight_shape import complete_datagram
-from .packet_builder import (
-    AEAD_TAG_SIZE,
+from ...qlog.sink import ack_frame, crypto_frame, stream_frame
+from ...wire.buffer import Buffer
+from .. import events, initial_layout
+from .. import frames as f
+from ..errors import LocalProtocolError, QuicErrorCode
+from ..flight_shape import complete_datagram
+from ..packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
+    PACKET_TYPE_HANDSHAKE,
+    PACKET_TYPE_INITIAL,
+    PACKET_TYPE_ONE_RTT,
+)
+from ..packet_builder import (
+    AEAD_TAG_SIZE,
     PACKET_NUMBER_SEND_SIZE,
     header_size,
     len_uint_var,
     seal_packet,
 )
-from .recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL, SentPacket
-from .streams import QuicStream
+from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL, SentPacket
+from ..streams import QuicStream, StreamSendState
+from .base import ConnectionBase
+from .state import ConnectionState
 
-_PACKET_TYPES: tuple[int, int, int] | None = None
+#: Long/short header packet type of each packet number space.
+_PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
+#: RFC 9000 §8.1 anti-amplification factor.
+AMPLIFICATION_LIMIT_FACTOR = 3
 _QLOG_TYPES = ("initial", "handshake", "1RTT")
 #: Smallest payload worth starting a packet for.
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
-
-
-def _packet_types() -> tuple[int, int, int]:
-    global _PACKET_TYPES
-    if _PACKET_TYPES is None:
-        from .packet import PACKET_TYPE_HANDSHAKE, PACKET_TYPE_INITIAL, PACKET_TYPE_ONE_RTT
-
-        _PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
-    return _PACKET_TYPES
 
 
 class _PacketDraft:
@@ -66,53 +67,27 @@ class SendPathMixin(ConnectionBase):
 
     def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
         """The ID the next locally opened stream of that kind will get."""
-        return self._local_next_stream[1 if is_unidirectional else 0]
-
-    def _create_stream(self, stream_id: int) -> QuicStream:
-        local = bool(stream_id & 1) == (not self.is_client)
-        uni = bool(stream_id & 2)
-        stream = QuicStream(
-            stream_id,
-            can_send=local or not uni,
-            can_receive=not (local and uni),
-            local_max_stream_data=self.configuration.max_stream_data,
-            peer_max_stream_data=self._initial_peer_stream_limit(stream_id),
-        )
-        self._streams[stream_id] = stream
-        return stream
-
-    def _stream_for_app_send(self, stream_id: int) -> QuicStream:
-        stream = self._streams.get(stream_id)
-        if stream is None:
-            local = bool(stream_id & 1) == (not self.is_client)
-            idx = 1 if stream_id & 2 else 0
-            if not local or stream_id != self._local_next_stream[idx]:
-                raise LocalProtocolError(f"Stream {stream_id} cannot be opened or is closed")
-            self._local_next_stream[idx] += 4
-            stream = self._create_stream(stream_id)
-        if not stream.can_send:
-            raise LocalProtocolError(f"Stream {stream_id} is receive-only")
-        return stream
+        return self._stream_mgr.local_next_stream[1 if is_unidirectional else 0]
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data`` (and the FIN) on a stream, opening it if it is the next local one."""
-        stream = self._stream_for_app_send(stream_id)
+        stream = self._stream_mgr.stream_for_app_send(stream_id)
         if stream.send_state >= 2 and (data or end_stream):  # DATA_SENT and later
             if stream.send_state != 2 or data:
                 raise LocalProtocolError(f"Stream {stream_id} is finished or reset")
         stream.write(data, end_stream)
-        self._send_queue[stream_id] = stream
+        self._stream_mgr.send_queue[stream_id] = stream
 
     def stream_send_buffered(self, stream_id: int) -> int:
         """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
-        stream = self._streams.get(stream_id)
+        stream = self._stream_mgr.streams.get(stream_id)
         return stream.buffered if stream is not None else 0
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """Abandon sending on a stream (RESET_STREAM)."""
-        stream = self._stream_for_app_send(stream_id)
+        stream = self._stream_mgr.stream_for_app_send(stream_id)
         stream.reset(error_code)
-        self._send_queue[stream_id] = stream
+        self._stream_mgr.send_queue[stream_id] = stream
 
     def stop_stream(self, stream_id: int, error_code: int) -> None:
         """Ask the peer to stop sending (STOP_SENDING); a no-op once the stream is finished.
@@ -120,22 +95,15 @@ class SendPathMixin(ConnectionBase):
         Raises:
             LocalProtocolError: the stream cannot receive or was never opened.
         """
-        stream = self._streams.get(stream_id)
-        if stream is None and self._stream_was_closed(stream_id):
+        stream = self._stream_mgr.streams.get(stream_id)
+        if stream is None and self._stream_mgr.stream_was_closed(stream_id):
             return  # all of it was received and consumed: nothing left to stop (RFC 9000 §3.5)
         if stream is None or not stream.can_receive:
             raise LocalProtocolError(f"Stream {stream_id} cannot receive")
         if not stream.recv_finished:
             stream.stop_sending_pending = True
             stream.stop_sending_error_code = error_code
-            self._send_queue[stream_id] = stream
-
-    def _stream_was_closed(self, stream_id: int) -> bool:
-        """True for a receiving stream that was opened and has since been forgotten."""
-        idx = 1 if stream_id & 2 else 0
-        if self._is_local_stream(stream_id):
-            return idx == 0 and stream_id < self._local_next_stream[0]
-        return (stream_id >> 2) < self._peer_streams_opened[idx]
+            self._stream_mgr.send_queue[stream_id] = stream
 
     def pause_stream_reading(self, stream_id: int) -> None:
         """Hold back a stream's received data: :meth:`next_event` stops handing it out.
@@ -145,14 +113,14 @@ class SendPathMixin(ConnectionBase):
         for end-to-end backpressure when the data's destination is slow. A RESET_STREAM is
         still reported at once.
         """
-        self._reading_paused.add(stream_id)
+        self._stream_mgr.reading_paused.add(stream_id)
 
     def resume_stream_reading(self, stream_id: int) -> None:
         """Undo :meth:`pause_stream_reading`; buffered data is handed out by :meth:`next_event`."""
-        self._reading_paused.discard(stream_id)
-        stream = self._streams.get(stream_id)
+        self._stream_mgr.reading_paused.discard(stream_id)
+        stream = self._stream_mgr.streams.get(stream_id)
         if stream is not None and stream.has_ready_data():
-            self._ready_streams[stream_id] = stream
+            self._stream_mgr.ready_streams[stream_id] = stream
 
     def datagrams_pending(self) -> int:
         """DATAGRAM frames queued by :meth:`send_datagram_frame` and not yet put in a packet."""
@@ -178,46 +146,12 @@ class SendPathMixin(ConnectionBase):
             raise LocalProtocolError("A key update is still in progress")
         self._key_update_requested = True
 
-    def _after_stream_consumed(self, stream: QuicStream) -> None:
-        if stream.maybe_update_max_stream_data():
-            self._send_queue[stream.stream_id] = stream
-        self._maybe_raise_max_data()
-        self._maybe_close_stream(stream)
-
-    def _maybe_raise_max_data(self) -> None:
-        """Announce a larger connection window once half of it is consumed (RFC 9000 §4.2)."""
-        window = self.configuration.max_data
-        if self._data_consumed + window // 2 > self._local_max_data:
-            self._local_max_data = self._data_consumed + window
-            self._local_max_data_pending = True
-
-    def _maybe_close_stream(self, stream: QuicStream) -> None:
-        if not (stream.send_finished and stream.recv_finished) or stream.has_ready_data():
-            return
-        if stream.stop_sending_pending or stream.reset_pending:
-            return
-        sid = stream.stream_id
-        if self._streams.pop(sid, None) is None:
-            return
-        self._send_queue.pop(sid, None)
-        self._reading_paused.discard(sid)
-        if not self._is_local_stream(sid):
-            idx = 1 if sid & 2 else 0
-            self._peer_streams_closed[idx] += 1
-            initial = (self.configuration.max_streams_bidi, self.configuration.max_streams_uni)[idx]
-            new_max = self._peer_streams_closed[idx] + initial
-            if new_max - self._local_max_streams[idx] >= max(1, initial // 2):
-                self._local_max_streams[idx] = new_max
-                self._local_max_streams_pending[idx] = True
-
     # --------------------------------------------------------- send path
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Build every datagram that may be sent at ``now``."""
-        from .connection import ConnectionState
-
         self._now_hint = now
-        state = self._state
+        state = self._lifecycle.state
         if state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return []
         if state == ConnectionState.CLOSING:
@@ -240,7 +174,7 @@ class SendPathMixin(ConnectionBase):
         out: list[tuple[bytes, Any]] = []
         path = self._network_path
         if self._initial_plan is not None:
-            for planned in self._send_initial_plan(now):
+            for planned in self.client_initial_flight(now):
                 self._bytes_sent += len(planned)
                 out.append((planned, path))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
@@ -258,7 +192,7 @@ class SendPathMixin(ConnectionBase):
         return out
 
     def _build_datagram(self, now: float) -> bytes | None:
-        max_size = self._max_datagram_size if self._handshake_confirmed else 1200
+        max_size = self._max_datagram_size if self._handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
         shaper: Any = None if self.is_client else self.configuration.flight_shape  # flight_shape.py
         if (step := shaper.step() if shaper is not None else None) is not None:
             max_size = step.max_size(max_size, self._peer_params.max_udp_payload_size)
@@ -293,11 +227,11 @@ class SendPathMixin(ConnectionBase):
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
         if any(d.space_id == SPACE_INITIAL and (self.is_client or d.ack_eliciting) for d in drafts):
-            if used < MIN_INITIAL_DATAGRAM_SIZE and max_size >= MIN_INITIAL_DATAGRAM_SIZE:
+            if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size:
                 last = drafts[-1]
                 last.buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
         out = bytearray()
-        types = _packet_types()
+        types = _PACKET_TYPES
         for draft in drafts:
             space_id = draft.space_id
             space = self._recovery.spaces[space_id]
@@ -327,11 +261,47 @@ class SendPathMixin(ConnectionBase):
             shaper.advance(len(out))
         return bytes(out)
 
+    def client_initial_flight(self, now: float) -> list[bytes]:
+        """The client's first Initial flight as ``config.initial_layout`` plans it (once).
+
+        The one place the first flight is laid out (:mod:`~quicreality.quic.initial_layout`): the
+        default "minimal" layout has no plan and the normal path below sends the hello;
+        retransmissions always take the normal path.
+        """
+        profile, self._initial_plan = self._initial_plan, None
+        crypto = self._crypto_streams[SPACE_INITIAL]
+        space = self._recovery.spaces[SPACE_INITIAL]
+        if profile is None or space.next_pn or crypto.next_send_offset() or \
+                (frame := crypto.get_frame(1 << 62, 1 << 62)) is None:
+            return []
+        hello, dcid, scid = frame[1], self._peer_cids.current.cid, self.host_cid
+        plan = initial_layout.plan_initial_flight(
+            hello, self._rng, profile, dcid_length=len(dcid), scid_length=len(scid),
+            token_length=len(self._retry_token))
+        out = []
+        for packet in plan.packets:
+            pn = packet.packet_number
+            data = seal_packet(
+                self._cryptos[SPACE_INITIAL], PACKET_TYPE_INITIAL, version=self._version,
+                dcid=dcid, scid=scid, token=self._retry_token, packet_number=pn,
+                payload=initial_layout.encode_payload(packet, hello),
+                packet_number_length=packet.packet_number_length)
+            handlers = [(self._on_crypto_delivery, (crypto, frag.offset, frag.length))
+                        for frag in packet.crypto_fragments]
+            self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
+                                                     True, handlers, "initial"))
+            if self._qlog_frames:
+                self._qlog.packet_sent(now, "initial", pn, len(data),
+                                       initial_layout.describe_frames(packet))
+            out.append(data)
+        space.next_pn = plan.next_packet_number
+        return out
+
     def _new_draft(self, space_id: int, capacity: int) -> _PacketDraft | None:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
         if not self._cryptos[space_id].send.is_valid() or self._recovery.spaces[space_id].discarded:
             return None
-        hdr = header_size(_packet_types()[space_id], len(self._peer_cids.current.cid),
+        hdr = header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
                           len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
         return _PacketDraft(space_id, capacity, hdr, self._qlog_frames)
 
@@ -345,7 +315,7 @@ class SendPathMixin(ConnectionBase):
 
     def _fill_packet(self, space_id: int, room: int, now: float,
                      pacing_ok: bool) -> _PacketDraft | None:
-        hdr = header_size(_packet_types()[space_id], len(self._peer_cids.current.cid),
+        hdr = header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
                           len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
         capacity = room - hdr - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
@@ -369,7 +339,7 @@ class SendPathMixin(ConnectionBase):
             if space_id == SPACE_APPLICATION:
                 self._write_app_frames(draft, now)
             if probe and not draft.ack_eliciting and buf.capacity - buf.tell() >= 1:
-                buf.push_uint8(0x01)  # PING (RFC 9002 §6.2.4)
+                f.push_ping_frame(buf)  # RFC 9002 §6.2.4
                 draft.ack_eliciting = True
                 if draft.frames is not None:
                     draft.frames.append({"frame_type": "ping"})
@@ -384,7 +354,7 @@ class SendPathMixin(ConnectionBase):
     def _has_app_data(self, space_id: int) -> bool:
         if space_id != SPACE_APPLICATION:
             return self._crypto_streams[space_id].has_data_to_send()
-        return bool(self._send_queue) or self._handshake_done_pending
+        return bool(self._stream_mgr.send_queue) or self._handshake_done_pending
 
     def _write_ack(self, draft: _PacketDraft, space: Any, now: float) -> None:
         """ACK frame (RFC 9000 §19.3), largest range first."""
@@ -399,31 +369,14 @@ class SendPathMixin(ConnectionBase):
             delay = int((now - space.largest_received_time) * 1_000_000) >> \
                 self.configuration.ack_delay_exponent
             delay = max(delay, 0)
-        n = len(ranges)
-        largest_range = ranges[n - 1]
-        largest = largest_range.stop - 1
-        start = buf.tell()
-        buf.push_uint8(0x02)
-        buf.push_uint_var(largest)
-        buf.push_uint_var(delay)
-        # Reserve room: write as many ranges as fit.
-        count_pos = buf.tell()
-        max_ranges = min(n - 1, (buf.capacity - count_pos - 16) // 8)
-        buf.push_uint_var(max_ranges)
-        buf.push_uint_var(largest - largest_range.start)
-        prev_start = largest_range.start
-        for i in range(n - 2, n - 2 - max_ranges, -1):
-            r = ranges[i]
-            buf.push_uint_var(prev_start - r.stop - 1)
-            buf.push_uint_var(r.stop - 1 - r.start)
-            prev_start = r.start
+        if not f.push_ack_frame(buf, ranges, delay, max_ranges=1 + max(0, (buf.remaining() - 16) // 8)):
+            return
         space.ack_needed = False
         space.ack_eliciting_unacked = 0
         space.ack_deadline = None
         if draft.frames is not None:
             draft.frames.append(ack_frame(
                 ranges, (delay << self.configuration.ack_delay_exponent) / 1_000_000))
-        del start
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:
         buf = draft.buf
@@ -433,9 +386,7 @@ class SendPathMixin(ConnectionBase):
         if frame is None:
             return False
         offset, data, _ = frame
-        buf.push_uint8(0x06)
-        buf.push_uint_var(offset)
-        buf.push_uint_var(len(data))
+        f.push_crypto_frame_header(buf, offset, len(data))
         buf.push_bytes(data)
         draft.ack_eliciting = True
         draft.handlers.append((self._on_crypto_delivery, (crypto, offset, len(data))))
@@ -454,29 +405,26 @@ class SendPathMixin(ConnectionBase):
         buf = draft.buf
         frames = draft.frames
         if self._handshake_done_pending and buf.capacity - buf.tell() >= 1:
-            buf.push_uint8(0x1E)
+            f.push_handshake_done_frame(buf)
             self._handshake_done_pending = False
             draft.ack_eliciting = True
-            draft.handlers.append((self._on_flag_delivery, ("_handshake_done_pending",)))
+            draft.handlers.append((self._on_handshake_done_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "handshake_done"})
         while self._path_responses and buf.capacity - buf.tell() >= 9:
-            buf.push_uint8(0x1B)
-            buf.push_bytes(self._path_responses.popleft())
+            f.push_path_response_frame(buf, self._path_responses.popleft())
             draft.ack_eliciting = True
-        if self._local_max_data_pending and buf.capacity - buf.tell() >= 9:
-            buf.push_uint8(0x10)
-            buf.push_uint_var(self._local_max_data)
-            self._local_max_data_pending = False
+        if self._stream_mgr.local_max_data_pending and buf.capacity - buf.tell() >= 9:
+            f.push_max_data_frame(buf, self._stream_mgr.local_max_data)
+            self._stream_mgr.local_max_data_pending = False
             draft.ack_eliciting = True
-            draft.handlers.append((self._on_flag_delivery, ("_local_max_data_pending",)))
+            draft.handlers.append((self._on_max_data_delivery, ()))
             if frames is not None:
-                frames.append({"frame_type": "max_data", "maximum": self._local_max_data})
+                frames.append({"frame_type": "max_data", "maximum": self._stream_mgr.local_max_data})
         for idx in (0, 1):
-            if self._local_max_streams_pending[idx] and buf.capacity - buf.tell() >= 9:
-                buf.push_uint8(0x12 + idx)
-                buf.push_uint_var(self._local_max_streams[idx])
-                self._local_max_streams_pending[idx] = False
+            if self._stream_mgr.local_max_streams_pending[idx] and buf.capacity - buf.tell() >= 9:
+                f.push_max_streams_frame(buf, bool(idx), self._stream_mgr.local_max_streams[idx])
+                self._stream_mgr.local_max_streams_pending[idx] = False
                 draft.ack_eliciting = True
                 draft.handlers.append((self._on_max_streams_delivery, (idx,)))
         while self._cids_to_announce and buf.capacity - buf.tell() >= 48:
@@ -484,39 +432,32 @@ class SendPathMixin(ConnectionBase):
             if entry.retired:
                 continue
             self._host_cids.on_announced(entry)
-            buf.push_uint8(0x18)
-            buf.push_uint_var(entry.sequence_number)
-            buf.push_uint_var(0)
-            buf.push_uint8(len(entry.cid))
-            buf.push_bytes(entry.cid)
-            buf.push_bytes(entry.stateless_reset_token)
+            f.push_new_connection_id_frame(buf, entry.sequence_number, 0, entry.cid,
+                                           entry.stateless_reset_token)
             draft.ack_eliciting = True
             draft.handlers.append((self._on_ncid_delivery, (entry,)))
         retire = self._peer_cids.pending_retire
         while retire and buf.capacity - buf.tell() >= 9:
             seq = retire.pop(0)
             self._peer_cids.on_retire_sent(seq)
-            buf.push_uint8(0x19)
-            buf.push_uint_var(seq)
+            f.push_retire_connection_id_frame(buf, seq)
             draft.ack_eliciting = True
             draft.handlers.append((self._peer_cids.on_retire_delivery, (seq,)))
         while self._pings and buf.capacity - buf.tell() >= 1:
             uid = self._pings.pop(0)
-            buf.push_uint8(0x01)
+            f.push_ping_frame(buf)
             draft.ack_eliciting = True
             draft.handlers.append((self._on_ping_delivery, (uid,)))
         while self._datagrams_out:
             data = self._datagrams_out[0]
-            need = 1 + len_uint_var(len(data)) + len(data)
+            need = f.datagram_frame_size(len(data))
             if buf.capacity - buf.tell() < need:
                 if buf.tell() == 0 and need > buf.capacity:
                     self._datagrams_out.popleft()  # can never fit: drop (RFC 9221 §5)
                     continue
                 break
             self._datagrams_out.popleft()
-            buf.push_uint8(0x31)
-            buf.push_uint_var(len(data))
-            buf.push_bytes(data)
+            f.push_datagram_frame(buf, data)
             draft.ack_eliciting = True
             draft.in_flight = True
             if frames is not None:
@@ -525,7 +466,8 @@ class SendPathMixin(ConnectionBase):
 
     def _write_stream_frames(self, draft: _PacketDraft) -> None:
         buf = draft.buf
-        queue = self._send_queue
+        mgr = self._stream_mgr
+        queue = mgr.send_queue
         if not queue:
             return
         handlers = draft.handlers
@@ -538,27 +480,22 @@ class SendPathMixin(ConnectionBase):
             if room < 32:
                 break
             if stream.stop_sending_pending:
-                buf.push_uint8(0x05)
-                buf.push_uint_var(stream_id)
-                buf.push_uint_var(stream.stop_sending_error_code)
+                f.push_stop_sending_frame(buf, stream_id, stream.stop_sending_error_code)
                 stream.stop_sending_pending = False
                 handlers.append((self._on_stop_sending_delivery, (stream,)))
                 draft.ack_eliciting = True
                 room = buf.capacity - buf.tell()
             if stream.reset_pending:
-                buf.push_uint8(0x04)
-                buf.push_uint_var(stream_id)
-                buf.push_uint_var(stream.reset_error_code)
-                buf.push_uint_var(stream.send_highest)  # RFC 9000 §4.5: credit used, not queued
+                # RFC 9000 §4.5: the final size is the credit used, not what is queued.
+                f.push_reset_stream_frame(buf, stream_id, stream.reset_error_code,
+                                          stream.send_highest)
                 stream.reset_pending = False
                 handlers.append((self._on_reset_delivery, (stream,)))
                 draft.ack_eliciting = True
                 del queue[stream_id]
                 continue
             if stream.max_stream_data_pending and room >= 20:
-                buf.push_uint8(0x11)
-                buf.push_uint_var(stream_id)
-                buf.push_uint_var(stream.local_max_stream_data)
+                f.push_max_stream_data_frame(buf, stream_id, stream.local_max_stream_data)
                 stream.max_stream_data_pending = False
                 handlers.append((self._on_msd_delivery, (stream,)))
                 draft.ack_eliciting = True
@@ -566,11 +503,11 @@ class SendPathMixin(ConnectionBase):
             if not stream.has_data_to_send():
                 del queue[stream_id]
                 continue
-            if self._is_local_stream(stream_id):
+            if mgr.is_local_stream(stream_id):
                 idx = 1 if stream_id & 2 else 0
-                if (stream_id >> 2) >= self._peer_max_streams[idx]:
+                if (stream_id >> 2) >= mgr.peer_max_streams[idx]:
                     continue  # blocked by the peer's stream limit
-            credit = self._peer_max_data - self._data_sent
+            credit = mgr.peer_max_data - mgr.data_sent
             highest = stream.send_highest
             max_offset = min(stream.peer_max_stream_data, highest + max(credit, 0))
             offset = stream.next_send_offset()
@@ -580,15 +517,11 @@ class SendPathMixin(ConnectionBase):
                 continue
             offset, data, fin = frame
             length = len(data)
-            buf.push_uint8(0x0E | (1 if fin else 0) if offset else 0x0A | (1 if fin else 0))
-            buf.push_uint_var(stream_id)
-            if offset:
-                buf.push_uint_var(offset)
-            buf.push_uint16(0x4000 | length)
+            f.push_stream_frame_header(buf, stream_id, offset, length, fin)
             buf.push_bytes(data)
             grown = stream.send_highest - highest
             if grown > 0:
-                self._data_sent += grown
+                mgr.data_sent += grown
             handlers.append((self._on_stream_delivery, (stream, offset, length, fin)))
             draft.ack_eliciting = True
             if frames is not None:
@@ -605,19 +538,23 @@ class SendPathMixin(ConnectionBase):
         if delivered:
             stream.on_frame_acked(offset, length, fin)
             if stream.send_finished:
-                self._maybe_close_stream(stream)
+                self._stream_mgr.maybe_close_stream(stream)
         else:
             stream.on_frame_lost(offset, length, fin)
-            if stream.has_data_to_send() and stream.stream_id in self._streams:
-                self._send_queue[stream.stream_id] = stream
+            if stream.has_data_to_send() and stream.stream_id in self._stream_mgr.streams:
+                self._stream_mgr.send_queue[stream.stream_id] = stream
 
-    def _on_flag_delivery(self, delivered: bool, attr: str) -> None:
+    def _on_handshake_done_delivery(self, delivered: bool) -> None:
         if not delivered:
-            setattr(self, attr, True)
+            self._handshake_done_pending = True
+
+    def _on_max_data_delivery(self, delivered: bool) -> None:
+        if not delivered:
+            self._stream_mgr.local_max_data_pending = True
 
     def _on_max_streams_delivery(self, delivered: bool, idx: int) -> None:
         if not delivered:
-            self._local_max_streams_pending[idx] = True
+            self._stream_mgr.local_max_streams_pending[idx] = True
 
     def _on_ncid_delivery(self, delivered: bool, entry: Any) -> None:
         if not delivered and entry in self._host_cids.entries:
@@ -630,24 +567,22 @@ class SendPathMixin(ConnectionBase):
             self._pings.append(uid)
 
     def _on_stop_sending_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and not stream.recv_finished and stream.stream_id in self._streams:
+        if not delivered and not stream.recv_finished and stream.stream_id in self._stream_mgr.streams:
             stream.stop_sending_pending = True
-            self._send_queue[stream.stream_id] = stream
+            self._stream_mgr.send_queue[stream.stream_id] = stream
 
     def _on_reset_delivery(self, delivered: bool, stream: QuicStream) -> None:
         if delivered:
-            from .streams import StreamSendState
-
             stream.send_state = StreamSendState.RESET_RECVD
-            self._maybe_close_stream(stream)
-        elif stream.stream_id in self._streams:
+            self._stream_mgr.maybe_close_stream(stream)
+        elif stream.stream_id in self._stream_mgr.streams:
             stream.reset_pending = True
-            self._send_queue[stream.stream_id] = stream
+            self._stream_mgr.send_queue[stream.stream_id] = stream
 
     def _on_msd_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and stream.stream_id in self._streams and not stream.recv_finished:
+        if not delivered and stream.stream_id in self._stream_mgr.streams and not stream.recv_finished:
             stream.max_stream_data_pending = True
-            self._send_queue[stream.stream_id] = stream
+            self._stream_mgr.send_queue[stream.stream_id] = stream
 
     # -------------------------------------------------------------- close
 
@@ -664,37 +599,42 @@ class SendPathMixin(ConnectionBase):
         budget: int | None = None
         if not self._address_validated:
             budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
-        out = bytearray()
-        types = _packet_types()
+        built: list[tuple[int, bytes, bytes]] = []
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
             pair = self._cryptos[space_id]
             if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded:
                 continue
             buf = Buffer(capacity=400)
             if application and space_id == SPACE_APPLICATION:
-                buf.push_uint8(0x1D)
-                buf.push_uint_var(error_code)
+                f.push_connection_close_frame(buf, error_code, None, reason_bytes, True)
             else:
                 # RFC 9000 §10.2.3: application close before 1-RTT becomes APPLICATION_ERROR.
-                buf.push_uint8(0x1C)
-                buf.push_uint_var(QuicErrorCode.APPLICATION_ERROR if application else error_code)
-                buf.push_uint_var(frame_type or 0)
-            buf.push_uint_var(len(reason_bytes))
-            buf.push_bytes(reason_bytes)
+                f.push_connection_close_frame(
+                    buf, QuicErrorCode.APPLICATION_ERROR if application else error_code,
+                    frame_type, reason_bytes, False)
             if buf.tell() < 8:
                 buf.push_bytes(bytes(8 - buf.tell()))
-            space = self._recovery.spaces[space_id]
-            pn = space.next_pn
-            packet = seal_packet(pair, types[space_id], version=self._version,
-                                 dcid=self._peer_cids.current.cid, scid=self.host_cid,
-                                 token=self._retry_token if space_id == SPACE_INITIAL else None,
-                                 packet_number=pn, payload=buf.data)
-            if budget is not None and len(out) + len(packet) > budget:
+            built.append((space_id, buf.data, self._seal_close(space_id, buf.data)))
+        if self.is_client and built and built[0][0] == SPACE_INITIAL:
+            # RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200
+            # bytes; the PADDING goes into the Initial, which comes first in the datagram.
+            room = MIN_INITIAL_DATAGRAM_SIZE - sum(len(packet) for _, _, packet in built)
+            if room > 0:
+                _, payload, _ = built[0]
+                built[0] = (SPACE_INITIAL, payload, self._seal_close(SPACE_INITIAL, payload + bytes(room)))
+        packets: list[bytes] = []
+        size = 0
+        for space_id, _, packet in built:
+            if budget is not None and size + len(packet) > budget:
                 continue
-            space.next_pn += 1
-            out += packet
-        return bytes(out)
+            self._recovery.spaces[space_id].next_pn += 1
+            packets.append(packet)
+            size += len(packet)
+        return b"".join(packets)
 
-
-#: RFC 9000 §8.1 anti-amplification factor.
-AMPLIFICATION_LIMIT_FACTOR = 3
+    def _seal_close(self, space_id: int, payload: bytes) -> bytes:
+        """One CONNECTION_CLOSE packet of ``space_id`` at its next packet number."""
+        return seal_packet(self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._version,
+                           dcid=self._peer_cids.current.cid, scid=self.host_cid,
+                           token=self._retry_token if space_id == SPACE_INITIAL else None,
+                           packet_number=self._recovery.spaces[space_id].next_pn, payload=payload)

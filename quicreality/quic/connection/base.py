@@ -1,8 +1,8 @@
 """Typed declarations of the state shared by the connection's parts (mypy only).
 
 :class:`~quicreality.quic.connection.QuicConnection` is assembled from the receive-side frame
-handlers (:mod:`.connection_frames`), the send path (:mod:`.connection_send`) and the state machine
-(:mod:`.connection`). This base declares, for the type checker, the attributes and methods each part
+handlers (:mod:`.receive`), the send path (:mod:`.assembler`) and the state machine
+(:mod:`.core`). This base declares, for the type checker, the attributes and methods each part
 uses from the others; it adds nothing at run time.
 """
 
@@ -13,18 +13,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..qlog.sink import QlogSink
-    from ..tls.handshake import TlsSession
-    from .config import QuicConfiguration
-    from .connection_ids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
-    from .crypto import CryptoPair
-    from .initial_layout import LayoutProfile
-    from .recovery.congestion.base import CongestionController
-    from .recovery.loss import LossRecovery
-    from .recovery.pacer import Pacer
-    from .recovery.rtt import RttEstimator
-    from .streams import QuicStream
-    from .transport_params import QuicTransportParameters
+    from ...qlog.sink import QlogSink
+    from ...tls.handshake import TlsSession
+    from ..config import QuicConfiguration
+    from ..crypto import CryptoPair
+    from ..initial_layout import LayoutProfile
+    from ..recovery.congestion.base import CongestionController
+    from ..recovery.loss import LossRecovery
+    from ..recovery.pacer import Pacer
+    from ..recovery.rtt import RttEstimator
+    from ..streams import QuicStream
+    from ..transport_params import QuicTransportParameters
+    from .cids import ConnectionIdEntry, HostConnectionIds, PeerConnectionIds
+    from .state import ConnectionLifecycle, ConnectionState
+    from .streams import StreamManager
 
 
 class ConnectionBase:
@@ -33,7 +35,7 @@ class ConnectionBase:
     if TYPE_CHECKING:
         configuration: QuicConfiguration
         is_client: bool
-        _state: Any
+        _lifecycle: ConnectionLifecycle
         _version: int
         _events: deque[Any]
         _tls: TlsSession | None
@@ -49,9 +51,7 @@ class ConnectionBase:
         _initial_plan: LayoutProfile | None
         _idle_timeout: float
         _alpn: str | None
-        _handshake_complete: bool
         _crypto_initialized: bool
-        _peer_params_received: bool
         _peer_max_ack_delay: float
         _now_hint: float
         # keys and spaces
@@ -80,22 +80,7 @@ class ConnectionBase:
         _cids_to_announce: list[ConnectionIdEntry]
         _packet_dcid: bytes
         # streams and flow control
-        _streams: dict[int, QuicStream]
-        _ready_streams: dict[int, QuicStream]
-        _reading_paused: set[int]
-        _send_queue: dict[int, QuicStream]
-        _local_max_data: int
-        _local_max_data_pending: bool
-        _data_received: int
-        _data_consumed: int
-        _peer_max_data: int
-        _data_sent: int
-        _local_max_streams: list[int]
-        _local_max_streams_pending: list[bool]
-        _peer_streams_closed: list[int]
-        _peer_streams_opened: list[int]
-        _peer_max_streams: list[int]
-        _local_next_stream: list[int]
+        _stream_mgr: StreamManager
         _datagrams_out: deque[bytes]
         _path_responses: deque[bytes]
         _pings: list[int]
@@ -108,20 +93,13 @@ class ConnectionBase:
 
         @property
         def host_cid(self) -> bytes: ...
-        def _set_state(self, state: Any, now: float) -> None: ...
+        def _set_state(self, state: ConnectionState, now: float) -> None: ...
         def _terminate(self, error_code: int, frame_type: int | None, reason: str, *,
                        by_peer: bool, now: float, immediate: bool = False) -> None: ...
         def _confirm_handshake(self, now: float) -> None: ...
         def _on_key_update(self, now: float, trigger: str) -> None: ...
         def _discard_space(self, space: int) -> None: ...
         def _handle_crypto_data(self, space_id: int, offset: int, data: bytes, now: float) -> None: ...
-        def _initial_peer_stream_limit(self, stream_id: int) -> int: ...
-        def _maybe_close_stream(self, stream: QuicStream) -> None: ...
-        def _create_stream(self, stream_id: int) -> QuicStream: ...
-        def _is_local_stream(self, stream_id: int) -> bool: ...
-        def _after_stream_consumed(self, stream: QuicStream) -> None: ...
-        def _maybe_raise_max_data(self) -> None: ...
-        def _send_initial_plan(self, now: float) -> list[bytes]: ...
 
     __slots__ = ()
 

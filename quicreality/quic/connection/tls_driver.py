@@ -6,7 +6,7 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
-from ..tls.handshake import (
+from ...tls.handshake import (
     Direction,
     Epoch,
     HandshakeDone,
@@ -17,16 +17,17 @@ from ..tls.handshake import (
     TlsConfig,
     TlsSession,
 )
-from ..wire.buffer import Buffer
-from . import events
-from .connection_base import ConnectionBase
-from .errors import QuicConnectionError, QuicErrorCode
-from .recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL
-from .transport_params import (
+from ...wire.buffer import Buffer
+from .. import events
+from ..errors import QuicConnectionError, QuicErrorCode
+from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL
+from ..transport_params import (
     QuicTransportParameters,
     pull_transport_parameters,
     push_transport_parameters,
 )
+from .base import ConnectionBase
+from .state import ConnectionState
 
 #: Bound on buffered out-of-order CRYPTO data per epoch (RFC 9000 §7.5).
 MAX_CRYPTO_BUFFER = 64 * 1024
@@ -117,14 +118,11 @@ class TlsIntegrationMixin(ConnectionBase):
                 self._on_handshake_complete(out, now)
 
     def _on_handshake_complete(self, done: HandshakeDone, now: float) -> None:
-        self._handshake_complete = True
         self._alpn = done.alpn_protocol
         self._events.append(events.ProtocolNegotiated(alpn_protocol=done.alpn_protocol))
         self._events.append(
             events.HandshakeCompleted(alpn_protocol=done.alpn_protocol, cipher_suite=done.cipher_suite)
         )
-        from .connection import ConnectionState
-
         self._set_state(ConnectionState.CONNECTED, now)
         if not self.is_client:
             self._handshake_done_pending = True
@@ -186,7 +184,6 @@ class TlsIntegrationMixin(ConnectionBase):
             raise QuicConnectionError(QuicErrorCode.TRANSPORT_PARAMETER_ERROR, None,
                                       "initial_source_connection_id does not match")
         self._peer_params = params
-        self._peer_params_received = True
         if params.max_ack_delay is not None:
             self._peer_max_ack_delay = params.max_ack_delay / 1000.0
             self._recovery.peer_max_ack_delay = self._peer_max_ack_delay
@@ -196,25 +193,10 @@ class TlsIntegrationMixin(ConnectionBase):
             peer_idle = params.max_idle_timeout / 1000.0
             if not self._idle_timeout or peer_idle < self._idle_timeout:
                 self._idle_timeout = peer_idle
-        self._peer_max_data = params.initial_max_data or 0
-        self._peer_max_streams = [params.initial_max_streams_bidi or 0,
-                                  params.initial_max_streams_uni or 0]
-        for stream in self._streams.values():
-            stream.peer_max_stream_data = max(
-                stream.peer_max_stream_data, self._initial_peer_stream_limit(stream.stream_id)
-            )
+        self._stream_mgr.apply_peer_params(params)
         if params.max_udp_payload_size is not None:
             self._max_datagram_size = min(self._max_datagram_size, params.max_udp_payload_size)
         self._qlog.parameters_set(now, "remote", _params_for_qlog(params))
-
-    def _initial_peer_stream_limit(self, stream_id: int) -> int:
-        p = self._peer_params
-        if stream_id & 2:
-            return p.initial_max_stream_data_uni or 0
-        local = bool(stream_id & 1) == (not self.is_client)
-        if local:
-            return p.initial_max_stream_data_bidi_remote or 0
-        return p.initial_max_stream_data_bidi_local or 0
 
     def _handle_crypto_data(self, space_id: int, offset: int, data: bytes, now: float) -> None:
         stream = self._crypto_streams[space_id]

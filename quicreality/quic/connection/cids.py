@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import QuicConnectionError, QuicErrorCode
+from ..errors import QuicConnectionError, QuicErrorCode
 
 #: RFC 9000 §19.15: NEW_CONNECTION_ID frame type, cited in errors.
 _FRAME_NEW_CONNECTION_ID = 0x18

@@ -5,88 +5,62 @@ collects ``datagrams_to_send(now)`` once per batch of received datagrams, arms a
 ``get_timer()`` and calls ``handle_timer(now)`` when it fires, and drains ``next_event()``.
 Nothing here reads a clock or a socket.
 
-Frame handlers live in :mod:`.connection_frames` and the send path in :mod:`.connection_send`;
+Frame handlers live in :mod:`.receive` and the send path in :mod:`.assembler`;
 this module holds state, the receive path, TLS integration and timers.
 """
 
 from __future__ import annotations
 
-import binascii
 from collections import deque
-from enum import IntEnum
 from typing import Any
 
-from ..qlog.sink import NullSink, QlogSink
-from ..tls.alerts import TlsAlert
-from ..tls.handshake import (
-    Epoch,
-    TlsSession,
-)
-from ..wire.buffer import Buffer, BufferReadError
-from . import events, initial_layout
-from .config import QuicConfiguration
-from .connection_frames import FrameHandlersMixin
-from .connection_ids import HostConnectionIds, PeerConnectionIds
-from .connection_send import SendPathMixin
-from .connection_tls import TlsIntegrationMixin
-from .crypto import CryptoError, CryptoPair
-from .errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
-from .packet import (
+from ...qlog.sink import NullSink, QlogSink
+from ...tls.alerts import TlsAlert
+from ...tls.handshake import TlsSession
+from ...wire.buffer import Buffer, BufferReadError
+from .. import events, initial_layout
+from ..config import QuicConfiguration
+from ..crypto import CryptoError, CryptoPair
+from ..errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
+from ..packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
     PACKET_TYPE_RETRY,
     PACKET_TYPE_VERSION_NEGOTIATION,
     PACKET_TYPE_ZERO_RTT,
+    STATELESS_RESET_MIN_SIZE,
+    STATELESS_RESET_TOKEN_SIZE,
     QuicHeader,
     get_retry_integrity_tag,
     pull_quic_header,
 )
-from .packet_builder import seal_packet
-from .qlog_frames import describe_frames
-from .recovery.congestion.base import create_congestion_controller
-from .recovery.loss import (
+from ..qlog_frames import describe_frames
+from ..recovery.congestion.base import create_congestion_controller
+from ..recovery.loss import (
     SPACE_APPLICATION,
     SPACE_HANDSHAKE,
     SPACE_INITIAL,
     LossRecovery,
     SentPacket,
 )
-from .recovery.pacer import Pacer
-from .recovery.rtt import RttEstimator
-from .streams import QuicStream
-from .tokens import stateless_reset_token
-from .transport_params import (
+from ..recovery.pacer import Pacer
+from ..recovery.rtt import RttEstimator
+from ..streams import QuicStream
+from ..tokens import stateless_reset_token
+from ..transport_params import (
     QuicTransportParameters,
 )
+from .assembler import SendPathMixin
+from .cids import HostConnectionIds, PeerConnectionIds
+from .receive import FrameHandlersMixin
+from .state import ConnectionLifecycle, ConnectionState
+from .streams import StreamManager
+from .tls_driver import TlsIntegrationMixin
 
-#: RFC 9000 §10.3: a stateless reset token is the last 16 bytes of the datagram.
-STATELESS_RESET_TOKEN_SIZE = 16
-#: Anti-amplification factor (RFC 9000 §8.1).
-AMPLIFICATION_FACTOR = 3
 #: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
 MAX_PATH_RESPONSES = 16
-#: Bound on buffered out-of-order CRYPTO data per epoch (RFC 9000 §7.5).
-MAX_CRYPTO_BUFFER = 64 * 1024
-
-_SPACE_OF_EPOCH = {Epoch.INITIAL: SPACE_INITIAL, Epoch.HANDSHAKE: SPACE_HANDSHAKE,
-                   Epoch.ONE_RTT: SPACE_APPLICATION}
-_PACKET_TYPE_OF_SPACE = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
 _QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
-
-
-class ConnectionState(IntEnum):
-    """Lifecycle (RFC 9000 §10)."""
-
-    FIRSTFLIGHT = 0
-    CONNECTED = 1
-    CLOSING = 2
-    DRAINING = 3
-    TERMINATED = 4
-
-
-def _cid_hex(cid: bytes) -> str:
-    return binascii.hexlify(cid).decode()
 
 
 class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
@@ -107,7 +81,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._rng = cfg.rng
         self._version = cfg.supported_versions[0]
         reset_key = cfg.stateless_reset_key or cfg.rng(32)
-        self._reset_key = reset_key
         # A client's SCID length may be 0 (RFC 9000 §5.1); its first flight may follow a layout.
         profile = initial_layout.profile_for(cfg.initial_layout) if self.is_client else None
         self._initial_plan = profile if profile is not None and profile.chaos else None
@@ -134,10 +107,8 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._received_retry = False
         self._peer_initial_scid: bytes | None = None if self.is_client else peer_cid
 
-        self._state = ConnectionState.FIRSTFLIGHT
+        self._lifecycle = ConnectionLifecycle()
         self._events: deque[Any] = deque()
-        self._ready_streams: dict[int, QuicStream] = {}
-        self._reading_paused: set[int] = set()  # streams whose data next_event() holds back
         self._network_path: Any = None
 
         # Packet protection per space, CRYPTO streams per space.
@@ -147,7 +118,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         )
         self._crypto_streams = [self._new_crypto_stream() for _ in range(3)]
         self._crypto_initialized = False
-        self._handshake_complete = False
         self._handshake_confirmed = False
         self._handshake_done_pending = False
         self._address_validated = self.is_client or retry_source_connection_id is not None
@@ -178,23 +148,8 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._pacing_until: float | None = None
 
         # Streams and flow control.
-        self._streams: dict[int, QuicStream] = {}
-        self._send_queue: dict[int, QuicStream] = {}
-        self._local_max_data = cfg.max_data
-        self._local_max_data_sent = cfg.max_data
-        self._local_max_data_pending = False
-        self._data_received = 0
-        self._data_consumed = 0
-        self._peer_max_data = 0
-        self._data_sent = 0
-        self._local_max_streams = [cfg.max_streams_bidi, cfg.max_streams_uni]
-        self._local_max_streams_pending = [False, False]
-        self._peer_streams_closed = [0, 0]
-        self._peer_streams_opened = [0, 0]
-        self._peer_max_streams = [0, 0]
-        self._local_next_stream = [0 if self.is_client else 1, 2 if self.is_client else 3]
+        self._stream_mgr = StreamManager(cfg, is_client=self.is_client)
         self._datagrams_out: deque[bytes] = deque()
-        self._control_frames: list[tuple[int, bytes]] = []  # (space, encoded frame)
         # RFC 9000 §8.2.2: PATH_RESPONSE echoes, bounded (the oldest are dropped; §21.9).
         self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
         self._pings: list[int] = []
@@ -209,7 +164,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
         # Peer transport parameters (defaults until received).
         self._peer_params = QuicTransportParameters()
-        self._peer_params_received = False
         self._peer_max_ack_delay = 0.025
         self._peer_ack_delay_exponent = 3
         self._packet_dcid = b""
@@ -256,7 +210,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     @property
     def state(self) -> ConnectionState:
         """Lifecycle state."""
-        return self._state
+        return self._lifecycle.state
 
     @property
     def rtt(self) -> RttEstimator:
@@ -271,7 +225,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     @property
     def is_terminated(self) -> bool:
         """True once the connection is fully gone."""
-        return self._state == ConnectionState.TERMINATED
+        return self._lifecycle.state == ConnectionState.TERMINATED
 
 
     # ------------------------------------------------------------------ TLS
@@ -297,42 +251,11 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         assert self._tls is not None
         self._process_tls(self._tls.start(), now)
 
-    def _send_initial_plan(self, now: float) -> list[bytes]:
-        """A client's first Initial flight as :mod:`.initial_layout` plans it (once; not resends)."""
-        profile, self._initial_plan = self._initial_plan, None
-        crypto = self._crypto_streams[SPACE_INITIAL]
-        space = self._recovery.spaces[SPACE_INITIAL]
-        if profile is None or space.next_pn or crypto.next_send_offset() or \
-                (frame := crypto.get_frame(1 << 62, 1 << 62)) is None:
-            return []
-        hello, dcid, scid = frame[1], self._peer_cids.current.cid, self.host_cid
-        plan = initial_layout.plan_initial_flight(
-            hello, self._rng, profile, dcid_length=len(dcid), scid_length=len(scid),
-            token_length=len(self._retry_token))
-        out = []
-        for packet in plan.packets:
-            pn = packet.packet_number
-            data = seal_packet(
-                self._cryptos[SPACE_INITIAL], PACKET_TYPE_INITIAL, version=self._version,
-                dcid=dcid, scid=scid, token=self._retry_token, packet_number=pn,
-                payload=initial_layout.encode_payload(packet, hello),
-                packet_number_length=packet.packet_number_length)
-            handlers = [(self._on_crypto_delivery, (crypto, f.offset, f.length))
-                        for f in packet.crypto_fragments]
-            self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
-                                                     True, handlers, "initial"))
-            if self._qlog_frames:
-                self._qlog.packet_sent(now, "initial", pn, len(data),
-                                       initial_layout.describe_frames(packet))
-            out.append(data)
-        space.next_pn = plan.next_packet_number
-        return out
-
     # ------------------------------------------------------------- receive
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
         """Process one UDP datagram from ``addr``."""
-        if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+        if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
         self._now_hint = now
         if self._network_path is None:
@@ -342,7 +265,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             self._bytes_received += len(data)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
-        was_closing = self._state == ConnectionState.CLOSING
+        was_closing = self._lifecycle.state == ConnectionState.CLOSING
         processed_any = 0
         while not buf.eof():
             start = buf.tell()
@@ -364,13 +287,13 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
                 continue
             if self._process_packet(header, data, start, end, now):
                 processed_any += 1
-            if self._state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+            if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
                 return
         if processed_any:
             self._last_activity = now
             if was_closing:
                 self._on_packets_while_closing(processed_any)
-        elif len(data) >= 21 and self._peer_cids.is_stateless_reset(
+        elif len(data) >= STATELESS_RESET_MIN_SIZE and self._peer_cids.is_stateless_reset(
                 data[-STATELESS_RESET_TOKEN_SIZE:]):
             self._terminate(QuicErrorCode.NO_ERROR, None, "stateless reset", by_peer=True, now=now)
 
@@ -397,11 +320,9 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         pair = self._cryptos[space_id]
         if not pair.recv.is_valid():
             return False
-        if self.is_client and ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None:
-            pass
-        elif header.is_long_header and header.destination_cid not in self._host_cids.cids:
-            if not (not self.is_client and header.destination_cid == self._initial_dcid):
-                return False
+        if (header.is_long_header and header.destination_cid not in self._host_cids.cids
+                and not self._accepts_first_dcid(ptype, header.destination_cid)):
+            return False
         generation = pair.generation
         try:
             plain_header, payload, pn = pair.decrypt_packet(
@@ -425,7 +346,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         if not self.is_client and ptype == PACKET_TYPE_HANDSHAKE:
             self._address_validated = True
             self._discard_space(SPACE_INITIAL)
-        if self._state == ConnectionState.FIRSTFLIGHT and not self._crypto_initialized:
+        if self._lifecycle.state == ConnectionState.FIRSTFLIGHT and not self._crypto_initialized:
             self._init_tls()
             self._qlog.connection_started(now, None, self._network_path, self._version,
                                           self.host_cid, self._peer_cids.current.cid)
@@ -444,6 +365,13 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             return True
         self._record_received(space, space_id, pn, ack_eliciting, now)
         return True
+
+    def _accepts_first_dcid(self, ptype: int, dcid: bytes) -> bool:
+        """A long-header DCID outside our CIDs: a client's first server Initial, or a server's
+        Initial sent to the DCID the client chose (RFC 9000 §7.2)."""
+        if self.is_client:
+            return ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None
+        return dcid == self._initial_dcid
 
     def _record_received(self, space: Any, space_id: int, pn: int, ack_eliciting: bool,
                          now: float) -> None:
@@ -490,12 +418,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._cryptos[SPACE_INITIAL].setup_initial(header.source_cid, is_client=True,
                                                    version=self._version)
         # Resend the ClientHello from offset 0; packet numbers continue (RFC 9000 §17.2.5.3).
-        space = self._recovery.spaces[SPACE_INITIAL]
-        for packet_meta in space.sent.values():
-            if packet_meta.in_flight:
-                self._recovery.bytes_in_flight -= packet_meta.sent_bytes
-        space.sent.clear()
-        space.ack_eliciting_in_flight = 0
+        self._recovery.forget_sent(SPACE_INITIAL)
         self._crypto_streams[SPACE_INITIAL] = self._new_crypto_stream()
         assert self._first_initial_hello is not None
         self._crypto_streams[SPACE_INITIAL].write(self._first_initial_hello, False)
@@ -505,7 +428,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def get_timer(self) -> float | None:
         """Earliest deadline the edge must call :meth:`handle_timer` at."""
-        if self._state == ConnectionState.TERMINATED:
+        if self._lifecycle.state == ConnectionState.TERMINATED:
             return None
         if self._close_deadline is not None:
             return self._close_deadline
@@ -533,7 +456,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def handle_timer(self, now: float) -> None:
         """Run whatever timers are due at ``now``."""
-        if self._state == ConnectionState.TERMINATED:
+        if self._lifecycle.state == ConnectionState.TERMINATED:
             return
         self._now_hint = now
         if self._close_deadline is not None:
@@ -561,8 +484,6 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             if probe_space is not None:
                 self._probe_space = probe_space
                 self._probe_count = 2
-                if probe_space != SPACE_APPLICATION and not self.is_client:
-                    pass
 
     # -------------------------------------------------------------- events
 
@@ -570,21 +491,22 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         """Pop the next :mod:`~quicreality.quic.events` event, or None."""
         if self._events:
             return self._events.popleft()
-        ready = self._ready_streams
+        ready = self._stream_mgr.ready_streams
         while ready:
             stream_id, stream = ready.popitem()
-            if not stream.has_ready_data() or stream_id in self._reading_paused:
+            if not stream.has_ready_data() or stream_id in self._stream_mgr.reading_paused:
                 continue  # a paused stream is re-queued by resume_stream_reading()
             data, fin = stream.pull_ready()
-            self._data_consumed += len(data)
-            self._after_stream_consumed(stream)
+            self._stream_mgr.data_consumed += len(data)
+            self._stream_mgr.after_stream_consumed(stream)
             return events.StreamDataReceived(stream_id=stream_id, data=data, end_stream=fin)
         return None
 
     def _set_state(self, state: ConnectionState, now: float) -> None:
-        if state != self._state:
-            self._qlog.connection_state_updated(now, self._state.name.lower(), state.name.lower())
-            self._state = state
+        """Take a transition of :data:`~.state.TRANSITIONS` and log it (refused ones are no-ops)."""
+        step = self._lifecycle.advance(state)
+        if step is not None:
+            self._qlog.connection_state_updated(now, step.old.name.lower(), step.new.name.lower())
             if state == ConnectionState.TERMINATED:
                 self._qlog.close()
 
@@ -597,11 +519,9 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     def close(self, error_code: int = QuicErrorCode.NO_ERROR, frame_type: int | None = None,
               reason_phrase: str = "", *, application: bool = True) -> None:
         """Close the connection (RFC 9000 §10.2). Application close unless ``application=False``."""
-        if self._state in (ConnectionState.CLOSING, ConnectionState.DRAINING,
-                           ConnectionState.TERMINATED):
-            return
+        if self._lifecycle.advance(ConnectionState.CLOSING) is None:
+            return  # already closing, draining or terminated
         self._close_frame = (error_code, frame_type, reason_phrase, application)
-        self._state = ConnectionState.CLOSING
         self._events.append(events.ConnectionTerminated(
             error_code=error_code, frame_type=frame_type, reason_phrase=reason_phrase, by_peer=False))
         self._terminated_event_sent = True
