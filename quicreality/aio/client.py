@@ -172,7 +172,7 @@ async def fetch_all(
     """Download every URL (one connection per authority). Never raises for transfer errors."""
     names = output_names(urls)
     groups: dict[tuple[str, int], list[Download]] = {}
-    for url, name in zip(urls, names):
+    for url, name in zip(urls, names, strict=False):
         host, port, path = split_url(url)
         d = Download(url=url, path=path, output=(out_dir / name) if out_dir else None)
         groups.setdefault((host, port), []).append(d)
@@ -199,7 +199,7 @@ async def fetch_all(
             session.start(addr)
         try:
             await asyncio.wait_for(asyncio.gather(*(s.done.wait() for s in sessions)), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             for s in sessions:
                 for d in s.downloads:
                     if not d.finished:

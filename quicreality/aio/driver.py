@@ -154,7 +154,7 @@ class Driver:
             try:
                 for conn in self.datagram_received(data, addr, now):
                     touched[id(conn)] = conn
-            except Exception:  # noqa: BLE001 - a bug must not take the whole endpoint down
+            except Exception:
                 log.exception("internal error while processing a datagram from %s", addr)
         self.service(touched.values(), now)
 
@@ -166,7 +166,7 @@ class Driver:
             try:
                 self.handle_events(conn, now)
                 self.transmit(conn, now)
-            except Exception:  # noqa: BLE001 - close only the connection that failed
+            except Exception:
                 log.exception("internal error on a connection; closing it")
                 self._abort(conn, now)
         self._arm_timer()
@@ -177,7 +177,7 @@ class Driver:
         try:
             conn.close(QuicErrorCode.INTERNAL_ERROR, None, "internal error", application=False)
             self.bytes_sent += self.io.send(conn.datagrams_to_send(now))
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not close the failed connection")
         self.connection_gone(conn)
 

@@ -89,7 +89,7 @@ class QuicServer(Driver):
                     session.h3.send_goaway()
                 conn.close(0x100, None, "server shutting down")  # H3_NO_ERROR
                 self.io.send(conn.datagrams_to_send(now))
-            except Exception:  # noqa: BLE001 - best effort on the way out
+            except Exception:
                 log.exception("could not close a connection during shutdown")
 
     def connection_gone(self, conn: QuicConnection) -> None:

@@ -134,7 +134,7 @@ def close_and_flush(conn: Any, server: Any, sock: socket.socket) -> None:
         conn.close()
         for data, _ in conn.datagrams_to_send(time.monotonic()):
             sock.sendto(data, server)
-    except Exception:  # noqa: BLE001, S110 - a benchmark client must not die on cleanup
+    except Exception:  # noqa: BLE001 - a benchmark client must not die on cleanup
         pass
 
 

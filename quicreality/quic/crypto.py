@@ -442,7 +442,7 @@ class CryptoPair:
                     )
                 except InvalidTag:
                     raise CryptoError("payload decryption failed") from None
-                if packet_number < self._recv_min_pn:  # noqa: PLR1730 (no min() call on the hot path)
+                if packet_number < self._recv_min_pn:
                     self._recv_min_pn = packet_number
                 return header, payload, packet_number
             previous = self._previous_recv

@@ -206,7 +206,7 @@ class QuicStream:
             if stop == r.stop:
                 pending.shift()
             else:
-                pending._ranges[0] = range(stop, r.stop)  # noqa: SLF001 - hot path
+                pending._ranges[0] = range(stop, r.stop)
             base = self._buffer_start
             data = bytes(self._buffer[start - base : stop - base])
             if stop > self.send_highest:

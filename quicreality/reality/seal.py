@@ -109,7 +109,7 @@ class RealityClientHook:
         if private is None and isinstance(key_shares.get(GROUP_X25519MLKEM768), HybridPrivateKey):
             private = key_shares[GROUP_X25519MLKEM768].x25519  # type: ignore[union-attr]
         if not isinstance(private, x25519.X25519PrivateKey):
-            raise ValueError("REALITY needs an X25519 key share (spec §2.1)")  # noqa: TRY004
+            raise ValueError("REALITY needs an X25519 key share (spec §2.1)")
         shared = private.exchange(self._server_public)
         auth_key = derive_auth_key(shared, random)
         plaintext = TokenPlaintext(

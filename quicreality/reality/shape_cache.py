@@ -56,7 +56,7 @@ class ShapeCache:
             entry = self._entries.get(sni)
             if entry is None:
                 out.append(sni)
-            elif entry.busy or entry.failed_at is not None and now - entry.failed_at < self.retry_after:
+            elif entry.busy or (entry.failed_at is not None and now - entry.failed_at < self.retry_after):
                 continue
             elif entry.learned_at is None or now - entry.learned_at >= self.ttl:
                 out.append(sni)

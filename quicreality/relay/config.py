@@ -44,13 +44,13 @@ class RelayConfigError(ValueError):
 def parse_size(value: int | str) -> int:
     """Bytes from an int or a string such as ``"512K"``, ``"2M"``, ``"1MiB"`` (binary units)."""
     if isinstance(value, bool):
-        raise ValueError("expected a size")  # noqa: TRY004 - reported per field
+        raise ValueError("expected a size")
     if isinstance(value, int):
         if value < 0:
             raise ValueError("size must not be negative")
         return value
     if not isinstance(value, str):
-        raise ValueError("expected an integer or a string like '2M'")  # noqa: TRY004
+        raise ValueError("expected an integer or a string like '2M'")
     text = value.strip().upper().removesuffix("IB").removesuffix("B")
     number, suffix = text, ""
     if text and text[-1] in "KMG":

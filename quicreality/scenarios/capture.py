@@ -147,7 +147,7 @@ def parse_fields_output(text: str) -> list[dict[str, str]]:
     for line in lines[1:]:
         values = line.split("\t")
         values += [""] * (len(header) - len(values))
-        rows.append(dict(zip(header, values)))
+        rows.append(dict(zip(header, values, strict=False)))
     return rows
 
 

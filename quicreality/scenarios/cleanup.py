@@ -136,7 +136,7 @@ def clean(run_id: str | None = None, *, force: bool = False, dry_run: bool = Fal
         namespaces.append(ns)
     emus = {pid: tag for pid, tag in _emulator_pids().items()
             if (run_id is None or tag == f"qr-{run_id}")
-            and (force or tag[3:] not in rep.skipped_runs and not _owner_alive(tag[3:]))}
+            and (force or (tag[3:] not in rep.skipped_runs and not _owner_alive(tag[3:])))}
     pids = list(emus)
     for ns in namespaces:
         out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,

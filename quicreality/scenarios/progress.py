@@ -168,7 +168,7 @@ class Progress:
         self.note = ""
         self._live: Live | None = None
 
-    def __enter__(self) -> Progress:  # noqa: PYI034
+    def __enter__(self) -> Progress:
         if self.console.is_terminal:
             self._live = Live(self, console=self.console, refresh_per_second=4, transient=True)
             self._live.__enter__()

@@ -298,7 +298,7 @@ class Topology:
         cfg_path = os.path.join(self.workdir, "emulator-config.json")
         with open(cfg_path, "w") as f:
             f.write(cfg.to_json())
-        err = open(os.path.join(self.workdir, "emulator.stderr"), "w")
+        err = open(os.path.join(self.workdir, "emulator.stderr"), "w")  # noqa: SIM115 -- closed below
         try:
             self._emulator = subprocess.Popen(
                 [sys.executable, "-m", "quicreality.scenarios.emulator", "--config", cfg_path,

@@ -141,7 +141,7 @@ def key_exchange(key: KeySharePrivateKey, group: int, peer_key_exchange: bytes) 
             )
         curve, _ = _EC_GROUPS[group]
         if not isinstance(key.curve, type(curve)):
-            raise ValueError("share of another group")  # noqa: TRY004 -- mapped to an alert below
+            raise ValueError("share of another group")
         return key.exchange(ec.ECDH(), _ec_point(curve, peer_key_exchange))
     except (ValueError, KeyError) as exc:
         raise _illegal(str(exc)) from exc

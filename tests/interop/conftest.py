@@ -5,4 +5,4 @@ pki, www, udp_port, peer_harness. Tests that drive our own stack against the pee
     def test_ours_vs_ngtcp2(peer_harness, pki, www, udp_port): ...
 """
 
-from peers_harness import *
+from peers_harness import *  # noqa: F403 -- the fixtures, by name

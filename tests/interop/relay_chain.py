@@ -388,8 +388,8 @@ class RelayChain:
         tcp_fwds = [f for f in self.forwards if f.tcp]
         udp_fwds = [f for f in self.forwards if f.udp]
         assert (len(tcp), len(udp)) == (len(tcp_fwds), len(udp_fwds)), proc.describe()
-        self.listen = {fwd.name: int(port) for fwd, port in zip(tcp_fwds, tcp)}
-        self.listen_udp = {fwd.name: int(port) for fwd, port in zip(udp_fwds, udp)}
+        self.listen = {fwd.name: int(port) for fwd, port in zip(tcp_fwds, tcp, strict=False)}
+        self.listen_udp = {fwd.name: int(port) for fwd, port in zip(udp_fwds, udp, strict=False)}
         return proc
 
     def wait_connected(self, times: int, timeout: float = 20.0) -> None:

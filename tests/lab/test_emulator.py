@@ -172,7 +172,7 @@ def test_reordering_only_when_jitter_with_reorder() -> None:
         with Topology.create(new_run_id(), Link.symmetric(imp), seed=3) as topo:
             got = udp_exchange(topo, 1000, 0.0005)
         assert len(got.seqs) == 1000, f"reorder={reorder}: {len(got.seqs)} received"
-        return sum(1 for a, b in zip(got.seqs, got.seqs[1:]) if b < a)
+        return sum(1 for a, b in zip(got.seqs, got.seqs[1:], strict=False) if b < a)
 
     with_reorder, without = inversions(True), inversions(False)
     print(f"inversions with reorder: {with_reorder}, without: {without}")
@@ -277,12 +277,12 @@ def pid_alive(pid: int) -> bool:
 
 def test_teardown_on_exception() -> None:
     run_id = new_run_id()
-    with pytest.raises(RuntimeError, match="boom"):
-        with Topology.create(run_id, Link.symmetric(Impairment(delay_ms=1))) as topo:
-            emu = topo.emulator_pid
-            sleeper = topo.popen("server", ["sleep", "60"])
-            assert len(our_namespaces(run_id)) == 3
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), \
+            Topology.create(run_id, Link.symmetric(Impairment(delay_ms=1))) as topo:
+        emu = topo.emulator_pid
+        sleeper = topo.popen("server", ["sleep", "60"])
+        assert len(our_namespaces(run_id)) == 3
+        raise RuntimeError("boom")
     assert our_namespaces(run_id) == []
     assert emu is not None and not pid_alive(emu)
     assert sleeper.poll() is not None

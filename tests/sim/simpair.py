@@ -21,7 +21,7 @@ from quicreality.tls.certificates import InsecureVerifier, StaticCertificateSour
 
 CLIENT_ADDR = ("10.0.0.1", 40000)
 SERVER_ADDR = ("10.0.0.2", 443)
-WALL = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
+WALL = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC).timestamp()
 
 
 def seeded_rng(seed: int) -> Callable[[int], bytes]:
@@ -39,7 +39,7 @@ def test_credentials() -> StaticCertificateSource:
     if _CREDS is None:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-        now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+        now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
         cert = (
             x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(1)

@@ -50,7 +50,7 @@ def test_bbr_beats_loss_based_controllers_on_a_lossy_wan() -> None:
 def test_bbr_reaches_probe_bw_with_the_links_bandwidth_and_rtt() -> None:
     _, pair = transfer("bbr", LOSSY_WAN, seed=2)
     assert pair.server is not None
-    cc = pair.server._cc  # noqa: SLF001 - the controller under test
+    cc = pair.server._cc
     assert isinstance(cc, BbrCongestionController)
     assert cc.state is BbrState.PROBE_BW
     # 50 Mbit/s less 28 bytes of IP/UDP header per 1200-byte datagram.

@@ -35,7 +35,7 @@ def established() -> SimPair:
     pair.connect()
     pair.run(lambda: pair.server is not None and pair.server.state == ConnectionState.CONNECTED
              and pair.client.state == ConnectionState.CONNECTED, max_time=10)
-    pair.run(lambda: pair.client._handshake_confirmed, max_time=10)  # noqa: SLF001
+    pair.run(lambda: pair.client._handshake_confirmed, max_time=10)
     assert pair.server is not None
     while pair.server.next_event() is not None:
         pass
@@ -44,13 +44,13 @@ def established() -> SimPair:
 
 def forge(client: QuicConnection, payload: bytes, dcid: bytes | None = None) -> bytes:
     """A 1-RTT packet protected with the client's real keys, carrying ``payload``."""
-    space = client._recovery.spaces[2]  # noqa: SLF001 - forging needs the live keys
+    space = client._recovery.spaces[2]
     pn = space.next_pn
     space.next_pn += 1
     if len(payload) < 8:
         payload = payload + bytes(8 - len(payload))
-    return seal_packet(client._cryptos[2], PACKET_TYPE_ONE_RTT, version=1,  # noqa: SLF001
-                       dcid=dcid or client._peer_cids.current.cid,  # noqa: SLF001
+    return seal_packet(client._cryptos[2], PACKET_TYPE_ONE_RTT, version=1,
+                       dcid=dcid or client._peer_cids.current.cid,
                        scid=client.host_cid, token=None, packet_number=pn, payload=payload)
 
 
@@ -61,7 +61,7 @@ def varint(v: int) -> bytes:
 
 
 def close_code(conn: QuicConnection) -> int | None:
-    frame = conn._close_frame  # noqa: SLF001 - the close decision under test
+    frame = conn._close_frame
     return None if frame is None else frame[0]
 
 
@@ -149,8 +149,8 @@ def test_closing_state_sends_at_most_three_times_what_the_address_sent() -> None
     now = 0.01
     for pn in range(1, 41):
         # A STREAM frame is not allowed in an Initial: PROTOCOL_VIOLATION, then the closing state.
-        trigger = seal_packet(client._cryptos[0], PACKET_TYPE_INITIAL, version=1,  # noqa: SLF001
-                              dcid=client._initial_dcid, scid=client.host_cid,  # noqa: SLF001
+        trigger = seal_packet(client._cryptos[0], PACKET_TYPE_INITIAL, version=1,
+                              dcid=client._initial_dcid, scid=client.host_cid,
                               token=b"", packet_number=pn, payload=b"\x08\x00\x01x" + bytes(4))
         ep.receive_datagram(trigger, ATTACKER, now)
         for data, addr in conn.datagrams_to_send(now):
@@ -248,7 +248,7 @@ def test_retiring_a_connection_id_never_sent_is_a_protocol_violation() -> None:
     pair = established()
     server, client = pair.server, pair.client
     assert server is not None
-    announced = max(e.sequence_number for e in server._host_cids.entries)  # noqa: SLF001
+    announced = max(e.sequence_number for e in server._host_cids.entries)
     payload = bytes([0x19]) + varint(1) + bytes([0x19]) + varint(announced + 1)
     server.receive_datagram(forge(client, payload), CLIENT_ADDR, pair.now)
     assert close_code(server) == QuicErrorCode.PROTOCOL_VIOLATION
@@ -271,7 +271,7 @@ def test_retired_connection_ids_stop_routing_to_the_connection() -> None:
                 retired.append(event.connection_id)
             elif isinstance(event, events.ConnectionIdIssued):
                 issued.add(event.connection_id)
-        to_retire = [e.sequence_number for e in server._host_cids.entries  # noqa: SLF001
+        to_retire = [e.sequence_number for e in server._host_cids.entries
                      if e.cid in issued]
         pair.now += 0.01
         server.datagrams_to_send(pair.now)  # announces the replacements (lost on the way)

@@ -38,7 +38,7 @@ def test_client_aborts_on_version_negotiation_without_common_version() -> None:
     pair.client.datagrams_to_send(0.0)
     from quicreality.quic.packet import encode_quic_version_negotiation
 
-    vn = encode_quic_version_negotiation(source_cid=pair.client._peer_cids.current.cid,  # noqa: SLF001
+    vn = encode_quic_version_negotiation(source_cid=pair.client._peer_cids.current.cid,
                                          destination_cid=pair.client.host_cid,
                                          supported_versions=[0x1A2A3A4A])
     pair.client.receive_datagram(vn, ("10.0.0.2", 443), 0.01)

@@ -136,7 +136,7 @@ def test_retry_handshake() -> None:
     handshake(pair)
     (sid,) = pair.request()
     pair.run(lambda: sid in pair.finished)
-    assert pair.client._received_retry  # noqa: SLF001 - the path under test
+    assert pair.client._received_retry
 
 
 def test_close_reaches_peer() -> None:
@@ -144,7 +144,7 @@ def test_close_reaches_peer() -> None:
     handshake(pair)
     pair.client.close(error_code=0x42, reason_phrase="bye")
     pair.run(lambda: any(isinstance(e, events.ConnectionTerminated) for e in pair.server_events))
-    term = [e for e in pair.server_events if isinstance(e, events.ConnectionTerminated)][0]
+    term = next(e for e in pair.server_events if isinstance(e, events.ConnectionTerminated))
     assert term.error_code == 0x42 and term.reason_phrase == "bye" and term.by_peer
 
 
@@ -152,7 +152,7 @@ def test_key_update_mid_transfer() -> None:
     pair = EchoPair(seed=12, link=LinkModel(loss=0.02))
     pair.response_size = 2_000_000
     handshake(pair)
-    pair.run(lambda: pair.client._handshake_confirmed)  # noqa: SLF001
+    pair.run(lambda: pair.client._handshake_confirmed)
     (sid,) = pair.request()
     pair.run(lambda: len(pair.received.get(sid, b"")) > 200_000, max_time=60)
     pair.client.request_key_update()
@@ -160,8 +160,8 @@ def test_key_update_mid_transfer() -> None:
     assert bytes(pair.received[sid]) == pair.body(pair.response_size)
     assert pair.server is not None
     # Both directions moved to the next key generation (RFC 9001 §6).
-    assert pair.client._cryptos[2].generation == 1  # noqa: SLF001
-    assert pair.server._cryptos[2].generation == 1  # noqa: SLF001
+    assert pair.client._cryptos[2].generation == 1
+    assert pair.server._cryptos[2].generation == 1
 
 
 def test_idle_timeout_terminates_both_sides() -> None:
@@ -208,7 +208,7 @@ def test_stream_reset_and_stop_sending_propagate() -> None:
     pair.run(lambda: any(isinstance(e, events.StreamDataReceived) for e in pair.server_events))
     pair.client.reset_stream(sid, 0x77)
     pair.run(lambda: any(isinstance(e, events.StreamReset) for e in pair.server_events))
-    reset = [e for e in pair.server_events if isinstance(e, events.StreamReset)][0]
+    reset = next(e for e in pair.server_events if isinstance(e, events.StreamReset))
     assert (reset.stream_id, reset.error_code) == (sid, 0x77)
     # STOP_SENDING on a second, still open stream; the client answers with RESET_STREAM.
     sid2 = pair.client.get_next_available_stream_id()
@@ -217,7 +217,7 @@ def test_stream_reset_and_stop_sending_propagate() -> None:
                          for e in pair.server_events))
     pair.server.stop_stream(sid2, 0x55)
     pair.run(lambda: any(isinstance(e, events.StopSendingReceived) for e in pair.client_events))
-    stop = [e for e in pair.client_events if isinstance(e, events.StopSendingReceived)][0]
+    stop = next(e for e in pair.client_events if isinstance(e, events.StopSendingReceived))
     assert (stop.stream_id, stop.error_code) == (sid2, 0x55)
     pair.run(lambda: any(isinstance(e, events.StreamReset) and e.stream_id == sid2
                          for e in pair.server_events))

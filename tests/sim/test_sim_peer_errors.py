@@ -23,19 +23,19 @@ def established() -> SimPair:
     pair.connect()
     pair.run(lambda: pair.server is not None and pair.server.state == ConnectionState.CONNECTED
              and pair.client.state == ConnectionState.CONNECTED, max_time=10)
-    pair.run(lambda: pair.client._handshake_confirmed, max_time=10)  # noqa: SLF001
+    pair.run(lambda: pair.client._handshake_confirmed, max_time=10)
     return pair
 
 
 def forge(client: QuicConnection, payload: bytes) -> bytes:
     """A 1-RTT packet protected with the client's real keys, carrying ``payload``."""
-    space = client._recovery.spaces[2]  # noqa: SLF001 - forging needs the live keys
+    space = client._recovery.spaces[2]
     pn = space.next_pn
     space.next_pn += 1
     if len(payload) < 8:
         payload = payload + bytes(8 - len(payload)) if payload else payload
-    return seal_packet(client._cryptos[2], PACKET_TYPE_ONE_RTT, version=1,  # noqa: SLF001
-                       dcid=client._peer_cids.current.cid, scid=client.host_cid,  # noqa: SLF001
+    return seal_packet(client._cryptos[2], PACKET_TYPE_ONE_RTT, version=1,
+                       dcid=client._peer_cids.current.cid, scid=client.host_cid,
                        token=None, packet_number=pn, payload=payload)
 
 
@@ -46,7 +46,7 @@ def varint(v: int) -> bytes:
 
 
 def close_code(conn: QuicConnection) -> int | None:
-    frame = conn._close_frame  # noqa: SLF001 - the close decision under test
+    frame = conn._close_frame
     return None if frame is None else frame[0]
 
 
@@ -91,19 +91,19 @@ def test_server_closes_with_the_right_code(name: str) -> None:
         assert code == expected, f"{name}: got {code!r}"
     # The client learns it: the CONNECTION_CLOSE goes out and the client terminates.
     pair.run(lambda: any(isinstance(e, events.ConnectionTerminated) for e in pair.client_events))
-    term = [e for e in pair.client_events if isinstance(e, events.ConnectionTerminated)][0]
+    term = next(e for e in pair.client_events if isinstance(e, events.ConnectionTerminated))
     assert term.by_peer and term.error_code == code
 
 
 def test_empty_packet_is_a_protocol_violation() -> None:
     pair = established()
     assert pair.server is not None
-    space = pair.client._recovery.spaces[2]  # noqa: SLF001
+    space = pair.client._recovery.spaces[2]
     pn = space.next_pn
     space.next_pn += 1
     # An empty payload cannot carry the HP sample; pad with nothing the parser accepts as frames.
-    packet = seal_packet(pair.client._cryptos[2], PACKET_TYPE_ONE_RTT, version=1,  # noqa: SLF001
-                         dcid=pair.client._peer_cids.current.cid, scid=b"",  # noqa: SLF001
+    packet = seal_packet(pair.client._cryptos[2], PACKET_TYPE_ONE_RTT, version=1,
+                         dcid=pair.client._peer_cids.current.cid, scid=b"",
                          token=None, packet_number=pn, payload=b"")
     pair.server.receive_datagram(packet, CLIENT_ADDR, pair.now)
     assert close_code(pair.server) == QuicErrorCode.PROTOCOL_VIOLATION
@@ -162,8 +162,8 @@ def test_malformed_client_hello_gets_crypto_error_decode_error() -> None:
     hello = b"\x01\x00\x00\x2d" + b"\x03\x03" + bytes(32) + b"\x00" + b"\xff\xff" + bytes(8)
     payload = bytes([0x06]) + varint(0) + varint(len(hello)) + hello
     payload += bytes(1170 - len(payload))
-    packet = seal_packet(client._cryptos[0], PACKET_TYPE_INITIAL, version=1,  # noqa: SLF001
-                         dcid=client._peer_cids.current.cid, scid=client.host_cid,  # noqa: SLF001
+    packet = seal_packet(client._cryptos[0], PACKET_TYPE_INITIAL, version=1,
+                         dcid=client._peer_cids.current.cid, scid=client.host_cid,
                          token=b"", packet_number=0, payload=payload)
     got = pair.endpoint.receive_datagram(packet, CLIENT_ADDR, 0.0)
     assert got.connection is not None

@@ -32,7 +32,7 @@ def test_connection_reports_to_the_qlog_sink() -> None:
         owners = {args["owner"] for args in sink.named("parameters_set")}
         assert owners == {"local", "remote"}
         times = [now for _, now, _ in sink.records]
-        assert times == sorted(times) and 0.0 <= times[0] and times[-1] <= pair.now
+        assert times == sorted(times) and times[0] >= 0.0 and times[-1] <= pair.now
         sent = sink.named("packet_sent")
         assert any(f["frame_type"] == "ack" for p in sent for f in (p["frames"] or []))
     server_sent = sinks[False].named("packet_sent")

@@ -72,9 +72,9 @@ class SendPathMixin(ConnectionBase):
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Queue ``data`` (and the FIN) on a stream, opening it if it is the next local one."""
         stream = self._stream_mgr.stream_for_app_send(stream_id)
-        if stream.send_state >= 2 and (data or end_stream):  # DATA_SENT and later
-            if stream.send_state != 2 or data:
-                raise LocalProtocolError(f"Stream {stream_id} is finished or reset")
+        # DATA_SENT and later: only a repeated bare FIN in DATA_SENT is allowed
+        if stream.send_state >= 2 and (data or end_stream) and (stream.send_state != 2 or data):
+            raise LocalProtocolError(f"Stream {stream_id} is finished or reset")
         stream.write(data, end_stream)
         self._stream_mgr.send_queue[stream_id] = stream
 
@@ -226,10 +226,9 @@ class SendPathMixin(ConnectionBase):
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
-        if any(d.space_id == SPACE_INITIAL and (self.is_client or d.ack_eliciting) for d in drafts):
-            if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size:
-                last = drafts[-1]
-                last.buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
+        if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size and any(
+                d.space_id == SPACE_INITIAL and (self.is_client or d.ack_eliciting) for d in drafts):
+            drafts[-1].buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
         out = bytearray()
         types = _PACKET_TYPES
         for draft in drafts:

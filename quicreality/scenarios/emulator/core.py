@@ -32,7 +32,6 @@ packets stay in FIFO order; with ``reorder=True`` a heap orders by release time.
 
 from __future__ import annotations
 
-# ruff: noqa: PLR1730, FURB136, RUF023  (hot path: plain `if` is faster than max())
 import heapq
 import random
 from collections import deque

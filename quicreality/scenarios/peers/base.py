@@ -220,7 +220,7 @@ def results_from_json_lines(text: str, req: DownloadRequest) -> list[TransferRes
         if "url" in obj:
             by_url.setdefault(str(obj["url"]), []).append(obj)
     results = []
-    for url, path in zip(req.urls, expected_files(req)):
+    for url, path in zip(req.urls, expected_files(req), strict=False):
         objs = by_url.get(url)
         if not objs:
             results.append(TransferResult(url=url, file=path, error="no output"))

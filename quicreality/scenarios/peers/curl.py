@@ -33,7 +33,7 @@ def download(req: DownloadRequest) -> Command:
         argv.append("-k")
     elif req.ca is not None:
         argv += ["--cacert", str(req.ca)]
-    for url, out in zip(req.urls, expected_files(req)):
+    for url, out in zip(req.urls, expected_files(req), strict=False):
         argv += ["-o", str(out), url]
     env: dict[str, str] = {}
     dirs: list[Path] = [req.out_dir]
@@ -49,7 +49,7 @@ def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult
     """One result per URL from curl's ``-w '%{json}'`` objects (matched by ``urlnum``)."""
     objs = {int(o.get("urlnum", i)): o for i, o in enumerate(json_lines(stdout))}
     results = []
-    for i, (url, path) in enumerate(zip(req.urls, expected_files(req))):
+    for i, (url, path) in enumerate(zip(req.urls, expected_files(req), strict=False)):
         o = objs.get(i)
         if o is None:
             err = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"

@@ -101,7 +101,7 @@ def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult
     for m in _STATUS_RE.finditer(stderr + "\n" + stdout):
         statuses.setdefault(int(m.group(1), 16) // 4, int(m.group(2)))
     results = []
-    for i, (url, path) in enumerate(zip(req.urls, expected_files(req))):
+    for i, (url, path) in enumerate(zip(req.urls, expected_files(req), strict=False)):
         status = statuses.get(i)
         size = path.stat().st_size if path.exists() else None
         error = None

@@ -91,7 +91,7 @@ def parse(stdout: str, stderr: str, req: DownloadRequest) -> list[TransferResult
     else:
         lines = stdout.splitlines()
         results = []
-        for url, path in zip(req.urls, expected_files(req)):
+        for url, path in zip(req.urls, expected_files(req), strict=False):
             line = next((ln for ln in lines if url in ln), "")
             m, f = _LINE_RE.match(line.strip()), _FAILED_RE.match(line.strip())
             if m and m.group("url") == url:

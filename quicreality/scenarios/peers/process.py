@@ -187,7 +187,7 @@ class PeerProcess:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.stop()
-            raise PeerFailed(f"{self.name} still running after {timeout}s\n{self.describe()}")
+            raise PeerFailed(f"{self.name} still running after {timeout}s\n{self.describe()}") from None
         return Finished(rc, self.stdout(), self.stderr(), time.monotonic() - self.started_at,
                         self.stdout_path, self.stderr_path)
 

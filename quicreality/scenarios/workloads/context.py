@@ -207,7 +207,7 @@ class RepContext:
     def stop_captures(self) -> dict[str, dict[str, int | None]]:
         """Stop both captures (one settle delay for both); tcpdump's counts per side."""
         out: dict[str, dict[str, int | None]] = {}
-        for i, (host, cap) in enumerate(zip(("client", "server"), self._caps)):
+        for i, (host, cap) in enumerate(zip(("client", "server"), self._caps, strict=False)):
             cap.stop(settle_s=0.5 if i == 0 else 0.0)
             out[host] = {"captured": cap.packets, "dropped_by_kernel": cap.dropped}
         self._caps.clear()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import aioquic.h3.connection as aq_h3
+import aioquic.h3.events as aq_ev
+import aioquic.quic.events as aq_quic_ev
 import pytest
 from h3fake import FakePair, FakeQuic
 
@@ -11,10 +14,6 @@ from quicreality.h3.client import H3Client
 from quicreality.h3.connection import H3Connection
 from quicreality.h3.server import H3FileServer, H3ServerSession, deterministic_bytes
 from quicreality.quic import events as ours
-
-import aioquic.h3.connection as aq_h3  # noqa: E402 - aioquic is a dev dependency (the peer)
-import aioquic.h3.events as aq_ev  # noqa: E402
-import aioquic.quic.events as aq_quic_ev  # noqa: E402
 
 
 def aioquic_side(quic: FakeQuic) -> object:

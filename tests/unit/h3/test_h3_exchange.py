@@ -42,7 +42,7 @@ def test_hundred_concurrent_requests_in_arbitrary_chunkings(seed: int) -> None:
     ids = [s.client.get(f"/bytes/{n}") for n in sizes]
     s.run()
     assert s.client.all_done
-    for sid, n in zip(ids, sizes):
+    for sid, n in zip(ids, sizes, strict=False):
         rec = s.client.responses[sid]
         assert rec.ok, rec.error
         assert rec.status == 200

@@ -209,7 +209,7 @@ def test_chrome_client_sends_the_planned_first_flight() -> None:
     assert len(odcid) == 8 and conn.host_cid == b""
     assert [len(d) for d in datagrams] == [1250, 1250]
     ranges: list[tuple[int, int]] = []
-    for expected_pn, expected_len, datagram in zip((1, 2), (1, 2), datagrams):
+    for expected_pn, expected_len, datagram in zip((1, 2), (1, 2), datagrams, strict=False):
         header, pn, pn_len, payload = open_initial(datagram, odcid)
         assert header.source_cid == b"" and header.destination_cid == odcid
         assert (pn, pn_len) == (expected_pn, expected_len)

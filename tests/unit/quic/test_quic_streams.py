@@ -36,7 +36,7 @@ def test_send_splits_by_size_and_sets_fin_on_last_frame() -> None:
 def test_lost_ranges_are_resent_minus_what_was_acked_since() -> None:
     s = stream()
     s.write(bytes(range(256)) * 4, end_stream=False)
-    f0, f1, f2 = drain(s, 400)[:3]
+    f0, f1, _f2 = drain(s, 400)[:3]
     s.on_frame_acked(f1[0], len(f1[1]), False)
     s.on_frame_lost(0, 1024, False)  # a coarse loss report covering everything
     again = drain(s, 2000)

@@ -7,6 +7,7 @@ behind a fixed-rate bottleneck; a few feed hand-made ACKs. Nothing here reads a 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 
@@ -201,7 +202,7 @@ def test_probe_bw_gain_cycle_advances_once_per_min_rtt() -> None:
             seen.append(cc.cycle_index)
     # 0.2 s at a 20 ms min RTT: about 9 phases, in cycle order.
     assert 7 <= len(seen) <= 11
-    for a, b in zip(seen, seen[1:]):
+    for a, b in itertools.pairwise(seen):
         assert b == (a + 1) % len(BBR_PACING_GAIN_CYCLE)
 
 

@@ -88,7 +88,7 @@ def _ack_rounds(
 def test_constants_match_rfc9438() -> None:
     assert CUBIC_C == 0.4
     assert CUBIC_BETA == 0.7
-    assert CUBIC_ALPHA == pytest.approx(3 * 0.3 / 1.7)
+    assert pytest.approx(3 * 0.3 / 1.7) == CUBIC_ALPHA
 
 
 def test_k_is_cube_root_of_window_deficit_over_c() -> None:

@@ -55,7 +55,7 @@ def test_registry_builds_newreno_and_cubic_by_name() -> None:
 
 
 def test_unknown_controller_name_raises_listing_known_names() -> None:
-    with pytest.raises(ValueError, match="bbr2.*cubic.*newreno"):
+    with pytest.raises(ValueError, match=r"bbr2.*cubic.*newreno"):
         create_congestion_controller("bbr2", max_datagram_size=MDS)
 
 

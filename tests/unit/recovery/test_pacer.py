@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -40,7 +42,7 @@ def test_pacing_gain_is_five_quarters() -> None:
 
 def test_unpaced_until_rate_known() -> None:
     pacer = Pacer(max_datagram_size=MDS)
-    for i in range(100):
+    for _i in range(100):
         assert pacer.next_send_time(0.0) is None
         pacer.on_packet_sent(now=0.0, sent_bytes=MDS)
 
@@ -57,9 +59,9 @@ def test_spacing_after_burst_is_packet_size_times_srtt_over_gain_times_cwnd() ->
     pacer = _pacer()
     times = _send_paced(pacer, 0.0, 60)
     assert times[:10] == [0.0] * 10
-    gaps = [b - a for a, b in zip(times[10:], times[11:])]
+    gaps = [b - a for a, b in itertools.pairwise(times[10:])]
     assert all(g == pytest.approx(SPACING, rel=1e-6) for g in gaps)
-    assert SPACING == pytest.approx(0.0008)
+    assert pytest.approx(0.0008) == SPACING
 
 
 def test_long_run_rate_matches_gain_times_cwnd_over_srtt() -> None:

@@ -41,7 +41,7 @@ def test_tshark_fields_argv() -> None:
     argv = tshark_fields_argv("x.pcapng", ["frame.time_epoch", "quic.packet_number"], "quic",
                               decode_as=["udp.port==4433,quic"], keylog="k.log")
     assert argv[:4] == ["tshark", "-r", "x.pcapng", "-n"]
-    assert ["-o", "tls.keylog_file:k.log"] == argv[argv.index("-o"):argv.index("-o") + 2]
+    assert argv[argv.index("-o"):argv.index("-o") + 2] == ["-o", "tls.keylog_file:k.log"]
     assert argv[argv.index("-d") + 1] == "udp.port==4433,quic"
     assert argv[argv.index("-Y") + 1] == "quic"
     assert argv[-4:] == ["-e", "frame.time_epoch", "-e", "quic.packet_number"]

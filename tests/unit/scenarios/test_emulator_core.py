@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import struct
@@ -115,7 +116,7 @@ def test_jitter_with_reorder_reorders() -> None:
     out = run(core, 2000, 0.001)
     seqs = [s for _, s in out]
     assert sorted(seqs) == list(range(2000))
-    inversions = sum(1 for a, b in zip(seqs, seqs[1:]) if b < a)
+    inversions = sum(1 for a, b in itertools.pairwise(seqs) if b < a)
     assert inversions > 200
     delays = [t - s * 0.001 for t, s in out]
     assert sum(delays) / len(delays) == pytest.approx(0.020, abs=0.0005)
@@ -203,7 +204,7 @@ def test_corruption_breaks_checksum_by_default() -> None:
         pkt = udp_packet(i)
         c = corrupt_packet(pkt, rng, fix_checksum=False)
         assert c is not None and len(c) == len(pkt)
-        assert sum((a ^ b).bit_count() for a, b in zip(pkt, c)) == 1
+        assert sum((a ^ b).bit_count() for a, b in zip(pkt, c, strict=False)) == 1
         assert c[:20] == pkt[:20]  # the IP header is left intact
         assert not udp_checksum_ok(c)
 

@@ -167,5 +167,5 @@ def test_iperf3_argv_and_parse() -> None:
 def test_missing_peer_says_run_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.undo()  # the real lookup functions
     monkeypatch.setenv("QR_PEERS_DIR", str(tmp_path))
-    with pytest.raises(paths.PeerNotInstalled, match="run scripts/setup.sh"):
+    with pytest.raises(paths.PeerNotInstalled, match=r"run scripts/setup\.sh"):
         paths.curl_h3()

@@ -172,7 +172,7 @@ def test_load_scenario_reports_bad_toml_and_missing_file(tmp_path: Path) -> None
         load_scenario(bad)
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(tmp_path / "missing.toml")
-    with pytest.raises(ScenarioError, match="no scenario 'nope'.*lossy-wan"):
+    with pytest.raises(ScenarioError, match=r"no scenario 'nope'.*lossy-wan"):
         find_scenario("nope")
 
 

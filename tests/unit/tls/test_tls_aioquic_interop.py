@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import aioquic.buffer as aq_buffer
+import aioquic.tls as tls
 import pytest
 from cryptography import x509
 from tls_helpers import NOW_TS, make_pki, seeded_rng
@@ -17,9 +19,6 @@ from quicreality.tls.handshake import (
     TlsConfig,
     TlsSession,
 )
-
-import aioquic.buffer as aq_buffer  # noqa: E402 - aioquic is a dev dependency (the peer)
-import aioquic.tls as tls  # noqa: E402
 
 PKI = make_pki("ecdsa")
 # aioquic checks validity against the real clock: make this leaf valid for decades.

@@ -110,8 +110,8 @@ def test_handshake_completes_for_every_suite_group_and_key(
 
 # --- helpers for tampering -------------------------------------------------------------------
 
-from quicreality.tls import messages as m
-from quicreality.tls.handshake import SendCrypto, State
+from quicreality.tls import messages as m  # noqa: E402 -- helpers section
+from quicreality.tls.handshake import SendCrypto, State  # noqa: E402
 
 
 def split_messages(data: bytes) -> list[bytes]:

@@ -38,11 +38,11 @@ from ..rtt import RttEstimator
 
 __all__ = [
     "CONGESTION_CONTROLLERS",
-    "CongestionController",
-    "CongestionControllerFactory",
     "K_INITIAL_WINDOW_PACKETS",
     "K_LOSS_REDUCTION_FACTOR",
     "K_MINIMUM_WINDOW_PACKETS",
+    "CongestionController",
+    "CongestionControllerFactory",
     "PacedCongestionController",
     "create_congestion_controller",
     "initial_window",
