@@ -323,9 +323,10 @@ def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str,
        measurement definition (and host class, unless ``any_host``); none → ``not comparable``
        naming the differing fields (:func:`~.baselines.match_entry`).
     2. **Controls** (``control``: the catalog's reference peers) are compared as they are:
-       ``control moved`` when significant (p ≤ alpha) and beyond their floor, else
-       ``control steady`` (``control unsteady`` when only one of the two holds). They never
-       regress.
+       ``control moved`` when their median moved by at least their noise floor
+       (:func:`workload_floor`: max of ``floor`` and ``noise_k`` × the baseline's between-rep
+       CV), whatever p says (one rep of iperf3 cannot be significant), else ``control
+       steady``. They never regress.
     3. **Ours** is judged relative to the controls (difference in differences on the log
        scale): the current samples are divided by the environment factor
        (:func:`environment_factor` of the comparable controls) before the usual rule
@@ -355,7 +356,7 @@ def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str,
             c.differences = list(why)
             if b is not None and not b.get("schema1"):
                 c.reason = "measured differently from the baseline: " + c.reason
-        elif not cur:
+        elif not cur and not _values(entry, "rep")[0]:
             c = Comparison(key=key, current=[], baseline=[], current_reps=0, baseline_reps=0,
                            verdict="no data", reason="no samples in this run")
         else:
@@ -365,10 +366,10 @@ def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str,
         c.definition_id = str(b.get("id", "")) if b is not None and not why else ""
         out[key] = c
     controls = [c for c in out.values() if c.role == "control" and c.key in matched]
-    for c in controls:
-        c.verdict = {"regression": "control moved", "ok (improved)": "control moved",
-                     "inconclusive, rerun": "control unsteady"}.get(c.verdict,
-                                                                   "control steady")
+    for c in controls:  # beyond the noise floor (max of floor, k × between-rep CV) = moved
+        moved = math.isfinite(c.change) and abs(c.change) >= c.floor
+        c.verdict = "control moved" if moved else "control steady"
+        c.reason = f"median {c.change:+.1%} (noise floor ±{c.floor:.0%}), p={c.p_value:.2g}"
     factor, used = environment_factor(controls) if use_controls else (1.0, [])
     for key, c in out.items():
         if c.role != "ours" or key not in matched:

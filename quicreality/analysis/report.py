@@ -45,8 +45,7 @@ __all__ = ["Report", "build_report", "run_verdict", "write_report"]
 
 _BADGE = {"regression": "#c0392b", "inconclusive, rerun": "#d68910", "ok": "#1e8449",
           "ok (improved)": "#1e8449", "not comparable": "#7f8c8d", "no data": "#7f8c8d",
-          "control steady": "#2874a6", "control moved": "#8e44ad",
-          "control unsteady": "#5d6d7e"}
+          "control steady": "#2874a6", "control moved": "#8e44ad"}
 _TOP = {"regressed": "#c0392b", "environment changed": "#8e44ad", "not comparable": "#7f8c8d",
         "inconclusive": "#d68910", "ok": "#1e8449"}
 _CAPTURE_EXT = (".pcap", ".pcapng", ".sqlog", ".qlog", ".sqlog.gz", ".qlog.gz", "keys.log")
@@ -64,6 +63,7 @@ class Report:
     figures: dict[str, bytes] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     rep_paths: dict[str, list[str]] = field(default_factory=dict)
+    quick: bool | None = None  #: the run was ``--quick`` (from its measurement definitions)
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -241,7 +241,9 @@ def build_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
                         noise_k=noise_k, host=here, any_host=any_host,
                         use_controls=use_controls)
     rep = Report(run_dir=run, comparisons=comps, baseline_file=base_file,
-                 rep_paths=_rep_paths(run, [Path(a) for a in also]))
+                 rep_paths=_rep_paths(run, [Path(a) for a in also]),
+                 quick=any(bool((e.get("definition") or {}).get("quick"))
+                           for e in current.values()))
     rep.figures = _figures(comps)
     entries = base_doc.get("entries", [])
     ctx = {"run": run.name + "".join(f" + {Path(a).name}" for a in also),
@@ -264,8 +266,8 @@ def _rule(ctx: Mapping[str, Any]) -> str:
     return ("Like with like: each workload is compared only with a baseline entry of the same "
             "measurement definition (workload parameters, link, quick/full, peer versions) and "
             "host class; otherwise **not comparable**. Controls (the reference peers) are "
-            "compared as measured: **control moved** when a two-sided Mann-Whitney U test gives "
-            f"p ≤ {ctx['alpha']:g} and the median moved by at least the control's floor. Ours is "
+            "compared as measured: **control moved** when the median moved by at least the "
+            "control's noise floor. Ours is "
             "judged **relative to the controls**: its samples are divided by the environment "
             "factor (geometric median of the controls' shifts) before the rule: **regression** "
             f"when p ≤ {ctx['alpha']:g} **and** the median dropped by at least the floor (max of "
@@ -420,22 +422,13 @@ def run_verdict(run_dir: str | Path, baseline: str | Path | None = None) -> tupl
         line = ("not comparable: no baseline for this definition (no "
                 "results/baselines/<scenario>.json; record one with "
                 "`python -m quicreality.scenarios baseline update RUN_DIR...`)")
-    elif rep.verdict == "not comparable" and all(
-            d.startswith("no baseline") or "quick" in d
-            for c in rep.not_comparable for d in c.differences):
+    elif rep.verdict == "not comparable":
+        fields = sorted({d.split(":")[0] for c in rep.not_comparable for d in c.differences})
         line = ("not comparable: no baseline for this definition ("
-                + ("full run" if not _quick(rep) else "--quick run")
-                + " not recorded in " + str(rep.baseline_file) + ")")
+                + ("--quick" if rep.quick else "full") + f" run) in {rep.baseline_file}; "
+                "differing: " + ", ".join(fields))
     else:
         line = {"regressed": "regressed", "ok": "ok", "inconclusive": "ok (inconclusive)",
                 "environment changed": "environment changed",
                 "not comparable": "not comparable"}[rep.verdict] + ": " + rep.verdict_line
     return line, run / "report.html"
-
-
-def _quick(rep: Report) -> bool:
-    for c in rep.not_comparable:
-        for d in c.differences:
-            if d.startswith("quick: now true"):
-                return True
-    return False
