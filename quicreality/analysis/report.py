@@ -101,12 +101,10 @@ class Report:
     def verdict_line(self) -> str:
         """The one line a person reads first."""
         v = self.verdict
-        env = ", ".join(f"{c.key.split('/')[0]} {c.change:+.0%}" for c in self.moved_controls)
+        env = _grouped(self.moved_controls)
         nc = self.not_comparable
         if v == "regressed":
-            line = ("REGRESSED: " + ", ".join(f"{c.key.split('/')[0]} {c.change:+.0%} vs "
-                                               f"controls" for c in self.regressions)
-                    + " — CI fails")
+            line = f"REGRESSED vs the controls: {_grouped(self.regressions)} — CI fails"
             if env:
                 line += f" (environment changed too: {env})"
         elif v == "not comparable":
@@ -143,6 +141,14 @@ class Report:
                       | {c.key.split("/")[0] for c in self.comparisons if c.role == "control"})
 
 
+def _grouped(comps: Sequence[Comparison]) -> str:
+    """``a, b −50%; c −23%``: workloads grouped by their rounded change."""
+    groups: dict[str, list[str]] = {}
+    for c in comps:
+        groups.setdefault(f"{c.change:+.0%}".replace("-", "−"), []).append(c.key.split("/")[0])
+    return "; ".join(f"{', '.join(names)} {pct}" for pct, names in groups.items())
+
+
 def _fmt(v: float, spec: str = ".2f") -> str:
     return "–" if v is None or not math.isfinite(v) else format(v, spec)
 
@@ -170,8 +176,7 @@ def _figures(comps: list[Comparison]) -> dict[str, bytes]:
             for c in comps if c.verdict != "not comparable" and math.isfinite(c.change)]
     if rows:
         figs["ratio"] = plots.figure_png(plots.ratio_plot(
-            rows, title="Ours relative to the controls, controls as measured: change of the "
-                        "median vs baseline"))
+            rows, title="Change vs baseline: ours relative to the controls, controls raw"))
     for c in comps:
         if not c.current and not c.baseline:
             continue
@@ -179,7 +184,7 @@ def _figures(comps: list[Comparison]) -> dict[str, bytes]:
                   ("now", c.raw_current or c.current, "tab:blue")]
         if c.role == "ours" and c.env_factor != 1.0 and c.baseline:
             groups.append((f"now ÷ {c.env_factor:.2f}", c.current, "tab:orange"))
-        ax = plots.strip_box_plot(groups, title=f"{c.key} — {c.verdict}",
+        ax = plots.strip_box_plot(groups, title=f"{c.key.split('/')[0]} — {c.verdict}",
                                   ylabel=f"goodput per {'slice' if c.unit == 'interval' else 'rep'}"
                                          " [Mbit/s]")
         figs[f"w:{c.key}"] = plots.figure_png(ax)

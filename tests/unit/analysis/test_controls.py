@@ -100,7 +100,7 @@ def test_everything_30_percent_faster_in_the_baseline_is_environment_changed(
     for key, change in rep["moved_controls"].items():
         assert change == pytest.approx(1 / 1.3 - 1, abs=0.01)
         assert key.split("/")[0] in rep["verdict_line"]
-    assert "−23%" in rep["verdict_line"].replace("-", "−")
+    assert "−23%" in rep["verdict_line"]
     ours = [c for c in rep["comparisons"] if c["role"] == "ours"]
     assert ours and all(c["verdict"] == "ok" for c in ours)
     assert all(c["raw_change"] == pytest.approx(-0.23, abs=0.01) for c in ours)
