@@ -41,7 +41,7 @@ from .regression import (
     run_samples,
 )
 
-__all__ = ["Report", "build_report", "run_verdict", "write_report"]
+__all__ = ["Report", "build_report", "end_of_run_lines", "run_verdict", "write_report"]
 
 _BADGE = {"regression": "#c0392b", "inconclusive, rerun": "#d68910", "ok": "#1e8449",
           "ok (improved)": "#1e8449", "not comparable": "#7f8c8d", "no data": "#7f8c8d",
@@ -433,7 +433,19 @@ def run_verdict(run_dir: str | Path, baseline: str | Path | None = None) -> tupl
                 + ("--quick" if rep.quick else "full") + f" run) in {rep.baseline_file}; "
                 "differing: " + ", ".join(fields))
     else:
-        line = {"regressed": "regressed", "ok": "ok", "inconclusive": "ok (inconclusive)",
-                "environment changed": "environment changed",
-                "not comparable": "not comparable"}[rep.verdict] + ": " + rep.verdict_line
+        label = {"regressed": "regressed (vs the controls)", "ok": "ok",
+                 "inconclusive": "ok (inconclusive, rerun)",
+                 "environment changed": "environment changed",
+                 "not comparable": "not comparable"}[rep.verdict]
+        line = f"{label}: {rep.verdict_line.split(': ', 1)[-1]}"
     return line, run / "report.html"
+
+
+def end_of_run_lines(run_dir: str | Path) -> list[str]:
+    """What ``scenarios run`` prints last: the verdict against the committed baseline of the
+    run's definition and the report's path. Never raises (a report error is a line too)."""
+    try:
+        line, path = run_verdict(run_dir)
+    except Exception as exc:  # noqa: BLE001 - the run itself is done; say why there is no verdict
+        return [f"verdict: not judged ({type(exc).__name__}: {exc})"]
+    return [f"verdict: {line}", f"report: {path}"]

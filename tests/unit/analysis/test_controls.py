@@ -18,7 +18,7 @@ import pytest
 from quicreality.analysis.baselines import definition_id, load_baseline
 from quicreality.analysis.cli import main_report
 from quicreality.analysis.regression import make_baseline, run_samples, save_baseline
-from quicreality.analysis.report import build_report, run_verdict
+from quicreality.analysis.report import build_report, end_of_run_lines, run_verdict
 from quicreality.scenarios.catalog import find_scenario
 
 
@@ -171,3 +171,15 @@ def test_old_and_unknown_baseline_formats(run: Path, tmp_path: Path) -> None:
     (tmp_path / "v9.json").write_text(json.dumps({"schema": 9}))
     with pytest.raises(ValueError, match=r"unknown baseline format \(schema 9\)"):
         load_baseline(tmp_path / "v9.json")
+
+
+def test_end_of_run_lines(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `scenarios run` prints last: against the committed (quick) baseline, and with no
+    baseline file for the scenario at all."""
+    from quicreality.analysis import report as report_mod
+
+    verdict, path = end_of_run_lines(run)
+    assert verdict.startswith("verdict: ok: no regression of our stack") and path == f"report: {run / 'report.html'}"
+    monkeypatch.setattr(report_mod, "baseline_path", lambda s: tmp_path / "none.json")
+    (verdict, _) = end_of_run_lines(run)
+    assert verdict.startswith("verdict: not comparable: no baseline for this definition")
