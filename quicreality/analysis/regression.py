@@ -20,9 +20,14 @@ optimistic: it treats 10 correlated slices as 10 independent draws. The magnitud
 keeps rep-to-rep noise from being called a regression, and the false-alarm rate of the whole
 rule is *measured* (``docs/analysis.md``), not taken from the nominal alpha.
 
-Baseline files (``results/baselines/<scenario>.json``, :func:`make_baseline`) keep the raw
-per-rep values and per-rep slices plus a description of the host, so a baseline recorded on a
-different machine is visible as such.
+Like with like, and controls (:func:`compare_run`)
+-------------------------------------------------
+Baseline files (``results/baselines/<scenario>.json``, :func:`make_baseline`, format in
+:mod:`.baselines`) keep the raw per-rep values and slices per **measurement definition** and host
+class; a workload measured differently is ``not comparable``. The reference peers (catalog
+``baseline = true``) are controls: ours is judged after dividing its samples by the controls'
+geometric-median shift (a difference in differences on the log scale), and controls that moved
+beyond their noise floor make the report say ``environment changed``.
 """
 
 from __future__ import annotations
