@@ -148,8 +148,8 @@ def run_definitions(run_dir: str | Path, *, metric: str | None, intervals_per_re
             man = json.loads(m.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        wl = next((w for w in (man.get("scenario") or {}).get("workloads", [])
-                   if w.get("name") == man.get("workload")), {})
+        wl: dict[str, Any] = next((w for w in (man.get("scenario") or {}).get("workloads", [])
+                                   if w.get("name") == man.get("workload")), {})
         out[key] = {"definition": definition(man, metric=metric,
                                              intervals_per_rep=intervals_per_rep),
                     "control": bool(wl.get("baseline")), "host": man.get("host")}
@@ -215,8 +215,8 @@ def match_entry(entries: Sequence[Mapping[str, Any]], key: str, defn: Mapping[st
     if n == 0:
         return best, []
     if best.get("schema1"):
-        return best, ["schema 1 baseline: no measurement definition recorded (re-key it with "
-                      "`baseline rekey FILE RUN_DIR` or re-record it)"]
+        return best, [("schema 1 baseline: no measurement definition recorded (re-key it with "
+                      "`baseline rekey FILE RUN_DIR` or re-record it)")]
     return best, [f"{f}: now {_show(a)}, baseline {_show(b)}" for f, a, b in diffs]
 
 

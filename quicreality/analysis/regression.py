@@ -344,7 +344,7 @@ def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str,
     """
     doc = normalise(baseline, "baseline") if baseline else {"entries": []}
     entries = doc.get("entries", [])
-    kw = {"alpha": alpha, "floor": floor, "noise_k": noise_k, "unit": unit}
+    kw: dict[str, Any] = {"alpha": alpha, "floor": floor, "noise_k": noise_k, "unit": unit}
     matched: dict[str, Mapping[str, Any]] = {}
     out: dict[str, Comparison] = {}
     for key, entry in current.items():

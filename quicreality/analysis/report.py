@@ -297,10 +297,10 @@ def _details(c: Comparison, ctx: Mapping[str, Any]) -> str:
 
 
 def _markdown(rep: Report, ctx: Mapping[str, Any]) -> str:
-    lines = [f"# {rep.verdict_line}", "", f"Run {ctx['run']} ({ctx['scenarios']}) against "
-             f"{ctx['baseline']}; report.html has the plots.", "",
-             "| workload | role | median now | base | raw change | vs controls | floor | p "
-             "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"# {rep.verdict_line}", "", (f"Run {ctx['run']} ({ctx['scenarios']}) against "
+             f"{ctx['baseline']}; report.html has the plots."), "",
+             ("| workload | role | median now | base | raw change | vs controls | floor | p "
+             "| verdict |"), "|---|---|---|---|---|---|---|---|---|"]
     for c in rep.comparisons:
         lines.append(f"| {c.key} | {c.role} | {_fmt(c.raw_median if c.raw_current else c.current_median)}"
                      f" | {_fmt(c.baseline_median)} | {_pct(c.raw_change)} | {_rel(c)} | "
@@ -315,8 +315,8 @@ def _markdown(rep: Report, ctx: Mapping[str, Any]) -> str:
               for c in rep.comparisons]
     lines += ["", "## How this was judged", "", _rule(ctx), "",
               f"- baseline runs: {ctx['base_runs']}",
-              f"- baseline host(s): {'; '.join(ctx['base_hosts']) or '–'}; this host: "
-              f"{ctx['here']}"]
+              (f"- baseline host(s): {'; '.join(ctx['base_hosts']) or '–'}; this host: "
+              f"{ctx['here']}")]
     return "\n".join(lines) + "\n"
 
 
