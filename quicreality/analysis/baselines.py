@@ -19,7 +19,7 @@ the CPU), unless the caller allows it.
 
 File layout (``results/baselines/<scenario>.json``)::
 
-    {"schema": 2, "scenario": "lossy-wan", "entries": [
+    {"schema": 2, "scenario": "lossy-wan", "source_runs": [...], "entries": [
       {"key": "ours-ours/ours__ours", "id": "<12 hex of the definition>", "definition": {...},
        "host_class": {...}, "host": {...}, "recorded": ..., "source_runs": [...], "note": ...,
        "metric": ..., "unit": ..., "control": false, "reps": [{"run", "rep", "value", "ok",
@@ -185,7 +185,8 @@ def normalise(doc: Mapping[str, Any], where: str = "baseline") -> dict[str, Any]
         return dict(doc)
     if schema == 1:
         return {"schema": BASELINE_SCHEMA, "scenario": doc.get("scenario"),
-                "converted_from": 1, "entries": _v1_entries(doc)}
+                "source_runs": list(doc.get("source_runs", [])), "converted_from": 1,
+                "entries": _v1_entries(doc)}
     raise ValueError(f"{where}: unknown baseline format (schema {schema!r}); this version "
                      f"reads schema 1 and {BASELINE_SCHEMA}: re-record it with "
                      "`python -m quicreality.scenarios baseline update RUN_DIR...`")
@@ -259,5 +260,6 @@ def rekey_v1(doc: Mapping[str, Any], like: Mapping[str, Mapping[str, Any]],
                  control=bool(controls.get(e["key"])),
                  note=(e["note"] + "; " if e["note"] else "") + note)
         entries.append(e)
-    return {"schema": BASELINE_SCHEMA, "scenario": doc.get("scenario"), "entries": entries,
+    return {"schema": BASELINE_SCHEMA, "scenario": doc.get("scenario"),
+            "source_runs": list(doc.get("source_runs", [])), "entries": entries,
             "dropped": dropped}

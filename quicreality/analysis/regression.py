@@ -453,6 +453,7 @@ def make_baseline(run_dirs: str | Path | Iterable[str | Path], *, scenario: str 
             "sampling": {"unit": "interval", "intervals_per_rep": intervals_per_rep,
                          "definition": "goodput of equal slices of the first-to-last payload "
                                        "packet interval at the client-side capture"},
+            "source_runs": [r.name for r in runs],
             "entries": merge_entries([], entries.values())}
 
 
@@ -463,7 +464,9 @@ def update_baseline(path: str | Path, new: Mapping[str, Any]) -> dict[str, Any]:
     if not p.exists():
         return dict(new)
     old = load_baseline(p)
-    return dict(new) | {"entries": merge_entries(old.get("entries", []), new["entries"])}
+    entries = merge_entries(old.get("entries", []), new["entries"])
+    return dict(new) | {"entries": entries, "source_runs": sorted(
+        {r for e in entries for r in e.get("source_runs", [])})}
 
 
 def baseline_path(scenario: str, root: str | Path | None = None) -> Path:

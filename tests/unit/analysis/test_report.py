@@ -109,7 +109,7 @@ def test_injected_regression_fails_the_report_cli(runs: dict[str, Path]) -> None
     assert sum(c["verdict"] == "regression" for c in verdicts.values()) >= 5
     assert all(c["verdict"] == "control steady" for c in verdicts.values()
                if c["role"] == "control")
-    assert re.search(r"id=\"verdict\" data-verdict=\"regressed\"[^>]*>REGRESSED: ",
+    assert re.search(r"id=\"verdict\" data-verdict=\"regressed\"[^>]*>REGRESSED vs the controls: ",
                      (runs["slow"] / "report.html").read_text())
 
 
