@@ -183,3 +183,18 @@ def test_end_of_run_lines(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(report_mod, "baseline_path", lambda s: tmp_path / "none.json")
     (verdict, _) = end_of_run_lines(run)
     assert verdict.startswith("verdict: not comparable: no baseline for this definition")
+
+
+def test_false_alarm_study_counts_only_ours_and_slows_only_ours(
+        samples: dict[str, dict[str, Any]]) -> None:
+    """The study's mechanics (not a measurement): copies of the sample scaled by a few %."""
+    from quicreality.analysis.falsealarm import false_alarm_study
+
+    runs = [{k: {**e, "reps": [{**r, "value": r["value"] * f, "intervals": r["intervals"]
+                                and [x * f for x in r["intervals"]]} for r in e["reps"]]}
+             for k, e in samples.items()} for f in (1.0, 0.97, 1.03)]
+    st = false_alarm_study(runs, pool=1, confirm=True).to_dict()
+    ours = [k for k, e in samples.items() if not e["control"]]
+    assert st["trials"] == st["ci_runs"] * len(ours)
+    assert st["false_alarm_rate"] == 0 and st["env_changed_rate"] == 0
+    assert st["detection_rate"] >= 5 / len(ours)  # all but the 3-sample relays
