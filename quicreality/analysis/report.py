@@ -108,11 +108,11 @@ class Report:
             if env:
                 line += f" (environment changed too: {env})"
         elif v == "not comparable":
-            fields = sorted({d.split(":")[0] for c in nc for d in c.differences})
-            line = "NOT COMPARABLE: " + (", ".join(fields[:8]) + (" …" if len(fields) > 8
-                                                                  else "")
-                                         if fields else "no baseline")
-            line += " differ from the baseline — nothing judged, CI passes"
+            fields = _fields(nc)
+            line = "NOT COMPARABLE: " + (
+                ", ".join(fields[:8]) + (" …" if len(fields) > 8 else "")
+                + " differ from the baseline" if fields
+                else "no baseline for this definition") + " — nothing judged, CI passes"
         elif v == "environment changed":
             line = (f"ENVIRONMENT CHANGED: controls moved ({env}); our stack relative to them: "
                     + ("inconclusive, rerun " + ", ".join(c.key.split('/')[0]
@@ -139,6 +139,11 @@ class Report:
             return []
         return sorted({c.key.split("/")[0] for c in self.regressions}
                       | {c.key.split("/")[0] for c in self.comparisons if c.role == "control"})
+
+
+def _fields(comps: Sequence[Comparison]) -> list[str]:
+    """The definition fields that differ (``field: now X, baseline Y`` reasons only)."""
+    return sorted({d.split(":")[0] for c in comps for d in c.differences if ": now " in d})
 
 
 def _grouped(comps: Sequence[Comparison]) -> str:
@@ -428,10 +433,10 @@ def run_verdict(run_dir: str | Path, baseline: str | Path | None = None) -> tupl
                 "results/baselines/<scenario>.json; record one with "
                 "`python -m quicreality.scenarios baseline update RUN_DIR...`)")
     elif rep.verdict == "not comparable":
-        fields = sorted({d.split(":")[0] for c in rep.not_comparable for d in c.differences})
+        fields = _fields(rep.not_comparable)
         line = ("not comparable: no baseline for this definition ("
-                + ("--quick" if rep.quick else "full") + f" run) in {rep.baseline_file}; "
-                "differing: " + ", ".join(fields))
+                + ("--quick" if rep.quick else "full") + f" run) in {rep.baseline_file}"
+                + ("; differing: " + ", ".join(fields) if fields else ""))
     else:
         label = {"regressed": "regressed (vs the controls)", "ok": "ok",
                  "inconclusive": "ok (inconclusive, rerun)",
