@@ -113,11 +113,17 @@ def definition_id(defn: Mapping[str, Any]) -> str:
 
 def definition_diff(current: Mapping[str, Any], baseline: Mapping[str, Any]
                     ) -> list[tuple[str, Any, Any]]:
-    """``(field, now, baseline)`` for every field that differs (missing = None)."""
+    """``(field, now, baseline)`` for every field that differs.
+
+    A field present on one side only counts as equal when its value there is None or False: a
+    key the catalog adds later with its default (e.g. ``carrier = None``) does not make every
+    older baseline not comparable; with any other value it does.
+    """
     out = []
     for k in sorted(set(current) | set(baseline)):
         a, b = current.get(k), baseline.get(k)
-        if a != b:
+        one_sided = (k in current) != (k in baseline)
+        if a != b and not (one_sided and (a if k in current else b) in (None, False)):
             out.append((k, a, b))
     return out
 

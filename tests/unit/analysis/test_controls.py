@@ -198,3 +198,15 @@ def test_false_alarm_study_counts_only_ours_and_slows_only_ours(
     assert st["trials"] == st["ci_runs"] * len(ours)
     assert st["false_alarm_rate"] == 0 and st["env_changed_rate"] == 0
     assert st["detection_rate"] >= 5 / len(ours)  # all but the 3-sample relays
+
+
+def test_a_new_catalog_key_with_its_default_keeps_baselines_comparable() -> None:
+    from quicreality.analysis.baselines import definition_diff
+
+    base = {"quick": True, "workload.size_bytes": 2_000_000}
+    assert definition_diff(base | {"workload.carrier": None}, base) == []
+    assert definition_diff(base | {"workload.fingerprint": False}, base) == []
+    assert definition_diff(base | {"workload.carrier": "ech"}, base) == [
+        ("workload.carrier", "ech", None)]
+    assert definition_diff(base, base | {"workload.size_bytes": 20_000_000}) == [
+        ("workload.size_bytes", 2_000_000, 20_000_000)]
