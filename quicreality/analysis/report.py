@@ -5,8 +5,8 @@ Built by ``python -m quicreality.scenarios report RUN_DIR [--baseline FILE]``. T
 with **one verdict line** (:attr:`Report.verdict`):
 
 * ``regressed``: a workload of our stack dropped relative to the controls (exit 1);
-* ``environment changed``: controls (the reference peers) moved beyond their noise floor; ours,
-  judged relative to them, did not regress (exit 0);
+* ``environment changed``: the controls (the reference peers) moved together beyond their noise
+  floor; ours, judged relative to them, did not regress (exit 0);
 * ``not comparable``: no workload of ours was measured like its baseline (fields named);
 * ``inconclusive``: a workload needs a rerun (exit 0); ``ok`` otherwise.
 
@@ -37,6 +37,7 @@ from .regression import (
     Comparison,
     baseline_path,
     compare_run,
+    environment_factor,
     host_description,
     run_samples,
 )
@@ -86,6 +87,27 @@ class Report:
         return [c for c in self.comparisons if c.verdict == "not comparable"]
 
     @property
+    def env_change(self) -> float:
+        """The controls' common shift now/baseline − 1 (geometric median; nan without)."""
+        ctl = [c for c in self.comparisons if c.verdict.startswith("control ")]
+        factor, used = environment_factor(ctl)
+        return factor - 1 if used else math.nan
+
+    @property
+    def env_floor(self) -> float:
+        """The noise floor of that shift: the median of the controls' floors."""
+        floors = [c.floor for c in self.comparisons if c.verdict.startswith("control ")]
+        return float(np.median(floors)) if floors else math.nan
+
+    @property
+    def environment_changed(self) -> bool:
+        """The controls moved *together* beyond their noise floor (one control moving alone,
+        or controls moving in opposite directions, is noise of single reps, not weather)."""
+        e = self.env_change
+        return (math.isfinite(e) and abs(e) >= self.env_floor
+                and any(c.change * e > 0 for c in self.moved_controls))
+
+    @property
     def verdict(self) -> str:
         """``regressed``, ``environment changed``, ``not comparable``, ``inconclusive``, ``ok``."""
         if self.regressions:
@@ -93,7 +115,7 @@ class Report:
         ours = [c for c in self.comparisons if c.role == "ours"]
         if ours and all(c.verdict in ("not comparable", "no data") for c in ours):
             return "not comparable"
-        if self.moved_controls:
+        if self.environment_changed:
             return "environment changed"
         return "inconclusive" if self.inconclusive else "ok"
 
@@ -105,8 +127,8 @@ class Report:
         nc = self.not_comparable
         if v == "regressed":
             line = f"REGRESSED vs the controls: {_grouped(self.regressions)} — CI fails"
-            if env:
-                line += f" (environment changed too: {env})"
+            if self.environment_changed:
+                line += f" (environment changed too: controls {self.env_change:+.0%}: {env})"
         elif v == "not comparable":
             fields = _fields(nc)
             line = "NOT COMPARABLE: " + (
@@ -114,7 +136,8 @@ class Report:
                 + " differ from the baseline" if fields
                 else "no baseline for this definition") + " — nothing judged, CI passes"
         elif v == "environment changed":
-            line = (f"ENVIRONMENT CHANGED: controls moved ({env}); our stack relative to them: "
+            line = (f"ENVIRONMENT CHANGED: controls {self.env_change:+.0%} together (moved: "
+                    f"{env}); our stack relative to them: "
                     + ("inconclusive, rerun " + ", ".join(c.key.split('/')[0]
                                                           for c in self.inconclusive)
                        if self.inconclusive else "ok") + " — does not fail CI")
@@ -123,6 +146,9 @@ class Report:
                     + " — does not fail CI")
         else:
             line = "OK: no regression of our stack relative to the controls"
+        if self.moved_controls and not self.environment_changed and v != "not comparable":
+            line += (f"; controls moved singly, not together (common shift "
+                     f"{self.env_change:+.0%}, floor {self.env_floor:.0%}): {env}")
         if nc and v != "not comparable":
             line += f"; not comparable: {', '.join(c.key.split('/')[0] for c in nc)}"
         return line
@@ -414,6 +440,7 @@ def write_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
            "verdict_line": rep.verdict_line, "exit_code": rep.exit_code,
            "regressions": [c.key for c in rep.regressions],
            "moved_controls": {c.key: c.change for c in rep.moved_controls},
+           "environment_change": rep.env_change, "environment_floor": rep.env_floor,
            "rerun_workloads": rep.rerun_workloads,
            "comparisons": [c.to_dict() for c in rep.comparisons]}
     (run / "report.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")

@@ -210,3 +210,17 @@ def test_a_new_catalog_key_with_its_default_keeps_baselines_comparable() -> None
         ("workload.carrier", "ech", None)]
     assert definition_diff(base, base | {"workload.size_bytes": 20_000_000}) == [
         ("workload.size_bytes", 2_000_000, 20_000_000)]
+
+
+def test_controls_moving_apart_are_noise_not_the_environment(
+        run: Path, same: dict[str, Any], tmp_path: Path) -> None:
+    """What a real --quick run on a busy machine showed (ngtcp2 +28 % / +37 %, tcp-bbr −25 %):
+    single controls moving in opposite directions do not make `environment changed`."""
+    up = {"ngtcp2-bbr", "ngtcp2-ngtcp2"}  # slower in the baseline: now faster
+    down = {"tcp-bbr", "tcp-cubic"}  # faster in the baseline: now slower
+    rc, rep = _report(run, _scaled(same, lambda e: 0.7 if e["key"].split("/")[0] in up else
+                                   1.3 if e["key"].split("/")[0] in down else 1.0), tmp_path)
+    assert rc == 0 and rep["verdict"] == "ok", rep["verdict_line"]
+    assert len(rep["moved_controls"]) == 4
+    assert "controls moved singly, not together" in rep["verdict_line"]
+    assert abs(rep["environment_change"]) < 0.01  # the median control did not move
