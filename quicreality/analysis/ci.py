@@ -8,12 +8,13 @@ and confirm a regression with one rerun before failing.
    CI with the runner's exit status, before any statistics);
 2. ``report`` of that run against ``results/baselines/<scenario>.json`` → report.md/html/json in
    the run folder;
-3. if a workload regressed: rerun only those workloads (``--only``), and report again with the
-   rerun's reps pooled (``--also``). A one-off slow run does not survive this; a real
+3. if a workload regressed: rerun those workloads and the controls (``--only``: ours is judged
+   relative to the controls of the same runs), and report again with the rerun's reps pooled
+   (``--also``). A one-off slow run does not survive this; a real
    regression does (docs/analysis.md has the measured rates with and without it).
 
-Exit status: 0 (ok or inconclusive — printed loudly), 1 (confirmed regression), or the runner's
-non-zero status.
+Exit status: 0 (ok, inconclusive, environment changed or not comparable — printed loudly),
+1 (confirmed regression), or the runner's non-zero status.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cli import print_table
 from .regression import baseline_path
 from .report import Report, write_report
 from .results import REPO_ROOT, find_runs
@@ -43,11 +45,8 @@ def _run(scenario: str, results: Path, only: list[str]) -> tuple[int, Path | Non
 
 
 def _summary(rep: Report, label: str) -> None:
-    print(f"== {label}: {len(rep.regressions)} regression(s), {len(rep.inconclusive)} "
-          f"inconclusive, of {len(rep.comparisons)} workloads")
-    for c in rep.comparisons:
-        change = f"{c.change:+.1%}" if c.change == c.change else "–"
-        print(f"   {c.key:<34} {change:>7}  floor {c.floor:.0%}  p={c.p_value:.2g}  {c.verdict}")
+    print(f"== {label}: {rep.verdict_line}")
+    print_table(rep)
     if rep.inconclusive:
         print("!" * 72 + "\n!!! INCONCLUSIVE (does not fail CI): "
               + ", ".join(c.key for c in rep.inconclusive) + "\n" + "!" * 72)
@@ -76,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if not rep.regressions or args.no_confirm:
         print(f"report: {run / 'report.html'}")
         return rep.exit_code
-    only = sorted({c.key.split("/")[0] for c in rep.regressions})
-    print(f"ci: regression in {', '.join(only)}: confirming with a rerun", flush=True)
+    only = rep.rerun_workloads
+    print(f"ci: regression in {', '.join(c.key for c in rep.regressions)}: confirming with a "
+          f"rerun of {', '.join(only)}", flush=True)
     rc2, rerun = _run(args.scenario, args.results, only)
     if rc2 != 0 or rerun is None:
         print(f"ci: the confirmation rerun failed (exit {rc2})", file=sys.stderr)

@@ -10,9 +10,12 @@ with a baseline pooled from *B*, exactly as ``report`` would with a baseline rec
 
 * **false alarm**: a ``regression`` verdict (CI would fail) — nothing changed;
 * ``inconclusive`` verdicts are counted too (CI prints them but passes);
-* **detection**: the same comparisons with *c* slowed down by ``--factor`` (default 2, a 50 %
-  goodput drop, :func:`~.inject.slow_down_run`'s effect on the samples) must give
-  ``regression``.
+* **detection**: the same comparisons with *c*'s workloads of our stack slowed down by
+  ``--factor`` (default 2, a 50 % goodput drop, :func:`~.inject.slow_down_run`'s effect on the
+  samples; the controls left as measured) must give ``regression``.
+
+Only our workloads are trials (controls never regress); comparisons where a control moved
+(``environment changed``, which does not fail CI) are counted separately.
 
 Trials that share runs are not independent, so the rates are descriptive (how often the rule
 fired on this machine's real noise), not a calibrated probability.
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .baselines import BASELINE_SCHEMA, definition_id, host_class
 from .regression import (
     DEFAULT_ALPHA,
     DEFAULT_FLOOR,
@@ -39,25 +43,39 @@ from .regression import (
     run_samples,
 )
 
-__all__ = ["Study", "false_alarm_study", "pooled_baseline", "slowed"]
+__all__ = ["Study", "false_alarm_study", "pooled_baseline", "pooled_samples", "slowed"]
+
+
+def pooled_samples(entries: Sequence[Mapping[str, Mapping[str, Any]]]
+                   ) -> dict[str, dict[str, Any]]:
+    """The :func:`~.regression.run_samples` of several runs as one run (reps pooled)."""
+    out: dict[str, dict[str, Any]] = {}
+    for per_run in entries:
+        for key, e in per_run.items():
+            w = out.setdefault(key, {**e, "reps": []})
+            w["reps"] = w["reps"] + [r for r in e["reps"] if r.get("ok", True)]
+    return out
 
 
 def pooled_baseline(entries: Sequence[Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
-    """A baseline document (workloads only) pooling the reps of several runs' samples."""
-    workloads: dict[str, Any] = {}
-    for per_run in entries:
-        for key, e in per_run.items():
-            w = workloads.setdefault(key, {"workload": e["workload"], "pair": e["pair"],
-                                           "reps": []})
-            w["reps"].extend(r for r in e["reps"] if r.get("ok", True))
-    return {"workloads": workloads}
+    """A schema-2 baseline document pooling the reps of several runs' samples (each entry
+    keeps its runs' measurement definition, so it matches runs measured the same way)."""
+    return {"schema": BASELINE_SCHEMA, "entries": [
+        {"key": key, "id": definition_id(e.get("definition") or {}),
+         "definition": e.get("definition") or {}, "host_class": host_class(e.get("host") or {}),
+         "control": bool(e.get("control")), "reps": e["reps"]}
+        for key, e in pooled_samples(entries).items()]}
 
 
-def slowed(entry_map: Mapping[str, Mapping[str, Any]], factor: float
-           ) -> dict[str, dict[str, Any]]:
-    """Samples of a run as if every transfer had taken ``factor`` times longer."""
+def slowed(entry_map: Mapping[str, Mapping[str, Any]], factor: float, *,
+           controls_too: bool = False) -> dict[str, dict[str, Any]]:
+    """Samples of a run as if every transfer of our stack (``controls_too``: of every
+    workload) had taken ``factor`` times longer."""
     out: dict[str, dict[str, Any]] = {}
     for key, e in entry_map.items():
+        if e.get("control") and not controls_too:
+            out[key] = dict(e)
+            continue
         reps = [{**r, "value": r["value"] / factor,
                  "intervals": None if r.get("intervals") is None
                  else [x / factor for x in r["intervals"]]} for r in e["reps"]]
@@ -81,6 +99,7 @@ class Study:
     runs_with_false_alarm: int = 0
     run_trials: int = 0
     confirm: bool = False
+    env_changed: int = 0  #: comparisons (CI runs) with at least one control moved
     by_workload: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +112,7 @@ class Study:
                 "inconclusive_rate": self.inconclusive / t,
                 "detection_rate": self.detected / t,
                 "confirm": self.confirm, "ci_runs": self.run_trials,
+                "env_changed_rate": self.env_changed / (self.run_trials or 1),
                 "ci_run_false_alarm_rate": self.runs_with_false_alarm / (self.run_trials or 1),
                 "by_workload": {k: dict(v) for k, v in sorted(self.by_workload.items())}}
 
@@ -126,8 +146,9 @@ def false_alarm_study(samples: Sequence[Mapping[str, Mapping[str, Any]]], *, poo
                 worse = _confirmed(worse, samples, c, reruns, base, factor, kw)
             st.run_trials += 1
             any_alarm = False
+            st.env_changed += int(any(v.verdict == "control moved" for v in verdicts))
             for v, w in zip(verdicts, worse):
-                if not v.baseline:
+                if not v.baseline or v.role != "ours":
                     continue
                 st.trials += 1
                 st.by_workload[v.key][v.verdict] += 1
@@ -154,10 +175,8 @@ def _confirmed(verdicts: list[Any], samples: Sequence[Mapping[str, Mapping[str, 
             continue
         hits = 0
         for r in reruns:
-            pooled = pooled_baseline([slowed(samples[c], factor), slowed(samples[r], factor)])
-            entry = {v.key: {**pooled["workloads"][v.key]}} if v.key in pooled["workloads"] \
-                else {}
-            res = compare_run(entry, base, **kw)
+            pooled = pooled_samples([slowed(samples[c], factor), slowed(samples[r], factor)])
+            res = [x for x in compare_run(pooled, base, **kw) if x.key == v.key]
             hits += int(bool(res) and res[0].is_regression)
         if hits * 2 > len(reruns):
             out.append(v)
@@ -198,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"false alarms {d['false_alarm_rate']:.2%}, inconclusive "
                   f"{d['inconclusive_rate']:.2%}, detected {d['detection_rate']:.2%}; "
                   f"CI runs with ≥1 false alarm {d['ci_run_false_alarm_rate']:.2%} "
-                  f"of {d['ci_runs']}")
+                  f"of {d['ci_runs']}; 'environment changed' {d['env_changed_rate']:.2%}")
             for key, cnt in d["by_workload"].items():
                 print(f"    {key:<32} {cnt}")
     if args.json:

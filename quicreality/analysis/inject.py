@@ -17,6 +17,7 @@ import gzip
 import json
 import shutil
 import struct
+from collections.abc import Collection
 from pathlib import Path
 
 from .qlog import is_qlog_name
@@ -136,13 +137,22 @@ def _stretch_events(events: list, time_format: str, factor: float) -> int:  # ty
     return len(times)
 
 
-def slow_down_run(src_run: str | Path, dst_run: str | Path, factor: float = 2.0) -> Path:
-    """Copy ``src_run`` to ``dst_run`` as if every transfer had taken ``factor`` times longer."""
+def slow_down_run(src_run: str | Path, dst_run: str | Path, factor: float = 2.0,
+                  only: Collection[str] | None = None) -> Path:
+    """Copy ``src_run`` to ``dst_run`` as if every transfer had taken ``factor`` times longer.
+
+    ``only``: slow down only these workloads (names), e.g. those of our stack, leaving the
+    controls as measured.
+    """
     src, dst = Path(src_run), Path(dst_run)
     shutil.copytree(src, dst)
     for f in dst.rglob("*"):
         if not f.is_file():
             continue
+        if only is not None:
+            parts = f.relative_to(dst).parts
+            if len(parts) < 3 or parts[1] not in only:
+                continue
         if f.suffix in (".pcap", ".pcapng"):
             stretch_capture(f, f, factor)
         elif is_qlog_name(f):

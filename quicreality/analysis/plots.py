@@ -186,6 +186,50 @@ def comparison_plot(current: Mapping[str, Sequence[float]],
     return ax
 
 
+def strip_box_plot(groups: Sequence[tuple[str, Sequence[float], str]], ax: Axes | None = None,
+                   title: str = "", ylabel: str = "Mbit/s") -> Axes:
+    """A box per group with its points jittered on top (``(label, values, colour)`` each)."""
+    if ax is None:
+        ax = new_axes((3.4, 2.6))
+    rng = np.random.default_rng(0)
+    for i, (_, vals, color) in enumerate(groups):
+        v = finite(vals)
+        if not v:
+            continue
+        ax.boxplot([v], positions=[i], widths=0.5, showfliers=False, patch_artist=True,
+                   boxprops={"facecolor": color, "alpha": 0.3}, medianprops={"color": "black"})
+        ax.plot(i + rng.uniform(-0.15, 0.15, len(v)), v, ".", color=color, ms=3)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([g[0] for g in groups], fontsize="small")
+    ax.set_ylabel(ylabel, fontsize="small")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def ratio_plot(rows: Sequence[tuple[str, float, float, str]], ax: Axes | None = None,
+               title: str = "Change now / baseline") -> Axes:
+    """One row per workload: ``(label, change, floor, colour)``; change as a dot (in %), the
+    ±floor band shaded, 0 marked."""
+    n = len(rows)
+    if ax is None:
+        ax = new_axes((7.5, 0.32 * n + 1.2))
+    for i, (_, change, floor, color) in enumerate(rows):
+        y = n - 1 - i
+        ax.fill_betweenx([y - 0.35, y + 0.35], -100 * floor, 100 * floor, color="0.9")
+        if math.isfinite(change):
+            ax.plot([0, 100 * change], [y, y], "-", color=color, lw=1)
+            ax.plot([100 * change], [y], "o", color=color, ms=6)
+    ax.axvline(0, color="0.4", lw=0.8)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize="small")
+    ax.set_xlabel("change of the median [%] (grey: the workload's floor)", fontsize="small")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
 def figure_png(fig: Figure | Axes | Any, dpi: int = 100, close: bool = True) -> bytes:
     """PNG bytes of a figure (or of an Axes' figure); closes it unless ``close=False``."""
     f = fig.get_figure(root=True) if isinstance(fig, Axes) else fig

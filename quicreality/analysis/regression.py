@@ -20,9 +20,14 @@ optimistic: it treats 10 correlated slices as 10 independent draws. The magnitud
 keeps rep-to-rep noise from being called a regression, and the false-alarm rate of the whole
 rule is *measured* (``docs/analysis.md``), not taken from the nominal alpha.
 
-Baseline files (``results/baselines/<scenario>.json``, :func:`make_baseline`) keep the raw
-per-rep values and per-rep slices plus a description of the host, so a baseline recorded on a
-different machine is visible as such.
+Like with like, and controls (:func:`compare_run`)
+-------------------------------------------------
+Baseline files (``results/baselines/<scenario>.json``, :func:`make_baseline`, format in
+:mod:`.baselines`) keep the raw per-rep values and slices per **measurement definition** and host
+class; a workload measured differently is ``not comparable``. The reference peers (catalog
+``baseline = true``) are controls: ours is judged after dividing its samples by the controls'
+geometric-median shift (a difference in differences on the log scale), and controls that moved
+beyond their noise floor make the report say ``environment changed``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import platform
 import socket
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .baselines import (
+    BASELINE_SCHEMA,
+    definition_id,
+    host_class,
+    load_baseline,
+    match_entry,
+    merge_entries,
+    normalise,
+    run_definitions,
+)
 from .results import REPO_ROOT, load_checks, load_samples, rep_dirs
 from .sources import interval_samples
 
@@ -53,6 +68,7 @@ __all__ = [
     "Comparison",
     "compare",
     "compare_run",
+    "environment_factor",
     "host_description",
     "load_baseline",
     "make_baseline",
@@ -60,6 +76,7 @@ __all__ = [
     "pick_metric",
     "run_samples",
     "save_baseline",
+    "update_baseline",
 ]
 
 DEFAULT_ALPHA = 0.01
@@ -74,7 +91,6 @@ ROBUST_CV = True
 #: samples.jsonl metrics tried, in order, as "the goodput" of a rep.
 GOODPUT_METRICS = ("goodput_wire_mbps", "goodput_mbps", "goodput", "throughput_mbps",
                    "receiver_mbps")
-BASELINE_SCHEMA = 1
 
 
 def min_p_value(n1: int, n2: int) -> float:
@@ -105,6 +121,13 @@ class Comparison:
     reason: str = ""
     alpha: float = DEFAULT_ALPHA
     floor: float = DEFAULT_FLOOR
+    role: str = "ours"  #: ``ours`` or ``control`` (a reference peer: catalog ``baseline``)
+    env_factor: float = 1.0  #: the current samples were divided by this (controls' shift)
+    raw_current: list[float] = field(default_factory=list)  #: samples before that division
+    raw_median: float = math.nan
+    raw_change: float = math.nan  #: change of the medians before the control adjustment
+    differences: list[str] = field(default_factory=list)  #: why not comparable
+    definition_id: str = ""  #: the matched baseline entry
 
     @property
     def is_regression(self) -> bool:
@@ -177,7 +200,8 @@ def run_samples(run_dir: str | Path, *, metric: str | None = None,
     """Per workload (``<workload>/<client>__<server>``): per-rep goodput and slices.
 
     Returns:
-        key → {"workload", "pair", "scenario", "unit" (Mbit/s), "metric",
+        key → {"workload", "pair", "scenario", "unit" (Mbit/s), "metric", "definition"
+        (:func:`~.baselines.definition`), "control" (a reference peer), "host" (or None),
         "reps": [{"run", "rep", "value", "ok", "intervals": [...] | None, "source"}]}
         (``source`` says where the slices came from, see :func:`~.sources.interval_samples`). Reps whose check
         failed are kept with ``ok: False`` and excluded from verdicts.
@@ -187,6 +211,7 @@ def run_samples(run_dir: str | Path, *, metric: str | None = None,
     checks = load_checks(run)
     metric = pick_metric(samples, metric) if not samples.empty else metric
     ok = {(r.workload, r.pair, int(r.rep)): r.ok for r in checks.itertuples(index=False)}
+    meta = run_definitions(run, metric=metric, intervals_per_rep=intervals_per_rep)
     out: dict[str, dict[str, Any]] = {}
     for rd in rep_dirs(run).itertuples(index=False):
         key = f"{rd.workload}/{rd.pair}"
@@ -202,8 +227,11 @@ def run_samples(run_dir: str | Path, *, metric: str | None = None,
                 warnings.warn(f"{rd.path}: no interval samples: {exc}", stacklevel=2)
         if not len(s) and slices is None:
             continue  # not a goodput workload (e.g. fallback)
+        m = meta.get(key, {})
         entry = out.setdefault(key, {"workload": rd.workload, "pair": rd.pair,
                                      "scenario": rd.scenario, "metric": metric, "unit": unit,
+                                     "definition": m.get("definition", {}),
+                                     "control": bool(m.get("control")), "host": m.get("host"),
                                      "reps": []})
         entry["reps"].append({"run": rd.run, "rep": int(rd.rep), "value": value,
                               "ok": ok.get((rd.workload, rd.pair, int(rd.rep))) is not False,
@@ -253,32 +281,113 @@ def _sources(entry: Mapping[str, Any]) -> set[str]:
             if r.get("intervals") and r.get("source")}
 
 
+def _compare_entry(key: str, entry: Mapping[str, Any], b: Mapping[str, Any], *, alpha: float,
+                   floor: float, noise_k: float, unit: str, scale: float = 1.0) -> Comparison:
+    """One workload against its matched baseline entry; the current values are ÷ ``scale``."""
+    w_floor = workload_floor(b, floor, noise_k)
+    u = unit
+    cur, n_cur = _values(entry, u)
+    base, n_base = _values(b, u)
+    src_cur, src_base = _sources(entry), _sources(b)
+    if u == "interval" and (not cur or not base or (src_cur and src_base
+                                                    and src_cur != src_base)):
+        u = "rep"  # slices missing, or measured differently: compare per-rep values
+        cur, n_cur = _values(entry, u)
+        base, n_base = _values(b, u)
+    c = compare([v / scale for v in cur], base, key=key, current_reps=n_cur,
+                baseline_reps=n_base, unit=u, alpha=alpha, floor=w_floor)
+    c.raw_current = cur
+    c.raw_median = float(np.median(cur)) if cur else math.nan
+    c.raw_change = (c.raw_median / c.baseline_median - 1 if cur and c.baseline_median > 0
+                    else math.nan)
+    return c
+
+
+def environment_factor(controls: Sequence[Comparison]) -> tuple[float, list[str]]:
+    """The environment's goodput factor now/baseline: geometric median of the controls' shifts.
+
+    Each control's shift is its median now / median in the baseline; the factor is
+    ``exp(median(log shifts))`` (robust to one noisy control). Returns ``(1.0, [])`` without
+    usable controls, else the factor and the controls that entered it.
+    """
+    logs = [(c.key, math.log(1 + c.change)) for c in controls
+            if math.isfinite(c.change) and c.change > -1]
+    if not logs:
+        return 1.0, []
+    return float(math.exp(np.median([v for _, v in logs]))), [k for k, _ in logs]
+
+
 def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str, Any] | None,
                 *, alpha: float = DEFAULT_ALPHA, floor: float = DEFAULT_FLOOR,
-                noise_k: float = DEFAULT_NOISE_K, unit: str = "interval") -> list[Comparison]:
+                noise_k: float = DEFAULT_NOISE_K, unit: str = "interval",
+                host: Mapping[str, Any] | None = None, any_host: bool = False,
+                use_controls: bool = True) -> list[Comparison]:
     """Verdicts for every workload of a run (see :func:`run_samples`) against a baseline.
+
+    1. **Like with like**: each workload is matched to the baseline entry with the same
+       measurement definition (and host class, unless ``any_host``); none → ``not comparable``
+       naming the differing fields (:func:`~.baselines.match_entry`).
+    2. **Controls** (``control``: the catalog's reference peers) are compared as they are:
+       ``control moved`` when their median moved by at least their noise floor
+       (:func:`workload_floor`: max of ``floor`` and ``noise_k`` × the baseline's between-rep
+       CV), whatever p says (one rep of iperf3 cannot be significant), else ``control
+       steady``. They never regress.
+    3. **Ours** is judged relative to the controls (difference in differences on the log
+       scale): the current samples are divided by the environment factor
+       (:func:`environment_factor` of the comparable controls) before the usual rule
+       (:func:`compare`); ``raw_change`` keeps the unadjusted change. Without comparable
+       controls (or ``use_controls=False``) ours is judged unadjusted and the reason says so.
 
     ``unit`` = ``interval`` (per-slice samples; falls back to per-rep values for a workload whose
     slices are missing on either side) or ``rep``. Each workload's floor is
     :func:`workload_floor` of its baseline entry (``noise_k = 0``: the fixed ``floor``).
     """
-    base_w = (baseline or {}).get("workloads", {})
-    out = []
+    doc = normalise(baseline, "baseline") if baseline else {"entries": []}
+    entries = doc.get("entries", [])
+    kw: dict[str, Any] = {"alpha": alpha, "floor": floor, "noise_k": noise_k, "unit": unit}
+    matched: dict[str, Mapping[str, Any]] = {}
+    out: dict[str, Comparison] = {}
     for key, entry in current.items():
-        b = base_w.get(key, {})
-        w_floor = workload_floor(b, floor, noise_k) if b else floor
-        u = unit
-        cur, n_cur = _values(entry, u)
-        base, n_base = _values(b, u) if b else ([], 0)
-        src_cur, src_base = _sources(entry), _sources(b) if b else set()
-        if u == "interval" and (not cur or (b and not base)
-                                or (src_cur and src_base and src_cur != src_base)):
-            u = "rep"  # slices missing, or measured differently: compare per-rep values
-            cur, n_cur = _values(entry, u)
-            base, n_base = _values(b, u) if b else ([], 0)
-        out.append(compare(cur, base, key=key, current_reps=n_cur, baseline_reps=n_base,
-                           unit=u, alpha=alpha, floor=w_floor))
-    return out
+        b, why = match_entry(entries, key, entry.get("definition") or {},
+                             host if host is not None else entry.get("host"),
+                             any_host=any_host)
+        cur, n_cur = _values(entry, unit)
+        role = "control" if entry.get("control") else "ours"
+        if why:
+            c = Comparison(key=key, current=cur, baseline=[], current_reps=n_cur,
+                           baseline_reps=0, unit=unit, alpha=alpha, floor=floor,
+                           verdict="not comparable", reason="; ".join(why))
+            c.current_median = float(np.median(cur)) if cur else math.nan
+            c.differences = list(why)
+            if b is not None and not b.get("schema1"):
+                c.reason = "measured differently from the baseline: " + c.reason
+        elif not cur and not _values(entry, "rep")[0]:
+            c = Comparison(key=key, current=[], baseline=[], current_reps=0, baseline_reps=0,
+                           verdict="no data", reason="no samples in this run")
+        else:
+            matched[key] = b  # type: ignore[assignment]
+            c = _compare_entry(key, entry, b, **kw)  # type: ignore[arg-type]
+        c.role = role
+        c.definition_id = str(b.get("id", "")) if b is not None and not why else ""
+        out[key] = c
+    controls = [c for c in out.values() if c.role == "control" and c.key in matched]
+    for c in controls:  # beyond the noise floor (max of floor, k × between-rep CV) = moved
+        moved = math.isfinite(c.change) and abs(c.change) >= c.floor
+        c.verdict = "control moved" if moved else "control steady"
+        c.reason = f"median {c.change:+.1%} (noise floor ±{c.floor:.0%}), p={c.p_value:.2g}"
+    factor, used = environment_factor(controls) if use_controls else (1.0, [])
+    for key, c in out.items():
+        if c.role != "ours" or key not in matched:
+            continue
+        if used:
+            c2 = _compare_entry(key, current[key], matched[key], **kw, scale=factor)
+            c2.role, c2.definition_id, c2.env_factor = "ours", c.definition_id, factor
+            c2.reason = (f"relative to {len(used)} control(s) (environment ×{factor:.3f}): "
+                         f"{c2.reason}; unadjusted {c2.raw_change:+.1%}")
+            out[key] = c2
+        else:
+            c.reason = "unadjusted (no comparable controls in this run): " + c.reason
+    return list(out.values())
 
 
 def host_description() -> dict[str, Any]:
@@ -306,15 +415,16 @@ def host_description() -> dict[str, Any]:
 def make_baseline(run_dirs: str | Path | Iterable[str | Path], *, scenario: str | None = None,
                   metric: str | None = None, intervals_per_rep: int = DEFAULT_INTERVALS,
                   samples: Sequence[Mapping[str, Mapping[str, Any]]] | None = None,
-                  ) -> dict[str, Any]:
-    """A baseline document from one or more runs (their reps are pooled).
+                  note: str = "") -> dict[str, Any]:
+    """A schema-2 baseline document from one or more runs (their reps are pooled per
+    workload *and* measurement definition: a quick and a full run make two entries).
 
     ``samples`` may hold the :func:`run_samples` of each run, already computed.
     """
     runs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(r) for r in run_dirs]
-    workloads: dict[str, Any] = {}
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
     scenarios: set[str] = set()
-    git: set[str] = set()
+    here = host_description()
     for i, run in enumerate(runs):
         per_run = samples[i] if samples is not None else run_samples(
             run, metric=metric, intervals_per_rep=intervals_per_rep)
@@ -322,22 +432,41 @@ def make_baseline(run_dirs: str | Path | Iterable[str | Path], *, scenario: str 
             if scenario is not None and entry["scenario"] != scenario:
                 continue
             scenarios.add(entry["scenario"])
-            w = workloads.setdefault(key, {k: entry[k] for k in ("workload", "pair", "metric",
-                                                                   "unit")} | {"reps": []})
-            w["reps"].extend(r for r in entry["reps"] if r["ok"])
-        git.add(run.name.rsplit("-", 1)[-1])
-    if not workloads:
+            defn = entry.get("definition") or {}
+            host = entry.get("host") or here
+            e = entries.setdefault((key, definition_id(defn)), {
+                "key": key, "id": definition_id(defn), "definition": defn,
+                "host_class": host_class(host), "host": host,
+                "recorded": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                "source_runs": [], "note": note, "control": bool(entry.get("control")),
+                "workload": entry["workload"], "pair": entry["pair"],
+                "metric": entry["metric"], "unit": entry["unit"], "reps": []})
+            if run.name not in e["source_runs"]:
+                e["source_runs"].append(run.name)
+            e["reps"].extend(r for r in entry["reps"] if r["ok"])
+    entries = {k: e for k, e in entries.items() if e["reps"]}
+    if not entries:
         raise ValueError(f"no goodput samples in {', '.join(map(str, runs))}")
     if len(scenarios) > 1 and scenario is None:
         raise ValueError(f"runs hold several scenarios {sorted(scenarios)}: pick one")
     return {"schema": BASELINE_SCHEMA, "scenario": scenario or next(iter(scenarios)),
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "source_runs": [r.name for r in runs], "git_shas": sorted(git),
-            "host": host_description(),
             "sampling": {"unit": "interval", "intervals_per_rep": intervals_per_rep,
                          "definition": "goodput of equal slices of the first-to-last payload "
                                        "packet interval at the client-side capture"},
-            "workloads": dict(sorted(workloads.items()))}
+            "source_runs": [r.name for r in runs],
+            "entries": merge_entries([], entries.values())}
+
+
+def update_baseline(path: str | Path, new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new`` merged into the baseline file at ``path`` (if any): entries with the same
+    workload, definition and host class are replaced, the others kept (quick + full, hosts)."""
+    p = Path(path)
+    if not p.exists():
+        return dict(new)
+    old = load_baseline(p)
+    entries = merge_entries(old.get("entries", []), new["entries"])
+    return dict(new) | {"entries": entries, "source_runs": sorted(
+        {r for e in entries for r in e.get("source_runs", [])})}
 
 
 def baseline_path(scenario: str, root: str | Path | None = None) -> Path:
@@ -346,21 +475,21 @@ def baseline_path(scenario: str, root: str | Path | None = None) -> Path:
 
 
 def save_baseline(doc: Mapping[str, Any], path: str | Path) -> Path:
-    """Write a baseline document: one line per rep, values rounded to 4 decimals (small diffs)."""
+    """Write a schema-2 baseline: one line per rep, values rounded to 4 decimals (small diffs)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    head = {k: v for k, v in doc.items() if k != "workloads"}
-    lines = [json.dumps(head, indent=1)[:-2] + ',\n "workloads": {']
-    items = list(doc.get("workloads", {}).items())
-    for i, (key, w) in enumerate(items):
-        meta = {k: v for k, v in w.items() if k != "reps"}
-        lines.append(f"  {json.dumps(key)}: {json.dumps(meta)[:-1]}, \"reps\": [")
-        reps = [json.dumps(_rounded(r)) for r in w.get("reps", [])]
+    head = {k: v for k, v in doc.items() if k != "entries"}
+    lines = [json.dumps(head, indent=1)[:-2] + ',\n "entries": [']
+    items = list(doc.get("entries", []))
+    for i, e in enumerate(items):
+        meta = {k: v for k, v in e.items() if k != "reps"}
+        lines.append(f"  {json.dumps(_rounded(meta))[:-1]}, \"reps\": [")
+        reps = [json.dumps(_rounded(r)) for r in e.get("reps", [])]
         lines.append(",\n".join(f"   {r}" for r in reps))
         lines.append("  ]}" + ("," if i < len(items) - 1 else ""))
-    lines.append(" }\n}")
+    lines.append(" ]\n}")
     p.write_text("\n".join(lines) + "\n")
-    json.loads(p.read_text())  # never leave a file that does not parse
+    normalise(json.loads(p.read_text()), str(p))  # never leave a file that does not parse
     return p
 
 
@@ -374,12 +503,3 @@ def _rounded(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return v
-
-
-def load_baseline(path: str | Path) -> dict[str, Any]:
-    """Read a baseline document (raises ``ValueError`` on an unknown schema)."""
-    doc = json.loads(Path(path).read_text())
-    if doc.get("schema") != BASELINE_SCHEMA:
-        raise ValueError(f"{path}: baseline schema {doc.get('schema')!r}, "
-                         f"expected {BASELINE_SCHEMA}")
-    return doc

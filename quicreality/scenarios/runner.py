@@ -318,6 +318,14 @@ def _finish(state: RunState, run_info: dict[str, Any], console: Console) -> None
     write_json(state.run_dir / "summary.json", [r.to_dict() for r in rows])
     (state.run_dir / "summary.txt").write_text(summary_text(rows, title) if rows else "no rows\n")
     console.print(f"run directory: {state.run_dir}", highlight=False)
+    if state.exit_code in (EXIT_OK, EXIT_FAILED) and rows:  # the verdict vs the baseline
+        try:
+            from ..analysis.report import end_of_run_lines  # pandas/matplotlib only here
+        except ImportError as exc:
+            console.print(f"verdict: not judged (analysis extras missing: {exc})")
+        else:
+            for line in end_of_run_lines(state.run_dir):
+                console.print(line, highlight=False, soft_wrap=True)
 
 
 def _parser() -> argparse.ArgumentParser:

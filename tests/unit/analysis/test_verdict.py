@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from quicreality.analysis.falsealarm import pooled_baseline
 from quicreality.analysis.regression import compare, compare_run, min_p_value
 
 RNG = np.random.default_rng(20261125)
@@ -77,7 +78,7 @@ def _entry(values: list[float], slices: list[list[float]] | None) -> dict:  # ty
 def test_compare_run_uses_slices_and_falls_back_to_reps() -> None:
     base_slices = [noisy(10.0, 20, 0.1) for _ in range(3)]
     cur_slices = [list(np.asarray(s) / 2) for s in noisy_sets(1)]
-    baseline = {"workloads": {"w/a__b": _entry([10.0, 10.1, 9.9], base_slices)}}
+    baseline = pooled_baseline([{"w/a__b": _entry([10.0, 10.1, 9.9], base_slices)}])
     current = {"w/a__b": _entry([5.0], cur_slices)}
     (c,) = compare_run(current, baseline, floor=0.10)
     assert c.unit == "interval" and len(c.current) == 20 and len(c.baseline) == 60
