@@ -147,7 +147,7 @@ def false_alarm_study(samples: Sequence[Mapping[str, Mapping[str, Any]]], *, poo
             st.run_trials += 1
             any_alarm = False
             st.env_changed += int(any(v.verdict == "control moved" for v in verdicts))
-            for v, w in zip(verdicts, worse):
+            for v, w in zip(verdicts, worse, strict=False):
                 if not v.baseline or v.role != "ours":
                     continue
                 st.trials += 1

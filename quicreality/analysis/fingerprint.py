@@ -130,7 +130,7 @@ def fingerprint_pcap(pcap: str | Path, *, keylog: str | Path | None = None,
     frames = [d.number for ff in flights for d in (*ff.client, *ff.server)]
     trees = read_trees(pcap, frames, keylog=keylog, timeout=timeout)
     out = []
-    for flow, ff in zip(flows, flights):
+    for flow, ff in zip(flows, flights, strict=False):
         feats = client_features(ff, trees)
         feats.update(server_features(ff, trees))
         out.append(FlowFingerprint(pcap=str(pcap), index=flow.index, client=flow.client,

@@ -189,7 +189,7 @@ def _client_hello(hello: Node) -> dict[str, Any]:
     f["client.tls.extensions_sorted"] = sorted(types)
     f["client.tls.extension_count"] = len(types)
     f["client.tls.extension_lengths"] = {t: _int(e.get("tls.handshake.extension.len"))
-                                         for t, e in zip(types, exts)}
+                                         for t, e in zip(types, exts, strict=False)}
     names = hello.find("tls.handshake.extensions_server_name")
     f["client.tls.server_name"] = names[0] if names else None
     f["client.tls.alpn"] = hello.find("tls.handshake.extensions_alpn_str")

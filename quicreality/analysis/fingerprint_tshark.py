@@ -211,7 +211,7 @@ def parse_rows(text: str) -> list[Datagram]:
             continue
         cols = line.split("\t")
         cols += [""] * (len(_ROW_FIELDS) - len(cols))
-        row = dict(zip(_ROW_FIELDS, cols))
+        row = dict(zip(_ROW_FIELDS, cols, strict=False))
         src = row["ip.src"] or row["ipv6.src"]
         dst = row["ip.dst"] or row["ipv6.dst"]
         forms = _ints(row["quic.header_form"])

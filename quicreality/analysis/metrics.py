@@ -76,7 +76,7 @@ class RangeSet:
     @property
     def total(self) -> int:
         """Bytes covered."""
-        return sum(h - lo for lo, h in zip(self._lo, self._hi))
+        return sum(h - lo for lo, h in zip(self._lo, self._hi, strict=False))
 
 
 def new_bytes(frames: pd.DataFrame, time_col: str = "time_s") -> pd.DataFrame:
@@ -91,7 +91,7 @@ def new_bytes(frames: pd.DataFrame, time_col: str = "time_s") -> pd.DataFrame:
     f = frames.dropna(subset=["offset", "length"]).sort_values(time_col, kind="stable").copy()
     sets: dict[Any, RangeSet] = defaultdict(RangeSet)
     out = []
-    for sid, off, ln in zip(f["stream_id"], f["offset"], f["length"]):
+    for sid, off, ln in zip(f["stream_id"], f["offset"], f["length"], strict=False):
         out.append(sets[sid].add(int(off), int(off) + int(ln)))
     f["new_bytes"] = np.asarray(out, dtype=float)
     return f.reset_index(drop=True)
@@ -202,7 +202,7 @@ def loss_summary(events: pd.DataFrame) -> pd.DataFrame:
 
 def _acked_set(acks: pd.DataFrame) -> RangeSet:
     rs = RangeSet()
-    for lo, hi in zip(acks["lo"], acks["hi"]):
+    for lo, hi in zip(acks["lo"], acks["hi"], strict=False):
         rs.add(int(lo), int(hi) + 1)
     return rs
 
@@ -228,7 +228,7 @@ def retransmissions(stream_frames: pd.DataFrame, acks: pd.DataFrame | None = Non
     maxlen: dict[Any, int] = defaultdict(int)
     rows = []
     for t, pn, sid, off, ln in zip(f[time_col], f["packet_number"], f["stream_id"], f["offset"],
-                                   f["length"]):
+                                   f["length"], strict=False):
         lo, hi = int(off), int(off) + int(ln)
         new = sets[sid].add(lo, hi)
         if new < hi - lo:

@@ -136,9 +136,7 @@ def _base_argv(pcap: str | Path, keylog: str | Path | None, decode_as: Iterable[
 
 def _fields_rows(pcap: str | Path, keylog: str | Path | None, decode_as: Iterable[str],
                  timeout: float) -> list[dict[str, list[str]]]:
-    argv = _base_argv(pcap, keylog, decode_as) + [
-        "-Y", "quic", "-T", "fields", "-E", "header=y", "-E", "separator=/t",
-        "-E", "occurrence=a", "-E", "aggregator=,", "-E", "quote=n"]
+    argv = [*_base_argv(pcap, keylog, decode_as), "-Y", "quic", "-T", "fields", "-E", "header=y", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,", "-E", "quote=n"]
     for f in FIELDS:
         argv += ["-e", f]
     out = _tshark(argv, timeout)
@@ -150,7 +148,7 @@ def _fields_rows(pcap: str | Path, keylog: str | Path | None, decode_as: Iterabl
     for line in lines[1:]:
         vals = line.split("\t")
         vals += [""] * (len(header) - len(vals))
-        rows.append({h: (v.split(",") if v else []) for h, v in zip(header, vals)})
+        rows.append({h: (v.split(",") if v else []) for h, v in zip(header, vals, strict=False)})
     return rows
 
 
@@ -178,8 +176,7 @@ def _coalesced_packets(pcap: str | Path, frame_numbers: Sequence[int],
     for i in range(0, len(frame_numbers), 200):
         chunk = frame_numbers[i:i + 200]
         filt = "frame.number in {" + ",".join(str(n) for n in chunk) + "}"
-        argv = _base_argv(pcap, keylog, decode_as) + [
-            "-Y", filt, "-T", "json", "--no-duplicate-keys", "-J", "frame quic"]
+        argv = [*_base_argv(pcap, keylog, decode_as), "-Y", filt, "-T", "json", "--no-duplicate-keys", "-J", "frame quic"]
         for pkt in json.loads(_tshark(argv, timeout) or "[]"):
             layers = pkt.get("_source", {}).get("layers", {})
             num = int(layers.get("frame", {}).get("frame.number", -1))

@@ -198,7 +198,7 @@ def _events_from_arrays(trace: Mapping[str, Any]) -> list[dict[str, Any]]:
         if isinstance(arr, dict):
             out.append(arr)
             continue
-        rec = dict(zip(names, arr))
+        rec = dict(zip(names, arr, strict=False))
         if "category" in rec and "event" in rec and "name" not in rec:
             rec["name"] = f"{rec.pop('category')}:{rec.pop('event')}"
         for tkey in ("relative_time", "delta_time"):
@@ -378,7 +378,7 @@ def _trace_frame(trace: QlogTrace) -> pd.DataFrame:
     times, base_ms, clock = _event_times_ms(trace)
     t0 = min(times)
     rows = []
-    for ev, t in zip(trace.events, times):
+    for ev, t in zip(trace.events, times, strict=False):
         raw_name = str(ev.get("name", ""))
         name = canonical_name(raw_name)
         row = _flatten(ev)

@@ -196,7 +196,7 @@ def interval_samples(rep_dir: str | Path, n_intervals: int = 10,
             res = load_iperf3(p)
         except (ValueError, json.JSONDecodeError):
             continue
-        iv = res.intervals[(res.intervals["stream"] == "sum") & (res.intervals["omitted"] != True)]
+        iv = res.intervals[(res.intervals["stream"] == "sum") & res.intervals["omitted"].ne(True)]
         if len(iv):
             return iv["mbps"].to_numpy(dtype=float), f"iperf3 intervals ({p.name})"
     client_qlogs = [q for q in rf.qlogs if "client" in str(q).lower()] or rf.qlogs

@@ -28,13 +28,13 @@ def flow(*dgs: Datagram) -> Flow:
 
 
 def test_rows_keep_packet_types_of_coalesced_datagrams() -> None:
-    line = "\t".join(["5", "0.0284", "127.0.0.1", "", "127.0.0.1", "", "4433",  # noqa: FLY002
+    line = "\t".join(["5", "0.0284", "127.0.0.1", "", "127.0.0.1", "", "4433",
                       "52171", "1208", "1,1,0", "0,2", "0x00000001,0x00000001", "2,8,11,15,20"])
     (d,) = parse_rows(line + "\n")
     assert d.size == 1200 and d.packets == ("initial", "handshake", "1rtt")
     assert d.coalescing == "initial+handshake+1rtt"
     assert d.src == "127.0.0.1:4433" and d.handshake_types == (2, 8, 11, 15, 20)
-    v6 = "\t".join(["1", "0", "", "::1", "", "::1", "5000", "443", "1258", "1", "0",  # noqa: FLY002
+    v6 = "\t".join(["1", "0", "", "::1", "", "::1", "5000", "443", "1258", "1", "0",
                     "0x1", ""])
     assert parse_rows(v6)[0].src == "[::1]:5000"
 

@@ -56,7 +56,7 @@ def test_ack_ranges_show_the_two_lost_packets() -> None:
     server_side = load_pcap(OURS / "server.pcap", keylog=OURS / "keys.log")
     acks = server_side.ack_ranges("to_server")
     last = acks[acks["frame_no"] == acks["frame_no"].max()]
-    ranges = sorted(zip(last["lo"], last["hi"]))
+    ranges = sorted(zip(last["lo"], last["hi"], strict=False))
     # the holes between the client's last ACK ranges are exactly the packets the server's
     # qlog declared lost (1-RTT 90 and 126), decoded from gap/ack_range pairs (RFC 9000 19.3.1)
     holes = [pn for (_, hi1), (lo2, _) in itertools.pairwise(ranges)
