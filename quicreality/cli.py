@@ -28,7 +28,8 @@ def _cipher_suites(text: str | None) -> tuple[int, ...] | None:
     for part in text.split(","):
         key = part.strip().upper()
         if key not in names:
-            raise CliError(f"unknown cipher suite {part!r} (choose from {', '.join(s.name for s in CipherSuite)})")
+            raise CliError(f"unknown cipher suite {part!r} "
+                           f"(choose from {', '.join(s.name for s in CipherSuite)})")
         out.append(names[key])
     return tuple(out)
 

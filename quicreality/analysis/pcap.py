@@ -16,8 +16,8 @@ Handshake + 1-RTT) and when a frame lacks a field, so:
   ACK frames carry ``ack_range_count`` (gap, ack_range) pairs; CRYPTO frames offset + length.
 * a STREAM frame without a Length field runs to the end of the packet (quic-go does this for the
   last frame); its length is reconstructed from the packet length minus the short header
-  (1 + DCID + PN length, the 2-bit field + 1), the 16-byte AEAD tag and the encoded sizes of the frames before it
-  (:func:`_encoded_size`, minimal varints assumed); if a preceding frame's size is unknown the
+  (1 + DCID + PN length, the 2-bit field + 1), the 16-byte AEAD tag and the encoded sizes of the frames before
+  it (:func:`_encoded_size`, minimal varints assumed); if a preceding frame's size is unknown the
   length is NaN and ``length_reconstructed`` says so.
 
 Keys: a pcapng with a Decryption Secrets Block (``editcap --inject-secrets``) decrypts on its own;
@@ -136,7 +136,8 @@ def _base_argv(pcap: str | Path, keylog: str | Path | None, decode_as: Iterable[
 
 def _fields_rows(pcap: str | Path, keylog: str | Path | None, decode_as: Iterable[str],
                  timeout: float) -> list[dict[str, list[str]]]:
-    argv = [*_base_argv(pcap, keylog, decode_as), "-Y", "quic", "-T", "fields", "-E", "header=y", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,", "-E", "quote=n"]
+    argv = [*_base_argv(pcap, keylog, decode_as), "-Y", "quic", "-T", "fields", "-E", "header=y",
+            "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,", "-E", "quote=n"]
     for f in FIELDS:
         argv += ["-e", f]
     out = _tshark(argv, timeout)
@@ -176,7 +177,8 @@ def _coalesced_packets(pcap: str | Path, frame_numbers: Sequence[int],
     for i in range(0, len(frame_numbers), 200):
         chunk = frame_numbers[i:i + 200]
         filt = "frame.number in {" + ",".join(str(n) for n in chunk) + "}"
-        argv = [*_base_argv(pcap, keylog, decode_as), "-Y", filt, "-T", "json", "--no-duplicate-keys", "-J", "frame quic"]
+        argv = [*_base_argv(pcap, keylog, decode_as), "-Y", filt, "-T", "json", "--no-duplicate-keys",
+                "-J", "frame quic"]
         for pkt in json.loads(_tshark(argv, timeout) or "[]"):
             layers = pkt.get("_source", {}).get("layers", {})
             num = int(layers.get("frame", {}).get("frame.number", -1))

@@ -395,7 +395,8 @@ def _html(rep: Report, ctx: Mapping[str, Any]) -> str:
                    f"<td>{_dist(c.baseline)}</td></tr>" for c in rep.comparisons)
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{e(rep.verdict_line)}</title><style>{_CSS}</style></head><body>
-<p id="verdict" data-verdict="{e(rep.verdict)}" style="background:{_TOP[rep.verdict]}">{e(rep.verdict_line)}</p>
+<p id="verdict" data-verdict="{e(rep.verdict)}" style="background:{_TOP[rep.verdict]}">\
+{e(rep.verdict_line)}</p>
 <p>Run <b>{e(ctx['run'])}</b> ({e(ctx['scenarios'])}) against {e(ctx['baseline'])}.</p>
 <table id="verdicts"><tr><th>workload</th><th>role</th><th>median now [Mbit/s]</th>
 <th>baseline</th><th>raw change</th><th>vs controls</th><th>floor</th><th>p</th><th>verdict</th>

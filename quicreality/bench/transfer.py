@@ -197,7 +197,8 @@ def main(argv: list[str]) -> int:
     ours, aio = table["ours<->ours"], table["aioquic<->aioquic"]
     print(f"median goodput ratio ours/aioquic: {ours['median'] / aio['median']:.2f}x "
           f"(target >= 1.5x)")
-    print(f"CPU per byte ratio aioquic/ours: client {aio['client_ns_per_byte'] / ours['client_ns_per_byte']:.2f}x, "
+    print(f"CPU per byte ratio aioquic/ours: client "
+          f"{aio['client_ns_per_byte'] / ours['client_ns_per_byte']:.2f}x, "
           f"server {aio['server_ns_per_byte'] / ours['server_ns_per_byte']:.2f}x")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(

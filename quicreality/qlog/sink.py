@@ -112,7 +112,8 @@ class QlogSink(Protocol):
     def key_updated(
         self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None
     ) -> None:
-        """Keys installed or updated (key_type e.g. client_1rtt_secret; trigger tls/local_update/remote_update)."""
+        """Keys installed or updated (key_type e.g. client_1rtt_secret; trigger
+        tls/local_update/remote_update)."""
         ...
 
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
@@ -358,7 +359,8 @@ def crypto_frame(offset: int, length: int) -> FrameDict:
 
 
 def ack_frame(ranges: Iterable[range], ack_delay: float) -> FrameDict:
-    """An ACK frame from packet-number ranges (``range`` objects, stop exclusive); ``ack_delay`` in seconds."""
+    """An ACK frame from packet-number ranges
+    (``range`` objects, stop exclusive); ``ack_delay`` in seconds."""
     return {
         "frame_type": "ack",
         "ack_delay": round(ack_delay * 1000.0, 3),

@@ -284,7 +284,8 @@ class JsonSeqWriter:
         ssthresh: int | None = None,
         pacing_rate: float | None = None,
     ) -> None:
-        """``recovery:metrics_updated`` / ``quic:recovery_metrics_updated``: only changed fields, RTTs in ms."""
+        """``recovery:metrics_updated`` / ``quic:recovery_metrics_updated``:
+        only changed fields, RTTs in ms."""
         current: dict[str, float | int | None] = {
             "min_rtt": round(min_rtt * 1000.0, 3),
             "smoothed_rtt": round(smoothed_rtt * 1000.0, 3),
@@ -334,7 +335,8 @@ class JsonSeqWriter:
         scid: bytes,
         dcid: bytes,
     ) -> None:
-        """``connectivity:connection_started`` / ``quic:connection_started`` (+ ``quic:version_information``)."""
+        """``connectivity:connection_started`` / ``quic:connection_started``
+        (+ ``quic:version_information``)."""
         if self._draft:
             self._emit(
                 now,

@@ -13,7 +13,8 @@ from .packet import QUIC_VERSION_1
 if TYPE_CHECKING:
     from ..qlog.sink import QlogSink
 
-#: X25519 then secp256r1 (RFC 8446 §4.2.7 group ids; defined once in :class:`~quicreality.tls.constants.Group`).
+#: X25519 then secp256r1 (RFC 8446 §4.2.7 group ids; defined once in
+#: :class:`~quicreality.tls.constants.Group`).
 GROUP_X25519 = int(Group.X25519)
 GROUP_SECP256R1 = int(Group.SECP256R1)
 

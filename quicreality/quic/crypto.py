@@ -1,17 +1,17 @@
 """QUIC packet protection (RFC 9001 §5) and key update (RFC 9001 §6).
 
 Theory of operation: a :class:`CryptoContext` protects one direction at one encryption level. It derives the
-AEAD key, IV and header-protection key from a TLS traffic secret once, at :meth:`CryptoContext.setup`, and keeps
-the AEAD object, the IV as an int and the header-protection cipher context for the lifetime of the keys: no
-cipher object is created per packet (see ``docs/performance-notes.md``).
+AEAD key, IV and header-protection key from a TLS traffic secret once, at :meth:`CryptoContext.setup`, and
+keeps the AEAD object, the IV as an int and the header-protection cipher context for the lifetime of the keys:
+no cipher object is created per packet (see ``docs/performance-notes.md``).
 
 A :class:`CryptoPair` holds the ``send`` and ``recv`` contexts of one packet number space. For 1-RTT it also
 implements key update: :meth:`CryptoPair.update_key` rotates both directions; a received short-header packet
 whose Key Phase bit differs from the current phase is opened with the previous-generation keys if its packet
 number precedes every packet received with the current keys, otherwise with the next-generation keys (derived
 once and cached); on success both directions rotate (RFC 9001 §6.2, §6.3, §6.5). Previous receive keys stay
-until :meth:`CryptoPair.discard_previous_keys`. Dropping a whole level (RFC 9001 §4.9) is the connection's call,
-through :meth:`CryptoPair.teardown`.
+until :meth:`CryptoPair.discard_previous_keys`. Dropping a whole level (RFC 9001 §4.9) is the connection's
+call, through :meth:`CryptoPair.teardown`.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def derive_packet_protection_keys(
 
 
 def next_generation_secret(cipher_suite: int, secret: bytes, version: int) -> bytes:
-    """The secret of the next key phase: HKDF-Expand-Label(secret, "quic ku", "", Hash.length) (RFC 9001 §6.1)."""
+    """The secret of the next key phase: HKDF-Expand-Label(secret, "quic ku", "", Hash.length)
+    (RFC 9001 §6.1)."""
     hash_name = SUITE_HASH[cipher_suite]
     return hkdf_expand_label(hash_name, secret, _LABELS[version][3], b"", hash_len(hash_name))
 
@@ -123,7 +124,8 @@ def _make_aead(cipher_suite: int, key: bytes) -> AESGCM | ChaCha20Poly1305:
 
 
 def _make_header_protection(cipher_suite: int, hp_key: bytes) -> HeaderProtectionMask:
-    """Return ``mask(sample) -> bytes`` (at least 5 bytes) reusing one cipher context (RFC 9001 §5.4.3-§5.4.4)."""
+    """Return ``mask(sample) -> bytes`` (at least 5 bytes) reusing one cipher context
+    (RFC 9001 §5.4.3-§5.4.4)."""
     if cipher_suite == CipherSuite.CHACHA20_POLY1305_SHA256:
         # RFC 9001 §5.4.4: counter = sample[0:4] (little endian), nonce = sample[4:16]; cryptography's 16-byte
         # ChaCha20 "nonce" is exactly counter || nonce, so the sample is used as is. One context, nonce reset.
@@ -184,7 +186,8 @@ class CryptoContext:
         return self._aead is not None
 
     def next_generation(self) -> CryptoContext:
-        """A context for the next key phase: new AEAD key and IV, same header-protection key (RFC 9001 §6.1)."""
+        """A context for the next key phase: new AEAD key and IV, same header-protection key
+        (RFC 9001 §6.1)."""
         if self.cipher_suite is None or self.secret is None:
             raise KeyUnavailableError("no keys to update")
         secret = next_generation_secret(self.cipher_suite, self.secret, self.version)
@@ -235,7 +238,8 @@ class CryptoContext:
         if len(ciphertext) < sample_start + SAMPLE_SIZE:
             raise ValueError("payload too short for the header protection sample")
         mask = hp_mask(ciphertext[sample_start : sample_start + SAMPLE_SIZE])
-        # The packet number is the last pn_length bytes of the header (RFC 9001 §5.4.1); written out long-hand.
+        # The packet number is the last pn_length bytes of the header (RFC 9001 §5.4.1);
+        # written out long-hand.
         pn_offset = len(plain_header) - pn_length
         protected_pn = plain_header[pn_offset] ^ mask[1]
         if pn_length > 1:

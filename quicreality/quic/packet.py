@@ -1,14 +1,15 @@
-"""QUIC packet headers, packet numbers, Version Negotiation, Retry and Stateless Reset (RFC 9000 §17, RFC 9001 §5.8).
+"""QUIC packet headers, packet numbers, Version Negotiation, Retry and Stateless Reset
+(RFC 9000 §17, RFC 9001 §5.8).
 
 Theory of operation: the receive path calls :func:`pull_quic_header` at the start of each (possibly coalesced)
 packet in a datagram. It parses the *unprotected* part of the header and reports where the protected packet
-number starts (``pn_offset``) and where the packet ends (``packet_end``, from the Length field of long headers,
-the end of the datagram otherwise). Header protection is removed by :mod:`quicreality.quic.crypto`; the caller then
-checks the reserved bits with :func:`reserved_bits_valid`.
+number starts (``pn_offset``) and where the packet ends (``packet_end``, from the Length field of long
+headers, the end of the datagram otherwise). Header protection is removed by :mod:`quicreality.quic.crypto`;
+the caller then checks the reserved bits with :func:`reserved_bits_valid`.
 
-Packet types are small plain ints (no enum hashing on the hot path). For protected packets the value equals the
-TLS epoch / packet protection level: Initial 0, 0-RTT 1, Handshake 2, 1-RTT 3, so ``packet_type`` can index
-per-epoch tables directly.
+Packet types are small plain ints (no enum hashing on the hot path). For protected packets the value equals
+the TLS epoch / packet protection level: Initial 0, 0-RTT 1, Handshake 2, 1-RTT 3, so ``packet_type`` can
+index per-epoch tables directly.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..wire.buffer import Buffer, BufferReadError
 
-# --- versions (RFC 9000 §15) ---------------------------------------------------------------------------------
+# --- versions (RFC 9000 §15) --------------------------------------------------------------------------------
 
 #: QUIC version 1 (RFC 9000 §15).
 QUIC_VERSION_1 = 0x00000001
@@ -28,7 +29,7 @@ QUIC_VERSION_NEGOTIATION = 0x00000000
 #: Versions this implementation speaks, in preference order.
 SUPPORTED_VERSIONS: tuple[int, ...] = (QUIC_VERSION_1,)
 
-# --- first-byte bits (RFC 9000 §17.2, §17.3.1) -----------------------------------------------------------------
+# --- first-byte bits (RFC 9000 §17.2, §17.3.1) --------------------------------------------------------------
 
 #: Header Form bit: 1 = long header (RFC 9000 §17.2).
 PACKET_LONG_HEADER = 0x80
@@ -47,7 +48,7 @@ LONG_HEADER_RESERVED_BITS = 0x0C
 #: Reserved bits of short headers, must be 0 after header protection removal (RFC 9000 §17.3.1).
 SHORT_HEADER_RESERVED_BITS = 0x18
 
-# --- packet types (plain ints; protected types equal the TLS epoch) ---------------------------------------------
+# --- packet types (plain ints; protected types equal the TLS epoch) -----------------------------------------
 
 PACKET_TYPE_INITIAL = 0
 PACKET_TYPE_ZERO_RTT = 1
@@ -113,8 +114,8 @@ class MalformedPacketError(ValueError):
 class QuicHeader(NamedTuple):
     """The unprotected fields of a QUIC packet header (immutable).
 
-    A ``NamedTuple`` rather than a frozen dataclass because one is built per received packet: construction costs
-    ~0.2 us instead of ~0.75 us for a 10-field frozen slots dataclass (measured, CPython 3.11).
+    A ``NamedTuple`` rather than a frozen dataclass because one is built per received packet: construction
+    costs ~0.2 us instead of ~0.75 us for a 10-field frozen slots dataclass (measured, CPython 3.11).
 
     Attributes:
         is_long_header: Header Form bit.
@@ -142,7 +143,7 @@ class QuicHeader(NamedTuple):
     pn_offset: int
 
 
-# --- first-byte helpers ------------------------------------------------------------------------------------------
+# --- first-byte helpers -------------------------------------------------------------------------------------
 
 
 def is_long_header(first_byte: int) -> bool:
@@ -203,7 +204,7 @@ def encode_short_header_first_byte(
     )
 
 
-# --- packet numbers (RFC 9000 §17.1, Appendix A) -------------------------------------------------------------------
+# --- packet numbers (RFC 9000 §17.1, Appendix A) ------------------------------------------------------------
 
 
 def decode_packet_number(truncated: int, num_bits: int, expected: int) -> int:
@@ -227,7 +228,8 @@ def decode_packet_number(truncated: int, num_bits: int, expected: int) -> int:
 
 
 def packet_number_length(packet_number: int, largest_acked: int | None) -> int:
-    """Bytes needed to encode ``packet_number`` given the peer's largest acknowledgement (RFC 9000 §17.1, A.2).
+    """Bytes needed to encode ``packet_number`` given the peer's largest acknowledgement
+    (RFC 9000 §17.1, A.2).
 
     The encoding covers more than twice the number of packets in flight, so the receiver's window
     (:func:`decode_packet_number`) always contains the right value.
@@ -251,7 +253,7 @@ def push_packet_number(buf: Buffer, packet_number: int, length: int) -> None:
     buf.push_bytes((packet_number & ((1 << (8 * length)) - 1)).to_bytes(length, "big"))
 
 
-# --- header parsing ----------------------------------------------------------------------------------------------
+# --- header parsing -----------------------------------------------------------------------------------------
 
 
 def pull_quic_header(buf: Buffer, host_cid_length: int | None = None) -> QuicHeader:
@@ -389,7 +391,7 @@ def _pull_long_header(buf: Buffer, first_byte: int) -> QuicHeader:
     )
 
 
-# --- header writing ----------------------------------------------------------------------------------------------
+# --- header writing -----------------------------------------------------------------------------------------
 
 
 def push_long_header(
@@ -453,7 +455,7 @@ def push_short_header(
     push_packet_number(buf, packet_number, packet_number_length)
 
 
-# --- Version Negotiation, Retry, Stateless Reset ---------------------------------------------------------------
+# --- Version Negotiation, Retry, Stateless Reset ------------------------------------------------------------
 
 
 def encode_quic_version_negotiation(

@@ -1,9 +1,10 @@
 """Retry tokens (RFC 9000 §8.1.2-§8.1.4, §17.2.5) and stateless reset tokens (RFC 9000 §10.3.2). Sans-IO.
 
-Retry tokens are sealed with AES-128-GCM under a key drawn once from the configuration's ``rng``. The plaintext
-carries the issue time, the original Destination Connection ID and the Retry Source Connection ID; the client
-address ``(host, port)`` is bound as associated data, so a token replayed from another address fails to open
-(RFC 9000 §8.1.4). Token layout: ``kind (1) || nonce (12) || AES-GCM(plaintext, aad = kind || address)``.
+Retry tokens are sealed with AES-128-GCM under a key drawn once from the configuration's ``rng``. The
+plaintext carries the issue time, the original Destination Connection ID and the Retry Source Connection ID;
+the client address ``(host, port)`` is bound as associated data, so a token replayed from another address
+fails to open (RFC 9000 §8.1.4). Token layout:
+``kind (1) || nonce (12) || AES-GCM(plaintext, aad = kind || address)``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _TIME = struct.Struct("!d")
 
 
 class InvalidTokenError(ValueError):
-    """A token failed to open, is expired, or was issued to another address (RFC 9000 §8.1.2: INVALID_TOKEN)."""
+    """A token failed to open, is expired, or was issued to another address
+    (RFC 9000 §8.1.2: INVALID_TOKEN)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,8 @@ class RetryTokenHandler:
 
 
 def stateless_reset_token(static_key: bytes, cid: bytes) -> bytes:
-    """Derive the stateless reset token of a connection ID: HMAC-SHA256(static_key, cid)[:16] (RFC 9000 §10.3.2).
+    """Derive the stateless reset token of a connection ID: HMAC-SHA256(static_key, cid)[:16]
+    (RFC 9000 §10.3.2).
 
     The static key must be secret and stable across restarts of the endpoint for resets to keep working.
     """

@@ -385,7 +385,8 @@ def impairment_from_dict(d: Mapping[str, Any], path: str = "link") -> Impairment
         elif k in _SCALAR_KEYS:
             kw[k] = v
         else:
-            raise ModelError(p, f"unknown key (allowed: {sorted(_SCALAR_KEYS | {'gilbert_elliott', 'blackhole'})})")
+            raise ModelError(
+                p, f"unknown key (allowed: {sorted(_SCALAR_KEYS | {'gilbert_elliott', 'blackhole'})})")
     imp = Impairment(**kw)
     imp.validate(path)
     return imp

@@ -491,7 +491,8 @@ def pull_server_hello(buf: Buffer) -> ServerHello:
 
 
 def encode_server_hello(hello: ServerHello) -> bytes:
-    """Serialize a ServerHello/HelloRetryRequest (order: key_share, supported_versions, cookie, as RFC 8448)."""
+    """Serialize a ServerHello/HelloRetryRequest
+    (order: key_share, supported_versions, cookie, as RFC 8448)."""
     exts: list[tuple[int, bytes]] = []
     if hello.selected_group is not None:
         exts.append((ExtensionType.KEY_SHARE, hello.selected_group.to_bytes(2, "big")))

@@ -198,7 +198,8 @@ class ConnectionCloseFrame:
     """CONNECTION_CLOSE (RFC 9000 §19.19): transport (0x1c, with ``frame_type``) or application (0x1d).
 
     ``frame_type`` is ``None`` for application closes (0x1d); for transport closes it defaults to 0 on the
-    wire ("unknown"). The reason phrase is decoded as UTF-8 with replacement (RFC 9000 §19.19: SHOULD be UTF-8).
+    wire ("unknown"). The reason phrase is decoded as UTF-8 with replacement
+    (RFC 9000 §19.19: SHOULD be UTF-8).
     """
 
     error_code: int

@@ -178,7 +178,8 @@ def pull_crypto_frame(buf: Buffer) -> tuple[int, bytes]:
 
 
 def stream_frame_header_size(stream_id: int, offset: int, length: int) -> int:
-    """Bytes of a STREAM frame's type, Stream ID, Offset (omitted when 0) and Length fields (RFC 9000 §19.8)."""
+    """Bytes of a STREAM frame's type, Stream ID, Offset (omitted when 0) and Length fields
+    (RFC 9000 §19.8)."""
     return (
         1
         + size_uint_var(stream_id)

@@ -2,7 +2,8 @@
 
 Server: ``gtlsserver -q -d WWW [--qlog-dir D] [-V] [--ciphers=PRIO] ADDR PORT KEY CERT``
 (``-V`` = address validation, i.e. Retry;
-``--cc=cubic|reno|bbr|bbr2`` from :attr:`ServeRequest.congestion`). qlog: one ``<SCID>.sqlog`` (JSON-SEQ 0.3) per connection.
+``--cc=cubic|reno|bbr|bbr2`` from :attr:`ServeRequest.congestion`).
+qlog: one ``<SCID>.sqlog`` (JSON-SEQ 0.3) per connection.
 ``/N`` paths are generated content of N bytes (not the ``/bytes/N`` pattern of the other peers).
 
 Client: ``gtlsclient --no-quic-dump --no-http-dump --exit-on-all-streams-close --download DIR

@@ -179,7 +179,8 @@ def test_end_of_run_lines(run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     from quicreality.analysis import report as report_mod
 
     verdict, path = end_of_run_lines(run)
-    assert verdict.startswith("verdict: ok: no regression of our stack") and path == f"report: {run / 'report.html'}"
+    assert (verdict.startswith("verdict: ok: no regression of our stack")
+            and path == f"report: {run / 'report.html'}")
     monkeypatch.setattr(report_mod, "baseline_path", lambda s: tmp_path / "none.json")
     (verdict, _) = end_of_run_lines(run)
     assert verdict.startswith("verdict: not comparable: no baseline for this definition")

@@ -116,9 +116,11 @@ def test_ja4_matches_foxio_published_chrome_fingerprint() -> None:
         "client.tls.supported_versions": [GREASE, "0x0304", "0x0303"],
         "client.tls.server_name": "tls.browserleaks.com",
         "client.tls.cipher_suites": [GREASE] + [f"0x{c}" for c in (
-            ["1301", "1302", "1303", "c02b", "c02f", "c02c", "c030", "cca9", "cca8", "c013", "c014", "009c", "009d", "002f", "0035"])],
+            ["1301", "1302", "1303", "c02b", "c02f", "c02c", "c030", "cca9", "cca8", "c013", "c014", "009c",
+             "009d", "002f", "0035"])],
         "client.tls.extensions": [GREASE] + [f"0x{e}" for e in (
-            ["002d", "0033", "0010", "fe0d", "0017", "44cd", "0000", "000b", "000a", "002b", "ff01", "0023", "0012", "0005", "000d", "001b"])] + [GREASE],
+            ["002d", "0033", "0010", "fe0d", "0017", "44cd", "0000", "000b", "000a", "002b", "ff01",
+             "0023", "0012", "0005", "000d", "001b"])] + [GREASE],
         "client.tls.alpn": ["h2", "http/1.1"],
         "client.tls.signature_algorithms": [f"0x{s}" for s in
                                             ["0403", "0804", "0401", "0503", "0805", "0501", "0806", "0601"]],

@@ -1,7 +1,8 @@
 """Micro-benchmark of the per-packet wire work (not collected by pytest).
 
-Run: ``python tests/unit/quic/bench_quic_wire.py``. Prints the best-of-5 ns per operation for a 1200-byte 1-RTT
-packet: protect, unprotect (CryptoPair, so including the key-phase check), header parse, and the hot frame parsers.
+Run: ``python tests/unit/quic/bench_quic_wire.py``. Prints the best-of-5 ns per operation for a 1200-byte
+1-RTT packet: protect, unprotect (CryptoPair, so including the key-phase check), header parse, and the hot
+frame parsers.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def test_teardown_makes_keys_unavailable() -> None:
         CryptoContext().decrypt_packet(packet, 9, 1)
 
 
-# --- key update ----------------------------------------------------------------------------------------------------
+# --- key update ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("suite", "secret_len"), SUITES)

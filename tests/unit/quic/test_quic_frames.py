@@ -145,7 +145,7 @@ def test_padding_run_is_one_frame() -> None:
     assert pull_frame(reader) == PingFrame()
 
 
-# --- fast paths ----------------------------------------------------------------------------------------------------
+# --- fast paths ---------------------------------------------------------------------------------------------
 
 
 @given(ranges=ack_ranges(), delay=small)
@@ -220,7 +220,7 @@ def test_crypto_fast_path() -> None:
     assert pull_crypto_frame(reader) == (1000, b"hello")
 
 
-# --- validation ----------------------------------------------------------------------------------------------------
+# --- validation ---------------------------------------------------------------------------------------------
 
 
 def encoding_error(hex_frame: str | bytes) -> QuicConnectionError:
@@ -270,7 +270,7 @@ def test_push_refuses_unencodable_frames() -> None:
             push_frame(buf, frame)
 
 
-# --- packet type table (RFC 9000 §12.4 Table 3) -------------------------------------------------------------------
+# --- packet type table (RFC 9000 §12.4 Table 3) -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -304,7 +304,7 @@ def test_frame_packet_type_table(frame_type: int, allowed: str) -> None:
     assert len(FRAME_PACKET_TYPES) == 0x32
 
 
-# --- varints (RFC 9000 §16) ----------------------------------------------------------------------------------------
+# --- varints (RFC 9000 §16) ---------------------------------------------------------------------------------
 
 
 @given(value=varint)

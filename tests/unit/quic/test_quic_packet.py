@@ -54,7 +54,7 @@ def long_packet(
     return buf.data
 
 
-# --- packet numbers ------------------------------------------------------------------------------------------------
+# --- packet numbers -----------------------------------------------------------------------------------------
 
 
 def test_decode_packet_number_rfc9000_a3_example() -> None:
@@ -94,7 +94,7 @@ def test_decode_packet_number_within_window(expected: int, offset: int) -> None:
     assert decode_packet_number(pn & 0xFF, 8, expected) == pn
 
 
-# --- headers -------------------------------------------------------------------------------------------------------
+# --- headers ------------------------------------------------------------------------------------------------
 
 
 @given(
@@ -219,7 +219,7 @@ def test_reserved_bits() -> None:
     assert reserved_bits_valid(0x40 | 0x04 | 0x20 | 0x03)
 
 
-# --- Version Negotiation, Retry, Stateless Reset -------------------------------------------------------------------
+# --- Version Negotiation, Retry, Stateless Reset ------------------------------------------------------------
 
 
 @given(dcid=cids, scid=cids, versions=st.lists(st.integers(0, 0xFFFFFFFF), min_size=1, max_size=10))

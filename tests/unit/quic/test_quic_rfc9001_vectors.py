@@ -52,7 +52,7 @@ def test_vectors_json_matches_the_verbatim_rfc_text() -> None:
     walk(V)
 
 
-# --- A.1 keys ------------------------------------------------------------------------------------------------------
+# --- A.1 keys -----------------------------------------------------------------------------------------------
 
 
 def test_a1_initial_secret() -> None:
@@ -71,7 +71,7 @@ def test_a1_client_and_server_initial_secrets_and_keys() -> None:
         assert (key.hex(), iv.hex(), hp.hex()) == (expected["key"], expected["iv"], expected["hp"])
 
 
-# --- A.2 client Initial --------------------------------------------------------------------------------------------
+# --- A.2 client Initial -------------------------------------------------------------------------------------
 
 
 def client_initial_plaintext() -> tuple[bytes, bytes]:
@@ -120,7 +120,7 @@ def test_a2_server_decrypts_the_client_initial() -> None:
     assert (plain_header, payload, pn) == (expected_header, expected_payload, 2)
 
 
-# --- A.3 server Initial --------------------------------------------------------------------------------------------
+# --- A.3 server Initial -------------------------------------------------------------------------------------
 
 
 def test_a3_server_initial_protected_packet_matches_byte_for_byte() -> None:
@@ -145,7 +145,7 @@ def test_a3_client_decrypts_the_server_initial() -> None:
     assert (plain_header.hex(), payload.hex(), pn) == (si["unprotected_header"], si["payload"], 1)
 
 
-# --- A.4 Retry -----------------------------------------------------------------------------------------------------
+# --- A.4 Retry ----------------------------------------------------------------------------------------------
 
 
 def test_a4_retry_encodes_byte_for_byte() -> None:
@@ -171,7 +171,7 @@ def test_a4_retry_parses_and_its_tag_verifies() -> None:
     assert not retry_integrity_tag_valid(header, packet, b"\x00" + DCID[1:])
 
 
-# --- A.5 ChaCha20-Poly1305 short header ----------------------------------------------------------------------------
+# --- A.5 ChaCha20-Poly1305 short header ---------------------------------------------------------------------
 
 
 def chacha_context() -> CryptoContext:
