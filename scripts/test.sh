@@ -4,7 +4,8 @@
 #   scripts/test.sh [extra pytest args...]
 #
 # 1. scripts/setup.sh (idempotent; ~1 s when everything is installed; QR_SKIP_SETUP=1 skips it)
-# 2. pytest in phases, each only on the dirs that exist:
+# 2. lint: `ruff check quicreality tests` and `mypy quicreality` (findings fail; QR_SKIP_LINT=1 skips)
+# 3. pytest in phases, each only on the dirs that exist:
 #      unit+sim       tests/unit tests/sim            (fast, no sockets)
 #      aio            tests/aio                       (asyncio on loopback)
 #      interop+lab    tests/interop tests/lab         (real peers, netns; needs root)
@@ -91,7 +92,21 @@ phase() { # name, needs_root(0|1), dirs...
   esac
 }
 
+lint() { # ruff (the rule set in pyproject.toml) and mypy over the package; findings fail the run
+  local t=$SECONDS ok=1
+  echo "== lint: ruff check quicreality tests; mypy quicreality"
+  "$PYTHON" -m ruff check quicreality tests || ok=0
+  "$PYTHON" -m mypy quicreality || ok=0
+  if [[ $ok == 1 ]]; then
+    REPORT+=("lint: ok (ruff, mypy, $((SECONDS - t))s)")
+  else
+    REPORT+=("lint: FAILED (ruff or mypy findings above)")
+    TOTAL_FAILED=$((TOTAL_FAILED + 1)); STATUS=1
+  fi
+}
+
 EXTRA=("$@")
+[[ ${QR_SKIP_LINT:-0} == 1 ]] || lint
 phase "unit+sim" 0 tests/unit tests/sim
 phase "aio" 0 tests/aio
 phase "interop+lab" 1 tests/interop tests/lab
