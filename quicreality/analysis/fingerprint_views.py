@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from quicreality.scenarios.peers.paths import REPO_ROOT
-
 from .fingerprint import FlowFingerprint, fingerprint_pcap, load_profile, show_value
 from .fingerprint_compare import Profile, compare, profile
 from .fingerprint_tshark import read_datagrams, split_flows
@@ -33,6 +31,8 @@ __all__ = [
 ]
 
 #: the committed captures (tests/data/fingerprint/README.md)
+#: The checkout this package sits in (quicreality/analysis/ -> the repository root).
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "data" / "fingerprint"
 #: Chromium 156's client profile from 24 connections
 REFERENCE = REPO_ROOT / "docs" / "data" / "chrome156-hello.json"

@@ -1,6 +1,6 @@
 """Headless Chromium 156 fetches a page from our server over HTTP/3; the fingerprint tool reads
 the capture. Everything runs in a fresh network namespace whose lo segments UDP GSO in software
-(:class:`~quicreality.analysis.fingerprint_capture.LoopbackNamespace`), so every datagram is seen.
+(:class:`~quicreality.scenarios.fingerprint_capture.LoopbackNamespace`), so every datagram is seen.
 
 Skipped (with the reason) when Debian's chromium is not installed; scripts/setup.sh installs it.
 """
@@ -13,8 +13,8 @@ import pytest
 from peers_harness import PeerHarness, Pki, WwwDir
 
 from quicreality.analysis.fingerprint import fingerprint_pcap, load_profile
-from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.analysis.fingerprint_compare import compare, profile
+from quicreality.scenarios.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.scenarios.peers import chromium
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command

@@ -1,7 +1,7 @@
 """Our REALITY client with the default Chrome fingerprint, captured through the listener to an
 accepted connection, against the measured Chromium 156 profile; and real Chromium negotiating
 X25519MLKEM768 with our server. Everything runs in a fresh namespace whose lo segments UDP GSO in
-software (:class:`~quicreality.analysis.fingerprint_capture.LoopbackNamespace`)."""
+software (:class:`~quicreality.scenarios.fingerprint_capture.LoopbackNamespace`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from peers_harness import PeerHarness, Pki, WwwDir
 
 from quicreality.analysis.fingerprint import fingerprint_pcap, load_profile
-from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.analysis.fingerprint_compare import compare, profile
+from quicreality.scenarios.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.scenarios.peers import ServeRequest, chromium, get_peer
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command

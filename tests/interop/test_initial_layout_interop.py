@@ -14,8 +14,8 @@ import pytest
 from peers_harness import PeerHarness, Pki, WwwDir
 
 from quicreality.analysis.fingerprint import fingerprint_pcap, load_profile
-from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.analysis.fingerprint_compare import compare, profile
+from quicreality.scenarios.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command, PeerSpec, sha256_file, url_for

@@ -1,7 +1,7 @@
 """The accepted REALITY flight looks like the target's: ngtcp2 (and quic-go) answering a
 Chrome-shaped hello directly, against our listener answering an accepted REALITY chrome client.
 Both captured in a fresh namespace whose lo segments UDP GSO in software
-(:class:`~quicreality.analysis.fingerprint_capture.LoopbackNamespace`), read with the fingerprint
+(:class:`~quicreality.scenarios.fingerprint_capture.LoopbackNamespace`), read with the fingerprint
 tool (tshark) and with our own observer-side parser."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from peers_harness import PeerHarness, Pki, WwwDir
 
 from quicreality.analysis.fingerprint import fingerprint_pcap
-from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
+from quicreality.scenarios.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.scenarios.peers import ServeRequest, get_peer
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command

@@ -3,7 +3,7 @@
 
 Run as root from the repository root: ``python tests/data/fingerprint/make_fixtures.py
 [--only NAME ...] [--out DIR]``. Everything runs in one fresh network namespace
-(:class:`quicreality.analysis.fingerprint_capture.LoopbackNamespace`: only ``lo``, UDP GSO
+(:class:`quicreality.scenarios.fingerprint_capture.LoopbackNamespace`: only ``lo``, UDP GSO
 segmented in software so that every datagram is captured). Each capture is ``NAME.pcap`` (tcpdump,
 ``udp port P``) plus ``NAME.keys`` (the client's NSS key log). See README.md next to this file.
 """
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from quicreality.analysis.fingerprint_capture import LoopbackNamespace, capture_udp_port
+from quicreality.scenarios.fingerprint_capture import LoopbackNamespace, capture_udp_port
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer
 from quicreality.scenarios.peers import paths as peer_paths
 from quicreality.scenarios.peers.base import Command
