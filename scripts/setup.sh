@@ -290,6 +290,7 @@ check chromium bash -c '/usr/lib/chromium/chromium --version 2>/dev/null | grep 
 if [[ ${QR_SETUP_SKIP_PIP:-0} != 1 ]]; then
   check aioquic "$PYTHON" -c 'import aioquic, sys; assert aioquic.__version__ == "1.7.2", aioquic.__version__; print("aioquic", aioquic.__version__, sys.executable)'
   check aio-peers "$PYTHON" "$ROOT/interop/aioquic/h3client.py" --help
+  check qh3 env QR_PEER_IMPL=qh3 "$PYTHON" "$ROOT/interop/aioquic/h3client.py" --help
 fi
 [[ ${#FAIL[@]} -eq 0 ]] || die "verification failed: ${FAIL[*]}"
 log "all peers ready in $PEERS_DIR"

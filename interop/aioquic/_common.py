@@ -1,6 +1,7 @@
 """Shared bits of the aioquic interop peers (h3server.py, h3client.py). Peers, not our stack.
 
-Written against aioquic 1.7.2 (PyPI). The byte pattern of ``GET /bytes/N`` is the same as the
+Written against aioquic 1.7.2 (PyPI); ``QR_PEER_IMPL=qh3`` runs them on qh3 instead (``_impl.py``).
+The byte pattern of ``GET /bytes/N`` is the same as the
 quic-go peer's: the byte at offset ``i`` is ``i % 256``.
 """
 
@@ -12,9 +13,12 @@ import os
 import sys
 from typing import TextIO
 
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.logger import QuicFileLogger, QuicLogger
-from aioquic.tls import CipherSuite
+from _impl import NAME, load
+
+QuicConfiguration = load("quic.configuration").QuicConfiguration
+QuicFileLogger = load("quic.logger").QuicFileLogger
+QuicLogger = load("quic.logger").QuicLogger
+CipherSuite = load("tls").CipherSuite
 
 #: One 64 KiB block of the /bytes/N pattern (65536 is a multiple of 256).
 PATTERN_BLOCK = bytes(range(256)) * 256
@@ -76,7 +80,10 @@ def apply_common_args(config: QuicConfiguration, args: argparse.Namespace) -> Te
         config.secrets_log_file = keylog
     if args.cipher_suites:
         config.cipher_suites = args.cipher_suites
-    config.congestion_control_algorithm = args.congestion_control
+    if hasattr(config, "congestion_control_algorithm"):
+        config.congestion_control_algorithm = args.congestion_control
+    elif args.congestion_control != "reno":
+        raise SystemExit(f"{NAME} has no --congestion-control choice (it runs reno only)")
     return keylog
 
 

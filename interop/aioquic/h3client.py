@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""HTTP/3 download client on aioquic 1.7.2: an interop *peer* for quicreality (not our stack).
+"""HTTP/3 download client on aioquic 1.7.2 (or qh3 with QR_PEER_IMPL=qh3): an interop *peer*
+for quicreality (not our stack).
 
     python interop/aioquic/h3client.py [--insecure | --ca CA.pem] [-o DIR] \
         [--qlog-dir D] [--keylog F] [--cipher-suites CHACHA20_POLY1305_SHA256] URL...
@@ -29,13 +30,20 @@ from urllib.parse import urlsplit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import add_common_args, apply_common_args, emit
-from aioquic.asyncio import QuicConnectionProtocol, connect
-from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, QuicEvent
+from _impl import NAME, VERSION, load
 
-USER_AGENT = b"quicreality-aioquic-peer/1.7.2"
+QuicConnectionProtocol = load("asyncio").QuicConnectionProtocol
+connect = load("asyncio").connect
+H3_ALPN = load("h3.connection").H3_ALPN
+H3Connection = load("h3.connection").H3Connection
+DataReceived = load("h3.events").DataReceived
+H3Event = load("h3.events").H3Event
+HeadersReceived = load("h3.events").HeadersReceived
+QuicConfiguration = load("quic.configuration").QuicConfiguration
+ConnectionTerminated = load("quic.events").ConnectionTerminated
+QuicEvent = load("quic.events").QuicEvent
+
+USER_AGENT = f"quicreality-{NAME}-peer/{VERSION}".encode()
 
 
 class _Request:
@@ -124,7 +132,7 @@ async def fetch_group(urls: list[str], args: argparse.Namespace) -> bool:
                 try:
                     if args.output:
                         res["file"] = str(Path(args.output) / out_name(parts.path))
-                        sink = open(res["file"], "wb", buffering=1 << 20)  # noqa: SIM115, ASYNC230
+                        sink = open(res["file"], "wb", buffering=1 << 20)  # noqa: SIM115
                     req = await asyncio.wait_for(client.get(parts.netloc, path, sink), args.timeout)
                     res.update(status=req.status, bytes=req.nbytes)
                     if req.status >= 400 or req.status == 0:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""HTTP/3 file server on aioquic 1.7.2: an interop *peer* for quicreality (not our stack).
+"""HTTP/3 file server on aioquic 1.7.2 (or qh3 with QR_PEER_IMPL=qh3): an interop *peer*
+for quicreality (not our stack).
 
     python interop/aioquic/h3server.py --host 127.0.0.1 --port 4433 \
         --certificate cert.pem --private-key key.pem --www DIR \
@@ -28,16 +29,23 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import PATTERN_BLOCK, add_common_args, apply_common_args, emit, flush_qlog
-from aioquic.asyncio import QuicConnectionProtocol, serve
-from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ProtocolNegotiated, QuicEvent
+from _impl import NAME, VERSION, load
+
+QuicConnectionProtocol = load("asyncio").QuicConnectionProtocol
+serve = load("asyncio").serve
+H3_ALPN = load("h3.connection").H3_ALPN
+H3Connection = load("h3.connection").H3Connection
+DataReceived = load("h3.events").DataReceived
+H3Event = load("h3.events").H3Event
+HeadersReceived = load("h3.events").HeadersReceived
+QuicConfiguration = load("quic.configuration").QuicConfiguration
+ProtocolNegotiated = load("quic.events").ProtocolNegotiated
+QuicEvent = load("quic.events").QuicEvent
 
 CHUNK = 1 << 16
 MAX_BUFFERED = 4 << 20  # bytes queued in one stream before the sender waits
 MAX_BYTES = 1 << 34
-SERVER_NAME = b"quicreality-aioquic-peer/1.7.2"
+SERVER_NAME = f"quicreality-{NAME}-peer/{VERSION}".encode()
 
 
 class H3FileServer(QuicConnectionProtocol):

@@ -7,7 +7,9 @@ Configurations, interleaved round by round so drift on a shared machine hits all
 * ``REALITY reject->fallback``: our plain client -> our REALITY listener -> relayed to an aioquic
   target (the gate rejects the empty session_id; the aioquic target completes the handshake);
 * ``ours->aioquic direct``: our plain client -> the same aioquic server (the relay's baseline);
-* ``aioquic plain``: aioquic's client -> aioquic's server.
+* ``aioquic plain``: aioquic's client -> aioquic's server;
+* ``qh3 plain``: qh3's client -> qh3's server (the same peer script, ``QR_PEER_IMPL=qh3``; qh3 is
+  the Rust-accelerated aioquic fork, the speed anchor; ``--no-qh3`` leaves it out).
 
 Every client runs in this process, one handshake at a time on a fresh UDP socket, through the same
 driver loop (:func:`drive`; aioquic's connection has the same five verbs). A handshake counts from
@@ -20,6 +22,7 @@ here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import select
 import shutil
@@ -177,10 +180,11 @@ def _one(setup: Setup, timeout: float) -> float:
         sock.close()
 
 
-def _start(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def _start(argv: list[str], port: int, log: Path,
+           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT,
-                                start_new_session=True)
+                                start_new_session=True, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 15
     while not udp_bound(port):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -189,7 +193,7 @@ def _start(argv: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]]) -> list[Setup]:
+def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]], qh3: bool) -> list[Setup]:
     from aioquic.quic.configuration import QuicConfiguration as AioConfiguration
     from aioquic.quic.connection import QuicConnection as AioConnection
 
@@ -201,7 +205,8 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]]) -> list[Setup]:
 
     cert, key, _ca = make_test_cert(workdir)
     py = str(paths.python())
-    p_plain, p_target, p_reality = free_udp_port(), free_udp_port(), free_udp_port()
+    p_plain, p_target, p_reality, p_qh3 = (free_udp_port(), free_udp_port(), free_udp_port(),
+                                           free_udp_port())
     pair = generate_key_pair(os.urandom)
     (workdir / "reality.toml").write_text(
         "[reality]\n"
@@ -239,7 +244,7 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]]) -> list[Setup]:
                                verify_mode=ssl.CERT_NONE)
         return AioConnection(configuration=cfg)
 
-    return [
+    setups = [
         Setup("plain TLS", p_plain, ours_plain, [ours.pid]),
         # The target handles every mirrored ClientHello too: its CPU is part of the cost.
         Setup("REALITY accept", p_reality, ours_reality, [reality.pid, target.pid]),
@@ -247,6 +252,24 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]]) -> list[Setup]:
         Setup("ours->aioquic direct", p_target, ours_plain, [target.pid]),
         Setup("aioquic plain", p_target, aioquic_plain, [target.pid]),
     ]
+    if qh3:
+        qh3_server = _start([py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1",
+                             "--port", str(p_qh3), "--certificate", str(cert), "--private-key",
+                             str(key)], p_qh3, workdir / "qh3.log", env={"QR_PEER_IMPL": "qh3"})
+        procs.append(qh3_server)
+
+        def qh3_plain() -> Any:
+            import ssl
+
+            from qh3.quic.configuration import QuicConfiguration as Qh3Configuration
+            from qh3.quic.connection import QuicConnection as Qh3Connection
+
+            cfg = Qh3Configuration(is_client=True, alpn_protocols=["h3"], server_name="localhost",
+                                   verify_mode=ssl.CERT_NONE)
+            return Qh3Connection(configuration=cfg)
+
+        setups.append(Setup("qh3 plain", p_qh3, qh3_plain, [qh3_server.pid]))
+    return setups
 
 
 def main(argv: list[str]) -> int:
@@ -256,6 +279,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--per-round", type=int, default=40, help="handshakes per config per round")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per handshake")
+    ap.add_argument("--no-qh3", action="store_true", help="leave the qh3 row out")
     args = ap.parse_args(argv)
     if args.rounds <= 0 or args.per_round <= 0:
         print("error: --rounds and --per-round must be positive", file=sys.stderr)
@@ -263,7 +287,12 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="qr-bench-hs-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        setups = _setups(workdir, procs)
+        qh3 = not args.no_qh3
+        if qh3 and importlib.util.find_spec("qh3") is None:
+            print("error: qh3 does not import (run scripts/setup.sh, or pass --no-qh3)",
+                  file=sys.stderr)
+            return 2
+        setups = _setups(workdir, procs, qh3)
         for s in setups:  # warm-up (imports, caches), not counted
             _one(s, args.timeout)
         for rnd in range(1, args.rounds + 1):
@@ -303,6 +332,8 @@ def main(argv: list[str]) -> int:
     print("\nratios (median handshakes/s):")
     for s in setups:
         print(f"  {s.name:26s} / aioquic plain = {med[s.name] / base:.2f}x")
+    if "qh3 plain" in med:
+        print(f"  plain TLS / qh3 plain = {med['plain TLS'] / med['qh3 plain']:.2f}x (goal >= 1.0x)")
     print(f"  REALITY accept / plain TLS = {med['REALITY accept'] / med['plain TLS']:.2f}x")
     print(f"  REALITY reject->fallback / ours->aioquic direct = "
           f"{med['REALITY reject->fallback'] / med['ours->aioquic direct']:.2f}x")

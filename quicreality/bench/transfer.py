@@ -1,5 +1,8 @@
 """``python -m quicreality.bench transfer``: 100 MB HTTP/3 downloads on loopback, interleaved:
-our client <-> our server, and aioquic <-> aioquic, in the same run.
+our client <-> our server, aioquic <-> aioquic and qh3 <-> qh3 (an aioquic fork whose crypto, TLS
+and QPACK run in Rust; the speed anchor), in the same run. Each stack uses its own client and
+server; aioquic and qh3 run the same peer scripts (``interop/aioquic``, ``QR_PEER_IMPL``) at their
+default datagram sizes (aioquic 1200 bytes, qh3 1280 with datagram-size probing).
 
 Prints goodput (min/median/max Mbit/s) per pair, the median ratio ours/aioquic, and CPU ns per
 byte for each side (client from wait4 rusage, server from /proc/PID/stat deltas), which is robust
@@ -60,23 +63,25 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) 
 class Pair:
     """A server process kept for all reps, and how to run the matching client."""
 
-    def __init__(self, name: str, server_argv: list[str], client_argv: list[str], port: int):
+    def __init__(self, name: str, server_argv: list[str], client_argv: list[str], port: int,
+                 env: dict[str, str] | None = None):
         self.name = name
         self.server_argv = server_argv
         self.client_argv = client_argv
         self.port = port
+        self.env = {**os.environ, **(env or {})}
         self.server: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.server = subprocess.Popen(self.server_argv, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, cwd=paths.REPO_ROOT)
+                                       stderr=subprocess.DEVNULL, cwd=paths.REPO_ROOT, env=self.env)
         _wait_port(self.port, self.server)
 
     def run(self, size: int, rep: int, timeout: float) -> Sample:
         assert self.server is not None
         before = _proc_cpu(self.server.pid)
         client = subprocess.Popen(self.client_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  cwd=paths.REPO_ROOT)
+                                  cwd=paths.REPO_ROOT, env=self.env)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(client.pid, os.WNOHANG)
@@ -114,11 +119,33 @@ class Pair:
                 self.server.wait()
 
 
-def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int) -> list[Pair]:
-    """Our pair and aioquic's pair, each on its own port, serving ``/bytes/<size>``."""
+def _python_peer_pair(impl: str, certs: tuple[Path, Path, Path], size: int) -> Pair:
+    """aioquic's or qh3's own client and server (the same scripts, ``QR_PEER_IMPL=impl``)."""
+    cert, key, ca = certs
+    py, port = str(paths.python()), free_udp_port()
+    return Pair(
+        f"{impl}<->{impl}",
+        [py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1", "--port", str(port),
+         "--certificate", str(cert), "--private-key", str(key)],
+        [py, str(paths.aioquic_script("h3client.py")), "--ca", str(ca),
+         f"https://127.0.0.1:{port}/bytes/{size}"],
+        port, env={"QR_PEER_IMPL": impl},
+    )
+
+
+def qh3_available() -> bool:
+    """Whether the qh3 package imports in the peers' interpreter (scripts/setup.sh installs it)."""
+    probe = subprocess.run([str(paths.python()), "-c", "import qh3"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int,
+                qh3: bool = True) -> list[Pair]:
+    """Our pair, aioquic's pair and (if ``qh3``) qh3's pair, each on its own port, serving
+    ``/bytes/<size>``."""
     cert, key, ca = certs
     py = str(paths.python())
-    p1, p2 = free_udp_port(), free_udp_port()
+    p1 = free_udp_port()
     ours = Pair(
         "ours<->ours",
         [py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p1}", "--cert", str(cert),
@@ -127,15 +154,10 @@ def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int) ->
          "--json", "--max-datagram-size", str(max_datagram)],
         p1,
     )
-    aio = Pair(
-        "aioquic<->aioquic",
-        [py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1", "--port", str(p2),
-         "--certificate", str(cert), "--private-key", str(key)],
-        [py, str(paths.aioquic_script("h3client.py")), "--ca", str(ca),
-         f"https://127.0.0.1:{p2}/bytes/{size}"],
-        p2,
-    )
-    return [ours, aio]
+    pairs = [ours, _python_peer_pair("aioquic", certs, size)]
+    if qh3:
+        pairs.append(_python_peer_pair("qh3", certs, size))
+    return pairs
 
 
 def summarize(samples: list[Sample]) -> dict[str, dict[str, float]]:
@@ -162,12 +184,16 @@ def main(argv: list[str]) -> int:
                     help="our stack's datagram size (aioquic uses its default 1200)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per download")
     ap.add_argument("--json", dest="json_out", help="also write the raw samples here")
+    ap.add_argument("--no-qh3", action="store_true", help="leave the qh3 pair out")
     args = ap.parse_args(argv)
     if args.size <= 0 or args.reps <= 0:
         print("error: --size and --reps must be positive", file=sys.stderr)
         return 2
+    if not args.no_qh3 and not qh3_available():
+        print("error: qh3 does not import (run scripts/setup.sh, or pass --no-qh3)", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="qr-bench-"))
-    pairs = build_pairs(make_test_cert(workdir), args.size, args.max_datagram_size)
+    pairs = build_pairs(make_test_cert(workdir), args.size, args.max_datagram_size, qh3=not args.no_qh3)
     samples: list[Sample] = []
     try:
         for pair in pairs:
@@ -194,12 +220,15 @@ def main(argv: list[str]) -> int:
     for name, row in table.items():
         print(f"{name:18s} {row['min']:8.1f} {row['median']:8.1f} {row['max']:8.1f}  "
               f"{row['client_ns_per_byte']:11.1f} {row['server_ns_per_byte']:11.1f}")
-    ours, aio = table["ours<->ours"], table["aioquic<->aioquic"]
-    print(f"median goodput ratio ours/aioquic: {ours['median'] / aio['median']:.2f}x "
-          f"(target >= 1.5x)")
-    print(f"CPU per byte ratio aioquic/ours: client "
-          f"{aio['client_ns_per_byte'] / ours['client_ns_per_byte']:.2f}x, "
-          f"server {aio['server_ns_per_byte'] / ours['server_ns_per_byte']:.2f}x")
+    ours = table["ours<->ours"]
+    for peer, goal in (("aioquic", ">= 6x"), ("qh3", ">= 1.0x")):
+        other = table.get(f"{peer}<->{peer}")
+        if other is None:
+            continue
+        print(f"median goodput ratio ours/{peer}: {ours['median'] / other['median']:.2f}x "
+              f"(goal {goal}); CPU per byte {peer}/ours (> 1 means ours is cheaper): client "
+              f"{other['client_ns_per_byte'] / ours['client_ns_per_byte']:.2f}x, "
+              f"server {other['server_ns_per_byte'] / ours['server_ns_per_byte']:.2f}x")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(
             {"samples": [asdict(s) for s in samples], "summary": table}, indent=2))

@@ -1,9 +1,9 @@
 """Our stack against real peers over real UDP sockets on loopback (issue: core interop matrix).
 
-Server role: curl --http3-only, ngtcp2's gtlsclient, a quic-go 0.29 client and aioquic's client each
+Server role: curl --http3-only, ngtcp2's gtlsclient, a quic-go 0.29 client, aioquic and qh3 clients each
 download a 10 MB file from ``python -m quicreality server``, byte-exact by sha256.
 Client role: ``python -m quicreality client`` downloads the same file from gtlsserver, a quic-go
-server and an aioquic server. Plus: 100 concurrent requests on one connection, 1-byte and
+server, an aioquic and a qh3 server. Plus: 100 concurrent requests on one connection, 1-byte and
 0-byte files, ChaCha20-only in both roles, Retry, key logs and qlog files.
 """
 
@@ -53,7 +53,7 @@ def assert_keylog(path: object, who: str) -> None:
         assert label in text, f"{who}: {label} missing from key log"
 
 
-@pytest.mark.parametrize("client", ["curl", "ngtcp2", "quicgo", "aioquic"])
+@pytest.mark.parametrize("client", ["curl", "ngtcp2", "quicgo", "aioquic", "qh3"])
 def test_our_server_serves_10mb_to(peer_harness: PeerHarness, pki: Pki, www: WwwDir,
                                    udp_port: int, client: str) -> None:
     h = peer_harness
@@ -69,7 +69,7 @@ def test_our_server_serves_10mb_to(peer_harness: PeerHarness, pki: Pki, www: Www
     assert json.loads(first)["qlog_version"] == "0.3"
 
 
-@pytest.mark.parametrize("server", ["ngtcp2", "quicgo", "aioquic"])
+@pytest.mark.parametrize("server", ["ngtcp2", "quicgo", "aioquic", "qh3"])
 def test_our_client_downloads_10mb_from(peer_harness: PeerHarness, pki: Pki, www: WwwDir,
                                         udp_port: int, server: str) -> None:
     h = peer_harness

@@ -2,7 +2,7 @@
 
 >>> from quicreality.scenarios.peers import get_peer, peer_names
 >>> sorted(peer_names())
-['aioquic', 'chromium', 'curl', 'ngtcp2', 'ours', 'quicgo']
+['aioquic', 'chromium', 'curl', 'ngtcp2', 'ours', 'qh3', 'quicgo']
 
 See :mod:`.base` for the request/command/result types, :mod:`.paths` for where peers are
 installed (by ``scripts/setup.sh``), :mod:`.process` to run them, :mod:`.certs` for a test PKI
@@ -45,6 +45,7 @@ def peer_names() -> list[str]:
 
 for _mod in (curl, ngtcp2, quicgo, aioquic_peer, ours, chromium):
     register_peer(_mod.SPEC)
+register_peer(aioquic_peer.QH3_SPEC)
 
 __all__ = [
     "Command",

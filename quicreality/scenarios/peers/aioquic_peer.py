@@ -1,4 +1,6 @@
-"""aioquic 1.7.2 (PyPI) through interop/aioquic/h3server.py and h3client.py, run by this Python.
+"""aioquic 1.7.2 and qh3 2.1.0 (PyPI) through interop/aioquic/h3server.py and h3client.py, run by
+this Python. The two peers run the same scripts; ``QR_PEER_IMPL=qh3`` in the environment selects
+qh3 (an aioquic fork with its crypto, TLS and QPACK in Rust), which has reno only.
 
 Server: ``python h3server.py --host H --port P --certificate C --private-key K --www DIR
 [--qlog-dir D] [--keylog F] [--cipher-suites NAME] [--retry]``; prints
@@ -9,6 +11,10 @@ qlog: ``<ODCID>.qlog``, one JSON document (qlog 0.3) per connection, written whe
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
 from . import paths
 from .base import (
@@ -21,6 +27,8 @@ from .base import (
     parse_json_lines,
 )
 
+R = TypeVar("R", ServeRequest, DownloadRequest)
+
 
 def _common(qlog_dir, keylog, cipher) -> list[str]:  # type: ignore[no-untyped-def]
     argv: list[str] = []
@@ -31,6 +39,20 @@ def _common(qlog_dir, keylog, cipher) -> list[str]:  # type: ignore[no-untyped-d
     if cipher:
         argv += ["--cipher-suites", canonical_cipher(cipher)]
     return argv
+
+
+def _on(impl: str, make: Callable[[R], Command]) -> Callable[[R], Command]:
+    """``make``'s command, run on ``impl`` (``QR_PEER_IMPL``)."""
+    def build(req: R) -> Command:
+        cmd = make(req)
+        return replace(cmd, env={**cmd.env, "QR_PEER_IMPL": impl})
+    return build
+
+
+def _serve_qh3(req: ServeRequest) -> Command:
+    if req.congestion not in (None, "reno"):
+        raise Unsupported(f"qh3 2.1.0 has reno only, not {req.congestion!r}")
+    return serve(replace(req, congestion=None))
 
 
 def serve(req: ServeRequest) -> Command:
@@ -66,6 +88,15 @@ SPEC = PeerSpec(
     description="aioquic 1.7.2 (PyPI) via interop/aioquic",
     serve=serve,
     download=download,
+    parse=parse_json_lines,
+    qlog_format="JSON qlog 0.3 (.qlog)",
+)
+
+QH3_SPEC = PeerSpec(
+    name="qh3",
+    description="qh3 2.1.0 (PyPI; aioquic fork, Rust crypto/TLS/QPACK) via interop/aioquic",
+    serve=_on("qh3", _serve_qh3),
+    download=_on("qh3", download),
     parse=parse_json_lines,
     qlog_format="JSON qlog 0.3 (.qlog)",
 )

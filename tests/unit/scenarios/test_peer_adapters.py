@@ -43,21 +43,21 @@ DL = DownloadRequest(urls=("https://127.0.0.1:4433/10M.bin", "https://127.0.0.1:
 
 
 def test_registry_names_every_peer() -> None:
-    assert set(peer_names()) >= {"curl", "ngtcp2", "quicgo", "aioquic", "ours"}
+    assert set(peer_names()) >= {"curl", "ngtcp2", "quicgo", "aioquic", "qh3", "ours"}
     assert get_peer("curl").roles == frozenset({"client"})
     assert get_peer("ngtcp2").roles == frozenset({"client", "server"})
     with pytest.raises(KeyError, match="known"):
         get_peer("nope")
 
 
-@pytest.mark.parametrize("name", ["ngtcp2", "quicgo", "aioquic", "ours"])
+@pytest.mark.parametrize("name", ["ngtcp2", "quicgo", "aioquic", "qh3", "ours"])
 def test_serve_commands_are_argv_lists_of_str(name: str) -> None:
     cmd = get_peer(name).serve(SERVE)  # type: ignore[misc]
     assert isinstance(cmd.argv, tuple) and all(isinstance(a, str) for a in cmd.argv)
     assert "4433" in " ".join(cmd.argv)
 
 
-@pytest.mark.parametrize("name", ["curl", "ngtcp2", "quicgo", "aioquic", "ours"])
+@pytest.mark.parametrize("name", ["curl", "ngtcp2", "quicgo", "aioquic", "qh3", "ours"])
 def test_download_commands_are_argv_lists_of_str(name: str) -> None:
     cmd = get_peer(name).download(DL)  # type: ignore[misc]
     assert all(isinstance(a, str) for a in cmd.argv)
@@ -65,6 +65,20 @@ def test_download_commands_are_argv_lists_of_str(name: str) -> None:
     keylog_in_env = cmd.env.get("SSLKEYLOGFILE") == "/ck"
     keylog_in_argv = "/ck" in cmd.argv
     assert keylog_in_env or keylog_in_argv
+
+
+def test_qh3_runs_the_aioquic_scripts_on_qh3_with_reno_only() -> None:
+    from dataclasses import replace
+
+    from quicreality.scenarios.peers import Unsupported
+
+    qh3, aio = get_peer("qh3"), get_peer("aioquic")
+    assert qh3.serve(SERVE).argv == aio.serve(SERVE).argv  # type: ignore[misc]
+    assert qh3.serve(SERVE).env["QR_PEER_IMPL"] == "qh3"  # type: ignore[misc]
+    assert qh3.download(DL).env["QR_PEER_IMPL"] == "qh3"  # type: ignore[misc]
+    assert "QR_PEER_IMPL" not in aio.download(DL).env  # type: ignore[misc]
+    with pytest.raises(Unsupported, match="reno only"):
+        qh3.serve(replace(SERVE, congestion="cubic"))  # type: ignore[misc]
 
 
 def test_ngtcp2_argv_order_and_env() -> None:
