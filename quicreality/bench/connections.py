@@ -32,7 +32,7 @@ from typing import Any
 from ..scenarios.peers import paths
 from ..scenarios.peers.base import free_udp_port
 from ..scenarios.peers.certs import make_test_cert
-from .handshake import _start, close_and_flush, drive
+from .handshake import close_and_flush, drive, start_server_process
 
 SERVERS = ("ours", "aioquic", "qh3")
 _SETTLE_S = 0.5
@@ -167,10 +167,10 @@ def _start_server(name: str, workdir: Path, cert: Path, key: Path) -> tuple[subp
     if name == "ours":
         argv = [py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{port}",
                 "--cert", str(cert), "--key", str(key)]
-        return _start(argv, port, workdir / "ours.log"), port
+        return start_server_process(argv, port, workdir / "ours.log"), port
     argv = [py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1", "--port",
             str(port), "--certificate", str(cert), "--private-key", str(key)]
-    return _start(argv, port, workdir / f"{name}.log", env={"QR_PEER_IMPL": name}), port
+    return start_server_process(argv, port, workdir / f"{name}.log", env={"QR_PEER_IMPL": name}), port
 
 
 def main(argv: list[str]) -> int:

@@ -180,8 +180,9 @@ def _one(setup: Setup, timeout: float) -> float:
         sock.close()
 
 
-def _start(argv: list[str], port: int, log: Path,
-           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_server_process(argv: list[str], port: int, log: Path,
+                         env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server (its output to ``log``) and wait until it has bound UDP ``port``."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT,
                                 start_new_session=True, env={**os.environ, **(env or {})})
@@ -214,14 +215,14 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]], qh3: bool) -> l
         'server_names = ["localhost"]\nshort_ids = ["0a0b"]\n'
         f'target = "127.0.0.1:{p_target}"\nmax_time_diff_ms = 60000\n'
         "max_fallback_flows = 256\n")
-    ours = _start([py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p_plain}",
+    ours = start_server_process([py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p_plain}",
                    "--cert", str(cert), "--key", str(key)], p_plain, workdir / "ours.log")
     procs.append(ours)
-    target = _start([py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1",
+    target = start_server_process([py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1",
                      "--port", str(p_target), "--certificate", str(cert), "--private-key",
                      str(key)], p_target, workdir / "aioquic.log")
     procs.append(target)
-    reality = _start([py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p_reality}",
+    reality = start_server_process([py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p_reality}",
                       "--reality-config", str(workdir / "reality.toml")], p_reality,
                      workdir / "reality.log")
     procs.append(reality)
@@ -253,9 +254,10 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]], qh3: bool) -> l
         Setup("aioquic plain", p_target, aioquic_plain, [target.pid]),
     ]
     if qh3:
-        qh3_server = _start([py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1",
-                             "--port", str(p_qh3), "--certificate", str(cert), "--private-key",
-                             str(key)], p_qh3, workdir / "qh3.log", env={"QR_PEER_IMPL": "qh3"})
+        qh3_argv = [py, str(paths.aioquic_script("h3server.py")), "--host", "127.0.0.1",
+                    "--port", str(p_qh3), "--certificate", str(cert), "--private-key", str(key)]
+        qh3_server = start_server_process(qh3_argv, p_qh3, workdir / "qh3.log",
+                                          env={"QR_PEER_IMPL": "qh3"})
         procs.append(qh3_server)
 
         def qh3_plain() -> Any:
