@@ -1,0 +1,36 @@
+"""The benchmarks refuse bad input with exit status 2 and a message naming the option, before
+starting any process (they never assert speeds; see docs/performance.md)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from quicreality.bench import __main__ as bench_main
+from quicreality.bench import connections
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--servers", "ours,msquic"], "msquic"),
+    (["--servers", ""], "--servers"),
+    (["--checkpoint", "0"], "--checkpoint"),
+    (["--churn", "100", "--checkpoint", "100"], "--checkpoint"),
+    (["--idle", "0"], "--idle"),
+])
+def test_connections_bad_input_exits_2(argv: list[str], needle: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert connections.main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_rss_reads_this_process() -> None:
+    assert connections.rss_kb(os.getpid()) > 1000
+
+
+def test_dispatcher_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("transfer", "handshake", "relay", "connections"):
+        assert name in out
+    assert bench_main.main(["nope"]) == 2
