@@ -6,6 +6,7 @@ non-blocking socket in a loop from ``loop.add_reader`` into a reused buffer is m
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from typing import Any
@@ -36,6 +37,9 @@ UDP_GRO = 104
 SOL_UDP = 17
 #: Most segments in one GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels).
 GSO_MAX_SEGMENTS = 64
+#: Most bytes in one GSO send: the whole run is one UDP datagram to the kernel, so it must fit a
+#: UDP length (65535 - 8 - 20 for IPv4); above it sendmsg fails with EMSGSIZE (55 x 1200 bytes).
+GSO_MAX_BYTES = 65507
 _SEGMENT_SIZE = struct.Struct("=H")
 _GRO_SIZE = struct.Struct("=i")
 
@@ -114,9 +118,11 @@ class UdpIO:
             data, addr = datagrams[i]
             size = len(data)
             j = i + 1
+            total = size
             while (j < n and j - i < GSO_MAX_SEGMENTS and datagrams[j][1] == addr
-                   and len(datagrams[j][0]) <= size):
+                   and len(datagrams[j][0]) <= size and total + len(datagrams[j][0]) <= GSO_MAX_BYTES):
                 last_short = len(datagrams[j][0]) < size
+                total += len(datagrams[j][0])
                 j += 1
                 if last_short:
                     break
@@ -130,7 +136,11 @@ class UdpIO:
                 sent += len(payload)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:
+            except OSError as exc:
+                if exc.errno == errno.EMSGSIZE:  # this run only (a path MTU below the segment)
+                    sent += send_batch(self.sock, datagrams[i:j])
+                    i = j
+                    continue
                 self.gso = False  # e.g. EIO from a device without segmentation: plain sends
                 sent += send_batch(self.sock, datagrams[i:])
                 break
