@@ -431,8 +431,17 @@ def _install_term_handlers() -> Any:
         raise _Terminated(f"signal {signum}")
 
     old = {s: signal.signal(s, raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # A process started in the background by a non-interactive shell inherits SIGINT as SIG_IGN
+    # (and Python then keeps it ignored): Ctrl-C / SIGINT would not stop the owner of the
+    # topology at all.  SIGINT always means "interrupt and clean up" here.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    # An inherited blocked mask would likewise keep the handlers from ever running.
+    old_mask = signal.pthread_sigmask(
+        signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
     def restore() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for s, h in old.items():
             signal.signal(s, h)
     return restore
