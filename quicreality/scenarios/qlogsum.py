@@ -110,6 +110,8 @@ class QlogSummary:
         packets_sent: ``packet_sent`` events.
         packets_lost: ``packet_lost`` events (the sender's loss detection).
         packets_received: ``packet_received`` events.
+        packets_spurious: ``quicreality:spurious_loss`` events (packets declared lost and
+            acknowledged later); None for other stacks' qlogs, which do not report them.
     """
 
     file: str
@@ -120,6 +122,7 @@ class QlogSummary:
     packets_sent: int
     packets_lost: int
     packets_received: int
+    packets_spurious: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON."""
@@ -136,7 +139,7 @@ def summarise_qlog(path: str | Path, vantage: str | None = None) -> QlogSummary:
     """
     rtts: list[float] = []
     min_rtt: float | None = None
-    sent = lost = received = 0
+    sent = lost = received = spurious = 0
     for name, data in iter_events(path):
         if name == "metrics_updated":
             v = data.get("latest_rtt")
@@ -151,10 +154,20 @@ def summarise_qlog(path: str | Path, vantage: str | None = None) -> QlogSummary:
             lost += 1
         elif name == "packet_received":
             received += 1
+        elif name == "spurious_loss":
+            spurious += 1
     if min_rtt is None and rtts:
         min_rtt = min(rtts)
     return QlogSummary(file=str(path), vantage=vantage or vantage_point(path),
                        rtt_samples=len(rtts),
                        rtt_median_ms=statistics.median(rtts) if rtts else None,
                        min_rtt_ms=min_rtt, packets_sent=sent, packets_lost=lost,
-                       packets_received=received)
+                       packets_received=received,
+                       packets_spurious=spurious if _is_ours(path) else None)
+
+
+def _is_ours(path: str | Path) -> bool:
+    """True for a qlog our stack wrote (its header's title, see qlog/writer.py)."""
+    with open(path, errors="replace") as f:
+        head = f.read(4096)
+    return '"title": "quicreality"' in head or '"title":"quicreality"' in head

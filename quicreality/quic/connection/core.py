@@ -142,6 +142,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             is_client=self.is_client,
             on_lost=self._on_packet_lost,
             on_metrics=self._on_metrics,
+            on_spurious=self._on_packet_spurious,
         )
         self._probe_space: int | None = None
         self._probe_count = 0
@@ -547,6 +548,13 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def _on_packet_lost(self, packet: SentPacket, trigger: str) -> None:
         self._qlog.packet_lost(self._now_hint, packet.packet_type, packet.packet_number, trigger)
+
+    def _on_packet_spurious(self, lost: Any, now: float) -> None:
+        """A packet declared lost was acknowledged (recovery/reordering.py)."""
+        self._qlog.custom(now, "spurious_loss", {
+            "packet_type": lost.packet.packet_type, "packet_number": lost.packet.packet_number,
+            "trigger": lost.trigger, "packet_threshold": self._recovery.thresholds.packet_threshold,
+            "time_threshold": self._recovery.thresholds.time_threshold})
 
 
     def _on_metrics(self, now: float) -> None:

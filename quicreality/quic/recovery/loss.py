@@ -13,11 +13,18 @@ from typing import Any
 from ...wire.rangeset import RangeSet
 from .congestion.base import CongestionController
 from .pacer import Pacer
+from .reordering import (
+    LOST_PACKET_MEMORY_PTOS,
+    CongestionEpisode,
+    LostPacket,
+    LostPackets,
+    ReorderingThresholds,
+)
 from .rtt import K_GRANULARITY, RttEstimator
 
-#: RFC 9002 §6.1.1 kPacketThreshold.
+#: RFC 9002 §6.1.1 kPacketThreshold (the starting value; see :mod:`.reordering`).
 K_PACKET_THRESHOLD = 3
-#: RFC 9002 §6.1.2 kTimeThreshold.
+#: RFC 9002 §6.1.2 kTimeThreshold (the starting value; see :mod:`.reordering`).
 K_TIME_THRESHOLD = 9 / 8
 #: RFC 9002 §7.6.1 kPersistentCongestionThreshold.
 K_PERSISTENT_CONGESTION_THRESHOLD = 3
@@ -138,6 +145,8 @@ class LossRecovery:
         is_client: bool,
         on_lost: Callable[[SentPacket, str], None] | None = None,
         on_metrics: Callable[[float], None] | None = None,
+        on_spurious: Callable[[LostPacket, float], None] | None = None,
+        adaptive_reordering: bool = True,
     ):
         self.cc = congestion
         self.rtt = rtt
@@ -154,6 +163,17 @@ class LossRecovery:
         self.peer_completed_address_validation = not is_client
         self._on_lost = on_lost
         self._on_metrics = on_metrics
+        self._on_spurious = on_spurious
+        #: Adaptive packet/time thresholds and the spurious-loss count (see :mod:`.reordering`).
+        self.thresholds = ReorderingThresholds(adaptive=adaptive_reordering)
+        #: Congestion episodes, so that a reduction caused only by spurious losses is undone.
+        self.episode = CongestionEpisode()
+        self._lost = [LostPackets(), LostPackets(), LostPackets()]
+
+    @property
+    def spurious_losses(self) -> int:
+        """Packets declared lost and acknowledged afterwards (RFC 9002 §6.1)."""
+        return self.thresholds.spurious_losses
 
     # --------------------------------------------------------------- sending
 
@@ -180,8 +200,11 @@ class LossRecovery:
         space = self.spaces[space_id]
         sent = space.sent
         largest = ranges[-1].stop - 1
-        if largest > space.largest_acked:
+        prior_largest = space.largest_acked
+        if largest > prior_largest:
             space.largest_acked = largest
+        if len(self._lost[space_id]):
+            self._detect_spurious_losses(space_id, ranges, prior_largest, now)
         newly_largest: SentPacket | None = None
         includes_ack_eliciting = False
         acked_bytes = 0
@@ -198,6 +221,9 @@ class LossRecovery:
                 r = ranges[ri]
             if pn >= r.start:
                 acked_pns.append(pn)
+        if acked_pns and acked_pns[0] < prior_largest:
+            # RFC 8985 §6.2 step 2: a packet below the largest acknowledged one was delivered.
+            self.thresholds.on_reordering(prior_largest - acked_pns[0])
         for pn in acked_pns:
             packet = sent.pop(pn)
             any_acked = True
@@ -257,51 +283,99 @@ class LossRecovery:
 
     # ----------------------------------------------------------------- loss
 
-    def _loss_delay(self) -> float:
+    def _loss_rtt(self) -> float:
         rtt = self.rtt
-        return max(K_TIME_THRESHOLD * max(rtt.latest_rtt, rtt.smoothed_rtt), K_GRANULARITY)
+        return max(rtt.latest_rtt, rtt.smoothed_rtt)
 
     def _detect_lost_packets(self, space_id: int, now: float) -> None:
-        """RFC 9002 §A.10."""
+        """RFC 9002 §A.10, with the adaptive thresholds of :mod:`.reordering`."""
         space = self.spaces[space_id]
         space.loss_time = None
         largest_acked = space.largest_acked
         if largest_acked < 0:
             return
-        loss_delay = self._loss_delay()
-        pn_limit = largest_acked - K_PACKET_THRESHOLD
-        lost: list[SentPacket] = []
+        thresholds = self.thresholds
+        rtt = self._loss_rtt()
+        loss_delay = max(thresholds.time_threshold * rtt, K_GRANULARITY)
+        pn_limit = largest_acked - thresholds.packet_threshold
+        lost: list[tuple[SentPacket, str]] = []
         for pn, packet in space.sent.items():
             if pn > largest_acked:
                 break
             # Same expression as the armed loss_time, so the timer and the check agree exactly.
             t = packet.sent_time + loss_delay
-            if pn <= pn_limit or t <= now:
-                lost.append(packet)
+            if pn <= pn_limit:
+                lost.append((packet, "reordering_threshold"))
+            elif t <= now:
+                lost.append((packet, "time_threshold"))
             elif space.loss_time is None or t < space.loss_time:
                 space.loss_time = t
         if lost:
-            self._on_packets_lost(space, lost, now, "reordering_threshold")
+            self._on_packets_lost(space_id, lost, now, rtt)
+
+    def _detect_spurious_losses(
+        self, space_id: int, ranges: RangeSet, prior_largest: int, now: float
+    ) -> None:
+        """Packets declared lost that this ACK acknowledges were delivered after all.
+
+        Their frames are reported delivered (the retransmission, if still queued, is then
+        dropped by the stream); the thresholds widen (:class:`.reordering.ReorderingThresholds`)
+        and, when every loss of the current congestion episode was spurious, the controller
+        undoes its reduction (RFC 9438 §4.9).
+        """
+        records = self._lost[space_id]
+        records.prune(now - LOST_PACKET_MEMORY_PTOS * self.rtt.pto_base())
+        undo = False
+        for record in records:
+            pn = record.packet.packet_number
+            if pn not in ranges:
+                continue
+            records.pop(pn)
+            self.thresholds.on_spurious_loss(record, now=now)
+            self.thresholds.on_reordering(prior_largest - pn)
+            if record.episode >= 0 and self.episode.on_spurious(record.episode):
+                undo = True
+            for handler, args in record.packet.handlers:
+                handler(True, *args)
+            if self._on_spurious is not None:
+                self._on_spurious(record, now)
+        if undo:
+            self.cc.on_spurious_congestion(now=now)
+            self._update_pacer()
 
     def _on_packets_lost(
-        self, space: PacketSpace, lost: list[SentPacket], now: float, trigger: str
+        self, space_id: int, lost: list[tuple[SentPacket, str]], now: float, rtt: float
     ) -> None:
+        space = self.spaces[space_id]
         lost_bytes = 0
+        lost_in_flight = 0
         largest_sent_time = 0.0
         first_ae: float | None = None
         last_ae = 0.0
-        for packet in lost:
+        for packet, _ in lost:
+            if packet.in_flight:
+                lost_in_flight += 1
+                if packet.sent_time > largest_sent_time:
+                    largest_sent_time = packet.sent_time
+        episode = -1
+        if lost_in_flight:
+            episode = self.episode.on_lost(
+                now=now, largest_lost_sent_time=largest_sent_time, count=lost_in_flight
+            )
+        records = self._lost[space_id]
+        largest_acked = space.largest_acked
+        for packet, trigger in lost:
             del space.sent[packet.packet_number]
             if packet.in_flight:
                 self.bytes_in_flight -= packet.sent_bytes
                 lost_bytes += packet.sent_bytes
-                if packet.sent_time > largest_sent_time:
-                    largest_sent_time = packet.sent_time
                 if packet.ack_eliciting:
                     space.ack_eliciting_in_flight -= 1
                     if first_ae is None:
                         first_ae = packet.sent_time
                     last_ae = packet.sent_time
+            records.add(LostPacket(packet, lost_time=now, largest_acked=largest_acked, rtt=rtt,
+                                   trigger=trigger, episode=episode if packet.in_flight else -1))
             if self._on_lost is not None:
                 self._on_lost(packet, trigger)
             if not packet.requeued:
@@ -321,6 +395,7 @@ class LossRecovery:
                     + self.peer_max_ack_delay
                 ) * K_PERSISTENT_CONGESTION_THRESHOLD
                 if last_ae - first_ae > duration:
+                    self.episode.on_persistent_congestion()
                     self.cc.on_persistent_congestion(now=now)
             self._update_pacer()
 
@@ -405,6 +480,7 @@ class LossRecovery:
             if packet.in_flight:
                 self.bytes_in_flight -= packet.sent_bytes
         space.sent.clear()
+        self._lost[space_id].clear()
         space.ack_eliciting_in_flight = 0
 
     def discard_space(self, space_id: int) -> None:
@@ -417,6 +493,7 @@ class LossRecovery:
         self.bytes_in_flight -= removed
         self.cc.on_packets_discarded(discarded_bytes=removed)
         space.sent.clear()
+        self._lost[space_id].clear()
         space.ack_eliciting_in_flight = 0
         space.loss_time = None
         space.discarded = True

@@ -48,6 +48,8 @@ def qlog_metrics(rep_dir: Path, sender: str) -> tuple[list[Metric], dict[str, An
         m.append(("rtt_min_ms", float(rtt_src.min_rtt_ms), "ms", "qlog"))
     if snd is not None:
         m.append(("packets_lost", float(snd.packets_lost), "packets", "qlog"))
+        if snd.packets_spurious is not None:
+            m.append(("packets_spurious", float(snd.packets_spurious), "packets", "qlog"))
         m.append(("packets_sent", float(snd.packets_sent), "packets", "qlog"))
     details = {"qlog_files": [s.to_dict() for s in sums],
                "rtt_from": rtt_src.vantage if rtt_src is not None else None}

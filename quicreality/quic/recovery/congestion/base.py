@@ -1,6 +1,6 @@
 """The narrow congestion-control interface and the registry of controllers.
 
-Loss detection (``recovery/loss.py``) drives a controller with five keyword-only
+Loss detection (``recovery/loss.py``) drives a controller with six keyword-only
 verbs and reads two plain attributes; nothing else crosses the boundary (the
 architecture notes record quiche's regret over a 40-method trait):
 
@@ -11,7 +11,10 @@ architecture notes record quiche's regret over a 40-method trait):
   packets lost (or an ECN-CE increase, RFC 9002 §7.1);
 * ``on_persistent_congestion`` after ``on_congestion_event`` of the same pass,
   when RFC 9002 §7.6 declares persistent congestion;
-* ``on_packets_discarded`` when a key discard drops bytes from flight.
+* ``on_packets_discarded`` when a key discard drops bytes from flight;
+* ``on_spurious_congestion`` when every packet declared lost in the current
+  recovery period was acknowledged after all (RFC 9438 §4.9): the reduction
+  made by that period's ``on_congestion_event`` is undone.
 
 ``bytes_in_flight`` arguments are the caller's count: for ``on_packet_sent`` the
 value *including* this packet; for the other verbs the value *after* the
@@ -148,6 +151,14 @@ class CongestionController(Protocol):
 
     def on_packets_discarded(self, *, discarded_bytes: int) -> None:
         """Note that a key discard removed in-flight bytes (RFC 9002 §6.4); usually a no-op."""
+
+    def on_spurious_congestion(self, *, now: float) -> None:
+        """Undo the last reduction: all losses of its recovery period were spurious.
+
+        Restores the window and state saved by the ``on_congestion_event`` that
+        began the current recovery period (RFC 9438 §4.9), and ends that period.
+        Never called after ``on_persistent_congestion`` in the same period.
+        """
 
 
 class PacedCongestionController(CongestionController, Protocol):

@@ -215,7 +215,7 @@ class BbrCongestionController:
         "_rng_state", "_btl_bw_filter", "_records", "_delivered_time", "_first_sent_time",
         "_app_limited_until", "_next_round_delivered", "_round_start", "_full_bw",
         "_full_bw_count", "_cycle_stamp", "_probe_rtt_done_stamp", "_probe_rtt_round_done",
-        "_idle_restart", "_lost_since_ack", "_recovery_start_time", "_in_recovery",
+        "_idle_restart", "_lost_since_ack", "_recovery_start_time", "_in_recovery", "_undo",
     )
 
     def __init__(self, *, max_datagram_size: int, seed: int = 0) -> None:
@@ -263,6 +263,8 @@ class BbrCongestionController:
         self._lost_since_ack = False
         self._recovery_start_time = -_INF
         self._in_recovery = False
+        # (cwnd, recovery_start_time) before the current recovery period, for undo.
+        self._undo: tuple[int, float] | None = None
         self.state = BbrState.STARTUP
         self.pacing_gain = BBR_HIGH_GAIN
         self.cwnd_gain = BBR_HIGH_GAIN
@@ -342,6 +344,8 @@ class BbrCongestionController:
         """Subtract lost bytes and start a recovery period; no multiplicative decrease (BBR §4.2.3.4)."""
         self._lost_since_ack = True
         cwnd = self._cwnd
+        if largest_lost_sent_time > self._recovery_start_time:
+            self._undo = (cwnd, self._recovery_start_time)
         reduced = max(cwnd - lost_bytes, self._min_pipe_cwnd)
         if reduced < cwnd:
             self._cwnd = reduced
@@ -362,9 +366,23 @@ class BbrCongestionController:
         self.congestion_window = self._minimum_window
         self._recovery_start_time = now
         self._in_recovery = False
+        self._undo = None
 
     def on_packets_discarded(self, *, discarded_bytes: int) -> None:
         """No-op: stale delivery records are dropped as later packets are acknowledged (RFC 9002 §6.4)."""
+
+    def on_spurious_congestion(self, *, now: float) -> None:
+        """Give back the lost bytes subtracted in this recovery period and end it (RFC 9438 §4.9)."""
+        undo = self._undo
+        if undo is None:
+            return
+        self._undo = None
+        cwnd, recovery_start = undo
+        if cwnd > self._cwnd:
+            self._cwnd = cwnd
+            self.congestion_window = cwnd
+        self._recovery_start_time = recovery_start
+        self._in_recovery = False
 
     # -------------------------------------------------------------- sampling
 

@@ -11,11 +11,17 @@ avoidance epoch restarts after an application-limited ACK and is shifted past
 idle periods (nothing in flight), so that ``t`` excludes them (RFC 9438 §4.2,
 §5.8).
 
-Not implemented: HyStart++ (RFC 9406) and spurious-loss undo (RFC 9438 §4.9).
+The initial slow start uses HyStart++ (RFC 9406, see :class:`HyStartPlusPlus`):
+when the per-round minimum RTT rises by a threshold, growth slows to a quarter
+(Conservative Slow Start) and, unless the RTT falls back, congestion avoidance
+starts after five rounds with ssthresh at the window, before the bottleneck
+queue overflows. A reduction whose losses all prove spurious is undone by
+restoring the state saved when it was made (RFC 9438 §4.9).
 """
 
 from __future__ import annotations
 
+import enum
 import math
 
 from ..rtt import RttEstimator
@@ -25,7 +31,12 @@ __all__ = [
     "CUBIC_ALPHA",
     "CUBIC_BETA",
     "CUBIC_C",
+    "HYSTART_CSS_GROWTH_DIVISOR",
+    "HYSTART_CSS_ROUNDS",
+    "HYSTART_N_RTT_SAMPLE",
     "CubicCongestionController",
+    "HyStartPlusPlus",
+    "HyStartState",
     "cubic_k",
     "w_cubic",
 ]
@@ -43,6 +54,116 @@ _FAST_CONVERGENCE_FACTOR = (1.0 + CUBIC_BETA) / 2.0
 """W_max is further reduced to cwnd * (1 + beta_cubic) / 2 (RFC 9438 §4.7)."""
 
 _NEG_INF = float("-inf")
+
+HYSTART_MIN_RTT_THRESH = 0.004
+"""MIN_RTT_THRESH in seconds (RFC 9406 §4.3)."""
+
+HYSTART_MAX_RTT_THRESH = 0.016
+"""MAX_RTT_THRESH in seconds (RFC 9406 §4.3)."""
+
+HYSTART_MIN_RTT_DIVISOR = 8
+"""MIN_RTT_DIVISOR (RFC 9406 §4.3)."""
+
+HYSTART_N_RTT_SAMPLE = 8
+"""N_RTT_SAMPLE: RTT samples per round before a round's minimum counts (RFC 9406 §4.3)."""
+
+HYSTART_CSS_GROWTH_DIVISOR = 4
+"""CSS_GROWTH_DIVISOR: slow start growth is divided by this in CSS (RFC 9406 §4.3)."""
+
+HYSTART_CSS_ROUNDS = 5
+"""CSS_ROUNDS: rounds of CSS before congestion avoidance (RFC 9406 §4.3)."""
+
+
+class HyStartState(enum.Enum):
+    """Where HyStart++ is (RFC 9406 §4.2)."""
+
+    SLOW_START = "slow_start"
+    CONSERVATIVE = "conservative_slow_start"
+    DONE = "done"
+
+
+class HyStartPlusPlus:
+    """RFC 9406 HyStart++ for the initial slow start; rounds are told apart by send times.
+
+    A round ends when a packet sent after the round began is acknowledged (RFC 9406 §4.2 with
+    send times standing in for sequence numbers: ``windowEnd`` is the send time of the last
+    packet sent when the round began). The sender is paced, so the per-ACK growth limit ``L``
+    is infinite (RFC 9406 §4.3).
+
+    Attributes:
+        state: :class:`HyStartState`.
+        last_round_min_rtt: ``lastRoundMinRTT`` in seconds (``inf`` when unknown).
+        current_round_min_rtt: ``currentRoundMinRTT`` in seconds.
+        rtt_sample_count: ``rttSampleCount`` of the current round.
+        css_baseline_min_rtt: ``cssBaselineMinRtt`` in seconds.
+        css_rounds: Rounds completed in CSS.
+        exits: How many times CSS was entered (for tests and qlog).
+    """
+
+    __slots__ = ("state", "last_round_min_rtt", "current_round_min_rtt", "rtt_sample_count",
+                 "css_baseline_min_rtt", "css_rounds", "exits", "_window_end", "_last_sent")
+
+    def __init__(self) -> None:
+        self.state = HyStartState.SLOW_START
+        self.last_round_min_rtt = math.inf
+        self.current_round_min_rtt = math.inf
+        self.rtt_sample_count = 0
+        self.css_baseline_min_rtt = math.inf
+        self.css_rounds = 0
+        self.exits = 0
+        self._window_end = _NEG_INF
+        self._last_sent = 0.0
+
+    def on_packet_sent(self, now: float) -> None:
+        """Remember the newest send time (``SND.NXT`` for the next round's ``windowEnd``)."""
+        self._last_sent = now
+
+    def on_ack(self, *, largest_acked_sent_time: float, latest_rtt: float) -> bool:
+        """Take one ACK's RTT sample; return True when slow start must end now (RFC 9406 §4.3).
+
+        Call only while the controller is in its initial slow start. :attr:`state` tells how
+        much of the acknowledged bytes to grow by.
+        """
+        if largest_acked_sent_time > self._window_end:
+            # A new round: windowEnd = SND.NXT (RFC 9406 §4.2).
+            self._window_end = self._last_sent
+            self.last_round_min_rtt = self.current_round_min_rtt
+            self.current_round_min_rtt = math.inf
+            self.rtt_sample_count = 0
+            if self.state is HyStartState.CONSERVATIVE:
+                self.css_rounds += 1
+                if self.css_rounds >= HYSTART_CSS_ROUNDS:
+                    self.state = HyStartState.DONE
+                    return True
+        if latest_rtt > 0:
+            if latest_rtt < self.current_round_min_rtt:
+                self.current_round_min_rtt = latest_rtt
+            self.rtt_sample_count += 1
+        if self.rtt_sample_count < HYSTART_N_RTT_SAMPLE:
+            return False
+        current = self.current_round_min_rtt
+        if self.state is HyStartState.SLOW_START:
+            last = self.last_round_min_rtt
+            if math.isinf(last) or math.isinf(current):
+                return False
+            thresh = min(max(last / HYSTART_MIN_RTT_DIVISOR, HYSTART_MIN_RTT_THRESH),
+                         HYSTART_MAX_RTT_THRESH)
+            if current >= last + thresh:
+                self.state = HyStartState.CONSERVATIVE
+                self.css_baseline_min_rtt = current
+                self.css_rounds = 0
+                self.exits += 1
+        elif self.state is HyStartState.CONSERVATIVE and current < self.css_baseline_min_rtt:
+            # The RTT increase was spurious: back to slow start (RFC 9406 §4.3).
+            self.state = HyStartState.SLOW_START
+            self.css_baseline_min_rtt = math.inf
+        return False
+
+    def growth(self, acked_bytes: int) -> float:
+        """Bytes to add for ``acked_bytes`` acknowledged: all of them, or a quarter in CSS."""
+        if self.state is HyStartState.CONSERVATIVE:
+            return acked_bytes / HYSTART_CSS_GROWTH_DIVISOR
+        return float(acked_bytes)
 
 
 def cubic_k(w_max: float, cwnd_epoch: float) -> float:
@@ -83,6 +204,7 @@ class CubicCongestionController:
             running (it starts on the next ACK in congestion avoidance).
         w_est: W_est in bytes, the Reno-friendly estimate (RFC 9438 §4.3).
         fast_convergence: Whether RFC 9438 §4.7 fast convergence is applied.
+        hystart: The initial slow start's :class:`HyStartPlusPlus`, or ``None`` when disabled.
     """
 
     __slots__ = (
@@ -95,19 +217,23 @@ class CubicCongestionController:
         "epoch_start",
         "w_est",
         "fast_convergence",
+        "hystart",
         "_cwnd",
         "_max_datagram_size",
         "_minimum_window",
         "_idle_since",
+        "_undo",
     )
 
-    def __init__(self, *, max_datagram_size: int, fast_convergence: bool = True) -> None:
+    def __init__(self, *, max_datagram_size: int, fast_convergence: bool = True,
+                 hystart: bool = True) -> None:
         """Start in slow start with the initial window (RFC 9002 §7.2, RFC 9438 §4.10).
 
         Args:
             max_datagram_size: The sender's maximum datagram size in bytes.
             fast_convergence: Apply RFC 9438 §4.7 (recommended unless the flow
                 is known to be alone on its bottleneck).
+            hystart: Use HyStart++ (RFC 9406) in the initial slow start.
         """
         self._max_datagram_size = max_datagram_size
         self._minimum_window = minimum_window(max_datagram_size)
@@ -122,10 +248,16 @@ class CubicCongestionController:
         self.epoch_start: float | None = None
         self.w_est: float = 0.0
         self.fast_convergence = fast_convergence
+        self.hystart: HyStartPlusPlus | None = HyStartPlusPlus() if hystart else None
         self._idle_since: float | None = None
+        # State before the last reduction (RFC 9438 §4.9), for undo.
+        self._undo: tuple[float, int | None, float, float, float, float | None, float, float,
+                          HyStartState | None] | None = None
 
     def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
         """Shift the epoch past an idle period when sending resumes (RFC 9438 §4.2, §5.8)."""
+        if self.hystart is not None:
+            self.hystart.on_packet_sent(now)
         idle_since = self._idle_since
         if idle_since is not None:
             self._idle_since = None
@@ -155,6 +287,17 @@ class CubicCongestionController:
             return
         cwnd = self._cwnd
         ssthresh = self.ssthresh
+        hystart = self.hystart
+        if ssthresh is None and hystart is not None and hystart.state is not HyStartState.DONE:
+            # Initial slow start with HyStart++ (RFC 9406 §4.3).
+            if not hystart.on_ack(largest_acked_sent_time=largest_acked_sent_time,
+                                  latest_rtt=rtt.latest_rtt):
+                self._cwnd = cwnd = cwnd + hystart.growth(acked_bytes)
+                self.congestion_window = int(cwnd)
+                return
+            # CSS is over: congestion avoidance from the current window (RFC 9406 §4.3).
+            self.ssthresh = ssthresh = int(cwnd)
+            acked_bytes = 0
         if ssthresh is None or cwnd < ssthresh:
             # Slow start (RFC 9438 §4.10, RFC 9002 §7.3.1).
             if ssthresh is None or cwnd + acked_bytes <= ssthresh:
@@ -221,6 +364,12 @@ class CubicCongestionController:
             self._idle_since = now
         if largest_lost_sent_time <= self.recovery_start_time:
             return
+        hystart = self.hystart
+        self._undo = (self._cwnd, self.ssthresh, self.w_max, self.cwnd_prior, self.k,
+                      self.epoch_start, self.w_est, self.recovery_start_time,
+                      hystart.state if hystart is not None else None)
+        if hystart is not None:
+            hystart.state = HyStartState.DONE  # loss ends slow start and CSS (RFC 9406 §4.3)
         self.recovery_start_time = now
         cwnd = self._cwnd
         # Fast convergence (RFC 9438 §4.7): a lower saturation point than last
@@ -258,9 +407,36 @@ class CubicCongestionController:
         self.recovery_start_time = now
         self.w_max = 0.0
         self.epoch_start = None
+        self._undo = None
 
     def on_packets_discarded(self, *, discarded_bytes: int) -> None:
         """No-op: CUBIC keeps no per-packet state (RFC 9002 §6.4)."""
+
+    def on_spurious_congestion(self, *, now: float) -> None:
+        """Restore cwnd, ssthresh, W_max, K, t_epoch and W_est from before the last reduction.
+
+        RFC 9438 §4.9: the congestion event was spurious, so the state it changed goes back
+        (the window to at least its earlier value), and the recovery period it began ends.
+        HyStart++ resumes where it was if the reduction interrupted the initial slow start.
+        """
+        undo = self._undo
+        if undo is None:
+            return
+        self._undo = None
+        (cwnd, ssthresh, w_max, cwnd_prior, k, epoch_start, w_est, recovery_start,
+         hystart_state) = undo
+        if cwnd > self._cwnd:
+            self._cwnd = cwnd
+            self.congestion_window = int(cwnd)
+        self.ssthresh = ssthresh
+        self.w_max = w_max
+        self.cwnd_prior = cwnd_prior
+        self.k = k
+        self.epoch_start = epoch_start
+        self.w_est = w_est
+        self.recovery_start_time = recovery_start
+        if self.hystart is not None and hystart_state is not None:
+            self.hystart.state = hystart_state
 
 
 register_congestion_controller("cubic", CubicCongestionController)

@@ -5,6 +5,8 @@ Slow start adds the acknowledged bytes; congestion avoidance adds one
 exactly in an integer accumulator rather than with RFC 9002 Appendix B.5's
 per-packet fractional update); a congestion event halves the window once per
 recovery period; persistent congestion collapses it to the minimum window.
+A reduction whose losses all prove spurious is undone (RFC 9438 §4.9 applied
+to Reno, as Linux does).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class NewRenoCongestionController:
         "_max_datagram_size",
         "_minimum_window",
         "_avoidance_acked",
+        "_undo",
     )
 
     def __init__(self, *, max_datagram_size: int) -> None:
@@ -55,6 +58,8 @@ class NewRenoCongestionController:
         self.recovery_start_time: float = _NEG_INF
         # Bytes acknowledged in congestion avoidance not yet turned into growth.
         self._avoidance_acked = 0
+        # (cwnd, ssthresh, recovery_start_time) before the last reduction, for undo.
+        self._undo: tuple[int, int | None, float] | None = None
 
     def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
         """No state to update (RFC 9002 Appendix B.4 only touches bytes_in_flight)."""
@@ -103,6 +108,7 @@ class NewRenoCongestionController:
         """Halve the window once per recovery period (RFC 9002 §7.3.2, Appendix B.6)."""
         if largest_lost_sent_time <= self.recovery_start_time:
             return
+        self._undo = (self.congestion_window, self.ssthresh, self.recovery_start_time)
         self.recovery_start_time = now
         reduced = int(self.congestion_window * K_LOSS_REDUCTION_FACTOR)
         if reduced < self._minimum_window:
@@ -128,9 +134,22 @@ class NewRenoCongestionController:
         self.congestion_window = self._minimum_window
         self.recovery_start_time = now
         self._avoidance_acked = 0
+        self._undo = None
 
     def on_packets_discarded(self, *, discarded_bytes: int) -> None:
         """No-op: NewReno keeps no per-packet state (RFC 9002 §6.4)."""
+
+    def on_spurious_congestion(self, *, now: float) -> None:
+        """Restore the window, ssthresh and recovery period of before the last reduction."""
+        undo = self._undo
+        if undo is None:
+            return
+        self._undo = None
+        cwnd, ssthresh, recovery_start = undo
+        if cwnd > self.congestion_window:
+            self.congestion_window = cwnd
+        self.ssthresh = ssthresh
+        self.recovery_start_time = recovery_start
 
 
 register_congestion_controller("newreno", NewRenoCongestionController)
