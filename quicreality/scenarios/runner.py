@@ -366,10 +366,11 @@ def _finish(state: RunState, run_info: dict[str, Any], console: Console) -> None
     sc = state.scenario
     rows = summarise(state.records)
     title = f"{sc.name}{' --quick' if sc.quick else ''}: {sc.description}"
+    if state.link_failed and state.exit_code == EXIT_OK:
+        state.exit_code = EXIT_LINK
     if state.exit_code == EXIT_OK and any(r.status != "PASS" for r in rows):
         state.exit_code = EXIT_FAILED
     if state.link_failed:
-        state.exit_code = EXIT_LINK if state.exit_code == EXIT_OK else state.exit_code
         console.print(f"[bold red]LINK CHECK FAILED at {len(state.link_failed)} point(s): "
                       f"{', '.join(state.link_failed)}; their workloads were not run.[/]")
     elif sc.point is None and state.link_checks and not state.link_checks[-1]["check"]["ok"]:

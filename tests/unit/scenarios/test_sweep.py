@@ -143,7 +143,7 @@ def test_list_verbose_shows_point_counts(capsys: pytest.CaptureFixture[str]) -> 
     assert main_list(["-v"]) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "sweep:" in ln)
-    assert "= 30 points" in line and "--quick: 4 points" in line
+    assert "= 30 points" in line and "--quick: 3 points" in line
 
 
 def test_point_label_is_a_directory_name() -> None:
