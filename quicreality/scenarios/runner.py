@@ -202,16 +202,16 @@ def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
     try:
         assets = make_assets(scratch, frozenset(run_info["features"]))
         with Progress(console, sc.name, sc.total_reps()) as progress:
-            for point in points:
+            for i, point in enumerate(points):
+                workdir = run_dir / "emulator"
                 if point.point is not None:
-                    progress.message(f"point {point.point['index'] + 1}/{len(points)}: "
-                                     f"{point.name}")
-                    workdir = run_dir / "emulator" / point.name
+                    progress.message(f"point {i + 1}/{len(points)}: {point.name}")
+                    workdir = workdir / point.name
                     workdir.mkdir(parents=True, exist_ok=True)
-                    tid = topo_id if point is points[0] else new_run_id()
-                else:
-                    workdir, tid = run_dir / "emulator", topo_id
-                ok = run_point(point, state, assets, progress, run_info, backend, tid, workdir)
+                # every point reuses the run's topology id: `clean` keeps the scratch dir
+                # (qr-<id>-scratch-*) of a run whose namespaces exist
+                ok = run_point(point, state, assets, progress, run_info, backend, topo_id,
+                               workdir)
                 if not ok and sc.sweep is None:
                     state.exit_code = EXIT_LINK
                     return state
@@ -419,6 +419,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="run only this workload (repeatable)")
     ap.add_argument("--backend", choices=["auto", "userspace", "netem"],
                     help="link emulation backend (default: the scenario's, usually auto)")
+    ap.add_argument("--executor", choices=["local", "dask"], default="local",
+                    help="local (default: this machine) or dask (one task per point x workload "
+                         "x rep on Dask workers; docs/scale-out.md)")
+    ap.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="dask: the scheduler (default: a local cluster on this machine)")
+    ap.add_argument("--workers-per-host", type=int, default=1, metavar="N",
+                    help="dask without --scheduler: worker processes of the local cluster, "
+                         "each running one unit at a time (default 1)")
     return ap
 
 
@@ -443,6 +451,24 @@ def main_run(argv: Sequence[str] | None = None) -> int:
     except ScenarioError as e:
         print(f"quicreality.scenarios: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.executor == "local" and args.scheduler is not None:
+        print("quicreality.scenarios: --scheduler needs --executor dask", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers_per_host < 1:
+        print("quicreality.scenarios: --workers-per-host: must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.executor == "dask":
+        try:
+            from .executors.daskexec import run_dask
+        except ImportError as exc:
+            print(f"quicreality.scenarios: --executor dask needs the distributed package "
+                  f"(run scripts/setup.sh): {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.scheduler is None:
+            require_net_admin("`run --executor dask` with a local cluster")
+        state = run_dask(sc, args.results, args.backend or sc.backend, console,
+                         scheduler=args.scheduler, workers_per_host=args.workers_per_host)
+        return int(state.exit_code)
     require_net_admin("`run`")
     opts = RunOptions(scenario=args.scenario, reps=args.reps, seed=args.seed,
                       results=args.results, quick=args.quick, only=tuple(args.only),
