@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from .model import Link, ModelError, link_to_dict, load_link
+from .sweep import Sweep, SweepError, apply_point, parse_sweep, point_seed, unique_labels
 
 __all__ = [
     "CATALOG_DIR",
@@ -236,6 +237,10 @@ class Scenario:
         source: The file it was loaded from.
         data: The parsed TOML, for manifests ("the scenario as data").
         quick: Whether :meth:`quickened` was applied.
+        sweep: The ``[sweep]`` table (:mod:`.sweep`), or None; :meth:`points` expands it.
+        point: For one point of a sweep: ``{"sweep", "index", "params", "seed"}``; else None.
+        transforms: ``quickened``/``only``/``with_reps`` calls so far, replayed on the points.
+        base_points: The sweep's points as parsed (before ``transforms``).
     """
 
     name: str
@@ -250,6 +255,10 @@ class Scenario:
     source: str = ""
     data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     quick: bool = False
+    sweep: Sweep | None = None
+    point: Mapping[str, Any] | None = None
+    transforms: tuple[tuple[Any, ...], ...] = ()
+    base_points: tuple[Scenario, ...] = field(default=(), compare=False, repr=False)
 
     def reps_of(self, w: Workload) -> int:
         """Repetitions of workload ``w``."""
@@ -280,7 +289,8 @@ class Scenario:
             out.append(replace(w, size_bytes=size, seconds=secs, timeout_s=timeout,
                                reps=w.quick.reps if w.quick.reps is not None else q.reps))
         lc = replace(self.link_check, probe_s=min(self.link_check.probe_s, q.link_probe_s))
-        return replace(self, workloads=tuple(out), reps=q.reps, link_check=lc, quick=True)
+        return replace(self, workloads=tuple(out), reps=q.reps, link_check=lc, quick=True,
+                       transforms=(*self.transforms, ("quick",)))
 
     def only(self, names: list[str]) -> Scenario:
         """A copy keeping the named workloads (order of the file).
@@ -293,12 +303,43 @@ class Scenario:
             if n not in known:
                 raise ScenarioError(self.source, "--only",
                                     f"no workload {n!r} (have: {', '.join(sorted(known))})")
-        return replace(self, workloads=tuple(w for w in self.workloads if w.name in names))
+        return replace(self, workloads=tuple(w for w in self.workloads if w.name in names),
+                       transforms=(*self.transforms, ("only", tuple(names))))
 
     def with_reps(self, reps: int) -> Scenario:
         """A copy where every workload runs ``reps`` times."""
         return replace(self, reps=reps,
-                       workloads=tuple(replace(w, reps=None) for w in self.workloads))
+                       workloads=tuple(replace(w, reps=None) for w in self.workloads),
+                       transforms=(*self.transforms, ("reps", reps)))
+
+    def points(self) -> tuple[Scenario, ...]:
+        """The scenarios to run: ``(self,)``, or one per point of the sweep (``--quick``: the
+        ``[quick.sweep]`` subset), each with its own seed (:func:`.sweep.point_seed` of this
+        scenario's base seed) and this scenario's ``--quick``/``--only``/``--reps`` applied."""
+        if self.sweep is None:
+            return (self,)
+        combos = self.sweep.combos(quick=self.quick)
+        out = []
+        for bp in self.base_points:
+            assert bp.point is not None
+            params = bp.point["params"]
+            if params not in combos:
+                continue
+            seed = point_seed(self.seed, params)
+            p = replace(bp, seed=seed, point={**bp.point, "seed": seed})
+            for op in self.transforms:
+                if op[0] == "quick":
+                    p = p.quickened()
+                elif op[0] == "only":
+                    p = p.only(list(op[1]))
+                elif op[0] == "reps":
+                    p = p.with_reps(op[1])
+            out.append(p)
+        return tuple(out)
+
+    def total_reps(self) -> int:
+        """Repetitions of all workloads of all points (the units of a run)."""
+        return sum(p.reps_of(w) for p in self.points() for w in p.workloads)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: the file's data plus the effective (quickened/filtered) workloads."""
@@ -310,6 +351,8 @@ class Scenario:
                            "ping_count": self.link_check.ping_count},
             "workloads": [_workload_dict(w) for w in self.workloads],
             "file": dict(self.data),
+            **({"sweep": self.sweep.to_dict()} if self.sweep is not None else {}),
+            **({"point": dict(self.point)} if self.point is not None else {}),
         }
 
 
@@ -327,12 +370,12 @@ def _workload_dict(w: Workload) -> dict[str, Any]:
 # --------------------------------------------------------------------------- parsing
 
 _SCENARIO_KEYS = {"name", "description", "reps", "seed", "backend"}
-_TOP_KEYS = {"scenario", "link", "link_check", "quick", "workload"}
+_TOP_KEYS = {"scenario", "link", "link_check", "quick", "workload", "sweep"}
 _WORKLOAD_KEYS = {"name", "kind", "client", "server", "description", "size", "seconds", "reverse",
                   "congestion", "reality", "target", "reps", "timeout_s", "baseline",
                   "min_goodput_mbit", "quick"}
 _WQUICK_KEYS = {"size", "seconds", "reps", "skip"}
-_QUICK_KEYS = {"reps", "max_size", "max_seconds", "skip", "link_probe_s"}
+_QUICK_KEYS = {"reps", "max_size", "max_seconds", "skip", "link_probe_s", "sweep"}
 _CHECK_KEYS = {"enabled", "probe_s", "ping_count"}
 
 
@@ -462,6 +505,10 @@ def parse_scenario(doc: Mapping[str, Any], source: str = "", default_name: str =
     """
     p = _P(source)
     p.table("", doc, _TOP_KEYS)
+    if "sweep" in doc:
+        return _parse_sweep_scenario(doc, source, default_name)
+    if isinstance(doc.get("quick"), Mapping) and "sweep" in doc["quick"]:
+        raise p.err("quick.sweep", "there is no [sweep] table to shrink")
     sc = p.table("scenario", doc.get("scenario", {}), _SCENARIO_KEYS)
     name = p.name("scenario.name", sc.get("name", default_name))
     if not name:
@@ -507,6 +554,37 @@ def parse_scenario(doc: Mapping[str, Any], source: str = "", default_name: str =
         link=link, workloads=workloads, reps=p.int_("scenario.reps", sc.get("reps", 3), 1),
         seed=p.int_("scenario.seed", sc.get("seed", 1), 0), backend=backend,
         link_check=link_check, quick_settings=quick, source=source, data=doc)
+
+
+def _parse_sweep_scenario(doc: Mapping[str, Any], source: str, default_name: str) -> Scenario:
+    """A scenario with a ``[sweep]`` table: every value and every point validated."""
+    try:
+        sweep = parse_sweep(doc)
+    except SweepError as e:
+        raise ScenarioError(source, e.field_path, e.message) from None
+    base = parse_scenario(apply_point(doc, {}), source, default_name)
+    for key, vals in zip(sweep.keys, sweep.values, strict=True):
+        for i, v in enumerate(vals):  # each value alone: the error names sweep.<key>[i]
+            try:
+                parse_scenario(apply_point(doc, {key: v}), source, default_name)
+            except ScenarioError as e:
+                prefix = (f"{e.source}: " if e.source else "") + f"{e.field_path}: "
+                msg = str(e)[len(prefix):]
+                raise ScenarioError(source, f"sweep.{key}[{i}]",
+                                    f"{v!r}: {e.field_path}: {msg}") from None
+    combos = sweep.combos()
+    points = []
+    for i, (params, label) in enumerate(zip(combos, unique_labels(combos), strict=True)):
+        pdoc = apply_point(doc, params)
+        try:
+            ps = parse_scenario(pdoc, source, default_name)
+        except ScenarioError as e:
+            raise ScenarioError(source, "sweep", f"point {params}: {e}") from None
+        seed = point_seed(base.seed, params)
+        points.append(replace(ps, name=f"{base.name}.{label}", seed=seed, data=pdoc,
+                              point={"sweep": base.name, "index": i, "label": label,
+                                     "params": params, "seed": seed}))
+    return replace(base, sweep=sweep, data=doc, base_points=tuple(points))
 
 
 def load_scenario(path: str | Path) -> Scenario:

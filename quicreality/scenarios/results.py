@@ -41,6 +41,8 @@ __all__ = [
     "Check",
     "Sample",
     "git_info",
+    "host_info",
+    "load_average",
     "new_run_dir",
     "read_samples",
     "rep_dir",
@@ -245,3 +247,34 @@ def tool_versions() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         out["qrgo"] = str(paths.qrgo())
     return out
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def host_info() -> dict[str, Any]:
+    """Where a repetition ran: hostname, kernel, machine, CPU model, cores, memory, Python.
+
+    The same keys as :func:`quicreality.analysis.regression.host_description`, so
+    :func:`~quicreality.analysis.baselines.host_class` (machine, CPU model, cores) applies to
+    a manifest's ``host`` as to a baseline's; manifests add ``load_before``/``load_after``.
+    """
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return {"hostname": platform.node(), "kernel": platform.release(),
+            "machine": platform.machine(), "cpu_model": cpu, "cpus": os.cpu_count(),
+            "mem_total_kb": mem_kb, "python": platform.python_version()}

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ from .progress import Progress, RepRecord, summarise, summary_table, summary_tex
 from .results import (
     Sample,
     git_info,
+    host_info,
+    load_average,
     new_run_dir,
     rep_dir,
     tool_versions,
@@ -98,6 +100,8 @@ class RunState:
     link_checks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     exit_code: int = EXIT_OK
     note: str = ""
+    point_checks: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    link_failed: list[str] = dataclasses.field(default_factory=list)
 
 
 def choose_backend(requested: str, link: Link) -> tuple[Backend, str]:
@@ -161,50 +165,56 @@ def _rep_record(w: Workload, rep: int, ok: bool, reason: str, metrics: dict[str,
                      reason=reason, metrics=metrics, secs=secs, baseline=w.baseline)
 
 
+def new_run_info(sc: Scenario, run_dir: Path, backend: str, why: str,
+                 executor: Mapping[str, Any]) -> dict[str, Any]:
+    """The first version of ``run.json`` (also what every manifest copies from)."""
+    return {
+        "run": run_dir.name, "started_utc": _dt.datetime.now(_dt.UTC).isoformat(),
+        "argv": sys.argv, "scenario": sc.to_dict(), "seed": sc.seed, "git": git_info(),
+        "kernel": os.uname().release, "backend": backend, "backend_reason": why,
+        "features": sorted(probe_features()), "tools": tool_versions(), "host": host_info(),
+        "executor": dict(executor), "status": "running",
+        **({"points": [p.point for p in sc.points()]} if sc.sweep is not None else {})}
+
+
+def make_assets(scratch: Path, features: frozenset[str]) -> Assets:
+    """Served files, the run's test PKI (CA + leaf for every address) and the feature set."""
+    (scratch / "www").mkdir()
+    cert, key, ca = make_test_cert(scratch / "pki", extra_sans=[
+        *(ADDRESSES[h] for h in ("client", "server", "target", "server_target_side")),
+        SERVER_NAME])
+    return Assets(dir=scratch, www=scratch / "www", cert=cert, key=key, ca=ca, features=features)
+
+
 def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
-    """Run ``sc`` and write everything under a new run directory (see the module docstring)."""
+    """Run ``sc`` (every point of a sweep) and write everything under a new run directory
+    (see the module docstring)."""
     git = git_info()
     run_dir = new_run_dir(opts.results, git["short"])
-    run_name = run_dir.name
     state = RunState(run_dir=run_dir, scenario=sc)
     backend, why = choose_backend(opts.backend or sc.backend, sc.link)
-    features = probe_features()
-    tools = tool_versions()
     topo_id = new_run_id()
     scratch = Path(tempfile.mkdtemp(prefix=f"qr-{topo_id}-scratch-"))
-    started = _dt.datetime.now(_dt.UTC).isoformat()
-    run_info: dict[str, Any] = {
-        "run": run_name, "started_utc": started, "argv": sys.argv, "scenario": sc.to_dict(),
-        "seed": sc.seed, "git": git, "kernel": os.uname().release, "backend": backend,
-        "backend_reason": why, "features": sorted(features), "tools": tools,
-        "topology_run_id": topo_id, "status": "running"}
+    run_info = new_run_info(sc, run_dir, backend, why, {"kind": "local"})
+    run_info["topology_run_id"] = topo_id
     write_json(run_dir / "run.json", run_info)
-    total = sum(sc.reps_of(w) for w in sc.workloads)
+    points = sc.points()
     try:
-        (scratch / "www").mkdir()
-        cert, key, ca = make_test_cert(scratch / "pki", extra_sans=[
-            *(ADDRESSES[h] for h in ("client", "server", "target", "server_target_side")),
-            SERVER_NAME])
-        assets = Assets(dir=scratch, www=scratch / "www", cert=cert, key=key, ca=ca,
-                        features=features)
-        with Progress(console, sc.name, total) as progress:
-            if sc.link_check.enabled and (sc.link.to_server.blackhole or sc.link.to_client.blackhole):
-                # the schedule would black out the probes: measure the same link without it
-                with Topology.create(new_run_id(), _without_blackhole(sc.link), backend,
-                                     seed=sc.seed) as probe_topo:
-                    link_ok = _measure(probe_topo, sc, progress, state)
-                state.note = "link check on a twin topology without the blackhole schedule"
-            else:
-                link_ok = True
-            with Topology.create(topo_id, sc.link, backend, seed=sc.seed,
-                                 workdir=str(run_dir / "emulator")) as topo:
-                if sc.link_check.enabled and not state.link_checks:
-                    link_ok = _measure(topo, sc, progress, state)
-                if not link_ok:
+        assets = make_assets(scratch, frozenset(run_info["features"]))
+        with Progress(console, sc.name, sc.total_reps()) as progress:
+            for i, point in enumerate(points):
+                workdir = run_dir / "emulator"
+                if point.point is not None:
+                    progress.message(f"point {i + 1}/{len(points)}: {point.name}")
+                    workdir = workdir / point.name
+                    workdir.mkdir(parents=True, exist_ok=True)
+                # every point reuses the run's topology id: `clean` keeps the scratch dir
+                # (qr-<id>-scratch-*) of a run whose namespaces exist
+                ok = run_point(point, state, assets, progress, run_info, backend, topo_id,
+                               workdir)
+                if not ok and sc.sweep is None:
                     state.exit_code = EXIT_LINK
                     return state
-                _run_workloads(topo, sc, state, assets, progress, run_info)
-            run_info["emulator_stats"] = topo.emulator_stats
     except KeyboardInterrupt:
         state.exit_code = EXIT_INTERRUPTED
         state.note = "interrupted (Ctrl-C or SIGTERM); namespaces and processes were removed"
@@ -217,22 +227,78 @@ def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
     return state
 
 
+def run_point(sc: Scenario, state: RunState, assets: Assets, progress: Progress,
+              run_info: dict[str, Any], backend: Backend, topo_id: str, workdir: Path,
+              units: Sequence[tuple[str, int]] | None = None) -> bool:
+    """One topology for one scenario (or sweep point): link check, then its repetitions.
+
+    ``units``: only these ``(workload, rep)`` (the dask executor runs one per task); default
+    every workload's repetitions. Returns False if the link check failed (nothing was run;
+    for a sweep point its workloads are recorded as not run).
+    """
+    state.link_checks = []
+    if sc.link_check.enabled and (sc.link.to_server.blackhole or sc.link.to_client.blackhole):
+        # the schedule would black out the probes: measure the same link without it
+        with Topology.create(new_run_id(), _without_blackhole(sc.link), backend,
+                             seed=sc.seed) as probe_topo:
+            link_ok = _measure(probe_topo, sc, progress, state)
+        state.note = "link check on a twin topology without the blackhole schedule"
+    else:
+        link_ok = True
+    with Topology.create(topo_id, sc.link, backend, seed=sc.seed, workdir=str(workdir)) as topo:
+        if sc.link_check.enabled and not state.link_checks:
+            link_ok = _measure(topo, sc, progress, state)
+        if sc.point is not None:
+            state.point_checks[sc.name] = list(state.link_checks)
+        if not link_ok:
+            if sc.point is not None:
+                for w in sc.workloads:
+                    rec = RepRecord(workload=_label(sc, w), pair=w.pair, rep=0, status="not-run",
+                                    reason="link check failed (off beyond tolerance)",
+                                    baseline=w.baseline)
+                    state.records.append(rec)
+                    progress.end_rep(rec)
+                state.link_failed.append(sc.name)
+            return False
+        _run_workloads(topo, sc, state, assets, progress, run_info, units)
+    if sc.point is None:
+        run_info["emulator_stats"] = topo.emulator_stats
+    else:
+        run_info.setdefault("emulator_stats_points", {})[sc.name] = topo.emulator_stats
+    return True
+
+
+def _label(sc: Scenario, w: Workload) -> str:
+    """The summary's workload column: the name, prefixed by the sweep point's label."""
+    return f"{sc.point['label']}/{w.name}" if sc.point is not None else w.name
+
+
+def not_run_reason(w: Workload, features: frozenset[str]) -> str:
+    """Why ``w`` cannot run here ("" if it can): a missing feature of our CLI or peer."""
+    missing = sorted(w.requires - features)
+    if missing:
+        return (f"needs {', '.join(missing)}, which this checkout's `python -m quicreality` "
+                f"does not offer")
+    return "; ".join(_missing_tools(w))
+
+
 def _run_workloads(topo: Topology, sc: Scenario, state: RunState, assets: Assets,
-                   progress: Progress, run_info: dict[str, Any]) -> None:
-    """The loop over workloads and repetitions."""
+                   progress: Progress, run_info: dict[str, Any],
+                   units: Sequence[tuple[str, int]] | None = None) -> None:
+    """The loop over workloads and repetitions (or just ``units``)."""
     for w in sc.workloads:
-        missing = sorted(w.requires - assets.features)
-        tools_missing = _missing_tools(w)
-        if missing or tools_missing:
-            why = (f"needs {', '.join(missing)}, which this checkout's `python -m quicreality` "
-                   f"does not offer" if missing else "; ".join(tools_missing))
-            rec = RepRecord(workload=w.name, pair=w.pair, rep=0, status="not-run", reason=why,
-                            baseline=w.baseline)
+        reps = sc.reps_of(w)
+        todo = [r for r in range(1, reps + 1) if units is None or (w.name, r) in units]
+        if not todo:
+            continue
+        why = not_run_reason(w, assets.features)
+        if why:
+            rec = RepRecord(workload=_label(sc, w), pair=w.pair, rep=0, status="not-run",
+                            reason=why, baseline=w.baseline)
             state.records.append(rec)
             progress.end_rep(rec)
             continue
-        reps = sc.reps_of(w)
-        for rep in range(1, reps + 1):
+        for rep in todo:
             state.records.append(_one_rep(topo, sc, w, rep, reps, assets, progress, state,
                                           run_info))
 
@@ -242,10 +308,11 @@ def _one_rep(topo: Topology, sc: Scenario, w: Workload, rep: int, reps: int, ass
     """One repetition: re-arm, run, write manifest/check/samples."""
     d = rep_dir(state.run_dir, sc.name, w.name, w.client, w.server, rep)
     seed = sc.rep_seed(rep)
-    progress.start_rep(w.name, w.pair, rep, reps)
+    progress.start_rep(_label(sc, w), w.pair, rep, reps)
     topo.rearm(seed)
     t0 = time.monotonic()
     started = _dt.datetime.now(_dt.UTC).isoformat()
+    load_before = load_average()
     ctx = RepContext(topo=topo, scenario=sc, workload=w, rep=rep, dir=d, assets=assets,
                      on_rate=progress.on_rate)
     try:
@@ -259,6 +326,8 @@ def _one_rep(topo: Topology, sc: Scenario, w: Workload, rep: int, reps: int, ass
             "base_seed": sc.seed, "started_utc": started, "secs": round(secs, 3),
             "git": run_info["git"], "kernel": run_info["kernel"], "backend": topo.backend,
             "tools": run_info["tools"], "features": run_info["features"],
+            "host": {**run_info["host"], "load_before": load_before, "load_after": load_average()},
+            "executor": run_info["executor"],
             "commands": ctx.commands, "topology": topo.info(),
             "link": {"configured": link_to_dict(sc.link), "measured": state.link_checks,
                      "emulator_counters_this_rep": counters},
@@ -287,6 +356,7 @@ def _one_rep(topo: Topology, sc: Scenario, w: Workload, rep: int, reps: int, ass
     write_samples(d / "samples.jsonl", samples)
     rec = _rep_record(w, rep, outcome.check.ok, outcome.check.reason,
                       {m: float(v) for m, v, _, _ in metrics}, secs)
+    rec = dataclasses.replace(rec, workload=_label(sc, w))
     progress.end_rep(rec)
     return rec
 
@@ -296,9 +366,14 @@ def _finish(state: RunState, run_info: dict[str, Any], console: Console) -> None
     sc = state.scenario
     rows = summarise(state.records)
     title = f"{sc.name}{' --quick' if sc.quick else ''}: {sc.description}"
+    if state.link_failed and state.exit_code == EXIT_OK:
+        state.exit_code = EXIT_LINK
     if state.exit_code == EXIT_OK and any(r.status != "PASS" for r in rows):
         state.exit_code = EXIT_FAILED
-    if state.link_checks and not state.link_checks[-1]["check"]["ok"]:
+    if state.link_failed:
+        console.print(f"[bold red]LINK CHECK FAILED at {len(state.link_failed)} point(s): "
+                      f"{', '.join(state.link_failed)}; their workloads were not run.[/]")
+    elif sc.point is None and state.link_checks and not state.link_checks[-1]["check"]["ok"]:
         console.print("[bold red]LINK CHECK FAILED: the emulated link is not what the scenario "
                       "says; no workload was run.[/]")
         console.print(state.link_checks[-1]["summary"], highlight=False)
@@ -312,6 +387,7 @@ def _finish(state: RunState, run_info: dict[str, Any], console: Console) -> None
     run_info.update({"status": {EXIT_OK: "passed", EXIT_FAILED: "failed", EXIT_LINK: "link-check-failed",
                                 EXIT_INTERRUPTED: "interrupted"}.get(state.exit_code, "failed"),
                      "exit_code": state.exit_code, "link_check": state.link_checks,
+                     **({"link_check_points": state.point_checks} if state.point_checks else {}),
                      "finished_utc": _dt.datetime.now(_dt.UTC).isoformat(), "note": state.note,
                      "not_run": [{"workload": r.workload, "reason": r.reason} for r in not_run]})
     write_json(state.run_dir / "run.json", run_info)
@@ -343,6 +419,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="run only this workload (repeatable)")
     ap.add_argument("--backend", choices=["auto", "userspace", "netem"],
                     help="link emulation backend (default: the scenario's, usually auto)")
+    ap.add_argument("--executor", choices=["local", "dask"], default="local",
+                    help="local (default: this machine) or dask (one task per point x workload "
+                         "x rep on Dask workers; docs/scale-out.md)")
+    ap.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                    help="dask: the scheduler (default: a local cluster on this machine)")
+    ap.add_argument("--workers-per-host", type=int, default=1, metavar="N",
+                    help="dask without --scheduler: worker processes of the local cluster, "
+                         "each running one unit at a time (default 1)")
     return ap
 
 
@@ -363,10 +447,28 @@ def main_run(argv: Sequence[str] | None = None) -> int:
                 raise ScenarioError("", "--reps", "must be >= 1")
             sc = sc.with_reps(args.reps)
         if args.seed is not None:
-            sc = dataclasses.replace(sc, seed=args.seed)
+            sc = dataclasses.replace(sc, seed=args.seed)  # sweep points derive theirs from it
     except ScenarioError as e:
         print(f"quicreality.scenarios: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.executor == "local" and args.scheduler is not None:
+        print("quicreality.scenarios: --scheduler needs --executor dask", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers_per_host < 1:
+        print("quicreality.scenarios: --workers-per-host: must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.executor == "dask":
+        try:
+            from .executors.daskexec import run_dask
+        except ImportError as exc:
+            print(f"quicreality.scenarios: --executor dask needs the distributed package "
+                  f"(run scripts/setup.sh): {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.scheduler is None:
+            require_net_admin("`run --executor dask` with a local cluster")
+        state = run_dask(sc, args.results, args.backend or sc.backend, console,
+                         scheduler=args.scheduler, workers_per_host=args.workers_per_host)
+        return int(state.exit_code)
     require_net_admin("`run`")
     opts = RunOptions(scenario=args.scenario, reps=args.reps, seed=args.seed,
                       results=args.results, quick=args.quick, only=tuple(args.only),
@@ -389,6 +491,13 @@ def main_list(argv: Sequence[str] | None = None) -> int:
     width = max((len(s.name) for s in scenarios), default=0)
     for s in scenarios:
         print(f"{s.name:<{width}}  {s.description}")
+        if args.verbose and s.sweep is not None:
+            q = s.quickened()
+            dims = " x ".join(f"{k} ({len(v)})" for k, v in zip(s.sweep.keys, s.sweep.values,
+                                                                 strict=True))
+            print(f"{'':<{width}}    sweep: {dims} = {len(s.points())} points, "
+                  f"{s.total_reps()} units (point x workload x rep); --quick: "
+                  f"{len(q.points())} points, {q.total_reps()} units")
         if args.verbose:
             for w in s.workloads:
                 print(f"{'':<{width}}    {w.name:<22} {w.kind:<12} {w.pair:<18} "

@@ -1,0 +1,269 @@
+"""One unit of a run (scenario point × workload × repetition), run in its own process.
+
+Theory of operation
+-------------------
+A remote executor ships a :class:`UnitSpec` (plain JSON: the scenario file as data, the
+``--seed``/``--quick``/``--only``/``--reps`` transforms, the point, workload and repetition,
+the run's name) to a worker. :func:`run_unit_process` starts
+``python -m quicreality.scenarios.executors.unit SPEC.json OUT_DIR`` (own session, SIGTERM when
+the calling thread dies: ``PR_SET_PDEATHSIG``), which rebuilds the same
+:class:`~..catalog.Scenario` (:func:`scenario_of`), builds its own topology **as the local runner
+does** (:func:`~..runner.run_point`: link check, re-arm with the rep's seed, the workload,
+manifest/check/samples), and writes ``OUT_DIR/<run>/<scenario>/<workload>/<pair>/rep-<k>/``
+and ``OUT_DIR/unit.json`` (the rep's record, the link check, the host). The parent packs
+``OUT_DIR/<run>`` as a ``.tar.gz`` (:func:`pack`); the coordinator unpacks it into its run
+directory (:func:`unpack`), so the results tree is the one a local run writes.
+
+A unit process in its own process is what makes the topology code work unchanged (signal
+handlers in the main thread, the emulator dying with its parent) and what makes a cancel
+clean: SIGTERM to the unit's process group tears its namespaces down
+(:func:`stop_units`), and ``clean --run-id`` (:func:`clean_units`) removes what a SIGKILL left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Scenario, parse_scenario
+
+__all__ = ["UnitSpec", "clean_units", "pack", "run_unit_process", "scenario_of", "stop_units",
+           "unpack"]
+
+_PR_SET_PDEATHSIG = 1
+#: Unit processes of this process (pid → topology run id), for :func:`stop_units`.
+_RUNNING: dict[int, str] = {}
+_LOCK = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnitSpec:
+    """Everything a worker needs to run one unit (JSON-serialisable).
+
+    Attributes:
+        doc: The scenario file as parsed TOML (its ``[sweep]`` included).
+        source: The file's path on the coordinator (error messages, manifests).
+        default_name: The scenario's name (if the file has no ``scenario.name``).
+        seed: The base seed (``--seed`` or the file's).
+        transforms: ``Scenario.transforms`` of the coordinator (``--quick``/``--only``/``--reps``).
+        point: The point's scenario name (the scenario's own name without a sweep).
+        workload: Workload name.
+        rep: Repetition (1-based).
+        reps: Repetitions of that workload (for the progress line).
+        run: The run directory's name (every sample's ``run``).
+        backend: ``auto`` | ``userspace`` | ``netem``, resolved on the worker.
+        topo_id: The unit's topology run id (namespaces ``qr-<topo_id>-*``).
+        executor: Recorded in the manifest (``kind``, ``scheduler``, ``attempt``).
+    """
+
+    doc: Mapping[str, Any]
+    source: str
+    default_name: str
+    seed: int
+    transforms: tuple[tuple[Any, ...], ...]
+    point: str
+    workload: str
+    rep: int
+    reps: int
+    run: str
+    backend: str
+    topo_id: str
+    executor: Mapping[str, Any]
+
+    def to_json(self) -> str:
+        """The spec as JSON."""
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> UnitSpec:
+        """Inverse of :meth:`to_json`."""
+        d = json.loads(text)
+        d["transforms"] = tuple(tuple(t) if t[0] != "only" else (t[0], tuple(t[1]))
+                                for t in d["transforms"])
+        return cls(**d)
+
+    @property
+    def key(self) -> str:
+        """``<point>/<workload>/rep-<k>``: the unit's name."""
+        return f"{self.point}/{self.workload}/rep-{self.rep}"
+
+
+def scenario_of(spec: UnitSpec) -> Scenario:
+    """The unit's point scenario, rebuilt from the spec exactly as the coordinator built it."""
+    sc = dataclasses.replace(parse_scenario(spec.doc, spec.source, spec.default_name),
+                             seed=spec.seed)
+    for op in spec.transforms:
+        if op[0] == "quick":
+            sc = sc.quickened()
+        elif op[0] == "only":
+            sc = sc.only(list(op[1]))
+        elif op[0] == "reps":
+            sc = sc.with_reps(int(op[1]))
+    for p in sc.points():
+        if p.name == spec.point:
+            return p
+    raise ValueError(f"unit {spec.key}: no point {spec.point!r} in the scenario")
+
+
+def pack(directory: Path) -> bytes:
+    """``directory`` as a gzip-compressed tar (paths relative to its parent)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+        tar.add(directory, arcname=directory.name)
+    return buf.getvalue()
+
+
+def unpack(archive: bytes, dest: Path) -> list[Path]:
+    """Extract an archive of :func:`pack` under ``dest``; returns the rep folders it held.
+
+    Members must stay inside ``dest`` (tarfile's ``data`` filter: no absolute paths, no
+    ``..``, no devices or links out of the tree).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        names = tar.getnames()
+        tar.extractall(dest, filter="data")
+    return sorted({dest / n for n in names if Path(n).name.startswith("rep-")
+                   and (dest / n).is_dir()})
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, Any]:
+    """Run one unit in a child process and return ``unit.json`` plus ``archive`` (bytes).
+
+    Raises:
+        RuntimeError: The unit process failed (exit status and the end of its stderr).
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"qr-{spec.topo_id}-unit-"))
+    try:
+        (work / "spec.json").write_text(spec.to_json())
+        out = work / "out"
+        out.mkdir()
+        env = dict(os.environ)
+        env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[3]))
+        with open(work / "unit.log", "wb") as log:
+            p = subprocess.Popen(  # preexec_fn only calls prctl (PDEATHSIG)
+                [sys.executable, "-m", "quicreality.scenarios.executors.unit",
+                 str(work / "spec.json"), str(out)], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_pdeathsig, env=env)
+            with _LOCK:
+                _RUNNING[p.pid] = spec.topo_id
+            try:
+                rc = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop(p.pid)
+                rc = p.wait()
+            finally:
+                with _LOCK:
+                    _RUNNING.pop(p.pid, None)
+        result_f = out / "unit.json"
+        if rc != 0 or not result_f.exists():
+            tail = (work / "unit.log").read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"unit {spec.key} failed (exit {rc}) on "
+                               f"{os.uname().nodename}: {tail}")
+        result: dict[str, Any] = json.loads(result_f.read_text())
+        run_dir = out / spec.run
+        result["archive"] = pack(run_dir) if run_dir.is_dir() else b""
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _stop(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM the unit's process group (its topology tears down), SIGKILL after ``grace``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def stop_units() -> list[str]:
+    """Stop every unit process of this process (a cancel); returns their topology ids."""
+    with _LOCK:
+        running = dict(_RUNNING)
+    for pid in running:
+        _stop(pid)
+    return sorted(running.values())
+
+
+def clean_units(topo_ids: list[str]) -> dict[str, Any]:
+    """``clean --run-id`` for each topology id (what a SIGKILLed unit left on this host)."""
+    from ..cleanup import clean
+
+    out: dict[str, Any] = {"host": os.uname().nodename, "namespaces": [], "pids": []}
+    for tid in topo_ids:
+        rep = clean(tid, force=True)
+        out["namespaces"] += rep.namespaces
+        out["pids"] += rep.pids
+    return out
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _child(spec_file: str, out_dir: str) -> int:
+    from rich.console import Console
+
+    from .. import runner
+    from ..progress import Progress
+    from ..results import write_json
+
+    spec = UnitSpec.from_json(Path(spec_file).read_text())
+    point = scenario_of(spec)
+    out = Path(out_dir)
+    run_dir = out / spec.run
+    run_dir.mkdir(parents=True)
+    backend, why = runner.choose_backend(spec.backend, point.link)
+    run_info = runner.new_run_info(point, run_dir, backend, why, dict(spec.executor))
+    state = runner.RunState(run_dir=run_dir, scenario=point)
+    scratch = out / "scratch"
+    scratch.mkdir()
+    workdir = out / "emulator"
+    workdir.mkdir()
+    console = Console(file=sys.stderr, width=150)
+    t0 = time.time()
+    with Progress(console, point.name, 1) as progress:
+        assets = runner.make_assets(scratch, frozenset(run_info["features"]))
+        ok = runner.run_point(point, state, assets, progress, run_info, backend, spec.topo_id,
+                              workdir, units=[(spec.workload, spec.rep)])
+    shutil.rmtree(scratch, ignore_errors=True)
+    write_json(out / "unit.json", {
+        "key": spec.key, "link_ok": ok, "records": [dataclasses.asdict(r) for r in state.records],
+        "link_checks": state.link_checks, "host": run_info["host"], "started": t0,
+        "finished": time.time(), "pid": os.getpid(), "emulator_stats":
+        (run_info.get("emulator_stats_points") or {}).get(point.name,
+                                                           run_info.get("emulator_stats"))})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], sys.argv[2]))
