@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .cache import DERIVED_DIR
 from .iperf3 import load_iperf3
 from .metrics import goodput_timeline, new_bytes, qlog_received_stream
-from .pcap import load_pcap
+from .pcap import load_pcap, tcp_frame
 from .qlog import find_qlogs, load_qlogs
 
 __all__ = ["RepFiles", "interval_goodput", "interval_samples", "rep_files", "response_frames",
@@ -64,7 +65,8 @@ def _first(paths: list[Path], *needles: str) -> Path | None:
 def rep_files(rep_dir: str | Path) -> RepFiles:
     """Find the captures, key log, qlogs and iperf3 outputs in ``rep_dir`` (recursively)."""
     d = Path(rep_dir)
-    files = sorted(p for p in d.rglob("*") if p.is_file())
+    files = sorted(p for p in d.rglob("*") if p.is_file()
+                   and DERIVED_DIR not in p.relative_to(d).parts[:-1])
     pcapngs = [p for p in files if p.suffix == ".pcapng"]
     pcaps = [p for p in files if p.suffix == ".pcap"]
     rf = RepFiles(path=d)
@@ -100,7 +102,25 @@ def response_frames(stream_frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def tcp_payload(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
-    """TCP segments with payload: time_s, src, sport, stream, seq (relative), length."""
+    """TCP segments with payload: time_s, src, sport, stream, seq (relative), length.
+
+    Read from the rep's derived cache when the capture was derived (:mod:`.capcache`).
+    """
+    from .cache import fingerprint, rep_dir_of
+    from .capcache import cached_tcp, store_tcp  # the cache needs pyarrow: import lazily
+
+    hit = cached_tcp(pcap)
+    if hit is not None:
+        return hit
+    rep = rep_dir_of(pcap)
+    fp = fingerprint(rep, [pcap]) if rep is not None else None
+    df = tcp_payload_raw(pcap, timeout)
+    store_tcp(pcap, df, fp)
+    return df
+
+
+def tcp_payload_raw(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
+    """:func:`tcp_payload` without the cache: always runs tshark."""
     argv = ["tshark", "-r", str(pcap), "-n", "-Y", "tcp.len > 0", "-T", "fields",
             "-E", "separator=/t", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "tcp.srcport",
             "-e", "tcp.stream", "-e", "tcp.seq", "-e", "tcp.len"]
@@ -108,11 +128,7 @@ def tcp_payload(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
     if r.returncode != 0:
         raise RuntimeError(f"tshark failed on {pcap}: {r.stderr.strip()[-300:]}")
     rows = [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
-    df = pd.DataFrame(rows, columns=["time_epoch", "src", "sport", "stream", "seq", "length"])
-    for c in ("time_epoch", "sport", "stream", "seq", "length"):
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-    df["time_s"] = df["time_epoch"] - (df["time_epoch"].min() if len(df) else 0.0)
-    return df
+    return tcp_frame(rows)
 
 
 def _slices(frames: pd.DataFrame, n: int) -> np.ndarray | None:
