@@ -70,7 +70,7 @@ _META_KEY = b"quicreality"
 try:  # orjson (a Jupyter dependency) parses the JSON columns ~3x faster; optional
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover
-    _fast_loads = json.loads
+    _fast_loads = json.loads  # type: ignore[assignment]
 _REP_RE = re.compile(r"^rep-\d+$")
 _local = threading.local()
 
