@@ -7,7 +7,8 @@ Kept for every rep: ``manifest.json``, ``check.json``, ``samples.jsonl``, the pe
 stdout/stderr and configs, and every qlog **gzipped** (``*.sqlog.gz``/``*.qlog.gz``; the
 analysis loaders read them as they are). Kept only for the ``--keep-captures`` workloads (rep 1):
 ``client.pcapng`` (the client-side capture with the TLS secrets injected), ``server.pcap`` and
-``keys.log``. Dropped: every other capture, ``client.pcap`` (its packets are in the pcapng) and
+``keys.log``. Kept whole: every rep's ``derived/`` tables (``python -m quicreality.analysis
+derive``), so the analysis of the pruned copy gives what it gave on the full run. Dropped: every other capture, ``client.pcap`` (its packets are in the pcapng) and
 the per-endpoint ``keys/`` folder (merged into ``keys.log``). Logs over 100 kB are gzipped. The run-level ``run.json``,
 ``summary.*`` and ``emulator/`` are kept. A ``PRUNED.md`` in the copy says what was removed.
 """
@@ -41,6 +42,10 @@ def prune(src: Path, out_dir: Path, keep_captures: set[str]) -> Path:
         workload = parts[1] if len(parts) > 3 else ""
         in_rep_root = rep_dir is not None and rep_dir == len(parts) - 2
         target = dst / rel
+        if rep_dir is not None and "derived" in parts[rep_dir + 1:-1]:
+            target.parent.mkdir(parents=True, exist_ok=True)  # derived tables (analysis
+            shutil.copy2(f, target)  # derive): kept whole, so the pruned run still analyses
+            continue
         if f.name.endswith((".sqlog", ".qlog")):
             target = target.with_name(f.name + ".gz")
             target.parent.mkdir(parents=True, exist_ok=True)

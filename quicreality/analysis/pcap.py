@@ -42,7 +42,10 @@ import pandas as pd
 __all__ = [
     "FIELDS",
     "PcapTables",
+    "load_capture",
     "load_pcap",
+    "load_pcap_raw",
+    "tcp_frame",
     "varint_size",
 ]
 
@@ -135,10 +138,12 @@ def _base_argv(pcap: str | Path, keylog: str | Path | None, decode_as: Iterable[
 
 
 def _fields_rows(pcap: str | Path, keylog: str | Path | None, decode_as: Iterable[str],
-                 timeout: float) -> list[dict[str, list[str]]]:
-    argv = [*_base_argv(pcap, keylog, decode_as), "-Y", "quic", "-T", "fields", "-E", "header=y",
-            "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,", "-E", "quote=n"]
-    for f in FIELDS:
+                 timeout: float, *, display_filter: str = "quic",
+                 fields: Sequence[str] = FIELDS) -> list[dict[str, list[str]]]:
+    argv = [*_base_argv(pcap, keylog, decode_as), "-Y", display_filter, "-T", "fields",
+            "-E", "header=y", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,",
+            "-E", "quote=n"]
+    for f in fields:
         argv += ["-e", f]
     out = _tshark(argv, timeout)
     lines = out.splitlines()
@@ -177,8 +182,10 @@ def _coalesced_packets(pcap: str | Path, frame_numbers: Sequence[int],
     for i in range(0, len(frame_numbers), 200):
         chunk = frame_numbers[i:i + 200]
         filt = "frame.number in {" + ",".join(str(n) for n in chunk) + "}"
-        argv = [*_base_argv(pcap, keylog, decode_as), "-Y", filt, "-T", "json", "--no-duplicate-keys",
-                "-J", "frame quic"]
+        # -c: stop reading after the last wanted frame (coalesced datagrams are handshake-only,
+        # near the start); whether tshark counts read or displayed packets, none is missed
+        argv = [*_base_argv(pcap, keylog, decode_as), "-c", str(max(chunk)), "-Y", filt,
+                "-T", "json", "--no-duplicate-keys", "-J", "frame quic"]
         for pkt in json.loads(_tshark(argv, timeout) or "[]"):
             layers = pkt.get("_source", {}).get("layers", {})
             num = int(layers.get("frame", {}).get("frame.number", -1))
@@ -340,6 +347,10 @@ def load_pcap(pcap: str | Path, *, keylog: str | Path | None = None,
               timeout: float = 600.0) -> PcapTables:
     """Per-packet and per-frame tables of the QUIC traffic in ``pcap``.
 
+    Inside a rep folder the tables are read from (and, the first time, written to) its derived
+    cache (:mod:`.cache`): a capture that is unchanged — or was pruned after it was derived —
+    is not run through tshark again.
+
     Args:
         pcap: A pcap/pcapng (with injected secrets, or give ``keylog``).
         keylog: NSS key log for decryption (not needed with injected secrets).
@@ -350,8 +361,63 @@ def load_pcap(pcap: str | Path, *, keylog: str | Path | None = None,
     Returns:
         :class:`PcapTables`; times are ``time_epoch`` and ``time_s`` (from the first packet).
     """
+    from .capcache import cached_pcap  # the cache needs pyarrow; keep this import lazy
+
+    return cached_pcap(pcap, keylog=keylog, server_port=server_port, decode_as=decode_as,
+                       timeout=timeout)
+
+
+#: Extra fields of the one-pass capture load (:func:`load_capture`): TCP segments for the
+#: sequence timeline, and the protocol stack to tell QUIC rows from TCP rows.
+TCP_FIELDS = ("frame.protocols", "tcp.srcport", "tcp.stream", "tcp.seq", "tcp.len")
+TCP_COLUMNS = ["time_epoch", "src", "sport", "stream", "seq", "length"]
+
+
+def load_capture(pcap: str | Path, *, keylog: str | Path | None = None,
+                 server_port: int | None = None, decode_as: Iterable[str] = (),
+                 timeout: float = 600.0) -> tuple[PcapTables, pd.DataFrame]:
+    """One tshark pass for every consumer: the QUIC tables and the TCP payload segments.
+
+    Returns the same :class:`PcapTables` as an uncached :func:`load_pcap` and the same table as
+    :func:`~.sources.tcp_payload` (time_epoch, src, sport, stream, seq, length, time_s). Only
+    the handshake's coalesced datagrams are read again (``-T json``, the first frames only).
+    """
+    decode_as = tuple(decode_as)
+    rows = _fields_rows(pcap, keylog, decode_as, timeout, display_filter="quic || tcp.len > 0",
+                        fields=(*FIELDS, *TCP_FIELDS))
+    quic_rows, tcp_rows = [], []
+    for r in rows:
+        if "quic" in ",".join(r.get("frame.protocols", [])).split(":"):
+            quic_rows.append(r)
+        elif r.get("tcp.len") and (_int(r["tcp.len"][0]) or 0) > 0:
+            tcp_rows.append(r)
+    tables = _tables_from_rows(pcap, quic_rows, keylog, decode_as, server_port, timeout)
+    return tables, tcp_frame([[",".join(r.get(f, [])) for f in (
+        "frame.time_epoch", "ip.src", "tcp.srcport", "tcp.stream", "tcp.seq", "tcp.len")]
+        for r in tcp_rows])
+
+
+def tcp_frame(rows: list[list[str]]) -> pd.DataFrame:
+    """TCP segment rows (strings, :data:`TCP_COLUMNS` order) → the typed segment table."""
+    df = pd.DataFrame(rows, columns=TCP_COLUMNS)
+    for c in ("time_epoch", "sport", "stream", "seq", "length"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    df["time_s"] = df["time_epoch"] - (df["time_epoch"].min() if len(df) else 0.0)
+    return df
+
+
+def load_pcap_raw(pcap: str | Path, *, keylog: str | Path | None = None,
+                  server_port: int | None = None, decode_as: Iterable[str] = (),
+                  timeout: float = 600.0) -> PcapTables:
+    """:func:`load_pcap` without the cache: always runs tshark."""
     decode_as = tuple(decode_as)
     rows = _fields_rows(pcap, keylog, decode_as, timeout)
+    return _tables_from_rows(pcap, rows, keylog, decode_as, server_port, timeout)
+
+
+def _tables_from_rows(pcap: str | Path, rows: list[dict[str, list[str]]],
+                      keylog: str | Path | None, decode_as: tuple[str, ...],
+                      server_port: int | None, timeout: float) -> PcapTables:
     multi = [int(r["frame.number"][0]) for r in rows if len(r.get("quic.packet_length", [])) > 1]
     coalesced = _coalesced_packets(pcap, multi, keylog, decode_as, timeout) if multi else {}
     pkt_rows: list[dict[str, Any]] = []

@@ -360,7 +360,18 @@ def _flatten(ev: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_qlog(path: str | Path) -> pd.DataFrame:
-    """All traces of one qlog file as a tidy event table (columns :data:`EVENT_COLUMNS`)."""
+    """All traces of one qlog file as a tidy event table (columns :data:`EVENT_COLUMNS`).
+
+    Inside a rep folder the table is read from (and the first time written to) the rep's
+    derived cache (:mod:`.cache`).
+    """
+    from .capcache import cached_qlog  # the cache needs pyarrow; keep this import lazy
+
+    return cached_qlog(path, load_qlog_raw)
+
+
+def load_qlog_raw(path: str | Path) -> pd.DataFrame:
+    """:func:`load_qlog` without the cache: always parses the file."""
     frames = [_trace_frame(t) for t in read_traces(path)]
     frames = [f for f in frames if not f.empty]
     if not frames:

@@ -19,6 +19,7 @@ key log, the client-side pcapng with the keys injected, qlogs, and peer output
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +27,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import cache
 from .iperf3 import load_iperf3
 from .metrics import goodput_timeline, new_bytes, qlog_received_stream
-from .pcap import load_pcap
+from .pcap import load_pcap, tcp_frame
 from .qlog import find_qlogs, load_qlogs
 
-__all__ = ["RepFiles", "interval_goodput", "interval_samples", "rep_files", "response_frames",
-           "tcp_payload"]
+__all__ = ["SLICE_COLUMNS", "RepFiles", "cached_slice_source", "derived_rep_files",
+           "interval_goodput", "interval_samples", "record_files", "rep_files", "response_frames",
+           "slice_source", "tcp_payload"]
+
+#: Columns of the first-seen-bytes table the slices are binned from (``derived/slices``).
+SLICE_COLUMNS = ["time_s", "stream_id", "offset", "length", "new_bytes"]
 
 
 @dataclass
@@ -64,7 +70,8 @@ def _first(paths: list[Path], *needles: str) -> Path | None:
 def rep_files(rep_dir: str | Path) -> RepFiles:
     """Find the captures, key log, qlogs and iperf3 outputs in ``rep_dir`` (recursively)."""
     d = Path(rep_dir)
-    files = sorted(p for p in d.rglob("*") if p.is_file())
+    files = sorted(p for p in d.rglob("*") if p.is_file()
+                   and cache.DERIVED_DIR not in p.relative_to(d).parts[:-1])
     pcapngs = [p for p in files if p.suffix == ".pcapng"]
     pcaps = [p for p in files if p.suffix == ".pcap"]
     rf = RepFiles(path=d)
@@ -90,6 +97,58 @@ def rep_files(rep_dir: str | Path) -> RepFiles:
     return rf
 
 
+_ROLES = ("client_pcapng", "client_pcap", "server_pcap", "keylog")
+_FILES_JSON = "files.json"
+
+
+def record_files(rf: RepFiles) -> None:
+    """Remember the rep's raw captures and key log in ``derived/files.json``.
+
+    So that after the captures are pruned, :func:`derived_rep_files` still knows which
+    (derived) capture was the client's and the server's.
+    """
+    if not cache.enabled():
+        return
+    d = rf.path / cache.DERIVED_DIR
+    f = d / _FILES_JSON
+    doc = _recorded(rf.path)
+    new = {r: str(getattr(rf, r).relative_to(rf.path)) for r in _ROLES if getattr(rf, r)}
+    if all(doc.get(r) == v for r, v in new.items()):
+        return
+    doc.update(new)
+    try:
+        d.mkdir(exist_ok=True)
+        tmp = d / f".{_FILES_JSON}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        os.replace(tmp, f)
+    except OSError:
+        pass  # a read-only run: nothing is cached
+
+
+def _recorded(rep_dir: Path) -> dict[str, str]:
+    try:
+        doc = json.loads((rep_dir / cache.DERIVED_DIR / _FILES_JSON).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: str(v) for k, v in doc.items() if k in _ROLES and isinstance(v, str)}
+
+
+def derived_rep_files(rep_dir: str | Path) -> RepFiles:
+    """:func:`rep_files`, plus the captures/key log that were pruned after being derived.
+
+    A role (client capture, server capture, key log) with no file now is filled with the
+    recorded path if it no longer exists: the loaders then serve its derived tables.
+    """
+    rf = rep_files(rep_dir)
+    if not cache.enabled():
+        return rf
+    for role, rel in _recorded(rf.path).items():
+        p = rf.path / rel
+        if getattr(rf, role) is None and not p.exists():
+            setattr(rf, role, p)
+    return rf
+
+
 def response_frames(stream_frames: pd.DataFrame) -> pd.DataFrame:
     """STREAM frames on client-initiated bidirectional streams (``id % 4 == 0``): the responses.
 
@@ -100,7 +159,25 @@ def response_frames(stream_frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def tcp_payload(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
-    """TCP segments with payload: time_s, src, sport, stream, seq (relative), length."""
+    """TCP segments with payload: time_s, src, sport, stream, seq (relative), length.
+
+    Read from the rep's derived cache when the capture was derived (:mod:`.capcache`).
+    """
+    from .cache import fingerprint, rep_dir_of
+    from .capcache import cached_tcp, store_tcp  # the cache needs pyarrow: import lazily
+
+    hit = cached_tcp(pcap)
+    if hit is not None:
+        return hit
+    rep = rep_dir_of(pcap)
+    fp = fingerprint(rep, [pcap]) if rep is not None else None
+    df = tcp_payload_raw(pcap, timeout)
+    store_tcp(pcap, df, fp)
+    return df
+
+
+def tcp_payload_raw(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
+    """:func:`tcp_payload` without the cache: always runs tshark."""
     argv = ["tshark", "-r", str(pcap), "-n", "-Y", "tcp.len > 0", "-T", "fields",
             "-E", "separator=/t", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "tcp.srcport",
             "-e", "tcp.stream", "-e", "tcp.seq", "-e", "tcp.len"]
@@ -108,19 +185,18 @@ def tcp_payload(pcap: str | Path, timeout: float = 300.0) -> pd.DataFrame:
     if r.returncode != 0:
         raise RuntimeError(f"tshark failed on {pcap}: {r.stderr.strip()[-300:]}")
     rows = [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
-    df = pd.DataFrame(rows, columns=["time_epoch", "src", "sport", "stream", "seq", "length"])
-    for c in ("time_epoch", "sport", "stream", "seq", "length"):
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-    df["time_s"] = df["time_epoch"] - (df["time_epoch"].min() if len(df) else 0.0)
-    return df
+    return tcp_frame(rows)
 
 
-def _slices(frames: pd.DataFrame, n: int) -> np.ndarray | None:
-    tl = goodput_timeline(new_bytes(frames), n_intervals=n)
-    return tl["mbps"].to_numpy() if len(tl) else None
+def _first_seen(frames: pd.DataFrame) -> pd.DataFrame | None:
+    """First-seen bytes of ``frames``, or None if they span no time (no slices at any N)."""
+    nb = new_bytes(frames)
+    if not len(goodput_timeline(nb, n_intervals=1)):
+        return None
+    return nb[[c for c in SLICE_COLUMNS if c in nb.columns]]
 
 
-def _tcp_slices(rf: RepFiles, n: int) -> np.ndarray | None:
+def _tcp_source(rf: RepFiles) -> pd.DataFrame | None:
     """First-seen TCP bytes of the dominant sender, at the receiver's capture.
 
     The client speaks first (iperf3 sends its cookie), so if the dominant sender is the
@@ -140,11 +216,11 @@ def _tcp_slices(rf: RepFiles, n: int) -> np.ndarray | None:
             seg = srv
     s = seg[(seg["src"] == top[0]) & (seg["sport"] == top[1])].rename(
         columns={"stream": "stream_id", "seq": "offset"})
-    return _slices(s, n)
+    return _first_seen(s)
 
 
-def _quic_slices(rf: RepFiles, n: int) -> tuple[np.ndarray | None, str]:
-    """Slices from the QUIC captures: decrypted STREAM bytes, else wire bytes."""
+def _quic_source(rf: RepFiles) -> tuple[pd.DataFrame | None, str]:
+    """First-seen bytes from the QUIC captures: decrypted STREAM bytes, else wire bytes."""
     cap = rf.client_capture
     if cap is None:
         return None, ""
@@ -155,13 +231,13 @@ def _quic_slices(rf: RepFiles, n: int) -> tuple[np.ndarray | None, str]:
     up = response_frames(tables.stream_frames("to_server"))
     if len(down) or len(up):
         if down["length"].sum() >= up["length"].sum():
-            return _slices(down, n), "quic stream bytes, client-side capture"
+            return _first_seen(down), "quic stream bytes, client-side capture"
         if rf.server_pcap is not None:  # upload: count at the receiver
             st = load_pcap(rf.server_pcap, keylog=rf.keylog)
             at_server = response_frames(st.stream_frames("to_server"))
             if len(at_server):
-                return _slices(at_server, n), "quic stream bytes, server-side capture"
-        return _slices(up, n), "quic stream bytes, client-side capture (upload)"
+                return _first_seen(at_server), "quic stream bytes, server-side capture"
+        return _first_seen(up), "quic stream bytes, client-side capture (upload)"
     # not decryptable: UDP payload bytes of the dominant direction (a wire rate, not goodput)
     p = tables.packets.drop_duplicates("frame_no")
     p = p[p["packet_type"] == "1RTT"]
@@ -173,24 +249,23 @@ def _quic_slices(rf: RepFiles, n: int) -> tuple[np.ndarray | None, str]:
     pseudo = pd.DataFrame({"time_s": d["time_s"].to_numpy(), "stream_id": 0,
                            "offset": np.concatenate([[0.0], np.cumsum(lengths)[:-1]]),
                            "length": lengths})
-    return _slices(pseudo, n), f"udp payload bytes {dom} (capture not decrypted)"
+    return _first_seen(pseudo), f"udp payload bytes {dom} (capture not decrypted)"
 
 
-def interval_samples(rep_dir: str | Path, n_intervals: int = 10,
-                     ) -> tuple[np.ndarray | None, str]:
-    """Goodput slices of one rep and a description of where they came from.
+def slice_source(rf: RepFiles) -> tuple[str, pd.DataFrame, str]:
+    """What the verdict's slices are computed from: ``(kind, table, description)``.
 
-    See the module docstring for the order in which sources are tried. iperf3 JSON gives its
-    own intervals (``-i``), whatever ``n_intervals`` is.
+    ``kind`` is ``frames`` (first-seen bytes: :data:`SLICE_COLUMNS`, binned into N equal
+    slices), ``values`` (iperf3's own intervals: one ``mbps`` column) or ``none``. See the
+    module docstring for the order in which sources are tried.
     """
-    rf = rep_files(rep_dir)
-    out, src = _quic_slices(rf, n_intervals)
-    if out is not None:
-        return out, src
+    nb, src = _quic_source(rf)
+    if nb is not None:
+        return "frames", nb, src
     if rf.client_capture is not None:
-        out = _tcp_slices(rf, n_intervals)
-        if out is not None:
-            return out, "tcp sequence bytes, receiver-side capture"
+        nb = _tcp_source(rf)
+        if nb is not None:
+            return "frames", nb, "tcp sequence bytes, receiver-side capture"
     for p in rf.iperf3:
         try:
             res = load_iperf3(p)
@@ -198,14 +273,68 @@ def interval_samples(rep_dir: str | Path, n_intervals: int = 10,
             continue
         iv = res.intervals[(res.intervals["stream"] == "sum") & res.intervals["omitted"].ne(True)]
         if len(iv):
-            return iv["mbps"].to_numpy(dtype=float), f"iperf3 intervals ({p.name})"
+            return ("values", pd.DataFrame({"mbps": iv["mbps"].to_numpy(dtype=float)}),
+                    f"iperf3 intervals ({p.name})")
     client_qlogs = [q for q in rf.qlogs if "client" in str(q).lower()] or rf.qlogs
     if client_qlogs:
         ev = load_qlogs(client_qlogs)
         if not ev.empty:
             sf = response_frames(qlog_received_stream(ev, "client"))
             if not sf.empty:
-                return _slices(sf, n_intervals), "quic stream bytes, client qlog"
+                nb = _first_seen(sf)
+                if nb is not None:
+                    return "frames", nb, "quic stream bytes, client qlog"
+    return "none", pd.DataFrame({c: pd.Series(dtype=float) for c in SLICE_COLUMNS}), ""
+
+
+def _slice_deps(rf: RepFiles, kind: str, src: str) -> list[Path]:
+    """Raw files the slices depend on: captures always; iperf3/qlogs when they were used or
+    would be tried (a new one appearing then invalidates)."""
+    deps = [p for p in (rf.client_pcapng, rf.client_pcap, rf.server_pcap, rf.keylog) if p]
+    if kind != "frames" or not src.startswith(("quic stream bytes, client-side",
+                                                "quic stream bytes, server-side", "udp", "tcp")):
+        deps += rf.iperf3
+        if not src.startswith("iperf3"):
+            deps += rf.qlogs
+    return deps
+
+
+def cached_slice_source(rep_dir: str | Path) -> tuple[str, pd.DataFrame, str]:
+    """:func:`slice_source` of a rep folder through its derived cache (table ``slices``)."""
+    rf = derived_rep_files(rep_dir)
+    if not cache.enabled():
+        return slice_source(rf)
+    rc = cache.RepCache(rep_dir)
+    info = rc.read_meta("slices")
+    if info is not None:
+        meta = info.get("meta", {})
+        hit = rc.lookup("slices", _slice_deps(rf, meta.get("kind", ""), meta.get("source", "")))
+        if hit is not None:
+            return str(hit.meta["kind"]), hit.frame, str(hit.meta["source"])
+    fp_all = cache.fingerprint(rc.rep_dir, _slice_deps(rf, "none", ""))
+    kind, table, src = slice_source(rf)
+    deps = {str(p) for p in _slice_deps(rf, kind, src)}
+    fp = [f for f, p in zip(fp_all, _slice_deps(rf, "none", ""), strict=True) if str(p) in deps]
+    rc.store("slices", table, [], meta={"kind": kind, "source": src}, fingerprints=fp)
+    record_files(rf)
+    return kind, table, src
+
+
+def interval_samples(rep_dir: str | Path, n_intervals: int = 10,
+                     ) -> tuple[np.ndarray | None, str]:
+    """Goodput slices of one rep and a description of where they came from.
+
+    See the module docstring for the order in which sources are tried. iperf3 JSON gives its
+    own intervals (``-i``), whatever ``n_intervals`` is. The source table is read from the
+    rep's derived cache (``derived/slices.parquet``) when valid, so a rep whose captures were
+    pruned after it was derived still gives the same slices.
+    """
+    kind, table, src = cached_slice_source(rep_dir)
+    if kind == "values":
+        return table["mbps"].to_numpy(dtype=float), src
+    if kind == "frames":
+        tl = goodput_timeline(table, n_intervals=n_intervals)
+        return (tl["mbps"].to_numpy() if len(tl) else None), src
     return None, ""
 
 

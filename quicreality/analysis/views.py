@@ -18,20 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import derive
 from .iperf3 import Iperf3Result, load_iperf3
-from .metrics import (
-    goodput_timeline,
-    link_loss,
-    new_bytes,
-    qlog_received_stream,
-    retransmissions,
-    rtt_samples,
-)
+from .metrics import retransmissions
 from .pcap import PcapTables, load_pcap
-from .pcapfile import read_udp
-from .qlog import load_qlogs, metrics_table
+from .qlog import load_qlogs
 from .results import default_run, load_checks, load_manifests, load_samples, rep_dirs
-from .sources import RepFiles, rep_files, response_frames
+from .sources import RepFiles, derived_rep_files, rep_files
 
 __all__ = ["RepView", "RunView"]
 
@@ -50,45 +43,62 @@ class RepView:
         """Captures, key log, qlogs and iperf3 outputs found in the folder."""
         return rep_files(self.path)
 
+    @functools.cached_property
+    def derived_files(self) -> RepFiles:
+        """:attr:`files` plus the captures pruned after they were derived (``derive``)."""
+        return derived_rep_files(self.path)
+
     @property
     def has_capture(self) -> bool:
-        """True if a client-side capture is present."""
-        return self.files.client_capture is not None
+        """True if a client-side capture is present (or was derived before it was pruned)."""
+        return self.derived_files.client_capture is not None
 
     @property
     def has_both_captures(self) -> bool:
-        """True if the client-side and the server-side capture are both present."""
-        return self.files.client_capture is not None and self.files.server_pcap is not None
+        """True if the client-side and the server-side capture are both present (or derived)."""
+        f = self.derived_files
+        return f.client_capture is not None and f.server_pcap is not None
 
     @functools.cached_property
     def events(self) -> pd.DataFrame:
         """qlog events of every endpoint (``load_qlogs``)."""
         return load_qlogs(self.files.qlogs) if self.files.qlogs else load_qlogs([])
 
+    def _events(self) -> pd.DataFrame:
+        return self.events
+
     @functools.cached_property
     def metrics(self) -> pd.DataFrame:
         """Forward-filled recovery metrics (RTT, cwnd, bytes in flight) per qlog."""
-        return metrics_table(self.events)
+        return derive.cached_metrics(self.files, self._events)
 
     @functools.cached_property
     def rtt(self) -> pd.DataFrame:
         """RTT samples (latest/smoothed/min) of every endpoint."""
-        return rtt_samples(self.events)
+        return derive.cached_rtt(self.files, self._events)
+
+    @functools.cached_property
+    def qlog_packets(self) -> pd.DataFrame:
+        """Packets sent, received, lost and newly acked per qlog (``derive.qlog_packet_events``)."""
+        return derive.cached_qlog_packets(self.files, self._events)
 
     @functools.cached_property
     def client_pcap(self) -> PcapTables | None:
         """The decrypted client-side capture (None without one)."""
-        cap = self.files.client_capture
-        if cap is None:
-            return None
-        return load_pcap(cap, keylog=self.files.keylog if cap.suffix == ".pcap" else None)
+        return derive._client_tables(self.derived_files)
 
     @functools.cached_property
     def server_pcap(self) -> PcapTables | None:
         """The server-side capture, decrypted with the key log (None without one)."""
-        if self.files.server_pcap is None:
+        f = self.derived_files
+        if f.server_pcap is None:
             return None
-        return load_pcap(self.files.server_pcap, keylog=self.files.keylog)
+        try:
+            return load_pcap(f.server_pcap, keylog=f.keylog)
+        except RuntimeError:
+            if f.server_pcap.exists():
+                raise
+            return None  # pruned before it was derived
 
     @functools.cached_property
     def iperf3(self) -> Iperf3Result | None:
@@ -102,15 +112,7 @@ class RepView:
 
     def goodput(self, interval_s: float = 0.25) -> pd.DataFrame:
         """Goodput timeline: from the client-side capture if any, else the client's qlog."""
-        if self.client_pcap is not None:
-            sf = response_frames(self.client_pcap.stream_frames("to_client"))
-            if not sf.empty:
-                return goodput_timeline(new_bytes(sf), interval_s=interval_s)
-        if not self.events.empty:
-            sf = response_frames(qlog_received_stream(self.events, "client"))
-            if not sf.empty:
-                return goodput_timeline(new_bytes(sf), interval_s=interval_s)
-        return pd.DataFrame(columns=["t_start", "t_end", "bytes", "mbps"])
+        return derive.cached_goodput(self.derived_files, self._events, interval_s)
 
     def retransmissions(self) -> pd.DataFrame:
         """Retransmitted STREAM ranges of the server with spurious flags (server-side pcap).
@@ -129,15 +131,7 @@ class RepView:
 
         The server is the receiver of the first Initial in the client-side capture.
         """
-        c, s = self.files.client_pcap or self.files.client_pcapng, self.files.server_pcap
-        if c is None or s is None:
-            raise FileNotFoundError(f"{self.path}: needs client- and server-side captures")
-        server = self.client_pcap.server if self.client_pcap is not None else None
-        server_addr = server[0] if server else None
-        if direction == "to_client":
-            return link_loss(s, c, src=server_addr)
-        client_addr = next((d.src for d in read_udp(c) if d.src != server_addr), None)
-        return link_loss(c, s, src=client_addr)
+        return derive.cached_link_loss(self.derived_files, direction)
 
 
 class RunView:
@@ -211,10 +205,11 @@ class RunView:
             raise KeyError(f"no rep for workload={workload} pair={pair} rep={rep} in {self.path}")
         views = [RepView(Path(x.path), x.workload, x.pair, int(x.rep))
                  for x in r.itertuples(index=False)]
-        if prefer_capture:
-            with_cap = [v for v in views if v.has_capture]
-            if with_cap:
-                return with_cap[0]
+        if prefer_capture:  # a rep with its raw capture first, else one with derived tables
+            for has in (lambda v: v.files.client_capture is not None, lambda v: v.has_capture):
+                with_cap = [v for v in views if has(v)]
+                if with_cap:
+                    return with_cap[0]
         return views[0]
 
     def all_reps(self, workload: str | None = None) -> list[RepView]:
