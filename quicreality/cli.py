@@ -153,7 +153,8 @@ def run_server(args: argparse.Namespace) -> int:
 
     # [relay] comes from --relay-config, else from the --reality-config file if it has the table.
     relay = load_server_relay_config(args.relay_config or args.reality_config, CliError,
-                                     table_required=not args.relay_config)
+                                     table_required=not args.relay_config, listen=(host, port),
+                                     own_public_key=reality.public_key if reality else None)
     if relay is not None:
         opts.update(relay.quic_overrides())
     probe = edge_configuration(is_client=False, certificate_source=certs, **opts)

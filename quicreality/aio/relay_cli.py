@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..quic.config import QuicConfiguration
-from ..relay.config import RelayConfig, RelayConfigError, parse_relay_toml, parse_size
+from ..relay.config import (
+    RelayConfig,
+    RelayConfigError,
+    check_upstream_loop,
+    parse_relay_toml,
+    parse_size,
+)
 from ..relay.protocol import Kind, parse_destination
 
 if TYPE_CHECKING:
@@ -241,9 +247,13 @@ def run_relay_client(args: argparse.Namespace, error: Callable[[str], Exception]
 
 
 def load_server_relay_config(path: str | None, error: Callable[[str], Exception], *,
-                             table_required: bool = False) -> RelayConfig | None:
+                             table_required: bool = False, own_public_key: bytes | None = None,
+                             listen: tuple[str, int] | None = None) -> RelayConfig | None:
     """The ``[relay]`` table of ``path``; None without a path, or without the table when
-    ``table_required`` (the REALITY file may have no ``[relay]`` table: relay stays off)."""
+    ``table_required`` (the REALITY file may have no ``[relay]`` table: relay stays off).
+
+    An upstream that is visibly this server (``own_public_key``, the ``listen`` address) is
+    refused: the chain would loop."""
     if not path:
         return None
     try:
@@ -260,6 +270,7 @@ def load_server_relay_config(path: str | None, error: Callable[[str], Exception]
             pass  # parse_relay_toml reports it
     try:
         config = parse_relay_toml(text)
+        check_upstream_loop(config, own_public_key=own_public_key, listen=listen)
     except RelayConfigError as exc:
         raise error(f"{path}: {exc}") from None
     if config.allow.is_open:

@@ -39,7 +39,7 @@ from ..relay.config import RelayConfig
 from ..relay.protocol import Destination, Kind
 from ..relay.session import LOSS_OUTCOME
 from .driver import Driver
-from .relay_pump import RelayEdge, SideMetrics, TcpSocket, Waker, abort_with_rst, tcp_loss
+from .relay_pump import RelayEdge, SideMetrics, TcpSocket, Waker, tcp_loss
 from .relay_udp import UdpListener
 from .udp import open_udp_socket
 
@@ -88,7 +88,8 @@ class ClientLink(RelayEdge):
         """Give an accepted connection its stream (with what it sent while it waited)."""
         pending, sock.pending = b"".join(sock.pending), []
         sid, actions = self.client_session.open_tcp(destination, self.loop.time(),
-                                                    pending=pending, eof=sock.eof)
+                                                    pending=pending, eof=sock.eof,
+                                                    hop_limit=sock.hop_limit)
         sock.stream_id = sid
         sock.sink = self
         self.sockets[sid] = sock
@@ -346,7 +347,7 @@ class RelayClient:
         waiting, self._waiting = self._waiting, {}
         for sock in waiting:
             if not sock.done:
-                link.open_tcp(sock, self.forwards[sock.route].destination)
+                link.open_tcp(sock, self.destination_of(sock))
 
     def session_lost(self, session: RelayConnection, reason: str) -> None:
         """The connection is gone: schedule a new one after the backoff."""
@@ -367,7 +368,7 @@ class RelayClient:
         for sock, since in list(self._waiting.items()):
             if now - since >= self.wait_timeout:
                 log.warning("relay: no connection to the server within %.0f s; resetting %s",
-                            self.wait_timeout, self.forwards[sock.route].destination)
+                            self.wait_timeout, self.destination_of(sock))
                 self._give_up(sock, "no_connection")
         link = self.ready
         session = self.session
@@ -383,15 +384,18 @@ class RelayClient:
         self._waiting.pop(sock, None)
         if not sock.done:
             self.side_metrics.reset(cause)
-            sock.done = True
-            abort_with_rst(sock.transport)
+            sock.abort()
+
+    def destination_of(self, sock: TcpSocket) -> Destination:
+        """Where an accepted connection goes: its own destination, or its route's forward."""
+        return sock.destination or self.forwards[sock.route].destination
 
     # ----------------------------------------------- waiting connections (TcpSink)
 
     def tcp_made(self, sock: TcpSocket) -> None:
         """A local TCP connection arrived: give it a stream, or let it wait (unread)."""
         if self.ready is not None:
-            self.ready.open_tcp(sock, self.forwards[sock.route].destination)
+            self.ready.open_tcp(sock, self.destination_of(sock))
         else:
             self._waiting[sock] = self.loop.time()
 

@@ -29,6 +29,7 @@ from ..quic.connection import QuicConnection
 from ..relay.actions import (
     AbortTcp,
     Action,
+    Answered,
     AnswerStatus,
     CloseTcp,
     PauseStreamReading,
@@ -45,6 +46,7 @@ from ..relay.actions import (
 )
 from ..relay.config import RelayConfig
 from ..relay.ports import apply_quic_action
+from ..relay.protocol import Destination, StatusAnswer
 from ..relay.session import RelaySession, TcpLoss
 
 log = logging.getLogger("quicreality.relay")
@@ -197,6 +199,10 @@ class TcpSocket(asyncio.Protocol):
         #: Client, before a stream exists: what the socket sent, and whether it sent FIN.
         self.pending: list[bytes] = []
         self.eof = False
+        #: Client: where the stream goes when it is not the route's forward (a relay chain's
+        #: leg), and the hop limit its preface carries.
+        self.destination: Destination | None = None
+        self.hop_limit: int | None = None
         self._limits = (config.write_high_water, config.write_low_water)
         self._read_at_start = read_at_start
 
@@ -262,6 +268,10 @@ class TcpSocket(asyncio.Protocol):
             self.read_paused = False
             if not transport.is_closing():
                 transport.resume_reading()
+
+    def answered(self, answer: StatusAnswer) -> None:
+        """Client: the server's status answer for this socket's stream (a real socket has
+        nothing to do; a chain's bridge passes it downstream)."""
 
 
 class RelayEdge:
@@ -329,6 +339,10 @@ class RelayEdge:
                     sock = self.sockets.pop(sid, None)
                     if sock is not None:
                         sock.abort()
+                case Answered(stream_id=sid, answer=answer):
+                    sock = self.sockets.get(sid)
+                    if sock is not None:
+                        sock.answered(answer)
                 case _:
                     self._carry_out(action)
 

@@ -10,7 +10,9 @@ the sans-IO :class:`~quicreality.relay.server_session.ServerRelaySession`'s. Thi
   and reports each result back;
 * moves bytes on the sockets (:class:`~quicreality.aio.relay_pump.TcpSocket`,
   :class:`~quicreality.aio.relay_udp.UdpFlowSocket`);
-* arms one timer at the session's ``get_timer()``.
+* arms one timer at the session's ``get_timer()``;
+* in a chain (``[relay.upstream]``), carries ``ConnectUpstream`` out on the process's pooled
+  upstream connection (:mod:`quicreality.aio.relay_upstream`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..relay.actions import (
     CancelConnect,
     CloseUdpFlow,
     ConnectTcp,
+    ConnectUpstream,
     Deliver,
     OpenUdpFlow,
     Resolve,
@@ -36,10 +39,11 @@ from ..relay.actions import (
     SockAddr,
 )
 from ..relay.config import RelayConfig
-from ..relay.protocol import Kind, Status
+from ..relay.protocol import Kind, Status, StatusAnswer
 from ..relay.server_session import ServerRelaySession
 from .relay_pump import RelayEdge, SideMetrics, TcpSocket
 from .relay_udp import UdpFlowSocket
+from .relay_upstream import BridgeEnd, bridge_pair, upstream_pool
 
 #: The session's timers fire this much late, so that what is due has surely expired.
 TIMER_SLACK = 0.05
@@ -128,6 +132,8 @@ class ServerLink(RelayEdge):
                 sock = TcpSocket(self, self.config, stream_id=sid)
                 self.sockets[sid] = sock
                 self._spawn(sid, self._connect(action, sock))
+            case ConnectUpstream(stream_id=sid):
+                self._connect_upstream(action)
             case OpenUdpFlow():
                 self._open_udp(action)
             case CloseUdpFlow(flow_id=flow_id):
@@ -190,6 +196,33 @@ class ServerLink(RelayEdge):
         assert last is not None
         self._after(self.server_session.connect_failed(sid, status_of_error(last),
                                                        _detail(last), self.loop.time()))
+
+    def _connect_upstream(self, action: ConnectUpstream) -> None:
+        upstream = self.config.upstream
+        assert upstream is not None
+        sid = action.stream_id
+        pool = upstream_pool(upstream, self.config)
+        s_end, c_end = bridge_pair(self, self.config, pool, pool.config, self.loop,
+                                   stream_id=sid, destination=action.destination,
+                                   hop_limit=action.hop_limit, on_answer=self._upstream_answered)
+        self.sockets[sid] = s_end
+        pool.open(c_end)
+
+    def _upstream_answered(self, s_end: BridgeEnd, answer: StatusAnswer) -> None:
+        """The upstream relay's answer for a leg: the downstream stream's answer."""
+        sid = s_end.stream_id
+        if s_end.done or sid is None or self.sockets.get(sid) is not s_end:
+            return
+        if answer.ok:
+            self.tcp_made(s_end)
+            return
+        del self.sockets[sid]
+        s_end.done = True
+        upstream = self.config.upstream
+        via = f"via {upstream.server}" if upstream is not None else "via the upstream"
+        self._after(self.server_session.connect_failed(
+            sid, answer.status, f"{via}: {answer.reason or answer.status.name.lower()}",
+            self.loop.time()))
 
     def tcp_made(self, sock: TcpSocket) -> None:
         """A destination socket is connected: the session answers OK."""

@@ -166,6 +166,27 @@ class ConnectTcp:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectUpstream:
+    """Open the stream's leg through the upstream relay (``[relay.upstream]``): a stream on the
+    pooled upstream connection whose preface names ``destination`` and carries ``hop_limit``.
+    Answer with ``tcp_connected`` (the upstream said OK) or ``connect_failed`` (its status)."""
+
+    stream_id: int
+    kind: Kind
+    destination: Destination
+    hop_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """Client: the server's status answer for a TCP stream arrived (OK or not). A local socket
+    needs nothing; a leg bridged to a downstream relay stream passes the answer on."""
+
+    stream_id: int
+    answer: StatusAnswer
+
+
+@dataclass(frozen=True, slots=True)
 class CancelConnect:
     """Give a pending resolution or connect of the stream up (the stream is gone)."""
 
@@ -219,8 +240,8 @@ class Deliver:
 QuicAction = (SendOnStream | ResetStream | StopSending | PauseStreamReading | ResumeStreamReading
               | SendDatagram | AnswerStatus | Refuse)
 SocketAction = (WriteTcp | ShutdownTcpWrite | CloseTcp | AbortTcp | PauseTcpReading
-                | ResumeTcpReading | Resolve | ConnectTcp | CancelConnect | OpenUdpFlow | SendUdp
-                | SendUdpTo | CloseUdpFlow)
+                | ResumeTcpReading | Resolve | ConnectTcp | ConnectUpstream | Answered
+                | CancelConnect | OpenUdpFlow | SendUdp | SendUdpTo | CloseUdpFlow)
 Action = QuicAction | SocketAction | Deliver
 
 #: The action types that act on the QUIC connection.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..quic import events
 from ..quic.events import QuicEvent
-from .actions import Action, ResumeTcpReading, SendOnStream, SendUdpTo, SockAddr
+from .actions import Action, Answered, ResumeTcpReading, SendOnStream, SendUdpTo, SockAddr
 from .config import RelayConfig
 from .flows import FlowTable
 from .ports import NULL_OBSERVER, QuicView, RelayObserver
@@ -83,19 +83,22 @@ class ClientRelaySession(RelaySession):
     # ------------------------------------------------------------------------- TCP
 
     def open_tcp(self, destination: Destination, now: float, *, pending: bytes = b"",
-                 eof: bool = False) -> tuple[int, list[Action]]:
+                 eof: bool = False, hop_limit: int | None = None) -> tuple[int, list[Action]]:
         """Open a stream for an accepted local connection; returns its stream ID and actions.
 
         ``pending`` is what the socket sent before the stream existed, ``eof`` whether it has
         already sent its FIN. The socket is read from now on (unless it sent FIN).
+        ``hop_limit`` goes into the preface (None: none is sent; a relay forwarding a stream
+        of its own client sends what is left of that stream's limit).
         """
         sid = self.view.get_next_available_stream_id()
         leg = TcpLeg(sid, destination, connected=True, status_reader=StatusReader())
         leg.local_eof = eof
         self.streams[sid] = leg
         self.observer.tcp_active(1)
-        out: list[Action] = [SendOnStream(sid, encode_preface(Preface(Kind.TCP, destination))
-                                          + pending, end_stream=eof)]
+        preface = Preface(Kind.TCP, destination, hop_limit=hop_limit)
+        out: list[Action] = [SendOnStream(sid, encode_preface(preface) + pending,
+                                          end_stream=eof)]
         if not eof:
             out.append(ResumeTcpReading(sid))
         return sid, out
@@ -151,6 +154,7 @@ class ClientRelaySession(RelaySession):
             leg.status_reader = None
             outcome = answer.status.name.lower()
             self.observer.stream_opened("tcp", outcome)
+            out.append(Answered(leg.stream_id, answer))
             if not answer.ok:
                 self.observer.note("warning", f"relay: stream {leg.stream_id} to "
                                               f"{leg.destination} {outcome} by the server: "
@@ -188,6 +192,7 @@ class ClientRelaySession(RelaySession):
         leg.status_reader = None
         outcome = status.name.lower()
         self.observer.stream_opened("tcp", outcome)
+        out.append(Answered(leg.stream_id, StatusAnswer(status)))
         self.observer.note("warning", f"relay: stream {leg.stream_id} to {leg.destination} "
                                       f"{outcome} by the server")
         self._abort(leg, outcome, reset_stream=True, code=error_code, out=out)

@@ -11,6 +11,14 @@ or a length byte plus an ASCII host name (type 3). Version-1 receivers ignore th
 (at most :data:`MAX_EXTENSIONS` of them). The client may send payload right after the preface
 (pipelining saves a round trip); a refused stream's payload is discarded.
 
+**Extensions** are a sequence of ``type (QUIC varint) | length (QUIC varint) | value``. One is
+defined: :data:`EXT_HOP_LIMIT` (type 1, one byte), how many more relays may forward the stream
+to an upstream relay. A relay that forwards (``[relay.upstream]``) refuses a stream whose hop
+limit is 0 with :attr:`Status.HOP_LIMIT` and sends the decremented limit upstream; a stream
+without the extension has :data:`DEFAULT_HOP_LIMIT`. The version stays 1: receivers that predate
+the extension ignore the block, as version 1 always required. A block that does not parse as
+TLVs is ignored too (no hop limit).
+
 The server's first bytes on the stream are the **status answer**::
 
     version u8 (=1) | status u8 | reason length u8 | reason (UTF-8)
@@ -50,6 +58,10 @@ MAX_EXTENSIONS = 255
 MAX_PREFACE_SIZE = 4 + 1 + 1 + 1 + 1 + 255 + 2 + 2 + MAX_EXTENSIONS
 #: Largest status answer.
 MAX_STATUS_SIZE = 3 + 255
+#: Extension type of the hop limit (value: one byte).
+EXT_HOP_LIMIT = 0x01
+#: The hop limit of a stream whose preface carries none (a client that sends no extension).
+DEFAULT_HOP_LIMIT = 8
 
 
 class Kind(IntEnum):
@@ -78,6 +90,7 @@ class Status(IntEnum):
     UNSUPPORTED = 5  #: unknown version or kind
     BUSY = 6  #: a server limit was reached (e.g. UDP flows)
     ERROR = 7  #: any other server-side failure
+    HOP_LIMIT = 8  #: the stream's hop limit is used up (a chain of relays that loops?)
 
 
 class RelayErrorCode(IntEnum):
@@ -94,6 +107,7 @@ class RelayErrorCode(IntEnum):
     TCP_ERROR = 0x5209  #: another socket error on a TCP endpoint
     CANCELLED = 0x520A  #: the relay is shutting the stream down (stop, connection lost)
     IDLE_TIMEOUT = 0x520B  #: a UDP flow expired
+    HOP_LIMIT = 0x520C  #: the hop limit is used up
 
 
 #: The reset code that accompanies each non-OK status.
@@ -105,6 +119,7 @@ STATUS_ERROR_CODE: dict[Status, RelayErrorCode] = {
     Status.UNSUPPORTED: RelayErrorCode.UNSUPPORTED,
     Status.BUSY: RelayErrorCode.BUSY,
     Status.ERROR: RelayErrorCode.ERROR,
+    Status.HOP_LIMIT: RelayErrorCode.HOP_LIMIT,
 }
 
 
@@ -188,18 +203,60 @@ def check_destination(dest: Destination) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Preface:
-    """The first bytes of a relay stream: what to relay and where to."""
+    """The first bytes of a relay stream: what to relay and where to.
+
+    ``hop_limit`` is the :data:`EXT_HOP_LIMIT` extension (None: absent, the receiver assumes
+    :data:`DEFAULT_HOP_LIMIT`); ``extensions`` holds the rest of the extension block, raw.
+    """
 
     kind: Kind
     destination: Destination
     extensions: bytes = b""
+    hop_limit: int | None = None
+
+    @property
+    def effective_hop_limit(self) -> int:
+        """The hop limit in force (:data:`DEFAULT_HOP_LIMIT` when the preface carries none)."""
+        return DEFAULT_HOP_LIMIT if self.hop_limit is None else self.hop_limit
+
+
+def encode_extensions(hop_limit: int | None, rest: bytes = b"") -> bytes:
+    """The extension block: the hop limit TLV (if any), then ``rest`` unchanged."""
+    if hop_limit is None:
+        return rest
+    if not 0 <= hop_limit <= 255:
+        raise ValueError(f"hop limit {hop_limit} out of range 0-255")
+    return encode_uint_var(EXT_HOP_LIMIT) + encode_uint_var(1) + bytes([hop_limit]) + rest
+
+
+def split_extensions(block: bytes) -> tuple[int | None, bytes]:
+    """``(hop limit, the other extensions)`` of an extension block.
+
+    A block that is not a clean TLV sequence is left alone: ``(None, block)``.
+    """
+    buf = Buffer(data=block)
+    hop_limit: int | None = None
+    rest = b""
+    try:
+        while not buf.eof():
+            start = buf.tell()
+            ext_type = buf.pull_uint_var()
+            value = buf.pull_bytes(buf.pull_uint_var())
+            if ext_type == EXT_HOP_LIMIT and len(value) == 1 and hop_limit is None:
+                hop_limit = value[0]
+            else:
+                rest += block[start:buf.tell()]
+    except BufferReadError:
+        return None, block
+    return hop_limit, rest
 
 
 def push_preface(buf: Buffer, preface: Preface) -> None:
     """Write ``preface`` (magic included)."""
     dest = preface.destination
     check_destination(dest)
-    if len(preface.extensions) > MAX_EXTENSIONS:
+    extensions = encode_extensions(preface.hop_limit, preface.extensions)
+    if len(extensions) > MAX_EXTENSIONS:
         raise ValueError("preface extensions too long")
     buf.push_bytes(MAGIC)
     buf.push_uint8(VERSION)
@@ -213,8 +270,8 @@ def push_preface(buf: Buffer, preface: Preface) -> None:
     else:
         buf.push_bytes(ipaddress.ip_address(dest.host).packed)
     buf.push_uint16(dest.port)
-    buf.push_uint_var(len(preface.extensions))
-    buf.push_bytes(preface.extensions)
+    buf.push_uint_var(len(extensions))
+    buf.push_bytes(extensions)
 
 
 def encode_preface(preface: Preface) -> bytes:
@@ -260,7 +317,8 @@ def pull_preface(buf: Buffer) -> Preface:
         check_destination(dest)
     except ValueError as exc:
         raise PrefaceError(Status.BAD_REQUEST, str(exc)) from None
-    return Preface(kind=kind, destination=dest, extensions=extensions)
+    hop_limit, rest = split_extensions(extensions)
+    return Preface(kind=kind, destination=dest, extensions=rest, hop_limit=hop_limit)
 
 
 def starts_like_preface(prefix: bytes) -> bool | None:

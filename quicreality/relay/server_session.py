@@ -21,6 +21,13 @@ A relay stream is set up in steps, each an action the edge carries out and answe
 
 Every refusal gets a status, a FIN, STOP_SENDING with the status's reset code and one log line.
 UDP flows expire after ``udp_idle_timeout`` without traffic and are capped at ``max_udp_flows``.
+
+**Chains.** With ``[relay.upstream]`` the allowed destinations are reached through the next
+relay: instead of :class:`~.actions.Resolve` / :class:`~.actions.ConnectTcp` the session asks for
+:class:`~.actions.ConnectUpstream` with the preface's hop limit minus one, and the upstream's
+status answer comes back through ``tcp_connected`` / ``connect_failed``. A stream whose hop limit
+is 0 is refused (HOP_LIMIT); a name without a name rule is resolved here first and its allowed
+address is sent upstream. UDP through an upstream is refused (UNSUPPORTED) for now.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from .actions import (
     Candidate,
     CloseUdpFlow,
     ConnectTcp,
+    ConnectUpstream,
     Deliver,
     OpenUdpFlow,
     PauseStreamReading,
@@ -72,15 +80,16 @@ _OK = StatusAnswer(Status.OK)
 class Setup:
     """A relay stream between its preface and its destination's answer."""
 
-    __slots__ = ("deadline", "decision", "destination", "kind", "stream_id")
+    __slots__ = ("deadline", "decision", "destination", "hop_limit", "kind", "stream_id")
 
     def __init__(self, stream_id: int, kind: Kind, destination: Destination,
-                 decision: Allowed | ResolveFirst, deadline: float) -> None:
+                 decision: Allowed | ResolveFirst, deadline: float, hop_limit: int) -> None:
         self.stream_id = stream_id
         self.kind = kind
         self.destination = destination
         self.decision = decision
         self.deadline = deadline
+        self.hop_limit = hop_limit  #: as the preface said (the default when it said nothing)
 
 
 class ServerFlow:
@@ -224,6 +233,17 @@ class ServerRelaySession(RelaySession):
         if preface.kind == Kind.UDP and self.flows.full:
             self._refuse(sid, kind, dest, Status.BUSY, "too many UDP flows", out)
             return
+        hop_limit = preface.effective_hop_limit
+        if self.config.upstream is not None:
+            if preface.kind == Kind.UDP:
+                self._refuse(sid, kind, dest, Status.UNSUPPORTED,
+                             "UDP through an upstream relay is not supported", out)
+                return
+            if hop_limit < 1:
+                self._refuse(sid, kind, dest, Status.HOP_LIMIT,
+                             "hop limit reached: the stream crossed too many relays (a loop?)",
+                             out)
+                return
         out.append(PauseStreamReading(sid))  # until the destination is connected
         if preface.kind == Kind.TCP:
             leg = TcpLeg(sid, dest, connected=False)
@@ -232,7 +252,10 @@ class ServerRelaySession(RelaySession):
             if rest or end_stream:
                 self._stream_data(leg, rest, end_stream, out)
         self._setups[sid] = Setup(sid, preface.kind, dest, decision,
-                                  now + self.config.connect_timeout)
+                                  now + self.config.connect_timeout, hop_limit)
+        if self.config.upstream is not None and isinstance(decision, Allowed):
+            out.append(ConnectUpstream(sid, preface.kind, dest, hop_limit - 1))
+            return
         host = decision.host if isinstance(decision, Allowed) else decision.name
         out.append(Resolve(sid, preface.kind, host, dest.port))
 
@@ -256,6 +279,9 @@ class ServerRelaySession(RelaySession):
         if not chosen:
             self._setup_failed(stream_id, Status.UNREACHABLE, f"{dest} resolves to no address",
                                out)
+        elif self.config.upstream is not None:
+            address = Destination(str(chosen[0][1][0]), dest.port)
+            out.append(ConnectUpstream(stream_id, setup.kind, address, setup.hop_limit - 1))
         elif setup.kind == Kind.TCP:
             out.append(ConnectTcp(stream_id, dest, tuple(chosen)))
         else:

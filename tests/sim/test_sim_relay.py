@@ -18,6 +18,7 @@ from quicreality.quic import events
 from quicreality.relay.actions import (
     AbortTcp,
     Action,
+    Answered,
     CancelConnect,
     CloseTcp,
     CloseUdpFlow,
@@ -182,7 +183,7 @@ class RelayPair(SimPair):
                         flow_id, [b"echo:" + payload], self.now))
                 case SendUdpTo(payload=payload):
                     self.udp_at_app.append(payload)
-                case CloseUdpFlow() | CancelConnect():
+                case CloseUdpFlow() | CancelConnect() | Answered():
                     pass
                 case Deliver(event=event):
                     self.h3_events.append(event)

@@ -16,6 +16,7 @@ from quicreality.quic.errors import LocalProtocolError
 from quicreality.relay.actions import (
     AbortTcp,
     Action,
+    Answered,
     AnswerStatus,
     CancelConnect,
     CloseTcp,
@@ -373,7 +374,8 @@ def test_client_reads_a_split_status_answer_then_relays() -> None:
     sid = open_tcp(c, quic)
     answer = encode_status(OK)
     assert c.handle_event(data(sid, answer[:1]), 0.1) == []
-    assert c.handle_event(data(sid, answer[1:] + b"reply"), 0.2) == [WriteTcp(sid, b"reply")]
+    assert c.handle_event(data(sid, answer[1:] + b"reply"), 0.2) == [Answered(sid, OK),
+                                                                      WriteTcp(sid, b"reply")]
     assert rec.counts["opened:tcp:ok"] == 1
 
 
@@ -383,13 +385,15 @@ def test_client_resets_the_socket_when_the_server_refuses() -> None:
     refusal = encode_status(StatusAnswer(Status.REFUSED, "no"))
     code = RelayErrorCode.REFUSED
     assert c.handle_event(data(sid, refusal, fin=True), 0.1) == [
-        ResetStream(sid, code), StopSending(sid, code), AbortTcp(sid)]
+        Answered(sid, StatusAnswer(Status.REFUSED, "no")), ResetStream(sid, code),
+        StopSending(sid, code), AbortTcp(sid)]
     assert rec.counts["reset:refused"] == 1 and rec.counts["opened:tcp:refused"] == 1
     # The server's STOP_SENDING overtaking its answer says the same.
     sid2 = open_tcp(c, quic)
     assert sid2 != sid
     out = c.handle_event(events.StopSendingReceived(stream_id=sid2, error_code=code), 0.1)
-    assert out == [ResetStream(sid2, code), StopSending(sid2, code), AbortTcp(sid2)]
+    assert out == [Answered(sid2, StatusAnswer(Status.REFUSED)), ResetStream(sid2, code),
+                   StopSending(sid2, code), AbortTcp(sid2)]
     assert rec.counts["reset:refused"] == 2 and rec.counts["reset:peer_stop_sending"] == 0
 
 
