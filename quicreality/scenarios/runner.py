@@ -100,8 +100,13 @@ class RunState:
     note: str = ""
 
 
-def choose_backend(requested: str, link: Link) -> tuple[Backend, str]:
-    """(backend, why): ``auto`` picks netem when the kernel has it, else userspace."""
+def choose_backend(requested: str, link: Link, *, censor: bool = False) -> tuple[Backend, str]:
+    """(backend, why): ``auto`` picks netem when the kernel has it, else userspace.
+
+    A scenario with a ``[censor]`` always gets the userspace emulator (netem cannot inspect).
+    """
+    if censor:
+        return "userspace", "the [censor] runs in the userspace emulator"
     if requested == "userspace":
         return "userspace", "requested"
     has_bh = link.to_server.blackhole is not None or link.to_client.blackhole is not None
@@ -167,7 +172,8 @@ def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
     run_dir = new_run_dir(opts.results, git["short"])
     run_name = run_dir.name
     state = RunState(run_dir=run_dir, scenario=sc)
-    backend, why = choose_backend(opts.backend or sc.backend, sc.link)
+    backend, why = choose_backend(opts.backend or sc.backend, sc.link,
+                                  censor=sc.censor is not None)
     features = probe_features()
     tools = tool_versions()
     topo_id = new_run_id()
@@ -197,7 +203,8 @@ def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
             else:
                 link_ok = True
             with Topology.create(topo_id, sc.link, backend, seed=sc.seed,
-                                 workdir=str(run_dir / "emulator")) as topo:
+                                 workdir=str(run_dir / "emulator"),
+                                 censor=dict(sc.censor) if sc.censor is not None else None) as topo:
                 if sc.link_check.enabled and not state.link_checks:
                     link_ok = _measure(topo, sc, progress, state)
                 if not link_ok:

@@ -48,6 +48,7 @@ __all__ = [
     "initial_type_bits",
     "open_client_datagram",
     "parse_client_hello",
+    "walk_frames",
 ]
 
 #: Versions whose Initial keys the censor knows.
@@ -120,7 +121,7 @@ class DatagramRead:
     error: str | None = None
 
 
-def _walk_frames(payload: bytes) -> tuple[tuple[Frame, ...], str | None]:
+def walk_frames(payload: bytes) -> tuple[tuple[Frame, ...], str | None]:
     """The frames of an Initial payload (RFC 9000 §12.4, §19); an error stops the walk."""
     buf = Buffer(data=payload)
     out: list[Frame] = []
@@ -211,7 +212,7 @@ def open_client_datagram(data: bytes) -> DatagramRead:
             except CryptoError as e:
                 error = f"Initial does not open: {e}"
             else:
-                frames, ferr = _walk_frames(payload)
+                frames, ferr = walk_frames(payload)
                 initials.append(OpenedInitial(version, dcid, scid, token_len, pn, payload,
                                               frames, ferr))
         pos += end
