@@ -25,16 +25,22 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from ..tls.hkdf import SUITE_HASH, CipherSuite, hash_len, hkdf_expand_label, hkdf_extract
 from .packet import QUIC_VERSION_1
 
-#: Initial salts per version (RFC 9001 §5.2).
+#: QUIC version 2 (RFC 9369 §3.1). Our connections speak v1 only; the v2 key derivation below
+#: serves observers that open v2 Initials (the censor lab, quicreality.scenarios.censor).
+QUIC_VERSION_2 = 0x6B3343CF
+
+#: Initial salts per version (RFC 9001 §5.2; v2: RFC 9369 §3.3.1).
 INITIAL_SALTS: dict[int, bytes] = {
     QUIC_VERSION_1: bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a"),
+    QUIC_VERSION_2: bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9"),
 }
 #: The cipher suite protecting Initial packets (RFC 9001 §5.2).
 INITIAL_CIPHER_SUITE = CipherSuite.AES_128_GCM_SHA256
 
-#: HKDF labels per version: key, iv, hp, ku (RFC 9001 §5.1, §6.1).
+#: HKDF labels per version: key, iv, hp, ku (RFC 9001 §5.1, §6.1; v2: RFC 9369 §3.3.2).
 _LABELS: dict[int, tuple[bytes, bytes, bytes, bytes]] = {
     QUIC_VERSION_1: (b"quic key", b"quic iv", b"quic hp", b"quic ku"),
+    QUIC_VERSION_2: (b"quicv2 key", b"quicv2 iv", b"quicv2 hp", b"quicv2 ku"),
 }
 
 #: AEAD key length per cipher suite (RFC 9001 §5.3); the header-protection key has the same length (§5.4).

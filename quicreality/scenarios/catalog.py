@@ -29,6 +29,9 @@ documented in ``docs/scenarios.md``; in short::
     max_seconds = 3                    # iperf3 durations are capped at this
     skip = ["some-workload"]
 
+    [censor]                           # optional: an on-path censor (docs/scenarios.md);
+    policies = ["gfw-2025"]            # needs the userspace emulator (chosen automatically)
+
     [[workload]]
     name = "curl-ours"
     kind = "download"                  # download | iperf3 | fallback | relay-iperf3
@@ -54,6 +57,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .censor.config import CensorConfigError, load_censor
 from .model import Link, ModelError, link_to_dict, load_link
 from .sweep import Sweep, SweepError, apply_point, parse_sweep, point_seed, unique_labels
 
@@ -82,7 +86,10 @@ KINDS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
     "iperf3": (frozenset({"iperf3"}), frozenset({"iperf3"})),
     "fallback": (frozenset({"curl", "quicgo", "ngtcp2", "ours", "aioquic"}), frozenset({"ours"})),
     "relay-iperf3": (frozenset({"ours"}), frozenset({"ours"})),
+    "censored": (frozenset({"ours", "curl", "quicgo", "chromium"}), frozenset({"ours"})),
 }
+#: ``expect`` values of a censored workload (the check passes when the censor did that).
+CENSOR_EXPECT = ("blocked", "passed")
 #: Peers that can serve as the fallback target (in the target namespace).
 TARGET_PEERS = frozenset({"quicgo", "ngtcp2", "aioquic"})
 BACKENDS = ("auto", "userspace", "netem")
@@ -155,6 +162,10 @@ class Workload:
         baseline: A reference measurement (not our stack).
         min_goodput_mbit: If set, a rep whose wire goodput is lower fails its check.
         quick: ``--quick`` overrides.
+        server_name: SNI the client sends (censored; default: the REALITY name, or none).
+        carrier: REALITY carrier of our client (``ech`` | ``session_id``; censored).
+        fingerprint: Our REALITY client's hello (``chrome`` | ``minimal``; censored).
+        expect: What the censor should do (``blocked`` | ``passed``; censored): the check.
     """
 
     name: str
@@ -173,6 +184,10 @@ class Workload:
     baseline: bool = False
     min_goodput_mbit: float | None = None
     quick: WorkloadQuick = field(default_factory=WorkloadQuick)
+    server_name: str | None = None
+    carrier: str | None = None
+    fingerprint: str | None = None
+    expect: str | None = None
 
     @property
     def pair(self) -> str:
@@ -183,7 +198,8 @@ class Workload:
     def requires(self) -> frozenset[str]:
         """Features of our stack this workload needs (``reality``, ``relay``)."""
         need = set()
-        if self.reality or self.kind in ("fallback", "relay-iperf3"):
+        if self.reality or self.kind in ("fallback", "relay-iperf3") or (
+                self.kind == "censored" and self.client == "chromium"):
             need.add("reality")
         if self.kind == "relay-iperf3":
             need.add("relay")
@@ -232,6 +248,7 @@ class Scenario:
         reps: Default repetitions per workload.
         seed: Base seed; rep ``k`` uses ``seed * 1000 + k`` in the emulator.
         backend: ``auto`` (netem if the kernel has it, else userspace), ``userspace``, ``netem``.
+        censor: The validated ``[censor]`` table (None: no censor); needs the userspace emulator.
         link_check: Link check settings.
         quick_settings: What ``--quick`` changes.
         source: The file it was loaded from.
@@ -259,6 +276,7 @@ class Scenario:
     point: Mapping[str, Any] | None = None
     transforms: tuple[tuple[Any, ...], ...] = ()
     base_points: tuple[Scenario, ...] = field(default=(), compare=False, repr=False)
+    censor: Mapping[str, Any] | None = None
 
     def reps_of(self, w: Workload) -> int:
         """Repetitions of workload ``w``."""
@@ -350,6 +368,7 @@ class Scenario:
             "link_check": {"enabled": self.link_check.enabled, "probe_s": self.link_check.probe_s,
                            "ping_count": self.link_check.ping_count},
             "workloads": [_workload_dict(w) for w in self.workloads],
+            "censor": dict(self.censor) if self.censor is not None else None,
             "file": dict(self.data),
             **({"sweep": self.sweep.to_dict()} if self.sweep is not None else {}),
             **({"point": dict(self.point)} if self.point is not None else {}),
@@ -370,10 +389,10 @@ def _workload_dict(w: Workload) -> dict[str, Any]:
 # --------------------------------------------------------------------------- parsing
 
 _SCENARIO_KEYS = {"name", "description", "reps", "seed", "backend"}
-_TOP_KEYS = {"scenario", "link", "link_check", "quick", "workload", "sweep"}
+_TOP_KEYS = {"scenario", "link", "link_check", "quick", "workload", "sweep", "censor"}
 _WORKLOAD_KEYS = {"name", "kind", "client", "server", "description", "size", "seconds", "reverse",
                   "congestion", "reality", "target", "reps", "timeout_s", "baseline",
-                  "min_goodput_mbit", "quick"}
+                  "min_goodput_mbit", "quick", "server_name", "carrier", "fingerprint", "expect"}
 _WQUICK_KEYS = {"size", "seconds", "reps", "skip"}
 _QUICK_KEYS = {"reps", "max_size", "max_seconds", "skip", "link_probe_s", "sweep"}
 _CHECK_KEYS = {"enabled", "probe_s", "ping_count"}
@@ -483,7 +502,23 @@ def _parse_workload(p: _P, i: int, d: Any) -> Workload:
             seconds=p.num(f"{path}.quick.seconds", q["seconds"]) if "seconds" in q else None,
             reps=p.int_(f"{path}.quick.reps", q["reps"], 1) if "reps" in q else None,
             skip=p.bool_(f"{path}.quick.skip", q["skip"]) if "skip" in q else False)
+    if "server_name" in t:
+        kw["server_name"] = p.str_(f"{path}.server_name", t["server_name"])
+    for key, allowed in (("carrier", ("ech", "session_id")), ("fingerprint", ("chrome", "minimal")),
+                         ("expect", CENSOR_EXPECT)):
+        if key in t:
+            if kind != "censored":
+                raise p.err(f"{path}.{key}", "only used by kind = \"censored\"")
+            v = p.str_(f"{path}.{key}", t[key])
+            if v not in allowed:
+                raise p.err(f"{path}.{key}", f"must be one of {', '.join(allowed)}, got {v!r}")
+            kw[key] = v
     w = Workload(**kw)
+    if kind == "censored" and (w.carrier or w.fingerprint) and not w.reality:
+        raise p.err(f"{path}.carrier" if w.carrier else f"{path}.fingerprint",
+                    "carrier and fingerprint need reality = true")
+    if kind == "censored" and w.size_bytes is None:
+        raise p.err(f"{path}.size", "required for a censored download")
     if kind == "download" and w.size_bytes is None:
         raise p.err(f"{path}.size", "required for a download")
     if kind in ("iperf3", "relay-iperf3") and w.seconds is None:
@@ -492,7 +527,7 @@ def _parse_workload(p: _P, i: int, d: Any) -> Workload:
         raise p.err(f"{path}.reality", "only our client speaks REALITY")
     if w.reality and (client != "ours" or server != "ours"):
         raise p.err(f"{path}.reality", "REALITY downloads need client = server = \"ours\"")
-    if kind not in ("download", "iperf3") and w.size_bytes is None and "size" in t:
+    if kind not in ("download", "iperf3", "censored") and w.size_bytes is None and "size" in t:
         raise p.err(f"{path}.size", f"not used by {kind}")
     return w
 
@@ -549,11 +584,22 @@ def parse_scenario(doc: Mapping[str, Any], source: str = "", default_name: str =
     for s in quick.skip:
         if s not in seen:
             raise p.err("quick.skip", f"no workload named {s!r}")
+    censor = None
+    if "censor" in doc:
+        try:
+            censor = load_censor(doc["censor"])
+        except CensorConfigError as e:
+            raise p.err(e.field_path, e.message) from None
+        if backend == "netem":
+            raise p.err("scenario.backend", "the [censor] runs in the userspace emulator; netem "
+                                            "cannot inspect packets (use auto or userspace)")
+    elif any(w.kind == "censored" for w in workloads):
+        raise p.err("censor", "required by the censored workloads (the on-path censor)")
     return Scenario(
         name=name, description=p.str_("scenario.description", sc.get("description", "")),
         link=link, workloads=workloads, reps=p.int_("scenario.reps", sc.get("reps", 3), 1),
         seed=p.int_("scenario.seed", sc.get("seed", 1), 0), backend=backend,
-        link_check=link_check, quick_settings=quick, source=source, data=doc)
+        link_check=link_check, quick_settings=quick, source=source, data=doc, censor=censor)
 
 
 def _parse_sweep_scenario(doc: Mapping[str, Any], source: str, default_name: str) -> Scenario:

@@ -104,8 +104,13 @@ class RunState:
     link_failed: list[str] = dataclasses.field(default_factory=list)
 
 
-def choose_backend(requested: str, link: Link) -> tuple[Backend, str]:
-    """(backend, why): ``auto`` picks netem when the kernel has it, else userspace."""
+def choose_backend(requested: str, link: Link, *, censor: bool = False) -> tuple[Backend, str]:
+    """(backend, why): ``auto`` picks netem when the kernel has it, else userspace.
+
+    A scenario with a ``[censor]`` always gets the userspace emulator (netem cannot inspect).
+    """
+    if censor:
+        return "userspace", "the [censor] runs in the userspace emulator"
     if requested == "userspace":
         return "userspace", "requested"
     has_bh = link.to_server.blackhole is not None or link.to_client.blackhole is not None
@@ -192,7 +197,8 @@ def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
     git = git_info()
     run_dir = new_run_dir(opts.results, git["short"])
     state = RunState(run_dir=run_dir, scenario=sc)
-    backend, why = choose_backend(opts.backend or sc.backend, sc.link)
+    backend, why = choose_backend(opts.backend or sc.backend, sc.link,
+                                  censor=sc.censor is not None)
     topo_id = new_run_id()
     scratch = Path(tempfile.mkdtemp(prefix=f"qr-{topo_id}-scratch-"))
     run_info = new_run_info(sc, run_dir, backend, why, {"kind": "local"})
@@ -245,7 +251,8 @@ def run_point(sc: Scenario, state: RunState, assets: Assets, progress: Progress,
         state.note = "link check on a twin topology without the blackhole schedule"
     else:
         link_ok = True
-    with Topology.create(topo_id, sc.link, backend, seed=sc.seed, workdir=str(workdir)) as topo:
+    with Topology.create(topo_id, sc.link, backend, seed=sc.seed, workdir=str(workdir),
+                         censor=dict(sc.censor) if sc.censor is not None else None) as topo:
         if sc.link_check.enabled and not state.link_checks:
             link_ok = _measure(topo, sc, progress, state)
         if sc.point is not None:

@@ -151,6 +151,7 @@ class Topology:
     workdir: str
     emulator_stats: dict[str, Any] | None = None
     sysctls: dict[str, Any] = field(default_factory=dict)
+    censor: dict[str, Any] | None = None
     _procs: list[subprocess.Popen[Any]] = field(default_factory=list, repr=False)
     _emulator: subprocess.Popen[str] | None = field(default=None, repr=False)
     _created: list[str] = field(default_factory=list, repr=False)
@@ -201,6 +202,7 @@ class Topology:
             "namespaces": {h: self.ns(h) for h in HOSTS}, "addresses": dict(ADDRESSES),
             "link_interface": LINK_IF, "target_interface": TARGET_IF,
             "link": link_to_dict(self.link), "sysctls": dict(self.sysctls),
+            "censor": self.censor,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -208,7 +210,8 @@ class Topology:
     @classmethod
     @contextlib.contextmanager
     def create(cls, run_id: str, link: Link, backend: Backend = "userspace", *,
-               seed: int = 0, workdir: str | None = None) -> Iterator[Topology]:
+               seed: int = 0, workdir: str | None = None,
+               censor: dict[str, Any] | None = None) -> Iterator[Topology]:
         """Build the topology, yield it, and always tear it down.
 
         Args:
@@ -218,6 +221,8 @@ class Topology:
             seed: Seed of the userspace emulator.
             workdir: Where emulator config/stats go; a temp dir (removed at
                 teardown) if None.
+            censor: A validated ``[censor]`` table: the emulator runs the censor stage
+                (userspace backend only), logging to ``<workdir>/censor.jsonl``.
 
         Raises:
             TopologyError: If a command fails (teardown has already run).
@@ -227,7 +232,10 @@ class Topology:
         wd = tempfile.mkdtemp(prefix=f"{PREFIX}{run_id}-") if own_dir else workdir
         assert wd is not None
         os.makedirs(wd, exist_ok=True)
-        topo = cls(run_id=run_id, link=link, backend=backend, seed=seed, workdir=wd)
+        if censor is not None and backend != "userspace":
+            raise TopologyError("the censor needs the userspace backend")
+        topo = cls(run_id=run_id, link=link, backend=backend, seed=seed, workdir=wd,
+                   censor=censor)
         restore = _install_term_handlers()
         try:
             topo._build()
@@ -294,7 +302,7 @@ class Topology:
         cfg = EmulatorConfig(tag=self.tag, client_netns=self.ns("client"),
                              server_netns=self.ns("server"), link=self.link, seed=self.seed,
                              ifname=LINK_IF, stats_path=os.path.join(self.workdir, "emulator-stats.json"),
-                             extra={"rearm_path": self._rearm_path})
+                             extra={"rearm_path": self._rearm_path, **self._censor_extra()})
         cfg_path = os.path.join(self.workdir, "emulator-config.json")
         with open(cfg_path, "w") as f:
             f.write(cfg.to_json())
@@ -312,6 +320,23 @@ class Topology:
             with open(os.path.join(self.workdir, "emulator.stderr")) as f:
                 msg = f.read().strip().splitlines()[-3:]
             raise TopologyError(f"emulator did not start (exit {rc}): {' | '.join(msg)}")
+
+    @property
+    def censor_log(self) -> str | None:
+        """The run's ``censor.jsonl`` (written by the emulator), or None without a censor."""
+        return os.path.join(self.workdir, "censor.jsonl") if self.censor else None
+
+    def _censor_extra(self) -> dict[str, Any]:
+        """Emulator config entries of the censor: its table, log, and the prober's place.
+
+        The prober lives in the server namespace at the server's target-side address and
+        compares the server with the target (both inside our namespaces).
+        """
+        if not self.censor:
+            return {}
+        return {"censor": self.censor, "censor_log": self.censor_log,
+                "prober": {"netns": self.ns("server"), "addr": ADDRESSES["server_target_side"],
+                           "target": [ADDRESSES["target"], 443]}}
 
     @property
     def _owner_path(self) -> str:

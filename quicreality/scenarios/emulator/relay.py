@@ -24,6 +24,10 @@ period that ended (the runner's per-repetition link counters).  The
 runner re-arms after its link check so the workload sees the seed's pattern
 from packet one.
 
+With ``extra["censor"]`` (a ``[censor]`` table) every packet read from a TUN first passes the
+censor stage (:mod:`.censor_stage`): client -> server packets are inspected, both directions
+drop blocked flows, decisions go to ``extra["censor_log"]``, and a re-arm resets the censor.
+
 The process prints ``ready`` on stdout once both TUNs are attached.
 """
 
@@ -142,6 +146,7 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
     fd_c = attach_tun(cfg.client_netns, cfg.ifname)
     fd_s = attach_tun(cfg.server_netns, cfg.ifname)
     now = time.monotonic()
+    stage = _censor_stage(cfg, now)
     to_server = DirectionCore(cfg.link.to_server, cfg.seed, "to_server", origin=now)
     to_client = DirectionCore(cfg.link.to_client, cfg.seed, "to_client", origin=now)
 
@@ -194,6 +199,10 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                 due = due_a
             else:
                 due = due_b
+            if stage is not None:
+                pt = stage.next_timer()
+                if pt is not None and (due is None or pt < due):
+                    due = pt
             if due is None:
                 timeout: float | None = None
             else:
@@ -201,7 +210,7 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                 if timeout < 0:
                     timeout = 0.0
             try:
-                ready, _, _ = sel(rlist, [], [], timeout)
+                ready, _, _ = sel(rlist + stage.fds() if stage else rlist, [], [], timeout)
             except InterruptedError:  # pragma: no cover - PEP 475 retries
                 ready = []
             now = mono()
@@ -215,8 +224,14 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                     except BlockingIOError:
                         pass
                     continue
+                if fd not in (fd_c, fd_s):
+                    if stage is not None:
+                        stage.on_readable(fd, now)
+                    continue
                 core = to_server if fd == fd_c else to_client
                 submit = core.submit
+                allow = None if stage is None else (
+                    stage.to_server if fd == fd_c else stage.to_client)
                 for _ in range(batch):
                     try:
                         pkt = read(fd, bufsize)
@@ -226,6 +241,8 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                         if e.errno in (errno.EAGAIN, errno.EINTR):
                             break
                         raise
+                    if allow is not None and not allow(pkt, now):
+                        continue  # the censor dropped it before the link
                     submit(pkt, now)
             if flags["rearm"]:
                 flags["rearm"] = 0
@@ -237,12 +254,19 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                 now = mono()
                 to_server.reset(seed, now)
                 to_client.reset(seed, now)
+                if stage is not None:
+                    stage.rearm(now, seed)
                 if acked:
                     _rearm_ack(cfg, seed, before)
             now = mono()
+            if stage is not None:
+                stage.poll(now)
             to_server.release(now, write_s)
             to_client.release(now, write_c)
     finally:
+        if stage is not None:
+            stats["censor"] = stage.stats()
+            stage.close()
         wall = mono() - t_start
         cpu1 = _cpu_s()
         stats["to_server"] = to_server.stats()
@@ -261,6 +285,25 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                 json.dump(stats, f, indent=1)
             os.replace(tmp, cfg.stats_path)
     return stats
+
+
+def _censor_stage(cfg: EmulatorConfig, now: float) -> Any:
+    """The censor stage when ``cfg.extra["censor"]`` holds a ``[censor]`` table, else None.
+
+    ``extra["censor_log"]`` is the run's ``censor.jsonl``; ``extra["prober"]`` gives the
+    prober's namespace, source address and the target it compares with.
+    """
+    table = cfg.extra.get("censor")
+    if not table:
+        return None
+    from .censor_stage import CensorStage
+
+    prober = cfg.extra.get("prober") or {}
+    target = prober.get("target")
+    return CensorStage(table, cfg.extra.get("censor_log"), now,
+                       server_netns=prober.get("netns", cfg.server_netns),
+                       target=(str(target[0]), int(target[1])) if target else None,
+                       prober_addr=prober.get("addr"))
 
 
 def _rearm_request(cfg: EmulatorConfig, current: int) -> tuple[int, bool]:

@@ -242,7 +242,8 @@ def _child(spec_file: str, out_dir: str) -> int:
     out = Path(out_dir)
     run_dir = out / spec.run
     run_dir.mkdir(parents=True)
-    backend, why = runner.choose_backend(spec.backend, point.link)
+    backend, why = runner.choose_backend(spec.backend, point.link,
+                                               censor=point.censor is not None)
     run_info = runner.new_run_info(point, run_dir, backend, why, dict(spec.executor))
     state = runner.RunState(run_dir=run_dir, scenario=point)
     scratch = out / "scratch"

@@ -10,7 +10,8 @@ and repetitions; for each repetition it builds a :class:`~.context.RepContext` a
 * ``download`` (:mod:`.download`): HTTP/3 GET of one file, plain or through REALITY;
 * ``iperf3`` (:mod:`.iperf3`): TCP directly between the namespaces (headers-only captures);
 * ``fallback`` (:mod:`.fallback`): a client without credentials must reach the target;
-* ``relay-iperf3`` (:mod:`.relay_iperf3`): iperf3 through the REALITY relay.
+* ``relay-iperf3`` (:mod:`.relay_iperf3`): iperf3 through the REALITY relay;
+* ``censored`` (:mod:`.censored`): a download through the scenario's on-path ``[censor]``.
 
 What the kinds share is in :mod:`.context` (the repetition context and outcome, log tails, key
 logs, peer commands), :mod:`.measures` (qlog and link-loss metrics) and :mod:`.reality` (feature
@@ -23,7 +24,7 @@ and SIGTERM propagate.
 
 >>> from quicreality.scenarios.workloads import workload_kinds
 >>> sorted(workload_kinds())
-['download', 'fallback', 'iperf3', 'relay-iperf3']
+['censored', 'download', 'fallback', 'iperf3', 'relay-iperf3']
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..peers.base import Unsupported
 from ..peers.paths import PeerNotInstalled
 from ..peers.process import PeerFailed
 from ..results import Check
-from . import download, fallback, iperf3, relay_iperf3
+from . import censored, download, fallback, iperf3, relay_iperf3
 from .context import (
     Assets,
     Metric,
@@ -98,5 +99,5 @@ def run_rep(ctx: RepContext) -> RepOutcome:
         ctx.close()
 
 
-for _mod in (download, iperf3, fallback, relay_iperf3):
+for _mod in (download, iperf3, fallback, relay_iperf3, censored):
     register_workload(_mod.SPEC)

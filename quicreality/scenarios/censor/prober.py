@@ -1,0 +1,209 @@
+"""The censor's active prober: probe a suspected server and the real site, compare (sans-IO).
+
+Theory of operation
+-------------------
+A :class:`ProbeSession` is made for one :class:`~.core.ProbeRequest`. It builds the probe
+classes of the REALITY issue (``tests/interop/reality_probes.py``; ``quicreality.reality.probe``
+builds the Initials) plus a replay of the client's own first Initials, and lists, per probe,
+one endpoint for the suspected server and one for the target (the real site for the same SNI):
+:meth:`ProbeSession.endpoints` gives ``(address, datagrams)`` in order and the I/O layer sends
+each list from its own socket, so every answer is attributed (:meth:`ProbeSession.receive`).
+After ``timeout_s`` (:meth:`ProbeSession.handle_timer`) the answers are reduced to shapes
+(:func:`answer_shape`: packet type, and for a server Initial the ServerHello's cipher suite,
+key share group and extension list, all readable by anyone since Initial keys are public,
+RFC 9001 §5.2) and compared probe by probe: ``target-like`` if the server answered every probe
+like the target, else ``distinct``.
+
+Probes: ``replay`` (the client's first datagrams, as sent), ``random-long-header``,
+``random-small``, ``truncated-initial`` (the client's first datagram cut 60 bytes short) and
+``not-a-client-hello`` (an Initial carrying a bogus Certificate message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ...quic.crypto import (
+    INITIAL_CIPHER_SUITE,
+    CryptoContext,
+    CryptoError,
+    derive_initial_secrets,
+)
+from ...quic.packet import QUIC_VERSION_1
+from ...reality.probe import crypto_frame, initial_packet
+from .core import ProbeRequest
+from .initial import walk_frames
+
+__all__ = ["PROBE_CLASSES", "ProbeSession", "answer_shape", "build_probes"]
+
+PROBE_CLASSES = ("replay", "random-long-header", "random-small", "truncated-initial",
+                 "not-a-client-hello")
+_LONG_TYPES = {0: "initial", 1: "0rtt", 2: "handshake", 3: "retry"}
+
+
+def build_probes(req: ProbeRequest, rng: Callable[[int], bytes]) -> list[tuple[str, bytes,
+                                                                             list[bytes]]]:
+    """``(name, dcid, datagrams)`` per probe class; ``dcid`` opens the server's Initial answer."""
+    first = req.datagrams[0] if req.datagrams else b""
+    dcid = first[6:6 + first[5]] if len(first) > 6 else b""
+    out: list[tuple[str, bytes, list[bytes]]] = []
+    out.append(("replay", dcid, list(req.datagrams)))
+    junk = bytearray(rng(1200))
+    junk[0] |= 0xC0
+    junk[1:5] = b"\x1a\x2a\x3a\x4a"  # a reserved version (RFC 9000 §15)
+    out.append(("random-long-header", b"", [bytes(junk)]))
+    out.append(("random-small", b"", [rng(50)]))
+    out.append(("truncated-initial", dcid, [first[:max(0, len(first) - 60)]]))
+    cid, scid = rng(8), rng(8)
+    body = rng(300)
+    message = bytes([11]) + len(body).to_bytes(3, "big") + body  # a Certificate message
+    out.append(("not-a-client-hello", cid, [initial_packet(crypto_frame(0, message), dcid=cid,
+                                                           scid=scid, packet_number=0,
+                                                           pad_to=1200)]))
+    return out
+
+
+def _server_hello_shape(data: bytes) -> str:
+    """Cipher suite, key share group and extension types of a ServerHello (RFC 8446 §4.1.3)."""
+    if len(data) < 4 + 2 + 32 + 1 or data[0] != 2:
+        return "no-server-hello"
+    pos = 38
+    pos += 1 + data[pos]
+    if pos + 3 > len(data):
+        return "server-hello-cut"
+    suite = int.from_bytes(data[pos:pos + 2], "big")
+    pos += 3 + 2
+    exts, group = [], None
+    while pos + 4 <= len(data):
+        etype = int.from_bytes(data[pos:pos + 2], "big")
+        elen = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if etype == 51 and elen >= 2:
+            group = int.from_bytes(data[pos + 4:pos + 6], "big")
+        exts.append(f"{etype:#06x}")
+        pos += 4 + elen
+    ks = f"{group:#06x}" if group is not None else "none"
+    return f"sh cs={suite:#06x} ks={ks} ext={','.join(exts)}"
+
+
+def answer_shape(datagram: bytes, odcid: bytes) -> str:
+    """A coarse, comparable description of one answer datagram.
+
+    A v1 server Initial is opened with the server Initial keys of ``odcid`` (RFC 9001 §5.2) and
+    its ServerHello summarised; other packets are named by type.
+    """
+    if not datagram:
+        return "empty"
+    if not datagram[0] & 0x80:
+        return "short"
+    if len(datagram) < 7:
+        return "long-cut"
+    version = int.from_bytes(datagram[1:5], "big")
+    if version == 0:
+        return "version-negotiation"
+    if version != QUIC_VERSION_1:
+        return f"long-{version:#x}"
+    kind = _LONG_TYPES[(datagram[0] & 0x30) >> 4]
+    if kind != "initial" or not odcid:
+        return kind
+    try:
+        pos = 5
+        dlen = datagram[pos]
+        pos += 1 + dlen
+        slen = datagram[pos]
+        scid_len = slen
+        pos += 1 + slen
+        tlen, n = _varint(datagram, pos)
+        pos += n + tlen
+        length, n = _varint(datagram, pos)
+        pos += n
+        _, server_secret = derive_initial_secrets(odcid, QUIC_VERSION_1)
+        ctx = CryptoContext()
+        ctx.setup(INITIAL_CIPHER_SUITE, server_secret, QUIC_VERSION_1)
+        _, payload, _ = ctx.decrypt_packet(datagram[:pos + length], pos, 0)
+    except (IndexError, CryptoError, ValueError):
+        return "initial-unreadable"
+    frames, _ = walk_frames(payload)
+    crypto = sorted((f.offset, f.data) for f in frames if f.type == 0x06)
+    hello = b"".join(d for o, d in crypto) if crypto and crypto[0][0] == 0 else b""
+    return f"initial scid={scid_len} {_server_hello_shape(hello)}"
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """(value, size) of the QUIC varint at ``pos`` (RFC 9000 §16)."""
+    size = 1 << (data[pos] >> 6)
+    v = data[pos] & 0x3F
+    for b in data[pos + 1:pos + size]:
+        v = (v << 8) | b
+    if pos + size > len(data):
+        raise IndexError("varint cut")
+    return v, size
+
+
+@dataclass
+class ProbeSession:
+    """One prober visit: every probe class to the server and to the target, then a verdict.
+
+    Args:
+        request: What the censor asked for.
+        server: The suspected server (address, port).
+        target: The real site for the same SNI.
+        timeout_s: How long to listen after sending.
+        rng: Random bytes for the probes.
+        now: The caller's clock when the probes are sent.
+    """
+
+    request: ProbeRequest
+    server: tuple[str, int]
+    target: tuple[str, int]
+    timeout_s: float
+    rng: Callable[[int], bytes]
+    now: float
+    probes: list[tuple[str, bytes, list[bytes]]] = field(init=False)
+    answers: list[list[bytes]] = field(init=False)
+    done: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.probes = build_probes(self.request, self.rng)
+        self.answers = [[] for _ in range(2 * len(self.probes))]
+
+    def endpoints(self) -> list[tuple[tuple[str, int], list[bytes]]]:
+        """Per probe: the server endpoint, then the target endpoint, with the datagrams to send."""
+        out = []
+        for _, _, datagrams in self.probes:
+            out.append((self.server, datagrams))
+            out.append((self.target, datagrams))
+        return out
+
+    def receive(self, index: int, data: bytes, now: float) -> None:
+        """An answer that came back to endpoint ``index``'s socket."""
+        if not self.done:
+            self.answers[index].append(data)
+
+    def get_timer(self) -> float | None:
+        """When the listening ends."""
+        return None if self.done else self.now + self.timeout_s
+
+    def handle_timer(self, now: float) -> None:
+        """Stop listening once the timeout has passed."""
+        if now >= self.now + self.timeout_s:
+            self.done = True
+
+    def shapes(self) -> list[tuple[str, list[str], list[str]]]:
+        """Per probe: name, the server's answer shapes, the target's (sorted, deduplicated)."""
+        out = []
+        for i, (name, dcid, _) in enumerate(self.probes):
+            s = sorted({answer_shape(d, dcid) for d in self.answers[2 * i]})
+            t = sorted({answer_shape(d, dcid) for d in self.answers[2 * i + 1]})
+            out.append((name, s, t))
+        return out
+
+    def verdict(self) -> tuple[str, str]:
+        """``("target-like" | "distinct", detail)``."""
+        rows = self.shapes()
+        for name, s, t in rows:
+            if s != t:
+                return "distinct", (f"probe {name}: server answered {s or ['nothing']}, "
+                                    f"target {t or ['nothing']}")
+        summary = "; ".join(f"{n}: {','.join(s) or 'silence'}" for n, s, _ in rows)
+        return "target-like", f"all {len(rows)} probes answered like the target ({summary})"
