@@ -14,7 +14,6 @@ Every seed is small; :func:`write_corpora` keeps each target under :data:`MAX_TA
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 from ..quic.crypto import CryptoContext, CryptoError, CryptoPair
 from ..quic.errors import QuicConnectionError
-from ..quic.frames import CryptoFrame, StreamFrame, pull_frame
+from ..quic.frames import CryptoFrame, pull_frame
 from ..quic.packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
@@ -152,7 +151,7 @@ class CaptureDecryptor:
 
 def pcap_datagrams(path: Path) -> list[tuple[int, int, bytes]]:
     """``(source port, destination port, UDP payload)`` of every UDP packet (scapy)."""
-    from scapy.all import UDP, rdpcap  # type: ignore[import-untyped,unused-ignore]
+    from scapy.all import UDP, rdpcap  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
     out = []
     for pkt in rdpcap(str(path)):
@@ -276,6 +275,7 @@ def _hellos(caps: list[Capture]) -> list[tuple[bool, int, bytes]]:
 
 def seeds_transport_params(caps: list[Capture]) -> list[bytes]:
     from ..tls import messages as m
+    from ..tls.alerts import TlsAlert
 
     out = []
     for from_client, ptype, data in _hellos(caps):
@@ -286,7 +286,7 @@ def seeds_transport_params(caps: list[Capture]) -> list[bytes]:
                 tp = m.pull_encrypted_extensions(Buffer(data=data)).quic_transport_parameters
             else:
                 continue
-        except Exception:  # a seed we cannot read is simply not a seed
+        except (TlsAlert, BufferReadError):  # a seed we cannot read is simply not a seed
             continue
         if tp:
             out.append(bytes([0 if from_client else 1]) + tp)
@@ -346,11 +346,3 @@ def write_corpora(out: Path, names: Iterable[str] | None = None) -> list[tuple[s
         report.append((name, len(list(d.iterdir())), total))
     return report
 
-
-def gunzip_head(path: Path, limit: int) -> bytes:
-    """The first ``limit`` bytes (cut at a line end) of a possibly gzipped text file."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) <= limit:
-        return raw
-    cut = raw.rfind(b"\n", 0, limit)
-    return raw[:cut + 1 if cut > 0 else limit]

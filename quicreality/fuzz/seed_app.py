@@ -3,6 +3,7 @@ qlog loader (see :mod:`.corpus`)."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from .harness import join_records
 if TYPE_CHECKING:
     from .corpus import Capture
 
-__all__ = ["seeds_gate", "seeds_h3", "seeds_qlog", "seeds_relay"]
+__all__ = ["gunzip_head", "seeds_gate", "seeds_h3", "seeds_qlog", "seeds_relay"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,8 +152,6 @@ def seeds_gate(caps: list[Capture]) -> list[bytes]:
 
 def seeds_qlog() -> list[bytes]:
     """The heads of committed qlogs of several producers, and small hand-made containers."""
-    from .corpus import gunzip_head
-
     out = []
     seen: set[str] = set()
     for p in sorted((ROOT / "captures").rglob("*qlog.gz")):
@@ -170,3 +169,12 @@ def seeds_qlog() -> list[bytes]:
                b'\x1e{"time":0.5,"name":"quic:packet_received","data":{"header":'
                b'{"packet_type":"initial","packet_number":0},"raw":{"length":1200}}}\n')
     return out
+
+
+def gunzip_head(path: Path, limit: int) -> bytes:
+    """The first ``limit`` bytes (cut at a line end) of a possibly gzipped text file."""
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) <= limit:
+        return raw
+    cut = raw.rfind(b"\n", 0, limit)
+    return raw[:cut + 1 if cut > 0 else limit]

@@ -54,7 +54,7 @@ def handshake_records() -> tuple[bytes, bytes]:
     from_server: list[bytes] = []
     pending = [o for o in client.start() if isinstance(o, SendCrypto)]
     while pending:
-        nxt = []
+        nxt: list[SendCrypto] = []
         for out in pending:
             from_client.append(bytes([out.epoch]) + out.data)
             for reply in server.receive(out.epoch, out.data):
