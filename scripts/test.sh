@@ -6,7 +6,7 @@
 # 1. scripts/setup.sh (idempotent; ~1 s when everything is installed; QR_SKIP_SETUP=1 skips it)
 # 2. lint: `ruff check quicreality tests` and `mypy quicreality` (findings fail; QR_SKIP_LINT=1 skips)
 # 3. pytest in phases, each only on the dirs that exist:
-#      unit+sim       tests/unit tests/sim            (fast, no sockets)
+#      unit+sim       tests/unit tests/sim tests/fuzz (fast, no sockets)
 #      aio            tests/aio                       (asyncio on loopback)
 #      interop+lab    tests/interop tests/lab         (real peers, netns; needs root)
 #    A phase whose dirs hold no test files yet is reported as "no tests yet" and passes; a phase
@@ -107,7 +107,7 @@ lint() { # ruff (the rule set in pyproject.toml) and mypy over the package; find
 
 EXTRA=("$@")
 [[ ${QR_SKIP_LINT:-0} == 1 ]] || lint
-phase "unit+sim" 0 tests/unit tests/sim
+phase "unit+sim" 0 tests/unit tests/sim tests/fuzz
 phase "aio" 0 tests/aio
 phase "interop+lab" 1 tests/interop tests/lab
 

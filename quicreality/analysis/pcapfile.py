@@ -95,6 +95,8 @@ def _frames_pcap(data: bytes) -> Iterator[tuple[float, int, bytes]]:
         end = ">"
     else:
         raise ValueError("not a pcap file")
+    if len(data) < 24:
+        raise ValueError("truncated pcap file header")
     nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     linktype = struct.unpack_from(end + "I", data, 20)[0] & 0x0FFFFFFF
     off = 24
@@ -120,7 +122,7 @@ def _frames_pcapng(data: bytes) -> Iterator[tuple[float, int, bytes]]:
         if blen < 12 or off + blen > len(data):
             break
         body = data[off + 8:off + blen - 4]
-        if btype == 1:  # interface description
+        if btype == 1 and len(body) >= 8:  # interface description
             linktype = struct.unpack_from(end + "H", body, 0)[0]
             tick = 1e-6
             o = 8
