@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 #: Packet spaces, as the send path numbers them (Initial, Handshake, Application).
 SPACE_NAMES = ("initial", "handshake", "1rtt")
@@ -101,7 +101,14 @@ class FlightShaper:
         self._index = len(self.shape.datagrams)
 
 
-def complete_datagram(drafts: list[Any], used: int, step: ShapedDatagram, shaper: FlightShaper,
+class Finishable(Protocol):
+    """A shaper that can be told to stop (:meth:`FlightShaper.finish`)."""
+
+    def finish(self) -> None:
+        """Stop shaping."""
+
+
+def complete_datagram(drafts: list[Any], used: int, step: ShapedDatagram, shaper: Finishable,
                       new_draft: Callable[[int, int], Any]) -> int:
     """Give every space of ``step`` a packet (PADDING-only if it has nothing) and pad the last one
     to ``step.size``; return the datagram's new size.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..wire.buffer import Buffer, BufferReadError
 from .errors import QuicConnectionError, QuicErrorCode
+from .packet import CONNECTION_ID_MAX_SIZE, STATELESS_RESET_TOKEN_SIZE
 
 # Transport parameter identifiers (RFC 9000 §18.2, RFC 9221 §3).
 PARAM_ORIGINAL_DESTINATION_CONNECTION_ID = 0x00
@@ -49,10 +50,6 @@ MAX_ACK_DELAY_LIMIT = 1 << 14
 MIN_ACTIVE_CONNECTION_ID_LIMIT = 2
 #: Largest initial_max_streams_bidi/uni (RFC 9000 §18.2, §4.6).
 MAX_STREAMS_LIMIT = 1 << 60
-#: Connection ID length bound (RFC 9000 §17.2).
-CONNECTION_ID_MAX_SIZE = 20
-#: Stateless reset token length (RFC 9000 §18.2).
-STATELESS_RESET_TOKEN_SIZE = 16
 
 #: Parameters only a server may send (RFC 9000 §18.2).
 SERVER_ONLY_PARAMETERS = frozenset(

@@ -44,7 +44,7 @@ def established() -> SimPair:
 
 def forge(client: QuicConnection, payload: bytes, dcid: bytes | None = None) -> bytes:
     """A 1-RTT packet protected with the client's real keys, carrying ``payload``."""
-    space = client._recovery.spaces[2]
+    space = client._spaces[2]
     pn = space.next_pn
     space.next_pn += 1
     if len(payload) < 8:
@@ -150,7 +150,7 @@ def test_closing_state_sends_at_most_three_times_what_the_address_sent() -> None
     for pn in range(1, 41):
         # A STREAM frame is not allowed in an Initial: PROTOCOL_VIOLATION, then the closing state.
         trigger = seal_packet(client._cryptos[0], PACKET_TYPE_INITIAL, version=1,
-                              dcid=client._initial_dcid, scid=client.host_cid,
+                              dcid=client._ids.initial_dcid, scid=client.host_cid,
                               token=b"", packet_number=pn, payload=b"\x08\x00\x01x" + bytes(4))
         ep.receive_datagram(trigger, ATTACKER, now)
         for data, addr in conn.datagrams_to_send(now):

@@ -136,7 +136,7 @@ def test_retry_handshake() -> None:
     handshake(pair)
     (sid,) = pair.request()
     pair.run(lambda: sid in pair.finished)
-    assert pair.client._received_retry
+    assert pair.client._ids.received_retry
 
 
 def test_close_reaches_peer() -> None:

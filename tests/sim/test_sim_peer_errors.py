@@ -29,7 +29,7 @@ def established() -> SimPair:
 
 def forge(client: QuicConnection, payload: bytes) -> bytes:
     """A 1-RTT packet protected with the client's real keys, carrying ``payload``."""
-    space = client._recovery.spaces[2]
+    space = client._spaces[2]
     pn = space.next_pn
     space.next_pn += 1
     if len(payload) < 8:
@@ -98,7 +98,7 @@ def test_server_closes_with_the_right_code(name: str) -> None:
 def test_empty_packet_is_a_protocol_violation() -> None:
     pair = established()
     assert pair.server is not None
-    space = pair.client._recovery.spaces[2]
+    space = pair.client._spaces[2]
     pn = space.next_pn
     space.next_pn += 1
     # An empty payload cannot carry the HP sample; pad with nothing the parser accepts as frames.

@@ -1,20 +1,30 @@
-"""Send path and application API of :class:`~quicreality.quic.connection.QuicConnection`.
+"""The send path: :class:`PacketAssembler` builds packets and datagrams (RFC 9000 §12.2, §13).
 
-``datagrams_to_send(now)`` fills datagrams space by space (Initial, Handshake, 1-RTT), coalescing
-packets, within the congestion window, the pacer and the anti-amplification limit. Every frame
-registers a delivery callback ``(handler, args)`` on its packet; recovery calls it on ACK or loss.
+``build_datagrams(now, ...)`` fills datagrams space by space (Initial, Handshake, 1-RTT),
+coalescing packets, within the congestion window, the pacer and the anti-amplification limit; it
+asks each space's ACK state, CRYPTO stream and :class:`~.spaces.OwedFrames` record, then the
+stream manager, for frames within the packet's byte budget. Every frame registers a delivery
+callback ``(handler, args)`` on its packet; recovery calls it on ACK or loss, and a lost frame's
+callback owes it again. The client's first Initial flight may follow a planned layout
+(:mod:`~quicreality.quic.initial_layout`); a server's first flight may follow a shape
+(:class:`FlightShaping`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from ...qlog.sink import ack_frame, crypto_frame, stream_frame
+from ...qlog.sink import QlogSink, ack_frame, crypto_frame, stream_frame
 from ...wire.buffer import Buffer
 from .. import events, initial_layout
 from .. import frames as f
-from ..errors import LocalProtocolError, QuicErrorCode
-from ..flight_shape import complete_datagram
+from ..config import QuicConfiguration
+from ..crypto import CryptoPair
+from ..errors import QuicErrorCode
+from ..events import QuicEvent
+from ..flight_shape import ShapedDatagram, complete_datagram
 from ..packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_HANDSHAKE,
@@ -28,20 +38,47 @@ from ..packet_builder import (
     len_uint_var,
     seal_packet,
 )
-from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL, SentPacket
+from ..recovery.congestion.base import CongestionController
+from ..recovery.loss import (
+    SPACE_APPLICATION,
+    SPACE_HANDSHAKE,
+    SPACE_INITIAL,
+    DeliveryHandler,
+    LossRecovery,
+    SentPacket,
+)
+from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
-from .base import ConnectionBase
-from .state import ConnectionState
+from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .path import NetworkPath
+from .spaces import OwedFrames, PacketSpace
+from .streams import StreamManager
 
 #: Long/short header packet type of each packet number space.
 _PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
-#: RFC 9000 §8.1 anti-amplification factor.
-AMPLIFICATION_LIMIT_FACTOR = 3
 _QLOG_TYPES = ("initial", "handshake", "1RTT")
 #: Smallest payload worth starting a packet for.
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
+
+
+class FlightShaping(Protocol):
+    """What the send path asks of a first-flight shaper
+    (:class:`~quicreality.quic.flight_shape.FlightShaper`), once per datagram until it is done."""
+
+    @property
+    def sent(self) -> list[int]:
+        """Sizes of the datagrams built under the shape so far."""
+
+    def step(self) -> ShapedDatagram | None:
+        """The next datagram to build, or None once the shape is used up."""
+
+    def advance(self, size: int) -> None:
+        """The current step's datagram was built with ``size`` bytes."""
+
+    def finish(self) -> None:
+        """Stop shaping."""
 
 
 class _PacketDraft:
@@ -53,167 +90,141 @@ class _PacketDraft:
     def __init__(self, space_id: int, capacity: int, header_size: int, want_frames: bool):
         self.space_id = space_id
         self.buf = Buffer(capacity=capacity)
-        self.handlers: list[tuple[Any, tuple[Any, ...]]] = []
+        self.handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = []
         self.ack_eliciting = False
         self.in_flight = False
         self.header_size = header_size
         self.frames: list[dict[str, Any]] | None = [] if want_frames else None
 
 
-class SendPathMixin(ConnectionBase):
-    """Application API and the send path; mixed into QuicConnection."""
+class PacketAssembler:
+    """Builds the connection's packets from what its components owe (see the module docstring).
 
-    # ----------------------------------------------------------- app API
+    State of its own: the PTO probes owed (:meth:`arm_probe`), the pacing wait
+    (:attr:`pacing_until`), the datagram size limit, the first-flight plan or shape.
+    """
 
-    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
-        """The ID the next locally opened stream of that kind will get."""
-        return self._stream_mgr.local_next_stream[1 if is_unidirectional else 0]
+    __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
+                 "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
+                 "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
+                 "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
+                 "_version", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
 
-    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """Queue ``data`` (and the FIN) on a stream, opening it if it is the next local one."""
-        stream = self._stream_mgr.stream_for_app_send(stream_id)
-        # DATA_SENT and later: only a repeated bare FIN in DATA_SENT is allowed
-        if stream.send_state >= 2 and (data or end_stream) and (stream.send_state != 2 or data):
-            raise LocalProtocolError(f"Stream {stream_id} is finished or reset")
-        stream.write(data, end_stream)
-        self._stream_mgr.send_queue[stream_id] = stream
+    def __init__(self, config: QuicConfiguration, *, is_client: bool, version: int,
+                 initial_plan: initial_layout.LayoutProfile | None, spaces: list[PacketSpace],
+                 cryptos: list[CryptoPair], recovery: LossRecovery, cc: CongestionController,
+                 pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
+                 peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
+                 events: deque[QuicEvent], datagrams_out: deque[bytes], qlog: QlogSink,
+                 discard_space: Callable[[int], None]) -> None:
+        """``discard_space(space_id)`` drops a space's keys (the client's first Handshake
+        packet discards the Initial space, RFC 9001 §4.9.1)."""
+        self._is_client = is_client
+        self._rng = config.rng
+        self._ack_delay_exponent = config.ack_delay_exponent
+        self._shaper: FlightShaping | None = None if is_client else config.flight_shape
+        self._version = version
+        self._initial_plan = initial_plan
+        self._spaces = spaces
+        self._cryptos = cryptos
+        self._recovery = recovery
+        self._cc = cc
+        self._pacer = pacer
+        self._streams = streams
+        self._host_cids = host_cids
+        self._peer_cids = peer_cids
+        self._ids = ids
+        self._path = path
+        self._events = events
+        self._datagrams_out = datagrams_out
+        self._qlog = qlog
+        self._qlog_frames = qlog.wants_frames
+        self._discard_space = discard_space
+        self._probe_space: int | None = None
+        self._probe_count = 0
+        #: when the pacer lets the next packet go, if it is holding one back
+        self.pacing_until: float | None = None
+        #: our datagram size limit once the handshake is confirmed (the peer's may lower it)
+        self.max_datagram_size = config.max_datagram_size
+        #: the peer's max_udp_payload_size (RFC 9000 §18.2), once known
+        self.peer_max_udp_payload_size: int | None = None
 
-    def stream_send_buffered(self, stream_id: int) -> int:
-        """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
-        stream = self._stream_mgr.streams.get(stream_id)
-        return stream.buffered if stream is not None else 0
+    # ----------------------------------------------------------- control
 
-    def reset_stream(self, stream_id: int, error_code: int) -> None:
-        """Abandon sending on a stream (RESET_STREAM)."""
-        stream = self._stream_mgr.stream_for_app_send(stream_id)
-        stream.reset(error_code)
-        self._stream_mgr.send_queue[stream_id] = stream
+    def apply_peer_max_udp_payload_size(self, size: int | None) -> None:
+        """The peer's max_udp_payload_size caps our datagrams (RFC 9000 §18.2)."""
+        self.peer_max_udp_payload_size = size
+        if size is not None:
+            self.max_datagram_size = min(self.max_datagram_size, size)
 
-    def stop_stream(self, stream_id: int, error_code: int) -> None:
-        """Ask the peer to stop sending (STOP_SENDING); a no-op once the stream is finished.
+    def arm_probe(self, space_id: int) -> None:
+        """The PTO fired (RFC 9002 §6.2.4): send two ack-eliciting probes in ``space_id``."""
+        self._probe_space = space_id
+        self._probe_count = 2
 
-        Raises:
-            LocalProtocolError: the stream cannot receive or was never opened.
-        """
-        stream = self._stream_mgr.streams.get(stream_id)
-        if stream is None and self._stream_mgr.stream_was_closed(stream_id):
-            return  # all of it was received and consumed: nothing left to stop (RFC 9000 §3.5)
-        if stream is None or not stream.can_receive:
-            raise LocalProtocolError(f"Stream {stream_id} cannot receive")
-        if not stream.recv_finished:
-            stream.stop_sending_pending = True
-            stream.stop_sending_error_code = error_code
-            self._stream_mgr.send_queue[stream_id] = stream
+    def cancel_probe(self, space_id: int) -> None:
+        """``space_id`` was discarded: probes owed there are dropped."""
+        if self._probe_space == space_id:
+            self._probe_space = None
+            self._probe_count = 0
 
-    def pause_stream_reading(self, stream_id: int) -> None:
-        """Hold back a stream's received data: :meth:`next_event` stops handing it out.
-
-        The data stays in the stream and, since it is not consumed, the stream's receive window
-        (and the connection's) is not re-opened: the peer is flow-controlled (RFC 9000 §4). Use it
-        for end-to-end backpressure when the data's destination is slow. A RESET_STREAM is
-        still reported at once.
-        """
-        self._stream_mgr.reading_paused.add(stream_id)
-
-    def resume_stream_reading(self, stream_id: int) -> None:
-        """Undo :meth:`pause_stream_reading`; buffered data is handed out by :meth:`next_event`."""
-        self._stream_mgr.reading_paused.discard(stream_id)
-        stream = self._stream_mgr.streams.get(stream_id)
-        if stream is not None and stream.has_ready_data():
-            self._stream_mgr.ready_streams[stream_id] = stream
-
-    def datagrams_pending(self) -> int:
-        """DATAGRAM frames queued by :meth:`send_datagram_frame` and not yet put in a packet."""
-        return len(self._datagrams_out)
-
-    def send_datagram_frame(self, data: bytes) -> None:
-        """Queue an unreliable DATAGRAM frame (RFC 9221)."""
-        limit = self._peer_params.max_datagram_frame_size
-        if limit is None or len(data) > limit:
-            raise LocalProtocolError("Peer does not accept DATAGRAM frames of this size")
-        self._datagrams_out.append(data)
-
-    def send_ping(self, uid: int) -> None:
-        """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
-        self._pings.append(uid)
-
-    def request_key_update(self) -> None:
-        """Initiate a 1-RTT key update (RFC 9001 §6) at the next opportunity."""
-        if not self._handshake_confirmed:
-            raise LocalProtocolError("Key update requires a confirmed handshake")
-        if self._previous_keys_discard_at is not None:
-            # RFC 9001 §6.1/§6.5: one update at a time; the previous one is still settling.
-            raise LocalProtocolError("A key update is still in progress")
-        self._key_update_requested = True
+    def on_timer(self, now: float) -> None:
+        """The pacing wait is over once ``now`` reaches it."""
+        if self.pacing_until is not None and now >= self.pacing_until:
+            self.pacing_until = None
 
     # --------------------------------------------------------- send path
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        """Build every datagram that may be sent at ``now``."""
-        self._now_hint = now
-        state = self._lifecycle.state
-        if state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
-            return []
-        if state == ConnectionState.CLOSING:
-            if self._close_sent_at is None:
-                self._close_sent_at = now
-                if self._close_deadline is None:
-                    self._close_deadline = now + 3 * self._rtt.pto_base()
-                close = self._build_close_datagram(now)
-                if not close:
-                    return []
-                self._bytes_sent += len(close)
-                return [(close, self._network_path)]
-            return []
-        if self._network_path is None or self._tls is None:
-            return []
-        if self._key_update_requested and self._handshake_confirmed:
-            self._key_update_requested = False
-            self._cryptos[SPACE_APPLICATION].update_key()
-            self._on_key_update(now, "local_update")
-        out: list[tuple[bytes, Any]] = []
-        path = self._network_path
+    def build_datagrams(self, now: float, *, handshake_confirmed: bool) -> list[bytes]:
+        """Every datagram that may be sent at ``now`` (at most :data:`MAX_DATAGRAMS_PER_CALL`)."""
+        out: list[bytes] = []
+        path = self._path
         if self._initial_plan is not None:
             for planned in self.client_initial_flight(now):
-                self._bytes_sent += len(planned)
-                out.append((planned, path))
+                path.bytes_sent += len(planned)
+                out.append(planned)
+        max_size = self.max_datagram_size if handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            data = self._build_datagram(now)
+            data = self._build_datagram(now, max_size)
             if not data:
                 # Stopped with room in the window and no pacing wait: nothing left to send.
                 self._recovery.app_limited = (
-                    self._pacing_until is None
-                    and self._recovery.bytes_in_flight + self._max_datagram_size
+                    self.pacing_until is None
+                    and self._recovery.bytes_in_flight + self.max_datagram_size
                     <= self._cc.congestion_window
                 )
                 break
-            self._bytes_sent += len(data)
-            out.append((data, path))
+            path.bytes_sent += len(data)
+            out.append(data)
         return out
 
-    def _build_datagram(self, now: float) -> bytes | None:
-        max_size = self._max_datagram_size if self._handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
-        shaper: Any = None if self.is_client else self.configuration.flight_shape  # flight_shape.py
-        if (step := shaper.step() if shaper is not None else None) is not None:
-            max_size = step.max_size(max_size, self._peer_params.max_udp_payload_size)
-        if not self._address_validated:
-            budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
-            if budget < max_size:
-                if budget < MIN_INITIAL_DATAGRAM_SIZE:
-                    return None
-                max_size = budget
+    def _build_datagram(self, now: float, max_size: int) -> bytes | None:
+        shaper = self._shaper
+        step: ShapedDatagram | None = None
+        if shaper is not None:
+            step = shaper.step()
+            if step is None:
+                self._shaper = shaper = None  # used up: the send path is unshaped from now on
+            else:
+                max_size = step.max_size(max_size, self.peer_max_udp_payload_size)
+        budget = self._path.send_budget()
+        if budget is not None and budget < max_size:
+            if budget < MIN_INITIAL_DATAGRAM_SIZE:
+                return None
+            max_size = budget
         drafts: list[_PacketDraft] = []
         used = 0
         pacing_ok = self._pacer_allows(now)
+        spaces = self._spaces
+        cryptos = self._cryptos
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
-            pair = self._cryptos[space_id]
-            if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded or (
+            if not cryptos[space_id].send.is_valid() or spaces[space_id].discarded or (
                     step is not None and space_id not in step.spaces):
                 continue
             if step is not None and step.acks_only(space_id):
                 draft = self._new_draft(space_id, max(max_size - used, 64))  # _write_ack wants 32
                 if draft is not None:
-                    self._write_ack(draft, self._recovery.spaces[space_id], now)
+                    self._write_ack(draft, spaces[space_id], now)
                     draft = draft if draft.buf.tell() else None
             else:
                 draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
@@ -221,19 +232,19 @@ class SendPathMixin(ConnectionBase):
                 continue
             drafts.append(draft)
             used += draft.header_size + draft.buf.tell() + AEAD_TAG_SIZE
-        if step is not None and (drafts or shaper.sent):
+        if step is not None and shaper is not None and (drafts or shaper.sent):
             used = complete_datagram(drafts, used, step, shaper, self._new_draft)
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
         if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size and any(
-                d.space_id == SPACE_INITIAL and (self.is_client or d.ack_eliciting) for d in drafts):
+                d.space_id == SPACE_INITIAL and (self._is_client or d.ack_eliciting) for d in drafts):
             drafts[-1].buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
         out = bytearray()
         types = _PACKET_TYPES
         for draft in drafts:
             space_id = draft.space_id
-            space = self._recovery.spaces[space_id]
+            space = spaces[space_id]
             payload_len = draft.buf.tell()
             if payload_len + PACKET_NUMBER_SEND_SIZE < 4 + 16 - AEAD_TAG_SIZE + 4:
                 draft.buf.push_bytes(bytes(4))  # HP sample needs 4 bytes past the PN (RFC 9001 §5.4.2)
@@ -241,9 +252,9 @@ class SendPathMixin(ConnectionBase):
             space.next_pn = pn + 1
             ptype = types[space_id]
             packet = seal_packet(
-                self._cryptos[space_id], ptype, version=self._version,
-                dcid=self._peer_cids.current.cid, scid=self.host_cid,
-                token=self._retry_token if space_id == SPACE_INITIAL else None,
+                cryptos[space_id], ptype, version=self._version,
+                dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
+                token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
                 packet_number=pn, payload=draft.buf.data,
             )
             out += packet
@@ -253,10 +264,9 @@ class SendPathMixin(ConnectionBase):
             self._recovery.on_packet_sent(sent)
             if draft.frames is not None:
                 self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
-            if space_id == SPACE_HANDSHAKE and self.is_client and not self._sent_handshake_packet:
-                self._sent_handshake_packet = True
-                self._discard_space(SPACE_INITIAL)
-        if step is not None and drafts:
+            if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
+                self._discard_space(SPACE_INITIAL)  # RFC 9001 §4.9.1
+        if shaper is not None and drafts:
             shaper.advance(len(out))
         return bytes(out)
 
@@ -268,24 +278,26 @@ class SendPathMixin(ConnectionBase):
         retransmissions always take the normal path.
         """
         profile, self._initial_plan = self._initial_plan, None
-        crypto = self._crypto_streams[SPACE_INITIAL]
-        space = self._recovery.spaces[SPACE_INITIAL]
+        space = self._spaces[SPACE_INITIAL]
+        crypto = space.crypto
         if profile is None or space.next_pn or crypto.next_send_offset() or \
                 (frame := crypto.get_frame(1 << 62, 1 << 62)) is None:
             return []
-        hello, dcid, scid = frame[1], self._peer_cids.current.cid, self.host_cid
+        hello, dcid, scid = frame[1], self._peer_cids.current.cid, self._host_cids.entries[0].cid
+        token = self._ids.retry_token
         plan = initial_layout.plan_initial_flight(
             hello, self._rng, profile, dcid_length=len(dcid), scid_length=len(scid),
-            token_length=len(self._retry_token))
+            token_length=len(token))
         out = []
         for packet in plan.packets:
             pn = packet.packet_number
             data = seal_packet(
                 self._cryptos[SPACE_INITIAL], PACKET_TYPE_INITIAL, version=self._version,
-                dcid=dcid, scid=scid, token=self._retry_token, packet_number=pn,
+                dcid=dcid, scid=scid, token=token, packet_number=pn,
                 payload=initial_layout.encode_payload(packet, hello),
                 packet_number_length=packet.packet_number_length)
-            handlers = [(self._on_crypto_delivery, (crypto, frag.offset, frag.length))
+            handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = [
+                (_on_crypto_delivery, (crypto, frag.offset, frag.length))
                         for frag in packet.crypto_fragments]
             self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
                                                      True, handlers, "initial"))
@@ -298,45 +310,47 @@ class SendPathMixin(ConnectionBase):
 
     def _new_draft(self, space_id: int, capacity: int) -> _PacketDraft | None:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
-        if not self._cryptos[space_id].send.is_valid() or self._recovery.spaces[space_id].discarded:
+        if not self._cryptos[space_id].send.is_valid() or self._spaces[space_id].discarded:
             return None
-        hdr = header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
-                          len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
-        return _PacketDraft(space_id, capacity, hdr, self._qlog_frames)
+        return _PacketDraft(space_id, capacity, self._header_size(space_id), self._qlog_frames)
+
+    def _header_size(self, space_id: int) -> int:
+        return header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
+                           len(self._host_cids.entries[0].cid),
+                           len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0)
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)
         if t is None or t <= now:
-            self._pacing_until = None
+            self.pacing_until = None
             return True
-        self._pacing_until = t
+        self.pacing_until = t
         return False
 
     def _fill_packet(self, space_id: int, room: int, now: float,
                      pacing_ok: bool) -> _PacketDraft | None:
-        hdr = header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
-                          len(self.host_cid), len(self._retry_token) if space_id == 0 else 0)
+        hdr = self._header_size(space_id)
         capacity = room - hdr - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
-        space = self._recovery.spaces[space_id]
+        space = self._spaces[space_id]
         probe = self._probe_space == space_id and self._probe_count > 0
         cc_ok = probe or (
             self._recovery.bytes_in_flight + room <= self._cc.congestion_window and pacing_ok
         )
         draft = _PacketDraft(space_id, capacity, hdr, self._qlog_frames)
         buf = draft.buf
-        if space.ack_needed or (space.received and (space.ack_eliciting_unacked or
+        if space.owed.ack or (space.received and (space.ack_eliciting_unacked or
                                                      space.ack_deadline is not None) and cc_ok
                                 and self._has_app_data(space_id)):
             self._write_ack(draft, space, now)
         if cc_ok:
-            crypto = self._crypto_streams[space_id]
+            crypto = space.crypto
             while crypto.has_data_to_send() and buf.capacity - buf.tell() > 16:
                 if not self._write_crypto(draft, crypto):
                     break
             if space_id == SPACE_APPLICATION:
-                self._write_app_frames(draft, now)
+                self._write_app_frames(draft, space.owed)
             if probe and not draft.ack_eliciting and buf.capacity - buf.tell() >= 1:
                 f.push_ping_frame(buf)  # RFC 9002 §6.2.4
                 draft.ack_eliciting = True
@@ -351,11 +365,12 @@ class SendPathMixin(ConnectionBase):
         return draft
 
     def _has_app_data(self, space_id: int) -> bool:
+        space = self._spaces[space_id]
         if space_id != SPACE_APPLICATION:
-            return self._crypto_streams[space_id].has_data_to_send()
-        return bool(self._stream_mgr.send_queue) or self._handshake_done_pending
+            return space.crypto.has_data_to_send()
+        return bool(self._streams.send_queue) or space.owed.handshake_done
 
-    def _write_ack(self, draft: _PacketDraft, space: Any, now: float) -> None:
+    def _write_ack(self, draft: _PacketDraft, space: PacketSpace, now: float) -> None:
         """ACK frame (RFC 9000 §19.3), largest range first."""
         ranges = space.received
         if not ranges:
@@ -366,16 +381,13 @@ class SendPathMixin(ConnectionBase):
         delay = 0
         if draft.space_id == SPACE_APPLICATION:
             delay = int((now - space.largest_received_time) * 1_000_000) >> \
-                self.configuration.ack_delay_exponent
+                self._ack_delay_exponent
             delay = max(delay, 0)
         if not f.push_ack_frame(buf, ranges, delay, max_ranges=1 + max(0, (buf.remaining() - 16) // 8)):
             return
-        space.ack_needed = False
-        space.ack_eliciting_unacked = 0
-        space.ack_deadline = None
+        space.on_ack_sent()
         if draft.frames is not None:
-            draft.frames.append(ack_frame(
-                ranges, (delay << self.configuration.ack_delay_exponent) / 1_000_000))
+            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000))
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:
         buf = draft.buf
@@ -388,46 +400,40 @@ class SendPathMixin(ConnectionBase):
         f.push_crypto_frame_header(buf, offset, len(data))
         buf.push_bytes(data)
         draft.ack_eliciting = True
-        draft.handlers.append((self._on_crypto_delivery, (crypto, offset, len(data))))
+        draft.handlers.append((_on_crypto_delivery, (crypto, offset, len(data))))
         if draft.frames is not None:
             draft.frames.append(crypto_frame(offset, len(data)))
         return True
 
-    def _on_crypto_delivery(self, delivered: bool, crypto: QuicStream, offset: int,
-                            length: int) -> None:
-        if delivered:
-            crypto.on_frame_acked(offset, length, False)
-        else:
-            crypto.on_frame_lost(offset, length, False)
-
-    def _write_app_frames(self, draft: _PacketDraft, now: float) -> None:
+    def _write_app_frames(self, draft: _PacketDraft, owed: OwedFrames) -> None:
         buf = draft.buf
         frames = draft.frames
-        if self._handshake_done_pending and buf.capacity - buf.tell() >= 1:
+        mgr = self._streams
+        if owed.handshake_done and buf.capacity - buf.tell() >= 1:
             f.push_handshake_done_frame(buf)
-            self._handshake_done_pending = False
+            owed.handshake_done = False
             draft.ack_eliciting = True
             draft.handlers.append((self._on_handshake_done_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "handshake_done"})
-        while self._path_responses and buf.capacity - buf.tell() >= 9:
-            f.push_path_response_frame(buf, self._path_responses.popleft())
+        while owed.path_responses and buf.capacity - buf.tell() >= 9:
+            f.push_path_response_frame(buf, owed.path_responses.popleft())
             draft.ack_eliciting = True
-        if self._stream_mgr.local_max_data_pending and buf.capacity - buf.tell() >= 9:
-            f.push_max_data_frame(buf, self._stream_mgr.local_max_data)
-            self._stream_mgr.local_max_data_pending = False
+        if owed.max_data and buf.capacity - buf.tell() >= 9:
+            f.push_max_data_frame(buf, mgr.local_max_data)
+            owed.max_data = False
             draft.ack_eliciting = True
             draft.handlers.append((self._on_max_data_delivery, ()))
             if frames is not None:
-                frames.append({"frame_type": "max_data", "maximum": self._stream_mgr.local_max_data})
+                frames.append({"frame_type": "max_data", "maximum": mgr.local_max_data})
         for idx in (0, 1):
-            if self._stream_mgr.local_max_streams_pending[idx] and buf.capacity - buf.tell() >= 9:
-                f.push_max_streams_frame(buf, bool(idx), self._stream_mgr.local_max_streams[idx])
-                self._stream_mgr.local_max_streams_pending[idx] = False
+            if owed.max_streams[idx] and buf.capacity - buf.tell() >= 9:
+                f.push_max_streams_frame(buf, bool(idx), mgr.local_max_streams[idx])
+                owed.max_streams[idx] = False
                 draft.ack_eliciting = True
                 draft.handlers.append((self._on_max_streams_delivery, (idx,)))
-        while self._cids_to_announce and buf.capacity - buf.tell() >= 48:
-            entry = self._cids_to_announce.pop(0)
+        while owed.new_cids and buf.capacity - buf.tell() >= 48:
+            entry = owed.new_cids.pop(0)
             if entry.retired:
                 continue
             self._host_cids.on_announced(entry)
@@ -435,15 +441,15 @@ class SendPathMixin(ConnectionBase):
                                            entry.stateless_reset_token)
             draft.ack_eliciting = True
             draft.handlers.append((self._on_ncid_delivery, (entry,)))
-        retire = self._peer_cids.pending_retire
+        retire = owed.retire_cids
         while retire and buf.capacity - buf.tell() >= 9:
             seq = retire.pop(0)
             self._peer_cids.on_retire_sent(seq)
             f.push_retire_connection_id_frame(buf, seq)
             draft.ack_eliciting = True
             draft.handlers.append((self._peer_cids.on_retire_delivery, (seq,)))
-        while self._pings and buf.capacity - buf.tell() >= 1:
-            uid = self._pings.pop(0)
+        while owed.pings and buf.capacity - buf.tell() >= 1:
+            uid = owed.pings.pop(0)
             f.push_ping_frame(buf)
             draft.ack_eliciting = True
             draft.handlers.append((self._on_ping_delivery, (uid,)))
@@ -465,7 +471,7 @@ class SendPathMixin(ConnectionBase):
 
     def _write_stream_frames(self, draft: _PacketDraft) -> None:
         buf = draft.buf
-        mgr = self._stream_mgr
+        mgr = self._streams
         queue = mgr.send_queue
         if not queue:
             return
@@ -537,71 +543,68 @@ class SendPathMixin(ConnectionBase):
         if delivered:
             stream.on_frame_acked(offset, length, fin)
             if stream.send_finished:
-                self._stream_mgr.maybe_close_stream(stream)
+                self._streams.maybe_close_stream(stream)
         else:
             stream.on_frame_lost(offset, length, fin)
-            if stream.has_data_to_send() and stream.stream_id in self._stream_mgr.streams:
-                self._stream_mgr.send_queue[stream.stream_id] = stream
+            if stream.has_data_to_send() and stream.stream_id in self._streams.streams:
+                self._streams.send_queue[stream.stream_id] = stream
 
     def _on_handshake_done_delivery(self, delivered: bool) -> None:
         if not delivered:
-            self._handshake_done_pending = True
+            self._spaces[SPACE_APPLICATION].owed.handshake_done = True
 
     def _on_max_data_delivery(self, delivered: bool) -> None:
         if not delivered:
-            self._stream_mgr.local_max_data_pending = True
+            self._spaces[SPACE_APPLICATION].owed.max_data = True
 
     def _on_max_streams_delivery(self, delivered: bool, idx: int) -> None:
         if not delivered:
-            self._stream_mgr.local_max_streams_pending[idx] = True
+            self._spaces[SPACE_APPLICATION].owed.max_streams[idx] = True
 
-    def _on_ncid_delivery(self, delivered: bool, entry: Any) -> None:
+    def _on_ncid_delivery(self, delivered: bool, entry: ConnectionIdEntry) -> None:
         if not delivered and entry in self._host_cids.entries:
-            self._cids_to_announce.append(entry)
+            self._spaces[SPACE_APPLICATION].owed.new_cids.append(entry)
 
     def _on_ping_delivery(self, delivered: bool, uid: int) -> None:
         if delivered:
             self._events.append(events.PingAcknowledged(uid=uid))
         else:
-            self._pings.append(uid)
+            self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
 
     def _on_stop_sending_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and not stream.recv_finished and stream.stream_id in self._stream_mgr.streams:
+        if not delivered and not stream.recv_finished and stream.stream_id in self._streams.streams:
             stream.stop_sending_pending = True
-            self._stream_mgr.send_queue[stream.stream_id] = stream
+            self._streams.send_queue[stream.stream_id] = stream
 
     def _on_reset_delivery(self, delivered: bool, stream: QuicStream) -> None:
         if delivered:
             stream.send_state = StreamSendState.RESET_RECVD
-            self._stream_mgr.maybe_close_stream(stream)
-        elif stream.stream_id in self._stream_mgr.streams:
+            self._streams.maybe_close_stream(stream)
+        elif stream.stream_id in self._streams.streams:
             stream.reset_pending = True
-            self._stream_mgr.send_queue[stream.stream_id] = stream
+            self._streams.send_queue[stream.stream_id] = stream
 
     def _on_msd_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and stream.stream_id in self._stream_mgr.streams and not stream.recv_finished:
+        if not delivered and stream.stream_id in self._streams.streams and not stream.recv_finished:
             stream.max_stream_data_pending = True
-            self._stream_mgr.send_queue[stream.stream_id] = stream
+            self._streams.send_queue[stream.stream_id] = stream
 
     # -------------------------------------------------------------- close
 
-    def _build_close_datagram(self, now: float) -> bytes:
+    def build_close_datagram(self, close_frame: tuple[int, int | None, str, bool]) -> bytes:
         """CONNECTION_CLOSE in every space with keys, within the anti-amplification budget.
 
         RFC 9000 §10.2.1 and §8.1: before the peer's address is validated, the close packets
         count against 3x the bytes received like any other; packets that do not fit are left out
         (an empty result sends nothing).
         """
-        assert self._close_frame is not None
-        error_code, frame_type, reason, application = self._close_frame
+        error_code, frame_type, reason, application = close_frame
         reason_bytes = reason.encode("utf-8")[:256]
-        budget: int | None = None
-        if not self._address_validated:
-            budget = AMPLIFICATION_LIMIT_FACTOR * self._bytes_received - self._bytes_sent
+        budget = self._path.send_budget()
         built: list[tuple[int, bytes, bytes]] = []
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
             pair = self._cryptos[space_id]
-            if not pair.send.is_valid() or self._recovery.spaces[space_id].discarded:
+            if not pair.send.is_valid() or self._spaces[space_id].discarded:
                 continue
             buf = Buffer(capacity=400)
             if application and space_id == SPACE_APPLICATION:
@@ -614,7 +617,7 @@ class SendPathMixin(ConnectionBase):
             if buf.tell() < 8:
                 buf.push_bytes(bytes(8 - buf.tell()))
             built.append((space_id, buf.data, self._seal_close(space_id, buf.data)))
-        if self.is_client and built and built[0][0] == SPACE_INITIAL:
+        if self._is_client and built and built[0][0] == SPACE_INITIAL:
             # RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200
             # bytes; the PADDING goes into the Initial, which comes first in the datagram.
             room = MIN_INITIAL_DATAGRAM_SIZE - sum(len(packet) for _, _, packet in built)
@@ -626,7 +629,7 @@ class SendPathMixin(ConnectionBase):
         for space_id, _, packet in built:
             if budget is not None and size + len(packet) > budget:
                 continue
-            self._recovery.spaces[space_id].next_pn += 1
+            self._spaces[space_id].next_pn += 1
             packets.append(packet)
             size += len(packet)
         return b"".join(packets)
@@ -634,6 +637,14 @@ class SendPathMixin(ConnectionBase):
     def _seal_close(self, space_id: int, payload: bytes) -> bytes:
         """One CONNECTION_CLOSE packet of ``space_id`` at its next packet number."""
         return seal_packet(self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._version,
-                           dcid=self._peer_cids.current.cid, scid=self.host_cid,
-                           token=self._retry_token if space_id == SPACE_INITIAL else None,
-                           packet_number=self._recovery.spaces[space_id].next_pn, payload=payload)
+                           dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
+                           token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
+                           packet_number=self._spaces[space_id].next_pn, payload=payload)
+
+
+def _on_crypto_delivery(delivered: bool, crypto: QuicStream, offset: int, length: int) -> None:
+    """CRYPTO data acknowledged, or lost: the stream re-queues the range (RFC 9000 §13.3)."""
+    if delivered:
+        crypto.on_frame_acked(offset, length, False)
+    else:
+        crypto.on_frame_lost(offset, length, False)

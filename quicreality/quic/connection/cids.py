@@ -11,8 +11,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import QuicConnectionError, QuicErrorCode
+
+if TYPE_CHECKING:
+    from .spaces import OwedFrames
 
 #: RFC 9000 §19.15: NEW_CONNECTION_ID frame type, cited in errors.
 _FRAME_NEW_CONNECTION_ID = 0x18
@@ -20,6 +24,25 @@ _FRAME_RETIRE_CONNECTION_ID = 0x19
 #: RETIRE_CONNECTION_ID frames owed (queued or unacknowledged) at most, per active ID allowed.
 #: RFC 9000 §5.1.2: at least twice active_connection_id_limit; beyond, CONNECTION_ID_LIMIT_ERROR.
 RETIRE_LIMIT_FACTOR = 4
+
+
+@dataclass(slots=True)
+class HandshakeIds:
+    """The connection IDs and token of the handshake, checked against the peer's transport
+    parameters (RFC 9000 §7.3) and changed by a Retry (§17.2.5)."""
+
+    #: the DCID of the client's first Initial
+    original_dcid: bytes
+    #: the DCID the Initial keys derive from (after a Retry: the Retry's SCID)
+    initial_dcid: bytes
+    #: the SCID of the Retry (server: the one it sent; client: the one it received)
+    retry_scid: bytes | None
+    #: the SCID of the peer's first Initial (client: unknown until it arrives)
+    peer_initial_scid: bytes | None
+    #: the Retry token a client repeats in its Initials
+    retry_token: bytes = b""
+    #: a client received (and accepted) a Retry
+    received_retry: bool = False
 
 
 @dataclass(slots=True)
@@ -110,12 +133,13 @@ class HostConnectionIds:
 class PeerConnectionIds:
     """Connection IDs the peer issued to us (we use them as DCID)."""
 
-    def __init__(self, first_cid: bytes, active_limit: int):
+    def __init__(self, first_cid: bytes, active_limit: int, owed: OwedFrames):
         self.active_limit = active_limit
         self.current = ConnectionIdEntry(0, first_cid, b"")
         self.available: list[ConnectionIdEntry] = []
         self.retire_prior_to = 0
-        self.pending_retire: list[int] = []  # RETIRE_CONNECTION_ID frames to send
+        #: RETIRE_CONNECTION_ID frames to send: the 1-RTT space's owed record
+        self.pending_retire = owed.retire_cids
         self.retire_unacked: set[int] = set()  # sent, not yet acknowledged
         self.retire_limit = RETIRE_LIMIT_FACTOR * max(active_limit, 2)
 

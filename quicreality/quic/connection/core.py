@@ -16,7 +16,7 @@ from typing import Any
 
 from ...qlog.sink import NullSink, QlogSink
 from ...tls.alerts import TlsAlert
-from ...tls.handshake import TlsSession
+from ...tls.handshake import HandshakeDone
 from ...wire.buffer import Buffer, BufferReadError
 from .. import events, initial_layout
 from ..config import QuicConfiguration
@@ -46,25 +46,29 @@ from ..recovery.loss import (
 )
 from ..recovery.pacer import Pacer
 from ..recovery.rtt import RttEstimator
-from ..streams import QuicStream
 from ..tokens import stateless_reset_token
-from ..transport_params import (
-    QuicTransportParameters,
-)
-from .assembler import SendPathMixin
-from .cids import HostConnectionIds, PeerConnectionIds
-from .receive import FrameHandlersMixin
+from ..transport_params import QuicTransportParameters
+from .assembler import PacketAssembler
+from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .path import NetworkAddress, NetworkPath
+from .receive import FrameReceiver
+from .spaces import PacketSpace
 from .state import ConnectionLifecycle, ConnectionState
 from .streams import StreamManager
-from .tls_driver import TlsIntegrationMixin
+from .tls_driver import TlsDriver, TlsProgress, params_for_qlog
 
-#: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
-MAX_PATH_RESPONSES = 16
 _QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
 
 
-class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
-    """One QUIC connection, client or server."""
+class QuicConnection:
+    """One QUIC connection, client or server: a façade over its components.
+
+    Components (each owns its state and is handed what it uses): the packet spaces
+    (:mod:`.spaces`), loss recovery, the stream manager, the connection IDs, :class:`TlsDriver`,
+    :class:`FrameReceiver` and :class:`PacketAssembler`. This class holds the lifecycle, closing,
+    timers and the effects that span components (keys discarded, handshake confirmed, the peer's
+    transport parameters applied).
+    """
 
     def __init__(
         self,
@@ -77,13 +81,11 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     ):
         cfg = configuration
         self.configuration = cfg
-        self.is_client = cfg.is_client
-        self._rng = cfg.rng
+        self.is_client = is_client = cfg.is_client
         self._version = cfg.supported_versions[0]
         reset_key = cfg.stateless_reset_key or cfg.rng(32)
         # A client's SCID length may be 0 (RFC 9000 §5.1); its first flight may follow a layout.
-        profile = initial_layout.profile_for(cfg.initial_layout) if self.is_client else None
-        self._initial_plan = profile if profile is not None and profile.chaos else None
+        profile = initial_layout.profile_for(cfg.initial_layout) if is_client else None
         cid_length = cfg.connection_id_length
         if profile is not None:
             cid_length = next(n for n in (cfg.scid_length, profile.scid_length, cid_length)
@@ -92,39 +94,30 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         self._host_cids = HostConnectionIds(
             host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
         )
-        if self.is_client:
+        self._spaces = [PacketSpace(), PacketSpace(), PacketSpace()]
+        owed = self._spaces[SPACE_APPLICATION].owed
+        if is_client:
             first_peer = cfg.rng(8)
-            self._original_dcid = first_peer
-            self._peer_cids = PeerConnectionIds(first_peer, cfg.active_connection_id_limit)
-            self._initial_dcid = first_peer
+            self._ids = HandshakeIds(first_peer, first_peer, retry_source_connection_id, None)
         else:
             assert original_destination_connection_id is not None and peer_cid is not None
-            self._original_dcid = original_destination_connection_id
-            self._peer_cids = PeerConnectionIds(peer_cid, cfg.active_connection_id_limit)
-            self._initial_dcid = initial_destination_connection_id or original_destination_connection_id
-        self._retry_scid = retry_source_connection_id
-        self._retry_token = b""
-        self._received_retry = False
-        self._peer_initial_scid: bytes | None = None if self.is_client else peer_cid
+            first_peer = peer_cid
+            self._ids = HandshakeIds(
+                original_destination_connection_id,
+                initial_destination_connection_id or original_destination_connection_id,
+                retry_source_connection_id, peer_cid)
+        self._peer_cids = PeerConnectionIds(first_peer, cfg.active_connection_id_limit, owed)
 
         self._lifecycle = ConnectionLifecycle()
-        self._events: deque[Any] = deque()
-        self._network_path: Any = None
+        self._events: deque[events.QuicEvent] = deque()
+        self._path = NetworkPath(validated=is_client or retry_source_connection_id is not None)
 
-        # Packet protection per space, CRYPTO streams per space.
+        # Packet protection per space.
         self._cryptos = [CryptoPair(), CryptoPair(), CryptoPair()]
         self._cryptos[SPACE_INITIAL].setup_initial(
-            self._initial_dcid, is_client=self.is_client, version=self._version
+            self._ids.initial_dcid, is_client=is_client, version=self._version
         )
-        self._crypto_streams = [self._new_crypto_stream() for _ in range(3)]
-        self._crypto_initialized = False
         self._handshake_confirmed = False
-        self._handshake_done_pending = False
-        self._address_validated = self.is_client or retry_source_connection_id is not None
-        self._bytes_received = 0
-        self._bytes_sent = 0
-        self._sent_handshake_packet = False
-        self._first_initial_hello: bytes | None = None
         self._key_update_requested = False
         self._previous_keys_discard_at: float | None = None
 
@@ -139,22 +132,15 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             rtt=self._rtt,
             pacer=self._pacer,
             max_ack_delay=0.025,
-            is_client=self.is_client,
+            is_client=is_client,
             on_lost=self._on_packet_lost,
             on_metrics=self._on_metrics,
             on_spurious=self._on_packet_spurious,
         )
-        self._probe_space: int | None = None
-        self._probe_count = 0
-        self._pacing_until: float | None = None
 
         # Streams and flow control.
-        self._stream_mgr = StreamManager(cfg, is_client=self.is_client)
+        self._stream_mgr = StreamManager(cfg, is_client=is_client, owed=owed)
         self._datagrams_out: deque[bytes] = deque()
-        # RFC 9000 §8.2.2: PATH_RESPONSE echoes, bounded (the oldest are dropped; §21.9).
-        self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
-        self._pings: list[int] = []
-        self._cids_to_announce: list[Any] = []
         self._close_frame: tuple[int, int | None, str, bool] | None = None
         self._close_sent_at: float | None = None
         self._close_deadline: float | None = None
@@ -165,33 +151,45 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
         # Peer transport parameters (defaults until received).
         self._peer_params = QuicTransportParameters()
-        self._peer_max_ack_delay = 0.025
-        self._peer_ack_delay_exponent = 3
-        self._packet_dcid = b""
         self._now_hint = 0.0
         self._idle_timeout = cfg.idle_timeout
         self._last_activity = 0.0
-        self._max_datagram_size = cfg.max_datagram_size
 
         # Observability.
         if cfg.qlog_factory is not None:
-            self._qlog: QlogSink = cfg.qlog_factory(self._original_dcid, self.is_client)
+            self._qlog: QlogSink = cfg.qlog_factory(self._ids.original_dcid, is_client)
         else:
             self._qlog = NullSink()
         self._qlog_frames = self._qlog.wants_frames
-        self._tls: TlsSession | None = None
+
+        # The components that act on the state above.
+        self._tls = TlsDriver(cfg, is_client=is_client, version=self._version,
+                              spaces=self._spaces, cryptos=self._cryptos, ids=self._ids,
+                              host_cids=self._host_cids, qlog=self._qlog)
+        self._receiver = FrameReceiver(
+            is_client=is_client, max_datagram_frame_size=cfg.max_datagram_frame_size,
+            spaces=self._spaces, recovery=self._recovery, streams=self._stream_mgr,
+            host_cids=self._host_cids, peer_cids=self._peer_cids, events=self._events,
+            qlog=self._qlog, host=self)
+        self._assembler = PacketAssembler(
+            cfg, is_client=is_client, version=self._version,
+            initial_plan=profile if profile is not None and profile.chaos else None,
+            spaces=self._spaces, cryptos=self._cryptos, recovery=self._recovery, cc=self._cc,
+            pacer=self._pacer, streams=self._stream_mgr, host_cids=self._host_cids,
+            peer_cids=self._peer_cids, ids=self._ids, path=self._path, events=self._events,
+            datagrams_out=self._datagrams_out, qlog=self._qlog, discard_space=self._discard_space)
 
     # ------------------------------------------------------------ properties
 
     @property
     def original_destination_connection_id(self) -> bytes:
         """The DCID of the client's first Initial (keys the qlog file name)."""
-        return self._original_dcid
+        return self._ids.original_dcid
 
     @property
     def initial_destination_connection_id(self) -> bytes:
         """The DCID of the Initial that created this connection (after a Retry: the Retry's SCID)."""
-        return self._initial_dcid
+        return self._ids.initial_dcid
 
     @property
     def host_cid(self) -> bytes:
@@ -206,7 +204,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
     @property
     def alpn_protocol(self) -> str | None:
         """Negotiated ALPN protocol."""
-        return self._alpn
+        return self._tls.alpn
 
     @property
     def state(self) -> ConnectionState:
@@ -229,41 +227,29 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         return self._lifecycle.state == ConnectionState.TERMINATED
 
 
-    # ------------------------------------------------------------------ TLS
-
-    def _new_crypto_stream(self) -> QuicStream:
-        return QuicStream(-1, can_send=True, can_receive=True,
-                          local_max_stream_data=1 << 62, peer_max_stream_data=1 << 62,
-                          crypto=True)
-
     # ----------------------------------------------------------- client API
 
-    def connect(self, addr: Any, now: float) -> None:
+    def connect(self, addr: NetworkAddress, now: float) -> None:
         """Start the handshake (client only)."""
         if not self.is_client:
             raise LocalProtocolError("connect() is for clients")
-        self._network_path = addr
+        self._path.address = addr
         self._last_activity = now
         self._now_hint = now
-        self._peer_initial_scid = None
+        self._ids.peer_initial_scid = None
         self._qlog.connection_started(now, None, addr, self._version, self.host_cid,
                                       self._peer_cids.current.cid)
-        self._init_tls()
-        assert self._tls is not None
-        self._process_tls(self._tls.start(), now)
+        self._apply_tls(self._tls.start(now), now)
 
     # ------------------------------------------------------------- receive
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float) -> None:
         """Process one UDP datagram from ``addr``."""
         if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
         self._now_hint = now
-        if self._network_path is None:
-            self._network_path = addr
-        if addr == self._network_path:
-            # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
-            self._bytes_received += len(data)
+        # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
+        self._path.on_datagram_received(len(data), addr)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
         was_closing = self._lifecycle.state == ConnectionState.CLOSING
@@ -315,7 +301,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             space_id = SPACE_HANDSHAKE
         else:
             space_id = SPACE_INITIAL
-        space = self._recovery.spaces[space_id]
+        space = self._spaces[space_id]
         if space.discarded:
             return False
         pair = self._cryptos[space_id]
@@ -341,21 +327,21 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             return True
         if space.is_duplicate(pn):
             return True  # duplicate, or older than every range remembered (RFC 9000 §12.3)
-        if self.is_client and ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None:
-            self._peer_initial_scid = header.source_cid
+        if self.is_client and ptype == PACKET_TYPE_INITIAL and self._ids.peer_initial_scid is None:
+            self._ids.peer_initial_scid = header.source_cid
             self._peer_cids.current.cid = header.source_cid
         if not self.is_client and ptype == PACKET_TYPE_HANDSHAKE:
-            self._address_validated = True
+            self._path.validated = True
             self._discard_space(SPACE_INITIAL)
-        if self._lifecycle.state == ConnectionState.FIRSTFLIGHT and not self._crypto_initialized:
-            self._init_tls()
-            self._qlog.connection_started(now, None, self._network_path, self._version,
+        if self._lifecycle.state == ConnectionState.FIRSTFLIGHT and not self._tls.started:
+            self._tls.ensure_started(now)
+            self._qlog.connection_started(now, None, self._path.address, self._version,
                                           self.host_cid, self._peer_cids.current.cid)
         if self._qlog_frames:
             self._qlog.packet_received(now, _QLOG_PACKET_TYPE[space_id], pn, end - start,
                                        describe_frames(payload))
         try:
-            ack_eliciting = self._handle_payload(space_id, payload, now, header)
+            ack_eliciting = self._receiver.handle_payload(space_id, payload, now, header)
         except QuicConnectionError as exc:
             self._close_with_error(exc, now)
             return True
@@ -364,37 +350,20 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
                 QuicConnectionError(QuicErrorCode.CRYPTO_ERROR + alert.description, None,
                                     alert.reason), now)
             return True
-        self._record_received(space, space_id, pn, ack_eliciting, now)
+        space.on_packet_received(pn, ack_eliciting, now, self.configuration.max_ack_delay
+                                 if space_id == SPACE_APPLICATION else None)
         return True
 
     def _accepts_first_dcid(self, ptype: int, dcid: bytes) -> bool:
         """A long-header DCID outside our CIDs: a client's first server Initial, or a server's
         Initial sent to the DCID the client chose (RFC 9000 §7.2)."""
         if self.is_client:
-            return ptype == PACKET_TYPE_INITIAL and self._peer_initial_scid is None
-        return dcid == self._initial_dcid
-
-    def _record_received(self, space: Any, space_id: int, pn: int, ack_eliciting: bool,
-                         now: float) -> None:
-        in_order = pn == space.largest_received + 1
-        space.record_received(pn)
-        if pn > space.largest_received:
-            space.largest_received = pn
-            space.largest_received_time = now
-        if not ack_eliciting:
-            return
-        if space_id != SPACE_APPLICATION or not in_order:
-            space.ack_needed = True
-            return
-        space.ack_eliciting_unacked += 1
-        if space.ack_eliciting_unacked >= 2:
-            space.ack_needed = True
-        elif space.ack_deadline is None:
-            space.ack_deadline = now + self.configuration.max_ack_delay
+            return ptype == PACKET_TYPE_INITIAL and self._ids.peer_initial_scid is None
+        return dcid == self._ids.initial_dcid
 
     def _handle_version_negotiation(self, header: QuicHeader, now: float) -> None:
         """RFC 9000 §6.2: a client abandons the attempt when no common version exists."""
-        if not self.is_client or self._peer_initial_scid is not None:
+        if not self.is_client or self._ids.peer_initial_scid is not None:
             return
         if header.destination_cid != self.host_cid or self._version in header.supported_versions:
             return
@@ -405,25 +374,200 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
 
     def _handle_retry(self, header: QuicHeader, packet: bytes, now: float) -> None:
         """RFC 9000 §17.2.5.2: restart the handshake once with the Retry's CID and token."""
-        if not self.is_client or self._received_retry or self._peer_initial_scid is not None:
+        ids = self._ids
+        if not self.is_client or ids.received_retry or ids.peer_initial_scid is not None:
             return
         if header.destination_cid != self.host_cid or not header.token:
             return
         expected = get_retry_integrity_tag(packet[:-16], self._peer_cids.current.cid, self._version)
         if expected != header.integrity_tag:
             return
-        self._received_retry = True
-        self._retry_scid = header.source_cid
-        self._retry_token = header.token
+        ids.received_retry = True
+        ids.retry_scid = header.source_cid
+        ids.retry_token = header.token
         self._peer_cids.current.cid = header.source_cid
         self._cryptos[SPACE_INITIAL].setup_initial(header.source_cid, is_client=True,
                                                    version=self._version)
         # Resend the ClientHello from offset 0; packet numbers continue (RFC 9000 §17.2.5.3).
         self._recovery.forget_sent(SPACE_INITIAL)
-        self._crypto_streams[SPACE_INITIAL] = self._new_crypto_stream()
-        assert self._first_initial_hello is not None
-        self._crypto_streams[SPACE_INITIAL].write(self._first_initial_hello, False)
+        assert self._tls.first_client_hello is not None
+        self._spaces[SPACE_INITIAL].restart_crypto(self._tls.first_client_hello)
         self._qlog.custom(now, "transport:packet_received", {"header": {"packet_type": "retry"}})
+
+    # ----------------------------------------------------------- app API
+
+    def get_next_available_stream_id(self, is_unidirectional: bool = False) -> int:
+        """The ID the next locally opened stream of that kind will get."""
+        return self._stream_mgr.local_next_stream[1 if is_unidirectional else 0]
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue ``data`` (and the FIN) on a stream, opening it if it is the next local one."""
+        self._stream_mgr.app_send(stream_id, data, end_stream)
+
+    def stream_send_buffered(self, stream_id: int) -> int:
+        """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
+        return self._stream_mgr.buffered(stream_id)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        """Abandon sending on a stream (RESET_STREAM)."""
+        self._stream_mgr.app_reset(stream_id, error_code)
+
+    def stop_stream(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending (STOP_SENDING); a no-op once the stream is finished.
+
+        Raises:
+            LocalProtocolError: the stream cannot receive or was never opened.
+        """
+        self._stream_mgr.app_stop(stream_id, error_code)
+
+    def pause_stream_reading(self, stream_id: int) -> None:
+        """Hold back a stream's received data: :meth:`next_event` stops handing it out.
+
+        The data stays in the stream and, since it is not consumed, the stream's receive window
+        (and the connection's) is not re-opened: the peer is flow-controlled (RFC 9000 §4). Use it
+        for end-to-end backpressure when the data's destination is slow. A RESET_STREAM is
+        still reported at once.
+        """
+        self._stream_mgr.reading_paused.add(stream_id)
+
+    def resume_stream_reading(self, stream_id: int) -> None:
+        """Undo :meth:`pause_stream_reading`; buffered data is handed out by :meth:`next_event`."""
+        self._stream_mgr.resume_reading(stream_id)
+
+    def datagrams_pending(self) -> int:
+        """DATAGRAM frames queued by :meth:`send_datagram_frame` and not yet put in a packet."""
+        return len(self._datagrams_out)
+
+    def send_datagram_frame(self, data: bytes) -> None:
+        """Queue an unreliable DATAGRAM frame (RFC 9221)."""
+        limit = self._peer_params.max_datagram_frame_size
+        if limit is None or len(data) > limit:
+            raise LocalProtocolError("Peer does not accept DATAGRAM frames of this size")
+        self._datagrams_out.append(data)
+
+    def send_ping(self, uid: int) -> None:
+        """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
+        self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
+
+    def request_key_update(self) -> None:
+        """Initiate a 1-RTT key update (RFC 9001 §6) at the next opportunity."""
+        if not self._handshake_confirmed:
+            raise LocalProtocolError("Key update requires a confirmed handshake")
+        if self._previous_keys_discard_at is not None:
+            # RFC 9001 §6.1/§6.5: one update at a time; the previous one is still settling.
+            raise LocalProtocolError("A key update is still in progress")
+        self._key_update_requested = True
+
+    # --------------------------------------------------------- send path
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
+        """Build every datagram that may be sent at ``now``."""
+        self._now_hint = now
+        state = self._lifecycle.state
+        if state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+            return []
+        path = self._path
+        if state == ConnectionState.CLOSING:
+            if self._close_sent_at is None:
+                self._close_sent_at = now
+                if self._close_deadline is None:
+                    self._close_deadline = now + 3 * self._rtt.pto_base()
+                assert self._close_frame is not None
+                close = self._assembler.build_close_datagram(self._close_frame)
+                if not close:
+                    return []
+                path.bytes_sent += len(close)
+                return [(close, path.address)]
+            return []
+        if path.address is None or not self._tls.started:
+            return []
+        if self._key_update_requested and self._handshake_confirmed:
+            self._key_update_requested = False
+            self._cryptos[SPACE_APPLICATION].update_key()
+            self._on_key_update(now, "local_update")
+        addr = path.address
+        return [(data, addr) for data in self._assembler.build_datagrams(
+            now, handshake_confirmed=self._handshake_confirmed)]
+
+    def client_initial_flight(self, now: float) -> list[bytes]:
+        """The client's first Initial flight as ``config.initial_layout`` plans it (once)."""
+        return self._assembler.client_initial_flight(now)
+
+    # ------------------------------------------------------- TLS effects
+
+    def on_crypto_frame(self, space_id: int, offset: int, data: bytes, now: float) -> None:
+        """:class:`~.receive.ReceiveHost`: CRYPTO data goes to TLS."""
+        self._apply_tls(self._tls.receive_crypto(space_id, offset, data, now), now)
+
+    def on_peer_close(self, error_code: int, frame_type: int | None, reason: str,
+                      now: float) -> None:
+        """:class:`~.receive.ReceiveHost`: the peer closed; enter draining."""
+        self._terminate(error_code, frame_type, reason, by_peer=True, now=now)
+
+    def on_handshake_done_frame(self, now: float) -> None:
+        """:class:`~.receive.ReceiveHost`: HANDSHAKE_DONE confirms the client's handshake."""
+        self._confirm_handshake(now)
+
+    def _apply_tls(self, progress: TlsProgress, now: float) -> None:
+        for step in progress.steps:
+            if isinstance(step, QuicTransportParameters):
+                self._apply_peer_transport_parameters(step, now)
+            else:
+                self._on_handshake_complete(step, now)
+
+    def _on_handshake_complete(self, done: HandshakeDone, now: float) -> None:
+        self._events.append(events.ProtocolNegotiated(alpn_protocol=done.alpn_protocol))
+        self._events.append(
+            events.HandshakeCompleted(alpn_protocol=done.alpn_protocol, cipher_suite=done.cipher_suite)
+        )
+        self._set_state(ConnectionState.CONNECTED, now)
+        owed = self._spaces[SPACE_APPLICATION].owed
+        if not self.is_client:
+            owed.handshake_done = True
+            self._confirm_handshake(now)
+        owed.new_cids.extend(self._host_cids.issue(self._receiver.active_cid_limit))
+        for entry in owed.new_cids:
+            self._events.append(events.ConnectionIdIssued(connection_id=entry.cid))
+
+    def _apply_peer_transport_parameters(self, params: QuicTransportParameters,
+                                         now: float) -> None:
+        if self.is_client and params.stateless_reset_token is not None:
+            self._peer_cids.set_first_reset_token(params.stateless_reset_token)
+        self._peer_params = params
+        if params.max_ack_delay is not None:
+            self._recovery.peer_max_ack_delay = params.max_ack_delay / 1000.0
+        if params.max_idle_timeout:
+            peer_idle = params.max_idle_timeout / 1000.0
+            if not self._idle_timeout or peer_idle < self._idle_timeout:
+                self._idle_timeout = peer_idle
+        self._receiver.apply_peer_params(params)
+        self._stream_mgr.apply_peer_params(params)
+        self._assembler.apply_peer_max_udp_payload_size(params.max_udp_payload_size)
+        self._qlog.parameters_set(now, "remote", params_for_qlog(params))
+
+    def _on_key_update(self, now: float, trigger: str) -> None:
+        """RFC 9001 §6.5: keep the previous receive keys for about 3 PTO, then discard them."""
+        self._previous_keys_discard_at = now + 3 * self._rtt.pto_base()
+        self._qlog.key_updated(now, "1RTT", trigger)
+
+    def _confirm_handshake(self, now: float) -> None:
+        """RFC 9001 §4.1.2: discard Handshake keys once the handshake is confirmed."""
+        if self._handshake_confirmed:
+            return
+        self._handshake_confirmed = True
+        self._recovery.handshake_confirmed = True
+        self._recovery.peer_completed_address_validation = True
+        self._discard_space(SPACE_HANDSHAKE)
+
+    def _discard_space(self, space_id: int) -> None:
+        """RFC 9001 §4.9 key discard."""
+        space = self._spaces[space_id]
+        if space.discarded:
+            return
+        self._cryptos[space_id].teardown()
+        space.discard()
+        self._recovery.discard_space(space_id)
+        self._assembler.cancel_probe(space_id)
 
     # -------------------------------------------------------------- timers
 
@@ -440,11 +584,12 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         loss = self._recovery.get_loss_detection_time()
         if loss is not None and (timer is None or loss < timer):
             timer = loss
-        app = self._recovery.spaces[SPACE_APPLICATION]
+        app = self._spaces[SPACE_APPLICATION]
         if app.ack_deadline is not None and (timer is None or app.ack_deadline < timer):
             timer = app.ack_deadline
-        if self._pacing_until is not None and (timer is None or self._pacing_until < timer):
-            timer = self._pacing_until
+        pacing = self._assembler.pacing_until
+        if pacing is not None and (timer is None or pacing < timer):
+            timer = pacing
         discard = self._previous_keys_discard_at
         if discard is not None and (timer is None or discard < timer):
             timer = discard
@@ -470,12 +615,8 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
             self._terminate(QuicErrorCode.NO_ERROR, None, "Idle timeout", by_peer=False, now=now,
                             immediate=True)
             return
-        app = self._recovery.spaces[SPACE_APPLICATION]
-        if app.ack_deadline is not None and now >= app.ack_deadline:
-            app.ack_needed = True
-            app.ack_deadline = None
-        if self._pacing_until is not None and now >= self._pacing_until:
-            self._pacing_until = None
+        self._spaces[SPACE_APPLICATION].on_ack_timer(now)
+        self._assembler.on_timer(now)
         if self._previous_keys_discard_at is not None and now >= self._previous_keys_discard_at:
             self._previous_keys_discard_at = None
             self._cryptos[SPACE_APPLICATION].discard_previous_keys()
@@ -483,8 +624,7 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         if loss is not None and now >= loss:
             probe_space = self._recovery.on_loss_detection_timeout(now)
             if probe_space is not None:
-                self._probe_space = probe_space
-                self._probe_count = 2
+                self._assembler.arm_probe(probe_space)
 
     # -------------------------------------------------------------- events
 
@@ -492,16 +632,10 @@ class QuicConnection(TlsIntegrationMixin, FrameHandlersMixin, SendPathMixin):
         """Pop the next :mod:`~quicreality.quic.events` event, or None."""
         if self._events:
             return self._events.popleft()
-        ready = self._stream_mgr.ready_streams
-        while ready:
-            stream_id, stream = ready.popitem()
-            if not stream.has_ready_data() or stream_id in self._stream_mgr.reading_paused:
-                continue  # a paused stream is re-queued by resume_stream_reading()
-            data, fin = stream.pull_ready()
-            self._stream_mgr.data_consumed += len(data)
-            self._stream_mgr.after_stream_consumed(stream)
-            return events.StreamDataReceived(stream_id=stream_id, data=data, end_stream=fin)
-        return None
+        ready = self._stream_mgr.pop_ready()
+        if ready is None:
+            return None
+        return events.StreamDataReceived(stream_id=ready[0], data=ready[1], end_stream=ready[2])
 
     def _set_state(self, state: ConnectionState, now: float) -> None:
         """Take a transition of :data:`~.state.TRANSITIONS` and log it (refused ones are no-ops)."""

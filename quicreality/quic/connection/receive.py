@@ -1,34 +1,93 @@
-"""Receive-side frame handlers of :class:`~quicreality.quic.connection.QuicConnection` (RFC 9000 §19).
+"""Receive-side frame handling (RFC 9000 §19): :class:`FrameReceiver`.
 
 Dispatch is a table keyed by :class:`~quicreality.quic.frames.FrameType`; which packet types may
 carry each frame comes from :data:`~quicreality.quic.frames.FRAME_PACKET_TYPES` (RFC 9000 §12.4
 Table 3, written once there). Handlers read the frame bodies with the ``pull_*`` codecs of
 :mod:`~quicreality.quic.frames`: the fast paths for ACK, STREAM, CRYPTO, PADDING and DATAGRAM, the
 frame dataclasses for the rest.
+
+The receiver is given the components frames act on (recovery, the stream manager, the connection
+IDs, the 1-RTT space's owed frames, the event queue); the three frames that change the
+connection as a whole (CRYPTO, CONNECTION_CLOSE, HANDSHAKE_DONE) go back to it through the
+narrow :class:`ReceiveHost` interface.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from ...qlog.sink import QlogSink
 from ...wire.buffer import Buffer, BufferReadError
 from .. import events
 from .. import frames as f
 from ..errors import QuicConnectionError, QuicErrorCode
+from ..events import QuicEvent
 from ..frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameType
-from .base import ConnectionBase
+from ..recovery.loss import SPACE_APPLICATION, LossRecovery
+from ..transport_params import QuicTransportParameters
+from .cids import HostConnectionIds, PeerConnectionIds
+from .spaces import PacketSpace
+from .streams import StreamManager
 
 if TYPE_CHECKING:
     from ..packet import QuicHeader
 
+#: NEW_CONNECTION_IDs we keep active at most, whatever the peer allows.
+MAX_ISSUED_CIDS = 4
 
 
-class FrameHandlersMixin(ConnectionBase):
-    """Frame handlers; mixed into QuicConnection (attributes are defined there)."""
+class ReceiveHost(Protocol):
+    """What frame handling asks of the connection."""
 
-    def _handle_payload(self, space_id: int, payload: bytes, now: float,
-                        header: QuicHeader) -> bool:
+    def on_crypto_frame(self, space_id: int, offset: int, data: bytes, now: float) -> None:
+        """CRYPTO data arrived (it goes to TLS)."""
+
+    def on_peer_close(self, error_code: int, frame_type: int | None, reason: str,
+                      now: float) -> None:
+        """The peer sent CONNECTION_CLOSE."""
+
+    def on_handshake_done_frame(self, now: float) -> None:
+        """The server confirmed the handshake (HANDSHAKE_DONE)."""
+
+
+class FrameReceiver:
+    """Parses the frames of decrypted packets and applies them."""
+
+    __slots__ = ("_events", "_host", "_host_cids", "_is_client", "_max_datagram_frame_size",
+                 "_owed", "_packet_dcid", "_peer_cids", "_qlog", "_recovery", "_spaces",
+                 "_streams", "active_cid_limit", "peer_ack_delay_exponent")
+
+    def __init__(self, *, is_client: bool, max_datagram_frame_size: int | None,
+                 spaces: list[PacketSpace], recovery: LossRecovery, streams: StreamManager,
+                 host_cids: HostConnectionIds, peer_cids: PeerConnectionIds,
+                 events: deque[QuicEvent], qlog: QlogSink, host: ReceiveHost) -> None:
+        self._is_client = is_client
+        self._max_datagram_frame_size = max_datagram_frame_size
+        self._spaces = spaces
+        self._owed = spaces[SPACE_APPLICATION].owed
+        self._recovery = recovery
+        self._streams = streams
+        self._host_cids = host_cids
+        self._peer_cids = peer_cids
+        self._events = events
+        self._qlog = qlog
+        self._host = host
+        self._packet_dcid = b""
+        #: the peer's ack_delay_exponent (RFC 9000 §18.2; 3 until its parameters arrive)
+        self.peer_ack_delay_exponent = 3
+        #: how many of our connection IDs the peer keeps active (capped)
+        self.active_cid_limit = 2
+
+    def apply_peer_params(self, params: QuicTransportParameters) -> None:
+        """Take the peer's ack_delay_exponent and active_connection_id_limit."""
+        if params.ack_delay_exponent is not None:
+            self.peer_ack_delay_exponent = params.ack_delay_exponent
+        self.active_cid_limit = min(params.active_connection_id_limit or 2, MAX_ISSUED_CIDS)
+
+    def handle_payload(self, space_id: int, payload: bytes, now: float,
+                       header: QuicHeader) -> bool:
         """Dispatch every frame of a decrypted packet. Returns True if ack-eliciting."""
         if not payload:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, None, "Packet has no frames")
@@ -60,7 +119,6 @@ class FrameHandlersMixin(ConnectionBase):
                 ack_eliciting = True
         return ack_eliciting
 
-
     # ----------------------------------------------------------- handlers
 
     def _handle_padding_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
@@ -73,14 +131,12 @@ class FrameHandlersMixin(ConnectionBase):
     def _handle_ack_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """ACK / ACK_ECN (RFC 9000 §19.3)."""
         ranges, delay = f.pull_ack_frame(buf, frame_type == FrameType.ACK_ECN)
-        space = self._recovery.spaces[space_id]
-        if ranges[-1].stop > space.next_pn:
+        if ranges[-1].stop > self._spaces[space_id].next_pn:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "ACK for a packet never sent")
         ack_delay = 0.0
-        if space_id == 2:
-            ack_delay = (delay << self._peer_ack_delay_exponent) / 1_000_000
-        self._now_hint = now
+        if space_id == SPACE_APPLICATION:
+            ack_delay = (delay << self.peer_ack_delay_exponent) / 1_000_000
         self._recovery.on_ack_received(space_id, ranges, ack_delay, now)
 
     def _handle_reset_stream_frame(self, space_id: int, frame_type: int, buf: Buffer,
@@ -89,18 +145,18 @@ class FrameHandlersMixin(ConnectionBase):
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.ResetStreamFrame)
         stream_id, error_code, final_size = frame.stream_id, frame.error_code, frame.final_size
-        stream = self._stream_mgr.stream_for_receive(stream_id, frame_type)
+        stream = self._streams.stream_for_receive(stream_id, frame_type)
         if stream is None or stream.recv_finished:
             return
         consumed = stream.recv_delivered - stream.recv_unread  # what the application took
         increase = stream.handle_reset(error_code, final_size)
-        self._stream_mgr.account_received(increase, frame_type)
+        self._streams.account_received(increase, frame_type)
         # RFC 9000 §4.5: the whole final size is spent; what was never read is credited back.
-        self._stream_mgr.data_consumed += final_size - consumed
-        self._stream_mgr.maybe_raise_max_data()
-        self._stream_mgr.ready_streams.pop(stream_id, None)
+        self._streams.data_consumed += final_size - consumed
+        self._streams.maybe_raise_max_data()
+        self._streams.ready_streams.pop(stream_id, None)
         self._events.append(events.StreamReset(stream_id=stream_id, error_code=error_code))
-        self._stream_mgr.maybe_close_stream(stream)
+        self._streams.maybe_close_stream(stream)
 
     def _handle_stop_sending_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:
@@ -108,46 +164,46 @@ class FrameHandlersMixin(ConnectionBase):
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.StopSendingFrame)
         stream_id, error_code = frame.stream_id, frame.error_code
-        stream = self._stream_mgr.stream_for_send_frame(stream_id, frame_type)
+        stream = self._streams.stream_for_send_frame(stream_id, frame_type)
         if stream is None:
             return
         if not stream.send_finished:
             stream.reset(error_code)
-            self._stream_mgr.send_queue[stream_id] = stream
+            self._streams.send_queue[stream_id] = stream
         self._events.append(events.StopSendingReceived(stream_id=stream_id, error_code=error_code))
 
     def _handle_crypto_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """CRYPTO (RFC 9000 §19.6)."""
         offset, data = f.pull_crypto_frame(buf)
-        self._handle_crypto_data(space_id, offset, data, now)
+        self._host.on_crypto_frame(space_id, offset, data, now)
 
     def _handle_new_token_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                 now: float) -> None:
         """NEW_TOKEN (RFC 9000 §19.7): tokens are not used for future connections here."""
         f.pull_frame_body(buf, frame_type)
-        if not self.is_client:
+        if not self._is_client:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "Clients must not send NEW_TOKEN")
 
     def _handle_stream_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """STREAM (RFC 9000 §19.8)."""
         stream_id, offset, data, fin = f.pull_stream_frame(buf, frame_type)
-        stream = self._stream_mgr.stream_for_receive(stream_id, frame_type)
+        stream = self._streams.stream_for_receive(stream_id, frame_type)
         if stream is None:
             return
         increase = stream.handle_frame(offset, data, fin)
         if increase:
-            self._stream_mgr.account_received(increase, frame_type)
+            self._streams.account_received(increase, frame_type)
         if stream.has_ready_data():
-            self._stream_mgr.ready_streams[stream_id] = stream
+            self._streams.ready_streams[stream_id] = stream
 
     def _handle_max_data_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """MAX_DATA (RFC 9000 §19.9)."""
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.MaxDataFrame)
         value = frame.maximum
-        if value > self._stream_mgr.peer_max_data:
-            self._stream_mgr.peer_max_data = value
+        if value > self._streams.peer_max_data:
+            self._streams.peer_max_data = value
 
     def _handle_max_stream_data_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                       now: float) -> None:
@@ -155,11 +211,11 @@ class FrameHandlersMixin(ConnectionBase):
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.MaxStreamDataFrame)
         stream_id, value = frame.stream_id, frame.maximum
-        stream = self._stream_mgr.stream_for_send_frame(stream_id, frame_type)
+        stream = self._streams.stream_for_send_frame(stream_id, frame_type)
         if stream is not None and value > stream.peer_max_stream_data:
             stream.peer_max_stream_data = value
             if stream.has_data_to_send():
-                self._stream_mgr.send_queue[stream_id] = stream
+                self._streams.send_queue[stream_id] = stream
 
     def _handle_max_streams_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                   now: float) -> None:
@@ -168,8 +224,8 @@ class FrameHandlersMixin(ConnectionBase):
         assert isinstance(frame, f.MaxStreamsFrame)
         value = frame.maximum
         idx = frame_type & 1
-        if value > self._stream_mgr.peer_max_streams[idx]:
-            self._stream_mgr.peer_max_streams[idx] = value
+        if value > self._streams.peer_max_streams[idx]:
+            self._streams.peer_max_streams[idx] = value
 
     def _handle_data_blocked_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:
@@ -181,7 +237,7 @@ class FrameHandlersMixin(ConnectionBase):
         """STREAM_DATA_BLOCKED (RFC 9000 §19.13): informational, but the stream must be valid."""
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.StreamDataBlockedFrame)
-        self._stream_mgr.stream_for_receive(frame.stream_id, frame_type)
+        self._streams.stream_for_receive(frame.stream_id, frame_type)
 
     def _handle_streams_blocked_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                       now: float) -> None:
@@ -204,9 +260,8 @@ class FrameHandlersMixin(ConnectionBase):
         entry = self._host_cids.retire(frame.sequence_number, self._packet_dcid)
         if entry is not None:
             self._events.append(events.ConnectionIdRetired(connection_id=entry.cid))
-            limit = min(self._peer_params.active_connection_id_limit or 2, 4)
-            for new in self._host_cids.issue(limit):
-                self._cids_to_announce.append(new)
+            for new in self._host_cids.issue(self.active_cid_limit):
+                self._owed.new_cids.append(new)
                 self._events.append(events.ConnectionIdIssued(connection_id=new.cid))
 
     def _handle_path_challenge_frame(self, space_id: int, frame_type: int, buf: Buffer,
@@ -214,7 +269,7 @@ class FrameHandlersMixin(ConnectionBase):
         """PATH_CHALLENGE (RFC 9000 §19.17): echo in PATH_RESPONSE."""
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.PathChallengeFrame)
-        self._path_responses.append(frame.data)
+        self._owed.path_responses.append(frame.data)
 
     def _handle_path_response_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                     now: float) -> None:
@@ -227,30 +282,28 @@ class FrameHandlersMixin(ConnectionBase):
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.ConnectionCloseFrame)
         self._qlog.connection_closed(now, "remote", frame.error_code, frame.reason_phrase)
-        self._terminate(frame.error_code, frame.frame_type, frame.reason_phrase, by_peer=True,
-                        now=now)
+        self._host.on_peer_close(frame.error_code, frame.frame_type, frame.reason_phrase, now)
 
     def _handle_handshake_done_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                      now: float) -> None:
         """HANDSHAKE_DONE (RFC 9000 §19.20): confirms the handshake on the client."""
-        if not self.is_client:
+        if not self._is_client:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "Clients must not send HANDSHAKE_DONE")
-        self._confirm_handshake(now)
+        self._host.on_handshake_done_frame(now)
 
     def _handle_datagram_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """DATAGRAM (RFC 9221 §4)."""
         data = f.pull_datagram_frame(buf, frame_type)
-        limit = self.configuration.max_datagram_frame_size
+        limit = self._max_datagram_frame_size
         if limit is None or len(data) > limit:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "Unexpected DATAGRAM frame")
         self._events.append(events.DatagramFrameReceived(data=data))
 
-    # -------------------------------------------------------------- helpers
 
 
-_M = FrameHandlersMixin
+_M = FrameReceiver
 _Handler = Callable[[_M, int, int, Buffer, float], None]
 
 

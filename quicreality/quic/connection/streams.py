@@ -9,18 +9,25 @@ receive handlers and the send path ask it for streams; they do not keep stream s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import QuicConfiguration
 from ..errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
 from ..streams import QuicStream
 from ..transport_params import QuicTransportParameters
 
+if TYPE_CHECKING:
+    from .spaces import OwedFrames
+
 
 class StreamManager:
     """Streams and flow control of one connection."""
 
-    def __init__(self, config: QuicConfiguration, *, is_client: bool) -> None:
+    def __init__(self, config: QuicConfiguration, *, is_client: bool, owed: OwedFrames) -> None:
+        """``owed`` is the 1-RTT space's record: MAX_DATA and MAX_STREAMS are owed there."""
         self._config = config
         self._is_client = is_client
+        self._owed = owed
         #: the peer's transport parameters (defaults until received)
         self.peer_params = QuicTransportParameters()
         self.streams: dict[int, QuicStream] = {}
@@ -28,13 +35,11 @@ class StreamManager:
         self.reading_paused: set[int] = set()  # streams whose data next_event() holds back
         self.send_queue: dict[int, QuicStream] = {}
         self.local_max_data = config.max_data
-        self.local_max_data_pending = False
         self.data_received = 0
         self.data_consumed = 0
         self.peer_max_data = 0
         self.data_sent = 0
         self.local_max_streams = [config.max_streams_bidi, config.max_streams_uni]
-        self.local_max_streams_pending = [False, False]
         self.peer_streams_closed = [0, 0]
         self.peer_streams_opened = [0, 0]
         self.peer_max_streams = [0, 0]
@@ -174,7 +179,7 @@ class StreamManager:
         window = self._config.max_data
         if self.data_consumed + window // 2 > self.local_max_data:
             self.local_max_data = self.data_consumed + window
-            self.local_max_data_pending = True
+            self._owed.max_data = True
 
     def maybe_close_stream(self, stream: QuicStream) -> None:
         """Forget a stream finished both ways and raise MAX_STREAMS for the peer (RFC 9000 §4.6)."""
@@ -194,4 +199,58 @@ class StreamManager:
             new_max = self.peer_streams_closed[idx] + initial
             if new_max - self.local_max_streams[idx] >= max(1, initial // 2):
                 self.local_max_streams[idx] = new_max
-                self.local_max_streams_pending[idx] = True
+                self._owed.max_streams[idx] = True
+
+    # ------------------------------------------------------- application API
+
+    def app_send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        """Queue ``data`` (and the FIN) on a stream, opening it if it is the next local one."""
+        stream = self.stream_for_app_send(stream_id)
+        # DATA_SENT and later: only a repeated bare FIN in DATA_SENT is allowed
+        if stream.send_state >= 2 and (data or end_stream) and (stream.send_state != 2 or data):
+            raise LocalProtocolError(f"Stream {stream_id} is finished or reset")
+        stream.write(data, end_stream)
+        self.send_queue[stream_id] = stream
+
+    def app_reset(self, stream_id: int, error_code: int) -> None:
+        """Abandon sending on a stream (RESET_STREAM)."""
+        stream = self.stream_for_app_send(stream_id)
+        stream.reset(error_code)
+        self.send_queue[stream_id] = stream
+
+    def app_stop(self, stream_id: int, error_code: int) -> None:
+        """Ask the peer to stop sending (STOP_SENDING); a no-op once the stream is finished."""
+        stream = self.streams.get(stream_id)
+        if stream is None and self.stream_was_closed(stream_id):
+            return  # all of it was received and consumed: nothing left to stop (RFC 9000 §3.5)
+        if stream is None or not stream.can_receive:
+            raise LocalProtocolError(f"Stream {stream_id} cannot receive")
+        if not stream.recv_finished:
+            stream.stop_sending_pending = True
+            stream.stop_sending_error_code = error_code
+            self.send_queue[stream_id] = stream
+
+    def buffered(self, stream_id: int) -> int:
+        """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
+        stream = self.streams.get(stream_id)
+        return stream.buffered if stream is not None else 0
+
+    def resume_reading(self, stream_id: int) -> None:
+        """Hand out the stream's data again (undo a pause)."""
+        self.reading_paused.discard(stream_id)
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.has_ready_data():
+            self.ready_streams[stream_id] = stream
+
+    def pop_ready(self) -> tuple[int, bytes, bool] | None:
+        """Data for the application: ``(stream_id, data, fin)`` of one ready, unpaused stream."""
+        ready = self.ready_streams
+        while ready:
+            stream_id, stream = ready.popitem()
+            if not stream.has_ready_data() or stream_id in self.reading_paused:
+                continue  # a paused stream is re-queued by resume_reading()
+            data, fin = stream.pull_ready()
+            self.data_consumed += len(data)
+            self.after_stream_consumed(stream)
+            return stream_id, data, fin
+        return None

@@ -102,7 +102,7 @@ class QuicH3Pair:
     def inject(self, payload: bytes) -> None:
         """Deliver a 1-RTT packet protected with the client's keys and carrying ``payload``."""
         client = self.client
-        space = client._recovery.spaces[2]  # forging needs the live keys
+        space = client._spaces[2]  # forging needs the live keys
         pn = space.next_pn
         space.next_pn += 1
         packet = seal_packet(

@@ -102,7 +102,7 @@ def test_active_bypass_with_a_repeated_packet_number_is_refused_end_to_end() -> 
     assert second.verdict.reason is Reason.REPEATED_PACKET_NUMBER
     assert isinstance(decisions[2].gate, Forward)
     assert not any(d.new for d in decisions) and not endpoint.connections
-    attacker._recovery.spaces[0].next_pn = 2
+    attacker._spaces[0].next_pn = 2
     _handshake(endpoint, attacker, 0.0)
     while (e := attacker.next_event()) is not None:
         assert not isinstance(e, events.HandshakeCompleted)

@@ -1,0 +1,149 @@
+"""Packet number spaces as the connection sees them: what was received, what is owed.
+
+Recovery (:mod:`quicreality.quic.recovery.loss`) tracks the packets we *sent* in each space and
+declares them acknowledged or lost. This module holds the other half (quinn-proto's
+``PacketSpace``): per space, the next packet number, the CRYPTO stream, the packet numbers
+*received* (to acknowledge them, RFC 9000 §13.2) and an :class:`OwedFrames` record of the frames
+we still owe the peer.
+
+:class:`OwedFrames` is the one place retransmission goes through (quinn-proto's
+``Retransmits``): writing a frame into a packet clears its entry, and the frame's delivery
+callback sets it again when the packet is declared lost (RFC 9000 §13.3: information is resent,
+not packets). CRYPTO data is owed through the space's :attr:`PacketSpace.crypto` stream, which
+re-queues lost ranges itself; stream-level frames (STREAM, RESET_STREAM, STOP_SENDING,
+MAX_STREAM_DATA) are owed through their stream and the stream manager's send queue.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ...wire.rangeset import RangeSet
+from ..streams import QuicStream
+
+if TYPE_CHECKING:
+    from .cids import ConnectionIdEntry
+
+#: ACK ranges remembered per space (the oldest is forgotten beyond this; see is_duplicate).
+MAX_RECEIVED_RANGES = 64
+#: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
+MAX_PATH_RESPONSES = 16
+
+
+def new_crypto_stream() -> QuicStream:
+    """A CRYPTO stream (RFC 9000 §19.6): no flow control, both directions."""
+    return QuicStream(-1, can_send=True, can_receive=True, local_max_stream_data=1 << 62,
+                      peer_max_stream_data=1 << 62, crypto=True)
+
+
+class OwedFrames:
+    """The frames of one space that must be sent (again): set when owed, cleared when written.
+
+    In the Initial and Handshake spaces only :attr:`ack` is used; the rest are 1-RTT frames.
+    """
+
+    __slots__ = ("ack", "handshake_done", "max_data", "max_streams", "new_cids",
+                 "path_responses", "pings", "retire_cids")
+
+    def __init__(self) -> None:
+        #: an ACK frame must go out in the next packet of this space (not just piggybacked)
+        self.ack = False
+        #: HANDSHAKE_DONE (RFC 9000 §19.20), server only
+        self.handshake_done = False
+        #: MAX_DATA with the current connection window (RFC 9000 §19.9)
+        self.max_data = False
+        #: MAX_STREAMS bidi, uni (RFC 9000 §19.11)
+        self.max_streams = [False, False]
+        #: NEW_CONNECTION_ID frames to announce (RFC 9000 §19.15)
+        self.new_cids: list[ConnectionIdEntry] = []
+        #: RETIRE_CONNECTION_ID sequence numbers (RFC 9000 §19.16)
+        self.retire_cids: list[int] = []
+        #: PING frames the application asked for, by uid (re-sent until acknowledged)
+        self.pings: list[int] = []
+        #: PATH_RESPONSE echoes, bounded (the oldest are dropped; RFC 9000 §8.2.2, §21.9)
+        self.path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
+
+
+class PacketSpace:
+    """Receive-side ACK state, packet numbering, CRYPTO stream and owed frames of one space."""
+
+    __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded",
+                 "largest_received", "largest_received_time", "next_pn", "owed", "received",
+                 "received_floor")
+
+    def __init__(self) -> None:
+        self.next_pn = 0
+        self.crypto = new_crypto_stream()
+        self.received = RangeSet()
+        self.received_floor = 0  # every packet number below this counts as already received
+        self.largest_received = -1
+        self.largest_received_time = 0.0
+        self.ack_deadline: float | None = None
+        self.ack_eliciting_unacked = 0
+        self.discarded = False
+        self.owed = OwedFrames()
+
+    def is_duplicate(self, pn: int) -> bool:
+        """True if ``pn`` was received already, or is too old to tell (RFC 9000 §12.3).
+
+        Only :data:`MAX_RECEIVED_RANGES` ranges are remembered; a packet number below the oldest
+        of them could have been processed, so it is treated as a duplicate and dropped (the peer
+        retransmits what it carried once the packet goes unacknowledged).
+        """
+        return pn < self.received_floor or pn in self.received
+
+    def record_received(self, pn: int) -> None:
+        """Remember ``pn``; forgetting the oldest range raises :attr:`received_floor`."""
+        received = self.received
+        received.add(pn)
+        if len(received) > MAX_RECEIVED_RANGES:
+            received.shift()
+            self.received_floor = received[0].start
+
+    def on_packet_received(self, pn: int, ack_eliciting: bool, now: float,
+                           max_ack_delay: float | None) -> None:
+        """A packet was processed: record it and decide when to acknowledge (RFC 9000 §13.2.1).
+
+        ``max_ack_delay`` None acknowledges every ack-eliciting packet at once (Initial and
+        Handshake); otherwise every second one, an out-of-order one at once, and a lone one
+        within ``max_ack_delay``.
+        """
+        in_order = pn == self.largest_received + 1
+        self.record_received(pn)
+        if pn > self.largest_received:
+            self.largest_received = pn
+            self.largest_received_time = now
+        if not ack_eliciting:
+            return
+        if max_ack_delay is None or not in_order:
+            self.owed.ack = True
+            return
+        self.ack_eliciting_unacked += 1
+        if self.ack_eliciting_unacked >= 2:
+            self.owed.ack = True
+        elif self.ack_deadline is None:
+            self.ack_deadline = now + max_ack_delay
+
+    def on_ack_timer(self, now: float) -> None:
+        """The delayed-ACK deadline passed: the ACK is owed now."""
+        if self.ack_deadline is not None and now >= self.ack_deadline:
+            self.owed.ack = True
+            self.ack_deadline = None
+
+    def on_ack_sent(self) -> None:
+        """An ACK frame covering everything received went into a packet."""
+        self.owed.ack = False
+        self.ack_eliciting_unacked = 0
+        self.ack_deadline = None
+
+    def discard(self) -> None:
+        """The space's keys are gone (RFC 9001 §4.9): nothing more is sent or acknowledged."""
+        self.discarded = True
+        self.ack_deadline = None
+        self.owed.ack = False
+
+    def restart_crypto(self, data: bytes) -> None:
+        """Send ``data`` again from CRYPTO offset 0 (RFC 9000 §17.2.5.2, after a Retry)."""
+        self.crypto = new_crypto_stream()
+        self.crypto.write(data, False)
