@@ -73,7 +73,7 @@ def _client_capture(rf: RepFiles) -> tuple[Path | None, Path | None]:
     return cap, (rf.keylog if cap is not None and cap.suffix == ".pcap" else None)
 
 
-def _client_tables(rf: RepFiles) -> PcapTables | None:
+def client_tables(rf: RepFiles) -> PcapTables | None:
     """The client-side capture's tables (raw or derived), None without one."""
     cap, keylog = _client_capture(rf)
     if cap is None:
@@ -135,7 +135,7 @@ def cached_goodput(rf: RepFiles, events: EventsFn, interval_s: float = 0.25) -> 
         return caps if meta.get("source") == "capture" else [*caps, *rf.qlogs]
 
     def build() -> tuple[pd.DataFrame, dict[str, Any]]:
-        tables = _client_tables(rf)
+        tables = client_tables(rf)
         if tables is not None:
             sf = response_frames(tables.stream_frames("to_client"))
             if not sf.empty:
@@ -232,7 +232,7 @@ def cached_link_loss(rf: RepFiles, direction: str = "to_client",
     deps = [p for p in (c, s, cap, keylog) if p is not None]
 
     def build() -> tuple[pd.DataFrame, dict[str, Any]]:
-        tables = _client_tables(rf)
+        tables = client_tables(rf)
         server = tables.server if tables is not None else None
         server_addr = server[0] if server else None
         if direction == "to_client":

@@ -85,7 +85,7 @@ class RepView:
     @functools.cached_property
     def client_pcap(self) -> PcapTables | None:
         """The decrypted client-side capture (None without one)."""
-        return derive._client_tables(self.derived_files)
+        return derive.client_tables(self.derived_files)
 
     @functools.cached_property
     def server_pcap(self) -> PcapTables | None:

@@ -229,7 +229,7 @@ def run_scenario(sc: Scenario, opts: RunOptions, console: Console) -> RunState:
         state.note = f"the topology failed, run aborted (namespaces were removed): {e}"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        _finish(state, run_info, console)
+        finish_run(state, run_info, console)
     return state
 
 
@@ -368,7 +368,7 @@ def _one_rep(topo: Topology, sc: Scenario, w: Workload, rep: int, reps: int, ass
     return rec
 
 
-def _finish(state: RunState, run_info: dict[str, Any], console: Console) -> None:
+def finish_run(state: RunState, run_info: dict[str, Any], console: Console) -> None:
     """Summary table, run.json, exit code."""
     sc = state.scenario
     rows = summarise(state.records)

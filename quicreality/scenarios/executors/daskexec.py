@@ -176,7 +176,7 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
         if cluster is not None:
             cluster.close(timeout=10)
         _order_records(state, specs)
-        runner._finish(state, run_info, console)
+        runner.finish_run(state, run_info, console)
     return state
 
 
