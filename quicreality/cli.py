@@ -199,9 +199,10 @@ def run_server(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        if reality is not None:
+        if reality is not None:  # SIGHUP reloads [reality] and [relay]
             await serve_reality(sock, factory, reality, www=www, stop=stop,
-                                endpoint_qlog=endpoint_qlog, relay=relay)
+                                endpoint_qlog=endpoint_qlog, relay=relay,
+                                ready=reality_cli.reload_on_sighup(args, (host, port), CliError))
             return
         await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay)
 

@@ -134,3 +134,46 @@ def client_configurator(args: argparse.Namespace, error: ErrorType) -> Callable[
             wall_clock=time.time, fingerprint=fingerprint, carrier=carrier)
 
     return configure
+
+
+def load_listener_configs(args: argparse.Namespace, listen: tuple[str, int],
+                          error: ErrorType) -> tuple[RealityServerConfig | None, Any]:
+    """The ``[reality]`` and ``[relay]`` tables as ``server`` loads them (also on a reload):
+    ``(reality config or None, relay config or None)``; ``error`` for the first problem."""
+    from .relay_cli import load_server_relay_config
+
+    reality = load_server_config(args.reality_config, error)
+    relay = load_server_relay_config(args.relay_config or args.reality_config, error,
+                                     table_required=not args.relay_config, listen=listen,
+                                     own_public_key=reality.public_key if reality else None)
+    return reality, relay
+
+
+def reload_on_sighup(args: argparse.Namespace, listen: tuple[str, int],
+                     error: ErrorType) -> Callable[[Any], None]:
+    """A ``ready`` callback for :func:`~quicreality.aio.reality_server.serve_reality`: SIGHUP
+    re-reads the files and swaps them in (:meth:`RealityServer.reload`); a file that does not
+    validate is refused with one ``reload refused:`` line and the old configuration stays."""
+    import asyncio
+    import signal
+    import sys
+
+    def install(server: Any) -> None:
+        def on_hup() -> None:
+            try:
+                reality, relay = load_listener_configs(args, listen, error)
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the old config
+                print(f"reload refused: {exc}; the old configuration stays in force",
+                      file=sys.stderr, flush=True)
+                server.reload_failures += 1
+                return
+            if reality is None:
+                print("reload refused: no [reality] table; the old configuration stays in force",
+                      file=sys.stderr, flush=True)
+                server.reload_failures += 1
+                return
+            plan = server.reload(reality, relay)
+            print(f"reloaded {args.reality_config}: {plan.describe()}", flush=True)
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    return install

@@ -36,7 +36,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ from ..reality.gate import (
     TargetAction,
     ToTarget,
 )
+from ..reality.reload import ReloadPlan, plan_reload
 from ..reality.shape_cache import ShapeCache
 from ..reality.target_shape import (
     ShapeError,
@@ -69,6 +71,7 @@ from ..reality.target_shape import (
     most_common,
     parse_target_flight,
 )
+from ..relay.config import RelayConfig
 from .fallback import FallbackRelay
 from .server import QuicServer
 
@@ -82,6 +85,11 @@ _OPEN_WARNING_INTERVAL = 10.0
 LEARN_TIMEOUT = 5.0
 #: Handshakes per learning round; the most common answer is kept (timing varies a little).
 LEARN_SAMPLES = 3
+#: Verdicts kept for the status page.
+RECENT_VERDICTS = 20
+#: CONNECTION_CLOSE code of a connection whose short ID a reload removed (H3_NO_ERROR: the
+#: reason phrase says why).
+REVOKED_CLOSE_CODE = 0x100
 
 
 async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
@@ -158,17 +166,23 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
 
 
 class _GatedEndpoint:
-    """Delegates to the endpoint and reports each gate decision to ``on_gate`` first."""
+    """Delegates to the endpoint and reports each gate decision to ``on_gate`` first, and each
+    connection an accept created to ``on_accepted``."""
 
     def __init__(self, endpoint: QuicServerEndpoint,
-                 on_gate: Callable[[GateDecision, float], None]) -> None:
+                 on_gate: Callable[[GateDecision, float], None],
+                 on_accepted: Callable[[QuicConnection, RealityVerdict], None]) -> None:
         self._endpoint = endpoint
         self._on_gate = on_gate
+        self._on_accepted = on_accepted
 
     def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
         got = self._endpoint.receive_datagram(data, addr, now)
         if got.gate is not None:
             self._on_gate(got.gate, now)
+            if got.new and got.connection is not None and isinstance(got.gate, Accept) \
+                    and got.gate.verdict is not None:
+                self._on_accepted(got.connection, got.gate.verdict)
         return got
 
     def __getattr__(self, name: str) -> Any:
@@ -219,7 +233,14 @@ class RealityServer(QuicServer):
         self.endpoint_qlog: QlogSink = endpoint_qlog or NullSink()
         self._gate_timer: asyncio.TimerHandle | None = None
         self._gate_timer_at: float | None = None
-        gated: Any = _GatedEndpoint(endpoint, self._on_gate_decision)
+        #: The short ID each accepted connection authenticated with (a reload checks them).
+        self.short_ids: dict[int, tuple[QuicConnection, bytes | None]] = {}
+        #: The latest verdicts, newest last (the status page shows them).
+        self.recent_verdicts: deque[tuple[float, str, RealityVerdict]] = deque(
+            maxlen=RECENT_VERDICTS)
+        self.reloads = 0
+        self.reload_failures = 0
+        gated: Any = _GatedEndpoint(endpoint, self._on_gate_decision, self._on_accepted)
         super().__init__(sock, gated, app, loop, **server_options)
         family, sockaddr = target
         self.relay = FallbackRelay(sockaddr, family, self._on_target_datagram, self.loop)
@@ -326,7 +347,50 @@ class RealityServer(QuicServer):
             self.metrics.target_dropped.inc()
             self._gate_events(now)  # the accepted flow's close to the target, if due
 
+    def _on_accepted(self, conn: QuicConnection, verdict: RealityVerdict) -> None:
+        self.short_ids[id(conn)] = (conn, verdict.short_id)
+
+    def connection_gone(self, conn: QuicConnection) -> None:
+        """Forget the connection's short ID, then as a plain server."""
+        self.short_ids.pop(id(conn), None)
+        super().connection_gone(conn)
+
+    # --- reload ---------------------------------------------------------------------------
+
+    def reload(self, config: RealityServerConfig, relay: RelayConfig | None) -> ReloadPlan:
+        """Swap a new configuration in (SIGHUP; see :mod:`quicreality.reality.reload`).
+
+        New ClientHellos are judged by ``config`` at once; connections whose short ID it no
+        longer has are closed with :data:`~quicreality.reality.reload.REVOKED_REASON`; the relay
+        settings (allow-list, upstream, timeouts) apply to every new relay stream, on new and
+        existing connections.
+        """
+        live = [(key, short_id) for key, (_, short_id) in self.short_ids.items()]
+        conns: dict[Hashable, QuicConnection] = {key: c for key, (c, _) in self.short_ids.items()}
+        plan = plan_reload(self.gate.config, config, live)
+        self.gate.config = plan.config
+        now = self.now()
+        closing = []
+        for key, reason in plan.close:
+            conn = conns[key]
+            if not conn.is_terminated:
+                conn.close(REVOKED_CLOSE_CODE, None, reason)
+                closing.append(conn)
+        self.service(closing, now)
+        self.set_relay_config(relay)
+        self.reloads += 1
+        return plan
+
+    def set_relay_config(self, relay: RelayConfig | None) -> None:
+        """New relay settings for every new relay stream (None: the relay refuses all)."""
+        self.relay_config = relay or RelayConfig()
+        for link in self.relays.values():
+            link.reconfigure(self.relay_config)
+
+    # --- verdicts -------------------------------------------------------------------------
+
     def _record_verdict(self, addr: Any, verdict: RealityVerdict, now: float) -> None:
+        self.recent_verdicts.append((time.time(), f"{addr[0]}:{addr[1]}", verdict))
         self.metrics.verdict(verdict)
         info = verdict.describe()
         host, port = addr[0], addr[1]

@@ -94,6 +94,12 @@ class ServerLink(RelayEdge):
         """True once the connection is gone."""
         return self.server_session.closed
 
+    def reconfigure(self, config: RelayConfig) -> None:
+        """A reloaded ``[relay]``: its allow-list, timeouts and upstream decide every new
+        stream of this connection (windows and water marks stay as the connection began)."""
+        self.config = config
+        self.server_session.config = config
+
     # ----------------------------------------------------------------- routing
 
     def filter_event(self, event: QuicEvent) -> list[QuicEvent]:
