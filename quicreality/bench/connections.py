@@ -32,7 +32,7 @@ from typing import Any
 from ..scenarios.peers import paths
 from ..scenarios.peers.base import free_udp_port
 from ..scenarios.peers.certs import make_test_cert
-from .handshake import close_and_flush, drive, start_server_process
+from .handshake import close_and_flush, drive, start_server_process, stop_processes
 
 SERVERS = ("ours", "aioquic", "qh3")
 _SETTLE_S = 0.5
@@ -215,14 +215,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_processes(procs)
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nserver memory on loopback, same run; idle: {args.idle} connections held open; churn: "
           f"{args.churn} sequential short connections (RSS after {args.checkpoint} and after all)")

@@ -180,6 +180,18 @@ def _one(setup: Setup, timeout: float) -> float:
         sock.close()
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate (then kill after 5 s) every process still running, and reap it."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def start_server_process(argv: list[str], port: int, log: Path,
                          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a server (its output to ``log``) and wait until it has bound UDP ``port``."""
@@ -313,14 +325,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_processes(procs)
         shutil.rmtree(workdir, ignore_errors=True)
     med = {s.name: statistics.median(s.rates) for s in setups}
     cpu_med = {s.name: statistics.median(s.cpu_ms) for s in setups}
