@@ -260,6 +260,8 @@ def run_point(sc: Scenario, state: RunState, assets: Assets, progress: Progress,
         if not link_ok:
             if sc.point is not None:
                 for w in sc.workloads:
+                    if units is not None and not any(w.name == u for u, _ in units):
+                        continue  # a dask unit records only its own workload
                     rec = RepRecord(workload=_label(sc, w), pair=w.pair, rep=0, status="not-run",
                                     reason="link check failed (off beyond tolerance)",
                                     baseline=w.baseline)

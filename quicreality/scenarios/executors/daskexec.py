@@ -87,7 +87,9 @@ def dask_unit(spec_json: str, attempt: int) -> dict[str, Any]:
     return res
 
 
-def _set_allowed_failures(dask_scheduler: Any, n: int) -> int:
+def _set_allowed_failures(n: int, dask_scheduler: Any = None) -> int:
+    """On the scheduler (``client.run_on_scheduler`` passes it as the keyword
+    ``dask_scheduler``): set how often a task may lose its worker; returns the old value."""
     old = int(dask_scheduler.allowed_failures)
     dask_scheduler.allowed_failures = n
     return old
@@ -275,7 +277,7 @@ def _collect(f: Any, spec: UnitSpec, attempt: int, submit: Any, state: Any,
                 baseline=w.baseline))
         view.last.append(msg)
         if not console.is_terminal:
-            console.print(f"[{state.scenario.name}] {msg}", highlight=False)
+            console.print(f"[{state.scenario.name}] {msg}", highlight=False, markup=False)
         write_json(run_dir / "run.json", run_info)
         return
     archive = res.pop("archive", b"")
@@ -298,7 +300,7 @@ def _collect(f: Any, spec: UnitSpec, attempt: int, submit: Any, state: Any,
         view.last.append(line)
         if not console.is_terminal:
             console.print(f"[{state.scenario.name} {view.done}/{view.total}] {line}",
-                          highlight=False)
+                          highlight=False, markup=False)
     write_json(run_dir / "run.json", run_info)
 
 
