@@ -241,7 +241,12 @@ class Gfw2025:
 _OPS = ("equals", "not_equals", "in", "contains", "matches", "at_least", "at_most")
 
 
+#: Short names a scenario file may use for a fingerprint feature.
+FEATURE_ALIASES = {"sni": "server_name"}
+
+
 def _feature(features: Mapping[str, Any], name: str) -> Any:
+    name = FEATURE_ALIASES.get(name, name)
     for key in (name, f"client.tls.{name}", f"client.{name}"):
         if key in features:
             return features[key]

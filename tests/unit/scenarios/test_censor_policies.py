@@ -228,3 +228,12 @@ def test_active_probe_verdict_decides_the_flow(verdict: str, is_blocked: bool) -
     c.probe_result(req, verdict, "crafted", 0.5)
     assert blocked(c, 0.6) is is_blocked
     assert c.pop_records()[-1]["probe_verdict"] == verdict
+
+
+def test_feature_alias_sni_names_the_server_name() -> None:
+    # censor-gfw.toml's active-probe rule says feature = "sni"; before the alias it matched nothing
+    from quicreality.scenarios.censor.policies import FeatureRule
+
+    rule = FeatureRule(name="probe-sni", feature="sni", ops=(("equals", "www.example.test"),))
+    assert rule.matches({"client.tls.server_name": "www.example.test"})
+    assert not rule.matches({"client.tls.server_name": "other.test"})
