@@ -16,7 +16,7 @@ from quicreality.tls.certificates import InsecureVerifier
 
 # 1. A legit REALITY client's first flight, captured (and dropped) by an on-path attacker.
 legit, legit_dgrams = first_flight(client_configuration(seed=7))
-A = b"".join(d for _, d in sorted(client_initial_crypto(legit_dgrams[0], legit._initial_dcid)))
+A = b"".join(d for _, d in sorted(client_initial_crypto(legit_dgrams[0], legit.initial_destination_connection_id)))
 print("captured sealed ClientHello A:", len(A), "bytes, session_id", A[39:71].hex()[:16], "...")
 
 # 2. The attacker's own plain client (no REALITY key, no short id); its ClientHello is B.
@@ -25,7 +25,7 @@ acfg = QuicConfiguration(is_client=True, rng=seeded_rng(1234), wall_clock=lambda
 att = QuicConnection(configuration=acfg)
 att.connect(("203.0.113.1", 443), 0.0)
 own = [d for d, _ in att.datagrams_to_send(0.0)]
-dcid, scid = att._initial_dcid, att.host_cid
+dcid, scid = att.initial_destination_connection_id, att.host_cid
 B = b"".join(d for _, d in sorted(client_initial_crypto(own[0], dcid)))
 print("attacker ClientHello B:", len(B), "bytes (unsealed)")
 
@@ -59,7 +59,7 @@ if conn is None:
     print("server events: [] (no server connection: the gate never accepted)")
     print("server received attacker stream data: []")
     raise SystemExit(0)
-att._recovery.spaces[0].next_pn = 2  # the attacker's client did send Initial PNs 0 and 1 (d1/d2, d3)
+att._spaces[0].next_pn = 2  # the attacker's client did send Initial PNs 0 and 1 (d1/d2, d3)
 # 4. Run the handshake between the attacker's client and the accepted server connection.
 server_events, client_events = [], []
 for _ in range(50):

@@ -18,20 +18,20 @@ def frames(fs):
         F.push_frame(b, f)
     return b.data
 try:
-    srv._handle_payload(2, frames([F.RetireConnectionIdFrame(srv._host_cids.next_sequence)]), p.now, hdr)
+    srv._receiver.handle_payload(2, frames([F.RetireConnectionIdFrame(srv._host_cids.next_sequence)]), p.now, hdr)
     print("(a0) RETIRE of a never-sent sequence number: accepted")
 except QuicConnectionError as exc:
     print(f"(a0) RETIRE of a never-sent sequence number: {exc}")
 for _ in range(200):   # retire every announced ID but the one in use, let the server announce new ones
     seqs = [e.sequence_number for e in srv._host_cids.entries if e.announced and e.cid != srv.host_cid]
     if seqs:
-        srv._handle_payload(2, frames([F.RetireConnectionIdFrame(s) for s in seqs]), p.now, hdr)
+        srv._receiver.handle_payload(2, frames([F.RetireConnectionIdFrame(s) for s in seqs]), p.now, hdr)
     ep.refresh(srv)
     while srv.next_event() is not None: pass
     p.now += 0.01
     srv.datagrams_to_send(p.now)
 print(f"(a) after 200 rounds: next CID seq = {srv._host_cids.next_sequence}, endpoint._by_cid = {len(ep._by_cid)} "
-      f"(live CIDs: {len(srv.host_cids)}), NEW_CONNECTION_ID queued = {len(srv._cids_to_announce)}")
+      f"(live CIDs: {len(srv.host_cids)}), NEW_CONNECTION_ID queued = {len(srv._spaces[2].owed.new_cids)}")
 other = p.client  # any object the endpoint never routed
 t = time.perf_counter(); ep.forget(other); print(f"    forget(unknown) {1e6*(time.perf_counter()-t):.0f} us")
 pc = srv._peer_cids
@@ -41,7 +41,7 @@ try:
         fs = []
         for _ in range(40):
             fs.append(F.NewConnectionIdFrame(seq, seq, seq.to_bytes(8, "big"), seq.to_bytes(16, "big"))); seq += 1
-        srv._handle_payload(2, frames(fs), p.now, hdr)
+        srv._receiver.handle_payload(2, frames(fs), p.now, hdr)
     print(f"(b) {seq-10} NEW_CONNECTION_ID frames accepted: pending_retire = {len(pc.pending_retire)}")
 except QuicConnectionError as exc:
     print(f"(b) after {seq-10} NEW_CONNECTION_ID frames: {exc}; pending_retire = {len(pc.pending_retire)}, reset_tokens = {len(pc.reset_tokens)}")
