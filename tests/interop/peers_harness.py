@@ -20,6 +20,7 @@ scripts/setup.sh"): the test fails, it is never skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -193,10 +194,11 @@ class PeerHarness:
             raise PeerFailed("could not stop: " + "; ".join(errors))
 
 
-@pytest.fixture
-def peer_harness() -> Iterator[PeerHarness]:
-    """A :class:`PeerHarness` in a fresh temp dir; processes stopped, dir removed afterwards."""
-    d = _mkdtemp("qr-peers-")
+@contextlib.contextmanager
+def harness_in_tempdir(prefix: str) -> Iterator[PeerHarness]:
+    """A :class:`PeerHarness` in a fresh temp dir; its processes are stopped and the dir removed
+    at the end (kept with ``QR_KEEP_TMP=1``). Module-scoped fixtures use it too."""
+    d = _mkdtemp(prefix)
     h = PeerHarness(d)
     try:
         yield h
@@ -205,3 +207,10 @@ def peer_harness() -> Iterator[PeerHarness]:
             h.close()
         finally:
             _rmtree(d)
+
+
+@pytest.fixture
+def peer_harness() -> Iterator[PeerHarness]:
+    """A :class:`PeerHarness` in a fresh temp dir; processes stopped, dir removed afterwards."""
+    with harness_in_tempdir("qr-peers-") as h:
+        yield h

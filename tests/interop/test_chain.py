@@ -8,17 +8,13 @@ with backoff, and a loop between two hops is stopped by the hop limit.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from chain_hops import Hop, build_chain, describe, new_hop
-from peers_harness import PeerHarness, Pki
+from peers_harness import PeerHarness, Pki, harness_in_tempdir
 from relay_chain import (
     HOST,
     EchoServer,
@@ -36,16 +32,8 @@ pytestmark = pytest.mark.interop
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[PeerHarness]:
-    d = Path(tempfile.mkdtemp(prefix="qr-chain-"))
-    h = PeerHarness(d)
-    try:
+    with harness_in_tempdir("qr-chain-") as h:
         yield h
-    finally:
-        try:
-            h.close()
-        finally:
-            if os.environ.get("QR_KEEP_TMP") != "1":
-                shutil.rmtree(d, ignore_errors=True)
 
 
 class Dests:

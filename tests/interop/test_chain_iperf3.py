@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from chain_hops import Hop, build_chain, describe
-from peers_harness import PeerHarness, Pki
+from peers_harness import PeerHarness, Pki, harness_in_tempdir
 from relay_chain import HOST, Fwd, free_tcp_udp_port, results_dir
 
 from quicreality.scenarios.peers import iperf3
@@ -40,16 +38,8 @@ IN_FLIGHT_BOUND = 16 << 20
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[PeerHarness]:
-    d = Path(tempfile.mkdtemp(prefix="qr-chain-iperf-"))
-    h = PeerHarness(d)
-    try:
+    with harness_in_tempdir("qr-chain-iperf-") as h:
         yield h
-    finally:
-        try:
-            h.close()
-        finally:
-            if os.environ.get("QR_KEEP_TMP") != "1":
-                shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

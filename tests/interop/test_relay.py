@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from peers_harness import PeerHarness, Pki
+from peers_harness import PeerHarness, Pki, harness_in_tempdir
 from relay_chain import (
     HOST,
     SLOW_SINK,
@@ -52,16 +50,8 @@ pytestmark = pytest.mark.interop
 @pytest.fixture(scope="module")
 def harness() -> Iterator[PeerHarness]:
     """A harness living as long as the module (processes stopped, dir removed at the end)."""
-    d = Path(tempfile.mkdtemp(prefix="qr-relay-"))
-    h = PeerHarness(d)
-    try:
+    with harness_in_tempdir("qr-relay-") as h:
         yield h
-    finally:
-        try:
-            h.close()
-        finally:
-            if os.environ.get("QR_KEEP_TMP") != "1":
-                shutil.rmtree(d, ignore_errors=True)
 
 
 class Destinations:

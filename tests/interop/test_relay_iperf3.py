@@ -13,17 +13,14 @@ dropped and counted as ``quicreality_relay_udp_dropped_total{reason="too_large"}
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from peers_harness import PeerHarness, Pki
+from peers_harness import PeerHarness, Pki, harness_in_tempdir
 from relay_chain import (
     HOST,
     Fwd,
@@ -46,16 +43,8 @@ SECONDS = 10.0
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[PeerHarness]:
-    d = Path(tempfile.mkdtemp(prefix="qr-relay-iperf-"))
-    h = PeerHarness(d)
-    try:
+    with harness_in_tempdir("qr-relay-iperf-") as h:
         yield h
-    finally:
-        try:
-            h.close()
-        finally:
-            if os.environ.get("QR_KEEP_TMP") != "1":
-                shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,6 @@ SPACE_INITIAL = 0
 SPACE_HANDSHAKE = 1
 SPACE_APPLICATION = 2
 
-#: ACK ranges remembered per space (the oldest is forgotten beyond this; see PacketSpace).
-MAX_RECEIVED_RANGES = 64
-
 DeliveryHandler = Callable[..., None]
 
 
@@ -78,7 +75,8 @@ class SentPacket:
 
 
 class PacketSpace:
-    """Sent and received state of one packet number space."""
+    """Sent-packet state of one packet number space, for loss detection (the receive side and
+    the packet number counter are in :mod:`quicreality.quic.connection.spaces`)."""
 
     __slots__ = (
         "sent",
@@ -86,14 +84,6 @@ class PacketSpace:
         "loss_time",
         "time_of_last_ack_eliciting",
         "ack_eliciting_in_flight",
-        "next_pn",
-        "received",
-        "received_floor",
-        "largest_received",
-        "largest_received_time",
-        "ack_needed",
-        "ack_deadline",
-        "ack_eliciting_unacked",
         "discarded",
     )
 
@@ -103,33 +93,7 @@ class PacketSpace:
         self.loss_time: float | None = None
         self.time_of_last_ack_eliciting = 0.0
         self.ack_eliciting_in_flight = 0
-        self.next_pn = 0
-        self.received = RangeSet()
-        self.received_floor = 0  # every packet number below this counts as already received
-        self.largest_received = -1
-        self.largest_received_time = 0.0
-        self.ack_needed = False
-        self.ack_deadline: float | None = None
-        self.ack_eliciting_unacked = 0
         self.discarded = False
-
-
-    def is_duplicate(self, pn: int) -> bool:
-        """True if ``pn`` was received already, or is too old to tell (RFC 9000 §12.3).
-
-        Only :data:`MAX_RECEIVED_RANGES` ranges are remembered; a packet number below the oldest
-        of them could have been processed, so it is treated as a duplicate and dropped (the peer
-        retransmits what it carried once the packet goes unacknowledged).
-        """
-        return pn < self.received_floor or pn in self.received
-
-    def record_received(self, pn: int) -> None:
-        """Remember ``pn``; forgetting the oldest range raises :attr:`received_floor`."""
-        received = self.received
-        received.add(pn)
-        if len(received) > MAX_RECEIVED_RANGES:
-            received.shift()
-            self.received_floor = received[0].start
 
 
 class LossRecovery:
@@ -497,6 +461,4 @@ class LossRecovery:
         space.ack_eliciting_in_flight = 0
         space.loss_time = None
         space.discarded = True
-        space.ack_needed = False
-        space.ack_deadline = None
         self.pto_count = 0

@@ -163,10 +163,7 @@ class SniBlocklist:
         """Block on a listed SNI once the hello is complete."""
         hello = view.hello
         if hello is None:
-            if view.index >= self.max_packets:
-                return Decision(Action.PASS, self.name,
-                                f"no complete ClientHello in {view.index} packets")
-            return None
+            return give_up_without_hello(view, self.max_packets, self.name)
         hit = domain_matches(hello.sni, self.domains, suffix=self.suffix)
         if hit is None:
             return Decision(Action.PASS, self.name, f"sni {hello.sni!r} not on the blocklist")
@@ -253,6 +250,14 @@ def _feature(features: Mapping[str, Any], name: str) -> Any:
     return None
 
 
+def give_up_without_hello(view: FlowView, max_packets: int, policy: str) -> Decision | None:
+    """While a flow's ClientHello is incomplete: PASS once ``max_packets`` went by without it
+    (the policy gives up on the flow), else None (wait for more packets)."""
+    if view.index >= max_packets:
+        return Decision(Action.PASS, policy, f"no complete ClientHello in {view.index} packets")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureRule:
     """One rule over a fingerprint feature: every condition given must hold.
@@ -320,10 +325,7 @@ class Fingerprint:
         """Block on the first matching rule once the hello is complete."""
         hello = view.hello
         if hello is None:
-            if view.index >= self.max_packets:
-                return Decision(Action.PASS, self.name,
-                                f"no complete ClientHello in {view.index} packets")
-            return None
+            return give_up_without_hello(view, self.max_packets, self.name)
         rule = _first_match(self.rules, hello)
         if rule is None:
             return Decision(Action.PASS, self.name, f"no rule matches (ja4 {hello.ja4})")
@@ -354,10 +356,7 @@ class ActiveProbe:
         """PROBE a suspicious flow once its hello is complete."""
         hello = view.hello
         if hello is None:
-            if view.index >= self.max_packets:
-                return Decision(Action.PASS, self.name,
-                                f"no complete ClientHello in {view.index} packets")
-            return None
+            return give_up_without_hello(view, self.max_packets, self.name)
         if self.ports and view.packet.dport not in self.ports:
             return Decision(Action.PASS, self.name, f"port {view.packet.dport} not probed")
         if self.when:

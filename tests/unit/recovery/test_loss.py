@@ -37,7 +37,6 @@ def recovery(is_client: bool = False) -> LossRecovery:
 
 
 def send(r: LossRecovery, log: Log, space: int, pn: int, t: float, eliciting: bool = True) -> None:
-    r.spaces[space].next_pn = pn + 1
     handlers: list[tuple[Any, tuple[Any, ...]]] = [(log.handler, (pn,))]
     r.on_packet_sent(SentPacket(pn, space, t, MDS, eliciting, eliciting, handlers, "1RTT"))
 

@@ -40,7 +40,6 @@ def recovery(log: Log, cc: str = "newreno", adaptive: bool = True) -> LossRecove
 
 
 def send(r: LossRecovery, log: Log, pn: int, t: float) -> None:
-    r.spaces[APP].next_pn = pn + 1
     handlers: list[tuple[Any, tuple[Any, ...]]] = [(log.handler, (pn,))]
     r.on_packet_sent(SentPacket(pn, APP, t, MDS, True, True, handlers, "1RTT"))
 
