@@ -91,8 +91,8 @@ class QuicServerEndpoint:
         self._routes: dict[QuicConnection, set[bytes]] = {}  # per connection: its keys in _by_cid
         self.connections: set[QuicConnection] = set()
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
-        """Route one datagram; create a connection for a new valid Initial."""
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
+        """Route one datagram (``ecn``: its IP ECN bits); create a connection for a new Initial."""
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=self._cid_length)
         except (MalformedPacketError, BufferReadError, ValueError):
@@ -106,7 +106,7 @@ class QuicServerEndpoint:
             # judges it as a new flow (REALITY: a replay goes to the target, spec §7).
             return self._through_gate(data, addr, now)
         if conn is not None:
-            conn.receive_datagram(data, addr, now)
+            conn.receive_datagram(data, addr, now, ecn)
             self.refresh(conn)
             return Received(conn)
         if self._gate is not None:
@@ -152,7 +152,7 @@ class QuicServerEndpoint:
         )
         self.connections.add(conn)
         self._by_cid[header.destination_cid] = conn
-        conn.receive_datagram(data, addr, now)
+        conn.receive_datagram(data, addr, now, ecn)
         self.refresh(conn)
         return Received(conn, new=True)
 

@@ -68,7 +68,7 @@ class OwedFrames:
 class PacketSpace:
     """Receive-side ACK state, packet numbering, CRYPTO stream and owed frames of one space."""
 
-    __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded",
+    __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded", "ecn_counts",
                  "largest_received", "largest_received_time", "next_pn", "owed", "received",
                  "received_floor")
 
@@ -83,6 +83,21 @@ class PacketSpace:
         self.ack_eliciting_unacked = 0
         self.discarded = False
         self.owed = OwedFrames()
+        #: packets received marked ECT(0), ECT(1), CE (RFC 9000 §13.4.1), sent in ACK_ECN
+        self.ecn_counts: tuple[int, int, int] | None = None
+
+    def count_ecn(self, codepoint: int) -> None:
+        """Count one processed packet that arrived with ECN ``codepoint`` (1 ECT(1), 2 ECT(0),
+        3 CE; RFC 3168 §5). A CE mark owes an immediate ACK (RFC 9000 §13.2.1)."""
+        ect0, ect1, ce = self.ecn_counts or (0, 0, 0)
+        if codepoint == 0b10:
+            ect0 += 1
+        elif codepoint == 0b01:
+            ect1 += 1
+        elif codepoint == 0b11:
+            ce += 1
+            self.owed.ack = True
+        self.ecn_counts = (ect0, ect1, ce)
 
     def is_duplicate(self, pn: int) -> bool:
         """True if ``pn`` was received already, or is too old to tell (RFC 9000 §12.3).
