@@ -7,6 +7,7 @@ drop ECT datagrams, or mark CE when its queue holds more than a threshold.
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 from simpair import LinkModel
 from test_sim_pair import EchoPair, handshake
@@ -66,7 +67,7 @@ def test_ack_ecn_counts_match_the_marked_packets_received() -> None:
 def test_ack_ecn_frames_and_state_updates_in_qlog() -> None:
     sinks: dict[str, RecordingSink] = {}
 
-    def factory(role: str):  # noqa: ANN202
+    def factory(role: str):  # type: ignore[no-untyped-def]
         def make(odcid: bytes, is_client: bool) -> RecordingSink:
             return sinks.setdefault(role, RecordingSink())
         return make
@@ -141,15 +142,15 @@ def test_ce_reduces_once_per_round_trip() -> None:
     marked = LinkModel(delay=0.010, rate_bps=20e6, queue_bytes=2_000_000, ecn_ce_backlog=30_000)
     for cc in ("newreno", "cubic"):
         sink = RecordingSink()
-        pair = download(marked, cc=cc, server={"qlog_factory": lambda odcid, is_client: sink})
+        pair = download(marked, cc=cc, server={"qlog_factory": lambda odcid, is_client, s=sink: s})
         assert pair.server is not None
         cwnds = [(now, args["congestion_window"]) for name, now, args in sink.records
                  if name == "metrics_updated"]
-        reductions = [t for (_, a), (t, b) in zip(cwnds, cwnds[1:], strict=False) if b < a]
+        reductions = [t for (_, a), (t, b) in itertools.pairwise(cwnds) if b < a]
         # Many ACKs reported a CE increase; the window was cut far fewer times, and never twice
         # within one round trip (20 ms of propagation here, more with the queue).
         assert pair.server.ecn.ce_events > len(reductions) >= 2, cc
-        gaps = [b - a for a, b in zip(reductions, reductions[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(reductions)]
         assert min(gaps) >= 0.020, (cc, gaps)
         assert pair.dropped["to_client"] == 0
 

@@ -9,12 +9,13 @@ from it counts once in its space (:meth:`~.spaces.PacketSpace.count_ecn`), and t
 in ACK_ECN frames (RFC 9000 §13.4.1).
 
 Validation (RFC 9000 §13.4.2): the first :data:`ECN_TESTING_PACKETS` packets are marked
-(*testing*, at most :data:`ECN_TESTING_PTOS` PTOs); then marking pauses (*unknown*) until an ACK newly acknowledges a marked packet
-with ECN counts that account for it (*capable*: marking resumes), or the check fails (*failed*:
-marking stops for good). It fails when such an ACK carries no counts, when the ECT(0)+CE
-increase is smaller than the marked packets it newly acknowledges (bleaching, remarking), when a
-count goes down or exceeds what was sent, and when every marked packet of the testing period is
-lost. Only ACKs that raise the largest acknowledged packet number can fail it (§13.4.2.1).
+(*testing*, for at most :data:`ECN_TESTING_PTOS` PTOs); then marking pauses (*unknown*) until an
+ACK newly acknowledges a marked packet with ECN counts that account for it (*capable*: marking
+resumes), or a check fails (*failed*: marking stops for good). It fails when such an ACK carries
+no counts, when the ECT(0)+CE increase is smaller than the marked packets it newly acknowledges
+(bleaching, remarking), when a count goes down or exceeds what was sent, and when every marked
+packet of the testing period is lost. Only ACKs that raise the largest acknowledged packet
+number can fail it (§13.4.2.1).
 
 Congestion (RFC 9002 §7.1, §B.7): a CE count increase in a validated (or testing) state is a
 congestion event, given to recovery with the send time of the largest newly acknowledged packet,
@@ -77,8 +78,8 @@ class EcnValidator:
     """Per connection: what we mark, what the peer reports, and whether ECN works on the path."""
 
     __slots__ = ("_enabled", "_largest_acked", "_marked", "_peer_counts", "_qlog", "_recovery",
-                 "_sent_marked", "_testing_lost", "_testing_marked", "_testing_since", "ce_events", "datagram_codepoint",
-                 "state")
+                 "_sent_marked", "_testing_lost", "_testing_marked", "_testing_since", "ce_events",
+                 "datagram_codepoint", "state")
 
     def __init__(self, *, enabled: bool, recovery: LossRecovery, qlog: QlogSink) -> None:
         self._enabled = enabled
