@@ -43,8 +43,9 @@ class QuicServer(Driver):
         self.relays: dict[int, ServerLink] = {}
         self._wake = Waker(self.service, self.loop)
 
-    def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
-        got = self.endpoint.receive_datagram(data, addr, now)
+    def datagram_received(self, data: bytes, addr: Any, now: float,
+                          ecn: int = 0) -> Iterable[QuicConnection]:
+        got = self.endpoint.receive_datagram(data, addr, now, ecn)
         for reply, dest in got.replies:
             try:
                 self.sock.sendto(reply, dest)

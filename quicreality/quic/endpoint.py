@@ -110,7 +110,7 @@ class QuicServerEndpoint:
             self.refresh(conn)
             return Received(conn)
         if self._gate is not None:
-            return self._through_gate(data, addr, now)
+            return self._through_gate(data, addr, now, ecn)
         if not header.is_long_header:
             return Received(None, self._stateless_reset(header.destination_cid, len(data), addr))
         if header.version not in self._versions:
@@ -156,7 +156,7 @@ class QuicServerEndpoint:
         self.refresh(conn)
         return Received(conn, new=True)
 
-    def _through_gate(self, data: bytes, addr: Any, now: float) -> Received:
+    def _through_gate(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
         """Let the gate decide; on an :class:`Admission` create the connection and replay into it."""
         assert self._gate is not None
         decision = self._gate.receive_datagram(data, addr, now)
@@ -178,8 +178,8 @@ class QuicServerEndpoint:
         self.connections.add(conn)
         self._by_cid[header.destination_cid] = conn
         self._admitted_from[header.destination_cid] = addr
-        for datagram in decision.datagrams:
-            conn.receive_datagram(datagram, addr, now)
+        for datagram in decision.datagrams:  # held by the gate; assumed marked like this one
+            conn.receive_datagram(datagram, addr, now, ecn)
         self.refresh(conn)
         return Received(conn, new=True, gate=decision)
 
