@@ -92,7 +92,7 @@ def test_no_threshold_never_marks() -> None:
 def test_link_field_loads_validates_and_is_refused_by_netem() -> None:
     link = load_link({"rate_mbit": 20, "ecn_mark_threshold_ms": 5, "delay_ms": 10})
     assert link.to_client.ecn_mark_threshold_ms == 5
-    with pytest.raises(ModelError, match="ecn_mark_threshold_ms.*rate_mbit"):
+    with pytest.raises(ModelError, match=r"ecn_mark_threshold_ms.*rate_mbit"):
         load_link({"ecn_mark_threshold_ms": 5})
     with pytest.raises(ModelError, match="ecn_mark_threshold_ms"):
         load_link({"rate_mbit": 20, "ecn_mark_threshold_ms": -1})
