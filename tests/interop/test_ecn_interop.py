@@ -99,3 +99,17 @@ def test_ecn_on_the_wire_with(peer_harness: PeerHarness, pki: Pki, www: WwwDir, 
     if peer == "ngtcp2":  # it marks its own datagrams: ours must count them back
         assert int(them["ect0"]) > 0, sides  # type: ignore[call-overload]
         assert int(us["ack_ect0"]) > 0, sides  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("role", ["server", "client"])
+def test_peer_without_ecn_fails_validation_and_we_stop_marking(
+        peer_harness: PeerHarness, pki: Pki, www: WwwDir, udp_port: int, role: str) -> None:
+    # aioquic neither marks nor reports ECN counts: its plain ACKs acknowledge our marked
+    # packets, so validation fails (RFC 9000 §13.4.2.1) and the rest goes out Not-ECT.
+    server, client = ("ours", "aioquic") if role == "server" else ("aioquic", "ours")
+    sides, (states, qlog_ack_ect0) = _run(peer_harness, pki, www, udp_port, server, client)
+    us, them = sides[role], sides["client" if role == "server" else "server"]
+    assert states == ["failed"], states
+    assert qlog_ack_ect0 == 0 and int(them["ack_ect0"]) == 0, sides  # type: ignore[call-overload]
+    assert 0 < int(us["ect0"]) <= 12, sides  # the testing period's packets only
+    assert int(us["datagrams"]) > 100, sides  # type: ignore[call-overload]
