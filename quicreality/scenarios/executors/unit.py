@@ -23,7 +23,6 @@ clean: SIGTERM to the unit's process group tears its namespaces down
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import io
 import json
@@ -42,11 +41,11 @@ from typing import Any
 
 from .. import points
 from ..catalog import Scenario, parse_scenario
+from ..procutil import die_with_parent
 
 __all__ = ["UnitSpec", "clean_units", "pack", "run_unit_process", "scenario_of", "stop_units",
            "unpack"]
 
-_PR_SET_PDEATHSIG = 1
 #: Unit processes of this process (pid → topology run id), for :func:`stop_units`.
 _RUNNING: dict[int, str] = {}
 _LOCK = threading.Lock()
@@ -144,8 +143,7 @@ def unpack(archive: bytes, dest: Path) -> list[Path]:
 
 
 def _pdeathsig() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent(signal.SIGTERM)
 
 
 def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, Any]:
