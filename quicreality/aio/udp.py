@@ -11,6 +11,8 @@ import socket
 import struct
 from typing import Any
 
+from ..quic.connection.ecn import ECN_MASK
+
 #: Receive/send buffer size requested (SO_RCVBUFFORCE when root, else SO_RCVBUF).
 SOCKET_BUFFER = 4 * 1024 * 1024
 #: Most datagrams read per wake-up before running the send path once.
@@ -101,9 +103,9 @@ def ecn_of(ancdata: list[tuple[int, int, bytes]]) -> int:
     """The ECN codepoint in a datagram's IP_TOS / IPV6_TCLASS control message (0 if absent)."""
     for level, kind, value in ancdata:
         if level == socket.IPPROTO_IP and kind == IP_TOS and value:
-            return value[0] & 0b11
+            return value[0] & ECN_MASK
         if level == socket.IPPROTO_IPV6 and kind == IPV6_TCLASS and len(value) >= _TCLASS.size:
-            return int(_TCLASS.unpack_from(value)[0]) & 0b11
+            return int(_TCLASS.unpack_from(value)[0]) & ECN_MASK
     return 0
 
 

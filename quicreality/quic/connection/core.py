@@ -50,7 +50,7 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
-from .ecn import EcnValidator
+from .ecn import ECN_MASK, EcnValidator
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
@@ -247,7 +247,7 @@ class QuicConnection:
         """Process one UDP datagram from ``addr`` (``ecn``: the ECN bits of its IP header)."""
         if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
-        self._now_hint, self.ecn.datagram_codepoint = now, ecn & 0b11
+        self._now_hint, self.ecn.datagram_codepoint = now, ecn & ECN_MASK
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
         self._path.on_datagram_received(len(data), addr)
         buf = Buffer(data=data)

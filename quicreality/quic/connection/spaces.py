@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ...wire.rangeset import RangeSet
 from ..streams import QuicStream
+from .ecn import ECN_CE, ECN_ECT0, ECN_ECT1
 
 if TYPE_CHECKING:
     from .cids import ConnectionIdEntry
@@ -87,14 +88,14 @@ class PacketSpace:
         self.ecn_counts: tuple[int, int, int] | None = None
 
     def count_ecn(self, codepoint: int) -> None:
-        """Count one processed packet that arrived with ECN ``codepoint`` (1 ECT(1), 2 ECT(0),
-        3 CE; RFC 3168 §5). A CE mark owes an immediate ACK (RFC 9000 §13.2.1)."""
+        """Count one processed packet that arrived with ECN ``codepoint`` (RFC 3168 §5).
+        A CE mark owes an immediate ACK (RFC 9000 §13.2.1)."""
         ect0, ect1, ce = self.ecn_counts or (0, 0, 0)
-        if codepoint == 0b10:
+        if codepoint == ECN_ECT0:
             ect0 += 1
-        elif codepoint == 0b01:
+        elif codepoint == ECN_ECT1:
             ect1 += 1
-        elif codepoint == 0b11:
+        elif codepoint == ECN_CE:
             ce += 1
             self.owed.ack = True
         self.ecn_counts = (ect0, ect1, ce)
