@@ -34,8 +34,9 @@ class QuicServer(Driver):
     """
 
     def __init__(self, sock: socket.socket, endpoint: QuicServerEndpoint, app: H3FileServer,
-                 loop: asyncio.AbstractEventLoop | None = None, *, relay: RelayConfig | None = None):
-        super().__init__(sock, loop)
+                 loop: asyncio.AbstractEventLoop | None = None, *, relay: RelayConfig | None = None,
+                 ecn: bool = True):
+        super().__init__(sock, loop, ecn=ecn)
         self.endpoint = endpoint
         self.app = app
         self.sessions: dict[int, H3ServerSession] = {}
@@ -114,7 +115,8 @@ async def serve(
 ) -> None:
     """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever)."""
     endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry)
-    server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay)
+    server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay,
+                        ecn=configuration_factory().ecn)
     try:
         if stop is None:
             await asyncio.Event().wait()
