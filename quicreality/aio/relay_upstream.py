@@ -22,6 +22,7 @@ always (allow-list, hop limit); instead of connecting to the destination it asks
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from ..relay.config import RelayConfig, UpstreamConfig
 from ..relay.protocol import Destination, Status, StatusAnswer
 from .relay_client import RelayClient
 from .relay_pump import TcpSink, TcpSocket
+
+log = logging.getLogger("quicreality.relay")
 
 
 class _Lost:
@@ -248,8 +251,14 @@ def upstream_pool(upstream: UpstreamConfig, relay: RelayConfig,
     gets another pool, the old one keeps serving the streams it carries)."""
     pool = _POOLS.get(upstream)
     if pool is None:
-        pool = _POOLS[upstream] = UpstreamPool(upstream, relay, on_status=on_status)
+        pool = _POOLS[upstream] = UpstreamPool(upstream, relay,
+                                               on_status=on_status or partial(_log_status, upstream))
     return pool
+
+
+def _log_status(upstream: UpstreamConfig, line: str) -> None:
+    """The default status line of a pool: ``relay upstream HOST:PORT: connected to ...``."""
+    log.info("relay upstream %s: %s", upstream.server, line)
 
 
 async def close_upstream_pools() -> None:
