@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -205,6 +206,9 @@ def test_new_server_names_and_allow_list_entries_take_effect_at_once(
     hop.extra_server_names = ("cdn.example.net",)
     line = reload(hop)
     assert "server names: cdn.example.net, www.example.com" in line, line
+    page = urllib.request.urlopen(f"http://{HOST}:{hop.server_metrics}/", timeout=10).read()
+    assert b"cdn.example.net" in page and f"{HOST}:{dests.later.port}".encode() in page
+    assert b"1 (refused: 0)" in page  # the status page shows the configuration in force
     payload = secrets.token_bytes(30000)
     assert echo_once(hop, "later", payload) == payload  # the old connection, a new entry
     newcomer.wait_connected(1, timeout=30)  # its next attempt (backoff) is accepted
@@ -227,6 +231,11 @@ def test_an_invalid_config_is_refused_and_the_old_one_stays(harness: PeerHarness
     server = hop.server
     assert server is not None
     n = server.stderr().count("reload refused")
+    hop.extra_relay = ()
+    hop.upstream = hop  # its own key as upstream: a loop visible at load
+    line = reload(hop)
+    assert line.startswith("reload refused: ") and "own public key" in line, line
+    hop.upstream = None
     hop.config_path.write_text("[reality\nbroken")
     os.kill(server.pid, signal.SIGHUP)
     wait_for(lambda: server.stderr().count("reload refused") > n, 20, "a refusal of bad TOML")
