@@ -172,13 +172,18 @@ def test_iperf3_udp_through_two_hops_against_one_hop(chains: dict[int, list[Hop]
         # Every hop relayed the datagrams (the middle hop as a server and on to the next).
         assert all(n > 1000 for n in relayed), relayed
         assert chain[-1].metric("server", "quicreality_relay_udp_flows_total") >= 1
+        drops = {f"hop{i + 1}": {k.split("reason=")[1].split('"')[1]: v
+                                 for k, v in c.metrics("server").items()
+                                 if k.startswith("quicreality_relay_udp_dropped_total") and v}
+                 for i, c in enumerate(chain)}  # both sides of each hop's process, by reason
         got[hops] = {"mbps": summary["bits_per_second"] / 1e6,
                      "lost_percent": summary["lost_percent"], "packets": summary["packets"],
-                     "relayed_per_hop": relayed}
+                     "relayed_per_hop": relayed, "relay_drops": drops}
         print(f"iperf3 -u -b 50M through {hops} hop(s): {got[hops]['mbps']:.1f} Mbit/s sent, "
               f"{summary['lost_percent']:.1f} % lost of {summary['packets']} datagrams; "
-              f"relayed per hop {[int(n) for n in relayed]}")
+              f"relayed per hop {[int(n) for n in relayed]}; relay drops {drops}")
     SUMMARY["udp-50m"] = {"one_hop_mbps": round(got[1]["mbps"], 1),
                           "two_hop_mbps": round(got[2]["mbps"], 1),
                           "two_hop_lost_percent": round(got[2]["lost_percent"], 2)}
+    (out_dir / "udp.json").write_text(json.dumps(got, indent=2))
     assert got[2]["mbps"] > 10
