@@ -18,7 +18,7 @@ import socket
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..censor import Censor, build_censor
+from ..censor import Censor, ProbeRequest, build_censor
 from ..censor.config import probe_settings
 from ..censor.prober import ProbeSession
 from ..nsutil import in_netns
@@ -50,6 +50,7 @@ class CensorStage:
         self._prober_addr = prober_addr
         self._rng = rng
         self._log: IO[str] | None = open(log_path, "a", buffering=1) if log_path else None  # noqa: SIM115
+        self._queued: list[tuple[float, ProbeRequest]] = []  # (when to send, request)
         self._sessions: list[tuple[ProbeSession, list[socket.socket]]] = []
         self._by_fd: dict[int, tuple[ProbeSession, int, socket.socket]] = {}
         self.probe_errors = 0
@@ -73,6 +74,7 @@ class CensorStage:
     def next_timer(self) -> float | None:
         """The earliest prober deadline."""
         timers = [t for s, _ in self._sessions if (t := s.get_timer()) is not None]
+        timers += [due for due, _ in self._queued]
         return min(timers) if timers else None
 
     def on_readable(self, fd: int, now: float) -> None:
@@ -88,9 +90,14 @@ class CensorStage:
             session.receive(index, data, now)
 
     def poll(self, now: float) -> None:
-        """Start queued probes, finish expired ones, flush the log."""
+        """Start probes that are due (``delay_s`` after the decision), finish expired ones,
+        flush the log."""
+        delay = self._probe_cfg.delay_s if self._probe_cfg is not None else 0.0
         while (req := self.censor.next_probe()) is not None:
-            self._start_probe(req, now)
+            self._queued.append((req.requested_at + delay, req))
+        for item in [q for q in self._queued if q[0] <= now]:
+            self._queued.remove(item)
+            self._start_probe(item[1], now)
         for session, socks in list(self._sessions):
             session.handle_timer(now)
             if session.done:
@@ -102,7 +109,7 @@ class CensorStage:
                 self._sessions.remove((session, socks))
         self.flush()
 
-    def _start_probe(self, req: Any, now: float) -> None:
+    def _start_probe(self, req: ProbeRequest, now: float) -> None:
         """Open the prober's sockets (in the server namespace) and send every probe."""
         cfg = self._probe_cfg
         if cfg is None or self._target is None or self._prober_addr is None:
@@ -148,6 +155,7 @@ class CensorStage:
             for s in socks:
                 s.close()
         self._sessions.clear()
+        self._queued.clear()
         self._by_fd.clear()
         self.censor.reset(now)
         if self._log is not None:

@@ -52,6 +52,7 @@ from .reality import (
     TARGET_PAGE,
     reality_client_args,
     start_reality_server,
+    start_target,
     target_marker,
     target_www,
 )
@@ -225,6 +226,8 @@ def run_censored(ctx: RepContext) -> RepOutcome:
     if listener:
         server = start_reality_server(ctx)
     else:
+        if "active-probe" in (ctx.topo.censor or {}).get("policies", ()):
+            start_target(ctx)  # the real site the prober compares with exists for every row
         cmd = serve_command("ours", ctx, host=ADDRESSES["server"], www=ctx.assets.www,
                             congestion=w.congestion)
         server = ctx.start(cmd, "server", "server", env=ctx.tls_env("server"))
