@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..censor.config import probe_settings
 from ..peers import get_peer
 from ..peers.base import Command, sha256_file, url_for
 from ..peers.process import PeerFailed, PeerProcess
@@ -57,8 +58,8 @@ from .reality import (
     target_www,
 )
 
-__all__ = ["BLOCK_GRACE_S", "SPEC", "BlockWatch", "censor_records", "censor_samples",
-           "run_censored"]
+__all__ = ["BLOCK_GRACE_S", "SPEC", "BlockWatch", "await_probe_verdict", "censor_records",
+           "censor_samples", "probe_pending", "run_censored"]
 
 #: How long a blocked client may go on after the censor's block decision before it is stopped.
 BLOCK_GRACE_S = 2.0
@@ -138,6 +139,23 @@ def censor_records(path: str | None, offset: int, client: str) -> list[dict[str,
         if r.get("client") == client:
             out.append(r)
     return out
+
+
+def probe_pending(records: list[dict[str, Any]]) -> bool:
+    """True if the censor sent for the prober about a flow and its verdict is not in yet."""
+    asked = {r["flow"] for r in records if r.get("action") == "probe"}
+    answered = {r["flow"] for r in records if "probe_verdict" in r}
+    return bool(asked - answered)
+
+
+def await_probe_verdict(log: str | None, offset: int, client: str, limit_s: float) -> float:
+    """Wait (at most ``limit_s``) until every probe about ``client`` has its verdict; seconds
+    waited. The servers keep running meanwhile: the prober is probing them."""
+    t0 = time.monotonic()
+    while (probe_pending(censor_records(log, offset, client))
+           and time.monotonic() - t0 < limit_s):
+        time.sleep(0.1)
+    return time.monotonic() - t0
 
 
 def censor_samples(records: list[dict[str, Any]]) -> tuple[list[Metric], dict[str, Any]]:
@@ -247,6 +265,11 @@ def run_censored(ctx: RepContext) -> RepOutcome:
         rc, secs = None, timeout + 5
         details["client_hung"] = str(e).splitlines()[0]
     time.sleep(0.3)  # let the emulator flush the last decisions
+    probe = probe_settings(ctx.topo.censor) if ctx.topo.censor else None
+    if probe is not None:
+        waited = await_probe_verdict(log, offset, ADDRESSES["client"],
+                                     probe.delay_s + probe.timeout_s + 2.0)
+        details["probe_wait_s"] = round(waited, 3)
     ctx.stop_processes()
     ctx.stop_captures()
     records = censor_records(log, offset, ADDRESSES["client"])
