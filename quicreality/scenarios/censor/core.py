@@ -187,7 +187,9 @@ class Censor:
             if d is None:
                 still.append(policy)
                 continue
-            self._record(flow, d, now)
+            extra = {"replay_datagrams": len(flow.initial_datagrams)} if (
+                d.action is Action.PROBE) else {}
+            self._record(flow, d, now, **extra)
             if d.action is Action.BLOCK and block is None:
                 block = d
             elif d.action is Action.PROBE and not flow.probing:

@@ -11,8 +11,9 @@ each list from its own socket, so every answer is attributed (:meth:`ProbeSessio
 After ``timeout_s`` (:meth:`ProbeSession.handle_timer`) the answers are reduced to shapes
 (:func:`answer_shape`: packet type, and for a server Initial the ServerHello's cipher suite,
 key share group and extension list, all readable by anyone since Initial keys are public,
-RFC 9001 §5.2) and compared probe by probe: ``target-like`` if the server answered every probe
-like the target, else ``distinct``.
+RFC 9001 §5.2; Handshake and 1-RTT packets only as ``encrypted``, :func:`comparable`) and
+compared probe by probe: ``target-like`` if the server answered every probe like the target,
+else ``distinct``.
 
 Probes: ``replay`` (the client's first datagrams, as sent), ``rekeyed-replay`` (the client's
 ClientHello re-sealed under a fresh connection ID, one per endpoint: an exact replay reuses a
@@ -40,7 +41,8 @@ from ...wire.buffer import BufferReadError
 from .core import ProbeRequest
 from .initial import walk_frames
 
-__all__ = ["PROBE_CLASSES", "Probe", "ProbeSession", "answer_shape", "build_probes"]
+__all__ = ["OPAQUE_SHAPES", "PROBE_CLASSES", "Probe", "ProbeSession", "answer_shape",
+           "build_probes", "comparable"]
 
 PROBE_CLASSES = ("replay", "rekeyed-replay", "random-long-header", "random-small",
                  "truncated-initial", "not-a-client-hello")
@@ -177,6 +179,22 @@ def answer_shape(datagram: bytes, odcid: bytes) -> str:
     return f"initial scid={scid_len} {_server_hello_shape(hello)}"
 
 
+#: Answer shapes the prober cannot read into (Handshake and 1-RTT keys are not public).
+OPAQUE_SHAPES = frozenset({"handshake", "short", "0rtt"})
+
+
+def comparable(shapes: set[str]) -> list[str]:
+    """Shapes as compared: readable ones as they are, unreadable ones only as ``encrypted``.
+
+    Whether a Handshake or 1-RTT packet leads a datagram of its own (and so shows as a shape)
+    depends on the sender's coalescing and pacing, not on who the server is.
+    """
+    out = {x for x in shapes if x not in OPAQUE_SHAPES}
+    if len(out) < len(shapes):
+        out.add("encrypted")
+    return sorted(out)
+
+
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
     """(value, size) of the QUIC varint at ``pos`` (RFC 9000 §16)."""
     size = 1 << (data[pos] >> 6)
@@ -238,11 +256,11 @@ class ProbeSession:
             self.done = True
 
     def shapes(self) -> list[tuple[str, list[str], list[str]]]:
-        """Per probe: name, the server's answer shapes, the target's (sorted, deduplicated)."""
+        """Per probe: name, the server's answer shapes, the target's (:func:`comparable`)."""
         out = []
         for i, p in enumerate(self.probes):
-            s = sorted({answer_shape(d, p.server[0]) for d in self.answers[2 * i]})
-            t = sorted({answer_shape(d, p.target[0]) for d in self.answers[2 * i + 1]})
+            s = comparable({answer_shape(d, p.server[0]) for d in self.answers[2 * i]})
+            t = comparable({answer_shape(d, p.target[0]) for d in self.answers[2 * i + 1]})
             out.append((p.name, s, t))
         return out
 
