@@ -23,7 +23,7 @@ from ..censor.config import probe_settings
 from ..censor.prober import ProbeSession
 from ..nsutil import in_netns
 
-__all__ = ["PROBE_GAP_S", "PROBE_PACE_S", "CensorStage"]
+__all__ = ["PROBE_GAP_S", "PROBE_PACE_S", "PROBE_RESEND_S", "CensorStage"]
 
 #: Gap between the datagrams one probe sends to one endpoint, and between probe classes (the
 #: server's and the target's copy of one probe go together). With every probe sent at once
@@ -32,6 +32,11 @@ __all__ = ["PROBE_GAP_S", "PROBE_PACE_S", "CensorStage"]
 #: reproduced on loopback: 1 to 2 bursts in 4 lost it, none in 8 with these gaps).
 PROBE_PACE_S = 0.002
 PROBE_GAP_S = 0.05
+#: Every probe is sent a second time this much later, as a client resends its Initials on PTO.
+#: Even paced, quic-go sometimes lost the second datagram of a new connection's hello (the real
+#: Chromium client's too, through the listener: its qlog shows Chromium's resend 600 ms later
+#: completing it); without the resend such a probe got only an ACK on one side.
+PROBE_RESEND_S = 0.3
 
 
 class CensorStage:
@@ -142,8 +147,9 @@ class CensorStage:
                     socks.append(s)
             for i, (addr, datagrams) in enumerate(session.endpoints()):
                 start = now + (i // 2) * PROBE_GAP_S  # one probe class after the other
-                for k, d in enumerate(datagrams):
-                    self._sends.append((start + k * PROBE_PACE_S, socks[i], d, addr))
+                for again in (0.0, PROBE_RESEND_S):  # sent twice, like a client's PTO resend
+                    for k, d in enumerate(datagrams):
+                        self._sends.append((start + again + k * PROBE_PACE_S, socks[i], d, addr))
         except OSError as e:
             self.probe_errors += 1
             for s in socks:
