@@ -121,7 +121,8 @@ class CensorStage:
             session.handle_timer(now)
             if session.done:
                 verdict, detail = session.verdict()
-                self.censor.probe_result(session.request, verdict, detail, now)
+                self.censor.probe_result(session.request, verdict, detail, now,
+                                         shapes=session.shapes())
                 for s in socks:
                     self._by_fd.pop(s.fileno(), None)
                     s.close()

@@ -153,3 +153,22 @@ def test_unreadable_packets_count_only_as_encrypted() -> None:
     assert comparable({sh, "handshake", "short"}) == comparable({sh, "handshake"})
     assert comparable({sh, "handshake"}) == ["encrypted", sh]
     assert comparable(set()) == [] and comparable({"version-negotiation"}) == ["version-negotiation"]
+
+
+def test_the_verdict_record_carries_every_probes_shapes() -> None:
+    from quicreality.scenarios.censor import build_censor
+
+    c = build_censor({"active-probe": {"ports": [443]}})
+    assert c.to_server(ip(plain_flight(ALLOWED)[0]), 0.0) is None
+    req = c.next_probe()
+    assert req is not None
+    s = session()
+    s.receive(4, b"\x80" + bytes(6), 10.1)
+    s.handle_timer(12.0)
+    verdict, detail = s.verdict()
+    c.probe_result(req, verdict, detail, 2.5, shapes=s.shapes())
+    rec = c.pop_records()[-1]
+    assert rec["probe_verdict"] == "distinct" and rec["action"] == "block"
+    assert [x["probe"] for x in rec["probe_shapes"]] == list(PROBE_CLASSES)
+    assert rec["probe_shapes"][2] == {"probe": "random-long-header",
+                                      "server": ["version-negotiation"], "target": []}
