@@ -70,7 +70,7 @@ def outcomes(run: RunView) -> pd.DataFrame:
             "client_secs": d.get("client_secs"),
             "goodput_mbit": (d.get("wire") or {}).get("goodput_mbit"),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(rows[0]) if rows else ["workload", "rep", "client"])
 
 
 def summary(run: RunView) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def summary(run: RunView) -> pd.DataFrame:
     (median, ms), the prober's verdicts, transfers that arrived."""
     o = outcomes(run)
     if o.empty:
-        return o
+        return pd.DataFrame(columns=["client", "sni", "reps", "blocked", "by"])
     rows = []
     for (w, client), g in o.groupby(["workload", "client"], sort=False):
         blocked = g[g["blocked"]]
@@ -108,7 +108,8 @@ def probes(run: RunView) -> pd.DataFrame:
                              "server": ", ".join(p["server"]) or "silence",
                              "target": ", ".join(p["target"]) or "silence",
                              "same": p["server"] == p["target"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["workload", "rep", "verdict", "probe", "server", "target",
+                                       "same"])
 
 
 def first_flights(run: RunView, *, rep: int = 1) -> pd.DataFrame:
@@ -122,4 +123,6 @@ def first_flights(run: RunView, *, rep: int = 1) -> pd.DataFrame:
         flows = fingerprint_pcap(pcap)
         if flows:
             profiles[r.workload] = profile_of(flows[:1], label=r.workload)
+    if not profiles:
+        return pd.DataFrame(columns=["flows", "differing", "features"])
     return diff_table(chromium_reference(), profiles)

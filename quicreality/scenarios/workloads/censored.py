@@ -213,12 +213,13 @@ def _client_command(ctx: RepContext, name: str, out_dir: Path, timeout: float,
         if w.carrier:
             extra += ["--carrier", w.carrier]
         return _with(cmd, *extra), req, url
+    if w.client == "quicgo":  # verifies the server against the run's CA (-ca), like download
+        cmd, req = download_command(w.client, ctx, url, out_dir, timeout)
+        return cmd, req, url
     cmd, req = download_command(w.client, ctx, url, out_dir, timeout, verify=False)
     if w.client == "ours":
         return _with(cmd, "--insecure", "--timeout", f"{timeout:g}",
                      *(["--server-name", sni] if sni else [])), req, url
-    if w.client == "quicgo":
-        return _with(cmd, "-insecure"), req, url
     return _with(cmd, "-k"), req, url
 
 
