@@ -78,6 +78,8 @@ class Case:
     crosstraffic: bool = False
     #: zerortt: QIR's long file names (250 characters)
     long_names: bool = False
+    #: amplificationlimit: a certificate of more than 7500 bytes (QIR: a 9-certificate chain)
+    big_cert: bool = False
 
     def testname(self, role: str) -> str:
         """The ``TESTCASE`` the endpoint of ``role`` is told."""
@@ -124,8 +126,8 @@ CASES: tuple[Case, ...] = (
               "ACK_ECN counts.", (100 * KB,), "ecn"),
     Case("A", "amplificationlimit", "The server obeys the 3x amplification limit.", (5 * KB,),
          "amplificationlimit", client_testname="transfer", server_testname="transfer",
-         needs=frozenset({"droplist"}),
-         link_text="droplist 15ms 10Mbps q25 drops_to_server=2..7"),
+         link=Link(to_server=replace(P2P, drop_packets=(2, 3, 4, 5, 6, 7)), to_client=P2P),
+         link_text="droplist 15ms 10Mbps q25 drops_to_server=2..7", big_cert=True),
     Case("L1", "handshakeloss", "Handshake completes under extreme packet loss.",
          (1 * KB,) * 50, "multiconnect", link=_sym(_bursty(0.30)),
          link_text="drop-rate 15ms 10Mbps q25 30% burst 3", client_testname="multiconnect",

@@ -321,17 +321,29 @@ def run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
     return outcomes
 
 
+#: SANs that pad the amplificationlimit certificate beyond QIR's 7500 bytes of CRYPTO data.
+_PAD_SANS = 260
+
+
+def make_certs(d: Path, *, big: bool) -> Path:
+    """QIR's ``/certs``: ``cert.pem``, ``priv.key`` (and our ``ca.pem``) for the server address;
+    ``big``: a leaf padded with DNS names so the server's flight exceeds 7500 bytes."""
+    pad = [f"pad-{i:03d}.amplification.test" for i in range(_PAD_SANS)] if big else []
+    cert, key, ca = make_test_cert(d / "pki", extra_sans=[ADDRESSES["server"], *pad])
+    for src, dst in ((cert, "cert.pem"), (key, "priv.key"), (ca, "ca.pem")):
+        shutil.copy(src, d / dst)
+    return d
+
+
 def run_matrix(opts: MatrixOptions, run_dir: Path,
                on_outcome: Callable[[Outcome], None]) -> list[Outcome]:
     """Run every case of ``opts`` (see the module docstring); returns every outcome."""
     scratch = Path(tempfile.mkdtemp(prefix=f"qr-{new_run_id()}-scratch-"))
     outcomes: list[Outcome] = []
     try:
-        cert, key, ca = make_test_cert(scratch / "pki", extra_sans=[ADDRESSES["server"]])
-        certs = scratch / "certs"
-        certs.mkdir()
-        for src, dst in ((cert, "cert.pem"), (key, "priv.key"), (ca, "ca.pem")):
-            shutil.copy(src, certs / dst)
+        certs = make_certs(scratch / "certs", big=False)
+        big_certs = (make_certs(scratch / "certs-big", big=True)
+                     if any(c.big_cert for c in opts.cases) else certs)
         usable = {p: missing_peer(p) for p in {*opts.servers, *opts.clients}}
         for case in opts.cases:
             pairs = []
@@ -347,7 +359,8 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
                     else:
                         pairs.append((s, c))
             try:
-                outcomes += run_case(case, opts, run_dir, scratch, on_outcome, pairs, certs)
+                outcomes += run_case(case, opts, run_dir, scratch, on_outcome, pairs,
+                                     big_certs if case.big_cert else certs)
             except TopologyError as e:
                 for s, c in pairs:
                     o = Outcome(case, s, c, 0, None, f"topology failed: {e}", 0.0,

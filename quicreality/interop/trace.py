@@ -37,6 +37,7 @@ FIELDS: tuple[str, ...] = (
     "quic.length", "quic.key_phase", "quic.ack.ect0_count", "tls.handshake.type",
     "tls.handshake.ciphersuite", "tls.quic.parameter.initial_max_streams_bidi",
     "quic.path_challenge.data", "quic.path_response.data", "quic.frame_type",
+    "quic.crypto.offset", "quic.crypto.length",
 )
 
 
@@ -83,6 +84,7 @@ class Datagram:
     path_challenge: bool = False
     path_response: bool = False
     frame_types: tuple[int, ...] = ()
+    crypto_end: int = 0  #: the highest CRYPTO offset + length in the datagram
 
     @property
     def src(self) -> str:
@@ -208,7 +210,10 @@ def parse_rows(text: str) -> list[Datagram]:
             ack_ecn=bool(_list(row["quic.ack.ect0_count"])),
             path_challenge=bool(_list(row["quic.path_challenge.data"])),
             path_response=bool(_list(row["quic.path_response.data"])),
-            frame_types=tuple(_int(x) for x in _list(row["quic.frame_type"]))))
+            frame_types=tuple(_int(x) for x in _list(row["quic.frame_type"])),
+            crypto_end=max((int(o) + int(n) for o, n in zip(
+                _list(row["quic.crypto.offset"]), _list(row["quic.crypto.length"]), strict=False)),
+                default=0)))
     return out
 
 

@@ -23,6 +23,8 @@ __all__ = ["CHECKS", "Evidence", "FileCheck", "Verdict", "judge"]
 CHACHA20_SUITE = 0x1303
 #: TLS handshake message types (RFC 8446 §4): ServerHello, Certificate.
 SERVER_HELLO, CERTIFICATE = 2, 11
+#: QIR's minimum server CRYPTO data for amplificationlimit (its 9-certificate chain).
+MIN_AMPLIFICATION_CRYPTO = 7500
 #: ECN codepoints (RFC 3168 §5).
 ECT1, ECT0, CE = 1, 2, 3
 
@@ -309,21 +311,33 @@ def check_connectionmigration(ev: Evidence) -> Verdict:
 
 
 def check_amplificationlimit(ev: Evidence) -> Verdict:
-    """Before the client's second flight the server sent at most 3x what it received."""
+    """QIR's check: a large server flight (>= 7500 B of CRYPTO), and until the client's first
+    Handshake packet no server datagram beyond 3x (4x tolerated) what the client sent
+    (RFC 9000 §8.1)."""
     bad = _base(ev)
     if bad:
         return bad
-    got = sent = 0
+    crypto = max((d.crypto_end for d in ev.server.from_server()), default=0)
+    if crypto < MIN_AMPLIFICATION_CRYPTO:
+        return fail(f"server sent only {crypto} B of CRYPTO data (< {MIN_AMPLIFICATION_CRYPTO}): "
+                    f"not the large certificate?")
+    allowed = tolerance = 0
     for d in ev.server.datagrams:
-        if d.src_ip == ev.server.server_ip:
-            sent += d.size
-            if sent > 3 * got:
-                return fail(f"server sent {sent} B after receiving {got} B (> 3x)")
-        elif "handshake" in d.kinds() or "1rtt" in d.kinds():
-            break  # the address is validated
-        else:
-            got += d.size
-    return ok("3x limit respected")
+        kinds = d.kinds()
+        if d.src_ip != ev.server.server_ip:
+            if "handshake" in kinds:
+                return ok(f"server flight of {crypto} B CRYPTO within 3x until address validation")
+            if "initial" in kinds:
+                allowed += 3 * d.size
+                tolerance += 4 * d.size
+            continue
+        if "vn" in kinds:
+            return fail("unexpected Version Negotiation")
+        if d.size >= tolerance:
+            return fail(f"server sent a {d.size} B datagram with {tolerance} B of 4x budget left")
+        allowed -= d.size
+        tolerance -= d.size
+    return fail("the client never sent a Handshake packet")
 
 
 def goodput(ev: Evidence) -> Verdict:

@@ -129,13 +129,19 @@ def test_rebinding_needs_a_challenge_on_each_new_path() -> None:
 
 def test_amplification_limit() -> None:
     c = dg(1, False, initial("c1"), size=1200)
-    ok = Trace(datagrams=(c, dg(2, True, initial("s"), size=1200),
-                          dg(3, True, initial("s"), size=1200)), server_ip=SERVER)
+    hs = dg(9, False, QuicPacket("handshake", version=1, scid="c1"), size=80)
+
+    def flight(n: int, crypto: int = 8000) -> list:
+        return [dg(2 + i, True, initial("s"), size=1200, crypto_end=crypto) for i in range(n)]
+    ok = Trace(datagrams=(c, *flight(3), hs), server_ip=SERVER)
     assert judge("amplificationlimit", evidence(ok)).result == "succeeded"
-    over = Trace(datagrams=(c, *(dg(2 + i, True, initial("s"), size=1200) for i in range(4))),
-                 server_ip=SERVER)
+    over = Trace(datagrams=(c, *flight(4), hs), server_ip=SERVER)
     v = judge("amplificationlimit", evidence(over))
-    assert v.result == "failed" and "> 3x" in v.reason
+    assert v.result == "failed" and "budget" in v.reason
+    small = Trace(datagrams=(c, *flight(2, crypto=3000), hs), server_ip=SERVER)
+    assert "only 3000 B" in judge("amplificationlimit", evidence(small)).reason
+    never = Trace(datagrams=(c, *flight(2)), server_ip=SERVER)
+    assert "never sent a Handshake" in judge("amplificationlimit", evidence(never)).reason
 
 
 def test_goodput_from_the_wire() -> None:
