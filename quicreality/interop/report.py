@@ -124,7 +124,7 @@ def matrix_html(outcomes: Sequence[Outcome], cases: Sequence[Case], servers: Seq
                     res = o.verdict.result if o.verdict is not None else "notrun"
                     href = f"{s}_{cl}/{c.name}/" + (f"{o.rep}/" if len(outs) > 1 else "")
                     sym = {"succeeded": "✓", "failed": "✕", "unsupported": "?"}.get(res, "–")
-                    tip = o.reason
+                    tip = o.verdict.reason if o.verdict is not None else o.reason
                     if o.verdict is not None and "goodput_kbps" in o.verdict.metrics:
                         tip = f"{o.verdict.metrics['goodput_kbps']:.0f} kbps; {tip}"
                     link = f" href='{e(href)}'" if o.verdict is not None else ""

@@ -48,7 +48,7 @@ from ..scenarios.peers.process import PeerFailed, PeerProcess
 from ..scenarios.results import git_info, write_json
 from ..scenarios.topology import ADDRESSES, LINK_IF, Topology, TopologyError, new_run_id
 from ..scenarios.workloads.context import merge_client_first
-from .adapters import EXIT_UNSUPPORTED
+from .adapters import EXIT_UNSUPPORTED, ours_flags
 from .cases import Case
 from .trace import read_trace
 from .verdicts import Evidence, FileCheck, Verdict, fail, judge
@@ -179,7 +179,8 @@ def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
     cscratch = Path(tempfile.mkdtemp(prefix="cli-", dir=env.scratch))
     base = f"https://{ADDRESSES['server']}:{PORT}/"
     requests = [base + n for n in env.names] or [base]
-    common = {"CERTS": str(env.certs), "QR_TIMEOUT": f"{case.timeout_s:g}"}
+    common = {"CERTS": str(env.certs), "QR_TIMEOUT": f"{case.timeout_s:g}",
+              "QR_OURS_FLAGS": " ".join(sorted(ours_flags()))}
     senv = {**common, "ROLE": "server", "TESTCASE": case.testname("server"),
             "SSLKEYLOGFILE": str(d / "keys" / "server.keys"), "QLOGDIR": str(d / "qlog/server"),
             "WWW": str(env.www), "QR_LISTEN": f"0.0.0.0:{PORT}",
