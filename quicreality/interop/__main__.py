@@ -9,6 +9,7 @@ are data), 1 when nothing ran, 2 on a usage error (or without root).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ def main_list() -> int:
 
 def main_run(args: argparse.Namespace) -> int:
     """Run the matrix; see the module docstring for the exit status."""
-    from .report import matrix_html, result_json
+    from .report import matrix_html, result_json, tidy_rows
     from .runner import MatrixOptions, Outcome, dump_jsonl, run_info, run_matrix
 
     try:
@@ -82,7 +83,14 @@ def main_run(args: argparse.Namespace) -> int:
     end = time.time()
     doc = result_json(outcomes, cases, servers, clients, t0, end, run_dir.name)
     write_json(run_dir / "result.json", doc)
-    dump_jsonl(run_dir / "samples.jsonl", [o.sample for o in outcomes])
+    rows = [r for o in outcomes for r in tidy_rows(o, run_dir.name)]
+    dump_jsonl(run_dir / "samples.jsonl", rows)
+    for o in outcomes:  # per case and pair, next to its evidence
+        d = run_dir / f"{o.server}_{o.client}" / o.case.name
+        if o.verdict is not None and d.is_dir():
+            with open(d / "samples.jsonl", "a") as f:
+                for r in tidy_rows(o, run_dir.name):
+                    f.write(json.dumps(r, sort_keys=True) + "\n")
     (run_dir / "matrix.html").write_text(matrix_html(outcomes, cases, servers, clients,
                                                      f"interop matrix {run_dir.name}"))
     info.update({"finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)),

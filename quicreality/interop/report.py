@@ -21,7 +21,30 @@ from typing import Any
 from .cases import Case
 from .runner import Outcome
 
-__all__ = ["REQUIRED_KEYS", "matrix_html", "measurement_details", "result_json"]
+__all__ = ["REQUIRED_KEYS", "SAMPLE_KEYS", "matrix_html", "measurement_details", "result_json",
+           "tidy_rows"]
+
+#: Keys of every samples.jsonl row (one row per outcome and metric).
+SAMPLE_KEYS = ("run", "case", "abbr", "server", "client", "rep", "result", "reason", "metric",
+               "value", "unit", "source")
+#: Verdict metrics -> (tidy name, unit, source).
+_METRICS = {"goodput_kbps": ("goodput", "kbit/s", "wire"), "seconds": ("transfer_time", "s", "wire"),
+            "zero_rtt_bytes": ("zero_rtt_bytes", "B", "wire"),
+            "one_rtt_bytes": ("client_one_rtt_bytes", "B", "wire")}
+
+
+def tidy_rows(o: Outcome, run: str) -> list[dict[str, Any]]:
+    """The tidy samples of one outcome: the runner's elapsed time and each verdict metric."""
+    base = {"run": run, "case": o.case.name, "abbr": o.case.abbr, "server": o.server,
+            "client": o.client, "rep": o.rep,
+            "result": o.verdict.result if o.verdict is not None else None,
+            "reason": o.verdict.reason if o.verdict is not None else o.reason}
+    rows = [{**base, "metric": "elapsed", "value": round(o.secs, 3), "unit": "s",
+             "source": "runner"}]
+    for k, v in (o.verdict.metrics.items() if o.verdict is not None else ()):
+        name, unit, src = _METRICS.get(k, (k, "", "wire"))
+        rows.append({**base, "metric": name, "value": v, "unit": unit, "source": src})
+    return rows
 
 #: QIR's top-level keys (interop.py ``_export_results``).
 REQUIRED_KEYS = ("start_time", "end_time", "log_dir", "servers", "clients", "urls", "tests",

@@ -50,11 +50,12 @@ def test_ours_ours_handshake_transfer(tmp_path: Path) -> None:
     assert tuple(doc) == REQUIRED_KEYS and doc["log_dir"] == run.name
     assert doc["results"] == [[{"abbr": "H", "name": "handshake", "result": "succeeded"},
                                {"abbr": "DC", "name": "transfer", "result": "succeeded"}]]
-    rows = _samples(run)
+    rows = [s for s in _samples(run) if s["metric"] == "elapsed"]
     assert [(s["case"], s["result"]) for s in rows] == [("handshake", "succeeded"),
                                                        ("transfer", "succeeded")]
     folder = run / "ours_ours" / "transfer"
-    for f in ("client.pcapng", "server.pcapng", "keys.log", "verdict.json", "client.stderr"):
+    for f in ("client.pcapng", "server.pcapng", "keys.log", "verdict.json", "client.stderr",
+              "samples.jsonl"):
         assert (folder / f).is_file(), f
     assert "ours_ours/transfer/" in (run / "matrix.html").read_text()
     assert "[   2/2" in r.stdout  # progress lines
@@ -63,7 +64,7 @@ def test_ours_ours_handshake_transfer(tmp_path: Path) -> None:
 def test_real_peer_pair(tmp_path: Path) -> None:
     r, run = _run(tmp_path, "--clients", "ngtcp2", "--servers", "ours", "--tests", "handshake,retry")
     assert r.returncode == 0, r.stdout + r.stderr
-    rows = {s["case"]: s for s in _samples(run)}
+    rows = {s["case"]: s for s in _samples(run) if s["metric"] == "elapsed"}
     assert rows["handshake"]["result"] == "succeeded", rows
     assert rows["retry"]["result"] == "succeeded", rows
     assert rows["retry"]["reason"] == "Retry sent, its token used"

@@ -65,3 +65,14 @@ def test_matrix_html_letters_link_to_folders() -> None:
     assert (None, "notrun") in by  # not run: no folder to link
     failed = next(a for a in p.links if a["data-result"] == "failed")
     assert failed["title"] == "2 handshakes"
+
+
+def test_tidy_rows_one_per_metric() -> None:
+    from quicreality.interop.report import SAMPLE_KEYS, tidy_rows
+
+    rows = tidy_rows(OUTS[4], "run1")
+    assert [r["metric"] for r in rows] == ["elapsed", "goodput"]
+    assert all(tuple(sorted(r)) == tuple(sorted(SAMPLE_KEYS)) for r in rows)
+    assert rows[1]["value"] == 9000.0 and rows[1]["unit"] == "kbit/s" and rows[1]["source"] == "wire"
+    (not_run,) = tidy_rows(OUTS[3], "run1")
+    assert not_run["result"] is None and not_run["reason"] == "not run"
