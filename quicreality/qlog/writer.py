@@ -28,7 +28,7 @@ Writes are buffered (64 KiB); nothing is flushed per event. Call :meth:`JsonSeqW
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self, TextIO
 
@@ -393,6 +393,18 @@ class JsonSeqWriter:
         if key_phase is not None:
             data["key_phase" if self._draft else "generation"] = key_phase
         self._emit(now, "key_updated", data)
+
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
+        """``transport:version_information`` / ``quic:version_information`` (hex versions)."""
+        data: dict[str, Any] = {"chosen_version": f"{chosen:08x}"}
+        client = [f"{v:08x}" for v in client_versions]
+        server = [f"{v:08x}" for v in server_versions]
+        if client:
+            data["client_versions"] = client
+        if server:
+            data["server_versions"] = server
+        self._emit(now, "version_information", data)
 
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
         """A project event written with ``name`` verbatim (e.g. ``reality:verdict``)."""

@@ -24,10 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..tls.hkdf import SUITE_HASH, CipherSuite, hash_len, hkdf_expand_label, hkdf_extract
 from .packet import QUIC_VERSION_1
-
-#: QUIC version 2 (RFC 9369 §3.1). Our connections speak v1 only; the v2 key derivation below
-#: serves observers that open v2 Initials (the censor lab, quicreality.scenarios.censor).
-QUIC_VERSION_2 = 0x6B3343CF
+from .packet import QUIC_VERSION_2 as QUIC_VERSION_2  # re-exported for observers (censor lab)
 
 #: Initial salts per version (RFC 9001 §5.2; v2: RFC 9369 §3.3.1).
 INITIAL_SALTS: dict[int, bytes] = {
