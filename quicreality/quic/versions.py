@@ -110,14 +110,14 @@ def check_server_information(server: VersionInformation | None, *, negotiated: i
     The server's Chosen Version must be the version the connection uses. After a Version
     Negotiation packet, the client must have picked the same version had that packet listed the
     server's Available Versions (a forged VN is caught here). A server without version_information
-    is accepted for QUIC v1 only, and not after a VN (it could not have taken part).
+    is accepted for QUIC v1 only: a v1 server that predates RFC 9368 has nothing to protect a VN
+    with (RFC 9368 §4 leaves it unprotected); any other version must send it (RFC 9369 §4).
     """
     if server is None:
-        if negotiated == QUIC_VERSION_1 and not after_vn:
+        if negotiated == QUIC_VERSION_1:
             return VersionVerdict(True, negotiated, "v1 server without version_information")
         return VersionVerdict(False, None, (
-            f"server sent no version_information ({version_name(negotiated)}"
-            f"{', after Version Negotiation' if after_vn else ''})"))
+            f"server sent no version_information ({version_name(negotiated)})"))
     if server.chosen_version != negotiated:
         return VersionVerdict(False, None, (
             f"server's chosen version {version_name(server.chosen_version)} is not the "
