@@ -112,7 +112,8 @@ class PacketAssembler:
                  "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
 
     def __init__(self, config: QuicConfiguration, *, is_client: bool,
-                 versions: ConnectionVersions, initial_plan: initial_layout.LayoutProfile | None, spaces: list[PacketSpace],
+                 versions: ConnectionVersions,
+                 initial_plan: initial_layout.LayoutProfile | None, spaces: list[PacketSpace],
                  cryptos: list[CryptoPair], recovery: LossRecovery, cc: CongestionController,
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
                  peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
