@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .aio import reality_cli
 
     reality_cli.add_server_options(s)
+    s.add_argument("--versions", default="v1,v2", metavar="LIST",
+                   help="QUIC versions we accept, in preference order: a client's Initial in "
+                        "another one gets Version Negotiation, and one in a compatible version "
+                        "we prefer is moved to it (RFC 9368; e.g. v2,v1 moves v1 clients that "
+                        "offer v2). Default: %(default)s")
     _add_common(s, server=True)
 
     c = sub.add_parser("client", help="download URLs over HTTP/3")
@@ -90,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "frames, datagram sizes and a zero-length SCID); default: the "
                         "fingerprint's")
     reality_cli.add_client_options(c)
+    c.add_argument("--versions", default="v1,v2", metavar="LIST",
+                   help="QUIC versions we speak, in preference order: the first Initial uses "
+                        "the first, all are offered in version_information (RFC 9368), and "
+                        "after Version Negotiation we start again in the first one the server "
+                        "lists. Default: %(default)s")
     _add_common(c)
     reality_cli.add_keygen_parser(sub)
 
@@ -105,6 +115,17 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     suites = _cipher_suites(args.cipher_suites)
     if suites:
         opts["cipher_suites"] = suites
+    from .quic.packet import SUPPORTED_VERSIONS
+    from .quic.versions import parse_versions
+
+    try:
+        versions = parse_versions(args.versions)
+    except ValueError as exc:
+        raise CliError(f"--versions: {exc}") from None
+    unknown = [v for v in versions if v not in SUPPORTED_VERSIONS]
+    if unknown:
+        raise CliError(f"--versions: we speak only v1 and v2, not {unknown[0]:#010x}")
+    opts["supported_versions"] = versions
     from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
 
     if args.congestion not in CONGESTION_CONTROLLERS:
