@@ -60,6 +60,14 @@ _NAMES: dict[str, tuple[str, str]] = {
     "version_information": ("transport:version_information", "quic:version_information"),
 }
 
+#: Our connection states to quic-events -13 $ConnectionState (BaseConnectionStates and
+#: GranularConnectionStates); the 0.3 flavour keeps our names, which existing traces carry.
+_DRAFT_STATES: dict[str, str] = {
+    "firstflight": "attempted",
+    "connected": "handshake_complete",
+    "terminated": "closed",
+}
+
 
 def qlog_path(directory: str | Path, odcid: bytes, is_client: bool) -> Path:
     """The conventional file name ``<odcid hex>_<client|server>.sqlog`` inside ``directory``."""
@@ -320,7 +328,11 @@ class JsonSeqWriter:
         )
 
     def connection_state_updated(self, now: float, old: str | None, new: str) -> None:
-        """``connectivity:connection_state_updated`` / ``quic:connection_state_updated``."""
+        """``connectivity:connection_state_updated`` / ``quic:connection_state_updated`` (the
+        draft flavour names the states as quic-events -13's $ConnectionState does)."""
+        if self._draft:
+            new = _DRAFT_STATES.get(new, new)
+            old = _DRAFT_STATES.get(old, old) if old is not None else None
         data: dict[str, Any] = {"new": new}
         if old is not None:
             data["old"] = old

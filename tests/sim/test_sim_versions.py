@@ -8,6 +8,7 @@ from typing import Any
 from simpair import CLIENT_ADDR, SERVER_ADDR, LinkModel, SimPair
 from test_sim_pair import EchoPair
 
+from quicreality.qlog.sink import RecordingSink
 from quicreality.quic import events
 from quicreality.quic.errors import QuicErrorCode
 from quicreality.quic.packet import (
@@ -118,6 +119,24 @@ def test_compatible_negotiation_moves_v1_client_to_v2_without_a_round_trip() -> 
     # The switch costs no round trip (RFC 9368 §2.3): same handshake time on the same link.
     assert plain.handshake_at is not None and moved.handshake_at is not None
     assert abs(moved.handshake_at - plain.handshake_at) < 0.001
+
+
+def test_negotiation_is_in_the_qlog_of_both_sides() -> None:
+    sinks: dict[bool, RecordingSink] = {}
+
+    def factory(odcid: bytes, is_client: bool) -> RecordingSink:
+        return sinks.setdefault(is_client, RecordingSink())
+
+    pair = WirePair(client_overrides={"supported_versions": (V1, V2), "qlog_factory": factory},
+                    server_overrides={"supported_versions": (V2, V1), "qlog_factory": factory})
+    pair.response_size = 10
+    transfer(pair)
+    for is_client in (True, False):
+        (info,) = sinks[is_client].named("version_information")
+        assert info["chosen"] == V2 and info["client_versions"] == (V1, V2)
+        assert info["server_versions"] == (V2, V1)
+    switches = [c for c in sinks[True].named("custom") if c["name"] == "version_switch"]
+    assert switches and switches[0]["data"]["version"] == "6b3343cf"
 
 
 def test_compatible_negotiation_after_retry() -> None:
