@@ -95,11 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "frames, datagram sizes and a zero-length SCID); default: the "
                         "fingerprint's")
     reality_cli.add_client_options(c)
-    c.add_argument("--versions", default="v1,v2", metavar="LIST",
-                   help="QUIC versions we speak, in preference order: the first Initial uses "
-                        "the first, all are offered in version_information (RFC 9368), and "
-                        "after Version Negotiation we start again in the first one the server "
-                        "lists. Default: %(default)s")
+    c.add_argument("--versions", default="v1", metavar="LIST",
+                   help="QUIC versions we speak, in preference order, e.g. v1,v2: the first "
+                        "Initial uses the first, all are offered in version_information "
+                        "(RFC 9368; a server may move us to one it prefers), and after Version "
+                        "Negotiation we start again in the first one the server lists. Default: "
+                        "%(default)s (v1 only: no version_information, as before RFC 9368)")
     _add_common(c)
     reality_cli.add_keygen_parser(sub)
 
