@@ -116,16 +116,24 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     suites = _cipher_suites(args.cipher_suites)
     if suites:
         opts["cipher_suites"] = suites
-    from .quic.packet import SUPPORTED_VERSIONS
+    from .quic.packet import SUPPORTED_VERSIONS, is_reserved_version
     from .quic.versions import parse_versions
 
     try:
         versions = parse_versions(args.versions)
     except ValueError as exc:
         raise CliError(f"--versions: {exc}") from None
-    unknown = [v for v in versions if v not in SUPPORTED_VERSIONS]
+    # A client may list reserved versions 0x?a?a?a?a (sent in v1's format) to provoke Version
+    # Negotiation (RFC 9000 §6.3); it must also list one it speaks.
+    reserved_ok = args.command == "client"
+    unknown = [v for v in versions if v not in SUPPORTED_VERSIONS
+               and not (reserved_ok and is_reserved_version(v))]
     if unknown:
-        raise CliError(f"--versions: we speak only v1 and v2, not {unknown[0]:#010x}")
+        raise CliError(f"--versions: we speak only v1 and v2, not {unknown[0]:#010x}"
+                       + (" (a client may add reserved versions 0x?a?a?a?a)"
+                          if reserved_ok else ""))
+    if not any(v in SUPPORTED_VERSIONS for v in versions):
+        raise CliError("--versions: list v1 or v2 too (a reserved version cannot connect)")
     opts["supported_versions"] = versions
     from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
 

@@ -148,6 +148,18 @@ class QuicHeader(NamedTuple):
     pn_offset: int
 
 
+def is_reserved_version(version: int) -> bool:
+    """True for the versions reserved to exercise negotiation, ``0x?a?a?a?a`` (RFC 9000 §15)."""
+    return version & 0x0F0F0F0F == 0x0A0A0A0A
+
+
+def version_format(version: int) -> int:
+    """The version whose packet format and Initial keys ``version`` uses: v1 and v2 their own;
+    a reserved version (RFC 9000 §15), which a client sends to provoke Version Negotiation
+    (RFC 9000 §6.3), v1's. Other versions are returned unchanged (callers then fail on them)."""
+    return QUIC_VERSION_1 if is_reserved_version(version) else version
+
+
 # --- first-byte helpers -------------------------------------------------------------------------------------
 
 
@@ -196,7 +208,7 @@ def encode_long_header_first_byte(
     return (
         PACKET_LONG_HEADER
         | PACKET_FIXED_BIT
-        | LONG_TYPE_BITS[version][packet_type]
+        | LONG_TYPE_BITS[version_format(version)][packet_type]
         | (packet_number_length - 1)
     )
 

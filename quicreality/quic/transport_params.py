@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..wire.buffer import Buffer, BufferReadError
 from .errors import QuicConnectionError, QuicErrorCode
 from .packet import CONNECTION_ID_MAX_SIZE, STATELESS_RESET_TOKEN_SIZE
+from .packet import is_reserved_version as is_reserved_version  # re-exported
 
 # Transport parameter identifiers (RFC 9000 §18.2, RFC 9221 §3).
 PARAM_ORIGINAL_DESTINATION_CONNECTION_ID = 0x00
@@ -344,7 +345,3 @@ def reserved_parameter_id(n: int) -> int:
         raise ValueError("N is out of range for a 62-bit identifier")
     return 31 * n + 27
 
-
-def is_reserved_version(version: int) -> bool:
-    """True for the versions reserved to exercise negotiation, ``0x?a?a?a?a`` (RFC 9000 §15)."""
-    return version & 0x0F0F0F0F == 0x0A0A0A0A

@@ -18,6 +18,7 @@ from peers_harness import DownloadOutcome, PeerHarness, Pki, WwwDir
 from quicreality.quic.packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
+    PACKET_TYPE_UNKNOWN_VERSION,
     PACKET_TYPE_VERSION_NEGOTIATION,
     QUIC_VERSION_1,
     QUIC_VERSION_2,
@@ -36,11 +37,13 @@ V1, V2 = QUIC_VERSION_1, QUIC_VERSION_2
 FILE = "index.html"
 
 
-def serve(h: PeerHarness, peer: str, pki: Pki, www: WwwDir, port: int, versions: str) -> None:
+def serve(h: PeerHarness, peer: str, pki: Pki, www: WwwDir, port: int,
+          versions: str | None) -> None:
     spec = get_peer(peer)
     assert spec.serve is not None
     cmd = spec.serve(ServeRequest(www=www.path, port=port, cert=pki.cert, key=pki.key))
-    cmd = dataclasses.replace(cmd, argv=(*cmd.argv, "--versions", versions))
+    if versions is not None:  # None: the peer's own defaults (ngtcp2, quic-go: v1)
+        cmd = dataclasses.replace(cmd, argv=(*cmd.argv, "--versions", versions))
     proc = h.start(PeerProcess(cmd, name=f"{peer}-server-{port}", log_dir=h.path("logs")))
     proc.wait_udp_ready(port, timeout=15)
 
@@ -84,7 +87,7 @@ def versions_of(packets: list[tuple[int, int]], ptype: int) -> set[int]:
 
 
 def run_case(h: PeerHarness, pki: Pki, www: WwwDir, *, server: str, client: str,
-             server_versions: str, client_versions: str) -> tuple[DownloadOutcome, dict]:
+             server_versions: str | None, client_versions: str) -> tuple[DownloadOutcome, dict]:
     port = free_udp_port()
     pcap = str(h.path(f"v2-{server}-{client}.pcap"))
     capture: Capture = start_capture([], "lo", pcap, f"udp port {port}")
@@ -158,3 +161,18 @@ def test_our_server_answers_an_unsupported_version_with_vn(peer_harness: PeerHar
     assert packets["client"][0] == (V2, PACKET_TYPE_INITIAL)
     assert packets["server"][0][1] == PACKET_TYPE_VERSION_NEGOTIATION
     assert versions_of(packets["server"], PACKET_TYPE_HANDSHAKE) == {V1}
+
+
+@pytest.mark.parametrize("server", ["ngtcp2", "quicgo", "aioquic", "qh3"])
+def test_our_client_provokes_version_negotiation(peer_harness: PeerHarness, pki: Pki,
+                                                 www: WwwDir, server: str) -> None:
+    """quic-interop-runner's versionnegotiation with our client: its first Initial is in a
+    reserved version (RFC 9000 §15, v1's format); the peer answers with VN listing v1 and the
+    client starts again in v1."""
+    reserved = 0x1A2A3A4A
+    out, packets = run_case(peer_harness, pki, www, server=server, client="ours",
+                            server_versions=None, client_versions="0x1a2a3a4a,v1")
+    assert_body(out, www)
+    assert packets["client"][0] == (reserved, PACKET_TYPE_UNKNOWN_VERSION)  # opaque to observers
+    assert packets["server"][0][1] == PACKET_TYPE_VERSION_NEGOTIATION
+    assert versions_of(packets["client"], PACKET_TYPE_HANDSHAKE) == {V1}

@@ -220,3 +220,16 @@ def test_server_rejects_a_chosen_version_that_is_not_the_packet_version() -> Non
     term = client_terminated(pair)
     assert term.error_code == QuicErrorCode.VERSION_NEGOTIATION_ERROR and term.by_peer
     assert "not the version of its first Initial" in term.reason_phrase
+
+
+def test_client_provokes_version_negotiation_with_a_reserved_version() -> None:
+    """quic-interop-runner's versionnegotiation: the first Initial in a reserved version (v1's
+    format, RFC 9000 §6.3, §15) gets VN; the client starts again in v1."""
+    reserved = 0x1A2A3A4A
+    for server in ((V1,), (V1, V2)):
+        pair = pair_with((reserved, V1), server)
+        transfer(pair)
+        assert pair.wire[0][1][0][0] == reserved
+        kinds = [pkts[0] for d, pkts in pair.wire if d == "to_client" and pkts]
+        assert kinds[0] == (0, PACKET_TYPE_VERSION_NEGOTIATION)
+        assert pair.client._versions.current == V1 and pair.client._versions.after_vn
