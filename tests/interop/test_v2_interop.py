@@ -18,6 +18,7 @@ from peers_harness import DownloadOutcome, PeerHarness, Pki, WwwDir
 from quicreality.quic.packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
+    PACKET_TYPE_RETRY,
     PACKET_TYPE_UNKNOWN_VERSION,
     PACKET_TYPE_VERSION_NEGOTIATION,
     QUIC_VERSION_1,
@@ -38,10 +39,11 @@ FILE = "index.html"
 
 
 def serve(h: PeerHarness, peer: str, pki: Pki, www: WwwDir, port: int,
-          versions: str | None) -> None:
+          versions: str | None, retry: bool = False) -> None:
     spec = get_peer(peer)
     assert spec.serve is not None
-    cmd = spec.serve(ServeRequest(www=www.path, port=port, cert=pki.cert, key=pki.key))
+    cmd = spec.serve(ServeRequest(www=www.path, port=port, cert=pki.cert, key=pki.key,
+                                  retry=retry))
     if versions is not None:  # None: the peer's own defaults (ngtcp2, quic-go: v1)
         cmd = dataclasses.replace(cmd, argv=(*cmd.argv, "--versions", versions))
     proc = h.start(PeerProcess(cmd, name=f"{peer}-server-{port}", log_dir=h.path("logs")))
@@ -87,12 +89,13 @@ def versions_of(packets: list[tuple[int, int]], ptype: int) -> set[int]:
 
 
 def run_case(h: PeerHarness, pki: Pki, www: WwwDir, *, server: str, client: str,
-             server_versions: str | None, client_versions: str) -> tuple[DownloadOutcome, dict]:
+             server_versions: str | None, client_versions: str,
+             retry: bool = False) -> tuple[DownloadOutcome, dict]:
     port = free_udp_port()
     pcap = str(h.path(f"v2-{server}-{client}.pcap"))
     capture: Capture = start_capture([], "lo", pcap, f"udp port {port}")
     try:
-        serve(h, server, pki, www, port, server_versions)
+        serve(h, server, pki, www, port, server_versions, retry)
         out = download(h, client, url_for("127.0.0.1", port, FILE), pki, client_versions)
     finally:
         capture.stop(settle_s=0.5)
@@ -176,3 +179,23 @@ def test_our_client_provokes_version_negotiation(peer_harness: PeerHarness, pki:
     assert packets["client"][0] == (reserved, PACKET_TYPE_UNKNOWN_VERSION)  # opaque to observers
     assert packets["server"][0][1] == PACKET_TYPE_VERSION_NEGOTIATION
     assert versions_of(packets["client"], PACKET_TYPE_HANDSHAKE) == {V1}
+
+
+def test_retry_then_compatible_negotiation(peer_harness: PeerHarness, pki: Pki,
+                                           www: WwwDir) -> None:
+    """Our server with Retry moves aioquic (v1,v2) to v2: Retry in v1, then v2 Initial keys
+    from the Retry's connection ID (RFC 9368 §2.3 with RFC 9000 §17.2.5)."""
+    out, packets = run_case(peer_harness, pki, www, server="ours", client="aioquic",
+                            server_versions="v2,v1", client_versions="v1,v2", retry=True)
+    assert_body(out, www)
+    assert (V1, PACKET_TYPE_RETRY) in packets["server"]
+    assert versions_of(packets["server"], PACKET_TYPE_INITIAL) == {V2}
+    assert versions_of(packets["client"], PACKET_TYPE_HANDSHAKE) == {V2}
+
+
+def test_our_client_follows_a_v2_retry(peer_harness: PeerHarness, pki: Pki, www: WwwDir) -> None:
+    out, packets = run_case(peer_harness, pki, www, server="aioquic", client="ours",
+                            server_versions="v2,v1", client_versions="v2", retry=True)
+    assert_body(out, www)
+    assert (V2, PACKET_TYPE_RETRY) in packets["server"]
+    assert {v for side in packets.values() for v, _ in side} == {V2}
