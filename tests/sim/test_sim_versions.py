@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from simpair import CLIENT_ADDR, SERVER_ADDR, LinkModel, SimPair
+import pytest
+import simpair
+from simpair import CLIENT_ADDR, SERVER_ADDR, WALL, LinkModel, SimPair, seeded_rng
 from test_sim_pair import EchoPair
 
 from quicreality.qlog.sink import RecordingSink
 from quicreality.quic import events
+from quicreality.quic.config import QuicConfiguration
+from quicreality.quic.connection import QuicConnection
 from quicreality.quic.errors import QuicErrorCode
 from quicreality.quic.packet import (
     PACKET_TYPE_INITIAL,
@@ -20,6 +24,7 @@ from quicreality.quic.packet import (
     encode_quic_version_negotiation,
     pull_quic_header,
 )
+from quicreality.tls.alerts import TlsAlert
 from quicreality.wire.buffer import Buffer
 
 V1, V2 = QUIC_VERSION_1, QUIC_VERSION_2
@@ -233,3 +238,17 @@ def test_client_provokes_version_negotiation_with_a_reserved_version() -> None:
         kinds = [pkts[0] for d, pkts in pair.wire if d == "to_client" and pkts]
         assert kinds[0] == (0, PACKET_TYPE_VERSION_NEGOTIATION)
         assert pair.client._versions.current == V1 and pair.client._versions.after_vn
+
+
+def test_server_waits_for_the_whole_client_hello_but_only_so_long() -> None:
+    """The server holds the first ClientHello until whole (the version is chosen on it), but no
+    more than a CRYPTO buffer's worth: then TLS sees it and refuses the oversized message."""
+    cfg = QuicConfiguration(is_client=False, rng=seeded_rng(3), wall_clock=lambda: WALL,
+                            certificate_source=simpair.test_credentials())
+    server = QuicConnection(configuration=cfg, original_destination_connection_id=b"\x01" * 8,
+                            peer_cid=b"\x02" * 8)
+    server.on_crypto_frame(0, 0, b"\x01\xff\xff\xff" + bytes(30_000), 0.0)
+    assert not server._tls._session and len(server._tls._hello) == 30_004
+    with pytest.raises(TlsAlert, match="too large"):
+        server.on_crypto_frame(0, 30_004, bytes(40_000), 0.0)
+    assert not server._tls._hello

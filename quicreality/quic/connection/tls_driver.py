@@ -128,8 +128,9 @@ class TlsDriver:
         if self._session is None and not self._is_client:
             hello = self._hello
             hello += chunk
-            if len(hello) < 4 or (hello[0] == 1 and len(hello) < 4 + int.from_bytes(hello[1:4])):
-                return _NOTHING  # wait for the whole ClientHello
+            if len(hello) < 4 or (hello[0] == 1 and len(hello) < 4 + int.from_bytes(hello[1:4])
+                                  and len(hello) <= MAX_CRYPTO_BUFFER):
+                return _NOTHING  # wait for the whole ClientHello (bounded like CRYPTO data)
             self._versions.on_client_hello(bytes(hello), now)
             chunk = bytes(hello)
             hello.clear()

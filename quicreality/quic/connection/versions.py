@@ -100,16 +100,17 @@ class ConnectionVersions:
             if self._is_client and header.packet_type == PACKET_TYPE_INITIAL:
                 self.decided = True
             return True
-        if not self._is_client:
-            return self._original_initial is not None and version == self.chosen
+        if not self._is_client:  # after a switch: the client's Initials still in flight
+            return (self._original_initial is not None and version == self.chosen
+                    and header.packet_type == PACKET_TYPE_INITIAL)
         if (self.decided or header.packet_type != PACKET_TYPE_INITIAL or version is None
                 or version not in self._ours or not compatible(self.chosen, version)):
             return False
         pair = CryptoPair()
         pair.setup_initial(self._key_cid(), is_client=True, version=version)
+        start = header.packet_end - len(packet)  # where ``packet`` starts in its datagram
         try:
-            pair.recv.decrypt_packet(packet, header.pn_offset - (header.packet_end - len(packet)),
-                                     0)
+            pair.recv.decrypt_packet(packet, header.pn_offset - start, 0)
         except CryptoError:
             return False
         self._cryptos[SPACE_INITIAL] = pair
@@ -119,7 +120,8 @@ class ConnectionVersions:
     def keys_for(self, space_id: int, version: int | None) -> CryptoPair:
         """The keys that open a packet of ``version`` in ``space_id``: the server's kept Initial
         keys for the client's first version after a switch, else the space's."""
-        if version is not None and version != self.current and self._original_initial is not None:
+        if (space_id == SPACE_INITIAL and version is not None and version != self.current
+                and self._original_initial is not None):
             return self._original_initial
         return self._cryptos[space_id]
 
