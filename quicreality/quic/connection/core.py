@@ -50,7 +50,7 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
-from .ecn import ECN_MASK, EcnValidator
+from .ecn import EcnValidator
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
@@ -251,7 +251,7 @@ class QuicConnection:
         """Process one UDP datagram from ``addr`` (``ecn``: the ECN bits of its IP header)."""
         if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
-        self._now_hint, self.ecn.datagram_codepoint = now, ecn & ECN_MASK
+        self._now_hint, self.ecn.datagram_codepoint = now, ecn
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
         self._path.on_datagram_received(len(data), addr)
         buf = Buffer(data=data)
@@ -355,8 +355,7 @@ class QuicConnection:
                                     alert.reason), now)
             return True
         space.on_packet_received(pn, ack_eliciting, now, self.configuration.max_ack_delay
-                                 if space_id == SPACE_APPLICATION else None)
-        self.ecn.count_received(space)
+                                 if space_id == SPACE_APPLICATION else None, self.ecn.datagram_codepoint)
         return True
 
     def _accepts_first_dcid(self, ptype: int, dcid: bytes) -> bool:

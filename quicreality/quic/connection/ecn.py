@@ -4,9 +4,9 @@ Sending: while ECN is being tested or is validated, every datagram built goes ou
 the edge reads :attr:`EcnValidator.codepoint` and sets it in the IP header (IP_TOS /
 IPV6_TCLASS). Which packet numbers were sent marked is remembered per packet number space.
 
-Receiving: the edge hands each datagram's codepoint to the connection; every packet processed
-from it counts once in its space (:meth:`~.spaces.PacketSpace.count_ecn`), and the counts go back
-in ACK_ECN frames (RFC 9000 §13.4.1).
+Receiving: the edge hands each datagram's codepoint to the connection (:attr:`datagram_codepoint`);
+every packet processed from it counts once in its space (:meth:`~.spaces.PacketSpace.count_ecn`),
+and the counts go back in ACK_ECN frames (RFC 9000 §13.4.1).
 
 Validation (RFC 9000 §13.4.2): the first :data:`ECN_TESTING_PACKETS` packets are marked
 (*testing*, for at most :data:`ECN_TESTING_PTOS` PTOs); then marking pauses (*unknown*) until an
@@ -33,7 +33,6 @@ from ...wire.rangeset import RangeSet
 
 if TYPE_CHECKING:
     from ..recovery.loss import LossRecovery
-    from .spaces import PacketSpace
 
 #: RFC 3168 §5 codepoints: the two low bits of the IPv4 TOS / IPv6 Traffic Class byte.
 ECN_NOT_ECT = 0b00
@@ -79,14 +78,13 @@ class EcnValidator:
 
     __slots__ = ("_enabled", "_largest_acked", "_marked", "_peer_counts", "_qlog", "_recovery",
                  "_sent_marked", "_testing_lost", "_testing_marked", "_testing_since", "ce_events",
-                 "datagram_codepoint", "state")
+                 "_datagram_codepoint", "state")
 
     def __init__(self, *, enabled: bool, recovery: LossRecovery, qlog: QlogSink) -> None:
         self._enabled = enabled
         self._recovery = recovery
         self._qlog = qlog
-        #: codepoint of the datagram being processed (set by the receive path)
-        self.datagram_codepoint = ECN_NOT_ECT
+        self._datagram_codepoint = ECN_NOT_ECT
         #: CE increases that reached the congestion controller
         self.ce_events = 0
         self.state = EcnState.TESTING if enabled else EcnState.FAILED
@@ -102,6 +100,15 @@ class EcnValidator:
     def enabled(self) -> bool:
         """False when the configuration turned ECN off (nothing is marked or counted)."""
         return self._enabled
+
+    @property
+    def datagram_codepoint(self) -> int:
+        """The ECN codepoint of the datagram being processed (Not-ECT when ECN is off)."""
+        return self._datagram_codepoint
+
+    @datagram_codepoint.setter
+    def datagram_codepoint(self, value: int) -> None:
+        self._datagram_codepoint = value & ECN_MASK if self._enabled else ECN_NOT_ECT
 
     @property
     def codepoint(self) -> int:
@@ -152,11 +159,6 @@ class EcnValidator:
             self._set_state(EcnState.FAILED, now, "every ECT(0) packet of the testing period lost")
 
     # ----------------------------------------------------------- receiving
-
-    def count_received(self, space: PacketSpace) -> None:
-        """A packet of the current datagram was processed in ``space``: count its codepoint."""
-        if self._enabled and self.datagram_codepoint:
-            space.count_ecn(self.datagram_codepoint)
 
     def on_ack(self, space_id: int, ranges: RangeSet, counts: tuple[int, int, int] | None,
                now: float) -> EcnAckVerdict:

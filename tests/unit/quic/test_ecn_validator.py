@@ -138,8 +138,25 @@ def test_restart_tests_again_and_disabled_never_marks() -> None:
 def test_received_codepoints_are_counted_per_space_and_ce_acks_at_once() -> None:
     space = PacketSpace()
     v, _, _ = make()
-    for cp in (ECN_ECT0, ECN_ECT0, 0b11, ECN_NOT_ECT):
+    for pn, cp in enumerate((ECN_ECT0, ECN_ECT0, ECN_NOT_ECT)):
         v.datagram_codepoint = cp
-        v.count_received(space)
+        space.on_packet_received(pn, True, 0.0, 0.025, v.datagram_codepoint)
+    assert space.ecn_counts == (2, 0, 0)
+    space.on_ack_sent()  # a lone in-order packet would now wait for the delayed-ACK timer
+    v.datagram_codepoint = 0b11 | 0b100  # the DSCP bits are masked off
+    space.on_packet_received(3, True, 0.0, 0.025, v.datagram_codepoint)
     assert space.ecn_counts == (2, 0, 1)
     assert space.owed.ack  # the CE mark owes an immediate ACK (RFC 9000 §13.2.1)
+
+
+def test_ce_on_an_ack_only_packet_is_counted_but_not_acked() -> None:
+    # an ACK is never answered by an ACK: CE-marked ACK-only packets must not start a ping-pong
+    space = PacketSpace()
+    space.on_packet_received(0, False, 0.0, 0.025, 0b11)
+    assert space.ecn_counts == (0, 0, 1) and not space.owed.ack
+
+
+def test_ecn_off_ignores_received_codepoints() -> None:
+    off = EcnValidator(enabled=False, recovery=_Recovery(), qlog=RecordingSink())  # type: ignore[arg-type]
+    off.datagram_codepoint = ECN_ECT0
+    assert off.datagram_codepoint == ECN_NOT_ECT
