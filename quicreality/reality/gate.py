@@ -56,10 +56,10 @@ from ..quic.errors import QuicConnectionError
 from ..quic.frames import FrameType, frame_allowed, pull_frame_body
 from ..quic.packet import (
     PACKET_TYPE_INITIAL,
-    QUIC_VERSION_1,
     MalformedPacketError,
     pull_quic_header,
 )
+from ..tls.constants import HandshakeType
 from ..wire.buffer import Buffer, BufferReadError
 from .abandon import client_initial_close
 from .auth import RealityVerdict, Reason, ReplayCache, verify_client_hello
@@ -84,8 +84,6 @@ __all__ = ["MIN_INITIAL_DATAGRAM", "Accept", "Decided", "FlowClosed", "Forward",
 MAX_HELD_TARGET_DATAGRAMS = 16
 #: At most this many connection IDs are remembered per relay flow.
 _MAX_FLOW_CIDS = 8
-#: TLS handshake type of ClientHello (RFC 8446 §4).
-_CLIENT_HELLO = 0x01
 
 #: ``sink(addr, datagram, new_flow)``: send ``datagram`` to the target on ``addr``'s flow now,
 #: opening (or re-opening) the flow's socket first if ``new_flow``.
@@ -196,6 +194,8 @@ class _PendingFlow:
     created: float
     dcid: bytes
     scid: bytes
+    #: the version of the first Initial (v1 or v2): later Initials of the flow must match it
+    version: int
     crypto: CryptoPair
     assembly: HelloAssembly
     source: Any
@@ -311,10 +311,10 @@ class RealityGate:
             return self._reject_new(data, addr, now, RealityVerdict(Reason.NOT_QUIC_INITIAL))
         new_flow = prior is None
         sent = self._sent_early(addr, data, new_flow)
-        dcid, scid = header
+        dcid, scid, version = header
         crypto = CryptoPair()
-        crypto.setup_initial(dcid, is_client=False, version=QUIC_VERSION_1)
-        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, crypto=crypto,
+        crypto.setup_initial(dcid, is_client=False, version=version)
+        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, version=version, crypto=crypto,
                             assembly=HelloAssembly(self.limits.max_crypto_fragments),
                             source=source_key(addr), prior=prior)
         verdict = self._ingest(flow, data)
@@ -515,7 +515,7 @@ class RealityGate:
         if have == 0:
             return None
         hello = flow.assembly.data
-        if hello[0] != _CLIENT_HELLO:
+        if hello[0] != HandshakeType.CLIENT_HELLO:
             return RealityVerdict(Reason.NOT_CLIENT_HELLO, detail=f"handshake type {hello[0]}")
         if have < 4:
             return None
@@ -540,7 +540,7 @@ class RealityGate:
             buf.seek(end)
             if (
                 header.packet_type != PACKET_TYPE_INITIAL
-                or header.version != QUIC_VERSION_1
+                or header.version != flow.version
                 or header.destination_cid != flow.dcid
             ):
                 continue

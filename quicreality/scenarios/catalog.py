@@ -310,7 +310,8 @@ class Scenario:
                     min(secs, q.max_seconds) if q.max_seconds else secs)
             timeout = w.timeout_s
             if timeout is not None and w.size_bytes and size:
-                timeout = max(60.0, timeout * size / w.size_bytes)
+                # scaled down with the size, at least 60 s, never longer than the file's own
+                timeout = min(timeout, max(60.0, timeout * size / w.size_bytes))
             out.append(replace(w, size_bytes=size, seconds=secs, timeout_s=timeout,
                                reps=w.quick.reps if w.quick.reps is not None else q.reps))
         lc = replace(self.link_check, probe_s=min(self.link_check.probe_s, q.link_probe_s))
