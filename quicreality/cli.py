@@ -118,9 +118,26 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     suites = _cipher_suites(args.cipher_suites)
     if suites:
         opts["cipher_suites"] = suites
+    versions = _versions(args)
+    if versions is not None:
+        opts["supported_versions"] = versions
+    from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
+
+    if args.congestion not in CONGESTION_CONTROLLERS:
+        raise CliError(f"unknown congestion controller {args.congestion!r} "
+                       f"(choose from {', '.join(sorted(CONGESTION_CONTROLLERS))})")
+    if not 1200 <= args.max_datagram_size <= 65527:
+        raise CliError("--max-datagram-size must be between 1200 and 65527")
+    return opts
+
+
+def _versions(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """``--versions`` checked; None for a subcommand without it (relay-client: the default)."""
     from .quic.packet import SUPPORTED_VERSIONS, is_reserved_version
     from .quic.versions import parse_versions
 
+    if getattr(args, "versions", None) is None:
+        return None
     try:
         versions = parse_versions(args.versions)
     except ValueError as exc:
@@ -136,15 +153,7 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
                           if reserved_ok else ""))
     if not any(v in SUPPORTED_VERSIONS for v in versions):
         raise CliError("--versions: list v1 or v2 too (a reserved version cannot connect)")
-    opts["supported_versions"] = versions
-    from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
-
-    if args.congestion not in CONGESTION_CONTROLLERS:
-        raise CliError(f"unknown congestion controller {args.congestion!r} "
-                       f"(choose from {', '.join(sorted(CONGESTION_CONTROLLERS))})")
-    if not 1200 <= args.max_datagram_size <= 65527:
-        raise CliError("--max-datagram-size must be between 1200 and 65527")
-    return opts
+    return versions
 
 
 def run_server(args: argparse.Namespace) -> int:
