@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .quic.config import QuicConfiguration
 
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--relay-config", metavar="FILE",
                    help="TOML whose [relay] table allows relay destinations (default: refuse all)")
     s.add_argument("--metrics-listen", metavar="HOST:PORT",
-                   help="serve Prometheus metrics at http://HOST:PORT/metrics")
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics and, with "
+                        "--reality-config, a status page (HTML) at http://HOST:PORT/")
     from .aio import reality_cli
 
     reality_cli.add_server_options(s)
@@ -193,12 +195,14 @@ def run_server(args: argparse.Namespace) -> int:
                                       qlog_flavour=args.qlog_flavour)
     except OSError as exc:
         raise CliError(f"--keylog {exc.filename!r}: {exc.strerror or exc}") from None
+    metrics_http = None
     if args.metrics_listen:
         from .metrics import serve_metrics
 
         try:
             mhost, mport = parse_hostport(args.metrics_listen, what="--metrics-listen address")
-            closers.append(serve_metrics(mhost, mport).shutdown)
+            metrics_http = serve_metrics(mhost, mport)
+            closers.append(metrics_http.shutdown)
         except (ValueError, OSError) as exc:
             raise CliError(f"--metrics-listen: {exc}") from None
 
@@ -230,9 +234,18 @@ def run_server(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         if reality is not None:  # SIGHUP reloads [reality] and [relay]
+            on_hup = reality_cli.reload_on_sighup(args, (host, port), CliError)
+            listen = f"{host}:{sock.getsockname()[1]}"
+
+            def ready(server: Any) -> None:
+                on_hup(server)
+                if metrics_http is not None:  # the status page at / next to /metrics
+                    from .aio.status_page import status_source
+
+                    metrics_http.status = status_source(server, listen)
+
             await serve_reality(sock, factory, reality, www=www, stop=stop,
-                                endpoint_qlog=endpoint_qlog, relay=relay,
-                                ready=reality_cli.reload_on_sighup(args, (host, port), CliError))
+                                endpoint_qlog=endpoint_qlog, relay=relay, ready=ready)
             return
         await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay)
 
