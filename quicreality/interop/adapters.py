@@ -44,8 +44,8 @@ EXIT_UNSUPPORTED = 127
 SERVERS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2")
 CLIENTS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2", "curl")
 
-#: QUIC versions (RFC 9000 §15, RFC 9369 §3.1) and a reserved one (RFC 9000 §15: 0x?a?a?a?a).
-V1, V2, RESERVED = "00000001", "6b3343cf", "1a2a3a4a"
+#: A reserved version that forces Version Negotiation (RFC 9000 §15: 0x?a?a?a?a).
+RESERVED = "1a2a3a4a"
 CHACHA20 = "TLS_CHACHA20_POLY1305_SHA256"
 #: Endpoint-level test case names (what ``TESTCASE`` may say).
 TESTCASES = ("handshake", "transfer", "http3", "multiconnect", "chacha20", "retry",
