@@ -159,13 +159,29 @@ def test_unknown_layout_is_refused() -> None:
         QuicConnection(configuration=client_config("firefox"))
 
 
-def test_randbelow_is_uniform_and_in_range() -> None:
-    rng = seeded(3)
+def test_pool_below_is_uniform_and_in_range() -> None:
+    pool = il._Pool(seeded(3))
     counts = [0] * 5
     for _ in range(5000):
-        counts[il.randbelow(5, rng)] += 1
+        counts[pool.below(5)] += 1
     assert all(900 < c < 1100 for c in counts)
-    assert il.randbelow(1, rng) == 0
+    assert pool.below(1) == 0
+    assert {pool.uniform((55, 86)) for _ in range(2000)} == set(range(55, 87))
+
+
+def test_pool_serves_the_bytes_in_order() -> None:
+    """Drawing through the pool reads the rng's byte stream in order, whatever the draw sizes."""
+    stream = seeded(4)(4096)
+    pos = 0
+
+    def rng(n: int) -> bytes:
+        nonlocal pos
+        pos += n
+        return stream[pos - n:pos]
+
+    pool = il._Pool(rng)
+    got = b"".join(pool(k) for k in (1, 7, 250, 3, 300, 2))
+    assert got == stream[:len(got)]
 
 
 # ------------------------------------------------------------ the client follows the plan
