@@ -13,7 +13,8 @@ flight is planned; retransmissions take the normal send path.
 Profiles (:data:`PROFILES`):
 
 * ``minimal``: what our send path does on its own: 1200-byte datagrams, packet numbers from 0 in
-  4-byte fields, the hello in order in one CRYPTO frame per packet, PADDING at the end.
+  1-byte fields (the shortest the peer can decode, RFC 9000 §A.2), the hello in order in one
+  CRYPTO frame per packet, PADDING at the end.
 * ``chrome``: Chromium 156 as captured on loopback (``docs/data/chrome156-hello.json``, 25
   connections in ``tests/data/fingerprint/chromium-*.pcap`` and a 20-connection rerun, read with
   tshark). Measured, in every connection: two 1250-byte datagrams, one Initial each, packet
@@ -152,8 +153,10 @@ class LayoutProfile:
     ping_frames: tuple[int, int] = (0, 0)
 
 
+#: The send path's own: the shortest packet-number field with nothing acknowledged (RFC 9000
+#: §A.2), 1 byte for the first 127 packets.
 MINIMAL = LayoutProfile(name="minimal", datagram_size=MIN_INITIAL_DATAGRAM_SIZE,
-                        first_packet_number=0, packet_number_lengths=(4,), scid_length=None)
+                        first_packet_number=0, packet_number_lengths=(1,), scid_length=None)
 CHROME = LayoutProfile(
     name="chrome", datagram_size=1250, first_packet_number=1, packet_number_lengths=(1, 2),
     scid_length=0, chaos=True, min_packets=2, first_share_deficit=4, head_end=(55, 86),
