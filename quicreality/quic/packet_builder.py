@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from ..wire.buffer import Buffer
-from .crypto import CryptoPair
+from .crypto import AEAD_TAG_SIZE, CryptoPair
 from .packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
 )
 
-#: AEAD tag size for every QUIC v1 suite (RFC 9001 §5.3).
-AEAD_TAG_SIZE = 16
 #: The longest packet-number field (RFC 9000 §17.1); the send path uses the shortest that the peer
 #: can decode (:func:`~quicreality.quic.packet.packet_number_length`, RFC 9000 §A.2).
 PACKET_NUMBER_SEND_SIZE = 4
-#: RFC 9001 §5.4.2: the header-protection sample starts 4 bytes after the packet number's first
-#: byte, so packet number and payload together need at least this many bytes.
-HP_SAMPLE_PN_REACH = 4
 
 _LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_HANDSHAKE: 0x20}
 
@@ -90,7 +85,7 @@ def seal_packet(
     packet_number_length: int = PACKET_NUMBER_SEND_SIZE,
 ) -> bytes:
     """Protect one packet. ``payload`` must already be padded to the HP sample minimum
-    (:data:`HP_SAMPLE_PN_REACH` bytes of packet number and payload).
+    (:data:`~quicreality.quic.crypto.SAMPLE_OFFSET` bytes of packet number and payload).
 
     ``packet_number_length`` (RFC 9000 §17.1) must be long enough for the peer to decode the
     number (RFC 9000 §A.2).

@@ -21,7 +21,7 @@ from ...wire.buffer import Buffer
 from .. import events, initial_layout
 from .. import frames as f
 from ..config import QuicConfiguration
-from ..crypto import CryptoPair
+from ..crypto import SAMPLE_OFFSET, CryptoPair
 from ..errors import QuicErrorCode
 from ..events import QuicEvent
 from ..flight_shape import ShapedDatagram, complete_datagram
@@ -34,7 +34,6 @@ from ..packet import (
 )
 from ..packet_builder import (
     AEAD_TAG_SIZE,
-    HP_SAMPLE_PN_REACH,
     header_size,
     len_uint_var,
     seal_packet,
@@ -190,7 +189,7 @@ class PacketAssembler:
             data = self._build_datagram(now, max_size)
             if not data:
                 # Stopped with room in the window and no pacing wait: nothing left to send.
-                self._recovery.app_limited = (
+                self._recovery.set_app_limited(
                     self.pacing_until is None
                     and self._recovery.bytes_in_flight + self.max_datagram_size
                     <= self._cc.congestion_window
@@ -247,7 +246,7 @@ class PacketAssembler:
         for draft in drafts:
             space_id = draft.space_id
             space = spaces[space_id]
-            short = HP_SAMPLE_PN_REACH - draft.pn_length - draft.buf.tell()
+            short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
             if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
                 draft.buf.push_bytes(bytes(short))
             pn = space.next_pn
