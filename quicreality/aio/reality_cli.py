@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..quic.fingerprint import FINGERPRINTS
 from ..reality.config import RealityConfigError, RealityServerConfig, parse_reality_toml
 from ..reality.keys import (
     KeyFormatError,
@@ -53,11 +54,22 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_client_options(p: argparse.ArgumentParser) -> None:
-    """``client --reality-public-key/--short-id/--reality-version``."""
+    """``client --reality-public-key/--short-id`` and the hello options
+    (:func:`add_hello_options`)."""
     p.add_argument("--reality-public-key", metavar="KEY",
                    help="connect with REALITY to a server with this X25519 public key (base64url)")
     p.add_argument("--short-id", metavar="HEX", default="",
                    help="REALITY short ID (hex, up to 16 characters; default: empty)")
+    add_hello_options(p)
+
+
+def add_hello_options(p: argparse.ArgumentParser) -> None:
+    """``--fingerprint/--carrier/--reality-version``: what a client's hello looks like and
+    carries (``client`` and ``relay-client``; :func:`client_configurator` reads them)."""
+    p.add_argument("--fingerprint", choices=list(FINGERPRINTS), default=None,
+                   help="what the first flight looks like: chrome (Chromium 156's hello and "
+                        "transport parameters) or minimal (our own); default: chrome with "
+                        "--reality-public-key, else minimal")
     p.add_argument("--reality-version", metavar="X.Y.Z",
                    default=".".join(map(str, DEFAULT_CLIENT_VERSION)),
                    help="client version sealed into the token (default: %(default)s)")
@@ -65,6 +77,17 @@ def add_client_options(p: argparse.ArgumentParser) -> None:
                    help="where the REALITY token travels: ech (the GREASE ECH payload of the "
                         "chrome hello) or session_id (Xray's); default: ech with "
                         "--fingerprint chrome, session_id with minimal")
+
+
+def plain_configurator(args: argparse.Namespace, error: ErrorType) -> Callable[[Any], Any]:
+    """The non-REALITY counterpart of :func:`client_configurator`: the ``--fingerprint``
+    (default minimal); ``--carrier`` has nothing to carry without REALITY."""
+    if getattr(args, "carrier", None) is not None:
+        raise error("--carrier needs --reality-public-key (only a REALITY hello carries a token)")
+    from ..quic.fingerprint import apply_fingerprint
+
+    fingerprint = getattr(args, "fingerprint", None) or "minimal"
+    return lambda base: apply_fingerprint(base, fingerprint)
 
 
 def run_keygen(args: argparse.Namespace, error: ErrorType) -> int:
