@@ -68,7 +68,7 @@ def add_relay_client_parser(sub: Subcommands,
     g.add_argument("--insecure", action="store_true",
                    help="plain TLS without certificate verification (no REALITY)")
     g.add_argument("--ca", help="plain TLS, verifying the server against this PEM CA (no REALITY)")
-    from .reality_cli import add_hello_options
+    from .hello_cli import add_hello_options
 
     add_hello_options(r)
     r.add_argument("--tcp-listen", action=_Ordered, metavar="HOST:PORT", dest="pairs",
@@ -144,7 +144,7 @@ def _client_config_factory(args: argparse.Namespace, opts: dict[str, object],
                            error: Callable[[str], Exception]) -> Callable[[], QuicConfiguration]:
     from ..tls.certificates import InsecureVerifier, PkiVerifier
     from .driver import edge_configuration
-    from .reality_cli import client_configurator, plain_configurator
+    from .hello_cli import client_configurator, plain_configurator
 
     base = edge_configuration(is_client=True, idle_timeout=args.idle_timeout,
                               **relay.quic_overrides(), **opts)
