@@ -88,10 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
-    c.add_argument("--fingerprint", choices=["chrome", "minimal"], default=None,
-                   help="what the first flight looks like: chrome (Chromium 156's hello and "
-                        "transport parameters) or minimal (our own); default: chrome with "
-                        "--reality-public-key, else minimal")
     c.add_argument("--initial-layout", choices=["minimal", "chrome"], default=None,
                    help="first Initial flight only: minimal or chrome (Chromium 156's packets, "
                         "frames, datagram sizes and a zero-length SCID); default: the "
@@ -292,6 +288,7 @@ def run_client(args: argparse.Namespace) -> int:
     from .aio import reality_cli
 
     reality = reality_cli.client_configurator(args, CliError)
+    shape_hello = reality or reality_cli.plain_configurator(args, CliError)
     if reality is None and not args.insecure and not args.ca:
         raise CliError("choose --insecure or --ca FILE (system trust stores are not used)")
     if args.ca:
@@ -312,12 +309,7 @@ def run_client(args: argparse.Namespace) -> int:
     def make_config(host: str) -> QuicConfiguration:
         cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
                                  server_name=args.server_name, **opts)
-        if reality is not None:
-            cfg = reality(cfg)
-        else:
-            from .quic.fingerprint import apply_fingerprint
-
-            cfg = apply_fingerprint(cfg, args.fingerprint or "minimal")
+        cfg = shape_hello(cfg)
         if args.initial_layout is not None:
             cfg = cfg.derived(initial_layout=args.initial_layout)
         try:  # clients honour SSLKEYLOGFILE (the curl convention)
