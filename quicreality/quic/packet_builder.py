@@ -8,6 +8,7 @@ from .packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
+    PACKET_TYPE_ZERO_RTT,
 )
 
 #: AEAD tag size for every QUIC v1 suite (RFC 9001 §5.3).
@@ -15,7 +16,8 @@ AEAD_TAG_SIZE = 16
 #: Bytes reserved for the packet number (we always encode 4 bytes for simplicity of HP sampling).
 PACKET_NUMBER_SEND_SIZE = 4
 
-_LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_HANDSHAKE: 0x20}
+#: Long header type bits (RFC 9000 §17.2: Initial 0x0, 0-RTT 0x1, Handshake 0x2).
+_LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_ZERO_RTT: 0x10, PACKET_TYPE_HANDSHAKE: 0x20}
 
 
 def long_header(
