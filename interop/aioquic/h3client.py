@@ -3,7 +3,8 @@
 for quicreality (not our stack).
 
     python interop/aioquic/h3client.py [--insecure | --ca CA.pem] [-o DIR] \
-        [--qlog-dir D] [--keylog F] [--cipher-suites CHACHA20_POLY1305_SHA256] URL...
+        [--qlog-dir D] [--keylog F] [--cipher-suites CHACHA20_POLY1305_SHA256] \
+        [--session-ticket FILE [--0rtt]] URL...
 
 URLs are fetched in order; URLs with the same authority share one QUIC connection. Each body
 is written to ``DIR/<basename of the path>`` (``index.html`` for ``/``; nothing is written
@@ -11,7 +12,10 @@ without ``-o``). One JSON line per URL goes to stdout, the same shape as the qui
 
     {"url": ..., "status": 200, "bytes": N, "secs": 0.12, "proto": "HTTP/3", "file": ...}
 
-with ``"error"`` added on failure. Exit status: 0 if every URL gave a status < 400, else 1.
+with ``"error"`` added on failure, and ``"resumed"``/``"early_data"`` (whether the session was
+resumed and its 0-RTT accepted). ``--session-ticket FILE`` resumes with the ticket pickled in FILE
+(if it exists) and pickles the tickets the server issues into it; with ``--0rtt`` the requests go
+out before the handshake completes (0-RTT). Exit status: 0 if every URL gave a status < 400, else 1.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import logging
 import os
+import pickle
 import ssl
 import sys
 import time
@@ -116,10 +121,22 @@ async def fetch_group(urls: list[str], args: argparse.Namespace) -> bool:
         config.verify_mode = ssl.CERT_NONE
     elif args.ca:
         config.load_verify_locations(cafile=args.ca)
+    ticket_file = Path(args.session_ticket) if args.session_ticket else None
+    if ticket_file is not None and ticket_file.exists() and ticket_file.stat().st_size:
+        with ticket_file.open("rb") as f:
+            config.session_ticket = pickle.load(f)  # noqa: S301 - our own file
+
+    def save_ticket(ticket: object) -> None:
+        if ticket_file is not None:
+            with ticket_file.open("wb") as f:
+                pickle.dump(ticket, f)
+
     ok = True
     results: list[dict] = []
     try:
-        async with connect(host, port, configuration=config, create_protocol=H3Client) as client:
+        async with connect(host, port, configuration=config, create_protocol=H3Client,
+                           session_ticket_handler=save_ticket,
+                           wait_connected=not args.zero_rtt) as client:
             assert isinstance(client, H3Client)
             for url in urls:
                 parts = urlsplit(url)
@@ -144,6 +161,9 @@ async def fetch_group(urls: list[str], args: argparse.Namespace) -> bool:
                         sink.close()
                 res["secs"] = round(time.monotonic() - t0, 6)
                 ok = ok and "error" not in res
+                tls = client._quic.tls
+                res["resumed"] = bool(getattr(tls, "session_resumed", False))
+                res["early_data"] = bool(getattr(tls, "early_data_accepted", False))
                 emit(res)
                 results.append(res)
             client.close()
@@ -184,6 +204,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-k", "--insecure", action="store_true", help="do not verify the server")
     p.add_argument("--ca", help="CA certificate(s) to verify the server with (PEM)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per URL")
+    p.add_argument("--session-ticket", metavar="FILE",
+                   help="resume with the ticket in FILE if it exists; save new tickets to it")
+    p.add_argument("--0rtt", dest="zero_rtt", action="store_true",
+                   help="send the requests as 0-RTT (with --session-ticket)")
     add_common_args(p)
     return p.parse_args(argv)
 

@@ -156,8 +156,13 @@ async def main(args: argparse.Namespace) -> int:
     keylog = apply_common_args(config, args)
     H3FileServer.www = Path(args.www).resolve() if args.www else None
 
+    tickets: dict[bytes, object] = {}  # single use: a fetched ticket is forgotten
+
     server = await serve(args.host, args.port, configuration=config,
-                         create_protocol=H3FileServer, retry=args.retry)
+                         create_protocol=H3FileServer, retry=args.retry,
+                         session_ticket_fetcher=None if args.no_session_tickets else tickets.pop,
+                         session_ticket_handler=None if args.no_session_tickets else
+                         (lambda t: tickets.__setitem__(t.ticket, t)))
     sock = server._transport.get_extra_info("sockname")  # type: ignore[union-attr]
     emit({"event": "listening", "addr": f"{sock[0]}:{sock[1]}"})
 
@@ -188,6 +193,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--private-key", "--key", required=True, help="private key (PEM)")
     p.add_argument("--www", help="directory to serve")
     p.add_argument("--retry", action="store_true", help="send a Retry to every new connection")
+    p.add_argument("--no-session-tickets", action="store_true",
+                   help="issue no session tickets (default: issue them and accept resumption "
+                        "and 0-RTT with each ticket once)")
     add_common_args(p)
     return p.parse_args(argv)
 
