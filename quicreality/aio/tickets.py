@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from ..tls.resumption import SessionTicket
+
+log = logging.getLogger("quicreality.aio")
 
 #: Tickets hold a resumption secret: only the owner may read the file.
 TICKET_FILE_MODE = 0o600
@@ -31,14 +34,18 @@ def load_ticket(path: str | os.PathLike[str]) -> SessionTicket | None:
 
 def ticket_saver(path: str | os.PathLike[str]) -> Callable[[SessionTicket], None]:
     """A callback writing each ticket to ``path`` (mode 0600), replacing the previous one
-    atomically."""
+    atomically; a write error is logged (the transfer goes on)."""
     target = Path(path)
 
     def save(ticket: SessionTicket) -> None:
         tmp = target.with_name(target.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, TICKET_FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(ticket.serialize())
-        os.replace(tmp, target)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                         TICKET_FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(ticket.serialize())
+            os.replace(tmp, target)
+        except OSError as exc:
+            log.warning("cannot save the session ticket to %s: %s", target, exc.strerror or exc)
 
     return save

@@ -18,7 +18,8 @@ from .resumption import SessionTicket
 
 
 class State(Enum):
-    """Handshake states (RFC 8446 Appendix A, without the PSK/early-data branches)."""
+    """Handshake states (RFC 8446 Appendix A; a resumed client goes from EncryptedExtensions
+    straight to waiting for Finished, and QUIC has no EndOfEarlyData state)."""
 
     CLIENT_START = "client_start"
     CLIENT_WAIT_SERVER_HELLO = "client_wait_sh"
