@@ -190,3 +190,30 @@ def test_confidentiality_limit_triggers_key_updates() -> None:
     generation = pair.server._cryptos[2].generation
     assert generation >= sent // 200 - 1 and generation >= 3
     assert pair.client._cryptos[2].generation == generation
+
+
+def test_0rtt_after_a_retry_is_accepted_and_the_data_arrives_once() -> None:
+    store = new_store()
+    ticket = ticket_from_first_connection(store)
+    pair = WirePair(seed=30, retry=True,
+                    client_overrides={"session_ticket": ticket, "early_data": True},
+                    server_overrides={"ticket_store": store})
+    sid = early_request(pair, size=2000)
+    pair.run(lambda: sid in pair.finished)
+    assert bytes(pair.received[sid]) == pair.body(2000)
+    assert result(pair.client_events).accepted  # the 0-RTT after the Retry was taken
+    got = [e for e in pair.server_events if isinstance(e, events.StreamDataReceived)]
+    assert b"".join(e.data for e in got) == REQUEST
+
+
+def test_0rtt_request_survives_30_percent_loss() -> None:
+    store = new_store()
+    outcomes = []
+    for seed in range(31, 36):
+        pair = resumed_pair(store, ticket_from_first_connection(store), seed=seed)
+        pair.link = LinkModel(loss=0.3)
+        sid = early_request(pair, size=20_000)
+        pair.run(lambda pair=pair, sid=sid: sid in pair.finished, max_time=60)
+        assert bytes(pair.received[sid]) == pair.body(20_000)
+        outcomes.append(result(pair.client_events).accepted)
+    assert any(outcomes)  # lost first flights are retransmitted; the ticket is still taken

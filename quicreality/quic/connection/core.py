@@ -352,7 +352,8 @@ class QuicConnection:
             self._qlog.connection_started(now, None, self._path.address, self._version,
                                           self.host_cid, self._peer_cids.current.cid)
         if self._qlog_frames:
-            self._qlog.packet_received(now, _QLOG_PACKET_TYPE[space_id], pn, end - start,
+            self._qlog.packet_received(now, "0RTT" if ptype == PACKET_TYPE_ZERO_RTT else
+                                       _QLOG_PACKET_TYPE[space_id], pn, end - start,
                                        describe_frames(payload))
         try:
             ack_eliciting = self._receiver.handle_payload(space_id, payload, now, header)
