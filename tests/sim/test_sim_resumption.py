@@ -164,7 +164,7 @@ def test_key_update_request_waits_for_confirmation_then_rotates_both_sides() -> 
 def test_second_key_update_waits_for_an_ack_of_the_first() -> None:
     pair = WirePair(seed=28)
     handshake(pair)
-    pair.run(lambda: pair.client.handshake_confirmed)
+    pair.run(lambda: pair.client._handshake_confirmed)
     pair.run(lambda: pair.client._recovery.spaces[2].largest_acked >= 0)
     assert not pair.client.request_key_update(pair.now).reason.startswith("waiting")
     pair.client.datagrams_to_send(pair.now)  # the update is initiated with this send

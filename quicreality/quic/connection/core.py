@@ -238,8 +238,6 @@ class QuicConnection:
         """0-RTT status (``status``, ``can_send``) and the latest session ticket (``ticket``)."""
         return self._early
 
-    handshake_confirmed = property(lambda self: self._handshake_confirmed,
-                                   doc="True once the handshake is confirmed (RFC 9001 §4.1.2).")
 
     # ----------------------------------------------------------- client API
 
