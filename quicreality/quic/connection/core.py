@@ -50,7 +50,7 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
-from .early_data import EarlyData
+from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .key_update import KeyUpdates, KeyUpdateVerdict
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
@@ -350,7 +350,7 @@ class QuicConnection:
             self._qlog.connection_started(now, None, self._path.address, self._version,
                                           self.host_cid, self._peer_cids.current.cid)
         if self._qlog_frames:
-            self._qlog.packet_received(now, "0RTT" if ptype == PACKET_TYPE_ZERO_RTT else
+            self._qlog.packet_received(now, ZERO_RTT_QLOG_TYPE if ptype == PACKET_TYPE_ZERO_RTT else
                                        _QLOG_PACKET_TYPE[space_id], pn, end - start,
                                        describe_frames(payload))
         try:
