@@ -89,6 +89,23 @@ def test_client_unknown_cipher() -> None:
                    "unknown cipher suite")
 
 
+@pytest.mark.parametrize(("versions", "needle"), [
+    ("v3", "unknown QUIC version 'v3'"),
+    ("v1,v1", "listed twice"),
+    ("0x1a2a3a4a", "list v1 or v2 too"),
+    ("0x12345678,v1", "we speak only v1 and v2, not 0x12345678"),
+])
+def test_client_bad_versions(versions: str, needle: str) -> None:
+    one_error_line(run("client", "https://127.0.0.1:1/x", "--insecure", "--versions", versions),
+                   needle)
+
+
+def test_server_refuses_reserved_versions(certs: tuple[Path, Path, Path]) -> None:
+    cert, key, _ = certs
+    one_error_line(run("server", "--listen", "127.0.0.1:0", "--cert", str(cert), "--key", str(key),
+                       "--versions", "0x1a2a3a4a,v1"), "we speak only v1 and v2")
+
+
 def test_client_reports_unreachable_server_and_exits_1() -> None:
     port = free_port()
     proc = run("client", f"https://127.0.0.1:{port}/x", "--insecure", "--timeout", "3")
