@@ -217,3 +217,22 @@ def test_0rtt_request_survives_30_percent_loss() -> None:
         assert bytes(pair.received[sid]) == pair.body(20_000)
         outcomes.append(result(pair.client_events).accepted)
     assert any(outcomes)  # lost first flights are retransmitted; the ticket is still taken
+
+
+def test_0rtt_in_the_original_version_across_a_compatible_switch_to_v2() -> None:
+    """RFC 9368: the client's 0-RTT goes out in its first Initial's version (v1); the server
+    moves the connection to v2 and still opens the 0-RTT packets with v1's keys."""
+    v1, v2 = 0x00000001, 0x6B3343CF
+    store = new_store()
+    ticket = ticket_from_first_connection(store, supported_versions=(v2, v1))
+    pair = WirePair(seed=37, client_overrides={"session_ticket": ticket, "early_data": True,
+                                                "supported_versions": (v1, v2)},
+                    server_overrides={"ticket_store": store, "supported_versions": (v2, v1)})
+    sid = early_request(pair, size=1000)
+    pair.run(lambda: sid in pair.finished)
+    assert bytes(pair.received[sid]) == pair.body(1000)
+    assert pair.zero_rtt_packets >= 1 and result(pair.server_events).accepted
+    assert pair.client._versions.current == v2
+    kinds = [type(e) for e in pair.server_events]
+    assert events.HandshakeCompleted not in kinds[:kinds.index(events.StreamDataReceived)]
+    assert pair.now < 0.035  # answered within one round trip: the 0-RTT was opened

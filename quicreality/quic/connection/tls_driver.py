@@ -214,8 +214,9 @@ class TlsDriver:
                 zero_rtt = out.epoch == Epoch.ZERO_RTT
                 pair = self._early.crypto if zero_rtt else self._cryptos[_SPACE_OF_EPOCH[out.epoch]]
                 ctx = pair.send if out.direction == Direction.ENCRYPT else pair.recv
+                # 0-RTT is in the version of the client's first Initial (RFC 9368 §2.3)
                 ctx.setup(cipher_suite=out.cipher_suite, secret=out.secret,
-                          version=self._versions.current)
+                          version=self._versions.chosen if zero_rtt else self._versions.current)
                 if zero_rtt:
                     self._early.on_key_installed()
                 elif out.epoch == Epoch.ONE_RTT and out.direction == Direction.ENCRYPT \
