@@ -228,6 +228,12 @@ def _ours_server(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
 # ------------------------------------------------------------------ other peers
 
 
+#: interop/aioquic's h3client takes --session-ticket FILE and --0rtt; its h3server issues
+#: session tickets by default, and qrgo's quic-go server accepts resumption and 0-RTT as built.
+_TICKET_CLIENTS = ("aioquic", "qh3")
+_TICKET_SERVERS = ("aioquic", "qh3", "quicgo")
+
+
 def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
     """Peers whose scripts only fetch URLs (aioquic/qh3 scripts, qrgo, curl)."""
     spec = get_peer(ep.peer)
@@ -240,6 +246,12 @@ def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return _one_per_url(ep, lambda u: make(ep.download_request(u)))
     if tc == "chacha20" and chacha:
         return [make(ep.download_request(cipher=CHACHA20))]
+    if tc in ("resumption", "zerortt") and ep.peer in _TICKET_CLIENTS:
+        first, rest = _split_first(ep)
+        ticket = ("--session-ticket", str(ep.scratch / "session-ticket.pkl"))
+        second = ("--0rtt",) if tc == "zerortt" else ()
+        return [_add(make(ep.download_request(first)), *ticket),
+                _add(make(ep.download_request(rest)), *ticket, *second)]
     raise Unsupported(f"{ep.peer}'s client program has no option for TESTCASE={tc}")
 
 
@@ -247,7 +259,8 @@ def _simple_server(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
     spec = get_peer(ep.peer)
     assert spec.serve is not None
     tc = ep.testcase
-    if tc in (*_PLAIN, "multiconnect", "keyupdate", "versionnegotiation"):
+    if tc in (*_PLAIN, "multiconnect", "keyupdate", "versionnegotiation") or (
+            tc in ("resumption", "zerortt") and ep.peer in _TICKET_SERVERS):
         return [spec.serve(ep.serve_request())]
     if tc == "retry":
         return [spec.serve(ep.serve_request(retry=True))]

@@ -73,9 +73,16 @@ def test_ngtcp2_uses_its_real_options() -> None:
 
 
 def test_simple_peers_decline_what_their_programs_lack() -> None:
-    for peer in ("aioquic", "qh3", "quicgo", "curl"):
+    for peer in ("quicgo", "curl"):
         with pytest.raises(Unsupported):
             plan(ep(peer, "client", "resumption"))
+    for peer in ("aioquic", "qh3"):  # interop/aioquic/h3client.py: --session-ticket, --0rtt
+        first, second = plan(ep(peer, "client", "zerortt"))
+        assert "--session-ticket" in first.argv and "--0rtt" not in first.argv
+        assert "--0rtt" in second.argv and URLS[0] in first.argv and URLS[0] not in second.argv
+        assert all(u in second.argv for u in URLS[1:])
+    (s,) = plan(ep("quicgo", "server", "zerortt"))
+    assert s.argv[0].endswith("qrgo") and "server" in s.argv
     with pytest.raises(Unsupported, match="chacha20"):
         plan(ep("curl", "client", "chacha20"))
     (q,) = plan(ep("qh3", "client", "chacha20"))
