@@ -110,7 +110,14 @@ def run_twice(h: PeerHarness, client: str, server: str, pki: Pki, www: WwwDir,
         www.add(FILE, random.Random(14).randbytes(200_000))
     pcap, keylog, ticket = h.path("cap.pcap"), h.path("keys.log"), h.path("ticket")
     capture = start_capture(h, port, pcap)
-    h.serve(server, ServeRequest(www=www.path, port=port, cert=pki.cert, key=pki.key))
+    serve = get_peer(server).serve
+    assert serve is not None
+    cmd = serve(ServeRequest(www=www.path, port=port, cert=pki.cert, key=pki.key))
+    if server in ("aioquic", "qh3"):  # interop/aioquic/h3server.py: tickets are opt-in
+        cmd = Command(argv=(*cmd.argv, "--tickets"), env=cmd.env, cwd=cmd.cwd,
+                      make_dirs=cmd.make_dirs)
+    h.start(PeerProcess(cmd, name=f"{server}-server", log_dir=h.path("logs"))).wait_udp_ready(
+        port, timeout=15)
     lines = []
     host = "127.0.0.1" if client == "ngtcp2" else "localhost"  # gtlsclient connects to the host
     for n in (1, 2):
@@ -123,7 +130,7 @@ def run_twice(h: PeerHarness, client: str, server: str, pki: Pki, www: WwwDir,
         assert done.returncode == 0, proc.describe()
         results = get_peer(client).parse(done.stdout, done.stderr, req)  # type: ignore[misc]
         assert results and all(r.ok for r in results), (results, proc.describe())
-        if client != "ngtcp2":
+        if client == "ours":
             lines.append(json.loads(done.stdout.strip().splitlines()[-1]))
         assert sha256_file(out / FILE) == www.sha256[FILE]
     time.sleep(0.3)  # the last packets reach the capture
@@ -182,8 +189,5 @@ def test_our_client_resumes_without_0rtt(server: str, peer_harness: PeerHarness,
 def test_peer_client_resumes_with_0rtt_against_our_server(client: str,
                                                          peer_harness: PeerHarness, pki: Pki,
                                                          www: WwwDir, udp_port: int) -> None:
-    lines, flows = run_twice(peer_harness, client, "ours", pki, www, udp_port)
-    if client != "ngtcp2":  # gtlsclient does not report it; the capture below does
-        assert [(line["resumed"], line["early_data"]) for line in lines] == [(False, False),
-                                                                              (True, True)]
-    check_resumed(flows)
+    _, flows = run_twice(peer_harness, client, "ours", pki, www, udp_port)
+    check_resumed(flows)  # the peers do not report it themselves; the capture does

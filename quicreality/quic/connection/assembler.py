@@ -21,7 +21,7 @@ from ...wire.buffer import Buffer
 from .. import events, initial_layout
 from .. import frames as f
 from ..config import QuicConfiguration
-from ..crypto import CryptoPair
+from ..crypto import SAMPLE_OFFSET, CryptoPair
 from ..errors import QuicErrorCode
 from ..events import QuicEvent
 from ..flight_shape import ShapedDatagram, complete_datagram
@@ -31,10 +31,10 @@ from ..packet import (
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
     PACKET_TYPE_ZERO_RTT,
+    packet_number_length,
 )
 from ..packet_builder import (
     AEAD_TAG_SIZE,
-    PACKET_NUMBER_SEND_SIZE,
     header_size,
     len_uint_var,
     seal_packet,
@@ -88,12 +88,13 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames", "zero_rtt")
+                 "frames", "pn_length", "zero_rtt")
 
-    def __init__(self, space_id: int, capacity: int, header_size: int, want_frames: bool,
+    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool,
                  zero_rtt: bool = False):
-        self.space_id = space_id
+        header_size, self.pn_length = header
         self.zero_rtt = zero_rtt
+        self.space_id = space_id
         self.buf = Buffer(capacity=capacity)
         self.handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = []
         self.ack_eliciting = False
@@ -255,9 +256,9 @@ class PacketAssembler:
         for draft in drafts:
             space_id = draft.space_id
             space = spaces[space_id]
-            payload_len = draft.buf.tell()
-            if payload_len + PACKET_NUMBER_SEND_SIZE < 4 + 16 - AEAD_TAG_SIZE + 4:
-                draft.buf.push_bytes(bytes(4))  # HP sample needs 4 bytes past the PN (RFC 9001 §5.4.2)
+            short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
+            if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
+                draft.buf.push_bytes(bytes(short))
             pn = space.next_pn
             space.next_pn = pn + 1
             ptype = PACKET_TYPE_ZERO_RTT if draft.zero_rtt else types[space_id]
@@ -267,7 +268,7 @@ class PacketAssembler:
                 version=self._versions.current,
                 dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
                 token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                packet_number=pn, payload=draft.buf.data,
+                packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
             )
             out += packet
             sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
@@ -323,13 +324,19 @@ class PacketAssembler:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
         if not self._cryptos[space_id].send.is_valid() or self._spaces[space_id].discarded:
             return None
-        return _PacketDraft(space_id, capacity, self._header_size(space_id), self._qlog_frames)
+        return _PacketDraft(space_id, capacity, self._header(space_id), self._qlog_frames)
 
-    def _header_size(self, space_id: int, zero_rtt: bool = False) -> int:
+    def _header(self, space_id: int, zero_rtt: bool = False) -> tuple[int, int]:
+        """``(header size, packet-number length)`` of the space's next packet: the shortest
+        number the peer can decode (RFC 9000 §17.1, §A.2)."""
+        largest = self._recovery.spaces[space_id].largest_acked
+        pn_length = packet_number_length(self._spaces[space_id].next_pn,
+                                         largest if largest >= 0 else None)
         ptype = PACKET_TYPE_ZERO_RTT if zero_rtt else _PACKET_TYPES[space_id]
         return header_size(ptype, len(self._peer_cids.current.cid),
                            len(self._host_cids.entries[0].cid),
-                           len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0)
+                           len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0,
+                           pn_length), pn_length
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)
@@ -343,8 +350,8 @@ class PacketAssembler:
                      zero_rtt: bool = False) -> _PacketDraft | None:
         """One packet's frames; a 0-RTT packet carries only what 0-RTT may (RFC 9000 §12.4:
         no ACK or CRYPTO; before the handshake no other frame is owed)."""
-        hdr = self._header_size(space_id, zero_rtt)
-        capacity = room - hdr - AEAD_TAG_SIZE
+        header = self._header(space_id, zero_rtt)
+        capacity = room - header[0] - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
         space = self._spaces[space_id]
@@ -352,7 +359,7 @@ class PacketAssembler:
         cc_ok = probe or (
             self._recovery.bytes_in_flight + room <= self._cc.congestion_window and pacing_ok
         )
-        draft = _PacketDraft(space_id, capacity, hdr, self._qlog_frames, zero_rtt)
+        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames, zero_rtt)
         buf = draft.buf
         if zero_rtt:
             if cc_ok:
