@@ -326,14 +326,14 @@ class PacketAssembler:
             return None
         return _PacketDraft(space_id, capacity, self._header(space_id), self._qlog_frames)
 
-    def _header(self, space_id: int, zero_rtt: bool = False) -> tuple[int, int]:
+    def _header(self, space_id: int, ptype: int | None = None) -> tuple[int, int]:
         """``(header size, packet-number length)`` of the space's next packet: the shortest
-        number the peer can decode (RFC 9000 §17.1, §A.2)."""
+        number the peer can decode (RFC 9000 §17.1, §A.2); ``ptype`` overrides the space's type."""
         largest = self._recovery.spaces[space_id].largest_acked
         pn_length = packet_number_length(self._spaces[space_id].next_pn,
                                          largest if largest >= 0 else None)
-        ptype = PACKET_TYPE_ZERO_RTT if zero_rtt else _PACKET_TYPES[space_id]
-        return header_size(ptype, len(self._peer_cids.current.cid),
+        return header_size(_PACKET_TYPES[space_id] if ptype is None else ptype,
+                           len(self._peer_cids.current.cid),
                            len(self._host_cids.entries[0].cid),
                            len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0,
                            pn_length), pn_length
@@ -350,7 +350,8 @@ class PacketAssembler:
                      zero_rtt: bool = False) -> _PacketDraft | None:
         """One packet's frames; a 0-RTT packet carries only what 0-RTT may (RFC 9000 §12.4:
         no ACK or CRYPTO; before the handshake no other frame is owed)."""
-        header = self._header(space_id, zero_rtt)
+        header = self._header(SPACE_APPLICATION, PACKET_TYPE_ZERO_RTT) if zero_rtt \
+            else self._header(space_id)
         capacity = room - header[0] - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
