@@ -95,6 +95,9 @@ class QuicConfiguration:
     #: server: ServerHello choices to copy (``TlsConfig.server_hello_shape``)
     server_hello_shape: Any = None
     stateless_reset_key: bytes | None = None
+    #: server: ``(ip, port)`` advertised in preferred_address (RFC 9000 §9.6, §18.2); the edge
+    #: listens there too
+    preferred_address: tuple[str, int] | None = None
 
     # Observability
     qlog_factory: Callable[[bytes, bool], QlogSink] | None = None

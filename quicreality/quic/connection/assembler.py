@@ -61,6 +61,9 @@ _QLOG_TYPES = ("initial", "handshake", "1RTT")
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
+#: Smallest datagram worth sending on an amplification-limited 1-RTT path (a PATH_CHALLENGE
+#: packet: header, frame and AEAD tag); during the handshake the floor is 1200 bytes.
+_MIN_PROBE_DATAGRAM = 64
 
 
 class FlightShaping(Protocol):
@@ -85,7 +88,7 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames")
+                 "frames", "path_probe")
 
     def __init__(self, space_id: int, capacity: int, header_size: int, want_frames: bool):
         self.space_id = space_id
@@ -95,6 +98,8 @@ class _PacketDraft:
         self.in_flight = False
         self.header_size = header_size
         self.frames: list[dict[str, Any]] | None = [] if want_frames else None
+        #: carries PATH_CHALLENGE or PATH_RESPONSE: the datagram is expanded (RFC 9000 §8.2.1)
+        self.path_probe = False
 
 
 class PacketAssembler:
@@ -209,7 +214,9 @@ class PacketAssembler:
                 max_size = step.max_size(max_size, self.peer_max_udp_payload_size)
         budget = self._path.send_budget()
         if budget is not None and budget < max_size:
-            if budget < MIN_INITIAL_DATAGRAM_SIZE:
+            # RFC 9000 §8.2.1: on a new 1-RTT path a challenge may go out below 1200 bytes.
+            if budget < (_MIN_PROBE_DATAGRAM if self._spaces[SPACE_HANDSHAKE].discarded
+                         else MIN_INITIAL_DATAGRAM_SIZE):
                 return None
             max_size = budget
         drafts: list[_PacketDraft] = []
@@ -240,6 +247,9 @@ class PacketAssembler:
         if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size and any(
                 d.space_id == SPACE_INITIAL and (self._is_client or d.ack_eliciting) for d in drafts):
             drafts[-1].buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
+        elif drafts[-1].path_probe and used < min(MIN_INITIAL_DATAGRAM_SIZE, max_size):
+            # RFC 9000 §8.2.1/§8.2.2: expanded to 1200 bytes, or as far as the budget allows.
+            drafts[-1].buf.push_bytes(bytes(min(MIN_INITIAL_DATAGRAM_SIZE, max_size) - used))
         out = bytearray()
         types = _PACKET_TYPES
         for draft in drafts:
@@ -344,6 +354,8 @@ class PacketAssembler:
                                                      space.ack_deadline is not None) and cc_ok
                                 and self._has_app_data(space_id)):
             self._write_ack(draft, space, now)
+        if space_id == SPACE_APPLICATION:
+            self._write_path_frames(draft, space.owed)
         if cc_ok:
             crypto = space.crypto
             while crypto.has_data_to_send() and buf.capacity - buf.tell() > 16:
@@ -405,6 +417,25 @@ class PacketAssembler:
             draft.frames.append(crypto_frame(offset, len(data)))
         return True
 
+    def _write_path_frames(self, draft: _PacketDraft, owed: OwedFrames) -> None:
+        """PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §8.2), outside congestion control: they
+        validate the path the window will be measured on."""
+        buf = draft.buf
+        path = self._path
+        if path.challenge_owed and buf.capacity - buf.tell() >= 9:
+            data = path.take_challenge()
+            f.push_path_challenge_frame(buf, data)
+            draft.ack_eliciting = draft.path_probe = True
+            draft.handlers.append((path.on_challenge_delivery, (data,)))
+            if draft.frames is not None:
+                draft.frames.append({"frame_type": "path_challenge", "data": data.hex()})
+        while owed.path_responses and buf.capacity - buf.tell() >= 9:
+            data = owed.path_responses.popleft()
+            f.push_path_response_frame(buf, data)
+            draft.ack_eliciting = draft.path_probe = True
+            if draft.frames is not None:
+                draft.frames.append({"frame_type": "path_response", "data": data.hex()})
+
     def _write_app_frames(self, draft: _PacketDraft, owed: OwedFrames) -> None:
         buf = draft.buf
         frames = draft.frames
@@ -416,9 +447,6 @@ class PacketAssembler:
             draft.handlers.append((self._on_handshake_done_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "handshake_done"})
-        while owed.path_responses and buf.capacity - buf.tell() >= 9:
-            f.push_path_response_frame(buf, owed.path_responses.popleft())
-            draft.ack_eliciting = True
         if owed.max_data and buf.capacity - buf.tell() >= 9:
             f.push_max_data_frame(buf, mgr.local_max_data)
             owed.max_data = False

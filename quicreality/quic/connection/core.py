@@ -50,6 +50,7 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .migration import MigrationVerdict, PathManager
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
@@ -156,11 +157,11 @@ class QuicConnection:
         self._last_activity = 0.0
 
         # Observability.
-        if cfg.qlog_factory is not None:
-            self._qlog: QlogSink = cfg.qlog_factory(self._ids.original_dcid, is_client)
-        else:
-            self._qlog = NullSink()
+        self._qlog: QlogSink = (cfg.qlog_factory(self._ids.original_dcid, is_client)
+                                if cfg.qlog_factory is not None else NullSink())
         self._qlog_frames = self._qlog.wants_frames
+        self._paths = PathManager(self._path, cfg, spaces=self._spaces, host_cids=self._host_cids,
+                                  peer_cids=self._peer_cids, recovery=self._recovery, qlog=self._qlog)
 
         # The components that act on the state above.
         self._tls = TlsDriver(cfg, is_client=is_client, version=self._version,
@@ -170,7 +171,7 @@ class QuicConnection:
             is_client=is_client, max_datagram_frame_size=cfg.max_datagram_frame_size,
             spaces=self._spaces, recovery=self._recovery, streams=self._stream_mgr,
             host_cids=self._host_cids, peer_cids=self._peer_cids, events=self._events,
-            qlog=self._qlog, host=self)
+            qlog=self._qlog, host=self, paths=self._paths)
         self._assembler = PacketAssembler(
             cfg, is_client=is_client, version=self._version,
             initial_plan=profile if profile is not None and profile.chaos else None,
@@ -226,7 +227,6 @@ class QuicConnection:
         """True once the connection is fully gone."""
         return self._lifecycle.state == ConnectionState.TERMINATED
 
-
     # ----------------------------------------------------------- client API
 
     def connect(self, addr: NetworkAddress, now: float) -> None:
@@ -249,7 +249,7 @@ class QuicConnection:
             return
         self._now_hint = now
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
-        self._path.on_datagram_received(len(data), addr)
+        self._paths.on_datagram(len(data), addr)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
         was_closing = self._lifecycle.state == ConnectionState.CLOSING
@@ -350,6 +350,8 @@ class QuicConnection:
                 QuicConnectionError(QuicErrorCode.CRYPTO_ERROR + alert.description, None,
                                     alert.reason), now)
             return True
+        if space_id == SPACE_APPLICATION and self._paths.rx_address != self._path.address:
+            self._paths.on_new_address(now, pn > space.largest_received, self._receiver.non_probing)
         space.on_packet_received(pn, ack_eliciting, now, self.configuration.max_ack_delay
                                  if space_id == SPACE_APPLICATION else None)
         return True
@@ -449,6 +451,11 @@ class QuicConnection:
         """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
         self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
 
+    def migrate(self, now: float, local_address: NetworkAddress = None, *,
+                to_preferred_address: bool = False) -> MigrationVerdict:
+        """Client active migration (RFC 9000 §9.2, §9.6): :meth:`.migration.PathManager.migrate`."""
+        return self._paths.migrate(now, local_address, to_preferred_address=to_preferred_address)
+
     def request_key_update(self) -> None:
         """Initiate a 1-RTT key update (RFC 9001 §6) at the next opportunity."""
         if not self._handshake_confirmed:
@@ -541,6 +548,7 @@ class QuicConnection:
             if not self._idle_timeout or peer_idle < self._idle_timeout:
                 self._idle_timeout = peer_idle
         self._receiver.apply_peer_params(params)
+        self._paths.apply_peer_params(params)
         self._stream_mgr.apply_peer_params(params)
         self._assembler.apply_peer_max_udp_payload_size(params.max_udp_payload_size)
         self._qlog.parameters_set(now, "remote", params_for_qlog(params))
@@ -577,23 +585,10 @@ class QuicConnection:
             return None
         if self._close_deadline is not None:
             return self._close_deadline
-        timer: float | None = None
-        idle = self._idle_deadline()
-        if idle is not None:
-            timer = idle
-        loss = self._recovery.get_loss_detection_time()
-        if loss is not None and (timer is None or loss < timer):
-            timer = loss
-        app = self._spaces[SPACE_APPLICATION]
-        if app.ack_deadline is not None and (timer is None or app.ack_deadline < timer):
-            timer = app.ack_deadline
-        pacing = self._assembler.pacing_until
-        if pacing is not None and (timer is None or pacing < timer):
-            timer = pacing
-        discard = self._previous_keys_discard_at
-        if discard is not None and (timer is None or discard < timer):
-            timer = discard
-        return timer
+        deadlines = (self._idle_deadline(), self._recovery.get_loss_detection_time(),
+                     self._spaces[SPACE_APPLICATION].ack_deadline, self._assembler.pacing_until,
+                     self._previous_keys_discard_at, self._paths.deadline)
+        return min((t for t in deadlines if t is not None), default=None)
 
     def _idle_deadline(self) -> float | None:
         if not self._idle_timeout:
@@ -617,6 +612,7 @@ class QuicConnection:
             return
         self._spaces[SPACE_APPLICATION].on_ack_timer(now)
         self._assembler.on_timer(now)
+        self._paths.on_timer(now)
         if self._previous_keys_discard_at is not None and now >= self._previous_keys_discard_at:
             self._previous_keys_discard_at = None
             self._cryptos[SPACE_APPLICATION].discard_previous_keys()
@@ -689,7 +685,6 @@ class QuicConnection:
             "packet_type": lost.packet.packet_type, "packet_number": lost.packet.packet_number,
             "trigger": lost.trigger, "packet_threshold": self._recovery.thresholds.packet_threshold,
             "time_threshold": self._recovery.thresholds.time_threshold})
-
 
     def _on_metrics(self, now: float) -> None:
         rtt = self._rtt

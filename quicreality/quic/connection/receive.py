@@ -28,6 +28,7 @@ from ..frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameTyp
 from ..recovery.loss import SPACE_APPLICATION, LossRecovery
 from ..transport_params import QuicTransportParameters
 from .cids import HostConnectionIds, PeerConnectionIds
+from .migration import PathManager
 from .spaces import PacketSpace
 from .streams import StreamManager
 
@@ -56,13 +57,14 @@ class FrameReceiver:
     """Parses the frames of decrypted packets and applies them."""
 
     __slots__ = ("_events", "_host", "_host_cids", "_is_client", "_max_datagram_frame_size",
-                 "_owed", "_packet_dcid", "_peer_cids", "_qlog", "_recovery", "_spaces",
-                 "_streams", "active_cid_limit", "peer_ack_delay_exponent")
+                 "_owed", "_packet_dcid", "_paths", "_peer_cids", "_qlog", "_recovery", "_spaces",
+                 "_streams", "active_cid_limit", "non_probing", "peer_ack_delay_exponent")
 
     def __init__(self, *, is_client: bool, max_datagram_frame_size: int | None,
                  spaces: list[PacketSpace], recovery: LossRecovery, streams: StreamManager,
                  host_cids: HostConnectionIds, peer_cids: PeerConnectionIds,
-                 events: deque[QuicEvent], qlog: QlogSink, host: ReceiveHost) -> None:
+                 events: deque[QuicEvent], qlog: QlogSink, host: ReceiveHost,
+                 paths: PathManager) -> None:
         self._is_client = is_client
         self._max_datagram_frame_size = max_datagram_frame_size
         self._spaces = spaces
@@ -74,7 +76,10 @@ class FrameReceiver:
         self._events = events
         self._qlog = qlog
         self._host = host
+        self._paths = paths
         self._packet_dcid = b""
+        #: the last packet handled had a frame other than the probing ones (RFC 9000 §9.1)
+        self.non_probing = False
         #: the peer's ack_delay_exponent (RFC 9000 §18.2; 3 until its parameters arrive)
         self.peer_ack_delay_exponent = 3
         #: how many of our connection IDs the peer keeps active (capped)
@@ -95,6 +100,7 @@ class FrameReceiver:
         ptype_bit = 1 << header.packet_type
         handlers = _HANDLERS
         ack_eliciting = False
+        non_probing = False
         self._packet_dcid = header.destination_cid
         while not buf.eof():
             try:
@@ -117,6 +123,9 @@ class FrameReceiver:
                                           "Malformed frame") from None
             if eliciting:
                 ack_eliciting = True
+            if not _PROBING[frame_type]:
+                non_probing = True
+        self.non_probing = non_probing
         return ack_eliciting
 
     # ----------------------------------------------------------- handlers
@@ -273,8 +282,10 @@ class FrameReceiver:
 
     def _handle_path_response_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                     now: float) -> None:
-        """PATH_RESPONSE (RFC 9000 §19.18): we never probe paths, so nothing to match."""
-        f.pull_frame_body(buf, frame_type)
+        """PATH_RESPONSE (RFC 9000 §19.18): may validate the path being probed."""
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.PathResponseFrame)
+        self._paths.on_path_response(frame.data, now)
 
     def _handle_connection_close_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                        now: float) -> None:
@@ -345,3 +356,7 @@ def _handler_table() -> tuple[tuple[_Handler, bool] | None, ...]:
 
 #: Frame type -> (handler, ack-eliciting); where each may appear is FRAME_PACKET_TYPES.
 _HANDLERS = _handler_table()
+#: RFC 9000 §9.1: the probing frames; a packet of only these does not move the path.
+_PROBING_FRAMES = (FrameType.PADDING, FrameType.PATH_CHALLENGE, FrameType.PATH_RESPONSE,
+                   FrameType.NEW_CONNECTION_ID)
+_PROBING = tuple(t in _PROBING_FRAMES for t in range(len(FRAME_PACKET_TYPES)))
