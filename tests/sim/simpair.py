@@ -86,6 +86,8 @@ class SimPair:
 
     def __post_init__(self) -> None:
         self.now = 0.0
+        #: the client's address as the server sees it (a test may change it: NAT rebinding)
+        self.client_addr: Any = CLIENT_ADDR
         self._rand = random.Random(self.seed)
         self._queue: list[tuple[float, int, str, bytes]] = []
         self._seq = 0
@@ -193,7 +195,7 @@ class SimPair:
                 batch.append((direction, data))
             for direction, data in batch:
                 if direction == "to_server":
-                    got = self.endpoint.receive_datagram(data, CLIENT_ADDR, self.now)
+                    got = self.endpoint.receive_datagram(data, self.client_addr, self.now)
                     if got.connection is not None and self.server is None:
                         self.server = got.connection
                     for reply, _ in got.replies:

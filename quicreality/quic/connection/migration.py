@@ -82,7 +82,8 @@ class PathManager:
     __slots__ = ("_cc", "_host_cids", "_initial_rtt", "_is_client", "_max_datagram_size",
                  "_pacer", "_peer_cids", "_qlog", "_rtt", "_spaces", "_validated", "deadline",
                  "disable_active_migration", "migrations", "path", "preferred_address",
-                 "previous", "rx_address", "rx_size", "validation_failures", "validations")
+                 "previous", "recovery_resets", "rx_address", "rx_size", "validation_failures",
+                 "validations")
 
     def __init__(self, path: NetworkPath, config: QuicConfiguration, *, spaces: list[PacketSpace],
                  host_cids: HostConnectionIds, peer_cids: PeerConnectionIds,
@@ -114,6 +115,7 @@ class PathManager:
         #: client: the server sent disable_active_migration (RFC 9000 §18.2)
         self.disable_active_migration = False
         self.migrations = 0
+        self.recovery_resets = 0
         self.validations = 0
         self.validation_failures = 0
         if config.preferred_address is not None and not self._is_client:
@@ -265,6 +267,7 @@ class PathManager:
 
     def _reset_recovery(self) -> None:
         """RFC 9000 §9.4: the congestion controller, pacer and RTT estimator start over."""
+        self.recovery_resets += 1
         # Re-initialised in place: recovery, the send path and the connection share them.
         cc_type: Any = type(self._cc)  # a registered controller class (congestion/base.py)
         cc_type.__init__(self._cc, max_datagram_size=self._max_datagram_size)
