@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from ..h3.connection import H3Connection
 from ..quic import events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
+from ..quic.connection.migration import MigrationVerdict
 from .driver import Driver
 from .udp import open_udp_socket
 
+log = logging.getLogger("quicreality.client")
 
 @dataclass
 class Download:
@@ -82,8 +85,12 @@ class QuicClientSession(Driver):
     """One client connection carrying a set of downloads."""
 
     def __init__(self, sock: socket.socket, conn: QuicConnection, authority: str,
-                 downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None):
+                 downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None, *,
+                 migrate: bool = False):
         super().__init__(sock, loop)
+        #: migrate once the handshake is confirmed (``--migrate``); the verdict is kept
+        self.migrate_pending = migrate
+        self.migration: MigrationVerdict | None = None
         self.conn = conn
         self.authority = authority
         self.downloads = downloads
@@ -108,7 +115,31 @@ class QuicClientSession(Driver):
         self.conn.connect(addr, now)
         self.service([self.conn], now)
 
+    def _try_migration(self, conn: QuicConnection, now: float) -> None:
+        """Active migration (RFC 9000 §9.2) from a new socket: to the server's preferred address
+        if it offered one (§9.6), else to a new local port towards the same address."""
+        verdict = conn.migrate(now, to_preferred_address=conn.preferred_address is not None)
+        if not verdict.accepted and verdict.retry:
+            return  # asked again after the next datagrams (the handshake is not confirmed yet)
+        self.migrate_pending = False
+        self.migration = verdict
+        if not verdict.accepted:
+            log.warning("not migrating: %s", verdict.reason)
+            return
+        # The new path is in use from the next datagram on: send it from a new socket.
+        v6 = ":" in str(verdict.peer_address[0])
+        try:
+            sock = open_udp_socket("::" if v6 else "0.0.0.0", 0)
+        except OSError as exc:
+            log.error("migration: cannot open a new socket (%s); staying on the old one", exc)
+            return
+        self.add_socket(sock, primary=True)
+        log.info("migrated: local %s -> %s (%s)", sock.getsockname()[:2], verdict.peer_address,
+                 verdict.reason)
+
     def handle_events(self, conn: QuicConnection, now: float) -> None:
+        if self.migrate_pending and self.h3 is not None:
+            self._try_migration(conn, now)
         while (event := conn.next_event()) is not None:
             if isinstance(event, events.HandshakeCompleted):
                 self.handshake_time = now - self._started_at
@@ -168,8 +199,13 @@ async def fetch_all(
     out_dir: Path | None,
     timeout: float = 300.0,
     connect_to: tuple[str, int] | None = None,
+    migrate: bool = False,
 ) -> list[Download]:
-    """Download every URL (one connection per authority). Never raises for transfer errors."""
+    """Download every URL (one connection per authority). Never raises for transfer errors.
+
+    ``migrate``: each connection migrates once its handshake is confirmed (RFC 9000 §9.2), to
+    the server's preferred address if it offered one (§9.6).
+    """
     names = output_names(urls)
     groups: dict[tuple[str, int], list[Download]] = {}
     for url, name in zip(urls, names, strict=False):
@@ -194,7 +230,8 @@ async def fetch_all(
             if cfg.server_name is None and not _is_ip(host):
                 cfg.server_name = host
             authority = host if port == 443 else f"{host}:{port}"
-            session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group)
+            session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group,
+                                        migrate=migrate)
             sessions.append(session)
             session.start(addr)
         try:

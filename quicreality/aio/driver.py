@@ -116,9 +116,43 @@ class Driver:
         self.loop = loop or asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.loop.add_reader(sock.fileno(), self._on_readable)
+        self.loop.add_reader(sock.fileno(), self._on_readable, self.io)
         self.bytes_sent = 0
         self.bytes_received = 0
+        #: sockets handed over by :meth:`add_socket` (closed by :meth:`close`)
+        self._more: list[UdpIO] = []
+        #: with a second listening socket: peer address -> the socket it last reached us on
+        self._routes: dict[Any, UdpIO] | None = None
+
+    def add_socket(self, sock: socket.socket, *, primary: bool = False) -> None:
+        """Also read ``sock``; the driver owns it from now on (:meth:`close` closes it).
+
+        ``primary`` (a client that migrated, RFC 9000 §9.2): everything is sent from ``sock``
+        from now on, the old socket is still read for packets in flight. Otherwise (a server's
+        preferred address, §9.6) each peer is answered from the socket it last reached us on.
+        """
+        io = UdpIO(sock, gso=self.io.gso, gro=os.environ.get("QR_NO_GRO") != "1")
+        self.loop.add_reader(sock.fileno(), self._on_readable, io)
+        if primary:
+            self._more.append(self.io)
+            self.io, self.sock = io, sock
+        else:
+            self._more.append(io)
+            self._routes = {}
+
+    def send(self, datagrams: list[tuple[bytes, Any]]) -> int:
+        """Send ``datagrams`` on the socket each destination uses; returns the bytes sent."""
+        routes = self._routes
+        if routes is None:
+            return self.io.send(datagrams)
+        sent = i = 0
+        while i < len(datagrams):
+            addr, j = datagrams[i][1], i + 1
+            while j < len(datagrams) and datagrams[j][1] == addr:
+                j += 1
+            sent += routes.get(addr, self.io).send(datagrams[i:j])
+            i = j
+        return sent
 
     # Subclass hooks ------------------------------------------------------
 
@@ -143,10 +177,14 @@ class Driver:
         """The clock handed to the core."""
         return self.loop.time()
 
-    def _on_readable(self) -> None:
-        batch = self.io.recv_batch()
+    def _on_readable(self, io: UdpIO) -> None:
+        batch = io.recv_batch()
         if not batch:
             return
+        if self._routes is not None:
+            if len(self._routes) > 65536:
+                self._routes.clear()  # bounded: stale peer addresses are forgotten
+            self._routes.update((addr, io) for _, addr in batch)
         now = self.now()
         touched: dict[int, QuicConnection] = {}
         for data, addr in batch:
@@ -176,7 +214,7 @@ class Driver:
 
         try:
             conn.close(QuicErrorCode.INTERNAL_ERROR, None, "internal error", application=False)
-            self.bytes_sent += self.io.send(conn.datagrams_to_send(now))
+            self.bytes_sent += self.send(conn.datagrams_to_send(now))
         except Exception:
             log.exception("could not close the failed connection")
         self.connection_gone(conn)
@@ -187,7 +225,7 @@ class Driver:
             datagrams = conn.datagrams_to_send(now)
             if not datagrams:
                 break
-            self.bytes_sent += self.io.send(datagrams)
+            self.bytes_sent += self.send(datagrams)
             self.handle_events(conn, now)
             if len(datagrams) < 64:
                 break
@@ -229,10 +267,15 @@ class Driver:
             self.service(due, now)  # re-arms the timer
 
     def close(self) -> None:
-        """Stop reading and cancel the timer (the socket is closed by its owner)."""
+        """Stop reading and cancel the timer. The first socket is closed by its owner (after a
+        migration: the primary one), those of :meth:`add_socket` here."""
         if self._timer is not None:
             self._timer.cancel()
-        try:
-            self.loop.remove_reader(self.sock.fileno())
-        except (ValueError, OSError):
-            pass
+        for io in (self.io, *self._more):
+            try:
+                self.loop.remove_reader(io.sock.fileno())
+            except (ValueError, OSError):
+                pass
+            if io is not self.io:
+                io.sock.close()
+        self._more.clear()

@@ -451,6 +451,11 @@ class QuicConnection:
         """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
         self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
 
+    @property
+    def preferred_address(self) -> tuple[str, int] | None:
+        """Client: the server's preferred address (RFC 9000 §9.6), once its parameters arrive."""
+        return self._paths.preferred_address
+
     def migrate(self, now: float, local_address: NetworkAddress = None, *,
                 to_preferred_address: bool = False) -> MigrationVerdict:
         """Client active migration (RFC 9000 §9.2, §9.6): :meth:`.migration.PathManager.migrate`."""

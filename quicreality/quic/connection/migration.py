@@ -57,6 +57,8 @@ class MigrationVerdict:
     reason: str
     #: where the connection now sends (the preferred address when migrating there)
     peer_address: NetworkAddress = None
+    #: refused for now only: ask again later (the handshake is not confirmed yet)
+    retry: bool = False
 
 
 def same_host(a: NetworkAddress, b: NetworkAddress) -> bool:
@@ -222,7 +224,7 @@ class PathManager:
         if not self._is_client:
             return MigrationVerdict(False, "only a client initiates migration (RFC 9000 §9)")
         if not self.handshake_confirmed:
-            return MigrationVerdict(False, "handshake not confirmed (RFC 9000 §9)")
+            return MigrationVerdict(False, "handshake not confirmed (RFC 9000 §9)", retry=True)
         path = self.path
         to_preferred = to_preferred_address
         if to_preferred and self.preferred_address is None:
