@@ -289,6 +289,12 @@ class Topology:
             _run(["ip", "-n", ns, "addr", "add", f"{ADDRESSES[me]}/32",
                   "peer", f"{ADDRESSES[peer]}/32", "dev", LINK_IF])
             _run(["ip", "-n", ns, "link", "set", LINK_IF, "up"])
+        rebind = self.link.rebind
+        if rebind is not None and self.backend != "userspace":
+            raise TopologyError("link.rebind needs the userspace backend (netem has no NAT stage)")
+        if rebind is not None and rebind.kind == "addr":
+            for addr in rebind.addresses:  # the server answers the NAT's new client addresses
+                _run(["ip", "-n", s, "route", "add", f"{addr}/32", "dev", LINK_IF])
         if self.backend == "netem":
             for host, imp in (("client", self.link.to_server), ("server", self.link.to_client)):
                 for argv in qdisc_argvs(LINK_IF, imp):
