@@ -1,0 +1,159 @@
+"""NAT rebinding through the emulator's rebinding stage, checked on the wire as QIR checks it.
+
+Our server runs in the server namespace; a client (ours, quic-go's qrgo, ngtcp2's gtlsclient)
+downloads a file while the emulator's NAT gives the client a new port (or address and port)
+every 1.5 s. From the server-side capture, decrypted with the server's key log: every new path
+the server sends on starts with a PATH_CHALLENGE, every challenge is answered by a
+PATH_RESPONSE from the client, more than one path (address) was used, and the body is
+byte-exact (QIR ``rebind-port`` / ``rebind-addr``, testcases_quic.py).
+
+A client with zero-length connection IDs (qrgo: quic-go's client owns its socket) leaves tshark
+no way to attach the server's packets on a new path to the connection ("Unknown QUIC
+connection"), so they cannot be decrypted. For those packets the server's qlog says which
+PATH_CHALLENGE it sent, and the capture must show the client echoing each of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quicreality.scenarios.capture import start_capture, tshark_fields
+from quicreality.scenarios.model import Impairment, Link, Rebind
+from quicreality.scenarios.peers import DownloadRequest, get_peer
+from quicreality.scenarios.peers.certs import make_test_cert
+from quicreality.scenarios.topology import ADDRESSES, LINK_IF, Topology, new_run_id
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SIZE = 6_000_000
+PORT = 443
+FIELDS = ["ip.src", "ip.dst", "udp.srcport", "udp.dstport", "quic.frame_type",
+          "quic.path_challenge.data", "quic.path_response.data"]
+
+
+@pytest.fixture(autouse=True)
+def _preconditions() -> None:
+    assert os.geteuid() == 0, "lab tests need root (network namespaces, TUN): run them as root"
+    missing = [t for t in ("tcpdump", "tshark") if shutil.which(t) is None]
+    assert not missing, f"not installed: {', '.join(missing)}: run scripts/setup.sh"
+
+
+def qlog_challenges(qlog_dir: Path) -> list[str]:
+    """PATH_CHALLENGE data our server's qlog says it sent, in order."""
+    out = []
+    for path in qlog_dir.glob("*_server.sqlog"):
+        for record in path.read_text().split("\x1e"):
+            if '"path_challenge"' in record:
+                event = json.loads(record)
+                out += [f["data"] for f in event["data"].get("frames", [])
+                        if f.get("frame_type") == "path_challenge"]
+    return out
+
+
+def wire_verdict(rows: list[dict[str, str]], server: str,
+                 logged: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """QIR's rebinding check on decrypted rows: (failures, facts). ``logged``: the challenges
+    in the server's qlog, the evidence for packets tshark could not decrypt."""
+    failures: list[str] = []
+    opaque = 0
+    paths: set[tuple[str, str, str, str]] = set()
+    last: tuple[str, str, str, str] | None = None
+    challenges: set[str] = set()
+    for r in rows:
+        if r["ip.src"] != server:
+            continue
+        cur = (r["ip.dst"], r["udp.dstport"], r["ip.src"], r["udp.srcport"])
+        if last is None:
+            last = cur
+            continue
+        if cur != last and cur not in paths:
+            paths.add(last)
+            last = cur
+            data = r["quic.path_challenge.data"]
+            if not r["quic.frame_type"]:
+                opaque += 1  # not decryptable: the qlog names the challenge (checked below)
+            elif not data:
+                failures.append(f"first server packet on new path {cur} has no PATH_CHALLENGE")
+            challenges.update(d for d in data.split(",") if d)
+    if last is not None:
+        paths.add(last)
+    responses = {d for r in rows if r["ip.dst"] == server
+                 for d in r["quic.path_response.data"].split(",") if d}
+    if opaque:
+        if len(logged) < opaque:
+            failures.append(f"{opaque} opaque new-path packets but {len(logged)} logged challenges")
+        challenges.update(logged)
+    unanswered = sorted(challenges - responses)
+    if len(paths) <= 1:
+        failures.append(f"the server used only {len(paths)} path(s)")
+    if unanswered:
+        failures.append(f"PATH_CHALLENGE without PATH_RESPONSE: {unanswered}")
+    return failures, {"paths": sorted(paths), "challenges": len(challenges), "opaque": opaque,
+                      "responses": len(responses), "client_ips": sorted({p[0] for p in paths})}
+
+
+def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[list[str], dict[str, Any]]:
+    cert, key, ca = make_test_cert(tmp_path / "pki", extra_sans=[ADDRESSES["server"]])
+    www = tmp_path / "www"
+    www.mkdir()
+    body = os.urandom(SIZE)
+    (www / "file.bin").write_bytes(body)
+    link = Link(to_server=Impairment(delay_ms=10, rate_mbit=20, queue_packets=100),
+                to_client=Impairment(delay_ms=10, rate_mbit=20, queue_packets=100),
+                rebind=Rebind(kind=kind, first_s=0.6, interval_s=1.5))
+    keys = tmp_path / "server.keys"
+    qlogs = tmp_path / "qlog"
+    with Topology.create(new_run_id(), link, seed=5, workdir=str(tmp_path)) as topo:
+        cap = start_capture(topo.exec_argv("server", []), LINK_IF, str(tmp_path / "server.pcap"),
+                            f"udp port {PORT}")
+        server = topo.popen("server", [sys.executable, "-m", "quicreality", "server",
+                                       "--listen", f"{topo.addr('server')}:{PORT}",
+                                       "--cert", str(cert), "--key", str(key), "--www", str(www),
+                                       "--keylog", str(keys), "--qlog-dir", str(qlogs)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert server.stdout is not None and "listening on" in server.stdout.readline()
+        url = f"https://{topo.addr('server')}:{PORT}/file.bin"
+        cmd = get_peer(client).download(DownloadRequest(
+            urls=(url,), out_dir=tmp_path / "out", ca=ca, keylog=tmp_path / "client.keys",
+            timeout=90))
+        cmd.prepare()
+        (tmp_path / "out").mkdir(exist_ok=True)
+        topo.rearm()  # the NAT's schedule starts with the download
+        done = subprocess.run(topo.exec_argv("client", list(cmd.argv)), env=cmd.full_env(),
+                              cwd=cmd.cwd, capture_output=True, text=True, timeout=120)
+        cap.stop(settle_s=0.3)
+    stats = topo.emulator_stats or {}
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    got = (tmp_path / "out" / "file.bin").read_bytes()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), "body differs"
+    rows = tshark_fields(str(tmp_path / "server.pcap"), FIELDS, "quic", keylog=str(keys))
+    failures, facts = wire_verdict(rows, topo.addr("server"), qlog_challenges(qlogs))
+    facts["rebinds"] = stats.get("rebind", {}).get("rebinds")
+    facts["dropped_stale"] = stats.get("rebind", {}).get("dropped_stale")
+    print(client, kind, facts)
+    return failures, facts
+
+
+@pytest.mark.parametrize("client", ["ours", "quicgo", "ngtcp2"])
+def test_port_rebinding_on_the_wire(tmp_path: Path, client: str) -> None:
+    failures, facts = run_rebinding(tmp_path, client, "port")
+    assert not failures, f"{failures} {facts}"
+    assert facts["rebinds"] and facts["rebinds"] >= 1
+    assert facts["challenges"] >= 1
+
+
+@pytest.mark.parametrize("client", ["ours", "quicgo"])
+def test_address_rebinding_on_the_wire(tmp_path: Path, client: str) -> None:
+    failures, facts = run_rebinding(tmp_path, client, "addr")
+    assert not failures, f"{failures} {facts}"
+    assert len(facts["client_ips"]) >= 2, facts
