@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from . import cache
-from .pcap import PcapTables, load_capture, load_pcap_raw
+from .tshark_tables import PcapTables, load_capture, load_pcap_raw
 
 __all__ = ["cached_pcap", "cached_qlog", "cached_tcp", "derive_capture"]
 

@@ -338,6 +338,9 @@ def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str,
        (:func:`compare`); ``raw_change`` keeps the unadjusted change. Without comparable
        controls (or ``use_controls=False``) ours is judged unadjusted and the reason says so.
 
+    ``host``: the host to judge a workload on when its manifests recorded none (the run's own
+    recorded host always wins; None: not judged on host class).
+
     ``unit`` = ``interval`` (per-slice samples; falls back to per-rep values for a workload whose
     slices are missing on either side) or ``rep``. Each workload's floor is
     :func:`workload_floor` of its baseline entry (``noise_k = 0``: the fixed ``floor``).
@@ -349,8 +352,7 @@ def compare_run(current: Mapping[str, Mapping[str, Any]], baseline: Mapping[str,
     out: dict[str, Comparison] = {}
     for key, entry in current.items():
         b, why = match_entry(entries, key, entry.get("definition") or {},
-                             host if host is not None else entry.get("host"),
-                             any_host=any_host)
+                             entry.get("host") or host, any_host=any_host)
         cur, n_cur = _values(entry, unit)
         role = "control" if entry.get("control") else "ours"
         if why:

@@ -38,7 +38,6 @@ from .regression import (
     baseline_path,
     compare_run,
     environment_factor,
-    host_description,
     run_samples,
 )
 
@@ -272,9 +271,11 @@ def build_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
         base_doc: dict[str, Any] = load_baseline(base_file)
     else:
         base_doc = dict(baseline) if baseline else {}
-    here = host_description()
+    # judged on the host each workload recorded (not this machine: a report may be made
+    # anywhere); a run that recorded none is not judged on host class
+    run_hosts = sorted({_host(e["host"]) for e in current.values() if e.get("host")})
     comps = compare_run(current, base_doc, alpha=alpha, floor=floor, unit=unit,
-                        noise_k=noise_k, host=here, any_host=any_host,
+                        noise_k=noise_k, host=None, any_host=any_host,
                         use_controls=use_controls)
     rep = Report(run_dir=run, comparisons=comps, baseline_file=base_file,
                  rep_paths=_rep_paths(run, [Path(a) for a in also]),
@@ -287,7 +288,7 @@ def build_report(run_dir: str | Path, baseline: str | Path | Mapping[str, Any] |
            "baseline": str(base_file) if base_file else ("(given)" if base_doc else "none"),
            "base_hosts": sorted({_host(e.get("host") or e.get("host_class") or {})
                                  for e in entries}),
-           "here": _host(here),
+           "here": "; ".join(run_hosts) or "not recorded by the run",
            "base_runs": ", ".join(sorted({r for e in entries for r in e.get("source_runs", [])}))
            or "–", "alpha": alpha, "floor": floor, "noise_k": noise_k, "unit": unit,
            "k": intervals_per_rep,
@@ -346,7 +347,7 @@ def _markdown(rep: Report, ctx: Mapping[str, Any]) -> str:
               for c in rep.comparisons]
     lines += ["", "## How this was judged", "", _rule(ctx), "",
               f"- baseline runs: {ctx['base_runs']}",
-              (f"- baseline host(s): {'; '.join(ctx['base_hosts']) or '–'}; this host: "
+              (f"- baseline host(s): {'; '.join(ctx['base_hosts']) or '–'}; the run's host: "
               f"{ctx['here']}")]
     return "\n".join(lines) + "\n"
 
@@ -410,7 +411,7 @@ orange: this run divided by the environment factor (what ours is judged on).</sm
 <table id="distributions"><tr><th>workload</th><th>this run</th><th>baseline</th></tr>{dist}</table>
 <h2>How this was judged</h2><p>{e(_rule(ctx).replace('**', ''))}</p>
 <ul><li>baseline runs: {e(ctx['base_runs'])}</li>
-<li>baseline host(s): {e('; '.join(ctx['base_hosts']) or '–')}; this host: {e(ctx['here'])}</li></ul>
+<li>baseline host(s): {e('; '.join(ctx['base_hosts']) or '–')}; the run's host: {e(ctx['here'])}</li></ul>
 </body></html>
 """
 

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .crypto import AEAD_TAG_SIZE
+
 #: Packet spaces, as the send path numbers them (Initial, Handshake, Application).
 SPACE_NAMES = ("initial", "handshake", "1rtt")
 #: RFC 9000 §14.1: a datagram with an ack-eliciting Initial is at least this large; a target's
@@ -35,8 +37,6 @@ PADDED_SIZE = 1200
 #: A shaped first flight may copy datagrams up to this size (quic-go pads to 1252) before the path
 #: is known; never beyond the peer's max_udp_payload_size. 1452 = a 1500-byte MTU less IPv6/UDP.
 MAX_SHAPED_DATAGRAM_SIZE = 1452
-#: AEAD tag of every QUIC v1 packet (RFC 9001 §5.3).
-_TAG = 16
 #: PADDING bytes of a packet that has nothing else (also the HP sample minimum, RFC 9001 §5.4.2).
 _EMPTY_PAYLOAD = 4
 
@@ -128,7 +128,7 @@ def complete_datagram(drafts: list[Any], used: int, step: ShapedDatagram, shaper
         draft.buf.push_bytes(bytes(_EMPTY_PAYLOAD))
         draft.in_flight = True  # RFC 9002 §2: PADDING-only packets count in flight
         drafts.append(draft)
-        used += draft.header_size + _EMPTY_PAYLOAD + _TAG
+        used += draft.header_size + _EMPTY_PAYLOAD + AEAD_TAG_SIZE
     drafts.sort(key=lambda d: d.space_id)
     last = drafts[-1]
     deficit = min(step.size - used, last.buf.capacity - last.buf.tell())

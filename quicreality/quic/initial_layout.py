@@ -278,8 +278,9 @@ def _plan_in_order(total: int, prof: LayoutProfile,
                    sizes: _PayloadSizes) -> tuple[list[PlannedPacket], str]:
     """Our plain layout: each packet as full as the send path fills it, PADDING at the end.
 
-    Mirrors ``SendPathMixin._write_crypto``: a CRYPTO frame gets the packet's room minus 13 bytes
-    (type, an 8-byte offset and a 4-byte length reserved), then the datagram is padded to 1200.
+    Mirrors ``PacketAssembler._write_crypto`` (connection/assembler.py): a CRYPTO frame gets the
+    packet's room minus 13 bytes (type, an 8-byte offset and a 4-byte length reserved), then the
+    datagram is padded to 1200.
     """
     packets: list[PlannedPacket] = []
     offset = 0

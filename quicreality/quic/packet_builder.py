@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from ..wire.buffer import Buffer
-from .crypto import CryptoPair
+from .crypto import AEAD_TAG_SIZE, CryptoPair
 from .packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
 )
 
-#: AEAD tag size for every QUIC v1 suite (RFC 9001 §5.3).
-AEAD_TAG_SIZE = 16
 #: Bytes reserved for the packet number (we always encode 4 bytes for simplicity of HP sampling).
 PACKET_NUMBER_SEND_SIZE = 4
 

@@ -60,6 +60,7 @@ from ..quic.packet import (
     MalformedPacketError,
     pull_quic_header,
 )
+from ..tls.constants import HandshakeType
 from ..wire.buffer import Buffer, BufferReadError
 from .abandon import client_initial_close
 from .auth import RealityVerdict, Reason, ReplayCache, verify_client_hello
@@ -84,8 +85,6 @@ __all__ = ["MIN_INITIAL_DATAGRAM", "Accept", "Decided", "FlowClosed", "Forward",
 MAX_HELD_TARGET_DATAGRAMS = 16
 #: At most this many connection IDs are remembered per relay flow.
 _MAX_FLOW_CIDS = 8
-#: TLS handshake type of ClientHello (RFC 8446 §4).
-_CLIENT_HELLO = 0x01
 
 #: ``sink(addr, datagram, new_flow)``: send ``datagram`` to the target on ``addr``'s flow now,
 #: opening (or re-opening) the flow's socket first if ``new_flow``.
@@ -515,7 +514,7 @@ class RealityGate:
         if have == 0:
             return None
         hello = flow.assembly.data
-        if hello[0] != _CLIENT_HELLO:
+        if hello[0] != HandshakeType.CLIENT_HELLO:
             return RealityVerdict(Reason.NOT_CLIENT_HELLO, detail=f"handshake type {hello[0]}")
         if have < 4:
             return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..quic.crypto import CryptoPair
+from ..quic.crypto import AEAD_TAG_SIZE, CryptoPair
 from ..quic.frames import FrameType, crypto_frame_header_size, push_crypto_frame_header
 from ..quic.packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
@@ -23,8 +23,6 @@ from ..wire.buffer import Buffer
 
 #: Minimum size of a datagram carrying a client Initial (RFC 9000 §14.1).
 MIN_DATAGRAM = MIN_INITIAL_DATAGRAM_SIZE
-#: AEAD tag length (RFC 9001 §5.3).
-_TAG = 16
 #: We always write 2-byte packet numbers.
 _PN_LENGTH = 2
 
@@ -67,12 +65,12 @@ def initial_packet(
             length=0,
         )
         header = bytearray(buf.data)
-        patch_long_header_length(header, length_offset, _PN_LENGTH + len(payload) + _TAG)
+        patch_long_header_length(header, length_offset, _PN_LENGTH + len(payload) + AEAD_TAG_SIZE)
         return bytes(header), payload
 
     payload = frames
     header, _ = build(payload)
-    missing = pad_to - (len(header) + len(payload) + _TAG)
+    missing = pad_to - (len(header) + len(payload) + AEAD_TAG_SIZE)
     if missing > 0:
         payload = payload + bytes(missing)
     if len(payload) < 4:  # room for the header-protection sample (RFC 9001 §5.4.2)

@@ -193,7 +193,7 @@ class PacketAssembler:
             data = self._build_datagram(now, max_size)
             if not data:
                 # Stopped with room in the window and no pacing wait: nothing left to send.
-                self._recovery.app_limited = (
+                self._recovery.set_app_limited(
                     self.pacing_until is None
                     and self._recovery.bytes_in_flight + self.max_datagram_size
                     <= self._cc.congestion_window

@@ -12,7 +12,6 @@ this module holds state, the receive path, TLS integration and timers.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 from ...qlog.sink import NullSink, QlogSink
 from ...tls.alerts import TlsAlert
@@ -42,6 +41,7 @@ from ..recovery.loss import (
     SPACE_HANDSHAKE,
     SPACE_INITIAL,
     LossRecovery,
+    LostPacket,
     SentPacket,
 )
 from ..recovery.pacer import Pacer
@@ -547,7 +547,7 @@ class QuicConnection:
             self._peer_cids.set_first_reset_token(params.stateless_reset_token)
         self._peer_params = params
         if params.max_ack_delay is not None:
-            self._recovery.peer_max_ack_delay = params.max_ack_delay / 1000.0
+            self._recovery.set_peer_max_ack_delay(params.max_ack_delay / 1000.0)
         if params.max_idle_timeout:
             peer_idle = params.max_idle_timeout / 1000.0
             if not self._idle_timeout or peer_idle < self._idle_timeout:
@@ -568,8 +568,7 @@ class QuicConnection:
         if self._handshake_confirmed:
             return
         self._handshake_confirmed = True
-        self._recovery.handshake_confirmed = True
-        self._recovery.peer_completed_address_validation = True
+        self._recovery.confirm_handshake()
         self._discard_space(SPACE_HANDSHAKE)
 
     def _discard_space(self, space_id: int) -> None:
@@ -629,7 +628,7 @@ class QuicConnection:
 
     # -------------------------------------------------------------- events
 
-    def next_event(self) -> Any:
+    def next_event(self) -> events.QuicEvent | None:
         """Pop the next :mod:`~quicreality.quic.events` event, or None."""
         if self._events:
             return self._events.popleft()
@@ -684,7 +683,7 @@ class QuicConnection:
     def _on_packet_lost(self, packet: SentPacket, trigger: str) -> None:
         self._qlog.packet_lost(self._now_hint, packet.packet_type, packet.packet_number, trigger)
 
-    def _on_packet_spurious(self, lost: Any, now: float) -> None:
+    def _on_packet_spurious(self, lost: LostPacket, now: float) -> None:
         """A packet declared lost was acknowledged (recovery/reordering.py)."""
         self._qlog.custom(now, "spurious_loss", {
             "packet_type": lost.packet.packet_type, "packet_number": lost.packet.packet_number,

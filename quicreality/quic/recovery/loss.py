@@ -139,6 +139,20 @@ class LossRecovery:
         """Packets declared lost and acknowledged afterwards (RFC 9002 §6.1)."""
         return self.thresholds.spurious_losses
 
+    def confirm_handshake(self) -> None:
+        """The handshake is confirmed (RFC 9001 §4.1.2): ACK delays count in full and the peer
+        has validated our address (RFC 9002 §6.2.1), so a PTO may arm with nothing in flight."""
+        self.handshake_confirmed = True
+        self.peer_completed_address_validation = True
+
+    def set_peer_max_ack_delay(self, seconds: float) -> None:
+        """The peer's max_ack_delay transport parameter (RFC 9000 §18.2), in seconds."""
+        self.peer_max_ack_delay = seconds
+
+    def set_app_limited(self, limited: bool) -> None:
+        """Whether the sender ran out of data with room in the window (RFC 9002 §7.8)."""
+        self.app_limited = limited
+
     # --------------------------------------------------------------- sending
 
     def on_packet_sent(self, packet: SentPacket) -> None:

@@ -36,6 +36,7 @@ from ...quic.crypto import (
 )
 from ...quic.packet import QUIC_VERSION_1
 from ...reality.reassembly import Chunk, HelloAssembly, PacketCheck
+from ...tls.constants import HandshakeType
 from ...wire.buffer import Buffer, BufferReadError
 
 __all__ = [
@@ -56,7 +57,6 @@ SUPPORTED_VERSIONS = (QUIC_VERSION_1, QUIC_VERSION_2)
 _INITIAL_BITS = {QUIC_VERSION_1: 0b00, QUIC_VERSION_2: 0b01}  # RFC 9000 §17.2.2, RFC 9369 §3.2
 _FRAME_NAMES = {0x00: "PADDING", 0x01: "PING", 0x02: "ACK", 0x03: "ACK", 0x06: "CRYPTO",
                 0x1C: "CONNECTION_CLOSE"}
-_CLIENT_HELLO = 1
 _MAX_HELLO = 16384
 
 
@@ -328,7 +328,7 @@ def parse_client_hello(data: bytes) -> ParsedHello | None:
         read, with ``complete`` telling whether the whole message was present. Extensions are
         taken only when their body is entirely present.
     """
-    if len(data) < 4 or data[0] != _CLIENT_HELLO:
+    if len(data) < 4 or data[0] != HandshakeType.CLIENT_HELLO:
         return None
     total = 4 + int.from_bytes(data[1:4], "big")
     complete = len(data) >= total

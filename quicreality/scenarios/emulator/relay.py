@@ -53,6 +53,7 @@ from typing import Any
 
 from ..model import Link, link_to_dict, load_link
 from ..nsutil import in_netns
+from ..procutil import die_with_parent
 from .core import DirectionCore
 from .rebind_stage import RebindStage
 
@@ -62,7 +63,6 @@ _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
 _PR_SET_TIMERSLACK = 29
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="", help="run tag (informational; lets `clean` find us)")
     args = ap.parse_args(argv)
     parent = os.getppid()
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # die with the runner
+    die_with_parent(signal.SIGTERM)  # die with the runner
     if os.getppid() != parent:
         return 1
     with open(args.config) as f:

@@ -40,6 +40,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .. import points
 from ..catalog import Scenario
 from ..progress import RepRecord
 from ..results import git_info, new_run_dir, write_json
@@ -132,15 +133,14 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
     """Run ``sc`` through Dask (see the module docstring); returns the runner's ``RunState``."""
     from distributed import Client, LocalCluster
 
-    from .. import runner
 
     git = git_info()
     run_dir = new_run_dir(results, git["short"])
-    state = runner.RunState(run_dir=run_dir, scenario=sc)
+    state = points.RunState(run_dir=run_dir, scenario=sc)
     cluster = None
     executor: dict[str, Any] = {"kind": "dask", "scheduler": scheduler or "local-cluster",
                                 "workers_per_host": workers_per_host}
-    run_info = runner.new_run_info(sc, run_dir, backend, "resolved on each worker", executor)
+    run_info = points.new_run_info(sc, run_dir, backend, "resolved on each worker", executor)
     specs = unit_specs(sc, run_dir.name, backend, executor)
     run_info["units"] = []
     write_json(run_dir / "run.json", run_info)
@@ -158,15 +158,15 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
         client.run_on_scheduler(_set_allowed_failures, 0)
         _submit_all(client, specs, futures, state, run_info, view, console, run_dir)
     except KeyboardInterrupt:
-        state.exit_code = runner.EXIT_INTERRUPTED
+        state.exit_code = points.EXIT_INTERRUPTED
         state.note = _cancel(client, list(futures), specs)
     except SchedulerLost as e:
-        state.exit_code = runner.EXIT_FAILED
+        state.exit_code = points.EXIT_FAILED
         state.note = (f"lost the Dask scheduler {scheduler or ''}: {e}; the "
                       f"{view.done} finished unit(s) are kept in {run_dir}")
         console.print(f"[bold red]error:[/] {state.note}", highlight=False)
     except OSError as e:  # cannot connect at all
-        state.exit_code = runner.EXIT_FAILED
+        state.exit_code = points.EXIT_FAILED
         state.note = f"cannot reach the Dask scheduler {scheduler}: {e}"
         console.print(f"[bold red]error:[/] {state.note}", highlight=False)
     finally:
@@ -178,7 +178,7 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
         if cluster is not None:
             cluster.close(timeout=10)
         _order_records(state, specs)
-        runner.finish_run(state, run_info, console)
+        points.finish_run(state, run_info, console)
     return state
 
 

@@ -8,7 +8,7 @@ the run's name) to a worker. :func:`run_unit_process` starts
 ``python -m quicreality.scenarios.executors.unit SPEC.json OUT_DIR`` (own session, SIGTERM when
 the calling thread dies: ``PR_SET_PDEATHSIG``), which rebuilds the same
 :class:`~..catalog.Scenario` (:func:`scenario_of`), builds its own topology **as the local runner
-does** (:func:`~..runner.run_point`: link check, re-arm with the rep's seed, the workload,
+does** (:func:`~..points.run_point`: link check, re-arm with the rep's seed, the workload,
 manifest/check/samples), and writes ``OUT_DIR/<run>/<scenario>/<workload>/<pair>/rep-<k>/``
 and ``OUT_DIR/unit.json`` (the rep's record, the link check, the host). The parent packs
 ``OUT_DIR/<run>`` as a ``.tar.gz`` (:func:`pack`); the coordinator unpacks it into its run
@@ -23,7 +23,6 @@ clean: SIGTERM to the unit's process group tears its namespaces down
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import io
 import json
@@ -40,12 +39,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import points
 from ..catalog import Scenario, parse_scenario
+from ..procutil import die_with_parent
 
 __all__ = ["UnitSpec", "clean_units", "pack", "run_unit_process", "scenario_of", "stop_units",
            "unpack"]
 
-_PR_SET_PDEATHSIG = 1
 #: Unit processes of this process (pid → topology run id), for :func:`stop_units`.
 _RUNNING: dict[int, str] = {}
 _LOCK = threading.Lock()
@@ -143,8 +143,7 @@ def unpack(archive: bytes, dest: Path) -> list[Path]:
 
 
 def _pdeathsig() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent(signal.SIGTERM)
 
 
 def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, Any]:
@@ -233,7 +232,6 @@ def clean_units(topo_ids: list[str]) -> dict[str, Any]:
 def _child(spec_file: str, out_dir: str) -> int:
     from rich.console import Console
 
-    from .. import runner
     from ..progress import Progress
     from ..results import write_json
 
@@ -242,10 +240,10 @@ def _child(spec_file: str, out_dir: str) -> int:
     out = Path(out_dir)
     run_dir = out / spec.run
     run_dir.mkdir(parents=True)
-    backend, why = runner.choose_backend(spec.backend, point.link,
+    backend, why = points.choose_backend(spec.backend, point.link,
                                                censor=point.censor is not None)
-    run_info = runner.new_run_info(point, run_dir, backend, why, dict(spec.executor))
-    state = runner.RunState(run_dir=run_dir, scenario=point)
+    run_info = points.new_run_info(point, run_dir, backend, why, dict(spec.executor))
+    state = points.RunState(run_dir=run_dir, scenario=point)
     scratch = out / "scratch"
     scratch.mkdir()
     workdir = out / "emulator"
@@ -253,8 +251,8 @@ def _child(spec_file: str, out_dir: str) -> int:
     console = Console(file=sys.stderr, width=150)
     t0 = time.time()
     with Progress(console, point.name, 1) as progress:
-        assets = runner.make_assets(scratch, frozenset(run_info["features"]))
-        ok = runner.run_point(point, state, assets, progress, run_info, backend, spec.topo_id,
+        assets = points.make_assets(scratch, frozenset(run_info["features"]))
+        ok = points.run_point(point, state, assets, progress, run_info, backend, spec.topo_id,
                               workdir, units=[(spec.workload, spec.rep)])
     shutil.rmtree(scratch, ignore_errors=True)
     write_json(out / "unit.json", {

@@ -142,14 +142,25 @@ def test_without_controls_the_environment_is_blamed_on_us(
 
 def test_another_host_class_is_not_comparable(run: Path, same: dict[str, Any],
                                               tmp_path: Path) -> None:
+    # the run is judged on the host its manifests recorded (the sample predates that field:
+    # record the baseline's host in a copy), never on the machine making the report
+    hosted = tmp_path / run.name
+    shutil.copytree(run, hosted)
+    for m in hosted.rglob("rep-*/manifest.json"):
+        man = json.loads(m.read_text())
+        man["host"] = dict(same["entries"][0]["host"])
+        m.write_text(json.dumps(man))
+    assert build_report(hosted, same).verdict == "ok"
     doc = copy.deepcopy(same)
     for e in doc["entries"]:
-        e["host_class"]["cpu_model"] = "Intel Xeon " + str(e["host_class"]["cpu_model"])
-    rep = build_report(run, doc)
+        e["host_class"]["cpu_model"] = "Other CPU " + str(e["host_class"]["cpu_model"])
+    rep = build_report(hosted, doc)
     assert rep.verdict == "not comparable"
     assert all(any(d.startswith("host.cpu_model: now ") for d in c.differences)
                for c in rep.comparisons)
-    assert build_report(run, doc, any_host=True).verdict == "ok"
+    assert build_report(hosted, doc, any_host=True).verdict == "ok"
+    # a run that recorded no host is not judged on host class
+    assert build_report(run, doc).verdict == "ok"
 
 
 def test_committed_baseline_is_schema_2_and_matches_the_quick_sample(run: Path) -> None:

@@ -20,16 +20,7 @@ ROOT = Path(__file__).resolve().parents[3] / "quicreality"
 #: Cycles that are known and owned by work in progress elsewhere.  Each entry is an expected
 #: failure: the test fails if a cycle appears that is not listed, *and* if a listed one is gone
 #: (then delete its entry).  The lead empties this list after merging those branches.
-EXPECTED_CYCLES: list[frozenset[str]] = [
-    # merged 2026-12-03 with the analysis cache (issue 20): pcap.load_pcap reads through capcache,
-    # which calls pcap's raw tshark loaders; to break: move the raw loaders to their own module
-    frozenset({"quicreality.analysis.capcache", "quicreality.analysis.pcap"}),
-    # merged 2026-12-03 with the dask executor (issue 16): runner picks the executor, the dask
-    # unit calls runner.run_point; to break: move run_point and make_assets out of runner
-    frozenset({"quicreality.scenarios.executors.daskexec", "quicreality.scenarios.executors.unit",
-               "quicreality.scenarios.runner"}),
-    frozenset({"quicreality.scenarios.executors", "quicreality.scenarios.runner"}),
-]
+EXPECTED_CYCLES: list[frozenset[str]] = []
 
 
 @pytest.fixture(scope="module")
