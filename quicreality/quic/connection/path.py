@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..frames import PATH_CHALLENGE_DATA_SIZE
+
 #: RFC 9000 §8.1 anti-amplification factor.
 AMPLIFICATION_LIMIT_FACTOR = 3
-#: RFC 9000 §19.17: PATH_CHALLENGE carries 8 bytes of unpredictable data.
-PATH_CHALLENGE_DATA_SIZE = 8
 #: Outstanding challenges remembered per path (a lost one is replaced by a new one).
 MAX_OUTSTANDING_CHALLENGES = 8
 
