@@ -35,8 +35,6 @@ from ..recovery.rtt import K_INITIAL_RTT, RttEstimator
 from .path import NetworkAddress, NetworkPath
 
 if TYPE_CHECKING:
-    from ..recovery.congestion.base import CongestionController
-    from ..recovery.pacer import Pacer
     from ..transport_params import PreferredAddress, QuicTransportParameters
     from .cids import HostConnectionIds, PeerConnectionIds
     from .spaces import PacketSpace
@@ -81,8 +79,8 @@ def preferred_socket_address(pa: PreferredAddress, *, ipv6: bool = False) -> tup
 class PathManager:
     """Owns the decision to change the connection's path and the validation of new paths."""
 
-    __slots__ = ("_cc", "_host_cids", "_initial_rtt", "_is_client", "_max_datagram_size",
-                 "_pacer", "_peer_cids", "_qlog", "_rtt", "_spaces", "_validated", "deadline",
+    __slots__ = ("_host_cids", "_initial_rtt", "_is_client", "_max_datagram_size",
+                 "_peer_cids", "_qlog", "_recovery", "_rtt", "_spaces", "_validated", "deadline",
                  "disable_active_migration", "migrations", "path", "preferred_address",
                  "previous", "recovery_resets", "rx_address", "rx_size", "validation_failures",
                  "validations")
@@ -98,9 +96,8 @@ class PathManager:
         self._spaces = spaces
         self._host_cids = host_cids
         self._peer_cids = peer_cids
+        self._recovery = recovery
         self._rtt: RttEstimator = recovery.rtt
-        self._cc: CongestionController = recovery.cc
-        self._pacer: Pacer = recovery.pacer
         self._max_datagram_size = config.max_datagram_size
         self._initial_rtt = config.initial_rtt
         self._qlog = qlog
@@ -270,11 +267,8 @@ class PathManager:
     def _reset_recovery(self) -> None:
         """RFC 9000 §9.4: the congestion controller, pacer and RTT estimator start over."""
         self.recovery_resets += 1
-        # Re-initialised in place: recovery, the send path and the connection share them.
-        cc_type: Any = type(self._cc)  # a registered controller class (congestion/base.py)
-        cc_type.__init__(self._cc, max_datagram_size=self._max_datagram_size)
-        type(self._pacer).__init__(self._pacer, max_datagram_size=self._max_datagram_size)
-        type(self._rtt).__init__(self._rtt, self._initial_rtt)
+        self._recovery.reset_path_state(initial_rtt=self._initial_rtt,
+                                        max_datagram_size=self._max_datagram_size)
 
 
 def _qlog_address(addr: NetworkAddress) -> Any:
