@@ -18,7 +18,7 @@ from typing import Any
 
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
-from .udp import UdpIO
+from .udp import UdpIO, ViaSocket
 
 log = logging.getLogger("quicreality.aio")
 
@@ -116,41 +116,43 @@ class Driver:
         self.loop = loop or asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.loop.add_reader(sock.fileno(), self._on_readable, self.io)
+        self.loop.add_reader(sock.fileno(), self._on_readable, self.io, 0)
         self.bytes_sent = 0
         self.bytes_received = 0
+        #: the listening sockets; ``via`` of a :class:`ViaSocket` address indexes them
+        self._listening: list[UdpIO] = [self.io]
         #: sockets handed over by :meth:`add_socket` (closed by :meth:`close`)
         self._more: list[UdpIO] = []
-        #: with a second listening socket: peer address -> the socket it last reached us on
-        self._routes: dict[Any, UdpIO] | None = None
 
     def add_socket(self, sock: socket.socket, *, primary: bool = False) -> None:
         """Also read ``sock``; the driver owns it from now on (:meth:`close` closes it).
 
         ``primary`` (a client that migrated, RFC 9000 §9.2): everything is sent from ``sock``
-        from now on, the old socket is still read for packets in flight. Otherwise (a server's
-        preferred address, §9.6) each peer is answered from the socket it last reached us on.
+        from now on; the old socket is still read for packets in flight. Otherwise (a server's
+        preferred address, §9.6) ``sock`` listens too: its peers' addresses reach the core as
+        :class:`ViaSocket` values (a peer behind another local address is another path) and
+        are answered from it.
         """
         io = UdpIO(sock, gso=self.io.gso, gro=os.environ.get("QR_NO_GRO") != "1")
-        self.loop.add_reader(sock.fileno(), self._on_readable, io)
+        self._more.append(self.io if primary else io)
         if primary:
-            self._more.append(self.io)
-            self.io, self.sock = io, sock
-        else:
-            self._more.append(io)
-            self._routes = {}
+            self.loop.add_reader(sock.fileno(), self._on_readable, io, 0)
+            self.io = self._listening[0] = io
+            self.sock = sock
+            return
+        self.loop.add_reader(sock.fileno(), self._on_readable, io, len(self._listening))
+        self._listening.append(io)
 
     def send(self, datagrams: list[tuple[bytes, Any]]) -> int:
-        """Send ``datagrams`` on the socket each destination uses; returns the bytes sent."""
-        routes = self._routes
-        if routes is None:
+        """Send ``datagrams``, each from the socket its address came through; returns bytes sent."""
+        if len(self._listening) == 1:
             return self.io.send(datagrams)
         sent = i = 0
         while i < len(datagrams):
             addr, j = datagrams[i][1], i + 1
             while j < len(datagrams) and datagrams[j][1] == addr:
                 j += 1
-            sent += routes.get(addr, self.io).send(datagrams[i:j])
+            sent += self._listening[getattr(addr, "via", 0)].send(datagrams[i:j])
             i = j
         return sent
 
@@ -177,14 +179,12 @@ class Driver:
         """The clock handed to the core."""
         return self.loop.time()
 
-    def _on_readable(self, io: UdpIO) -> None:
+    def _on_readable(self, io: UdpIO, via: int) -> None:
         batch = io.recv_batch()
         if not batch:
             return
-        if self._routes is not None:
-            if len(self._routes) > 65536:
-                self._routes.clear()  # bounded: stale peer addresses are forgotten
-            self._routes.update((addr, io) for _, addr in batch)
+        if via:
+            batch = [(data, ViaSocket(addr, via)) for data, addr in batch]
         now = self.now()
         touched: dict[int, QuicConnection] = {}
         for data, addr in batch:

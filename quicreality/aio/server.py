@@ -45,11 +45,8 @@ class QuicServer(Driver):
 
     def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
         got = self.endpoint.receive_datagram(data, addr, now)
-        for reply, dest in got.replies:
-            try:
-                self.sock.sendto(reply, dest)
-            except OSError:
-                pass
+        if got.replies:
+            self.send(list(got.replies))
         if got.connection is None:
             return ()
         if got.new:

@@ -1,5 +1,8 @@
-"""Our client's active migration (``client --migrate``) against real servers over loopback.
+"""Active migration against real peers over loopback, both roles.
 
+* ngtcp2's gtlsclient against our server with ``--preferred-address``: the client moves to our
+  preferred address (QIR's ``connectionmigration`` with us as the server); QIR's path check
+  (:mod:`quicreality.scenarios.pathcheck`) on the capture decrypted with our server's keys;
 * ngtcp2's gtlsserver with ``--preferred-ipv4-addr``: our client moves to the preferred address
   and its connection ID (RFC 9000 §9.6), as in QIR's ``connectionmigration`` case;
 * servers without a preferred address (ngtcp2, quic-go, aioquic, qh3): our client moves to a new
@@ -29,6 +32,7 @@ import pytest
 from peers_harness import PeerHarness, Pki, WwwDir
 
 from quicreality.scenarios.capture import start_capture, tshark_fields
+from quicreality.scenarios.pathcheck import PATH_FIELDS, path_verdict, qlog_sent_challenges
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer
 from quicreality.scenarios.peers.base import Command, PeerSpec, free_udp_port, sha256_file, url_for
 
@@ -45,14 +49,16 @@ def _preconditions() -> None:
     assert shutil.which("tcpdump") and shutil.which("tshark"), "run scripts/setup.sh"
 
 
-def with_server_args(spec: PeerSpec, *extra: str) -> PeerSpec:
-    """``spec`` whose server gets ``extra`` options right after the program name."""
+def with_server_args(spec: PeerSpec, *extra: str, after: str | None = None) -> PeerSpec:
+    """``spec`` whose server gets ``extra`` options after the argument ``after`` (default: the
+    program name)."""
     build = spec.serve
     assert build is not None
 
     def serve(req: ServeRequest) -> Command:
         cmd = build(req)
-        return dataclasses.replace(cmd, argv=(cmd.argv[0], *extra, *cmd.argv[1:]))
+        i = cmd.argv.index(after) + 1 if after is not None else 1
+        return dataclasses.replace(cmd, argv=(*cmd.argv[:i], *extra, *cmd.argv[i:]))
 
     return dataclasses.replace(spec, serve=serve)
 
@@ -183,3 +189,31 @@ def test_our_client_respects_disable_active_migration(peer_harness: PeerHarness,
     assert out.finished.returncode == 0, out.describe()
     assert "not migrating: the server sent disable_active_migration" in out.finished.stderr
     assert sha256_file(h.path("out", "3M.bin")) == www3.sha256["3M.bin"]
+
+
+def test_ngtcp2_client_migrates_to_our_preferred_address(peer_harness: PeerHarness, pki: Pki,
+                                                         www3: WwwDir, udp_port: int) -> None:
+    h = peer_harness
+    pport = free_udp_port(PREFERRED_HOST)
+    server = with_server_args(get_peer("ours"), "--preferred-address", f"{PREFERRED_HOST}:{pport}",
+                              after="server")
+    keys, qlogs = h.path("server.keys"), h.path("qlog-server")
+    h.serve(server, ServeRequest(www=www3.path, port=udp_port, cert=pki.cert, key=pki.key,
+                                 keylog=keys, qlog_dir=qlogs))
+    cap = start_capture([], "lo", str(h.path("lo.pcap")), f"udp port {udp_port} or udp port {pport}")
+    url = url_for("127.0.0.1", udp_port, "3M.bin")
+    try:
+        out = h.download("ngtcp2", DownloadRequest(urls=(url,), out_dir=h.path("out"), ca=pki.ca),
+                         timeout=120)
+    finally:
+        cap.stop(settle_s=0.3)
+    assert out.finished.returncode == 0, out.describe()
+    assert sha256_file(h.path("out", "3M.bin")) == www3.sha256["3M.bin"], "body differs"
+    decode = [f"udp.port=={p},quic" for p in (udp_port, pport)]
+    rows = tshark_fields(str(h.path("lo.pcap")), list(PATH_FIELDS), "quic", decode_as=decode,
+                         keylog=str(keys))
+    logged = qlog_sent_challenges(p.read_text() for p in qlogs.glob("*_server.sqlog"))
+    verdict = path_verdict(rows, [("127.0.0.1", udp_port), (PREFERRED_HOST, pport)], logged_challenges=logged)
+    print(verdict)
+    assert verdict.ok, verdict
+    assert any(p[0] == PREFERRED_HOST for p in verdict.paths), "nothing sent from the preferred address"

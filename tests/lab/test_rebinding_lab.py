@@ -16,7 +16,6 @@ PATH_CHALLENGE it sent, and the capture must show the client echoing each of the
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import pytest
 
 from quicreality.scenarios.capture import start_capture, tshark_fields
 from quicreality.scenarios.model import Impairment, Link, Rebind
+from quicreality.scenarios.pathcheck import PATH_FIELDS, PathVerdict, path_verdict, qlog_sent_challenges
 from quicreality.scenarios.peers import DownloadRequest, get_peer
 from quicreality.scenarios.peers.certs import make_test_cert
 from quicreality.scenarios.topology import ADDRESSES, LINK_IF, Topology, new_run_id
@@ -37,8 +37,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 6_000_000
 PORT = 443
-FIELDS = ["ip.src", "ip.dst", "udp.srcport", "udp.dstport", "quic.frame_type",
-          "quic.path_challenge.data", "quic.path_response.data"]
 
 
 @pytest.fixture(autouse=True)
@@ -48,61 +46,7 @@ def _preconditions() -> None:
     assert not missing, f"not installed: {', '.join(missing)}: run scripts/setup.sh"
 
 
-def qlog_challenges(qlog_dir: Path) -> list[str]:
-    """PATH_CHALLENGE data our server's qlog says it sent, in order."""
-    out = []
-    for path in qlog_dir.glob("*_server.sqlog"):
-        for record in path.read_text().split("\x1e"):
-            if '"path_challenge"' in record:
-                event = json.loads(record)
-                out += [f["data"] for f in event["data"].get("frames", [])
-                        if f.get("frame_type") == "path_challenge"]
-    return out
-
-
-def wire_verdict(rows: list[dict[str, str]], server: str,
-                 logged: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """QIR's rebinding check on decrypted rows: (failures, facts). ``logged``: the challenges
-    in the server's qlog, the evidence for packets tshark could not decrypt."""
-    failures: list[str] = []
-    opaque = 0
-    paths: set[tuple[str, str, str, str]] = set()
-    last: tuple[str, str, str, str] | None = None
-    challenges: set[str] = set()
-    for r in rows:
-        if r["ip.src"] != server:
-            continue
-        cur = (r["ip.dst"], r["udp.dstport"], r["ip.src"], r["udp.srcport"])
-        if last is None:
-            last = cur
-            continue
-        if cur != last and cur not in paths:
-            paths.add(last)
-            last = cur
-            data = r["quic.path_challenge.data"]
-            if not r["quic.frame_type"]:
-                opaque += 1  # not decryptable: the qlog names the challenge (checked below)
-            elif not data:
-                failures.append(f"first server packet on new path {cur} has no PATH_CHALLENGE")
-            challenges.update(d for d in data.split(",") if d)
-    if last is not None:
-        paths.add(last)
-    responses = {d for r in rows if r["ip.dst"] == server
-                 for d in r["quic.path_response.data"].split(",") if d}
-    if opaque:
-        if len(logged) < opaque:
-            failures.append(f"{opaque} opaque new-path packets but {len(logged)} logged challenges")
-        challenges.update(logged)
-    unanswered = sorted(challenges - responses)
-    if len(paths) <= 1:
-        failures.append(f"the server used only {len(paths)} path(s)")
-    if unanswered:
-        failures.append(f"PATH_CHALLENGE without PATH_RESPONSE: {unanswered}")
-    return failures, {"paths": sorted(paths), "challenges": len(challenges), "opaque": opaque,
-                      "responses": len(responses), "client_ips": sorted({p[0] for p in paths})}
-
-
-def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[list[str], dict[str, Any]]:
+def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[PathVerdict, dict[str, Any]]:
     cert, key, ca = make_test_cert(tmp_path / "pki", extra_sans=[ADDRESSES["server"]])
     www = tmp_path / "www"
     www.mkdir()
@@ -136,24 +80,26 @@ def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[list[str], di
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     got = (tmp_path / "out" / "file.bin").read_bytes()
     assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), "body differs"
-    rows = tshark_fields(str(tmp_path / "server.pcap"), FIELDS, "quic", keylog=str(keys))
-    failures, facts = wire_verdict(rows, topo.addr("server"), qlog_challenges(qlogs))
-    facts["rebinds"] = stats.get("rebind", {}).get("rebinds")
-    facts["dropped_stale"] = stats.get("rebind", {}).get("dropped_stale")
-    print(client, kind, facts)
-    return failures, facts
+    rows = tshark_fields(str(tmp_path / "server.pcap"), list(PATH_FIELDS), "quic", keylog=str(keys))
+    logged = qlog_sent_challenges(p.read_text() for p in qlogs.glob("*_server.sqlog"))
+    verdict = path_verdict(rows, [(topo.addr("server"), PORT)], logged_challenges=logged,
+                           need_new_address=kind == "addr")
+    facts = {"rebinds": stats.get("rebind", {}).get("rebinds"),
+             "dropped_stale": stats.get("rebind", {}).get("dropped_stale")}
+    print(client, kind, verdict, facts)
+    return verdict, facts
 
 
 @pytest.mark.parametrize("client", ["ours", "quicgo", "ngtcp2"])
 def test_port_rebinding_on_the_wire(tmp_path: Path, client: str) -> None:
-    failures, facts = run_rebinding(tmp_path, client, "port")
-    assert not failures, f"{failures} {facts}"
+    verdict, facts = run_rebinding(tmp_path, client, "port")
+    assert verdict.ok, f"{verdict} {facts}"
     assert facts["rebinds"] and facts["rebinds"] >= 1
-    assert facts["challenges"] >= 1
+    assert verdict.challenges >= 1
 
 
 @pytest.mark.parametrize("client", ["ours", "quicgo"])
 def test_address_rebinding_on_the_wire(tmp_path: Path, client: str) -> None:
-    failures, facts = run_rebinding(tmp_path, client, "addr")
-    assert not failures, f"{failures} {facts}"
-    assert len(facts["client_ips"]) >= 2, facts
+    verdict, facts = run_rebinding(tmp_path, client, "addr")
+    assert verdict.ok, f"{verdict} {facts}"
+    assert len(verdict.client_addresses) >= 2, verdict

@@ -273,6 +273,6 @@ class PathManager:
 
 def _qlog_address(addr: NetworkAddress) -> Any:
     """An address as qlog JSON (tuples become lists of their parts)."""
-    if isinstance(addr, tuple):
+    if type(addr) is tuple:
         return [str(part) if not isinstance(part, int) else part for part in addr[:2]]
     return None if addr is None else str(addr)
