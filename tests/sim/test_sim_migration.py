@@ -245,3 +245,34 @@ def test_migration_refusals_are_verdicts() -> None:
     assert not disabled.accepted and "disable_active_migration" in disabled.reason
     assert pair.server is not None
     assert not pair.server.migrate(pair.now, NEW_PORT).accepted
+
+
+def test_reordered_older_packet_from_the_old_address_does_not_move_the_path() -> None:
+    """RFC 9000 §9.3: only the packet with the largest number moves the path; a late packet
+    from the old address (reordered past the rebinding) is processed but changes nothing."""
+    pair = MigrationPair(seed=10, link=LinkModel(delay=0.02, rate_bps=20e6, queue_bytes=200_000))
+    ids = start(pair)
+    server = pair.server
+    assert server is not None
+    held: list[bytes] = []
+    inner = pair._transmit
+
+    def hold_one(direction: str, data: bytes) -> None:
+        if direction == "to_server" and not held:
+            held.append(data)  # this client datagram is "reordered": delivered much later
+            return
+        inner(direction, data)
+
+    pair._transmit = hold_one  # type: ignore[method-assign]
+    pair.run(lambda: bool(held), max_time=30)
+    pair._transmit = inner  # type: ignore[method-assign]
+    pair.client_addr = NEW_PORT
+    pair.run(lambda: server._path.validated and server._path.address == NEW_PORT, max_time=30)
+    largest = server._spaces[2].largest_received
+    before = len(pair.sinks[False].named("packet_received"))
+    pair.endpoint.receive_datagram(held[0], CLIENT_ADDR, pair.now)  # the late one, old address
+    assert len(pair.sinks[False].named("packet_received")) == before + 1  # it was processed
+    assert server._spaces[2].largest_received == largest  # older than what came from NEW_PORT
+    assert server._path.address == NEW_PORT and server._paths.migrations == 1
+    pair.run(pair.done, max_time=60)
+    assert body_ok(pair, ids)
