@@ -5,7 +5,7 @@ Theory of operation
 Three namespaces per run, all named ``qr-<run_id>-<host>``::
 
     qr-<id>-client             qr-<id>-server                 qr-<id>-target
-    qrlink 10.99.1.2  ==impaired==  qrlink 10.99.2.2
+    qrlink 10.99.1.2  ==impaired==  qrlink 10.99.2.2 (+ 10.99.2.3, a preferred address)
                                     qrtgt  10.99.3.1 ---veth--- qrtgt 10.99.3.2
 
 The impaired link is point-to-point (``ip addr add A peer B``) in both
@@ -80,6 +80,8 @@ TARGET_IF = "qrtgt"
 ADDRESSES: dict[str, str] = {
     "client": "10.99.1.2",
     "server": "10.99.2.2",
+    #: a second server address across the link, for a preferred address (RFC 9000 §9.6)
+    "server_preferred": "10.99.2.3",
     "server_target_side": "10.99.3.1",
     "target": "10.99.3.2",
 }
@@ -289,6 +291,9 @@ class Topology:
             _run(["ip", "-n", ns, "addr", "add", f"{ADDRESSES[me]}/32",
                   "peer", f"{ADDRESSES[peer]}/32", "dev", LINK_IF])
             _run(["ip", "-n", ns, "link", "set", LINK_IF, "up"])
+        preferred = f"{ADDRESSES['server_preferred']}/32"
+        _run(["ip", "-n", s, "addr", "add", preferred, "dev", LINK_IF])
+        _run(["ip", "-n", c, "route", "add", preferred, "dev", LINK_IF])
         rebind = self.link.rebind
         if rebind is not None and self.backend != "userspace":
             raise TopologyError("link.rebind needs the userspace backend (netem has no NAT stage)")

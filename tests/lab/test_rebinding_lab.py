@@ -15,6 +15,7 @@ PATH_CHALLENGE it sent, and the capture must show the client echoing each of the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -46,7 +47,10 @@ def _preconditions() -> None:
     assert not missing, f"not installed: {', '.join(missing)}: run scripts/setup.sh"
 
 
-def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[PathVerdict, dict[str, Any]]:
+def run_rebinding(tmp_path: Path, client: str, kind: str | None, *,
+                  migrate: bool = False) -> tuple[PathVerdict, dict[str, Any]]:
+    """One download through the emulator: with ``kind`` the NAT rebinds; with ``migrate`` the
+    server offers ADDRESSES["server_preferred"] and our client gets ``--migrate``."""
     cert, key, ca = make_test_cert(tmp_path / "pki", extra_sans=[ADDRESSES["server"]])
     www = tmp_path / "www"
     www.mkdir()
@@ -54,7 +58,9 @@ def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[PathVerdict, 
     (www / "file.bin").write_bytes(body)
     link = Link(to_server=Impairment(delay_ms=10, rate_mbit=20, queue_packets=100),
                 to_client=Impairment(delay_ms=10, rate_mbit=20, queue_packets=100),
-                rebind=Rebind(kind=kind, first_s=0.6, interval_s=1.5))
+                rebind=Rebind(kind=kind, first_s=0.6, interval_s=1.5) if kind else None)
+    preferred = (ADDRESSES["server_preferred"], PORT)
+    extra = ["--preferred-address", f"{preferred[0]}:{PORT}"] if migrate else []
     keys = tmp_path / "server.keys"
     qlogs = tmp_path / "qlog"
     with Topology.create(new_run_id(), link, seed=5, workdir=str(tmp_path)) as topo:
@@ -63,13 +69,17 @@ def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[PathVerdict, 
         server = topo.popen("server", [sys.executable, "-m", "quicreality", "server",
                                        "--listen", f"{topo.addr('server')}:{PORT}",
                                        "--cert", str(cert), "--key", str(key), "--www", str(www),
-                                       "--keylog", str(keys), "--qlog-dir", str(qlogs)],
+                                       "--keylog", str(keys), "--qlog-dir", str(qlogs), *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert server.stdout is not None and "listening on" in server.stdout.readline()
         url = f"https://{topo.addr('server')}:{PORT}/file.bin"
         cmd = get_peer(client).download(DownloadRequest(
             urls=(url,), out_dir=tmp_path / "out", ca=ca, keylog=tmp_path / "client.keys",
             timeout=90))
+        if migrate and client == "ours":
+            argv = list(cmd.argv)
+            argv.insert(argv.index("client") + 1, "--migrate")
+            cmd = dataclasses.replace(cmd, argv=tuple(argv))
         cmd.prepare()
         (tmp_path / "out").mkdir(exist_ok=True)
         topo.rearm()  # the NAT's schedule starts with the download
@@ -82,8 +92,8 @@ def run_rebinding(tmp_path: Path, client: str, kind: str) -> tuple[PathVerdict, 
     assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), "body differs"
     rows = tshark_fields(str(tmp_path / "server.pcap"), list(PATH_FIELDS), "quic", keylog=str(keys))
     logged = qlog_sent_challenges(p.read_text() for p in qlogs.glob("*_server.sqlog"))
-    verdict = path_verdict(rows, [(topo.addr("server"), PORT)], logged_challenges=logged,
-                           need_new_address=kind == "addr")
+    verdict = path_verdict(rows, [(topo.addr("server"), PORT), preferred],
+                           logged_challenges=logged, need_new_address=kind == "addr")
     facts = {"rebinds": stats.get("rebind", {}).get("rebinds"),
              "dropped_stale": stats.get("rebind", {}).get("dropped_stale")}
     print(client, kind, verdict, facts)
@@ -103,3 +113,12 @@ def test_address_rebinding_on_the_wire(tmp_path: Path, client: str) -> None:
     verdict, facts = run_rebinding(tmp_path, client, "addr")
     assert verdict.ok, f"{verdict} {facts}"
     assert len(verdict.client_addresses) >= 2, verdict
+
+
+@pytest.mark.parametrize("client", ["ours", "ngtcp2"])
+def test_connection_migration_to_our_preferred_address(tmp_path: Path, client: str) -> None:
+    """QIR ``connectionmigration`` with us as the server: the client moves to the preferred
+    address across the emulated link; the server challenges the new path and it is answered."""
+    verdict, _ = run_rebinding(tmp_path, client, None, migrate=True)
+    assert verdict.ok, verdict
+    assert any(p[0] == ADDRESSES["server_preferred"] for p in verdict.paths), verdict
