@@ -88,6 +88,8 @@ class SimPair:
         self.now = 0.0
         #: the client's address as the server sees it (a test may change it: NAT rebinding)
         self.client_addr: Any = CLIENT_ADDR
+        #: the server's address as the client sees it (a test may change it: preferred address)
+        self.server_addr: Any = SERVER_ADDR
         self._rand = random.Random(self.seed)
         self._queue: list[tuple[float, int, str, bytes]] = []
         self._seq = 0
@@ -201,7 +203,7 @@ class SimPair:
                     for reply, _ in got.replies:
                         self._transmit("to_client", reply)
                 else:
-                    self.client.receive_datagram(data, SERVER_ADDR, self.now)
+                    self.client.receive_datagram(data, self.server_addr, self.now)
         else:
             tc = self.client.get_timer()
             if tc is not None and tc <= self.now:

@@ -228,6 +228,7 @@ def test_client_migrates_to_preferred_address() -> None:
     assert verdict.accepted and verdict.peer_address == PREFERRED
     assert pair.client._peer_cids.current.cid == preferred_cid
     pair.client_addr = NEW_PORT
+    pair.server_addr = PREFERRED  # the server answers from the socket the client now reaches
     mark = len(pair.client_sent_to)
     pair.run(pair.done, max_time=60)
     assert body_ok(pair, ids)
@@ -276,3 +277,33 @@ def test_reordered_older_packet_from_the_old_address_does_not_move_the_path() ->
     assert server._path.address == NEW_PORT and server._paths.migrations == 1
     pair.run(pair.done, max_time=60)
     assert body_ok(pair, ids)
+
+
+def test_probe_from_another_address_is_answered_there_without_moving() -> None:
+    """RFC 9000 §8.2.2, §9.1: a probing-only packet from another address gets its PATH_RESPONSE
+    on that path (a datagram of its own, expanded to 1200 bytes) and the path stays."""
+    pair = MigrationPair(seed=11, link=LinkModel(delay=0.02))
+    pair.response_size = 10_000
+    ids = start(pair, until=10_000)
+    pair.run(pair.done, max_time=30)
+    pair.run(lambda: not pair._queue, max_time=30)  # quiet: no ACK owed by the client
+    server = pair.server
+    assert server is not None and body_ok_small(pair, ids)
+    pair.client._path.challenge_owed = True  # the client probes (a PATH_CHALLENGE alone)
+    probe = pair.client.datagrams_to_send(pair.now)
+    assert len(probe) == 1
+    sent = pair.sinks[True].named("packet_sent")[-1]["frames"]
+    assert [f["frame_type"] for f in sent] == ["path_challenge"]
+    mark = len(pair.server_sent)
+    pair.endpoint.receive_datagram(probe[0][0], NEW_HOST, pair.now)
+    pair._flush()
+    answers = [(a, d, fr) for a, d, fr in pair.server_sent[mark:] if a == NEW_HOST]
+    assert len(answers) == 1
+    _, datagram, frames = answers[0]
+    assert frame_data(frames, "path_response") == frame_data(sent, "path_challenge")
+    assert len(datagram) == 1200  # 3x the 1200-byte probe allows the full expansion
+    assert server._path.address == CLIENT_ADDR and server._paths.migrations == 0
+
+
+def body_ok_small(pair: MigrationPair, ids: list[int]) -> bool:
+    return bytes(pair.received[ids[0]]) == pair.body(pair.response_size)

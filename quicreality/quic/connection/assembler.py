@@ -251,34 +251,49 @@ class PacketAssembler:
             # RFC 9000 §8.2.1/§8.2.2: expanded to 1200 bytes, or as far as the budget allows.
             drafts[-1].buf.push_bytes(bytes(min(MIN_INITIAL_DATAGRAM_SIZE, max_size) - used))
         out = bytearray()
-        types = _PACKET_TYPES
         for draft in drafts:
-            space_id = draft.space_id
-            space = spaces[space_id]
-            payload_len = draft.buf.tell()
-            if payload_len + PACKET_NUMBER_SEND_SIZE < 4 + 16 - AEAD_TAG_SIZE + 4:
-                draft.buf.push_bytes(bytes(4))  # HP sample needs 4 bytes past the PN (RFC 9001 §5.4.2)
-            pn = space.next_pn
-            space.next_pn = pn + 1
-            ptype = types[space_id]
-            packet = seal_packet(
-                cryptos[space_id], ptype, version=self._version,
-                dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
-                token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                packet_number=pn, payload=draft.buf.data,
-            )
-            out += packet
-            sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
-                              draft.ack_eliciting or draft.in_flight, draft.handlers,
-                              _QLOG_TYPES[space_id])
-            self._recovery.on_packet_sent(sent)
-            if draft.frames is not None:
-                self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
-            if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
+            out += self._seal(draft, now, self._peer_cids.current.cid)
+            if draft.space_id == SPACE_HANDSHAKE and self._is_client and \
+                    not spaces[SPACE_INITIAL].discarded:
                 self._discard_space(SPACE_INITIAL)  # RFC 9001 §4.9.1
         if shaper is not None and drafts:
             shaper.advance(len(out))
         return bytes(out)
+
+    def _seal(self, draft: _PacketDraft, now: float, dcid: bytes) -> bytes:
+        """Protect ``draft`` at its space's next packet number and hand it to recovery."""
+        space_id = draft.space_id
+        space = self._spaces[space_id]
+        if draft.buf.tell() + PACKET_NUMBER_SEND_SIZE < 4 + 16 - AEAD_TAG_SIZE + 4:
+            draft.buf.push_bytes(bytes(4))  # HP sample needs 4 bytes past the PN (RFC 9001 §5.4.2)
+        pn = space.next_pn
+        space.next_pn = pn + 1
+        packet = seal_packet(
+            self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._version,
+            dcid=dcid, scid=self._host_cids.entries[0].cid,
+            token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
+            packet_number=pn, payload=draft.buf.data,
+        )
+        self._recovery.on_packet_sent(SentPacket(
+            pn, space_id, now, len(packet), draft.ack_eliciting,
+            draft.ack_eliciting or draft.in_flight, draft.handlers, _QLOG_TYPES[space_id]))
+        if draft.frames is not None:
+            self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
+        return packet
+
+    def build_path_response(self, now: float, data: bytes, size: int, dcid: bytes) -> bytes:
+        """A datagram of one 1-RTT packet with PATH_RESPONSE(``data``), padded to ``size``
+        bytes, for the address the challenge came from (RFC 9000 §8.2.2); b"" without keys."""
+        draft = self._new_draft(SPACE_APPLICATION, size)
+        if draft is None:
+            return b""
+        draft.buf = Buffer(capacity=max(size - draft.header_size - AEAD_TAG_SIZE, 32))
+        f.push_path_response_frame(draft.buf, data)
+        draft.ack_eliciting = True
+        draft.buf.push_bytes(bytes(max(0, draft.buf.capacity - draft.buf.tell())))
+        if draft.frames is not None:
+            draft.frames.append({"frame_type": "path_response", "data": data.hex()})
+        return self._seal(draft, now, dcid)
 
     def client_initial_flight(self, now: float) -> list[bytes]:
         """The client's first Initial flight as ``config.initial_layout`` plans it (once).

@@ -498,7 +498,8 @@ class QuicConnection:
             self._cryptos[SPACE_APPLICATION].update_key()
             self._on_key_update(now, "local_update")
         addr = path.address
-        return [(data, addr) for data in self._assembler.build_datagrams(
+        probes = self._paths.answer_off_path(self._assembler.build_path_response, now)
+        return probes + [(data, addr) for data in self._assembler.build_datagrams(
             now, handshake_confirmed=self._handshake_confirmed)]
 
     def client_initial_flight(self, now: float) -> list[bytes]:

@@ -16,23 +16,25 @@ when that path changes:
 
 Validation is abandoned after three times the larger of the current PTO and the PTO of a new
 path with kInitialRtt (§8.2.4); a server then falls back to the last validated address (§9.3.2).
-PATH_CHALLENGEs that arrive in probing packets from another address are answered on the current
-path (off-path PATH_RESPONSE, §8.2.2, is not implemented; peers that migrate by sending
-non-probing packets, as every QIR client does, are unaffected).
+A PATH_CHALLENGE from another address (a peer probing a path before moving to it) is answered on
+that path (§8.2.2): a datagram of its own to that address, expanded to 1200 bytes within three
+times what came from there (§8.1), with a spare peer connection ID when there is one (§9.5).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...qlog.sink import QlogSink
 from ..config import QuicConfiguration
-from ..recovery.loss import SPACE_HANDSHAKE, LossRecovery
+from ..packet import MIN_INITIAL_DATAGRAM_SIZE as MIN_PROBE_RESPONSE_SIZE
+from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, LossRecovery
 from ..recovery.rtt import K_INITIAL_RTT, RttEstimator
-from .path import NetworkAddress, NetworkPath
+from .path import AMPLIFICATION_LIMIT_FACTOR, NetworkAddress, NetworkPath
 
 if TYPE_CHECKING:
     from ..transport_params import PreferredAddress, QuicTransportParameters
@@ -45,6 +47,8 @@ VALIDATION_TIMEOUT_PTOS = 3
 PREFERRED_ADDRESS_CID_SEQUENCE = 1
 #: Peer addresses remembered as validated (a NAT that maps back needs no new challenge).
 MAX_VALIDATED_ADDRESSES = 8
+#: Off-path PATH_CHALLENGEs queued at most (a flood keeps only the newest, like on-path ones).
+MAX_OFF_PATH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +83,10 @@ def preferred_socket_address(pa: PreferredAddress, *, ipv6: bool = False) -> tup
 class PathManager:
     """Owns the decision to change the connection's path and the validation of new paths."""
 
-    __slots__ = ("_host_cids", "_initial_rtt", "_is_client", "_max_datagram_size",
+    __slots__ = ("_host_cids", "_initial_rtt", "_is_client", "_max_datagram_size", "_owed",
                  "_peer_cids", "_qlog", "_recovery", "_rtt", "_spaces", "_validated", "deadline",
                  "disable_active_migration", "migrations", "path", "preferred_address",
-                 "previous", "recovery_resets", "rx_address", "rx_size", "validation_failures",
+                 "off_path", "previous", "recovery_resets", "rx_address", "rx_size", "validation_failures",
                  "validations")
 
     def __init__(self, path: NetworkPath, config: QuicConfiguration, *, spaces: list[PacketSpace],
@@ -113,6 +117,9 @@ class PathManager:
         self.preferred_address: tuple[str, int] | None = None
         #: client: the server sent disable_active_migration (RFC 9000 §18.2)
         self.disable_active_migration = False
+        #: PATH_CHALLENGEs from other addresses: (address, data, datagram size) to answer there
+        self.off_path: deque[tuple[NetworkAddress, bytes, int]] = deque(maxlen=MAX_OFF_PATH)
+        self._owed = spaces[SPACE_APPLICATION].owed
         self.migrations = 0
         self.recovery_resets = 0
         self.validations = 0
@@ -169,6 +176,31 @@ class PathManager:
         self._qlog.custom(now, "transport:path_updated", {
             "old": _qlog_address(old), "new": _qlog_address(new), "trigger": "peer_migrated",
             "port_only": same_host(old, new), "validated": known})
+
+    def on_path_challenge(self, data: bytes) -> bool:
+        """PATH_CHALLENGE from another address than the path's (a probe, RFC 9000 §9.1): owe the
+        response on the path it came from (§8.2.2). False: it came on the path (answer there)."""
+        if self.rx_address == self.path.address:
+            return False
+        budget = AMPLIFICATION_LIMIT_FACTOR * self.rx_size  # unvalidated address (§8.1)
+        self.off_path.append((self.rx_address, data, min(MIN_PROBE_RESPONSE_SIZE, budget)))
+        return True
+
+    def answer_off_path(self, build: Callable[[float, bytes, int, bytes], bytes],
+                        now: float) -> list[tuple[bytes, NetworkAddress]]:
+        """The datagrams answering :meth:`on_path_challenge` probes, each to its own address,
+        with a spare peer connection ID when there is one (§9.5)."""
+        out = []
+        while self.off_path:
+            addr, data, size = self.off_path.popleft()
+            if addr == self.path.address:  # the path moved there meanwhile: answer on it
+                self._owed.path_responses.append(data)
+                continue
+            spare = self._peer_cids.available
+            datagram = build(now, data, size, (spare[0] if spare else self._peer_cids.current).cid)
+            if datagram:
+                out.append((datagram, addr))
+        return out
 
     def on_path_response(self, data: bytes, now: float) -> None:
         """PATH_RESPONSE (RFC 9000 §8.2.3): echoing an outstanding challenge validates the path;

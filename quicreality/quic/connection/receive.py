@@ -278,7 +278,8 @@ class FrameReceiver:
         """PATH_CHALLENGE (RFC 9000 §19.17): echo in PATH_RESPONSE."""
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.PathChallengeFrame)
-        self._owed.path_responses.append(frame.data)
+        if not self._paths.on_path_challenge(frame.data):  # else answered where it came from
+            self._owed.path_responses.append(frame.data)
 
     def _handle_path_response_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                     now: float) -> None:
