@@ -16,7 +16,9 @@ byte-exact.
 tshark 4.0 loses the server's direction once a connection moves to a preferred address (it takes
 the server's packets from the new address for the client's and fails their AEAD check). Where
 the server's packets cannot be decrypted, the frames our client's qlog says it received from the
-server stand in for them; our own packets are always checked on the decrypted wire.
+server stand in for them (and for our answers to those, which go to the server's old address with
+a spare connection ID tshark cannot place either); our first packet on the new path is always
+checked on the decrypted wire.
 """
 
 from __future__ import annotations
@@ -73,12 +75,12 @@ def migrating_client(req: DownloadRequest) -> Command:
     return dataclasses.replace(cmd, argv=(*argv[: i + 1], "--migrate", "-v", *argv[i + 1:]))
 
 
-def qlog_received(qlog_dir: Path, kind: str) -> set[str]:
-    """The ``kind`` frames' data in the packets our client's qlog says it received."""
+def qlog_frames(qlog_dir: Path, kind: str, event: str = "packet_received") -> set[str]:
+    """The ``kind`` frames' data in our client's qlog ``event`` (packet_received/_sent) events."""
     out: set[str] = set()
     for path in qlog_dir.glob("*_client.sqlog"):
         for record in path.read_text().split("\x1e"):
-            if f'"{kind}"' in record and "packet_received" in record:
+            if f'"{kind}"' in record and event in record:
                 frames = json.loads(record)["data"].get("frames", [])
                 out.update(f["data"] for f in frames if f.get("frame_type") == kind)
     return out
@@ -98,8 +100,10 @@ def migration_verdict(rows: list[dict[str, str]], server: tuple[str, str],
     if len(ports) < 2:
         return [f"our client used only the local ports {ports}"], {"ports": ports}
     first_new = next(r for r in ours if r["udp.srcport"] == ports[1])
+    # All our challenges: a lost one is replaced by a new one, which tshark may not decrypt.
     our_challenges = {d for r in ours if r["udp.srcport"] == ports[1]
                       for d in r["quic.path_challenge.data"].split(",") if d}
+    our_challenges |= qlog_frames(qlog_dir, "path_challenge", "packet_sent")
     if not first_new["quic.path_challenge.data"]:
         failures.append("our first packet on the new path has no PATH_CHALLENGE")
     if (first_new["ip.dst"], first_new["udp.dstport"]) != new_server:
@@ -107,14 +111,16 @@ def migration_verdict(rows: list[dict[str, str]], server: tuple[str, str],
     opaque = sum(1 for r in theirs if not r["quic.frame_type"])
     their_responses = {d for r in theirs for d in r["quic.path_response.data"].split(",") if d}
     if opaque:
-        their_responses |= qlog_received(qlog_dir, "path_response")
+        their_responses |= qlog_frames(qlog_dir, "path_response")
     if not our_challenges & their_responses:
         failures.append("the server answered none of our PATH_CHALLENGEs")
     to_new = [r for r in theirs if r["udp.dstport"] == ports[1]]
     their_challenges = {d for r in to_new for d in r["quic.path_challenge.data"].split(",") if d}
     if opaque:
-        their_challenges |= qlog_received(qlog_dir, "path_challenge")
+        their_challenges |= qlog_frames(qlog_dir, "path_challenge")
     our_responses = {d for r in ours for d in r["quic.path_response.data"].split(",") if d}
+    if opaque:  # answers to the server's old address go with a spare CID tshark cannot place
+        our_responses |= qlog_frames(qlog_dir, "path_response", "packet_sent")
     if their_challenges - our_responses:
         failures.append(f"we left server challenges unanswered: {their_challenges - our_responses}")
     facts = {"ports": ports, "our_challenges": len(our_challenges),
