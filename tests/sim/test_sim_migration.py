@@ -301,6 +301,7 @@ def test_probe_from_another_address_is_answered_there_without_moving() -> None:
     assert len(answers) == 1
     _, datagram, frames = answers[0]
     assert frame_data(frames, "path_response") == frame_data(sent, "path_challenge")
+    assert frame_data(frames, "path_challenge"), "the answer also challenges the probed path"
     assert len(datagram) == 1200  # 3x the 1200-byte probe allows the full expansion
     assert server._path.address == CLIENT_ADDR and server._paths.migrations == 0
 

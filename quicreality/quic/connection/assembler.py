@@ -281,18 +281,22 @@ class PacketAssembler:
             self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
         return packet
 
-    def build_path_response(self, now: float, data: bytes, size: int, dcid: bytes) -> bytes:
-        """A datagram of one 1-RTT packet with PATH_RESPONSE(``data``), padded to ``size``
-        bytes, for the address the challenge came from (RFC 9000 §8.2.2); b"" without keys."""
+    def build_path_probe(self, now: float, response: bytes, challenge: bytes, size: int,
+                         dcid: bytes) -> bytes:
+        """A datagram of one 1-RTT packet with PATH_RESPONSE(``response``) and our own
+        PATH_CHALLENGE(``challenge``), padded to ``size`` bytes, for the address a probe came
+        from (RFC 9000 §8.2.2); b"" without 1-RTT keys."""
         draft = self._new_draft(SPACE_APPLICATION, size)
         if draft is None:
             return b""
         draft.buf = Buffer(capacity=max(size - draft.header_size - AEAD_TAG_SIZE, 32))
-        f.push_path_response_frame(draft.buf, data)
+        f.push_path_challenge_frame(draft.buf, challenge)
+        f.push_path_response_frame(draft.buf, response)
         draft.ack_eliciting = True
         draft.buf.push_bytes(bytes(max(0, draft.buf.capacity - draft.buf.tell())))
         if draft.frames is not None:
-            draft.frames.append({"frame_type": "path_response", "data": data.hex()})
+            draft.frames += [{"frame_type": "path_challenge", "data": challenge.hex()},
+                             {"frame_type": "path_response", "data": response.hex()}]
         return self._seal(draft, now, dcid)
 
     def client_initial_flight(self, now: float) -> list[bytes]:

@@ -498,7 +498,7 @@ class QuicConnection:
             self._cryptos[SPACE_APPLICATION].update_key()
             self._on_key_update(now, "local_update")
         addr = path.address
-        probes = self._paths.answer_off_path(self._assembler.build_path_response, now)
+        probes = self._paths.answer_off_path(self._assembler.build_path_probe, now)
         return probes + [(data, addr) for data in self._assembler.build_datagrams(
             now, handshake_confirmed=self._handshake_confirmed)]
 

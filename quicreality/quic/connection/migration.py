@@ -18,7 +18,8 @@ Validation is abandoned after three times the larger of the current PTO and the 
 path with kInitialRtt (§8.2.4); a server then falls back to the last validated address (§9.3.2).
 A PATH_CHALLENGE from another address (a peer probing a path before moving to it) is answered on
 that path (§8.2.2): a datagram of its own to that address, expanded to 1200 bytes within three
-times what came from there (§8.1), with a spare peer connection ID when there is one (§9.5).
+times what came from there (§8.1), with a spare peer connection ID when there is one (§9.5), and
+with a PATH_CHALLENGE of ours whose answer validates that address for a later move there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...qlog.sink import QlogSink
 from ..config import QuicConfiguration
+from ..frames import PATH_CHALLENGE_DATA_SIZE
 from ..packet import MIN_INITIAL_DATAGRAM_SIZE as MIN_PROBE_RESPONSE_SIZE
 from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, LossRecovery
 from ..recovery.rtt import K_INITIAL_RTT, RttEstimator
@@ -84,6 +86,7 @@ class PathManager:
     """Owns the decision to change the connection's path and the validation of new paths."""
 
     __slots__ = ("_host_cids", "_initial_rtt", "_is_client", "_max_datagram_size", "_owed",
+                 "_probe_challenges",
                  "_peer_cids", "_qlog", "_recovery", "_rtt", "_spaces", "_validated", "deadline",
                  "disable_active_migration", "migrations", "path", "preferred_address",
                  "off_path", "previous", "recovery_resets", "rx_address", "rx_size", "validation_failures",
@@ -120,6 +123,8 @@ class PathManager:
         #: PATH_CHALLENGEs from other addresses: (address, data, datagram size) to answer there
         self.off_path: deque[tuple[NetworkAddress, bytes, int]] = deque(maxlen=MAX_OFF_PATH)
         self._owed = spaces[SPACE_APPLICATION].owed
+        #: our challenges sent with off-path answers -> the address they validate
+        self._probe_challenges: dict[bytes, NetworkAddress] = {}
         self.migrations = 0
         self.recovery_resets = 0
         self.validations = 0
@@ -186,10 +191,11 @@ class PathManager:
         self.off_path.append((self.rx_address, data, min(MIN_PROBE_RESPONSE_SIZE, budget)))
         return True
 
-    def answer_off_path(self, build: Callable[[float, bytes, int, bytes], bytes],
+    def answer_off_path(self, build: Callable[[float, bytes, bytes, int, bytes], bytes],
                         now: float) -> list[tuple[bytes, NetworkAddress]]:
         """The datagrams answering :meth:`on_path_challenge` probes, each to its own address,
-        with a spare peer connection ID when there is one (§9.5)."""
+        with a spare peer connection ID when there is one (§9.5). Each also challenges that
+        path, so a peer that moves there after its probe finds it validated both ways."""
         out = []
         while self.off_path:
             addr, data, size = self.off_path.popleft()
@@ -197,15 +203,24 @@ class PathManager:
                 self._owed.path_responses.append(data)
                 continue
             spare = self._peer_cids.available
-            datagram = build(now, data, size, (spare[0] if spare else self._peer_cids.current).cid)
+            challenge = self.path.rng(PATH_CHALLENGE_DATA_SIZE)
+            datagram = build(now, data, challenge, size,
+                             (spare[0] if spare else self._peer_cids.current).cid)
             if datagram:
                 out.append((datagram, addr))
+                self._probe_challenges[challenge] = addr
+                while len(self._probe_challenges) > MAX_OFF_PATH:
+                    del self._probe_challenges[next(iter(self._probe_challenges))]
         return out
 
     def on_path_response(self, data: bytes, now: float) -> None:
         """PATH_RESPONSE (RFC 9000 §8.2.3): echoing an outstanding challenge validates the path;
         any other data is ignored."""
         path = self.path
+        probed = self._probe_challenges.pop(data, None)
+        if probed is not None and probed not in self._validated:  # a path probed off-path
+            self._validated.append(probed)
+            self._qlog.custom(now, "transport:path_validated", {"address": _qlog_address(probed)})
         if data not in path.challenges:
             return
         path.validated = True
