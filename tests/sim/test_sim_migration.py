@@ -308,3 +308,25 @@ def test_probe_from_another_address_is_answered_there_without_moving() -> None:
 
 def body_ok_small(pair: MigrationPair, ids: list[int]) -> bool:
     return bytes(pair.received[ids[0]]) == pair.body(pair.response_size)
+
+
+def test_nat_rebinding_during_the_handshake_is_followed() -> None:
+    """A NAT that rebinds between the client's first Initial and the end of the handshake: the
+    server follows the newest Initial/Handshake packet (the old mapping is gone), and the
+    connection completes (before confirmation there is no PATH_CHALLENGE, §9)."""
+    pair = MigrationPair(seed=12, link=LinkModel(delay=0.02))
+    pair.response_size = 50_000
+    pair.connect()
+    pair.run(lambda: pair.server is not None, max_time=5)
+    pair.client_addr = NEW_PORT
+    pair.blocked = {CLIENT_ADDR}  # the old mapping is gone: nothing reaches the client there
+    pair.run(pair.handshaken, max_time=20)
+    ids = pair.request()
+    pair.run(pair.done, max_time=30)
+    assert body_ok_small(pair, ids)
+    server = pair.server
+    assert server is not None and server._path.address == NEW_PORT
+    updated = [r["data"] for r in pair.sinks[False].named("custom")
+               if r["name"] == "transport:path_updated"]
+    assert updated and updated[0]["trigger"] == "handshake"
+    assert pair.amplification_ok

@@ -350,8 +350,8 @@ class QuicConnection:
                 QuicConnectionError(QuicErrorCode.CRYPTO_ERROR + alert.description, None,
                                     alert.reason), now)
             return True
-        if space_id == SPACE_APPLICATION and self._paths.rx_address != self._path.address:
-            self._paths.on_new_address(now, pn > space.largest_received, self._receiver.non_probing)
+        if self._paths.rx_address != self._path.address:
+            self._paths.on_new_address(now, space_id, pn, self._receiver.non_probing)
         space.on_packet_received(pn, ack_eliciting, now, self.configuration.max_ack_delay
                                  if space_id == SPACE_APPLICATION else None)
         return True

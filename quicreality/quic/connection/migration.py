@@ -160,12 +160,28 @@ class PathManager:
         self.rx_size = size
         self.path.on_datagram_received(size, addr)
 
-    def on_new_address(self, now: float, largest: bool, non_probing: bool) -> None:
-        """A 1-RTT packet from an address other than the path's was processed (RFC 9000 §9.3)."""
-        if self._is_client or not largest or not non_probing or not self.handshake_confirmed:
-            return  # clients follow no server address; probes and reordered packets move nothing
+    def on_new_address(self, now: float, space_id: int, pn: int, non_probing: bool) -> None:
+        """A packet from an address other than the path's was processed (RFC 9000 §9.3).
+
+        Before the handshake is confirmed a server only follows a NAT that rebound mid-handshake:
+        the newest Initial or Handshake packet moves the path, unvalidated unless it is a
+        Handshake packet (which only the client can send, §8.1); the handshake itself is the
+        validation, so no PATH_CHALLENGE. After it, see the module docstring.
+        """
+        if self._is_client or pn <= self._spaces[space_id].largest_received:
+            return  # clients follow no server address; reordered packets move nothing
         path = self.path
         old, new = path.address, self.rx_address
+        if not self.handshake_confirmed:
+            if space_id == SPACE_APPLICATION:
+                return
+            path.move_to(new, self.rx_size, validated=space_id == SPACE_HANDSHAKE)
+            self._qlog.custom(now, "transport:path_updated", {
+                "old": _qlog_address(old), "new": _qlog_address(new), "trigger": "handshake",
+                "port_only": same_host(old, new), "validated": path.validated})
+            return
+        if space_id != SPACE_APPLICATION or not non_probing:
+            return  # probes move nothing (§9.1)
         if path.validated:
             self.previous = (old, path.bytes_received, path.bytes_sent)
         known = new in self._validated
