@@ -9,7 +9,8 @@ when that path changes:
   new address at once. The new path is unvalidated (3x limit, §8.1, §9.3) until a PATH_RESPONSE
   echoes our PATH_CHALLENGE (§8.2); we move to a spare peer connection ID (§9.5) and retire the
   old one; unless only the port changed, the congestion controller and RTT estimator start over
-  (§9.4). Before the handshake is confirmed the path never moves (§9).
+  (§9.4). Before the handshake is confirmed only a NAT rebinding mid-handshake is followed (the
+  newest Initial or Handshake packet moves the path; no challenge, the handshake validates).
 * **Client, active migration** (:meth:`PathManager.migrate`, §9.2, §9.6): the edge has opened a
   new local socket; we switch to a new peer connection ID (the preferred_address one when going
   there) and challenge the new path.
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ...qlog.sink import QlogSink
 from ..config import QuicConfiguration
 from ..frames import PATH_CHALLENGE_DATA_SIZE
-from ..packet import MIN_INITIAL_DATAGRAM_SIZE as MIN_PROBE_RESPONSE_SIZE
+from ..packet import MIN_INITIAL_DATAGRAM_SIZE
 from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, LossRecovery
 from ..recovery.rtt import K_INITIAL_RTT, RttEstimator
 from .path import AMPLIFICATION_LIMIT_FACTOR, NetworkAddress, NetworkPath
@@ -204,7 +205,7 @@ class PathManager:
         if self.rx_address == self.path.address:
             return False
         budget = AMPLIFICATION_LIMIT_FACTOR * self.rx_size  # unvalidated address (§8.1)
-        self.off_path.append((self.rx_address, data, min(MIN_PROBE_RESPONSE_SIZE, budget)))
+        self.off_path.append((self.rx_address, data, min(MIN_INITIAL_DATAGRAM_SIZE, budget)))
         return True
 
     def answer_off_path(self, build: Callable[[float, bytes, bytes, int, bytes], bytes],
