@@ -118,7 +118,7 @@ class QuicClientSession(Driver):
     def _try_migration(self, conn: QuicConnection, now: float) -> None:
         """Active migration (RFC 9000 §9.2) from a new socket: to the server's preferred address
         if it offered one (§9.6), else to a new local port towards the same address."""
-        verdict = conn.migrate(now, to_preferred_address=conn.preferred_address is not None)
+        verdict = conn.migrate(now, to_preferred_address=True)
         if not verdict.accepted and verdict.retry:
             return  # asked again after the next datagrams (the handshake is not confirmed yet)
         self.migrate_pending = False

@@ -239,13 +239,14 @@ def test_client_migrates_to_preferred_address() -> None:
 def test_migration_refusals_are_verdicts() -> None:
     pair = MigrationPair(seed=9)
     start(pair, until=10_000)
-    no_pref = pair.client.migrate(pair.now, NEW_PORT, to_preferred_address=True)
-    assert not no_pref.accepted and "preferred_address" in no_pref.reason
     pair.client._paths.disable_active_migration = True
     disabled = pair.client.migrate(pair.now, NEW_PORT)
     assert not disabled.accepted and "disable_active_migration" in disabled.reason
     assert pair.server is not None
     assert not pair.server.migrate(pair.now, NEW_PORT).accepted
+    pair.client._paths.disable_active_migration = False
+    plain = pair.client.migrate(pair.now, NEW_PORT, to_preferred_address=True)  # none offered
+    assert plain.accepted and plain.peer_address == SERVER_ADDR and "new local" in plain.reason
 
 
 def test_reordered_older_packet_from_the_old_address_does_not_move_the_path() -> None:

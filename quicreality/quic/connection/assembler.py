@@ -373,7 +373,7 @@ class PacketAssembler:
                                                      space.ack_deadline is not None) and cc_ok
                                 and self._has_app_data(space_id)):
             self._write_ack(draft, space, now)
-        if space_id == SPACE_APPLICATION:
+        if space_id == SPACE_APPLICATION and (self._path.challenge_owed or space.owed.path_responses):
             self._write_path_frames(draft, space.owed)
         if cc_ok:
             crypto = space.crypto

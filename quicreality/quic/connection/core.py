@@ -451,11 +451,6 @@ class QuicConnection:
         """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
         self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
 
-    @property
-    def preferred_address(self) -> tuple[str, int] | None:
-        """Client: the server's preferred address (RFC 9000 §9.6), once its parameters arrive."""
-        return self._paths.preferred_address
-
     def migrate(self, now: float, local_address: NetworkAddress = None, *,
                 to_preferred_address: bool = False) -> MigrationVerdict:
         """Client active migration (RFC 9000 §9.2, §9.6): :meth:`.migration.PathManager.migrate`."""
@@ -498,7 +493,7 @@ class QuicConnection:
             self._cryptos[SPACE_APPLICATION].update_key()
             self._on_key_update(now, "local_update")
         addr = path.address
-        probes = self._paths.answer_off_path(self._assembler.build_path_probe, now)
+        probes = self._paths.answer_off_path(self._assembler, now) if self._paths.off_path else []
         return probes + [(data, addr) for data in self._assembler.build_datagrams(
             now, handshake_confirmed=self._handshake_confirmed)]
 
@@ -590,10 +585,13 @@ class QuicConnection:
             return None
         if self._close_deadline is not None:
             return self._close_deadline
-        deadlines = (self._idle_deadline(), self._recovery.get_loss_detection_time(),
-                     self._spaces[SPACE_APPLICATION].ack_deadline, self._assembler.pacing_until,
-                     self._previous_keys_discard_at, self._paths.deadline)
-        return min((t for t in deadlines if t is not None), default=None)
+        timer = self._idle_deadline()
+        for t in (self._recovery.get_loss_detection_time(), self._assembler.pacing_until,
+                  self._spaces[SPACE_APPLICATION].ack_deadline, self._previous_keys_discard_at,
+                  self._paths.deadline):
+            if t is not None and (timer is None or t < timer):
+                timer = t
+        return timer
 
     def _idle_deadline(self) -> float | None:
         if not self._idle_timeout:

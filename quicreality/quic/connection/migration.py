@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...qlog.sink import QlogSink
 from ..config import QuicConfiguration
@@ -52,6 +51,15 @@ PREFERRED_ADDRESS_CID_SEQUENCE = 1
 MAX_VALIDATED_ADDRESSES = 8
 #: Off-path PATH_CHALLENGEs queued at most (a flood keeps only the newest, like on-path ones).
 MAX_OFF_PATH = 16
+
+
+class ProbeBuilder(Protocol):
+    """What answering a probe asks of the send path (:class:`~.assembler.PacketAssembler`)."""
+
+    def build_path_probe(self, now: float, response: bytes, challenge: bytes, size: int,
+                         dcid: bytes) -> bytes:
+        """One datagram with PATH_RESPONSE(``response``) and PATH_CHALLENGE(``challenge``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +216,7 @@ class PathManager:
         self.off_path.append((self.rx_address, data, min(MIN_INITIAL_DATAGRAM_SIZE, budget)))
         return True
 
-    def answer_off_path(self, build: Callable[[float, bytes, bytes, int, bytes], bytes],
-                        now: float) -> list[tuple[bytes, NetworkAddress]]:
+    def answer_off_path(self, builder: ProbeBuilder, now: float) -> list[tuple[bytes, NetworkAddress]]:
         """The datagrams answering :meth:`on_path_challenge` probes, each to its own address,
         with a spare peer connection ID when there is one (§9.5). Each also challenges that
         path, so a peer that moves there after its probe finds it validated both ways."""
@@ -221,8 +228,8 @@ class PathManager:
                 continue
             spare = self._peer_cids.available
             challenge = self.path.rng(PATH_CHALLENGE_DATA_SIZE)
-            datagram = build(now, data, challenge, size,
-                             (spare[0] if spare else self._peer_cids.current).cid)
+            datagram = builder.build_path_probe(now, data, challenge, size,
+                                                (spare[0] if spare else self._peer_cids.current).cid)
             if datagram:
                 out.append((datagram, addr))
                 self._probe_challenges[challenge] = addr
@@ -277,9 +284,10 @@ class PathManager:
                 to_preferred_address: bool = False) -> MigrationVerdict:
         """Client active migration (RFC 9000 §9.2): the edge sends from a new local address.
 
-        With ``to_preferred_address`` the connection moves to the server's preferred address
-        (:attr:`preferred_address`) and its connection ID (§9.6); otherwise the server's address
-        stays and a spare peer connection ID is used (§9.5). The new path is challenged at once.
+        With ``to_preferred_address``, if the server offered one (:attr:`preferred_address`), the
+        connection moves to the server's preferred address and its connection ID (§9.6);
+        otherwise the server's address stays and a spare peer connection ID is used (§9.5). The
+        new path is challenged at once.
         ``local_address`` is only logged. The verdict's ``peer_address`` is where we now send.
         """
         if not self._is_client:
@@ -287,9 +295,7 @@ class PathManager:
         if not self.handshake_confirmed:
             return MigrationVerdict(False, "handshake not confirmed (RFC 9000 §9)", retry=True)
         path = self.path
-        to_preferred = to_preferred_address
-        if to_preferred and self.preferred_address is None:
-            return MigrationVerdict(False, "the server offered no preferred_address")
+        to_preferred = to_preferred_address and self.preferred_address is not None
         target = self.preferred_address if to_preferred else path.address
         if self.disable_active_migration and not to_preferred:
             return MigrationVerdict(False, "the server sent disable_active_migration (§18.2)")
