@@ -73,6 +73,7 @@ from ..reality.target_shape import (
 )
 from ..relay.config import RelayConfig
 from .fallback import FallbackRelay
+from .relay_upstream import close_upstream_pools
 from .server import QuicServer
 
 log = logging.getLogger("quicreality.reality")
@@ -529,7 +530,9 @@ async def serve_reality(
         else:
             await stop.wait()
     finally:
+        server.shutdown()  # CONNECTION_CLOSE to every client: relay clients reconnect at once
         server.close()
+        await close_upstream_pools()
         for conn in list(endpoint.connections):
             release = getattr(conn, "release", None)
             if release is not None:

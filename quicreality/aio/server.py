@@ -19,6 +19,7 @@ from ..relay.config import RelayConfig
 from .driver import Driver
 from .relay_pump import Waker
 from .relay_server import ServerLink
+from .relay_upstream import close_upstream_pools
 
 log = logging.getLogger("quicreality.server")
 
@@ -126,5 +127,6 @@ async def serve(
     finally:
         server.shutdown()
         server.close()
+        await close_upstream_pools()
         for conn in list(endpoint.connections):
             conn.release()

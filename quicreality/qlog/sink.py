@@ -116,6 +116,11 @@ class QlogSink(Protocol):
         tls/local_update/remote_update)."""
         ...
 
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
+        """The versions each side listed in version_information and the chosen one (RFC 9368)."""
+        ...
+
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
         """A project-specific event, e.g. ``reality:verdict``; ``name`` is written verbatim."""
         ...
@@ -205,6 +210,10 @@ class NullSink:
     def key_updated(
         self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None
     ) -> None:
+        """Drop."""
+
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
         """Drop."""
 
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
@@ -333,6 +342,12 @@ class RecordingSink(NullSink):
     ) -> None:
         """Record."""
         self._rec("key_updated", now, key_type=key_type, trigger=trigger, key_phase=key_phase)
+
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
+        """Record."""
+        self._rec("version_information", now, client_versions=tuple(client_versions),
+                  server_versions=tuple(server_versions), chosen=chosen)
 
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
         """Record."""

@@ -62,6 +62,10 @@ class QuicConfiguration:
     expected_client_hello: bytes | None = None
 
     # Transport (RFC 9000 §18.2)
+    #: QUIC versions in preference order (v1, v2; a client may add reserved ones to provoke
+    #: Version Negotiation). Client: the first is the version of its first Initial, all are
+    #: offered in version_information; server: those it accepts, the first compatible one the
+    #: client offers is chosen (RFC 9368, :mod:`.versions`).
     supported_versions: tuple[int, ...] = (QUIC_VERSION_1,)
     connection_id_length: int = 8
     #: client: how the first Initial flight is laid out (:mod:`.initial_layout`): "minimal" (our

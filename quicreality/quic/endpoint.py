@@ -149,6 +149,7 @@ class QuicServerEndpoint:
             retry_source_connection_id=retry_scid,
             initial_destination_connection_id=header.destination_cid,
             peer_cid=header.source_cid,
+            version=header.version,
         )
         self.connections.add(conn)
         self._by_cid[header.destination_cid] = conn
@@ -174,6 +175,7 @@ class QuicServerEndpoint:
             original_destination_connection_id=header.destination_cid,
             initial_destination_connection_id=header.destination_cid,
             peer_cid=header.source_cid,
+            version=header.version,
         )
         self.connections.add(conn)
         self._by_cid[header.destination_cid] = conn

@@ -5,24 +5,23 @@ from __future__ import annotations
 from ..wire.buffer import Buffer
 from .crypto import AEAD_TAG_SIZE, CryptoPair
 from .packet import (
-    PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
+    encode_long_header_first_byte,
 )
 
 #: Bytes reserved for the packet number (we always encode 4 bytes for simplicity of HP sampling).
 PACKET_NUMBER_SEND_SIZE = 4
-
-_LONG_TYPE_BITS = {PACKET_TYPE_INITIAL: 0x00, PACKET_TYPE_HANDSHAKE: 0x20}
 
 
 def long_header(
     packet_type: int, version: int, dcid: bytes, scid: bytes, token: bytes | None, length: int,
     packet_number: int, packet_number_length: int = PACKET_NUMBER_SEND_SIZE,
 ) -> bytes:
-    """Serialise a long header (RFC 9000 §17.2) with a 2-byte Length and a 1-4 byte packet number."""
+    """Serialise a long header (RFC 9000 §17.2; v2 type bits RFC 9369 §3.2) with a 2-byte Length
+    and a 1-4 byte packet number."""
     buf = Buffer(capacity=64 + len(dcid) + len(scid) + (len(token) + 8 if token is not None else 0))
-    buf.push_uint8(0xC0 | _LONG_TYPE_BITS[packet_type] | (packet_number_length - 1))
+    buf.push_uint8(encode_long_header_first_byte(packet_type, packet_number_length, version))
     buf.push_uint32(version)
     buf.push_uint8(len(dcid))
     buf.push_bytes(dcid)

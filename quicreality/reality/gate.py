@@ -56,7 +56,6 @@ from ..quic.errors import QuicConnectionError
 from ..quic.frames import FrameType, frame_allowed, pull_frame_body
 from ..quic.packet import (
     PACKET_TYPE_INITIAL,
-    QUIC_VERSION_1,
     MalformedPacketError,
     pull_quic_header,
 )
@@ -195,6 +194,8 @@ class _PendingFlow:
     created: float
     dcid: bytes
     scid: bytes
+    #: the version of the first Initial (v1 or v2): later Initials of the flow must match it
+    version: int
     crypto: CryptoPair
     assembly: HelloAssembly
     source: Any
@@ -310,10 +311,10 @@ class RealityGate:
             return self._reject_new(data, addr, now, RealityVerdict(Reason.NOT_QUIC_INITIAL))
         new_flow = prior is None
         sent = self._sent_early(addr, data, new_flow)
-        dcid, scid = header
+        dcid, scid, version = header
         crypto = CryptoPair()
-        crypto.setup_initial(dcid, is_client=False, version=QUIC_VERSION_1)
-        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, crypto=crypto,
+        crypto.setup_initial(dcid, is_client=False, version=version)
+        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, version=version, crypto=crypto,
                             assembly=HelloAssembly(self.limits.max_crypto_fragments),
                             source=source_key(addr), prior=prior)
         verdict = self._ingest(flow, data)
@@ -539,7 +540,7 @@ class RealityGate:
             buf.seek(end)
             if (
                 header.packet_type != PACKET_TYPE_INITIAL
-                or header.version != QUIC_VERSION_1
+                or header.version != flow.version
                 or header.destination_cid != flow.dcid
             ):
                 continue

@@ -11,7 +11,7 @@ scenario file says *what* the link does and never *how*.
 Per packet, in each direction, the stages are applied in this order (the same
 order as ``sch_netem``)::
 
-    blackhole -> random loss -> Gilbert-Elliott loss -> duplicate -> corrupt
+    drop list -> blackhole -> random loss -> Gilbert-Elliott loss -> duplicate -> corrupt
       -> drop-tail queue + serializer at ``rate_mbit`` -> delay (+ jitter)
 
 Units: times in milliseconds (``*_ms``) or seconds (``*_s``), rates in
@@ -223,6 +223,9 @@ class Impairment:
         queue_bytes: Drop-tail queue limit in bytes (all bytes in the queue, including
             the packet being serialized).
         loss: Independent random loss probability.
+        loss_max_burst: If set, random loss never drops more than this many packets in a row
+            (quic-network-simulator's ``drop-rate --burst``, which QIR's handshakeloss and
+            transferloss use; the drop rate is then slightly below ``loss``).
         gilbert_elliott: Optional bursty loss (applied after ``loss``).
         duplicate: Probability a packet is sent twice (the copy also queues).
         corrupt: Probability one random bit after the IP header is flipped.
@@ -230,6 +233,9 @@ class Impairment:
             packet is delivered to the application (tests AEAD); if False (default,
             netem-like) the receiver's kernel drops it on checksum.
         blackhole: Optional on/off blackhole schedule.
+        drop_packets: 1-based numbers of the packets to drop in this direction, counted from
+            the emulator start or re-arm (quic-network-simulator's ``droplist``, which QIR's
+            ``amplificationlimit`` uses); in TOML a list of integers.
     """
 
     delay_ms: float = 0.0
@@ -239,11 +245,13 @@ class Impairment:
     queue_packets: int | None = None
     queue_bytes: int | None = None
     loss: float = 0.0
+    loss_max_burst: int | None = None
     gilbert_elliott: GilbertElliott | None = None
     duplicate: float = 0.0
     corrupt: float = 0.0
     corrupt_fix_checksum: bool = False
     blackhole: Blackhole | None = None
+    drop_packets: tuple[int, ...] = ()
 
     def validate(self, path: str = "link") -> None:
         """Raise :class:`ModelError` naming the first invalid field."""
@@ -276,6 +284,15 @@ class Impairment:
             self.gilbert_elliott.validate(f"{path}.gilbert_elliott")
         if self.blackhole is not None:
             self.blackhole.validate(f"{path}.blackhole")
+        if self.loss_max_burst is not None and (
+                not isinstance(self.loss_max_burst, int) or isinstance(self.loss_max_burst, bool)
+                or self.loss_max_burst < 1):
+            raise ModelError(f"{path}.loss_max_burst",
+                             f"must be an integer >= 1, got {self.loss_max_burst!r}")
+        if not isinstance(self.drop_packets, tuple) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.drop_packets):
+            raise ModelError(f"{path}.drop_packets",
+                             f"must be a list of packet numbers >= 1, got {self.drop_packets!r}")
 
     @property
     def queue_limit_packets(self) -> int | None:
@@ -471,6 +488,8 @@ def impairment_from_dict(d: Mapping[str, Any], path: str = "link") -> Impairment
             if "direction" in v:
                 raise ModelError(f"{p}.direction", "only allowed in the top-level [link.blackhole]")
             kw[k] = bh
+        elif k == "drop_packets":
+            kw[k] = tuple(v) if isinstance(v, list | tuple) else v
         elif k in _SCALAR_KEYS:
             kw[k] = v
         else:
@@ -537,6 +556,8 @@ def impairment_to_dict(imp: Impairment) -> dict[str, Any]:
             out[f.name] = {"p": v.p, "r": v.r, "loss_bad": v.loss_bad, "loss_good": v.loss_good}
         elif isinstance(v, Blackhole):
             out[f.name] = {"on_s": v.on_s, "off_s": v.off_s, "repeat": v.repeat}
+        elif isinstance(v, tuple):
+            out[f.name] = list(v)
         else:
             out[f.name] = v
     return out

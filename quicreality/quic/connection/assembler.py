@@ -53,6 +53,7 @@ from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnec
 from .path import NetworkPath
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
+from .versions import ConnectionVersions
 
 #: Long/short header packet type of each packet number space.
 _PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
@@ -113,9 +114,10 @@ class PacketAssembler:
                  "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
-                 "_version", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
+                 "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
 
-    def __init__(self, config: QuicConfiguration, *, is_client: bool, version: int,
+    def __init__(self, config: QuicConfiguration, *, is_client: bool,
+                 versions: ConnectionVersions,
                  initial_plan: initial_layout.LayoutProfile | None, spaces: list[PacketSpace],
                  cryptos: list[CryptoPair], recovery: LossRecovery, cc: CongestionController,
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
@@ -128,7 +130,7 @@ class PacketAssembler:
         self._rng = config.rng
         self._ack_delay_exponent = config.ack_delay_exponent
         self._shaper: FlightShaping | None = None if is_client else config.flight_shape
-        self._version = version
+        self._versions = versions
         self._initial_plan = initial_plan
         self._spaces = spaces
         self._cryptos = cryptos
@@ -269,7 +271,7 @@ class PacketAssembler:
         pn = space.next_pn
         space.next_pn = pn + 1
         packet = seal_packet(
-            self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._version,
+            self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._versions.current,
             dcid=dcid, scid=self._host_cids.entries[0].cid,
             token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
             packet_number=pn, payload=draft.buf.data,
@@ -321,7 +323,7 @@ class PacketAssembler:
         for packet in plan.packets:
             pn = packet.packet_number
             data = seal_packet(
-                self._cryptos[SPACE_INITIAL], PACKET_TYPE_INITIAL, version=self._version,
+                self._cryptos[SPACE_INITIAL], PACKET_TYPE_INITIAL, version=self._versions.current,
                 dcid=dcid, scid=scid, token=token, packet_number=pn,
                 payload=initial_layout.encode_payload(packet, hello),
                 packet_number_length=packet.packet_number_length)
@@ -683,7 +685,7 @@ class PacketAssembler:
 
     def _seal_close(self, space_id: int, payload: bytes) -> bytes:
         """One CONNECTION_CLOSE packet of ``space_id`` at its next packet number."""
-        return seal_packet(self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._version,
+        return seal_packet(self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._versions.current,
                            dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
                            token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
                            packet_number=self._spaces[space_id].next_pn, payload=payload)

@@ -164,22 +164,24 @@ class PathManager:
 
     def on_datagram(self, size: int, addr: NetworkAddress) -> None:
         """A datagram arrived from ``addr``: credit the path (if it is its address) and remember
-        where it came from for :meth:`on_new_address`."""
+        where it came from for :meth:`on_packet`."""
         self.rx_address = addr
         self.rx_size = size
         self.path.on_datagram_received(size, addr)
 
-    def on_new_address(self, now: float, space_id: int, pn: int, non_probing: bool) -> None:
-        """A packet from an address other than the path's was processed (RFC 9000 §9.3).
+    def on_packet(self, now: float, space_id: int, pn: int, non_probing: bool) -> None:
+        """A packet was processed (before its number is recorded): one from an address other
+        than the path's may move the path (RFC 9000 §9.3).
 
         Before the handshake is confirmed a server only follows a NAT that rebound mid-handshake:
         the newest Initial or Handshake packet moves the path, unvalidated unless it is a
         Handshake packet (which only the client can send, §8.1); the handshake itself is the
         validation, so no PATH_CHALLENGE. After it, see the module docstring.
         """
-        if self._is_client or pn <= self._spaces[space_id].largest_received:
-            return  # clients follow no server address; reordered packets move nothing
         path = self.path
+        if self.rx_address == path.address or self._is_client or \
+                pn <= self._spaces[space_id].largest_received:
+            return  # clients follow no server address; reordered packets move nothing
         old, new = path.address, self.rx_address
         if not self.handshake_confirmed:
             if space_id == SPACE_APPLICATION:

@@ -86,10 +86,13 @@ class FrameReceiver:
         self.active_cid_limit = 2
 
     def apply_peer_params(self, params: QuicTransportParameters) -> None:
-        """Take the peer's ack_delay_exponent and active_connection_id_limit."""
+        """Take the peer's ack_delay_exponent and active_connection_id_limit; the path manager
+        takes disable_active_migration and preferred_address (its CID arrives like a
+        NEW_CONNECTION_ID, RFC 9000 §5.1.1)."""
         if params.ack_delay_exponent is not None:
             self.peer_ack_delay_exponent = params.ack_delay_exponent
         self.active_cid_limit = min(params.active_connection_id_limit or 2, MAX_ISSUED_CIDS)
+        self._paths.apply_peer_params(params)
 
     def handle_payload(self, space_id: int, payload: bytes, now: float,
                        header: QuicHeader) -> bool:

@@ -1,0 +1,114 @@
+"""QIR's endpoint contract -> argv per peer; 127 only where the real program has no option."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quicreality.interop.adapters import CLIENTS, SERVERS, Endpoint, plan
+from quicreality.scenarios.peers.base import Unsupported
+
+REPO = Path(__file__).resolve().parents[3]
+URLS = ("https://10.99.2.2:443/a", "https://10.99.2.2:443/b", "https://10.99.2.2:443/c")
+NONE: frozenset[str] = frozenset()
+ALL = frozenset({"client:--session-ticket", "client:--0rtt", "client:--key-update", "client:--ecn",
+                 "client:--versions", "client:--migrate", "server:--ecn", "server:--versions",
+                 "server:--preferred-address"})
+
+
+def ep(peer: str, role: str, tc: str, **kw: object) -> Endpoint:
+    return Endpoint(peer=peer, role=role, testcase=tc, requests=URLS, scratch=Path("/s"),
+                    keylog=Path("/k/c.keys"), qlog_dir=Path("/q"), preferred="10.99.2.2:4443",
+                    **kw)  # type: ignore[arg-type]
+
+
+def test_from_env_reads_the_contract() -> None:
+    e = Endpoint.from_env("ours", {"ROLE": "client", "TESTCASE": "transfer",
+                                   "REQUESTS": " ".join(URLS), "SSLKEYLOGFILE": "/k",
+                                   "QLOGDIR": "/q", "DOWNLOADS": "/d"})
+    assert e.requests == URLS and e.keylog == Path("/k") and e.downloads == Path("/d")
+    with pytest.raises(ValueError, match="ROLE"):
+        Endpoint.from_env("ours", {"ROLE": "x", "TESTCASE": "transfer"})
+    with pytest.raises(ValueError, match="TESTCASE"):
+        Endpoint.from_env("ours", {"ROLE": "client"})
+
+
+def test_ours_plain_and_multiconnect() -> None:
+    (cmd,) = plan(ep("ours", "client", "transfer"), NONE)
+    assert all(u in cmd.argv for u in URLS) and "--ca" in cmd.argv and "--keylog" in cmd.argv
+    cmds = plan(ep("ours", "client", "multiconnect"), NONE)
+    assert len(cmds) == 3 and [c.argv.count(URLS[i]) for i, c in enumerate(cmds)] == [1, 1, 1]
+    (srv,) = plan(ep("ours", "server", "retry"), NONE)
+    assert "--retry" in srv.argv and "0.0.0.0:443" in srv.argv
+
+
+def test_ours_features_follow_the_cli_flags() -> None:
+    for tc in ("resumption", "zerortt", "keyupdate", "ecn", "v2", "connectionmigration"):
+        with pytest.raises(Unsupported, match=r"no (client|server):--"):
+            plan(ep("ours", "client" if tc != "ecn" else "server", tc), NONE)
+    first, second = plan(ep("ours", "client", "zerortt"), ALL)
+    assert URLS[0] in first.argv and URLS[1] not in first.argv and "--0rtt" not in first.argv
+    assert "--0rtt" in second.argv and "--session-ticket" in second.argv
+    assert "--key-update" in plan(ep("ours", "client", "keyupdate"), ALL)[0].argv
+    assert "v2,v1" in plan(ep("ours", "server", "v2"), ALL)[0].argv
+    assert "10.99.2.2:4443" in plan(ep("ours", "server", "connectionmigration"), ALL)[0].argv
+
+
+def test_ngtcp2_uses_its_real_options() -> None:
+    a, b = plan(ep("ngtcp2", "client", "resumption"))
+    assert any(x.startswith("--session-file=") for x in a.argv) and "--disable-early-data" in b.argv
+    assert b.argv[-len(URLS) + 1:] == URLS[1:]  # ... HOST PORT URL...
+    (ku,) = plan(ep("ngtcp2", "client", "keyupdate"))
+    assert "--key-update=1ms" in ku.argv and ku.argv[-3:] == URLS
+    (vn,) = plan(ep("ngtcp2", "client", "versionnegotiation"))
+    assert "--version=0x1a2a3a4a" in vn.argv
+    with pytest.raises(Unsupported, match="v2 draft"):
+        plan(ep("ngtcp2", "server", "v2"))
+    (s,) = plan(ep("ngtcp2", "server", "connectionmigration"))
+    assert "--preferred-ipv4-addr=10.99.2.2:4443" in s.argv
+
+
+def test_aioquic_scripts_tickets_0rtt_key_update() -> None:
+    for peer in ("aioquic", "qh3"):
+        first, second = plan(ep(peer, "client", "zerortt"))
+        assert first.argv[-1] == URLS[0] and "--0rtt" not in first.argv
+        assert second.argv[-2:] == URLS[1:] and "--0rtt" in second.argv
+        assert "--session-ticket" in first.argv and "--session-ticket" in second.argv
+        (ku,) = plan(ep(peer, "client", "keyupdate"))
+        assert ku.argv[-3:] == URLS and "--key-update" in ku.argv
+        (srv,) = plan(ep(peer, "server", "resumption"))
+        assert "--tickets" in srv.argv
+
+
+def test_simple_peers_decline_what_their_programs_lack() -> None:
+    for peer in ("quicgo", "curl"):
+        with pytest.raises(Unsupported):
+            plan(ep(peer, "client", "resumption"))
+    for peer in ("aioquic", "qh3", "quicgo"):
+        with pytest.raises(Unsupported):
+            plan(ep(peer, "server", "ecn"))
+    with pytest.raises(Unsupported, match="chacha20"):
+        plan(ep("curl", "client", "chacha20"))
+    (q,) = plan(ep("qh3", "client", "chacha20"))
+    assert q.env.get("QR_PEER_IMPL") == "qh3" and "TLS_CHACHA20_POLY1305_SHA256" in q.argv
+    with pytest.raises(Unsupported, match="no server role"):
+        plan(ep("curl", "server", "handshake"))
+    with pytest.raises(Unsupported, match="unknown TESTCASE"):
+        plan(ep("ours", "client", "bogus"), NONE)
+    assert set(SERVERS) <= set(CLIENTS)
+
+
+def test_endpoint_program_exits_127_with_the_reason() -> None:
+    env = {**os.environ, "ROLE": "client", "TESTCASE": "resumption", "REQUESTS": " ".join(URLS),
+           "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "quicreality.interop.endpoint", "curl"], env=env,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 127 and r.stderr.startswith("unsupported:")
+    env["ROLE"] = "bogus"
+    r = subprocess.run([sys.executable, "-m", "quicreality.interop.endpoint", "curl"], env=env,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2 and "ROLE" in r.stderr
