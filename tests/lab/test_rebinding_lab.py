@@ -91,7 +91,8 @@ def run_rebinding(tmp_path: Path, client: str, kind: str | None, *,
     got = (tmp_path / "out" / "file.bin").read_bytes()
     diff = next((i for i, (x, y) in enumerate(zip(got, body, strict=False)) if x != y), None)
     assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest(), \
-        f"body differs: {len(got)} of {len(body)} bytes, first difference at {diff}"
+        f"{client}: body differs: {len(got)} of {len(body)} bytes, first difference at {diff}; " \
+        f"{stats.get('rebind')} {done.stdout[-600:]} {done.stderr[-1500:]}"
     rows = tshark_fields(str(tmp_path / "server.pcap"), list(PATH_FIELDS), "quic", keylog=str(keys))
     logged = qlog_sent_challenges(p.read_text() for p in qlogs.glob("*_server.sqlog"))
     verdict = path_verdict(rows, [(topo.addr("server"), PORT), preferred],

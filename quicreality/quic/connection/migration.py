@@ -95,11 +95,10 @@ class PathManager:
     """Owns the decision to change the connection's path and the validation of new paths."""
 
     __slots__ = ("_host_cids", "_initial_rtt", "_is_client", "_max_datagram_size", "_owed",
-                 "_probe_challenges",
-                 "_peer_cids", "_qlog", "_recovery", "_rtt", "_spaces", "_validated", "deadline",
-                 "disable_active_migration", "migrations", "path", "preferred_address",
-                 "off_path", "previous", "recovery_resets", "rx_address", "rx_size", "validation_failures",
-                 "validations")
+                 "_peer_cids", "_probe_challenges", "_qlog", "_recovery", "_rtt", "_spaces",
+                 "_validated", "deadline", "disable_active_migration", "migrations", "off_path",
+                 "path", "preferred_address", "previous", "recovery_resets", "rx_address",
+                 "rx_size", "validation_failures", "validations")
 
     def __init__(self, path: NetworkPath, config: QuicConfiguration, *, spaces: list[PacketSpace],
                  host_cids: HostConnectionIds, peer_cids: PeerConnectionIds,
