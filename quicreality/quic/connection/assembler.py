@@ -22,7 +22,6 @@ from .. import events, initial_layout
 from .. import frames as f
 from ..config import QuicConfiguration
 from ..crypto import SAMPLE_OFFSET, CryptoPair
-from ..errors import QuicErrorCode
 from ..events import QuicEvent
 from ..flight_shape import ShapedDatagram, complete_datagram
 from ..packet import (
@@ -51,6 +50,7 @@ from ..recovery.loss import (
 from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .closing import close_datagram
 from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .path import NetworkPath
@@ -65,6 +65,9 @@ _QLOG_TYPES = ("initial", "handshake", "1RTT")
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
+#: Smallest datagram worth sending on an amplification-limited 1-RTT path (a PATH_CHALLENGE
+#: packet: header, frame and AEAD tag); during the handshake the floor is 1200 bytes.
+_MIN_PROBE_DATAGRAM = 64
 
 
 class FlightShaping(Protocol):
@@ -89,7 +92,7 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames", "pn_length", "zero_rtt")
+                 "frames", "path_probe", "pn_length", "zero_rtt")
 
     def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool,
                  zero_rtt: bool = False):
@@ -102,6 +105,8 @@ class _PacketDraft:
         self.in_flight = False
         self.header_size = header_size
         self.frames: list[dict[str, Any]] | None = [] if want_frames else None
+        #: carries PATH_CHALLENGE or PATH_RESPONSE: the datagram is expanded (RFC 9000 §8.2.1)
+        self.path_probe = False
 
 
 class PacketAssembler:
@@ -223,7 +228,9 @@ class PacketAssembler:
                 max_size = step.max_size(max_size, self.peer_max_udp_payload_size)
         budget = self._path.send_budget()
         if budget is not None and budget < max_size:
-            if budget < MIN_INITIAL_DATAGRAM_SIZE:
+            # RFC 9000 §8.2.1: on a new 1-RTT path a challenge may go out below 1200 bytes.
+            if budget < (_MIN_PROBE_DATAGRAM if self._spaces[SPACE_HANDSHAKE].discarded
+                         else MIN_INITIAL_DATAGRAM_SIZE):
                 return None
             max_size = budget
         drafts: list[_PacketDraft] = []
@@ -256,37 +263,61 @@ class PacketAssembler:
         if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size and any(
                 d.space_id == SPACE_INITIAL and (self._is_client or d.ack_eliciting) for d in drafts):
             drafts[-1].buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
+        elif drafts[-1].path_probe and used < min(MIN_INITIAL_DATAGRAM_SIZE, max_size):
+            # RFC 9000 §8.2.1/§8.2.2: expanded to 1200 bytes, or as far as the budget allows.
+            drafts[-1].buf.push_bytes(bytes(min(MIN_INITIAL_DATAGRAM_SIZE, max_size) - used))
         out = bytearray()
-        types = _PACKET_TYPES
         for draft in drafts:
-            space_id = draft.space_id
-            space = spaces[space_id]
-            short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
-            if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
-                draft.buf.push_bytes(bytes(short))
-            pn = space.next_pn
-            space.next_pn = pn + 1
-            ptype = PACKET_TYPE_ZERO_RTT if draft.zero_rtt else types[space_id]
-            qlog_type = ZERO_RTT_QLOG_TYPE if draft.zero_rtt else _QLOG_TYPES[space_id]
-            packet = seal_packet(
-                self._early.crypto if draft.zero_rtt else cryptos[space_id], ptype,
-                version=self._versions.current,
-                dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
-                token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
-            )
-            out += packet
-            sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
-                              draft.ack_eliciting or draft.in_flight, draft.handlers, qlog_type)
-            self._recovery.on_packet_sent(sent)
-            self._ecn.on_packet_sent(space_id, pn)
-            if draft.frames is not None:
-                self._qlog.packet_sent(now, qlog_type, pn, len(packet), draft.frames)
-            if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
+            out += self._seal(draft, now, self._peer_cids.current.cid)
+            if draft.space_id == SPACE_HANDSHAKE and self._is_client and \
+                    not spaces[SPACE_INITIAL].discarded:
                 self._discard_space(SPACE_INITIAL)  # RFC 9001 §4.9.1
         if shaper is not None and drafts:
             shaper.advance(len(out))
         return bytes(out)
+
+    def _seal(self, draft: _PacketDraft, now: float, dcid: bytes) -> bytes:
+        """Protect ``draft`` at its space's next packet number and hand it to recovery."""
+        space_id = draft.space_id
+        space = self._spaces[space_id]
+        short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
+        if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
+            draft.buf.push_bytes(bytes(short))
+        pn = space.next_pn
+        space.next_pn = pn + 1
+        ptype = PACKET_TYPE_ZERO_RTT if draft.zero_rtt else _PACKET_TYPES[space_id]
+        qlog_type = ZERO_RTT_QLOG_TYPE if draft.zero_rtt else _QLOG_TYPES[space_id]
+        packet = seal_packet(
+            self._early.crypto if draft.zero_rtt else self._cryptos[space_id], ptype,
+            version=self._versions.current, dcid=dcid, scid=self._host_cids.entries[0].cid,
+            token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
+            packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
+        )
+        self._recovery.on_packet_sent(SentPacket(
+            pn, space_id, now, len(packet), draft.ack_eliciting,
+            draft.ack_eliciting or draft.in_flight, draft.handlers, qlog_type))
+        self._ecn.on_packet_sent(space_id, pn)
+        if draft.frames is not None:
+            self._qlog.packet_sent(now, qlog_type, pn, len(packet), draft.frames)
+        return packet
+
+    def build_path_probe(self, now: float, response: bytes, challenge: bytes, size: int,
+                         dcid: bytes) -> bytes:
+        """A datagram of one 1-RTT packet with PATH_RESPONSE(``response``) and our own
+        PATH_CHALLENGE(``challenge``), padded to ``size`` bytes, for the address a probe came
+        from (RFC 9000 §8.2.2); b"" without 1-RTT keys."""
+        draft = self._new_draft(SPACE_APPLICATION, size)
+        if draft is None:
+            return b""
+        draft.buf = Buffer(capacity=max(size - draft.header_size - AEAD_TAG_SIZE, 32))
+        f.push_path_challenge_frame(draft.buf, challenge)
+        f.push_path_response_frame(draft.buf, response)
+        draft.ack_eliciting = True
+        draft.buf.push_bytes(bytes(max(0, draft.buf.capacity - draft.buf.tell())))
+        if draft.frames is not None:
+            draft.frames += [{"frame_type": "path_challenge", "data": challenge.hex()},
+                             {"frame_type": "path_response", "data": response.hex()}]
+        return self._seal(draft, now, dcid)
 
     def client_initial_flight(self, now: float) -> list[bytes]:
         """The client's first Initial flight as ``config.initial_layout`` plans it (once).
@@ -377,6 +408,8 @@ class PacketAssembler:
                                                      space.ack_deadline is not None) and cc_ok
                                 and self._has_app_data(space_id)):
             self._write_ack(draft, space, now)
+        if space_id == SPACE_APPLICATION and (self._path.challenge_owed or space.owed.path_responses):
+            self._write_path_frames(draft, space.owed)
         if cc_ok:
             crypto = space.crypto
             while crypto.has_data_to_send() and buf.capacity - buf.tell() > 16:
@@ -440,6 +473,25 @@ class PacketAssembler:
             draft.frames.append(crypto_frame(offset, len(data)))
         return True
 
+    def _write_path_frames(self, draft: _PacketDraft, owed: OwedFrames) -> None:
+        """PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §8.2), outside congestion control: they
+        validate the path the window will be measured on."""
+        buf = draft.buf
+        path = self._path
+        if path.challenge_owed and buf.capacity - buf.tell() >= 9:
+            data = path.take_challenge()
+            f.push_path_challenge_frame(buf, data)
+            draft.ack_eliciting = draft.path_probe = True
+            draft.handlers.append((path.on_challenge_delivery, (data,)))
+            if draft.frames is not None:
+                draft.frames.append({"frame_type": "path_challenge", "data": data.hex()})
+        while owed.path_responses and buf.capacity - buf.tell() >= 9:
+            data = owed.path_responses.popleft()
+            f.push_path_response_frame(buf, data)
+            draft.ack_eliciting = draft.path_probe = True
+            if draft.frames is not None:
+                draft.frames.append({"frame_type": "path_response", "data": data.hex()})
+
     def _write_app_frames(self, draft: _PacketDraft, owed: OwedFrames) -> None:
         buf = draft.buf
         frames = draft.frames
@@ -451,9 +503,6 @@ class PacketAssembler:
             draft.handlers.append((self._on_handshake_done_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "handshake_done"})
-        while owed.path_responses and buf.capacity - buf.tell() >= 9:
-            f.push_path_response_frame(buf, owed.path_responses.popleft())
-            draft.ack_eliciting = True
         if owed.max_data and buf.capacity - buf.tell() >= 9:
             f.push_max_data_frame(buf, mgr.local_max_data)
             owed.max_data = False
@@ -627,54 +676,11 @@ class PacketAssembler:
     # -------------------------------------------------------------- close
 
     def build_close_datagram(self, close_frame: tuple[int, int | None, str, bool]) -> bytes:
-        """CONNECTION_CLOSE in every space with keys, within the anti-amplification budget.
-
-        RFC 9000 §10.2.1 and §8.1: before the peer's address is validated, the close packets
-        count against 3x the bytes received like any other; packets that do not fit are left out
-        (an empty result sends nothing).
-        """
-        error_code, frame_type, reason, application = close_frame
-        reason_bytes = reason.encode("utf-8")[:256]
-        budget = self._path.send_budget()
-        built: list[tuple[int, bytes, bytes]] = []
-        for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
-            pair = self._cryptos[space_id]
-            if not pair.send.is_valid() or self._spaces[space_id].discarded:
-                continue
-            buf = Buffer(capacity=400)
-            if application and space_id == SPACE_APPLICATION:
-                f.push_connection_close_frame(buf, error_code, None, reason_bytes, True)
-            else:
-                # RFC 9000 §10.2.3: application close before 1-RTT becomes APPLICATION_ERROR.
-                f.push_connection_close_frame(
-                    buf, QuicErrorCode.APPLICATION_ERROR if application else error_code,
-                    frame_type, reason_bytes, False)
-            if buf.tell() < 8:
-                buf.push_bytes(bytes(8 - buf.tell()))
-            built.append((space_id, buf.data, self._seal_close(space_id, buf.data)))
-        if self._is_client and built and built[0][0] == SPACE_INITIAL:
-            # RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200
-            # bytes; the PADDING goes into the Initial, which comes first in the datagram.
-            room = MIN_INITIAL_DATAGRAM_SIZE - sum(len(packet) for _, _, packet in built)
-            if room > 0:
-                _, payload, _ = built[0]
-                built[0] = (SPACE_INITIAL, payload, self._seal_close(SPACE_INITIAL, payload + bytes(room)))
-        packets: list[bytes] = []
-        size = 0
-        for space_id, _, packet in built:
-            if budget is not None and size + len(packet) > budget:
-                continue
-            self._spaces[space_id].next_pn += 1
-            packets.append(packet)
-            size += len(packet)
-        return b"".join(packets)
-
-    def _seal_close(self, space_id: int, payload: bytes) -> bytes:
-        """One CONNECTION_CLOSE packet of ``space_id`` at its next packet number."""
-        return seal_packet(self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._versions.current,
-                           dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
-                           token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                           packet_number=self._spaces[space_id].next_pn, payload=payload)
+        """CONNECTION_CLOSE in every space with keys, within the anti-amplification budget
+        (:func:`.closing.close_datagram`)."""
+        return close_datagram(close_frame, is_client=self._is_client, cryptos=self._cryptos,
+                              spaces=self._spaces, path=self._path, versions=self._versions,
+                              host_cids=self._host_cids, peer_cids=self._peer_cids, ids=self._ids)
 
 
 def _on_crypto_delivery(delivered: bool, crypto: QuicStream, offset: int, length: int) -> None:
