@@ -42,16 +42,16 @@ class MigrationPair(EchoPair):
         self.unvalidated_usage: dict[Any, tuple[int, int]] = {}
         inner = self.endpoint.receive_datagram
 
-        def counting(data: bytes, addr: Any, now: float) -> Any:
+        def counting(data: bytes, addr: Any, now: float, ecn: int = 0) -> Any:
             self.received_from[addr] = self.received_from.get(addr, 0) + len(data)
-            return inner(data, addr, now)
+            return inner(data, addr, now, ecn)
 
         self.endpoint.receive_datagram = counting  # type: ignore[method-assign]
 
     def _flush(self) -> None:
         for data, addr in self.client.datagrams_to_send(self.now):
             self.client_sent_to.append(addr)
-            self._transmit("to_server", data)
+            self._transmit("to_server", data, self.client.ecn.codepoint)
         sink = self.sinks.get(False)
         for conn in list(self.endpoint.connections):
             before = len(sink.named("packet_sent")) if sink else 0
@@ -62,7 +62,7 @@ class MigrationPair(EchoPair):
                 self.server_sent.append((addr, data, frames))
                 if addr in self.blocked:
                     continue
-                self._transmit("to_client", data)
+                self._transmit("to_client", data, conn.ecn.codepoint)
             self._check_amplification(conn)
         self._drain_events()
 
@@ -259,11 +259,11 @@ def test_reordered_older_packet_from_the_old_address_does_not_move_the_path() ->
     held: list[bytes] = []
     inner = pair._transmit
 
-    def hold_one(direction: str, data: bytes) -> None:
+    def hold_one(direction: str, data: bytes, ecn: int = 0) -> None:
         if direction == "to_server" and not held:
             held.append(data)  # this client datagram is "reordered": delivered much later
             return
-        inner(direction, data)
+        inner(direction, data, ecn)
 
     pair._transmit = hold_one  # type: ignore[method-assign]
     pair.run(lambda: bool(held), max_time=30)
