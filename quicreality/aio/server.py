@@ -12,6 +12,7 @@ from typing import Any
 
 from ..h3.connection import H3Connection
 from ..h3.server import H3FileServer, H3ServerSession
+from ..quic.admission import DEFAULT_MAX_HANDSHAKES
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint
@@ -111,9 +112,11 @@ async def serve(
     retry: bool = False,
     stop: asyncio.Event | None = None,
     relay: RelayConfig | None = None,
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
 ) -> None:
     """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever)."""
-    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry)
+    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry,
+                                  max_handshakes=max_handshakes)
     server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay)
     try:
         if stop is None:
