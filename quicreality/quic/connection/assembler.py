@@ -51,6 +51,7 @@ from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
 from .path import NetworkPath
+from .pn_skip import PacketNumberSkipper
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
 from .versions import ConnectionVersions
@@ -251,6 +252,10 @@ class PacketAssembler:
             if payload_len + PACKET_NUMBER_SEND_SIZE < 4 + 16 - AEAD_TAG_SIZE + 4:
                 draft.buf.push_bytes(bytes(4))  # HP sample needs 4 bytes past the PN (RFC 9001 §5.4.2)
             pn = space.next_pn
+            if space_id == SPACE_APPLICATION:  # RFC 9000 §21.4: skip one now and then
+                if space.skip is None:
+                    space.skip = PacketNumberSkipper(cryptos[space_id].send.secret or b"")
+                pn = space.skip.allocate(pn)
             space.next_pn = pn + 1
             ptype = types[space_id]
             packet = seal_packet(

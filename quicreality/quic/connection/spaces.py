@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ...wire.rangeset import RangeSet
 from ..streams import QuicStream
+from .pn_skip import PacketNumberSkipper
 
 if TYPE_CHECKING:
     from .cids import ConnectionIdEntry
@@ -70,10 +71,12 @@ class PacketSpace:
 
     __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded",
                  "largest_received", "largest_received_time", "next_pn", "owed", "received",
-                 "received_floor")
+                 "received_floor", "skip")
 
     def __init__(self) -> None:
         self.next_pn = 0
+        #: application space: the packet numbers we skip (set with the first 1-RTT key)
+        self.skip: PacketNumberSkipper | None = None
         self.crypto = new_crypto_stream()
         self.received = RangeSet()
         self.received_floor = 0  # every packet number below this counts as already received
