@@ -10,6 +10,11 @@ and is answered only by a client that really owns its address; a client that doe
 token and is admitted (one extra round trip). Dropping instead would keep out genuine clients for
 as long as a flood lasts, so we drop only token-validated Initials beyond ``2 * max_handshakes``,
 which an attacker needs real addresses and a round trip per connection to reach.
+
+A handshake may also last at most ``handshake_timeout`` seconds (the slowloris of QUIC: a client
+that trickles its ClientHello a byte at a time keeps resetting the idle timer, RFC 9000 §10.1, and
+would hold its place for ever): the endpoint closes it with CONNECTION_REFUSED at the first packet
+after the deadline, and an idle one ends at the idle timeout as before.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from .connection.state import ConnectionState
 DEFAULT_MAX_HANDSHAKES = 256
 #: Validated (Retry-token) handshakes may take the budget to this multiple before Initials are dropped.
 VALIDATED_FACTOR = 2
+#: Seconds a handshake may take, however busy (quic-go: 10 s, its HandshakeTimeout).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 
 class Admit(enum.Enum):
@@ -48,15 +55,23 @@ class HandshakeBudget:
     Args:
         max_handshakes: handshakes in progress before new unvalidated Initials get a Retry
             (at least 1).
+        handshake_timeout: seconds after which a handshake still in progress is overdue.
     """
 
-    __slots__ = ("_in_progress", "max_handshakes", "retried", "dropped")
+    __slots__ = ("_in_progress", "handshake_timeout", "max_handshakes", "retried", "dropped",
+                 "timed_out")
 
-    def __init__(self, max_handshakes: int = DEFAULT_MAX_HANDSHAKES) -> None:
+    def __init__(self, max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
+                 handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT) -> None:
         if max_handshakes < 1:
             raise ValueError(f"max_handshakes must be at least 1, not {max_handshakes}")
+        if handshake_timeout <= 0:
+            raise ValueError(f"handshake_timeout must be positive, not {handshake_timeout}")
         self.max_handshakes = max_handshakes
-        self._in_progress: set[QuicConnection] = set()
+        self.handshake_timeout = handshake_timeout
+        self._in_progress: dict[QuicConnection, float] = {}  # -> when it started
+        #: handshakes closed because they took longer than ``handshake_timeout``
+        self.timed_out = 0
         #: Initials answered with Retry because the budget was full
         self.retried = 0
         #: validated Initials dropped because twice the budget was in progress
@@ -82,16 +97,26 @@ class HandshakeBudget:
             return AdmissionVerdict(Admit.RETRY, f"{n} handshakes in progress (RFC 9000 §8.1.2)")
         return AdmissionVerdict(Admit.ADMIT, "under the handshake budget")
 
-    def started(self, conn: QuicConnection) -> None:
-        """A connection was created from an Initial."""
+    def started(self, conn: QuicConnection, now: float) -> None:
+        """A connection was created from an Initial at ``now``."""
         if conn.state == ConnectionState.FIRSTFLIGHT:
-            self._in_progress.add(conn)
+            self._in_progress[conn] = now
+
+    def overdue(self, conn: QuicConnection, now: float) -> bool:
+        """True (once) if ``conn``'s handshake is still in progress past its deadline."""
+        start = self._in_progress.get(conn)
+        if start is None or now - start <= self.handshake_timeout \
+                or conn.state != ConnectionState.FIRSTFLIGHT:
+            return False
+        del self._in_progress[conn]
+        self.timed_out += 1
+        return True
 
     def update(self, conn: QuicConnection) -> None:
         """The connection may have left its first flight (handshake done, closing, gone)."""
         if conn.state != ConnectionState.FIRSTFLIGHT:
-            self._in_progress.discard(conn)
+            self._in_progress.pop(conn, None)
 
     def forget(self, conn: QuicConnection) -> None:
         """The connection is gone."""
-        self._in_progress.discard(conn)
+        self._in_progress.pop(conn, None)

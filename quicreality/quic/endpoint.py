@@ -17,6 +17,7 @@ from ..wire.buffer import Buffer, BufferReadError
 from .admission import DEFAULT_MAX_HANDSHAKES, Admit, HandshakeBudget
 from .config import QuicConfiguration
 from .connection import QuicConnection
+from .errors import QuicErrorCode
 from .packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_INITIAL,
@@ -112,6 +113,9 @@ class QuicServerEndpoint:
             return self._through_gate(data, addr, now)
         if conn is not None:
             conn.receive_datagram(data, addr, now)
+            if self.handshakes.overdue(conn, now):  # slowloris (:mod:`.admission`)
+                conn.close(QuicErrorCode.CONNECTION_REFUSED, None, "handshake timeout",
+                           application=False)
             self.refresh(conn)
             return Received(conn)
         if self._gate is not None:
@@ -155,7 +159,7 @@ class QuicServerEndpoint:
         )
         self.connections.add(conn)
         self._by_cid[header.destination_cid] = conn
-        self.handshakes.started(conn)
+        self.handshakes.started(conn, now)
         conn.receive_datagram(data, addr, now)
         self.refresh(conn)
         return Received(conn, new=True)
@@ -196,6 +200,7 @@ class QuicServerEndpoint:
         self.connections.add(conn)
         self._by_cid[header.destination_cid] = conn
         self._admitted_from[header.destination_cid] = addr
+        self.handshakes.started(conn, now)
         for datagram in decision.datagrams:
             conn.receive_datagram(datagram, addr, now)
         self.refresh(conn)
