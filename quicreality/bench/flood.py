@@ -121,3 +121,90 @@ def run_flood(dst: tuple[str, int], count: int, rate: float, *, forge: InitialFo
     finally:
         raw.close()
     return time.monotonic() - start
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _server_under_flood(max_handshakes: int, count: int, rate: float, workdir: str) -> tuple[float, float]:
+    """Our CLI server with ``--max-handshakes``, flooded; returns (RSS before, peak RSS) in MB."""
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    from ..scenarios.peers.base import free_udp_port
+    from ..scenarios.peers.certs import make_test_cert
+
+    cert, key, _ = make_test_cert(Path(workdir))
+    port = free_udp_port()
+    argv = [sys.executable, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{port}",
+            "--cert", str(cert), "--key", str(key), "--max-handshakes", str(max_handshakes)]
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        if "listening on" not in server.stdout.readline():
+            raise RuntimeError("the server did not start")
+        before = peak = _rss_mb(server.pid)
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.wait(0.2):
+                peak = max(peak, _rss_mb(server.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        run_flood(("127.0.0.1", port), count, rate,
+                  progress=lambda n: print(f"  {n} sent", flush=True))
+        time.sleep(2.0)  # let the server catch up with what the kernel queued
+        done.set()
+        sampler.join()
+        return before, max(peak, _rss_mb(server.pid))
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m quicreality.bench flood [--count N] [--rate R]`` (root): server RSS growth under
+    a spoofed-source Initial flood with the default handshake budget and with none, same run."""
+    import argparse
+    import os
+    import sys
+    import tempfile
+
+    from ..quic.admission import DEFAULT_MAX_HANDSHAKES
+
+    p = argparse.ArgumentParser(prog="python -m quicreality.bench flood", description=main.__doc__)
+    p.add_argument("--count", type=int, default=5000, help="Initials per server (default 5000)")
+    p.add_argument("--rate", type=float, default=500.0, help="Initials per second (default 500)")
+    args = p.parse_args(argv)
+    if args.count < 1:
+        print("error: --count must be at least 1", file=sys.stderr)
+        return 2
+    if args.rate <= 0:
+        print("error: --rate must be positive", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("error: the flood needs a raw socket (run as root)", file=sys.stderr)
+        return 2
+    growth = {}
+    for name, limit in (("budget", DEFAULT_MAX_HANDSHAKES), ("no budget", 10**9)):
+        print(f"{name} (--max-handshakes {limit}): {args.count} Initials at {args.rate:.0f}/s")
+        with tempfile.TemporaryDirectory(prefix="qr-flood-") as d:
+            before, peak = _server_under_flood(limit, args.count, args.rate, d)
+        growth[name] = peak - before
+        print(f"  RSS {before:.1f} MB -> peak {peak:.1f} MB (+{growth[name]:.1f} MB)")
+    ratio = growth["no budget"] / growth["budget"] if growth["budget"] > 0 else float("inf")
+    print(f"RSS growth without the budget / with it: {ratio:.1f}x")
+    return 0
