@@ -47,6 +47,9 @@ def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
     p.add_argument("--congestion", default="cubic",
                    help="congestion controller: cubic (default), newreno or bbr")
+    p.add_argument("--ecn", action=argparse.BooleanOptionalAction, default=True,
+                   help="mark ECT(0), read ECN codepoints and validate ECN (RFC 9000 §13.4; "
+                        "default: on)")
     p.add_argument("--max-datagram-size", type=int, default=1200,
                    help="largest UDP payload we send after the handshake (default 1200)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     opts: dict[str, object] = {"congestion_control_algorithm": args.congestion,
-                               "max_datagram_size": args.max_datagram_size}
+                               "max_datagram_size": args.max_datagram_size, "ecn": args.ecn}
     suites = _cipher_suites(args.cipher_suites)
     if suites:
         opts["cipher_suites"] = suites

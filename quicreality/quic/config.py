@@ -89,6 +89,8 @@ class QuicConfiguration:
     # Path and recovery
     max_datagram_size: int = 1200
     congestion_control_algorithm: str = "cubic"
+    #: ECN (RFC 9000 §13.4): mark ECT(0) and validate, count received codepoints in ACK_ECN
+    ecn: bool = True
     initial_rtt: float = 0.333
 
     # Server

@@ -50,6 +50,7 @@ from ..recovery.loss import (
 from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .ecn import EcnValidator
 from .path import NetworkPath
 from .pn_skip import PacketNumberSkipper
 from .spaces import OwedFrames, PacketSpace
@@ -108,7 +109,7 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
+                 "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
@@ -120,7 +121,7 @@ class PacketAssembler:
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
                  peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
                  events: deque[QuicEvent], datagrams_out: deque[bytes], qlog: QlogSink,
-                 discard_space: Callable[[int], None]) -> None:
+                 discard_space: Callable[[int], None], ecn: EcnValidator) -> None:
         """``discard_space(space_id)`` drops a space's keys (the client's first Handshake
         packet discards the Initial space, RFC 9001 §4.9.1)."""
         self._is_client = is_client
@@ -144,6 +145,7 @@ class PacketAssembler:
         self._qlog = qlog
         self._qlog_frames = qlog.wants_frames
         self._discard_space = discard_space
+        self._ecn = ecn
         self._probe_space: int | None = None
         self._probe_count = 0
         #: when the pacer lets the next packet go, if it is holding one back
@@ -183,6 +185,7 @@ class PacketAssembler:
         """Every datagram that may be sent at ``now`` (at most :data:`MAX_DATAGRAMS_PER_CALL`)."""
         out: list[bytes] = []
         path = self._path
+        self._ecn.begin_pass(now)  # one codepoint for every datagram of this pass
         if self._initial_plan is not None:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
@@ -270,6 +273,7 @@ class PacketAssembler:
                               draft.ack_eliciting or draft.in_flight, draft.handlers,
                               _QLOG_TYPES[space_id])
             self._recovery.on_packet_sent(sent)
+            self._ecn.on_packet_sent(space_id, pn)
             if draft.frames is not None:
                 self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
             if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
@@ -309,6 +313,7 @@ class PacketAssembler:
                         for frag in packet.crypto_fragments]
             self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
                                                      True, handlers, "initial"))
+            self._ecn.on_packet_sent(SPACE_INITIAL, pn)
             if self._qlog_frames:
                 self._qlog.packet_sent(now, "initial", pn, len(data),
                                        initial_layout.describe_frames(packet))
@@ -397,11 +402,13 @@ class PacketAssembler:
             delay = int((now - space.largest_received_time) * 1_000_000) >> \
                 self._ack_delay_exponent
             delay = max(delay, 0)
-        if not f.push_ack_frame(buf, ranges, delay, max_ranges=1 + max(0, (buf.remaining() - 16) // 8)):
+        if not f.push_ack_frame(buf, ranges, delay, space.ecn_counts,
+                                max_ranges=1 + max(0, (buf.remaining() - 24) // 8)):
             return
         space.on_ack_sent()
         if draft.frames is not None:
-            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000))
+            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000,
+                                          space.ecn_counts))
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:
         buf = draft.buf
