@@ -2,7 +2,7 @@
 
 A peer that acknowledges packets before receiving them (to inflate our congestion window) cannot
 know which packet numbers we never used. Now and then the application space skips one, at
-intervals drawn from a generator seeded with the space's send secret (secret, so the peer cannot
+intervals drawn from SHA-256 over the space's send secret and a counter (secret, so the peer cannot
 predict the schedule, and no draw from the configuration's ``rng`` that would shift everything
 else it produces); an ACK that covers a skipped number is a PROTOCOL_VIOLATION (RFC 9000 §13.1:
 "an acknowledgment for a packet it did not send").
@@ -11,7 +11,6 @@ else it produces); an ACK that covers a skipped number is a PROTOCOL_VIOLATION (
 from __future__ import annotations
 
 import hashlib
-import random
 from collections import deque
 
 from ...wire.rangeset import RangeSet
@@ -28,20 +27,27 @@ MAX_SKIPPED = 32
 class PacketNumberSkipper:
     """Chooses the packet numbers the application space never uses, and remembers the recent ones."""
 
-    __slots__ = ("_next_skip", "_rand", "skipped")
+    __slots__ = ("_draws", "_key", "_next_skip", "skipped")
 
     def __init__(self, secret: bytes) -> None:
-        self._rand = random.Random(hashlib.sha256(b"quicreality pn skip" + secret).digest())
-        self._next_skip = FIRST_SKIP_MIN + self._rand.randrange(SKIP_INTERVAL_MAX)
+        self._key = hashlib.sha256(b"quicreality pn skip" + secret).digest()
+        self._draws = 0
+        self._next_skip = FIRST_SKIP_MIN + self._draw(SKIP_INTERVAL_MAX)
         #: the skipped packet numbers, oldest first
         self.skipped: deque[int] = deque(maxlen=MAX_SKIPPED)
+
+    def _draw(self, n: int) -> int:
+        """A number in [0, n) from the keyed counter (bias below 2**-200: negligible)."""
+        self._draws += 1
+        block = hashlib.sha256(self._key + self._draws.to_bytes(8, "big")).digest()
+        return int.from_bytes(block, "big") % n
 
     def allocate(self, pn: int) -> int:
         """The packet number to use when ``pn`` is next: ``pn``, or ``pn + 1`` if ``pn`` is skipped."""
         if pn < self._next_skip:
             return pn
         self.skipped.append(pn)
-        self._next_skip = pn + 1 + self._rand.randrange(SKIP_INTERVAL_MIN, SKIP_INTERVAL_MAX)
+        self._next_skip = pn + 1 + SKIP_INTERVAL_MIN + self._draw(SKIP_INTERVAL_MAX - SKIP_INTERVAL_MIN)
         return pn + 1
 
     def acknowledged_skipped(self, ranges: RangeSet) -> int | None:
