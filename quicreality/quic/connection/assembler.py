@@ -30,6 +30,7 @@ from ..packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
+    PACKET_TYPE_ZERO_RTT,
     packet_number_length,
 )
 from ..packet_builder import (
@@ -50,6 +51,7 @@ from ..recovery.loss import (
 from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .path import NetworkPath
 from .pn_skip import PacketNumberSkipper
@@ -88,10 +90,12 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames", "pn_length")
+                 "frames", "pn_length", "zero_rtt")
 
-    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool):
+    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool,
+                 zero_rtt: bool = False):
         header_size, self.pn_length = header
+        self.zero_rtt = zero_rtt
         self.space_id = space_id
         self.buf = Buffer(capacity=capacity)
         self.handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = []
@@ -109,7 +113,8 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
+                 "_early", "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_is_client",
+                 "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
@@ -121,9 +126,12 @@ class PacketAssembler:
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
                  peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
                  events: deque[QuicEvent], datagrams_out: deque[bytes], qlog: QlogSink,
-                 discard_space: Callable[[int], None], ecn: EcnValidator) -> None:
+                 discard_space: Callable[[int], None], ecn: EcnValidator,
+                 early: EarlyData) -> None:
         """``discard_space(space_id)`` drops a space's keys (the client's first Handshake
-        packet discards the Initial space, RFC 9001 §4.9.1)."""
+        packet discards the Initial space, RFC 9001 §4.9.1); ``early`` holds the 0-RTT key the
+        client sends application data with until it has 1-RTT keys."""
+        self._early = early
         self._is_client = is_client
         self._rng = config.rng
         self._ack_delay_exponent = config.ack_delay_exponent
@@ -225,8 +233,10 @@ class PacketAssembler:
         spaces = self._spaces
         cryptos = self._cryptos
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
-            if not cryptos[space_id].send.is_valid() or spaces[space_id].discarded or (
-                    step is not None and space_id not in step.spaces):
+            zero_rtt = space_id == SPACE_APPLICATION and not cryptos[space_id].send.is_valid() \
+                and self._early.can_send
+            if not (zero_rtt or cryptos[space_id].send.is_valid()) or spaces[space_id].discarded \
+                    or (step is not None and space_id not in step.spaces):
                 continue
             if step is not None and step.acks_only(space_id):
                 draft = self._new_draft(space_id, max(max_size - used, 64))  # _write_ack wants 32
@@ -234,7 +244,7 @@ class PacketAssembler:
                     self._write_ack(draft, spaces[space_id], now)
                     draft = draft if draft.buf.tell() else None
             else:
-                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
+                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok, zero_rtt)
             if draft is None:
                 continue
             drafts.append(draft)
@@ -261,21 +271,22 @@ class PacketAssembler:
                     space.skip = PacketNumberSkipper(cryptos[space_id].send.secret or b"")
                 pn = space.skip.allocate(pn)
             space.next_pn = pn + 1
-            ptype = types[space_id]
+            ptype = PACKET_TYPE_ZERO_RTT if draft.zero_rtt else types[space_id]
+            qlog_type = ZERO_RTT_QLOG_TYPE if draft.zero_rtt else _QLOG_TYPES[space_id]
             packet = seal_packet(
-                cryptos[space_id], ptype, version=self._versions.current,
+                self._early.crypto if draft.zero_rtt else cryptos[space_id], ptype,
+                version=self._versions.current,
                 dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
                 token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
                 packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
             )
             out += packet
             sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
-                              draft.ack_eliciting or draft.in_flight, draft.handlers,
-                              _QLOG_TYPES[space_id])
+                              draft.ack_eliciting or draft.in_flight, draft.handlers, qlog_type)
             self._recovery.on_packet_sent(sent)
             self._ecn.on_packet_sent(space_id, pn)
             if draft.frames is not None:
-                self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
+                self._qlog.packet_sent(now, qlog_type, pn, len(packet), draft.frames)
             if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
                 self._discard_space(SPACE_INITIAL)  # RFC 9001 §4.9.1
         if shaper is not None and drafts:
@@ -327,13 +338,14 @@ class PacketAssembler:
             return None
         return _PacketDraft(space_id, capacity, self._header(space_id), self._qlog_frames)
 
-    def _header(self, space_id: int) -> tuple[int, int]:
+    def _header(self, space_id: int, ptype: int | None = None) -> tuple[int, int]:
         """``(header size, packet-number length)`` of the space's next packet: the shortest
-        number the peer can decode (RFC 9000 §17.1, §A.2)."""
+        number the peer can decode (RFC 9000 §17.1, §A.2); ``ptype`` overrides the space's type."""
         largest = self._recovery.spaces[space_id].largest_acked
         pn_length = packet_number_length(self._spaces[space_id].next_pn,
                                          largest if largest >= 0 else None)
-        return header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
+        return header_size(_PACKET_TYPES[space_id] if ptype is None else ptype,
+                           len(self._peer_cids.current.cid),
                            len(self._host_cids.entries[0].cid),
                            len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0,
                            pn_length), pn_length
@@ -346,9 +358,12 @@ class PacketAssembler:
         self.pacing_until = t
         return False
 
-    def _fill_packet(self, space_id: int, room: int, now: float,
-                     pacing_ok: bool) -> _PacketDraft | None:
-        header = self._header(space_id)
+    def _fill_packet(self, space_id: int, room: int, now: float, pacing_ok: bool,
+                     zero_rtt: bool = False) -> _PacketDraft | None:
+        """One packet's frames; a 0-RTT packet carries only what 0-RTT may (RFC 9000 §12.4:
+        no ACK or CRYPTO; before the handshake no other frame is owed)."""
+        header = self._header(SPACE_APPLICATION, PACKET_TYPE_ZERO_RTT) if zero_rtt \
+            else self._header(space_id)
         capacity = room - header[0] - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
@@ -357,8 +372,12 @@ class PacketAssembler:
         cc_ok = probe or (
             self._recovery.bytes_in_flight + room <= self._cc.congestion_window and pacing_ok
         )
-        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames)
+        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames, zero_rtt)
         buf = draft.buf
+        if zero_rtt:
+            if cc_ok:
+                self._write_stream_frames(draft)
+            return draft if buf.tell() else None
         if space.owed.ack or (space.received and (space.ack_eliciting_unacked or
                                                      space.ack_deadline is not None) and cc_ok
                                 and self._has_app_data(space_id)):

@@ -481,6 +481,21 @@ class LossRecovery:
         self._lost[space_id].clear()
         space.ack_eliciting_in_flight = 0
 
+    def abandon_packets(self, space_id: int, packet_type: str) -> None:
+        """Forget the packets of one type in a space and owe their frames again, without a
+        congestion event: 0-RTT packets the server rejected (RFC 9001 §4.6.2, RFC 9002 §6.4)."""
+        space = self.spaces[space_id]
+        for packet in [p for p in space.sent.values() if p.packet_type == packet_type]:
+            del space.sent[packet.packet_number]
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.sent_bytes
+                self.cc.on_packets_discarded(discarded_bytes=packet.sent_bytes)
+                if packet.ack_eliciting:
+                    space.ack_eliciting_in_flight -= 1
+            if not packet.requeued:
+                for handler, args in packet.handlers:
+                    handler(False, *args)
+
     def discard_space(self, space_id: int) -> None:
         """Drop all state of a space whose keys were discarded (RFC 9002 §6.4)."""
         space = self.spaces[space_id]
