@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .quic.admission import DEFAULT_MAX_HANDSHAKES
 from .quic.config import QuicConfiguration
 
 
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preferred-address", metavar="HOST:PORT",
                    help="advertise this IP address and port as preferred_address (RFC 9000 §9.6) "
                         "and listen there too")
+    s.add_argument("--max-handshakes", type=int, default=DEFAULT_MAX_HANDSHAKES, metavar="N",
+                   help="handshakes in progress before new Initials are answered with Retry "
+                        "(default %(default)s; not with --reality-config, whose gate has its limits)")
     s.add_argument("--relay-config", metavar="FILE",
                    help="TOML whose [relay] table allows relay destinations (default: refuse all)")
     s.add_argument("--metrics-listen", metavar="HOST:PORT",
@@ -203,6 +207,8 @@ def run_server(args: argparse.Namespace) -> int:
     from .aio import reality_cli
 
     reality = reality_cli.load_server_config(args.reality_config, CliError)
+    if args.max_handshakes < 1:
+        raise CliError("--max-handshakes must be at least 1")
     if reality is not None and args.retry:
         raise CliError("--retry cannot be used with --reality-config (a REALITY listener never "
                        "answers an unauthenticated client itself)")
@@ -307,7 +313,7 @@ def run_server(args: argparse.Namespace) -> int:
                                 endpoint_qlog=endpoint_qlog, relay=relay, ready=ready)
             return
         await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay,
-                    preferred_sock=preferred_sock)
+                    preferred_sock=preferred_sock, max_handshakes=args.max_handshakes)
 
     try:
         asyncio.run(main())

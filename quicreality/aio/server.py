@@ -12,6 +12,7 @@ from typing import Any
 
 from ..h3.connection import H3Connection
 from ..h3.server import H3FileServer, H3ServerSession
+from ..quic.admission import DEFAULT_MAX_HANDSHAKES
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint
@@ -111,13 +112,15 @@ async def serve(
     stop: asyncio.Event | None = None,
     relay: RelayConfig | None = None,
     preferred_sock: socket.socket | None = None,
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
 ) -> None:
     """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever).
 
     ``preferred_sock`` listens at the preferred address the configurations advertise (RFC 9000
     §9.6); the endpoint routes its datagrams by connection ID like the others. The server owns it.
     """
-    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry)
+    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry,
+                                  max_handshakes=max_handshakes)
     server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay,
                         ecn=configuration_factory().ecn)
     if preferred_sock is not None:

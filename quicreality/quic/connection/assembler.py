@@ -54,6 +54,7 @@ from .closing import close_datagram
 from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .path import NetworkPath
+from .pn_skip import PacketNumberSkipper
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
 from .versions import ConnectionVersions
@@ -284,6 +285,10 @@ class PacketAssembler:
         if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
             draft.buf.push_bytes(bytes(short))
         pn = space.next_pn
+        if space_id == SPACE_APPLICATION and not draft.zero_rtt:  # RFC 9000 §21.4: skip some
+            if space.skip is None:  # keyed by the 1-RTT secret, so a peer cannot predict it
+                space.skip = PacketNumberSkipper(self._cryptos[space_id].send.secret or b"")
+            pn = space.skip.allocate(pn)
         space.next_pn = pn + 1
         ptype = PACKET_TYPE_ZERO_RTT if draft.zero_rtt else _PACKET_TYPES[space_id]
         qlog_type = ZERO_RTT_QLOG_TYPE if draft.zero_rtt else _QLOG_TYPES[space_id]

@@ -150,6 +150,10 @@ class FrameReceiver:
         if ranges[-1].stop > self._spaces[space_id].next_pn:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "ACK for a packet never sent")
+        skip = self._spaces[space_id].skip
+        if skip is not None and skip.acknowledged_skipped(ranges) is not None:
+            raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
+                                      "ACK of a skipped packet number")  # RFC 9000 §13.1
         ack_delay = 0.0
         if space_id == SPACE_APPLICATION:
             ack_delay = (delay << self.peer_ack_delay_exponent) / 1_000_000
