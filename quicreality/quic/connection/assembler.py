@@ -107,7 +107,8 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
+                 "_chaos", "_events", "_host_cids", "_ids", "_initial_plan", "_initial_size",
+                 "_is_client", "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
@@ -128,6 +129,10 @@ class PacketAssembler:
         self._shaper: FlightShaping | None = None if is_client else config.flight_shape
         self._versions = versions
         self._initial_plan = initial_plan
+        #: a chrome client's layout: its retransmitted hello-only Initials are chaos-shaped too
+        self._chaos = initial_plan if initial_plan is not None and initial_plan.chaos else None
+        #: handshake-phase datagram size (RFC 9000 §14.1: at least 1200; Chromium pads to 1250)
+        self._initial_size = self._chaos.datagram_size if self._chaos else MIN_INITIAL_DATAGRAM_SIZE
         self._spaces = spaces
         self._cryptos = cryptos
         self._recovery = recovery
@@ -186,7 +191,7 @@ class PacketAssembler:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
                 out.append(planned)
-        max_size = self.max_datagram_size if handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
+        max_size = self.max_datagram_size if handshake_confirmed else self._initial_size
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now, max_size)
             if not data:
@@ -240,9 +245,11 @@ class PacketAssembler:
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
-        if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size and any(
+        if used < self._initial_size <= max_size and any(
                 d.space_id == SPACE_INITIAL and (self._is_client or d.ack_eliciting) for d in drafts):
-            drafts[-1].buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
+            drafts[-1].buf.push_bytes(bytes(self._initial_size - used))
+        if self._chaos is not None and len(drafts) == 1 and drafts[0].space_id == SPACE_INITIAL:
+            self._chaos_shape(drafts[0], self._chaos)
         out = bytearray()
         types = _PACKET_TYPES
         for draft in drafts:
@@ -310,6 +317,18 @@ class PacketAssembler:
             out.append(data)
         space.next_pn = plan.next_packet_number
         return out
+
+    def _chaos_shape(self, draft: _PacketDraft, profile: initial_layout.LayoutProfile) -> None:
+        """Re-lay a lone hello-only Initial as Chromium does (``initial_layout.chaos_retransmission``)."""
+        room = profile.datagram_size - draft.header_size - AEAD_TAG_SIZE
+        shaped = initial_layout.chaos_retransmission(draft.buf.data, room, self._rng, profile)
+        if shaped is None:
+            return
+        payload, planned = shaped
+        draft.buf = Buffer(capacity=len(payload))
+        draft.buf.push_bytes(payload)
+        if draft.frames is not None:
+            draft.frames = list(initial_layout.describe_frames(planned))
 
     def _new_draft(self, space_id: int, capacity: int) -> _PacketDraft | None:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
