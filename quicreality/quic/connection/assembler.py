@@ -48,7 +48,7 @@ from ..recovery.loss import (
     SentPacket,
 )
 from ..recovery.pacer import Pacer
-from ..streams import QuicStream, StreamSendState
+from ..streams import QuicStream
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
 from .closing import close_datagram
 from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
@@ -118,8 +118,8 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_early", "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_is_client",
-                 "_pacer",
+                 "_chaos", "_early", "_ecn", "_events", "_host_cids", "_ids", "_initial_plan",
+                 "_initial_size", "_is_client", "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
@@ -143,6 +143,10 @@ class PacketAssembler:
         self._shaper: FlightShaping | None = None if is_client else config.flight_shape
         self._versions = versions
         self._initial_plan = initial_plan
+        #: a chrome client's layout: its retransmitted hello-only Initials are chaos-shaped too
+        self._chaos = initial_plan if initial_plan is not None and initial_plan.chaos else None
+        #: handshake-phase datagram size (RFC 9000 §14.1: at least 1200; Chromium pads to 1250)
+        self._initial_size = self._chaos.datagram_size if self._chaos else MIN_INITIAL_DATAGRAM_SIZE
         self._spaces = spaces
         self._cryptos = cryptos
         self._recovery = recovery
@@ -203,7 +207,7 @@ class PacketAssembler:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
                 out.append(planned)
-        max_size = self.max_datagram_size if handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
+        max_size = self.max_datagram_size if handshake_confirmed else self._initial_size
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now, max_size)
             if not data:
@@ -261,12 +265,14 @@ class PacketAssembler:
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
-        if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size and any(
+        if used < self._initial_size <= max_size and any(
                 d.space_id == SPACE_INITIAL and (self._is_client or d.ack_eliciting) for d in drafts):
-            drafts[-1].buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
+            drafts[-1].buf.push_bytes(bytes(self._initial_size - used))
         elif drafts[-1].path_probe and used < min(MIN_INITIAL_DATAGRAM_SIZE, max_size):
             # RFC 9000 §8.2.1/§8.2.2: expanded to 1200 bytes, or as far as the budget allows.
             drafts[-1].buf.push_bytes(bytes(min(MIN_INITIAL_DATAGRAM_SIZE, max_size) - used))
+        if self._chaos is not None and len(drafts) == 1 and drafts[0].space_id == SPACE_INITIAL:
+            self._chaos_shape(drafts[0], self._chaos)
         out = bytearray()
         for draft in drafts:
             out += self._seal(draft, now, self._peer_cids.current.cid)
@@ -362,6 +368,18 @@ class PacketAssembler:
             out.append(data)
         space.next_pn = plan.next_packet_number
         return out
+
+    def _chaos_shape(self, draft: _PacketDraft, profile: initial_layout.LayoutProfile) -> None:
+        """Re-lay a lone hello-only Initial as Chromium does (``initial_layout.chaos_retransmission``)."""
+        room = profile.datagram_size - draft.header_size - AEAD_TAG_SIZE
+        shaped = initial_layout.chaos_retransmission(draft.buf.data, room, self._rng, profile)
+        if shaped is None:
+            return
+        payload, planned = shaped
+        draft.buf = Buffer(capacity=len(payload))
+        draft.buf.push_bytes(payload)
+        if draft.frames is not None:
+            draft.frames = list(initial_layout.describe_frames(planned))
 
     def _new_draft(self, space_id: int, capacity: int) -> _PacketDraft | None:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
@@ -576,7 +594,7 @@ class PacketAssembler:
             if stream.stop_sending_pending:
                 f.push_stop_sending_frame(buf, stream_id, stream.stop_sending_error_code)
                 stream.stop_sending_pending = False
-                handlers.append((self._on_stop_sending_delivery, (stream,)))
+                handlers.append((self._streams.on_stop_sending_delivery, (stream,)))
                 draft.ack_eliciting = True
                 room = buf.capacity - buf.tell()
             if stream.reset_pending:
@@ -584,14 +602,14 @@ class PacketAssembler:
                 f.push_reset_stream_frame(buf, stream_id, stream.reset_error_code,
                                           stream.send_highest)
                 stream.reset_pending = False
-                handlers.append((self._on_reset_delivery, (stream,)))
+                handlers.append((self._streams.on_reset_delivery, (stream,)))
                 draft.ack_eliciting = True
                 del queue[stream_id]
                 continue
             if stream.max_stream_data_pending and room >= 20:
                 f.push_max_stream_data_frame(buf, stream_id, stream.local_max_stream_data)
                 stream.max_stream_data_pending = False
-                handlers.append((self._on_msd_delivery, (stream,)))
+                handlers.append((self._streams.on_max_stream_data_delivery, (stream,)))
                 draft.ack_eliciting = True
                 room = buf.capacity - buf.tell()
             if not stream.has_data_to_send():
@@ -616,7 +634,7 @@ class PacketAssembler:
             grown = stream.send_highest - highest
             if grown > 0:
                 mgr.data_sent += grown
-            handlers.append((self._on_stream_delivery, (stream, offset, length, fin)))
+            handlers.append((self._streams.on_stream_frame_delivery, (stream, offset, length, fin)))
             draft.ack_eliciting = True
             if frames is not None:
                 frames.append(stream_frame(stream_id, offset, length, fin))
@@ -626,17 +644,6 @@ class PacketAssembler:
                 queue[stream_id] = stream
 
     # ------------------------------------------------- delivery callbacks
-
-    def _on_stream_delivery(self, delivered: bool, stream: QuicStream, offset: int, length: int,
-                            fin: bool) -> None:
-        if delivered:
-            stream.on_frame_acked(offset, length, fin)
-            if stream.send_finished:
-                self._streams.maybe_close_stream(stream)
-        else:
-            stream.on_frame_lost(offset, length, fin)
-            if stream.has_data_to_send() and stream.stream_id in self._streams.streams:
-                self._streams.send_queue[stream.stream_id] = stream
 
     def _on_handshake_done_delivery(self, delivered: bool) -> None:
         if not delivered:
@@ -659,24 +666,6 @@ class PacketAssembler:
             self._events.append(events.PingAcknowledged(uid=uid))
         else:
             self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
-
-    def _on_stop_sending_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and not stream.recv_finished and stream.stream_id in self._streams.streams:
-            stream.stop_sending_pending = True
-            self._streams.send_queue[stream.stream_id] = stream
-
-    def _on_reset_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if delivered:
-            stream.send_state = StreamSendState.RESET_RECVD
-            self._streams.maybe_close_stream(stream)
-        elif stream.stream_id in self._streams.streams:
-            stream.reset_pending = True
-            self._streams.send_queue[stream.stream_id] = stream
-
-    def _on_msd_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and stream.stream_id in self._streams.streams and not stream.recv_finished:
-            stream.max_stream_data_pending = True
-            self._streams.send_queue[stream.stream_id] = stream
 
     # -------------------------------------------------------------- close
 
