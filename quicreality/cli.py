@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .quic.config import QuicConfiguration
 
@@ -45,6 +46,9 @@ def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
     p.add_argument("--congestion", default="cubic",
                    help="congestion controller: cubic (default), newreno or bbr")
+    p.add_argument("--ecn", action=argparse.BooleanOptionalAction, default=True,
+                   help="mark ECT(0), read ECN codepoints and validate ECN (RFC 9000 §13.4; "
+                        "default: on)")
     p.add_argument("--max-datagram-size", type=int, default=1200,
                    help="largest UDP payload we send after the handshake (default 1200)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -65,10 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--relay-config", metavar="FILE",
                    help="TOML whose [relay] table allows relay destinations (default: refuse all)")
     s.add_argument("--metrics-listen", metavar="HOST:PORT",
-                   help="serve Prometheus metrics at http://HOST:PORT/metrics")
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics and, with "
+                        "--reality-config, a status page (HTML) at http://HOST:PORT/")
     from .aio import reality_cli
 
     reality_cli.add_server_options(s)
+    s.add_argument("--versions", default="v1,v2", metavar="LIST",
+                   help="QUIC versions we accept, in preference order: a client's Initial in "
+                        "another one gets Version Negotiation, and one in a compatible version "
+                        "we prefer is moved to it (RFC 9368; e.g. v2,v1 moves v1 clients that "
+                        "offer v2). Default: %(default)s")
     _add_common(s, server=True)
 
     c = sub.add_parser("client", help="download URLs over HTTP/3")
@@ -81,15 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
-    c.add_argument("--fingerprint", choices=["chrome", "minimal"], default=None,
-                   help="what the first flight looks like: chrome (Chromium 156's hello and "
-                        "transport parameters) or minimal (our own); default: chrome with "
-                        "--reality-public-key, else minimal")
     c.add_argument("--initial-layout", choices=["minimal", "chrome"], default=None,
                    help="first Initial flight only: minimal or chrome (Chromium 156's packets, "
                         "frames, datagram sizes and a zero-length SCID); default: the "
                         "fingerprint's")
     reality_cli.add_client_options(c)
+    c.add_argument("--versions", default="v1", metavar="LIST",
+                   help="QUIC versions we speak, in preference order, e.g. v1,v2: the first "
+                        "Initial uses the first, all are offered in version_information "
+                        "(RFC 9368; a server may move us to one it prefers), and after Version "
+                        "Negotiation we start again in the first one the server lists. Default: "
+                        "%(default)s (v1 only: no version_information, as before RFC 9368)")
     _add_common(c)
     reality_cli.add_keygen_parser(sub)
 
@@ -101,10 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     opts: dict[str, object] = {"congestion_control_algorithm": args.congestion,
-                               "max_datagram_size": args.max_datagram_size}
+                               "max_datagram_size": args.max_datagram_size, "ecn": args.ecn}
     suites = _cipher_suites(args.cipher_suites)
     if suites:
         opts["cipher_suites"] = suites
+    versions = _versions(args)
+    if versions is not None:
+        opts["supported_versions"] = versions
     from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
 
     if args.congestion not in CONGESTION_CONTROLLERS:
@@ -113,6 +128,31 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     if not 1200 <= args.max_datagram_size <= 65527:
         raise CliError("--max-datagram-size must be between 1200 and 65527")
     return opts
+
+
+def _versions(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """``--versions`` checked; None for a subcommand without it (relay-client: the default)."""
+    from .quic.packet import SUPPORTED_VERSIONS, is_reserved_version
+    from .quic.versions import parse_versions
+
+    if getattr(args, "versions", None) is None:
+        return None
+    try:
+        versions = parse_versions(args.versions)
+    except ValueError as exc:
+        raise CliError(f"--versions: {exc}") from None
+    # A client may list reserved versions 0x?a?a?a?a (sent in v1's format) to provoke Version
+    # Negotiation (RFC 9000 §6.3); it must also list one it speaks.
+    reserved_ok = args.command == "client"
+    unknown = [v for v in versions if v not in SUPPORTED_VERSIONS
+               and not (reserved_ok and is_reserved_version(v))]
+    if unknown:
+        raise CliError(f"--versions: we speak only v1 and v2, not {unknown[0]:#010x}"
+                       + (" (a client may add reserved versions 0x?a?a?a?a)"
+                          if reserved_ok else ""))
+    if not any(v in SUPPORTED_VERSIONS for v in versions):
+        raise CliError("--versions: list v1 or v2 too (a reserved version cannot connect)")
+    return versions
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -163,12 +203,14 @@ def run_server(args: argparse.Namespace) -> int:
                                       qlog_flavour=args.qlog_flavour)
     except OSError as exc:
         raise CliError(f"--keylog {exc.filename!r}: {exc.strerror or exc}") from None
+    metrics_http = None
     if args.metrics_listen:
         from .metrics import serve_metrics
 
         try:
             mhost, mport = parse_hostport(args.metrics_listen, what="--metrics-listen address")
-            closers.append(serve_metrics(mhost, mport).shutdown)
+            metrics_http = serve_metrics(mhost, mport)
+            closers.append(metrics_http.shutdown)
         except (ValueError, OSError) as exc:
             raise CliError(f"--metrics-listen: {exc}") from None
 
@@ -200,9 +242,18 @@ def run_server(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         if reality is not None:  # SIGHUP reloads [reality] and [relay]
+            on_hup = reality_cli.reload_on_sighup(args, (host, port), CliError)
+            listen = f"{host}:{sock.getsockname()[1]}"
+
+            def ready(server: Any) -> None:
+                on_hup(server)
+                if metrics_http is not None:  # the status page at / next to /metrics
+                    from .aio.status_page import status_source
+
+                    metrics_http.status = status_source(server, listen)
+
             await serve_reality(sock, factory, reality, www=www, stop=stop,
-                                endpoint_qlog=endpoint_qlog, relay=relay,
-                                ready=reality_cli.reload_on_sighup(args, (host, port), CliError))
+                                endpoint_qlog=endpoint_qlog, relay=relay, ready=ready)
             return
         await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay)
 
@@ -240,6 +291,7 @@ def run_client(args: argparse.Namespace) -> int:
     from .aio import reality_cli
 
     reality = reality_cli.client_configurator(args, CliError)
+    shape_hello = reality or reality_cli.plain_configurator(args, CliError)
     if reality is None and not args.insecure and not args.ca:
         raise CliError("choose --insecure or --ca FILE (system trust stores are not used)")
     if args.ca:
@@ -260,12 +312,7 @@ def run_client(args: argparse.Namespace) -> int:
     def make_config(host: str) -> QuicConfiguration:
         cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
                                  server_name=args.server_name, **opts)
-        if reality is not None:
-            cfg = reality(cfg)
-        else:
-            from .quic.fingerprint import apply_fingerprint
-
-            cfg = apply_fingerprint(cfg, args.fingerprint or "minimal")
+        cfg = shape_hello(cfg)
         if args.initial_layout is not None:
             cfg = cfg.derived(initial_layout=args.initial_layout)
         try:  # clients honour SSLKEYLOGFILE (the curl convention)

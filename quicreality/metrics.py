@@ -2,25 +2,85 @@
 
 Components register their metrics on :data:`REGISTRY` (the relay's are in :class:`RelayMetrics`,
 created once by :func:`relay_metrics`); ``--metrics-listen HOST:PORT`` serves them all in the
-Prometheus text format through :func:`serve_metrics`.
+Prometheus text format through :func:`serve_metrics`, next to the operator's status page at ``/``
+(:mod:`quicreality.status`).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 #: The registry every quicreality metric lives in.
 REGISTRY = CollectorRegistry(auto_describe=True)
 
+#: What ``/`` shows before a status source is set (e.g. a relay client).
+NO_STATUS = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>quicreality</title>"
+             "</head><body><h1>quicreality</h1><p>No status page for this process. "
+             'Prometheus metrics: <a href="/metrics">/metrics</a>.</p></body></html>')
 
-def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> Any:
-    """Serve ``registry`` at ``http://HOST:PORT/metrics`` from a daemon thread; returns the server.
 
-    Call ``.shutdown()`` on the result to stop it.
+class MetricsServer(ThreadingHTTPServer):
+    """``GET /metrics`` (Prometheus text format) and ``GET /`` (the status page, HTML).
+
+    :attr:`status` builds the page's HTML on request (it runs on the HTTP thread: a source
+    that reads event-loop state hands the work to the loop, see
+    :func:`quicreality.aio.reality_server.status_source`).
     """
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], registry: CollectorRegistry) -> None:
+        super().__init__(address, _Handler)
+        self.registry = registry
+        self.status: Callable[[], str] | None = None
+
+    def shutdown(self) -> None:
+        """Stop serving and close the listening socket."""
+        super().shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.server.registry))
+        elif path in ("/", "/index.html"):
+            status = self.server.status
+            try:
+                page = status() if status is not None else NO_STATUS
+            except Exception as exc:  # noqa: BLE001 - the operator sees why
+                self._send(500, "text/plain; charset=utf-8",
+                           f"status page failed: {exc!r}\n".encode())
+                return
+            self._send(200, "text/html; charset=utf-8", page.encode())
+        else:
+            self._send(404, "text/plain; charset=utf-8", b"not found: try / or /metrics\n")
+
+    def _send(self, code: int, ctype: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: a scrape per second would flood the log."""
+
+
+def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> MetricsServer:
+    """Serve ``registry`` at ``http://HOST:PORT/metrics`` and the status page at ``/`` from a
+    daemon thread; returns the server (set ``.status``; ``.shutdown()`` stops it)."""
+    server = MetricsServer((host, port), registry)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server
 
 

@@ -56,6 +56,22 @@ def parse_cipher_suites(value: str | None) -> list[CipherSuite] | None:
     return out
 
 
+#: QUIC version names (RFC 9000 §15, RFC 9369 §3.1).
+VERSION_NAMES = {"v1": 0x00000001, "v2": 0x6B3343CF}
+
+
+def parse_versions(value: str) -> list[int]:
+    """``v2,v1`` (or hex numbers) -> version numbers, in order."""
+    out = []
+    for name in value.split(","):
+        name = name.strip().lower()
+        try:
+            out.append(VERSION_NAMES[name] if name in VERSION_NAMES else int(name, 16))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"unknown QUIC version {name!r}") from None
+    return out
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Options both peers share."""
     parser.add_argument("--qlog-dir", default=os.environ.get("QLOGDIR"),
@@ -66,6 +82,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="comma separated TLS 1.3 suites, e.g. CHACHA20_POLY1305_SHA256")
     parser.add_argument("--congestion-control", default="reno", choices=["reno", "cubic"],
                         help="aioquic congestion controller")
+    parser.add_argument("--versions", type=parse_versions, default=None,
+                        help="QUIC versions in preference order, e.g. v2,v1 (client: the first is "
+                             "the version of its first Initial); default: the library's")
     parser.add_argument("-v", "--verbose", action="store_true", help="log aioquic debug output")
 
 
@@ -80,6 +99,10 @@ def apply_common_args(config: QuicConfiguration, args: argparse.Namespace) -> Te
         config.secrets_log_file = keylog
     if args.cipher_suites:
         config.cipher_suites = args.cipher_suites
+    if args.versions:
+        config.supported_versions = list(args.versions)
+        if config.is_client:  # the version of its first Initial (aioquic: original_version)
+            config.original_version = args.versions[0]
     if hasattr(config, "congestion_control_algorithm"):
         config.congestion_control_algorithm = args.congestion_control
     elif args.congestion_control != "reno":

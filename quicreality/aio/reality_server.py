@@ -73,6 +73,7 @@ from ..reality.target_shape import (
 )
 from ..relay.config import RelayConfig
 from .fallback import FallbackRelay
+from .relay_upstream import close_upstream_pools
 from .server import QuicServer
 
 log = logging.getLogger("quicreality.reality")
@@ -176,8 +177,8 @@ class _GatedEndpoint:
         self._on_gate = on_gate
         self._on_accepted = on_accepted
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
-        got = self._endpoint.receive_datagram(data, addr, now)
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
+        got = self._endpoint.receive_datagram(data, addr, now, ecn)
         if got.gate is not None:
             self._on_gate(got.gate, now)
             if got.new and got.connection is not None and isinstance(got.gate, Accept) \
@@ -529,7 +530,9 @@ async def serve_reality(
         else:
             await stop.wait()
     finally:
+        server.shutdown()  # CONNECTION_CLOSE to every client: relay clients reconnect at once
         server.close()
+        await close_upstream_pools()
         for conn in list(endpoint.connections):
             release = getattr(conn, "release", None)
             if release is not None:

@@ -33,14 +33,14 @@ from ..metrics import RelayMetrics, relay_metrics
 from ..quic import events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
-from ..relay.actions import Action, SendUdpTo, SockAddr
+from ..relay.actions import Action, FlowAnswered, FlowEnded, SendUdpTo, SockAddr
 from ..relay.client_session import ClientRelaySession
 from ..relay.config import RelayConfig
 from ..relay.protocol import Destination, Kind
 from ..relay.session import LOSS_OUTCOME
 from .driver import Driver
 from .relay_pump import RelayEdge, SideMetrics, TcpSocket, Waker, tcp_loss
-from .relay_udp import UdpListener
+from .relay_udp import UdpListener, UdpRoute
 from .udp import open_udp_socket
 
 log = logging.getLogger("quicreality.relay")
@@ -67,12 +67,13 @@ class ClientLink(RelayEdge):
         metrics: the client's metrics.
         wake: asks for the connection's send path to run soon.
         loop: the event loop.
-        listeners: the UDP listeners by route number (``SendUdpTo.route``).
+        listeners: the UDP routes by number (``SendUdpTo.route``): local listeners, or a
+            middle relay's bridged legs.
     """
 
     def __init__(self, conn: QuicConnection, config: RelayConfig, metrics: SideMetrics,
                  wake: Callable[[], None], loop: asyncio.AbstractEventLoop,
-                 listeners: dict[int, UdpListener]) -> None:
+                 listeners: dict[int, UdpRoute]) -> None:
         self.client_session = ClientRelaySession(
             conn, config, max_datagram_size=conn.configuration.max_datagram_size,
             observer=metrics)
@@ -101,6 +102,16 @@ class ClientLink(RelayEdge):
         self.run(self.client_session.udp_from_local(route, destination, addr, data,
                                                     self.loop.time()))
 
+    def open_udp_flow(self, route: int, destination: Destination, addr: SockAddr,
+                      hop_limit: int | None) -> None:
+        """Open a bridged flow now (a middle relay's leg; its answer goes to the route)."""
+        self.run(self.client_session.open_udp_flow(route, destination, addr, self.loop.time(),
+                                                   hop_limit=hop_limit))
+
+    def close_udp_flow(self, route: int, addr: SockAddr, reason: str) -> None:
+        """End a flow from the local side (FIN)."""
+        self.run(self.client_session.close_udp_flow(route, addr, reason))
+
     def handle_event(self, event: events.QuicEvent, now: float) -> None:
         """Route one QUIC event to its stream or flow."""
         self.run(self.client_session.handle_event(event, now))
@@ -118,6 +129,14 @@ class ClientLink(RelayEdge):
             listener = self._listeners.get(action.route)
             if listener is not None:
                 listener.send(action.payload, action.address)
+        elif isinstance(action, FlowAnswered):
+            route = self._listeners.get(action.route)
+            if route is not None:
+                route.flow_answered(action.address, action.answer)
+        elif isinstance(action, FlowEnded):
+            route = self._listeners.get(action.route)
+            if route is not None:
+                route.flow_ended(action.address, action.reason)
         else:
             super()._carry_out(action)
 
@@ -155,9 +174,9 @@ class RelayConnection(Driver):
         self._on_lost = on_lost
         self._wake = Waker(self.service, loop)
 
-    def datagram_received(self, data: bytes, addr: SockAddr,
-                          now: float) -> Iterable[QuicConnection]:
-        self.conn.receive_datagram(data, addr, now)
+    def datagram_received(self, data: bytes, addr: SockAddr, now: float,
+                          ecn: int = 0) -> Iterable[QuicConnection]:
+        self.conn.receive_datagram(data, addr, now, ecn)
         return (self.conn,)
 
     def connections(self) -> Iterable[QuicConnection]:
@@ -255,7 +274,7 @@ class RelayClient:
         self.bound: list[tuple[Kind, str, int]] = []
         self.connections_made = 0
         self._servers: list[asyncio.AbstractServer] = []
-        self._udp: dict[int, UdpListener] = {}
+        self._udp: dict[int, UdpRoute] = {}
         self._waiting: dict[TcpSocket, float] = {}
         self._backoff = backoff_min
         self._server_addr: SockAddr | None = None

@@ -39,11 +39,11 @@ from ..relay.actions import (
     SockAddr,
 )
 from ..relay.config import RelayConfig
-from ..relay.protocol import Kind, Status, StatusAnswer
+from ..relay.protocol import Kind, Status, StatusAnswer, flow_id_of_stream
 from ..relay.server_session import ServerRelaySession
 from .relay_pump import RelayEdge, SideMetrics, TcpSocket
 from .relay_udp import UdpFlowSocket
-from .relay_upstream import BridgeEnd, bridge_pair, upstream_pool
+from .relay_upstream import BridgeEnd, UpstreamUdpLeg, bridge_pair, upstream_pool
 
 #: The session's timers fire this much late, so that what is due has surely expired.
 TIMER_SLACK = 0.05
@@ -85,6 +85,7 @@ class ServerLink(RelayEdge):
                          inbound="down")
         self._tasks: dict[int, asyncio.Task[None]] = {}  # resolutions and connects, by stream
         self._flows: dict[int, UdpFlowSocket] = {}
+        self._legs: dict[int, UpstreamUdpLeg] = {}  # UDP flows carried on upstream, by flow id
         self._delivered: list[QuicEvent] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -130,6 +131,8 @@ class ServerLink(RelayEdge):
                 flow = self._flows.get(flow_id)
                 if flow is not None:
                     flow.send(payload)
+                elif (leg := self._legs.get(flow_id)) is not None:
+                    leg.send_up(payload)
             case Deliver(event=event):
                 self._delivered.append(event)
             case Resolve():
@@ -146,7 +149,11 @@ class ServerLink(RelayEdge):
                 flow = self._flows.pop(flow_id, None)
                 if flow is not None:
                     flow.close()
+                if (leg := self._legs.pop(flow_id, None)) is not None:
+                    leg.close_up()
             case CancelConnect(stream_id=sid):
+                if (leg := self._legs.pop(flow_id_of_stream(sid), None)) is not None:
+                    leg.close_up()
                 task = self._tasks.pop(sid, None)
                 if task is not None:
                     task.cancel()
@@ -208,6 +215,16 @@ class ServerLink(RelayEdge):
         assert upstream is not None
         sid = action.stream_id
         pool = upstream_pool(upstream, self.config)
+        if action.kind == Kind.UDP:
+            flow_id = flow_id_of_stream(sid)
+            leg = UpstreamUdpLeg(
+                pool, sid, action.destination, action.hop_limit,
+                on_datagram=lambda payload: self._from_destination(flow_id, [payload]),
+                on_answer=partial(self._upstream_flow_answered, flow_id),
+                on_end=partial(self._upstream_flow_ended, flow_id))
+            self._legs[flow_id] = leg
+            pool.open_udp(leg)
+            return
         s_end, c_end = bridge_pair(self, self.config, pool, pool.config, self.loop,
                                    stream_id=sid, destination=action.destination,
                                    hop_limit=action.hop_limit, on_answer=self._upstream_answered)
@@ -229,6 +246,26 @@ class ServerLink(RelayEdge):
         self._after(self.server_session.connect_failed(
             sid, answer.status, f"{via}: {answer.reason or answer.status.name.lower()}",
             self.loop.time()))
+
+    def _upstream_flow_answered(self, flow_id: int, answer: StatusAnswer) -> None:
+        leg = self._legs.get(flow_id)
+        if leg is None:
+            return
+        now = self.loop.time()
+        if answer.ok:
+            self._after(self.server_session.udp_flow_opened(leg.stream_id, now))
+            return
+        del self._legs[flow_id]
+        upstream = self.config.upstream
+        via = f"via {upstream.server}" if upstream is not None else "via the upstream"
+        self._after(self.server_session.connect_failed(
+            leg.stream_id, answer.status, f"{via}: {answer.reason or answer.status.name.lower()}",
+            now))
+
+    def _upstream_flow_ended(self, flow_id: int, reason: str) -> None:
+        if self._legs.pop(flow_id, None) is not None:
+            self._after(self.server_session.udp_flow_lost(flow_id, f"upstream: {reason}",
+                                                          self.loop.time()))
 
     def tcp_made(self, sock: TcpSocket) -> None:
         """A destination socket is connected: the session answers OK."""
@@ -290,6 +327,9 @@ class ServerLink(RelayEdge):
         for flow in list(self._flows.values()):
             flow.close()
         self._flows.clear()
+        for leg in list(self._legs.values()):
+            leg.close_up()
+        self._legs.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

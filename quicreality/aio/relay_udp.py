@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
+from typing import Protocol
 
 from ..relay.actions import SockAddr
+from ..relay.protocol import StatusAnswer
 
 #: Largest UDP payload read from a socket.
 UDP_READ_SIZE = 65535
@@ -64,10 +66,34 @@ class UdpListener:
         except OSError:
             self._on_drop("local_send_error")
 
+    def flow_answered(self, addr: SockAddr, answer: StatusAnswer) -> None:
+        """Local flows are never bridged: nothing to do."""
+
+    def flow_ended(self, addr: SockAddr, reason: str) -> None:
+        """Local flows are never bridged: nothing to do."""
+
     def close(self) -> None:
         """Stop reading and close the socket."""
         _remove_reader(self.loop, self.sock)
         self.sock.close()
+
+
+class UdpRoute(Protocol):
+    """Where a client connection sends what a route's flows receive: a local
+    :class:`UdpListener`, or a middle relay's bridged leg
+    (:class:`~quicreality.aio.relay_upstream.UpstreamUdpLeg`)."""
+
+    def send(self, payload: bytes, addr: SockAddr) -> None:
+        """A datagram for the sender at ``addr``."""
+
+    def flow_answered(self, addr: SockAddr, answer: StatusAnswer) -> None:
+        """A bridged flow's status answer."""
+
+    def flow_ended(self, addr: SockAddr, reason: str) -> None:
+        """A bridged flow is gone."""
+
+    def close(self) -> None:
+        """The route is closed."""
 
 
 class UdpFlowSocket:

@@ -17,21 +17,28 @@ always (allow-list, hop limit); instead of connecting to the destination it asks
   socket's would, never inside the caller.
 * The upstream's status answer (``Answered``) completes the downstream set-up: OK becomes the
   downstream OK, anything else the same status with the upstream's reason.
+* A UDP flow is an :class:`UpstreamUdpLeg`: a route of the pool with one bridged flow on the
+  upstream connection (preface with the hop limit). Its status answer becomes the downstream
+  answer, datagrams are passed on each way, and when either flow ends the other ends too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
 
 from ..quic.config import QuicConfiguration
+from ..relay.actions import SockAddr
 from ..relay.config import RelayConfig, UpstreamConfig
 from ..relay.protocol import Destination, Status, StatusAnswer
-from .relay_client import RelayClient
+from .relay_client import RelayClient, RelayConnection
 from .relay_pump import TcpSink, TcpSocket
+
+log = logging.getLogger("quicreality.relay")
 
 
 class _Lost:
@@ -215,6 +222,93 @@ def upstream_quic_factory(upstream: UpstreamConfig, relay: RelayConfig,
     return plain
 
 
+#: The sender address of every bridged leg (each leg has a route of its own).
+LEG_ADDRESS: SockAddr = ("0.0.0.0", 0)
+
+
+class UpstreamUdpLeg:
+    """A downstream UDP flow carried on through the upstream relay (one route of the pool).
+
+    The server edge sends the flow's datagrams up with :meth:`send_up` and ends it with
+    :meth:`close_up`; the pool's client edge calls the :class:`~.relay_udp.UdpRoute` methods:
+    ``send`` (a datagram from upstream), ``flow_answered`` (the upstream's status, which
+    becomes the downstream answer) and ``flow_ended`` (the upstream flow is gone).
+
+    Args:
+        pool: the upstream pool.
+        stream_id: the downstream flow's stream.
+        destination: where the flow goes (sent upstream in the preface).
+        hop_limit: the preface's hop limit for the next relay.
+        on_datagram: a datagram from upstream, for the downstream flow.
+        on_answer: the upstream's status answer.
+        on_end: the upstream flow ended (``reason``).
+    """
+
+    def __init__(self, pool: UpstreamPool, stream_id: int, destination: Destination,
+                 hop_limit: int, *, on_datagram: Callable[[bytes], None],
+                 on_answer: Callable[[StatusAnswer], None],
+                 on_end: Callable[[str], None]) -> None:
+        self.pool = pool
+        self.stream_id = stream_id
+        self.destination = destination
+        self.hop_limit = hop_limit
+        self.route = -1
+        self.answer: StatusAnswer | None = None
+        self.done = False
+        self._on_datagram = on_datagram
+        self._on_answer = on_answer
+        self._on_end = on_end
+
+    # ------------------------------------------------------------ downstream side
+
+    def send_up(self, payload: bytes) -> None:
+        """A datagram of the downstream flow: onto the upstream flow."""
+        link = self.pool.ready
+        if self.done or link is None:
+            self.pool.side_metrics.udp_dropped("no_connection")
+            return
+        link.udp_datagram(self.route, self.destination, payload, LEG_ADDRESS)
+
+    def close_up(self) -> None:
+        """The downstream flow ended (or its set-up was cancelled): end the upstream flow."""
+        if self.done:
+            return
+        self.done = True
+        self.pool.forget_leg(self)
+        link = self.pool.ready
+        if link is not None:
+            link.close_udp_flow(self.route, LEG_ADDRESS, "closed downstream")
+
+    # ---------------------------------------------------------- UdpRoute (upstream side)
+
+    def send(self, payload: bytes, addr: SockAddr) -> None:
+        """A datagram from upstream."""
+        if not self.done:
+            self._on_datagram(payload)
+
+    def flow_answered(self, addr: SockAddr, answer: StatusAnswer) -> None:
+        """The upstream's status answer: passed on once."""
+        if self.answer is None and not self.done:
+            self.answer = answer
+            self._on_answer(answer)
+
+    def flow_ended(self, addr: SockAddr, reason: str) -> None:
+        """The upstream flow is gone: the downstream flow ends (or its set-up fails)."""
+        if self.done:
+            return
+        self.done = True
+        self.pool.forget_leg(self)
+        if self.answer is None:
+            self.answer = StatusAnswer(Status.UNREACHABLE, f"upstream flow ended: {reason}")
+            self._on_answer(self.answer)
+        else:
+            self._on_end(reason)
+
+    def close(self) -> None:
+        """The pool is closing."""
+        self.flow_ended(LEG_ADDRESS, "upstream pool closed")
+
+
 class UpstreamPool(RelayClient):
     """The pooled connection to one upstream relay (a relay client without listeners).
 
@@ -231,12 +325,44 @@ class UpstreamPool(RelayClient):
                          handshake_timeout=upstream.handshake_timeout, on_status=on_status)
         self.upstream = upstream
         self._starting: asyncio.Task[None] | None = None
+        self._next_route = 0
+        self._udp_waiting: list[UpstreamUdpLeg] = []
 
     def open(self, end: BridgeEnd) -> None:
         """Give ``end`` a stream on the upstream connection (now, or once it is up)."""
+        self._ensure_started()
+        self.tcp_made(end)
+
+    def open_udp(self, leg: UpstreamUdpLeg) -> None:
+        """Give ``leg`` a flow on the upstream connection (now, or once it is up)."""
+        self._ensure_started()
+        self._next_route += 1
+        leg.route = self._next_route
+        self._udp[leg.route] = leg
+        if self.ready is not None:
+            self.ready.open_udp_flow(leg.route, leg.destination, LEG_ADDRESS, leg.hop_limit)
+        else:
+            self._udp_waiting.append(leg)
+
+    def forget_leg(self, leg: UpstreamUdpLeg) -> None:
+        """``leg`` is done: its route goes."""
+        if self._udp.get(leg.route) is leg:
+            del self._udp[leg.route]
+        if leg in self._udp_waiting:
+            self._udp_waiting.remove(leg)
+
+    def session_ready(self, session: RelayConnection, handshake_secs: float) -> None:
+        """The connection is up: also open the flows of the legs that waited for it."""
+        super().session_ready(session, handshake_secs)
+        waiting, self._udp_waiting = self._udp_waiting, []
+        link = self.ready
+        for leg in waiting:
+            if not leg.done and link is not None:
+                link.open_udp_flow(leg.route, leg.destination, LEG_ADDRESS, leg.hop_limit)
+
+    def _ensure_started(self) -> None:
         if self._starting is None:
             self._starting = self.loop.create_task(self.start())
-        self.tcp_made(end)
 
 
 _POOLS: dict[UpstreamConfig, UpstreamPool] = {}
@@ -248,8 +374,14 @@ def upstream_pool(upstream: UpstreamConfig, relay: RelayConfig,
     gets another pool, the old one keeps serving the streams it carries)."""
     pool = _POOLS.get(upstream)
     if pool is None:
-        pool = _POOLS[upstream] = UpstreamPool(upstream, relay, on_status=on_status)
+        pool = _POOLS[upstream] = UpstreamPool(upstream, relay,
+                                               on_status=on_status or partial(_log_status, upstream))
     return pool
+
+
+def _log_status(upstream: UpstreamConfig, line: str) -> None:
+    """The default status line of a pool: ``relay upstream HOST:PORT: connected to ...``."""
+    log.info("relay upstream %s: %s", upstream.server, line)
 
 
 async def close_upstream_pools() -> None:

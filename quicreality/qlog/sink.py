@@ -116,6 +116,11 @@ class QlogSink(Protocol):
         tls/local_update/remote_update)."""
         ...
 
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
+        """The versions each side listed in version_information and the chosen one (RFC 9368)."""
+        ...
+
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
         """A project-specific event, e.g. ``reality:verdict``; ``name`` is written verbatim."""
         ...
@@ -205,6 +210,10 @@ class NullSink:
     def key_updated(
         self, now: float, key_type: str, trigger: str, *, key_phase: int | None = None
     ) -> None:
+        """Drop."""
+
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
         """Drop."""
 
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
@@ -334,6 +343,12 @@ class RecordingSink(NullSink):
         """Record."""
         self._rec("key_updated", now, key_type=key_type, trigger=trigger, key_phase=key_phase)
 
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
+        """Record."""
+        self._rec("version_information", now, client_versions=tuple(client_versions),
+                  server_versions=tuple(server_versions), chosen=chosen)
+
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
         """Record."""
         self._rec("custom", now, name=name, data=dict(data))
@@ -358,14 +373,18 @@ def crypto_frame(offset: int, length: int) -> FrameDict:
     return {"frame_type": "crypto", "offset": offset, "length": length}
 
 
-def ack_frame(ranges: Iterable[range], ack_delay: float) -> FrameDict:
+def ack_frame(ranges: Iterable[range], ack_delay: float,
+              ecn: tuple[int, int, int] | None = None) -> FrameDict:
     """An ACK frame from packet-number ranges
-    (``range`` objects, stop exclusive); ``ack_delay`` in seconds."""
-    return {
+    (``range`` objects, stop exclusive); ``ack_delay`` in seconds; ``ecn``: ACK_ECN's counts."""
+    frame: FrameDict = {
         "frame_type": "ack",
         "ack_delay": round(ack_delay * 1000.0, 3),
         "acked_ranges": [[r.start, r.stop - 1] for r in ranges],
     }
+    if ecn is not None:
+        frame["ect0"], frame["ect1"], frame["ce"] = ecn
+    return frame
 
 
 def padding_frame(length: int) -> FrameDict:

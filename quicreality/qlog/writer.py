@@ -28,7 +28,7 @@ Writes are buffered (64 KiB); nothing is flushed per event. Call :meth:`JsonSeqW
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self, TextIO
 
@@ -58,6 +58,16 @@ _NAMES: dict[str, tuple[str, str]] = {
     "connection_closed": ("connectivity:connection_closed", "quic:connection_closed"),
     "key_updated": ("security:key_updated", "quic:key_updated"),
     "version_information": ("transport:version_information", "quic:version_information"),
+    # written through ``custom`` under its 0.3 name (RFC 9000 §13.4 validation, connection/ecn.py)
+    "recovery:ecn_state_updated": ("recovery:ecn_state_updated", "quic:ecn_state_updated"),
+}
+
+#: Our connection states to quic-events -13 $ConnectionState (BaseConnectionStates and
+#: GranularConnectionStates); the 0.3 flavour keeps our names, which existing traces carry.
+_DRAFT_STATES: dict[str, str] = {
+    "firstflight": "attempted",
+    "connected": "handshake_complete",
+    "terminated": "closed",
 }
 
 
@@ -320,7 +330,11 @@ class JsonSeqWriter:
         )
 
     def connection_state_updated(self, now: float, old: str | None, new: str) -> None:
-        """``connectivity:connection_state_updated`` / ``quic:connection_state_updated``."""
+        """``connectivity:connection_state_updated`` / ``quic:connection_state_updated`` (the
+        draft flavour names the states as quic-events -13's $ConnectionState does)."""
+        if self._draft:
+            new = _DRAFT_STATES.get(new, new)
+            old = _DRAFT_STATES.get(old, old) if old is not None else None
         data: dict[str, Any] = {"new": new}
         if old is not None:
             data["old"] = old
@@ -393,6 +407,18 @@ class JsonSeqWriter:
         if key_phase is not None:
             data["key_phase" if self._draft else "generation"] = key_phase
         self._emit(now, "key_updated", data)
+
+    def version_information(self, now: float, *, client_versions: Iterable[int],
+                            server_versions: Iterable[int], chosen: int) -> None:
+        """``transport:version_information`` / ``quic:version_information`` (hex versions)."""
+        data: dict[str, Any] = {"chosen_version": f"{chosen:08x}"}
+        client = [f"{v:08x}" for v in client_versions]
+        server = [f"{v:08x}" for v in server_versions]
+        if client:
+            data["client_versions"] = client
+        if server:
+            data["server_versions"] = server
+        self._emit(now, "version_information", data)
 
     def custom(self, now: float, name: str, data: dict[str, Any]) -> None:
         """A project event written with ``name`` verbatim (e.g. ``reality:verdict``)."""

@@ -23,11 +23,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..tls.hkdf import SUITE_HASH, CipherSuite, hash_len, hkdf_expand_label, hkdf_extract
-from .packet import QUIC_VERSION_1
-
-#: QUIC version 2 (RFC 9369 §3.1). Our connections speak v1 only; the v2 key derivation below
-#: serves observers that open v2 Initials (the censor lab, quicreality.scenarios.censor).
-QUIC_VERSION_2 = 0x6B3343CF
+from .packet import QUIC_VERSION_1, version_format
+from .packet import QUIC_VERSION_2 as QUIC_VERSION_2  # re-exported for observers (censor lab)
 
 #: Initial salts per version (RFC 9001 §5.2; v2: RFC 9369 §3.3.1).
 INITIAL_SALTS: dict[int, bytes] = {
@@ -380,7 +377,10 @@ class CryptoPair:
         self._recv_min_pn = _NO_PACKET
 
     def setup_initial(self, cid: bytes, is_client: bool, version: int) -> None:
-        """Install Initial keys derived from the client's first Destination Connection ID (RFC 9001 §5.2)."""
+        """Install Initial keys derived from the client's first Destination Connection ID (RFC 9001 §5.2).
+
+        A reserved version (a client provoking Version Negotiation) uses v1's keys."""
+        version = version_format(version)
         client_secret, server_secret = derive_initial_secrets(cid, version)
         if is_client:
             send_secret, recv_secret = client_secret, server_secret

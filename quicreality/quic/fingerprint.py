@@ -34,6 +34,7 @@ from .transport_params import (
     encode_parameter_list,
     encode_version_information,
     pull_parameter_list,
+    pull_version_information,
     reserved_parameter_id,
 )
 
@@ -88,13 +89,19 @@ def chrome_transport_parameters(
     """Our client's quic_transport_parameters rewritten as Chrome 156 sends them.
 
     Keeps our parameters except those Chrome does not send and that can be omitted without
-    changing their meaning (:func:`_omittable`); adds version_information (RFC 9368: chosen
-    ``version``, available ``version`` and a reserved version in random order),
+    changing their meaning (:func:`_omittable`); puts in version_information (RFC 9368: chosen
+    ``version`` -- or the chosen version of ours, when we sent one --, available that version and
+    a reserved version in random order),
     google_connection_options ``ORIG`` and one reserved parameter ``31·N+27`` with 0..15 random
     bytes (RFC 9000 §18.1); and shuffles the order, as Chrome does per connection.
     """
-    kept = [(pid, value) for pid, value in pull_parameter_list(data)
-            if not _omittable(pid, value)]
+    kept = []
+    for pid, value in pull_parameter_list(data):
+        if pid == PARAM_VERSION_INFORMATION:
+            # Ours (RFC 9368) gives the chosen version; Chrome lists it with one reserved version.
+            version = pull_version_information(value).chosen_version
+        elif not _omittable(pid, value):
+            kept.append((pid, value))
     available = shuffled([version, grease_version(rng)], rng)
     kept.append((PARAM_VERSION_INFORMATION,
                  encode_version_information(VersionInformation(version, tuple(available)))))

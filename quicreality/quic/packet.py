@@ -24,10 +24,12 @@ from ..wire.buffer import Buffer, BufferReadError
 
 #: QUIC version 1 (RFC 9000 §15).
 QUIC_VERSION_1 = 0x00000001
+#: QUIC version 2 (RFC 9369 §3.1).
+QUIC_VERSION_2 = 0x6B3343CF
 #: The version field of a Version Negotiation packet (RFC 9000 §17.2.1).
 QUIC_VERSION_NEGOTIATION = 0x00000000
 #: Versions this implementation speaks, in preference order.
-SUPPORTED_VERSIONS: tuple[int, ...] = (QUIC_VERSION_1,)
+SUPPORTED_VERSIONS: tuple[int, ...] = (QUIC_VERSION_1, QUIC_VERSION_2)
 
 # --- first-byte bits (RFC 9000 §17.2, §17.3.1) --------------------------------------------------------------
 
@@ -70,19 +72,18 @@ PACKET_TYPE_NAMES: tuple[str, ...] = (
     "unknown",
 )
 
-#: Long Packet Type field (bits 0x30) to our packet type, QUIC v1 (RFC 9000 §17.2, Table 5).
-_V1_LONG_TYPES = (
-    PACKET_TYPE_INITIAL,
-    PACKET_TYPE_ZERO_RTT,
-    PACKET_TYPE_HANDSHAKE,
-    PACKET_TYPE_RETRY,
-)
-#: Our packet type to the Long Packet Type field bits (RFC 9000 §17.2, Table 5).
-_V1_LONG_TYPE_BITS = {
-    PACKET_TYPE_INITIAL: 0x00,
-    PACKET_TYPE_ZERO_RTT: 0x10,
-    PACKET_TYPE_HANDSHAKE: 0x20,
-    PACKET_TYPE_RETRY: 0x30,
+#: Long Packet Type field (bits 0x30) to our packet type, per version: v1 RFC 9000 §17.2 Table 5;
+#: v2 renumbers them (RFC 9369 §3.2: Initial 0b01, 0-RTT 0b10, Handshake 0b11, Retry 0b00).
+LONG_TYPES: dict[int, tuple[int, int, int, int]] = {
+    QUIC_VERSION_1: (PACKET_TYPE_INITIAL, PACKET_TYPE_ZERO_RTT, PACKET_TYPE_HANDSHAKE,
+                     PACKET_TYPE_RETRY),
+    QUIC_VERSION_2: (PACKET_TYPE_RETRY, PACKET_TYPE_INITIAL, PACKET_TYPE_ZERO_RTT,
+                     PACKET_TYPE_HANDSHAKE),
+}
+#: Our packet type to the Long Packet Type field bits (0x30), per version (the inverse of above).
+LONG_TYPE_BITS: dict[int, dict[int, int]] = {
+    version: {ptype: code << 4 for code, ptype in enumerate(types)}
+    for version, types in LONG_TYPES.items()
 }
 
 #: Maximum connection ID length in QUIC v1 (RFC 9000 §17.2).
@@ -102,8 +103,12 @@ STATELESS_RESET_MIN_SIZE = 21
 #: Retry integrity key and nonce for QUIC v1 (RFC 9001 §5.8).
 RETRY_INTEGRITY_KEY_V1 = bytes.fromhex("be0c690b9f66575a1d766b54e368c84e")
 RETRY_INTEGRITY_NONCE_V1 = bytes.fromhex("461599d35d632bf2239825bb")
+#: Retry integrity key and nonce for QUIC v2 (RFC 9369 §3.3.3).
+RETRY_INTEGRITY_KEY_V2 = bytes.fromhex("8fb4b01b56ac48e260fbcbcead7ccc92")
+RETRY_INTEGRITY_NONCE_V2 = bytes.fromhex("d86969bc2d7c6d9990efb04a")
 _RETRY_AEAD: dict[int, tuple[AESGCM, bytes]] = {
     QUIC_VERSION_1: (AESGCM(RETRY_INTEGRITY_KEY_V1), RETRY_INTEGRITY_NONCE_V1),
+    QUIC_VERSION_2: (AESGCM(RETRY_INTEGRITY_KEY_V2), RETRY_INTEGRITY_NONCE_V2),
 }
 
 
@@ -143,6 +148,18 @@ class QuicHeader(NamedTuple):
     pn_offset: int
 
 
+def is_reserved_version(version: int) -> bool:
+    """True for the versions reserved to exercise negotiation, ``0x?a?a?a?a`` (RFC 9000 §15)."""
+    return version & 0x0F0F0F0F == 0x0A0A0A0A
+
+
+def version_format(version: int) -> int:
+    """The version whose packet format and Initial keys ``version`` uses: v1 and v2 their own;
+    a reserved version (RFC 9000 §15), which a client sends to provoke Version Negotiation
+    (RFC 9000 §6.3), v1's. Other versions are returned unchanged (callers then fail on them)."""
+    return QUIC_VERSION_1 if is_reserved_version(version) else version
+
+
 # --- first-byte helpers -------------------------------------------------------------------------------------
 
 
@@ -177,17 +194,21 @@ def reserved_bits_valid(first_byte: int) -> bool:
     return not first_byte & SHORT_HEADER_RESERVED_BITS
 
 
-def encode_long_header_first_byte(packet_type: int, packet_number_length: int) -> int:
-    """First byte of a v1 long header packet carrying a packet number (RFC 9000 §17.2).
+def encode_long_header_first_byte(
+    packet_type: int, packet_number_length: int, version: int = QUIC_VERSION_1
+) -> int:
+    """First byte of a long header packet carrying a packet number (RFC 9000 §17.2; the type
+    bits per version, RFC 9369 §3.2).
 
     Args:
         packet_type: PACKET_TYPE_INITIAL, PACKET_TYPE_ZERO_RTT or PACKET_TYPE_HANDSHAKE.
         packet_number_length: 1 to 4.
+        version: QUIC_VERSION_1 or QUIC_VERSION_2.
     """
     return (
         PACKET_LONG_HEADER
         | PACKET_FIXED_BIT
-        | _V1_LONG_TYPE_BITS[packet_type]
+        | LONG_TYPE_BITS[version_format(version)][packet_type]
         | (packet_number_length - 1)
     )
 
@@ -325,7 +346,7 @@ def _pull_long_header(buf: Buffer, first_byte: int) -> QuicHeader:
             0,
         )
 
-    if version not in _RETRY_AEAD:
+    if version not in LONG_TYPES:
         # A version we do not speak: RFC 8999 allows connection IDs up to 255 bytes; the server answers with
         # Version Negotiation (RFC 9000 §6.1) so the rest of the packet is opaque to us.
         buf.seek(end)
@@ -345,10 +366,10 @@ def _pull_long_header(buf: Buffer, first_byte: int) -> QuicHeader:
     if not first_byte & PACKET_FIXED_BIT:
         raise MalformedPacketError("fixed bit is zero")
     if len(destination_cid) > CONNECTION_ID_MAX_SIZE or len(source_cid) > CONNECTION_ID_MAX_SIZE:
-        # RFC 9000 §17.2: v1 endpoints MUST drop packets with longer connection IDs.
+        # RFC 9000 §17.2: v1 (and v2, RFC 9369 §3) endpoints MUST drop longer connection IDs.
         raise MalformedPacketError("connection ID longer than 20 bytes")
 
-    packet_type = _V1_LONG_TYPES[(first_byte & PACKET_LONG_TYPE_MASK) >> 4]
+    packet_type = LONG_TYPES[version][(first_byte & PACKET_LONG_TYPE_MASK) >> 4]
     token = b""
     if packet_type == PACKET_TYPE_RETRY:
         # RFC 9000 §17.2.5: Retry Token up to the 16-byte integrity tag at the end of the datagram.
@@ -406,7 +427,7 @@ def push_long_header(
     packet_number_length: int,
     length: int,
 ) -> int:
-    """Write an unprotected v1 long header up to and including the packet number (RFC 9000 §17.2).
+    """Write an unprotected v1/v2 long header up to and including the packet number (RFC 9000 §17.2).
 
     The Length field is always written as a 2-byte varint, so a builder can fill it in later (RFC 9000 §16
     allows non-minimal varints here); use :func:`patch_long_header_length` for that.
@@ -417,7 +438,7 @@ def push_long_header(
     Returns:
         the offset of the Length field, for :func:`patch_long_header_length`.
     """
-    buf.push_uint8(encode_long_header_first_byte(packet_type, packet_number_length))
+    buf.push_uint8(encode_long_header_first_byte(packet_type, packet_number_length, version))
     buf.push_uint32(version)
     buf.push_uint8(len(destination_cid))
     buf.push_bytes(destination_cid)
@@ -516,7 +537,8 @@ def encode_quic_retry(
     retry_token: bytes,
     unused: int = 0,
 ) -> bytes:
-    """Build a Retry packet with its integrity tag (RFC 9000 §17.2.5, RFC 9001 §5.8).
+    """Build a Retry packet with its integrity tag (RFC 9000 §17.2.5, RFC 9001 §5.8; v2: RFC 9369
+    §3.2, §3.3.3).
 
     Args:
         source_cid: the new server connection ID the client must use.
@@ -529,7 +551,7 @@ def encode_quic_retry(
     buf.push_uint8(
         PACKET_LONG_HEADER
         | PACKET_FIXED_BIT
-        | _V1_LONG_TYPE_BITS[PACKET_TYPE_RETRY]
+        | LONG_TYPE_BITS[version][PACKET_TYPE_RETRY]
         | (unused & 0x0F)
     )
     buf.push_uint32(version)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..wire.buffer import Buffer, BufferReadError
 from .errors import QuicConnectionError, QuicErrorCode
 from .packet import CONNECTION_ID_MAX_SIZE, STATELESS_RESET_TOKEN_SIZE
+from .packet import is_reserved_version as is_reserved_version  # re-exported
 
 # Transport parameter identifiers (RFC 9000 §18.2, RFC 9221 §3).
 PARAM_ORIGINAL_DESTINATION_CONNECTION_ID = 0x00
@@ -33,7 +34,7 @@ PARAM_ACTIVE_CONNECTION_ID_LIMIT = 0x0E
 PARAM_INITIAL_SOURCE_CONNECTION_ID = 0x0F
 PARAM_RETRY_SOURCE_CONNECTION_ID = 0x10
 PARAM_MAX_DATAGRAM_FRAME_SIZE = 0x20
-#: version_information (RFC 9368 §3): sent by Chrome; ignored on receipt here.
+#: version_information (RFC 9368 §3).
 PARAM_VERSION_INFORMATION = 0x11
 #: google_connection_options (Google QUIC's "connection options" tags, sent by Chrome).
 PARAM_GOOGLE_CONNECTION_OPTIONS = 0x3128
@@ -88,6 +89,34 @@ def _error(reason: str) -> QuicConnectionError:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionInformation:
+    """version_information (RFC 9368 §3): the Initial's version and the versions we support."""
+
+    chosen_version: int
+    available_versions: tuple[int, ...]
+
+
+def encode_version_information(info: VersionInformation) -> bytes:
+    """Chosen Version (32 bits) then Available Versions (32 bits each) (RFC 9368 §3)."""
+    return b"".join(v.to_bytes(4, "big") for v in (info.chosen_version, *info.available_versions))
+
+
+def pull_version_information(data: bytes) -> VersionInformation:
+    """Parse a version_information value.
+
+    Raises:
+        QuicConnectionError: TRANSPORT_PARAMETER_ERROR when its length is not a positive multiple
+            of 4 or a version is 0 (RFC 9368 §3, §4).
+    """
+    if not data or len(data) % 4:
+        raise _error("version_information length must be a positive multiple of 4")
+    versions = [int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), 4)]
+    if 0 in versions:
+        raise _error("version_information lists version 0")
+    return VersionInformation(versions[0], tuple(versions[1:]))
+
+
+@dataclass(frozen=True, slots=True)
 class PreferredAddress:
     """The preferred_address value (RFC 9000 §18.2, Figure 22); addresses are raw network-order bytes."""
 
@@ -124,6 +153,7 @@ class QuicTransportParameters:
     initial_source_connection_id: bytes | None = None
     retry_source_connection_id: bytes | None = None
     max_datagram_frame_size: int | None = None
+    version_information: VersionInformation | None = None
 
 
 def _pull_preferred_address(buf: Buffer) -> PreferredAddress:
@@ -180,6 +210,8 @@ def pull_transport_parameters(
                 values["disable_active_migration"] = True
             elif param_id == PARAM_PREFERRED_ADDRESS:
                 values["preferred_address"] = _pull_preferred_address(value)
+            elif param_id == PARAM_VERSION_INFORMATION:
+                values["version_information"] = pull_version_information(value.pull_bytes(length))
             else:
                 continue  # unknown or reserved (RFC 9000 §7.4.2, §18.1): ignore
             if not value.eof():
@@ -249,6 +281,9 @@ def push_transport_parameters(
         value.push_bytes(pa.connection_id)
         value.push_bytes(pa.stateless_reset_token)
         _push_param(buf, PARAM_PREFERRED_ADDRESS, value.data)
+    if params.version_information is not None:
+        _push_param(buf, PARAM_VERSION_INFORMATION,
+                    encode_version_information(params.version_information))
     for param_id, data in extra:
         _push_param(buf, param_id, data)
 
@@ -310,35 +345,3 @@ def reserved_parameter_id(n: int) -> int:
         raise ValueError("N is out of range for a 62-bit identifier")
     return 31 * n + 27
 
-
-@dataclass(frozen=True, slots=True)
-class VersionInformation:
-    """version_information (RFC 9368 §3): the Initial's version and the versions we support."""
-
-    chosen_version: int
-    available_versions: tuple[int, ...]
-
-
-def encode_version_information(info: VersionInformation) -> bytes:
-    """Chosen Version (32 bits) then Available Versions (32 bits each) (RFC 9368 §3)."""
-    return b"".join(v.to_bytes(4, "big") for v in (info.chosen_version, *info.available_versions))
-
-
-def pull_version_information(data: bytes) -> VersionInformation:
-    """Parse a version_information value.
-
-    Raises:
-        QuicConnectionError: TRANSPORT_PARAMETER_ERROR when its length is not a positive multiple
-            of 4 or the chosen version is 0 (RFC 9368 §4).
-    """
-    if not data or len(data) % 4:
-        raise _error("version_information length must be a positive multiple of 4")
-    versions = [int.from_bytes(data[i : i + 4], "big") for i in range(0, len(data), 4)]
-    if versions[0] == 0:
-        raise _error("version_information chosen version is 0")
-    return VersionInformation(versions[0], tuple(versions[1:]))
-
-
-def is_reserved_version(version: int) -> bool:
-    """True for the versions reserved to exercise negotiation, ``0x?a?a?a?a`` (RFC 9000 §15)."""
-    return version & 0x0F0F0F0F == 0x0A0A0A0A

@@ -54,9 +54,9 @@ from ..quic.crypto import CryptoError, CryptoPair
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
 from ..quic.frames import FrameType, frame_allowed, pull_frame_body
+from ..quic.frames.fast import pull_crypto_frame, skip_padding
 from ..quic.packet import (
     PACKET_TYPE_INITIAL,
-    QUIC_VERSION_1,
     MalformedPacketError,
     pull_quic_header,
 )
@@ -195,6 +195,8 @@ class _PendingFlow:
     created: float
     dcid: bytes
     scid: bytes
+    #: the version of the first Initial (v1 or v2): later Initials of the flow must match it
+    version: int
     crypto: CryptoPair
     assembly: HelloAssembly
     source: Any
@@ -310,10 +312,10 @@ class RealityGate:
             return self._reject_new(data, addr, now, RealityVerdict(Reason.NOT_QUIC_INITIAL))
         new_flow = prior is None
         sent = self._sent_early(addr, data, new_flow)
-        dcid, scid = header
+        dcid, scid, version = header
         crypto = CryptoPair()
-        crypto.setup_initial(dcid, is_client=False, version=QUIC_VERSION_1)
-        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, crypto=crypto,
+        crypto.setup_initial(dcid, is_client=False, version=version)
+        flow = _PendingFlow(created=now, dcid=dcid, scid=scid, version=version, crypto=crypto,
                             assembly=HelloAssembly(self.limits.max_crypto_fragments),
                             source=source_key(addr), prior=prior)
         verdict = self._ingest(flow, data)
@@ -539,7 +541,7 @@ class RealityGate:
             buf.seek(end)
             if (
                 header.packet_type != PACKET_TYPE_INITIAL
-                or header.version != QUIC_VERSION_1
+                or header.version != flow.version
                 or header.destination_cid != flow.dcid
             ):
                 continue
@@ -574,14 +576,21 @@ class RealityGate:
         try:
             while not buf.eof():
                 frame_type = buf.pull_uint_var()
-                if not frame_allowed(frame_type, PACKET_TYPE_INITIAL):
+                # The frames of a Chrome-shaped Initial, read without building frame objects.
+                if frame_type == FrameType.PADDING:
+                    skip_padding(buf)
+                    continue
+                if frame_type == FrameType.PING:
+                    continue
+                if frame_type == FrameType.CRYPTO:
+                    offset, chunk = pull_crypto_frame(buf)
+                elif not frame_allowed(frame_type, PACKET_TYPE_INITIAL):
                     return RealityVerdict(
                         Reason.MALFORMED_INITIAL, detail=f"frame {frame_type:#x} in an Initial"
                     )
-                frame = pull_frame_body(buf, frame_type)
-                if frame_type != FrameType.CRYPTO:
+                else:
+                    pull_frame_body(buf, frame_type)  # ACK, CONNECTION_CLOSE: checked, not kept
                     continue
-                offset, chunk = frame.offset, frame.data  # type: ignore[union-attr]
                 stop = offset + len(chunk)
                 if stop > limit:
                     return RealityVerdict(Reason.TOO_LARGE, detail=f"CRYPTO data up to {stop}")

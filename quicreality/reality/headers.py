@@ -7,9 +7,9 @@ import ipaddress
 from typing import Any
 
 from ..quic.packet import (
+    LONG_TYPE_BITS,
     MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_INITIAL,
-    QUIC_VERSION_1,
     MalformedPacketError,
     pull_quic_header,
 )
@@ -21,26 +21,30 @@ MIN_INITIAL_DATAGRAM = MIN_INITIAL_DATAGRAM_SIZE
 IPV6_SOURCE_PREFIX = 64
 
 
-def first_initial_header(data: bytes) -> tuple[bytes, bytes] | None:
-    """``(dcid, scid)`` if ``data`` can open a connection: it starts with a QUIC v1 Initial, is at
-    least 1200 bytes, and its DCID has 8..20 bytes (RFC 9000 §7.2, §14.1); else None."""
+def first_initial_header(data: bytes) -> tuple[bytes, bytes, int] | None:
+    """``(dcid, scid, version)`` if ``data`` can open a connection: it starts with a QUIC v1 or v2
+    Initial (RFC 9369), is at least 1200 bytes, and its DCID has 8..20 bytes (RFC 9000 §7.2,
+    §14.1); else None."""
     if len(data) < MIN_INITIAL_DATAGRAM:
         return None
     try:
         header = pull_quic_header(Buffer(data=data), host_cid_length=None)
     except MalformedPacketError:
         return None
-    if header.packet_type != PACKET_TYPE_INITIAL or header.version != QUIC_VERSION_1:
+    if header.packet_type != PACKET_TYPE_INITIAL or header.version not in LONG_TYPE_BITS:
         return None
     if not 8 <= len(header.destination_cid) <= 20:
         return None
-    return header.destination_cid, header.source_cid
+    return header.destination_cid, header.source_cid, header.version
 
 
 def initial_dcid(data: bytes) -> bytes | None:
-    """The DCID if ``data`` starts with a QUIC v1 Initial packet header (a look at the first bytes
-    only; the datagram may be short or broken), else None."""
-    if len(data) < 7 or data[0] & 0xF0 != 0xC0 or data[1:5] != b"\x00\x00\x00\x01":
+    """The DCID if ``data`` starts with a QUIC v1 or v2 Initial packet header (a look at the first
+    bytes only; the datagram may be short or broken), else None."""
+    if len(data) < 7 or data[0] & 0xC0 != 0xC0:
+        return None
+    bits = LONG_TYPE_BITS.get(int.from_bytes(data[1:5], "big"))
+    if bits is None or data[0] & 0x30 != bits[PACKET_TYPE_INITIAL]:
         return None
     n = data[5]
     if n > 20 or len(data) < 6 + n:

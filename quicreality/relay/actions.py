@@ -221,6 +221,26 @@ class SendUdpTo:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowAnswered:
+    """Client: the server's status answer for a bridged UDP flow (one opened with
+    ``open_udp_flow``, a middle relay's leg): the downstream flow is answered the same."""
+
+    route: int
+    address: SockAddr
+    answer: StatusAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEnded:
+    """Client: a bridged UDP flow is gone (FIN, reset, idle, connection lost): the downstream
+    flow ends too."""
+
+    route: int
+    address: SockAddr
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CloseUdpFlow:
     """Close a flow's UDP socket."""
 
@@ -241,7 +261,8 @@ QuicAction = (SendOnStream | ResetStream | StopSending | PauseStreamReading | Re
               | SendDatagram | AnswerStatus | Refuse)
 SocketAction = (WriteTcp | ShutdownTcpWrite | CloseTcp | AbortTcp | PauseTcpReading
                 | ResumeTcpReading | Resolve | ConnectTcp | ConnectUpstream | Answered
-                | CancelConnect | OpenUdpFlow | SendUdp | SendUdpTo | CloseUdpFlow)
+                | CancelConnect | OpenUdpFlow | SendUdp | SendUdpTo | FlowAnswered | FlowEnded
+                | CloseUdpFlow)
 Action = QuicAction | SocketAction | Deliver
 
 #: The action types that act on the QUIC connection.

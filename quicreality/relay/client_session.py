@@ -19,7 +19,16 @@ from __future__ import annotations
 
 from ..quic import events
 from ..quic.events import QuicEvent
-from .actions import Action, Answered, ResumeTcpReading, SendOnStream, SendUdpTo, SockAddr
+from .actions import (
+    Action,
+    Answered,
+    FlowAnswered,
+    FlowEnded,
+    ResumeTcpReading,
+    SendOnStream,
+    SendUdpTo,
+    SockAddr,
+)
 from .config import RelayConfig
 from .flows import FlowTable
 from .ports import NULL_OBSERVER, QuicView, RelayObserver
@@ -30,6 +39,7 @@ from .protocol import (
     Kind,
     Preface,
     RelayErrorCode,
+    Status,
     StatusAnswer,
     StatusReader,
     decode_datagram,
@@ -48,12 +58,13 @@ UDP_OPENING_QUEUE = 64
 class ClientFlow:
     """One local UDP sender (a route's listener and the sender's address) relayed as a flow."""
 
-    __slots__ = ("address", "destination", "flow_id", "queue", "reader", "route", "status",
-                 "stream_id")
+    __slots__ = ("address", "bridged", "destination", "flow_id", "queue", "reader", "route",
+                 "status", "stream_id")
 
     def __init__(self, route: int, address: SockAddr, destination: Destination,
-                 stream_id: int) -> None:
+                 stream_id: int, *, bridged: bool = False) -> None:
         self.route = route
+        self.bridged = bridged  #: a middle relay's leg: its answer and end are reported
         self.address = address
         self.destination = destination
         self.stream_id = stream_id
@@ -207,15 +218,10 @@ class ClientRelaySession(RelaySession):
         key = (route, address)
         flow = self.flows.get(key)
         if flow is None:
-            if self.flows.full or self.closed:
+            flow = self._new_flow(route, destination, address, None, False, now, out)
+            if flow is None:
                 self.observer.udp_dropped("too_many_flows")
                 return out
-            sid = self.view.get_next_available_stream_id()
-            flow = ClientFlow(route, address, destination, sid)
-            out.append(SendOnStream(sid, encode_preface(Preface(Kind.UDP, destination))))
-            self.flows.add(key, flow, now)
-            self._flow_ids[flow.flow_id] = flow
-            self.observer.udp_flow_opened()
         self.flows.touch(key, now)
         if flow.status is None:
             if len(flow.queue) < UDP_OPENING_QUEUE:
@@ -225,6 +231,33 @@ class ClientRelaySession(RelaySession):
             return out
         self._queue_datagrams(flow.flow_id, [data], "up", out)
         return out
+
+    def open_udp_flow(self, route: int, destination: Destination, address: SockAddr,
+                      now: float, *, hop_limit: int | None = None) -> list[Action]:
+        """Open a flow before any datagram (a middle relay's leg of a downstream flow): its
+        status answer comes back as :class:`~.actions.FlowAnswered` and its end as
+        :class:`~.actions.FlowEnded`; datagrams go through :meth:`udp_from_local` as usual."""
+        out: list[Action] = []
+        if self.flows.get((route, address)) is not None:
+            return out
+        if self._new_flow(route, destination, address, hop_limit, True, now, out) is None:
+            out.append(FlowAnswered(route, address,
+                                    StatusAnswer(Status.BUSY, "too many UDP flows upstream")))
+        return out
+
+    def _new_flow(self, route: int, destination: Destination, address: SockAddr,
+                  hop_limit: int | None, bridged: bool, now: float,
+                  out: list[Action]) -> ClientFlow | None:
+        if self.flows.full or self.closed:
+            return None
+        sid = self.view.get_next_available_stream_id()
+        flow = ClientFlow(route, address, destination, sid, bridged=bridged)
+        preface = Preface(Kind.UDP, destination, hop_limit=hop_limit)
+        out.append(SendOnStream(sid, encode_preface(preface)))
+        self.flows.add((route, address), flow, now)
+        self._flow_ids[flow.flow_id] = flow
+        self.observer.udp_flow_opened()
+        return flow
 
     def _flow_stream_data(self, flow: ClientFlow, data: bytes, end_stream: bool,
                           out: list[Action]) -> None:
@@ -244,13 +277,25 @@ class ClientRelaySession(RelaySession):
                 return
             flow.status = answer
             self.observer.stream_opened("udp", "ok")
+            if flow.bridged:
+                out.append(FlowAnswered(flow.route, flow.address, answer))
             queued, flow.queue = flow.queue, []
             self._queue_datagrams(flow.flow_id, queued, "up", out)
         if end_stream:
             self.close_flow(flow, send_fin=True, reason="closed by the server", out=out)
 
+    def close_udp_flow(self, route: int, address: SockAddr, reason: str) -> list[Action]:
+        """The local side of a flow is done (a bridged flow's downstream ended): FIN."""
+        out: list[Action] = []
+        flow = self.flows.get((route, address))
+        if flow is not None:
+            self.close_flow(flow, send_fin=not self.closed, reason=reason, out=out)
+        return out
+
     def _flow_refused(self, flow: ClientFlow, answer: StatusAnswer, out: list[Action]) -> None:
         flow.status = answer
+        if flow.bridged:
+            out.append(FlowAnswered(flow.route, flow.address, answer))
         outcome = answer.status.name.lower()
         self.observer.stream_opened("udp", outcome)
         self.observer.note("warning", f"relay: UDP flow from {flow.address} to "
@@ -268,6 +313,8 @@ class ClientRelaySession(RelaySession):
         self.observer.udp_flow_closed(expired)
         self.observer.note("debug", f"relay: client UDP flow {flow.flow_id} from {flow.address} "
                                     f"closed ({reason})")
+        if flow.bridged:
+            out.append(FlowEnded(flow.route, flow.address, reason))
         if send_fin:
             out.append(SendOnStream(flow.stream_id, b"", end_stream=True))
 

@@ -27,7 +27,10 @@ relay: instead of :class:`~.actions.Resolve` / :class:`~.actions.ConnectTcp` the
 :class:`~.actions.ConnectUpstream` with the preface's hop limit minus one, and the upstream's
 status answer comes back through ``tcp_connected`` / ``connect_failed``. A stream whose hop limit
 is 0 is refused (HOP_LIMIT); a name without a name rule is resolved here first and its allowed
-address is sent upstream. UDP through an upstream is refused (UNSUPPORTED) for now.
+address is sent upstream. A UDP flow goes upstream the same way: ``ConnectUpstream`` with
+kind UDP, answered by ``udp_flow_opened`` / ``connect_failed``; its datagrams then travel as
+``SendUdp`` / ``udp_from_destination`` as with a socket, and :meth:`udp_flow_lost` ends it when
+the upstream flow ends.
 """
 
 from __future__ import annotations
@@ -234,16 +237,11 @@ class ServerRelaySession(RelaySession):
             self._refuse(sid, kind, dest, Status.BUSY, "too many UDP flows", out)
             return
         hop_limit = preface.effective_hop_limit
-        if self.config.upstream is not None:
-            if preface.kind == Kind.UDP:
-                self._refuse(sid, kind, dest, Status.UNSUPPORTED,
-                             "UDP through an upstream relay is not supported", out)
-                return
-            if hop_limit < 1:
-                self._refuse(sid, kind, dest, Status.HOP_LIMIT,
-                             "hop limit reached: the stream crossed too many relays (a loop?)",
-                             out)
-                return
+        if self.config.upstream is not None and hop_limit < 1:
+            self._refuse(sid, kind, dest, Status.HOP_LIMIT,
+                         "hop limit reached: the stream crossed too many relays (a loop?)",
+                         out)
+            return
         out.append(PauseStreamReading(sid))  # until the destination is connected
         if preface.kind == Kind.TCP:
             leg = TcpLeg(sid, dest, connected=False)
@@ -378,6 +376,14 @@ class ServerRelaySession(RelaySession):
             return out
         self._queue_datagrams(flow_id, payloads, "down", out)
         self.flows.touch(flow_id, now)
+        return out
+
+    def udp_flow_lost(self, flow_id: int, reason: str, now: float) -> list[Action]:
+        """The flow's destination side ended (an upstream flow closed): FIN to the client."""
+        out: list[Action] = []
+        flow = self.flows.get(flow_id)
+        if flow is not None:
+            self._close_flow(flow, send_fin=True, reason=reason, out=out)
         return out
 
     def _close_flow(self, flow: ServerFlow, *, send_fin: bool, reason: str, out: list[Action],

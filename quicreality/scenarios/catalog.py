@@ -34,7 +34,7 @@ documented in ``docs/scenarios.md``; in short::
 
     [[workload]]
     name = "curl-ours"
-    kind = "download"                  # download | iperf3 | fallback | relay-iperf3
+    kind = "download"                  # download | iperf3 | fallback | relay-iperf3 | chain
     client = "curl"
     server = "ours"
     size = "20MB"                      # 20_000_000 bytes; "10MiB" = 10 * 2**20
@@ -87,6 +87,7 @@ KINDS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
     "fallback": (frozenset({"curl", "quicgo", "ngtcp2", "ours", "aioquic"}), frozenset({"ours"})),
     "relay-iperf3": (frozenset({"ours"}), frozenset({"ours"})),
     "censored": (frozenset({"ours", "curl", "quicgo", "chromium"}), frozenset({"ours"})),
+    "chain": (frozenset({"iperf3"}), frozenset({"iperf3"})),
 }
 #: ``expect`` values of a censored workload (the check passes when the censor did that).
 CENSOR_EXPECT = ("blocked", "passed")
@@ -166,6 +167,8 @@ class Workload:
         carrier: REALITY carrier of our client (``ech`` | ``session_id``; censored).
         fingerprint: Our REALITY client's hello (``chrome`` | ``minimal``; censored).
         expect: What the censor should do (``blocked`` | ``passed``; censored): the check.
+        hops: Relays in a ``chain`` (0: direct TCP, 1 or 2: REALITY relays; needs ``[link2]``).
+        parallel: iperf3 ``-P`` streams (chain).
     """
 
     name: str
@@ -188,6 +191,8 @@ class Workload:
     carrier: str | None = None
     fingerprint: str | None = None
     expect: str | None = None
+    hops: int = 2
+    parallel: int = 1
 
     @property
     def pair(self) -> str:
@@ -201,15 +206,15 @@ class Workload:
         if self.reality or self.kind in ("fallback", "relay-iperf3") or (
                 self.kind == "censored" and self.client == "chromium"):
             need.add("reality")
-        if self.kind == "relay-iperf3":
-            need.add("relay")
+        if self.kind == "relay-iperf3" or (self.kind == "chain" and self.hops):
+            need |= {"relay", "reality"}
         return frozenset(need)
 
     def effective_timeout_s(self) -> float:
         """Client time limit: explicit, or generous for ≥ 1 Mbit/s / the duration + 60 s."""
         if self.timeout_s is not None:
             return self.timeout_s
-        if self.kind in ("iperf3", "relay-iperf3"):
+        if self.kind in ("iperf3", "relay-iperf3", "chain"):
             return (self.seconds or 10.0) + 60.0
         if self.size_bytes:
             return 60.0 + self.size_bytes * 8 / 1e6
@@ -243,7 +248,8 @@ class Scenario:
     Attributes:
         name: Scenario name (results directory).
         description: One line for ``list``.
-        link: The impaired link.
+        link: The impaired link (client ⇄ server; client ⇄ middle in a chain).
+        link2: The second impaired link of a chain topology (middle ⇄ server), or None.
         workloads: In run order.
         reps: Default repetitions per workload.
         seed: Base seed; rep ``k`` uses ``seed * 1000 + k`` in the emulator.
@@ -277,6 +283,7 @@ class Scenario:
     transforms: tuple[tuple[Any, ...], ...] = ()
     base_points: tuple[Scenario, ...] = field(default=(), compare=False, repr=False)
     censor: Mapping[str, Any] | None = None
+    link2: Link | None = None
 
     def reps_of(self, w: Workload) -> int:
         """Repetitions of workload ``w``."""
@@ -303,7 +310,8 @@ class Scenario:
                     min(secs, q.max_seconds) if q.max_seconds else secs)
             timeout = w.timeout_s
             if timeout is not None and w.size_bytes and size:
-                timeout = max(60.0, timeout * size / w.size_bytes)
+                # scaled down with the size, at least 60 s, never longer than the file's own
+                timeout = min(timeout, max(60.0, timeout * size / w.size_bytes))
             out.append(replace(w, size_bytes=size, seconds=secs, timeout_s=timeout,
                                reps=w.quick.reps if w.quick.reps is not None else q.reps))
         lc = replace(self.link_check, probe_s=min(self.link_check.probe_s, q.link_probe_s))
@@ -365,6 +373,7 @@ class Scenario:
             "name": self.name, "description": self.description, "source": self.source,
             "reps": self.reps, "seed": self.seed, "backend": self.backend, "quick": self.quick,
             "link": link_to_dict(self.link),
+            **({"link2": link_to_dict(self.link2)} if self.link2 is not None else {}),
             "link_check": {"enabled": self.link_check.enabled, "probe_s": self.link_check.probe_s,
                            "ping_count": self.link_check.ping_count},
             "workloads": [_workload_dict(w) for w in self.workloads],
@@ -389,10 +398,11 @@ def _workload_dict(w: Workload) -> dict[str, Any]:
 # --------------------------------------------------------------------------- parsing
 
 _SCENARIO_KEYS = {"name", "description", "reps", "seed", "backend"}
-_TOP_KEYS = {"scenario", "link", "link_check", "quick", "workload", "sweep", "censor"}
+_TOP_KEYS = {"scenario", "link", "link2", "link_check", "quick", "workload", "sweep", "censor"}
 _WORKLOAD_KEYS = {"name", "kind", "client", "server", "description", "size", "seconds", "reverse",
                   "congestion", "reality", "target", "reps", "timeout_s", "baseline",
-                  "min_goodput_mbit", "quick", "server_name", "carrier", "fingerprint", "expect"}
+                  "min_goodput_mbit", "quick", "server_name", "carrier", "fingerprint", "expect",
+                  "hops", "parallel"}
 _WQUICK_KEYS = {"size", "seconds", "reps", "skip"}
 _QUICK_KEYS = {"reps", "max_size", "max_seconds", "skip", "link_probe_s", "sweep"}
 _CHECK_KEYS = {"enabled", "probe_s", "ping_count"}
@@ -513,6 +523,10 @@ def _parse_workload(p: _P, i: int, d: Any) -> Workload:
             if v not in allowed:
                 raise p.err(f"{path}.{key}", f"must be one of {', '.join(allowed)}, got {v!r}")
             kw[key] = v
+    for key, lo, hi in (("hops", 0, 2), ("parallel", 1, 128)):
+        if key in t and (kind != "chain" or p.int_(f"{path}.{key}", t[key], lo) > hi):
+            raise p.err(f"{path}.{key}", f'kind = "chain" only, {lo}..{hi}; got {t[key]!r}')
+        kw[key] = t.get(key, kw.get(key, 2 if key == "hops" else 1))
     w = Workload(**kw)
     if kind == "censored" and (w.carrier or w.fingerprint) and not w.reality:
         raise p.err(f"{path}.carrier" if w.carrier else f"{path}.fingerprint",
@@ -521,7 +535,7 @@ def _parse_workload(p: _P, i: int, d: Any) -> Workload:
         raise p.err(f"{path}.size", "required for a censored download")
     if kind == "download" and w.size_bytes is None:
         raise p.err(f"{path}.size", "required for a download")
-    if kind in ("iperf3", "relay-iperf3") and w.seconds is None:
+    if kind in ("iperf3", "relay-iperf3", "chain") and w.seconds is None:
         raise p.err(f"{path}.seconds", f"required for {kind}")
     if kind == "download" and client == "ngtcp2" and w.reality:
         raise p.err(f"{path}.reality", "only our client speaks REALITY")
@@ -595,11 +609,22 @@ def parse_scenario(doc: Mapping[str, Any], source: str = "", default_name: str =
                                             "cannot inspect packets (use auto or userspace)")
     elif any(w.kind == "censored" for w in workloads):
         raise p.err("censor", "required by the censored workloads (the on-path censor)")
+    link2 = None
+    if "link2" in doc:
+        try:
+            link2 = load_link(doc["link2"])
+        except ModelError as e:
+            raise ScenarioError(source, "link2", str(e)) from None
+        if censor is not None or any(w.kind != "chain" for w in workloads):
+            raise p.err("link2", "the chain topology runs only kind = \"chain\" workloads")
+    elif any(w.kind == "chain" for w in workloads):
+        raise p.err("link2", "required by the chain workloads (the middle ⇄ server link)")
     return Scenario(
         name=name, description=p.str_("scenario.description", sc.get("description", "")),
         link=link, workloads=workloads, reps=p.int_("scenario.reps", sc.get("reps", 3), 1),
         seed=p.int_("scenario.seed", sc.get("seed", 1), 0), backend=backend,
-        link_check=link_check, quick_settings=quick, source=source, data=doc, censor=censor)
+        link_check=link_check, quick_settings=quick, source=source, data=doc, censor=censor,
+        link2=link2)
 
 
 def _parse_sweep_scenario(doc: Mapping[str, Any], source: str, default_name: str) -> Scenario:

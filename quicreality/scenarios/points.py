@@ -173,7 +173,8 @@ def run_point(sc: Scenario, state: RunState, assets: Assets, progress: Progress,
     else:
         link_ok = True
     with Topology.create(topo_id, sc.link, backend, seed=sc.seed, workdir=str(workdir),
-                         censor=dict(sc.censor) if sc.censor is not None else None) as topo:
+                         censor=dict(sc.censor) if sc.censor is not None else None,
+                         link2=sc.link2) as topo:
         if sc.link_check.enabled and not state.link_checks:
             link_ok = _measure(topo, sc, progress, state)
         if sc.point is not None:
@@ -193,6 +194,8 @@ def run_point(sc: Scenario, state: RunState, assets: Assets, progress: Progress,
         _run_workloads(topo, sc, state, assets, progress, run_info, units)
     if sc.point is None:
         run_info["emulator_stats"] = topo.emulator_stats
+        if topo.emulator2_stats is not None:
+            run_info["emulator2_stats"] = topo.emulator2_stats
     else:
         run_info.setdefault("emulator_stats_points", {})[sc.name] = topo.emulator_stats
     return True

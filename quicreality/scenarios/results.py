@@ -17,7 +17,7 @@ Layout (``docs/scenarios.md``)::
 A sample row is ``{"run", "scenario", "workload", "client", "server", "rep",
 "metric", "value", "unit", "source"}`` where ``source`` says where the value
 comes from: ``wire`` (pcap), ``qlog``, ``peer`` (what the peer printed),
-``emulator`` (its counters) or ``runner``.
+``emulator`` (its counters), ``censor`` (the censor's decision log) or ``runner``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ __all__ = [
 #: Keys of every samples.jsonl row, in order.
 SAMPLE_FIELDS: tuple[str, ...] = ("run", "scenario", "workload", "client", "server", "rep",
                                   "metric", "value", "unit", "source")
-SOURCES = frozenset({"wire", "qlog", "peer", "emulator", "runner"})
+SOURCES = frozenset({"wire", "qlog", "peer", "emulator", "censor", "runner"})
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

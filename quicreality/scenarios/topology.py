@@ -6,7 +6,9 @@ Three namespaces per run, all named ``qr-<run_id>-<host>``::
 
     qr-<id>-client             qr-<id>-server                 qr-<id>-target
     qrlink 10.99.1.2  ==impaired==  qrlink 10.99.2.2
+           fd00::1                         fd00::2
                                     qrtgt  10.99.3.1 ---veth--- qrtgt 10.99.3.2
+                                           fd00:3::1            fd00:3::2
 
 The impaired link is point-to-point (``ip addr add A peer B``) in both
 backends, so addresses, interface names and capture points are identical:
@@ -20,12 +22,25 @@ backends, so addresses, interface names and capture points are identical:
   egress = ``to_server``).
 
 The client has no route to the target: the REALITY server relays fallback
-traffic itself (from 10.99.3.1).  IPv6 is disabled in our namespaces (no
-router solicitations/MLD into the emulator, so packet sequences are
-reproducible).  Per namespace ``tcp_rmem``/``tcp_wmem`` max are raised to 32 MiB.
+traffic itself (from 10.99.3.1).  IPv6 runs beside IPv4 (:data:`ADDRESSES6`,
+ULA fd00::/8) but silently: no link-local addresses, no router solicitations,
+no DAD, and the link has no multicast (so no MLD reports), hence nothing of
+our own enters the emulator and seeded packet sequences stay reproducible.
+Per namespace ``tcp_rmem``/``tcp_wmem`` max are raised to 32 MiB.
 ``net.core.rmem_max``/``wmem_max`` are global (they cannot be set inside a
 netns); they are raised to :data:`NEED_CORE_MEM_MAX` only if lower and are
 left raised afterwards (they only allow larger socket buffers).
+
+**Chains** (``link2``: a scenario with a ``[link2]`` table, for the ``chain`` workload) add
+a middle namespace and a second impaired link; the client reaches the server only through
+the middle, which forwards IPv4 only (so direct TCP crosses both links too)::
+
+    qr-<id>-client          qr-<id>-middle                      qr-<id>-server
+    qrlink 10.99.1.2 ==link==> qrlink 10.99.4.1
+                               qrlink2 10.99.4.2 ==link2==> qrlink2 10.99.2.2 --veth-- target
+
+Each link has its own emulator (or netem pair); re-arming re-seeds both (link2 with the
+seed + 500000).
 
 Teardown always runs (success, exception, SIGINT, SIGTERM): processes started
 through :meth:`Topology.popen` and every process left in our namespaces are
@@ -56,7 +71,10 @@ from .procutil import kill_pids
 
 __all__ = [
     "ADDRESSES",
+    "ADDRESSES6",
+    "CHAIN_HOSTS",
     "HOSTS",
+    "LINK2_IF",
     "LINK_IF",
     "NEED_CORE_MEM_MAX",
     "OWNER_DIR",
@@ -68,13 +86,19 @@ __all__ = [
     "ns_name",
 ]
 
-Host = Literal["client", "server", "target"]
+Host = Literal["client", "middle", "server", "target"]
 Backend = Literal["userspace", "netem"]
 
 #: Every namespace, link and process tag of this project starts with this.
 PREFIX = "qr-"
 HOSTS: tuple[Host, ...] = ("client", "server", "target")
+#: The hosts of a chain topology (``link2``).
+CHAIN_HOSTS: tuple[Host, ...] = ("client", "middle", "server", "target")
 LINK_IF = "qrlink"
+#: The second impaired link of a chain (middle ⇄ server).
+LINK2_IF = "qrlink2"
+#: Seed offset of the second link's emulator.
+LINK2_SEED_OFFSET = 500_000
 TARGET_IF = "qrtgt"
 #: Fixed address plan (10.0.0.0/8, only inside our namespaces).
 ADDRESSES: dict[str, str] = {
@@ -82,7 +106,24 @@ ADDRESSES: dict[str, str] = {
     "server": "10.99.2.2",
     "server_target_side": "10.99.3.1",
     "target": "10.99.3.2",
+    "middle": "10.99.4.1",  # chains: the middle's client-side address
+    "middle_server_side": "10.99.4.2",
 }
+#: The same plan in IPv6 (ULA, RFC 4193; only inside our namespaces).
+ADDRESSES6: dict[str, str] = {
+    "client": "fd00::1",
+    "server": "fd00::2",
+    "server_target_side": "fd00:3::1",
+    "target": "fd00:3::2",
+    "middle": "fd00:4::1",  # chains: addressed on both links, but only IPv4 is forwarded
+    "middle_server_side": "fd00:4::2",
+}
+#: IPv6 on, but nothing sent unasked: no link-local address (addr_gen_mode 1), no router
+#: solicitations, no DAD (ip-sysctl.rst). Set before the interfaces exist (``default``).
+_IPV6_QUIET = {f"net.ipv6.conf.{scope}.{key}": val for scope in ("all", "default")
+               for key, val in (("disable_ipv6", "0"), ("accept_ra", "0"),
+                                ("router_solicitations", "0"), ("accept_dad", "0"),
+                                ("dad_transmits", "0"), ("addr_gen_mode", "1"))}
 NEED_CORE_MEM_MAX = 16 * 1024 * 1024
 #: Owner markers ``qr-<id>.owner`` (pid of the process that built the run).
 OWNER_DIR = "/run/quicreality"
@@ -152,8 +193,11 @@ class Topology:
     emulator_stats: dict[str, Any] | None = None
     sysctls: dict[str, Any] = field(default_factory=dict)
     censor: dict[str, Any] | None = None
+    link2: Link | None = None
+    emulator2_stats: dict[str, Any] | None = None
     _procs: list[subprocess.Popen[Any]] = field(default_factory=list, repr=False)
     _emulator: subprocess.Popen[str] | None = field(default=None, repr=False)
+    _emulator2: subprocess.Popen[str] | None = field(default=None, repr=False)
     _created: list[str] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------------ naming
@@ -163,16 +207,21 @@ class Topology:
         """``qr-<run_id>``: the prefix of all our names."""
         return f"{PREFIX}{self.run_id}"
 
+    @property
+    def hosts(self) -> tuple[Host, ...]:
+        """The hosts of this topology (:data:`CHAIN_HOSTS` with ``link2``)."""
+        return CHAIN_HOSTS if self.link2 is not None else HOSTS
+
     def ns(self, host: str) -> str:
-        """Namespace name of ``host`` (client, server, target)."""
-        if host not in HOSTS:
-            raise ValueError(f"unknown host {host!r} (hosts: {HOSTS})")
+        """Namespace name of ``host`` (client, server, target; middle in a chain)."""
+        if host not in self.hosts:
+            raise ValueError(f"unknown host {host!r} (hosts: {self.hosts})")
         return ns_name(self.run_id, host)
 
     @staticmethod
-    def addr(host: str) -> str:
-        """IPv4 address of ``host`` (see :data:`ADDRESSES`)."""
-        return ADDRESSES[host]
+    def addr(host: str, family: int = 4) -> str:
+        """IPv4 (or with ``family=6`` IPv6) address of ``host`` (:data:`ADDRESSES`, :data:`ADDRESSES6`)."""
+        return ADDRESSES6[host] if family == 6 else ADDRESSES[host]
 
     def exec_argv(self, host: str, argv: Sequence[str]) -> list[str]:
         """``argv`` wrapped to run inside ``host``'s namespace."""
@@ -199,10 +248,13 @@ class Topology:
         """Plain-JSON description for the manifest."""
         return {
             "run_id": self.run_id, "backend": self.backend, "seed": self.seed,
-            "namespaces": {h: self.ns(h) for h in HOSTS}, "addresses": dict(ADDRESSES),
+            "namespaces": {h: self.ns(h) for h in self.hosts}, "addresses": dict(ADDRESSES),
+            "addresses6": dict(ADDRESSES6),
             "link_interface": LINK_IF, "target_interface": TARGET_IF,
             "link": link_to_dict(self.link), "sysctls": dict(self.sysctls),
             "censor": self.censor,
+            **({"link2": link_to_dict(self.link2), "link2_interface": LINK2_IF}
+               if self.link2 is not None else {}),
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -211,7 +263,8 @@ class Topology:
     @contextlib.contextmanager
     def create(cls, run_id: str, link: Link, backend: Backend = "userspace", *,
                seed: int = 0, workdir: str | None = None,
-               censor: dict[str, Any] | None = None) -> Iterator[Topology]:
+               censor: dict[str, Any] | None = None,
+               link2: Link | None = None) -> Iterator[Topology]:
         """Build the topology, yield it, and always tear it down.
 
         Args:
@@ -223,11 +276,16 @@ class Topology:
                 teardown) if None.
             censor: A validated ``[censor]`` table: the emulator runs the censor stage
                 (userspace backend only), logging to ``<workdir>/censor.jsonl``.
+            link2: A second impaired link (middle ⇄ server): the chain topology.
 
         Raises:
             TopologyError: If a command fails (teardown has already run).
         """
         link.validate()
+        if link2 is not None:
+            link2.validate()
+            if censor is not None:
+                raise TopologyError("a chain topology (link2) has no censor stage")
         own_dir = workdir is None
         wd = tempfile.mkdtemp(prefix=f"{PREFIX}{run_id}-") if own_dir else workdir
         assert wd is not None
@@ -235,7 +293,7 @@ class Topology:
         if censor is not None and backend != "userspace":
             raise TopologyError("the censor needs the userspace backend")
         topo = cls(run_id=run_id, link=link, backend=backend, seed=seed, workdir=wd,
-                   censor=censor)
+                   censor=censor, link2=link2)
         restore = _install_term_handlers()
         try:
             topo._build()
@@ -252,18 +310,17 @@ class Topology:
 
     def _build(self) -> None:
         existing = _run(["ip", "netns", "list"], check=False)
-        for h in HOSTS:
+        for h in self.hosts:
             if any(line.split()[0] == self.ns(h) for line in existing.splitlines() if line.strip()):
                 raise TopologyError(f"namespace {self.ns(h)} already exists (run id reused?)")
         os.makedirs(OWNER_DIR, exist_ok=True)
         with open(self._owner_path, "w") as f:
             f.write(str(os.getpid()))
         self.sysctls = _raise_core_mem()
-        for h in HOSTS:
+        for h in self.hosts:
             _run(["ip", "netns", "add", self.ns(h)])
             self._created.append(self.ns(h))
-            for key, val in (("net.ipv6.conf.all.disable_ipv6", "1"),
-                             ("net.ipv6.conf.default.disable_ipv6", "1"), *_TCP_MEM.items()):
+            for key, val in (*_IPV6_QUIET.items(), *_TCP_MEM.items()):
                 _run(self.exec_argv(h, ["sysctl", "-q", "-w", f"{key}={val}"]))
             _run(["ip", "-n", self.ns(h), "link", "set", "lo", "up"])
         self.sysctls.update(_TCP_MEM)
@@ -272,54 +329,90 @@ class Topology:
               "peer", "name", TARGET_IF, "netns", t])
         _run(["ip", "-n", s, "addr", "add", f"{ADDRESSES['server_target_side']}/24", "dev", TARGET_IF])
         _run(["ip", "-n", t, "addr", "add", f"{ADDRESSES['target']}/24", "dev", TARGET_IF])
-        for ns in (s, t):
+        for ns, host in ((s, "server_target_side"), (t, "target")):
+            _run(["ip", "-n", ns, "link", "set", TARGET_IF, "multicast", "off"])
+            _run(["ip", "-n", ns, "-6", "addr", "add", f"{ADDRESSES6[host]}/64", "dev", TARGET_IF,
+                  "nodad"])
             _run(["ip", "-n", ns, "link", "set", TARGET_IF, "up"])
-        c = self.ns("client")
-        if self.backend == "userspace":
-            for ns in (c, s):
-                _run(["ip", "-n", ns, "tuntap", "add", "dev", LINK_IF, "mode", "tun"])
-        elif self.backend == "netem":
-            _run(["ip", "link", "add", LINK_IF, "netns", c, "type", "veth",
-                  "peer", "name", LINK_IF, "netns", s])
-        else:
+        if self.backend not in ("userspace", "netem"):
             raise TopologyError(f"unknown backend {self.backend!r} (userspace | netem)")
-        for ns, me, peer in ((c, "client", "server"), (s, "server", "client")):
-            _run(["ip", "-n", ns, "link", "set", LINK_IF, "mtu", "1500",
+        if self.link2 is None:
+            self._build_link(LINK_IF, ("client", "client"), ("server", "server"), self.link)
+            return
+        m = self.ns("middle")
+        self._build_link(LINK_IF, ("client", "client"), ("middle", "middle"), self.link)
+        self._build_link(LINK2_IF, ("middle", "middle_server_side"), ("server", "server"),
+                         self.link2)
+        _run(self.exec_argv("middle", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]))
+        self.sysctls[f"{m}: net.ipv4.ip_forward"] = 1
+        # client and server reach each other (and only each other) through the middle
+        _run(["ip", "-n", self.ns("client"), "route", "add", f"{ADDRESSES['server']}/32",
+              "via", ADDRESSES["middle"], "dev", LINK_IF])
+        _run(["ip", "-n", s, "route", "add", f"{ADDRESSES['client']}/32",
+              "via", ADDRESSES["middle_server_side"], "dev", LINK2_IF])
+
+    def _build_link(self, ifname: str, a: tuple[Host, str], b: tuple[Host, str],
+                    link: Link) -> None:
+        """One point-to-point impaired link ``ifname`` between hosts ``a`` and ``b`` (each
+        ``(host, address key)``): TUNs and an emulator, or a veth pair with netem."""
+        (ha, ka), (hb, kb) = a, b
+        na, nb = self.ns(ha), self.ns(hb)
+        if self.backend == "userspace":
+            for ns in (na, nb):
+                _run(["ip", "-n", ns, "tuntap", "add", "dev", ifname, "mode", "tun"])
+        else:
+            _run(["ip", "link", "add", ifname, "netns", na, "type", "veth",
+                  "peer", "name", ifname, "netns", nb])
+        for ns, me, peer in ((na, ka, kb), (nb, kb, ka)):
+            _run(["ip", "-n", ns, "link", "set", ifname, "mtu", "1500",
                   "txqueuelen", str(TXQUEUELEN)])
             _run(["ip", "-n", ns, "addr", "add", f"{ADDRESSES[me]}/32",
-                  "peer", f"{ADDRESSES[peer]}/32", "dev", LINK_IF])
-            _run(["ip", "-n", ns, "link", "set", LINK_IF, "up"])
+                  "peer", f"{ADDRESSES[peer]}/32", "dev", ifname])
+            _run(["ip", "-n", ns, "link", "set", ifname, "multicast", "off"])
+            _run(["ip", "-n", ns, "-6", "addr", "add", f"{ADDRESSES6[me]}/128",
+                  "peer", f"{ADDRESSES6[peer]}/128", "dev", ifname, "nodad"])
+            _run(["ip", "-n", ns, "link", "set", ifname, "up"])
+            # the kernel routes the local /128 of an IPv6 "peer" address, not the peer's
+            _run(["ip", "-n", ns, "-6", "route", "replace", f"{ADDRESSES6[peer]}/128", "dev", ifname])
         if self.backend == "netem":
-            for host, imp in (("client", self.link.to_server), ("server", self.link.to_client)):
-                for argv in qdisc_argvs(LINK_IF, imp):
+            for host, imp in ((ha, link.to_server), (hb, link.to_client)):
+                for argv in qdisc_argvs(ifname, imp):
                     _run(self.exec_argv(host, argv))
+        elif ifname == LINK_IF:
+            self._emulator = self._start_emulator(na, nb, link, ifname, "emulator", self.seed)
         else:
-            self._start_emulator()
+            self._emulator2 = self._start_emulator(na, nb, link, ifname, "emulator2",
+                                                   self.seed + LINK2_SEED_OFFSET)
 
-    def _start_emulator(self) -> None:
+    def _start_emulator(self, client_ns: str, server_ns: str, link: Link, ifname: str,
+                        name: str, seed: int) -> subprocess.Popen[str]:
+        """Start one emulator (``name``: its file prefix in the workdir) and wait for it."""
         from .emulator.relay import EmulatorConfig
 
-        cfg = EmulatorConfig(tag=self.tag, client_netns=self.ns("client"),
-                             server_netns=self.ns("server"), link=self.link, seed=self.seed,
-                             ifname=LINK_IF, stats_path=os.path.join(self.workdir, "emulator-stats.json"),
-                             extra={"rearm_path": self._rearm_path, **self._censor_extra()})
-        cfg_path = os.path.join(self.workdir, "emulator-config.json")
+        first = name == "emulator"
+        cfg = EmulatorConfig(tag=self.tag, client_netns=client_ns, server_netns=server_ns,
+                             link=link, seed=seed, ifname=ifname,
+                             stats_path=os.path.join(self.workdir, f"{name}-stats.json"),
+                             extra={"rearm_path": self._rearm(name),
+                                    **(self._censor_extra() if first else {})})
+        cfg_path = os.path.join(self.workdir, f"{name}-config.json")
         with open(cfg_path, "w") as f:
             f.write(cfg.to_json())
-        err = open(os.path.join(self.workdir, "emulator.stderr"), "w")  # noqa: SIM115 -- closed below
+        err = open(os.path.join(self.workdir, f"{name}.stderr"), "w")  # noqa: SIM115 -- closed below
         try:
-            self._emulator = subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "quicreality.scenarios.emulator", "--config", cfg_path,
                  "--tag", self.tag],
                 stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
         finally:
             err.close()
-        line = _readline_with_timeout(self._emulator, 10.0)
+        line = _readline_with_timeout(proc, 10.0)
         if line.strip() != "ready":
-            rc = self._emulator.poll()
-            with open(os.path.join(self.workdir, "emulator.stderr")) as f:
+            rc = proc.poll()
+            with open(os.path.join(self.workdir, f"{name}.stderr")) as f:
                 msg = f.read().strip().splitlines()[-3:]
-            raise TopologyError(f"emulator did not start (exit {rc}): {' | '.join(msg)}")
+            raise TopologyError(f"{name} did not start (exit {rc}): {' | '.join(msg)}")
+        return proc
 
     @property
     def censor_log(self) -> str | None:
@@ -349,7 +442,10 @@ class Topology:
 
     @property
     def _rearm_path(self) -> str:
-        return os.path.join(self.workdir, "emulator-rearm.json")
+        return self._rearm("emulator")
+
+    def _rearm(self, name: str) -> str:
+        return os.path.join(self.workdir, f"{name}-rearm.json")
 
     def rearm(self, seed: int | None = None, *, timeout: float = 3.0) -> dict[str, Any] | None:
         """Re-seed the emulator and restart its blackhole schedule (SIGUSR1).
@@ -371,19 +467,31 @@ class Topology:
         Raises:
             TopologyError: The emulator did not acknowledge a seeded re-arm.
         """
-        if self._emulator is None or self._emulator.poll() is not None:
+        period = self._rearm_one(self._emulator, "emulator", seed, timeout)
+        if period is None or seed is None:
+            return period
+        self.seed = int(seed)
+        second = self._rearm_one(self._emulator2, "emulator2", seed + LINK2_SEED_OFFSET, timeout)
+        if second is not None:
+            period["link2"] = second  # the chain's second link, counted the same way
+        return period
+
+    def _rearm_one(self, em: subprocess.Popen[str] | None, name: str, seed: int | None,
+                   timeout: float) -> dict[str, Any] | None:
+        if em is None or em.poll() is not None:
             return None
         if seed is None:
-            self._emulator.send_signal(signal.SIGUSR1)
+            em.send_signal(signal.SIGUSR1)
             time.sleep(0.01)
             return None
-        done = self._rearm_path + ".done"
+        path = self._rearm(name)
+        done = path + ".done"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(done)
-        with open(self._rearm_path + ".tmp", "w") as f:
+        with open(path + ".tmp", "w") as f:
             json.dump({"seed": int(seed)}, f)
-        os.replace(self._rearm_path + ".tmp", self._rearm_path)
-        self._emulator.send_signal(signal.SIGUSR1)
+        os.replace(path + ".tmp", path)
+        em.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -393,9 +501,8 @@ class Topology:
                 time.sleep(0.002)
                 continue
             os.unlink(done)
-            self.seed = int(ack["seed"])
             return dict(ack["period"])
-        raise TopologyError(f"emulator did not acknowledge the re-arm to seed {seed} in {timeout}s")
+        raise TopologyError(f"{name} did not acknowledge the re-arm to seed {seed} in {timeout}s")
 
     def teardown(self) -> None:
         """Kill our processes, stop the emulator, delete our namespaces (idempotent)."""
@@ -409,20 +516,11 @@ class Topology:
             pids = _run(["ip", "netns", "pids", ns], check=False).split()
             kill_pids([int(x) for x in pids if x.isdigit()])
         if self._emulator is not None:
-            em = self._emulator
-            if em.poll() is None:
-                em.send_signal(signal.SIGTERM)
-                try:
-                    em.wait(timeout=3.0)
-                except subprocess.TimeoutExpired:
-                    em.kill()
-                    em.wait()
-            if em.stdout is not None:
-                em.stdout.close()
-            path = os.path.join(self.workdir, "emulator-stats.json")
-            with contextlib.suppress(OSError, ValueError), open(path) as f:
-                self.emulator_stats = json.load(f)
+            self.emulator_stats = self._stop_emulator(self._emulator, "emulator")
             self._emulator = None
+        if self._emulator2 is not None:
+            self.emulator2_stats = self._stop_emulator(self._emulator2, "emulator2")
+            self._emulator2 = None
         for ns in list(self._created):
             try:
                 _run(["ip", "netns", "del", ns])
@@ -433,6 +531,24 @@ class Topology:
             raise TopologyError("teardown: " + "; ".join(errors))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._owner_path)
+
+
+    def _stop_emulator(self, em: subprocess.Popen[str], name: str) -> dict[str, Any] | None:
+        """SIGTERM (then SIGKILL) one emulator; its stats JSON."""
+        if em.poll() is None:
+            em.send_signal(signal.SIGTERM)
+            try:
+                em.wait(timeout=3.0)
+            except subprocess.TimeoutExpired:
+                em.kill()
+                em.wait()
+        if em.stdout is not None:
+            em.stdout.close()
+        stats: dict[str, Any] | None = None
+        with contextlib.suppress(OSError, ValueError), open(
+                os.path.join(self.workdir, f"{name}-stats.json")) as f:
+            stats = json.load(f)
+        return stats
 
 
 def _readline_with_timeout(p: subprocess.Popen[str], timeout: float) -> str:

@@ -32,4 +32,6 @@ class QuicErrorCode(IntEnum):
     KEY_UPDATE_ERROR = 0xE
     AEAD_LIMIT_REACHED = 0xF
     NO_VIABLE_PATH = 0x10
+    #: RFC 9368 §10.2: a version downgrade or a version_information mismatch.
+    VERSION_NEGOTIATION_ERROR = 0x11
     CRYPTO_ERROR = 0x100

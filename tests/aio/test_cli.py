@@ -89,6 +89,23 @@ def test_client_unknown_cipher() -> None:
                    "unknown cipher suite")
 
 
+@pytest.mark.parametrize(("versions", "needle"), [
+    ("v3", "unknown QUIC version 'v3'"),
+    ("v1,v1", "listed twice"),
+    ("0x1a2a3a4a", "list v1 or v2 too"),
+    ("0x12345678,v1", "we speak only v1 and v2, not 0x12345678"),
+])
+def test_client_bad_versions(versions: str, needle: str) -> None:
+    one_error_line(run("client", "https://127.0.0.1:1/x", "--insecure", "--versions", versions),
+                   needle)
+
+
+def test_server_refuses_reserved_versions(certs: tuple[Path, Path, Path]) -> None:
+    cert, key, _ = certs
+    one_error_line(run("server", "--listen", "127.0.0.1:0", "--cert", str(cert), "--key", str(key),
+                       "--versions", "0x1a2a3a4a,v1"), "we speak only v1 and v2")
+
+
 def test_client_reports_unreachable_server_and_exits_1() -> None:
     port = free_port()
     proc = run("client", f"https://127.0.0.1:{port}/x", "--insecure", "--timeout", "3")
@@ -167,3 +184,17 @@ def test_server_shutdown_sends_goaway_and_close(tmp_path: Path,
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_every_subcommand_gets_its_transport_options() -> None:
+    """relay-client has no --versions (it speaks the default, v1); it must still start (the v2
+    merge once made every relay-client die with AttributeError: 'versions')."""
+    from quicreality.cli import _transport_options, build_parser
+
+    parser = build_parser()
+    relay = parser.parse_args(["relay-client", "--server", "127.0.0.1:4433", "--insecure",
+                               "--tcp-listen", "127.0.0.1:0", "--forward", "127.0.0.1:9"])
+    assert "supported_versions" not in _transport_options(relay)
+    client = parser.parse_args(["client", "--insecure", "--versions", "v2,v1",
+                                "https://127.0.0.1:4433/"])
+    assert _transport_options(client)["supported_versions"] == (0x6B3343CF, 0x00000001)

@@ -319,13 +319,16 @@ class RelayChain:
         self.server: PeerProcess | None = None
         self.client: PeerProcess | None = None
         self.config_path = harness.path("relay.toml")
+        self.label = ""
         self._n = 0
 
     # ----------------------------------------------------------------- processes
 
     def _start(self, argv: list[str], name: str) -> PeerProcess:
         self._n += 1
-        return self.harness.start(PeerProcess(Command(argv=tuple(argv)), name=f"{self._n:02d}-{name}",
+        label = f"{self.label}-" if self.label else ""  # hops share a log dir: names must differ
+        return self.harness.start(PeerProcess(Command(argv=tuple(argv)),
+                                              name=f"{label}{self._n:02d}-{name}",
                                               log_dir=self.harness.path("logs")))
 
     def write_config(self) -> None:
@@ -361,8 +364,9 @@ class RelayChain:
         self.server = proc
         return proc
 
-    def start_client(self) -> PeerProcess:
-        """Start the relay client and wait until it is connected."""
+    def start_client(self, *, wait: bool = True) -> PeerProcess:
+        """Start the relay client and wait until it is connected (``wait=False``: only until it
+        listens, for a client the server is expected to turn away at first)."""
         argv = [str(paths.python()), "-m", "quicreality", "relay-client",
                 "--server", f"{HOST}:{self.server_port}",
                 "--metrics-listen", f"{HOST}:{self.client_metrics}", *self.client_args]
@@ -382,7 +386,12 @@ class RelayChain:
                          "--forward", f"{HOST}:{fwd.dest_port}"]
         proc = self._start(argv, "relay-client")
         self.client = proc
-        self.wait_connected(1)
+        if wait:
+            self.wait_connected(1)
+        else:
+            n = len(self.forwards)
+            wait_for(lambda: proc.stdout().count("listening ") >= n or not proc.running(), 20,
+                     "the relay client to listen")
         tcp = re.findall(r"listening tcp [\d.]+:(\d+) ->", proc.stdout())
         udp = re.findall(r"listening udp [\d.]+:(\d+) ->", proc.stdout())
         tcp_fwds = [f for f in self.forwards if f.tcp]

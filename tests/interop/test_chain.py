@@ -7,9 +7,12 @@ with backoff, and a loop between two hops is stopped by the hop limit.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +23,7 @@ from relay_chain import (
     EchoServer,
     Fwd,
     HalfCloseServer,
+    UdpEchoServer,
     free_tcp_port,
     sha256_of_stream,
     wait_for,
@@ -40,11 +44,13 @@ class Dests:
     def __init__(self) -> None:
         self.echo = EchoServer()
         self.half = HalfCloseServer()
+        self.udp = UdpEchoServer()
         self.closed_port = free_tcp_port()  # nothing listens there
 
     def close(self) -> None:
         self.echo.close()
         self.half.close()
+        self.udp.close()
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +65,10 @@ def dests() -> Iterator[Dests]:
 @pytest.fixture(scope="module")
 def chain(harness: PeerHarness, pki: Pki, dests: Dests) -> list[Hop]:
     forwards = [Fwd("echo", dests.echo.port), Fwd("half", dests.half.port),
-                Fwd("closed", dests.closed_port), Fwd("denied", 9)]
+                Fwd("closed", dests.closed_port), Fwd("denied", 9),
+                Fwd("udp", dests.udp.port, udp=True, tcp=False)]
     allow = [f"{HOST}:{dests.echo.port}", f"{HOST}:{dests.half.port}",
-             f"{HOST}:{dests.closed_port}"]
+             f"{HOST}:{dests.closed_port}", f"{HOST}:{dests.udp.port}"]
     return build_chain(harness, pki, 2, forwards, allow)
 
 
@@ -95,6 +102,38 @@ def test_echo_through_two_hops_is_byte_exact_both_ways(chain: list[Hop]) -> None
     assert chain[0].metric("server", "quicreality_relay_bytes_total", direction="up") >= size
     assert chain[0].metric("client", "quicreality_relay_bytes_total", direction="up") >= size
     assert chain[1].metric("server", "quicreality_relay_bytes_total", direction="down") >= size
+
+
+def test_udp_datagrams_cross_both_hops_and_come_back(chain: list[Hop], dests: Dests) -> None:
+    """A UDP echo through two hops: every datagram rides DATAGRAM frames on both REALITY
+    connections; the replies come back to the sender, intact."""
+    n = 300
+    sent = {i: secrets.token_bytes(1000) for i in range(n)}
+    echoed: dict[int, bytes] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        s.connect((HOST, chain[0].listen_udp["udp"]))
+        for i in range(n):
+            s.send(i.to_bytes(4, "big") + sent[i])
+            time.sleep(0.002)  # ~4 Mbit/s: no queue overflows anywhere
+            with contextlib.suppress(TimeoutError, BlockingIOError):
+                while True:
+                    s.settimeout(0)
+                    reply = s.recv(2048)
+                    echoed[int.from_bytes(reply[:4], "big")] = reply[4:]
+        s.settimeout(2)
+        with contextlib.suppress(TimeoutError):
+            while len(echoed) < n:
+                reply = s.recv(2048)
+                echoed[int.from_bytes(reply[:4], "big")] = reply[4:]
+    assert all(echoed[i] == sent[i] for i in echoed)  # nothing corrupted or mixed up
+    assert len(echoed) >= 0.95 * n, (len(echoed), describe(chain))
+    assert dests.udp.received >= len(echoed)
+    for hop in chain:  # each hop's server relayed them up; the middle one also as a client
+        assert hop.metric("server", "quicreality_relay_udp_datagrams_total",
+                          direction="up") >= len(echoed)
+    assert chain[0].metric("client", "quicreality_relay_udp_datagrams_total",
+                           direction="down") >= len(echoed)
 
 
 def test_half_close_crosses_the_chain(chain: list[Hop]) -> None:

@@ -49,10 +49,12 @@ def iperf_port() -> int:
 
 @pytest.fixture(scope="module")
 def chains(harness: PeerHarness, pki: Pki, iperf_port: int) -> dict[int, list[Hop]]:
-    fwd = [Fwd("iperf", iperf_port)]
     allow = [f"{HOST}:{iperf_port}"]
-    return {1: build_chain(harness, pki, 1, fwd, allow, prefix="one"),
-            2: build_chain(harness, pki, 2, fwd, allow, prefix="two")}
+    # iperf3 -u needs its TCP control port and its UDP port to be the same number.
+    return {hops: build_chain(harness, pki, hops, [Fwd("iperf", iperf_port, udp=True,
+                                                       listen_port=free_tcp_udp_port())],
+                              allow, prefix=prefix)
+            for hops, prefix in ((1, "one"), (2, "two"))}
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +142,48 @@ def test_iperf3_through_two_hops_against_one_hop(chains: dict[int, list[Hop]],
     print(f"iperf3 {mode}: one hop {mbps[1]:.0f} Mbit/s, two hops {mbps[2]:.0f} Mbit/s, "
           f"ratio {ratio:.2f}")
     assert mbps[2] > 1.0
+
+
+def test_iperf3_udp_through_two_hops_against_one_hop(chains: dict[int, list[Hop]],
+                                                     harness: PeerHarness, iperf_port: int,
+                                                     out_dir: Path) -> None:
+    """``iperf3 -u -b 50M -l 1100``: the datagrams ride DATAGRAM frames through every hop."""
+    got: dict[int, dict[str, float]] = {}
+    for hops in (1, 2):
+        chain = chains[hops]
+        before = [c.metric("server", "quicreality_relay_udp_datagrams_total", direction="up")
+                  for c in chain]
+        server = harness.start(PeerProcess(iperf3.server(HOST, iperf_port),
+                                           name=f"iperf3-s-udp-{hops}",
+                                           log_dir=harness.path("logs")))
+        server.wait_tcp_ready(iperf_port)
+        req = iperf3.IperfRequest(host=HOST, port=chain[0].listen["iperf"], seconds=5, udp=True,
+                                  rate="50M", length=1100)
+        done = harness.start(PeerProcess(iperf3.client(req), name=f"iperf3-c-udp-{hops}",
+                                         log_dir=harness.path("logs"))).wait(60)
+        server.wait(30)
+        (out_dir / f"udp-{hops}hop.client.json").write_text(done.stdout)
+        doc: dict[str, Any] = json.loads(done.stdout)
+        assert done.returncode == 0 and not doc.get("error"), f"{doc.get('error')}\n" + \
+            describe(chain)
+        summary = doc["end"]["sum"]
+        relayed = [c.metric("server", "quicreality_relay_udp_datagrams_total", direction="up") - b
+                   for c, b in zip(chain, before, strict=True)]
+        # Every hop relayed the datagrams (the middle hop as a server and on to the next).
+        assert all(n > 1000 for n in relayed), relayed
+        assert chain[-1].metric("server", "quicreality_relay_udp_flows_total") >= 1
+        drops = {f"hop{i + 1}": {k.split("reason=")[1].split('"')[1]: v
+                                 for k, v in c.metrics("server").items()
+                                 if k.startswith("quicreality_relay_udp_dropped_total") and v}
+                 for i, c in enumerate(chain)}  # both sides of each hop's process, by reason
+        got[hops] = {"mbps": summary["bits_per_second"] / 1e6,
+                     "lost_percent": summary["lost_percent"], "packets": summary["packets"],
+                     "relayed_per_hop": relayed, "relay_drops": drops}
+        print(f"iperf3 -u -b 50M through {hops} hop(s): {got[hops]['mbps']:.1f} Mbit/s sent, "
+              f"{summary['lost_percent']:.1f} % lost of {summary['packets']} datagrams; "
+              f"relayed per hop {[int(n) for n in relayed]}; relay drops {drops}")
+    SUMMARY["udp-50m"] = {"one_hop_mbps": round(got[1]["mbps"], 1),
+                          "two_hop_mbps": round(got[2]["mbps"], 1),
+                          "two_hop_lost_percent": round(got[2]["lost_percent"], 2)}
+    (out_dir / "udp.json").write_text(json.dumps(got, indent=2))
+    assert got[2]["mbps"] > 10

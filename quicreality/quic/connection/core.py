@@ -1,4 +1,4 @@
-"""The sans-IO QUIC v1 connection state machine (RFC 9000, RFC 9001, RFC 9002).
+"""The sans-IO QUIC connection state machine (RFC 9000, RFC 9001, RFC 9002; v2 RFC 9369).
 
 Theory of operation: the I/O edge feeds datagrams with ``receive_datagram(data, addr, now)``,
 collects ``datagrams_to_send(now)`` once per batch of received datagrams, arms a timer at
@@ -50,12 +50,14 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .ecn import EcnValidator
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
 from .state import ConnectionLifecycle, ConnectionState
 from .streams import StreamManager
 from .tls_driver import TlsDriver, TlsProgress, params_for_qlog
+from .versions import ConnectionVersions
 
 _QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
 
@@ -63,11 +65,11 @@ _QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
 class QuicConnection:
     """One QUIC connection, client or server: a façade over its components.
 
-    Components (each owns its state and is handed what it uses): the packet spaces
-    (:mod:`.spaces`), loss recovery, the stream manager, the connection IDs, :class:`TlsDriver`,
-    :class:`FrameReceiver` and :class:`PacketAssembler`. This class holds the lifecycle, closing,
-    timers and the effects that span components (keys discarded, handshake confirmed, the peer's
-    transport parameters applied).
+    Components (each owns its state and is handed what it uses): the packet spaces (:mod:`.spaces`),
+    loss recovery, the stream manager, the connection IDs, :class:`TlsDriver`, :class:`FrameReceiver`,
+    :class:`PacketAssembler` and :attr:`ecn` (the edge sends with ``ecn.codepoint``, RFC 9000 §13.4).
+    This class holds the lifecycle, closing, timers and the effects that span components (keys
+    discarded, handshake confirmed, the peer's transport parameters applied).
     """
 
     def __init__(
@@ -78,11 +80,13 @@ class QuicConnection:
         retry_source_connection_id: bytes | None = None,
         initial_destination_connection_id: bytes | None = None,
         peer_cid: bytes | None = None,
+        version: int | None = None,
     ):
+        """``version``: server: the version of the client's first Initial (default: our first)."""
         cfg = configuration
         self.configuration = cfg
         self.is_client = is_client = cfg.is_client
-        self._version = cfg.supported_versions[0]
+        version = version or cfg.supported_versions[0]
         reset_key = cfg.stateless_reset_key or cfg.rng(32)
         # A client's SCID length may be 0 (RFC 9000 §5.1); its first flight may follow a layout.
         profile = initial_layout.profile_for(cfg.initial_layout) if is_client else None
@@ -114,9 +118,8 @@ class QuicConnection:
 
         # Packet protection per space.
         self._cryptos = [CryptoPair(), CryptoPair(), CryptoPair()]
-        self._cryptos[SPACE_INITIAL].setup_initial(
-            self._ids.initial_dcid, is_client=is_client, version=self._version
-        )
+        self._cryptos[SPACE_INITIAL].setup_initial(self._ids.initial_dcid, is_client=is_client,
+                                                   version=version)
         self._handshake_confirmed = False
         self._key_update_requested = False
         self._previous_keys_discard_at: float | None = None
@@ -161,21 +164,23 @@ class QuicConnection:
         else:
             self._qlog = NullSink()
         self._qlog_frames = self._qlog.wants_frames
-
+        self.ecn = EcnValidator(enabled=cfg.ecn, recovery=self._recovery, qlog=self._qlog)
         # The components that act on the state above.
-        self._tls = TlsDriver(cfg, is_client=is_client, version=self._version,
+        self._versions = ConnectionVersions(cfg, is_client=is_client, version=version,
+                                            cryptos=self._cryptos, ids=self._ids, qlog=self._qlog)
+        self._tls = TlsDriver(cfg, is_client=is_client, versions=self._versions,
                               spaces=self._spaces, cryptos=self._cryptos, ids=self._ids,
                               host_cids=self._host_cids, qlog=self._qlog)
         self._receiver = FrameReceiver(
             is_client=is_client, max_datagram_frame_size=cfg.max_datagram_frame_size,
             spaces=self._spaces, recovery=self._recovery, streams=self._stream_mgr,
             host_cids=self._host_cids, peer_cids=self._peer_cids, events=self._events,
-            qlog=self._qlog, host=self)
+            qlog=self._qlog, host=self, ecn=self.ecn)
         self._assembler = PacketAssembler(
-            cfg, is_client=is_client, version=self._version,
+            cfg, is_client=is_client, versions=self._versions,
             initial_plan=profile if profile is not None and profile.chaos else None,
             spaces=self._spaces, cryptos=self._cryptos, recovery=self._recovery, cc=self._cc,
-            pacer=self._pacer, streams=self._stream_mgr, host_cids=self._host_cids,
+            pacer=self._pacer, streams=self._stream_mgr, host_cids=self._host_cids, ecn=self.ecn,
             peer_cids=self._peer_cids, ids=self._ids, path=self._path, events=self._events,
             datagrams_out=self._datagrams_out, qlog=self._qlog, discard_space=self._discard_space)
 
@@ -226,7 +231,6 @@ class QuicConnection:
         """True once the connection is fully gone."""
         return self._lifecycle.state == ConnectionState.TERMINATED
 
-
     # ----------------------------------------------------------- client API
 
     def connect(self, addr: NetworkAddress, now: float) -> None:
@@ -237,17 +241,17 @@ class QuicConnection:
         self._last_activity = now
         self._now_hint = now
         self._ids.peer_initial_scid = None
-        self._qlog.connection_started(now, None, addr, self._version, self.host_cid,
+        self._qlog.connection_started(now, None, addr, self._versions.current, self.host_cid,
                                       self._peer_cids.current.cid)
         self._apply_tls(self._tls.start(now), now)
 
     # ------------------------------------------------------------- receive
 
-    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float) -> None:
-        """Process one UDP datagram from ``addr``."""
+    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float, ecn: int = 0) -> None:
+        """Process one UDP datagram from ``addr`` (``ecn``: the ECN bits of its IP header)."""
         if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
-        self._now_hint = now
+        self._now_hint, self.ecn.datagram_codepoint = now, ecn
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
         self._path.on_datagram_received(len(data), addr)
         buf = Buffer(data=data)
@@ -265,7 +269,7 @@ class QuicConnection:
             if header.packet_type == PACKET_TYPE_VERSION_NEGOTIATION:
                 self._handle_version_negotiation(header, now)
                 return
-            if header.is_long_header and header.version != self._version:
+            if header.is_long_header and not self._versions.accepts(header, data[start:end], now):
                 continue
             if header.packet_type == PACKET_TYPE_RETRY:
                 self._handle_retry(header, data[start:end], now)
@@ -304,7 +308,7 @@ class QuicConnection:
         space = self._spaces[space_id]
         if space.discarded:
             return False
-        pair = self._cryptos[space_id]
+        pair = self._versions.keys_for(space_id, header.version)
         if not pair.recv.is_valid():
             return False
         if (header.is_long_header and header.destination_cid not in self._host_cids.cids
@@ -335,7 +339,7 @@ class QuicConnection:
             self._discard_space(SPACE_INITIAL)
         if self._lifecycle.state == ConnectionState.FIRSTFLIGHT and not self._tls.started:
             self._tls.ensure_started(now)
-            self._qlog.connection_started(now, None, self._path.address, self._version,
+            self._qlog.connection_started(now, None, self._path.address, self._versions.current,
                                           self.host_cid, self._peer_cids.current.cid)
         if self._qlog_frames:
             self._qlog.packet_received(now, _QLOG_PACKET_TYPE[space_id], pn, end - start,
@@ -351,7 +355,7 @@ class QuicConnection:
                                     alert.reason), now)
             return True
         space.on_packet_received(pn, ack_eliciting, now, self.configuration.max_ack_delay
-                                 if space_id == SPACE_APPLICATION else None)
+                                 if space_id == SPACE_APPLICATION else None, self.ecn.datagram_codepoint)
         return True
 
     def _accepts_first_dcid(self, ptype: int, dcid: bytes) -> bool:
@@ -362,15 +366,15 @@ class QuicConnection:
         return dcid == self._ids.initial_dcid
 
     def _handle_version_negotiation(self, header: QuicHeader, now: float) -> None:
-        """RFC 9000 §6.2: a client abandons the attempt when no common version exists."""
-        if not self.is_client or self._ids.peer_initial_scid is not None:
-            return
-        if header.destination_cid != self.host_cid or self._version in header.supported_versions:
-            return
-        common = [v for v in self.configuration.supported_versions if v in header.supported_versions]
-        if not common:
-            self._terminate(QuicErrorCode.INTERNAL_ERROR, None,
-                            "Version negotiation: no common version", by_peer=True, now=now)
+        """RFC 9000 §6.2, RFC 9368 §2.1: start again in a common version, or give up."""
+        decision = self._versions.on_version_negotiation(header, self.host_cid,
+                                                         self._peer_cids.current.cid, now)
+        if decision.action == "fail":
+            self._terminate(QuicErrorCode.VERSION_NEGOTIATION_ERROR, None, decision.reason,
+                            by_peer=True, now=now)
+        elif decision.action == "restart":
+            self._recovery.forget_sent(SPACE_INITIAL)
+            self._apply_tls(self._tls.restart(now), now)
 
     def _handle_retry(self, header: QuicHeader, packet: bytes, now: float) -> None:
         """RFC 9000 §17.2.5.2: restart the handshake once with the Retry's CID and token."""
@@ -379,7 +383,8 @@ class QuicConnection:
             return
         if header.destination_cid != self.host_cid or not header.token:
             return
-        expected = get_retry_integrity_tag(packet[:-16], self._peer_cids.current.cid, self._version)
+        expected = get_retry_integrity_tag(packet[:-16], self._peer_cids.current.cid,
+                                           self._versions.current)
         if expected != header.integrity_tag:
             return
         ids.received_retry = True
@@ -387,7 +392,7 @@ class QuicConnection:
         ids.retry_token = header.token
         self._peer_cids.current.cid = header.source_cid
         self._cryptos[SPACE_INITIAL].setup_initial(header.source_cid, is_client=True,
-                                                   version=self._version)
+                                                   version=self._versions.current)
         # Resend the ClientHello from offset 0; packet numbers continue (RFC 9000 §17.2.5.3).
         self._recovery.forget_sent(SPACE_INITIAL)
         assert self._tls.first_client_hello is not None
@@ -576,10 +581,7 @@ class QuicConnection:
             return None
         if self._close_deadline is not None:
             return self._close_deadline
-        timer: float | None = None
-        idle = self._idle_deadline()
-        if idle is not None:
-            timer = idle
+        timer = self._idle_deadline()
         loss = self._recovery.get_loss_detection_time()
         if loss is not None and (timer is None or loss < timer):
             timer = loss
@@ -681,6 +683,7 @@ class QuicConnection:
 
     def _on_packet_lost(self, packet: SentPacket, trigger: str) -> None:
         self._qlog.packet_lost(self._now_hint, packet.packet_type, packet.packet_number, trigger)
+        self.ecn.on_packet_lost(packet.space, packet.packet_number, self._now_hint)
 
     def _on_packet_spurious(self, lost: LostPacket, now: float) -> None:
         """A packet declared lost was acknowledged (recovery/reordering.py)."""
@@ -688,7 +691,6 @@ class QuicConnection:
             "packet_type": lost.packet.packet_type, "packet_number": lost.packet.packet_number,
             "trigger": lost.trigger, "packet_threshold": self._recovery.thresholds.packet_threshold,
             "time_threshold": self._recovery.thresholds.time_threshold})
-
 
     def _on_metrics(self, now: float) -> None:
         rtt = self._rtt

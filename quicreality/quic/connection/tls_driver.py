@@ -39,6 +39,7 @@ from ..transport_params import (
 )
 from .cids import HandshakeIds, HostConnectionIds
 from .spaces import PacketSpace
+from .versions import ConnectionVersions
 
 #: Bound on buffered out-of-order CRYPTO data per epoch (RFC 9000 §7.5).
 MAX_CRYPTO_BUFFER = 64 * 1024
@@ -64,15 +65,19 @@ _NOTHING = TlsProgress()
 class TlsDriver:
     """The TLS session of one connection and the CRYPTO streams and keys it feeds."""
 
-    __slots__ = ("_cfg", "_cryptos", "_host_cids", "_ids", "_is_client", "_qlog", "_session",
-                 "_spaces", "_version", "alpn", "first_client_hello")
+    __slots__ = ("_cfg", "_cryptos", "_hello", "_host_cids", "_ids", "_is_client", "_qlog",
+                 "_session", "_spaces", "_started", "_versions", "alpn", "first_client_hello")
 
-    def __init__(self, config: QuicConfiguration, *, is_client: bool, version: int,
-                 spaces: list[PacketSpace], cryptos: list[CryptoPair], ids: HandshakeIds,
-                 host_cids: HostConnectionIds, qlog: QlogSink) -> None:
+    def __init__(self, config: QuicConfiguration, *, is_client: bool,
+                 versions: ConnectionVersions, spaces: list[PacketSpace],
+                 cryptos: list[CryptoPair], ids: HandshakeIds, host_cids: HostConnectionIds,
+                 qlog: QlogSink) -> None:
         self._cfg = config
         self._is_client = is_client
-        self._version = version
+        self._versions = versions
+        self._started = False
+        #: server: the first ClientHello's bytes until whole (the version is chosen on it)
+        self._hello = bytearray()
         self._spaces = spaces
         self._cryptos = cryptos
         self._ids = ids
@@ -86,19 +91,29 @@ class TlsDriver:
 
     @property
     def started(self) -> bool:
-        """True once the TLS session exists."""
-        return self._session is not None
+        """True once the handshake started (the server's session waits for the ClientHello)."""
+        return self._started
 
     def start(self, now: float) -> TlsProgress:
         """Create the session; a client also produces its ClientHello."""
+        self._started = True
         session = self._ensure_session(now)
         if not self._is_client:
             return _NOTHING
-        return self._apply(session.start())
+        return self._apply(session.start(), now)
 
     def ensure_started(self, now: float) -> None:
-        """Create the (server's) session if it does not exist yet."""
-        self._ensure_session(now)
+        """Start the (server's) handshake; its session is created once the ClientHello is whole
+        and the version chosen on it (RFC 9368 §2.3)."""
+        self._started = True
+
+    def restart(self, now: float) -> TlsProgress:
+        """Client: a new first flight after Version Negotiation (RFC 9368 §2.1): a fresh session
+        whose ClientHello carries the new version_information, sent from CRYPTO offset 0."""
+        self._session = None
+        self.first_client_hello = None
+        self._spaces[SPACE_INITIAL].restart_crypto(b"")
+        return self.start(now)
 
     def receive_crypto(self, space_id: int, offset: int, data: bytes, now: float) -> TlsProgress:
         """A CRYPTO frame (RFC 9000 §19.6): reassemble and hand in-order bytes to TLS."""
@@ -110,8 +125,17 @@ class TlsDriver:
         if not stream.has_ready_data():
             return _NOTHING
         chunk, _ = stream.pull_ready()
+        if self._session is None and not self._is_client:
+            hello = self._hello
+            hello += chunk
+            if len(hello) < 4 or (hello[0] == 1 and len(hello) < 4 + int.from_bytes(hello[1:4])
+                                  and len(hello) <= MAX_CRYPTO_BUFFER):
+                return _NOTHING  # wait for the whole ClientHello (bounded like CRYPTO data)
+            self._versions.on_client_hello(bytes(hello), now)
+            chunk = bytes(hello)
+            hello.clear()
         session = self._ensure_session(now)
-        return self._apply(session.receive(_EPOCH_OF_SPACE[space_id], chunk))
+        return self._apply(session.receive(_EPOCH_OF_SPACE[space_id], chunk), now)
 
     # ------------------------------------------------------------ internals
 
@@ -160,6 +184,7 @@ class TlsDriver:
             active_connection_id_limit=cfg.active_connection_id_limit,
             max_udp_payload_size=cfg.max_udp_payload_size,
             max_datagram_frame_size=cfg.max_datagram_frame_size,
+            version_information=self._versions.local_information(),
             **server_only,
         )
         buf = Buffer(capacity=1024)
@@ -167,7 +192,7 @@ class TlsDriver:
         self._qlog.parameters_set(now, "local", params_for_qlog(params))
         return buf.data
 
-    def _apply(self, outputs: list[TlsOutput]) -> TlsProgress:
+    def _apply(self, outputs: list[TlsOutput], now: float) -> TlsProgress:
         steps: list[TlsStep] = []
         for out in outputs:
             if isinstance(out, SendCrypto):
@@ -178,7 +203,8 @@ class TlsDriver:
             elif isinstance(out, InstallKeys):
                 pair = self._cryptos[_SPACE_OF_EPOCH[out.epoch]]
                 ctx = pair.send if out.direction == Direction.ENCRYPT else pair.recv
-                ctx.setup(cipher_suite=out.cipher_suite, secret=out.secret, version=self._version)
+                ctx.setup(cipher_suite=out.cipher_suite, secret=out.secret,
+                          version=self._versions.current)
             elif isinstance(out, KeyLogLine):
                 if self._cfg.secrets_log is not None:
                     self._cfg.secrets_log(
@@ -187,6 +213,7 @@ class TlsDriver:
             elif isinstance(out, PeerTransportParameters):
                 params = pull_transport_parameters(Buffer(data=out.data))
                 check_peer_transport_parameters(params, self._ids, is_client=self._is_client)
+                self._versions.check_peer(params, now)
                 steps.append(params)
             elif isinstance(out, HandshakeDone):
                 self.alpn = out.alpn_protocol

@@ -21,6 +21,8 @@ Shape (documented in docs/scenarios.md)::
 
     [censor.active-probe]
     ports = [443]
+    delay_s = 1.0                                            # after the decision
+    timeout_s = 1.5                                          # listening per probe
     [[censor.active-probe.when]]
     feature = "sni"
     in = ["www.quicreality.test"]
@@ -53,7 +55,7 @@ _KEYS = {
     "sni-blocklist": {"domains", "suffix", "residual_s", "max_packets"},
     "gfw-2025": {"domains", "residual_s", "quirks", "min_sport_ge_dport", "drop_trigger"},
     "fingerprint": {"rule", "residual_s", "max_packets"},
-    "active-probe": {"when", "ports", "residual_s", "timeout_s", "max_packets"},
+    "active-probe": {"when", "ports", "residual_s", "timeout_s", "delay_s", "max_packets"},
 }
 _RULE_KEYS = {"name", "feature", "equals", "not_equals", "in", "contains", "matches", "at_least",
               "at_most"}
@@ -177,6 +179,8 @@ def _policy(name: str, t: Mapping[str, Any]) -> Policy:
         kw["ports"] = tuple(ports)
     if "timeout_s" in t:
         kw["timeout_s"] = _num(f"{path}.timeout_s", t["timeout_s"], positive=True)
+    if "delay_s" in t:
+        kw["delay_s"] = _num(f"{path}.delay_s", t["delay_s"])
     return ActiveProbe(**kw)
 
 

@@ -187,7 +187,9 @@ class Censor:
             if d is None:
                 still.append(policy)
                 continue
-            self._record(flow, d, now)
+            extra = {"replay_datagrams": len(flow.initial_datagrams)} if (
+                d.action is Action.PROBE) else {}
+            self._record(flow, d, now, **extra)
             if d.action is Action.BLOCK and block is None:
                 block = d
             elif d.action is Action.PROBE and not flow.probing:
@@ -227,8 +229,12 @@ class Censor:
         """The next probe the I/O layer should run, or None."""
         return self._probes.popleft() if self._probes else None
 
-    def probe_result(self, req: ProbeRequest, verdict: str, detail: str, now: float) -> None:
-        """Record the prober's verdict (``target-like`` or ``distinct``); distinct blocks."""
+    def probe_result(self, req: ProbeRequest, verdict: str, detail: str, now: float,
+                     shapes: Sequence[tuple[str, list[str], list[str]]] = ()) -> None:
+        """Record the prober's verdict (``target-like`` or ``distinct``); distinct blocks.
+
+        ``shapes`` (probe, the server's answer shapes, the target's) go into the record as
+        ``probe_shapes``."""
         flow = self._flows.get(req.flow)
         if flow is None:  # expired meanwhile: track it again so its packets are dropped
             flow = _Flow(req.flow, req.requested_at, now)
@@ -236,7 +242,10 @@ class Censor:
         action = Action.BLOCK if verdict == "distinct" else Action.PASS
         d = Decision(action, req.policy, f"probe verdict {verdict}: {detail}",
                      residual_s=req.residual_s if action is Action.BLOCK else 0.0)
-        self._record(flow, d, now, probe_verdict=verdict)
+        extra: dict[str, Any] = {"probe_verdict": verdict}
+        if shapes:
+            extra["probe_shapes"] = [{"probe": n, "server": sv, "target": t} for n, sv, t in shapes]
+        self._record(flow, d, now, **extra)
         if action is Action.BLOCK and flow.blocked is None:
             self._block(flow, d, now)
 

@@ -34,7 +34,7 @@ from ...quic.crypto import (
     CryptoError,
     derive_initial_secrets,
 )
-from ...quic.packet import QUIC_VERSION_1
+from ...quic.packet import LONG_TYPE_BITS, PACKET_TYPE_INITIAL, QUIC_VERSION_1
 from ...reality.reassembly import Chunk, HelloAssembly, PacketCheck
 from ...tls.constants import HandshakeType
 from ...wire.buffer import Buffer, BufferReadError
@@ -54,7 +54,8 @@ __all__ = [
 
 #: Versions whose Initial keys the censor knows.
 SUPPORTED_VERSIONS = (QUIC_VERSION_1, QUIC_VERSION_2)
-_INITIAL_BITS = {QUIC_VERSION_1: 0b00, QUIC_VERSION_2: 0b01}  # RFC 9000 §17.2.2, RFC 9369 §3.2
+#: The Initial's long-header type bits per version (RFC 9000 §17.2.2, RFC 9369 §3.2).
+_INITIAL_BITS = {v: LONG_TYPE_BITS[v][PACKET_TYPE_INITIAL] >> 4 for v in SUPPORTED_VERSIONS}
 _FRAME_NAMES = {0x00: "PADDING", 0x01: "PING", 0x02: "ACK", 0x03: "ACK", 0x06: "CRYPTO",
                 0x1C: "CONNECTION_CLOSE"}
 _MAX_HELLO = 16384

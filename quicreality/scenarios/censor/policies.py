@@ -342,6 +342,11 @@ class ActiveProbe:
         ports: Server ports probed (empty: any).
         residual_s: 3-tuple block after a ``distinct`` verdict.
         timeout_s: How long the prober listens for answers per probe.
+        delay_s: How long after the decision the probes are sent. A prober acts after the
+            flow it probes (the GFW's replay probes of Shadowsocks came under a second to
+            minutes after the connection: Alice et al., "How China Detects and Blocks
+            Shadowsocks", IMC 2020); sent at once, a replay from a prober next to the server
+            would outrun the client's own first flight across the link.
         max_packets: Give up without a complete hello after this many packets.
     """
 
@@ -349,6 +354,7 @@ class ActiveProbe:
     ports: tuple[int, ...] = ()
     residual_s: float = 180.0
     timeout_s: float = 1.5
+    delay_s: float = 1.0
     max_packets: int = 8
     name: str = "active-probe"
 

@@ -11,10 +11,13 @@ each list from its own socket, so every answer is attributed (:meth:`ProbeSessio
 After ``timeout_s`` (:meth:`ProbeSession.handle_timer`) the answers are reduced to shapes
 (:func:`answer_shape`: packet type, and for a server Initial the ServerHello's cipher suite,
 key share group and extension list, all readable by anyone since Initial keys are public,
-RFC 9001 §5.2) and compared probe by probe: ``target-like`` if the server answered every probe
-like the target, else ``distinct``.
+RFC 9001 §5.2; Handshake and 1-RTT packets only as ``encrypted``, :func:`comparable`) and
+compared probe by probe: ``target-like`` if the server answered every probe like the target,
+else ``distinct``.
 
-Probes: ``replay`` (the client's first datagrams, as sent), ``random-long-header``,
+Probes: ``replay`` (the client's first datagrams, as sent), ``rekeyed-replay`` (the client's
+ClientHello re-sealed under a fresh connection ID, one per endpoint: an exact replay reuses a
+connection ID the target may already hold, and then both sides stay silent), ``random-long-header``,
 ``random-small``, ``truncated-initial`` (the client's first datagram cut 60 bytes short) and
 ``not-a-client-hello`` (an Initial carrying a bogus Certificate message).
 """
@@ -28,39 +31,86 @@ from ...quic.crypto import (
     INITIAL_CIPHER_SUITE,
     CryptoContext,
     CryptoError,
+    CryptoPair,
     derive_initial_secrets,
 )
+from ...quic.errors import QuicConnectionError
 from ...quic.packet import QUIC_VERSION_1
-from ...reality.probe import crypto_frame, initial_packet
+from ...reality.probe import client_initial_crypto, crypto_frame, initial_packet
+from ...wire.buffer import BufferReadError
 from .core import ProbeRequest
 from .initial import walk_frames
 
-__all__ = ["PROBE_CLASSES", "ProbeSession", "answer_shape", "build_probes"]
+__all__ = ["OPAQUE_SHAPES", "PROBE_CLASSES", "Probe", "ProbeSession", "answer_shape",
+           "build_probes", "comparable"]
 
-PROBE_CLASSES = ("replay", "random-long-header", "random-small", "truncated-initial",
-                 "not-a-client-hello")
+PROBE_CLASSES = ("replay", "rekeyed-replay", "random-long-header", "random-small",
+                 "truncated-initial", "not-a-client-hello")
 _LONG_TYPES = {0: "initial", 1: "0rtt", 2: "handshake", 3: "retry"}
 
 
-def build_probes(req: ProbeRequest, rng: Callable[[int], bytes]) -> list[tuple[str, bytes,
-                                                                             list[bytes]]]:
-    """``(name, dcid, datagrams)`` per probe class; ``dcid`` opens the server's Initial answer."""
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One probe class: what goes to the server and to the target.
+
+    Attributes:
+        name: One of :data:`PROBE_CLASSES`.
+        server: ``(dcid, datagrams)`` sent to the suspected server; ``dcid`` opens its answer.
+        target: The same for the target. Probes whose point is a fresh connection use their
+            own connection ID per endpoint: the suspect relays to the very target, which would
+            otherwise see one connection ID from two addresses and answer only the first.
+    """
+
+    name: str
+    server: tuple[bytes, tuple[bytes, ...]]
+    target: tuple[bytes, tuple[bytes, ...]]
+
+
+def _rekeyed(req: ProbeRequest, dcid: bytes) -> tuple[bytes, tuple[bytes, ...]]:
+    """The client's ClientHello, read out of its Initials, re-sealed for ``dcid`` (RFC 9001 §5.2:
+    Initial keys are public, so anyone can move a hello to a connection ID of their own); one
+    datagram per original datagram, with that datagram's CRYPTO frames."""
+    first = req.datagrams[0] if req.datagrams else b""
+    odcid = first[6:6 + first[5]] if len(first) > 6 else b""
+    pos = 6 + len(odcid)
+    scid = first[pos + 1:pos + 1 + first[pos]] if len(first) > pos else b""
+    try:
+        per_datagram = [client_initial_crypto(d, odcid) for d in req.datagrams]
+    except (CryptoError, QuicConnectionError, BufferReadError, ValueError):
+        return dcid, ()  # not a v1 Initial we can open: nothing to re-seal
+    pair = CryptoPair()
+    pair.setup_initial(dcid, is_client=True, version=QUIC_VERSION_1)
+    out = [initial_packet(b"".join(crypto_frame(o, c) for o, c in chunks), dcid=dcid, scid=scid,
+                          packet_number=pn, pad_to=1200, crypto=pair)
+           for pn, chunks in enumerate(c for c in per_datagram if c)]
+    return dcid, tuple(out)
+
+
+def build_probes(req: ProbeRequest, rng: Callable[[int], bytes]) -> list[Probe]:
+    """Every probe class for one request (random parts from ``rng``)."""
     first = req.datagrams[0] if req.datagrams else b""
     dcid = first[6:6 + first[5]] if len(first) > 6 else b""
-    out: list[tuple[str, bytes, list[bytes]]] = []
-    out.append(("replay", dcid, list(req.datagrams)))
+
+    def both(name: str, cid: bytes, datagrams: list[bytes]) -> Probe:
+        return Probe(name, (cid, tuple(datagrams)), (cid, tuple(datagrams)))
+
+    out = [both("replay", dcid, list(req.datagrams)),
+           Probe("rekeyed-replay", _rekeyed(req, rng(8)), _rekeyed(req, rng(8)))]
     junk = bytearray(rng(1200))
     junk[0] |= 0xC0
     junk[1:5] = b"\x1a\x2a\x3a\x4a"  # a reserved version (RFC 9000 §15)
-    out.append(("random-long-header", b"", [bytes(junk)]))
-    out.append(("random-small", b"", [rng(50)]))
-    out.append(("truncated-initial", dcid, [first[:max(0, len(first) - 60)]]))
-    cid, scid = rng(8), rng(8)
+    out.append(both("random-long-header", b"", [bytes(junk)]))
+    out.append(both("random-small", b"", [rng(50)]))
+    out.append(both("truncated-initial", dcid, [first[:max(0, len(first) - 60)]]))
     body = rng(300)
     message = bytes([11]) + len(body).to_bytes(3, "big") + body  # a Certificate message
-    out.append(("not-a-client-hello", cid, [initial_packet(crypto_frame(0, message), dcid=cid,
-                                                           scid=scid, packet_number=0,
-                                                           pad_to=1200)]))
+
+    def bogus() -> tuple[bytes, tuple[bytes, ...]]:
+        cid = rng(8)
+        return cid, (initial_packet(crypto_frame(0, message), dcid=cid, scid=rng(8),
+                                    packet_number=0, pad_to=1200),)
+
+    out.append(Probe("not-a-client-hello", bogus(), bogus()))
     return out
 
 
@@ -129,6 +179,22 @@ def answer_shape(datagram: bytes, odcid: bytes) -> str:
     return f"initial scid={scid_len} {_server_hello_shape(hello)}"
 
 
+#: Answer shapes the prober cannot read into (Handshake and 1-RTT keys are not public).
+OPAQUE_SHAPES = frozenset({"handshake", "short", "0rtt"})
+
+
+def comparable(shapes: set[str]) -> list[str]:
+    """Shapes as compared: readable ones as they are, unreadable ones only as ``encrypted``.
+
+    Whether a Handshake or 1-RTT packet leads a datagram of its own (and so shows as a shape)
+    depends on the sender's coalescing and pacing, not on who the server is.
+    """
+    out = {x for x in shapes if x not in OPAQUE_SHAPES}
+    if len(out) < len(shapes):
+        out.add("encrypted")
+    return sorted(out)
+
+
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
     """(value, size) of the QUIC varint at ``pos`` (RFC 9000 §16)."""
     size = 1 << (data[pos] >> 6)
@@ -159,7 +225,7 @@ class ProbeSession:
     timeout_s: float
     rng: Callable[[int], bytes]
     now: float
-    probes: list[tuple[str, bytes, list[bytes]]] = field(init=False)
+    probes: list[Probe] = field(init=False)
     answers: list[list[bytes]] = field(init=False)
     done: bool = field(init=False, default=False)
 
@@ -170,9 +236,9 @@ class ProbeSession:
     def endpoints(self) -> list[tuple[tuple[str, int], list[bytes]]]:
         """Per probe: the server endpoint, then the target endpoint, with the datagrams to send."""
         out = []
-        for _, _, datagrams in self.probes:
-            out.append((self.server, datagrams))
-            out.append((self.target, datagrams))
+        for p in self.probes:
+            out.append((self.server, list(p.server[1])))
+            out.append((self.target, list(p.target[1])))
         return out
 
     def receive(self, index: int, data: bytes, now: float) -> None:
@@ -190,12 +256,12 @@ class ProbeSession:
             self.done = True
 
     def shapes(self) -> list[tuple[str, list[str], list[str]]]:
-        """Per probe: name, the server's answer shapes, the target's (sorted, deduplicated)."""
+        """Per probe: name, the server's answer shapes, the target's (:func:`comparable`)."""
         out = []
-        for i, (name, dcid, _) in enumerate(self.probes):
-            s = sorted({answer_shape(d, dcid) for d in self.answers[2 * i]})
-            t = sorted({answer_shape(d, dcid) for d in self.answers[2 * i + 1]})
-            out.append((name, s, t))
+        for i, p in enumerate(self.probes):
+            s = comparable({answer_shape(d, p.server[0]) for d in self.answers[2 * i]})
+            t = comparable({answer_shape(d, p.target[0]) for d in self.answers[2 * i + 1]})
+            out.append((p.name, s, t))
         return out
 
     def verdict(self) -> tuple[str, str]:

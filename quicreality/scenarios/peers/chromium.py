@@ -113,6 +113,19 @@ def chromium_argv(url: str, *, profile: Path, pins: Sequence[str] = (),
     return argv
 
 
+def render_argv(url: str, *, profile: Path, screenshot: Path | None = None,
+                window: tuple[int, int] = (1100, 950)) -> list[str]:
+    """argv of headless Chromium rendering a plain-HTTP page on loopback (a status page): the
+    DOM after rendering on stdout (``--dump-dom``), or a PNG of the window at ``screenshot``.
+    No name resolves (``MAP * ~NOTFOUND``), so nothing leaves the host."""
+    host = urlsplit(url).hostname or "127.0.0.1"
+    argv = [str(binary()), *_BASE_FLAGS, "--hide-scrollbars", f"--user-data-dir={profile}",
+            f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}",
+            f"--window-size={window[0]},{window[1]}"]
+    argv += [f"--screenshot={screenshot}"] if screenshot is not None else ["--dump-dom"]
+    return [*argv, url]
+
+
 def nss_db_argvs(home: Path, ca: Path) -> list[list[str]]:
     """certutil argvs creating ``$HOME/.pki/nssdb`` and trusting ``ca`` for TLS servers."""
     db = f"sql:{home / '.pki' / 'nssdb'}"

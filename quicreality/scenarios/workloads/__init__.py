@@ -11,7 +11,9 @@ and repetitions; for each repetition it builds a :class:`~.context.RepContext` a
 * ``iperf3`` (:mod:`.iperf3`): TCP directly between the namespaces (headers-only captures);
 * ``fallback`` (:mod:`.fallback`): a client without credentials must reach the target;
 * ``relay-iperf3`` (:mod:`.relay_iperf3`): iperf3 through the REALITY relay;
-* ``censored`` (:mod:`.censored`): a download through the scenario's on-path ``[censor]``.
+* ``censored`` (:mod:`.censored`): a download through the scenario's on-path ``[censor]``;
+* ``chain`` (:mod:`.chain`): iperf3 through 0, 1 or 2 REALITY relays over two impaired links
+  (the chain topology of a scenario with ``[link2]``).
 
 What the kinds share is in :mod:`.context` (the repetition context and outcome, log tails, key
 logs, peer commands), :mod:`.measures` (qlog and link-loss metrics) and :mod:`.reality` (feature
@@ -24,7 +26,7 @@ and SIGTERM propagate.
 
 >>> from quicreality.scenarios.workloads import workload_kinds
 >>> sorted(workload_kinds())
-['censored', 'download', 'fallback', 'iperf3', 'relay-iperf3']
+['censored', 'chain', 'download', 'fallback', 'iperf3', 'relay-iperf3']
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..peers.base import Unsupported
 from ..peers.paths import PeerNotInstalled
 from ..peers.process import PeerFailed
 from ..results import Check
-from . import censored, download, fallback, iperf3, relay_iperf3
+from . import censored, chain, download, fallback, iperf3, relay_iperf3
 from .context import (
     Assets,
     Metric,
@@ -99,5 +101,5 @@ def run_rep(ctx: RepContext) -> RepOutcome:
         ctx.close()
 
 
-for _mod in (download, iperf3, fallback, relay_iperf3, censored):
+for _mod in (download, iperf3, fallback, relay_iperf3, censored, chain):
     register_workload(_mod.SPEC)

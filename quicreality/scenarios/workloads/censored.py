@@ -9,7 +9,8 @@ repetition into the repetition directory and turns them into samples:
 * ``censor_reason``: value 1, ``unit`` = the blocking policy (``none`` when not blocked); the
   reason in words is in check.json and censor.jsonl;
 * ``probe_verdict``: 1 = ``target-like``, 0 = ``distinct`` (only when the prober ran);
-* ``transfer_ok`` (0/1): the body arrived byte-exact (sha256);
+* ``transfer_ok`` (0/1): the body arrived byte-exact (sha256); for Chromium, whose output is
+  the re-serialised DOM, the target page's run-unique paragraph text is in the DOM;
 * ``goodput`` (Mbit/s, from the wire) when it got through.
 
 Clients: ``ours`` (plain, or REALITY with ``reality = true`` and its ``carrier`` and
@@ -25,9 +26,11 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..censor.config import probe_settings
 from ..peers import get_peer
 from ..peers.base import Command, sha256_file, url_for
 from ..peers.process import PeerFailed, PeerProcess
@@ -45,9 +48,21 @@ from .context import (
     serve_command,
     tail,
 )
-from .reality import SERVER_NAME, TARGET_PAGE, reality_client_args, start_reality_server, target_www
+from .reality import (
+    SERVER_NAME,
+    TARGET_PAGE,
+    reality_client_args,
+    start_reality_server,
+    start_target,
+    target_marker,
+    target_www,
+)
 
-__all__ = ["SPEC", "censor_records", "censor_samples", "run_censored"]
+__all__ = ["BLOCK_GRACE_S", "SPEC", "BlockWatch", "await_probe_verdict", "censor_records",
+           "censor_samples", "probe_pending", "run_censored"]
+
+#: How long a blocked client may go on after the censor's block decision before it is stopped.
+BLOCK_GRACE_S = 2.0
 
 
 def _log_size(path: str | None) -> int:
@@ -55,6 +70,54 @@ def _log_size(path: str | None) -> int:
         return os.path.getsize(path) if path else 0
     except OSError:
         return 0
+
+
+class BlockWatch:
+    """Follows the censor log while the client runs: has the censor blocked this client?
+
+    Args:
+        path: The run's ``censor.jsonl`` (None: no censor, never blocked).
+        offset: Where this repetition's records start.
+        client: The client's address.
+        grace_s: How long the client may still run after the block decision (it may have
+            finished the transfer just before; a block drops everything after).
+        clock: Monotonic seconds.
+    """
+
+    def __init__(self, path: str | None, offset: int, client: str, *,
+                 grace_s: float = BLOCK_GRACE_S, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.path, self.offset, self.client = path, offset, client
+        self.grace_s, self.clock = grace_s, clock
+        self.blocked_at: float | None = None
+        self.fired = False
+
+    def __call__(self) -> bool:
+        """True once the client was blocked ``grace_s`` ago (the wait may end)."""
+        if self.blocked_at is None:
+            self._read()
+        self.fired = self.blocked_at is not None and self.clock() - self.blocked_at >= self.grace_s
+        return self.fired
+
+    def _read(self) -> None:
+        if not self.path:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1  # complete lines only
+        self.offset += end
+        for line in data[:end].splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get("client") == self.client and r.get("action") == "block":
+                self.blocked_at = self.clock()
+                return
 
 
 def censor_records(path: str | None, offset: int, client: str) -> list[dict[str, Any]]:
@@ -76,6 +139,23 @@ def censor_records(path: str | None, offset: int, client: str) -> list[dict[str,
         if r.get("client") == client:
             out.append(r)
     return out
+
+
+def probe_pending(records: list[dict[str, Any]]) -> bool:
+    """True if the censor sent for the prober about a flow and its verdict is not in yet."""
+    asked = {r["flow"] for r in records if r.get("action") == "probe"}
+    answered = {r["flow"] for r in records if "probe_verdict" in r}
+    return bool(asked - answered)
+
+
+def await_probe_verdict(log: str | None, offset: int, client: str, limit_s: float) -> float:
+    """Wait (at most ``limit_s``) until every probe about ``client`` has its verdict; seconds
+    waited. The servers keep running meanwhile: the prober is probing them."""
+    t0 = time.monotonic()
+    while (probe_pending(censor_records(log, offset, client))
+           and time.monotonic() - t0 < limit_s):
+        time.sleep(0.1)
+    return time.monotonic() - t0
 
 
 def censor_samples(records: list[dict[str, Any]]) -> tuple[list[Metric], dict[str, Any]]:
@@ -133,12 +213,13 @@ def _client_command(ctx: RepContext, name: str, out_dir: Path, timeout: float,
         if w.carrier:
             extra += ["--carrier", w.carrier]
         return _with(cmd, *extra), req, url
+    if w.client == "quicgo":  # verifies the server against the run's CA (-ca), like download
+        cmd, req = download_command(w.client, ctx, url, out_dir, timeout)
+        return cmd, req, url
     cmd, req = download_command(w.client, ctx, url, out_dir, timeout, verify=False)
     if w.client == "ours":
         return _with(cmd, "--insecure", "--timeout", f"{timeout:g}",
                      *(["--server-name", sni] if sni else [])), req, url
-    if w.client == "quicgo":
-        return _with(cmd, "-insecure"), req, url
     return _with(cmd, "-k"), req, url
 
 
@@ -149,9 +230,10 @@ def run_censored(ctx: RepContext) -> RepOutcome:
     log = ctx.topo.censor_log
     offset = _log_size(log)
     listener = w.reality or w.client == "chromium"
+    marker = None
     if w.client == "chromium":
         _, want_sha = target_www(ctx)
-        name, want_bytes = TARGET_PAGE, None
+        name, want_bytes, marker = TARGET_PAGE, None, target_marker(ctx)
     else:
         name, want_sha = ctx.assets.file_for(w.size_bytes)
         want_bytes = w.size_bytes
@@ -163,6 +245,8 @@ def run_censored(ctx: RepContext) -> RepOutcome:
     if listener:
         server = start_reality_server(ctx)
     else:
+        if "active-probe" in (ctx.topo.censor or {}).get("policies", ()):
+            start_target(ctx)  # the real site the prober compares with exists for every row
         cmd = serve_command("ours", ctx, host=ADDRESSES["server"], www=ctx.assets.www,
                             congestion=w.congestion)
         server = ctx.start(cmd, "server", "server", env=ctx.tls_env("server"))
@@ -173,12 +257,20 @@ def run_censored(ctx: RepContext) -> RepOutcome:
                                "carrier": w.carrier, "fingerprint": w.fingerprint,
                                "expect": w.expect, "expected_sha256": want_sha}
     rc: int | None
+    watch = BlockWatch(log, offset, ADDRESSES["client"])
     try:
-        rc, secs = ctx.wait(client, timeout + 5)
+        rc, secs = ctx.wait(client, timeout + 5, stop_when=watch)
+        if watch.fired:
+            details["client_stopped"] = f"{BLOCK_GRACE_S:g} s after the censor's block"
     except PeerFailed as e:
         rc, secs = None, timeout + 5
         details["client_hung"] = str(e).splitlines()[0]
     time.sleep(0.3)  # let the emulator flush the last decisions
+    probe = probe_settings(ctx.topo.censor) if ctx.topo.censor else None
+    if probe is not None:
+        waited = await_probe_verdict(log, offset, ADDRESSES["client"],
+                                     probe.delay_s + probe.timeout_s + 2.0)
+        details["probe_wait_s"] = round(waited, 3)
     ctx.stop_processes()
     ctx.stop_captures()
     records = censor_records(log, offset, ADDRESSES["client"])
@@ -192,8 +284,13 @@ def run_censored(ctx: RepContext) -> RepOutcome:
     path = res.file if res is not None and res.file is not None else out_dir / name
     got_sha = sha256_file(path) if path.exists() else None
     got_bytes = path.stat().st_size if path.exists() else 0
+    if marker is not None:  # a DOM dump: the page's unique text must be in it
+        dom = path.read_text(errors="replace") if path.exists() else ""
+        transfer_ok = marker in dom
+        details.update({"page_marker": marker, "marker_in_dom": transfer_ok})
+    else:
+        transfer_ok = got_sha == want_sha
     shutil.rmtree(out_dir, ignore_errors=True)
-    transfer_ok = got_sha == want_sha
     details.update({"client_exit": rc, "client_secs": round(secs, 3), "sha256": got_sha,
                     "bytes": got_bytes})
     metrics += [("transfer_ok", 1.0 if transfer_ok else 0.0, "bool", "runner"),

@@ -168,8 +168,12 @@ class RepContext:
         (self.dir / "keys").mkdir(exist_ok=True)
         return {"SSLKEYLOGFILE": str(self.dir / "keys" / f"{role}.keys"), "QLOGDIR": str(q)}
 
-    def wait(self, proc: PeerProcess, timeout: float) -> tuple[int, float]:
+    def wait(self, proc: PeerProcess, timeout: float, *,
+             stop_when: Callable[[], bool] | None = None) -> tuple[int, float]:
         """Wait for ``proc`` with live rate updates; (exit code, seconds).
+
+        ``stop_when`` (checked every 0.1 s) ends the wait early: once it returns True the
+        process is stopped and its exit status returned (negative: the signal that ended it).
 
         Raises:
             PeerFailed: Still running after ``timeout`` (it is stopped first).
@@ -183,6 +187,9 @@ class RepContext:
             now = time.monotonic()
             if rc is not None:
                 return rc, now - t0
+            if stop_when is not None and stop_when():
+                rc = proc.stop()
+                return (rc if rc is not None else -1), time.monotonic() - t0
             if now - t0 > timeout:
                 proc.stop()
                 raise PeerFailed(f"{proc.name} hung: still running after {timeout:.0f}s "

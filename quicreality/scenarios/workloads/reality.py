@@ -38,8 +38,8 @@ from ..topology import ADDRESSES
 from .context import QUIC_PORT, RepContext, serve_command
 
 __all__ = ["SERVER_NAME", "TARGET_PAGE", "probe_features", "reality_client_args",
-           "reality_material", "start_reality_server", "start_target", "target_www",
-           "write_reality_config"]
+           "reality_material", "start_reality_server", "start_target", "target_marker",
+           "target_www", "write_reality_config"]
 
 #: The SNI our REALITY client sends; it is in the server's ``server_names``.
 SERVER_NAME = "www.quicreality.test"
@@ -129,6 +129,16 @@ def target_www(ctx: RepContext) -> tuple[Path, str]:
         page.write_text("<!doctype html><title>target</title>"
                         f"<p>the real QUIC site behind the REALITY listener {secrets.token_hex(8)}\n")
     return www, sha256_file(page)
+
+
+def target_marker(ctx: RepContext) -> str:
+    """The text of the target page's paragraph: a run-unique token a browser's DOM must show.
+
+    A DOM dump (Chromium's ``--dump-dom``) is the parsed page re-serialised, not the served
+    bytes, so a browser's download is checked by this text rather than by sha256.
+    """
+    www, _ = target_www(ctx)
+    return (www / TARGET_PAGE).read_text().split("<p>", 1)[1].strip()
 
 
 def start_target(ctx: RepContext) -> PeerProcess:

@@ -235,6 +235,30 @@ def test_draft_flavour_names_and_shapes(tmp_path: Path) -> None:
     assert events[10]["data"]["key_phase"] == 1
 
 
+def test_draft_flavour_states_and_version_information(tmp_path: Path) -> None:
+    """quic-events -13: $ConnectionState names; quic:version_information with hex versions."""
+    path = tmp_path / "v.sqlog"
+    w = JsonSeqWriter(path, vantage_point="server", odcid=ODCID, flavour="draft")
+    w.connection_state_updated(1.0, "firstflight", "connected")
+    w.connection_state_updated(2.0, "draining", "terminated")
+    w.version_information(1.0, client_versions=(1, 0x6B3343CF), server_versions=(0x6B3343CF, 1),
+                          chosen=0x6B3343CF)
+    w.close()
+    _, *events = read_seq(path)
+    assert [e["data"] for e in events[:2]] == [
+        {"old": "attempted", "new": "handshake_complete"}, {"old": "draining", "new": "closed"}]
+    assert events[2] == {"time": 0.0, "name": "quic:version_information", "data": {
+        "chosen_version": "6b3343cf", "client_versions": ["00000001", "6b3343cf"],
+        "server_versions": ["6b3343cf", "00000001"]}}
+    legacy = tmp_path / "l.sqlog"
+    w = JsonSeqWriter(legacy, vantage_point="server", odcid=ODCID)
+    w.connection_state_updated(1.0, "firstflight", "connected")
+    w.close()
+    _, event = read_seq(legacy)
+    assert event["name"] == "connectivity:connection_state_updated"
+    assert event["data"] == {"old": "firstflight", "new": "connected"}  # 0.3 keeps our names
+
+
 def test_times_are_relative_to_first_now_not_wall_clock(tmp_path: Path) -> None:
     path = tmp_path / "t.sqlog"
     w = JsonSeqWriter(path, vantage_point="client", odcid=ODCID)

@@ -10,6 +10,7 @@ from quicreality.quic.errors import QuicConnectionError, QuicErrorCode
 from quicreality.quic.transport_params import (
     PreferredAddress,
     QuicTransportParameters,
+    VersionInformation,
     encode_transport_parameters,
     pull_transport_parameters,
     push_transport_parameters,
@@ -48,6 +49,9 @@ params_strategy = st.builds(
     initial_source_connection_id=st.none() | cid,
     retry_source_connection_id=st.none() | cid,
     max_datagram_frame_size=st.none() | varint,
+    version_information=st.none() | st.builds(  # RFC 9368 §3: 32-bit versions, none of them 0
+        VersionInformation, st.integers(1, (1 << 32) - 1),
+        st.lists(st.integers(1, (1 << 32) - 1), max_size=4).map(tuple)),
 )
 
 

@@ -8,11 +8,18 @@ import pytest
 from quicreality.quic import events
 from quicreality.reality.keys import generate_key_pair
 from quicreality.relay.actions import (
+    AnswerStatus,
+    CloseUdpFlow,
     ConnectUpstream,
+    FlowAnswered,
+    FlowEnded,
     PauseStreamReading,
     Refuse,
     Resolve,
     ResumeStreamReading,
+    SendDatagram,
+    SendOnStream,
+    SendUdp,
 )
 from quicreality.relay.allow import AllowList
 from quicreality.relay.client_session import ClientRelaySession
@@ -34,6 +41,7 @@ from quicreality.relay.protocol import (
     RelayErrorCode,
     Status,
     StatusAnswer,
+    encode_datagram,
     encode_preface,
     encode_status,
     split_extensions,
@@ -215,7 +223,64 @@ def test_upstream_answers_become_the_downstream_answer() -> None:
     assert "via 127.0.0.1:4444" in refusal.answer.reason
 
 
-def test_udp_through_an_upstream_is_refused_as_unsupported() -> None:
+def test_a_udp_flow_goes_upstream_and_its_answer_and_end_come_back() -> None:
     s = chain_server()
-    out = s.handle_event(preface_event(Preface(Kind.UDP, DEST)), 0.0)
-    assert isinstance(out[0], Refuse) and out[0].answer.status == Status.UNSUPPORTED
+    out = s.handle_event(preface_event(Preface(Kind.UDP, DEST, hop_limit=4)), 0.0)
+    assert out == [PauseStreamReading(0), ConnectUpstream(0, Kind.UDP, DEST, 3)]
+    assert s.udp_flow_opened(0, 0.1) == [AnswerStatus(0, StatusAnswer(Status.OK)),
+                                         ResumeStreamReading(0)]
+    up = events.DatagramFrameReceived(data=encode_datagram(0, b"ping"))
+    assert s.handle_event(up, 0.2) == [SendUdp(0, b"ping")]
+    assert s.udp_from_destination(0, [b"pong"], 0.3) == [SendDatagram(encode_datagram(0, b"pong"))]
+    # The upstream flow ended: the client's flow gets a FIN.
+    assert s.udp_flow_lost(0, "upstream: idle", 0.4) == [
+        CloseUdpFlow(0), SendOnStream(0, b"", end_stream=True)]
+    assert s.udp_flow_lost(0, "again", 0.5) == []
+
+
+def test_a_udp_flow_the_upstream_refuses_is_refused_downstream() -> None:
+    s = chain_server()
+    s.handle_event(preface_event(Preface(Kind.UDP, DEST)), 0.0)
+    out = s.connect_failed(0, Status.REFUSED, "via 127.0.0.1:4444: not allowed", 0.1)
+    refusal = next(a for a in out if isinstance(a, Refuse))
+    assert refusal.answer.status == Status.REFUSED and "via 127.0.0.1:4444" in refusal.answer.reason
+
+
+def test_a_udp_flow_with_no_hops_left_is_refused() -> None:
+    s = chain_server()
+    out = s.handle_event(preface_event(Preface(Kind.UDP, DEST, hop_limit=0)), 0.0)
+    assert isinstance(out[0], Refuse) and out[0].answer.status == Status.HOP_LIMIT
+
+
+LEG = ("0.0.0.0", 0)
+
+
+def test_a_bridged_client_flow_reports_its_answer_and_its_end() -> None:
+    c = ClientRelaySession(FakeView(), RelayConfig(), max_datagram_size=1200)
+    out = c.open_udp_flow(7, DEST, LEG, 0.0, hop_limit=3)
+    assert out == [SendOnStream(0, encode_preface(Preface(Kind.UDP, DEST, hop_limit=3)))]
+    assert c.open_udp_flow(7, DEST, LEG, 0.0, hop_limit=3) == []  # already open
+    assert c.udp_from_local(7, DEST, LEG, b"early", 0.1) == []  # queued until the answer
+    ok = events.StreamDataReceived(stream_id=0, data=encode_status(StatusAnswer(Status.OK)),
+                                   end_stream=False)
+    assert c.handle_event(ok, 0.2) == [FlowAnswered(7, LEG, StatusAnswer(Status.OK)),
+                                       SendDatagram(encode_datagram(0, b"early"))]
+    fin = events.StreamDataReceived(stream_id=0, data=b"", end_stream=True)
+    assert c.handle_event(fin, 0.3) == [FlowEnded(7, LEG, "closed by the server"),
+                                        SendOnStream(0, b"", end_stream=True)]
+
+
+def test_a_bridged_client_flow_hears_a_refusal_and_can_be_closed_locally() -> None:
+    c = ClientRelaySession(FakeView(), RelayConfig(), max_datagram_size=1200)
+    c.open_udp_flow(7, DEST, LEG, 0.0)
+    no = events.StreamDataReceived(
+        stream_id=0, data=encode_status(StatusAnswer(Status.HOP_LIMIT, "loop")), end_stream=True)
+    out = c.handle_event(no, 0.1)
+    assert out[0] == FlowAnswered(7, LEG, StatusAnswer(Status.HOP_LIMIT, "loop"))
+    assert FlowEnded(7, LEG, "hop_limit") in out
+    c.open_udp_flow(8, DEST, LEG, 0.2)
+    assert c.close_udp_flow(8, LEG, "closed downstream") == [
+        FlowEnded(8, LEG, "closed downstream"), SendOnStream(4, b"", end_stream=True)]
+    # A local listener's flow is not bridged: no such reports.
+    assert c.udp_from_local(0, DEST, ("127.0.0.1", 9), b"x", 0.3) == [
+        SendOnStream(8, encode_preface(Preface(Kind.UDP, DEST)))]

@@ -15,6 +15,8 @@ from censor_helpers import (
     v2_initial,
 )
 
+from quicreality.quic.config import QuicConfiguration
+from quicreality.quic.connection import QuicConnection
 from quicreality.quic.crypto import (
     INITIAL_CIPHER_SUITE,
     QUIC_VERSION_2,
@@ -27,6 +29,7 @@ from quicreality.scenarios.censor.initial import (
     open_client_datagram,
     parse_client_hello,
 )
+from quicreality.tls.certificates import InsecureVerifier
 
 
 def test_v2_initial_keys_match_rfc9369_appendix_a1() -> None:
@@ -112,3 +115,20 @@ def test_an_initial_missing_its_last_byte_does_not_open() -> None:
     d = plain_flight(BLOCKED)[0]
     read = open_client_datagram(d[:-1])
     assert not read.initials and read.error is not None
+
+
+def test_our_v2_client_flight_is_read_by_the_censor() -> None:
+    """Our client speaking v2 (RFC 9369): the censor opens its real first flight and finds the SNI
+    (v2 buys no hiding from an observer that knows the published salt)."""
+    cfg = QuicConfiguration(is_client=True, server_name=BLOCKED, rng=lambda n: bytes(range(n)),
+                            wall_clock=lambda: 1_780_000_000.0, peer_verifier=InsecureVerifier(),
+                            supported_versions=(QUIC_VERSION_2,))
+    conn = QuicConnection(configuration=cfg)
+    conn.connect(("10.99.2.2", 443), now=0.0)
+    (datagram, _), = conn.datagrams_to_send(now=0.0)
+    read = open_client_datagram(datagram)
+    assert read.version == QUIC_VERSION_2 and read.error is None and read.initials
+    reader = HelloReader()
+    reader.feed(read)
+    hello = reader.hello()
+    assert hello is not None and hello.sni == BLOCKED

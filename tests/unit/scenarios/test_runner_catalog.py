@@ -190,3 +190,15 @@ def test_default_timeouts_scale_with_the_work() -> None:
     w = {x.name: x for x in s.workloads}
     assert w["curl-ours"].effective_timeout_s() == pytest.approx(60 + 160)
     assert w["tcp-bbr"].effective_timeout_s() == 70
+
+
+def test_quick_never_lengthens_an_explicit_timeout() -> None:
+    # censor-gfw's blocked rows have 8-10 s client timeouts; --quick used to raise them to 60 s
+    w = {x.name: x for x in find_scenario("censor-gfw").quickened().workloads}
+    assert w["curl-blocked-sni"].effective_timeout_s() == 8
+    assert w["reality-session-id"].effective_timeout_s() == 10
+    assert w["curl-allowed-sni"].effective_timeout_s() == 30
+    doc = _doc('\n[[workload]]\nname = "big"\nkind = "download"\nclient = "ours"\n'
+               'server = "quicgo"\nsize = "20MB"\ntimeout_s = 300\n')
+    big = {x.name: x for x in parse_scenario(doc).quickened().workloads}["big"]
+    assert big.size_bytes == 2_000_000 and big.effective_timeout_s() == 60  # 30 s scaled, floor 60

@@ -65,7 +65,7 @@ def test_every_catalog_kind_has_a_workload_module() -> None:
 
 
 def test_unknown_kind_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="unknown workload kind 'nope'; known: censored, download, "):
+    with pytest.raises(KeyError, match="unknown workload kind 'nope'; known: censored, chain, download, "):
         get_workload("nope")
 
 
