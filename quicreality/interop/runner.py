@@ -111,8 +111,6 @@ def _slug(rng: random.Random, n: int = 10) -> str:
 def make_files(case: Case, www: Path, rng: random.Random) -> list[str]:
     """The case's random files in ``www``; returns their names in request order."""
     www.mkdir(parents=True, exist_ok=True)
-    if not case.files:  # versionnegotiation asks for "/": let it be found
-        (www / "index.html").write_bytes(b"<!doctype html><title>quicreality interop</title>\n")
     names: list[str] = []
     for size in case.files:
         name = _slug(rng, 250 if case.long_names else 10)
