@@ -196,7 +196,8 @@ def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
     verdict: Verdict | None = None
     try:
         for host in ("client", "server"):
-            caps.append(start_capture(topo.exec_argv(host, []), LINK_IF, str(d / f"{host}.pcap")))
+            caps.append(start_capture(topo.exec_argv(host, []), LINK_IF, str(d / f"{host}.pcap"),
+                                      bpf_filter="udp"))  # QUIC only: not crosstraffic's TCP
         srv = _endpoint(topo, "server", server, senv, d, "server")
         procs.append(srv)
         try:

@@ -103,6 +103,14 @@ def test_ecn_marks_and_ack_ecn_both_ways() -> None:
     assert judge("ecn", evidence(t(2, True))).result == "succeeded"
     assert "server marked no packet ECT" in judge("ecn", evidence(t(0, True))).reason
     assert "server sent no ACK_ECN" in judge("ecn", evidence(t(2, False))).reason
+    # an unmarked packet (a PMTU probe, as ngtcp2 sends them) next to ECT ones is fine, as in
+    # QIR; a CE mark is not
+    base = t(2, True)
+    probe = replace(dg(20, True, one_rtt()), ecn=0, ack_ecn=False)
+    mixed = Trace(datagrams=(*base.datagrams, probe), server_ip=SERVER)
+    assert judge("ecn", evidence(mixed)).result == "succeeded"
+    marked = Trace(datagrams=(*base.datagrams, replace(probe, ecn=3)), server_ip=SERVER)
+    assert "1 CE-marked" in judge("ecn", evidence(marked)).reason
 
 
 def test_version_negotiation_echoes_the_dcid() -> None:
