@@ -107,7 +107,9 @@ def _cached(rep_dir: Path, name: str, deps: Callable[[dict[str, Any]], list[Path
         return build()
     rc = cache.RepCache(rep_dir)
     info = rc.read_meta(name)
-    if info is not None:
+    if info is None:
+        rc.lookup(name, [])  # a table that exists but cannot be read: warn and delete it
+    else:
         hit = rc.lookup(name, deps(info.get("meta", {})))
         if hit is not None:
             return _abs_files(hit.frame, rep_dir), hit.meta
