@@ -46,8 +46,10 @@ def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
     p.add_argument("--congestion", default="cubic",
                    help="congestion controller: cubic (default), newreno or bbr")
-    p.add_argument("--max-datagram-size", type=int, default=1200,
-                   help="largest UDP payload we send after the handshake (default 1200)")
+    p.add_argument("--max-datagram-size", type=int, default=1452,
+                   help="cap on the UDP payload size path MTU discovery (DPLPMTUD, RFC 8899) may "
+                        "reach after the handshake; it starts at 1200 and probes upwards "
+                        "(default 1452; 1200 turns probing off)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
@@ -210,7 +212,7 @@ def run_server(args: argparse.Namespace) -> int:
         return probe.derived()
 
     try:
-        sock = open_udp_socket(host, port)
+        sock = open_udp_socket(host, port, dont_fragment=True)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
     endpoint_qlog = None

@@ -33,6 +33,7 @@ from ..metrics import RelayMetrics, relay_metrics
 from ..quic import events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
+from ..quic.connection.pmtud import BASE_PLPMTU
 from ..relay.actions import Action, FlowAnswered, FlowEnded, SendUdpTo, SockAddr
 from ..relay.client_session import ClientRelaySession
 from ..relay.config import RelayConfig
@@ -75,7 +76,7 @@ class ClientLink(RelayEdge):
                  wake: Callable[[], None], loop: asyncio.AbstractEventLoop,
                  listeners: dict[int, UdpRoute]) -> None:
         self.client_session = ClientRelaySession(
-            conn, config, max_datagram_size=conn.configuration.max_datagram_size,
+            conn, config, max_datagram_size=min(conn.configuration.max_datagram_size, BASE_PLPMTU),
             observer=metrics)
         super().__init__(conn, self.client_session, metrics, wake, loop, inbound="up")
         self._listeners = listeners
@@ -336,7 +337,8 @@ class RelayClient:
     def _connect(self) -> None:
         if self._closed or self._server_addr is None:
             return
-        sock = open_udp_socket("::" if ":" in self._server_addr[0] else "0.0.0.0", 0)
+        sock = open_udp_socket("::" if ":" in self._server_addr[0] else "0.0.0.0", 0,
+                               dont_fragment=True)
         cfg = self.make_config()
         cfg.is_client = True
         session = RelayConnection(sock, QuicConnection(configuration=cfg), self.loop,

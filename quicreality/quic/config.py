@@ -87,7 +87,9 @@ class QuicConfiguration:
     max_udp_payload_size: int = 65527
 
     # Path and recovery
-    max_datagram_size: int = 1200
+    #: cap on the datagram size DPLPMTUD may reach after the handshake (connection/pmtud.py);
+    #: 1452 = a 1500-byte MTU less IPv6 and UDP headers. 1200 turns probing off.
+    max_datagram_size: int = 1452
     congestion_control_algorithm: str = "cubic"
     initial_rtt: float = 0.333
 

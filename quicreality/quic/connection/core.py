@@ -624,7 +624,7 @@ class QuicConnection:
         if loss is not None and now >= loss:
             probe_space = self._recovery.on_loss_detection_timeout(now)
             if probe_space is not None:
-                self._assembler.arm_probe(probe_space)
+                self._assembler.arm_probe(probe_space, now)
 
     # -------------------------------------------------------------- events
 
