@@ -206,6 +206,9 @@ class Impairment:
         queue_bytes: Drop-tail queue limit in bytes (all bytes in the queue, including
             the packet being serialized).
         loss: Independent random loss probability.
+        loss_max_burst: If set, random loss never drops more than this many packets in a row
+            (quic-network-simulator's ``drop-rate --burst``, which QIR's handshakeloss and
+            transferloss use; the drop rate is then slightly below ``loss``).
         gilbert_elliott: Optional bursty loss (applied after ``loss``).
         duplicate: Probability a packet is sent twice (the copy also queues).
         corrupt: Probability one random bit after the IP header is flipped.
@@ -225,6 +228,7 @@ class Impairment:
     queue_packets: int | None = None
     queue_bytes: int | None = None
     loss: float = 0.0
+    loss_max_burst: int | None = None
     gilbert_elliott: GilbertElliott | None = None
     duplicate: float = 0.0
     corrupt: float = 0.0
@@ -263,6 +267,11 @@ class Impairment:
             self.gilbert_elliott.validate(f"{path}.gilbert_elliott")
         if self.blackhole is not None:
             self.blackhole.validate(f"{path}.blackhole")
+        if self.loss_max_burst is not None and (
+                not isinstance(self.loss_max_burst, int) or isinstance(self.loss_max_burst, bool)
+                or self.loss_max_burst < 1):
+            raise ModelError(f"{path}.loss_max_burst",
+                             f"must be an integer >= 1, got {self.loss_max_burst!r}")
         if not isinstance(self.drop_packets, tuple) or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.drop_packets):
             raise ModelError(f"{path}.drop_packets",

@@ -21,7 +21,7 @@ from ...wire.buffer import Buffer
 from .. import events, initial_layout
 from .. import frames as f
 from ..config import QuicConfiguration
-from ..crypto import CryptoPair
+from ..crypto import SAMPLE_OFFSET, CryptoPair
 from ..errors import QuicErrorCode
 from ..events import QuicEvent
 from ..flight_shape import ShapedDatagram, complete_datagram
@@ -30,10 +30,10 @@ from ..packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
+    packet_number_length,
 )
 from ..packet_builder import (
     AEAD_TAG_SIZE,
-    PACKET_NUMBER_SEND_SIZE,
     header_size,
     len_uint_var,
     seal_packet,
@@ -87,9 +87,10 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames")
+                 "frames", "pn_length")
 
-    def __init__(self, space_id: int, capacity: int, header_size: int, want_frames: bool):
+    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool):
+        header_size, self.pn_length = header
         self.space_id = space_id
         self.buf = Buffer(capacity=capacity)
         self.handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = []
@@ -262,9 +263,9 @@ class PacketAssembler:
         for draft in drafts:
             space_id = draft.space_id
             space = spaces[space_id]
-            payload_len = draft.buf.tell()
-            if payload_len + PACKET_NUMBER_SEND_SIZE < 4 + 16 - AEAD_TAG_SIZE + 4:
-                draft.buf.push_bytes(bytes(4))  # HP sample needs 4 bytes past the PN (RFC 9001 §5.4.2)
+            short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
+            if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
+                draft.buf.push_bytes(bytes(short))
             pn = space.next_pn
             space.next_pn = pn + 1
             ptype = types[space_id]
@@ -272,7 +273,7 @@ class PacketAssembler:
                 cryptos[space_id], ptype, version=self._versions.current,
                 dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
                 token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                packet_number=pn, payload=draft.buf.data,
+                packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
             )
             out += packet
             sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
@@ -361,12 +362,18 @@ class PacketAssembler:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
         if not self._cryptos[space_id].send.is_valid() or self._spaces[space_id].discarded:
             return None
-        return _PacketDraft(space_id, capacity, self._header_size(space_id), self._qlog_frames)
+        return _PacketDraft(space_id, capacity, self._header(space_id), self._qlog_frames)
 
-    def _header_size(self, space_id: int) -> int:
+    def _header(self, space_id: int) -> tuple[int, int]:
+        """``(header size, packet-number length)`` of the space's next packet: the shortest
+        number the peer can decode (RFC 9000 §17.1, §A.2)."""
+        largest = self._recovery.spaces[space_id].largest_acked
+        pn_length = packet_number_length(self._spaces[space_id].next_pn,
+                                         largest if largest >= 0 else None)
         return header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
                            len(self._host_cids.entries[0].cid),
-                           len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0)
+                           len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0,
+                           pn_length), pn_length
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)
@@ -378,8 +385,8 @@ class PacketAssembler:
 
     def _fill_packet(self, space_id: int, room: int, now: float,
                      pacing_ok: bool) -> _PacketDraft | None:
-        hdr = self._header_size(space_id)
-        capacity = room - hdr - AEAD_TAG_SIZE
+        header = self._header(space_id)
+        capacity = room - header[0] - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
         space = self._spaces[space_id]
@@ -387,7 +394,7 @@ class PacketAssembler:
         cc_ok = probe or (
             self._recovery.bytes_in_flight + room <= self._cc.congestion_window and pacing_ok
         )
-        draft = _PacketDraft(space_id, capacity, hdr, self._qlog_frames)
+        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames)
         buf = draft.buf
         if space.owed.ack or (space.received and (space.ack_eliciting_unacked or
                                                      space.ack_deadline is not None) and cc_ok

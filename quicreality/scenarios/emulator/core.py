@@ -127,7 +127,8 @@ class DirectionCore:
 
     __slots__ = (
         "imp", "direction", "seed", "origin",
-        "_loss", "_ge", "_ge_bad", "_dup", "_corrupt", "_fix_cs", "_droplist",
+        "_loss", "_ge", "_ge_bad", "_dup", "_corrupt", "_fix_cs", "_droplist", "_max_burst",
+        "_run",
         "_bh", "_bh_until", "_rate_bps", "_qpk", "_qby", "_delay", "_jitter", "_reorder",
         "_r_loss", "_r_ge", "_r_dup", "_r_corrupt", "_r_jitter",
         "_busy_until", "_inq", "_inq_bytes", "_last_release", "_fifo", "_heap", "_seq",
@@ -140,6 +141,7 @@ class DirectionCore:
         self.imp = imp
         self.direction = direction
         self._loss = imp.loss
+        self._max_burst = imp.loss_max_burst
         self._ge = imp.gilbert_elliott
         self._dup = imp.duplicate
         self._corrupt = imp.corrupt
@@ -168,6 +170,7 @@ class DirectionCore:
         self._r_corrupt = random.Random(tag + "corrupt")
         self._r_jitter = random.Random(tag + "jitter")
         self._ge_bad = False
+        self._run = 0  # consecutive random-loss drops
         self._bh_until = origin + self._bh.windows()[-1][1] if self._bh is not None else origin
         self._busy_until = 0.0
         self._inq: deque[tuple[float, int]] = deque()
@@ -212,9 +215,13 @@ class DirectionCore:
         if self._bh is not None and now < self._bh_until and self._bh.is_black(now - self.origin):
             self.drops["blackhole"] += 1
             return 0
-        if self._loss and self._r_loss.random() < self._loss:
-            self.drops["loss"] += 1
-            return 0
+        if self._loss:
+            if self._r_loss.random() < self._loss and (
+                    self._max_burst is None or self._run < self._max_burst):
+                self._run += 1
+                self.drops["loss"] += 1
+                return 0
+            self._run = 0
         ge = self._ge
         if ge is not None:
             r = self._r_ge
