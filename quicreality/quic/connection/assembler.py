@@ -51,7 +51,7 @@ from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
 from .path import NetworkPath
-from .pmtud import MtuUpdate, PathMtuDiscovery
+from .pmtud import PathMtuDiscovery
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
 from .versions import ConnectionVersions
@@ -108,7 +108,7 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_events", "_host_cids", "_ids", "_mtu_log", "_initial_plan", "_is_client", "_pacer",
+                 "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "pacing_until", "peer_max_udp_payload_size", "pmtud")
@@ -150,7 +150,6 @@ class PacketAssembler:
         self.pacing_until: float | None = None
         #: DPLPMTUD: the datagram size once the handshake is confirmed, up to our cap
         self.pmtud = PathMtuDiscovery(cap=config.max_datagram_size)
-        self._mtu_log: list[MtuUpdate] = []
         #: the peer's max_udp_payload_size (RFC 9000 §18.2), once known
         self.peer_max_udp_payload_size: int | None = None
 
@@ -159,19 +158,14 @@ class PacketAssembler:
     def apply_peer_max_udp_payload_size(self, size: int | None) -> None:
         """The peer's max_udp_payload_size caps our datagrams (RFC 9000 §18.2)."""
         self.peer_max_udp_payload_size = size
-        self._mtu_updated(self.pmtud.apply_peer_limit(size), 0.0)
+        self.pmtud.apply_peer_limit(size)
 
     def arm_probe(self, space_id: int, now: float) -> None:
         """The PTO fired (RFC 9002 §6.2.4): send two ack-eliciting probes in ``space_id``;
         repeated PTOs may reveal a PMTU black hole (:mod:`.pmtud`)."""
         self._probe_space = space_id
         self._probe_count = 2
-        self._mtu_updated(self.pmtud.on_pto(self._recovery.pto_count), now)
-
-    def _mtu_updated(self, update: MtuUpdate | None, now: float) -> None:
-        if update is not None:
-            self._qlog.custom(now, "connectivity:mtu_updated", {  # qlog QUIC events §5.1.2
-                "old": update.old, "new": update.new, "done": update.done, "trigger": update.reason})
+        self.pmtud.on_pto(self._recovery.pto_count)
 
     def cancel_probe(self, space_id: int) -> None:
         """``space_id`` was discarded: probes owed there are dropped."""
@@ -194,8 +188,8 @@ class PacketAssembler:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
                 out.append(planned)
-        while self._mtu_log:
-            self._mtu_updated(self._mtu_log.pop(0), now)
+        for update in self.pmtud.take_updates():
+            self._qlog.custom(now, "connectivity:mtu_updated", update.qlog())
         max_size = self.pmtud.datagram_size if handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
         if handshake_confirmed and (size := self.pmtud.probe_size(now)) is not None:
             probe = self._build_mtu_probe(now, size)
@@ -291,34 +285,27 @@ class PacketAssembler:
     def _build_mtu_probe(self, now: float, size: int) -> bytes | None:
         """A PING + PADDING 1-RTT packet of ``size`` bytes (RFC 9000 §14.4), within the window."""
         budget = self._path.send_budget()
+        room = size - self._header(SPACE_APPLICATION)[0] - AEAD_TAG_SIZE
         if (self._recovery.bytes_in_flight + size > self._cc.congestion_window
                 or (budget is not None and budget < size)
-                or not self._cryptos[SPACE_APPLICATION].send.is_valid()):
+                or (draft := self._new_draft(SPACE_APPLICATION, room)) is None):
             return None
-        hdr = self._header_size(SPACE_APPLICATION)
-        draft = _PacketDraft(SPACE_APPLICATION, size - hdr - AEAD_TAG_SIZE, hdr, self._qlog_frames)
         f.push_ping_frame(draft.buf)
-        draft.buf.push_bytes(bytes(draft.buf.capacity - 1))
+        draft.buf.push_bytes(bytes(room - 1))
         space = self._spaces[SPACE_APPLICATION]
-        pn = space.next_pn
-        space.next_pn = pn + 1
+        pn, space.next_pn = space.next_pn, space.next_pn + 1
         packet = seal_packet(
             self._cryptos[SPACE_APPLICATION], PACKET_TYPE_ONE_RTT, version=self._versions.current,
             dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid, token=None,
-            packet_number=pn, payload=draft.buf.data)
-        self.pmtud.on_probe_sent(len(packet))
-        self._recovery.on_packet_sent(SentPacket(
-            pn, SPACE_APPLICATION, now, len(packet), True, True,
-            [(self._on_mtu_probe_delivery, (len(packet),))], "1RTT", mtu_probe=True))
+            packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length)
+        n = len(packet)
+        self.pmtud.on_probe_sent(n)
+        self._recovery.on_packet_sent(SentPacket(pn, SPACE_APPLICATION, now, n, True, True, [
+            (self.pmtud.on_probe_delivery, (n,))], "1RTT", mtu_probe=True))
         if draft.frames is not None:
-            self._qlog.packet_sent(now, "1RTT", pn, len(packet),
-                                   [{"frame_type": "ping"}, {"frame_type": "padding"}])
+            self._qlog.packet_sent(now, "1RTT", pn, n, [{"frame_type": "ping"},
+                                                        {"frame_type": "padding"}])
         return packet
-
-    def _on_mtu_probe_delivery(self, delivered: bool, size: int) -> None:
-        update = self.pmtud.on_probe_delivery(delivered, size)
-        if update is not None:  # logged at the next send, which has a ``now``
-            self._mtu_log.append(update)
 
     def client_initial_flight(self, now: float) -> list[bytes]:
         """The client's first Initial flight as ``config.initial_layout`` plans it (once).

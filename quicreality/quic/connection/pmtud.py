@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 #: RFC 9000 §14.1 / RFC 8899 §5.1.2 BASE_PLPMTU: every QUIC path carries 1200-byte datagrams.
 BASE_PLPMTU = 1200
@@ -57,12 +58,16 @@ class MtuUpdate:
     #: True when the search has finished (qlog ``done``)
     done: bool
 
+    def qlog(self) -> dict[str, Any]:
+        """The qlog ``connectivity:mtu_updated`` data (QUIC events draft §5.1.2), plus trigger."""
+        return {"old": self.old, "new": self.new, "done": self.done, "trigger": self.reason}
+
 
 class PathMtuDiscovery:
     """The probing state machine of one path (see the module docstring)."""
 
-    __slots__ = ("_attempts", "_high", "_in_flight", "_low", "_max", "_raise_at", "datagram_size",
-                 "state")
+    __slots__ = ("_attempts", "_high", "_in_flight", "_low", "_max", "_raise_at", "_updates",
+                 "datagram_size", "state")
 
     def __init__(self, *, cap: int) -> None:
         """``cap``: our largest datagram (``--max-datagram-size``); at or below 1200: no search."""
@@ -75,6 +80,17 @@ class PathMtuDiscovery:
         self._attempts = 0  # lost probes of the size under test
         self._in_flight: int | None = None  # size of the probe awaiting its fate
         self._raise_at: float | None = None
+        self._updates: list[MtuUpdate] = []
+
+    def take_updates(self) -> list[MtuUpdate]:
+        """The changes since the last call (the send path logs them with its ``now``)."""
+        updates, self._updates = self._updates, []
+        return updates
+
+    def _update(self, old: int, new: int, reason: str, done: bool) -> MtuUpdate:
+        update = MtuUpdate(old, new, reason, done)
+        self._updates.append(update)
+        return update
 
     @property
     def max_size(self) -> int:
@@ -93,7 +109,7 @@ class PathMtuDiscovery:
         if self.datagram_size > self._max:
             old, self.datagram_size = self.datagram_size, self._max
             self._low = self._max
-            return MtuUpdate(old, self._max, "peer_limit", self.state != PmtudState.SEARCHING)
+            return self._update(old, self._max, "peer_limit", self.state != PmtudState.SEARCHING)
         return None
 
     def _next_size(self) -> int:
@@ -116,7 +132,12 @@ class PathMtuDiscovery:
         """A probe of ``size`` bytes left (its delivery callback is :meth:`on_probe_delivery`)."""
         self._in_flight = size
 
-    def on_probe_delivery(self, delivered: bool, size: int) -> MtuUpdate | None:
+    def on_probe_delivery(self, delivered: bool, size: int) -> None:
+        """A probe's delivery callback (acknowledged or declared lost); any size change it causes
+        is queued for :meth:`take_updates`."""
+        self.probe_result(delivered, size)
+
+    def probe_result(self, delivered: bool, size: int) -> MtuUpdate | None:
         """A probe was acknowledged or declared lost; returns the size change it causes."""
         if self._in_flight == size:
             self._in_flight = None
@@ -128,7 +149,7 @@ class PathMtuDiscovery:
             old = self.datagram_size
             self._low = self.datagram_size = size
             self._attempts = 0
-            return MtuUpdate(old, size, "probe_acked", self._settle())
+            return self._update(old, size, "probe_acked", self._settle())
         if size >= self._high or size <= self._low:
             return None
         self._attempts += 1
@@ -137,7 +158,7 @@ class PathMtuDiscovery:
         self._high = size
         self._attempts = 0
         if self._settle():
-            return MtuUpdate(self.datagram_size, self.datagram_size, "search_complete", True)
+            return self._update(self.datagram_size, self.datagram_size, "search_complete", True)
         return None
 
     def _settle(self) -> bool:
@@ -159,7 +180,7 @@ class PathMtuDiscovery:
         old = self.datagram_size
         self.datagram_size = BASE_PLPMTU
         self._restart()
-        return MtuUpdate(old, BASE_PLPMTU, "black_hole", False)
+        return self._update(old, BASE_PLPMTU, "black_hole", False)
 
     def _restart(self) -> None:
         """Search again from the current size up to the ceiling."""

@@ -18,7 +18,7 @@ def run_search(pmtud: PathMtuDiscovery, path_max: int, now: float = 0.0) -> list
     while (size := pmtud.probe_size(now)) is not None:
         probed.append(size)
         pmtud.on_probe_sent(size)
-        pmtud.on_probe_delivery(size <= path_max, size)
+        pmtud.probe_result(size <= path_max, size)
         assert len(probed) < 50
     return probed
 
@@ -28,8 +28,11 @@ def test_a_wide_path_is_confirmed_by_one_probe() -> None:
     assert pmtud.datagram_size == BASE_PLPMTU and pmtud.probe_size(0.0) == 1452
     pmtud.on_probe_sent(1452)
     assert pmtud.probe_size(0.0) is None  # one probe at a time
-    assert pmtud.on_probe_delivery(True, 1452) == MtuUpdate(1200, 1452, "probe_acked", True)
+    assert pmtud.probe_result(True, 1452) == MtuUpdate(1200, 1452, "probe_acked", True)
     assert pmtud.state == PmtudState.SEARCH_COMPLETE and pmtud.probe_size(1e6) is None
+    assert [u.qlog() for u in pmtud.take_updates()] == [
+        {"old": 1200, "new": 1452, "done": True, "trigger": "probe_acked"}]
+    assert pmtud.take_updates() == []
 
 
 def test_bisection_gives_each_size_max_probes_and_stops_within_granularity() -> None:
@@ -44,10 +47,10 @@ def test_bisection_gives_each_size_max_probes_and_stops_within_granularity() -> 
 def test_a_single_lost_probe_does_not_give_a_size_up() -> None:
     pmtud = PathMtuDiscovery(cap=1452)
     pmtud.on_probe_sent(1452)
-    assert pmtud.on_probe_delivery(False, 1452) is None
+    assert pmtud.probe_result(False, 1452) is None
     assert pmtud.probe_size(0.0) == 1452
     pmtud.on_probe_sent(1452)
-    assert pmtud.on_probe_delivery(True, 1452) is not None and pmtud.datagram_size == 1452
+    assert pmtud.probe_result(True, 1452) is not None and pmtud.datagram_size == 1452
 
 
 def test_cap_at_base_disables_probing() -> None:
