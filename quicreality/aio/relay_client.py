@@ -33,7 +33,6 @@ from ..metrics import RelayMetrics, relay_metrics
 from ..quic import events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
-from ..quic.connection.pmtud import BASE_PLPMTU
 from ..relay.actions import Action, FlowAnswered, FlowEnded, SendUdpTo, SockAddr
 from ..relay.client_session import ClientRelaySession
 from ..relay.config import RelayConfig
@@ -76,7 +75,7 @@ class ClientLink(RelayEdge):
                  wake: Callable[[], None], loop: asyncio.AbstractEventLoop,
                  listeners: dict[int, UdpRoute]) -> None:
         self.client_session = ClientRelaySession(
-            conn, config, max_datagram_size=min(conn.configuration.max_datagram_size, BASE_PLPMTU),
+            conn, config, max_datagram_size=conn.configuration.max_datagram_size,
             observer=metrics)
         super().__init__(conn, self.client_session, metrics, wake, loop, inbound="up")
         self._listeners = listeners

@@ -25,7 +25,6 @@ from typing import cast
 
 from ..metrics import RelayMetrics, relay_metrics
 from ..quic.connection import QuicConnection
-from ..quic.connection.pmtud import BASE_PLPMTU
 from ..quic.events import QuicEvent
 from ..relay.actions import (
     Action,
@@ -81,9 +80,7 @@ class ServerLink(RelayEdge):
                  metrics: RelayMetrics | None = None) -> None:
         side = SideMetrics(metrics or relay_metrics(), "server")
         self.server_session = ServerRelaySession(
-            # DATAGRAM frames are sized for the size every path carries (DPLPMTUD may go lower).
-            conn, config, max_datagram_size=min(conn.configuration.max_datagram_size, BASE_PLPMTU),
-            observer=side)
+            conn, config, max_datagram_size=conn.configuration.max_datagram_size, observer=side)
         super().__init__(conn, self.server_session, side, wake, loop or asyncio.get_event_loop(),
                          inbound="down")
         self._tasks: dict[int, asyncio.Task[None]] = {}  # resolutions and connects, by stream
