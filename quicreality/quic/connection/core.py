@@ -125,9 +125,9 @@ class QuicConnection:
 
         # Recovery.
         self._rtt = RttEstimator(cfg.initial_rtt)
-        self._cc = create_congestion_controller(
-            cfg.congestion_control_algorithm, max_datagram_size=cfg.max_datagram_size
-        )
+        self._cc = create_congestion_controller(  # seed: BBR's start phase, per connection
+            cfg.congestion_control_algorithm, max_datagram_size=cfg.max_datagram_size,
+            seed=int.from_bytes(reset_key[:8], "big") ^ int.from_bytes(host_cid, "big"))
         self._pacer = Pacer(max_datagram_size=cfg.max_datagram_size)
         self._recovery = LossRecovery(
             congestion=self._cc,
