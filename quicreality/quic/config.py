@@ -84,6 +84,8 @@ class QuicConfiguration:
     active_connection_id_limit: int = 4
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
+    #: 1-RTT ack-eliciting packets per ACK after the first 100 (connection/spaces.py)
+    ack_every: int = 2
     max_udp_payload_size: int = 65527
 
     # Path and recovery

@@ -97,7 +97,7 @@ class QuicConnection:
         self._host_cids = HostConnectionIds(
             host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
         )
-        self._spaces = [PacketSpace(), PacketSpace(), PacketSpace()]
+        self._spaces = [PacketSpace(), PacketSpace(), PacketSpace(cfg.ack_every)]
         owed = self._spaces[SPACE_APPLICATION].owed
         if is_client:
             first_peer = cfg.rng(8)
