@@ -46,6 +46,9 @@ def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
     p.add_argument("--congestion", default="cubic",
                    help="congestion controller: cubic (default), newreno or bbr")
+    p.add_argument("--ecn", action=argparse.BooleanOptionalAction, default=True,
+                   help="mark ECT(0), read ECN codepoints and validate ECN (RFC 9000 §13.4; "
+                        "default: on)")
     p.add_argument("--max-datagram-size", type=int, default=1452,
                    help="cap on the UDP payload size path MTU discovery (DPLPMTUD, RFC 8899) may "
                         "reach after the handshake; it starts at 1200 and probes upwards "
@@ -93,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
+    c.add_argument("--session-ticket", metavar="FILE",
+                   help="resume with the session ticket in FILE if it exists, and save the "
+                        "tickets the server issues to it (mode 0600)")
+    c.add_argument("--0rtt", dest="zero_rtt", action="store_true",
+                   help="send the requests as 0-RTT when the ticket allows it (they are resent "
+                        "in 1-RTT if the server rejects 0-RTT)")
+    c.add_argument("--key-update", action="store_true",
+                   help="initiate a key update once the handshake is confirmed (RFC 9001 §6)")
     c.add_argument("--initial-layout", choices=["minimal", "chrome"], default=None,
                    help="first Initial flight only: minimal or chrome (Chromium 156's packets, "
                         "frames, datagram sizes and a zero-length SCID); default: the "
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     opts: dict[str, object] = {"congestion_control_algorithm": args.congestion,
-                               "max_datagram_size": args.max_datagram_size,
+                               "max_datagram_size": args.max_datagram_size, "ecn": args.ecn,
                                "ack_every": args.ack_every}
     suites = _cipher_suites(args.cipher_suites)
     if suites:
@@ -202,6 +213,10 @@ def run_server(args: argparse.Namespace) -> int:
                                      own_public_key=reality.public_key if reality else None)
     if relay is not None:
         opts.update(relay.quic_overrides())
+    if reality is None:  # session tickets, resumption and 0-RTT (a REALITY listener issues none)
+        from .tls.resumption import ServerTicketStore
+
+        opts["ticket_store"] = ServerTicketStore(os.urandom(32))
     probe = edge_configuration(is_client=False, certificate_source=certs, **opts)
     try:  # a server writes secrets only when its command line asks (never from SSLKEYLOGFILE)
         closers = apply_observability(probe, qlog_dir=args.qlog_dir, keylog=args.keylog,
@@ -313,10 +328,22 @@ def run_client(args: argparse.Namespace) -> int:
         return PkiVerifier(args.ca, wall_clock=time.time, name=args.server_name or host)
     opts = _transport_options(args)
     closers: list = []
+    from .aio.client import ClientOptions
+    from .aio.tickets import load_ticket, ticket_saver
+
+    if args.zero_rtt and not args.session_ticket:
+        raise CliError("--0rtt needs --session-ticket FILE")
+    try:
+        ticket = load_ticket(args.session_ticket) if args.session_ticket else None
+    except ValueError as exc:
+        raise CliError(f"--session-ticket {args.session_ticket!r}: {exc}") from None
+    options = ClientOptions(on_ticket=ticket_saver(args.session_ticket) if args.session_ticket
+                            else None, early_data=args.zero_rtt, key_update=args.key_update)
 
     def make_config(host: str) -> QuicConfiguration:
         cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
-                                 server_name=args.server_name, **opts)
+                                 server_name=args.server_name, session_ticket=ticket,
+                                 early_data=args.zero_rtt, **opts)
         cfg = shape_hello(cfg)
         if args.initial_layout is not None:
             cfg = cfg.derived(initial_layout=args.initial_layout)
@@ -329,7 +356,7 @@ def run_client(args: argparse.Namespace) -> int:
 
     try:
         results = asyncio.run(fetch_all(list(args.urls), make_config, out_dir=out_dir,
-                                        timeout=args.timeout))
+                                        timeout=args.timeout, options=options))
     finally:
         for close in closers:
             close()
@@ -342,6 +369,7 @@ def run_client(args: argparse.Namespace) -> int:
             print(json.dumps({"url": d.url, "status": d.status, "bytes": d.bytes,
                               "secs": round(d.seconds, 6), "mbps": round(d.mbps, 3),
                               "file": str(d.output) if d.output else None,
+                              "early_data": d.early_data,
                               "error": None if d.ok else (d.error or f"HTTP status {d.status}")}),
                   flush=True)
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from ..h3.connection import H3Connection
 from ..quic import events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
+from ..tls.resumption import SessionTicket
 from .driver import Driver
 from .udp import open_udp_socket
 
@@ -33,6 +35,8 @@ class Download:
     started: float = 0.0
     finished: float = 0.0
     error: str | None = None
+    #: the connection's 0-RTT status: none, offered, accepted or rejected
+    early_data: str = "none"
     _file: BinaryIO | None = field(default=None, repr=False)
 
     @property
@@ -78,12 +82,34 @@ def output_names(urls: list[str]) -> list[str]:
     return names
 
 
+@dataclass
+class ClientOptions:
+    """What the client does besides downloading.
+
+    Attributes:
+        on_ticket: called with each session ticket the server issues (to store it).
+        early_data: send the requests as 0-RTT when the connection's ticket allows it.
+        key_update: initiate one key update once the handshake is confirmed (RFC 9001 §6).
+        ticket_wait: seconds to wait, after the downloads, for a ticket not yet received.
+    """
+
+    on_ticket: Callable[[SessionTicket], None] | None = None
+    early_data: bool = False
+    key_update: bool = False
+    ticket_wait: float = 1.0
+
+
 class QuicClientSession(Driver):
     """One client connection carrying a set of downloads."""
 
     def __init__(self, sock: socket.socket, conn: QuicConnection, authority: str,
-                 downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None):
-        super().__init__(sock, loop)
+                 downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None,
+                 options: ClientOptions | None = None):
+        super().__init__(sock, loop, ecn=conn.configuration.ecn)
+        self.options = options or ClientOptions()
+        self.ticket_received = asyncio.Event()
+        #: the 0-RTT outcome, once known (None: no 0-RTT attempted)
+        self.early_data: events.EarlyDataResult | None = None
         self.conn = conn
         self.authority = authority
         self.downloads = downloads
@@ -94,8 +120,9 @@ class QuicClientSession(Driver):
         self._by_stream: dict[int, Download] = {}
         self._started_at = 0.0
 
-    def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
-        self.conn.receive_datagram(data, addr, now)
+    def datagram_received(self, data: bytes, addr: Any, now: float,
+                          ecn: int = 0) -> Iterable[QuicConnection]:
+        self.conn.receive_datagram(data, addr, now, ecn)
         return (self.conn,)
 
     def connections(self) -> Iterable[QuicConnection]:
@@ -106,17 +133,33 @@ class QuicClientSession(Driver):
         now = self.now()
         self._started_at = now
         self.conn.connect(addr, now)
+        if self.options.early_data and self.conn.early_data.can_send:
+            self._send_requests(now)  # in 0-RTT (RFC 9001 §4.6.1)
         self.service([self.conn], now)
+
+    def _send_requests(self, now: float) -> None:
+        self.h3 = H3Client(H3Connection(self.conn, is_client=True), authority=self.authority)
+        for d in self.downloads:
+            d.started = now
+            d.stream_id = self.h3.get(d.path, sink=self._sink(d))
+            self._by_stream[d.stream_id] = d
 
     def handle_events(self, conn: QuicConnection, now: float) -> None:
         while (event := conn.next_event()) is not None:
             if isinstance(event, events.HandshakeCompleted):
                 self.handshake_time = now - self._started_at
-                self.h3 = H3Client(H3Connection(conn, is_client=True), authority=self.authority)
-                for d in self.downloads:
-                    d.started = now
-                    d.stream_id = self.h3.get(d.path, sink=self._sink(d))
-                    self._by_stream[d.stream_id] = d
+                if self.options.key_update:
+                    conn.request_key_update(now)  # carried out once the handshake is confirmed
+                if self.h3 is None:
+                    self._send_requests(now)
+                continue
+            if isinstance(event, events.SessionTicketReceived):
+                if self.options.on_ticket is not None:
+                    self.options.on_ticket(event.ticket)
+                self.ticket_received.set()
+                continue
+            if isinstance(event, events.EarlyDataResult):
+                self.early_data = event
                 continue
             if self.h3 is None:
                 if isinstance(event, events.ConnectionTerminated):
@@ -168,8 +211,10 @@ async def fetch_all(
     out_dir: Path | None,
     timeout: float = 300.0,
     connect_to: tuple[str, int] | None = None,
+    options: ClientOptions | None = None,
 ) -> list[Download]:
     """Download every URL (one connection per authority). Never raises for transfer errors."""
+    options = options or ClientOptions()
     names = output_names(urls)
     groups: dict[tuple[str, int], list[Download]] = {}
     for url, name in zip(urls, names, strict=False):
@@ -193,8 +238,10 @@ async def fetch_all(
             cfg.is_client = True
             if cfg.server_name is None and not _is_ip(host):
                 cfg.server_name = host
-            authority = host if port == 443 else f"{host}:{port}"
-            session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group)
+            named = f"[{host}]" if ":" in host else host  # an IPv6 literal (RFC 3986 §3.2.2)
+            authority = named if port == 443 else f"{named}:{port}"
+            session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group,
+                                        options=options)
             sessions.append(session)
             session.start(addr)
         try:
@@ -205,7 +252,15 @@ async def fetch_all(
                     if not d.finished:
                         d.finished = s.now()
                         d.error = f"timed out after {timeout:.0f} s"
+        if options.on_ticket is not None:  # the ticket follows the handshake; give it a moment
+            pending = [s.ticket_received.wait() for s in sessions
+                       if not s.ticket_received.is_set() and not s.conn.is_terminated]
+            if pending:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*pending), options.ticket_wait)
         for s in sessions:
+            for d in s.downloads:
+                d.early_data = s.conn.early_data.status
             if not s.conn.is_terminated:
                 s.conn.close(0, None, "done")
                 s.transmit(s.conn, s.now())

@@ -101,26 +101,26 @@ class QuicServerEndpoint:
         self._routes: dict[QuicConnection, set[bytes]] = {}  # per connection: its keys in _by_cid
         self.connections: set[QuicConnection] = set()
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
-        """Route one datagram; create a connection for a new valid Initial."""
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
+        """Route one datagram (``ecn``: its IP ECN bits); create a connection for a new Initial."""
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=self._short_cid_length(data))
         except (MalformedPacketError, BufferReadError, ValueError):
             if self._gate is not None:
-                return self._through_gate(data, addr, now)
+                return self._through_gate(data, addr, now, ecn)
             return Received(None)
         conn = self._by_cid.get(header.destination_cid)
         if conn is not None and self._gate is not None and header.packet_type == PACKET_TYPE_INITIAL \
                 and self._admitted_from.get(header.destination_cid, addr) != addr:
             # The client's first DCID from another address: a replayed first flight. The gate
             # judges it as a new flow (REALITY: a replay goes to the target, spec §7).
-            return self._through_gate(data, addr, now)
+            return self._through_gate(data, addr, now, ecn)
         if conn is not None:
-            conn.receive_datagram(data, addr, now)
+            conn.receive_datagram(data, addr, now, ecn)
             self.refresh(conn)
             return Received(conn)
         if self._gate is not None:
-            return self._through_gate(data, addr, now)
+            return self._through_gate(data, addr, now, ecn)
         if not header.is_long_header:
             return Received(None, self._stateless_reset(header.destination_cid, len(data), addr))
         if header.version not in self._versions:
@@ -163,7 +163,7 @@ class QuicServerEndpoint:
         )
         self.connections.add(conn)
         self._route(header.destination_cid, conn)
-        conn.receive_datagram(data, addr, now)
+        conn.receive_datagram(data, addr, now, ecn)
         self.refresh(conn)
         return Received(conn, new=True)
 
@@ -193,7 +193,7 @@ class QuicServerEndpoint:
             del self._lengths[len(cid)]
             self._longest_first = tuple(sorted(self._lengths, reverse=True))
 
-    def _through_gate(self, data: bytes, addr: Any, now: float) -> Received:
+    def _through_gate(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
         """Let the gate decide; on an :class:`Admission` create the connection and replay into it."""
         assert self._gate is not None
         decision = self._gate.receive_datagram(data, addr, now)
@@ -216,8 +216,8 @@ class QuicServerEndpoint:
         self.connections.add(conn)
         self._route(header.destination_cid, conn)
         self._admitted_from[header.destination_cid] = addr
-        for datagram in decision.datagrams:
-            conn.receive_datagram(datagram, addr, now)
+        for datagram in decision.datagrams:  # held by the gate; assumed marked like this one
+            conn.receive_datagram(datagram, addr, now, ecn)
         self.refresh(conn)
         return Received(conn, new=True, gate=decision)
 

@@ -219,6 +219,10 @@ class Impairment:
         drop_packets: 1-based numbers of the packets to drop in this direction, counted from
             the emulator start or re-arm (quic-network-simulator's ``droplist``, which QIR's
             ``amplificationlimit`` uses); in TOML a list of integers.
+        ecn_mark_threshold_ms: CE marking (RFC 3168 §5, a step AQM): a packet whose ECN field
+            is ECT(0) or ECT(1) and that would wait longer than this in the queue is marked CE
+            (and still queued; the drop-tail limit still applies). Needs ``rate_mbit``; None:
+            never marks. Not-ECT packets are never marked.
     """
 
     delay_ms: float = 0.0
@@ -235,6 +239,7 @@ class Impairment:
     corrupt_fix_checksum: bool = False
     blackhole: Blackhole | None = None
     drop_packets: tuple[int, ...] = ()
+    ecn_mark_threshold_ms: float | None = None
 
     def validate(self, path: str = "link") -> None:
         """Raise :class:`ModelError` naming the first invalid field."""
@@ -263,6 +268,10 @@ class Impairment:
             _check_prob(f"{path}.{name}", getattr(self, name))
         if not isinstance(self.corrupt_fix_checksum, bool):
             raise ModelError(f"{path}.corrupt_fix_checksum", "must be a boolean")
+        if self.ecn_mark_threshold_ms is not None:
+            _check_nonneg(f"{path}.ecn_mark_threshold_ms", self.ecn_mark_threshold_ms)
+            if self.rate_mbit is None:
+                raise ModelError(f"{path}.ecn_mark_threshold_ms", "CE marking needs rate_mbit")
         if self.gilbert_elliott is not None:
             self.gilbert_elliott.validate(f"{path}.gilbert_elliott")
         if self.blackhole is not None:

@@ -88,7 +88,8 @@ def netem_args(imp: Impairment, *, black: bool = False) -> list[str]:
         black: If True, ``loss 100%`` replaces the loss model (blackhole "off" phase).
 
     Raises:
-        NetemUnsupported: For ``corrupt_fix_checksum``, ``drop_packets`` and ``loss_max_burst``.
+        NetemUnsupported: For ``corrupt_fix_checksum``, ``drop_packets``, ``loss_max_burst``
+            and ``ecn_mark_threshold_ms``.
     """
     if imp.corrupt_fix_checksum:
         raise NetemUnsupported("corrupt_fix_checksum: netem cannot keep checksums valid")
@@ -96,6 +97,8 @@ def netem_args(imp: Impairment, *, black: bool = False) -> list[str]:
         raise NetemUnsupported("drop_packets: netem cannot drop packets by number")
     if imp.loss_max_burst is not None:
         raise NetemUnsupported("loss_max_burst: netem cannot cap loss bursts")
+    if imp.ecn_mark_threshold_ms is not None:
+        raise NetemUnsupported("ecn_mark_threshold_ms: netem has no queue-delay CE marking")
     args = ["limit", str(NETEM_LIMIT)]
     if imp.delay_ms or imp.jitter_ms:
         args += ["delay", _ms(imp.delay_ms)]

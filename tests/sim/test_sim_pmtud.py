@@ -25,12 +25,12 @@ class SizedPair(EchoPair):
         super().__post_init__()
         self.server_sizes: list[tuple[float, int]] = []
 
-    def _transmit(self, direction: str, data: bytes) -> None:
+    def _transmit(self, direction: str, data: bytes, ecn: int = 0) -> None:
         if self.mtu_change is not None and self.now >= self.mtu_change[0]:
             self.link.mtu = self.mtu_change[1]
         if direction == "to_client":
             self.server_sizes.append((self.now, len(data)))
-        super()._transmit(direction, data)
+        super()._transmit(direction, data, ecn)
 
 
 def download(link: LinkModel, size: int, *, mtu_change: tuple[float, int] | None = None,

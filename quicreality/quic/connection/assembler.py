@@ -30,6 +30,7 @@ from ..packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
+    PACKET_TYPE_ZERO_RTT,
     packet_number_length,
 )
 from ..packet_builder import (
@@ -50,8 +51,10 @@ from ..recovery.loss import (
 from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
+from .ecn import EcnValidator
 from .path import NetworkPath
-from .pmtud import PathMtuDiscovery
+from .pmtud import MtuProber, PathMtuDiscovery
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
 from .versions import ConnectionVersions
@@ -87,10 +90,12 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames", "pn_length")
+                 "frames", "pn_length", "zero_rtt")
 
-    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool):
+    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool,
+                 zero_rtt: bool = False):
         header_size, self.pn_length = header
+        self.zero_rtt = zero_rtt
         self.space_id = space_id
         self.buf = Buffer(capacity=capacity)
         self.handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = []
@@ -108,8 +113,9 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
-                 "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
+                 "_early", "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_is_client",
+                 "_pacer",
+                 "_path", "_peer_cids", "_probe_count", "_probe_space", "_prober", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "pacing_until", "peer_max_udp_payload_size", "pmtud")
 
@@ -120,9 +126,12 @@ class PacketAssembler:
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
                  peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
                  events: deque[QuicEvent], datagrams_out: deque[bytes], qlog: QlogSink,
-                 discard_space: Callable[[int], None]) -> None:
+                 discard_space: Callable[[int], None], ecn: EcnValidator,
+                 early: EarlyData) -> None:
         """``discard_space(space_id)`` drops a space's keys (the client's first Handshake
-        packet discards the Initial space, RFC 9001 §4.9.1)."""
+        packet discards the Initial space, RFC 9001 §4.9.1); ``early`` holds the 0-RTT key the
+        client sends application data with until it has 1-RTT keys."""
+        self._early = early
         self._is_client = is_client
         self._rng = config.rng
         self._ack_delay_exponent = config.ack_delay_exponent
@@ -144,12 +153,17 @@ class PacketAssembler:
         self._qlog = qlog
         self._qlog_frames = qlog.wants_frames
         self._discard_space = discard_space
+        self._ecn = ecn
         self._probe_space: int | None = None
         self._probe_count = 0
         #: when the pacer lets the next packet go, if it is holding one back
         self.pacing_until: float | None = None
         #: DPLPMTUD: the datagram size once the handshake is confirmed, up to our cap
         self.pmtud = PathMtuDiscovery(cap=config.max_datagram_size)
+        self._prober = MtuProber(
+            self.pmtud, space=spaces[SPACE_APPLICATION], recovery=recovery, cc=cc, path=path,
+            qlog=qlog, header=lambda: self._header(SPACE_APPLICATION), seal=self._seal_one_rtt,
+            on_sent=lambda pn: self._ecn.on_packet_sent(SPACE_APPLICATION, pn))
         #: the peer's max_udp_payload_size (RFC 9000 §18.2), once known
         self.peer_max_udp_payload_size: int | None = None
 
@@ -160,12 +174,11 @@ class PacketAssembler:
         self.peer_max_udp_payload_size = size
         self.pmtud.apply_peer_limit(size)
 
-    def arm_probe(self, space_id: int, now: float) -> None:
-        """The PTO fired (RFC 9002 §6.2.4): send two ack-eliciting probes in ``space_id``;
-        repeated PTOs may reveal a PMTU black hole (:mod:`.pmtud`)."""
+    def arm_probe(self, space_id: int) -> None:
+        """The PTO fired (RFC 9002 §6.2.4): send two ack-eliciting probes in ``space_id``."""
         self._probe_space = space_id
         self._probe_count = 2
-        self.pmtud.on_pto(self._recovery.pto_count)
+        self.pmtud.on_pto(self._recovery.pto_count)  # repeated PTOs: a PMTU black hole?
 
     def cancel_probe(self, space_id: int) -> None:
         """``space_id`` was discarded: probes owed there are dropped."""
@@ -184,18 +197,14 @@ class PacketAssembler:
         """Every datagram that may be sent at ``now`` (at most :data:`MAX_DATAGRAMS_PER_CALL`)."""
         out: list[bytes] = []
         path = self._path
+        self._ecn.begin_pass(now)  # one codepoint for every datagram of this pass
         if self._initial_plan is not None:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
                 out.append(planned)
-        for update in self.pmtud.take_updates():
-            self._qlog.custom(now, "connectivity:mtu_updated", update.qlog())
         max_size = self.pmtud.datagram_size if handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
-        if handshake_confirmed and (size := self.pmtud.probe_size(now)) is not None:
-            probe = self._build_mtu_probe(now, size)
-            if probe:
-                path.bytes_sent += len(probe)
-                out.append(probe)
+        if handshake_confirmed:
+            self._prober.send(now, out)
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now, max_size)
             if not data:
@@ -230,8 +239,10 @@ class PacketAssembler:
         spaces = self._spaces
         cryptos = self._cryptos
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
-            if not cryptos[space_id].send.is_valid() or spaces[space_id].discarded or (
-                    step is not None and space_id not in step.spaces):
+            zero_rtt = space_id == SPACE_APPLICATION and not cryptos[space_id].send.is_valid() \
+                and self._early.can_send
+            if not (zero_rtt or cryptos[space_id].send.is_valid()) or spaces[space_id].discarded \
+                    or (step is not None and space_id not in step.spaces):
                 continue
             if step is not None and step.acks_only(space_id):
                 draft = self._new_draft(space_id, max(max_size - used, 64))  # _write_ack wants 32
@@ -239,7 +250,7 @@ class PacketAssembler:
                     self._write_ack(draft, spaces[space_id], now)
                     draft = draft if draft.buf.tell() else None
             else:
-                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
+                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok, zero_rtt)
             if draft is None:
                 continue
             drafts.append(draft)
@@ -262,50 +273,27 @@ class PacketAssembler:
                 draft.buf.push_bytes(bytes(short))
             pn = space.next_pn
             space.next_pn = pn + 1
-            ptype = types[space_id]
+            ptype = PACKET_TYPE_ZERO_RTT if draft.zero_rtt else types[space_id]
+            qlog_type = ZERO_RTT_QLOG_TYPE if draft.zero_rtt else _QLOG_TYPES[space_id]
             packet = seal_packet(
-                cryptos[space_id], ptype, version=self._versions.current,
+                self._early.crypto if draft.zero_rtt else cryptos[space_id], ptype,
+                version=self._versions.current,
                 dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
                 token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
                 packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
             )
             out += packet
             sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
-                              draft.ack_eliciting or draft.in_flight, draft.handlers,
-                              _QLOG_TYPES[space_id])
+                              draft.ack_eliciting or draft.in_flight, draft.handlers, qlog_type)
             self._recovery.on_packet_sent(sent)
+            self._ecn.on_packet_sent(space_id, pn)
             if draft.frames is not None:
-                self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
+                self._qlog.packet_sent(now, qlog_type, pn, len(packet), draft.frames)
             if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
                 self._discard_space(SPACE_INITIAL)  # RFC 9001 §4.9.1
         if shaper is not None and drafts:
             shaper.advance(len(out))
         return bytes(out)
-
-    def _build_mtu_probe(self, now: float, size: int) -> bytes | None:
-        """A PING + PADDING 1-RTT packet of ``size`` bytes (RFC 9000 §14.4), within the window."""
-        budget = self._path.send_budget()
-        room = size - self._header(SPACE_APPLICATION)[0] - AEAD_TAG_SIZE
-        if (self._recovery.bytes_in_flight + size > self._cc.congestion_window
-                or (budget is not None and budget < size)
-                or (draft := self._new_draft(SPACE_APPLICATION, room)) is None):
-            return None
-        f.push_ping_frame(draft.buf)
-        draft.buf.push_bytes(bytes(room - 1))
-        space = self._spaces[SPACE_APPLICATION]
-        pn, space.next_pn = space.next_pn, space.next_pn + 1
-        packet = seal_packet(
-            self._cryptos[SPACE_APPLICATION], PACKET_TYPE_ONE_RTT, version=self._versions.current,
-            dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid, token=None,
-            packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length)
-        n = len(packet)
-        self.pmtud.on_probe_sent(n)
-        self._recovery.on_packet_sent(SentPacket(pn, SPACE_APPLICATION, now, n, True, True, [
-            (self.pmtud.on_probe_delivery, (n,))], "1RTT", mtu_probe=True))
-        if draft.frames is not None:
-            self._qlog.packet_sent(now, "1RTT", pn, n, [{"frame_type": "ping"},
-                                                        {"frame_type": "padding"}])
-        return packet
 
     def client_initial_flight(self, now: float) -> list[bytes]:
         """The client's first Initial flight as ``config.initial_layout`` plans it (once).
@@ -338,6 +326,7 @@ class PacketAssembler:
                         for frag in packet.crypto_fragments]
             self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
                                                      True, handlers, "initial"))
+            self._ecn.on_packet_sent(SPACE_INITIAL, pn)
             if self._qlog_frames:
                 self._qlog.packet_sent(now, "initial", pn, len(data),
                                        initial_layout.describe_frames(packet))
@@ -351,13 +340,14 @@ class PacketAssembler:
             return None
         return _PacketDraft(space_id, capacity, self._header(space_id), self._qlog_frames)
 
-    def _header(self, space_id: int) -> tuple[int, int]:
+    def _header(self, space_id: int, ptype: int | None = None) -> tuple[int, int]:
         """``(header size, packet-number length)`` of the space's next packet: the shortest
-        number the peer can decode (RFC 9000 §17.1, §A.2)."""
+        number the peer can decode (RFC 9000 §17.1, §A.2); ``ptype`` overrides the space's type."""
         largest = self._recovery.spaces[space_id].largest_acked
         pn_length = packet_number_length(self._spaces[space_id].next_pn,
                                          largest if largest >= 0 else None)
-        return header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
+        return header_size(_PACKET_TYPES[space_id] if ptype is None else ptype,
+                           len(self._peer_cids.current.cid),
                            len(self._host_cids.entries[0].cid),
                            len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0,
                            pn_length), pn_length
@@ -370,9 +360,12 @@ class PacketAssembler:
         self.pacing_until = t
         return False
 
-    def _fill_packet(self, space_id: int, room: int, now: float,
-                     pacing_ok: bool) -> _PacketDraft | None:
-        header = self._header(space_id)
+    def _fill_packet(self, space_id: int, room: int, now: float, pacing_ok: bool,
+                     zero_rtt: bool = False) -> _PacketDraft | None:
+        """One packet's frames; a 0-RTT packet carries only what 0-RTT may (RFC 9000 §12.4:
+        no ACK or CRYPTO; before the handshake no other frame is owed)."""
+        header = self._header(SPACE_APPLICATION, PACKET_TYPE_ZERO_RTT) if zero_rtt \
+            else self._header(space_id)
         capacity = room - header[0] - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
@@ -381,8 +374,12 @@ class PacketAssembler:
         cc_ok = probe or (
             self._recovery.bytes_in_flight + room <= self._cc.congestion_window and pacing_ok
         )
-        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames)
+        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames, zero_rtt)
         buf = draft.buf
+        if zero_rtt:
+            if cc_ok:
+                self._write_stream_frames(draft)
+            return draft if buf.tell() else None
         if space.owed.ack or (space.received and (space.ack_eliciting_unacked or
                                                      space.ack_deadline is not None) and cc_ok
                                 and self._has_app_data(space_id)):
@@ -426,11 +423,13 @@ class PacketAssembler:
             delay = int((now - space.largest_received_time) * 1_000_000) >> \
                 self._ack_delay_exponent
             delay = max(delay, 0)
-        if not f.push_ack_frame(buf, ranges, delay, max_ranges=1 + max(0, (buf.remaining() - 16) // 8)):
+        if not f.push_ack_frame(buf, ranges, delay, space.ecn_counts,
+                                max_ranges=1 + max(0, (buf.remaining() - 24) // 8)):
             return
         space.on_ack_sent()
         if draft.frames is not None:
-            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000))
+            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000,
+                                          space.ecn_counts))
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:
         buf = draft.buf
@@ -676,6 +675,13 @@ class PacketAssembler:
             packets.append(packet)
             size += len(packet)
         return b"".join(packets)
+
+    def _seal_one_rtt(self, pn: int, pn_length: int, payload: bytes) -> bytes | None:
+        """A 1-RTT packet around ``payload`` (DPLPMTUD probes); None without 1-RTT keys."""
+        pair = self._cryptos[SPACE_APPLICATION]
+        return seal_packet(pair, PACKET_TYPE_ONE_RTT, version=self._versions.current, token=None,
+                           dcid=self._peer_cids.current.cid, scid=b"", packet_number=pn, payload=payload,
+                           packet_number_length=pn_length) if pair.send.is_valid() else None
 
     def _seal_close(self, space_id: int, payload: bytes) -> bytes:
         """One CONNECTION_CLOSE packet of ``space_id`` at its next packet number."""

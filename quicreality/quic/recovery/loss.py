@@ -138,6 +138,8 @@ class LossRecovery:
         #: Congestion episodes, so that a reduction caused only by spurious losses is undone.
         self.episode = CongestionEpisode()
         self._lost = [LostPackets(), LostPackets(), LostPackets()]
+        #: Send time of the largest packet the last ACK frame newly acknowledged (RFC 9002 §B.7).
+        self.largest_newly_acked_sent_time = float("-inf")
 
     @property
     def spurious_losses(self) -> int:
@@ -224,7 +226,10 @@ class LossRecovery:
             for handler, args in packet.handlers:
                 handler(True, *args)
         if not any_acked:
+            self.largest_newly_acked_sent_time = float("-inf")
             return -1, False
+        self.largest_newly_acked_sent_time = (
+            newly_largest.sent_time if newly_largest is not None else largest_acked_sent_time)
         if newly_largest is not None and includes_ack_eliciting:
             latest_rtt = now - newly_largest.sent_time
             if space_id != SPACE_APPLICATION:
@@ -252,6 +257,21 @@ class LossRecovery:
         if self._on_metrics is not None:
             self._on_metrics(now)
         return (newly_largest.packet_number if newly_largest else -1), True
+
+    def on_ecn_congestion(self, now: float) -> None:
+        """The peer's CE count went up in the last ACK frame (RFC 9002 §7.1, §B.7).
+
+        A congestion event as for loss, keyed by the send time of the largest packet that ACK
+        newly acknowledged, so the controller reduces at most once per recovery period. It is
+        a period of its own that spurious-loss undo never reverts (the congestion was real).
+        """
+        sent_time = self.largest_newly_acked_sent_time
+        if sent_time > self.episode.start:
+            self.episode.on_lost(now=now, largest_lost_sent_time=sent_time, count=0)
+            self.episode.undoable = False
+        self.cc.on_congestion_event(now=now, largest_lost_sent_time=sent_time, lost_bytes=0,
+                                    bytes_in_flight=self.bytes_in_flight)
+        self._update_pacer()
 
     def _update_pacer(self) -> None:
         if self.rtt.has_sample:
@@ -472,6 +492,21 @@ class LossRecovery:
         space.sent.clear()
         self._lost[space_id].clear()
         space.ack_eliciting_in_flight = 0
+
+    def abandon_packets(self, space_id: int, packet_type: str) -> None:
+        """Forget the packets of one type in a space and owe their frames again, without a
+        congestion event: 0-RTT packets the server rejected (RFC 9001 §4.6.2, RFC 9002 §6.4)."""
+        space = self.spaces[space_id]
+        for packet in [p for p in space.sent.values() if p.packet_type == packet_type]:
+            del space.sent[packet.packet_number]
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.sent_bytes
+                self.cc.on_packets_discarded(discarded_bytes=packet.sent_bytes)
+                if packet.ack_eliciting:
+                    space.ack_eliciting_in_flight -= 1
+            if not packet.requeued:
+                for handler, args in packet.handlers:
+                    handler(False, *args)
 
     def discard_space(self, space_id: int) -> None:
         """Drop all state of a space whose keys were discarded (RFC 9002 §6.4)."""
