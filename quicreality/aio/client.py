@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,10 +18,12 @@ from ..h3.connection import H3Connection
 from ..quic import events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
+from ..quic.connection.migration import MigrationVerdict
 from ..tls.resumption import SessionTicket
 from .driver import Driver
 from .udp import open_udp_socket
 
+log = logging.getLogger("quicreality.client")
 
 @dataclass
 class Download:
@@ -104,12 +107,15 @@ class QuicClientSession(Driver):
 
     def __init__(self, sock: socket.socket, conn: QuicConnection, authority: str,
                  downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None,
-                 options: ClientOptions | None = None):
+                 options: ClientOptions | None = None, *, migrate: bool = False):
         super().__init__(sock, loop, ecn=conn.configuration.ecn)
         self.options = options or ClientOptions()
         self.ticket_received = asyncio.Event()
         #: the 0-RTT outcome, once known (None: no 0-RTT attempted)
         self.early_data: events.EarlyDataResult | None = None
+        #: migrate once the handshake is confirmed (``--migrate``); the verdict is kept
+        self.migrate_pending = migrate
+        self.migration: MigrationVerdict | None = None
         self.conn = conn
         self.authority = authority
         self.downloads = downloads
@@ -144,7 +150,31 @@ class QuicClientSession(Driver):
             d.stream_id = self.h3.get(d.path, sink=self._sink(d))
             self._by_stream[d.stream_id] = d
 
+    def _try_migration(self, conn: QuicConnection, now: float) -> None:
+        """Active migration (RFC 9000 §9.2) from a new socket: to the server's preferred address
+        if it offered one (§9.6), else to a new local port towards the same address."""
+        verdict = conn.migrate(now, to_preferred_address=True)
+        if not verdict.accepted and verdict.retry:
+            return  # asked again after the next datagrams (the handshake is not confirmed yet)
+        self.migrate_pending = False
+        self.migration = verdict
+        if not verdict.accepted:
+            log.warning("not migrating: %s", verdict.reason)
+            return
+        # The new path is in use from the next datagram on: send it from a new socket.
+        v6 = ":" in str(verdict.peer_address[0])
+        try:
+            sock = open_udp_socket("::" if v6 else "0.0.0.0", 0)
+        except OSError as exc:
+            log.error("migration: cannot open a new socket (%s); staying on the old one", exc)
+            return
+        self.add_socket(sock, primary=True)
+        log.info("migrated: local %s -> %s (%s)", sock.getsockname()[:2], verdict.peer_address,
+                 verdict.reason)
+
     def handle_events(self, conn: QuicConnection, now: float) -> None:
+        if self.migrate_pending and self.h3 is not None:
+            self._try_migration(conn, now)
         while (event := conn.next_event()) is not None:
             if isinstance(event, events.HandshakeCompleted):
                 self.handshake_time = now - self._started_at
@@ -212,8 +242,13 @@ async def fetch_all(
     timeout: float = 300.0,
     connect_to: tuple[str, int] | None = None,
     options: ClientOptions | None = None,
+    migrate: bool = False,
 ) -> list[Download]:
-    """Download every URL (one connection per authority). Never raises for transfer errors."""
+    """Download every URL (one connection per authority). Never raises for transfer errors.
+
+    ``migrate``: each connection migrates once its handshake is confirmed (RFC 9000 §9.2), to
+    the server's preferred address if it offered one (§9.6).
+    """
     options = options or ClientOptions()
     names = output_names(urls)
     groups: dict[tuple[str, int], list[Download]] = {}
@@ -241,7 +276,7 @@ async def fetch_all(
             named = f"[{host}]" if ":" in host else host  # an IPv6 literal (RFC 3986 §3.2.2)
             authority = named if port == 443 else f"{named}:{port}"
             session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group,
-                                        options=options)
+                                        options=options, migrate=migrate)
             sessions.append(session)
             session.start(addr)
         try:

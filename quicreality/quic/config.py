@@ -117,6 +117,9 @@ class QuicConfiguration:
     #: initiate a key update once this many packets were protected with the current 1-RTT key;
     #: None: the AEAD's confidentiality limit (RFC 9001 §6.6) less a margin
     key_update_packet_limit: int | None = None
+    #: server: ``(ip, port)`` advertised in preferred_address (RFC 9000 §9.6, §18.2); the edge
+    #: listens there too
+    preferred_address: tuple[str, int] | None = None
 
     # Observability
     qlog_factory: Callable[[bytes, bool], QlogSink] | None = None

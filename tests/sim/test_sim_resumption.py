@@ -20,7 +20,7 @@ class WirePair(EchoPair):
         super().__post_init__()
         self.zero_rtt_packets = 0
 
-    def _transmit(self, direction: str, data: bytes) -> None:
+    def _transmit(self, direction: str, data: bytes, ecn: int = 0) -> None:
         if direction == "to_server":
             buf = Buffer(data=data)
             while not buf.eof():
@@ -33,7 +33,7 @@ class WirePair(EchoPair):
                 if not header.is_long_header:
                     break
                 buf.seek(header.packet_end)
-        super()._transmit(direction, data)
+        super()._transmit(direction, data, ecn)
 
     def _flush(self) -> None:
         super()._flush()

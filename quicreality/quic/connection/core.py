@@ -53,6 +53,7 @@ from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
 from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .key_update import KeyUpdates, KeyUpdateVerdict
+from .migration import MigrationVerdict, PathManager
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
@@ -158,12 +159,12 @@ class QuicConnection:
         self._last_activity = 0.0
 
         # Observability.
-        if cfg.qlog_factory is not None:
-            self._qlog: QlogSink = cfg.qlog_factory(self._ids.original_dcid, is_client)
-        else:
-            self._qlog = NullSink()
+        self._qlog: QlogSink = (cfg.qlog_factory(self._ids.original_dcid, is_client)
+                                if cfg.qlog_factory is not None else NullSink())
         self._qlog_frames = self._qlog.wants_frames
         self.ecn = EcnValidator(enabled=cfg.ecn, recovery=self._recovery, qlog=self._qlog)
+        self._paths = PathManager(self._path, cfg, spaces=self._spaces, host_cids=self._host_cids,
+                                  peer_cids=self._peer_cids, recovery=self._recovery, qlog=self._qlog)
         # The components that act on the state above.
         self._early = EarlyData(is_client=is_client, events=self._events,
                                 recovery=self._recovery, streams=self._stream_mgr)
@@ -180,7 +181,7 @@ class QuicConnection:
             is_client=is_client, max_datagram_frame_size=cfg.max_datagram_frame_size,
             spaces=self._spaces, recovery=self._recovery, streams=self._stream_mgr,
             host_cids=self._host_cids, peer_cids=self._peer_cids, events=self._events,
-            qlog=self._qlog, host=self, ecn=self.ecn)
+            qlog=self._qlog, host=self, ecn=self.ecn, paths=self._paths)
         self._assembler = PacketAssembler(
             cfg, is_client=is_client, versions=self._versions,
             initial_plan=profile if profile is not None and profile.chaos else None,
@@ -266,7 +267,7 @@ class QuicConnection:
             return
         self._now_hint, self.ecn.datagram_codepoint = now, ecn
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
-        self._path.on_datagram_received(len(data), addr)
+        self._paths.on_datagram(len(data), addr)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
         was_closing = self._lifecycle.state == ConnectionState.CLOSING
@@ -367,6 +368,7 @@ class QuicConnection:
                 QuicConnectionError(QuicErrorCode.CRYPTO_ERROR + alert.description, None,
                                     alert.reason), now)
             return True
+        self._paths.on_packet(now, space_id, pn, self._receiver.non_probing)
         delay = self.configuration.max_ack_delay if space_id == SPACE_APPLICATION else None
         space.on_packet_received(pn, ack_eliciting, now, delay, self.ecn.datagram_codepoint)
         return True
@@ -467,14 +469,17 @@ class QuicConnection:
         """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
         self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
 
+    def migrate(self, now: float, local_address: NetworkAddress = None, *,
+                to_preferred_address: bool = False) -> MigrationVerdict:
+        """Client active migration (RFC 9000 §9.2, §9.6): :meth:`.migration.PathManager.migrate`."""
+        return self._paths.migrate(now, local_address, to_preferred_address=to_preferred_address)
+
     def request_key_update(self, now: float) -> KeyUpdateVerdict:
-        """Initiate a 1-RTT key update (RFC 9001 §6) at the first send the §6.1 rules allow
-        (handshake confirmed, previous update acknowledged); the verdict says what it waits for."""
+        """Initiate a 1-RTT key update (RFC 9001 §6) as soon as §6.1 allows; see the verdict."""
         self._now_hint = now
         return self._key_updates.request(self._handshake_confirmed)
 
     # --------------------------------------------------------- send path
-
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
         """Build every datagram that may be sent at ``now``."""
         self._now_hint = now
@@ -498,7 +503,8 @@ class QuicConnection:
             return []
         self._key_updates.before_send(now, self._handshake_confirmed)
         addr = path.address
-        return [(data, addr) for data in self._assembler.build_datagrams(
+        probes = self._paths.answer_off_path(self._assembler, now) if self._paths.off_path else []
+        return probes + [(data, addr) for data in self._assembler.build_datagrams(
             now, handshake_confirmed=self._handshake_confirmed)]
 
     def client_initial_flight(self, now: float) -> list[bytes]:
@@ -584,18 +590,11 @@ class QuicConnection:
         if self._close_deadline is not None:
             return self._close_deadline
         timer = self._idle_deadline()
-        loss = self._recovery.get_loss_detection_time()
-        if loss is not None and (timer is None or loss < timer):
-            timer = loss
-        app = self._spaces[SPACE_APPLICATION]
-        if app.ack_deadline is not None and (timer is None or app.ack_deadline < timer):
-            timer = app.ack_deadline
-        pacing = self._assembler.pacing_until
-        if pacing is not None and (timer is None or pacing < timer):
-            timer = pacing
-        discard = self._key_updates.discard_at
-        if discard is not None and (timer is None or discard < timer):
-            timer = discard
+        for t in (self._recovery.get_loss_detection_time(), self._assembler.pacing_until,
+                  self._spaces[SPACE_APPLICATION].ack_deadline, self._key_updates.discard_at,
+                  self._paths.deadline):
+            if t is not None and (timer is None or t < timer):
+                timer = t
         return timer
 
     def _idle_deadline(self) -> float | None:
@@ -620,6 +619,7 @@ class QuicConnection:
             return
         self._spaces[SPACE_APPLICATION].on_ack_timer(now)
         self._assembler.on_timer(now)
+        self._paths.on_timer(now)
         self._key_updates.on_timer(now)
         loss = self._recovery.get_loss_detection_time()
         if loss is not None and now >= loss:

@@ -29,13 +29,9 @@ from enum import Enum
 from typing import Any
 
 from ...qlog.sink import QlogSink
-from ...wire.buffer import Buffer
-from .. import frames as f
-from ..packet_builder import AEAD_TAG_SIZE
 from ..recovery.congestion.base import CongestionController
-from ..recovery.loss import SPACE_APPLICATION, LossRecovery, SentPacket
+from ..recovery.loss import LossRecovery
 from .path import NetworkPath
-from .spaces import PacketSpace
 
 #: RFC 9000 §14.1 / RFC 8899 §5.1.2 BASE_PLPMTU: every QUIC path carries 1200-byte datagrams.
 BASE_PLPMTU = 1200
@@ -181,7 +177,8 @@ class PathMtuDiscovery:
         return False
 
     def on_pto(self, pto_count: int) -> MtuUpdate | None:
-        """The loss detection timer fired ``pto_count`` times in a row (RFC 9002 §6.2).
+        """The loss detection timer has fired ``pto_count`` times in a row (RFC 9002 §6.2;
+        checked before each send).
 
         Returns the fall back to BASE_PLPMTU when that looks like a black hole.
         """
@@ -202,67 +199,42 @@ class PathMtuDiscovery:
         self._raise_at = None
 
 
-#: qlog frames of a probe packet.
-_PROBE_FRAMES = [{"frame_type": "ping"}, {"frame_type": "padding"}]
-
-
 class MtuProber:
     """Sends the probes a :class:`PathMtuDiscovery` asks for (the send path calls :meth:`send`).
 
     A probe is a 1-RTT packet of one PING and PADDING up to the size under test
-    (RFC 9000 §14.4), sent only when the congestion window and the anti-amplification budget
-    have room for it, and marked ``mtu_probe`` so that recovery does not count its loss as
-    congestion. Its delivery callback is :meth:`PathMtuDiscovery.on_probe_delivery`.
+    (RFC 9000 §14.4), built by the send path's ``build(now, size)`` (None without 1-RTT keys)
+    with :meth:`PathMtuDiscovery.on_probe_delivery` as its delivery callback and marked
+    ``mtu_probe``, so that recovery does not count its loss as congestion. It goes only when the
+    congestion window and the anti-amplification budget have room for it.
     """
 
-    __slots__ = ("_cc", "_header", "_on_sent", "_path", "_pmtud", "_qlog", "_recovery", "_seal",
-                 "_space")
+    __slots__ = ("_build", "_cc", "_path", "_pmtud", "_qlog", "_recovery")
 
-    def __init__(self, pmtud: PathMtuDiscovery, *, space: PacketSpace, recovery: LossRecovery,
+    def __init__(self, pmtud: PathMtuDiscovery, *, recovery: LossRecovery,
                  cc: CongestionController, path: NetworkPath, qlog: QlogSink,
-                 header: Callable[[], tuple[int, int]],
-                 seal: Callable[[int, int, bytes], bytes | None],
-                 on_sent: Callable[[int], None]) -> None:
-        """``header()``: (header size, packet-number length) of the next 1-RTT packet;
-        ``seal(pn, pn_length, payload)``: the protected packet, None without 1-RTT keys;
-        ``on_sent(pn)``: the packet left (ECN validation counts it)."""
+                 build: Callable[[float, int], bytes | None]) -> None:
         self._pmtud = pmtud
-        self._space = space
         self._recovery = recovery
         self._cc = cc
         self._path = path
         self._qlog = qlog
-        self._header = header
-        self._seal = seal
-        self._on_sent = on_sent
+        self._build = build
 
-    def send(self, now: float, out: list[bytes]) -> None:
-        """Log size changes, then append a probe to ``out`` if one is due and may go."""
+    def send(self, now: float, out: list[bytes], handshake_confirmed: bool) -> None:
+        """Watch for black holes, log size changes, then append a probe to ``out`` if one is due
+        and may go (only once the handshake is confirmed)."""
+        self._pmtud.on_pto(self._recovery.pto_count)
         for update in self._pmtud.take_updates():
             self._qlog.custom(now, "connectivity:mtu_updated", update.qlog())
-        size = self._pmtud.probe_size(now)
+        size = self._pmtud.probe_size(now) if handshake_confirmed else None
         budget = self._path.send_budget()
         if size is None or self._recovery.bytes_in_flight + size > self._cc.congestion_window \
                 or (budget is not None and budget < size):
             return
-        header, pn_length = self._header()
-        room = size - header - AEAD_TAG_SIZE
-        buf = Buffer(capacity=room)
-        f.push_ping_frame(buf)
-        buf.push_bytes(bytes(room - 1))  # PADDING
-        space = self._space
-        pn = space.next_pn
-        packet = self._seal(pn, pn_length, buf.data)
+        packet = self._build(now, size)
         if packet is None:
             return
-        space.next_pn = pn + 1
-        n = len(packet)
-        self._pmtud.on_probe_sent(n)
-        self._recovery.on_packet_sent(SentPacket(
-            pn, SPACE_APPLICATION, now, n, True, True, [(self._pmtud.on_probe_delivery, (n,))],
-            "1RTT", mtu_probe=True))
-        self._on_sent(pn)
-        if self._qlog.wants_frames:
-            self._qlog.packet_sent(now, "1RTT", pn, n, _PROBE_FRAMES)
-        self._path.bytes_sent += n
+        self._pmtud.on_probe_sent(size)
+        self._path.bytes_sent += len(packet)
         out.append(packet)

@@ -11,6 +11,7 @@ connection applies them.
 from __future__ import annotations
 
 import binascii
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from ..crypto import CryptoPair
 from ..errors import QuicConnectionError, QuicErrorCode
 from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL
 from ..transport_params import (
+    PreferredAddress,
     QuicTransportParameters,
     pull_transport_parameters,
     push_transport_parameters,
@@ -181,6 +183,8 @@ class TlsDriver:
                 "original_destination_connection_id": ids.original_dcid,
                 "retry_source_connection_id": ids.retry_scid,
                 "stateless_reset_token": self._host_cids.entries[0].stateless_reset_token,
+                "preferred_address": preferred_address_parameter(cfg.preferred_address,
+                                                                 self._host_cids),
             }
         params = QuicTransportParameters(
             initial_source_connection_id=self._host_cids.entries[0].cid,
@@ -240,6 +244,25 @@ class TlsDriver:
                     self._early.discard()
                 steps.append(out)
         return TlsProgress(tuple(steps)) if steps else _NOTHING
+
+
+def preferred_address_parameter(address: tuple[str, int] | None,
+                                host_cids: HostConnectionIds) -> PreferredAddress | None:
+    """The preferred_address value for ``address`` (RFC 9000 §18.2) with connection ID 1
+    (§5.1.1); the other address family is all zeros.
+
+    Raises:
+        ValueError: ``address`` is not an IP literal, or connection ID 1 was not issued.
+    """
+    if address is None:
+        return None
+    ip = ipaddress.ip_address(address[0])
+    entry = next((e for e in host_cids.entries if e.sequence_number == 1), None)
+    if entry is None:
+        raise ValueError("preferred_address needs connection ID 1 (issued by the PathManager)")
+    v4 = (ip.packed, address[1]) if ip.version == 4 else (bytes(4), 0)
+    v6 = (ip.packed, address[1]) if ip.version == 6 else (bytes(16), 0)
+    return PreferredAddress(v4[0], v4[1], v6[0], v6[1], entry.cid, entry.stateless_reset_token)
 
 
 def check_peer_transport_parameters(params: QuicTransportParameters, ids: HandshakeIds, *,

@@ -160,6 +160,15 @@ class LossRecovery:
         """Whether the sender ran out of data with room in the window (RFC 9002 §7.8)."""
         self.app_limited = limited
 
+    def reset_path_state(self, *, initial_rtt: float, max_datagram_size: int) -> None:
+        """A new path (RFC 9000 §9.4): the congestion controller, the pacer and the RTT
+        estimator start over. They are re-initialised in place, since the connection and its send
+        path hold the same objects; packets in flight stay tracked."""
+        cc_type: Any = type(self.cc)  # a registered controller class (congestion/base.py)
+        cc_type.__init__(self.cc, max_datagram_size=max_datagram_size)
+        type(self.pacer).__init__(self.pacer, max_datagram_size=max_datagram_size)
+        type(self.rtt).__init__(self.rtt, initial_rtt)
+
     # --------------------------------------------------------------- sending
 
     def on_packet_sent(self, packet: SentPacket) -> None:
