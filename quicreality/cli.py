@@ -50,8 +50,13 @@ def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
     p.add_argument("--ecn", action=argparse.BooleanOptionalAction, default=True,
                    help="mark ECT(0), read ECN codepoints and validate ECN (RFC 9000 §13.4; "
                         "default: on)")
-    p.add_argument("--max-datagram-size", type=int, default=1200,
-                   help="largest UDP payload we send after the handshake (default 1200)")
+    p.add_argument("--max-datagram-size", type=int, default=1452,
+                   help="cap on the UDP payload size path MTU discovery (DPLPMTUD, RFC 8899) may "
+                        "reach after the handshake; it starts at 1200 and probes upwards "
+                        "(default 1452; 1200 turns probing off)")
+    p.add_argument("--ack-every", type=int, default=2, metavar="N",
+                   help="acknowledge every N-th in-order 1-RTT packet of a fast flow once 100 "
+                        "have arrived (ACK decimation; default 2, RFC 9000 §13.2.2)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
@@ -131,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     opts: dict[str, object] = {"congestion_control_algorithm": args.congestion,
-                               "max_datagram_size": args.max_datagram_size, "ecn": args.ecn}
+                               "max_datagram_size": args.max_datagram_size, "ecn": args.ecn,
+                               "ack_every": args.ack_every}
     suites = _cipher_suites(args.cipher_suites)
     if suites:
         opts["cipher_suites"] = suites
@@ -143,6 +149,8 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     if args.congestion not in CONGESTION_CONTROLLERS:
         raise CliError(f"unknown congestion controller {args.congestion!r} "
                        f"(choose from {', '.join(sorted(CONGESTION_CONTROLLERS))})")
+    if not 2 <= args.ack_every <= 256:
+        raise CliError("--ack-every must be between 2 and 256")
     if not 1200 <= args.max_datagram_size <= 65527:
         raise CliError("--max-datagram-size must be between 1200 and 65527")
     return opts
@@ -265,7 +273,7 @@ def run_server(args: argparse.Namespace) -> int:
         return probe.derived()
 
     try:
-        sock = open_udp_socket(host, port)
+        sock = open_udp_socket(host, port, dont_fragment=True)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
     preferred_sock = None

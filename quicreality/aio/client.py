@@ -268,7 +268,7 @@ async def fetch_all(
             info = await loop.getaddrinfo(target[0], target[1], type=socket.SOCK_DGRAM)
             family, _, _, _, addr = info[0]
             bind = "::" if family == socket.AF_INET6 else "0.0.0.0"
-            sock = open_udp_socket(bind, 0)
+            sock = open_udp_socket(bind, 0, dont_fragment=True)
             cfg = make_config(host)
             cfg.is_client = True
             if cfg.server_name is None and not _is_ip(host):

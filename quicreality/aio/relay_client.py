@@ -336,7 +336,8 @@ class RelayClient:
     def _connect(self) -> None:
         if self._closed or self._server_addr is None:
             return
-        sock = open_udp_socket("::" if ":" in self._server_addr[0] else "0.0.0.0", 0)
+        sock = open_udp_socket("::" if ":" in self._server_addr[0] else "0.0.0.0", 0,
+                               dont_fragment=True)
         cfg = self.make_config()
         cfg.is_client = True
         session = RelayConnection(sock, QuicConnection(configuration=cfg), self.loop,

@@ -67,6 +67,12 @@ GSO_MAX_SEGMENTS = 64
 #: Most bytes in one GSO send: the whole run is one UDP datagram to the kernel, so it must fit a
 #: UDP length (65535 - 8 - 20 for IPv4); above it sendmsg fails with EMSGSIZE (55 x 1200 bytes).
 GSO_MAX_BYTES = 65507
+#: Linux IP_MTU_DISCOVER / IPV6_MTU_DISCOVER and their PMTUDISC_PROBE value (linux/in.h,
+#: linux/in6.h): set DF, never fragment, ignore the kernel's cached path MTU, so that DPLPMTUD
+#: probes (RFC 8899 §3, RFC 9000 §14) reach the path whole or not at all.
+IP_MTU_DISCOVER = 10
+IPV6_MTU_DISCOVER = 23
+PMTUDISC_PROBE = 3
 _SEGMENT_SIZE = struct.Struct("=H")
 _GRO_SIZE = struct.Struct("=i")
 #: ECN in the IP header (RFC 3168 §5): the TOS byte (IPv4) / Traffic Class (IPv6) is set with
@@ -78,8 +84,30 @@ IPV6_RECVTCLASS = getattr(socket, "IPV6_RECVTCLASS", 66)
 _TCLASS = struct.Struct("=i")
 
 
-def open_udp_socket(host: str, port: int) -> socket.socket:
-    """Open a non-blocking UDP socket bound to ``host:port`` with large buffers and GRO enabled."""
+def set_dont_fragment(sock: socket.socket) -> bool:
+    """Send with DF and no local fragmentation (QUIC must not be fragmented, RFC 9000 §14).
+
+    Returns False where the kernel has no such option (then datagrams may be fragmented).
+    """
+    try:
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTUDISC_PROBE)
+            try:  # IPv4-mapped destinations on a dual-stack socket follow the IPv4 option
+                sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTUDISC_PROBE)
+            except OSError:
+                pass
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTUDISC_PROBE)
+    except OSError:
+        return False
+    return True
+
+
+def open_udp_socket(host: str, port: int, *, dont_fragment: bool = False) -> socket.socket:
+    """Open a non-blocking UDP socket bound to ``host:port`` with large buffers and GRO enabled.
+
+    ``dont_fragment``: a QUIC socket; sets DF (:func:`set_dont_fragment`).
+    """
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -90,6 +118,8 @@ def open_udp_socket(host: str, port: int) -> socket.socket:
             except OSError:
                 sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
         sock.bind(addr)
+        if dont_fragment:
+            set_dont_fragment(sock)
     except OSError:
         sock.close()
         raise

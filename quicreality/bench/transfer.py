@@ -140,7 +140,7 @@ def qh3_available() -> bool:
 
 
 def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int,
-                qh3: bool = True) -> list[Pair]:
+                qh3: bool = True, ack_every: int = 2) -> list[Pair]:
     """Our pair, aioquic's pair and (if ``qh3``) qh3's pair, each on its own port, serving
     ``/bytes/<size>``."""
     cert, key, ca = certs
@@ -151,7 +151,7 @@ def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int,
         [py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p1}", "--cert", str(cert),
          "--key", str(key), "--max-datagram-size", str(max_datagram)],
         [py, "-m", "quicreality", "client", f"https://127.0.0.1:{p1}/bytes/{size}", "--ca", str(ca),
-         "--json", "--max-datagram-size", str(max_datagram)],
+         "--json", "--max-datagram-size", str(max_datagram), "--ack-every", str(ack_every)],
         p1,
     )
     pairs = [ours, _python_peer_pair("aioquic", certs, size)]
@@ -182,6 +182,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--max-datagram-size", type=int, default=1200,
                     help="our stack's datagram size (aioquic uses its default 1200)")
+    ap.add_argument("--ack-every", type=int, default=2,
+                    help="our client's ACK decimation (client --ack-every; default 2)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per download")
     ap.add_argument("--json", dest="json_out", help="also write the raw samples here")
     ap.add_argument("--no-qh3", action="store_true", help="leave the qh3 pair out")
@@ -193,7 +195,8 @@ def main(argv: list[str]) -> int:
         print("error: qh3 does not import (run scripts/setup.sh, or pass --no-qh3)", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="qr-bench-"))
-    pairs = build_pairs(make_test_cert(workdir), args.size, args.max_datagram_size, qh3=not args.no_qh3)
+    pairs = build_pairs(make_test_cert(workdir), args.size, args.max_datagram_size, qh3=not args.no_qh3,
+                        ack_every=args.ack_every)
     samples: list[Sample] = []
     try:
         for pair in pairs:

@@ -84,10 +84,14 @@ class QuicConfiguration:
     active_connection_id_limit: int = 4
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025
+    #: 1-RTT ack-eliciting packets per ACK after the first 100 (connection/spaces.py)
+    ack_every: int = 2
     max_udp_payload_size: int = 65527
 
     # Path and recovery
-    max_datagram_size: int = 1200
+    #: cap on the datagram size DPLPMTUD may reach after the handshake (connection/pmtud.py);
+    #: 1452 = a 1500-byte MTU less IPv6 and UDP headers. 1200 turns probing off.
+    max_datagram_size: int = 1452
     congestion_control_algorithm: str = "cubic"
     #: ECN (RFC 9000 §13.4): mark ECT(0) and validate, count received codepoints in ACK_ECN
     ecn: bool = True

@@ -224,11 +224,18 @@ class QuicStream:
         return None
 
     def on_frame_acked(self, offset: int, length: int, fin: bool) -> None:
-        """Delivery callback: the frame ``[offset, offset+length)`` was acknowledged."""
+        """Delivery callback: the frame ``[offset, offset+length)`` was acknowledged.
+
+        A retransmission still queued for it (the frame was declared lost, then acknowledged
+        after all: a spurious loss, RFC 9002 §6.1) is dropped; it is not sent again.
+        """
         if length:
             self._acked.add(offset, offset + length)
+            if self._pending:
+                self._pending.subtract(offset, offset + length)
         if fin:
             self._fin_acked = True
+            self._fin_pending = False
         acked = self._acked
         if acked and acked[0].start == 0:
             prefix = acked[0].stop

@@ -57,6 +57,9 @@ def test_credentials() -> StaticCertificateSource:
 class LinkModel:
     """Per-direction impairments (probabilities are per datagram).
 
+    ``mtu`` is the IP MTU: a datagram whose UDP payload plus ``overhead`` exceeds it is dropped
+    silently, as a path that drops instead of fragmenting (DF set, RFC 8899 §1) would.
+
     With ``rate_bps`` set, each direction also has a bottleneck: datagrams that survive the random
     loss wait in a drop-tail queue of ``queue_bytes`` (``None``: unbounded) and are serialised at
     ``rate_bps``, counting ``overhead`` bytes of IP/UDP header each, before the fixed ``delay``
@@ -135,7 +138,8 @@ class SimPair:
     def _transmit(self, direction: str, data: bytes, ecn: int = 0) -> None:
         link = self.link
         self.datagrams[direction] += 1
-        if len(data) > link.mtu or self._rand.random() < link.loss or (ecn and link.ecn_drop_ect):
+        if (len(data) + link.overhead > link.mtu or self._rand.random() < link.loss
+                or (ecn and link.ecn_drop_ect)):
             self.dropped[direction] += 1
             return
         if link.ecn_bleach:

@@ -54,6 +54,7 @@ from .closing import close_datagram
 from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .path import NetworkPath
+from .pmtud import MtuProber, PathMtuDiscovery
 from .pn_skip import PacketNumberSkipper
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
@@ -93,7 +94,7 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames", "path_probe", "pn_length", "zero_rtt")
+                 "frames", "mtu_probe", "path_probe", "pn_length", "zero_rtt")
 
     def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool,
                  zero_rtt: bool = False):
@@ -108,6 +109,7 @@ class _PacketDraft:
         self.frames: list[dict[str, Any]] | None = [] if want_frames else None
         #: carries PATH_CHALLENGE or PATH_RESPONSE: the datagram is expanded (RFC 9000 §8.2.1)
         self.path_probe = False
+        self.mtu_probe = False  # a DPLPMTUD probe (connection/pmtud.py)
 
 
 class PacketAssembler:
@@ -120,9 +122,9 @@ class PacketAssembler:
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
                  "_chaos", "_early", "_ecn", "_events", "_host_cids", "_ids", "_initial_plan",
                  "_initial_size", "_is_client", "_pacer",
-                 "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
+                 "_path", "_peer_cids", "_probe_count", "_probe_space", "_prober", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
-                 "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
+                 "_versions", "pacing_until", "peer_max_udp_payload_size", "pmtud")
 
     def __init__(self, config: QuicConfiguration, *, is_client: bool,
                  versions: ConnectionVersions,
@@ -167,8 +169,10 @@ class PacketAssembler:
         self._probe_count = 0
         #: when the pacer lets the next packet go, if it is holding one back
         self.pacing_until: float | None = None
-        #: our datagram size limit once the handshake is confirmed (the peer's may lower it)
-        self.max_datagram_size = config.max_datagram_size
+        #: DPLPMTUD: the datagram size once the handshake is confirmed, up to our cap
+        self.pmtud = PathMtuDiscovery(cap=config.max_datagram_size)
+        self._prober = MtuProber(self.pmtud, recovery=recovery, cc=cc, path=path, qlog=qlog,
+                                 build=self._seal_mtu_probe)
         #: the peer's max_udp_payload_size (RFC 9000 §18.2), once known
         self.peer_max_udp_payload_size: int | None = None
 
@@ -177,8 +181,7 @@ class PacketAssembler:
     def apply_peer_max_udp_payload_size(self, size: int | None) -> None:
         """The peer's max_udp_payload_size caps our datagrams (RFC 9000 §18.2)."""
         self.peer_max_udp_payload_size = size
-        if size is not None:
-            self.max_datagram_size = min(self.max_datagram_size, size)
+        self.pmtud.apply_peer_limit(size)
 
     def arm_probe(self, space_id: int) -> None:
         """The PTO fired (RFC 9002 §6.2.4): send two ack-eliciting probes in ``space_id``."""
@@ -207,14 +210,15 @@ class PacketAssembler:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
                 out.append(planned)
-        max_size = self.max_datagram_size if handshake_confirmed else self._initial_size
+        max_size = self.pmtud.datagram_size if handshake_confirmed else self._initial_size
+        self._prober.send(now, out, handshake_confirmed)
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now, max_size)
             if not data:
                 # Stopped with room in the window and no pacing wait: nothing left to send.
                 self._recovery.set_app_limited(
                     self.pacing_until is None
-                    and self._recovery.bytes_in_flight + self.max_datagram_size
+                    and self._recovery.bytes_in_flight + self.pmtud.datagram_size
                     <= self._cc.congestion_window
                 )
                 break
@@ -306,11 +310,22 @@ class PacketAssembler:
         )
         self._recovery.on_packet_sent(SentPacket(
             pn, space_id, now, len(packet), draft.ack_eliciting,
-            draft.ack_eliciting or draft.in_flight, draft.handlers, qlog_type))
+            draft.ack_eliciting or draft.in_flight, draft.handlers, qlog_type, mtu_probe=draft.mtu_probe))
         self._ecn.on_packet_sent(space_id, pn)
         if draft.frames is not None:
             self._qlog.packet_sent(now, qlog_type, pn, len(packet), draft.frames)
         return packet
+
+    def _seal_mtu_probe(self, now: float, size: int) -> bytes | None:
+        """A DPLPMTUD probe: PING + PADDING to ``size`` bytes (:class:`.pmtud.MtuProber`)."""
+        draft = self._new_draft(SPACE_APPLICATION, size - self._header(SPACE_APPLICATION)[0] - AEAD_TAG_SIZE)
+        if draft is None:
+            return None
+        f.push_ping_frame(draft.buf)
+        draft.buf.push_bytes(bytes(draft.buf.capacity - 1))
+        draft.ack_eliciting = draft.mtu_probe = True
+        draft.handlers.append((self.pmtud.on_probe_delivery, (size,)))  # qlog: frames [] (PADDING)
+        return self._seal(draft, now, self._peer_cids.current.cid)
 
     def build_path_probe(self, now: float, response: bytes, challenge: bytes, size: int,
                          dcid: bytes) -> bytes:

@@ -100,7 +100,7 @@ class QuicConnection:
         self._host_cids = HostConnectionIds(
             host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
         )
-        self._spaces = [PacketSpace(), PacketSpace(), PacketSpace()]
+        self._spaces = [PacketSpace(), PacketSpace(), PacketSpace(cfg.ack_every)]
         owed = self._spaces[SPACE_APPLICATION].owed
         if is_client:
             first_peer = cfg.rng(8)
@@ -126,9 +126,9 @@ class QuicConnection:
 
         # Recovery.
         self._rtt = RttEstimator(cfg.initial_rtt)
-        self._cc = create_congestion_controller(
-            cfg.congestion_control_algorithm, max_datagram_size=cfg.max_datagram_size
-        )
+        self._cc = create_congestion_controller(  # seed: BBR's start phase, per connection
+            cfg.congestion_control_algorithm, max_datagram_size=cfg.max_datagram_size,
+            seed=int.from_bytes(reset_key[:8], "big") ^ int.from_bytes(host_cid, "big"))
         self._pacer = Pacer(max_datagram_size=cfg.max_datagram_size)
         self._recovery = LossRecovery(
             congestion=self._cc,

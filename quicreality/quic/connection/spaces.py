@@ -27,6 +27,14 @@ from .pn_skip import PacketNumberSkipper
 if TYPE_CHECKING:
     from .cids import ConnectionIdEntry
 
+#: In-order ack-eliciting packets acknowledged every second one before ``ack_every`` applies
+#: (as Chromium's ACK decimation waits for 100), so slow start and loss recovery at the start of
+#: a connection see the RFC 9000 §13.2.2 rate.
+ACK_DECIMATION_AFTER = 100
+#: With decimation, a second (or later) unacknowledged packet arriving this long after the first
+#: is acknowledged at once: only fast flows (``ack_every`` packets within 5 ms) are decimated,
+#: a slow one keeps the ACK clock it had (seconds).
+ACK_DECIMATION_WINDOW = 0.005
 #: ACK ranges remembered per space (the oldest is forgotten beyond this; see is_duplicate).
 MAX_RECEIVED_RANGES = 64
 #: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
@@ -70,11 +78,16 @@ class OwedFrames:
 class PacketSpace:
     """Receive-side ACK state, packet numbering, CRYPTO stream and owed frames of one space."""
 
-    __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded", "ecn_counts",
-                 "largest_received", "largest_received_time", "next_pn", "owed", "received",
-                 "received_floor", "skip")
+    __slots__ = ("_ack_every", "_first_unacked_time", "_in_order_count", "ack_deadline",
+                 "ack_eliciting_unacked", "crypto", "discarded", "ecn_counts", "largest_received",
+                 "largest_received_time", "next_pn", "owed", "received", "received_floor", "skip")
 
-    def __init__(self) -> None:
+    def __init__(self, ack_every: int = 2) -> None:
+        """``ack_every``: in-order ack-eliciting packets per ACK once
+        :data:`ACK_DECIMATION_AFTER` have arrived (RFC 9000 §13.2.2 recommends 2)."""
+        self._ack_every = ack_every
+        self._in_order_count = 0
+        self._first_unacked_time = 0.0
         self.next_pn = 0
         #: application space: the packet numbers we skip (set with the first 1-RTT key)
         self.skip: PacketNumberSkipper | None = None
@@ -126,8 +139,9 @@ class PacketSpace:
         """A packet was processed: record it and decide when to acknowledge (RFC 9000 §13.2.1).
 
         ``max_ack_delay`` None acknowledges every ack-eliciting packet at once (Initial and
-        Handshake); otherwise every second one, an out-of-order one at once, and a lone one
-        within ``max_ack_delay``. ``ecn``: the codepoint it arrived with (:meth:`count_ecn`).
+        Handshake); otherwise every second one (every ``ack_every`` after
+        :data:`ACK_DECIMATION_AFTER`), an out-of-order one at once, and a lone one within
+        ``max_ack_delay``. ``ecn``: the codepoint it arrived with (:meth:`count_ecn`).
         """
         in_order = pn == self.largest_received + 1
         self.record_received(pn)
@@ -142,7 +156,13 @@ class PacketSpace:
             self.owed.ack = True
             return
         self.ack_eliciting_unacked += 1
-        if self.ack_eliciting_unacked >= 2:
+        self._in_order_count += 1
+        if self.ack_eliciting_unacked == 1:
+            self._first_unacked_time = now
+        threshold = self._ack_every if self._in_order_count > ACK_DECIMATION_AFTER else 2
+        if self.ack_eliciting_unacked >= threshold or (
+                self.ack_eliciting_unacked >= 2
+                and now - self._first_unacked_time >= ACK_DECIMATION_WINDOW):
             self.owed.ack = True
         elif self.ack_deadline is None:
             self.ack_deadline = now + max_ack_delay

@@ -50,6 +50,7 @@ class SentPacket:
         "handlers",
         "requeued",
         "packet_type",
+        "mtu_probe",
     )
 
     def __init__(
@@ -62,7 +63,10 @@ class SentPacket:
         in_flight: bool,
         handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]],
         packet_type: str,
+        *,
+        mtu_probe: bool = False,
     ):
+        """``mtu_probe``: a DPLPMTUD probe, whose loss is no congestion signal (RFC 9000 §14.4)."""
         self.packet_number = packet_number
         self.space = space
         self.sent_time = sent_time
@@ -72,6 +76,7 @@ class SentPacket:
         self.handlers = handlers
         self.requeued = False
         self.packet_type = packet_type
+        self.mtu_probe = mtu_probe
 
 
 class PacketSpace:
@@ -360,7 +365,7 @@ class LossRecovery:
         first_ae: float | None = None
         last_ae = 0.0
         for packet, _ in lost:
-            if packet.in_flight:
+            if packet.in_flight and not packet.mtu_probe:
                 lost_in_flight += 1
                 if packet.sent_time > largest_sent_time:
                     largest_sent_time = packet.sent_time
@@ -373,6 +378,13 @@ class LossRecovery:
         largest_acked = space.largest_acked
         for packet, trigger in lost:
             del space.sent[packet.packet_number]
+            if packet.mtu_probe:
+                # RFC 9000 §14.4: a lost PMTU probe says the size is too big, not congestion.
+                self.bytes_in_flight -= packet.sent_bytes
+                space.ack_eliciting_in_flight -= 1
+                for handler, args in packet.handlers:
+                    handler(False, *args)
+                continue
             if packet.in_flight:
                 self.bytes_in_flight -= packet.sent_bytes
                 lost_bytes += packet.sent_bytes
@@ -471,7 +483,7 @@ class LossRecovery:
         """Re-queue the data of the two oldest unacknowledged packets so probes carry it."""
         count = 0
         for packet in self.spaces[space_id].sent.values():
-            if packet.ack_eliciting and not packet.requeued:
+            if packet.ack_eliciting and not packet.requeued and not packet.mtu_probe:
                 packet.requeued = True
                 for handler, args in packet.handlers:
                     handler(False, *args)

@@ -44,6 +44,20 @@ def test_lost_ranges_are_resent_minus_what_was_acked_since() -> None:
     assert again[0][1] == f0[1]
 
 
+def test_a_range_lost_then_acknowledged_is_not_resent() -> None:
+    s = stream()
+    s.write(b"x" * 300, end_stream=True)
+    f0, f1, f2 = drain(s)
+    for o, d, f in (f0, f1, f2):
+        s.on_frame_lost(o, len(d), f)  # all declared lost ...
+    s.on_frame_acked(f1[0], len(f1[1]), f1[2])  # ... the middle one (and f2's FIN) acked late
+    s.on_frame_acked(f2[0], len(f2[1]), f2[2])
+    assert [(o, len(d), f) for o, d, f in drain(s)] == [(0, 100, False)]
+    assert not s.has_data_to_send()
+    s.on_frame_acked(0, 100, False)
+    assert s.send_state == StreamSendState.DATA_RECVD
+
+
 def test_send_respects_max_offset() -> None:
     s = stream()
     s.write(b"x" * 1000, end_stream=False)

@@ -328,3 +328,54 @@ def test_persistent_congestion_ignores_late_losses_from_before_the_collapse() ->
     )
     assert cc.ssthresh == 70 * MDS
     assert cc.congestion_window == 2 * MDS
+
+
+def _periodic_loss_average(srtt: float, loss_every: int, rounds: int) -> float:
+    """Mean cwnd in segments, one window per RTT, every ``loss_every``-th packet lost."""
+    cc = CubicCongestionController(max_datagram_size=MDS, hystart=False)
+    rtt = _rtt(srtt)
+    sent = 0
+    windows = []
+    for r in range(rounds):
+        n = max(1, cc.congestion_window // MDS)
+        for i in range(n):
+            t = (r + (i + 1) / n) * srtt
+            sent += 1
+            if sent % loss_every == 0:
+                cc.on_congestion_event(now=t, largest_lost_sent_time=t - srtt, lost_bytes=MDS,
+                                       bytes_in_flight=(n - 1) * MDS)
+            else:
+                cc.on_packets_acked(now=t, acked_bytes=MDS, largest_acked_sent_time=t - srtt,
+                                    rtt=rtt, bytes_in_flight=(n - 1) * MDS, app_limited=False)
+        if r >= rounds // 4:  # past slow start and the first cycles
+            windows.append(cc.congestion_window / MDS)
+    return sum(windows) / len(windows)
+
+
+def test_window_at_one_percent_loss_matches_the_rfc9438_response_function() -> None:
+    """Hand-computed: with loss rate p every 1/p packets, the Reno-friendly AIMD (alpha_cubic,
+    beta_cubic = 0.7) climbs from beta*W to W, sending (1+beta)/2 * W * (1-beta) * W / alpha
+    = 1/p packets per cycle, so W = sqrt(2 alpha / ((1+beta)(1-beta) p)) = 14.40 segments and the
+    mean is (1+beta)/2 * W = 12.24 segments at p = 1 % (RFC 9438 §5.2's AIMD friendliness). At a
+    20 ms RTT the cubic curve (mean 1.054 (RTT/p)^0.75 = 1.77 segments, §5.1) is below it, so
+    the Reno-friendly region sets the window: 12.24 x 1200 B = 14.7 KB (17.8 KB at 1452 B)."""
+    expected = math.sqrt(CUBIC_ALPHA * (1 + CUBIC_BETA) / (2 * (1 - CUBIC_BETA) * 0.01))
+    assert expected == pytest.approx(12.24, abs=0.01)
+    mean = _periodic_loss_average(0.020, 100, 2000)
+    assert mean == pytest.approx(expected, rel=0.08)
+
+
+def test_window_at_long_rtt_follows_the_cubic_curve() -> None:
+    """At 400 ms and p = 0.1 % the cubic curve's mean, (C (3+beta) / (4 (1-beta)))^0.25
+    (RTT/p)^0.75 = 94.3 segments (RFC 9438 §5.1, C = 0.4, beta = 0.7), is far above the
+    Reno-friendly 38.7: the window follows W_cubic. This one-window-per-RTT model gives 82.3
+    (87.5 without fast convergence): each cycle is only ~10 RTTs long, and the per-ACK growth
+    towards W_cubic(t + RTT) trails the continuous curve the formula integrates (at p = 1 %,
+    ~6 RTTs a cycle, it gives 13.6 against 16.8)."""
+    cubic_mean = (CUBIC_C * (3 + CUBIC_BETA) / (4 * (1 - CUBIC_BETA))) ** 0.25 \
+        * (0.4 / 0.001) ** 0.75
+    assert cubic_mean == pytest.approx(94.27, abs=0.05)
+    reno_mean = math.sqrt(CUBIC_ALPHA * (1 + CUBIC_BETA) / (2 * (1 - CUBIC_BETA) * 0.001))
+    mean = _periodic_loss_average(0.400, 1000, 3000)
+    assert mean == pytest.approx(cubic_mean, rel=0.15)
+    assert mean > 2 * reno_mean

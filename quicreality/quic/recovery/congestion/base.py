@@ -183,12 +183,24 @@ class CongestionControllerFactory(Protocol):
         ...
 
 
+class SeededControllerFactory(Protocol):
+    """A factory that also takes a per-connection ``seed`` (BBR's PROBE_BW start phase)."""
+
+    def __call__(self, *, max_datagram_size: int, seed: int) -> CongestionController:
+        """Build a controller; ``seed`` drives its deterministic random draws."""
+        ...
+
+
 CONGESTION_CONTROLLERS: dict[str, CongestionControllerFactory] = {}
 """Registered controllers by name, e.g. ``"newreno"``, ``"cubic"`` and ``"bbr"``."""
 
+_SEEDED: dict[str, SeededControllerFactory] = {}
 
-def register_congestion_controller(name: str, factory: CongestionControllerFactory) -> None:
-    """Register ``factory`` (usually a class) under ``name``.
+
+def register_congestion_controller(name: str, factory: CongestionControllerFactory, *,
+                                   seeded: SeededControllerFactory | None = None) -> None:
+    """Register ``factory`` (usually a class) under ``name``; ``seeded``: the same factory when
+    it takes a ``seed`` (then :func:`create_congestion_controller` passes one).
 
     Raises:
         ValueError: if ``name`` is already registered to a different factory.
@@ -197,14 +209,19 @@ def register_congestion_controller(name: str, factory: CongestionControllerFacto
     if existing is not None and existing is not factory:
         raise ValueError(f"congestion controller {name!r} is already registered")
     CONGESTION_CONTROLLERS[name] = factory
+    if seeded is not None:
+        _SEEDED[name] = seeded
 
 
-def create_congestion_controller(name: str, *, max_datagram_size: int) -> CongestionController:
+def create_congestion_controller(name: str, *, max_datagram_size: int,
+                                 seed: int = 0) -> CongestionController:
     """Build the controller registered as ``name``.
 
     Args:
         name: A key of :data:`CONGESTION_CONTROLLERS`, e.g. ``"newreno"``, ``"cubic"`` or ``"bbr"``.
         max_datagram_size: The sender's maximum datagram size in bytes.
+        seed: Per-connection randomness for controllers that draw any (BBR's start phase,
+            draft-ietf-ccwg-bbr §5.3.3.6); the connection derives it from its config's rng.
 
     Raises:
         ValueError: if ``name`` is unknown; the message lists the known names.
@@ -216,4 +233,7 @@ def create_congestion_controller(name: str, *, max_datagram_size: int) -> Conges
         raise ValueError(
             f"unknown congestion controller {name!r}; known: {known}"
         ) from None
+    seeded = _SEEDED.get(name)
+    if seeded is not None:
+        return seeded(max_datagram_size=max_datagram_size, seed=seed)
     return factory(max_datagram_size=max_datagram_size)

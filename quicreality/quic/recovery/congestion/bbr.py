@@ -546,4 +546,4 @@ class BbrCongestionController:
         self.congestion_window = cwnd
 
 
-register_congestion_controller("bbr", BbrCongestionController)
+register_congestion_controller("bbr", BbrCongestionController, seeded=BbrCongestionController)
