@@ -29,7 +29,7 @@ from pathlib import Path
 from ..scenarios.peers import paths
 from ..scenarios.peers.base import free_udp_port
 from ..scenarios.peers.certs import make_test_cert
-from .transfer import _proc_cpu, _wait_port
+from .transfer import proc_cpu, wait_port
 
 #: Stage rules, checked from the innermost frame outwards: (stage, file suffix, function names or
 #: None for any function in that file). The first frame that matches any rule names the stage.
@@ -134,29 +134,29 @@ def run(size: int, max_datagram: int, rate: int, workdir: Path) -> tuple[Side, S
     spies: list[subprocess.Popen[bytes]] = []
     client: subprocess.Popen[bytes] | None = None
     try:
-        _wait_port(port, server)
+        wait_port(port, server)
 
         def client_argv(n: int) -> list[str]:
             return [py, "-m", "quicreality", "client", f"https://127.0.0.1:{port}/bytes/{n}",
                     "--ca", str(ca), "--json", "--max-datagram-size", str(max_datagram)]
 
         # The fixed cost (interpreter start, imports, handshake) of a 1 kB download, subtracted.
-        before = _proc_cpu(server.pid)
+        before = proc_cpu(server.pid)
         tiny = subprocess.Popen(client_argv(1000), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 cwd=paths.REPO_ROOT)
         _pid, status, tiny_usage = os.wait4(tiny.pid, 0)
-        fixed_server = _proc_cpu(server.pid) - before
+        fixed_server = proc_cpu(server.pid) - before
         fixed_client = tiny_usage.ru_utime + tiny_usage.ru_stime
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError("the 1 kB download failed")
         spies.append(_spy(server.pid, workdir / "server.txt", rate))
-        before = _proc_cpu(server.pid)
+        before = proc_cpu(server.pid)
         client = subprocess.Popen(client_argv(size), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   cwd=paths.REPO_ROOT)
         spies.append(_spy(client.pid, workdir / "client.txt", rate))
         _pid, status, usage = os.wait4(client.pid, 0)
         client.returncode = os.waitstatus_to_exitcode(status)
-        server_cpu = _proc_cpu(server.pid) - before - fixed_server
+        server_cpu = proc_cpu(server.pid) - before - fixed_server
         stdout = client.stdout.read().decode() if client.stdout else ""
         line = next((json.loads(ln) for ln in stdout.splitlines() if ln.startswith("{")), None)
         if client.returncode != 0 or line is None or int(line.get("bytes") or 0) != size:
