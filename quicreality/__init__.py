@@ -19,8 +19,10 @@ and real peers), ``python -m quicreality.bench`` (:mod:`.bench`) and :mod:`.anal
 def _refuse_stale_mypyc_build() -> None:
     """Refuse to import when ``python -m quicreality.build`` compiled sources that changed since."""
     import os
+    import sys
 
-    if os.path.exists(os.path.join(os.path.dirname(__file__), "_mypyc_stamp.json")):
+    building = "quicreality.build" in sys.orig_argv[1:3]  # python -m quicreality.build may fix it
+    if not building and os.path.exists(os.path.join(os.path.dirname(__file__), "_mypyc_stamp.json")):
         from .build import stale_modules
 
         stale = stale_modules()

@@ -113,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--clean", action="store_true", help="remove the extensions: pure Python again")
     g.add_argument("--status", action="store_true", help="print which modules import compiled")
+    g.add_argument("--check", action="store_true",
+                   help="exit 0 if a build is present and up to date with the sources, else 1")
     args = ap.parse_args(argv)
+    if args.check:
+        ok = STAMP.exists() and bool(compiled_files()) and not stale_modules()
+        print("mypyc build up to date" if ok else "no up-to-date mypyc build")
+        return 0 if ok else 1
     if args.clean:
         print(f"removed {clean()} files; {len(MODULES)} modules are pure Python")
         return 0
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("error: mypyc is not installed (pip install mypy)", file=sys.stderr)
         return 2
+    if stale_modules():
+        print("the existing build is stale: rebuilding")
     print(f"compiling {len(MODULES)} modules with mypyc (about a minute) ...", flush=True)
     try:
         build()
