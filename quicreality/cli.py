@@ -46,6 +46,9 @@ def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
     p.add_argument("--congestion", default="cubic",
                    help="congestion controller: cubic (default), newreno or bbr")
+    p.add_argument("--ecn", action=argparse.BooleanOptionalAction, default=True,
+                   help="mark ECT(0), read ECN codepoints and validate ECN (RFC 9000 §13.4; "
+                        "default: on)")
     p.add_argument("--max-datagram-size", type=int, default=1200,
                    help="largest UDP payload we send after the handshake (default 1200)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -88,10 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
-    c.add_argument("--fingerprint", choices=["chrome", "minimal"], default=None,
-                   help="what the first flight looks like: chrome (Chromium 156's hello and "
-                        "transport parameters) or minimal (our own); default: chrome with "
-                        "--reality-public-key, else minimal")
     c.add_argument("--initial-layout", choices=["minimal", "chrome"], default=None,
                    help="first Initial flight only: minimal or chrome (Chromium 156's packets, "
                         "frames, datagram sizes and a zero-length SCID); default: the "
@@ -114,13 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     opts: dict[str, object] = {"congestion_control_algorithm": args.congestion,
-                               "max_datagram_size": args.max_datagram_size}
+                               "max_datagram_size": args.max_datagram_size, "ecn": args.ecn}
     suites = _cipher_suites(args.cipher_suites)
     if suites:
         opts["cipher_suites"] = suites
+    versions = _versions(args)
+    if versions is not None:
+        opts["supported_versions"] = versions
+    from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
+
+    if args.congestion not in CONGESTION_CONTROLLERS:
+        raise CliError(f"unknown congestion controller {args.congestion!r} "
+                       f"(choose from {', '.join(sorted(CONGESTION_CONTROLLERS))})")
+    if not 1200 <= args.max_datagram_size <= 65527:
+        raise CliError("--max-datagram-size must be between 1200 and 65527")
+    return opts
+
+
+def _versions(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """``--versions`` checked; None for a subcommand without it (relay-client: the default)."""
     from .quic.packet import SUPPORTED_VERSIONS, is_reserved_version
     from .quic.versions import parse_versions
 
+    if getattr(args, "versions", None) is None:
+        return None
     try:
         versions = parse_versions(args.versions)
     except ValueError as exc:
@@ -136,15 +152,7 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
                           if reserved_ok else ""))
     if not any(v in SUPPORTED_VERSIONS for v in versions):
         raise CliError("--versions: list v1 or v2 too (a reserved version cannot connect)")
-    opts["supported_versions"] = versions
-    from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
-
-    if args.congestion not in CONGESTION_CONTROLLERS:
-        raise CliError(f"unknown congestion controller {args.congestion!r} "
-                       f"(choose from {', '.join(sorted(CONGESTION_CONTROLLERS))})")
-    if not 1200 <= args.max_datagram_size <= 65527:
-        raise CliError("--max-datagram-size must be between 1200 and 65527")
-    return opts
+    return versions
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -283,6 +291,7 @@ def run_client(args: argparse.Namespace) -> int:
     from .aio import reality_cli
 
     reality = reality_cli.client_configurator(args, CliError)
+    shape_hello = reality or reality_cli.plain_configurator(args, CliError)
     if reality is None and not args.insecure and not args.ca:
         raise CliError("choose --insecure or --ca FILE (system trust stores are not used)")
     if args.ca:
@@ -303,12 +312,7 @@ def run_client(args: argparse.Namespace) -> int:
     def make_config(host: str) -> QuicConfiguration:
         cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
                                  server_name=args.server_name, **opts)
-        if reality is not None:
-            cfg = reality(cfg)
-        else:
-            from .quic.fingerprint import apply_fingerprint
-
-            cfg = apply_fingerprint(cfg, args.fingerprint or "minimal")
+        cfg = shape_hello(cfg)
         if args.initial_layout is not None:
             cfg = cfg.derived(initial_layout=args.initial_layout)
         try:  # clients honour SSLKEYLOGFILE (the curl convention)

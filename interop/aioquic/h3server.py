@@ -4,7 +4,7 @@ for quicreality (not our stack).
 
     python interop/aioquic/h3server.py --host 127.0.0.1 --port 4433 \
         --certificate cert.pem --private-key key.pem --www DIR \
-        [--qlog-dir D] [--keylog F] [--cipher-suites CHACHA20_POLY1305_SHA256] [--retry]
+        [--qlog-dir D] [--keylog F] [--cipher-suites CHACHA20_POLY1305_SHA256] [--retry] [--tickets]
 
 * ``GET /<path>`` serves the file ``DIR/<path>`` (``/`` -> ``index.html``), 404 otherwise.
 * ``GET /bytes/N`` answers N bytes; the byte at offset i is ``i % 256`` (as the quic-go peer).
@@ -156,8 +156,13 @@ async def main(args: argparse.Namespace) -> int:
     keylog = apply_common_args(config, args)
     H3FileServer.www = Path(args.www).resolve() if args.www else None
 
+    tickets: dict[bytes, object] = {}  # single-use: a resumed ticket is popped (no 0-RTT replay)
     server = await serve(args.host, args.port, configuration=config,
-                         create_protocol=H3FileServer, retry=args.retry)
+                         create_protocol=H3FileServer, retry=args.retry,
+                         session_ticket_fetcher=(lambda label: tickets.pop(label, None))
+                         if args.tickets else None,
+                         session_ticket_handler=(lambda t: tickets.__setitem__(t.ticket, t))
+                         if args.tickets else None)
     sock = server._transport.get_extra_info("sockname")  # type: ignore[union-attr]
     emit({"event": "listening", "addr": f"{sock[0]}:{sock[1]}"})
 
@@ -188,6 +193,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--private-key", "--key", required=True, help="private key (PEM)")
     p.add_argument("--www", help="directory to serve")
     p.add_argument("--retry", action="store_true", help="send a Retry to every new connection")
+    p.add_argument("--tickets", action="store_true",
+                   help="accept session resumption and 0-RTT (in-memory, single-use tickets)")
     add_common_args(p)
     return p.parse_args(argv)
 

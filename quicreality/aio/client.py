@@ -83,7 +83,7 @@ class QuicClientSession(Driver):
 
     def __init__(self, sock: socket.socket, conn: QuicConnection, authority: str,
                  downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None):
-        super().__init__(sock, loop)
+        super().__init__(sock, loop, ecn=conn.configuration.ecn)
         self.conn = conn
         self.authority = authority
         self.downloads = downloads
@@ -94,8 +94,9 @@ class QuicClientSession(Driver):
         self._by_stream: dict[int, Download] = {}
         self._started_at = 0.0
 
-    def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
-        self.conn.receive_datagram(data, addr, now)
+    def datagram_received(self, data: bytes, addr: Any, now: float,
+                          ecn: int = 0) -> Iterable[QuicConnection]:
+        self.conn.receive_datagram(data, addr, now, ecn)
         return (self.conn,)
 
     def connections(self) -> Iterable[QuicConnection]:
@@ -193,7 +194,8 @@ async def fetch_all(
             cfg.is_client = True
             if cfg.server_name is None and not _is_ip(host):
                 cfg.server_name = host
-            authority = host if port == 443 else f"{host}:{port}"
+            named = f"[{host}]" if ":" in host else host  # an IPv6 literal (RFC 3986 §3.2.2)
+            authority = named if port == 443 else f"{named}:{port}"
             session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group)
             sessions.append(session)
             session.start(addr)

@@ -109,10 +109,12 @@ def apply_observability(cfg: QuicConfiguration, *, qlog_dir: str | None,
 class Driver:
     """Base class: owns the socket, the batch loop and the timer; subclasses route datagrams."""
 
-    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop | None = None, *,
+                 ecn: bool = True):
+        """``ecn``: read and set IP ECN codepoints on the socket (RFC 9000 §13.4)."""
         self.sock = sock
         self.io = UdpIO(sock, gso=os.environ.get("QR_NO_GSO") != "1",
-                        gro=os.environ.get("QR_NO_GRO") != "1")
+                        gro=os.environ.get("QR_NO_GRO") != "1", ecn=ecn)
         self.loop = loop or asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -122,8 +124,9 @@ class Driver:
 
     # Subclass hooks ------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
-        """Route one datagram; return the connections it touched."""
+    def datagram_received(self, data: bytes, addr: Any, now: float,
+                          ecn: int = 0) -> Iterable[QuicConnection]:
+        """Route one datagram (``ecn``: its IP ECN codepoint); return the connections it touched."""
         raise NotImplementedError
 
     def connections(self) -> Iterable[QuicConnection]:
@@ -149,10 +152,10 @@ class Driver:
             return
         now = self.now()
         touched: dict[int, QuicConnection] = {}
-        for data, addr in batch:
+        for data, addr, ecn in batch:
             self.bytes_received += len(data)
             try:
-                for conn in self.datagram_received(data, addr, now):
+                for conn in self.datagram_received(data, addr, now, ecn):
                     touched[id(conn)] = conn
             except Exception:
                 log.exception("internal error while processing a datagram from %s", addr)
@@ -187,7 +190,7 @@ class Driver:
             datagrams = conn.datagrams_to_send(now)
             if not datagrams:
                 break
-            self.bytes_sent += self.io.send(datagrams)
+            self.bytes_sent += self.io.send(datagrams, conn.ecn.codepoint)
             self.handle_events(conn, now)
             if len(datagrams) < 64:
                 break

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,17 +23,11 @@ from ..reality.keys import (
     generate_short_id,
     key_pair_from_private,
     parse_private_key,
-    parse_public_key,
-    parse_short_id,
-    parse_version,
 )
-from ..reality.seal import (
-    DEFAULT_CLIENT_VERSION,
-    DEFAULT_FINGERPRINT,
-    reality_client_configuration,
-)
-
-ErrorType = Callable[[str], Exception]
+from .hello_cli import ErrorType as ErrorType
+from .hello_cli import add_hello_options as add_hello_options
+from .hello_cli import client_configurator as client_configurator
+from .hello_cli import plain_configurator as plain_configurator
 
 
 def add_keygen_parser(sub: Any) -> None:
@@ -53,18 +46,13 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_client_options(p: argparse.ArgumentParser) -> None:
-    """``client --reality-public-key/--short-id/--reality-version``."""
+    """``client --reality-public-key/--short-id`` and the hello options
+    (:func:`add_hello_options`)."""
     p.add_argument("--reality-public-key", metavar="KEY",
                    help="connect with REALITY to a server with this X25519 public key (base64url)")
     p.add_argument("--short-id", metavar="HEX", default="",
                    help="REALITY short ID (hex, up to 16 characters; default: empty)")
-    p.add_argument("--reality-version", metavar="X.Y.Z",
-                   default=".".join(map(str, DEFAULT_CLIENT_VERSION)),
-                   help="client version sealed into the token (default: %(default)s)")
-    p.add_argument("--carrier", choices=["ech", "session_id"], default=None,
-                   help="where the REALITY token travels: ech (the GREASE ECH payload of the "
-                        "chrome hello) or session_id (Xray's); default: ech with "
-                        "--fingerprint chrome, session_id with minimal")
+    add_hello_options(p)
 
 
 def run_keygen(args: argparse.Namespace, error: ErrorType) -> int:
@@ -100,40 +88,6 @@ def load_server_config(path: str | None, error: ErrorType) -> RealityServerConfi
         return parse_reality_toml(text)
     except RealityConfigError as exc:
         raise error(f"--reality-config {path}: {exc}") from None
-
-
-def client_configurator(args: argparse.Namespace, error: ErrorType) -> Callable[[Any], Any] | None:
-    """If ``--reality-public-key`` is set: a function turning a base client configuration into a
-    REALITY one (a fresh hook per connection); else None."""
-    if not args.reality_public_key:
-        return None
-    if args.insecure or args.ca:
-        raise error("--reality-public-key verifies the server itself: drop --insecure/--ca")
-    try:
-        public_key = parse_public_key(args.reality_public_key)
-    except KeyFormatError as exc:
-        raise error(f"--reality-public-key: {exc}") from None
-    try:
-        short_id = parse_short_id(args.short_id)
-    except KeyFormatError as exc:
-        raise error(f"--short-id: {exc}") from None
-    try:
-        version = parse_version(args.reality_version)
-    except KeyFormatError as exc:
-        raise error(f"--reality-version: {exc}") from None
-    fingerprint = getattr(args, "fingerprint", None) or DEFAULT_FINGERPRINT
-    carrier = getattr(args, "carrier", None)
-    if carrier == "ech" and fingerprint != "chrome":
-        raise error("--carrier ech needs --fingerprint chrome (the minimal hello has no ECH "
-                    "extension to carry the token)")
-
-    def configure(base: Any) -> Any:
-        return reality_client_configuration(
-            base, server_public_key=public_key, short_id=short_id,
-            server_name=args.server_name or base.server_name, version=version,
-            wall_clock=time.time, fingerprint=fingerprint, carrier=carrier)
-
-    return configure
 
 
 def load_listener_configs(args: argparse.Namespace, listen: tuple[str, int],

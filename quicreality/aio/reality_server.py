@@ -177,8 +177,8 @@ class _GatedEndpoint:
         self._on_gate = on_gate
         self._on_accepted = on_accepted
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
-        got = self._endpoint.receive_datagram(data, addr, now)
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
+        got = self._endpoint.receive_datagram(data, addr, now, ecn)
         if got.gate is not None:
             self._on_gate(got.gate, now)
             if got.new and got.connection is not None and isinstance(got.gate, Accept) \

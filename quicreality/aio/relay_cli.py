@@ -68,6 +68,9 @@ def add_relay_client_parser(sub: Subcommands,
     g.add_argument("--insecure", action="store_true",
                    help="plain TLS without certificate verification (no REALITY)")
     g.add_argument("--ca", help="plain TLS, verifying the server against this PEM CA (no REALITY)")
+    from .hello_cli import add_hello_options
+
+    add_hello_options(r)
     r.add_argument("--tcp-listen", action=_Ordered, metavar="HOST:PORT", dest="pairs",
                    help="accept TCP here (repeatable; each followed by --forward)")
     r.add_argument("--udp-listen", action=_Ordered, metavar="HOST:PORT", dest="pairs",
@@ -141,31 +144,21 @@ def _client_config_factory(args: argparse.Namespace, opts: dict[str, object],
                            error: Callable[[str], Exception]) -> Callable[[], QuicConfiguration]:
     from ..tls.certificates import InsecureVerifier, PkiVerifier
     from .driver import edge_configuration
+    from .hello_cli import client_configurator, plain_configurator
 
     base = edge_configuration(is_client=True, idle_timeout=args.idle_timeout,
                               **relay.quic_overrides(), **opts)
     if args.reality_public_key or args.short_id is not None:
-        if args.insecure or args.ca:
-            raise error("--reality-public-key and --insecure/--ca are exclusive")
         if not args.reality_public_key or args.short_id is None or not args.server_name:
             raise error("REALITY needs --reality-public-key, --short-id and --server-name")
-        try:
-            from ..reality.keys import parse_public_key, parse_short_id
-            from ..reality.seal import reality_client_configuration
-        except ImportError as exc:  # pragma: no cover - until the REALITY client lands
-            raise error(f"the REALITY client is not available: {exc}") from None
-        try:
-            public_key = parse_public_key(args.reality_public_key)
-            short_id = parse_short_id(args.short_id)
-        except ValueError as exc:
-            raise error(str(exc)) from None
+        configure = client_configurator(args, error)  # the client's: --fingerprint, --carrier
+        assert configure is not None
 
         def reality() -> QuicConfiguration:
-            cfg: QuicConfiguration = reality_client_configuration(
-                base, server_public_key=public_key, short_id=short_id,
-                server_name=args.server_name)
+            cfg: QuicConfiguration = configure(base)
             return cfg
         return reality
+    hello = plain_configurator(args, error)
     if not args.insecure and not args.ca:
         raise error("choose REALITY (--reality-public-key/--short-id/--server-name), "
                     "or plain TLS with --insecure or --ca FILE")
@@ -176,7 +169,9 @@ def _client_config_factory(args: argparse.Namespace, opts: dict[str, object],
     def plain() -> QuicConfiguration:
         verifier: PeerVerifier = (InsecureVerifier() if args.insecure else
                          PkiVerifier(args.ca, wall_clock=time.time, name=args.server_name or host))
-        return base.derived(peer_verifier=verifier, server_name=args.server_name)
+        cfg: QuicConfiguration = hello(base.derived(peer_verifier=verifier,
+                                                    server_name=args.server_name))
+        return cfg
     return plain
 
 

@@ -174,9 +174,9 @@ class RelayConnection(Driver):
         self._on_lost = on_lost
         self._wake = Waker(self.service, loop)
 
-    def datagram_received(self, data: bytes, addr: SockAddr,
-                          now: float) -> Iterable[QuicConnection]:
-        self.conn.receive_datagram(data, addr, now)
+    def datagram_received(self, data: bytes, addr: SockAddr, now: float,
+                          ecn: int = 0) -> Iterable[QuicConnection]:
+        self.conn.receive_datagram(data, addr, now, ecn)
         return (self.conn,)
 
     def connections(self) -> Iterable[QuicConnection]:

@@ -35,8 +35,9 @@ class QuicServer(Driver):
     """
 
     def __init__(self, sock: socket.socket, endpoint: QuicServerEndpoint, app: H3FileServer,
-                 loop: asyncio.AbstractEventLoop | None = None, *, relay: RelayConfig | None = None):
-        super().__init__(sock, loop)
+                 loop: asyncio.AbstractEventLoop | None = None, *, relay: RelayConfig | None = None,
+                 ecn: bool = True):
+        super().__init__(sock, loop, ecn=ecn)
         self.endpoint = endpoint
         self.app = app
         self.sessions: dict[int, H3ServerSession] = {}
@@ -44,8 +45,9 @@ class QuicServer(Driver):
         self.relays: dict[int, ServerLink] = {}
         self._wake = Waker(self.service, self.loop)
 
-    def datagram_received(self, data: bytes, addr: Any, now: float) -> Iterable[QuicConnection]:
-        got = self.endpoint.receive_datagram(data, addr, now)
+    def datagram_received(self, data: bytes, addr: Any, now: float,
+                          ecn: int = 0) -> Iterable[QuicConnection]:
+        got = self.endpoint.receive_datagram(data, addr, now, ecn)
         for reply, dest in got.replies:
             try:
                 self.sock.sendto(reply, dest)
@@ -114,7 +116,8 @@ async def serve(
 ) -> None:
     """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever)."""
     endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry)
-    server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay)
+    server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay,
+                        ecn=configuration_factory().ecn)
     try:
         if stop is None:
             await asyncio.Event().wait()

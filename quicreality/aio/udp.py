@@ -11,6 +11,8 @@ import socket
 import struct
 from typing import Any
 
+from ..quic.connection.ecn import ECN_MASK
+
 #: Receive/send buffer size requested (SO_RCVBUFFORCE when root, else SO_RCVBUF).
 SOCKET_BUFFER = 4 * 1024 * 1024
 #: Most datagrams read per wake-up before running the send path once.
@@ -42,6 +44,13 @@ GSO_MAX_SEGMENTS = 64
 GSO_MAX_BYTES = 65507
 _SEGMENT_SIZE = struct.Struct("=H")
 _GRO_SIZE = struct.Struct("=i")
+#: ECN in the IP header (RFC 3168 §5): the TOS byte (IPv4) / Traffic Class (IPv6) is set with
+#: IP_TOS / IPV6_TCLASS and read from IP_RECVTOS / IPV6_RECVTCLASS ancillary data (ip(7), ipv6(7)).
+IP_TOS = getattr(socket, "IP_TOS", 1)
+IP_RECVTOS = getattr(socket, "IP_RECVTOS", 13)
+IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
+IPV6_RECVTCLASS = getattr(socket, "IPV6_RECVTCLASS", 66)
+_TCLASS = struct.Struct("=i")
 
 
 def open_udp_socket(host: str, port: int) -> socket.socket:
@@ -63,15 +72,55 @@ def open_udp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def enable_ecn_receive(sock: socket.socket) -> bool:
+    """Ask for each datagram's TOS / Traffic Class byte as ancillary data; False if refused."""
+    ok = False
+    levels = [(socket.IPPROTO_IP, IP_RECVTOS)]
+    if sock.family == socket.AF_INET6:  # a dual-stack socket gets IPv4 datagrams too
+        levels.append((socket.IPPROTO_IPV6, IPV6_RECVTCLASS))
+    for level, option in levels:
+        try:
+            sock.setsockopt(level, option, 1)
+            ok = True
+        except OSError:
+            pass
+    return ok
+
+
+def set_ecn_codepoint(sock: socket.socket, codepoint: int) -> None:
+    """Send what follows with ``codepoint`` in the IP header's ECN bits (DSCP left at 0)."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TCLASS, codepoint)
+        try:  # IPv4-mapped destinations of a dual-stack socket use IP_TOS
+            sock.setsockopt(socket.IPPROTO_IP, IP_TOS, codepoint)
+        except OSError:
+            pass
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, IP_TOS, codepoint)
+
+
+def ecn_of(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """The ECN codepoint in a datagram's IP_TOS / IPV6_TCLASS control message (0 if absent)."""
+    for level, kind, value in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_TOS and value:
+            return value[0] & ECN_MASK
+        if level == socket.IPPROTO_IPV6 and kind == IPV6_TCLASS and len(value) >= _TCLASS.size:
+            return int(_TCLASS.unpack_from(value)[0]) & ECN_MASK
+    return 0
+
+
 class UdpIO:
     """Batched receive (with GRO when the kernel offers it) and send (with GSO) on one socket.
 
     GSO sends a run of equal-sized datagrams to one address in a single ``sendmsg`` (the last may be
     shorter); GRO hands back coalesced runs that are split by the segment size in the cmsg. Both
-    fall back to plain calls if the kernel refuses them.
+    fall back to plain calls if the kernel refuses them. With ``ecn`` every datagram's ECN
+    codepoint is read (``recv_batch`` yields ``(data, addr, ecn)``) and ``send`` sets the
+    codepoint asked for (one setsockopt when it changes).
     """
 
-    def __init__(self, sock: socket.socket, *, gso: bool = True, gro: bool = True):
+    def __init__(self, sock: socket.socket, *, gso: bool = True, gro: bool = True,
+                 ecn: bool = True):
         self.sock = sock
         self.gso = gso
         self.gro = False
@@ -81,33 +130,52 @@ class UdpIO:
                 self.gro = True
             except OSError:
                 self.gro = False
-        self._ancbuf = socket.CMSG_SPACE(_GRO_SIZE.size)
+        self.ecn = ecn and enable_ecn_receive(sock)
+        self._codepoint = 0
+        # GRO segment size, and IP_TOS (1 byte) or IPV6_TCLASS (an int)
+        self._ancbuf = socket.CMSG_SPACE(_GRO_SIZE.size) + 2 * socket.CMSG_SPACE(_TCLASS.size)
 
-    def recv_batch(self, limit: int = RECV_BATCH) -> list[tuple[bytes, Any]]:
-        """Read up to ``limit`` datagrams (GRO runs count once) without blocking."""
-        if not self.gro:
-            return recv_batch(self.sock, limit)
-        out: list[tuple[bytes, Any]] = []
+    def recv_batch(self, limit: int = RECV_BATCH) -> list[tuple[bytes, Any, int]]:
+        """Read up to ``limit`` datagrams (GRO runs count once) without blocking:
+        ``(data, addr, ecn codepoint)`` each."""
+        if not self.gro and not self.ecn:
+            return [(data, addr, 0) for data, addr in recv_batch(self.sock, limit)]
+        out: list[tuple[bytes, Any, int]] = []
         recvmsg = self.sock.recvmsg
         anc = self._ancbuf
         try:
             for _ in range(limit):
                 data, ancdata, _flags, addr = recvmsg(65536, anc)
-                seg = 0
+                seg = ecn = 0
                 for level, kind, value in ancdata:
                     if level == SOL_UDP and kind == UDP_GRO:
                         seg = _GRO_SIZE.unpack_from(value)[0]
-                if seg and len(data) > seg:
+                    else:
+                        ecn = ecn_of([(level, kind, value)])
+                if seg and len(data) > seg:  # GRO only merges datagrams with the same TOS
                     for i in range(0, len(data), seg):
-                        out.append((data[i : i + seg], addr))
+                        out.append((data[i : i + seg], addr, ecn))
                 else:
-                    out.append((data, addr))
+                    out.append((data, addr, ecn))
         except (BlockingIOError, InterruptedError, ConnectionRefusedError):
             pass
         return out
 
-    def send(self, datagrams: list[tuple[bytes, Any]]) -> int:
-        """Send datagrams, coalescing equal-sized runs per address with GSO. Returns bytes sent."""
+    def set_codepoint(self, codepoint: int) -> None:
+        """Mark what is sent from now on with ``codepoint`` (a no-op when ECN is off)."""
+        if self.ecn and codepoint != self._codepoint:
+            try:
+                set_ecn_codepoint(self.sock, codepoint)
+                self._codepoint = codepoint
+            except OSError:
+                self.ecn = False
+
+    def send(self, datagrams: list[tuple[bytes, Any]], ecn: int | None = None) -> int:
+        """Send datagrams, coalescing equal-sized runs per address with GSO. Returns bytes sent.
+
+        ``ecn``: the codepoint to send them with (None: as the previous send)."""
+        if ecn is not None:
+            self.set_codepoint(ecn)
         if not self.gso or len(datagrams) < 2:
             return send_batch(self.sock, datagrams)
         sent = 0

@@ -89,7 +89,8 @@ def where_ran(src: SweepSource) -> pd.DataFrame:
     """Hosts, executors and workers of the sweep's samples, with the units each ran."""
     return src.query(f"""
         SELECT host_name, host_cpu_model, host_cpus, executor, worker,
-               count(DISTINCT workload || '/' || rep || '/' || coalesce(point_label, '')) AS units
+               count(DISTINCT workload || '/' || CAST(rep AS VARCHAR) || '/'
+                              || coalesce(CAST(point_label AS VARCHAR), '')) AS units
         FROM samples WHERE {src.where} GROUP BY ALL ORDER BY ALL""")
 
 

@@ -1,6 +1,7 @@
 """``python -m quicreality.interop list|run``: the QIR test cases over our links.
 
-``list`` prints every case (abbreviation, name, link).  ``run`` runs the selected cases for
+``list`` prints every case (abbreviation, name, link); ``table RUN`` prints a run's
+``result.json`` as a markdown grid.  ``run`` runs the selected cases for
 every server x client pair and writes ``result.json`` (QIR's schema), ``samples.jsonl`` and
 ``matrix.html`` into a new run directory.  Exit status: 0 when the matrix ran (failed cases
 are data), 1 when nothing ran, 2 on a usage error (or without root).
@@ -40,6 +41,20 @@ def main_list() -> int:
     for c in CASES:
         kind = "measurement" if c.measurement else "test"
         print(f"{c.abbr:<4} {c.name:<20} {kind:<12} {c.link_text}")
+    return EXIT_OK
+
+
+def main_table(run: Path) -> int:
+    """Print ``run``'s result.json (a run directory or the file) as markdown."""
+    from .report import markdown_table
+
+    path = run / "result.json" if run.is_dir() else run
+    try:
+        doc = json.loads(path.read_text())
+        print(markdown_table(doc), end="")
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        print(f"quicreality.interop: {path}: not a result.json ({e})", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -112,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              "emulated links, every peer, both roles")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="print the test cases: abbreviation, name, kind, link")
+    t = sub.add_parser("table", help="print a run's result.json as a markdown grid")
+    t.add_argument("run", type=Path, metavar="RUN_DIR|result.json")
     r = sub.add_parser("run", help="run the matrix (root: network namespaces)")
     r.add_argument("--clients", help=f"comma-separated (default all: {','.join(CLIENTS)})")
     r.add_argument("--servers", help=f"comma-separated (default all: {','.join(SERVERS)})")
@@ -125,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.cmd == "list":
         return main_list()
+    if args.cmd == "table":
+        return main_table(args.run)
     return main_run(args)
 
 

@@ -44,14 +44,15 @@ EXIT_UNSUPPORTED = 127
 SERVERS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2")
 CLIENTS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2", "curl")
 
-#: QUIC versions (RFC 9000 §15, RFC 9369 §3.1) and a reserved one (RFC 9000 §15: 0x?a?a?a?a).
-V1, V2, RESERVED = "00000001", "6b3343cf", "1a2a3a4a"
+#: A reserved version that forces Version Negotiation (RFC 9000 §15: 0x?a?a?a?a).
+RESERVED = "1a2a3a4a"
 CHACHA20 = "TLS_CHACHA20_POLY1305_SHA256"
 #: Endpoint-level test case names (what ``TESTCASE`` may say).
 TESTCASES = ("handshake", "transfer", "http3", "multiconnect", "chacha20", "retry",
              "resumption", "zerortt", "keyupdate", "ecn", "v2", "versionnegotiation",
              "connectionmigration")
 _PLAIN = ("handshake", "transfer", "http3")
+_AIOQUIC = ("aioquic", "qh3")
 _NGTCP2_V2 = ("ngtcp2 0.12 (Debian) implements only the v2 draft (0x709a50c4, alias v2draft), "
               "not RFC 9369 v2")
 
@@ -229,7 +230,7 @@ def _ours_server(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
 
 
 def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
-    """Peers whose scripts only fetch URLs (aioquic/qh3 scripts, qrgo, curl)."""
+    """Peers whose programs only fetch URLs (qrgo, curl), and the aioquic/qh3 script."""
     spec = get_peer(ep.peer)
     assert spec.download is not None
     make = spec.download
@@ -240,7 +241,23 @@ def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return _one_per_url(ep, lambda u: make(ep.download_request(u)))
     if tc == "chacha20" and chacha:
         return [make(ep.download_request(cipher=CHACHA20))]
+    if ep.peer in _AIOQUIC:  # interop/aioquic/h3client.py: --session-ticket, --0rtt, --key-update
+        if tc in ("resumption", "zerortt"):
+            first, rest = _split_first(ep)
+            ticket = ("--session-ticket", str(ep.scratch / "session-ticket.pickle"))
+            second = (*ticket, "--0rtt") if tc == "zerortt" else ticket
+            return [_before_urls(make(ep.download_request(first)), first, ticket),
+                    _before_urls(make(ep.download_request(rest)), rest, second)]
+        if tc == "keyupdate":
+            return [_before_urls(make(ep.download_request()), ep.requests, ("--key-update",))]
     raise Unsupported(f"{ep.peer}'s client program has no option for TESTCASE={tc}")
+
+
+def _before_urls(cmd: Command, urls: tuple[str, ...], extra: tuple[str, ...]) -> Command:
+    """``cmd`` with ``extra`` inserted before its trailing ``urls``."""
+    argv = cmd.argv[:len(cmd.argv) - len(urls)]
+    assert cmd.argv[len(argv):] == urls, cmd.argv
+    return replace(cmd, argv=(*argv, *extra, *urls))
 
 
 def _simple_server(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
@@ -253,6 +270,8 @@ def _simple_server(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return [spec.serve(ep.serve_request(retry=True))]
     if tc == "chacha20" and chacha:
         return [spec.serve(ep.serve_request(cipher=CHACHA20))]
+    if tc in ("resumption", "zerortt") and ep.peer in _AIOQUIC:
+        return [_add(spec.serve(ep.serve_request()), "--tickets")]
     raise Unsupported(f"{ep.peer}'s server program has no option for TESTCASE={tc}")
 
 

@@ -19,9 +19,9 @@ A :class:`Case` says what QIR's ``testcases_quic.py`` says about a case, in our 
 
 Differences from QIR, on purpose: our peers speak HTTP/3 in every case (QIR uses hq-interop
 except in ``http3``); the links are kernel paths through our userspace emulator instead of ns-3.
-QIR's ``drop-rate``/``corrupt-rate`` with ``--burst`` are Gilbert-Elliott loss with the same
-stationary rate and mean burst length 3 (our emulator's model); corruption flips one bit per
-corrupted packet and fixes the UDP checksum, so it is the peer's AEAD that must reject it.
+QIR's ``drop-rate --burst=3`` is random loss capped at 3 drops in a row (the emulator's
+``loss_max_burst``); ``corrupt-rate`` flips one bit per corrupted packet and fixes the UDP
+checksum, so it is the peer's AEAD that must reject it (no burst cap).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from ..scenarios.model import Blackhole, GilbertElliott, Impairment, Link
+from ..scenarios.model import Blackhole, Impairment, Link
 
 __all__ = ["CASES", "KB", "MB", "Case", "CaseError", "by_name", "select"]
 
@@ -45,8 +45,8 @@ def _sym(imp: Impairment) -> Link:
 
 
 def _bursty(rate: float) -> Impairment:
-    """QIR ``drop-rate --rate_to_*=R --burst_to_*=3``: loss R with mean burst 3."""
-    return replace(P2P, gilbert_elliott=GilbertElliott.from_loss_and_burst(rate, 3.0))
+    """QIR ``drop-rate --rate_to_*=R --burst_to_*=3``: random loss R, at most 3 in a row."""
+    return replace(P2P, loss=rate, loss_max_burst=3)
 
 
 def _corrupting(rate: float) -> Impairment:
@@ -130,10 +130,10 @@ CASES: tuple[Case, ...] = (
          link_text="droplist 15ms 10Mbps q25 drops_to_server=2..7", big_cert=True),
     Case("L1", "handshakeloss", "Handshake completes under extreme packet loss.",
          (1 * KB,) * 50, "multiconnect", link=_sym(_bursty(0.30)),
-         link_text="drop-rate 15ms 10Mbps q25 30% burst 3", client_testname="multiconnect",
+         link_text="drop-rate 15ms 10Mbps q25 30% max burst 3", client_testname="multiconnect",
          server_testname="multiconnect", timeout_s=300.0),
     Case("L2", "transferloss", "Transfer completes under moderate packet loss.", (2 * MB,),
-         "handshake", link=_sym(_bursty(0.02)), link_text="drop-rate 15ms 10Mbps q25 2% burst 3",
+         "handshake", link=_sym(_bursty(0.02)), link_text="drop-rate 15ms 10Mbps q25 2% max burst 3",
          client_testname="transfer", server_testname="transfer"),
     Case("C1", "handshakecorruption", "Handshake completes under extreme packet corruption.",
          (1 * KB,) * 50, "multiconnect", link=_sym(_corrupting(0.30)),

@@ -21,8 +21,8 @@ from typing import Any
 from .cases import Case
 from .runner import Outcome
 
-__all__ = ["REQUIRED_KEYS", "SAMPLE_KEYS", "matrix_html", "measurement_details", "result_json",
-           "tidy_rows"]
+__all__ = ["REQUIRED_KEYS", "SAMPLE_KEYS", "markdown_table", "matrix_html", "measurement_details",
+           "result_json", "tidy_rows"]
 
 #: Keys of every samples.jsonl row (one row per outcome and metric).
 SAMPLE_KEYS = ("run", "case", "abbr", "server", "client", "rep", "result", "reason", "metric",
@@ -159,3 +159,25 @@ def matrix_html(outcomes: Sequence[Outcome], cases: Sequence[Case], servers: Seq
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+_MD = {"succeeded": "✓", "failed": "✕", "unsupported": "?", None: "–"}
+
+
+def markdown_table(doc: Mapping[str, Any]) -> str:
+    """A ``result.json`` as a markdown grid: one row per (server, client) pair, one column per
+    test (✓ ✕ ? and – for not run), measurements as their ``details``."""
+    servers, clients = doc["servers"], doc["clients"]
+    tests = [x["abbr"] for x in (doc["results"][0] if doc["results"] else [])]
+    meas = sorted({m["abbr"] for ms in doc["measurements"] for m in ms})
+    head = ["server", "client", *tests, *meas]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, client in enumerate(clients):
+        for j, server in enumerate(servers):
+            k = i * len(servers) + j
+            cells = [_MD.get(x["result"], "–") for x in doc["results"][k]]
+            ms = {m["abbr"]: (m["details"] or _MD.get(m["result"], "–"))
+                  for m in doc["measurements"][k]}
+            lines.append("| " + " | ".join([server, client, *cells,
+                                             *(ms.get(a, "–") for a in meas)]) + " |")
+    return "\n".join(lines) + "\n"

@@ -46,7 +46,7 @@ from ..scenarios.peers.base import Command
 from ..scenarios.peers.certs import make_test_cert
 from ..scenarios.peers.process import PeerFailed, PeerProcess
 from ..scenarios.results import git_info, write_json
-from ..scenarios.topology import ADDRESSES, LINK_IF, Topology, TopologyError, new_run_id
+from ..scenarios.topology import ADDRESSES, LINK_IF, OWNER_DIR, Topology, TopologyError, new_run_id
 from ..scenarios.workloads.context import merge_client_first
 from .adapters import EXIT_UNSUPPORTED, ours_flags
 from .cases import Case
@@ -271,7 +271,10 @@ def _judge(env: _CaseEnv, d: Path, dl: Path, client_rc: int | None) -> Verdict:
             traces[host] = read_trace(out, ADDRESSES["server"])
     except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
         return fail(f"could not read the capture: {e}")
-    files = compare_files(env.www, dl, env.names) if env.names else FileCheck(0, 0)
+    try:
+        files = compare_files(env.www, dl, env.names) if env.names else FileCheck(0, 0)
+    except OSError as e:
+        return fail(f"could not compare the files: {e}")
     ev = Evidence(server=traces["server"], client=traces["client"], files=files, keys=n,
                   expect_handshakes=1,
                   file_bytes=sum(env.case.files),
@@ -315,7 +318,13 @@ def run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
                 d = run_dir / f"{s}_{c}" / case.name
                 if reps > 1:
                     d = d / str(rep)
-                o = run_pair(env, s, c, rep, d, opts.seed * 1000 + rep)
+                try:
+                    o = run_pair(env, s, c, rep, d, opts.seed * 1000 + rep)
+                except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
+                    v = fail(f"runner error: {type(e).__name__}: {e}")
+                    o = Outcome(case, s, c, rep, v, v.reason, 0.0,
+                                {"case": case.name, "abbr": case.abbr, "server": s, "client": c,
+                                 "rep": rep, "result": v.result, "reason": v.reason})
                 outcomes.append(o)
                 on_outcome(o)
     shutil.rmtree(www, ignore_errors=True)
@@ -339,7 +348,12 @@ def make_certs(d: Path, *, big: bool) -> Path:
 def run_matrix(opts: MatrixOptions, run_dir: Path,
                on_outcome: Callable[[Outcome], None]) -> list[Outcome]:
     """Run every case of ``opts`` (see the module docstring); returns every outcome."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"qr-{new_run_id()}-scratch-"))
+    rid = new_run_id()
+    # the owner marker keeps `scenarios clean` (run by anyone meanwhile) off our scratch dir
+    os.makedirs(OWNER_DIR, exist_ok=True)
+    owner = Path(OWNER_DIR) / f"qr-{rid}.owner"
+    owner.write_text(str(os.getpid()))
+    scratch = Path(tempfile.mkdtemp(prefix=f"qr-{rid}-scratch-"))
     outcomes: list[Outcome] = []
     try:
         certs = make_certs(scratch / "certs", big=False)
@@ -371,6 +385,7 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
                     on_outcome(o)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        owner.unlink(missing_ok=True)
     return outcomes
 
 

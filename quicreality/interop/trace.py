@@ -20,11 +20,14 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..quic.packet import QUIC_VERSION_1, QUIC_VERSION_NEGOTIATION
+
 __all__ = ["FIELDS", "Datagram", "QuicPacket", "Trace", "parse_rows", "read_trace",
            "tshark_argv"]
 
-#: QUIC versions: v1 (RFC 9000 §15), v2 (RFC 9369 §3.1), and Version Negotiation's 0.
-V1, V2, VN = 0x00000001, 0x6B3343CF, 0
+#: QUIC v2 (RFC 9369 §3.1); v1 and Version Negotiation's 0 come from the stack.
+V2 = 0x6B3343CF
+V1, VN = QUIC_VERSION_1, QUIC_VERSION_NEGOTIATION
 #: Long-header packet types: v1 (RFC 9000 §17.2) and v2 (RFC 9369 §3.2).
 _LONG_V1 = {0: "initial", 1: "0rtt", 2: "handshake", 3: "retry"}
 _LONG_V2 = {1: "initial", 2: "0rtt", 3: "handshake", 0: "retry"}

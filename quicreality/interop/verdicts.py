@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tls.constants import HandshakeType
+from ..tls.hkdf import CipherSuite
 from .trace import V1, V2, Trace
 
 __all__ = ["CHECKS", "Evidence", "FileCheck", "Verdict", "judge"]
 
-#: TLS_CHACHA20_POLY1305_SHA256 (RFC 8446 §B.4).
-CHACHA20_SUITE = 0x1303
-#: TLS handshake message types (RFC 8446 §4): ServerHello, Certificate.
-SERVER_HELLO, CERTIFICATE = 2, 11
+CHACHA20_SUITE = int(CipherSuite.CHACHA20_POLY1305_SHA256)
+SERVER_HELLO, CERTIFICATE = int(HandshakeType.SERVER_HELLO), int(HandshakeType.CERTIFICATE)
 #: QIR's minimum server CRYPTO data for amplificationlimit (its 9-certificate chain).
 MIN_AMPLIFICATION_CRYPTO = 7500
 #: ECN codepoints (RFC 3168 §5).

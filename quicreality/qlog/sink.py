@@ -373,14 +373,18 @@ def crypto_frame(offset: int, length: int) -> FrameDict:
     return {"frame_type": "crypto", "offset": offset, "length": length}
 
 
-def ack_frame(ranges: Iterable[range], ack_delay: float) -> FrameDict:
+def ack_frame(ranges: Iterable[range], ack_delay: float,
+              ecn: tuple[int, int, int] | None = None) -> FrameDict:
     """An ACK frame from packet-number ranges
-    (``range`` objects, stop exclusive); ``ack_delay`` in seconds."""
-    return {
+    (``range`` objects, stop exclusive); ``ack_delay`` in seconds; ``ecn``: ACK_ECN's counts."""
+    frame: FrameDict = {
         "frame_type": "ack",
         "ack_delay": round(ack_delay * 1000.0, 3),
         "acked_ranges": [[r.start, r.stop - 1] for r in ranges],
     }
+    if ecn is not None:
+        frame["ect0"], frame["ect1"], frame["ce"] = ecn
+    return frame
 
 
 def padding_frame(length: int) -> FrameDict:

@@ -58,6 +58,8 @@ _NAMES: dict[str, tuple[str, str]] = {
     "connection_closed": ("connectivity:connection_closed", "quic:connection_closed"),
     "key_updated": ("security:key_updated", "quic:key_updated"),
     "version_information": ("transport:version_information", "quic:version_information"),
+    # written through ``custom`` under its 0.3 name (RFC 9000 §13.4 validation, connection/ecn.py)
+    "recovery:ecn_state_updated": ("recovery:ecn_state_updated", "quic:ecn_state_updated"),
 }
 
 #: Our connection states to quic-events -13 $ConnectionState (BaseConnectionStates and

@@ -72,8 +72,8 @@ class QuicConfiguration:
     #: send path as is) or "chrome" (Chromium 156's packets, frames and datagram sizes)
     initial_layout: str = "minimal"
     #: client: our (source) connection ID length; None: the layout's (chrome 0, RFC 9000 §5.1),
-    #: else ``connection_id_length``. Servers always use ``connection_id_length`` (the endpoint
-    #: routes on it).
+    #: else ``connection_id_length``. Servers always use ``connection_id_length``, which may
+    #: differ per connection (the endpoint routes every length its connections use).
     scid_length: int | None = None
     idle_timeout: float = 30.0
     max_data: int = 16 * 1024 * 1024
@@ -89,6 +89,8 @@ class QuicConfiguration:
     # Path and recovery
     max_datagram_size: int = 1200
     congestion_control_algorithm: str = "cubic"
+    #: ECN (RFC 9000 §13.4): mark ECT(0) and validate, count received codepoints in ACK_ECN
+    ecn: bool = True
     initial_rtt: float = 0.333
 
     # Server

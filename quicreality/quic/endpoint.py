@@ -3,12 +3,20 @@ Initials, and answer statelessly (Version Negotiation, Retry, stateless reset).
 
 The I/O edge calls :meth:`QuicServerEndpoint.receive_datagram` for each datagram, sends the returned
 stateless replies, and afterwards drives the returned connection's send path once per batch.
+
+Connection IDs may have a different length per connection (``connection_id_length`` of each
+connection's configuration, e.g. a REALITY connection copies its target's): a short header does not
+say how long its DCID is (RFC 9000 §17.3), so the endpoint tries the lengths of the IDs it routes,
+longest first, and takes the first that names a connection (a shorter ID that happens to be a
+prefix of a longer one cannot capture its packets; a longer one matching a short ID's packet needs
+as many random bytes to agree as it is long).
 An optional ``gate`` (the REALITY hook, :class:`EndpointGate`) sees every datagram that matches no
 connection and decides; on an :class:`Admission` the endpoint creates the connection.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -66,7 +74,7 @@ class EndpointGate(Protocol):
 
 
 class QuicServerEndpoint:
-    """Routes datagrams by destination connection ID.
+    """Routes datagrams by destination connection ID (of any length its connections use).
 
     With a ``gate``, every datagram that matches no connection goes to the gate, and the endpoint
     itself never answers (no Version Negotiation, Retry or stateless reset).
@@ -88,29 +96,31 @@ class QuicServerEndpoint:
         self._cid_length = sample.connection_id_length
         self._versions = sample.supported_versions
         self._by_cid: dict[bytes, QuicConnection] = {}
+        self._lengths: Counter[int] = Counter()  # routed IDs per length
+        self._longest_first: tuple[int, ...] = ()
         self._routes: dict[QuicConnection, set[bytes]] = {}  # per connection: its keys in _by_cid
         self.connections: set[QuicConnection] = set()
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float) -> Received:
-        """Route one datagram; create a connection for a new valid Initial."""
+    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
+        """Route one datagram (``ecn``: its IP ECN bits); create a connection for a new Initial."""
         try:
-            header = pull_quic_header(Buffer(data=data), host_cid_length=self._cid_length)
+            header = pull_quic_header(Buffer(data=data), host_cid_length=self._short_cid_length(data))
         except (MalformedPacketError, BufferReadError, ValueError):
             if self._gate is not None:
-                return self._through_gate(data, addr, now)
+                return self._through_gate(data, addr, now, ecn)
             return Received(None)
         conn = self._by_cid.get(header.destination_cid)
         if conn is not None and self._gate is not None and header.packet_type == PACKET_TYPE_INITIAL \
                 and self._admitted_from.get(header.destination_cid, addr) != addr:
             # The client's first DCID from another address: a replayed first flight. The gate
             # judges it as a new flow (REALITY: a replay goes to the target, spec §7).
-            return self._through_gate(data, addr, now)
+            return self._through_gate(data, addr, now, ecn)
         if conn is not None:
-            conn.receive_datagram(data, addr, now)
+            conn.receive_datagram(data, addr, now, ecn)
             self.refresh(conn)
             return Received(conn)
         if self._gate is not None:
-            return self._through_gate(data, addr, now)
+            return self._through_gate(data, addr, now, ecn)
         if not header.is_long_header:
             return Received(None, self._stateless_reset(header.destination_cid, len(data), addr))
         if header.version not in self._versions:
@@ -152,12 +162,38 @@ class QuicServerEndpoint:
             version=header.version,
         )
         self.connections.add(conn)
-        self._by_cid[header.destination_cid] = conn
-        conn.receive_datagram(data, addr, now)
+        self._route(header.destination_cid, conn)
+        conn.receive_datagram(data, addr, now, ecn)
         self.refresh(conn)
         return Received(conn, new=True)
 
-    def _through_gate(self, data: bytes, addr: Any, now: float) -> Received:
+    def _short_cid_length(self, data: bytes) -> int:
+        """The DCID length to read a datagram's first packet with (only a short header needs it)."""
+        lengths = self._longest_first
+        if len(lengths) > 1 and data and not data[0] & 0x80:
+            by_cid = self._by_cid
+            for length in lengths:
+                if data[1:1 + length] in by_cid:
+                    return length
+        return lengths[0] if len(lengths) == 1 else self._cid_length
+
+    def _route(self, cid: bytes, conn: QuicConnection) -> None:
+        if cid not in self._by_cid:
+            self._lengths[len(cid)] += 1
+            if self._lengths[len(cid)] == 1:
+                self._longest_first = tuple(sorted(self._lengths, reverse=True))
+        self._by_cid[cid] = conn
+
+    def _unroute(self, cid: bytes) -> None:
+        del self._by_cid[cid]
+        left = self._lengths[len(cid)] - 1
+        if left:
+            self._lengths[len(cid)] = left
+        else:
+            del self._lengths[len(cid)]
+            self._longest_first = tuple(sorted(self._lengths, reverse=True))
+
+    def _through_gate(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
         """Let the gate decide; on an :class:`Admission` create the connection and replay into it."""
         assert self._gate is not None
         decision = self._gate.receive_datagram(data, addr, now)
@@ -178,10 +214,10 @@ class QuicServerEndpoint:
             version=header.version,
         )
         self.connections.add(conn)
-        self._by_cid[header.destination_cid] = conn
+        self._route(header.destination_cid, conn)
         self._admitted_from[header.destination_cid] = addr
-        for datagram in decision.datagrams:
-            conn.receive_datagram(datagram, addr, now)
+        for datagram in decision.datagrams:  # held by the gate; assumed marked like this one
+            conn.receive_datagram(datagram, addr, now, ecn)
         self.refresh(conn)
         return Received(conn, new=True, gate=decision)
 
@@ -201,7 +237,7 @@ class QuicServerEndpoint:
         live = conn.host_cids
         for cid in live:
             if cid not in routes and cid not in by_cid:
-                by_cid[cid] = conn
+                self._route(cid, conn)
                 routes.add(cid)
         if len(routes) > len(live) + 1:  # some were retired
             stale = routes.difference(live)
@@ -209,7 +245,7 @@ class QuicServerEndpoint:
             for cid in stale:
                 routes.discard(cid)
                 if by_cid.get(cid) is conn:
-                    del by_cid[cid]
+                    self._unroute(cid)
 
     def forget(self, conn: QuicConnection) -> None:
         """Remove every route to ``conn`` (costs the number of its own IDs)."""
@@ -223,7 +259,7 @@ class QuicServerEndpoint:
             cids = {c for c, v in self._by_cid.items() if v is conn}
         for cid in cids:
             if self._by_cid.get(cid) is conn:
-                del self._by_cid[cid]
+                self._unroute(cid)
             self._admitted_from.pop(cid, None)
 
     def _stateless_reset(self, dcid: bytes, size: int, addr: Any) -> tuple[tuple[bytes, Any], ...]:

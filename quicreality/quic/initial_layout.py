@@ -13,7 +13,8 @@ flight is planned; retransmissions take the normal send path.
 Profiles (:data:`PROFILES`):
 
 * ``minimal``: what our send path does on its own: 1200-byte datagrams, packet numbers from 0 in
-  4-byte fields, the hello in order in one CRYPTO frame per packet, PADDING at the end.
+  1-byte fields (the shortest the peer can decode, RFC 9000 §A.2), the hello in order in one
+  CRYPTO frame per packet, PADDING at the end.
 * ``chrome``: Chromium 156 as captured on loopback (``docs/data/chrome156-hello.json``, 25
   connections in ``tests/data/fingerprint/chromium-*.pcap`` and a 20-connection rerun, read with
   tshark). Measured, in every connection: two 1250-byte datagrams, one Initial each, packet
@@ -152,8 +153,10 @@ class LayoutProfile:
     ping_frames: tuple[int, int] = (0, 0)
 
 
+#: The send path's own: the shortest packet-number field with nothing acknowledged (RFC 9000
+#: §A.2), 1 byte for the first 127 packets.
 MINIMAL = LayoutProfile(name="minimal", datagram_size=MIN_INITIAL_DATAGRAM_SIZE,
-                        first_packet_number=0, packet_number_lengths=(4,), scid_length=None)
+                        first_packet_number=0, packet_number_lengths=(1,), scid_length=None)
 CHROME = LayoutProfile(
     name="chrome", datagram_size=1250, first_packet_number=1, packet_number_lengths=(1, 2),
     scid_length=0, chaos=True, min_packets=2, first_share_deficit=4, head_end=(55, 86),
@@ -176,36 +179,47 @@ def profile_for(name: str) -> LayoutProfile:
                          f"{', '.join(LAYOUTS)})") from None
 
 
-def randbelow(n: int, rng: Rng) -> int:
-    """A uniform integer in ``[0, n)`` from ``rng`` bytes (rejection sampling, no modulo bias)."""
-    if n <= 1:
-        return 0
-    bits = (n - 1).bit_length()
-    nbytes = (bits + 7) // 8
-    mask = (1 << bits) - 1
-    while True:
-        value = int.from_bytes(rng(nbytes), "big") & mask
-        if value < n:
-            return value
-
-
 class _Pool:
-    """Serves ``rng`` bytes from blocks of 256: a plan takes ~100 small draws, the OS one call."""
+    """Serves ``rng`` bytes from blocks of 256: a plan takes ~100 small draws, the OS one call.
+
+    :meth:`below` is the plan's only integer source: rejection sampling over the fewest whole
+    bytes, so there is no modulo bias. Bytes are consumed in order, as if drawn one by one.
+    """
 
     def __init__(self, rng: Rng) -> None:
         self._rng = rng
         self._buf = b""
+        self._pos = 0
 
     def __call__(self, n: int) -> bytes:
-        if len(self._buf) < n:
-            self._buf += self._rng(max(256, n))
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
+        pos, end = self._pos, self._pos + n
+        if end > len(self._buf):
+            self._buf = self._buf[pos:] + self._rng(max(256, n))
+            pos, end = 0, n
+        self._pos = end
+        return self._buf[pos:end]
 
+    def below(self, n: int) -> int:
+        """A uniform integer in ``[0, n)`` (0 for ``n <= 1``)."""
+        if n <= 1:
+            return 0
+        bits = (n - 1).bit_length()
+        size = (bits + 7) >> 3
+        mask = (1 << bits) - 1
+        while True:
+            pos, end = self._pos, self._pos + size
+            if end > len(self._buf):
+                self._buf = self._buf[pos:] + self._rng(256)
+                pos, end = 0, size
+            self._pos = end
+            value = int.from_bytes(self._buf[pos:end], "big") & mask
+            if value < n:
+                return value
 
-def _uniform(bounds: tuple[int, int], rng: Rng) -> int:
-    low, high = bounds
-    return low + randbelow(high - low + 1, rng)
+    def uniform(self, bounds: tuple[int, int]) -> int:
+        """A uniform integer in the inclusive range ``bounds``."""
+        low, high = bounds
+        return low + self.below(high - low + 1)
 
 
 def long_header_size(*, dcid_length: int, scid_length: int, token_length: int,
@@ -318,11 +332,11 @@ def _shares(total: int, count: int, deficit: int) -> list[int]:
 
 
 def _plan_chaos(total: int, prof: LayoutProfile, sizes: _PayloadSizes,
-                rng: Rng) -> tuple[list[PlannedPacket], str]:
+                rng: _Pool) -> tuple[list[PlannedPacket], str]:
     """Chrome's layout: head and tail in the first packet, the middle after it, then chaos."""
     count = _packet_count(total, prof, sizes)
     shares = _shares(total, count, prof.first_share_deficit)
-    head = min(_uniform(prof.head_end, rng), shares[0])
+    head = min(rng.uniform(prof.head_end), shares[0])
     ranges: list[list[CryptoFragment]] = [[] for _ in range(count)]
     if head:
         ranges[0].append(CryptoFragment(0, head))
@@ -340,32 +354,33 @@ def _plan_chaos(total: int, prof: LayoutProfile, sizes: _PayloadSizes,
 
 
 def _chaos_frames(fragments: list[CryptoFragment], room: int, prof: LayoutProfile,
-                  rng: Rng) -> list[PlannedFrame]:
+                  rng: _Pool) -> list[PlannedFrame]:
     """Split the fragments, add PINGs, spread PADDING over the gaps and shuffle (in that order)."""
     frames: list[PlannedFrame] = list(fragments)
     spare = room - sum(f.size for f in frames)
     # Splitting one frame in two costs at most one more frame header of the largest size.
     worst_header = 1 + 2 * len_uint_var(max((f.offset + f.length for f in fragments), default=0))
-    for _ in range(_uniform(prof.added_crypto_frames, rng)):
+    below = rng.below
+    for _ in range(rng.uniform(prof.added_crypto_frames)):
         if spare < worst_header or not frames:
             break
-        index = randbelow(len(frames), rng)
+        index = below(len(frames))
         old = frames[index]
         if not isinstance(old, CryptoFragment) or old.length <= 1:
             continue  # a wasted draw, as in the measured client: the count is an upper bound
-        cut = 1 + randbelow(old.length - 1, rng)
+        cut = 1 + below(old.length - 1)
         left = CryptoFragment(old.offset, cut)
         right = CryptoFragment(old.offset + cut, old.length - cut)
         frames[index] = left
         frames.append(right)
         spare -= left.size + right.size - old.size
     if spare > 0:
-        pings = min(_uniform(prof.ping_frames, rng), spare)
+        pings = min(rng.uniform(prof.ping_frames), spare)
         frames.extend(Ping() for _ in range(pings))
         spare -= pings
     spread: list[PlannedFrame] = []
     for frame in frames:
-        run = randbelow(spare + 1, rng)
+        run = below(spare + 1)
         if run:
             spread.append(Padding(run))
             spare -= run
@@ -373,7 +388,7 @@ def _chaos_frames(fragments: list[CryptoFragment], room: int, prof: LayoutProfil
     if spare:
         spread.append(Padding(spare))
     for i in range(len(spread) - 1, 0, -1):  # Fisher-Yates
-        j = randbelow(i + 1, rng)
+        j = below(i + 1)
         spread[i], spread[j] = spread[j], spread[i]
     return _merge_padding(spread)
 

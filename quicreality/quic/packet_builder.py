@@ -10,7 +10,8 @@ from .packet import (
     encode_long_header_first_byte,
 )
 
-#: Bytes reserved for the packet number (we always encode 4 bytes for simplicity of HP sampling).
+#: The longest packet-number field (RFC 9000 §17.1); the send path uses the shortest that the peer
+#: can decode (:func:`~quicreality.quic.packet.packet_number_length`, RFC 9000 §A.2).
 PACKET_NUMBER_SEND_SIZE = 4
 
 
@@ -37,20 +38,23 @@ def long_header(
     return buf.data
 
 
-def short_header(dcid: bytes, key_phase: int, packet_number: int) -> bytes:
-    """Serialise a short header (RFC 9000 §17.3.1) with a 4-byte packet number."""
+def short_header(dcid: bytes, key_phase: int, packet_number: int,
+                 packet_number_length: int = PACKET_NUMBER_SEND_SIZE) -> bytes:
+    """Serialise a short header (RFC 9000 §17.3.1) with a 1-4 byte packet number."""
     return (
-        bytes([0x40 | (key_phase << 2) | (PACKET_NUMBER_SEND_SIZE - 1)])
+        bytes([0x40 | (key_phase << 2) | (packet_number_length - 1)])
         + dcid
-        + (packet_number & 0xFFFFFFFF).to_bytes(4, "big")
+        + (packet_number & ((1 << 8 * packet_number_length) - 1))
+        .to_bytes(packet_number_length, "big")
     )
 
 
-def header_size(packet_type: int, dcid_len: int, scid_len: int, token_len: int) -> int:
+def header_size(packet_type: int, dcid_len: int, scid_len: int, token_len: int,
+                packet_number_length: int = PACKET_NUMBER_SEND_SIZE) -> int:
     """Size of the header :func:`long_header`/:func:`short_header` will produce."""
     if packet_type == PACKET_TYPE_ONE_RTT:
-        return 1 + dcid_len + PACKET_NUMBER_SEND_SIZE
-    size = 1 + 4 + 1 + dcid_len + 1 + scid_len + 2 + PACKET_NUMBER_SEND_SIZE
+        return 1 + dcid_len + packet_number_length
+    size = 1 + 4 + 1 + dcid_len + 1 + scid_len + 2 + packet_number_length
     if packet_type == PACKET_TYPE_INITIAL:
         size += len_uint_var(token_len) + token_len
     return size
@@ -79,14 +83,14 @@ def seal_packet(
     payload: bytes | bytearray,
     packet_number_length: int = PACKET_NUMBER_SEND_SIZE,
 ) -> bytes:
-    """Protect one packet. ``payload`` must already be padded to the HP sample minimum.
+    """Protect one packet. ``payload`` must already be padded to the HP sample minimum
+    (:data:`~quicreality.quic.crypto.SAMPLE_OFFSET` bytes of packet number and payload).
 
-    ``packet_number_length`` (long headers only; RFC 9000 §17.1) must be long enough for the peer
-    to decode the number; only the planned first Initial flight (:mod:`.initial_layout`) uses less
-    than 4.
+    ``packet_number_length`` (RFC 9000 §17.1) must be long enough for the peer to decode the
+    number (RFC 9000 §A.2).
     """
     if packet_type == PACKET_TYPE_ONE_RTT:
-        header = short_header(dcid, crypto.key_phase, packet_number)
+        header = short_header(dcid, crypto.key_phase, packet_number, packet_number_length)
     else:
         length = packet_number_length + len(payload) + AEAD_TAG_SIZE
         header = long_header(packet_type, version, dcid, scid, token, length, packet_number,

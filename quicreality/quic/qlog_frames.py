@@ -34,8 +34,8 @@ def _describe(frame: Any) -> dict[str, Any]:
             return simple_frame("padding", length=length)
         case f.PingFrame():
             return simple_frame("ping")
-        case f.AckFrame(ranges=ranges, ack_delay=delay):
-            return ack_frame(ranges, delay / 1e6)
+        case f.AckFrame(ranges=ranges, ack_delay=delay, ecn_counts=ecn):
+            return ack_frame(ranges, delay / 1e6, ecn)
         case f.StreamFrame(stream_id=sid, offset=offset, data=data, fin=fin):
             return stream_frame(sid, offset, len(data), fin)
         case f.CryptoFrame(offset=offset, data=data):

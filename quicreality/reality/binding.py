@@ -12,8 +12,9 @@ reassembly refuses the inputs that could make the two disagree
 
 With a learned :class:`~quicreality.reality.target_shape.TargetShape` for the SNI, the connection
 also answers like the target: its ServerHello copies the target's suite, extension order and
-key-share group (``server_hello_shape``), and its first flight is cut to the target's datagram
-count, sizes and coalescing (``flight_shape``). Without one, it answers as before.
+key-share group (``server_hello_shape``), its first flight is cut to the target's datagram
+count, sizes and coalescing (``flight_shape``), and its connection IDs have the target's length
+(``connection_id_length``; the endpoint routes several lengths). Without one, it answers as before.
 """
 
 from __future__ import annotations
@@ -23,9 +24,22 @@ from typing import Any
 
 from ..quic.config import QuicConfiguration
 from ..quic.flight_shape import FlightShaper
+from ..quic.packet import CONNECTION_ID_MAX_SIZE
 from .auth import RealityVerdict
 from .cert import RealityCertificateSource, RealityIdentity
 from .target_shape import TargetShape
+
+#: The shortest server connection ID we copy from a target: the endpoint routes by random IDs,
+#: and shorter ones collide too soon among many connections (quic-go's servers use 4 as well).
+#: A target with a shorter (or empty, RFC 9000 §5.1) SCID gets our default length instead.
+MIN_COPIED_CID_LENGTH = 4
+
+
+def copied_cid_length(target_scid_len: int, default: int) -> int:
+    """The server CID length an accepted connection uses: the target's where it can be routed."""
+    if MIN_COPIED_CID_LENGTH <= target_scid_len <= CONNECTION_ID_MAX_SIZE:  # RFC 9000 §17.2
+        return target_scid_len
+    return default
 
 
 def configure_accepted(
@@ -58,6 +72,8 @@ def configure_accepted(
         if not config.alpn_protocols:
             config.alpn_protocols = ["h3"]
         if shape is not None:
+            config.connection_id_length = copied_cid_length(shape.scid_len,
+                                                            config.connection_id_length)
             config.server_hello_shape = shape.server_hello
             config.flight_shape = FlightShaper(shape.flight_shape(client_scid_len))
         factory = config.qlog_factory

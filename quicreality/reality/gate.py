@@ -54,6 +54,7 @@ from ..quic.crypto import CryptoError, CryptoPair
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
 from ..quic.frames import FrameType, frame_allowed, pull_frame_body
+from ..quic.frames.fast import pull_crypto_frame, skip_padding
 from ..quic.packet import (
     PACKET_TYPE_INITIAL,
     MalformedPacketError,
@@ -575,14 +576,21 @@ class RealityGate:
         try:
             while not buf.eof():
                 frame_type = buf.pull_uint_var()
-                if not frame_allowed(frame_type, PACKET_TYPE_INITIAL):
+                # The frames of a Chrome-shaped Initial, read without building frame objects.
+                if frame_type == FrameType.PADDING:
+                    skip_padding(buf)
+                    continue
+                if frame_type == FrameType.PING:
+                    continue
+                if frame_type == FrameType.CRYPTO:
+                    offset, chunk = pull_crypto_frame(buf)
+                elif not frame_allowed(frame_type, PACKET_TYPE_INITIAL):
                     return RealityVerdict(
                         Reason.MALFORMED_INITIAL, detail=f"frame {frame_type:#x} in an Initial"
                     )
-                frame = pull_frame_body(buf, frame_type)
-                if frame_type != FrameType.CRYPTO:
+                else:
+                    pull_frame_body(buf, frame_type)  # ACK, CONNECTION_CLOSE: checked, not kept
                     continue
-                offset, chunk = frame.offset, frame.data  # type: ignore[union-attr]
                 stop = offset + len(chunk)
                 if stop > limit:
                     return RealityVerdict(Reason.TOO_LARGE, detail=f"CRYPTO data up to {stop}")

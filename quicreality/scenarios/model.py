@@ -206,6 +206,9 @@ class Impairment:
         queue_bytes: Drop-tail queue limit in bytes (all bytes in the queue, including
             the packet being serialized).
         loss: Independent random loss probability.
+        loss_max_burst: If set, random loss never drops more than this many packets in a row
+            (quic-network-simulator's ``drop-rate --burst``, which QIR's handshakeloss and
+            transferloss use; the drop rate is then slightly below ``loss``).
         gilbert_elliott: Optional bursty loss (applied after ``loss``).
         duplicate: Probability a packet is sent twice (the copy also queues).
         corrupt: Probability one random bit after the IP header is flipped.
@@ -216,6 +219,10 @@ class Impairment:
         drop_packets: 1-based numbers of the packets to drop in this direction, counted from
             the emulator start or re-arm (quic-network-simulator's ``droplist``, which QIR's
             ``amplificationlimit`` uses); in TOML a list of integers.
+        ecn_mark_threshold_ms: CE marking (RFC 3168 §5, a step AQM): a packet whose ECN field
+            is ECT(0) or ECT(1) and that would wait longer than this in the queue is marked CE
+            (and still queued; the drop-tail limit still applies). Needs ``rate_mbit``; None:
+            never marks. Not-ECT packets are never marked.
     """
 
     delay_ms: float = 0.0
@@ -225,12 +232,14 @@ class Impairment:
     queue_packets: int | None = None
     queue_bytes: int | None = None
     loss: float = 0.0
+    loss_max_burst: int | None = None
     gilbert_elliott: GilbertElliott | None = None
     duplicate: float = 0.0
     corrupt: float = 0.0
     corrupt_fix_checksum: bool = False
     blackhole: Blackhole | None = None
     drop_packets: tuple[int, ...] = ()
+    ecn_mark_threshold_ms: float | None = None
 
     def validate(self, path: str = "link") -> None:
         """Raise :class:`ModelError` naming the first invalid field."""
@@ -259,10 +268,19 @@ class Impairment:
             _check_prob(f"{path}.{name}", getattr(self, name))
         if not isinstance(self.corrupt_fix_checksum, bool):
             raise ModelError(f"{path}.corrupt_fix_checksum", "must be a boolean")
+        if self.ecn_mark_threshold_ms is not None:
+            _check_nonneg(f"{path}.ecn_mark_threshold_ms", self.ecn_mark_threshold_ms)
+            if self.rate_mbit is None:
+                raise ModelError(f"{path}.ecn_mark_threshold_ms", "CE marking needs rate_mbit")
         if self.gilbert_elliott is not None:
             self.gilbert_elliott.validate(f"{path}.gilbert_elliott")
         if self.blackhole is not None:
             self.blackhole.validate(f"{path}.blackhole")
+        if self.loss_max_burst is not None and (
+                not isinstance(self.loss_max_burst, int) or isinstance(self.loss_max_burst, bool)
+                or self.loss_max_burst < 1):
+            raise ModelError(f"{path}.loss_max_burst",
+                             f"must be an integer >= 1, got {self.loss_max_burst!r}")
         if not isinstance(self.drop_packets, tuple) or not all(
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.drop_packets):
             raise ModelError(f"{path}.drop_packets",

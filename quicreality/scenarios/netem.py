@@ -88,12 +88,17 @@ def netem_args(imp: Impairment, *, black: bool = False) -> list[str]:
         black: If True, ``loss 100%`` replaces the loss model (blackhole "off" phase).
 
     Raises:
-        NetemUnsupported: For ``corrupt_fix_checksum`` and ``drop_packets``.
+        NetemUnsupported: For ``corrupt_fix_checksum``, ``drop_packets``, ``loss_max_burst``
+            and ``ecn_mark_threshold_ms``.
     """
     if imp.corrupt_fix_checksum:
         raise NetemUnsupported("corrupt_fix_checksum: netem cannot keep checksums valid")
     if imp.drop_packets:
         raise NetemUnsupported("drop_packets: netem cannot drop packets by number")
+    if imp.loss_max_burst is not None:
+        raise NetemUnsupported("loss_max_burst: netem cannot cap loss bursts")
+    if imp.ecn_mark_threshold_ms is not None:
+        raise NetemUnsupported("ecn_mark_threshold_ms: netem has no queue-delay CE marking")
     args = ["limit", str(NETEM_LIMIT)]
     if imp.delay_ms or imp.jitter_ms:
         args += ["delay", _ms(imp.delay_ms)]

@@ -54,7 +54,7 @@ __all__ = ["LINK_SWEEP_KEYS", "WORKLOAD_SWEEP_KEYS", "Sweep", "SweepError", "app
 #: ``[link]`` keys a sweep may vary (scalar keys of :class:`~.model.Impairment`).
 LINK_SWEEP_KEYS = frozenset({"delay_ms", "jitter_ms", "reorder", "rate_mbit", "queue_packets",
                              "queue_bytes", "loss", "duplicate", "corrupt",
-                             "corrupt_fix_checksum"})
+                             "corrupt_fix_checksum", "ecn_mark_threshold_ms"})
 #: ``[[workload]]`` keys a sweep may vary (as ``workload.<key>``).
 WORKLOAD_SWEEP_KEYS = frozenset({"size", "seconds", "reverse", "congestion", "reality", "target",
                                  "reps", "timeout_s", "min_goodput_mbit"})

@@ -6,7 +6,9 @@ Three namespaces per run, all named ``qr-<run_id>-<host>``::
 
     qr-<id>-client             qr-<id>-server                 qr-<id>-target
     qrlink 10.99.1.2  ==impaired==  qrlink 10.99.2.2
+           fd00::1                         fd00::2
                                     qrtgt  10.99.3.1 ---veth--- qrtgt 10.99.3.2
+                                           fd00:3::1            fd00:3::2
 
 The impaired link is point-to-point (``ip addr add A peer B``) in both
 backends, so addresses, interface names and capture points are identical:
@@ -20,16 +22,18 @@ backends, so addresses, interface names and capture points are identical:
   egress = ``to_server``).
 
 The client has no route to the target: the REALITY server relays fallback
-traffic itself (from 10.99.3.1).  IPv6 is disabled in our namespaces (no
-router solicitations/MLD into the emulator, so packet sequences are
-reproducible).  Per namespace ``tcp_rmem``/``tcp_wmem`` max are raised to 32 MiB.
+traffic itself (from 10.99.3.1).  IPv6 runs beside IPv4 (:data:`ADDRESSES6`,
+ULA fd00::/8) but silently: no link-local addresses, no router solicitations,
+no DAD, and the link has no multicast (so no MLD reports), hence nothing of
+our own enters the emulator and seeded packet sequences stay reproducible.
+Per namespace ``tcp_rmem``/``tcp_wmem`` max are raised to 32 MiB.
 ``net.core.rmem_max``/``wmem_max`` are global (they cannot be set inside a
 netns); they are raised to :data:`NEED_CORE_MEM_MAX` only if lower and are
 left raised afterwards (they only allow larger socket buffers).
 
 **Chains** (``link2``: a scenario with a ``[link2]`` table, for the ``chain`` workload) add
 a middle namespace and a second impaired link; the client reaches the server only through
-the middle, which forwards IPv4 (so direct TCP crosses both links too)::
+the middle, which forwards IPv4 only (so direct TCP crosses both links too)::
 
     qr-<id>-client          qr-<id>-middle                      qr-<id>-server
     qrlink 10.99.1.2 ==link==> qrlink 10.99.4.1
@@ -67,6 +71,7 @@ from .procutil import kill_pids
 
 __all__ = [
     "ADDRESSES",
+    "ADDRESSES6",
     "CHAIN_HOSTS",
     "HOSTS",
     "LINK2_IF",
@@ -104,6 +109,21 @@ ADDRESSES: dict[str, str] = {
     "middle": "10.99.4.1",  # chains: the middle's client-side address
     "middle_server_side": "10.99.4.2",
 }
+#: The same plan in IPv6 (ULA, RFC 4193; only inside our namespaces).
+ADDRESSES6: dict[str, str] = {
+    "client": "fd00::1",
+    "server": "fd00::2",
+    "server_target_side": "fd00:3::1",
+    "target": "fd00:3::2",
+    "middle": "fd00:4::1",  # chains: addressed on both links, but only IPv4 is forwarded
+    "middle_server_side": "fd00:4::2",
+}
+#: IPv6 on, but nothing sent unasked: no link-local address (addr_gen_mode 1), no router
+#: solicitations, no DAD (ip-sysctl.rst). Set before the interfaces exist (``default``).
+_IPV6_QUIET = {f"net.ipv6.conf.{scope}.{key}": val for scope in ("all", "default")
+               for key, val in (("disable_ipv6", "0"), ("accept_ra", "0"),
+                                ("router_solicitations", "0"), ("accept_dad", "0"),
+                                ("dad_transmits", "0"), ("addr_gen_mode", "1"))}
 NEED_CORE_MEM_MAX = 16 * 1024 * 1024
 #: Owner markers ``qr-<id>.owner`` (pid of the process that built the run).
 OWNER_DIR = "/run/quicreality"
@@ -199,9 +219,9 @@ class Topology:
         return ns_name(self.run_id, host)
 
     @staticmethod
-    def addr(host: str) -> str:
-        """IPv4 address of ``host`` (see :data:`ADDRESSES`)."""
-        return ADDRESSES[host]
+    def addr(host: str, family: int = 4) -> str:
+        """IPv4 (or with ``family=6`` IPv6) address of ``host`` (:data:`ADDRESSES`, :data:`ADDRESSES6`)."""
+        return ADDRESSES6[host] if family == 6 else ADDRESSES[host]
 
     def exec_argv(self, host: str, argv: Sequence[str]) -> list[str]:
         """``argv`` wrapped to run inside ``host``'s namespace."""
@@ -229,6 +249,7 @@ class Topology:
         return {
             "run_id": self.run_id, "backend": self.backend, "seed": self.seed,
             "namespaces": {h: self.ns(h) for h in self.hosts}, "addresses": dict(ADDRESSES),
+            "addresses6": dict(ADDRESSES6),
             "link_interface": LINK_IF, "target_interface": TARGET_IF,
             "link": link_to_dict(self.link), "sysctls": dict(self.sysctls),
             "censor": self.censor,
@@ -299,8 +320,7 @@ class Topology:
         for h in self.hosts:
             _run(["ip", "netns", "add", self.ns(h)])
             self._created.append(self.ns(h))
-            for key, val in (("net.ipv6.conf.all.disable_ipv6", "1"),
-                             ("net.ipv6.conf.default.disable_ipv6", "1"), *_TCP_MEM.items()):
+            for key, val in (*_IPV6_QUIET.items(), *_TCP_MEM.items()):
                 _run(self.exec_argv(h, ["sysctl", "-q", "-w", f"{key}={val}"]))
             _run(["ip", "-n", self.ns(h), "link", "set", "lo", "up"])
         self.sysctls.update(_TCP_MEM)
@@ -309,7 +329,10 @@ class Topology:
               "peer", "name", TARGET_IF, "netns", t])
         _run(["ip", "-n", s, "addr", "add", f"{ADDRESSES['server_target_side']}/24", "dev", TARGET_IF])
         _run(["ip", "-n", t, "addr", "add", f"{ADDRESSES['target']}/24", "dev", TARGET_IF])
-        for ns in (s, t):
+        for ns, host in ((s, "server_target_side"), (t, "target")):
+            _run(["ip", "-n", ns, "link", "set", TARGET_IF, "multicast", "off"])
+            _run(["ip", "-n", ns, "-6", "addr", "add", f"{ADDRESSES6[host]}/64", "dev", TARGET_IF,
+                  "nodad"])
             _run(["ip", "-n", ns, "link", "set", TARGET_IF, "up"])
         if self.backend not in ("userspace", "netem"):
             raise TopologyError(f"unknown backend {self.backend!r} (userspace | netem)")
@@ -345,7 +368,12 @@ class Topology:
                   "txqueuelen", str(TXQUEUELEN)])
             _run(["ip", "-n", ns, "addr", "add", f"{ADDRESSES[me]}/32",
                   "peer", f"{ADDRESSES[peer]}/32", "dev", ifname])
+            _run(["ip", "-n", ns, "link", "set", ifname, "multicast", "off"])
+            _run(["ip", "-n", ns, "-6", "addr", "add", f"{ADDRESSES6[me]}/128",
+                  "peer", f"{ADDRESSES6[peer]}/128", "dev", ifname, "nodad"])
             _run(["ip", "-n", ns, "link", "set", ifname, "up"])
+            # the kernel routes the local /128 of an IPv6 "peer" address, not the peer's
+            _run(["ip", "-n", ns, "-6", "route", "replace", f"{ADDRESSES6[peer]}/128", "dev", ifname])
         if self.backend == "netem":
             for host, imp in ((ha, link.to_server), (hb, link.to_client)):
                 for argv in qdisc_argvs(ifname, imp):

@@ -184,3 +184,17 @@ def test_server_shutdown_sends_goaway_and_close(tmp_path: Path,
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_every_subcommand_gets_its_transport_options() -> None:
+    """relay-client has no --versions (it speaks the default, v1); it must still start (the v2
+    merge once made every relay-client die with AttributeError: 'versions')."""
+    from quicreality.cli import _transport_options, build_parser
+
+    parser = build_parser()
+    relay = parser.parse_args(["relay-client", "--server", "127.0.0.1:4433", "--insecure",
+                               "--tcp-listen", "127.0.0.1:0", "--forward", "127.0.0.1:9"])
+    assert "supported_versions" not in _transport_options(relay)
+    client = parser.parse_args(["client", "--insecure", "--versions", "v2,v1",
+                                "https://127.0.0.1:4433/"])
+    assert _transport_options(client)["supported_versions"] == (0x6B3343CF, 0x00000001)

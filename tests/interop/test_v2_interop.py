@@ -55,7 +55,13 @@ def download(h: PeerHarness, peer: str, url: str, pki: Pki, versions: str) -> Do
     assert spec.download is not None and spec.parse is not None
     req = DownloadRequest(urls=(url,), out_dir=h.path(f"out-{peer}"), ca=pki.ca, timeout=30)
     cmd = spec.download(req)
-    cmd = dataclasses.replace(cmd, argv=(*cmd.argv, "--versions", versions))
+    if peer == "ngtcp2":  # gtlsclient: --version first, --preferred-versions after a VN
+        first, _, rest = versions.partition(",")
+        argv = (cmd.argv[0], f"--version={first}", f"--preferred-versions={rest or first}",
+                *cmd.argv[1:])
+    else:
+        argv = (*cmd.argv, "--versions", versions)
+    cmd = dataclasses.replace(cmd, argv=argv)
     proc = h.start(PeerProcess(cmd, name=f"{peer}-client", log_dir=h.path("logs")))
     finished = proc.wait(60)
     return DownloadOutcome(finished, spec.parse(finished.stdout, finished.stderr, req), req)
@@ -199,3 +205,16 @@ def test_our_client_follows_a_v2_retry(peer_harness: PeerHarness, pki: Pki, www:
     assert_body(out, www)
     assert (V2, PACKET_TYPE_RETRY) in packets["server"]
     assert {v for side in packets.values() for v, _ in side} == {V2}
+
+
+def test_our_server_answers_a_reserved_version_with_vn(peer_harness: PeerHarness, pki: Pki,
+                                                       www: WwwDir) -> None:
+    """quic-interop-runner's versionnegotiation with our server: gtlsclient starts in a reserved
+    version, our server (default v1,v2) answers with VN listing v1 and v2, ngtcp2 starts again
+    in v1 (it lists v1 only after VN)."""
+    out, packets = run_case(peer_harness, pki, www, server="ours", client="ngtcp2",
+                            server_versions="v1,v2", client_versions="0x1a2a3a4a,v1")
+    assert_body(out, www)
+    assert packets["client"][0] == (0x1A2A3A4A, PACKET_TYPE_UNKNOWN_VERSION)
+    assert packets["server"][0] == (0, PACKET_TYPE_VERSION_NEGOTIATION)
+    assert versions_of(packets["server"], PACKET_TYPE_HANDSHAKE) == {V1}

@@ -68,3 +68,16 @@ def test_real_peer_pair(tmp_path: Path) -> None:
     assert rows["handshake"]["result"] == "succeeded", rows
     assert rows["retry"]["result"] == "succeeded", rows
     assert rows["retry"]["reason"] == "Retry sent, its token used"
+
+
+def test_nothing_ran_exits_1(tmp_path: Path) -> None:
+    # rebind-port needs the emulator's rebinding stage, which this checkout may not have
+    from quicreality.interop.runner import LINK_FEATURES
+
+    if "rebind" in LINK_FEATURES:
+        pytest.skip("the rebinding stage exists: rebind-port runs")
+    r, run = _run(tmp_path, "--clients", "ours", "--servers", "ours", "--tests", "rebind-port")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads((run / "result.json").read_text())
+    assert doc["results"] == [[{"abbr": "BP", "name": "rebind-port", "result": None}]]
+    assert "NOT RUN" in r.stdout

@@ -61,6 +61,11 @@ class LinkModel:
     loss wait in a drop-tail queue of ``queue_bytes`` (``None``: unbounded) and are serialised at
     ``rate_bps``, counting ``overhead`` bytes of IP/UDP header each, before the fixed ``delay``
     (like the userspace emulator of docs/environment.md §8). Without it the link has no rate limit.
+
+    ECN (RFC 3168): each datagram carries its sender's codepoint. ``ecn_bleach`` clears it on the
+    way, ``ecn_drop_ect`` drops every ECT-marked datagram (a faulty middlebox), and with
+    ``ecn_ce_backlog`` (bytes; needs ``rate_bps``) an ECT datagram that finds more than that
+    queued is marked CE (the emulator's CE marking).
     """
 
     delay: float = 0.010
@@ -72,6 +77,9 @@ class LinkModel:
     rate_bps: float | None = None
     queue_bytes: int | None = None
     overhead: int = 28
+    ecn_bleach: bool = False
+    ecn_drop_ect: bool = False
+    ecn_ce_backlog: int | None = None
 
 
 @dataclass
@@ -87,7 +95,7 @@ class SimPair:
     def __post_init__(self) -> None:
         self.now = 0.0
         self._rand = random.Random(self.seed)
-        self._queue: list[tuple[float, int, str, bytes]] = []
+        self._queue: list[tuple[float, int, str, bytes, int]] = []
         self._seq = 0
         cfg = QuicConfiguration(
             is_client=True, server_name="localhost", rng=seeded_rng(self.seed * 2 + 1),
@@ -115,15 +123,19 @@ class SimPair:
         self.dropped = {"to_server": 0, "to_client": 0}
         self.queue_dropped = {"to_server": 0, "to_client": 0}
         self._busy_until = {"to_server": 0.0, "to_client": 0.0}
+        #: datagrams delivered per ECN codepoint (after the link's bleaching / CE marking)
+        self.ecn_delivered = {"to_server": [0, 0, 0, 0], "to_client": [0, 0, 0, 0]}
 
     # -------------------------------------------------------------- link
 
-    def _transmit(self, direction: str, data: bytes) -> None:
+    def _transmit(self, direction: str, data: bytes, ecn: int = 0) -> None:
         link = self.link
         self.datagrams[direction] += 1
-        if len(data) > link.mtu or self._rand.random() < link.loss:
+        if len(data) > link.mtu or self._rand.random() < link.loss or (ecn and link.ecn_drop_ect):
             self.dropped[direction] += 1
             return
+        if link.ecn_bleach:
+            ecn = 0
         departure = self.now
         if link.rate_bps is not None:
             # Drop-tail queue in front of a serialiser at rate_bps.
@@ -134,6 +146,8 @@ class SimPair:
                 self.dropped[direction] += 1
                 self.queue_dropped[direction] += 1
                 return
+            if ecn and link.ecn_ce_backlog is not None and backlog > link.ecn_ce_backlog:
+                ecn = 0b11
             departure = self._busy_until[direction] = start + size * 8 / link.rate_bps
         copies = 2 if self._rand.random() < link.duplicate else 1
         for _ in range(copies):
@@ -141,14 +155,14 @@ class SimPair:
             if self._rand.random() < link.reorder:
                 t += link.reorder_extra * self._rand.random()
             self._seq += 1
-            heapq.heappush(self._queue, (t, self._seq, direction, data))
+            heapq.heappush(self._queue, (t, self._seq, direction, data, ecn))
 
     def _flush(self) -> None:
         for data, _ in self.client.datagrams_to_send(self.now):
-            self._transmit("to_server", data)
+            self._transmit("to_server", data, self.client.ecn.codepoint)
         for conn in list(self.endpoint.connections):
             for data, _ in conn.datagrams_to_send(self.now):
-                self._transmit("to_client", data)
+                self._transmit("to_client", data, conn.ecn.codepoint)
         self._drain_events()
 
     def _drain_events(self) -> None:
@@ -187,19 +201,20 @@ class SimPair:
         t = min(candidates)
         self.now = max(self.now, t)
         if next_delivery is not None and next_delivery <= self.now:
-            batch: list[tuple[str, bytes]] = []
+            batch: list[tuple[str, bytes, int]] = []
             while self._queue and self._queue[0][0] <= self.now:
-                _, _, direction, data = heapq.heappop(self._queue)
-                batch.append((direction, data))
-            for direction, data in batch:
+                _, _, direction, data, ecn = heapq.heappop(self._queue)
+                batch.append((direction, data, ecn))
+            for direction, data, ecn in batch:
+                self.ecn_delivered[direction][ecn] += 1
                 if direction == "to_server":
-                    got = self.endpoint.receive_datagram(data, CLIENT_ADDR, self.now)
+                    got = self.endpoint.receive_datagram(data, CLIENT_ADDR, self.now, ecn)
                     if got.connection is not None and self.server is None:
                         self.server = got.connection
                     for reply, _ in got.replies:
                         self._transmit("to_client", reply)
                 else:
-                    self.client.receive_datagram(data, SERVER_ADDR, self.now)
+                    self.client.receive_datagram(data, SERVER_ADDR, self.now, ecn)
         else:
             tc = self.client.get_timer()
             if tc is not None and tc <= self.now:

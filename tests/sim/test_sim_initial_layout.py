@@ -26,7 +26,7 @@ class LayoutPair(SimPair):
         self.received = bytearray()
         self.finished = False
 
-    def _transmit(self, direction: str, data: bytes) -> None:
+    def _transmit(self, direction: str, data: bytes, ecn: int = 0) -> None:
         if direction == "to_server":
             index = len(self.client_datagrams)
             self.client_datagrams.append(data)
@@ -34,7 +34,7 @@ class LayoutPair(SimPair):
                 self.datagrams[direction] += 1
                 self.dropped[direction] += 1
                 return
-        super()._transmit(direction, data)
+        super()._transmit(direction, data, ecn)
 
     def on_server_event(self, event: Any) -> None:
         if isinstance(event, events.StreamDataReceived) and event.end_stream:

@@ -26,9 +26,9 @@ class RecordingPair(SimPair):
         super().__post_init__()
         self.sent: list[tuple[str, bytes]] = []
 
-    def _transmit(self, direction: str, data: bytes) -> None:
+    def _transmit(self, direction: str, data: bytes, ecn: int = 0) -> None:
         self.sent.append((direction, data))
-        super()._transmit(direction, data)
+        super()._transmit(direction, data, ecn)
 
 
 def spaces(data: bytes) -> tuple[int, ...]:
@@ -44,9 +44,14 @@ def spaces(data: bytes) -> tuple[int, ...]:
     return tuple(out)
 
 
-def handshake(shape: FlightShape | None, loss: float = 0.0, seed: int = 5) -> RecordingPair:
+def handshake(shape: FlightShape | None, loss: float = 0.0, seed: int = 5,
+              client_ecn: bool = False) -> RecordingPair:
+    """The shapes were recorded with clients that do not mark ECT(0): with ``client_ecn`` the
+    server's ACKs carry ECN counts (ACK_ECN, three more varints) and an ACK-only datagram can
+    outgrow its size, which the shaper treats as a floor."""
     overrides: dict[str, Any] = {"flight_shape": FlightShaper(shape)} if shape else {}
-    pair = RecordingPair(seed=seed, link=LinkModel(loss=loss), server_overrides=overrides)
+    pair = RecordingPair(seed=seed, link=LinkModel(loss=loss), server_overrides=overrides,
+                         client_overrides={"ecn": client_ecn})
     pair.connect()
     for _ in range(5000):
         done = (any(isinstance(e, events.HandshakeCompleted) for e in pair.client_events)

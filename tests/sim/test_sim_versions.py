@@ -43,9 +43,9 @@ class WirePair(EchoPair):
             self.handshake_at = self.now
         super().on_client_event(event)
 
-    def _transmit(self, direction: str, data: bytes) -> None:
+    def _transmit(self, direction: str, data: bytes, ecn: int = 0) -> None:
         self.wire.append((direction, long_headers(data)))
-        super()._transmit(direction, data)
+        super()._transmit(direction, data, ecn)
 
     def versions(self, direction: str) -> list[int | None]:
         return [v for d, pkts in self.wire if d == direction for v, _ in pkts]

@@ -21,7 +21,7 @@ from ...wire.buffer import Buffer
 from .. import events, initial_layout
 from .. import frames as f
 from ..config import QuicConfiguration
-from ..crypto import CryptoPair
+from ..crypto import SAMPLE_OFFSET, CryptoPair
 from ..errors import QuicErrorCode
 from ..events import QuicEvent
 from ..flight_shape import ShapedDatagram, complete_datagram
@@ -30,10 +30,10 @@ from ..packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
+    packet_number_length,
 )
 from ..packet_builder import (
     AEAD_TAG_SIZE,
-    PACKET_NUMBER_SEND_SIZE,
     header_size,
     len_uint_var,
     seal_packet,
@@ -50,6 +50,7 @@ from ..recovery.loss import (
 from ..recovery.pacer import Pacer
 from ..streams import QuicStream, StreamSendState
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .ecn import EcnValidator
 from .path import NetworkPath
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
@@ -86,9 +87,10 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames")
+                 "frames", "pn_length")
 
-    def __init__(self, space_id: int, capacity: int, header_size: int, want_frames: bool):
+    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool):
+        header_size, self.pn_length = header
         self.space_id = space_id
         self.buf = Buffer(capacity=capacity)
         self.handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = []
@@ -106,7 +108,7 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
+                 "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
@@ -118,7 +120,7 @@ class PacketAssembler:
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
                  peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
                  events: deque[QuicEvent], datagrams_out: deque[bytes], qlog: QlogSink,
-                 discard_space: Callable[[int], None]) -> None:
+                 discard_space: Callable[[int], None], ecn: EcnValidator) -> None:
         """``discard_space(space_id)`` drops a space's keys (the client's first Handshake
         packet discards the Initial space, RFC 9001 §4.9.1)."""
         self._is_client = is_client
@@ -142,6 +144,7 @@ class PacketAssembler:
         self._qlog = qlog
         self._qlog_frames = qlog.wants_frames
         self._discard_space = discard_space
+        self._ecn = ecn
         self._probe_space: int | None = None
         self._probe_count = 0
         #: when the pacer lets the next packet go, if it is holding one back
@@ -181,6 +184,7 @@ class PacketAssembler:
         """Every datagram that may be sent at ``now`` (at most :data:`MAX_DATAGRAMS_PER_CALL`)."""
         out: list[bytes] = []
         path = self._path
+        self._ecn.begin_pass(now)  # one codepoint for every datagram of this pass
         if self._initial_plan is not None:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
@@ -247,9 +251,9 @@ class PacketAssembler:
         for draft in drafts:
             space_id = draft.space_id
             space = spaces[space_id]
-            payload_len = draft.buf.tell()
-            if payload_len + PACKET_NUMBER_SEND_SIZE < 4 + 16 - AEAD_TAG_SIZE + 4:
-                draft.buf.push_bytes(bytes(4))  # HP sample needs 4 bytes past the PN (RFC 9001 §5.4.2)
+            short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
+            if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
+                draft.buf.push_bytes(bytes(short))
             pn = space.next_pn
             space.next_pn = pn + 1
             ptype = types[space_id]
@@ -257,13 +261,14 @@ class PacketAssembler:
                 cryptos[space_id], ptype, version=self._versions.current,
                 dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
                 token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                packet_number=pn, payload=draft.buf.data,
+                packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
             )
             out += packet
             sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
                               draft.ack_eliciting or draft.in_flight, draft.handlers,
                               _QLOG_TYPES[space_id])
             self._recovery.on_packet_sent(sent)
+            self._ecn.on_packet_sent(space_id, pn)
             if draft.frames is not None:
                 self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
             if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
@@ -303,6 +308,7 @@ class PacketAssembler:
                         for frag in packet.crypto_fragments]
             self._recovery.on_packet_sent(SentPacket(pn, SPACE_INITIAL, now, len(data), True,
                                                      True, handlers, "initial"))
+            self._ecn.on_packet_sent(SPACE_INITIAL, pn)
             if self._qlog_frames:
                 self._qlog.packet_sent(now, "initial", pn, len(data),
                                        initial_layout.describe_frames(packet))
@@ -314,12 +320,18 @@ class PacketAssembler:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
         if not self._cryptos[space_id].send.is_valid() or self._spaces[space_id].discarded:
             return None
-        return _PacketDraft(space_id, capacity, self._header_size(space_id), self._qlog_frames)
+        return _PacketDraft(space_id, capacity, self._header(space_id), self._qlog_frames)
 
-    def _header_size(self, space_id: int) -> int:
+    def _header(self, space_id: int) -> tuple[int, int]:
+        """``(header size, packet-number length)`` of the space's next packet: the shortest
+        number the peer can decode (RFC 9000 §17.1, §A.2)."""
+        largest = self._recovery.spaces[space_id].largest_acked
+        pn_length = packet_number_length(self._spaces[space_id].next_pn,
+                                         largest if largest >= 0 else None)
         return header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
                            len(self._host_cids.entries[0].cid),
-                           len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0)
+                           len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0,
+                           pn_length), pn_length
 
     def _pacer_allows(self, now: float) -> bool:
         t = self._pacer.next_send_time(now)
@@ -331,8 +343,8 @@ class PacketAssembler:
 
     def _fill_packet(self, space_id: int, room: int, now: float,
                      pacing_ok: bool) -> _PacketDraft | None:
-        hdr = self._header_size(space_id)
-        capacity = room - hdr - AEAD_TAG_SIZE
+        header = self._header(space_id)
+        capacity = room - header[0] - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
         space = self._spaces[space_id]
@@ -340,7 +352,7 @@ class PacketAssembler:
         cc_ok = probe or (
             self._recovery.bytes_in_flight + room <= self._cc.congestion_window and pacing_ok
         )
-        draft = _PacketDraft(space_id, capacity, hdr, self._qlog_frames)
+        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames)
         buf = draft.buf
         if space.owed.ack or (space.received and (space.ack_eliciting_unacked or
                                                      space.ack_deadline is not None) and cc_ok
@@ -385,11 +397,13 @@ class PacketAssembler:
             delay = int((now - space.largest_received_time) * 1_000_000) >> \
                 self._ack_delay_exponent
             delay = max(delay, 0)
-        if not f.push_ack_frame(buf, ranges, delay, max_ranges=1 + max(0, (buf.remaining() - 16) // 8)):
+        if not f.push_ack_frame(buf, ranges, delay, space.ecn_counts,
+                                max_ranges=1 + max(0, (buf.remaining() - 24) // 8)):
             return
         space.on_ack_sent()
         if draft.frames is not None:
-            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000))
+            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000,
+                                          space.ecn_counts))
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:
         buf = draft.buf

@@ -50,6 +50,7 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .ecn import EcnValidator
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
@@ -64,11 +65,11 @@ _QLOG_PACKET_TYPE = ("initial", "handshake", "1RTT")
 class QuicConnection:
     """One QUIC connection, client or server: a façade over its components.
 
-    Components (each owns its state and is handed what it uses): the packet spaces
-    (:mod:`.spaces`), loss recovery, the stream manager, the connection IDs, :class:`TlsDriver`,
-    :class:`FrameReceiver` and :class:`PacketAssembler`. This class holds the lifecycle, closing,
-    timers and the effects that span components (keys discarded, handshake confirmed, the peer's
-    transport parameters applied).
+    Components (each owns its state and is handed what it uses): the packet spaces (:mod:`.spaces`),
+    loss recovery, the stream manager, the connection IDs, :class:`TlsDriver`, :class:`FrameReceiver`,
+    :class:`PacketAssembler` and :attr:`ecn` (the edge sends with ``ecn.codepoint``, RFC 9000 §13.4).
+    This class holds the lifecycle, closing, timers and the effects that span components (keys
+    discarded, handshake confirmed, the peer's transport parameters applied).
     """
 
     def __init__(
@@ -163,7 +164,7 @@ class QuicConnection:
         else:
             self._qlog = NullSink()
         self._qlog_frames = self._qlog.wants_frames
-
+        self.ecn = EcnValidator(enabled=cfg.ecn, recovery=self._recovery, qlog=self._qlog)
         # The components that act on the state above.
         self._versions = ConnectionVersions(cfg, is_client=is_client, version=version,
                                             cryptos=self._cryptos, ids=self._ids, qlog=self._qlog)
@@ -174,12 +175,12 @@ class QuicConnection:
             is_client=is_client, max_datagram_frame_size=cfg.max_datagram_frame_size,
             spaces=self._spaces, recovery=self._recovery, streams=self._stream_mgr,
             host_cids=self._host_cids, peer_cids=self._peer_cids, events=self._events,
-            qlog=self._qlog, host=self)
+            qlog=self._qlog, host=self, ecn=self.ecn)
         self._assembler = PacketAssembler(
             cfg, is_client=is_client, versions=self._versions,
             initial_plan=profile if profile is not None and profile.chaos else None,
             spaces=self._spaces, cryptos=self._cryptos, recovery=self._recovery, cc=self._cc,
-            pacer=self._pacer, streams=self._stream_mgr, host_cids=self._host_cids,
+            pacer=self._pacer, streams=self._stream_mgr, host_cids=self._host_cids, ecn=self.ecn,
             peer_cids=self._peer_cids, ids=self._ids, path=self._path, events=self._events,
             datagrams_out=self._datagrams_out, qlog=self._qlog, discard_space=self._discard_space)
 
@@ -246,11 +247,11 @@ class QuicConnection:
 
     # ------------------------------------------------------------- receive
 
-    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float) -> None:
-        """Process one UDP datagram from ``addr``."""
+    def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float, ecn: int = 0) -> None:
+        """Process one UDP datagram from ``addr`` (``ecn``: the ECN bits of its IP header)."""
         if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
             return
-        self._now_hint = now
+        self._now_hint, self.ecn.datagram_codepoint = now, ecn
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
         self._path.on_datagram_received(len(data), addr)
         buf = Buffer(data=data)
@@ -354,7 +355,7 @@ class QuicConnection:
                                     alert.reason), now)
             return True
         space.on_packet_received(pn, ack_eliciting, now, self.configuration.max_ack_delay
-                                 if space_id == SPACE_APPLICATION else None)
+                                 if space_id == SPACE_APPLICATION else None, self.ecn.datagram_codepoint)
         return True
 
     def _accepts_first_dcid(self, ptype: int, dcid: bytes) -> bool:
@@ -682,6 +683,7 @@ class QuicConnection:
 
     def _on_packet_lost(self, packet: SentPacket, trigger: str) -> None:
         self._qlog.packet_lost(self._now_hint, packet.packet_type, packet.packet_number, trigger)
+        self.ecn.on_packet_lost(packet.space, packet.packet_number, self._now_hint)
 
     def _on_packet_spurious(self, lost: LostPacket, now: float) -> None:
         """A packet declared lost was acknowledged (recovery/reordering.py)."""

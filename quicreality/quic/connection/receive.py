@@ -28,6 +28,7 @@ from ..frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameTyp
 from ..recovery.loss import SPACE_APPLICATION, LossRecovery
 from ..transport_params import QuicTransportParameters
 from .cids import HostConnectionIds, PeerConnectionIds
+from .ecn import EcnValidator
 from .spaces import PacketSpace
 from .streams import StreamManager
 
@@ -55,15 +56,17 @@ class ReceiveHost(Protocol):
 class FrameReceiver:
     """Parses the frames of decrypted packets and applies them."""
 
-    __slots__ = ("_events", "_host", "_host_cids", "_is_client", "_max_datagram_frame_size",
+    __slots__ = ("_ecn", "_events", "_host", "_host_cids", "_is_client", "_max_datagram_frame_size",
                  "_owed", "_packet_dcid", "_peer_cids", "_qlog", "_recovery", "_spaces",
                  "_streams", "active_cid_limit", "peer_ack_delay_exponent")
 
     def __init__(self, *, is_client: bool, max_datagram_frame_size: int | None,
                  spaces: list[PacketSpace], recovery: LossRecovery, streams: StreamManager,
                  host_cids: HostConnectionIds, peer_cids: PeerConnectionIds,
-                 events: deque[QuicEvent], qlog: QlogSink, host: ReceiveHost) -> None:
+                 events: deque[QuicEvent], qlog: QlogSink, host: ReceiveHost,
+                 ecn: EcnValidator) -> None:
         self._is_client = is_client
+        self._ecn = ecn
         self._max_datagram_frame_size = max_datagram_frame_size
         self._spaces = spaces
         self._owed = spaces[SPACE_APPLICATION].owed
@@ -130,7 +133,8 @@ class FrameReceiver:
 
     def _handle_ack_frame(self, space_id: int, frame_type: int, buf: Buffer, now: float) -> None:
         """ACK / ACK_ECN (RFC 9000 §19.3)."""
-        ranges, delay = f.pull_ack_frame(buf, frame_type == FrameType.ACK_ECN)
+        ranges, delay = f.pull_ack_frame(buf, False)
+        counts = f.pull_ecn_counts(buf) if frame_type == FrameType.ACK_ECN else None
         if ranges[-1].stop > self._spaces[space_id].next_pn:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "ACK for a packet never sent")
@@ -138,6 +142,7 @@ class FrameReceiver:
         if space_id == SPACE_APPLICATION:
             ack_delay = (delay << self.peer_ack_delay_exponent) / 1_000_000
         self._recovery.on_ack_received(space_id, ranges, ack_delay, now)
+        self._ecn.on_ack(space_id, ranges, counts, now)
 
     def _handle_reset_stream_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                    now: float) -> None:

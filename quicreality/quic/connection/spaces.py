@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ...wire.rangeset import RangeSet
 from ..streams import QuicStream
+from .ecn import ECN_CE, ECN_ECT0, ECN_ECT1
 
 if TYPE_CHECKING:
     from .cids import ConnectionIdEntry
@@ -68,7 +69,7 @@ class OwedFrames:
 class PacketSpace:
     """Receive-side ACK state, packet numbering, CRYPTO stream and owed frames of one space."""
 
-    __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded",
+    __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded", "ecn_counts",
                  "largest_received", "largest_received_time", "next_pn", "owed", "received",
                  "received_floor")
 
@@ -83,6 +84,22 @@ class PacketSpace:
         self.ack_eliciting_unacked = 0
         self.discarded = False
         self.owed = OwedFrames()
+        #: packets received marked ECT(0), ECT(1), CE (RFC 9000 §13.4.1), sent in ACK_ECN
+        self.ecn_counts: tuple[int, int, int] | None = None
+
+    def count_ecn(self, codepoint: int, ack_eliciting: bool = True) -> None:
+        """Count one processed packet that arrived with ECN ``codepoint`` (RFC 3168 §5).
+        A CE-marked ack-eliciting packet owes an immediate ACK (RFC 9000 §13.2.1); an ACK-only
+        one does not (ACKs are never answered with ACKs)."""
+        ect0, ect1, ce = self.ecn_counts or (0, 0, 0)
+        if codepoint == ECN_ECT0:
+            ect0 += 1
+        elif codepoint == ECN_ECT1:
+            ect1 += 1
+        elif codepoint == ECN_CE:
+            ce += 1
+            self.owed.ack = self.owed.ack or ack_eliciting
+        self.ecn_counts = (ect0, ect1, ce)
 
     def is_duplicate(self, pn: int) -> bool:
         """True if ``pn`` was received already, or is too old to tell (RFC 9000 §12.3).
@@ -102,18 +119,20 @@ class PacketSpace:
             self.received_floor = received[0].start
 
     def on_packet_received(self, pn: int, ack_eliciting: bool, now: float,
-                           max_ack_delay: float | None) -> None:
+                           max_ack_delay: float | None, ecn: int = 0) -> None:
         """A packet was processed: record it and decide when to acknowledge (RFC 9000 §13.2.1).
 
         ``max_ack_delay`` None acknowledges every ack-eliciting packet at once (Initial and
         Handshake); otherwise every second one, an out-of-order one at once, and a lone one
-        within ``max_ack_delay``.
+        within ``max_ack_delay``. ``ecn``: the codepoint it arrived with (:meth:`count_ecn`).
         """
         in_order = pn == self.largest_received + 1
         self.record_received(pn)
         if pn > self.largest_received:
             self.largest_received = pn
             self.largest_received_time = now
+        if ecn:
+            self.count_ecn(ecn, ack_eliciting)
         if not ack_eliciting:
             return
         if max_ack_delay is None or not in_order:

@@ -133,6 +133,8 @@ class LossRecovery:
         #: Congestion episodes, so that a reduction caused only by spurious losses is undone.
         self.episode = CongestionEpisode()
         self._lost = [LostPackets(), LostPackets(), LostPackets()]
+        #: Send time of the largest packet the last ACK frame newly acknowledged (RFC 9002 §B.7).
+        self.largest_newly_acked_sent_time = float("-inf")
 
     @property
     def spurious_losses(self) -> int:
@@ -219,7 +221,10 @@ class LossRecovery:
             for handler, args in packet.handlers:
                 handler(True, *args)
         if not any_acked:
+            self.largest_newly_acked_sent_time = float("-inf")
             return -1, False
+        self.largest_newly_acked_sent_time = (
+            newly_largest.sent_time if newly_largest is not None else largest_acked_sent_time)
         if newly_largest is not None and includes_ack_eliciting:
             latest_rtt = now - newly_largest.sent_time
             if space_id != SPACE_APPLICATION:
@@ -247,6 +252,21 @@ class LossRecovery:
         if self._on_metrics is not None:
             self._on_metrics(now)
         return (newly_largest.packet_number if newly_largest else -1), True
+
+    def on_ecn_congestion(self, now: float) -> None:
+        """The peer's CE count went up in the last ACK frame (RFC 9002 §7.1, §B.7).
+
+        A congestion event as for loss, keyed by the send time of the largest packet that ACK
+        newly acknowledged, so the controller reduces at most once per recovery period. It is
+        a period of its own that spurious-loss undo never reverts (the congestion was real).
+        """
+        sent_time = self.largest_newly_acked_sent_time
+        if sent_time > self.episode.start:
+            self.episode.on_lost(now=now, largest_lost_sent_time=sent_time, count=0)
+            self.episode.undoable = False
+        self.cc.on_congestion_event(now=now, largest_lost_sent_time=sent_time, lost_bytes=0,
+                                    bytes_in_flight=self.bytes_in_flight)
+        self._update_pacer()
 
     def _update_pacer(self) -> None:
         if self.rtt.has_sample:

@@ -29,7 +29,7 @@ __all__ = ["PROBE_GAP_S", "PROBE_PACE_S", "PROBE_RESEND_S", "CensorStage"]
 #: server's and the target's copy of one probe go together). With every probe sent at once
 #: (12 new connections within microseconds) quic-go often lost the second datagram of a
 #: two-datagram hello and answered only with an ACK (seen in its qlog in censor-gfw, and
-#: reproduced on loopback: 1 to 2 bursts in 4 lost it, none in 8 with these gaps).
+#: reproduced on loopback: 2 bursts in 4, then 1 in 8, lost it; none in 8 with these gaps).
 PROBE_PACE_S = 0.002
 PROBE_GAP_S = 0.05
 #: Every probe is sent a second time this much later, as a client resends its Initials on PTO.

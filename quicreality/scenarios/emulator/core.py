@@ -11,7 +11,11 @@ I/O, so tests drive it on virtual time.
 Per packet (``sch_netem`` order)::
 
     drop list? -> blackhole? -> random loss? -> Gilbert-Elliott loss? -> duplicate? -> corrupt?
-      -> drop-tail admission -> serializer (rate) -> delay + jitter -> release queue
+      -> drop-tail admission -> CE marking? -> serializer (rate) -> delay + jitter -> release queue
+
+CE marking (``ecn_mark_threshold_ms``, RFC 3168 §5): an admitted ECT(0)/ECT(1) packet that
+will wait longer than the threshold before its serialization starts gets the CE codepoint
+(:func:`mark_ce`; the IPv4 header checksum is updated, RFC 1624); it is queued as usual.
 
 Determinism: every random stage has its own ``random.Random`` stream seeded
 from ``(seed, direction, stage)``.  The loss decision for the *n*-th packet
@@ -39,7 +43,7 @@ from collections.abc import Callable
 
 from ..model import Impairment
 
-__all__ = ["DROP_CAUSES", "DirectionCore", "corrupt_packet"]
+__all__ = ["DROP_CAUSES", "DirectionCore", "corrupt_packet", "ecn_of_packet", "mark_ce"]
 
 #: Counter names for drops, in stage order.
 DROP_CAUSES = ("droplist", "blackhole", "loss", "gilbert_elliott", "queue")
@@ -115,6 +119,38 @@ def corrupt_packet(pkt: bytes, rng: random.Random, fix_checksum: bool) -> bytes 
     return bytes(buf)
 
 
+def ecn_of_packet(pkt: bytes) -> int:
+    """The ECN codepoint (two low bits of the IPv4 TOS / IPv6 Traffic Class) of an IP packet."""
+    if len(pkt) >= 2 and pkt[0] >> 4 == 4:
+        return pkt[1] & 0b11
+    if len(pkt) >= 2 and pkt[0] >> 4 == 6:
+        return (pkt[1] >> 4) & 0b11
+    return 0
+
+
+def mark_ce(pkt: bytes) -> bytes | None:
+    """The packet with ECN set to CE (0b11), or None if it is Not-ECT or already CE.
+
+    IPv4: the TOS byte changes and the header checksum is updated incrementally (RFC 1624,
+    eqn. 3); IPv6 has no header checksum. The UDP checksum does not cover either field
+    (RFC 768 / RFC 8200 §8.1 pseudo-headers).
+    """
+    ecn = ecn_of_packet(pkt)
+    if ecn == 0 or ecn == 0b11:
+        return None
+    buf = bytearray(pkt)
+    if pkt[0] >> 4 == 4:
+        old = (buf[0] << 8) | buf[1]
+        buf[1] |= 0b11
+        new = (buf[0] << 8) | buf[1]
+        hc = (buf[10] << 8) | buf[11]
+        ncs = ~_oc_add(_oc_add(~hc & 0xFFFF, ~old & 0xFFFF), new) & 0xFFFF
+        buf[10], buf[11] = ncs >> 8, ncs & 0xFF
+    else:
+        buf[1] |= 0b11 << 4
+    return bytes(buf)
+
+
 class DirectionCore:
     """One direction of the emulated link: decisions and release schedule.
 
@@ -127,12 +163,13 @@ class DirectionCore:
 
     __slots__ = (
         "imp", "direction", "seed", "origin",
-        "_loss", "_ge", "_ge_bad", "_dup", "_corrupt", "_fix_cs", "_droplist",
-        "_bh", "_bh_until", "_rate_bps", "_qpk", "_qby", "_delay", "_jitter", "_reorder",
+        "_loss", "_ge", "_ge_bad", "_dup", "_corrupt", "_fix_cs", "_droplist", "_max_burst",
+        "_run",
+        "_bh", "_bh_until", "_rate_bps", "_qpk", "_qby", "_delay", "_jitter", "_reorder", "_ce_s",
         "_r_loss", "_r_ge", "_r_dup", "_r_corrupt", "_r_jitter",
         "_busy_until", "_inq", "_inq_bytes", "_last_release", "_fifo", "_heap", "_seq",
         "n_in", "bytes_in", "n_out", "bytes_out", "drops", "n_duplicated", "n_corrupted",
-        "n_late", "max_late_s", "max_queue_pkts", "max_queue_bytes",
+        "n_late", "max_late_s", "max_queue_pkts", "max_queue_bytes", "n_ce_marked",
     )
 
     def __init__(self, imp: Impairment, seed: int, direction: str, origin: float = 0.0) -> None:
@@ -140,6 +177,7 @@ class DirectionCore:
         self.imp = imp
         self.direction = direction
         self._loss = imp.loss
+        self._max_burst = imp.loss_max_burst
         self._ge = imp.gilbert_elliott
         self._dup = imp.duplicate
         self._corrupt = imp.corrupt
@@ -152,6 +190,8 @@ class DirectionCore:
         self._delay = imp.delay_ms / 1000.0
         self._jitter = imp.jitter_ms / 1000.0
         self._reorder = imp.reorder
+        ce_ms = imp.ecn_mark_threshold_ms
+        self._ce_s = ce_ms / 1000.0 if ce_ms is not None else None
         self.reset(seed, origin)
 
     def reset(self, seed: int, origin: float) -> None:
@@ -168,6 +208,7 @@ class DirectionCore:
         self._r_corrupt = random.Random(tag + "corrupt")
         self._r_jitter = random.Random(tag + "jitter")
         self._ge_bad = False
+        self._run = 0  # consecutive random-loss drops
         self._bh_until = origin + self._bh.windows()[-1][1] if self._bh is not None else origin
         self._busy_until = 0.0
         self._inq: deque[tuple[float, int]] = deque()
@@ -190,6 +231,7 @@ class DirectionCore:
         self.max_late_s = 0.0
         self.max_queue_pkts = 0
         self.max_queue_bytes = 0
+        self.n_ce_marked = 0
 
     # ------------------------------------------------------------------ ingress
 
@@ -212,9 +254,13 @@ class DirectionCore:
         if self._bh is not None and now < self._bh_until and self._bh.is_black(now - self.origin):
             self.drops["blackhole"] += 1
             return 0
-        if self._loss and self._r_loss.random() < self._loss:
-            self.drops["loss"] += 1
-            return 0
+        if self._loss:
+            if self._r_loss.random() < self._loss and (
+                    self._max_burst is None or self._run < self._max_burst):
+                self._run += 1
+                self.drops["loss"] += 1
+                return 0
+            self._run = 0
         ge = self._ge
         if ge is not None:
             r = self._r_ge
@@ -260,6 +306,11 @@ class DirectionCore:
                 self.drops["queue"] += 1
                 return 0
             start = self._busy_until if self._busy_until > now else now
+            if self._ce_s is not None and start - now > self._ce_s:
+                marked = mark_ce(pkt)
+                if marked is not None:
+                    pkt = marked
+                    self.n_ce_marked += 1
             t = start + size * 8.0 / self._rate_bps
             self._busy_until = t
             inq.append((t, size))
@@ -339,6 +390,7 @@ class DirectionCore:
             "dropped_total": sum(self.drops.values()),
             "duplicated": self.n_duplicated,
             "corrupted": self.n_corrupted,
+            "ce_marked": self.n_ce_marked,
             "in_flight": self.in_flight(),
             "late_releases_over_0_5ms": self.n_late,
             "max_late_ms": round(self.max_late_s * 1000.0, 3),

@@ -176,6 +176,16 @@ def main(argv: list[str] | None = None) -> int:
                     "ours-plain": (OURS, 2, lambda k, n: ours(lab, OURS, k, n)),
                     "ours-reality": (REALITY, 2, lambda k, n: ours(
                         lab, REALITY, k, n, real, f"https://127.0.0.1:{REALITY}/index.html")),
+                    # Not committed (docs/camouflage.md's table): the other carrier/fingerprint
+                    # pairs, and the plain client with the chrome fingerprint.
+                    "ours-reality-session_id": (REALITY, 2, lambda k, n: ours(
+                        lab, REALITY, k, n, [*real, "--carrier", "session_id"],
+                        f"https://127.0.0.1:{REALITY}/index.html")),
+                    "ours-reality-minimal": (REALITY, 2, lambda k, n: ours(
+                        lab, REALITY, k, n, [*real, "--fingerprint", "minimal"],
+                        f"https://127.0.0.1:{REALITY}/index.html")),
+                    "ours-plain-chrome": (OURS, 2, lambda k, n: ours(
+                        lab, OURS, k, n, ["--ca", str(lab.ca), "--fingerprint", "chrome"])),
                 }
                 for name, (port, reps, job) in jobs.items():
                     if a.only is not None and name not in a.only:

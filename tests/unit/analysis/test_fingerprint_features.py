@@ -140,14 +140,18 @@ def test_other_clients_have_their_own_initials() -> None:
     qg = flows("quicgo-ours")[0].features
     assert qg["client.flight.sizes"] == [1252] and qg["client.quic.scid_len"] == 0
     assert qg["client.quic.tp_ids"][0] == GREASE  # quic-go also sends a GREASE parameter
-    for name in ("ours-plain", "ours-reality"):
+    for name in ("ours-plain", "ours-reality-minimal"):
         ours = flows(name)[0].features
         assert (ours["client.quic.dcid_len"], ours["client.quic.scid_len"]) == (8, 8)
         assert ours["client.flight.sizes"] == [1200] and ours["client.flight.crypto_in_order"]
         assert ours["client.tls.key_share_groups"] == ["0x001d"]
-        assert ours["client.flight.packet_numbers"] == [0] and ours["client.flight.pn_lengths"] == [4]
+        assert ours["client.flight.packet_numbers"] == [0] and ours["client.flight.pn_lengths"] == [1]
     assert flows("ours-plain")[0].features["client.tls.session_id_len"] == 0
-    assert flows("ours-reality")[0].features["client.tls.session_id_len"] == 32
+    assert flows("ours-reality-minimal")[0].features["client.tls.session_id_len"] == 32
+    chrome = flows("ours-reality")[0].features  # the default: chrome hello, ech carrier
+    assert (chrome["client.quic.dcid_len"], chrome["client.quic.scid_len"]) == (8, 0)
+    assert chrome["client.flight.sizes"] == [1250, 1250]
+    assert chrome["client.tls.session_id_len"] == 0
 
 
 def test_server_first_flights_sizes_and_coalescing() -> None:
@@ -161,11 +165,14 @@ def test_server_first_flights_sizes_and_coalescing() -> None:
         assert f["server.tls.extensions"] == ["0x0033", "0x002b"]
         assert f["server.tls.key_share_group"] == "0x001d"
         assert f["server.tls.encrypted_extensions"] == ["0x0039", "0x0010"]
-    for fp in flows("ours-reality"):
+    for fp in flows("ours-reality"):  # shaped like ngtcp2's answer (learned), ngtcp2's ID length
         f = fp.features
-        assert f["server.flight.sizes"] == [1200]
-        assert f["server.tls.session_id_len"] == 32  # echoed legacy_session_id
+        assert f["server.flight.sizes"] == [52, 1200] and f["server.quic.scid_len"] == 18
+        assert f["server.tls.extensions"] == ["0x0033", "0x002b"]
         assert f["server.tls.certificate_verify_alg"] == "0x0807"  # REALITY's Ed25519 cert
+    for fp in flows("ours-reality-minimal"):
+        f = fp.features
+        assert f["server.tls.session_id_len"] == 32  # echoed legacy_session_id
 
 
 def test_without_keys_only_the_initial_space_is_read(tmp_path: Path) -> None:

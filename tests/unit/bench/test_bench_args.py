@@ -4,6 +4,7 @@ starting any process (they never assert speeds; see docs/performance.md)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,17 @@ def test_rss_reads_this_process() -> None:
 def test_dispatcher_lists_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_main.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("transfer", "handshake", "relay", "connections"):
+    for name in ("transfer", "handshake", "relay", "connections", "analysis"):
         assert name in out
     assert bench_main.main(["nope"]) == 2
+
+
+def test_analysis_bad_input_exits_2(tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from quicreality.bench import analysis
+
+    assert analysis.main([str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    (tmp_path / "run.json").write_text("{}")
+    assert analysis.main([str(tmp_path), "--notebooks", "nope"]) == 2
+    assert "no such notebook: nope" in capsys.readouterr().err

@@ -72,10 +72,25 @@ def test_ngtcp2_uses_its_real_options() -> None:
     assert "--preferred-ipv4-addr=10.99.2.2:4443" in s.argv
 
 
+def test_aioquic_scripts_tickets_0rtt_key_update() -> None:
+    for peer in ("aioquic", "qh3"):
+        first, second = plan(ep(peer, "client", "zerortt"))
+        assert first.argv[-1] == URLS[0] and "--0rtt" not in first.argv
+        assert second.argv[-2:] == URLS[1:] and "--0rtt" in second.argv
+        assert "--session-ticket" in first.argv and "--session-ticket" in second.argv
+        (ku,) = plan(ep(peer, "client", "keyupdate"))
+        assert ku.argv[-3:] == URLS and "--key-update" in ku.argv
+        (srv,) = plan(ep(peer, "server", "resumption"))
+        assert "--tickets" in srv.argv
+
+
 def test_simple_peers_decline_what_their_programs_lack() -> None:
-    for peer in ("aioquic", "qh3", "quicgo", "curl"):
+    for peer in ("quicgo", "curl"):
         with pytest.raises(Unsupported):
             plan(ep(peer, "client", "resumption"))
+    for peer in ("aioquic", "qh3", "quicgo"):
+        with pytest.raises(Unsupported):
+            plan(ep(peer, "server", "ecn"))
     with pytest.raises(Unsupported, match="chacha20"):
         plan(ep("curl", "client", "chacha20"))
     (q,) = plan(ep("qh3", "client", "chacha20"))

@@ -76,3 +76,13 @@ def test_tidy_rows_one_per_metric() -> None:
     assert rows[1]["value"] == 9000.0 and rows[1]["unit"] == "kbit/s" and rows[1]["source"] == "wire"
     (not_run,) = tidy_rows(OUTS[3], "run1")
     assert not_run["result"] is None and not_run["reason"] == "not run"
+
+
+def test_markdown_table_rows_per_pair() -> None:
+    from quicreality.interop.report import markdown_table
+
+    doc = result_json(OUTS, [H, S, G], ["ours", "ngtcp2"], ["ours"], 1.0, 2.0, "x")
+    lines = markdown_table(doc).splitlines()
+    assert lines[0] == "| server | client | H | S | G |"
+    assert lines[2] == "| ours | ours | ✓ | ✓ | 9100 (± 141) kbps |"
+    assert lines[3] == "| ngtcp2 | ours | ✕ | – | ? |"

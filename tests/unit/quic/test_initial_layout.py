@@ -80,10 +80,11 @@ def test_chrome_plan_is_two_1250_byte_initials_numbered_1_and_2() -> None:
         assert plan.next_packet_number == 3
 
 
-def test_minimal_plan_numbers_from_0_with_4_byte_fields() -> None:
+def test_minimal_plan_numbers_from_0_with_1_byte_fields() -> None:
+    """The send path's shortest field with nothing acknowledged (RFC 9000 §A.2)."""
     plan = il.plan_initial_flight(1950, seeded(1), "minimal")
     assert [p.packet_number for p in plan.packets] == [0, 1]
-    assert {p.packet_number_length for p in plan.packets} == {4}
+    assert {p.packet_number_length for p in plan.packets} == {1}
     assert plan.next_packet_number == 2
     assert all(isinstance(p.frames[-1], il.Padding) for p in plan.packets)
 
@@ -159,13 +160,29 @@ def test_unknown_layout_is_refused() -> None:
         QuicConnection(configuration=client_config("firefox"))
 
 
-def test_randbelow_is_uniform_and_in_range() -> None:
-    rng = seeded(3)
+def test_pool_below_is_uniform_and_in_range() -> None:
+    pool = il._Pool(seeded(3))
     counts = [0] * 5
     for _ in range(5000):
-        counts[il.randbelow(5, rng)] += 1
+        counts[pool.below(5)] += 1
     assert all(900 < c < 1100 for c in counts)
-    assert il.randbelow(1, rng) == 0
+    assert pool.below(1) == 0
+    assert {pool.uniform((55, 86)) for _ in range(2000)} == set(range(55, 87))
+
+
+def test_pool_serves_the_bytes_in_order() -> None:
+    """Drawing through the pool reads the rng's byte stream in order, whatever the draw sizes."""
+    stream = seeded(4)(4096)
+    pos = 0
+
+    def rng(n: int) -> bytes:
+        nonlocal pos
+        pos += n
+        return stream[pos - n:pos]
+
+    pool = il._Pool(rng)
+    got = b"".join(pool(k) for k in (1, 7, 250, 3, 300, 2))
+    assert got == stream[:len(got)]
 
 
 # ------------------------------------------------------------ the client follows the plan
@@ -256,7 +273,7 @@ def test_retransmitted_hello_takes_the_plain_path() -> None:
     again = [d for d, _ in conn.datagrams_to_send(timer)]
     assert again and all(len(d) == 1200 for d in again)
     _, pn, pn_len, _ = open_initial(again[0], conn.original_destination_connection_id)
-    assert (pn, pn_len) == (3, 4)
+    assert (pn, pn_len) == (3, 1)  # the shortest field that decodes, nothing acked (RFC 9000 §A.2)
 
 
 # ------------------------------------------------------------ zero-length connection IDs

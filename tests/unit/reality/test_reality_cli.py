@@ -112,3 +112,58 @@ def test_client_fingerprint_and_carrier_choices_reach_the_configuration() -> Non
     assert xray.legacy_session_id_length == 32
     both = configured(carrier="session_id")
     assert both.fingerprint == "chrome" and both.peer_verifier.carrier is Carrier.SESSION_ID
+
+
+def _relay_client_config(*extra: str) -> object:
+    """The configuration ``relay-client`` builds from its argv (no sockets opened)."""
+    from quicreality.aio.relay_cli import _client_config_factory, relay_config_from_args
+    from quicreality.cli import CliError, build_parser
+
+    args = build_parser().parse_args(["relay-client", "--server", "127.0.0.1:4433",
+                                      "--tcp-listen", "127.0.0.1:0", "--forward",
+                                      "127.0.0.1:9", *extra])
+    args.server_host = "127.0.0.1"
+    factory = _client_config_factory(args, {}, relay_config_from_args(args, CliError), CliError)
+    return factory()
+
+
+REALITY_RELAY = ("--reality-public-key", b64url_encode(bytes(range(32))), "--short-id", "0a0b",
+                 "--server-name", "localhost")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fingerprint", "carrier", "session_id_len"),
+    [
+        ((), "chrome", "ech", 0),
+        (("--carrier", "session_id"), "chrome", "session_id", 32),
+        (("--fingerprint", "minimal"), "minimal", "session_id", 32),
+    ],
+)
+def test_relay_client_takes_the_clients_fingerprint_and_carrier(
+        extra: tuple[str, ...], fingerprint: str, carrier: str, session_id_len: int) -> None:
+    cfg = _relay_client_config(*REALITY_RELAY, *extra)
+    assert cfg.fingerprint == fingerprint  # type: ignore[attr-defined]
+    assert cfg.peer_verifier.carrier.value == carrier  # type: ignore[attr-defined]
+    assert cfg.legacy_session_id_length == session_id_len  # type: ignore[attr-defined]
+
+
+def test_relay_client_plain_tls_with_a_chrome_hello() -> None:
+    cfg = _relay_client_config("--insecure", "--fingerprint", "chrome")
+    assert cfg.fingerprint == "chrome" and cfg.initial_layout == "chrome"  # type: ignore[attr-defined]
+    assert _relay_client_config("--insecure").fingerprint == "minimal"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*REALITY_RELAY, "--fingerprint", "minimal", "--carrier", "ech"],
+         "--carrier ech needs --fingerprint chrome"),
+        (["--insecure", "--carrier", "ech"], "--carrier needs --reality-public-key"),
+        ([*REALITY_RELAY, "--reality-version", "1.2"], "--reality-version"),
+    ],
+)
+def test_relay_client_hello_option_errors(argv: list[str], message: str) -> None:
+    from quicreality.cli import CliError
+
+    with pytest.raises(CliError, match=message):
+        _relay_client_config(*argv)

@@ -86,3 +86,25 @@ def test_a_retrying_target_makes_us_retry() -> None:
     )
     _, ours = accepted(shape)
     assert ours.server_hello == shape.server_hello
+
+
+def test_accepted_connection_copies_the_targets_scid_length() -> None:
+    """ngtcp2's 18-byte server ID, quic-go's 4 bytes; a target with a 0-byte (unroutable) or
+    2-byte ID leaves our default of 8. The handshake completes in each case."""
+    for target_len, want in ((18, 18), (4, 4), (0, 8), (2, 8)):
+        shape = TargetShape(NGTCP2.server_hello, NGTCP2.datagrams, scid_len=target_len,
+                            client_scid_len=0)
+        pair, ours = accepted(shape)
+        assert ours.scid_len == want, target_len
+        (conn,) = pair.endpoint.connections
+        assert {len(cid) for cid in conn.host_cids} == {want}
+
+
+def test_quic_go_sized_ack_only_initial() -> None:
+    """quic-go answers Chromium with a 37-byte ACK-only Initial (4-byte SCID, 1-byte packet
+    number): with its ID length and the shortest packet number ours is 37 as well."""
+    shape = TargetShape(ServerHelloShape(0x1301, (0x002B, 0x0033), m.Group.X25519, False),
+                        (ShapedDatagram(37, (0,), True), ShapedDatagram(1252, (0, 1, 2))),
+                        scid_len=4, client_scid_len=0)
+    _, ours = accepted(shape)
+    assert ours.datagrams == shape.datagrams

@@ -48,12 +48,15 @@ def test_ngtcp2_answering_chromium() -> None:
 
 
 def test_our_accepted_reality_flight() -> None:
-    """Today's accepted REALITY answer: one coalesced 1200-byte datagram, 8-byte SCID."""
-    for flow in capture_flows("ours-reality.pcap"):
-        shape = parse_target_flight(flow)
-        assert shape.datagrams == (ShapedDatagram(1200, (0, 1, 2)),)
-        assert shape.scid_len == 8
-        assert shape.server_hello is not None and shape.server_hello.cipher_suite == 0x1301
+    """Our accepted REALITY answer (the listener learned ngtcp2's, its target): ngtcp2's flight,
+    ServerHello shape and 18-byte SCID; to a minimal client (8-byte SCID) the ACK is 8 longer."""
+    want = ServerHelloShape(0x1301, (0x0033, 0x002B), 0x001D, False)
+    for name, ack in (("ours-reality.pcap", 52), ("ours-reality-minimal.pcap", 60)):
+        for flow in capture_flows(name):
+            shape = parse_target_flight(flow)
+            assert shape.datagrams == (ShapedDatagram(ack, (0,), True),
+                                       ShapedDatagram(1200, (0, 1, 2))), name
+            assert shape.scid_len == 18 and shape.server_hello == want, name
 
 
 def test_flight_ends_at_the_clients_first_1rtt_datagram() -> None:

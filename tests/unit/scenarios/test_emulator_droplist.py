@@ -1,4 +1,5 @@
-"""The drop-list stage (QIR's ``droplist`` scenario): drop packets by number, per direction."""
+"""QIR scenario stages: the drop list (``droplist``: drop packets by number, per direction) and
+capped loss bursts (``drop-rate --burst``)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,29 @@ def test_model_validates_loads_and_dumps_the_list() -> None:
 def test_netem_cannot_do_it() -> None:
     with pytest.raises(NetemUnsupported, match="drop_packets"):
         netem_args(Impairment(drop_packets=(1,)))
+
+
+def test_loss_bursts_are_capped() -> None:
+    # 90 % loss: without the cap, long runs of drops; with it, never more than 3 in a row
+    capped = DirectionCore(Impairment(loss=0.9, loss_max_burst=3), seed=7, direction="to_server")
+    free = DirectionCore(Impairment(loss=0.9), seed=7, direction="to_server")
+
+    def longest_run(core: DirectionCore) -> int:
+        run = best = 0
+        for n in range(1, 2001):
+            if core.submit(udp_packet(n), now=n * 0.001):
+                run = 0
+            else:
+                run += 1
+                best = max(best, run)
+        return best
+    assert longest_run(capped) == 3
+    assert longest_run(free) > 10
+    assert 0.7 < capped.drops["loss"] / 2000 < 0.8  # 3 of every 4 at most
+
+
+def test_loss_max_burst_validation_and_netem() -> None:
+    with pytest.raises(ModelError, match="loss_max_burst"):
+        impairment_from_dict({"loss": 0.3, "loss_max_burst": 0})
+    with pytest.raises(NetemUnsupported, match="loss_max_burst"):
+        netem_args(Impairment(loss=0.3, loss_max_burst=3))
