@@ -29,8 +29,8 @@ PACKAGE = ROOT / "quicreality"
 STAMP = PACKAGE / "_mypyc_stamp.json"
 
 #: The modules compiled, chosen by the profile (docs/performance.md): buffers, range sets, frame
-#: codecs, header parse/build, packet protection, streams, the packet assembler and receiver, and
-#: loss recovery.
+#: codecs, header parse/build, packet protection, streams, the packet assembler and receiver, loss
+#: recovery, pacing, RTT and cubic, and the connection core with its stream manager, spaces and path.
 MODULES: tuple[str, ...] = (
     "quicreality.wire.buffer",
     "quicreality.wire.rangeset",
@@ -42,6 +42,13 @@ MODULES: tuple[str, ...] = (
     "quicreality.quic.connection.assembler",
     "quicreality.quic.connection.receive",
     "quicreality.quic.recovery.loss",
+    "quicreality.quic.connection.core",
+    "quicreality.quic.connection.streams",
+    "quicreality.quic.connection.spaces",
+    "quicreality.quic.connection.path",
+    "quicreality.quic.recovery.pacer",
+    "quicreality.quic.recovery.rtt",
+    "quicreality.quic.recovery.congestion.cubic",
 )
 
 
@@ -86,7 +93,8 @@ def build() -> None:
     try:
         argv = [sys.executable, "-c",
                 "import sys; from setuptools import setup; from mypyc.build import mypycify; "
-                "a = sys.argv[1:]; sys.argv = ['setup.py', 'build_ext', '--inplace', '--build-temp', a[0]]; "
+                "a = sys.argv[1:]; sys.argv = ['setup.py', 'build_ext', '--inplace', '--build-temp', a[0], "
+                "'--build-lib', a[0] + '/lib']; "
                 "setup(name='quicreality-mypyc', ext_modules=mypycify(a[1:], opt_level='3', "
                 "group_name='quicreality._native', target_dir=a[0]))",
                 str(scratch), *(str(source_of(m).relative_to(ROOT)) for m in MODULES)]
@@ -97,7 +105,6 @@ def build() -> None:
                                f"\n{proc.stderr[-3000:]}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(ROOT / "build", ignore_errors=True)
     STAMP.write_text(json.dumps({"sources": {m: _sha256(source_of(m)) for m in MODULES}}, indent=1))
 
 
