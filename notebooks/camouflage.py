@@ -45,8 +45,9 @@ reference = chromium_reference()
 # %% [markdown]
 # ## How many client features differ from Chromium's (random fields ignored)
 #
-# Chromium's own captures must show 0; ours (plain and REALITY), curl and quic-go show how far
-# each is from a browser.
+# Chromium's own captures must show 0, and so must our REALITY client with its default (chrome
+# hello, ech carrier: `ours-reality`); the minimal hellos (plain and REALITY), curl and quic-go
+# show how far each is from a browser.
 
 # %%
 diff_table(reference, profiles)
@@ -55,12 +56,14 @@ diff_table(reference, profiles)
 # ## The client features side by side (only the rows where the clients differ)
 
 # %%
-columns = ["chromium-ours", "ours-reality", "ours-plain", "curl-ours", "quicgo-ours"]
+columns = ["chromium-ours", "ours-reality", "ours-reality-minimal", "ours-plain", "curl-ours",
+           "quicgo-ours"]
 side_by_side({"chrome156 (24)": reference, **{c: profiles[c] for c in columns}},
              only_differing=True)
 
 # %% [markdown]
-# ## The first datagrams of one flow each: Chromium's two 1250-byte Initials vs our one
+# ## The first datagrams of one flow each: Chromium's two 1250-byte Initials, ours (the chrome
+# default: two as well) and our minimal hello's one
 
 # %%
 timeline(flows["chromium-ngtcp2"][0])
@@ -68,13 +71,17 @@ timeline(flows["chromium-ngtcp2"][0])
 # %%
 timeline(flows["ours-reality"][0])
 
+# %%
+timeline(flows["ours-reality-minimal"][0])
+
 # %% [markdown]
 # ## The server's first flight: ngtcp2 answering Chromium vs our accepted REALITY connection
 #
 # Datagrams the server sent before the client's first 1-RTT packet (UDP payload bytes).
 
 # %%
-server_flights({k: flows[k] for k in ("chromium-ngtcp2", "ours-reality", "chromium-ours")})
+server_flights({k: flows[k] for k in ("chromium-ngtcp2", "ours-reality", "ours-reality-minimal",
+                                      "chromium-ours")})
 
 # %%
 side_by_side({k: profiles[k] for k in ("chromium-ngtcp2", "ours-reality")},

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .quic.admission import DEFAULT_MAX_HANDSHAKES
 from .quic.config import QuicConfiguration
 
 
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", help="PEM private key")
     s.add_argument("--www", help="directory to serve (GET /bytes/N always works)")
     s.add_argument("--retry", action="store_true", help="require address validation with Retry")
+    s.add_argument("--preferred-address", metavar="HOST:PORT",
+                   help="advertise this IP address and port as preferred_address (RFC 9000 §9.6) "
+                        "and listen there too")
+    s.add_argument("--max-handshakes", type=int, default=DEFAULT_MAX_HANDSHAKES, metavar="N",
+                   help="handshakes in progress before new Initials are answered with Retry "
+                        "(default %(default)s; not with --reality-config, whose gate has its limits)")
     s.add_argument("--relay-config", metavar="FILE",
                    help="TOML whose [relay] table allows relay destinations (default: refuse all)")
     s.add_argument("--metrics-listen", metavar="HOST:PORT",
@@ -91,10 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=300.0, help="overall timeout in seconds")
     c.add_argument("--json", action="store_true",
                    help="print one JSON object per URL instead of the summary line")
+    c.add_argument("--session-ticket", metavar="FILE",
+                   help="resume with the session ticket in FILE if it exists, and save the "
+                        "tickets the server issues to it (mode 0600)")
+    c.add_argument("--0rtt", dest="zero_rtt", action="store_true",
+                   help="send the requests as 0-RTT when the ticket allows it (they are resent "
+                        "in 1-RTT if the server rejects 0-RTT)")
+    c.add_argument("--key-update", action="store_true",
+                   help="initiate a key update once the handshake is confirmed (RFC 9001 §6)")
     c.add_argument("--initial-layout", choices=["minimal", "chrome"], default=None,
                    help="first Initial flight only: minimal or chrome (Chromium 156's packets, "
                         "frames, datagram sizes and a zero-length SCID); default: the "
                         "fingerprint's")
+    c.add_argument("--migrate", action="store_true",
+                   help="once the handshake is confirmed, migrate to a new local port (to the "
+                        "server's preferred_address if it offered one; RFC 9000 §9.2, §9.6)")
     reality_cli.add_client_options(c)
     c.add_argument("--versions", default="v1", metavar="LIST",
                    help="QUIC versions we speak, in preference order, e.g. v1,v2: the first "
@@ -128,6 +146,26 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     if not 1200 <= args.max_datagram_size <= 65527:
         raise CliError("--max-datagram-size must be between 1200 and 65527")
     return opts
+
+
+def _preferred_address(args: argparse.Namespace, reality: bool) -> tuple[str, int] | None:
+    """``--preferred-address``: an IP literal and a port other than 0 (it goes on the wire)."""
+    if not args.preferred_address:
+        return None
+    if reality:
+        raise CliError("--preferred-address cannot be used with --reality-config")
+    import ipaddress
+
+    from .aio.udp import parse_hostport
+
+    try:
+        host, port = parse_hostport(args.preferred_address, what="--preferred-address")
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise CliError(f"{exc} (an IP address literal is required)") from None
+    if port == 0:
+        raise CliError("--preferred-address needs a port other than 0")
+    return host, port
 
 
 def _versions(args: argparse.Namespace) -> tuple[int, ...] | None:
@@ -169,6 +207,8 @@ def run_server(args: argparse.Namespace) -> int:
     from .aio import reality_cli
 
     reality = reality_cli.load_server_config(args.reality_config, CliError)
+    if args.max_handshakes < 1:
+        raise CliError("--max-handshakes must be at least 1")
     if reality is not None and args.retry:
         raise CliError("--retry cannot be used with --reality-config (a REALITY listener never "
                        "answers an unauthenticated client itself)")
@@ -189,6 +229,9 @@ def run_server(args: argparse.Namespace) -> int:
         if not www.is_dir() or not os.access(www, os.R_OK | os.X_OK):
             raise CliError(f"--www {args.www!r}: not a readable directory")
     opts = _transport_options(args)
+    preferred = _preferred_address(args, reality is not None)
+    if preferred is not None:
+        opts["preferred_address"] = preferred
     from .aio.relay_cli import load_server_relay_config
 
     # [relay] comes from --relay-config, else from the --reality-config file if it has the table.
@@ -197,6 +240,10 @@ def run_server(args: argparse.Namespace) -> int:
                                      own_public_key=reality.public_key if reality else None)
     if relay is not None:
         opts.update(relay.quic_overrides())
+    if reality is None:  # session tickets, resumption and 0-RTT (a REALITY listener issues none)
+        from .tls.resumption import ServerTicketStore
+
+        opts["ticket_store"] = ServerTicketStore(os.urandom(32))
     probe = edge_configuration(is_client=False, certificate_source=certs, **opts)
     try:  # a server writes secrets only when its command line asks (never from SSLKEYLOGFILE)
         closers = apply_observability(probe, qlog_dir=args.qlog_dir, keylog=args.keylog,
@@ -221,6 +268,14 @@ def run_server(args: argparse.Namespace) -> int:
         sock = open_udp_socket(host, port)
     except OSError as exc:
         raise CliError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    preferred_sock = None
+    if preferred is not None:
+        try:
+            preferred_sock = open_udp_socket(*preferred)
+        except OSError as exc:
+            sock.close()
+            raise CliError(f"cannot listen on --preferred-address {args.preferred_address}: "
+                           f"{exc.strerror or exc}") from None
     endpoint_qlog = None
     if reality is not None:
         from .aio.reality_server import endpoint_qlog_sink, resolve_target, serve_reality
@@ -235,6 +290,8 @@ def run_server(args: argparse.Namespace) -> int:
             endpoint_qlog = endpoint_qlog_sink(qlog_dir, args.qlog_flavour)
     what = "HTTP/3, REALITY" if reality is not None else "HTTP/3"
     print(f"listening on {host}:{sock.getsockname()[1]} ({what})", flush=True)
+    if preferred is not None:
+        print(f"preferred address {preferred[0]}:{preferred[1]}", flush=True)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -255,12 +312,15 @@ def run_server(args: argparse.Namespace) -> int:
             await serve_reality(sock, factory, reality, www=www, stop=stop,
                                 endpoint_qlog=endpoint_qlog, relay=relay, ready=ready)
             return
-        await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay)
+        await serve(sock, factory, www=www, retry=args.retry, stop=stop, relay=relay,
+                    preferred_sock=preferred_sock, max_handshakes=args.max_handshakes)
 
     try:
         asyncio.run(main())
     finally:
         sock.close()
+        if preferred_sock is not None:
+            preferred_sock.close()
         for close in closers:
             close()
     return 0
@@ -308,10 +368,22 @@ def run_client(args: argparse.Namespace) -> int:
         return PkiVerifier(args.ca, wall_clock=time.time, name=args.server_name or host)
     opts = _transport_options(args)
     closers: list = []
+    from .aio.client import ClientOptions
+    from .aio.tickets import load_ticket, ticket_saver
+
+    if args.zero_rtt and not args.session_ticket:
+        raise CliError("--0rtt needs --session-ticket FILE")
+    try:
+        ticket = load_ticket(args.session_ticket) if args.session_ticket else None
+    except ValueError as exc:
+        raise CliError(f"--session-ticket {args.session_ticket!r}: {exc}") from None
+    options = ClientOptions(on_ticket=ticket_saver(args.session_ticket) if args.session_ticket
+                            else None, early_data=args.zero_rtt, key_update=args.key_update)
 
     def make_config(host: str) -> QuicConfiguration:
         cfg = edge_configuration(is_client=True, peer_verifier=make_verifier(host),
-                                 server_name=args.server_name, **opts)
+                                 server_name=args.server_name, session_ticket=ticket,
+                                 early_data=args.zero_rtt, **opts)
         cfg = shape_hello(cfg)
         if args.initial_layout is not None:
             cfg = cfg.derived(initial_layout=args.initial_layout)
@@ -324,7 +396,8 @@ def run_client(args: argparse.Namespace) -> int:
 
     try:
         results = asyncio.run(fetch_all(list(args.urls), make_config, out_dir=out_dir,
-                                        timeout=args.timeout))
+                                        timeout=args.timeout, options=options,
+                                        migrate=args.migrate))
     finally:
         for close in closers:
             close()
@@ -337,6 +410,7 @@ def run_client(args: argparse.Namespace) -> int:
             print(json.dumps({"url": d.url, "status": d.status, "bytes": d.bytes,
                               "secs": round(d.seconds, 6), "mbps": round(d.mbps, 3),
                               "file": str(d.output) if d.output else None,
+                              "early_data": d.early_data,
                               "error": None if d.ok else (d.error or f"HTTP status {d.status}")}),
                   flush=True)
             continue

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,9 +18,12 @@ from ..h3.connection import H3Connection
 from ..quic import events
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
+from ..quic.connection.migration import MigrationVerdict
+from ..tls.resumption import SessionTicket
 from .driver import Driver
 from .udp import open_udp_socket
 
+log = logging.getLogger("quicreality.client")
 
 @dataclass
 class Download:
@@ -33,6 +38,8 @@ class Download:
     started: float = 0.0
     finished: float = 0.0
     error: str | None = None
+    #: the connection's 0-RTT status: none, offered, accepted or rejected
+    early_data: str = "none"
     _file: BinaryIO | None = field(default=None, repr=False)
 
     @property
@@ -78,12 +85,37 @@ def output_names(urls: list[str]) -> list[str]:
     return names
 
 
+@dataclass
+class ClientOptions:
+    """What the client does besides downloading.
+
+    Attributes:
+        on_ticket: called with each session ticket the server issues (to store it).
+        early_data: send the requests as 0-RTT when the connection's ticket allows it.
+        key_update: initiate one key update once the handshake is confirmed (RFC 9001 §6).
+        ticket_wait: seconds to wait, after the downloads, for a ticket not yet received.
+    """
+
+    on_ticket: Callable[[SessionTicket], None] | None = None
+    early_data: bool = False
+    key_update: bool = False
+    ticket_wait: float = 1.0
+
+
 class QuicClientSession(Driver):
     """One client connection carrying a set of downloads."""
 
     def __init__(self, sock: socket.socket, conn: QuicConnection, authority: str,
-                 downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None):
+                 downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None,
+                 options: ClientOptions | None = None, *, migrate: bool = False):
         super().__init__(sock, loop, ecn=conn.configuration.ecn)
+        self.options = options or ClientOptions()
+        self.ticket_received = asyncio.Event()
+        #: the 0-RTT outcome, once known (None: no 0-RTT attempted)
+        self.early_data: events.EarlyDataResult | None = None
+        #: migrate once the handshake is confirmed (``--migrate``); the verdict is kept
+        self.migrate_pending = migrate
+        self.migration: MigrationVerdict | None = None
         self.conn = conn
         self.authority = authority
         self.downloads = downloads
@@ -107,17 +139,57 @@ class QuicClientSession(Driver):
         now = self.now()
         self._started_at = now
         self.conn.connect(addr, now)
+        if self.options.early_data and self.conn.early_data.can_send:
+            self._send_requests(now)  # in 0-RTT (RFC 9001 §4.6.1)
         self.service([self.conn], now)
 
+    def _send_requests(self, now: float) -> None:
+        self.h3 = H3Client(H3Connection(self.conn, is_client=True), authority=self.authority)
+        for d in self.downloads:
+            d.started = now
+            d.stream_id = self.h3.get(d.path, sink=self._sink(d))
+            self._by_stream[d.stream_id] = d
+
+    def _try_migration(self, conn: QuicConnection, now: float) -> None:
+        """Active migration (RFC 9000 §9.2) from a new socket: to the server's preferred address
+        if it offered one (§9.6), else to a new local port towards the same address."""
+        verdict = conn.migrate(now, to_preferred_address=True)
+        if not verdict.accepted and verdict.retry:
+            return  # asked again after the next datagrams (the handshake is not confirmed yet)
+        self.migrate_pending = False
+        self.migration = verdict
+        if not verdict.accepted:
+            log.warning("not migrating: %s", verdict.reason)
+            return
+        # The new path is in use from the next datagram on: send it from a new socket.
+        v6 = ":" in str(verdict.peer_address[0])
+        try:
+            sock = open_udp_socket("::" if v6 else "0.0.0.0", 0)
+        except OSError as exc:
+            log.error("migration: cannot open a new socket (%s); staying on the old one", exc)
+            return
+        self.add_socket(sock, primary=True)
+        log.info("migrated: local %s -> %s (%s)", sock.getsockname()[:2], verdict.peer_address,
+                 verdict.reason)
+
     def handle_events(self, conn: QuicConnection, now: float) -> None:
+        if self.migrate_pending and self.h3 is not None:
+            self._try_migration(conn, now)
         while (event := conn.next_event()) is not None:
             if isinstance(event, events.HandshakeCompleted):
                 self.handshake_time = now - self._started_at
-                self.h3 = H3Client(H3Connection(conn, is_client=True), authority=self.authority)
-                for d in self.downloads:
-                    d.started = now
-                    d.stream_id = self.h3.get(d.path, sink=self._sink(d))
-                    self._by_stream[d.stream_id] = d
+                if self.options.key_update:
+                    conn.request_key_update(now)  # carried out once the handshake is confirmed
+                if self.h3 is None:
+                    self._send_requests(now)
+                continue
+            if isinstance(event, events.SessionTicketReceived):
+                if self.options.on_ticket is not None:
+                    self.options.on_ticket(event.ticket)
+                self.ticket_received.set()
+                continue
+            if isinstance(event, events.EarlyDataResult):
+                self.early_data = event
                 continue
             if self.h3 is None:
                 if isinstance(event, events.ConnectionTerminated):
@@ -169,8 +241,15 @@ async def fetch_all(
     out_dir: Path | None,
     timeout: float = 300.0,
     connect_to: tuple[str, int] | None = None,
+    options: ClientOptions | None = None,
+    migrate: bool = False,
 ) -> list[Download]:
-    """Download every URL (one connection per authority). Never raises for transfer errors."""
+    """Download every URL (one connection per authority). Never raises for transfer errors.
+
+    ``migrate``: each connection migrates once its handshake is confirmed (RFC 9000 §9.2), to
+    the server's preferred address if it offered one (§9.6).
+    """
+    options = options or ClientOptions()
     names = output_names(urls)
     groups: dict[tuple[str, int], list[Download]] = {}
     for url, name in zip(urls, names, strict=False):
@@ -196,7 +275,8 @@ async def fetch_all(
                 cfg.server_name = host
             named = f"[{host}]" if ":" in host else host  # an IPv6 literal (RFC 3986 §3.2.2)
             authority = named if port == 443 else f"{named}:{port}"
-            session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group)
+            session = QuicClientSession(sock, QuicConnection(configuration=cfg), authority, group,
+                                        options=options, migrate=migrate)
             sessions.append(session)
             session.start(addr)
         try:
@@ -207,7 +287,15 @@ async def fetch_all(
                     if not d.finished:
                         d.finished = s.now()
                         d.error = f"timed out after {timeout:.0f} s"
+        if options.on_ticket is not None:  # the ticket follows the handshake; give it a moment
+            pending = [s.ticket_received.wait() for s in sessions
+                       if not s.ticket_received.is_set() and not s.conn.is_terminated]
+            if pending:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*pending), options.ticket_wait)
         for s in sessions:
+            for d in s.downloads:
+                d.early_data = s.conn.early_data.status
             if not s.conn.is_terminated:
                 s.conn.close(0, None, "done")
                 s.transmit(s.conn, s.now())

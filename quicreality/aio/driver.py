@@ -18,7 +18,7 @@ from typing import Any
 
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
-from .udp import UdpIO
+from .udp import UdpIO, ViaSocket
 
 log = logging.getLogger("quicreality.aio")
 
@@ -118,9 +118,48 @@ class Driver:
         self.loop = loop or asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.loop.add_reader(sock.fileno(), self._on_readable)
+        self.loop.add_reader(sock.fileno(), self._on_readable, self.io, 0)
         self.bytes_sent = 0
         self.bytes_received = 0
+        #: the listening sockets; ``via`` of a :class:`ViaSocket` address indexes them
+        self._listening: list[UdpIO] = [self.io]
+        #: sockets handed over by :meth:`add_socket` (closed by :meth:`close`)
+        self._more: list[UdpIO] = []
+
+    def add_socket(self, sock: socket.socket, *, primary: bool = False) -> None:
+        """Also read ``sock``; the driver owns it from now on (:meth:`close` closes it).
+
+        ``primary`` (a client that migrated, RFC 9000 §9.2): everything is sent from ``sock``
+        from now on; the old socket is still read for packets in flight. Otherwise (a server's
+        preferred address, §9.6) ``sock`` listens too: its peers' addresses reach the core as
+        :class:`ViaSocket` values (a peer behind another local address is another path) and
+        are answered from it.
+        """
+        io = UdpIO(sock, gso=self.io.gso, gro=os.environ.get("QR_NO_GRO") != "1",
+                   ecn=self.io.ecn)
+        self._more.append(self.io if primary else io)
+        if primary:
+            self.loop.add_reader(sock.fileno(), self._on_readable, io, 0)
+            self.io = self._listening[0] = io
+            self.sock = sock
+            return
+        self.loop.add_reader(sock.fileno(), self._on_readable, io, len(self._listening))
+        self._listening.append(io)
+
+    def send(self, datagrams: list[tuple[bytes, Any]], ecn: int | None = None) -> int:
+        """Send ``datagrams``, each from the socket its address came through; returns bytes sent.
+
+        ``ecn``: the IP ECN codepoint to send them with (None: as the previous send)."""
+        if len(self._listening) == 1:
+            return self.io.send(datagrams, ecn)
+        sent = i = 0
+        while i < len(datagrams):
+            addr, j = datagrams[i][1], i + 1
+            while j < len(datagrams) and datagrams[j][1] == addr:
+                j += 1
+            sent += self._listening[getattr(addr, "via", 0)].send(datagrams[i:j], ecn)
+            i = j
+        return sent
 
     # Subclass hooks ------------------------------------------------------
 
@@ -146,10 +185,12 @@ class Driver:
         """The clock handed to the core."""
         return self.loop.time()
 
-    def _on_readable(self) -> None:
-        batch = self.io.recv_batch()
+    def _on_readable(self, io: UdpIO, via: int) -> None:
+        batch = io.recv_batch()
         if not batch:
             return
+        if via:
+            batch = [(data, ViaSocket(addr, via), ecn) for data, addr, ecn in batch]
         now = self.now()
         touched: dict[int, QuicConnection] = {}
         for data, addr, ecn in batch:
@@ -179,7 +220,7 @@ class Driver:
 
         try:
             conn.close(QuicErrorCode.INTERNAL_ERROR, None, "internal error", application=False)
-            self.bytes_sent += self.io.send(conn.datagrams_to_send(now))
+            self.bytes_sent += self.send(conn.datagrams_to_send(now))
         except Exception:
             log.exception("could not close the failed connection")
         self.connection_gone(conn)
@@ -190,7 +231,7 @@ class Driver:
             datagrams = conn.datagrams_to_send(now)
             if not datagrams:
                 break
-            self.bytes_sent += self.io.send(datagrams, conn.ecn.codepoint)
+            self.bytes_sent += self.send(datagrams, conn.ecn.codepoint)
             self.handle_events(conn, now)
             if len(datagrams) < 64:
                 break
@@ -232,10 +273,15 @@ class Driver:
             self.service(due, now)  # re-arms the timer
 
     def close(self) -> None:
-        """Stop reading and cancel the timer (the socket is closed by its owner)."""
+        """Stop reading and cancel the timer. The first socket is closed by its owner (after a
+        migration: the primary one), those of :meth:`add_socket` here."""
         if self._timer is not None:
             self._timer.cancel()
-        try:
-            self.loop.remove_reader(self.sock.fileno())
-        except (ValueError, OSError):
-            pass
+        for io in (self.io, *self._more):
+            try:
+                self.loop.remove_reader(io.sock.fileno())
+            except (ValueError, OSError):
+                pass
+            if io is not self.io:
+                io.sock.close()
+        self._more.clear()

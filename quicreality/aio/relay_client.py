@@ -222,7 +222,7 @@ class RelayConnection(Driver):
         if send_close and not self.conn.is_terminated:
             self.conn.close(0, None, reason)
             with contextlib.suppress(OSError):
-                self.io.send(self.conn.datagrams_to_send(self.now()))
+                self.send(self.conn.datagrams_to_send(self.now()))
         self.gone = True
         if self.link is not None:
             self.link.close("connection_lost")

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..h3.connection import H3Connection
 from ..h3.server import H3FileServer, H3ServerSession
+from ..quic.admission import DEFAULT_MAX_HANDSHAKES
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint
@@ -48,11 +49,8 @@ class QuicServer(Driver):
     def datagram_received(self, data: bytes, addr: Any, now: float,
                           ecn: int = 0) -> Iterable[QuicConnection]:
         got = self.endpoint.receive_datagram(data, addr, now, ecn)
-        for reply, dest in got.replies:
-            try:
-                self.sock.sendto(reply, dest)
-            except OSError:
-                pass
+        if got.replies:
+            self.send(list(got.replies))
         if got.connection is None:
             return ()
         if got.new:
@@ -91,7 +89,7 @@ class QuicServer(Driver):
                 if session is not None and not session.h3.closed:
                     session.h3.send_goaway()
                 conn.close(0x100, None, "server shutting down")  # H3_NO_ERROR
-                self.io.send(conn.datagrams_to_send(now))
+                self.send(conn.datagrams_to_send(now))
             except Exception:
                 log.exception("could not close a connection during shutdown")
 
@@ -113,11 +111,20 @@ async def serve(
     retry: bool = False,
     stop: asyncio.Event | None = None,
     relay: RelayConfig | None = None,
+    preferred_sock: socket.socket | None = None,
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
 ) -> None:
-    """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever)."""
-    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry)
+    """Run an HTTP/3 server on ``sock`` until ``stop`` is set (or forever).
+
+    ``preferred_sock`` listens at the preferred address the configurations advertise (RFC 9000
+    §9.6); the endpoint routes its datagrams by connection ID like the others. The server owns it.
+    """
+    endpoint = QuicServerEndpoint(configuration_factory, rng=os.urandom, retry=retry,
+                                  max_handshakes=max_handshakes)
     server = QuicServer(sock, endpoint, H3FileServer(www), relay=relay,
                         ecn=configuration_factory().ecn)
+    if preferred_sock is not None:
+        server.add_socket(preferred_sock)
     try:
         if stop is None:
             await asyncio.Event().wait()

@@ -33,6 +33,31 @@ def parse_hostport(text: str, *, what: str = "address") -> tuple[str, int]:
     return host, int(port)
 
 
+class ViaSocket(tuple):  # type: ignore[type-arg]
+    """A peer's address as it reached the ``via``-th listening socket of a server (its preferred
+    address, RFC 9000 §9.6): usable with ``sendto``, equal only to the same address through the
+    same socket, so the core sees a peer that moves to another local address as a new path."""
+
+    via: int
+
+    def __new__(cls, addr: Any, via: int) -> ViaSocket:
+        self = super().__new__(cls, addr)
+        self.via = via
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return tuple.__eq__(self, other) is True and getattr(other, "via", 0) == self.via
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash((tuple(self), self.via))
+
+    def __str__(self) -> str:
+        return f"{self[0]}:{self[1]} via socket {self.via}"
+
+
 #: Linux UDP_SEGMENT (GSO) and UDP_GRO socket options (include/uapi/linux/udp.h).
 UDP_SEGMENT = 103
 UDP_GRO = 104

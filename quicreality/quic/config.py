@@ -101,6 +101,21 @@ class QuicConfiguration:
     #: server: ServerHello choices to copy (``TlsConfig.server_hello_shape``)
     server_hello_shape: Any = None
     stateless_reset_key: bytes | None = None
+    #: server: issues session tickets and accepts PSKs and 0-RTT
+    #: (:class:`~quicreality.tls.resumption.ServerTicketStore`, shared by the server's connections)
+    ticket_store: Any = None
+
+    # Resumption (client)
+    #: a :class:`~quicreality.tls.resumption.SessionTicket` to resume with
+    session_ticket: Any = None
+    #: send 0-RTT when the ticket allows it (RFC 9001 §4.6)
+    early_data: bool = False
+    #: initiate a key update once this many packets were protected with the current 1-RTT key;
+    #: None: the AEAD's confidentiality limit (RFC 9001 §6.6) less a margin
+    key_update_packet_limit: int | None = None
+    #: server: ``(ip, port)`` advertised in preferred_address (RFC 9000 §9.6, §18.2); the edge
+    #: listens there too
+    preferred_address: tuple[str, int] | None = None
 
     # Observability
     qlog_factory: Callable[[bytes, bool], QlogSink] | None = None

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..wire.buffer import Buffer, BufferReadError
+from .admission import DEFAULT_MAX_HANDSHAKES, Admit, HandshakeBudget
 from .config import QuicConfiguration
 from .connection import QuicConnection
+from .errors import QuicErrorCode
 from .packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_INITIAL,
@@ -77,12 +79,15 @@ class QuicServerEndpoint:
     """Routes datagrams by destination connection ID (of any length its connections use).
 
     With a ``gate``, every datagram that matches no connection goes to the gate, and the endpoint
-    itself never answers (no Version Negotiation, Retry or stateless reset).
+    itself never answers (no Version Negotiation, Retry or stateless reset). Without one, at most
+    ``max_handshakes`` connections are kept in their first flight; beyond that new Initials get a
+    Retry (:mod:`.admission`).
     """
 
     def __init__(self, configuration_factory: Callable[[], QuicConfiguration], *,
                  rng: Callable[[int], bytes], retry: bool = False,
-                 gate: EndpointGate | None = None):
+                 gate: EndpointGate | None = None,
+                 max_handshakes: int = DEFAULT_MAX_HANDSHAKES):
         if gate is not None and retry:
             raise ValueError("a gated endpoint cannot send Retry (it never answers unknown flows)")
         self._factory = configuration_factory
@@ -91,6 +96,7 @@ class QuicServerEndpoint:
         self._gate = gate
         self._admitted_from: dict[bytes, Any] = {}  # gated: the client's first DCID -> its address
         self._retry_tokens = RetryTokenHandler(rng) if retry else None
+        self.handshakes = HandshakeBudget(max_handshakes)
         self._reset_key = rng(32)
         sample = configuration_factory()
         self._cid_length = sample.connection_id_length
@@ -117,6 +123,9 @@ class QuicServerEndpoint:
             return self._through_gate(data, addr, now, ecn)
         if conn is not None:
             conn.receive_datagram(data, addr, now, ecn)
+            if self.handshakes.overdue(conn, now):  # slowloris (:mod:`.admission`)
+                conn.close(QuicErrorCode.CONNECTION_REFUSED, None, "handshake timeout",
+                           application=False)
             self.refresh(conn)
             return Received(conn)
         if self._gate is not None:
@@ -134,22 +143,19 @@ class QuicServerEndpoint:
             return Received(None)
         odcid = header.destination_cid
         retry_scid: bytes | None = None
-        if self._retry_tokens is not None:
-            if not header.token:
-                new_scid = self._rng(self._cid_length)
-                token = self._retry_tokens.issue(addr=addr, original_destination_cid=odcid,
-                                                 retry_source_cid=new_scid, now=now)
-                retry = encode_quic_retry(
-                    version=header.version or self._versions[0], source_cid=new_scid,
-                    destination_cid=header.source_cid, original_destination_cid=odcid,
-                    retry_token=token)
-                return Received(None, ((retry, addr),))
+        if header.token and self._retry_tokens is not None:
             try:
                 contents = self._retry_tokens.validate(
                     header.token, addr=addr, destination_cid=header.destination_cid, now=now)
+                odcid, retry_scid = contents.original_destination_cid, header.destination_cid
             except InvalidTokenError:
-                return Received(None)  # RFC 9000 §8.1.3: drop
-            odcid, retry_scid = contents.original_destination_cid, header.destination_cid
+                if self._retry:
+                    return Received(None)  # RFC 9000 §8.1.3: drop
+        verdict = self.handshakes.judge(validated=retry_scid is not None, retry_always=self._retry)
+        if verdict.action is Admit.RETRY:
+            return Received(None, (self._retry_packet(header, addr, now),))
+        if verdict.action is Admit.DROP:
+            return Received(None)
         config = self._factory()
         config.is_client = False
         config.stateless_reset_key = self._reset_key
@@ -163,9 +169,23 @@ class QuicServerEndpoint:
         )
         self.connections.add(conn)
         self._route(header.destination_cid, conn)
+        self.handshakes.started(conn, now)
         conn.receive_datagram(data, addr, now, ecn)
         self.refresh(conn)
         return Received(conn, new=True)
+
+    def _retry_packet(self, header: Any, addr: Any, now: float) -> tuple[bytes, Any]:
+        """A Retry for ``header``'s Initial (RFC 9000 §17.2.5); keeps no state."""
+        if self._retry_tokens is None:
+            self._retry_tokens = RetryTokenHandler(self._rng)  # first time under load
+        new_scid = self._rng(self._cid_length)
+        token = self._retry_tokens.issue(addr=addr, original_destination_cid=header.destination_cid,
+                                         retry_source_cid=new_scid, now=now)
+        retry = encode_quic_retry(
+            version=header.version or self._versions[0], source_cid=new_scid,
+            destination_cid=header.source_cid, original_destination_cid=header.destination_cid,
+            retry_token=token)
+        return retry, addr
 
     def _short_cid_length(self, data: bytes) -> int:
         """The DCID length to read a datagram's first packet with (only a short header needs it)."""
@@ -216,6 +236,7 @@ class QuicServerEndpoint:
         self.connections.add(conn)
         self._route(header.destination_cid, conn)
         self._admitted_from[header.destination_cid] = addr
+        self.handshakes.started(conn, now)
         for datagram in decision.datagrams:  # held by the gate; assumed marked like this one
             conn.receive_datagram(datagram, addr, now, ecn)
         self.refresh(conn)
@@ -227,6 +248,7 @@ class QuicServerEndpoint:
         New IDs are routed, and IDs the peer retired are no longer (RFC 9000 §5.1.2). The ID the
         client chose for its first Initial stays routed for the connection's lifetime.
         """
+        self.handshakes.update(conn)
         if conn.is_terminated:
             self.forget(conn)
             return
@@ -251,6 +273,7 @@ class QuicServerEndpoint:
         """Remove every route to ``conn`` (costs the number of its own IDs)."""
         known = conn in self.connections
         self.connections.discard(conn)
+        self.handshakes.forget(conn)
         cids = self._routes.pop(conn, None)
         if cids is None:
             if not known:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..tls.resumption import SessionTicket
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,31 @@ class ConnectionTerminated:
     by_peer: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class SessionTicketReceived:
+    """Client: the server issued a session ticket (RFC 8446 §4.6.1); store it to resume."""
+
+    ticket: SessionTicket
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataResult:
+    """0-RTT was accepted or rejected (RFC 9001 §4.6.2); when rejected, the client resends what
+    0-RTT carried in 1-RTT. ``resumed``: the server accepted the ticket's PSK."""
+
+    accepted: bool
+    resumed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdated:
+    """1-RTT keys moved to the next phase (RFC 9001 §6); ``initiated``: by us."""
+
+    generation: int
+    initiated: bool
+
+
 QuicEvent = (
     ProtocolNegotiated
     | HandshakeCompleted
@@ -95,4 +124,7 @@ QuicEvent = (
     | ConnectionIdIssued
     | ConnectionIdRetired
     | ConnectionTerminated
+    | SessionTicketReceived
+    | EarlyDataResult
+    | KeyUpdated
 )

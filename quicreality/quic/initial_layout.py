@@ -430,3 +430,41 @@ def describe_frames(packet: PlannedPacket) -> list[FrameDict]:
             out.append(padding_frame(frame.length))
     return out
 
+
+
+def chaos_retransmission(payload: bytes, room: int, rng: Rng,
+                         profile: LayoutProfile = CHROME) -> tuple[bytes, PlannedPacket] | None:
+    """Chaos-shape a retransmitted client Initial the way Chromium does, or None if it does not.
+
+    quiche (Chromium's QUIC) applies chaos protection to every client Initial whose frames are
+    exactly CRYPTO and PADDING (``QuicPacketCreator::MaybeBuildDataPacketWithChaosProtection``), so
+    a PTO-retransmitted hello is cut, mixed with PING and PADDING and shuffled like the first
+    flight; a packet that also carries an ACK is not. ``payload`` is such a packet's plaintext as
+    our send path wrote it (CRYPTO frames, then PADDING); ``room`` is the payload size wanted
+    (the profile's datagram size less header and AEAD tag). Returns the new plaintext and the
+    planned packet (for qlog), carrying the same CRYPTO bytes.
+    """
+    from .frames.fast import pull_crypto_frame
+
+    buf = Buffer(data=payload)
+    chunks: list[tuple[int, bytes]] = []
+    while not buf.eof():
+        frame_type = buf.pull_uint8()
+        if frame_type == 0x00:  # PADDING (RFC 9000 §19.1)
+            continue
+        if frame_type != 0x06:  # anything but CRYPTO (RFC 9000 §19.6): not chaos-protected
+            return None
+        chunks.append(pull_crypto_frame(buf))
+    if not chunks:
+        return None
+    fragments = [CryptoFragment(offset, len(data)) for offset, data in chunks]
+    if room < sum(f.size for f in fragments):
+        return None
+    end = max(f.offset + f.length for f in fragments)
+    stream = bytearray(end)
+    for offset, data in chunks:
+        stream[offset:offset + len(data)] = data
+    frames = _chaos_frames(fragments, room, profile, _Pool(rng))
+    packet = PlannedPacket(packet_number=-1, packet_number_length=0, frames=tuple(frames),
+                           datagram_size=profile.datagram_size)
+    return encode_payload(packet, bytes(stream)), packet

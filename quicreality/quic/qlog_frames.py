@@ -59,6 +59,10 @@ def _describe(frame: Any) -> dict[str, Any]:
         case f.ConnectionCloseFrame(error_code=code, reason_phrase=reason, application=app):
             return simple_frame("connection_close", error_space="application" if app else "transport",
                                 error_code=code, reason=reason)
+        case f.PathChallengeFrame(data=data):
+            return simple_frame("path_challenge", data=data.hex())
+        case f.PathResponseFrame(data=data):
+            return simple_frame("path_response", data=data.hex())
         case f.HandshakeDoneFrame():
             return simple_frame("handshake_done")
         case f.DatagramFrame(data=data):

@@ -38,10 +38,25 @@ TOML shape (see :func:`load_link`)::
     [link.gilbert_elliott]  # either p/r[/loss_bad/loss_good] or loss/mean_burst
     loss = 0.01
     mean_burst = 3
+
+    [link.rebind]           # optional NAT rebinding (QIR rebind-port / rebind-addr)
+    kind = "port"           # or "addr" (new source address and port)
+    first_s = 1.0           # QIR: --first-rebind=1s
+    interval_s = 5.0        # QIR: --rebind-freq=5s
+
+A :class:`Rebind` makes the userspace emulator behave like a NAT in front of the client that
+changes its mapping mid-run (:mod:`.emulator.rebind_stage` applies it): from ``first_s`` after
+the schedule origin (emulator start, or re-arm before the workload), and every ``interval_s``
+after that, the client's UDP source port is rewritten to a new one (``kind = "port"``) or its
+source address and port (``kind = "addr"``, addresses from ``addresses``, all inside our
+namespaces). Both directions are translated consistently; packets towards a mapping that was
+replaced are dropped, as a NAT whose old binding expired drops them. ``addresses`` defaults to
+:data:`DEFAULT_REBIND_ADDRESSES`. Only the userspace backend can rebind (netem has no NAT stage).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -49,11 +64,13 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_QUEUE_PACKETS",
+    "DEFAULT_REBIND_ADDRESSES",
     "Blackhole",
     "GilbertElliott",
     "Impairment",
     "Link",
     "ModelError",
+    "Rebind",
     "impairment_from_dict",
     "impairment_to_dict",
     "link_to_dict",
@@ -302,17 +319,89 @@ class Impairment:
         return 1.0 - keep
 
 
+#: Addresses a ``kind = "addr"`` rebinding cycles through by default: next to the client's
+#: 10.99.1.2 in the topology's plan (10.0.0.0/8, inside our namespaces only).
+DEFAULT_REBIND_ADDRESSES: tuple[str, ...] = ("10.99.1.3", "10.99.1.4", "10.99.1.5", "10.99.1.6")
+_REBIND_KINDS = ("port", "addr")
+
+
+@dataclass(frozen=True, slots=True)
+class Rebind:
+    """When and how the emulator's NAT changes the client's mapping.
+
+    Attributes:
+        kind: ``"port"`` (new source port) or ``"addr"`` (new source address and port).
+        first_s: Seconds from the schedule origin to the first rebinding.
+        interval_s: Seconds between rebindings after the first (0: only one).
+        addresses: Source addresses for ``kind = "addr"``, used in turn.
+    """
+
+    kind: str = "port"
+    first_s: float = 1.0
+    interval_s: float = 5.0
+    addresses: tuple[str, ...] = DEFAULT_REBIND_ADDRESSES
+
+    def validate(self, path: str = "link.rebind") -> None:
+        """Raise :class:`ModelError` if a parameter is out of range."""
+        if self.kind not in _REBIND_KINDS:
+            raise ModelError(f"{path}.kind", f"must be one of {list(_REBIND_KINDS)}, got {self.kind!r}")
+        for name in ("first_s", "interval_s"):
+            _check_nonneg(f"{path}.{name}", getattr(self, name))
+        if self.kind == "addr" and not self.addresses:
+            raise ModelError(f"{path}.addresses", "kind = 'addr' needs at least one address")
+        for i, a in enumerate(self.addresses):
+            try:
+                ipaddress.ip_address(a)
+            except ValueError:
+                raise ModelError(f"{path}.addresses[{i}]", f"not an IP address: {a!r}") from None
+
+    def epoch(self, t: float) -> int:
+        """How many rebindings happened ``t`` seconds after the origin (0 before the first)."""
+        if t < self.first_s:
+            return 0
+        if self.interval_s <= 0:
+            return 1
+        return 1 + int((t - self.first_s) // self.interval_s)
+
+
+def rebind_from_dict(d: Any, path: str = "link.rebind") -> Rebind:
+    """Build a validated :class:`Rebind` from a ``[link.rebind]`` table."""
+    if not isinstance(d, Mapping):
+        raise ModelError(path, "must be a table")
+    allowed = {"kind", "first_s", "interval_s", "addresses"}
+    for k in set(d) - allowed:
+        raise ModelError(f"{path}.{k}", f"unknown key (allowed: {sorted(allowed)})")
+    kw = dict(d)
+    if "addresses" in kw:
+        if not isinstance(kw["addresses"], (list, tuple)):
+            raise ModelError(f"{path}.addresses", "must be a list of IP addresses")
+        kw["addresses"] = tuple(str(a) for a in kw["addresses"])
+    rebind = Rebind(**kw)
+    rebind.validate(path)
+    return rebind
+
+
+def rebind_to_dict(rebind: Rebind) -> dict[str, Any]:
+    """Plain-JSON form (inverse of :func:`rebind_from_dict`)."""
+    return {"kind": rebind.kind, "first_s": rebind.first_s, "interval_s": rebind.interval_s,
+            "addresses": list(rebind.addresses)}
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
-    """The impaired client⇄server link, one :class:`Impairment` per direction."""
+    """The impaired client⇄server link, one :class:`Impairment` per direction, and optionally
+    a NAT rebinding schedule (:class:`~.rebind.Rebind`, userspace backend only)."""
 
     to_server: Impairment = field(default_factory=Impairment)
     to_client: Impairment = field(default_factory=Impairment)
+    rebind: Rebind | None = None
 
     def validate(self) -> None:
-        """Validate both directions (raises :class:`ModelError`)."""
+        """Validate both directions (raises :class:`ModelError`) and the rebinding schedule."""
         self.to_server.validate("link.to_server")
         self.to_client.validate("link.to_client")
+        if self.rebind is not None:
+            self.rebind.validate()
 
     @classmethod
     def symmetric(cls, imp: Impairment) -> Link:
@@ -439,7 +528,7 @@ def load_link(d: Mapping[str, Any]) -> Link:
     """
     if not isinstance(d, Mapping):
         raise ModelError("link", "must be a table")
-    common = {k: v for k, v in d.items() if k not in _DIRECTIONS and k != "blackhole"}
+    common = {k: v for k, v in d.items() if k not in (*_DIRECTIONS, "blackhole", "rebind")}
     per: dict[str, dict[str, Any]] = {}
     for name in _DIRECTIONS:
         sub = d.get(name, {})
@@ -458,6 +547,7 @@ def load_link(d: Mapping[str, Any]) -> Link:
     link = Link(
         to_server=impairment_from_dict(per["to_server"], "link.to_server"),
         to_client=impairment_from_dict(per["to_client"], "link.to_client"),
+        rebind=rebind_from_dict(d["rebind"]) if d.get("rebind") is not None else None,
     )
     return link
 
@@ -484,8 +574,11 @@ def impairment_to_dict(imp: Impairment) -> dict[str, Any]:
 
 def link_to_dict(link: Link) -> dict[str, Any]:
     """Plain-JSON form of a :class:`Link` (for manifests and the emulator config)."""
-    return {"to_server": impairment_to_dict(link.to_server),
-            "to_client": impairment_to_dict(link.to_client)}
+    out: dict[str, Any] = {"to_server": impairment_to_dict(link.to_server),
+                           "to_client": impairment_to_dict(link.to_client)}
+    if link.rebind is not None:
+        out["rebind"] = rebind_to_dict(link.rebind)
+    return out
 
 
 def with_fields(imp: Impairment, **changes: Any) -> Impairment:

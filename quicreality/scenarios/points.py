@@ -149,7 +149,8 @@ def make_assets(scratch: Path, features: frozenset[str]) -> Assets:
     """Served files, the run's test PKI (CA + leaf for every address) and the feature set."""
     (scratch / "www").mkdir()
     cert, key, ca = make_test_cert(scratch / "pki", extra_sans=[
-        *(ADDRESSES[h] for h in ("client", "server", "target", "server_target_side")),
+        *(ADDRESSES[h] for h in ("client", "server", "server_preferred", "target",
+                                 "server_target_side")),
         SERVER_NAME])
     return Assets(dir=scratch, www=scratch / "www", cert=cert, key=key, ca=ca, features=features)
 

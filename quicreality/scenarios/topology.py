@@ -5,7 +5,7 @@ Theory of operation
 Three namespaces per run, all named ``qr-<run_id>-<host>``::
 
     qr-<id>-client             qr-<id>-server                 qr-<id>-target
-    qrlink 10.99.1.2  ==impaired==  qrlink 10.99.2.2
+    qrlink 10.99.1.2  ==impaired==  qrlink 10.99.2.2 (+ 10.99.2.3, a preferred address)
            fd00::1                         fd00::2
                                     qrtgt  10.99.3.1 ---veth--- qrtgt 10.99.3.2
                                            fd00:3::1            fd00:3::2
@@ -104,6 +104,8 @@ TARGET_IF = "qrtgt"
 ADDRESSES: dict[str, str] = {
     "client": "10.99.1.2",
     "server": "10.99.2.2",
+    #: a second server address across the link, for a preferred address (RFC 9000 §9.6)
+    "server_preferred": "10.99.2.3",
     "server_target_side": "10.99.3.1",
     "target": "10.99.3.2",
     "middle": "10.99.4.1",  # chains: the middle's client-side address
@@ -336,9 +338,15 @@ class Topology:
             _run(["ip", "-n", ns, "link", "set", TARGET_IF, "up"])
         if self.backend not in ("userspace", "netem"):
             raise TopologyError(f"unknown backend {self.backend!r} (userspace | netem)")
+        rebind = self.link.rebind
+        if rebind is not None and self.backend != "userspace":
+            raise TopologyError("link.rebind needs the userspace backend (netem has no NAT stage)")
         if self.link2 is None:
             self._build_link(LINK_IF, ("client", "client"), ("server", "server"), self.link)
+            self._add_migration_addresses(self.ns("client"), s)
             return
+        if rebind is not None and rebind.kind == "addr":
+            raise TopologyError("link.rebind kind = 'addr' is not supported on a chain")
         m = self.ns("middle")
         self._build_link(LINK_IF, ("client", "client"), ("middle", "middle"), self.link)
         self._build_link(LINK2_IF, ("middle", "middle_server_side"), ("server", "server"),
@@ -350,6 +358,17 @@ class Topology:
               "via", ADDRESSES["middle"], "dev", LINK_IF])
         _run(["ip", "-n", s, "route", "add", f"{ADDRESSES['client']}/32",
               "via", ADDRESSES["middle_server_side"], "dev", LINK2_IF])
+
+    def _add_migration_addresses(self, c: str, s: str) -> None:
+        """The server's preferred address across the link (routed from the client), and routes
+        back to the client addresses an ``addr`` rebinding gives the client (RFC 9000 §9)."""
+        preferred = f"{ADDRESSES['server_preferred']}/32"
+        _run(["ip", "-n", s, "addr", "add", preferred, "dev", LINK_IF])
+        _run(["ip", "-n", c, "route", "add", preferred, "dev", LINK_IF])
+        rebind = self.link.rebind
+        if rebind is not None and rebind.kind == "addr":
+            for addr in rebind.addresses:  # the server answers the NAT's new client addresses
+                _run(["ip", "-n", s, "route", "add", f"{addr}/32", "dev", LINK_IF])
 
     def _build_link(self, ifname: str, a: tuple[Host, str], b: tuple[Host, str],
                     link: Link) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import hmac
 import ipaddress
 from types import MappingProxyType
@@ -18,6 +20,7 @@ from .compression import (
 from .hkdf import CipherSuite
 from .key_exchange import generate_private_key, key_exchange, public_bytes
 from .key_schedule import (
+    CLIENT_EARLY_TRAFFIC_SECRET,
     CLIENT_HANDSHAKE_TRAFFIC_SECRET,
     CLIENT_TRAFFIC_SECRET_0,
     SERVER_HANDSHAKE_TRAFFIC_SECRET,
@@ -27,11 +30,21 @@ from .key_schedule import (
 )
 from .outputs import (
     Direction,
+    EarlyDataOutcome,
     Epoch,
     HandshakeDone,
+    InstallKeys,
+    NewTicket,
     PeerTransportParameters,
     SendCrypto,
     TlsOutput,
+)
+from .resumption import (
+    MAX_TICKET_LIFETIME,
+    PskOffer,
+    SessionTicket,
+    encode_psk_offer,
+    ticket_max_early_data,
 )
 from .session_core import SessionCore, State, check_unsolicited, parse
 
@@ -49,7 +62,11 @@ class ClientHandshake(SessionCore):
         session_id = (
             self._rng(config.legacy_session_id_length) if config.legacy_session_id_length else b""
         )
-        raw = bytearray(m.encode_client_hello(self._build_client_hello(random, session_id, None)))
+        hello = self._build_client_hello(random, session_id, None)
+        raw = bytearray(m.encode_client_hello(hello))
+        ticket = self._usable_ticket()
+        if ticket is not None:
+            raw = bytearray(self._offer_psk(hello, ticket, b"", early=self._wants_early_data()))
         if config.client_hello_hook is not None:
             config.client_hello_hook(
                 raw, random=random, key_shares=MappingProxyType(dict(self._key_shares))
@@ -61,7 +78,51 @@ class ClientHandshake(SessionCore):
             raise ValueError(f"client_hello_hook produced an invalid ClientHello: {exc}") from exc
         self._transcript.add(data)
         self._state = State.CLIENT_WAIT_SERVER_HELLO
-        return [SendCrypto(Epoch.INITIAL, data)]
+        outputs: list[TlsOutput] = [SendCrypto(Epoch.INITIAL, data)]
+        if ticket is not None and self._early_data_offered:
+            # RFC 8446 §7.1: client_early_traffic_secret over the ClientHello; 0-RTT may go now.
+            early = KeySchedule(ticket.cipher_suite, ticket.psk)
+            secret = early.client_early_traffic_secret(hashlib.new(early.hash_name, data).digest())
+            outputs.append(InstallKeys(Epoch.ZERO_RTT, Direction.ENCRYPT,
+                                       CipherSuite(ticket.cipher_suite), secret))
+            self._key_log(outputs, CLIENT_EARLY_TRAFFIC_SECRET, secret)
+        return outputs
+
+    def _usable_ticket(self) -> SessionTicket | None:
+        """The configured ticket, if it may be offered for this hello (RFC 8446 §4.2.11)."""
+        config = self._config
+        ticket = config.session_ticket
+        if ticket is None or config.client_hello_hook is not None or config.wall_clock is None:
+            return None
+        if not ticket.usable(config.wall_clock(), config.server_name) or \
+                ticket.cipher_suite not in config.cipher_suites or \
+                (ticket.alpn_protocol is not None and
+                 ticket.alpn_protocol not in config.alpn_protocols):
+            return None
+        return ticket
+
+    def _wants_early_data(self) -> bool:
+        ticket = self._config.session_ticket
+        return self._config.early_data and ticket is not None and ticket.max_early_data_size > 0
+
+    def _offer_psk(self, hello: m.ClientHello, ticket: SessionTicket, prefix: bytes, *,
+                   early: bool) -> bytes:
+        """``hello`` with early_data (optional) and pre_shared_key last, its binder computed over
+        ``prefix`` (the transcript before this hello) and the truncated hello (RFC 8446 §4.2.11.2)."""
+        config = self._config
+        assert config.wall_clock is not None
+        schedule = KeySchedule(ticket.cipher_suite, ticket.psk)
+        offer = PskOffer(((ticket.ticket, ticket.obfuscated_age(config.wall_clock())),),
+                         (bytes(schedule.hash_len),))
+        extra: m.Extensions = ((m.ExtensionType.EARLY_DATA, b""),) if early else ()
+        extra += ((m.ExtensionType.PRE_SHARED_KEY, encode_psk_offer(offer)),)
+        raw = m.encode_client_hello(
+            dataclasses.replace(hello, other_extensions=hello.other_extensions + extra))
+        truncated = raw[:-offer.binders_size]
+        binder = schedule.binder(hashlib.new(schedule.hash_name, prefix + truncated).digest())
+        self._psk_offered = ticket
+        self._early_data_offered = early
+        return raw[:-len(binder)] + binder
 
     def _build_client_hello(
         self, random: bytes, session_id: bytes, cookie: bytes | None
@@ -110,7 +171,12 @@ class ClientHandshake(SessionCore):
             )
         if sh.legacy_compression_method != 0:
             raise TlsAlert(AlertDescription.illegal_parameter, "non-null compression")
-        check_unsolicited(sh.other_extensions, "ServerHello")
+        others = sh.other_extensions
+        selected = None
+        if self._psk_offered is not None:
+            selected = next((d for t, d in others if t == m.ExtensionType.PRE_SHARED_KEY), None)
+            others = tuple(e for e in others if e[0] != m.ExtensionType.PRE_SHARED_KEY)
+        check_unsolicited(others, "ServerHello")
         if sh.is_hello_retry_request:
             self._client_handle_hello_retry(sh, raw, outputs)
             return
@@ -127,9 +193,18 @@ class ClientHandshake(SessionCore):
                 AlertDescription.illegal_parameter, "key_share for a group we sent no share for"
             )
         shared = key_exchange(private, sh.key_share.group, sh.key_share.key_exchange)
+        psk = None
+        if selected is not None:
+            ticket = self._psk_offered
+            assert ticket is not None
+            if selected != b"\x00\x00" or hash_name_for_suite(ticket.cipher_suite) != \
+                    hash_name_for_suite(sh.cipher_suite):
+                raise TlsAlert(AlertDescription.illegal_parameter, "bad selected PSK")
+            psk = ticket.psk
+            self._psk_accepted = True
         self._server_hello = sh
         self._cipher_suite = CipherSuite(sh.cipher_suite)
-        self._key_schedule = ks = KeySchedule(sh.cipher_suite)
+        self._key_schedule = ks = KeySchedule(sh.cipher_suite, psk)
         self._transcript.add(raw)
         ks.handshake(shared, self._hash())
         self._install(
@@ -164,9 +239,16 @@ class ClientHandshake(SessionCore):
         self._transcript.add(raw)
         if group is not None:
             self._key_shares = {group: generate_private_key(group, self._rng)}
-        data = m.encode_client_hello(
-            self._build_client_hello(ch1.random, ch1.legacy_session_id, hrr.cookie)
-        )
+        hello2 = self._build_client_hello(ch1.random, ch1.legacy_session_id, hrr.cookie)
+        data = m.encode_client_hello(hello2)
+        ticket = self._psk_offered
+        if self._early_data_offered:  # RFC 8446 §4.1.2: no early_data after a retry
+            outputs.append(EarlyDataOutcome(False, False, "HelloRetryRequest"))
+        self._psk_offered = None
+        self._early_data_offered = False
+        if ticket is not None and \
+                hash_name_for_suite(ticket.cipher_suite) == hash_name_for_suite(hrr.cipher_suite):
+            data = self._offer_psk(hello2, ticket, self._transcript.data, early=False)
         retry_hook = getattr(self._config.client_hello_hook, "retry_hello", None)
         if retry_hook is not None:
             raw2 = bytearray(data)
@@ -188,6 +270,14 @@ class ClientHandshake(SessionCore):
         elif offered:
             raise TlsAlert(AlertDescription.no_application_protocol, "server selected no ALPN")
         self._alpn_protocol = ee.alpn_protocol
+        early_accepted = any(t == m.ExtensionType.EARLY_DATA for t, _ in ee.other_extensions)
+        if early_accepted and not self._psk_accepted:
+            raise TlsAlert(AlertDescription.illegal_parameter, "early_data without the PSK")
+        if self._early_data_offered:
+            outputs.append(EarlyDataOutcome(
+                early_accepted, self._psk_accepted,
+                "accepted" if early_accepted else "server declined early data"))
+        self._peer_transport_parameters = ee.quic_transport_parameters or b""
         if self._peer_application_settings is not None and (
             ee.alpn_protocol is None or ee.alpn_protocol not in self._offered_alps()
         ):
@@ -198,7 +288,9 @@ class ClientHandshake(SessionCore):
                 raise TlsAlert(AlertDescription.missing_extension, "no quic_transport_parameters")
             outputs.append(PeerTransportParameters(ee.quic_transport_parameters))
         self._transcript.add(raw)
-        self._state = State.CLIENT_WAIT_CERTIFICATE_OR_REQUEST
+        # RFC 8446 §2.2: a PSK handshake has no Certificate or CertificateVerify.
+        self._state = State.CLIENT_WAIT_FINISHED if self._psk_accepted \
+            else State.CLIENT_WAIT_CERTIFICATE_OR_REQUEST
 
     def _client_handle_certificate_request(self, raw: bytes, outputs: list[TlsOutput]) -> None:
         req = parse(m.pull_certificate_request, raw)
@@ -329,6 +421,7 @@ class ClientHandshake(SessionCore):
             m.Finished(ks.verify_data(ks.client_handshake_traffic_secret, self._hash()))
         )
         self._transcript.add(finished)
+        ks.resumption(self._hash())
         outputs.append(SendCrypto(Epoch.HANDSHAKE, flight + finished))
         self._install(
             outputs, Epoch.ONE_RTT, Direction.ENCRYPT, ks.client_application_traffic_secret
@@ -340,12 +433,26 @@ class ClientHandshake(SessionCore):
         self._state = State.CLIENT_CONNECTED
 
     def _client_handle_new_session_ticket(self, raw: bytes, outputs: list[TlsOutput]) -> None:
-        parse(m.pull_new_session_ticket, raw)  # validated, then ignored: no resumption
+        """RFC 8446 §4.6.1: derive the ticket's PSK and hand the ticket out to be stored."""
+        nst = parse(m.pull_new_session_ticket, raw)
+        max_early = ticket_max_early_data(nst.extensions)
+        clock = self._config.wall_clock
+        if nst.ticket_lifetime == 0 or clock is None:
+            return  # lifetime 0: discard at once (RFC 8446 §4.6.1)
+        assert self._cipher_suite is not None
+        outputs.append(NewTicket(SessionTicket(
+            server_name=self._config.server_name, alpn_protocol=self._alpn_protocol,
+            cipher_suite=int(self._cipher_suite), ticket=nst.ticket,
+            psk=self._ks().ticket_psk(nst.ticket_nonce), ticket_age_add=nst.ticket_age_add,
+            lifetime=min(nst.ticket_lifetime, MAX_TICKET_LIFETIME), received_at=clock(),
+            max_early_data_size=max_early,
+            transport_parameters=self._peer_transport_parameters)))
 
 
 #: Extensions a server may answer in EncryptedExtensions when we offered them (see
 #: :meth:`ClientHandshake._take_offered_ee_extensions`).
 _ANSWERS_IN_EE = frozenset({
+    m.ExtensionType.EARLY_DATA,
     m.ExtensionType.ENCRYPTED_CLIENT_HELLO,
     m.ExtensionType.TRUST_ANCHORS,
     m.ExtensionType.APPLICATION_SETTINGS,

@@ -10,12 +10,17 @@ the peer's transport parameters and, once, :class:`HandshakeDone`. Any problem r
 Its reason becomes the CONNECTION_CLOSE reason phrase, so it is always a fixed phrase: Python
 exception text (a parse error, a bug) stays local, in the ``quicreality.tls`` debug log.
 
-Scope: 1-RTT full handshakes with (EC)DHE, HelloRetryRequest both ways. No TLS records or
-ChangeCipherSpec (RFC 9001 §8.4), no PSK/resumption/0-RTT; NewSessionTicket is parsed and ignored;
-KeyUpdate is forbidden (RFC 9001 §6). A CertificateRequest is answered with an empty Certificate.
+Scope: full handshakes with (EC)DHE, HelloRetryRequest both ways, and resumption with PSK +
+(EC)DHE and 0-RTT (:mod:`.resumption`): a server with a ticket store issues a NewSessionTicket
+after the client Finished; the client turns it into a :class:`~.resumption.SessionTicket`
+(:class:`NewTicket`) and may offer it, with early data, next time; :class:`EarlyDataOutcome`
+tells both sides whether 0-RTT was accepted. No TLS records or ChangeCipherSpec (RFC 9001 §8.4),
+no EndOfEarlyData (RFC 9001 §8.3); KeyUpdate is forbidden (RFC 9001 §6). A CertificateRequest is
+answered with an empty Certificate.
 
-Key timing: the client installs handshake keys after the ServerHello and 1-RTT keys after the
-server Finished. The server installs handshake keys after its ServerHello, the 1-RTT ENCRYPT key
+Key timing: the client installs the 0-RTT key right after a ClientHello that offers early data,
+handshake keys after the ServerHello and 1-RTT keys after the server Finished; the server installs
+the 0-RTT key when it accepts early data, handshake keys after its ServerHello, the 1-RTT ENCRYPT key
 after its Finished and the 1-RTT DECRYPT key only once the client Finished is verified, because it
 must not process 1-RTT packets before the handshake completes (RFC 9001 §5.7).
 """

@@ -1,8 +1,8 @@
 """TLS 1.3 key schedule and transcript (RFC 8446 §7.1, §4.4.1), SHA-256 and SHA-384.
 
-Without PSK the schedule is::
+The schedule is (``psk`` is zeros without a pre-shared key)::
 
-    early     = HKDF-Extract(0, 0)
+    early     = HKDF-Extract(0, psk)
     handshake = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE)
     master    = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)
 
@@ -24,6 +24,7 @@ SERVER_HANDSHAKE_TRAFFIC_SECRET = "SERVER_HANDSHAKE_TRAFFIC_SECRET"
 CLIENT_TRAFFIC_SECRET_0 = "CLIENT_TRAFFIC_SECRET_0"
 SERVER_TRAFFIC_SECRET_0 = "SERVER_TRAFFIC_SECRET_0"
 EXPORTER_SECRET = "EXPORTER_SECRET"
+CLIENT_EARLY_TRAFFIC_SECRET = "CLIENT_EARLY_TRAFFIC_SECRET"
 
 #: Derive-Secret labels (RFC 8446 §7.1).
 LABEL_DERIVED = b"derived"
@@ -33,6 +34,10 @@ LABEL_C_AP_TRAFFIC = b"c ap traffic"
 LABEL_S_AP_TRAFFIC = b"s ap traffic"
 LABEL_EXP_MASTER = b"exp master"
 LABEL_RES_MASTER = b"res master"
+LABEL_RES_BINDER = b"res binder"
+LABEL_C_E_TRAFFIC = b"c e traffic"
+#: The per-ticket PSK label (RFC 8446 §4.6.1).
+LABEL_RESUMPTION = b"resumption"
 #: finished_key label (RFC 8446 §4.4.4).
 LABEL_FINISHED = b"finished"
 
@@ -102,19 +107,22 @@ class Transcript:
 
 
 class KeySchedule:
-    """One connection's secrets for a given cipher suite (RFC 8446 §7.1), PSK-less.
+    """One connection's secrets for a given cipher suite (RFC 8446 §7.1).
 
     Call :meth:`handshake` with the (EC)DHE shared secret and the CH..SH transcript hash,
-    then :meth:`application` with the CH..server Finished transcript hash.
+    then :meth:`application` with the CH..server Finished transcript hash. With a resumption
+    ``psk`` the early secret also gives the binder key and the 0-RTT secret (:meth:`binder_key`,
+    :meth:`client_early_traffic_secret`).
     """
 
-    def __init__(self, cipher_suite: int) -> None:
+    def __init__(self, cipher_suite: int, psk: bytes | None = None) -> None:
         self.cipher_suite = cipher_suite
         self.hash_name = hash_name_for_suite(cipher_suite)
         self.hash_len = hash_len(self.hash_name)
         zeros = bytes(self.hash_len)
-        #: Early Secret = HKDF-Extract(0, 0) (no PSK).
-        self.early_secret = hkdf_extract(self.hash_name, zeros, zeros)
+        #: Early Secret = HKDF-Extract(0, PSK), with zeros for the PSK when there is none.
+        self.early_secret = hkdf_extract(self.hash_name, zeros, psk if psk is not None else zeros)
+        self.resumption_master_secret = b""
         self.handshake_secret = b""
         self.master_secret = b""
         self.client_handshake_traffic_secret = b""
@@ -157,3 +165,27 @@ class KeySchedule:
     def verify_data(self, base_key: bytes, transcript_hash: bytes) -> bytes:
         """Finished verify_data for ``base_key`` (a handshake traffic secret)."""
         return finished_verify_data(self.hash_name, base_key, transcript_hash)
+
+    def binder_key(self) -> bytes:
+        """``Derive-Secret(early, "res binder", "")``: the resumption binder key (RFC 8446 §7.1)."""
+        return derive_secret(self.hash_name, self.early_secret, LABEL_RES_BINDER,
+                             empty_hash(self.hash_name))
+
+    def binder(self, truncated_hello_hash: bytes) -> bytes:
+        """The PSK binder over the partial ClientHello transcript (RFC 8446 §4.2.11.2)."""
+        return finished_verify_data(self.hash_name, self.binder_key(), truncated_hello_hash)
+
+    def client_early_traffic_secret(self, client_hello_hash: bytes) -> bytes:
+        """``Derive-Secret(early, "c e traffic", ClientHello)``: the 0-RTT secret (RFC 8446 §7.1)."""
+        return derive_secret(self.hash_name, self.early_secret, LABEL_C_E_TRAFFIC,
+                             client_hello_hash)
+
+    def resumption(self, client_finished_hash: bytes) -> None:
+        """Derive ``resumption_master_secret`` over CH..client Finished (RFC 8446 §7.1)."""
+        self.resumption_master_secret = derive_secret(
+            self.hash_name, self.master_secret, LABEL_RES_MASTER, client_finished_hash)
+
+    def ticket_psk(self, ticket_nonce: bytes) -> bytes:
+        """The PSK of one ticket: HKDF-Expand-Label(rms, "resumption", nonce) (RFC 8446 §4.6.1)."""
+        return hkdf_expand_label(self.hash_name, self.resumption_master_secret, LABEL_RESUMPTION,
+                                 ticket_nonce, self.hash_len)

@@ -15,6 +15,7 @@ from . import messages as m
 from .certificates import CertificateSource, PeerVerifier
 from .hkdf import CipherSuite
 from .key_exchange import KeySharePrivateKey
+from .resumption import ServerTicketStore, SessionTicket
 
 
 class Epoch(IntEnum):
@@ -75,7 +76,25 @@ class HandshakeDone:
     cipher_suite: CipherSuite
 
 
-TlsOutput = SendCrypto | InstallKeys | KeyLogLine | PeerTransportParameters | HandshakeDone
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """Client: the server issued a ticket to resume with (RFC 8446 §4.6.1)."""
+
+    ticket: SessionTicket
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyDataOutcome:
+    """0-RTT was accepted or rejected (RFC 9001 §4.6.2): the server decided, and the client
+    learnt it from EncryptedExtensions. ``resumed`` says whether the PSK was accepted."""
+
+    accepted: bool
+    resumed: bool
+    reason: str
+
+
+TlsOutput = (SendCrypto | InstallKeys | KeyLogLine | PeerTransportParameters | HandshakeDone
+             | NewTicket | EarlyDataOutcome)
 
 
 class ClientHelloHook(Protocol):
@@ -160,6 +179,15 @@ class TlsConfig:
             e.g. REALITY's learned target shape): its suite and group are selected first when
             the client offers them (a retry for the group when the other server retried), and
             the ServerHello's extensions follow its order.
+        session_ticket: client: a ticket to offer as a PSK (psk_dhe_ke, RFC 8446 §4.2.11); used
+            only when it is for ``server_name``, unexpired, its suite is offered and there is no
+            ``client_hello_hook`` (a shaped hello is never changed).
+        early_data: client: also offer 0-RTT with that ticket (when it allows early data);
+            the 0-RTT key is installed right after the ClientHello.
+        ticket_store: server: issue a NewSessionTicket after the handshake and accept PSKs
+            (:class:`~.resumption.ServerTicketStore`, shared by the server's connections).
+        early_data_context: server: the settings 0-RTT depends on (QUIC: the remembered
+            transport parameters); sealed into tickets, and 0-RTT is refused when they differ.
     """
 
     alpn_protocols: Sequence[str] = ()
@@ -182,3 +210,7 @@ class TlsConfig:
     expected_client_hello: bytes | None = None
     wall_clock: Callable[[], float] | None = None
     server_hello_shape: Any = None
+    session_ticket: SessionTicket | None = None
+    early_data: bool = False
+    ticket_store: ServerTicketStore | None = None
+    early_data_context: bytes = b""

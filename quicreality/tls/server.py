@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from . import messages as m
@@ -11,6 +12,7 @@ from .compression import compress_certificate, pull_compress_certificate
 from .hkdf import CipherSuite
 from .key_exchange import server_key_exchange
 from .key_schedule import (
+    CLIENT_EARLY_TRAFFIC_SECRET,
     CLIENT_HANDSHAKE_TRAFFIC_SECRET,
     CLIENT_TRAFFIC_SECRET_0,
     SERVER_HANDSHAKE_TRAFFIC_SECRET,
@@ -18,7 +20,16 @@ from .key_schedule import (
     KeySchedule,
     hash_name_for_suite,
 )
-from .outputs import Direction, Epoch, HandshakeDone, PeerTransportParameters, SendCrypto, TlsOutput
+from .outputs import (
+    Direction,
+    EarlyDataOutcome,
+    Epoch,
+    HandshakeDone,
+    PeerTransportParameters,
+    SendCrypto,
+    TlsOutput,
+)
+from .resumption import TicketState, decide_early_data, parse_psk_offer
 from .session_core import SessionCore, State, parse
 
 
@@ -103,8 +114,62 @@ class ServerHandshake(SessionCore):
         self._alpn_protocol = alpn
         if ch.quic_transport_parameters is not None and config.transport_parameters is not None:
             outputs.append(PeerTransportParameters(ch.quic_transport_parameters))
+        resumed = self._server_consider_psk(ch, raw, suite, outputs)
         self._transcript.add(raw)
-        self._server_send_flight(ch, suite, shares[group], outputs)
+        self._server_send_flight(ch, suite, shares[group], outputs, resumed)
+
+    def _server_consider_psk(self, ch: m.ClientHello, raw: bytes, suite: int,
+                             outputs: list[TlsOutput]) -> TicketState | None:
+        """RFC 8446 §4.2.11: take the first offered ticket that is ours and valid, verify its
+        binder, redeem it (single use) and decide on 0-RTT; None: a full handshake."""
+        store, clock = self._config.ticket_store, self._config.wall_clock
+        data = self._client_extension(ch, m.ExtensionType.PRE_SHARED_KEY)
+        early_offered = self._client_extension(ch, m.ExtensionType.EARLY_DATA) is not None
+        if store is None or clock is None or data is None or \
+                m.PSK_DHE_KE not in (ch.psk_key_exchange_modes or ()):
+            if early_offered:
+                outputs.append(EarlyDataOutcome(False, False, "no usable PSK"))
+            return None
+        offer = parse_psk_offer(data)
+        now = clock()
+        hash_name = hash_name_for_suite(suite)
+        state, index, reason = None, 0, "no offered ticket is valid"
+        for i, (identity, _) in enumerate(offer.identities):
+            verdict = store.lookup(identity, hash_name=hash_name, now=now)
+            reason = verdict.reason
+            if verdict.state is not None:
+                state, index = verdict.state, i
+                break
+        if state is None:
+            if early_offered:
+                outputs.append(EarlyDataOutcome(False, False, reason))
+            return None
+        schedule = KeySchedule(suite, state.psk)
+        truncated = raw[:-offer.binders_size]
+        expected = schedule.binder(hashlib.new(hash_name, self._transcript.data + truncated).digest())
+        if not hmac.compare_digest(expected, offer.binders[index]):
+            raise TlsAlert(AlertDescription.decrypt_error, "PSK binder does not verify")
+        verdict = store.consume(state, now)
+        if verdict.state is None:  # replayed: full handshake, so 0-RTT is rejected too
+            if early_offered:
+                outputs.append(EarlyDataOutcome(False, False, verdict.reason))
+            return None
+        self._psk_accepted = True
+        self._psk_index = index
+        if early_offered:
+            early = decide_early_data(
+                state, obfuscated_age=offer.identities[index][1], offered=True,
+                first_identity=index == 0, hello_retry=self._hello_retry is not None,
+                alpn_protocol=self._alpn_protocol, cipher_suite=suite,
+                early_data_context=self._config.early_data_context, now=now)
+            self._early_data_accepted = early.accepted
+            if early.accepted:
+                secret = schedule.client_early_traffic_secret(
+                    hashlib.new(hash_name, self._transcript.data + raw).digest())
+                self._install(outputs, Epoch.ZERO_RTT, Direction.DECRYPT, secret)
+                self._key_log(outputs, CLIENT_EARLY_TRAFFIC_SECRET, secret)
+            outputs.append(EarlyDataOutcome(early.accepted, True, early.reason))
+        return state
 
     def _group_preference(self) -> list[int]:
         """Server preference: ``server_preferred_groups`` (the post-quantum hybrid by default), then
@@ -166,21 +231,27 @@ class ServerHandshake(SessionCore):
         self._state = State.SERVER_WAIT_SECOND_CLIENT_HELLO
 
     def _server_send_flight(
-        self, ch: m.ClientHello, suite: int, share: m.KeyShareEntry, outputs: list[TlsOutput]
+        self, ch: m.ClientHello, suite: int, share: m.KeyShareEntry, outputs: list[TlsOutput],
+        resumed: TicketState | None = None,
     ) -> None:
-        """ServerHello in Initial; EncryptedExtensions..Finished in Handshake (RFC 8446 §2)."""
+        """ServerHello in Initial; EncryptedExtensions..Finished in Handshake (RFC 8446 §2);
+        resumed with a PSK: no Certificate or CertificateVerify (RFC 8446 §2.2)."""
         server_share, shared = server_key_exchange(share.group, share.key_exchange, self._rng)
+        psk_ext: m.Extensions = ()
+        if resumed is not None:
+            psk_ext = ((m.ExtensionType.PRE_SHARED_KEY, self._psk_index.to_bytes(2, "big")),)
         sh = m.ServerHello(
             random=self._rng(32),
             legacy_session_id_echo=ch.legacy_session_id,
             cipher_suite=suite,
             supported_version=m.TLS_VERSION_1_3,
             key_share=m.KeyShareEntry(share.group, server_share),
+            other_extensions=psk_ext,
         )
         sh_raw = _reorder_extensions(m.encode_server_hello(sh), self._config.server_hello_shape)
         self._server_hello = parse(m.pull_server_hello, sh_raw)
         self._transcript.add(sh_raw)
-        self._key_schedule = ks = KeySchedule(suite)
+        self._key_schedule = ks = KeySchedule(suite, resumed.psk if resumed is not None else None)
         ks.handshake(shared, self._hash())
         outputs.append(SendCrypto(Epoch.INITIAL, sh_raw))
         self._install(
@@ -194,14 +265,36 @@ class ServerHandshake(SessionCore):
 
         creds, scheme = self._credentials, self._signature_scheme
         assert creds is not None and scheme is not None
+        early: m.Extensions = ((m.ExtensionType.EARLY_DATA, b""),) \
+            if self._early_data_accepted else ()
         ee = m.encode_encrypted_extensions(
             m.EncryptedExtensions(
                 alpn_protocol=self._alpn_protocol,
                 quic_transport_parameters=self._config.transport_parameters,
-                other_extensions=self._server_alps_extension(ch),
+                other_extensions=self._server_alps_extension(ch) + early,
             )
         )
         self._transcript.add(ee)
+        if resumed is None:
+            self._server_authenticate(ch, outputs)
+        fin = m.encode_finished(
+            m.Finished(ks.verify_data(ks.server_handshake_traffic_secret, self._hash()))
+        )
+        self._transcript.add(fin)
+        outputs.append(SendCrypto(Epoch.HANDSHAKE, ee + self._server_auth_flight + fin))
+        ks.application(self._hash())
+        self._install(
+            outputs, Epoch.ONE_RTT, Direction.ENCRYPT, ks.server_application_traffic_secret
+        )
+        self._key_log(outputs, CLIENT_TRAFFIC_SECRET_0, ks.client_application_traffic_secret)
+        self._key_log(outputs, SERVER_TRAFFIC_SECRET_0, ks.server_application_traffic_secret)
+        self._state = (State.SERVER_WAIT_CLIENT_ENCRYPTED_EXTENSIONS if self._alps_negotiated
+                       else State.SERVER_WAIT_FINISHED)
+
+    def _server_authenticate(self, ch: m.ClientHello, outputs: list[TlsOutput]) -> None:
+        """Certificate (or CompressedCertificate) and CertificateVerify, into the transcript."""
+        creds, scheme = self._credentials, self._signature_scheme
+        assert creds is not None and scheme is not None
         cert = m.encode_certificate(
             m.Certificate(b"", tuple(m.CertificateEntry(der) for der in creds.certificate_chain))
         )
@@ -214,19 +307,7 @@ class ServerHandshake(SessionCore):
         )
         cv = m.encode_certificate_verify(m.CertificateVerify(scheme, signature))
         self._transcript.add(cv)
-        fin = m.encode_finished(
-            m.Finished(ks.verify_data(ks.server_handshake_traffic_secret, self._hash()))
-        )
-        self._transcript.add(fin)
-        outputs.append(SendCrypto(Epoch.HANDSHAKE, ee + cert + cv + fin))
-        ks.application(self._hash())
-        self._install(
-            outputs, Epoch.ONE_RTT, Direction.ENCRYPT, ks.server_application_traffic_secret
-        )
-        self._key_log(outputs, CLIENT_TRAFFIC_SECRET_0, ks.client_application_traffic_secret)
-        self._key_log(outputs, SERVER_TRAFFIC_SECRET_0, ks.server_application_traffic_secret)
-        self._state = (State.SERVER_WAIT_CLIENT_ENCRYPTED_EXTENSIONS if self._alps_negotiated
-                       else State.SERVER_WAIT_FINISHED)
+        self._server_auth_flight = cert + cv
 
     @staticmethod
     def _client_extension(ch: m.ClientHello, ext_type: int) -> bytes | None:
@@ -271,12 +352,19 @@ class ServerHandshake(SessionCore):
         if not hmac.compare_digest(fin.verify_data, expected):
             raise TlsAlert(AlertDescription.decrypt_error, "client Finished does not verify")
         self._transcript.add(raw)
+        ks.resumption(self._hash())
         self._install(
             outputs, Epoch.ONE_RTT, Direction.DECRYPT, ks.client_application_traffic_secret
         )
         assert self._cipher_suite is not None
         outputs.append(HandshakeDone(self._alpn_protocol, self._cipher_suite))
         self._state = State.SERVER_CONNECTED
+        store, clock = self._config.ticket_store, self._config.wall_clock
+        if store is not None and clock is not None:  # RFC 8446 §4.6.1, in 1-RTT (RFC 9001 §4.1.3)
+            outputs.append(SendCrypto(Epoch.ONE_RTT, store.issue(
+                cipher_suite=int(self._cipher_suite), alpn_protocol=self._alpn_protocol,
+                psk_of=ks.ticket_psk, early_data_context=self._config.early_data_context,
+                rng=self._rng, now=clock())))
 
 
 def _reorder_extensions(raw: bytes, shape: object) -> bytes:

@@ -14,10 +14,12 @@ from .hkdf import CipherSuite
 from .key_exchange import SUPPORTED_GROUPS, KeySharePrivateKey
 from .key_schedule import KeySchedule, Transcript
 from .outputs import Direction, Epoch, InstallKeys, KeyLogLine, TlsConfig, TlsOutput
+from .resumption import SessionTicket
 
 
 class State(Enum):
-    """Handshake states (RFC 8446 Appendix A, without the PSK/early-data branches)."""
+    """Handshake states (RFC 8446 Appendix A; a resumed client goes from EncryptedExtensions
+    straight to waiting for Finished, and QUIC has no EndOfEarlyData state)."""
 
     CLIENT_START = "client_start"
     CLIENT_WAIT_SERVER_HELLO = "client_wait_sh"
@@ -48,6 +50,8 @@ _OFFERED_BY_CLIENT = frozenset(
         m.ExtensionType.KEY_SHARE,
         m.ExtensionType.SUPPORTED_VERSIONS,
         m.ExtensionType.COOKIE,
+        m.ExtensionType.PRE_SHARED_KEY,
+        m.ExtensionType.EARLY_DATA,
     }
 )
 
@@ -109,6 +113,15 @@ class SessionCore:
         self._signature_scheme: int | None = None
         self._peer_application_settings: bytes | None = None
         self._alps_negotiated = False
+        # Resumption (RFC 8446 §2.2): the ticket offered (client), whether its PSK was taken,
+        # whether 0-RTT was offered, and the server's transport parameters (to remember).
+        self._psk_offered: SessionTicket | None = None
+        self._psk_accepted = False
+        self._early_data_offered = False
+        self._peer_transport_parameters = b""
+        self._psk_index = 0
+        self._early_data_accepted = False
+        self._server_auth_flight = b""
 
     def _ks(self) -> KeySchedule:
         assert self._key_schedule is not None

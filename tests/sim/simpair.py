@@ -94,6 +94,10 @@ class SimPair:
 
     def __post_init__(self) -> None:
         self.now = 0.0
+        #: the client's address as the server sees it (a test may change it: NAT rebinding)
+        self.client_addr: Any = CLIENT_ADDR
+        #: the server's address as the client sees it (a test may change it: preferred address)
+        self.server_addr: Any = SERVER_ADDR
         self._rand = random.Random(self.seed)
         self._queue: list[tuple[float, int, str, bytes, int]] = []
         self._seq = 0
@@ -208,13 +212,13 @@ class SimPair:
             for direction, data, ecn in batch:
                 self.ecn_delivered[direction][ecn] += 1
                 if direction == "to_server":
-                    got = self.endpoint.receive_datagram(data, CLIENT_ADDR, self.now, ecn)
+                    got = self.endpoint.receive_datagram(data, self.client_addr, self.now, ecn)
                     if got.connection is not None and self.server is None:
                         self.server = got.connection
                     for reply, _ in got.replies:
                         self._transmit("to_client", reply)
                 else:
-                    self.client.receive_datagram(data, SERVER_ADDR, self.now, ecn)
+                    self.client.receive_datagram(data, self.server_addr, self.now, ecn)
         else:
             tc = self.client.get_timer()
             if tc is not None and tc <= self.now:

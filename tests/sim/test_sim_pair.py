@@ -155,7 +155,7 @@ def test_key_update_mid_transfer() -> None:
     pair.run(lambda: pair.client._handshake_confirmed)
     (sid,) = pair.request()
     pair.run(lambda: len(pair.received.get(sid, b"")) > 200_000, max_time=60)
-    pair.client.request_key_update()
+    pair.client.request_key_update(pair.now)
     pair.run(lambda: sid in pair.finished, max_time=120)
     assert bytes(pair.received[sid]) == pair.body(pair.response_size)
     assert pair.server is not None

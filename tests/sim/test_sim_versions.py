@@ -97,7 +97,7 @@ def test_v2_only_pair_transfers_with_v2_packets_and_key_update() -> None:
     pair.connect()
     pair.run(pair.handshaken, max_time=30)
     pair.run(lambda: pair.client._handshake_confirmed)
-    pair.client.request_key_update()  # "quicv2 ku" (RFC 9369 §3.3.2)
+    pair.client.request_key_update(pair.now)  # "quicv2 ku" (RFC 9369 §3.3.2)
     (sid,) = pair.request()
     pair.run(lambda: sid in pair.finished, max_time=60)
     assert bytes(pair.received[sid]) == pair.body(pair.response_size)

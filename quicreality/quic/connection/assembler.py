@@ -22,7 +22,6 @@ from .. import events, initial_layout
 from .. import frames as f
 from ..config import QuicConfiguration
 from ..crypto import SAMPLE_OFFSET, CryptoPair
-from ..errors import QuicErrorCode
 from ..events import QuicEvent
 from ..flight_shape import ShapedDatagram, complete_datagram
 from ..packet import (
@@ -30,6 +29,7 @@ from ..packet import (
     PACKET_TYPE_HANDSHAKE,
     PACKET_TYPE_INITIAL,
     PACKET_TYPE_ONE_RTT,
+    PACKET_TYPE_ZERO_RTT,
     packet_number_length,
 )
 from ..packet_builder import (
@@ -48,10 +48,13 @@ from ..recovery.loss import (
     SentPacket,
 )
 from ..recovery.pacer import Pacer
-from ..streams import QuicStream, StreamSendState
+from ..streams import QuicStream
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .closing import close_datagram
+from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .path import NetworkPath
+from .pn_skip import PacketNumberSkipper
 from .spaces import OwedFrames, PacketSpace
 from .streams import StreamManager
 from .versions import ConnectionVersions
@@ -63,6 +66,9 @@ _QLOG_TYPES = ("initial", "handshake", "1RTT")
 _MIN_PACKET_PAYLOAD = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
 MAX_DATAGRAMS_PER_CALL = 64
+#: Smallest datagram worth sending on an amplification-limited 1-RTT path (a PATH_CHALLENGE
+#: packet: header, frame and AEAD tag); during the handshake the floor is 1200 bytes.
+_MIN_PROBE_DATAGRAM = 64
 
 
 class FlightShaping(Protocol):
@@ -87,10 +93,12 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames", "pn_length")
+                 "frames", "path_probe", "pn_length", "zero_rtt")
 
-    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool):
+    def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool,
+                 zero_rtt: bool = False):
         header_size, self.pn_length = header
+        self.zero_rtt = zero_rtt
         self.space_id = space_id
         self.buf = Buffer(capacity=capacity)
         self.handlers: list[tuple[DeliveryHandler, tuple[Any, ...]]] = []
@@ -98,6 +106,8 @@ class _PacketDraft:
         self.in_flight = False
         self.header_size = header_size
         self.frames: list[dict[str, Any]] | None = [] if want_frames else None
+        #: carries PATH_CHALLENGE or PATH_RESPONSE: the datagram is expanded (RFC 9000 §8.2.1)
+        self.path_probe = False
 
 
 class PacketAssembler:
@@ -108,7 +118,8 @@ class PacketAssembler:
     """
 
     __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_is_client", "_pacer",
+                 "_chaos", "_early", "_ecn", "_events", "_host_cids", "_ids", "_initial_plan",
+                 "_initial_size", "_is_client", "_pacer",
                  "_path", "_peer_cids", "_probe_count", "_probe_space", "_qlog",
                  "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
                  "_versions", "max_datagram_size", "pacing_until", "peer_max_udp_payload_size")
@@ -120,15 +131,22 @@ class PacketAssembler:
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
                  peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
                  events: deque[QuicEvent], datagrams_out: deque[bytes], qlog: QlogSink,
-                 discard_space: Callable[[int], None], ecn: EcnValidator) -> None:
+                 discard_space: Callable[[int], None], ecn: EcnValidator,
+                 early: EarlyData) -> None:
         """``discard_space(space_id)`` drops a space's keys (the client's first Handshake
-        packet discards the Initial space, RFC 9001 §4.9.1)."""
+        packet discards the Initial space, RFC 9001 §4.9.1); ``early`` holds the 0-RTT key the
+        client sends application data with until it has 1-RTT keys."""
+        self._early = early
         self._is_client = is_client
         self._rng = config.rng
         self._ack_delay_exponent = config.ack_delay_exponent
         self._shaper: FlightShaping | None = None if is_client else config.flight_shape
         self._versions = versions
         self._initial_plan = initial_plan
+        #: a chrome client's layout: its retransmitted hello-only Initials are chaos-shaped too
+        self._chaos = initial_plan if initial_plan is not None and initial_plan.chaos else None
+        #: handshake-phase datagram size (RFC 9000 §14.1: at least 1200; Chromium pads to 1250)
+        self._initial_size = self._chaos.datagram_size if self._chaos else MIN_INITIAL_DATAGRAM_SIZE
         self._spaces = spaces
         self._cryptos = cryptos
         self._recovery = recovery
@@ -189,7 +207,7 @@ class PacketAssembler:
             for planned in self.client_initial_flight(now):
                 path.bytes_sent += len(planned)
                 out.append(planned)
-        max_size = self.max_datagram_size if handshake_confirmed else MIN_INITIAL_DATAGRAM_SIZE
+        max_size = self.max_datagram_size if handshake_confirmed else self._initial_size
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             data = self._build_datagram(now, max_size)
             if not data:
@@ -215,7 +233,9 @@ class PacketAssembler:
                 max_size = step.max_size(max_size, self.peer_max_udp_payload_size)
         budget = self._path.send_budget()
         if budget is not None and budget < max_size:
-            if budget < MIN_INITIAL_DATAGRAM_SIZE:
+            # RFC 9000 §8.2.1: on a new 1-RTT path a challenge may go out below 1200 bytes.
+            if budget < (_MIN_PROBE_DATAGRAM if self._spaces[SPACE_HANDSHAKE].discarded
+                         else MIN_INITIAL_DATAGRAM_SIZE):
                 return None
             max_size = budget
         drafts: list[_PacketDraft] = []
@@ -224,8 +244,10 @@ class PacketAssembler:
         spaces = self._spaces
         cryptos = self._cryptos
         for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
-            if not cryptos[space_id].send.is_valid() or spaces[space_id].discarded or (
-                    step is not None and space_id not in step.spaces):
+            zero_rtt = space_id == SPACE_APPLICATION and not cryptos[space_id].send.is_valid() \
+                and self._early.can_send
+            if not (zero_rtt or cryptos[space_id].send.is_valid()) or spaces[space_id].discarded \
+                    or (step is not None and space_id not in step.spaces):
                 continue
             if step is not None and step.acks_only(space_id):
                 draft = self._new_draft(space_id, max(max_size - used, 64))  # _write_ack wants 32
@@ -233,7 +255,7 @@ class PacketAssembler:
                     self._write_ack(draft, spaces[space_id], now)
                     draft = draft if draft.buf.tell() else None
             else:
-                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok)
+                draft = self._fill_packet(space_id, max_size - used, now, pacing_ok, zero_rtt)
             if draft is None:
                 continue
             drafts.append(draft)
@@ -243,39 +265,70 @@ class PacketAssembler:
         if not drafts:
             return None
         # RFC 9000 §14.1: pad datagrams with ack-eliciting Initial packets (clients: all Initials).
-        if used < MIN_INITIAL_DATAGRAM_SIZE <= max_size and any(
+        if used < self._initial_size <= max_size and any(
                 d.space_id == SPACE_INITIAL and (self._is_client or d.ack_eliciting) for d in drafts):
-            drafts[-1].buf.push_bytes(bytes(MIN_INITIAL_DATAGRAM_SIZE - used))
+            drafts[-1].buf.push_bytes(bytes(self._initial_size - used))
+        elif drafts[-1].path_probe and used < min(MIN_INITIAL_DATAGRAM_SIZE, max_size):
+            # RFC 9000 §8.2.1/§8.2.2: expanded to 1200 bytes, or as far as the budget allows.
+            drafts[-1].buf.push_bytes(bytes(min(MIN_INITIAL_DATAGRAM_SIZE, max_size) - used))
+        if self._chaos is not None and len(drafts) == 1 and drafts[0].space_id == SPACE_INITIAL:
+            self._chaos_shape(drafts[0], self._chaos)
         out = bytearray()
-        types = _PACKET_TYPES
         for draft in drafts:
-            space_id = draft.space_id
-            space = spaces[space_id]
-            short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
-            if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
-                draft.buf.push_bytes(bytes(short))
-            pn = space.next_pn
-            space.next_pn = pn + 1
-            ptype = types[space_id]
-            packet = seal_packet(
-                cryptos[space_id], ptype, version=self._versions.current,
-                dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
-                token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
-            )
-            out += packet
-            sent = SentPacket(pn, space_id, now, len(packet), draft.ack_eliciting,
-                              draft.ack_eliciting or draft.in_flight, draft.handlers,
-                              _QLOG_TYPES[space_id])
-            self._recovery.on_packet_sent(sent)
-            self._ecn.on_packet_sent(space_id, pn)
-            if draft.frames is not None:
-                self._qlog.packet_sent(now, _QLOG_TYPES[space_id], pn, len(packet), draft.frames)
-            if space_id == SPACE_HANDSHAKE and self._is_client and not spaces[SPACE_INITIAL].discarded:
+            out += self._seal(draft, now, self._peer_cids.current.cid)
+            if draft.space_id == SPACE_HANDSHAKE and self._is_client and \
+                    not spaces[SPACE_INITIAL].discarded:
                 self._discard_space(SPACE_INITIAL)  # RFC 9001 §4.9.1
         if shaper is not None and drafts:
             shaper.advance(len(out))
         return bytes(out)
+
+    def _seal(self, draft: _PacketDraft, now: float, dcid: bytes) -> bytes:
+        """Protect ``draft`` at its space's next packet number and hand it to recovery."""
+        space_id = draft.space_id
+        space = self._spaces[space_id]
+        short = SAMPLE_OFFSET - draft.pn_length - draft.buf.tell()
+        if short > 0:  # the HP sample needs bytes past the packet number (RFC 9001 §5.4.2)
+            draft.buf.push_bytes(bytes(short))
+        pn = space.next_pn
+        if space_id == SPACE_APPLICATION and not draft.zero_rtt:  # RFC 9000 §21.4: skip some
+            if space.skip is None:  # keyed by the 1-RTT secret, so a peer cannot predict it
+                space.skip = PacketNumberSkipper(self._cryptos[space_id].send.secret or b"")
+            pn = space.skip.allocate(pn)
+        space.next_pn = pn + 1
+        ptype = PACKET_TYPE_ZERO_RTT if draft.zero_rtt else _PACKET_TYPES[space_id]
+        qlog_type = ZERO_RTT_QLOG_TYPE if draft.zero_rtt else _QLOG_TYPES[space_id]
+        packet = seal_packet(
+            self._early.crypto if draft.zero_rtt else self._cryptos[space_id], ptype,
+            version=self._versions.current, dcid=dcid, scid=self._host_cids.entries[0].cid,
+            token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
+            packet_number=pn, payload=draft.buf.data, packet_number_length=draft.pn_length,
+        )
+        self._recovery.on_packet_sent(SentPacket(
+            pn, space_id, now, len(packet), draft.ack_eliciting,
+            draft.ack_eliciting or draft.in_flight, draft.handlers, qlog_type))
+        self._ecn.on_packet_sent(space_id, pn)
+        if draft.frames is not None:
+            self._qlog.packet_sent(now, qlog_type, pn, len(packet), draft.frames)
+        return packet
+
+    def build_path_probe(self, now: float, response: bytes, challenge: bytes, size: int,
+                         dcid: bytes) -> bytes:
+        """A datagram of one 1-RTT packet with PATH_RESPONSE(``response``) and our own
+        PATH_CHALLENGE(``challenge``), padded to ``size`` bytes, for the address a probe came
+        from (RFC 9000 §8.2.2); b"" without 1-RTT keys."""
+        draft = self._new_draft(SPACE_APPLICATION, size)
+        if draft is None:
+            return b""
+        draft.buf = Buffer(capacity=max(size - draft.header_size - AEAD_TAG_SIZE, 32))
+        f.push_path_challenge_frame(draft.buf, challenge)
+        f.push_path_response_frame(draft.buf, response)
+        draft.ack_eliciting = True
+        draft.buf.push_bytes(bytes(max(0, draft.buf.capacity - draft.buf.tell())))
+        if draft.frames is not None:
+            draft.frames += [{"frame_type": "path_challenge", "data": challenge.hex()},
+                             {"frame_type": "path_response", "data": response.hex()}]
+        return self._seal(draft, now, dcid)
 
     def client_initial_flight(self, now: float) -> list[bytes]:
         """The client's first Initial flight as ``config.initial_layout`` plans it (once).
@@ -316,19 +369,32 @@ class PacketAssembler:
         space.next_pn = plan.next_packet_number
         return out
 
+    def _chaos_shape(self, draft: _PacketDraft, profile: initial_layout.LayoutProfile) -> None:
+        """Re-lay a lone hello-only Initial as Chromium does (``initial_layout.chaos_retransmission``)."""
+        room = profile.datagram_size - draft.header_size - AEAD_TAG_SIZE
+        shaped = initial_layout.chaos_retransmission(draft.buf.data, room, self._rng, profile)
+        if shaped is None:
+            return
+        payload, planned = shaped
+        draft.buf = Buffer(capacity=len(payload))
+        draft.buf.push_bytes(payload)
+        if draft.frames is not None:
+            draft.frames = list(initial_layout.describe_frames(planned))
+
     def _new_draft(self, space_id: int, capacity: int) -> _PacketDraft | None:
         """An empty packet for ``space_id``; None when that space has no keys (any more)."""
         if not self._cryptos[space_id].send.is_valid() or self._spaces[space_id].discarded:
             return None
         return _PacketDraft(space_id, capacity, self._header(space_id), self._qlog_frames)
 
-    def _header(self, space_id: int) -> tuple[int, int]:
+    def _header(self, space_id: int, ptype: int | None = None) -> tuple[int, int]:
         """``(header size, packet-number length)`` of the space's next packet: the shortest
-        number the peer can decode (RFC 9000 §17.1, §A.2)."""
+        number the peer can decode (RFC 9000 §17.1, §A.2); ``ptype`` overrides the space's type."""
         largest = self._recovery.spaces[space_id].largest_acked
         pn_length = packet_number_length(self._spaces[space_id].next_pn,
                                          largest if largest >= 0 else None)
-        return header_size(_PACKET_TYPES[space_id], len(self._peer_cids.current.cid),
+        return header_size(_PACKET_TYPES[space_id] if ptype is None else ptype,
+                           len(self._peer_cids.current.cid),
                            len(self._host_cids.entries[0].cid),
                            len(self._ids.retry_token) if space_id == SPACE_INITIAL else 0,
                            pn_length), pn_length
@@ -341,9 +407,12 @@ class PacketAssembler:
         self.pacing_until = t
         return False
 
-    def _fill_packet(self, space_id: int, room: int, now: float,
-                     pacing_ok: bool) -> _PacketDraft | None:
-        header = self._header(space_id)
+    def _fill_packet(self, space_id: int, room: int, now: float, pacing_ok: bool,
+                     zero_rtt: bool = False) -> _PacketDraft | None:
+        """One packet's frames; a 0-RTT packet carries only what 0-RTT may (RFC 9000 §12.4:
+        no ACK or CRYPTO; before the handshake no other frame is owed)."""
+        header = self._header(SPACE_APPLICATION, PACKET_TYPE_ZERO_RTT) if zero_rtt \
+            else self._header(space_id)
         capacity = room - header[0] - AEAD_TAG_SIZE
         if capacity < _MIN_PACKET_PAYLOAD:
             return None
@@ -352,12 +421,18 @@ class PacketAssembler:
         cc_ok = probe or (
             self._recovery.bytes_in_flight + room <= self._cc.congestion_window and pacing_ok
         )
-        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames)
+        draft = _PacketDraft(space_id, capacity, header, self._qlog_frames, zero_rtt)
         buf = draft.buf
+        if zero_rtt:
+            if cc_ok:
+                self._write_stream_frames(draft)
+            return draft if buf.tell() else None
         if space.owed.ack or (space.received and (space.ack_eliciting_unacked or
                                                      space.ack_deadline is not None) and cc_ok
                                 and self._has_app_data(space_id)):
             self._write_ack(draft, space, now)
+        if space_id == SPACE_APPLICATION and (self._path.challenge_owed or space.owed.path_responses):
+            self._write_path_frames(draft, space.owed)
         if cc_ok:
             crypto = space.crypto
             while crypto.has_data_to_send() and buf.capacity - buf.tell() > 16:
@@ -421,6 +496,25 @@ class PacketAssembler:
             draft.frames.append(crypto_frame(offset, len(data)))
         return True
 
+    def _write_path_frames(self, draft: _PacketDraft, owed: OwedFrames) -> None:
+        """PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 §8.2), outside congestion control: they
+        validate the path the window will be measured on."""
+        buf = draft.buf
+        path = self._path
+        if path.challenge_owed and buf.capacity - buf.tell() >= 9:
+            data = path.take_challenge()
+            f.push_path_challenge_frame(buf, data)
+            draft.ack_eliciting = draft.path_probe = True
+            draft.handlers.append((path.on_challenge_delivery, (data,)))
+            if draft.frames is not None:
+                draft.frames.append({"frame_type": "path_challenge", "data": data.hex()})
+        while owed.path_responses and buf.capacity - buf.tell() >= 9:
+            data = owed.path_responses.popleft()
+            f.push_path_response_frame(buf, data)
+            draft.ack_eliciting = draft.path_probe = True
+            if draft.frames is not None:
+                draft.frames.append({"frame_type": "path_response", "data": data.hex()})
+
     def _write_app_frames(self, draft: _PacketDraft, owed: OwedFrames) -> None:
         buf = draft.buf
         frames = draft.frames
@@ -432,9 +526,6 @@ class PacketAssembler:
             draft.handlers.append((self._on_handshake_done_delivery, ()))
             if frames is not None:
                 frames.append({"frame_type": "handshake_done"})
-        while owed.path_responses and buf.capacity - buf.tell() >= 9:
-            f.push_path_response_frame(buf, owed.path_responses.popleft())
-            draft.ack_eliciting = True
         if owed.max_data and buf.capacity - buf.tell() >= 9:
             f.push_max_data_frame(buf, mgr.local_max_data)
             owed.max_data = False
@@ -503,7 +594,7 @@ class PacketAssembler:
             if stream.stop_sending_pending:
                 f.push_stop_sending_frame(buf, stream_id, stream.stop_sending_error_code)
                 stream.stop_sending_pending = False
-                handlers.append((self._on_stop_sending_delivery, (stream,)))
+                handlers.append((self._streams.on_stop_sending_delivery, (stream,)))
                 draft.ack_eliciting = True
                 room = buf.capacity - buf.tell()
             if stream.reset_pending:
@@ -511,14 +602,14 @@ class PacketAssembler:
                 f.push_reset_stream_frame(buf, stream_id, stream.reset_error_code,
                                           stream.send_highest)
                 stream.reset_pending = False
-                handlers.append((self._on_reset_delivery, (stream,)))
+                handlers.append((self._streams.on_reset_delivery, (stream,)))
                 draft.ack_eliciting = True
                 del queue[stream_id]
                 continue
             if stream.max_stream_data_pending and room >= 20:
                 f.push_max_stream_data_frame(buf, stream_id, stream.local_max_stream_data)
                 stream.max_stream_data_pending = False
-                handlers.append((self._on_msd_delivery, (stream,)))
+                handlers.append((self._streams.on_max_stream_data_delivery, (stream,)))
                 draft.ack_eliciting = True
                 room = buf.capacity - buf.tell()
             if not stream.has_data_to_send():
@@ -543,7 +634,7 @@ class PacketAssembler:
             grown = stream.send_highest - highest
             if grown > 0:
                 mgr.data_sent += grown
-            handlers.append((self._on_stream_delivery, (stream, offset, length, fin)))
+            handlers.append((self._streams.on_stream_frame_delivery, (stream, offset, length, fin)))
             draft.ack_eliciting = True
             if frames is not None:
                 frames.append(stream_frame(stream_id, offset, length, fin))
@@ -553,17 +644,6 @@ class PacketAssembler:
                 queue[stream_id] = stream
 
     # ------------------------------------------------- delivery callbacks
-
-    def _on_stream_delivery(self, delivered: bool, stream: QuicStream, offset: int, length: int,
-                            fin: bool) -> None:
-        if delivered:
-            stream.on_frame_acked(offset, length, fin)
-            if stream.send_finished:
-                self._streams.maybe_close_stream(stream)
-        else:
-            stream.on_frame_lost(offset, length, fin)
-            if stream.has_data_to_send() and stream.stream_id in self._streams.streams:
-                self._streams.send_queue[stream.stream_id] = stream
 
     def _on_handshake_done_delivery(self, delivered: bool) -> None:
         if not delivered:
@@ -587,75 +667,14 @@ class PacketAssembler:
         else:
             self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
 
-    def _on_stop_sending_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and not stream.recv_finished and stream.stream_id in self._streams.streams:
-            stream.stop_sending_pending = True
-            self._streams.send_queue[stream.stream_id] = stream
-
-    def _on_reset_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if delivered:
-            stream.send_state = StreamSendState.RESET_RECVD
-            self._streams.maybe_close_stream(stream)
-        elif stream.stream_id in self._streams.streams:
-            stream.reset_pending = True
-            self._streams.send_queue[stream.stream_id] = stream
-
-    def _on_msd_delivery(self, delivered: bool, stream: QuicStream) -> None:
-        if not delivered and stream.stream_id in self._streams.streams and not stream.recv_finished:
-            stream.max_stream_data_pending = True
-            self._streams.send_queue[stream.stream_id] = stream
-
     # -------------------------------------------------------------- close
 
     def build_close_datagram(self, close_frame: tuple[int, int | None, str, bool]) -> bytes:
-        """CONNECTION_CLOSE in every space with keys, within the anti-amplification budget.
-
-        RFC 9000 §10.2.1 and §8.1: before the peer's address is validated, the close packets
-        count against 3x the bytes received like any other; packets that do not fit are left out
-        (an empty result sends nothing).
-        """
-        error_code, frame_type, reason, application = close_frame
-        reason_bytes = reason.encode("utf-8")[:256]
-        budget = self._path.send_budget()
-        built: list[tuple[int, bytes, bytes]] = []
-        for space_id in (SPACE_INITIAL, SPACE_HANDSHAKE, SPACE_APPLICATION):
-            pair = self._cryptos[space_id]
-            if not pair.send.is_valid() or self._spaces[space_id].discarded:
-                continue
-            buf = Buffer(capacity=400)
-            if application and space_id == SPACE_APPLICATION:
-                f.push_connection_close_frame(buf, error_code, None, reason_bytes, True)
-            else:
-                # RFC 9000 §10.2.3: application close before 1-RTT becomes APPLICATION_ERROR.
-                f.push_connection_close_frame(
-                    buf, QuicErrorCode.APPLICATION_ERROR if application else error_code,
-                    frame_type, reason_bytes, False)
-            if buf.tell() < 8:
-                buf.push_bytes(bytes(8 - buf.tell()))
-            built.append((space_id, buf.data, self._seal_close(space_id, buf.data)))
-        if self._is_client and built and built[0][0] == SPACE_INITIAL:
-            # RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200
-            # bytes; the PADDING goes into the Initial, which comes first in the datagram.
-            room = MIN_INITIAL_DATAGRAM_SIZE - sum(len(packet) for _, _, packet in built)
-            if room > 0:
-                _, payload, _ = built[0]
-                built[0] = (SPACE_INITIAL, payload, self._seal_close(SPACE_INITIAL, payload + bytes(room)))
-        packets: list[bytes] = []
-        size = 0
-        for space_id, _, packet in built:
-            if budget is not None and size + len(packet) > budget:
-                continue
-            self._spaces[space_id].next_pn += 1
-            packets.append(packet)
-            size += len(packet)
-        return b"".join(packets)
-
-    def _seal_close(self, space_id: int, payload: bytes) -> bytes:
-        """One CONNECTION_CLOSE packet of ``space_id`` at its next packet number."""
-        return seal_packet(self._cryptos[space_id], _PACKET_TYPES[space_id], version=self._versions.current,
-                           dcid=self._peer_cids.current.cid, scid=self._host_cids.entries[0].cid,
-                           token=self._ids.retry_token if space_id == SPACE_INITIAL else None,
-                           packet_number=self._spaces[space_id].next_pn, payload=payload)
+        """CONNECTION_CLOSE in every space with keys, within the anti-amplification budget
+        (:func:`.closing.close_datagram`)."""
+        return close_datagram(close_frame, is_client=self._is_client, cryptos=self._cryptos,
+                              spaces=self._spaces, path=self._path, versions=self._versions,
+                              host_cids=self._host_cids, peer_cids=self._peer_cids, ids=self._ids)
 
 
 def _on_crypto_delivery(delivered: bool, crypto: QuicStream, offset: int, length: int) -> None:

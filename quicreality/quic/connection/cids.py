@@ -176,6 +176,12 @@ class PeerConnectionIds:
                 "Too many connection IDs waiting to be retired",
             )
 
+    def switch_to(self, entry: ConnectionIdEntry) -> None:
+        """Use the spare ``entry`` from now on (a new path, RFC 9000 §9.5); retire the old ID."""
+        self.available.remove(entry)
+        self._retire(self.current.sequence_number)
+        self.current = entry
+
     def on_retire_sent(self, sequence_number: int) -> None:
         """A RETIRE_CONNECTION_ID frame was put in a packet."""
         self.retire_unacked.add(sequence_number)

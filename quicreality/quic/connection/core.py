@@ -50,7 +50,10 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
+from .key_update import KeyUpdates, KeyUpdateVerdict
+from .migration import MigrationVerdict, PathManager
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
@@ -73,8 +76,7 @@ class QuicConnection:
     """
 
     def __init__(
-        self,
-        *,
+        self, *,
         configuration: QuicConfiguration,
         original_destination_connection_id: bytes | None = None,
         retry_source_connection_id: bytes | None = None,
@@ -121,8 +123,6 @@ class QuicConnection:
         self._cryptos[SPACE_INITIAL].setup_initial(self._ids.initial_dcid, is_client=is_client,
                                                    version=version)
         self._handshake_confirmed = False
-        self._key_update_requested = False
-        self._previous_keys_discard_at: float | None = None
 
         # Recovery.
         self._rtt = RttEstimator(cfg.initial_rtt)
@@ -159,30 +159,37 @@ class QuicConnection:
         self._last_activity = 0.0
 
         # Observability.
-        if cfg.qlog_factory is not None:
-            self._qlog: QlogSink = cfg.qlog_factory(self._ids.original_dcid, is_client)
-        else:
-            self._qlog = NullSink()
+        self._qlog: QlogSink = (cfg.qlog_factory(self._ids.original_dcid, is_client)
+                                if cfg.qlog_factory is not None else NullSink())
         self._qlog_frames = self._qlog.wants_frames
         self.ecn = EcnValidator(enabled=cfg.ecn, recovery=self._recovery, qlog=self._qlog)
+        self._paths = PathManager(self._path, cfg, spaces=self._spaces, host_cids=self._host_cids,
+                                  peer_cids=self._peer_cids, recovery=self._recovery, qlog=self._qlog)
         # The components that act on the state above.
+        self._early = EarlyData(is_client=is_client, events=self._events,
+                                recovery=self._recovery, streams=self._stream_mgr)
+        self._key_updates = KeyUpdates(
+            crypto=self._cryptos[SPACE_APPLICATION], space=self._spaces[SPACE_APPLICATION],
+            recovery=self._recovery, rtt=self._rtt, qlog=self._qlog, events=self._events,
+            packet_limit=cfg.key_update_packet_limit)
         self._versions = ConnectionVersions(cfg, is_client=is_client, version=version,
                                             cryptos=self._cryptos, ids=self._ids, qlog=self._qlog)
         self._tls = TlsDriver(cfg, is_client=is_client, versions=self._versions,
                               spaces=self._spaces, cryptos=self._cryptos, ids=self._ids,
-                              host_cids=self._host_cids, qlog=self._qlog)
+                              host_cids=self._host_cids, qlog=self._qlog, early=self._early)
         self._receiver = FrameReceiver(
             is_client=is_client, max_datagram_frame_size=cfg.max_datagram_frame_size,
             spaces=self._spaces, recovery=self._recovery, streams=self._stream_mgr,
             host_cids=self._host_cids, peer_cids=self._peer_cids, events=self._events,
-            qlog=self._qlog, host=self, ecn=self.ecn)
+            qlog=self._qlog, host=self, ecn=self.ecn, paths=self._paths)
         self._assembler = PacketAssembler(
             cfg, is_client=is_client, versions=self._versions,
             initial_plan=profile if profile is not None and profile.chaos else None,
             spaces=self._spaces, cryptos=self._cryptos, recovery=self._recovery, cc=self._cc,
             pacer=self._pacer, streams=self._stream_mgr, host_cids=self._host_cids, ecn=self.ecn,
             peer_cids=self._peer_cids, ids=self._ids, path=self._path, events=self._events,
-            datagrams_out=self._datagrams_out, qlog=self._qlog, discard_space=self._discard_space)
+            datagrams_out=self._datagrams_out, qlog=self._qlog, discard_space=self._discard_space,
+            early=self._early)
 
     # ------------------------------------------------------------ properties
 
@@ -231,6 +238,11 @@ class QuicConnection:
         """True once the connection is fully gone."""
         return self._lifecycle.state == ConnectionState.TERMINATED
 
+    @property
+    def early_data(self) -> EarlyData:
+        """0-RTT status (``status``, ``can_send``) and the latest session ticket (``ticket``)."""
+        return self._early
+
     # ----------------------------------------------------------- client API
 
     def connect(self, addr: NetworkAddress, now: float) -> None:
@@ -241,6 +253,8 @@ class QuicConnection:
         self._last_activity = now
         self._now_hint = now
         self._ids.peer_initial_scid = None
+        self._early.prepare_client(self.configuration.session_ticket
+                                   if self.configuration.early_data else None)
         self._qlog.connection_started(now, None, addr, self._versions.current, self.host_cid,
                                       self._peer_cids.current.cid)
         self._apply_tls(self._tls.start(now), now)
@@ -253,7 +267,7 @@ class QuicConnection:
             return
         self._now_hint, self.ecn.datagram_codepoint = now, ecn
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
-        self._path.on_datagram_received(len(data), addr)
+        self._paths.on_datagram(len(data), addr)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
         was_closing = self._lifecycle.state == ConnectionState.CLOSING
@@ -274,8 +288,6 @@ class QuicConnection:
             if header.packet_type == PACKET_TYPE_RETRY:
                 self._handle_retry(header, data[start:end], now)
                 return
-            if header.packet_type == PACKET_TYPE_ZERO_RTT:
-                continue
             if self._process_packet(header, data, start, end, now):
                 processed_any += 1
             if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
@@ -299,7 +311,7 @@ class QuicConnection:
     def _process_packet(self, header: QuicHeader, data: bytes, start: int, end: int,
                         now: float) -> bool:
         ptype = header.packet_type
-        if ptype == PACKET_TYPE_ONE_RTT:
+        if ptype in (PACKET_TYPE_ONE_RTT, PACKET_TYPE_ZERO_RTT):  # one space (RFC 9000 §12.3)
             space_id = SPACE_APPLICATION
         elif ptype == PACKET_TYPE_HANDSHAKE:
             space_id = SPACE_HANDSHAKE
@@ -308,7 +320,8 @@ class QuicConnection:
         space = self._spaces[space_id]
         if space.discarded:
             return False
-        pair = self._versions.keys_for(space_id, header.version)
+        pair = self._early.crypto if ptype == PACKET_TYPE_ZERO_RTT else \
+            self._versions.keys_for(space_id, header.version)
         if not pair.recv.is_valid():
             return False
         if (header.is_long_header and header.destination_cid not in self._host_cids.cids
@@ -322,7 +335,7 @@ class QuicConnection:
         except CryptoError:
             return False
         if pair.generation != generation:
-            self._on_key_update(now, "remote_update")
+            self._key_updates.on_peer_update(now)
         # RFC 9000 §17.2/§17.3.1: reserved bits must be zero after header protection removal.
         if plain_header[0] & (0x0C if header.is_long_header else 0x18):
             self._close_with_error(
@@ -342,7 +355,8 @@ class QuicConnection:
             self._qlog.connection_started(now, None, self._path.address, self._versions.current,
                                           self.host_cid, self._peer_cids.current.cid)
         if self._qlog_frames:
-            self._qlog.packet_received(now, _QLOG_PACKET_TYPE[space_id], pn, end - start,
+            self._qlog.packet_received(now, ZERO_RTT_QLOG_TYPE if ptype == PACKET_TYPE_ZERO_RTT else
+                                       _QLOG_PACKET_TYPE[space_id], pn, end - start,
                                        describe_frames(payload))
         try:
             ack_eliciting = self._receiver.handle_payload(space_id, payload, now, header)
@@ -354,8 +368,9 @@ class QuicConnection:
                 QuicConnectionError(QuicErrorCode.CRYPTO_ERROR + alert.description, None,
                                     alert.reason), now)
             return True
-        space.on_packet_received(pn, ack_eliciting, now, self.configuration.max_ack_delay
-                                 if space_id == SPACE_APPLICATION else None, self.ecn.datagram_codepoint)
+        self._paths.on_packet(now, space_id, pn, self._receiver.non_probing)
+        delay = self.configuration.max_ack_delay if space_id == SPACE_APPLICATION else None
+        space.on_packet_received(pn, ack_eliciting, now, delay, self.ecn.datagram_codepoint)
         return True
 
     def _accepts_first_dcid(self, ptype: int, dcid: bytes) -> bool:
@@ -454,17 +469,17 @@ class QuicConnection:
         """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
         self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
 
-    def request_key_update(self) -> None:
-        """Initiate a 1-RTT key update (RFC 9001 §6) at the next opportunity."""
-        if not self._handshake_confirmed:
-            raise LocalProtocolError("Key update requires a confirmed handshake")
-        if self._previous_keys_discard_at is not None:
-            # RFC 9001 §6.1/§6.5: one update at a time; the previous one is still settling.
-            raise LocalProtocolError("A key update is still in progress")
-        self._key_update_requested = True
+    def migrate(self, now: float, local_address: NetworkAddress = None, *,
+                to_preferred_address: bool = False) -> MigrationVerdict:
+        """Client active migration (RFC 9000 §9.2, §9.6): :meth:`.migration.PathManager.migrate`."""
+        return self._paths.migrate(now, local_address, to_preferred_address=to_preferred_address)
+
+    def request_key_update(self, now: float) -> KeyUpdateVerdict:
+        """Initiate a 1-RTT key update (RFC 9001 §6) as soon as §6.1 allows; see the verdict."""
+        self._now_hint = now
+        return self._key_updates.request(self._handshake_confirmed)
 
     # --------------------------------------------------------- send path
-
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, NetworkAddress]]:
         """Build every datagram that may be sent at ``now``."""
         self._now_hint = now
@@ -486,12 +501,10 @@ class QuicConnection:
             return []
         if path.address is None or not self._tls.started:
             return []
-        if self._key_update_requested and self._handshake_confirmed:
-            self._key_update_requested = False
-            self._cryptos[SPACE_APPLICATION].update_key()
-            self._on_key_update(now, "local_update")
+        self._key_updates.before_send(now, self._handshake_confirmed)
         addr = path.address
-        return [(data, addr) for data in self._assembler.build_datagrams(
+        probes = self._paths.answer_off_path(self._assembler, now) if self._paths.off_path else []
+        return probes + [(data, addr) for data in self._assembler.build_datagrams(
             now, handshake_confirmed=self._handshake_confirmed)]
 
     def client_initial_flight(self, now: float) -> list[bytes]:
@@ -550,11 +563,6 @@ class QuicConnection:
         self._assembler.apply_peer_max_udp_payload_size(params.max_udp_payload_size)
         self._qlog.parameters_set(now, "remote", params_for_qlog(params))
 
-    def _on_key_update(self, now: float, trigger: str) -> None:
-        """RFC 9001 §6.5: keep the previous receive keys for about 3 PTO, then discard them."""
-        self._previous_keys_discard_at = now + 3 * self._rtt.pto_base()
-        self._qlog.key_updated(now, "1RTT", trigger)
-
     def _confirm_handshake(self, now: float) -> None:
         """RFC 9001 §4.1.2: discard Handshake keys once the handshake is confirmed."""
         if self._handshake_confirmed:
@@ -582,18 +590,11 @@ class QuicConnection:
         if self._close_deadline is not None:
             return self._close_deadline
         timer = self._idle_deadline()
-        loss = self._recovery.get_loss_detection_time()
-        if loss is not None and (timer is None or loss < timer):
-            timer = loss
-        app = self._spaces[SPACE_APPLICATION]
-        if app.ack_deadline is not None and (timer is None or app.ack_deadline < timer):
-            timer = app.ack_deadline
-        pacing = self._assembler.pacing_until
-        if pacing is not None and (timer is None or pacing < timer):
-            timer = pacing
-        discard = self._previous_keys_discard_at
-        if discard is not None and (timer is None or discard < timer):
-            timer = discard
+        for t in (self._recovery.get_loss_detection_time(), self._assembler.pacing_until,
+                  self._spaces[SPACE_APPLICATION].ack_deadline, self._key_updates.discard_at,
+                  self._paths.deadline):
+            if t is not None and (timer is None or t < timer):
+                timer = t
         return timer
 
     def _idle_deadline(self) -> float | None:
@@ -618,9 +619,8 @@ class QuicConnection:
             return
         self._spaces[SPACE_APPLICATION].on_ack_timer(now)
         self._assembler.on_timer(now)
-        if self._previous_keys_discard_at is not None and now >= self._previous_keys_discard_at:
-            self._previous_keys_discard_at = None
-            self._cryptos[SPACE_APPLICATION].discard_previous_keys()
+        self._paths.on_timer(now)
+        self._key_updates.on_timer(now)
         loss = self._recovery.get_loss_detection_time()
         if loss is not None and now >= loss:
             probe_space = self._recovery.on_loss_detection_timeout(now)

@@ -29,6 +29,7 @@ from ..recovery.loss import SPACE_APPLICATION, LossRecovery
 from ..transport_params import QuicTransportParameters
 from .cids import HostConnectionIds, PeerConnectionIds
 from .ecn import EcnValidator
+from .migration import PathManager
 from .spaces import PacketSpace
 from .streams import StreamManager
 
@@ -56,15 +57,16 @@ class ReceiveHost(Protocol):
 class FrameReceiver:
     """Parses the frames of decrypted packets and applies them."""
 
-    __slots__ = ("_ecn", "_events", "_host", "_host_cids", "_is_client", "_max_datagram_frame_size",
-                 "_owed", "_packet_dcid", "_peer_cids", "_qlog", "_recovery", "_spaces",
-                 "_streams", "active_cid_limit", "peer_ack_delay_exponent")
+    __slots__ = ("_ecn", "_events", "_host", "_host_cids", "_is_client",
+                 "_max_datagram_frame_size", "_owed", "_packet_dcid", "_paths", "_peer_cids",
+                 "_qlog", "_recovery", "_spaces", "_streams", "active_cid_limit", "non_probing",
+                 "peer_ack_delay_exponent")
 
     def __init__(self, *, is_client: bool, max_datagram_frame_size: int | None,
                  spaces: list[PacketSpace], recovery: LossRecovery, streams: StreamManager,
                  host_cids: HostConnectionIds, peer_cids: PeerConnectionIds,
                  events: deque[QuicEvent], qlog: QlogSink, host: ReceiveHost,
-                 ecn: EcnValidator) -> None:
+                 ecn: EcnValidator, paths: PathManager) -> None:
         self._is_client = is_client
         self._ecn = ecn
         self._max_datagram_frame_size = max_datagram_frame_size
@@ -77,17 +79,23 @@ class FrameReceiver:
         self._events = events
         self._qlog = qlog
         self._host = host
+        self._paths = paths
         self._packet_dcid = b""
+        #: the last packet handled had a frame other than the probing ones (RFC 9000 §9.1)
+        self.non_probing = False
         #: the peer's ack_delay_exponent (RFC 9000 §18.2; 3 until its parameters arrive)
         self.peer_ack_delay_exponent = 3
         #: how many of our connection IDs the peer keeps active (capped)
         self.active_cid_limit = 2
 
     def apply_peer_params(self, params: QuicTransportParameters) -> None:
-        """Take the peer's ack_delay_exponent and active_connection_id_limit."""
+        """Take the peer's ack_delay_exponent and active_connection_id_limit; the path manager
+        takes disable_active_migration and preferred_address (its CID arrives like a
+        NEW_CONNECTION_ID, RFC 9000 §5.1.1)."""
         if params.ack_delay_exponent is not None:
             self.peer_ack_delay_exponent = params.ack_delay_exponent
         self.active_cid_limit = min(params.active_connection_id_limit or 2, MAX_ISSUED_CIDS)
+        self._paths.apply_peer_params(params)
 
     def handle_payload(self, space_id: int, payload: bytes, now: float,
                        header: QuicHeader) -> bool:
@@ -98,6 +106,7 @@ class FrameReceiver:
         ptype_bit = 1 << header.packet_type
         handlers = _HANDLERS
         ack_eliciting = False
+        non_probing = False
         self._packet_dcid = header.destination_cid
         while not buf.eof():
             try:
@@ -120,6 +129,9 @@ class FrameReceiver:
                                           "Malformed frame") from None
             if eliciting:
                 ack_eliciting = True
+            if not _PROBING[frame_type]:
+                non_probing = True
+        self.non_probing = non_probing
         return ack_eliciting
 
     # ----------------------------------------------------------- handlers
@@ -138,6 +150,10 @@ class FrameReceiver:
         if ranges[-1].stop > self._spaces[space_id].next_pn:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "ACK for a packet never sent")
+        skip = self._spaces[space_id].skip
+        if skip is not None and skip.acknowledged_skipped(ranges) is not None:
+            raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
+                                      "ACK of a skipped packet number")  # RFC 9000 §13.1
         ack_delay = 0.0
         if space_id == SPACE_APPLICATION:
             ack_delay = (delay << self.peer_ack_delay_exponent) / 1_000_000
@@ -274,12 +290,15 @@ class FrameReceiver:
         """PATH_CHALLENGE (RFC 9000 §19.17): echo in PATH_RESPONSE."""
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.PathChallengeFrame)
-        self._owed.path_responses.append(frame.data)
+        if not self._paths.on_path_challenge(frame.data):  # else answered where it came from
+            self._owed.path_responses.append(frame.data)
 
     def _handle_path_response_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                     now: float) -> None:
-        """PATH_RESPONSE (RFC 9000 §19.18): we never probe paths, so nothing to match."""
-        f.pull_frame_body(buf, frame_type)
+        """PATH_RESPONSE (RFC 9000 §19.18): may validate the path being probed."""
+        frame = f.pull_frame_body(buf, frame_type)
+        assert isinstance(frame, f.PathResponseFrame)
+        self._paths.on_path_response(frame.data, now)
 
     def _handle_connection_close_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                        now: float) -> None:
@@ -350,3 +369,7 @@ def _handler_table() -> tuple[tuple[_Handler, bool] | None, ...]:
 
 #: Frame type -> (handler, ack-eliciting); where each may appear is FRAME_PACKET_TYPES.
 _HANDLERS = _handler_table()
+#: RFC 9000 §9.1: the probing frames; a packet of only these does not move the path.
+_PROBING_FRAMES = (FrameType.PADDING, FrameType.PATH_CHALLENGE, FrameType.PATH_RESPONSE,
+                   FrameType.NEW_CONNECTION_ID)
+_PROBING = tuple(t in _PROBING_FRAMES for t in range(len(FRAME_PACKET_TYPES)))

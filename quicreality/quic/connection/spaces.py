@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from ...wire.rangeset import RangeSet
 from ..streams import QuicStream
 from .ecn import ECN_CE, ECN_ECT0, ECN_ECT1
+from .pn_skip import PacketNumberSkipper
 
 if TYPE_CHECKING:
     from .cids import ConnectionIdEntry
@@ -71,10 +72,12 @@ class PacketSpace:
 
     __slots__ = ("ack_deadline", "ack_eliciting_unacked", "crypto", "discarded", "ecn_counts",
                  "largest_received", "largest_received_time", "next_pn", "owed", "received",
-                 "received_floor")
+                 "received_floor", "skip")
 
     def __init__(self) -> None:
         self.next_pn = 0
+        #: application space: the packet numbers we skip (set with the first 1-RTT key)
+        self.skip: PacketNumberSkipper | None = None
         self.crypto = new_crypto_stream()
         self.received = RangeSet()
         self.received_floor = 0  # every packet number below this counts as already received

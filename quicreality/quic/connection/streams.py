@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..config import QuicConfiguration
 from ..errors import LocalProtocolError, QuicConnectionError, QuicErrorCode
-from ..streams import QuicStream
+from ..streams import QuicStream, StreamSendState
 from ..transport_params import QuicTransportParameters
 
 if TYPE_CHECKING:
@@ -254,3 +254,39 @@ class StreamManager:
             self.after_stream_consumed(stream)
             return stream_id, data, fin
         return None
+
+    # Delivery callbacks of the frames the send path wrote (RFC 9000 §13.3: lost information is
+    # queued again, never the packet).
+
+    def on_stream_frame_delivery(self, delivered: bool, stream: QuicStream, offset: int,
+                                 length: int, fin: bool) -> None:
+        """A STREAM frame was acknowledged or lost."""
+        if delivered:
+            stream.on_frame_acked(offset, length, fin)
+            if stream.send_finished:
+                self.maybe_close_stream(stream)
+        else:
+            stream.on_frame_lost(offset, length, fin)
+            if stream.has_data_to_send() and stream.stream_id in self.streams:
+                self.send_queue[stream.stream_id] = stream
+
+    def on_stop_sending_delivery(self, delivered: bool, stream: QuicStream) -> None:
+        """A STOP_SENDING frame was acknowledged or lost."""
+        if not delivered and not stream.recv_finished and stream.stream_id in self.streams:
+            stream.stop_sending_pending = True
+            self.send_queue[stream.stream_id] = stream
+
+    def on_reset_delivery(self, delivered: bool, stream: QuicStream) -> None:
+        """A RESET_STREAM frame was acknowledged or lost."""
+        if delivered:
+            stream.send_state = StreamSendState.RESET_RECVD
+            self.maybe_close_stream(stream)
+        elif stream.stream_id in self.streams:
+            stream.reset_pending = True
+            self.send_queue[stream.stream_id] = stream
+
+    def on_max_stream_data_delivery(self, delivered: bool, stream: QuicStream) -> None:
+        """A MAX_STREAM_DATA frame was acknowledged or lost."""
+        if not delivered and stream.stream_id in self.streams and not stream.recv_finished:
+            stream.max_stream_data_pending = True
+            self.send_queue[stream.stream_id] = stream

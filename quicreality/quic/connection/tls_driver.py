@@ -11,6 +11,7 @@ connection applies them.
 from __future__ import annotations
 
 import binascii
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,17 +28,20 @@ from ...tls.handshake import (
     TlsOutput,
     TlsSession,
 )
+from ...tls.outputs import EarlyDataOutcome, NewTicket
 from ...wire.buffer import Buffer
 from ..config import QuicConfiguration
 from ..crypto import CryptoPair
 from ..errors import QuicConnectionError, QuicErrorCode
 from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, SPACE_INITIAL
 from ..transport_params import (
+    PreferredAddress,
     QuicTransportParameters,
     pull_transport_parameters,
     push_transport_parameters,
 )
 from .cids import HandshakeIds, HostConnectionIds
+from .early_data import EarlyData, early_data_context
 from .spaces import PacketSpace
 from .versions import ConnectionVersions
 
@@ -65,14 +69,17 @@ _NOTHING = TlsProgress()
 class TlsDriver:
     """The TLS session of one connection and the CRYPTO streams and keys it feeds."""
 
-    __slots__ = ("_cfg", "_cryptos", "_hello", "_host_cids", "_ids", "_is_client", "_qlog",
-                 "_session", "_spaces", "_started", "_versions", "alpn", "first_client_hello")
+    __slots__ = ("_cfg", "_cryptos", "_early", "_hello", "_host_cids", "_ids", "_is_client",
+                 "_qlog", "_session", "_spaces", "_started", "_versions", "alpn",
+                 "first_client_hello")
 
     def __init__(self, config: QuicConfiguration, *, is_client: bool,
                  versions: ConnectionVersions, spaces: list[PacketSpace],
                  cryptos: list[CryptoPair], ids: HandshakeIds, host_cids: HostConnectionIds,
-                 qlog: QlogSink) -> None:
+                 qlog: QlogSink, early: EarlyData) -> None:
+        """``early`` receives the 0-RTT keys, tickets and the 0-RTT decision."""
         self._cfg = config
+        self._early = early
         self._is_client = is_client
         self._versions = versions
         self._started = False
@@ -142,13 +149,16 @@ class TlsDriver:
     def _ensure_session(self, now: float) -> TlsSession:
         if self._session is None:
             cfg = self._cfg
+            params = self._local_transport_parameters(now)
+            buf = Buffer(capacity=1024)
+            push_transport_parameters(buf, params)
             tls_config = TlsConfig(
                 alpn_protocols=list(cfg.alpn_protocols),
                 server_name=cfg.server_name,
                 cipher_suites=tuple(cfg.cipher_suites),
                 groups=tuple(cfg.groups),
                 key_share_groups=tuple(cfg.key_share_groups),
-                transport_parameters=self._local_transport_parameters(now),
+                transport_parameters=buf.data,
                 certificate_source=cfg.certificate_source,
                 peer_verifier=cfg.peer_verifier,
                 client_hello_hook=cfg.client_hello_hook,
@@ -156,11 +166,15 @@ class TlsDriver:
                 expected_client_hello=cfg.expected_client_hello,
                 wall_clock=cfg.wall_clock,
                 server_hello_shape=cfg.server_hello_shape,
+                session_ticket=cfg.session_ticket,
+                early_data=cfg.early_data,
+                ticket_store=None if self._is_client else cfg.ticket_store,
+                early_data_context=early_data_context(params, list(cfg.alpn_protocols)),
             )
             self._session = TlsSession(tls_config, is_client=self._is_client, rng=cfg.rng)
         return self._session
 
-    def _local_transport_parameters(self, now: float) -> bytes:
+    def _local_transport_parameters(self, now: float) -> QuicTransportParameters:
         cfg = self._cfg
         ids = self._ids
         server_only: dict[str, Any] = {}
@@ -169,6 +183,8 @@ class TlsDriver:
                 "original_destination_connection_id": ids.original_dcid,
                 "retry_source_connection_id": ids.retry_scid,
                 "stateless_reset_token": self._host_cids.entries[0].stateless_reset_token,
+                "preferred_address": preferred_address_parameter(cfg.preferred_address,
+                                                                 self._host_cids),
             }
         params = QuicTransportParameters(
             initial_source_connection_id=self._host_cids.entries[0].cid,
@@ -187,10 +203,8 @@ class TlsDriver:
             version_information=self._versions.local_information(),
             **server_only,
         )
-        buf = Buffer(capacity=1024)
-        push_transport_parameters(buf, params)
         self._qlog.parameters_set(now, "local", params_for_qlog(params))
-        return buf.data
+        return params
 
     def _apply(self, outputs: list[TlsOutput], now: float) -> TlsProgress:
         steps: list[TlsStep] = []
@@ -201,10 +215,19 @@ class TlsDriver:
                     self.first_client_hello = out.data
                 self._spaces[space].crypto.write(out.data, False)
             elif isinstance(out, InstallKeys):
-                pair = self._cryptos[_SPACE_OF_EPOCH[out.epoch]]
+                zero_rtt = out.epoch == Epoch.ZERO_RTT
+                pair = self._early.crypto if zero_rtt else self._cryptos[_SPACE_OF_EPOCH[out.epoch]]
                 ctx = pair.send if out.direction == Direction.ENCRYPT else pair.recv
+                # 0-RTT is in the version of the client's first Initial (RFC 9368 §2.3)
                 ctx.setup(cipher_suite=out.cipher_suite, secret=out.secret,
-                          version=self._versions.current)
+                          version=self._versions.chosen if zero_rtt else self._versions.current)
+                if zero_rtt:
+                    self._early.on_key_installed()
+                elif out.epoch == Epoch.ONE_RTT and out.direction == Direction.ENCRYPT \
+                        and self._is_client:
+                    self._early.discard()  # RFC 9001 §4.9.3
+            elif isinstance(out, NewTicket | EarlyDataOutcome):
+                self._early.apply(out)
             elif isinstance(out, KeyLogLine):
                 if self._cfg.secrets_log is not None:
                     self._cfg.secrets_log(
@@ -217,8 +240,29 @@ class TlsDriver:
                 steps.append(params)
             elif isinstance(out, HandshakeDone):
                 self.alpn = out.alpn_protocol
+                if not self._is_client:
+                    self._early.discard()
                 steps.append(out)
         return TlsProgress(tuple(steps)) if steps else _NOTHING
+
+
+def preferred_address_parameter(address: tuple[str, int] | None,
+                                host_cids: HostConnectionIds) -> PreferredAddress | None:
+    """The preferred_address value for ``address`` (RFC 9000 §18.2) with connection ID 1
+    (§5.1.1); the other address family is all zeros.
+
+    Raises:
+        ValueError: ``address`` is not an IP literal, or connection ID 1 was not issued.
+    """
+    if address is None:
+        return None
+    ip = ipaddress.ip_address(address[0])
+    entry = next((e for e in host_cids.entries if e.sequence_number == 1), None)
+    if entry is None:
+        raise ValueError("preferred_address needs connection ID 1 (issued by the PathManager)")
+    v4 = (ip.packed, address[1]) if ip.version == 4 else (bytes(4), 0)
+    v6 = (ip.packed, address[1]) if ip.version == 6 else (bytes(16), 0)
+    return PreferredAddress(v4[0], v4[1], v6[0], v6[1], entry.cid, entry.stateless_reset_token)
 
 
 def check_peer_transport_parameters(params: QuicTransportParameters, ids: HandshakeIds, *,

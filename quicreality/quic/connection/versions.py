@@ -26,7 +26,7 @@ from ...wire.buffer import Buffer, BufferReadError
 from ..config import QuicConfiguration
 from ..crypto import CryptoError, CryptoPair
 from ..errors import QuicConnectionError, QuicErrorCode
-from ..packet import PACKET_TYPE_INITIAL, QUIC_VERSION_1, QuicHeader
+from ..packet import PACKET_TYPE_INITIAL, PACKET_TYPE_ZERO_RTT, QUIC_VERSION_1, QuicHeader
 from ..recovery.loss import SPACE_INITIAL
 from ..transport_params import QuicTransportParameters, VersionInformation, pull_transport_parameters
 from ..versions import (
@@ -100,9 +100,10 @@ class ConnectionVersions:
             if self._is_client and header.packet_type == PACKET_TYPE_INITIAL:
                 self.decided = True
             return True
-        if not self._is_client:  # after a switch: the client's Initials still in flight
-            return (self._original_initial is not None and version == self.chosen
-                    and header.packet_type == PACKET_TYPE_INITIAL)
+        if not self._is_client:  # after a switch: the client's Initials and 0-RTT in flight
+            return version == self.chosen and (
+                header.packet_type == PACKET_TYPE_ZERO_RTT
+                or (self._original_initial is not None and header.packet_type == PACKET_TYPE_INITIAL))
         if (self.decided or header.packet_type != PACKET_TYPE_INITIAL or version is None
                 or version not in self._ours or not compatible(self.chosen, version)):
             return False

@@ -138,6 +138,9 @@ from .fast import (
     push_new_connection_id_frame as push_new_connection_id_frame,
 )
 from .fast import (
+    push_path_challenge_frame as push_path_challenge_frame,
+)
+from .fast import (
     push_path_response_frame as push_path_response_frame,
 )
 from .fast import (

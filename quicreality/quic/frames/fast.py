@@ -264,6 +264,12 @@ def push_handshake_done_frame(buf: Buffer) -> None:
     buf.push_uint8(FrameType.HANDSHAKE_DONE)
 
 
+def push_path_challenge_frame(buf: Buffer, data: bytes) -> None:
+    """Write PATH_CHALLENGE with 8 bytes of unpredictable data (RFC 9000 §19.17)."""
+    buf.push_uint8(FrameType.PATH_CHALLENGE)
+    buf.push_bytes(data)
+
+
 def push_path_response_frame(buf: Buffer, data: bytes) -> None:
     """Write PATH_RESPONSE echoing the 8 bytes of a PATH_CHALLENGE (RFC 9000 §19.18)."""
     buf.push_uint8(FrameType.PATH_RESPONSE)

@@ -155,6 +155,15 @@ class LossRecovery:
         """Whether the sender ran out of data with room in the window (RFC 9002 §7.8)."""
         self.app_limited = limited
 
+    def reset_path_state(self, *, initial_rtt: float, max_datagram_size: int) -> None:
+        """A new path (RFC 9000 §9.4): the congestion controller, the pacer and the RTT
+        estimator start over. They are re-initialised in place, since the connection and its send
+        path hold the same objects; packets in flight stay tracked."""
+        cc_type: Any = type(self.cc)  # a registered controller class (congestion/base.py)
+        cc_type.__init__(self.cc, max_datagram_size=max_datagram_size)
+        type(self.pacer).__init__(self.pacer, max_datagram_size=max_datagram_size)
+        type(self.rtt).__init__(self.rtt, initial_rtt)
+
     # --------------------------------------------------------------- sending
 
     def on_packet_sent(self, packet: SentPacket) -> None:
@@ -480,6 +489,21 @@ class LossRecovery:
         space.sent.clear()
         self._lost[space_id].clear()
         space.ack_eliciting_in_flight = 0
+
+    def abandon_packets(self, space_id: int, packet_type: str) -> None:
+        """Forget the packets of one type in a space and owe their frames again, without a
+        congestion event: 0-RTT packets the server rejected (RFC 9001 §4.6.2, RFC 9002 §6.4)."""
+        space = self.spaces[space_id]
+        for packet in [p for p in space.sent.values() if p.packet_type == packet_type]:
+            del space.sent[packet.packet_number]
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.sent_bytes
+                self.cc.on_packets_discarded(discarded_bytes=packet.sent_bytes)
+                if packet.ack_eliciting:
+                    space.ack_eliciting_in_flight -= 1
+            if not packet.requeued:
+                for handler, args in packet.handlers:
+                    handler(False, *args)
 
     def discard_space(self, space_id: int) -> None:
         """Drop all state of a space whose keys were discarded (RFC 9002 §6.4)."""

@@ -28,6 +28,10 @@ With ``extra["censor"]`` (a ``[censor]`` table) every packet read from a TUN fir
 censor stage (:mod:`.censor_stage`): client -> server packets are inspected, both directions
 drop blocked flows, decisions go to ``extra["censor_log"]``, and a re-arm resets the censor.
 
+With ``link.rebind`` the rebinding stage (:mod:`.rebind_stage`) is a NAT in front of the
+client: client -> server packets are translated before the censor and the link, server ->
+client packets after the censor; a re-arm restarts its schedule.
+
 The process prints ``ready`` on stdout once both TUNs are attached.
 """
 
@@ -51,6 +55,7 @@ from ..model import Link, link_to_dict, load_link
 from ..nsutil import in_netns
 from ..procutil import die_with_parent
 from .core import DirectionCore
+from .rebind_stage import RebindStage
 
 __all__ = ["EmulatorConfig", "attach_tun", "main", "run_emulator"]
 
@@ -147,6 +152,7 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
     fd_s = attach_tun(cfg.server_netns, cfg.ifname)
     now = time.monotonic()
     stage = _censor_stage(cfg, now)
+    nat = RebindStage(cfg.link.rebind, cfg.seed, now) if cfg.link.rebind is not None else None
     to_server = DirectionCore(cfg.link.to_server, cfg.seed, "to_server", origin=now)
     to_client = DirectionCore(cfg.link.to_client, cfg.seed, "to_client", origin=now)
 
@@ -232,6 +238,7 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                 submit = core.submit
                 allow = None if stage is None else (
                     stage.to_server if fd == fd_c else stage.to_client)
+                from_client = fd == fd_c
                 for _ in range(batch):
                     try:
                         pkt = read(fd, bufsize)
@@ -241,8 +248,15 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                         if e.errno in (errno.EAGAIN, errno.EINTR):
                             break
                         raise
+                    if nat is not None and from_client:
+                        pkt = nat.to_server(pkt, now)  # the NAT is on the client's side
                     if allow is not None and not allow(pkt, now):
                         continue  # the censor dropped it before the link
+                    if nat is not None and not from_client:
+                        back = nat.to_client(pkt, now)
+                        if back is None:
+                            continue  # towards a mapping the NAT replaced
+                        pkt = back
                     submit(pkt, now)
             if flags["rearm"]:
                 flags["rearm"] = 0
@@ -256,6 +270,8 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
                 to_client.reset(seed, now)
                 if stage is not None:
                     stage.rearm(now, seed)
+                if nat is not None:
+                    nat.rearm(now, seed)
                 if acked:
                     _rearm_ack(cfg, seed, before)
             now = mono()
@@ -267,6 +283,8 @@ def run_emulator(cfg: EmulatorConfig) -> dict[str, Any]:
         if stage is not None:
             stats["censor"] = stage.stats()
             stage.close()
+        if nat is not None:
+            stats["rebind"] = nat.stats()
         wall = mono() - t_start
         cpu1 = _cpu_s()
         stats["to_server"] = to_server.stats()

@@ -46,3 +46,12 @@ def test_analysis_bad_input_exits_2(tmp_path: Path,
     (tmp_path / "run.json").write_text("{}")
     assert analysis.main([str(tmp_path), "--notebooks", "nope"]) == 2
     assert "no such notebook: nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [(["--count", "0"], "--count"), (["--rate", "0"], "--rate")])
+def test_flood_bad_input_exits_2(argv: list[str], needle: str,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from quicreality.bench import flood
+
+    assert flood.main(argv) == 2
+    assert needle in capsys.readouterr().err

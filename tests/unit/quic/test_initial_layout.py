@@ -264,16 +264,40 @@ def test_scid_length_overrides_the_layout_default() -> None:
     assert len(conn.host_cid) == 8
 
 
-def test_retransmitted_hello_takes_the_plain_path() -> None:
-    """After a PTO the lost hello bytes are resent in ordinary 1200-byte Initials."""
-    conn, _ = first_flight(client_config("chrome"))
+def test_retransmitted_hello_is_chaos_shaped_like_chromium() -> None:
+    """After a PTO the hello goes again as Chromium's quiche sends any hello-only Initial:
+    1250-byte datagrams, CRYPTO frames cut and shuffled among PING and PADDING, every byte once."""
+    conn, first = first_flight(client_config("chrome"))
+    odcid = conn.original_destination_connection_id
+    total = sum(n for d in first for _, n in crypto_ranges(open_initial(d, odcid)[3]))
     timer = conn.get_timer()
     assert timer is not None
     conn.handle_timer(timer)
     again = [d for d, _ in conn.datagrams_to_send(timer)]
-    assert again and all(len(d) == 1200 for d in again)
-    _, pn, pn_len, _ = open_initial(again[0], conn.original_destination_connection_id)
-    assert (pn, pn_len) == (3, 1)  # the shortest field that decodes, nothing acked (RFC 9000 §A.2)
+    assert again and all(len(d) == 1250 for d in again)
+    ranges: list[tuple[int, int]] = []
+    kinds: set[str] = set()
+    for number, datagram in enumerate(again, start=3):
+        _, pn, pn_len, payload = open_initial(datagram, odcid)
+        assert (pn, pn_len) == (number, 1)  # shortest field, nothing acked (RFC 9000 §A.2)
+        buf = Buffer(data=payload)
+        while not buf.eof():
+            kinds.add(type(pull_frame(buf)).__name__)
+        ranges += crypto_ranges(payload)
+    assert kinds == {"CryptoFrame", "PingFrame", "PaddingFrame"}
+    assert len(ranges) > len(again)  # cut into more frames than packets
+    ranges.sort()
+    assert ranges[0][0] == 0 and sum(n for _, n in ranges) == total
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(ranges))
+
+
+def test_only_hello_only_initials_are_chaos_shaped() -> None:
+    """A payload with anything but CRYPTO and PADDING (an ACK) keeps our layout, as in quiche."""
+    crypto = bytes([0x06, 0x00, 0x05]) + b"hello"
+    assert il.chaos_retransmission(crypto + bytes(20), 200, seeded(1)) is not None
+    assert il.chaos_retransmission(bytes([0x02, 0x00, 0x00, 0x00, 0x00]) + crypto, 200,
+                                   seeded(1)) is None
+    assert il.chaos_retransmission(bytes(30), 200, seeded(1)) is None  # no CRYPTO at all
 
 
 # ------------------------------------------------------------ zero-length connection IDs

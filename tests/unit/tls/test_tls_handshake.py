@@ -433,10 +433,10 @@ def test_message_in_wrong_epoch_is_unexpected_message() -> None:
     )  # type: ignore[union-attr]
 
 
-def test_key_update_is_forbidden_and_session_ticket_ignored() -> None:
+def test_key_update_is_forbidden_and_ticket_without_wall_clock_is_dropped() -> None:
     pair = handshake(*configs())
     ticket = m.encode_new_session_ticket(m.NewSessionTicket(7200, 1, b"n", b"ticket"))
-    assert pair.client.receive(Epoch.ONE_RTT, ticket) == []
+    assert pair.client.receive(Epoch.ONE_RTT, ticket) == []  # no wall_clock: no ticket age
     key_update = bytes([m.HandshakeType.KEY_UPDATE, 0, 0, 1, 0])
     expect_alert(
         AlertDescription.unexpected_message, lambda: pair.client.receive(Epoch.ONE_RTT, key_update)
