@@ -15,6 +15,7 @@
 #   QR_PEERS_DIR   where built peers go (default /opt/quicreality-peers)
 #   PYTHON         python interpreter to install into (default: python3 on PATH; must be >= 3.11)
 #   QR_SETUP_SKIP_PIP=1   skip step 2 (for peers-only set-up)
+#   QR_MYPYC=1     after step 2, compile the hot modules with mypyc (python -m quicreality.build)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -186,6 +187,15 @@ else
   py_ok || die "pip install finished but quicreality/aioquic 1.7.2 do not import from $ROOT"
   touch "$PY_STAMP"
   log "pip: done"
+fi
+# Opt-in: compile the hot modules with mypyc in place (docs/performance.md); skipped when the
+# build's stamp matches the sources.
+if [[ ${QR_MYPYC:-0} == 1 ]]; then
+  if (cd "$ROOT" && "$PYTHON" -m quicreality.build --check >/dev/null); then
+    log "mypyc: up to date"
+  else
+    (cd "$ROOT" && "$PYTHON" -m quicreality.build) || die "mypyc build failed (python -m quicreality.build)"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------

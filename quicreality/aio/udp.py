@@ -253,10 +253,10 @@ class UdpIO:
                 sent += send_batch(self.sock, [datagrams[i]])
                 i = j
                 continue
-            payload = b"".join(d for d, _ in datagrams[i:j])
-            try:
-                sendmsg([payload], [(SOL_UDP, UDP_SEGMENT, _SEGMENT_SIZE.pack(size))], 0, addr)
-                sent += len(payload)
+            try:  # scatter-gather: the kernel copies the segments once, no join in Python
+                sendmsg([d for d, _ in datagrams[i:j]], [(SOL_UDP, UDP_SEGMENT, _SEGMENT_SIZE.pack(size))],
+                        0, addr)
+                sent += total
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:

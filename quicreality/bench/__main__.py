@@ -12,6 +12,7 @@ BENCHES = {
     "handshake": "handshakes/s: plain TLS, REALITY accept, REALITY reject->fallback, aioquic, qh3",
     "connections": "server memory: KiB per idle connection, RSS after 10,000 vs 1,000 short ones",
     "relay": "iperf3 through RAW -> QUIC_REALITY -> RAW vs direct TCP",
+    "profile": "per-datagram cost budget of our client and server (py-spy), by stage",
     "flood": "server RSS under a spoofed-source Initial flood, with and without the handshake budget",
     "analysis": "a run's analysis: derive (cold), every notebook and report (warm), in seconds",
 }

@@ -7,6 +7,8 @@ drift on a shared machine hits both alike, for each ``-P`` value:
 * ``direct``: iperf3 client -> iperf3 server over loopback TCP;
 * ``relay``: iperf3 client -> relay client -> QUIC (REALITY) -> relay server -> iperf3 server.
 
+The relay runs once per QUIC datagram size (``--datagram-sizes``, default 1200 and 1452: one relay
+server and client pair each), so each ``-P`` gets a row per size.
 Printed per mode: receiver goodput of both (Mbit/s, median of rounds), the ratio relay/direct,
 and the relay's CPU seconds per GB received (server and client processes, from
 ``/proc/<pid>/stat``), which is the robust number on a loaded machine. TCP runs name their
@@ -67,6 +69,7 @@ class Sample:
     parallel: int
     mbps: float
     bytes: int
+    datagram: int = 0  # the relay's QUIC datagram size (0 for direct TCP)
     cpu_server: float = 0.0
     cpu_client: float = 0.0
     doc: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -135,7 +138,7 @@ class Bench:
         if not client.running():
             raise RuntimeError(client.describe())
 
-    def run(self, mode: str, parallel: int, seconds: float, congestion: str) -> Sample:
+    def run(self, mode: str, parallel: int, seconds: float, congestion: str, datagram: int = 0) -> Sample:
         """One iperf3 client run, direct or through the relay."""
         port = self.iperf_port if mode == "direct" else self.listen_port
         req = iperf3.IperfRequest(host=HOST, port=port, seconds=seconds, congestion=congestion)
@@ -150,7 +153,7 @@ class Bench:
             raise RuntimeError(f"iperf3 {mode} -P {parallel}: {doc.get('error')}\n{proc.describe()}")
         received = doc["end"]["sum_received"]
         sample = Sample(mode, parallel, received["bits_per_second"] / 1e6, int(received["bytes"]),
-                        doc=doc)
+                        datagram if mode == "relay" else 0, doc=doc)
         if mode == "relay":
             sample.cpu_server, sample.cpu_client = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
         return sample
@@ -164,16 +167,20 @@ class Bench:
                 print(f"warning: could not stop {proc.name}: {exc}", file=sys.stderr)
 
 
-def summarize(samples: list[Sample], parallels: list[int]) -> list[dict[str, Any]]:
-    """Medians per -P value."""
+def summarize(samples: list[Sample], parallels: list[int],
+              sizes: list[int] | None = None) -> list[dict[str, Any]]:
+    """Medians per -P value and relay datagram size (``sizes``: those of the relay samples)."""
     rows = []
-    for p in parallels:
+    sizes = sizes or sorted({s.datagram for s in samples if s.mode == "relay"})
+    for p, size in ((p, size) for p in parallels for size in sizes):
         direct = [s for s in samples if s.parallel == p and s.mode == "direct"]
-        relay = [s for s in samples if s.parallel == p and s.mode == "relay"]
+        relay = [s for s in samples if s.parallel == p and s.mode == "relay" and s.datagram == size]
+        if not direct or not relay:
+            continue
         d = statistics.median(s.mbps for s in direct)
         r = statistics.median(s.mbps for s in relay)
         rows.append({
-            "parallel": p, "direct_mbps": round(d, 1), "relay_mbps": round(r, 1),
+            "parallel": p, "datagram": size, "direct_mbps": round(d, 1), "relay_mbps": round(r, 1),
             "ratio": round(r / d, 4) if d else None,
             "relay_cpu_s_per_gb": round(statistics.median(s.cpu_per_gb for s in relay), 2),
             "relay_server_cpu_s_per_gb": round(statistics.median(
@@ -196,38 +203,53 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--parallel", default="1,4", help="iperf3 -P values (default 1,4)")
     ap.add_argument("--congestion", default="cubic", help="iperf3 -C for the TCP legs (default cubic)")
     ap.add_argument("--plain", action="store_true", help="plain TLS instead of REALITY")
-    ap.add_argument("--max-datagram-size", type=int, default=None,
-                    help="QUIC packet size for both relay ends (default: theirs, 1200)")
+    ap.add_argument("--datagram-sizes", "--max-datagram-size", default="1200,1452", metavar="LIST",
+                    help="QUIC datagram sizes for both relay ends, one relay pair each "
+                         "(default 1200,1452)")
     ap.add_argument("--out", help="keep iperf3 JSON documents and summary.json here")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = ap.parse_args(argv)
-    parallels = [int(x) for x in args.parallel.split(",") if x]
+    try:
+        parallels = [int(x) for x in args.parallel.split(",") if x]
+        sizes = [int(x) for x in args.datagram_sizes.split(",") if x]
+    except ValueError:
+        print("error: --parallel and --datagram-sizes take comma-separated integers", file=sys.stderr)
+        return 2
+    if not parallels or not sizes or min(parallels) < 1 or min(sizes) < 1200 or max(sizes) > 65527:
+        print("error: --parallel needs values >= 1, --datagram-sizes values in 1200..65527",
+              file=sys.stderr)
+        return 2
     if shutil.which(str(paths.iperf3())) is None and not Path(str(paths.iperf3())).exists():
         print("error: iperf3 not found (scripts/setup.sh installs it)", file=sys.stderr)
         return 2
-    extra = ["--max-datagram-size", str(args.max_datagram_size)] if args.max_datagram_size else []
     workdir = Path(tempfile.mkdtemp(prefix="qr-bench-relay-"))
-    bench = Bench(workdir, plain=args.plain, extra=extra)
+    benches = {size: Bench(workdir / f"d{size}", plain=args.plain,
+                           extra=["--max-datagram-size", str(size)]) for size in sizes}
     samples: list[Sample] = []
     try:
-        bench.start()
+        for bench in benches.values():
+            bench.start()
         for rnd in range(args.rounds):
             for p in parallels:
-                for mode in (("direct", "relay") if rnd % 2 == 0 else ("relay", "direct")):
-                    s = bench.run(mode, p, args.seconds, args.congestion)
+                runs = [("direct", sizes[0])] + [("relay", size) for size in sizes]
+                for mode, size in (runs if rnd % 2 == 0 else runs[::-1]):
+                    s = benches[size].run(mode, p, args.seconds, args.congestion, size)
                     samples.append(s)
-                    print(f"round {rnd + 1} -P {p} {mode:6s} {s.mbps:8.1f} Mbit/s"
+                    label = f"relay {size:5d}" if mode == "relay" else "direct    "
+                    print(f"round {rnd + 1} -P {p} {label} {s.mbps:8.1f} Mbit/s"
                           + (f"  relay CPU {s.cpu_per_gb:.2f} s/GB" if mode == "relay" else ""),
                           file=sys.stderr, flush=True)
     finally:
-        bench.close()
+        for bench in benches.values():
+            bench.close()
         if args.out:
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
             for i, s in enumerate(samples):
-                (out / f"{i:02d}-{s.mode}-P{s.parallel}.json").write_text(json.dumps(s.doc))
+                (out / f"{i:02d}-{s.mode}{s.datagram or ''}-P{s.parallel}.json").write_text(
+                    json.dumps(s.doc))
         shutil.rmtree(workdir, ignore_errors=True)
-    rows = summarize(samples, parallels)
+    rows = summarize(samples, parallels, sizes)
     meta = {"transport": "plain TLS" if args.plain else "REALITY", "seconds": args.seconds,
             "congestion": args.congestion, "iperf3": "3.12", "rows": rows}
     if args.out:
@@ -237,10 +259,10 @@ def main(argv: list[str]) -> int:
         return 0
     print(f"relay bench ({meta['transport']}, iperf3 -t {args.seconds:g} -C {args.congestion}, "
           f"median of {args.rounds} round(s))")
-    print(f"{'-P':>3} {'direct Mbit/s':>14} {'relay Mbit/s':>13} {'ratio':>7} "
+    print(f"{'-P':>3} {'datagram':>8} {'direct Mbit/s':>14} {'relay Mbit/s':>13} {'ratio':>7} "
           f"{'relay CPU s/GB':>15} {'(server':>8} {'client)':>8}")
     for r in rows:
-        print(f"{r['parallel']:>3} {r['direct_mbps']:>14.1f} {r['relay_mbps']:>13.1f} "
+        print(f"{r['parallel']:>3} {r['datagram']:>8} {r['direct_mbps']:>14.1f} {r['relay_mbps']:>13.1f} "
               f"{r['ratio']:>7.4f} {r['relay_cpu_s_per_gb']:>15.2f} "
               f"{r['relay_server_cpu_s_per_gb']:>8.2f} {r['relay_client_cpu_s_per_gb']:>8.2f}")
     return 0

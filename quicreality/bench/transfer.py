@@ -41,13 +41,14 @@ class Sample:
     server_cpu_ns_per_byte: float
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
     """User+system CPU seconds of a process (and its reaped children) from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Wait until ``proc`` binds UDP ``port``; RuntimeError if it exits or the time runs out."""
     from ..scenarios.peers.base import udp_bound
 
     deadline = time.monotonic() + timeout
@@ -64,8 +65,9 @@ class Pair:
     """A server process kept for all reps, and how to run the matching client."""
 
     def __init__(self, name: str, server_argv: list[str], client_argv: list[str], port: int,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, cwd: Path | None = None):
         self.name = name
+        self.cwd = cwd or paths.REPO_ROOT
         self.server_argv = server_argv
         self.client_argv = client_argv
         self.port = port
@@ -74,14 +76,14 @@ class Pair:
 
     def start(self) -> None:
         self.server = subprocess.Popen(self.server_argv, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, cwd=paths.REPO_ROOT, env=self.env)
-        _wait_port(self.port, self.server)
+                                       stderr=subprocess.DEVNULL, cwd=self.cwd, env=self.env)
+        wait_port(self.port, self.server)
 
     def run(self, size: int, rep: int, timeout: float) -> Sample:
         assert self.server is not None
-        before = _proc_cpu(self.server.pid)
+        before = proc_cpu(self.server.pid)
         client = subprocess.Popen(self.client_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  cwd=paths.REPO_ROOT, env=self.env)
+                                  cwd=self.cwd, env=self.env)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(client.pid, os.WNOHANG)
@@ -99,7 +101,7 @@ class Pair:
             client.stdout.close()
         if client.stderr:
             client.stderr.close()
-        server_cpu = _proc_cpu(self.server.pid) - before
+        server_cpu = proc_cpu(self.server.pid) - before
         line = next((json.loads(ln) for ln in stdout.splitlines() if ln.startswith("{")), None)
         if client.returncode != 0 or line is None or int(line.get("bytes") or 0) != size:
             raise RuntimeError(f"{self.name}: download failed (rc={client.returncode}): "
@@ -139,22 +141,33 @@ def qh3_available() -> bool:
     return probe.returncode == 0
 
 
-def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int,
-                qh3: bool = True, ack_every: int = 2) -> list[Pair]:
-    """Our pair, aioquic's pair and (if ``qh3``) qh3's pair, each on its own port, serving
-    ``/bytes/<size>``."""
+def _our_pair(name: str, certs: tuple[Path, Path, Path], size: int, max_datagram: int,
+              tree: Path | None = None, ack_every: int | None = None) -> Pair:
+    """Our client and server; from another checkout ``tree`` (cwd and PYTHONPATH) if given;
+    ``ack_every``: the client's ``--ack-every`` (None: its default)."""
     cert, key, ca = certs
-    py = str(paths.python())
-    p1 = free_udp_port()
-    ours = Pair(
-        "ours<->ours",
-        [py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p1}", "--cert", str(cert),
+    py, port = str(paths.python()), free_udp_port()
+    return Pair(
+        name,
+        [py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{port}", "--cert", str(cert),
          "--key", str(key), "--max-datagram-size", str(max_datagram)],
-        [py, "-m", "quicreality", "client", f"https://127.0.0.1:{p1}/bytes/{size}", "--ca", str(ca),
-         "--json", "--max-datagram-size", str(max_datagram), "--ack-every", str(ack_every)],
-        p1,
+        [py, "-m", "quicreality", "client", f"https://127.0.0.1:{port}/bytes/{size}", "--ca", str(ca),
+         "--json", "--max-datagram-size", str(max_datagram),
+         *(["--ack-every", str(ack_every)] if ack_every is not None else [])],
+        port, env={"PYTHONPATH": str(tree)} if tree else None, cwd=tree,
     )
-    pairs = [ours, _python_peer_pair("aioquic", certs, size)]
+
+
+def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int,
+                qh3: bool = True, aioquic: bool = True, baseline: Path | None = None,
+                ack_every: int | None = None) -> list[Pair]:
+    """Our pair, (if ``baseline``) our pair from that checkout, aioquic's pair and (if ``qh3``)
+    qh3's pair, each on its own port, serving ``/bytes/<size>``."""
+    pairs = [_our_pair("ours<->ours", certs, size, max_datagram, ack_every=ack_every)]
+    if baseline is not None:
+        pairs.append(_our_pair("base<->base", certs, size, max_datagram, baseline))
+    if aioquic:
+        pairs.append(_python_peer_pair("aioquic", certs, size))
     if qh3:
         pairs.append(_python_peer_pair("qh3", certs, size))
     return pairs
@@ -187,7 +200,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per download")
     ap.add_argument("--json", dest="json_out", help="also write the raw samples here")
     ap.add_argument("--no-qh3", action="store_true", help="leave the qh3 pair out")
+    ap.add_argument("--no-aioquic", action="store_true", help="leave the aioquic pair out")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run our stack from another checkout (e.g. pure Python vs mypyc, or "
+                         "before/after a change) as the pair base<->base, interleaved")
     args = ap.parse_args(argv)
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    if baseline is not None and not (baseline / "quicreality" / "__init__.py").exists():
+        print(f"error: --baseline {args.baseline}: no quicreality package there", file=sys.stderr)
+        return 2
     if args.size <= 0 or args.reps <= 0:
         print("error: --size and --reps must be positive", file=sys.stderr)
         return 2
@@ -196,7 +217,8 @@ def main(argv: list[str]) -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="qr-bench-"))
     pairs = build_pairs(make_test_cert(workdir), args.size, args.max_datagram_size, qh3=not args.no_qh3,
-                        ack_every=args.ack_every)
+                        aioquic=not args.no_aioquic, baseline=baseline,
+                        ack_every=args.ack_every if args.ack_every != 2 else None)
     samples: list[Sample] = []
     try:
         for pair in pairs:
@@ -224,7 +246,7 @@ def main(argv: list[str]) -> int:
         print(f"{name:18s} {row['min']:8.1f} {row['median']:8.1f} {row['max']:8.1f}  "
               f"{row['client_ns_per_byte']:11.1f} {row['server_ns_per_byte']:11.1f}")
     ours = table["ours<->ours"]
-    for peer, goal in (("aioquic", ">= 6x"), ("qh3", ">= 1.0x")):
+    for peer, goal in (("base", "> 1 means ours is faster"), ("aioquic", ">= 6x"), ("qh3", ">= 1.0x")):
         other = table.get(f"{peer}<->{peer}")
         if other is None:
             continue
