@@ -21,6 +21,7 @@ from ..quic.crypto import CryptoPair
 from ..quic.packet import pull_quic_header
 from ..tls.certificates import InsecureVerifier
 from ..wire.buffer import Buffer
+from ..wire.checksum import internet_checksum
 
 
 class InitialForge:
@@ -65,21 +66,12 @@ class InitialForge:
         return keys.encrypt_packet(plain_header, payload, self._pn) + self._tail
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def spoofed_udp(payload: bytes, src: tuple[str, int], dst: tuple[str, int]) -> bytes:
     """An IPv4 header + UDP header + ``payload`` from ``src`` (UDP checksum 0: none, RFC 768)."""
     total = 20 + 8 + len(payload)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 0, 0x4000, 64, socket.IPPROTO_UDP, 0,
                      socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", internet_checksum(ip)) + ip[12:]
     udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0)
     return ip + udp + payload
 

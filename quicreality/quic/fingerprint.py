@@ -135,6 +135,7 @@ def apply_fingerprint(
         return base.derived(fingerprint=name, initial_layout=name, client_hello_hook=inner)
     hook = ChromeHello(base.rng, transport_parameters=chrome_transport_parameters, inner=inner)
     return base.derived(
+        ecn=False,  # Chromium 156 sends Not-ECT (tests/data/fingerprint/chromium-*.pcap)
         fingerprint=name,
         initial_layout=name,  # with its zero-length SCID (RFC 9000 §5.1)
         cipher_suites=chrome_hello.CIPHER_SUITES,

@@ -228,6 +228,8 @@ class MtuProber:
         for update in self._pmtud.take_updates():
             self._qlog.custom(now, "connectivity:mtu_updated", update.qlog())
         size = self._pmtud.probe_size(now) if handshake_confirmed else None
+        if self._path.challenge_owed:
+            return  # a new path's PATH_CHALLENGE goes first (RFC 9000 §8.2.1, §9.2)
         budget = self._path.send_budget()
         if size is None or self._recovery.bytes_in_flight + size > self._cc.congestion_window \
                 or (budget is not None and budget < size):

@@ -12,6 +12,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from ...wire.checksum import internet_checksum
+
 __all__ = ["FlowKey", "Triple", "UdpPacket", "pull_udp_packet", "push_udp_packet"]
 
 #: (source IP, source port, destination IP, destination port), client -> server orientation.
@@ -85,16 +87,6 @@ def pull_udp_packet(pkt: bytes) -> UdpPacket | None:
     return UdpPacket(src, sport, dst, dport, bytes(pkt[off + 8 : stop]))
 
 
-def _checksum(data: bytes) -> int:
-    """The 16-bit one's complement sum used by IPv4 and UDP (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\x00"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def push_udp_packet(src: str, sport: int, dst: str, dport: int, payload: bytes,
                     *, ttl: int = 64, ident: int = 0) -> bytes:
     """An IPv4/UDP packet with valid header and UDP checksums (RFC 791 §3.1, RFC 768)."""
@@ -102,9 +94,9 @@ def push_udp_packet(src: str, sport: int, dst: str, dport: int, payload: bytes,
     ulen = 8 + len(payload)
     pseudo = s + d + struct.pack("!BBH", 0, _UDP, ulen)
     udp = struct.pack("!HHHH", sport, dport, ulen, 0) + payload
-    csum = _checksum(pseudo + udp) or 0xFFFF
+    csum = internet_checksum(pseudo + udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, ident & 0xFFFF, 0x4000, ttl, _UDP,
                          0, s, d)
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    header = header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
     return header + udp

@@ -315,3 +315,12 @@ def test_hook_that_breaks_the_hello_is_a_local_error() -> None:
     with pytest.raises(ValueError, match="invalid ClientHello"):
         handshake(cc, sc)
     assert TlsAlert  # imported for expect_alert's users
+
+
+def test_chrome_fingerprint_sends_not_ect_as_chromium_does() -> None:
+    # Chromium 156's datagrams carry Not-ECT (the fingerprint fixtures' IP headers); an ECT(0)
+    # mark, and the ACK_ECN it makes a server send, would set our Chrome-shaped client apart
+    base = QuicConfiguration(is_client=True, server_name="example.com", rng=seeded_rng(7))
+    assert base.ecn
+    assert apply_fingerprint(base, "chrome").ecn is False
+    assert apply_fingerprint(base, "minimal").ecn is True
