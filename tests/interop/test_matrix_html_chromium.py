@@ -28,7 +28,7 @@ def _chromium() -> Path:
     try:
         return chromium.binary()
     except PeerNotInstalled as e:
-        pytest.skip(str(e))
+        pytest.fail(f"{e}: run scripts/setup.sh (it installs Debian's chromium)")
 
 
 class _Dom(HTMLParser):
