@@ -67,6 +67,7 @@ __all__ = [
     "BbrState",
     "WindowedMaxFilter",
     "send_quantum",
+    "splitmix64",
 ]
 
 BBR_HIGH_GAIN = 2.0 / math.log(2.0)
@@ -121,7 +122,7 @@ _MASK64 = (1 << 64) - 1
 _INF = math.inf
 
 
-def _splitmix64(x: int) -> int:
+def splitmix64(x: int) -> int:
     """Return the SplitMix64 output for state ``x`` (a fixed, seedable mixer; no OS randomness)."""
     z = (x + 0x9E3779B97F4A7C15) & _MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
@@ -462,7 +463,7 @@ class BbrCongestionController:
         self.pacing_gain = 1.0
         self.cwnd_gain = BBR_PROBE_BW_CWND_GAIN
         self._rng_state = (self._rng_state + 1) & _MASK64
-        draw = _splitmix64(self._rng_state) % (len(BBR_PACING_GAIN_CYCLE) - 1)
+        draw = splitmix64(self._rng_state) % (len(BBR_PACING_GAIN_CYCLE) - 1)
         self.cycle_index = len(BBR_PACING_GAIN_CYCLE) - 1 - draw
         self._advance_cycle_phase(now)
 
