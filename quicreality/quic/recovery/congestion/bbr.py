@@ -58,6 +58,7 @@ from collections import deque
 
 from ..rtt import RttEstimator
 from .base import initial_window, minimum_window, register_congestion_controller
+from .rate_sample import DELIVERY_HISTORY_LEN
 
 __all__ = [
     "BBR_DRAIN_GAIN",
@@ -115,8 +116,6 @@ BBR_SEND_QUANTUM_INTERVAL = 0.001
 BBR_SEND_QUANTUM_MAX = 64 * 1024
 """... but at most 64 KB (BBR §4.2.2)."""
 
-DELIVERY_HISTORY_LEN = 16384
-"""Bound on per-packet delivery records kept for rate sampling (DRE §3.2)."""
 
 _MASK64 = (1 << 64) - 1
 _INF = math.inf
