@@ -15,7 +15,7 @@ from quicreality.quic.recovery.rtt import RttEstimator
 
 MDS = 1200
 
-MODEL_BASED = {"bbr"}
+MODEL_BASED = {"bbr", "bbr3"}
 """Controllers whose window follows a path model rather than loss (BBR): ACKs may shrink it
 (PROBE_RTT, a lower bandwidth estimate) and there is no slow-start threshold, so only the
 shared invariants below apply to them."""

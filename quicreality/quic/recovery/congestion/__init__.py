@@ -1,6 +1,6 @@
 """Congestion controllers behind the narrow interface in :mod:`.base`.
 
-Importing this package registers ``"newreno"``, ``"cubic"`` and ``"bbr"`` in
+Importing this package registers ``"newreno"``, ``"cubic"``, ``"bbr"`` (v1) and ``"bbr3"`` in
 :data:`CONGESTION_CONTROLLERS`; build one with :func:`create_congestion_controller`.
 """
 
@@ -18,6 +18,7 @@ from .base import (
     register_congestion_controller,
 )
 from .bbr import BbrCongestionController
+from .bbr3 import Bbr3CongestionController
 from .cubic import CubicCongestionController
 from .newreno import NewRenoCongestionController
 
@@ -26,6 +27,7 @@ __all__ = [
     "K_INITIAL_WINDOW_PACKETS",
     "K_LOSS_REDUCTION_FACTOR",
     "K_MINIMUM_WINDOW_PACKETS",
+    "Bbr3CongestionController",
     "BbrCongestionController",
     "CongestionController",
     "CongestionControllerFactory",

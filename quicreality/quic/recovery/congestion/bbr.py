@@ -58,6 +58,7 @@ from collections import deque
 
 from ..rtt import RttEstimator
 from .base import initial_window, minimum_window, register_congestion_controller
+from .rate_sample import DELIVERY_HISTORY_LEN
 
 __all__ = [
     "BBR_DRAIN_GAIN",
@@ -67,6 +68,7 @@ __all__ = [
     "BbrState",
     "WindowedMaxFilter",
     "send_quantum",
+    "splitmix64",
 ]
 
 BBR_HIGH_GAIN = 2.0 / math.log(2.0)
@@ -114,14 +116,12 @@ BBR_SEND_QUANTUM_INTERVAL = 0.001
 BBR_SEND_QUANTUM_MAX = 64 * 1024
 """... but at most 64 KB (BBR §4.2.2)."""
 
-DELIVERY_HISTORY_LEN = 16384
-"""Bound on per-packet delivery records kept for rate sampling (DRE §3.2)."""
 
 _MASK64 = (1 << 64) - 1
 _INF = math.inf
 
 
-def _splitmix64(x: int) -> int:
+def splitmix64(x: int) -> int:
     """Return the SplitMix64 output for state ``x`` (a fixed, seedable mixer; no OS randomness)."""
     z = (x + 0x9E3779B97F4A7C15) & _MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
@@ -462,7 +462,7 @@ class BbrCongestionController:
         self.pacing_gain = 1.0
         self.cwnd_gain = BBR_PROBE_BW_CWND_GAIN
         self._rng_state = (self._rng_state + 1) & _MASK64
-        draw = _splitmix64(self._rng_state) % (len(BBR_PACING_GAIN_CYCLE) - 1)
+        draw = splitmix64(self._rng_state) % (len(BBR_PACING_GAIN_CYCLE) - 1)
         self.cycle_index = len(BBR_PACING_GAIN_CYCLE) - 1 - draw
         self._advance_cycle_phase(now)
 
