@@ -24,13 +24,13 @@ window-limited). A four-state machine varies the gains:
   packets for 200 ms plus one round so that queues drain and a new minimum
   can be seen.
 
-Delivery-rate sampling without widening the interface: ``on_packet_sent``
-appends ``(sent_time, delivered, delivered_time, first_sent_time,
-app_limited)`` to a bounded deque (DRE §3.2); ``on_packets_acked`` looks up
-the record of the packet sent at ``largest_acked_sent_time`` (records of older
-packets are dropped on the way, so the lookup is amortised O(1)) and computes
-``(delivered - record.delivered) / max(send_elapsed, ack_elapsed)`` (DRE
-§3.3). Samples taken while application-limited may only raise the bandwidth
+Delivery-rate sampling without widening the interface is
+:class:`.rate_sample.DeliveryRateSampler` (shared with BBRv3): ``on_packet_sent``
+records ``(sent_time, delivered, delivered_time, first_sent_time, app_limited)``
+per packet (DRE §3.2); ``on_packets_acked`` takes the record of the packet sent
+at ``largest_acked_sent_time`` (older records are dropped on the way, so the
+lookup is amortised O(1)) and computes ``(delivered - record.delivered) /
+max(send_elapsed, ack_elapsed)`` (DRE §3.3). Samples taken while application-limited may only raise the bandwidth
 filter (BBR §4.1.1.5). The caller's ``app_limited`` flag is turned into DRE's
 ``C.app_limited`` marker (``delivered + bytes_in_flight``), so packets sent
 before the marker is passed are sampled as application-limited too.
@@ -58,7 +58,7 @@ from collections import deque
 
 from ..rtt import RttEstimator
 from .base import initial_window, minimum_window, register_congestion_controller
-from .rate_sample import DELIVERY_HISTORY_LEN
+from .rate_sample import DeliveryRateSampler
 
 __all__ = [
     "BBR_DRAIN_GAIN",
@@ -210,10 +210,9 @@ class BbrCongestionController:
     __slots__ = (
         "congestion_window", "ssthresh", "pacing_rate", "state", "btl_bw", "rt_prop",
         "rt_prop_stamp", "pacing_gain", "cwnd_gain", "cycle_index", "round_count", "filled_pipe",
-        "delivered", "send_quantum",
+        "send_quantum",
         "_mds", "_initial_window", "_minimum_window", "_min_pipe_cwnd", "_cwnd", "_prior_cwnd",
-        "_rng_state", "_btl_bw_filter", "_records", "_delivered_time", "_first_sent_time",
-        "_app_limited_until", "_next_round_delivered", "_round_start", "_full_bw",
+        "_rng_state", "_btl_bw_filter", "_sampler", "_next_round_delivered", "_round_start", "_full_bw",
         "_full_bw_count", "_cycle_stamp", "_probe_rtt_done_stamp", "_probe_rtt_round_done",
         "_idle_restart", "_lost_since_ack", "_recovery_start_time", "_in_recovery", "_undo",
     )
@@ -242,13 +241,7 @@ class BbrCongestionController:
         self.rt_prop = _INF
         self.rt_prop_stamp = 0.0
         self._btl_bw_filter = WindowedMaxFilter(BBR_BTLBW_FILTER_ROUNDS)
-        self._records: deque[tuple[float, int, float, float, bool]] = deque(
-            maxlen=DELIVERY_HISTORY_LEN
-        )
-        self.delivered = 0
-        self._delivered_time = 0.0
-        self._first_sent_time = 0.0
-        self._app_limited_until = 0
+        self._sampler = DeliveryRateSampler()
         self.round_count = 0
         self._next_round_delivered = 0
         self._round_start = False
@@ -269,22 +262,21 @@ class BbrCongestionController:
         self.pacing_gain = BBR_HIGH_GAIN
         self.cwnd_gain = BBR_HIGH_GAIN
 
+    @property
+    def delivered(self) -> int:
+        """Total bytes acknowledged (DRE ``C.delivered``)."""
+        return self._sampler.delivered
+
     # ------------------------------------------------------------- interface
 
     def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
         """Record the delivery state at send time (DRE §3.2) and handle restart from idle (BBR §4.3.4.4)."""
-        if bytes_in_flight <= sent_bytes:
-            # The pipe was empty: a new flight starts now (DRE §3.2).
-            self._first_sent_time = now
-            self._delivered_time = now
-            if self._app_limited_until:
-                self._idle_restart = True
-                if self.state is BbrState.PROBE_BW and self.btl_bw > 0.0:
-                    self.pacing_rate = self.btl_bw
-        self._records.append(
-            (now, self.delivered, self._delivered_time, self._first_sent_time,
-             self._app_limited_until != 0)
-        )
+        if bytes_in_flight <= sent_bytes and self._sampler.app_limited:
+            # The pipe was empty after an application-limited phase.
+            self._idle_restart = True
+            if self.state is BbrState.PROBE_BW and self.btl_bw > 0.0:
+                self.pacing_rate = self.btl_bw
+        self._sampler.on_sent(now, bytes_in_flight, sent_bytes)
 
     def on_packets_acked(
         self,
@@ -298,21 +290,23 @@ class BbrCongestionController:
     ) -> None:
         """Update the model and state, then pacing rate and window (BBR §4.1-§4.3, "BBRUpdateOnACK")."""
         prior_inflight = bytes_in_flight + acked_bytes
-        self.delivered += acked_bytes
-        self._delivered_time = now
-        if self._app_limited_until and self.delivered > self._app_limited_until:
-            self._app_limited_until = 0
-        if app_limited:
-            # DRE §3.4: the bubble lasts until the data now in flight is delivered.
-            self._app_limited_until = (self.delivered + bytes_in_flight) or 1
+        # DRE §3.4: an app-limited ACK starts a bubble until the data now in flight is delivered.
+        rs = self._sampler.on_acked(
+            now=now, acked_bytes=acked_bytes, largest_acked_sent_time=largest_acked_sent_time,
+            bytes_in_flight=bytes_in_flight, app_limited=app_limited, min_rtt=self.rt_prop,
+            loss_horizon=BBR_RTPROP_FILTER_LEN)
         losses = self._lost_since_ack
         self._lost_since_ack = False
-        rtt_sample = now - largest_acked_sent_time
+        rtt_sample = rs.rtt
         if self._in_recovery and largest_acked_sent_time > self._recovery_start_time:
             self._in_recovery = False  # RFC 9002 §7.3.2: recovery ends.
-
-        rate, sample_app_limited = self._sample(now, largest_acked_sent_time, rtt_sample)
-        sample_app_limited = sample_app_limited or app_limited
+        # Packet-timed rounds (BBR §4.1.1.3).
+        self._round_start = False
+        if rs.prior_delivered >= 0 and rs.prior_delivered >= self._next_round_delivered:
+            self._next_round_delivered = self.delivered
+            self.round_count += 1
+            self._round_start = True
+        rate, sample_app_limited = rs.delivery_rate, rs.is_app_limited
         # BBRUpdateBtlBw (BBR §4.1.1.5): app-limited samples only raise the max.
         if rate >= 0.0 and (rate >= self.btl_bw or not sample_app_limited):
             self._btl_bw_filter.update(rate, self.round_count)
@@ -383,33 +377,6 @@ class BbrCongestionController:
             self.congestion_window = cwnd
         self._recovery_start_time = recovery_start
         self._in_recovery = False
-
-    # -------------------------------------------------------------- sampling
-
-    def _sample(
-        self, now: float, largest_acked_sent_time: float, rtt_sample: float
-    ) -> tuple[float, bool]:
-        """Return (delivery rate or -1.0, app-limited) and count rounds (DRE §3.3, BBR §4.1.1.3)."""
-        self._round_start = False
-        records = self._records
-        # Drop records of packets sent before the acknowledged one; of equal send
-        # times keep the last (it has the largest delivered count: conservative).
-        while len(records) > 1 and records[1][0] <= largest_acked_sent_time:
-            records.popleft()
-        if not records or records[0][0] > largest_acked_sent_time:
-            return -1.0, False
-        sent_time, delivered, delivered_time, first_sent_time, app_limited = records[0]
-        if delivered >= self._next_round_delivered:
-            self._next_round_delivered = self.delivered
-            self.round_count += 1
-            self._round_start = True
-        self._first_sent_time = sent_time
-        # DRE §3.3: the slower of the send and ACK rates guards against ACK compression.
-        interval = max(sent_time - first_sent_time, now - delivered_time)
-        floor = min(self.rt_prop, rtt_sample)
-        if interval <= 0.0 or interval < floor:
-            return -1.0, app_limited
-        return (self.delivered - delivered) / interval, app_limited
 
     # ---------------------------------------------------------------- states
 
@@ -489,7 +456,7 @@ class BbrCongestionController:
             self._probe_rtt_done_stamp = None
         if self.state is BbrState.PROBE_RTT:
             # The reduced window makes these samples application-limited (BBR §4.3.5).
-            self._app_limited_until = (self.delivered + bytes_in_flight) or 1
+            self._sampler.mark_app_limited(bytes_in_flight)
             done = self._probe_rtt_done_stamp
             if done is None and bytes_in_flight <= self._min_pipe_cwnd:
                 self._probe_rtt_done_stamp = now + BBR_PROBE_RTT_DURATION
