@@ -6,6 +6,12 @@ receives, for longer than the server's idle timeout (30 s), so every PTO retrans
 would make falls inside the window. Three servers: our plain server, our REALITY listener on its
 accepted path (a genuine REALITY hello) and on its fallback path (an unlisted short ID, relayed to
 an ngtcp2 target, whose replies the listener relays back).
+
+After Retry: a Retry token validates the address it was issued to (the limit is lifted, RFC 9000
+§8.1.2) and only that one (replayed from another port it gets nothing). After migration: a NAT
+rebinding and an active migration of an established connection to an address that never
+answers, against our plain server and the REALITY listener's accepted path: at most 3x to the new
+address over the whole path validation, then back to the old path.
 """
 
 from __future__ import annotations
