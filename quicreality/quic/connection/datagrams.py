@@ -18,8 +18,10 @@ events slowly, would grow that queue; at most ``datagram_receive_queue_frames`` 
 ``datagram_receive_queue_bytes`` bytes wait, and a frame received beyond that is dropped (tail
 drop: those already queued were accepted first and are handed out in order).
 
-Every drop is counted in :attr:`DatagramQueues.stats` (``QuicConnection.datagrams.stats``) and
-logged to qlog as ``datagram_frame_dropped`` with its reason and the running total.
+Every drop is counted in :attr:`DatagramQueues.stats` (``QuicConnection.datagrams.stats``); the
+1st, 2nd, 4th, 8th ... drop of each reason is logged to qlog as ``datagram_frame_dropped`` with
+the reason, the frame's length and the running total (a peer's flood of tiny frames must not
+become a flood of qlog lines; the exact counts are in the stats).
 """
 
 from __future__ import annotations
@@ -157,9 +159,10 @@ class DatagramQueues:
     # ---------------------------------------------------------------- stats
 
     def _drop(self, reason: str, length: int) -> None:
-        self._dropped[reason] += 1
-        self._qlog.custom(self._now, "datagram_frame_dropped",
-                          {"reason": reason, "length": length, "total": self._dropped[reason]})
+        total = self._dropped[reason] = self._dropped[reason] + 1
+        if total & (total - 1) == 0:  # the 1st, 2nd, 4th, 8th ... drop: a flood cannot fill the qlog
+            self._qlog.custom(self._now, "datagram_frame_dropped",
+                              {"reason": reason, "length": length, "total": total})
 
     @property
     def stats(self) -> DatagramStats:
