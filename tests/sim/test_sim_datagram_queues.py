@@ -8,6 +8,7 @@ each packet, towards an application that does not drain its events, meets the re
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -148,3 +149,21 @@ def test_received_datagrams_keep_their_order_among_other_events() -> None:
             got.append(event.data[0])
     assert got == [0, 1, 2, 3, 4]
 
+
+
+def test_memory_held_by_a_send_flood_stays_at_the_byte_bound() -> None:
+    """20 MB of DATAGRAMs queued at once (20,000 x 1,000 B) hold about the 1 MiB bound, not 20 MB."""
+    pair = connected()
+    client = pair.client
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(FLOOD):
+            client.send_datagram_frame(i.to_bytes(4, "big") + bytes(996))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    stats = client.datagrams.stats
+    print(f"held {held} B for {stats.send_queue_frames} frames, {stats.send_queue_bytes} B queued")
+    assert stats.send_queue_bytes <= 1 << 20 and stats.send_queue_frames == 1024
+    assert held < 2 * (1 << 20), held
