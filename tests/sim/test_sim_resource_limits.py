@@ -266,3 +266,18 @@ def test_path_challenges_from_a_thousand_addresses_get_bounded_answers() -> None
         assert len(datagram) <= 3 * sizes[addr], (len(datagram), sizes[addr])
     assert server._path.address == CLIENT_ADDR and server._paths.migrations == 0
     assert len(server._paths._probe_challenges) <= 16
+
+
+def test_a_flood_of_stop_sending_for_one_stream_is_reported_once() -> None:
+    """12,000 STOP_SENDING frames for one open stream were 12,000 events waiting in next_event;
+    the stream is reset in answer once and the application hears of it once."""
+    pair = established()
+    server, client = pair.server, pair.client
+    assert server is not None
+    server.receive_datagram(forge(client, stream_frame(0, 0, b"GET")), CLIENT_ADDR, pair.now)
+    stop = bytes([0x05]) + varint(0) + varint(7)  # STOP_SENDING stream 0, error 7 (§19.5)
+    for _ in range(40):
+        server.receive_datagram(forge(client, stop * 300), CLIENT_ADDR, pair.now)
+    assert close_code(server) is None
+    got = [e for e in iter(server.next_event, None) if isinstance(e, events.StopSendingReceived)]
+    assert got == [events.StopSendingReceived(stream_id=0, error_code=7)]

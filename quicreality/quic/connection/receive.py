@@ -188,8 +188,9 @@ class FrameReceiver:
         assert isinstance(frame, f.StopSendingFrame)
         stream_id, error_code = frame.stream_id, frame.error_code
         stream = self._streams.stream_for_send_frame(stream_id, frame_type)
-        if stream is None:
-            return
+        if stream is None or stream.stop_sending_received:
+            return  # repeats are reported once: a flood must not fill the event queue
+        stream.stop_sending_received = True
         if not stream.send_finished:
             stream.reset(error_code)
             self._streams.send_queue[stream_id] = stream
