@@ -71,7 +71,8 @@ class QuicConnection:
 
     Components (each owns its state and is handed what it uses): the packet spaces (:mod:`.spaces`),
     loss recovery, the stream manager, the connection IDs, :class:`TlsDriver`, :class:`FrameReceiver`,
-    :class:`PacketAssembler` and :attr:`ecn` (the edge sends with ``ecn.codepoint``, RFC 9000 §13.4).
+    :class:`PacketAssembler`, :attr:`datagrams` (the bounded DATAGRAM queues and their drop
+    counters, :mod:`.datagrams`) and :attr:`ecn` (the edge sends with ``ecn.codepoint``, RFC 9000 §13.4).
     This class holds the lifecycle, closing, timers and the effects that span components (keys
     discarded, handshake confirmed, the peer's transport parameters applied).
     """
