@@ -202,8 +202,10 @@ def test_after_retry_the_token_validates_only_the_address_it_was_issued_to(
     assert len(genuine.retry) < genuine.first_sent
     # The replayed token validates nothing: not one byte to that address.
     assert spoofed.received == [], spoofed.describe()
-    # The validated address gets the handshake (it would complete it) ...
+    # The validated address gets the handshake (it would complete it), beyond 3x: the token lifted
+    # the limit (an unvalidated path could not get past 3,600 B for its 1,200 B) ...
     assert validated.received and validated.received[0][0] < 5.0, validated.describe()
+    assert validated.bytes_received > 3 * validated.sent, validated.describe()
     # ... and then at most the initial window plus one probe datagram per PTO (at most 2 per PTO,
     # RFC 9002 §6.2.4): 14,720 B + 2 x 1,452 B for each of the <= 6 PTOs a 30 s idle timeout
     # leaves room for when the PTO doubles from >= 0.333 s (0.33 + 0.67 + ... + 10.7 s = 21 s).
