@@ -81,6 +81,13 @@ class QuicConfiguration:
     max_streams_bidi: int = 1000
     max_streams_uni: int = 100
     max_datagram_frame_size: int | None = 65535
+    #: DATAGRAM queues (connection/datagrams.py): frames and payload bytes waiting to be sent (a
+    #: full queue drops its oldest frame) and received frames waiting in ``next_event`` (beyond,
+    #: a received frame is dropped); drops are counted in ``QuicConnection.datagrams.stats``
+    datagram_send_queue_frames: int = 1024
+    datagram_send_queue_bytes: int = 1024 * 1024
+    datagram_receive_queue_frames: int = 1024
+    datagram_receive_queue_bytes: int = 1024 * 1024
     active_connection_id_limit: int = 4
     ack_delay_exponent: int = 3
     max_ack_delay: float = 0.025

@@ -103,6 +103,7 @@ class QuicStream:
         "max_stream_data_pending",
         "stop_sending_pending",
         "stop_sending_error_code",
+        "stop_sending_received",
         "fin_delivered",
         "fin_ready",
         "is_closed",
@@ -152,6 +153,8 @@ class QuicStream:
         self.max_stream_data_pending = False
         self.stop_sending_pending = False
         self.stop_sending_error_code = 0
+        #: the peer's STOP_SENDING was reported (once: repeats are retransmissions or a flood)
+        self.stop_sending_received = False
         self.fin_delivered = False
         self.fin_ready = False
         self.is_closed = False

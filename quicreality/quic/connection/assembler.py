@@ -51,6 +51,7 @@ from ..recovery.pacer import Pacer
 from ..streams import QuicStream
 from .cids import ConnectionIdEntry, HandshakeIds, HostConnectionIds, PeerConnectionIds
 from .closing import close_datagram
+from .datagrams import DatagramQueues
 from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .path import NetworkPath
@@ -119,12 +120,11 @@ class PacketAssembler:
     (:attr:`pacing_until`), the datagram size limit, the first-flight plan or shape.
     """
 
-    __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams_out", "_discard_space",
-                 "_chaos", "_early", "_ecn", "_events", "_host_cids", "_ids", "_initial_plan",
-                 "_initial_size", "_is_client", "_pacer",
-                 "_path", "_peer_cids", "_probe_count", "_probe_space", "_prober", "_qlog",
-                 "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams",
-                 "_versions", "pacing_until", "peer_max_udp_payload_size", "pmtud")
+    __slots__ = ("_ack_delay_exponent", "_cc", "_cryptos", "_datagrams", "_discard_space", "_chaos", "_early",
+                 "_ecn", "_events", "_host_cids", "_ids", "_initial_plan", "_initial_size", "_is_client",
+                 "_pacer", "_path", "_peer_cids", "_probe_count", "_probe_space", "_prober", "_qlog",
+                 "_qlog_frames", "_recovery", "_rng", "_shaper", "_spaces", "_streams", "_versions",
+                 "pacing_until", "peer_max_udp_payload_size", "pmtud")
 
     def __init__(self, config: QuicConfiguration, *, is_client: bool,
                  versions: ConnectionVersions,
@@ -132,7 +132,7 @@ class PacketAssembler:
                  cryptos: list[CryptoPair], recovery: LossRecovery, cc: CongestionController,
                  pacer: Pacer, streams: StreamManager, host_cids: HostConnectionIds,
                  peer_cids: PeerConnectionIds, ids: HandshakeIds, path: NetworkPath,
-                 events: deque[QuicEvent], datagrams_out: deque[bytes], qlog: QlogSink,
+                 events: deque[QuicEvent], datagrams: DatagramQueues, qlog: QlogSink,
                  discard_space: Callable[[int], None], ecn: EcnValidator,
                  early: EarlyData) -> None:
         """``discard_space(space_id)`` drops a space's keys (the client's first Handshake
@@ -160,7 +160,7 @@ class PacketAssembler:
         self._ids = ids
         self._path = path
         self._events = events
-        self._datagrams_out = datagrams_out
+        self._datagrams = datagrams
         self._qlog = qlog
         self._qlog_frames = qlog.wants_frames
         self._discard_space = discard_space
@@ -575,15 +575,15 @@ class PacketAssembler:
             f.push_ping_frame(buf)
             draft.ack_eliciting = True
             draft.handlers.append((self._on_ping_delivery, (uid,)))
-        while self._datagrams_out:
-            data = self._datagrams_out[0]
+        while self._datagrams:
+            data = self._datagrams.first()
             need = f.datagram_frame_size(len(data))
             if buf.capacity - buf.tell() < need:
                 if buf.tell() == 0 and need > buf.capacity:
-                    self._datagrams_out.popleft()  # can never fit: drop (RFC 9221 §5)
+                    self._datagrams.drop_first()  # can never fit: drop (RFC 9221 §5)
                     continue
                 break
-            self._datagrams_out.popleft()
+            self._datagrams.take_first()
             f.push_datagram_frame(buf, data)
             draft.ack_eliciting = True
             draft.in_flight = True

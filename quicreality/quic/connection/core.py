@@ -50,6 +50,7 @@ from ..tokens import stateless_reset_token
 from ..transport_params import QuicTransportParameters
 from .assembler import PacketAssembler
 from .cids import HandshakeIds, HostConnectionIds, PeerConnectionIds
+from .datagrams import DatagramQueues
 from .early_data import ZERO_RTT_QLOG_TYPE, EarlyData
 from .ecn import EcnValidator
 from .key_update import KeyUpdates, KeyUpdateVerdict
@@ -70,7 +71,8 @@ class QuicConnection:
 
     Components (each owns its state and is handed what it uses): the packet spaces (:mod:`.spaces`),
     loss recovery, the stream manager, the connection IDs, :class:`TlsDriver`, :class:`FrameReceiver`,
-    :class:`PacketAssembler` and :attr:`ecn` (the edge sends with ``ecn.codepoint``, RFC 9000 §13.4).
+    :class:`PacketAssembler`, :attr:`datagrams` (the bounded DATAGRAM queues and their drop
+    counters, :mod:`.datagrams`) and :attr:`ecn` (the edge sends with ``ecn.codepoint``, RFC 9000 §13.4).
     This class holds the lifecycle, closing, timers and the effects that span components (keys
     discarded, handshake confirmed, the peer's transport parameters applied).
     """
@@ -143,7 +145,6 @@ class QuicConnection:
 
         # Streams and flow control.
         self._stream_mgr = StreamManager(cfg, is_client=is_client, owed=owed)
-        self._datagrams_out: deque[bytes] = deque()
         self._close_frame: tuple[int, int | None, str, bool] | None = None
         self._close_sent_at: float | None = None
         self._close_deadline: float | None = None
@@ -162,6 +163,7 @@ class QuicConnection:
         self._qlog: QlogSink = (cfg.qlog_factory(self._ids.original_dcid, is_client)
                                 if cfg.qlog_factory is not None else NullSink())
         self._qlog_frames = self._qlog.wants_frames
+        self.datagrams = DatagramQueues(cfg, events=self._events, qlog=self._qlog)
         self.ecn = EcnValidator(enabled=cfg.ecn, recovery=self._recovery, qlog=self._qlog)
         self._paths = PathManager(self._path, cfg, spaces=self._spaces, host_cids=self._host_cids,
                                   peer_cids=self._peer_cids, recovery=self._recovery, qlog=self._qlog)
@@ -181,14 +183,14 @@ class QuicConnection:
             is_client=is_client, max_datagram_frame_size=cfg.max_datagram_frame_size,
             spaces=self._spaces, recovery=self._recovery, streams=self._stream_mgr,
             host_cids=self._host_cids, peer_cids=self._peer_cids, events=self._events,
-            qlog=self._qlog, host=self, ecn=self.ecn, paths=self._paths)
+            qlog=self._qlog, host=self, ecn=self.ecn, paths=self._paths, datagrams=self.datagrams)
         self._assembler = PacketAssembler(
             cfg, is_client=is_client, versions=self._versions,
             initial_plan=profile if profile is not None and profile.chaos else None,
             spaces=self._spaces, cryptos=self._cryptos, recovery=self._recovery, cc=self._cc,
             pacer=self._pacer, streams=self._stream_mgr, host_cids=self._host_cids, ecn=self.ecn,
             peer_cids=self._peer_cids, ids=self._ids, path=self._path, events=self._events,
-            datagrams_out=self._datagrams_out, qlog=self._qlog, discard_space=self._discard_space,
+            datagrams=self.datagrams, qlog=self._qlog, discard_space=self._discard_space,
             early=self._early)
 
     # ------------------------------------------------------------ properties
@@ -456,14 +458,12 @@ class QuicConnection:
 
     def datagrams_pending(self) -> int:
         """DATAGRAM frames queued by :meth:`send_datagram_frame` and not yet put in a packet."""
-        return len(self._datagrams_out)
+        return self.datagrams.pending
 
     def send_datagram_frame(self, data: bytes) -> None:
-        """Queue an unreliable DATAGRAM frame (RFC 9221)."""
-        limit = self._peer_params.max_datagram_frame_size
-        if limit is None or len(data) > limit:
-            raise LocalProtocolError("Peer does not accept DATAGRAM frames of this size")
-        self._datagrams_out.append(data)
+        """Queue an unreliable DATAGRAM frame (RFC 9221); a full queue drops its oldest frames
+        (bounds, drop counters: :attr:`datagrams`, :mod:`.datagrams`)."""
+        self.datagrams.send(data, self._peer_params.max_datagram_frame_size, self._now_hint)
 
     def send_ping(self, uid: int) -> None:
         """Send a PING; :class:`~quicreality.quic.events.PingAcknowledged` follows its ACK."""
@@ -632,7 +632,7 @@ class QuicConnection:
     def next_event(self) -> events.QuicEvent | None:
         """Pop the next :mod:`~quicreality.quic.events` event, or None."""
         if self._events:
-            return self._events.popleft()
+            return self.datagrams.handed_out(self._events.popleft())
         ready = self._stream_mgr.pop_ready()
         if ready is None:
             return None

@@ -28,6 +28,7 @@ from ..frames import FRAME_PACKET_TYPES, NON_ACK_ELICITING_FRAME_TYPES, FrameTyp
 from ..recovery.loss import SPACE_APPLICATION, LossRecovery
 from ..transport_params import QuicTransportParameters
 from .cids import HostConnectionIds, PeerConnectionIds
+from .datagrams import DatagramQueues
 from .ecn import EcnValidator
 from .migration import PathManager
 from .spaces import PacketSpace
@@ -57,7 +58,7 @@ class ReceiveHost(Protocol):
 class FrameReceiver:
     """Parses the frames of decrypted packets and applies them."""
 
-    __slots__ = ("_ecn", "_events", "_host", "_host_cids", "_is_client",
+    __slots__ = ("_datagrams", "_ecn", "_events", "_host", "_host_cids", "_is_client",
                  "_max_datagram_frame_size", "_owed", "_packet_dcid", "_paths", "_peer_cids",
                  "_qlog", "_recovery", "_spaces", "_streams", "active_cid_limit", "non_probing",
                  "peer_ack_delay_exponent")
@@ -66,9 +67,10 @@ class FrameReceiver:
                  spaces: list[PacketSpace], recovery: LossRecovery, streams: StreamManager,
                  host_cids: HostConnectionIds, peer_cids: PeerConnectionIds,
                  events: deque[QuicEvent], qlog: QlogSink, host: ReceiveHost,
-                 ecn: EcnValidator, paths: PathManager) -> None:
+                 ecn: EcnValidator, paths: PathManager, datagrams: DatagramQueues) -> None:
         self._is_client = is_client
         self._ecn = ecn
+        self._datagrams = datagrams
         self._max_datagram_frame_size = max_datagram_frame_size
         self._spaces = spaces
         self._owed = spaces[SPACE_APPLICATION].owed
@@ -186,8 +188,9 @@ class FrameReceiver:
         assert isinstance(frame, f.StopSendingFrame)
         stream_id, error_code = frame.stream_id, frame.error_code
         stream = self._streams.stream_for_send_frame(stream_id, frame_type)
-        if stream is None:
-            return
+        if stream is None or stream.stop_sending_received:
+            return  # repeats are reported once: a flood must not fill the event queue
+        stream.stop_sending_received = True
         if not stream.send_finished:
             stream.reset(error_code)
             self._streams.send_queue[stream_id] = stream
@@ -323,7 +326,7 @@ class FrameReceiver:
         if limit is None or len(data) > limit:
             raise QuicConnectionError(QuicErrorCode.PROTOCOL_VIOLATION, frame_type,
                                       "Unexpected DATAGRAM frame")
-        self._events.append(events.DatagramFrameReceived(data=data))
+        self._datagrams.received(data, now)
 
 
 
