@@ -32,8 +32,8 @@ from pathlib import Path
 from ..scenarios.peers import paths
 from ..scenarios.peers.base import free_udp_port
 from ..scenarios.peers.certs import make_test_cert
-from .flood import run_flood
-from .handshake import start_server_process, stop_processes
+from .flood import InitialForge, spoofed_sources, spoofed_udp
+from .handshake import _proc_cpu, start_server_process, stop_processes
 
 SNI = "localhost"
 SHORT_ID = "0a0b"
@@ -49,6 +49,7 @@ class Round:
     flood_s: float
     download_s: float | None
     accepted: float
+    cpu_s: float
 
 
 @dataclass
@@ -96,6 +97,34 @@ def udp_drops(port: int) -> int:
     return -1
 
 
+def forge_flood(count: int, port: int) -> list[bytes]:
+    """``count`` spoofed IPv4/UDP packets, each a valid Initial from its own source, to ``port``."""
+    forge = InitialForge(server_name=SNI)
+    return [spoofed_udp(forge.forge(os.urandom(8), os.urandom(8)), src, ("127.0.0.1", port))
+            for src in spoofed_sources(count)]
+
+
+def send_flood(packets: list[bytes], rate: float) -> float:
+    """Send prebuilt raw packets at most ``rate`` per second (root); return seconds taken."""
+    import socket
+
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    start = time.monotonic()
+    try:
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        for i, packet in enumerate(packets):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                raw.sendto(packet, ("127.0.0.1", 0))
+            except OSError:
+                pass  # a full send buffer drops it, as the network would
+    finally:
+        raw.close()
+    return time.monotonic() - start
+
+
 def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Namespace,
                public_key: str, private_key: str) -> Round:
     port, metrics_port = free_udp_port(), _free_tcp_port()
@@ -124,10 +153,11 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
                 time.sleep(0.1)
         time.sleep(2.0)  # the listener learns the target's shape first
         before = _scrape(metrics_port)
-        drops0 = udp_drops(port)
+        packets = forge_flood(args.count, port)
+        drops0, cpu0 = udp_drops(port), _proc_cpu(listener.pid)
         seconds: list[float] = []
-        flooder = threading.Thread(target=lambda: seconds.append(run_flood(
-            ("127.0.0.1", port), args.count, args.rate)), daemon=True)
+        flooder = threading.Thread(target=lambda: seconds.append(send_flood(packets, args.rate)),
+                                   daemon=True)
         flooder.start()
         time.sleep(args.count / args.rate / 4)
         out = workdir / f"out-{tree.name}"
@@ -146,6 +176,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
         flooder.join()
         time.sleep(2.0)  # what the kernel queued
         after = _scrape(metrics_port)
+        cpu = _proc_cpu(listener.pid) - cpu0
         shed_key = "quicreality_reality_hellos_shed_total"
         return Round(
             judged=_judged(after) - _judged(before),
@@ -155,6 +186,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
             download_s=download_s,
             accepted=after.get("quicreality_reality_handshakes_accepted_total", 0.0)
             - before.get("quicreality_reality_handshakes_accepted_total", 0.0),
+            cpu_s=cpu,
         )
     finally:
         stop_processes([listener])
@@ -212,23 +244,29 @@ def main(argv: list[str]) -> int:
                     print(f"round {r + 1} {tree.name} ({tree.root}): {args.count} Initials in "
                           f"{got.flood_s:.1f} s; judged {got.judged:.0f} "
                           f"({got.judged / got.flood_s:.0f}/s), shed {got.shed:.0f}, kernel drops "
-                          f"{got.kernel_drops}; genuine {args.download} B download: {dl}; "
+                          f"{got.kernel_drops}; listener CPU {1000 * got.cpu_s / max(got.judged, 1):.2f} ms "
+                          f"per hello judged; genuine {args.download} B download: {dl}; "
                           f"accepted {got.accepted:.0f}", flush=True)
         finally:
             stop_processes([target])
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
           f"{os.getloadavg()[2]:.2f}")
     for tree in trees:
+        per = _median([1000 * x.cpu_s / max(x.judged, 1) for x in tree.rounds])
         rate = _median([x.judged / x.flood_s for x in tree.rounds])
         dls = [x.download_s for x in tree.rounds if x.download_s is not None]
         failed = sum(x.download_s is None for x in tree.rounds)
-        print(f"{tree.name}: judged/s median {rate:.0f}; download median "
+        print(f"{tree.name}: judged/s median {rate:.0f}; listener CPU ms per hello median "
+              f"{per:.2f}; download median "
               f"{_median(dls):.1f} s ({failed} failed of {len(tree.rounds)})")
     if len(trees) == 2:
         old, new = trees
         r_old = _median([x.judged / x.flood_s for x in old.rounds])
         r_new = _median([x.judged / x.flood_s for x in new.rounds])
         print(f"judged/s this / compare: {r_new / r_old:.2f}x")
+        c_old = _median([1000 * x.cpu_s / max(x.judged, 1) for x in old.rounds])
+        c_new = _median([1000 * x.cpu_s / max(x.judged, 1) for x in new.rounds])
+        print(f"listener CPU per hello compare / this: {c_old / c_new:.2f}x")
         d_old = [x.download_s for x in old.rounds if x.download_s is not None]
         d_new = [x.download_s for x in new.rounds if x.download_s is not None]
         if d_old and d_new:

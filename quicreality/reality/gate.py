@@ -50,7 +50,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..quic.crypto import CryptoError, CryptoPair
+from ..quic.crypto import (
+    INITIAL_CIPHER_SUITE,
+    CryptoContext,
+    CryptoError,
+    derive_client_initial_secret,
+)
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
 from ..quic.frames import FrameType, frame_allowed, pull_frame_body
@@ -197,7 +202,8 @@ class _PendingFlow:
     scid: bytes
     #: the version of the first Initial (v1 or v2): later Initials of the flow must match it
     version: int
-    crypto: CryptoPair
+    #: the client's Initial keys (receive direction only: the gate never sends)
+    crypto: CryptoContext
     assembly: HelloAssembly
     source: Any
     #: the relay flow this address had when a new connection started on it (judged afresh)
@@ -313,8 +319,8 @@ class RealityGate:
         new_flow = prior is None
         sent = self._sent_early(addr, data, new_flow)
         dcid, scid, version = header
-        crypto = CryptoPair()
-        crypto.setup_initial(dcid, is_client=False, version=version)
+        crypto = CryptoContext()
+        crypto.setup(INITIAL_CIPHER_SUITE, derive_client_initial_secret(dcid, version), version)
         flow = _PendingFlow(created=now, dcid=dcid, scid=scid, version=version, crypto=crypto,
                             assembly=HelloAssembly(self.limits.max_crypto_fragments),
                             source=source_key(addr), prior=prior)

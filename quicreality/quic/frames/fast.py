@@ -7,6 +7,8 @@ path writes with the ``push_*`` writers. Every ``pull_*`` raises
 
 from __future__ import annotations
 
+import re
+
 from ...wire.buffer import Buffer, BufferReadError, size_uint_var
 from ...wire.rangeset import RangeSet
 from .types import (
@@ -17,6 +19,9 @@ from .types import (
     FrameType,
     frame_encoding_error,
 )
+
+#: The first byte that is not PADDING (0x00).
+_NOT_ZERO = re.compile(b"[^\x00]")
 
 
 def pull_ack_frame(buf: Buffer, has_ecn: bool) -> tuple[RangeSet, int]:
@@ -221,11 +226,10 @@ def push_crypto_frame_header(buf: Buffer, offset: int, length: int) -> None:
 
 def skip_padding(buf: Buffer) -> int:
     """Skip the run of PADDING bytes after a PADDING frame type (RFC 9000 §19.1); returns its length."""
-    raw = buf.raw
-    start = pos = buf.tell()
+    start = buf.tell()
     end = buf.capacity
-    while pos < end and raw[pos] == 0:
-        pos += 1
+    found = _NOT_ZERO.search(buf.raw, start, end)  # one C scan instead of a loop per byte
+    pos = found.start() if found is not None else end
     buf.seek(pos)
     return pos - start
 
