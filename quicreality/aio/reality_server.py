@@ -49,6 +49,7 @@ from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint, Received
 from ..reality.auth import RealityVerdict
+from ..reality.backlog import NewFlowBacklog
 from ..reality.cert import RealityIdentity
 from ..reality.config import RealityServerConfig, fit_to_descriptors
 from ..reality.gate import (
@@ -75,6 +76,7 @@ from ..relay.config import RelayConfig
 from .fallback import FallbackRelay
 from .relay_upstream import close_upstream_pools
 from .server import QuicServer
+from .udp import UdpIO, ViaSocket
 
 log = logging.getLogger("quicreality.reality")
 
@@ -88,6 +90,13 @@ LEARN_TIMEOUT = 5.0
 LEARN_SAMPLES = 3
 #: Verdicts kept for the status page.
 RECENT_VERDICTS = 20
+#: Datagrams read from the listener socket per wake-up: more than a plain server's, so that the
+#: kernel's queue is drained ahead of the gate's work and a known flow's datagram is not stuck
+#: behind a flood (:mod:`quicreality.reality.backlog`).
+READ_BATCH = 256
+#: Rejected verdicts logged per second on average (burst: 5 s worth); the rest are counted in the
+#: metrics and summed up in the next line logged. Accepted verdicts are always logged.
+REJECT_LOG_RATE = 20.0
 #: CONNECTION_CLOSE code of a connection whose short ID a reload removed (H3_NO_ERROR: the
 #: reason phrase says why).
 REVOKED_CLOSE_CODE = 0x100
@@ -241,6 +250,12 @@ class RealityServer(QuicServer):
             maxlen=RECENT_VERDICTS)
         self.reloads = 0
         self.reload_failures = 0
+        #: new-flow datagrams waiting for the gate (a flood is shed here, oldest first)
+        self.backlog: NewFlowBacklog[tuple[bytes, Any, int]] = NewFlowBacklog()
+        self._drain_handle: asyncio.Handle | None = None
+        self._log_tokens = 5 * REJECT_LOG_RATE
+        self._log_refilled: float | None = None
+        self._unlogged = 0
         gated: Any = _GatedEndpoint(endpoint, self._on_gate_decision, self._on_accepted)
         super().__init__(sock, gated, app, loop, **server_options)
         family, sockaddr = target
@@ -251,6 +266,42 @@ class RealityServer(QuicServer):
         self._target = target
         if shapes is not None:
             gate.shape_source = self._shape_for
+
+    # --- reading under load ----------------------------------------------------------------
+
+    def _on_readable(self, io: UdpIO, via: int) -> None:
+        """Read a large batch; known flows now, new flows through the bounded backlog."""
+        batch = io.recv_batch(READ_BATCH)
+        if not batch:
+            return
+        if via:
+            batch = [(data, ViaSocket(addr, via), ecn) for data, addr, ecn in batch]
+        routes, knows = self.endpoint.routes, self.gate.knows
+        known = []
+        backlog = self.backlog
+        shed = 0
+        for item in batch:
+            if routes(item[0]) or knows(item[1]):
+                known.append(item)
+            elif not backlog.offer(item):
+                shed += 1
+        if shed:
+            self.metrics.hellos_shed.inc(shed)
+        known.extend(backlog.take())
+        self.process_batch(known, self.now())
+        self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        if self.backlog and self._drain_handle is None:
+            self._drain_handle = self.loop.call_soon(self._drain_backlog)
+
+    def _drain_backlog(self) -> None:
+        """One turn's share of the backlog (the loop polls the sockets between turns)."""
+        self._drain_handle = None
+        items = self.backlog.take()
+        if items:
+            self.process_batch(items, self.now())
+        self._schedule_drain()
 
     # --- target shapes --------------------------------------------------------------------
 
@@ -395,9 +446,28 @@ class RealityServer(QuicServer):
         self.metrics.verdict(verdict)
         info = verdict.describe()
         host, port = addr[0], addr[1]
-        extra = " ".join(f"{k}={v}" for k, v in info.items() if k not in ("accepted", "reason"))
-        log.info("reality verdict %s from %s:%s %s", verdict.reason.name, host, port, extra)
+        if self._may_log(verdict.accepted, now) and log.isEnabledFor(logging.INFO):
+            extra = " ".join(f"{k}={v}" for k, v in info.items() if k not in ("accepted", "reason"))
+            more = f" ({self._unlogged} rejected verdicts not logged)" if self._unlogged else ""
+            self._unlogged = 0
+            log.info("reality verdict %s from %s:%s %s%s", verdict.reason.name, host, port, extra,
+                     more)
         self.endpoint_qlog.custom(now, "reality:verdict", {"client": f"{host}:{port}", **info})
+
+    def _may_log(self, accepted: bool, now: float) -> bool:
+        """A token bucket for rejected verdicts' log lines (a flood must not become a log flood)."""
+        last = self._log_refilled
+        self._log_refilled = now
+        if last is not None:
+            self._log_tokens = min(5 * REJECT_LOG_RATE,
+                                   self._log_tokens + (now - last) * REJECT_LOG_RATE)
+        if accepted:
+            return True
+        if self._log_tokens >= 1.0:
+            self._log_tokens -= 1.0
+            return True
+        self._unlogged += 1
+        return False
 
     def _gate_events(self, now: float) -> None:
         while (event := self.gate.next_event()) is not None:
@@ -451,6 +521,9 @@ class RealityServer(QuicServer):
     def close(self) -> None:
         """Stop reading, cancel timers and close every fallback socket."""
         super().close()
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
         if self._gate_timer is not None:
             self._gate_timer.cancel()
         if self._learning is not None:

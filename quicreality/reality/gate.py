@@ -277,6 +277,10 @@ class RealityGate:
         """Accepted flows whose target replies are still being dropped."""
         return len(self._accepted)
 
+    def knows(self, addr: Any) -> bool:
+        """True if ``addr``'s flow is pending or relayed (its datagram continues a known flow)."""
+        return addr in self._pending or addr in self._fallback
+
     def is_fallback(self, addr: Any) -> bool:
         """True if ``addr``'s flow is relayed to the target."""
         return addr in self._fallback
