@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import os
 import socket
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
@@ -103,12 +104,14 @@ REVOKED_CLOSE_CODE = 0x100
 
 
 async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
-                             timeout: float = LEARN_TIMEOUT) -> TargetShape:
+                             timeout: float = LEARN_TIMEOUT,
+                             timing: list[float] | None = None) -> TargetShape:
     """Connect to the target as Chrome would and record its answer (see the module docstring).
 
     The handshake runs with our client and ``fingerprint="chrome"``; the target's certificate is
     not judged (only its shape is wanted). After the handshake one 1-RTT PING ends the flight,
-    then the connection is closed.
+    then the connection is closed. ``timing`` gets the seconds from our first Initial to the
+    target's first datagram appended (what the gate paces an accept with).
 
     Raises:
         ShapeError: no handshake within ``timeout``, the target refused, or unreadable packets.
@@ -130,10 +133,14 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
         sock.connect(addr)
         conn.connect(addr, loop.time())
         completed = pinged = ended = False  # ended: we sent 1-RTT after the handshake
+        first_sent: float | None = None
+        replied = False
         while not ended:
             for data, _ in conn.datagrams_to_send(loop.time()):
                 seen.append((False, data))
                 sock.send(data)
+                if first_sent is None:
+                    first_sent = loop.time()
                 ended = ended or (completed and has_one_rtt(data))  # the flight is over
             if ended:
                 break
@@ -147,6 +154,9 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
             except TimeoutError:
                 conn.handle_timer(loop.time())
             else:
+                if not replied and first_sent is not None and timing is not None:
+                    timing.append(loop.time() - first_sent)
+                replied = True
                 batch = [data]
                 while True:  # all that already arrived, as the edge reads a batch
                     try:
@@ -181,7 +191,7 @@ class _GatedEndpoint:
 
     def __init__(self, endpoint: QuicServerEndpoint,
                  on_gate: Callable[[GateDecision, float], None],
-                 on_accepted: Callable[[QuicConnection, RealityVerdict], None]) -> None:
+                 on_accepted: Callable[[QuicConnection, Accept, float], None]) -> None:
         self._endpoint = endpoint
         self._on_gate = on_gate
         self._on_accepted = on_accepted
@@ -192,7 +202,7 @@ class _GatedEndpoint:
             self._on_gate(got.gate, now)
             if got.new and got.connection is not None and isinstance(got.gate, Accept) \
                     and got.gate.verdict is not None:
-                self._on_accepted(got.connection, got.gate.verdict)
+                self._on_accepted(got.connection, got.gate, now)
         return got
 
     def __getattr__(self, name: str) -> Any:
@@ -264,8 +274,11 @@ class RealityServer(QuicServer):
         self._open_failures_unlogged = 0
         gate.target_sink = self._to_target
         self._target = target
+        #: accepted connections whose first reply waits (id -> (connection, not before))
+        self._paced: dict[int, tuple[QuicConnection, float]] = {}
         if shapes is not None:
             gate.shape_source = self._shape_for
+            gate.first_reply_source = self._first_reply_for
 
     # --- reading under load ----------------------------------------------------------------
 
@@ -309,6 +322,10 @@ class RealityServer(QuicServer):
         assert self.shapes is not None
         return self.shapes.get(sni, self.now())
 
+    def _first_reply_for(self, sni: str | None) -> float | None:
+        assert self.shapes is not None
+        return self.shapes.first_reply(sni, self.now())
+
     def start_learning(self, names: Iterable[str]) -> None:
         """Learn (and keep refreshing) the target's shape for each SNI, in a background task."""
         if self.shapes is None or self._learning is not None:
@@ -322,18 +339,23 @@ class RealityServer(QuicServer):
         while True:
             for sni in shapes.wanted(snis, self.now()):
                 shapes.start(sni)
+                timing: list[float] = []
                 try:
-                    samples = [await learn_target_shape(self._target, sni)
+                    samples = [await learn_target_shape(self._target, sni, timing=timing)
                                for _ in range(LEARN_SAMPLES)]
                 except Exception as exc:  # noqa: BLE001 - a bad round must not end the refreshes
                     shapes.failed(sni, str(exc), self.now())
                     log.warning("cannot learn the target's shape for %s: %s", sni, exc)
                     continue
                 shape = most_common(samples)
-                shapes.learned(sni, shape, self.now())
-                log.info("target shape for %s: %s", sni, shape.describe())
+                first_reply = statistics.median(timing) if timing else None
+                shapes.learned(sni, shape, self.now(), first_reply)
+                log.info("target shape for %s: %s; first reply after %s", sni, shape.describe(),
+                         f"{first_reply * 1000:.2f} ms" if first_reply is not None else "?")
                 self.endpoint_qlog.custom(self.now(), "reality:target_shape",
-                                          {"sni": sni, **shape.describe()})
+                                          {"sni": sni, **shape.describe(),
+                                           "first_reply_ms": None if first_reply is None
+                                           else round(first_reply * 1000, 3)})
             await asyncio.sleep(max(0.05, shapes.next_due(snis, self.now()) - self.now()))
 
     # --- gate decisions -------------------------------------------------------------------
@@ -399,12 +421,32 @@ class RealityServer(QuicServer):
             self.metrics.target_dropped.inc()
             self._gate_events(now)  # the accepted flow's close to the target, if due
 
-    def _on_accepted(self, conn: QuicConnection, verdict: RealityVerdict) -> None:
-        self.short_ids[id(conn)] = (conn, verdict.short_id)
+    def _on_accepted(self, conn: QuicConnection, accept: Accept, now: float) -> None:
+        assert accept.verdict is not None
+        self.short_ids[id(conn)] = (conn, accept.verdict.short_id)
+        at = accept.reply_not_before
+        if at is not None and at > now:
+            self._paced[id(conn)] = (conn, at)
+            self.loop.call_at(at, self._release_paced, conn)
+
+    def _release_paced(self, conn: QuicConnection) -> None:
+        if self._paced.pop(id(conn), None) is not None:
+            self.service([conn])  # sends the held flight (or forgets a connection that ended)
+
+    def transmit(self, conn: QuicConnection, now: float) -> None:
+        """As a plain server, except that a paced accepted connection sends nothing before its
+        :attr:`~quicreality.reality.gate.Accept.reply_not_before` (a timer releases it)."""
+        paced = self._paced.get(id(conn))
+        if paced is not None:
+            if now < paced[1]:
+                return
+            del self._paced[id(conn)]
+        super().transmit(conn, now)
 
     def connection_gone(self, conn: QuicConnection) -> None:
         """Forget the connection's short ID, then as a plain server."""
         self.short_ids.pop(id(conn), None)
+        self._paced.pop(id(conn), None)
         super().connection_gone(conn)
 
     # --- reload ---------------------------------------------------------------------------

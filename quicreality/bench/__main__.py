@@ -16,6 +16,8 @@ BENCHES = {
     "flood": "server RSS under a spoofed-source Initial flood, with and without the handshake budget",
     "reality-flood": "the REALITY listener under a spoofed Initial flood: hellos judged/s, a genuine "
                      "client's download time (--compare TREE: before/after, same run)",
+    "gate-timing": "REALITY gate timing side channel: time to the first reply, accepted (paced, "
+                   "unpaced) / rejected->target / target direct, delayed target",
     "analysis": "a run's analysis: derive (cold), every notebook and report (warm), in seconds",
 }
 

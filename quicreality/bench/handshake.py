@@ -195,10 +195,13 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def start_server_process(argv: list[str], port: int, log: Path,
-                         env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a server (its output to ``log``) and wait until it has bound UDP ``port``."""
+                         env: dict[str, str] | None = None,
+                         cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a server (its output to ``log``; in ``cwd``, default the repository) and wait until it
+    has bound UDP ``port``."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT,
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=cwd or paths.REPO_ROOT,
                                 start_new_session=True, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 15
     while not udp_bound(port):

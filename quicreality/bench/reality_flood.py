@@ -2,12 +2,14 @@
 Initial flood, and a genuine REALITY client's download during it.
 
 An ngtcp2 target (gtlsserver) and our REALITY listener in front of it (the CLI, with a metrics
-endpoint) are started; :func:`~quicreality.bench.flood.run_flood` sends ``--count`` valid
+endpoint) are started; the bench sends ``--count`` valid
 ClientHellos without REALITY credentials, each from its own spoofed address, at ``--rate`` per
-second; a quarter into the flood our CLI client, a genuine REALITY client, downloads
-``--download`` bytes. Printed per listener: hellos judged per second of flood (every rejected
-verdict the listener counted, from its metrics), hellos it shed unjudged, the kernel's drops on the
-listener's socket, and the genuine client's download time.
+second (prebuilt :class:`~quicreality.bench.flood.InitialForge` Initials from a raw socket); a
+quarter into the flood our CLI client, a genuine REALITY client, downloads ``--download`` bytes.
+Printed per listener: hellos judged (every rejected verdict the listener counted, from its
+metrics) per second and the listener's CPU per hello in the first quarter (the flood alone), the
+totals, hellos it shed unjudged, the kernel's drops on the listener's socket, and the genuine
+client's download time.
 
 ``--compare TREE`` also runs the listener from another source tree (e.g. the main checkout, the
 code before a change), alternating with this tree's for ``--rounds`` rounds, so both see the same
@@ -50,6 +52,20 @@ class Round:
     download_s: float | None
     accepted: float
     cpu_s: float
+    #: the flood's first quarter, before the genuine client starts
+    quarter_judged: float
+    quarter_cpu_s: float
+    quarter_s: float
+
+    @property
+    def rate(self) -> float:
+        """Hellos judged per second in the first quarter (the flood alone)."""
+        return self.quarter_judged / self.quarter_s
+
+    @property
+    def cpu_ms(self) -> float:
+        """Listener CPU per hello judged in the first quarter."""
+        return 1000 * self.quarter_cpu_s / max(self.quarter_judged, 1)
 
 
 @dataclass
@@ -140,7 +156,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
         [str(paths.python()), "-m", "quicreality", "server", "--listen", f"127.0.0.1:{port}",
          "--reality-config", str(cfg), "--www", str(workdir / "www"),
          "--metrics-listen", f"127.0.0.1:{metrics_port}"],
-        port, workdir / f"listener-{tree.name}.log", env=env)
+        port, workdir / f"listener-{tree.name}.log", env=env, cwd=tree.root)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -160,6 +176,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
                                    daemon=True)
         flooder.start()
         time.sleep(args.count / args.rate / 4)
+        quarter, cpu_q = _scrape(metrics_port), _proc_cpu(listener.pid) - cpu0
         out = workdir / f"out-{tree.name}"
         shutil.rmtree(out, ignore_errors=True)
         client = [str(paths.python()), "-m", "quicreality", "client",
@@ -167,7 +184,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
                   f"--reality-public-key={public_key}", "--short-id", SHORT_ID,
                   "--server-name", SNI, "--timeout", str(args.client_timeout)]
         t0 = time.monotonic()
-        done = subprocess.run(client, cwd=paths.REPO_ROOT, env={**os.environ, **env},
+        done = subprocess.run(client, cwd=tree.root, env={**os.environ, **env},
                               capture_output=True, timeout=args.client_timeout + 30)
         download_s: float | None = time.monotonic() - t0
         got = out / str(args.download)
@@ -187,6 +204,9 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
             accepted=after.get("quicreality_reality_handshakes_accepted_total", 0.0)
             - before.get("quicreality_reality_handshakes_accepted_total", 0.0),
             cpu_s=cpu,
+            quarter_judged=_judged(quarter) - _judged(before),
+            quarter_cpu_s=cpu_q,
+            quarter_s=args.count / args.rate / 4,
         )
     finally:
         stop_processes([listener])
@@ -243,17 +263,17 @@ def main(argv: list[str]) -> int:
                     dl = f"{got.download_s:.1f} s" if got.download_s is not None else "FAILED"
                     print(f"round {r + 1} {tree.name} ({tree.root}): {args.count} Initials in "
                           f"{got.flood_s:.1f} s; judged {got.judged:.0f} "
-                          f"({got.judged / got.flood_s:.0f}/s), shed {got.shed:.0f}, kernel drops "
-                          f"{got.kernel_drops}; listener CPU {1000 * got.cpu_s / max(got.judged, 1):.2f} ms "
-                          f"per hello judged; genuine {args.download} B download: {dl}; "
+                          f"({got.judged / got.flood_s:.0f}/s of flood), shed {got.shed:.0f}, kernel drops "
+                          f"{got.kernel_drops}; first quarter (flood only): {got.rate:.0f} judged/s, "
+                          f"listener CPU {got.cpu_ms:.2f} ms per hello; genuine {args.download} B download: {dl}; "
                           f"accepted {got.accepted:.0f}", flush=True)
         finally:
             stop_processes([target])
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
           f"{os.getloadavg()[2]:.2f}")
     for tree in trees:
-        per = _median([1000 * x.cpu_s / max(x.judged, 1) for x in tree.rounds])
-        rate = _median([x.judged / x.flood_s for x in tree.rounds])
+        per = _median([x.cpu_ms for x in tree.rounds])
+        rate = _median([x.rate for x in tree.rounds])
         dls = [x.download_s for x in tree.rounds if x.download_s is not None]
         failed = sum(x.download_s is None for x in tree.rounds)
         print(f"{tree.name}: judged/s median {rate:.0f}; listener CPU ms per hello median "
@@ -261,11 +281,11 @@ def main(argv: list[str]) -> int:
               f"{_median(dls):.1f} s ({failed} failed of {len(tree.rounds)})")
     if len(trees) == 2:
         old, new = trees
-        r_old = _median([x.judged / x.flood_s for x in old.rounds])
-        r_new = _median([x.judged / x.flood_s for x in new.rounds])
+        r_old = _median([x.rate for x in old.rounds])
+        r_new = _median([x.rate for x in new.rounds])
         print(f"judged/s this / compare: {r_new / r_old:.2f}x")
-        c_old = _median([1000 * x.cpu_s / max(x.judged, 1) for x in old.rounds])
-        c_new = _median([1000 * x.cpu_s / max(x.judged, 1) for x in new.rounds])
+        c_old = _median([x.cpu_ms for x in old.rounds])
+        c_new = _median([x.cpu_ms for x in new.rounds])
         print(f"listener CPU per hello compare / this: {c_old / c_new:.2f}x")
         d_old = [x.download_s for x in old.rounds if x.download_s is not None]
         d_new = [x.download_s for x in new.rounds if x.download_s is not None]

@@ -140,6 +140,9 @@ class Accept(Admission):
     mirror: bytes = b""
     new_flow: bool = False
     sent: bool = False
+    #: send nothing to the client before this ``now`` (the flow's first datagram plus the
+    #: target's first-reply time, so the accept answers no faster than the target); None: at once
+    reply_not_before: float | None = None
 
 
 GateDecision = Pending | Forward | Accept
@@ -228,6 +231,10 @@ class RealityGate:
             an SNI; an accepted connection copies it (:mod:`~quicreality.reality.binding`).
             Settable later as ``shape_source``; without it (or without a shape yet) accepted
             connections answer with our own flight.
+        first_reply_source: optional ``(sni) -> seconds | None``: the target's typical time from
+            a client's first Initial to its first reply; with ``config.pace_first_reply`` an
+            :class:`Accept` says not to answer before the flow's first datagram plus that
+            (:attr:`Accept.reply_not_before`). Settable later as ``first_reply_source``.
     """
 
     def __init__(
@@ -238,12 +245,14 @@ class RealityGate:
         wall_clock: Callable[[], float],
         target_sink: TargetSink | None = None,
         shape_source: Callable[[str | None], TargetShape | None] | None = None,
+        first_reply_source: Callable[[str | None], float | None] | None = None,
     ) -> None:
         self.config = config
         self.limits: GateLimits = config.limits
         self.identity = identity
         self.target_sink = target_sink
         self.shape_source = shape_source
+        self.first_reply_source = first_reply_source
         self._wall_clock = wall_clock
         self.replay_cache = ReplayCache(
             config.limits.replay_cache_size, config.replay_window_ms / 1000.0
@@ -509,6 +518,8 @@ class RealityGate:
             self._to_close[addr] = (flow.dcid, flow.scid, flow.largest_pn + 1)
         source = self.shape_source
         shape = source(verdict.server_name) if source is not None else None
+        pace = self.first_reply_source if self.config.pace_first_reply else None
+        delay = pace(verdict.server_name) if pace is not None else None
         return Accept(
             datagrams=tuple(flow.datagrams),
             configure=configure_accepted(self.identity, verdict, flow.hello, now,
@@ -518,6 +529,7 @@ class RealityGate:
             mirror=data,
             new_flow=new_flow,
             sent=sent,
+            reply_not_before=flow.created + delay if delay is not None else None,
         )
 
     def _maybe_verdict(self, flow: _PendingFlow) -> RealityVerdict | None:
