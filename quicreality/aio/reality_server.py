@@ -95,9 +95,9 @@ RECENT_VERDICTS = 20
 #: kernel's queue is drained ahead of the gate's work and a known flow's datagram is not stuck
 #: behind a flood (:mod:`quicreality.reality.backlog`).
 READ_BATCH = 256
-#: Rejected verdicts logged per second on average (burst: 5 s worth); the rest are counted in the
+#: Rejected verdicts logged per second on average (burst: 10 s worth); the rest are counted in the
 #: metrics and summed up in the next line logged. Accepted verdicts are always logged.
-REJECT_LOG_RATE = 20.0
+REJECT_LOG_RATE = 5.0
 #: CONNECTION_CLOSE code of a connection whose short ID a reload removed (H3_NO_ERROR: the
 #: reason phrase says why).
 REVOKED_CLOSE_CODE = 0x100
@@ -263,7 +263,7 @@ class RealityServer(QuicServer):
         #: new-flow datagrams waiting for the gate (a flood is shed here, oldest first)
         self.backlog: NewFlowBacklog[tuple[bytes, Any, int]] = NewFlowBacklog()
         self._drain_handle: asyncio.Handle | None = None
-        self._log_tokens = 5 * REJECT_LOG_RATE
+        self._log_tokens = 10 * REJECT_LOG_RATE
         self._log_refilled: float | None = None
         self._unlogged = 0
         gated: Any = _GatedEndpoint(endpoint, self._on_gate_decision, self._on_accepted)
@@ -501,7 +501,7 @@ class RealityServer(QuicServer):
         last = self._log_refilled
         self._log_refilled = now
         if last is not None:
-            self._log_tokens = min(5 * REJECT_LOG_RATE,
+            self._log_tokens = min(10 * REJECT_LOG_RATE,
                                    self._log_tokens + (now - last) * REJECT_LOG_RATE)
         if accepted:
             return True

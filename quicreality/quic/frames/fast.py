@@ -7,8 +7,6 @@ path writes with the ``push_*`` writers. Every ``pull_*`` raises
 
 from __future__ import annotations
 
-import re
-
 from ...wire.buffer import Buffer, BufferReadError, size_uint_var
 from ...wire.rangeset import RangeSet
 from .types import (
@@ -19,9 +17,6 @@ from .types import (
     FrameType,
     frame_encoding_error,
 )
-
-#: The first byte that is not PADDING (0x00).
-_NOT_ZERO = re.compile(b"[^\x00]")
 
 
 def pull_ack_frame(buf: Buffer, has_ecn: bool) -> tuple[RangeSet, int]:
@@ -227,9 +222,12 @@ def push_crypto_frame_header(buf: Buffer, offset: int, length: int) -> None:
 def skip_padding(buf: Buffer) -> int:
     """Skip the run of PADDING bytes after a PADDING frame type (RFC 9000 §19.1); returns its length."""
     start = buf.tell()
+    raw = buf.raw
     end = buf.capacity
-    found = _NOT_ZERO.search(buf.raw, start, end)  # one C scan instead of a loop per byte
-    pos = found.start() if found is not None else end
+    if start >= end or raw[start]:
+        return 0
+    # One C scan instead of a Python loop per byte (an Initial carries ~1000 bytes of PADDING).
+    pos = end - len(raw[start:end].lstrip(b"\x00"))
     buf.seek(pos)
     return pos - start
 
