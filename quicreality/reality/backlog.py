@@ -23,7 +23,7 @@ __all__ = ["DEFAULT_BACKLOG", "DEFAULT_NEW_PER_TURN", "NewFlowBacklog"]
 #: Datagrams of new flows kept waiting for the gate at most.
 DEFAULT_BACKLOG = 256
 #: New-flow datagrams the gate judges per turn of the event loop.
-DEFAULT_NEW_PER_TURN = 16
+DEFAULT_NEW_PER_TURN = 8
 
 T = TypeVar("T")
 
