@@ -292,16 +292,18 @@ class RealityServer(QuicServer):
         routes, knows = self.endpoint.routes, self.gate.knows
         known = []
         backlog = self.backlog
+        now = self.now()
         shed = 0
         for item in batch:
             if routes(item[0]) or knows(item[1]):
                 known.append(item)
-            elif not backlog.offer(item):
-                shed += 1
-        if shed:
-            self.metrics.hellos_shed.inc(shed)
-        known.extend(backlog.take())
-        self.process_batch(known, self.now())
+            else:
+                shed += backlog.offer(item, len(item[0]), now)
+        new, too_old = backlog.take(now)
+        if shed + too_old:
+            self.metrics.hellos_shed.inc(shed + too_old)
+        known.extend(new)
+        self.process_batch(known, now)
         self._schedule_drain()
 
     def _schedule_drain(self) -> None:
@@ -311,9 +313,12 @@ class RealityServer(QuicServer):
     def _drain_backlog(self) -> None:
         """One turn's share of the backlog (the loop polls the sockets between turns)."""
         self._drain_handle = None
-        items = self.backlog.take()
+        now = self.now()
+        items, too_old = self.backlog.take(now)
+        if too_old:
+            self.metrics.hellos_shed.inc(too_old)
         if items:
-            self.process_batch(items, self.now())
+            self.process_batch(items, now)
         self._schedule_drain()
 
     # --- target shapes --------------------------------------------------------------------

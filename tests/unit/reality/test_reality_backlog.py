@@ -1,4 +1,4 @@
-"""The new-flow backlog of a REALITY listener under flood: bounded, oldest shed first, FIFO."""
+"""The new-flow backlog of a REALITY listener under flood: FIFO, bounded in bytes and in age."""
 
 from __future__ import annotations
 
@@ -8,24 +8,37 @@ from quicreality.reality.backlog import NewFlowBacklog
 
 
 def test_the_backlog_hands_out_per_turn_items_in_arrival_order() -> None:
-    backlog: NewFlowBacklog[int] = NewFlowBacklog(limit=10, per_turn=3)
+    backlog: NewFlowBacklog[int] = NewFlowBacklog(max_bytes=100, max_age=1.0, per_turn=3)
     for i in range(5):
-        assert backlog.offer(i)
-    assert backlog.take() == [0, 1, 2]
-    assert backlog.take() == [3, 4]
-    assert backlog.take() == [] and len(backlog) == 0 and backlog.shed == 0
+        assert backlog.offer(i, 10, now=0.0) == 0
+    assert backlog.bytes == 50
+    assert backlog.take(0.5) == ([0, 1, 2], 0)
+    assert backlog.take(0.5) == ([3, 4], 0)
+    assert backlog.take(0.5) == ([], 0) and len(backlog) == 0 and backlog.bytes == 0
+    assert backlog.shed == 0
 
 
-def test_a_full_backlog_sheds_the_oldest() -> None:
-    backlog: NewFlowBacklog[int] = NewFlowBacklog(limit=4, per_turn=10)
-    results = [backlog.offer(i) for i in range(10)]
-    assert results == [True] * 4 + [False] * 6
-    assert backlog.shed == 6 and len(backlog) == 4
-    assert backlog.take() == [6, 7, 8, 9]  # the newest survive: a fresh retransmission gets in
+def test_beyond_its_bytes_the_oldest_are_shed() -> None:
+    backlog: NewFlowBacklog[int] = NewFlowBacklog(max_bytes=40, max_age=1.0, per_turn=10)
+    shed = [backlog.offer(i, 10, now=0.0) for i in range(10)]
+    assert shed == [0] * 4 + [1] * 6
+    assert backlog.shed == 6 and backlog.bytes == 40
+    assert backlog.take(0.0) == ([6, 7, 8, 9], 0)  # the newest survive: a fresh retransmission
+
+
+def test_items_older_than_max_age_are_shed_when_the_gate_would_take_them() -> None:
+    backlog: NewFlowBacklog[str] = NewFlowBacklog(max_bytes=1000, max_age=2.0, per_turn=2)
+    for i in range(3):
+        backlog.offer(f"old{i}", 10, now=0.0)
+    backlog.offer("fresh", 10, now=1.5)
+    assert backlog.take(2.5) == (["fresh"], 3)  # waited 2.5 s > 2 s: shed, counted
+    assert backlog.shed == 3 and backlog.bytes == 0
 
 
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        NewFlowBacklog(limit=0)
+        NewFlowBacklog(max_bytes=0)
+    with pytest.raises(ValueError):
+        NewFlowBacklog(max_age=0.0)
     with pytest.raises(ValueError):
         NewFlowBacklog(per_turn=0)
