@@ -272,8 +272,9 @@ def main(argv: list[str]) -> int:
                           f"{got.flood_s:.1f} s; judged {got.judged:.0f} "
                           f"({got.judged / got.flood_s:.0f}/s of flood), shed {got.shed:.0f}, kernel drops "
                           f"{got.kernel_drops}; first quarter (flood only): {got.rate:.0f} judged/s, "
-                          f"listener CPU {got.cpu_ms:.2f} ms per hello; genuine {args.download} B download: {dl}; "
-                          f"accepted {got.accepted:.0f}", flush=True)
+                          f"listener CPU {got.cpu_ms:.2f} ms per hello; genuine "
+                          f"{args.download} B download: {dl}; accepted {got.accepted:.0f}",
+                          flush=True)
         finally:
             stop_processes([target])
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "

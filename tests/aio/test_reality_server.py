@@ -252,3 +252,24 @@ def test_under_flood_known_flows_go_first_and_new_ones_wait_in_a_bounded_backlog
     assert first_turn[1:] == [("198.51.100.1", 10000 + i) for i in range(per_turn)]
     assert left == 255 - per_turn
     assert shed == left  # shed before the gate, counted
+
+
+def test_rejected_verdict_log_lines_are_rate_limited(target: socket.socket) -> None:
+    """A flood must not become a log flood: rejected verdicts are logged at REJECT_LOG_RATE per
+    second (burst 10 s worth); accepted ones always."""
+    from quicreality.aio.reality_server import REJECT_LOG_RATE
+
+    async def main() -> tuple[int, int, bool, int]:
+        server, _ = _server(asyncio.get_running_loop(), make_gate(), target)
+        try:
+            burst = sum(server._may_log(False, 10.0) for _ in range(1000))
+            later = sum(server._may_log(False, 11.0) for _ in range(1000))
+            return burst, later, server._may_log(True, 11.0), server._unlogged
+        finally:
+            server.close()
+
+    burst, later, accepted, unlogged = asyncio.run(main())
+    assert burst == 10 * REJECT_LOG_RATE
+    assert later == REJECT_LOG_RATE  # one second refilled this many
+    assert accepted
+    assert unlogged == 2000 - burst - later  # said in the next line logged
