@@ -185,6 +185,12 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
     return parse_target_flight(seen)
 
 
+def _attempt(data: bytes, addr: Any) -> Hashable:
+    """What names a client's connection attempt: its address and its Initial's DCID (the bytes
+    after a long header's DCID length; junk gets whatever is there)."""
+    return addr, data[6:6 + data[5]] if len(data) > 5 else b""
+
+
 class _GatedEndpoint:
     """Delegates to the endpoint and reports each gate decision to ``on_gate`` first, and each
     connection an accept created to ``on_accepted``."""
@@ -298,7 +304,7 @@ class RealityServer(QuicServer):
             if routes(item[0]) or knows(item[1]):
                 known.append(item)
             else:
-                shed += backlog.offer(item, len(item[0]), now)
+                shed += backlog.offer(item, len(item[0]), now, _attempt(item[0], item[1]))
         new, too_old = backlog.take(now)
         if shed + too_old:
             self.metrics.hellos_shed.inc(shed + too_old)

@@ -42,3 +42,35 @@ def test_limits_must_be_positive() -> None:
         NewFlowBacklog(max_age=0.0)
     with pytest.raises(ValueError):
         NewFlowBacklog(per_turn=0)
+
+
+def test_a_retransmission_is_served_ahead_of_the_flood() -> None:
+    backlog: NewFlowBacklog[str] = NewFlowBacklog(max_bytes=30, max_age=2.0, per_turn=1)
+    backlog.offer("hello", 10, now=0.0, key=("client", b"dcid"))
+    for i in range(3):  # the flood pushes the client's hello out
+        backlog.offer(f"flood{i}", 10, now=0.1, key=(f"spoofed{i}", b"x"))
+    assert backlog.shed == 1 and backlog.prioritized == 0
+    backlog.offer("hello again", 10, now=1.0, key=("client", b"dcid"))  # its PTO
+    assert backlog.prioritized == 1
+    assert backlog.take(1.0) == (["hello again"], 0)
+    assert backlog.take(1.0) == (["flood1"], 0)  # flood0 was shed for the retransmission's room
+
+
+def test_a_duplicate_of_a_queued_hello_is_a_retransmission_too() -> None:
+    backlog: NewFlowBacklog[str] = NewFlowBacklog(max_bytes=1000, max_age=2.0, per_turn=1)
+    backlog.offer("flood", 10, now=0.0, key="a")
+    backlog.offer("hello", 10, now=0.0, key="b")
+    backlog.offer("hello again", 10, now=0.5, key="b")
+    assert backlog.take(0.5) == (["hello again"], 0)
+    assert [backlog.take(0.5)[0] for _ in range(3)] == [["flood"], ["hello"], []]
+    assert len(backlog) == 0 and backlog.bytes == 0
+
+
+def test_remembered_keys_are_bounded() -> None:
+    backlog: NewFlowBacklog[int] = NewFlowBacklog(max_bytes=10, max_age=2.0, remember=2)
+    for i in range(5):
+        backlog.offer(i, 10, now=0.0, key=i)  # each pushes out the one before
+    backlog.offer(99, 10, now=0.0, key=0)  # shed long ago, forgotten: not a retransmission
+    assert backlog.prioritized == 0
+    backlog.offer(98, 10, now=0.0, key=4)  # shed just now: remembered
+    assert backlog.prioritized == 1
