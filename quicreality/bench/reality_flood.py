@@ -35,7 +35,7 @@ from ..scenarios.peers import paths
 from ..scenarios.peers.base import free_udp_port
 from ..scenarios.peers.certs import make_test_cert
 from .flood import InitialForge, spoofed_sources, spoofed_udp
-from .handshake import _proc_cpu, start_server_process, stop_processes
+from .handshake import proc_cpu, start_server_process, stop_processes
 
 SNI = "localhost"
 SHORT_ID = "0a0b"
@@ -170,13 +170,13 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
         time.sleep(2.0)  # the listener learns the target's shape first
         before = _scrape(metrics_port)
         packets = forge_flood(args.count, port)
-        drops0, cpu0 = udp_drops(port), _proc_cpu(listener.pid)
+        drops0, cpu0 = udp_drops(port), proc_cpu(listener.pid)
         seconds: list[float] = []
         flooder = threading.Thread(target=lambda: seconds.append(send_flood(packets, args.rate)),
                                    daemon=True)
         flooder.start()
         time.sleep(args.count / args.rate / 4)
-        quarter, cpu_q = _scrape(metrics_port), _proc_cpu(listener.pid) - cpu0
+        quarter, cpu_q = _scrape(metrics_port), proc_cpu(listener.pid) - cpu0
         out = workdir / f"out-{tree.name}"
         shutil.rmtree(out, ignore_errors=True)
         client = [str(paths.python()), "-m", "quicreality", "client",
@@ -198,7 +198,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
         flooder.join()
         time.sleep(2.0)  # what the kernel and the backlog hold
         after = _scrape(metrics_port)  # the flood's totals, whether or not the download is over
-        cpu = _proc_cpu(listener.pid) - cpu0
+        cpu = proc_cpu(listener.pid) - cpu0
         downloader.join()
         download_s = result[0] if result else None
         shed_key = "quicreality_reality_hellos_shed_total"

@@ -47,9 +47,20 @@ DEFAULT_REMEMBER = 16384
 T = TypeVar("T")
 
 
+class _Entry(Generic[T]):
+    __slots__ = ("alive", "arrival", "fast", "item", "key", "size")
+
+    def __init__(self, arrival: float, size: int, key: Hashable, item: T, fast: bool) -> None:
+        self.arrival, self.size, self.key, self.item = arrival, size, key, item
+        self.alive = True
+        self.fast = fast  # in the retransmission lane
+
+
 class NewFlowBacklog(Generic[T]):
     """Two FIFO lanes (retransmissions, the rest) bounded together in bytes and in age; the
-    oldest are shed.
+    oldest are shed. When an attempt becomes a retransmission its datagrams still queued in the
+    other lane move with it (in order), so a hello split over two datagrams is not split between
+    the lanes.
 
     Args:
         max_bytes: most bytes kept (>= 1).
@@ -66,18 +77,19 @@ class NewFlowBacklog(Generic[T]):
         self.max_age = max_age
         self.per_turn = per_turn
         self.remember = remember
-        #: (arrival, size, key, item); lane 0 is the retransmissions'
-        self._lanes: tuple[deque[tuple[float, int, Hashable, T]], ...] = (deque(), deque())
-        self._queued: dict[Hashable, int] = {}
+        #: lane 0 is the retransmissions'; moved entries stay behind as dead ones
+        self._lanes: tuple[deque[_Entry[T]], deque[_Entry[T]]] = (deque(), deque())
+        self._queued: dict[Hashable, list[_Entry[T]]] = {}  # key -> its live entries, in order
         self._shed_keys: OrderedDict[Hashable, None] = OrderedDict()
         self._bytes = 0
+        self._count = 0
         #: items dropped because they were too old or the backlog was full
         self.shed = 0
         #: items that went into the retransmission lane
         self.prioritized = 0
 
     def __len__(self) -> int:
-        return len(self._lanes[0]) + len(self._lanes[1])
+        return self._count
 
     @property
     def bytes(self) -> int:
@@ -89,17 +101,27 @@ class NewFlowBacklog(Generic[T]):
 
         ``key`` (optional) names the client's attempt: one still queued or recently shed makes
         this item a retransmission, served first."""
-        retransmission = key is not None and (key in self._queued or key in self._shed_keys)
-        if retransmission:
+        queued = self._queued.get(key) if key is not None else None
+        fast = self._lanes[0]
+        if queued or (key is not None and key in self._shed_keys):
             self.prioritized += 1
-        self._lanes[0 if retransmission else 1].append((now, size, key, item))
+            for i, old in enumerate(queued or ()):
+                if not old.fast:  # move it ahead, in order (a key has few entries)
+                    old.alive = False
+                    queued[i] = _Entry(old.arrival, old.size, key, old.item, True)  # type: ignore[index]
+                    fast.append(queued[i])  # type: ignore[index]
+            entry = _Entry(now, size, key, item, True)
+            fast.append(entry)
+        else:
+            entry = _Entry(now, size, key, item, False)
+            self._lanes[1].append(entry)
         if key is not None:
-            self._queued[key] = self._queued.get(key, 0) + 1
+            self._queued.setdefault(key, []).append(entry)
         self._bytes += size
+        self._count += 1
         shed = 0
-        while self._bytes > self.max_bytes and len(self) > 1:
-            lane = self._lanes[1] if self._lanes[1] else self._lanes[0]
-            self._drop(lane)
+        while self._bytes > self.max_bytes and self._count > 1:
+            self._drop(self._lanes[1] if self._live(self._lanes[1]) else fast)
             shed += 1
         self.shed += shed
         return shed
@@ -110,34 +132,39 @@ class NewFlowBacklog(Generic[T]):
         oldest = now - self.max_age
         shed = 0
         for lane in self._lanes:
-            while lane and lane[0][0] < oldest:
+            while self._live(lane) and lane[0].arrival < oldest:
                 self._drop(lane)
                 shed += 1
         self.shed += shed
         out: list[T] = []
         for lane in self._lanes:
-            while lane and len(out) < self.per_turn:
-                _, size, key, item = lane.popleft()
-                self._bytes -= size
-                self._unqueue(key)
-                out.append(item)
+            while len(out) < self.per_turn and self._live(lane):
+                out.append(self._pop(lane).item)
         return out, shed
 
-    def _drop(self, lane: deque[tuple[float, int, Hashable, T]]) -> None:
-        _, size, key, _ = lane.popleft()
-        self._bytes -= size
-        self._unqueue(key)
+    @staticmethod
+    def _live(lane: deque[_Entry[T]]) -> bool:
+        """True if ``lane`` has a live entry at its head (dead ones are discarded)."""
+        while lane and not lane[0].alive:
+            lane.popleft()
+        return bool(lane)
+
+    def _pop(self, lane: deque[_Entry[T]]) -> _Entry[T]:
+        entry = lane.popleft()
+        self._bytes -= entry.size
+        self._count -= 1
+        key = entry.key
+        if key is not None:
+            queued = self._queued[key]
+            queued.remove(entry)
+            if not queued:
+                del self._queued[key]
+        return entry
+
+    def _drop(self, lane: deque[_Entry[T]]) -> None:
+        key = self._pop(lane).key
         if key is not None and self.remember:
             self._shed_keys[key] = None
             self._shed_keys.move_to_end(key)
             while len(self._shed_keys) > self.remember:
                 self._shed_keys.popitem(last=False)
-
-    def _unqueue(self, key: Hashable) -> None:
-        if key is None:
-            return
-        left = self._queued[key] - 1
-        if left:
-            self._queued[key] = left
-        else:
-            del self._queued[key]

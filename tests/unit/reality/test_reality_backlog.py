@@ -61,8 +61,7 @@ def test_a_duplicate_of_a_queued_hello_is_a_retransmission_too() -> None:
     backlog.offer("flood", 10, now=0.0, key="a")
     backlog.offer("hello", 10, now=0.0, key="b")
     backlog.offer("hello again", 10, now=0.5, key="b")
-    assert backlog.take(0.5) == (["hello again"], 0)
-    assert [backlog.take(0.5)[0] for _ in range(3)] == [["flood"], ["hello"], []]
+    assert [backlog.take(0.5)[0] for _ in range(4)] == [["hello"], ["hello again"], ["flood"], []]
     assert len(backlog) == 0 and backlog.bytes == 0
 
 
@@ -74,3 +73,14 @@ def test_remembered_keys_are_bounded() -> None:
     assert backlog.prioritized == 0
     backlog.offer(98, 10, now=0.0, key=4)  # shed just now: remembered
     assert backlog.prioritized == 1
+
+
+def test_a_hello_over_two_datagrams_moves_ahead_whole_and_in_order() -> None:
+    backlog: NewFlowBacklog[str] = NewFlowBacklog(max_bytes=1000, max_age=2.0, per_turn=2)
+    backlog.offer("flood0", 10, now=0.0, key="f0")
+    backlog.offer("hello part 1", 10, now=0.0, key="c")
+    backlog.offer("flood1", 10, now=0.0, key="f1")
+    backlog.offer("hello part 2", 10, now=0.0, key="c")  # same attempt: both go ahead
+    assert backlog.take(0.0) == (["hello part 1", "hello part 2"], 0)
+    assert backlog.take(0.0) == (["flood0", "flood1"], 0)
+    assert len(backlog) == 0 and backlog.bytes == 0
