@@ -28,6 +28,7 @@ import os
 import select
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -160,7 +161,8 @@ def main(argv: list[str]) -> int:
                    help="one-way delay between the target and everyone else (25)")
     args = p.parse_args(argv)
     if args.samples < 1 or args.delay_ms < 0:
-        p.error("--samples must be >= 1 and --delay-ms >= 0")
+        print("error: --samples must be >= 1 and --delay-ms >= 0", file=sys.stderr)
+        return 2
     from ..quic.config import QuicConfiguration
     from ..quic.connection import QuicConnection
     from ..quic.fingerprint import apply_fingerprint
