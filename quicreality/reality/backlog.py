@@ -9,8 +9,8 @@ start a new flow go into this backlog, and each turn of the event loop hands the
 mirrored to the target, as if the network had lost it):
 
 * **age**: a datagram that waited ``max_age`` seconds is shed when the gate would take it: its
-  client has retransmitted by then (a QUIC client's first PTO is about 1 s, RFC 9002 §6.2.2), and a
-  fresh datagram waits at most ``max_age`` instead of behind a whole flood;
+  client has retransmitted several times by then (a QUIC client's first PTO is about 1 s, RFC 9002
+  §6.2.2) or given up; a burst shorter than that is judged whole, as the kernel's buffer let it be;
 * **size**: beyond ``max_bytes`` queued the oldest are shed (the same room as the socket's 4 MiB
   receive buffer, so a burst the kernel used to absorb is still absorbed).
 
@@ -21,8 +21,8 @@ client address and the Initial's DCID) is still queued or was shed recently (the
 bounds. A flood that repeats each hello to get in that lane costs its sender twice the packets and
 leaves genuine clients where they were without the lane.
 
-So a genuine client's established connection is never queued behind a flood, and a new hello
-is judged within ``max_age`` or shed, its retransmission ahead of the flood. Times are the
+So a genuine client's established connection is never queued behind a flood, and its new hello
+gets ahead of the flood at its first retransmission (a two-datagram hello at once). Times are the
 caller's ``now``.
 """
 
@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_MAX_BYTES", "DEFAULT_NEW_PER_TURN", "DEFA
 #: Bytes of new-flow datagrams kept waiting at most (the listener socket's receive buffer).
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 #: Seconds a new-flow datagram may wait for the gate.
-DEFAULT_MAX_AGE = 2.0
+DEFAULT_MAX_AGE = 10.0
 #: New-flow datagrams the gate judges per turn of the event loop.
 DEFAULT_NEW_PER_TURN = 8
 #: Keys of shed items remembered (a retransmission of one of them is served first).
