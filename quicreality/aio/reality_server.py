@@ -280,8 +280,8 @@ class RealityServer(QuicServer):
         self._open_failures_unlogged = 0
         gate.target_sink = self._to_target
         self._target = target
-        #: accepted connections whose first reply waits (id -> (connection, not before))
-        self._paced: dict[int, tuple[QuicConnection, float]] = {}
+        #: accepted connections whose first reply waits: id -> (not before, the timer)
+        self._paced: dict[int, tuple[float, asyncio.TimerHandle]] = {}
         if shapes is not None:
             gate.shape_source = self._shape_for
             gate.first_reply_source = self._first_reply_for
@@ -437,8 +437,7 @@ class RealityServer(QuicServer):
         self.short_ids[id(conn)] = (conn, accept.verdict.short_id)
         at = accept.reply_not_before
         if at is not None and at > now:
-            self._paced[id(conn)] = (conn, at)
-            self.loop.call_at(at, self._release_paced, conn)
+            self._paced[id(conn)] = (at, self.loop.call_at(at, self._release_paced, conn))
 
     def _release_paced(self, conn: QuicConnection) -> None:
         if self._paced.pop(id(conn), None) is not None:
@@ -449,15 +448,18 @@ class RealityServer(QuicServer):
         :attr:`~quicreality.reality.gate.Accept.reply_not_before` (a timer releases it)."""
         paced = self._paced.get(id(conn))
         if paced is not None:
-            if now < paced[1]:
+            if now < paced[0]:
                 return
             del self._paced[id(conn)]
+            paced[1].cancel()
         super().transmit(conn, now)
 
     def connection_gone(self, conn: QuicConnection) -> None:
         """Forget the connection's short ID, then as a plain server."""
         self.short_ids.pop(id(conn), None)
-        self._paced.pop(id(conn), None)
+        paced = self._paced.pop(id(conn), None)
+        if paced is not None:
+            paced[1].cancel()
         super().connection_gone(conn)
 
     # --- reload ---------------------------------------------------------------------------
@@ -577,6 +579,9 @@ class RealityServer(QuicServer):
         if self._drain_handle is not None:
             self._drain_handle.cancel()
             self._drain_handle = None
+        for _, timer in self._paced.values():
+            timer.cancel()
+        self._paced.clear()
         if self._gate_timer is not None:
             self._gate_timer.cancel()
         if self._learning is not None:
