@@ -155,6 +155,8 @@ class RealityMetrics:
       the flow was accepted;
     * ``quicreality_reality_fallback_socket_failures_total``: target sockets that could not be
       opened (out of descriptors), so a client datagram was not relayed;
+    * ``quicreality_reality_hellos_shed_total``: new-flow datagrams dropped before the gate because
+      its backlog was full (:mod:`~quicreality.reality.backlog`);
     * ``quicreality_connections_active``: QUIC connections of the server.
     """
 
@@ -190,6 +192,10 @@ class RealityMetrics:
         self.target_dropped = Counter("quicreality_reality_target_datagrams_dropped",
                                       "Target datagrams not relayed (the flow was accepted)",
                                       registry=registry)
+        self.hellos_shed = Counter(
+            "quicreality_reality_hellos_shed",
+            "New-flow datagrams dropped unjudged because the gate's backlog was full (a flood)",
+            registry=registry)
         self.connections_active = Gauge("quicreality_connections_active",
                                         "QUIC connections of the server", registry=registry)
 

@@ -191,7 +191,10 @@ class Driver:
             return
         if via:
             batch = [(data, ViaSocket(addr, via), ecn) for data, addr, ecn in batch]
-        now = self.now()
+        self.process_batch(batch, self.now())
+
+    def process_batch(self, batch: Iterable[tuple[bytes, Any, int]], now: float) -> None:
+        """Route each ``(data, addr, ecn)``, then run the send path once per connection touched."""
         touched: dict[int, QuicConnection] = {}
         for data, addr, ecn in batch:
             self.bytes_received += len(data)

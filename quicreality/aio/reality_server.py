@@ -35,6 +35,7 @@ import dataclasses
 import logging
 import os
 import socket
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
@@ -49,6 +50,7 @@ from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from ..quic.endpoint import QuicServerEndpoint, Received
 from ..reality.auth import RealityVerdict
+from ..reality.backlog import NewFlowBacklog
 from ..reality.cert import RealityIdentity
 from ..reality.config import RealityServerConfig, fit_to_descriptors
 from ..reality.gate import (
@@ -75,6 +77,7 @@ from ..relay.config import RelayConfig
 from .fallback import FallbackRelay
 from .relay_upstream import close_upstream_pools
 from .server import QuicServer
+from .udp import UdpIO, ViaSocket
 
 log = logging.getLogger("quicreality.reality")
 
@@ -88,18 +91,27 @@ LEARN_TIMEOUT = 5.0
 LEARN_SAMPLES = 3
 #: Verdicts kept for the status page.
 RECENT_VERDICTS = 20
+#: Datagrams read from the listener socket per wake-up: more than a plain server's, so that the
+#: kernel's queue is drained ahead of the gate's work and a known flow's datagram is not stuck
+#: behind a flood (:mod:`quicreality.reality.backlog`).
+READ_BATCH = 256
+#: Rejected verdicts logged per second on average (burst: 10 s worth); the rest are counted in the
+#: metrics and summed up in the next line logged. Accepted verdicts are always logged.
+REJECT_LOG_RATE = 5.0
 #: CONNECTION_CLOSE code of a connection whose short ID a reload removed (H3_NO_ERROR: the
 #: reason phrase says why).
 REVOKED_CLOSE_CODE = 0x100
 
 
 async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
-                             timeout: float = LEARN_TIMEOUT) -> TargetShape:
+                             timeout: float = LEARN_TIMEOUT,
+                             timing: list[float] | None = None) -> TargetShape:
     """Connect to the target as Chrome would and record its answer (see the module docstring).
 
     The handshake runs with our client and ``fingerprint="chrome"``; the target's certificate is
     not judged (only its shape is wanted). After the handshake one 1-RTT PING ends the flight,
-    then the connection is closed.
+    then the connection is closed. ``timing`` gets the seconds from our first Initial to the
+    target's first datagram appended (what the gate paces an accept with).
 
     Raises:
         ShapeError: no handshake within ``timeout``, the target refused, or unreadable packets.
@@ -121,10 +133,14 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
         sock.connect(addr)
         conn.connect(addr, loop.time())
         completed = pinged = ended = False  # ended: we sent 1-RTT after the handshake
+        first_sent: float | None = None
+        replied = False
         while not ended:
             for data, _ in conn.datagrams_to_send(loop.time()):
                 seen.append((False, data))
                 sock.send(data)
+                if first_sent is None:
+                    first_sent = loop.time()
                 ended = ended or (completed and has_one_rtt(data))  # the flight is over
             if ended:
                 break
@@ -138,6 +154,9 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
             except TimeoutError:
                 conn.handle_timer(loop.time())
             else:
+                if not replied and first_sent is not None and timing is not None:
+                    timing.append(loop.time() - first_sent)
+                replied = True
                 batch = [data]
                 while True:  # all that already arrived, as the edge reads a batch
                     try:
@@ -166,13 +185,19 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
     return parse_target_flight(seen)
 
 
+def _attempt(data: bytes, addr: Any) -> Hashable:
+    """What names a client's connection attempt: its address and its Initial's DCID (the bytes
+    after a long header's DCID length; junk gets whatever is there)."""
+    return addr, data[6:6 + data[5]] if len(data) > 5 else b""
+
+
 class _GatedEndpoint:
     """Delegates to the endpoint and reports each gate decision to ``on_gate`` first, and each
     connection an accept created to ``on_accepted``."""
 
     def __init__(self, endpoint: QuicServerEndpoint,
                  on_gate: Callable[[GateDecision, float], None],
-                 on_accepted: Callable[[QuicConnection, RealityVerdict], None]) -> None:
+                 on_accepted: Callable[[QuicConnection, Accept, float], None]) -> None:
         self._endpoint = endpoint
         self._on_gate = on_gate
         self._on_accepted = on_accepted
@@ -183,7 +208,7 @@ class _GatedEndpoint:
             self._on_gate(got.gate, now)
             if got.new and got.connection is not None and isinstance(got.gate, Accept) \
                     and got.gate.verdict is not None:
-                self._on_accepted(got.connection, got.gate.verdict)
+                self._on_accepted(got.connection, got.gate, now)
         return got
 
     def __getattr__(self, name: str) -> Any:
@@ -241,6 +266,12 @@ class RealityServer(QuicServer):
             maxlen=RECENT_VERDICTS)
         self.reloads = 0
         self.reload_failures = 0
+        #: new-flow datagrams waiting for the gate (a flood is shed here, oldest first)
+        self.backlog: NewFlowBacklog[tuple[bytes, Any, int]] = NewFlowBacklog()
+        self._drain_handle: asyncio.Handle | None = None
+        self._log_tokens = 10 * REJECT_LOG_RATE
+        self._log_refilled: float | None = None
+        self._unlogged = 0
         gated: Any = _GatedEndpoint(endpoint, self._on_gate_decision, self._on_accepted)
         super().__init__(sock, gated, app, loop, **server_options)
         family, sockaddr = target
@@ -249,14 +280,62 @@ class RealityServer(QuicServer):
         self._open_failures_unlogged = 0
         gate.target_sink = self._to_target
         self._target = target
+        #: accepted connections whose first reply waits: id -> (not before, the timer)
+        self._paced: dict[int, tuple[float, asyncio.TimerHandle]] = {}
         if shapes is not None:
             gate.shape_source = self._shape_for
+            gate.first_reply_source = self._first_reply_for
+
+    # --- reading under load ----------------------------------------------------------------
+
+    def _on_readable(self, io: UdpIO, via: int) -> None:
+        """Read a large batch; known flows now, new flows through the bounded backlog."""
+        batch = io.recv_batch(READ_BATCH)
+        if not batch:
+            return
+        if via:
+            batch = [(data, ViaSocket(addr, via), ecn) for data, addr, ecn in batch]
+        routes, knows = self.endpoint.routes, self.gate.knows
+        known = []
+        backlog = self.backlog
+        now = self.now()
+        shed = 0
+        for item in batch:
+            if routes(item[0]) or knows(item[1]):
+                known.append(item)
+            else:
+                shed += backlog.offer(item, len(item[0]), now, _attempt(item[0], item[1]))
+        new, too_old = backlog.take(now)
+        if shed + too_old:
+            self.metrics.hellos_shed.inc(shed + too_old)
+        known.extend(new)
+        self.process_batch(known, now)
+        self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        if self.backlog and self._drain_handle is None:
+            self._drain_handle = self.loop.call_soon(self._drain_backlog)
+
+    def _drain_backlog(self) -> None:
+        """One turn's share of the backlog (the loop polls the sockets between turns)."""
+        self._drain_handle = None
+        now = self.now()
+        items, too_old = self.backlog.take(now)
+        if too_old:
+            self.metrics.hellos_shed.inc(too_old)
+        if items:
+            self.process_batch(items, now)
+        self._schedule_drain()
 
     # --- target shapes --------------------------------------------------------------------
 
     def _shape_for(self, sni: str | None) -> TargetShape | None:
         assert self.shapes is not None
         return self.shapes.get(sni, self.now())
+
+    def _first_reply_for(self, sni: str | None) -> float | None:
+        assert self.shapes is not None
+        return self.shapes.first_reply(sni, self.now())
 
     def start_learning(self, names: Iterable[str]) -> None:
         """Learn (and keep refreshing) the target's shape for each SNI, in a background task."""
@@ -271,18 +350,23 @@ class RealityServer(QuicServer):
         while True:
             for sni in shapes.wanted(snis, self.now()):
                 shapes.start(sni)
+                timing: list[float] = []
                 try:
-                    samples = [await learn_target_shape(self._target, sni)
+                    samples = [await learn_target_shape(self._target, sni, timing=timing)
                                for _ in range(LEARN_SAMPLES)]
                 except Exception as exc:  # noqa: BLE001 - a bad round must not end the refreshes
                     shapes.failed(sni, str(exc), self.now())
                     log.warning("cannot learn the target's shape for %s: %s", sni, exc)
                     continue
                 shape = most_common(samples)
-                shapes.learned(sni, shape, self.now())
-                log.info("target shape for %s: %s", sni, shape.describe())
+                first_reply = statistics.median(timing) if timing else None
+                shapes.learned(sni, shape, self.now(), first_reply)
+                log.info("target shape for %s: %s; first reply after %s", sni, shape.describe(),
+                         f"{first_reply * 1000:.2f} ms" if first_reply is not None else "?")
                 self.endpoint_qlog.custom(self.now(), "reality:target_shape",
-                                          {"sni": sni, **shape.describe()})
+                                          {"sni": sni, **shape.describe(),
+                                           "first_reply_ms": None if first_reply is None
+                                           else round(first_reply * 1000, 3)})
             await asyncio.sleep(max(0.05, shapes.next_due(snis, self.now()) - self.now()))
 
     # --- gate decisions -------------------------------------------------------------------
@@ -348,12 +432,34 @@ class RealityServer(QuicServer):
             self.metrics.target_dropped.inc()
             self._gate_events(now)  # the accepted flow's close to the target, if due
 
-    def _on_accepted(self, conn: QuicConnection, verdict: RealityVerdict) -> None:
-        self.short_ids[id(conn)] = (conn, verdict.short_id)
+    def _on_accepted(self, conn: QuicConnection, accept: Accept, now: float) -> None:
+        assert accept.verdict is not None
+        self.short_ids[id(conn)] = (conn, accept.verdict.short_id)
+        at = accept.reply_not_before
+        if at is not None and at > now:
+            self._paced[id(conn)] = (at, self.loop.call_at(at, self._release_paced, conn))
+
+    def _release_paced(self, conn: QuicConnection) -> None:
+        if self._paced.pop(id(conn), None) is not None:
+            self.service([conn])  # sends the held flight (or forgets a connection that ended)
+
+    def transmit(self, conn: QuicConnection, now: float) -> None:
+        """As a plain server, except that a paced accepted connection sends nothing before its
+        :attr:`~quicreality.reality.gate.Accept.reply_not_before` (a timer releases it)."""
+        paced = self._paced.get(id(conn))
+        if paced is not None:
+            if now < paced[0]:
+                return
+            del self._paced[id(conn)]
+            paced[1].cancel()
+        super().transmit(conn, now)
 
     def connection_gone(self, conn: QuicConnection) -> None:
         """Forget the connection's short ID, then as a plain server."""
         self.short_ids.pop(id(conn), None)
+        paced = self._paced.pop(id(conn), None)
+        if paced is not None:
+            paced[1].cancel()
         super().connection_gone(conn)
 
     # --- reload ---------------------------------------------------------------------------
@@ -395,9 +501,28 @@ class RealityServer(QuicServer):
         self.metrics.verdict(verdict)
         info = verdict.describe()
         host, port = addr[0], addr[1]
-        extra = " ".join(f"{k}={v}" for k, v in info.items() if k not in ("accepted", "reason"))
-        log.info("reality verdict %s from %s:%s %s", verdict.reason.name, host, port, extra)
+        if self._may_log(verdict.accepted, now) and log.isEnabledFor(logging.INFO):
+            extra = " ".join(f"{k}={v}" for k, v in info.items() if k not in ("accepted", "reason"))
+            more = f" ({self._unlogged} rejected verdicts not logged)" if self._unlogged else ""
+            self._unlogged = 0
+            log.info("reality verdict %s from %s:%s %s%s", verdict.reason.name, host, port, extra,
+                     more)
         self.endpoint_qlog.custom(now, "reality:verdict", {"client": f"{host}:{port}", **info})
+
+    def _may_log(self, accepted: bool, now: float) -> bool:
+        """A token bucket for rejected verdicts' log lines (a flood must not become a log flood)."""
+        last = self._log_refilled
+        self._log_refilled = now
+        if last is not None:
+            self._log_tokens = min(10 * REJECT_LOG_RATE,
+                                   self._log_tokens + (now - last) * REJECT_LOG_RATE)
+        if accepted:
+            return True
+        if self._log_tokens >= 1.0:
+            self._log_tokens -= 1.0
+            return True
+        self._unlogged += 1
+        return False
 
     def _gate_events(self, now: float) -> None:
         while (event := self.gate.next_event()) is not None:
@@ -451,6 +576,12 @@ class RealityServer(QuicServer):
     def close(self) -> None:
         """Stop reading, cancel timers and close every fallback socket."""
         super().close()
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+            self._drain_handle = None
+        for _, timer in self._paced.values():
+            timer.cancel()
+        self._paced.clear()
         if self._gate_timer is not None:
             self._gate_timer.cancel()
         if self._learning is not None:

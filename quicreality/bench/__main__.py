@@ -14,6 +14,10 @@ BENCHES = {
     "relay": "iperf3 through RAW -> QUIC_REALITY -> RAW vs direct TCP",
     "profile": "per-datagram cost budget of our client and server (py-spy), by stage",
     "flood": "server RSS under a spoofed-source Initial flood, with and without the handshake budget",
+    "reality-flood": "the REALITY listener under a spoofed Initial flood: hellos judged/s, a genuine "
+                     "client's download time (--compare TREE: before/after, same run)",
+    "gate-timing": "REALITY gate timing side channel: time to the first reply, accepted (paced, "
+                   "unpaced) / rejected->target / target direct, delayed target",
     "analysis": "a run's analysis: derive (cold), every notebook and report (warm), in seconds",
 }
 
@@ -30,9 +34,9 @@ def main(argv: list[str]) -> int:
         print(f"error: unknown benchmark {name!r} (choose from {', '.join(BENCHES)})", file=sys.stderr)
         return 2
     try:
-        module = importlib.import_module(f"quicreality.bench.{name}")
+        module = importlib.import_module(f"quicreality.bench.{name.replace('-', '_')}")
     except ModuleNotFoundError as exc:
-        if exc.name == f"quicreality.bench.{name}":
+        if exc.name == f"quicreality.bench.{name.replace('-', '_')}":
             print(f"error: benchmark {name!r} is not implemented yet", file=sys.stderr)
             return 2
         raise

@@ -146,7 +146,8 @@ def close_and_flush(conn: Any, server: Any, sock: socket.socket) -> None:
 # --- the benchmark ---------------------------------------------------------------------------
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
 
@@ -195,10 +196,13 @@ def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def start_server_process(argv: list[str], port: int, log: Path,
-                         env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start a server (its output to ``log``) and wait until it has bound UDP ``port``."""
+                         env: dict[str, str] | None = None,
+                         cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a server (its output to ``log``; in ``cwd``, default the repository) and wait until it
+    has bound UDP ``port``."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=paths.REPO_ROOT,
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=cwd or paths.REPO_ROOT,
                                 start_new_session=True, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 15
     while not udp_bound(port):
@@ -321,12 +325,12 @@ def main(argv: list[str]) -> int:
             _one(s, args.timeout)
         for rnd in range(1, args.rounds + 1):
             for s in setups:
-                cpu0 = sum(_proc_cpu(pid) for pid in s.server_pids)
+                cpu0 = sum(proc_cpu(pid) for pid in s.server_pids)
                 t0 = time.monotonic()
                 for _ in range(args.per_round):
                     _one(s, args.timeout)
                 secs = time.monotonic() - t0
-                cpu = sum(_proc_cpu(pid) for pid in s.server_pids) - cpu0
+                cpu = sum(proc_cpu(pid) for pid in s.server_pids) - cpu0
                 s.rates.append(args.per_round / secs)
                 s.cpu_ms.append(cpu * 1000 / args.per_round)
                 print(f"round {rnd} {s.name:28s} {s.rates[-1]:7.1f} hs/s  "

@@ -174,6 +174,17 @@ class QuicServerEndpoint:
         self.refresh(conn)
         return Received(conn, new=True)
 
+    def routes(self, data: bytes) -> bool:
+        """True if ``data``'s first packet names a connection of ours by its DCID: a look at the
+        header bytes only, nothing decrypted (an edge under load serves these first)."""
+        if not data:
+            return False
+        if data[0] & 0x80:  # long header: the DCID length is in the header (RFC 9000 §17.2)
+            n = data[5] if len(data) > 5 else 0
+            return 0 < n <= 20 and bytes(data[6:6 + n]) in self._by_cid
+        by_cid = self._by_cid
+        return any(data[1:1 + length] in by_cid for length in self._longest_first)
+
     def _retry_packet(self, header: Any, addr: Any, now: float) -> tuple[bytes, Any]:
         """A Retry for ``header``'s Initial (RFC 9000 §17.2.5); keeps no state."""
         if self._retry_tokens is None:

@@ -11,6 +11,7 @@ min_client_ver = "26.3.27"              # Xray's default when absent; "0.0.0" = 
 max_client_ver = ""                     # "" or absent = no upper bound
 shape_ttl_s = 600                       # re-learn the target's answer shape this often; 0 = off
 close_target = false                    # after an accept, close the target's half-open connection
+pace_first_reply = true                 # an accepted flow's first reply waits for the target's time
 # Optional limits of the gate and relay (our additions, defaults shown by `docs/reality.md`):
 # max_pending_flows, max_pending_per_source, max_pending_bytes, pending_timeout_ms,
 # held_timeout_ms, max_client_hello_bytes, max_crypto_fragments, max_fallback_flows,
@@ -113,6 +114,9 @@ class RealityServerConfig:
     shape_ttl_s: int = 600
     #: after an accept, close the target's half-open connection in the client's name (abandon.py)
     close_target: bool = False
+    #: an accepted flow's first reply is sent no earlier than the target's learned first-reply
+    #: time after the flow's first datagram (the gate's timing side channel, docs/reality.md)
+    pace_first_reply: bool = True
     _key: x25519.X25519PrivateKey | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -168,6 +172,7 @@ _KEYS = {
     "max_client_ver",
     "shape_ttl_s",
     "close_target",
+    "pace_first_reply",
     *_LIMIT_KEYS,
 }
 
@@ -291,6 +296,7 @@ def parse_reality_table(table: Mapping[str, Any]) -> RealityServerConfig:
         limits=GateLimits(**limits),
         shape_ttl_s=_int(table, "shape_ttl_s", 600),
         close_target=_bool(table, "close_target", False),
+        pace_first_reply=_bool(table, "pace_first_reply", True),
     )
 
 

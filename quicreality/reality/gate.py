@@ -50,7 +50,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..quic.crypto import CryptoError, CryptoPair
+from ..quic.crypto import (
+    INITIAL_CIPHER_SUITE,
+    CryptoContext,
+    CryptoError,
+    derive_client_initial_secret,
+)
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
 from ..quic.frames import FrameType, frame_allowed, pull_frame_body
@@ -135,6 +140,9 @@ class Accept(Admission):
     mirror: bytes = b""
     new_flow: bool = False
     sent: bool = False
+    #: send nothing to the client before this ``now`` (the flow's first datagram plus the
+    #: target's first-reply time, so the accept answers no faster than the target); None: at once
+    reply_not_before: float | None = None
 
 
 GateDecision = Pending | Forward | Accept
@@ -197,7 +205,8 @@ class _PendingFlow:
     scid: bytes
     #: the version of the first Initial (v1 or v2): later Initials of the flow must match it
     version: int
-    crypto: CryptoPair
+    #: the client's Initial keys (receive direction only: the gate never sends)
+    crypto: CryptoContext
     assembly: HelloAssembly
     source: Any
     #: the relay flow this address had when a new connection started on it (judged afresh)
@@ -222,6 +231,10 @@ class RealityGate:
             an SNI; an accepted connection copies it (:mod:`~quicreality.reality.binding`).
             Settable later as ``shape_source``; without it (or without a shape yet) accepted
             connections answer with our own flight.
+        first_reply_source: optional ``(sni) -> seconds | None``: the target's typical time from
+            a client's first Initial to its first reply; with ``config.pace_first_reply`` an
+            :class:`Accept` says not to answer before the flow's first datagram plus that
+            (:attr:`Accept.reply_not_before`). Settable later as ``first_reply_source``.
     """
 
     def __init__(
@@ -232,12 +245,14 @@ class RealityGate:
         wall_clock: Callable[[], float],
         target_sink: TargetSink | None = None,
         shape_source: Callable[[str | None], TargetShape | None] | None = None,
+        first_reply_source: Callable[[str | None], float | None] | None = None,
     ) -> None:
         self.config = config
         self.limits: GateLimits = config.limits
         self.identity = identity
         self.target_sink = target_sink
         self.shape_source = shape_source
+        self.first_reply_source = first_reply_source
         self._wall_clock = wall_clock
         self.replay_cache = ReplayCache(
             config.limits.replay_cache_size, config.replay_window_ms / 1000.0
@@ -270,6 +285,10 @@ class RealityGate:
     def draining_flows(self) -> int:
         """Accepted flows whose target replies are still being dropped."""
         return len(self._accepted)
+
+    def knows(self, addr: Any) -> bool:
+        """True if ``addr``'s flow is pending or relayed (its datagram continues a known flow)."""
+        return addr in self._pending or addr in self._fallback
 
     def is_fallback(self, addr: Any) -> bool:
         """True if ``addr``'s flow is relayed to the target."""
@@ -313,8 +332,8 @@ class RealityGate:
         new_flow = prior is None
         sent = self._sent_early(addr, data, new_flow)
         dcid, scid, version = header
-        crypto = CryptoPair()
-        crypto.setup_initial(dcid, is_client=False, version=version)
+        crypto = CryptoContext()
+        crypto.setup(INITIAL_CIPHER_SUITE, derive_client_initial_secret(dcid, version), version)
         flow = _PendingFlow(created=now, dcid=dcid, scid=scid, version=version, crypto=crypto,
                             assembly=HelloAssembly(self.limits.max_crypto_fragments),
                             source=source_key(addr), prior=prior)
@@ -499,6 +518,8 @@ class RealityGate:
             self._to_close[addr] = (flow.dcid, flow.scid, flow.largest_pn + 1)
         source = self.shape_source
         shape = source(verdict.server_name) if source is not None else None
+        pace = self.first_reply_source if self.config.pace_first_reply else None
+        delay = pace(verdict.server_name) if pace is not None else None
         return Accept(
             datagrams=tuple(flow.datagrams),
             configure=configure_accepted(self.identity, verdict, flow.hello, now,
@@ -508,6 +529,7 @@ class RealityGate:
             mirror=data,
             new_flow=new_flow,
             sent=sent,
+            reply_not_before=flow.created + delay if delay is not None else None,
         )
 
     def _maybe_verdict(self, flow: _PendingFlow) -> RealityVerdict | None:

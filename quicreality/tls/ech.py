@@ -17,6 +17,7 @@ Wire format of the outer extension body::
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from ..wire.buffer import Buffer, BufferReadError
 from .constants import ExtensionType
+
+_TYPE_AND_LENGTH = struct.Struct("!HH")
 
 #: ECHClientHelloType outer (draft-ietf-tls-esni §5).
 ECH_OUTER = 0
@@ -117,25 +120,35 @@ def grease_ech(rng: Callable[[int], bytes], payload_length: int) -> EchOuter:
 def extension_spans(client_hello: bytes | bytearray) -> list[tuple[int, int, int]] | None:
     """``(type, start, end)`` of each extension body in a ClientHello handshake message (4-byte
     header included), as absolute offsets into it; None when the framing is malformed."""
-    buf = Buffer(data=bytes(client_hello))
+    data = bytes(client_hello)
+    size = len(data)
     try:
-        buf.seek(4 + 2 + 32)
-        buf.pull_bytes(buf.pull_uint8())  # legacy_session_id
-        buf.pull_bytes(buf.pull_uint16())  # cipher_suites
-        buf.pull_bytes(buf.pull_uint8())  # legacy_compression_methods
-        if buf.eof():
-            return []
-        end = buf.pull_uint16() + buf.tell()
-        out = []
-        while buf.tell() < end:
-            ext_type = buf.pull_uint16()
-            length = buf.pull_uint16()
-            start = buf.tell()
-            buf.pull_bytes(length)
-            out.append((ext_type, start, start + length))
-    except (BufferReadError, ValueError):
+        pos = 4 + 2 + 32
+        pos += 1 + data[pos]  # legacy_session_id
+        pos += 2 + int.from_bytes(data[pos : pos + 2], "big")  # cipher_suites
+        pos += 1 + data[pos]  # legacy_compression_methods
+    except IndexError:
         return None
-    if buf.tell() != end or not buf.eof():
+    if pos > size:
+        return None
+    if pos == size:
+        return []
+    if pos + 2 > size:
+        return None
+    end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
+    pos += 2
+    out = []
+    unpack = _TYPE_AND_LENGTH.unpack_from
+    while pos < end:  # offsets only, read straight from the bytes
+        if pos + 4 > size:
+            return None
+        ext_type, length = unpack(data, pos)
+        start = pos + 4
+        pos = start + length
+        if pos > size:
+            return None
+        out.append((ext_type, start, pos))
+    if pos != end or end != size:
         return None
     return out
 

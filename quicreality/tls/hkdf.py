@@ -32,7 +32,7 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """HKDF-Extract (RFC 5869 §2.2). An empty salt means HashLen zero bytes."""
     if not salt:
         salt = bytes(hash_len(hash_name))
-    return hmac.new(salt, ikm, hash_name).digest()
+    return hmac.digest(salt, ikm, hash_name)
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
@@ -41,7 +41,7 @@ def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.new(prk, block + info + bytes([counter]), hash_name).digest()
+        block = hmac.digest(prk, block + info + bytes([counter]), hash_name)  # one-shot, in C
         out += block
         counter += 1
     return out[:length]

@@ -12,6 +12,7 @@ re-frames that byte stream into messages.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -76,10 +77,17 @@ def _parse_all(data: bytes, parse: Callable[[Buffer], T], what: str) -> T:
     return value
 
 
+_TYPE_AND_LENGTH = struct.Struct("!HH")
+_ITEM_FORMAT = {1: "B", 2: "H"}
+
+
 def _pull_list(data: bytes, item_size: int, what: str, minimum: int = 1) -> tuple[int, ...]:
     """Parse a vector of fixed-size integers (the length prefix already removed)."""
     if len(data) % item_size or len(data) < minimum * item_size:
         raise _decode_error(f"bad {what} length")
+    code = _ITEM_FORMAT.get(item_size)
+    if code is not None:  # one C call for the whole list
+        return struct.unpack(f"!{len(data) // item_size}{code}", data)
     return tuple(
         int.from_bytes(data[i : i + item_size], "big") for i in range(0, len(data), item_size)
     )
@@ -103,12 +111,20 @@ def _handshake(msg_type: int, body: bytes) -> bytes:
 
 def _pull_extensions(buf: Buffer) -> list[tuple[int, bytes]]:
     """Read an Extension list; a repeated type is illegal_parameter (RFC 8446 §4.2)."""
-    block = Buffer(data=_pull_vector(buf, 2))
+    block = _pull_vector(buf, 2)
     out: list[tuple[int, bytes]] = []
     seen: set[int] = set()
-    while not block.eof():
-        ext_type = block.pull_uint16()
-        ext_data = _pull_vector(block, 2)
+    pos, end = 0, len(block)
+    unpack = _TYPE_AND_LENGTH.unpack_from
+    while pos < end:  # type (2) and length (2) read together: a ClientHello has ~20 of them
+        if pos + 4 > end:
+            raise BufferReadError("truncated extension header")
+        ext_type, length = unpack(block, pos)
+        pos += 4
+        if pos + length > end:
+            raise BufferReadError("truncated extension")
+        ext_data = block[pos : pos + length]
+        pos += length
         if ext_type in seen:
             raise TlsAlert(AlertDescription.illegal_parameter, f"duplicate extension {ext_type}")
         seen.add(ext_type)

@@ -55,3 +55,46 @@ def test_flood_bad_input_exits_2(argv: list[str], needle: str,
 
     assert flood.main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [(["--count", "0"], "--count"), (["--rate", "0"], "--rate"),
+                                          (["--rounds", "0"], "--rounds")])
+def test_reality_flood_bad_input_exits_2(argv: list[str], needle: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main.main(["reality-flood", *argv]) == 2  # the dispatcher maps the hyphen
+    assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [(["--samples", "0"], "--samples"),
+                                          (["--delay-ms", "-1"], "--delay-ms")])
+def test_gate_timing_bad_input_exits_2(argv: list[str], needle: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main.main(["gate-timing", *argv]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_the_delay_relay_forwards_both_ways() -> None:
+    """gate-timing's delayed target: what goes in reaches the target, and its answer comes back
+    to the sender (the delay itself is not asserted: no timed assertions)."""
+    import select
+    import socket
+
+    from quicreality.bench.gate_timing import DelayRelay
+
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    relay = DelayRelay(target.getsockname(), 0.01)
+    try:
+        client.sendto(b"hello", ("127.0.0.1", relay.port))
+        assert select.select([target], [], [], 10)[0]
+        data, peer = target.recvfrom(100)
+        assert data == b"hello" and peer != client.getsockname()  # the relay's own socket
+        target.sendto(b"answer", peer)
+        assert select.select([client], [], [], 10)[0]
+        assert client.recvfrom(100) == (b"answer", ("127.0.0.1", relay.port))
+    finally:
+        relay.close()
+        target.close()
+        client.close()
