@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from enum import IntEnum
-from functools import lru_cache
+from functools import cache, lru_cache
 
 
 class CipherSuite(IntEnum):
@@ -24,7 +24,7 @@ SUITE_HASH: dict[int, str] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def hash_len(hash_name: str) -> int:
     """Digest size of ``hash_name``."""
     return hashlib.new(hash_name).digest_size

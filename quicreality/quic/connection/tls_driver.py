@@ -138,8 +138,11 @@ class TlsDriver:
             if len(hello) < 4 or (hello[0] == 1 and len(hello) < 4 + int.from_bytes(hello[1:4])
                                   and len(hello) <= MAX_CRYPTO_BUFFER):
                 return _NOTHING  # wait for the whole ClientHello (bounded like CRYPTO data)
-            self._versions.on_client_hello(bytes(hello), now)
             chunk = bytes(hello)
+            verified = self._cfg.verified_client_hello
+            self._versions.on_client_hello(
+                chunk, now, parsed=verified if verified is not None and verified.raw == chunk
+                else None)
             hello.clear()
         session = self._ensure_session(now)
         return self._apply(session.receive(_EPOCH_OF_SPACE[space_id], chunk), now)
@@ -164,6 +167,7 @@ class TlsDriver:
                 client_hello_hook=cfg.client_hello_hook,
                 legacy_session_id_length=cfg.legacy_session_id_length,
                 expected_client_hello=cfg.expected_client_hello,
+                verified_client_hello=cfg.verified_client_hello,
                 wall_clock=cfg.wall_clock,
                 server_hello_shape=cfg.server_hello_shape,
                 session_ticket=cfg.session_ticket,
