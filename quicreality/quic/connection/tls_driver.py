@@ -173,7 +173,9 @@ class TlsDriver:
                 session_ticket=cfg.session_ticket,
                 early_data=cfg.early_data,
                 ticket_store=None if self._is_client else cfg.ticket_store,
-                early_data_context=early_data_context(params, list(cfg.alpn_protocols)),
+                # only a server with tickets seals or checks it (RFC 9001 §4.6.2)
+                early_data_context=early_data_context(params, list(cfg.alpn_protocols))
+                if not self._is_client and cfg.ticket_store is not None else b"",
             )
             self._session = TlsSession(tls_config, is_client=self._is_client, rng=cfg.rng)
         return self._session
