@@ -17,8 +17,9 @@ Every client runs in this process, one handshake at a time on a fresh UDP socket
 driver loop (:func:`drive`; aioquic's connection has the same five verbs). A handshake counts from
 ``connect`` to HandshakeCompleted; the connection is then closed. Printed: handshakes/s (median of
 rounds), server CPU ms per handshake (for both REALITY rows: the listener plus the aioquic target,
-which receives every mirrored ClientHello and answers it, accepted or not), and ratios. Nothing
-here asserts a speed.
+which receives every mirrored ClientHello and answers it, accepted or not), this process's CPU ms
+per handshake (the client and its driver loop), and ratios, among them REALITY accept / plain TLS
+by handshakes/s and by CPU per handshake (client + servers). Nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ class Setup:
     server_pids: list[int]
     rates: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    client_cpu_ms: list[float] = field(default_factory=list)
 
 
 def _one(setup: Setup, timeout: float) -> float:
@@ -326,15 +328,18 @@ def main(argv: list[str]) -> int:
         for rnd in range(1, args.rounds + 1):
             for s in setups:
                 cpu0 = sum(proc_cpu(pid) for pid in s.server_pids)
-                t0 = time.monotonic()
+                t0, c0 = time.monotonic(), time.process_time()
                 for _ in range(args.per_round):
                     _one(s, args.timeout)
                 secs = time.monotonic() - t0
+                client_cpu = time.process_time() - c0
                 cpu = sum(proc_cpu(pid) for pid in s.server_pids) - cpu0
                 s.rates.append(args.per_round / secs)
                 s.cpu_ms.append(cpu * 1000 / args.per_round)
+                s.client_cpu_ms.append(client_cpu * 1000 / args.per_round)
                 print(f"round {rnd} {s.name:28s} {s.rates[-1]:7.1f} hs/s  "
-                      f"server CPU {s.cpu_ms[-1]:5.1f} ms/hs", flush=True)
+                      f"server CPU {s.cpu_ms[-1]:5.1f} ms/hs  client CPU "
+                      f"{s.client_cpu_ms[-1]:5.2f} ms/hs", flush=True)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -343,12 +348,14 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     med = {s.name: statistics.median(s.rates) for s in setups}
     cpu_med = {s.name: statistics.median(s.cpu_ms) for s in setups}
+    client_med = {s.name: statistics.median(s.client_cpu_ms) for s in setups}
     print(f"\nhandshakes/s on loopback, {args.rounds} rounds x {args.per_round}, interleaved, "
           "one at a time (client in this process)")
-    print(f"{'configuration':28s} {'median':>8s} {'min':>8s} {'max':>8s} {'servers CPU ms/hs':>17s}")
+    print(f"{'configuration':28s} {'median':>8s} {'min':>8s} {'max':>8s} {'servers CPU ms/hs':>17s} "
+          f"{'client CPU ms/hs':>16s}")
     for s in setups:
         print(f"{s.name:28s} {med[s.name]:8.1f} {min(s.rates):8.1f} {max(s.rates):8.1f} "
-              f"{cpu_med[s.name]:17.2f}")
+              f"{cpu_med[s.name]:17.2f} {client_med[s.name]:16.2f}")
     base = med["aioquic plain"]
     print("\nratios (median handshakes/s):")
     for s in setups:
@@ -357,6 +364,9 @@ def main(argv: list[str]) -> int:
         print(f"  plain TLS / qh3 plain = {med['plain TLS'] / med['qh3 plain']:.2f}x (goal >= 1.0x)")
     print(f"  REALITY accept / plain TLS = {med['REALITY accept'] / med['plain TLS']:.2f}x "
           "(goal >= 0.7x)")
+    total = {name: cpu_med[name] + client_med[name] for name in med}
+    print(f"  REALITY accept / plain TLS by CPU per handshake (client + servers, plain / REALITY) = "
+          f"{total['plain TLS'] / total['REALITY accept']:.2f}x")
     print(f"  REALITY accept / plain TLS, chrome hello = "
           f"{med['REALITY accept'] / med['plain TLS, chrome hello']:.2f}x (the same hello)")
     print(f"  plain TLS, chrome hello / plain TLS = "

@@ -60,6 +60,8 @@ class QuicConfiguration:
     legacy_session_id_length: int = 0
     #: server: the only first ClientHello TLS may process (see ``TlsConfig.expected_client_hello``)
     expected_client_hello: bytes | None = None
+    #: server: ``expected_client_hello`` already parsed (see ``TlsConfig.verified_client_hello``)
+    verified_client_hello: Any = None
 
     # Transport (RFC 9000 §18.2)
     #: QUIC versions in preference order (v1, v2; a client may add reserved ones to provoke

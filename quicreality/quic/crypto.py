@@ -112,6 +112,36 @@ def derive_client_initial_secret(cid: bytes, version: int) -> bytes:
     return hkdf_expand_label("sha256", hkdf_extract("sha256", salt, cid), b"client in", b"", 32)
 
 
+#: ``(secret, key, iv, hp)`` of one direction's Initial keys.
+InitialKeys = tuple[bytes, bytes, bytes, bytes]
+#: Recently derived Initial keys by (client DCID, version). Initial keys are not secret (anyone who
+#: sees the DCID derives them, RFC 9001 §5.2), so keeping a few costs no security; the REALITY gate
+#: opens a flow's Initials and then the connection it accepts derives the same keys again.
+_INITIAL_KEYS: dict[tuple[bytes, int], tuple[InitialKeys, InitialKeys]] = {}
+_INITIAL_KEYS_KEPT = 64
+
+
+def initial_key_material(cid: bytes, version: int) -> tuple[InitialKeys, InitialKeys]:
+    """The client's and the server's Initial ``(secret, key, iv, hp)`` for ``cid`` (RFC 9001
+    §5.2, §5.1), from a small cache of the latest ones.
+
+    Raises:
+        KeyUnavailableError: unknown version.
+    """
+    cache_key = (bytes(cid), version)
+    got = _INITIAL_KEYS.get(cache_key)
+    if got is not None:
+        return got
+    client_secret, server_secret = derive_initial_secrets(cache_key[0], version)
+    suite = INITIAL_CIPHER_SUITE
+    got = ((client_secret, *derive_packet_protection_keys(suite, client_secret, version)),
+           (server_secret, *derive_packet_protection_keys(suite, server_secret, version)))
+    if len(_INITIAL_KEYS) >= _INITIAL_KEYS_KEPT:
+        del _INITIAL_KEYS[next(iter(_INITIAL_KEYS))]
+    _INITIAL_KEYS[cache_key] = got
+    return got
+
+
 def derive_packet_protection_keys(
     cipher_suite: int, secret: bytes, version: int
 ) -> tuple[bytes, bytes, bytes]:
@@ -183,6 +213,10 @@ class CryptoContext:
     def setup(self, cipher_suite: int, secret: bytes, version: int) -> None:
         """Install keys derived from a traffic secret (RFC 9001 §5.1); the key phase is left unchanged."""
         key, iv, hp = derive_packet_protection_keys(cipher_suite, secret, version)
+        self._install(cipher_suite, secret, version, key, iv, hp)
+
+    def _install(self, cipher_suite: int, secret: bytes, version: int, key: bytes, iv: bytes,
+                 hp: bytes) -> None:
         self.cipher_suite = cipher_suite
         self.secret = secret
         self.version = version
@@ -395,13 +429,10 @@ class CryptoPair:
 
         A reserved version (a client provoking Version Negotiation) uses v1's keys."""
         version = version_format(version)
-        client_secret, server_secret = derive_initial_secrets(cid, version)
-        if is_client:
-            send_secret, recv_secret = client_secret, server_secret
-        else:
-            send_secret, recv_secret = server_secret, client_secret
-        self.send.setup(INITIAL_CIPHER_SUITE, send_secret, version)
-        self.recv.setup(INITIAL_CIPHER_SUITE, recv_secret, version)
+        client, server = initial_key_material(cid, version)
+        send, recv = (client, server) if is_client else (server, client)
+        self.send._install(INITIAL_CIPHER_SUITE, send[0], version, send[1], send[2], send[3])
+        self.recv._install(INITIAL_CIPHER_SUITE, recv[0], version, recv[1], recv[2], recv[3])
 
     def teardown(self) -> None:
         """Discard all keys of this space (RFC 9001 §4.9)."""

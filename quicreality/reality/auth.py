@@ -94,6 +94,8 @@ class RealityVerdict:
             ``repr`` or :meth:`describe`, which give its :func:`short_id_fingerprint`).
         carrier: where the token that opened travelled, once it opened.
         detail: a short human explanation for logs.
+        client_hello: on ACCEPT, the ClientHello as the gate parsed it (its ``raw`` is the
+            verified bytes), so that the accepted connection does not parse it again.
     """
 
     reason: Reason
@@ -104,6 +106,7 @@ class RealityVerdict:
     short_id: bytes | None = field(default=None, repr=False)
     carrier: Carrier | None = None
     detail: str = ""
+    client_hello: m.ClientHello | None = field(default=None, repr=False, compare=False)
 
     @property
     def accepted(self) -> bool:
@@ -308,4 +311,5 @@ def verify_client_hello(
             Reason.REPLAY_CACHE_FULL, detail="cannot remember another token: forwarded",
             **fields,  # type: ignore[arg-type]
         )
-    return RealityVerdict(Reason.ACCEPT, auth_key=auth_key, **fields)  # type: ignore[arg-type]
+    return RealityVerdict(Reason.ACCEPT, auth_key=auth_key, client_hello=ch,
+                          **fields)  # type: ignore[arg-type]

@@ -58,17 +58,21 @@ def configure_accepted(
 
     Returns:
         A function adjusting a fresh per-connection configuration: the HMAC certificate, ALPN h3,
-        the verified hello as the only acceptable first ClientHello, the verdict in qlog, and
+        the verified hello as the only acceptable first ClientHello (and the gate's parse of it,
+        so that it is not parsed again), the verdict in qlog, and
         the target's shape when one is known.
     """
     if not verdict.accepted or verdict.auth_key is None:
         raise ValueError("only an ACCEPT verdict configures a connection")
     auth_key = verdict.auth_key
     hello = bytes(verified_hello)
+    parsed = verdict.client_hello
 
     def configure(config: QuicConfiguration) -> None:
         config.certificate_source = RealityCertificateSource(identity, auth_key)
         config.expected_client_hello = hello
+        if parsed is not None and parsed.raw == hello:
+            config.verified_client_hello = parsed
         if not config.alpn_protocols:
             config.alpn_protocols = ["h3"]
         if shape is not None:

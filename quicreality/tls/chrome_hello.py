@@ -104,6 +104,11 @@ def _u16_vector(values: Sequence[int]) -> bytes:
     return (2 * len(values)).to_bytes(2, "big") + b"".join(v.to_bytes(2, "big") for v in values)
 
 
+#: The extension bodies that are the same in every Chrome hello, encoded once.
+_SIGNATURE_ALGORITHMS_BODY = _u16_vector(SIGNATURE_ALGORITHMS)
+_COMPRESS_CERTIFICATE_BODY = encode_compress_certificate((CertificateCompressionAlgorithm.BROTLI,))
+
+
 def _split(raw: bytes | bytearray) -> tuple[bytes, dict[int, bytes]]:
     """The fixed fields (legacy_version .. compression methods) and the extension bodies of an
     encoded ClientHello (our own encoder's output, or a hello we sent)."""
@@ -166,10 +171,9 @@ class ChromeHello:
         bodies: dict[int, bytes | None] = {
             E.SERVER_NAME: ours.get(E.SERVER_NAME),
             E.SUPPORTED_GROUPS: ours.get(E.SUPPORTED_GROUPS),
-            E.SIGNATURE_ALGORITHMS: _u16_vector(SIGNATURE_ALGORITHMS),
+            E.SIGNATURE_ALGORITHMS: _SIGNATURE_ALGORITHMS_BODY,
             E.ALPN: alpn,
-            E.COMPRESS_CERTIFICATE: encode_compress_certificate(
-                (CertificateCompressionAlgorithm.BROTLI,)),
+            E.COMPRESS_CERTIFICATE: _COMPRESS_CERTIFICATE_BODY,
             E.SUPPORTED_VERSIONS: ours.get(E.SUPPORTED_VERSIONS),
             E.PSK_KEY_EXCHANGE_MODES: ours.get(E.PSK_KEY_EXCHANGE_MODES),
             E.KEY_SHARE: ours.get(E.KEY_SHARE),

@@ -172,6 +172,9 @@ class TlsConfig:
             must be exactly these bytes, else the handshake fails with illegal_parameter. A
             component that judged the hello before TLS saw it (the REALITY gate) binds the
             handshake to what it judged.
+        verified_client_hello: server: the :class:`~.messages.ClientHello` that component parsed
+            from exactly ``expected_client_hello`` (its ``raw``); used instead of parsing the
+            same bytes again. Ignored without ``expected_client_hello``.
         wall_clock: seconds since the epoch, for components that need real time (certificate
             validity lives in :class:`PkiVerifier`, which takes its own clock).
         server_hello_shape: server: another server's ServerHello choices to copy (an object
@@ -208,6 +211,7 @@ class TlsConfig:
         default_factory=lambda: MappingProxyType({"h3": b"\x04\x00"}))
     server_alps: bool = False
     expected_client_hello: bytes | None = None
+    verified_client_hello: m.ClientHello | None = None
     wall_clock: Callable[[], float] | None = None
     server_hello_shape: Any = None
     session_ticket: SessionTicket | None = None

@@ -138,8 +138,11 @@ class TlsDriver:
             if len(hello) < 4 or (hello[0] == 1 and len(hello) < 4 + int.from_bytes(hello[1:4])
                                   and len(hello) <= MAX_CRYPTO_BUFFER):
                 return _NOTHING  # wait for the whole ClientHello (bounded like CRYPTO data)
-            self._versions.on_client_hello(bytes(hello), now)
             chunk = bytes(hello)
+            verified = self._cfg.verified_client_hello
+            self._versions.on_client_hello(
+                chunk, now, parsed=verified if verified is not None and verified.raw == chunk
+                else None)
             hello.clear()
         session = self._ensure_session(now)
         return self._apply(session.receive(_EPOCH_OF_SPACE[space_id], chunk), now)
@@ -164,12 +167,15 @@ class TlsDriver:
                 client_hello_hook=cfg.client_hello_hook,
                 legacy_session_id_length=cfg.legacy_session_id_length,
                 expected_client_hello=cfg.expected_client_hello,
+                verified_client_hello=cfg.verified_client_hello,
                 wall_clock=cfg.wall_clock,
                 server_hello_shape=cfg.server_hello_shape,
                 session_ticket=cfg.session_ticket,
                 early_data=cfg.early_data,
                 ticket_store=None if self._is_client else cfg.ticket_store,
-                early_data_context=early_data_context(params, list(cfg.alpn_protocols)),
+                # only a server with tickets seals or checks it (RFC 9001 §4.6.2)
+                early_data_context=early_data_context(params, list(cfg.alpn_protocols))
+                if not self._is_client and cfg.ticket_store is not None else b"",
             )
             self._session = TlsSession(tls_config, is_client=self._is_client, rng=cfg.rng)
         return self._session

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ...qlog.sink import QlogSink
 from ...tls.alerts import TlsAlert
-from ...tls.messages import pull_client_hello
+from ...tls.messages import ClientHello, pull_client_hello
 from ...wire.buffer import Buffer, BufferReadError
 from ..config import QuicConfiguration
 from ..crypto import CryptoError, CryptoPair
@@ -126,10 +126,12 @@ class ConnectionVersions:
             return self._original_initial
         return self._cryptos[space_id]
 
-    def on_client_hello(self, hello: bytes, now: float) -> None:
+    def on_client_hello(self, hello: bytes, now: float, *, parsed: ClientHello | None = None
+                        ) -> None:
         """Server: choose the version from the whole first ClientHello (RFC 9368 §2.3).
 
         A hello that does not parse is left to TLS, which fails it with the right alert.
+        ``parsed``: ``hello`` already parsed (by the REALITY gate), so it is not parsed again.
 
         Raises:
             QuicConnectionError: VERSION_NEGOTIATION_ERROR when the client's Chosen Version is
@@ -137,7 +139,8 @@ class ConnectionVersions:
         """
         self.decided = True
         try:
-            raw = pull_client_hello(Buffer(data=hello)).quic_transport_parameters
+            ch = parsed if parsed is not None else pull_client_hello(Buffer(data=hello))
+            raw = ch.quic_transport_parameters
             params = pull_transport_parameters(Buffer(data=raw)) if raw is not None else None
         except (TlsAlert, QuicConnectionError, BufferReadError, ValueError):
             return  # TLS parses it again and reports the error

@@ -247,3 +247,23 @@ def test_reused_header_protection_matches_a_fresh_cipher(suite: int, secret_len:
             fresh = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(sample)
         assert mask(sample)[:5] == fresh[:5]
         assert mask(sample)[:5] == fresh[:5]  # no state carried between packets
+
+
+def test_initial_key_material_is_the_rfc9001_derivation_and_stays_bounded() -> None:
+    """Kept Initial keys (public, RFC 9001 §5.2) equal a fresh derivation; at most 64 are kept."""
+    from quicreality.quic import crypto as c
+
+    for i in range(c._INITIAL_KEYS_KEPT + 10):
+        cid = i.to_bytes(8, "big")
+        client, server = c.initial_key_material(cid, c.QUIC_VERSION_1)
+        client_secret, server_secret = c.derive_initial_secrets(cid, c.QUIC_VERSION_1)
+        assert client == (client_secret, *c.derive_packet_protection_keys(
+            c.INITIAL_CIPHER_SUITE, client_secret, c.QUIC_VERSION_1))
+        assert server == (server_secret, *c.derive_packet_protection_keys(
+            c.INITIAL_CIPHER_SUITE, server_secret, c.QUIC_VERSION_1))
+        assert c.initial_key_material(cid, c.QUIC_VERSION_1) is c.initial_key_material(
+            cid, c.QUIC_VERSION_1)
+    assert len(c._INITIAL_KEYS) <= c._INITIAL_KEYS_KEPT
+    # v2 keys of the same DCID are other keys (RFC 9369 §3.3.1 salt and labels).
+    v1 = c.initial_key_material(bytes(8), c.QUIC_VERSION_1)
+    assert c.initial_key_material(bytes(8), c.QUIC_VERSION_2) != v1

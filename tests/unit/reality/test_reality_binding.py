@@ -8,6 +8,7 @@ the connection kept the first (B, the attacker's keys), so the attacker complete
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from reality_helpers import (
@@ -25,6 +26,7 @@ from quicreality.quic.config import QuicConfiguration
 from quicreality.quic.connection import QuicConnection
 from quicreality.quic.endpoint import Admission, QuicServerEndpoint
 from quicreality.reality.auth import Reason
+from quicreality.reality.binding import configure_accepted
 from quicreality.reality.cert import RealityIdentity
 from quicreality.reality.gate import Accept, Forward, Pending, RealityGate
 from quicreality.reality.probe import client_initial_crypto, crypto_frame, initial_packet
@@ -189,3 +191,25 @@ def test_connection_refuses_a_hello_other_than_the_one_the_gate_verified() -> No
     while (e := attacker.next_event()) is not None:
         client_seen.append(e)
     assert not any(isinstance(e, events.HandshakeCompleted) for e in client_seen)
+
+
+def test_the_accepted_connection_gets_the_gates_parse_of_exactly_the_verified_hello() -> None:
+    """The ACCEPT verdict carries the gate's parse so the connection does not parse the hello
+    again; it is handed on only when it is a parse of the very bytes TLS must see."""
+    datagram, sealed = _captured()
+    accept = make_gate().receive_datagram(datagram, ("192.0.2.10", 40000), 0.0)
+    assert isinstance(accept, Accept) and accept.verdict is not None
+    parsed = accept.verdict.client_hello
+    assert parsed is not None and parsed.raw == sealed and parsed.server_name == SNI
+    cfg = QuicConfiguration(is_client=False, rng=seeded_rng(5), wall_clock=lambda: WALL)
+    assert accept.configure is not None
+    accept.configure(cfg)
+    assert cfg.expected_client_hello == sealed and cfg.verified_client_hello is parsed
+    # A parse of other bytes is not handed on: TLS then parses the verified bytes itself.
+    other = dataclasses.replace(parsed, raw=bytes(len(sealed)))
+    verdict = dataclasses.replace(accept.verdict, client_hello=other)
+    cfg2 = QuicConfiguration(is_client=False, rng=seeded_rng(5), wall_clock=lambda: WALL)
+    configure_accepted(RealityIdentity.generate(seeded_rng(99)), verdict, sealed, 0.0)(cfg2)
+    assert cfg2.expected_client_hello == sealed and cfg2.verified_client_hello is None
+    # The verdict's parse is not part of its identity or its log line.
+    assert verdict == accept.verdict and "client_hello" not in repr(verdict)
