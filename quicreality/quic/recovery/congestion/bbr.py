@@ -31,9 +31,10 @@ per packet (DRE §3.2); ``on_packets_acked`` takes the record of the packet sent
 at ``largest_acked_sent_time`` (older records are dropped on the way, so the
 lookup is amortised O(1)) and computes ``(delivered - record.delivered) /
 max(send_elapsed, ack_elapsed)`` (DRE §3.3). Samples taken while
-application-limited may only raise the bandwidth filter (BBR §4.1.1.5). The caller's ``app_limited`` flag is turned into DRE's
-``C.app_limited`` marker (``delivered + bytes_in_flight``), so packets sent
-before the marker is passed are sampled as application-limited too.
+application-limited may only raise the bandwidth filter (BBR §4.1.1.5). The
+caller's ``app_limited`` flag is turned into DRE's ``C.app_limited`` marker
+(``delivered + bytes_in_flight``), so packets sent before the marker is passed
+are sampled as application-limited too.
 
 Loss. BBRv1 does not treat random loss as a congestion signal. Here, lost
 bytes are subtracted from the window (BBR §4.2.3.4, first step), the normal
