@@ -52,6 +52,11 @@ TESTCASES = ("handshake", "transfer", "http3", "multiconnect", "chacha20", "retr
              "resumption", "zerortt", "keyupdate", "ecn", "v2", "versionnegotiation",
              "connectionmigration")
 _PLAIN = ("handshake", "transfer", "http3")
+#: The client's ``--versions`` for v2 (start in v1, offer v2: RFC 9368 compatible negotiation)
+#: and versionnegotiation (start in a reserved version, fall back to v1 on the VN packet).
+_VERSIONS = {"v2": "v1,v2", "versionnegotiation": f"0x{RESERVED},v1"}
+#: The server's ``--versions`` for v2: prefer v2, accept v1.
+_SERVER_V2 = "v2,v1"
 _AIOQUIC = ("aioquic", "qh3")
 _NGTCP2_V2 = ("ngtcp2 0.12 (Debian) implements only the v2 draft (0x709a50c4, alias v2draft), "
               "not RFC 9369 v2")
@@ -186,12 +191,9 @@ def _ours_client(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
     if tc == "ecn":
         _need(flags, "client:--ecn")
         return [dl(ep.requests, "--ecn")]
-    if tc == "v2":
+    if tc in _VERSIONS:
         _need(flags, "client:--versions")
-        return [dl(ep.requests, "--versions", "v1,v2")]
-    if tc == "versionnegotiation":
-        _need(flags, "client:--versions")
-        return [dl(ep.requests, "--versions", f"0x{RESERVED},v1")]
+        return [dl(ep.requests, "--versions", _VERSIONS[tc])]
     if tc == "connectionmigration":
         _need(flags, "client:--migrate")
         return [dl(ep.requests, "--migrate")]
@@ -217,7 +219,7 @@ def _ours_server(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
         return [_add(spec.serve(ep.serve_request()), "--ecn")]
     if tc == "v2":
         _need(flags, "server:--versions")
-        return [_add(spec.serve(ep.serve_request()), "--versions", "v2,v1")]
+        return [_add(spec.serve(ep.serve_request()), "--versions", _SERVER_V2)]
     if tc == "connectionmigration":
         _need(flags, "server:--preferred-address")
         if not ep.preferred:
@@ -241,7 +243,10 @@ def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return _one_per_url(ep, lambda u: make(ep.download_request(u)))
     if tc == "chacha20" and chacha:
         return [make(ep.download_request(cipher=CHACHA20))]
-    if ep.peer in _AIOQUIC:  # interop/aioquic/h3client.py: --session-ticket, --0rtt, --key-update
+    if ep.peer in _AIOQUIC:  # interop/aioquic/h3client.py: --session-ticket, --0rtt, --key-update,
+        if tc in _VERSIONS:  # --versions (the first is the version of the first Initial)
+            return [_before_urls(make(ep.download_request()), ep.requests,
+                                 ("--versions", _VERSIONS[tc]))]
         if tc in ("resumption", "zerortt"):
             first, rest = _split_first(ep)
             ticket = ("--session-ticket", str(ep.scratch / "session-ticket.pickle"))
@@ -272,6 +277,8 @@ def _simple_server(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return [spec.serve(ep.serve_request(cipher=CHACHA20))]
     if tc in ("resumption", "zerortt") and ep.peer in _AIOQUIC:
         return [_add(spec.serve(ep.serve_request()), "--tickets")]
+    if tc == "v2" and ep.peer in _AIOQUIC:
+        return [_add(spec.serve(ep.serve_request()), "--versions", _SERVER_V2)]
     raise Unsupported(f"{ep.peer}'s server program has no option for TESTCASE={tc}")
 
 

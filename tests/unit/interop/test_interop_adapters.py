@@ -84,6 +84,17 @@ def test_aioquic_scripts_tickets_0rtt_key_update() -> None:
         assert "--tickets" in srv.argv
 
 
+def test_aioquic_scripts_versions_for_v2_and_version_negotiation() -> None:
+    for peer in ("aioquic", "qh3"):
+        (v2,) = plan(ep(peer, "client", "v2"))
+        assert v2.argv[-3:] == URLS and v2.argv[-5:-3] == ("--versions", "v1,v2")
+        (vn,) = plan(ep(peer, "client", "versionnegotiation"))
+        assert vn.argv[-5:-3] == ("--versions", "0x1a2a3a4a,v1")
+        (srv,) = plan(ep(peer, "server", "v2"))
+        assert srv.argv[-2:] == ("--versions", "v2,v1")
+    assert "--versions" not in plan(ep("aioquic", "server", "versionnegotiation"))[0].argv
+
+
 def test_simple_peers_decline_what_their_programs_lack() -> None:
     for peer in ("quicgo", "curl"):
         with pytest.raises(Unsupported):
