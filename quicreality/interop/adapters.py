@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..scenarios.peers import get_peer
+from ..scenarios.peers import chromium_fetch, get_peer
 from ..scenarios.peers.base import Command, DownloadRequest, ServeRequest, Unsupported
 
 __all__ = ["CLIENTS", "EXIT_UNSUPPORTED", "SERVERS", "Endpoint", "ours_flags", "plan"]
@@ -42,7 +42,7 @@ __all__ = ["CLIENTS", "EXIT_UNSUPPORTED", "SERVERS", "Endpoint", "ours_flags", "
 EXIT_UNSUPPORTED = 127
 #: Peers by role (names as in :mod:`quicreality.scenarios.peers`).
 SERVERS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2")
-CLIENTS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2", "curl")
+CLIENTS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2", "curl", "chromium")
 
 #: A reserved version that forces Version Negotiation (RFC 9000 §15: 0x?a?a?a?a).
 RESERVED = "1a2a3a4a"
@@ -231,11 +231,14 @@ def _ours_server(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
 # ------------------------------------------------------------------ other peers
 
 
-def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
-    """Peers whose programs only fetch URLs (qrgo, curl), and the aioquic/qh3 script."""
-    spec = get_peer(ep.peer)
-    assert spec.download is not None
-    make = spec.download
+def _simple_client(ep: Endpoint, *, chacha: bool = True,
+                   make: Callable[[DownloadRequest], Command] | None = None) -> list[Command]:
+    """Peers whose programs only fetch URLs (qrgo, curl, Chromium's DevTools runner), and the
+    aioquic/qh3 script. ``make``: the download command (default: the peer's scenario adapter)."""
+    if make is None:
+        spec = get_peer(ep.peer)
+        assert spec.download is not None
+        make = spec.download
     tc = ep.testcase
     if tc in _PLAIN or tc == "retry":
         return [make(ep.download_request())]
@@ -355,6 +358,10 @@ def plan(ep: Endpoint, flags: frozenset[str] | None = None) -> list[Command]:
         return _ours_client(ep, f) if ep.role == "client" else _ours_server(ep, f)
     if ep.peer == "ngtcp2":
         return _ngtcp2_client(ep) if ep.role == "client" else _ngtcp2_server(ep)
+    if ep.role == "client" and ep.peer == "chromium":
+        # a browser fetches: handshake, transfer, http3, multiplexing, retry, one browser per
+        # connection for multiconnect; it has no switch for ciphers, tickets, versions, ECN...
+        return _simple_client(ep, chacha=False, make=chromium_fetch.download)
     if ep.role == "client" and ep.peer in CLIENTS:
         return _simple_client(ep, chacha=ep.peer != "curl")
     if ep.role == "server" and ep.peer in SERVERS:

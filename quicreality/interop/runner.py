@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..scenarios.capture import Capture, inject_secrets, start_capture
-from ..scenarios.peers import paths
+from ..scenarios.peers import chromium, paths
 from ..scenarios.peers.base import Command, url_for
 from ..scenarios.peers.certs import make_test_cert
 from ..scenarios.peers.process import PeerFailed, PeerProcess
@@ -72,6 +72,7 @@ _INSTALLED: dict[str, Callable[[], Path]] = {
     "quicgo": paths.qrgo, "ngtcp2": paths.gtlsserver, "curl": paths.curl_h3,
     "aioquic": lambda: paths.aioquic_script("h3server.py"),
     "qh3": lambda: paths.aioquic_script("h3server.py"),
+    "chromium": chromium.binary,
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from quicreality.interop.report import REQUIRED_KEYS
+from quicreality.scenarios.topology import OWNER_DIR
 
 pytestmark = [pytest.mark.lab]
 REPO = Path(__file__).resolve().parents[2]
@@ -27,13 +28,28 @@ def _netns() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
+def _orphans(names: set[str]) -> set[str]:
+    """The namespaces of ``names`` no live process owns: a concurrent run's have a live owner."""
+    out = set()
+    for n in names:
+        try:
+            pid = int(Path(OWNER_DIR, f"{n.rsplit('-', 1)[0]}.owner").read_text())
+        except (OSError, ValueError):
+            out.add(n)
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            out.add(n)
+    return out
+
+
 def _run(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     assert os.geteuid() == 0, "lab tests run as root (network namespaces, TUN, tcpdump)"
     before = _netns()
     r = subprocess.run([sys.executable, "-m", "quicreality.interop", "run", "--results", str(tmp),
                         *args], cwd=REPO, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
-    assert not {n for n in _netns() - before if n.startswith("qr-")}, "namespaces left behind"
+    assert not _orphans({n for n in _netns() - before if n.startswith("qr-")}), \
+        "namespaces left behind"
     runs = sorted((tmp / "interop" / "runs").iterdir())
     assert len(runs) == 1, r.stdout + r.stderr
     return r, runs[0]
@@ -78,6 +94,16 @@ def test_ipv6_case_runs_over_ipv6(tmp_path: Path) -> None:
     assert rows["ipv6"]["reason"] == "transfer over IPv6"
     err = (run / "ours_ours" / "ipv6" / "client.stderr").read_text()
     assert "https://[fd00::2]:443/" in err  # the adapter's argv: an IPv6 literal URL
+
+
+def test_chromium_client_transfer_byte_exact(tmp_path: Path) -> None:
+    r, run = _run(tmp_path, "--clients", "chromium", "--servers", "ours", "--tests",
+                  "transfer,chacha20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {s["case"]: s for s in _samples(run) if s["metric"] == "elapsed"}
+    assert rows["transfer"]["result"] == "succeeded", rows  # 3 files, one connection, bytes equal
+    assert rows["chacha20"]["result"] == "unsupported", rows
+    assert "TESTCASE=chacha20" in str(rows["chacha20"]["reason"])
 
 
 def test_nothing_ran_exits_1(tmp_path: Path) -> None:

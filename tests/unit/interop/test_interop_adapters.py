@@ -95,6 +95,31 @@ def test_aioquic_scripts_versions_for_v2_and_version_negotiation() -> None:
     assert "--versions" not in plan(ep("aioquic", "server", "versionnegotiation"))[0].argv
 
 
+def test_chromium_client_fetches_through_devtools_and_declines_the_rest() -> None:
+    (cmd,) = plan(ep("chromium", "client", "transfer"))
+    assert "quicreality.scenarios.peers.chromium_fetch" in cmd.argv and cmd.argv[-3:] == URLS
+    assert cmd.argv[cmd.argv.index("--ca") + 1] == "/certs/ca.pem"
+    assert "--keylog" in cmd.argv and "/q/chromium-netlog.json" in cmd.argv
+    assert len(plan(ep("chromium", "client", "multiconnect"))) == 3
+    assert plan(ep("chromium", "client", "retry"))[0].argv[-3:] == URLS
+    for tc in ("chacha20", "resumption", "zerortt", "keyupdate", "ecn", "v2",
+               "versionnegotiation", "connectionmigration"):
+        with pytest.raises(Unsupported, match=f"TESTCASE={tc}"):
+            plan(ep("chromium", "client", tc))
+    with pytest.raises(Unsupported, match="no server role"):
+        plan(ep("chromium", "server", "handshake"))
+
+
+def test_chromium_browser_argv_forces_quic_and_resolves_nothing() -> None:
+    from quicreality.scenarios.peers.chromium_fetch import browser_argv
+
+    argv = browser_argv(["https://[fd00::2]:443/a", "https://[fd00::2]:443/b"],
+                        profile=Path("/p"))
+    assert "--origin-to-force-quic-on=[fd00::2]:443" in argv
+    assert "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE fd00::2" in argv
+    assert "--remote-debugging-pipe" in argv and argv[-1] == "about:blank"
+
+
 def test_simple_peers_decline_what_their_programs_lack() -> None:
     for peer in ("quicgo", "curl"):
         with pytest.raises(Unsupported):
