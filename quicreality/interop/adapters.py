@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..scenarios.peers import chromium_fetch, get_peer
+from ..scenarios.peers import chromium_fetch, get_peer, paths
 from ..scenarios.peers.base import Command, DownloadRequest, ServeRequest, Unsupported
 
 __all__ = ["CLIENTS", "EXIT_UNSUPPORTED", "SERVERS", "Endpoint", "ours_flags", "plan"]
@@ -135,6 +135,18 @@ def ours_flags() -> frozenset[str]:
             if word.startswith("--"):
                 out.add(f"{role}:{word.split('=')[0]}")
     return frozenset(out)
+
+
+@functools.cache
+def qrgo_flags() -> frozenset[str]:
+    """The flags of the installed qrgo (``qrgo -h``), e.g. ``-0rtt``; empty if it cannot run."""
+    try:
+        r = subprocess.run([str(paths.qrgo()), "-h"], capture_output=True, text=True, timeout=30,
+                           check=False)
+    except (OSError, subprocess.SubprocessError, paths.PeerNotInstalled):
+        return frozenset()
+    return frozenset(w.split("=")[0] for w in (r.stdout + r.stderr).split()
+                     if w.startswith("-") and len(w) > 1)
 
 
 def _need(flags: frozenset[str], *wanted: str) -> None:
@@ -258,6 +270,13 @@ def _simple_client(ep: Endpoint, *, chacha: bool = True,
                     _before_urls(make(ep.download_request(rest)), rest, second)]
         if tc == "keyupdate":
             return [_before_urls(make(ep.download_request()), ep.requests, ("--key-update",))]
+    if ep.peer == "quicgo" and tc in ("resumption", "zerortt"):
+        # qrgo keeps the ticket in its process: one command, two connections (QIR's split)
+        _split_first(ep)
+        flag = "-resumption" if tc == "resumption" else "-0rtt"
+        if flag not in qrgo_flags():
+            raise Unsupported(f"the installed qrgo has no {flag} (scripts/setup.sh rebuilds it)")
+        return [_before_urls(make(ep.download_request()), ep.requests, (flag,))]
     raise Unsupported(f"{ep.peer}'s client program has no option for TESTCASE={tc}")
 
 
@@ -280,6 +299,10 @@ def _simple_server(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return [spec.serve(ep.serve_request(cipher=CHACHA20))]
     if tc in ("resumption", "zerortt") and ep.peer in _AIOQUIC:
         return [_add(spec.serve(ep.serve_request()), "--tickets")]
+    if tc in ("resumption", "zerortt") and ep.peer == "quicgo":
+        # quic-go 0.29's server issues tickets (crypto/tls) and its http3 server listens with
+        # quic.ListenEarly, which accepts 0-RTT: nothing to add
+        return [spec.serve(ep.serve_request())]
     if tc == "v2" and ep.peer in _AIOQUIC:
         return [_add(spec.serve(ep.serve_request()), "--versions", _SERVER_V2)]
     raise Unsupported(f"{ep.peer}'s server program has no option for TESTCASE={tc}")

@@ -120,10 +120,27 @@ def test_chromium_browser_argv_forces_quic_and_resolves_nothing() -> None:
     assert "--remote-debugging-pipe" in argv and argv[-1] == "about:blank"
 
 
+def test_qrgo_resumption_and_0rtt_when_the_installed_binary_has_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from quicreality.interop import adapters
+
+    monkeypatch.setattr(adapters, "qrgo_flags", lambda: frozenset({"-resumption", "-0rtt"}))
+    (r,) = plan(ep("quicgo", "client", "resumption"))
+    assert r.argv[-4:] == ("-resumption", *URLS)  # one process keeps the ticket: both connections
+    (z,) = plan(ep("quicgo", "client", "zerortt"))
+    assert z.argv[-4:] == ("-0rtt", *URLS)
+    (srv,) = plan(ep("quicgo", "server", "zerortt"))
+    assert "-0rtt" not in srv.argv and "-mode" in srv.argv
+    monkeypatch.setattr(adapters, "qrgo_flags", lambda: frozenset({"-retry"}))  # an old build
+    with pytest.raises(Unsupported, match="installed qrgo has no -0rtt"):
+        plan(ep("quicgo", "client", "zerortt"))
+
+
 def test_simple_peers_decline_what_their_programs_lack() -> None:
-    for peer in ("quicgo", "curl"):
-        with pytest.raises(Unsupported):
-            plan(ep(peer, "client", "resumption"))
+    with pytest.raises(Unsupported):
+        plan(ep("curl", "client", "resumption"))
+    with pytest.raises(Unsupported):
+        plan(ep("quicgo", "client", "keyupdate"))
     for peer in ("aioquic", "qh3", "quicgo"):
         with pytest.raises(Unsupported):
             plan(ep(peer, "server", "ecn"))
