@@ -66,8 +66,9 @@ FETCH_ALL_JS = """
       const r = await fetch(url, {cache: "no-store"});
       const body = await r.arrayBuffer();
       const e = performance.getEntriesByName(url).pop();
-      return {url, status: r.status, body: b64(body), secs: (performance.now() - t0) / 1000,
-              proto: e ? e.nextHopProtocol : null, error: null};
+      return {url, final: r.url, status: r.status, body: b64(body),
+              secs: (performance.now() - t0) / 1000, proto: e ? e.nextHopProtocol : null,
+              error: null};
     } catch (err) {
       return {url, status: null, body: "", secs: (performance.now() - t0) / 1000, proto: null,
               error: String(err)};
@@ -231,7 +232,8 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
                 raise RuntimeError(f"fetch script failed: {res['exceptionDetails']}")
             records: list[dict[str, Any]] = res["result"]["value"]
             for rec in records:  # Resource Timing hides it cross-origin; DevTools does not
-                rec["proto"] = cdp.protocols.get(rec["url"]) or rec["proto"]
+                # (keyed by the normalised URL: Chromium drops a default :443)
+                rec["proto"] = cdp.protocols.get(rec.get("final") or rec["url"]) or rec["proto"]
             with contextlib.suppress(OSError, RuntimeError, TimeoutError):
                 cdp.deadline = min(deadline, time.monotonic() + 5.0)
                 cdp.call("Browser.close")  # a clean exit writes the netlog and closes QUIC
