@@ -115,8 +115,11 @@ def test_chromium_browser_argv_forces_quic_and_resolves_nothing() -> None:
 
     argv = browser_argv(["https://[fd00::2]:443/a", "https://[fd00::2]:443/b"],
                         profile=Path("/p"))
-    assert "--origin-to-force-quic-on=[fd00::2]:443" in argv
-    assert "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE fd00::2" in argv
+    assert "--origin-to-force-quic-on=*" in argv
+    assert "--host-resolver-rules=MAP *.* ~NOTFOUND" in argv  # an IPv6 literal is not mapped
+    v4 = browser_argv(["https://10.99.2.2:443/a"], profile=Path("/p"))
+    assert "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 10.99.2.2" in v4
+    assert "--origin-to-force-quic-on=10.99.2.2:443" in v4
     assert "--remote-debugging-pipe" in argv and argv[-1] == "about:blank"
 
 
