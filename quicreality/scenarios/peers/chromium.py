@@ -48,7 +48,8 @@ from . import paths
 from .base import Command, DownloadRequest, PeerSpec, Unsupported, expected_files, parse_json_lines
 from .paths import PeerNotInstalled
 
-__all__ = ["SPEC", "binary", "chromium_argv", "download", "fetch", "nss_db_argvs", "spki_pin"]
+__all__ = ["SPEC", "binary", "chromium_argv", "download", "fetch", "nss_db_argvs", "runner_logs",
+           "spki_pin"]
 
 #: the real binary (``/usr/bin/chromium`` is a wrapper script that prints noise)
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -147,13 +148,21 @@ def download(req: DownloadRequest) -> Command:
             "--out", str(out), "--timeout", f"{req.timeout:g}"]
     if req.ca is not None:
         argv += ["--ca", str(req.ca)]
+    extra, dirs = runner_logs(req)
+    return Command(argv=(*argv, *extra), cwd=paths.REPO_ROOT, make_dirs=dirs)
+
+
+def runner_logs(req: DownloadRequest) -> tuple[list[str], tuple[Path, ...]]:
+    """The runners' ``--keylog``/``--netlog`` options for ``req`` and the directories they need
+    (the netlog goes to ``qlog_dir/chromium-netlog.json``: Chromium writes no qlog)."""
+    argv: list[str] = []
     if req.keylog is not None:
         argv += ["--keylog", str(req.keylog)]
     dirs = [req.out_dir]
     if req.qlog_dir is not None:
         argv += ["--netlog", str(req.qlog_dir / "chromium-netlog.json")]
         dirs.append(req.qlog_dir)
-    return Command(argv=tuple(argv), cwd=paths.REPO_ROOT, make_dirs=tuple(dirs))
+    return argv, tuple(dirs)
 
 
 # ---- the runner (I/O) ---------------------------------------------------------------------------

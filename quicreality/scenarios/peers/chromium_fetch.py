@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from . import paths
 from .base import Command, DownloadRequest, Unsupported, out_name
-from .chromium import _BASE_FLAGS, binary, nss_db_argvs
+from .chromium import _BASE_FLAGS, binary, nss_db_argvs, runner_logs
 
 __all__ = ["FETCH_ALL_JS", "browser_argv", "download", "fetch_all"]
 
@@ -280,13 +280,8 @@ def download(req: DownloadRequest) -> Command:
         raise Unsupported("Chromium cannot skip certificate checks for QUIC; give a CA")
     argv = [str(paths.python()), "-m", "quicreality.scenarios.peers.chromium_fetch",
             "--out-dir", str(req.out_dir), "--ca", str(req.ca), "--timeout", f"{req.timeout:g}"]
-    if req.keylog is not None:
-        argv += ["--keylog", str(req.keylog)]
-    dirs = [req.out_dir]
-    if req.qlog_dir is not None:
-        argv += ["--netlog", str(req.qlog_dir / "chromium-netlog.json")]
-        dirs.append(req.qlog_dir)
-    return Command(argv=(*argv, *req.urls), cwd=paths.REPO_ROOT, make_dirs=tuple(dirs))
+    extra, dirs = runner_logs(req)
+    return Command(argv=(*argv, *extra, *req.urls), cwd=paths.REPO_ROOT, make_dirs=dirs)
 
 
 def main(argv: list[str] | None = None) -> int:
