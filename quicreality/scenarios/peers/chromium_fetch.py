@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from . import paths
 from .base import Command, DownloadRequest, Unsupported, out_name
-from .chromium import _BASE_FLAGS, binary, nss_db_argvs, runner_logs
+from .chromium import BASE_FLAGS, binary, nss_db_argvs, runner_logs
 
 __all__ = ["FETCH_ALL_JS", "browser_argv", "download", "fetch_all"]
 
@@ -95,7 +95,7 @@ def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = No
     v6 = any(":" in h for h in hosts)
     rules = ", ".join(["MAP *.* ~NOTFOUND" if v6 else "MAP * ~NOTFOUND",
                        *(f"EXCLUDE {h}" for h in hosts if ":" not in h)])
-    argv = [str(binary()), *_BASE_FLAGS, f"--user-data-dir={profile}",
+    argv = [str(binary()), *BASE_FLAGS, f"--user-data-dir={profile}",
             "--remote-debugging-pipe", "--disable-web-security",
             # an IPv6 origin ([fd00::2]:443) is not taken (measured: TCP was tried), "*" is
             "--origin-to-force-quic-on=" + ("*" if v6 else ",".join(origins)),
