@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..scenarios.peers import get_peer
+from ..scenarios.peers import chromium_fetch, get_peer, paths
 from ..scenarios.peers.base import Command, DownloadRequest, ServeRequest, Unsupported
 
 __all__ = ["CLIENTS", "EXIT_UNSUPPORTED", "SERVERS", "Endpoint", "ours_flags", "plan"]
@@ -42,7 +42,7 @@ __all__ = ["CLIENTS", "EXIT_UNSUPPORTED", "SERVERS", "Endpoint", "ours_flags", "
 EXIT_UNSUPPORTED = 127
 #: Peers by role (names as in :mod:`quicreality.scenarios.peers`).
 SERVERS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2")
-CLIENTS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2", "curl")
+CLIENTS = ("ours", "aioquic", "qh3", "quicgo", "ngtcp2", "curl", "chromium")
 
 #: A reserved version that forces Version Negotiation (RFC 9000 §15: 0x?a?a?a?a).
 RESERVED = "1a2a3a4a"
@@ -52,6 +52,11 @@ TESTCASES = ("handshake", "transfer", "http3", "multiconnect", "chacha20", "retr
              "resumption", "zerortt", "keyupdate", "ecn", "v2", "versionnegotiation",
              "connectionmigration")
 _PLAIN = ("handshake", "transfer", "http3")
+#: The client's ``--versions`` for v2 (start in v1, offer v2: RFC 9368 compatible negotiation)
+#: and versionnegotiation (start in a reserved version, fall back to v1 on the VN packet).
+_VERSIONS = {"v2": "v1,v2", "versionnegotiation": f"0x{RESERVED},v1"}
+#: The server's ``--versions`` for v2: prefer v2, accept v1.
+_SERVER_V2 = "v2,v1"
 _AIOQUIC = ("aioquic", "qh3")
 _NGTCP2_V2 = ("ngtcp2 0.12 (Debian) implements only the v2 draft (0x709a50c4, alias v2draft), "
               "not RFC 9369 v2")
@@ -132,6 +137,18 @@ def ours_flags() -> frozenset[str]:
     return frozenset(out)
 
 
+@functools.cache
+def qrgo_flags() -> frozenset[str]:
+    """The flags of the installed qrgo (``qrgo -h``), e.g. ``-0rtt``; empty if it cannot run."""
+    try:
+        r = subprocess.run([str(paths.qrgo()), "-h"], capture_output=True, text=True, timeout=30,
+                           check=False)
+    except (OSError, subprocess.SubprocessError, paths.PeerNotInstalled):
+        return frozenset()
+    return frozenset(w.split("=")[0] for w in (r.stdout + r.stderr).split()
+                     if w.startswith("-") and len(w) > 1)
+
+
 def _need(flags: frozenset[str], *wanted: str) -> None:
     missing = [w for w in wanted if w not in flags]
     if missing:
@@ -186,12 +203,9 @@ def _ours_client(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
     if tc == "ecn":
         _need(flags, "client:--ecn")
         return [dl(ep.requests, "--ecn")]
-    if tc == "v2":
+    if tc in _VERSIONS:
         _need(flags, "client:--versions")
-        return [dl(ep.requests, "--versions", "v1,v2")]
-    if tc == "versionnegotiation":
-        _need(flags, "client:--versions")
-        return [dl(ep.requests, "--versions", f"0x{RESERVED},v1")]
+        return [dl(ep.requests, "--versions", _VERSIONS[tc])]
     if tc == "connectionmigration":
         _need(flags, "client:--migrate")
         return [dl(ep.requests, "--migrate")]
@@ -217,7 +231,7 @@ def _ours_server(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
         return [_add(spec.serve(ep.serve_request()), "--ecn")]
     if tc == "v2":
         _need(flags, "server:--versions")
-        return [_add(spec.serve(ep.serve_request()), "--versions", "v2,v1")]
+        return [_add(spec.serve(ep.serve_request()), "--versions", _SERVER_V2)]
     if tc == "connectionmigration":
         _need(flags, "server:--preferred-address")
         if not ep.preferred:
@@ -229,11 +243,14 @@ def _ours_server(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
 # ------------------------------------------------------------------ other peers
 
 
-def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
-    """Peers whose programs only fetch URLs (qrgo, curl), and the aioquic/qh3 script."""
-    spec = get_peer(ep.peer)
-    assert spec.download is not None
-    make = spec.download
+def _simple_client(ep: Endpoint, *, chacha: bool = True,
+                   make: Callable[[DownloadRequest], Command] | None = None) -> list[Command]:
+    """Peers whose programs only fetch URLs (qrgo, curl, Chromium's DevTools runner), and the
+    aioquic/qh3 script. ``make``: the download command (default: the peer's scenario adapter)."""
+    if make is None:
+        spec = get_peer(ep.peer)
+        assert spec.download is not None
+        make = spec.download
     tc = ep.testcase
     if tc in _PLAIN or tc == "retry":
         return [make(ep.download_request())]
@@ -241,7 +258,10 @@ def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return _one_per_url(ep, lambda u: make(ep.download_request(u)))
     if tc == "chacha20" and chacha:
         return [make(ep.download_request(cipher=CHACHA20))]
-    if ep.peer in _AIOQUIC:  # interop/aioquic/h3client.py: --session-ticket, --0rtt, --key-update
+    if ep.peer in _AIOQUIC:  # interop/aioquic/h3client.py: --session-ticket, --0rtt, --key-update,
+        if tc in _VERSIONS:  # --versions (the first is the version of the first Initial)
+            return [_before_urls(make(ep.download_request()), ep.requests,
+                                 ("--versions", _VERSIONS[tc]))]
         if tc in ("resumption", "zerortt"):
             first, rest = _split_first(ep)
             ticket = ("--session-ticket", str(ep.scratch / "session-ticket.pickle"))
@@ -250,6 +270,13 @@ def _simple_client(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
                     _before_urls(make(ep.download_request(rest)), rest, second)]
         if tc == "keyupdate":
             return [_before_urls(make(ep.download_request()), ep.requests, ("--key-update",))]
+    if ep.peer == "quicgo" and tc in ("resumption", "zerortt"):
+        # qrgo keeps the ticket in its process: one command, two connections (QIR's split)
+        _split_first(ep)
+        flag = "-resumption" if tc == "resumption" else "-0rtt"
+        if flag not in qrgo_flags():
+            raise Unsupported(f"the installed qrgo has no {flag} (scripts/setup.sh rebuilds it)")
+        return [_before_urls(make(ep.download_request()), ep.requests, (flag,))]
     raise Unsupported(f"{ep.peer}'s client program has no option for TESTCASE={tc}")
 
 
@@ -272,6 +299,12 @@ def _simple_server(ep: Endpoint, *, chacha: bool = True) -> list[Command]:
         return [spec.serve(ep.serve_request(cipher=CHACHA20))]
     if tc in ("resumption", "zerortt") and ep.peer in _AIOQUIC:
         return [_add(spec.serve(ep.serve_request()), "--tickets")]
+    if tc in ("resumption", "zerortt") and ep.peer == "quicgo":
+        # quic-go 0.29's server issues tickets (crypto/tls) and its http3 server listens with
+        # quic.ListenEarly, which accepts 0-RTT: nothing to add
+        return [spec.serve(ep.serve_request())]
+    if tc == "v2" and ep.peer in _AIOQUIC:
+        return [_add(spec.serve(ep.serve_request()), "--versions", _SERVER_V2)]
     raise Unsupported(f"{ep.peer}'s server program has no option for TESTCASE={tc}")
 
 
@@ -348,6 +381,10 @@ def plan(ep: Endpoint, flags: frozenset[str] | None = None) -> list[Command]:
         return _ours_client(ep, f) if ep.role == "client" else _ours_server(ep, f)
     if ep.peer == "ngtcp2":
         return _ngtcp2_client(ep) if ep.role == "client" else _ngtcp2_server(ep)
+    if ep.role == "client" and ep.peer == "chromium":
+        # a browser fetches: handshake, transfer, http3, multiplexing, retry, one browser per
+        # connection for multiconnect; it has no switch for ciphers, tickets, versions, ECN...
+        return _simple_client(ep, chacha=False, make=chromium_fetch.download)
     if ep.role == "client" and ep.peer in CLIENTS:
         return _simple_client(ep, chacha=ep.peer != "curl")
     if ep.role == "server" and ep.peer in SERVERS:

@@ -41,12 +41,20 @@ from pathlib import Path
 from typing import Any
 
 from ..scenarios.capture import Capture, inject_secrets, start_capture
-from ..scenarios.peers import paths
-from ..scenarios.peers.base import Command
+from ..scenarios.peers import chromium, paths
+from ..scenarios.peers.base import Command, url_for
 from ..scenarios.peers.certs import make_test_cert
 from ..scenarios.peers.process import PeerFailed, PeerProcess
 from ..scenarios.results import git_info, write_json
-from ..scenarios.topology import ADDRESSES, LINK_IF, OWNER_DIR, Topology, TopologyError, new_run_id
+from ..scenarios.topology import (
+    ADDRESSES,
+    ADDRESSES6,
+    LINK_IF,
+    OWNER_DIR,
+    Topology,
+    TopologyError,
+    new_run_id,
+)
 from ..scenarios.workloads.context import merge_client_first
 from .adapters import EXIT_UNSUPPORTED, ours_flags
 from .cases import Case
@@ -57,12 +65,14 @@ __all__ = ["LINK_FEATURES", "MatrixOptions", "Outcome", "run_matrix"]
 
 PORT = 443
 PREFERRED_PORT = 4443
-#: Link stages this checkout's emulator offers beyond the base model (see cases.Case.needs).
-LINK_FEATURES: frozenset[str] = frozenset()
+#: What the runner's links offer beyond the base model (see cases.Case.needs): ``ipv6``, the
+#: topology's IPv6 addresses (:data:`~quicreality.scenarios.topology.ADDRESSES6`) on the link.
+LINK_FEATURES: frozenset[str] = frozenset({"ipv6"})
 _INSTALLED: dict[str, Callable[[], Path]] = {
     "quicgo": paths.qrgo, "ngtcp2": paths.gtlsserver, "curl": paths.curl_h3,
     "aioquic": lambda: paths.aioquic_script("h3server.py"),
     "qh3": lambda: paths.aioquic_script("h3server.py"),
+    "chromium": chromium.binary,
 }
 
 
@@ -143,6 +153,11 @@ def compare_files(www: Path, downloads: Path, names: Sequence[str]) -> FileCheck
     return FileCheck(expected=len(names), matched=matched, problem="; ".join(problems))
 
 
+def server_address(case: Case) -> str:
+    """The server address the case's clients use: IPv6 for a case that needs ``ipv6``."""
+    return ADDRESSES6["server"] if "ipv6" in case.needs else ADDRESSES["server"]
+
+
 def _endpoint(topo: Topology, host: str, peer: str, env: dict[str, str], d: Path,
               name: str) -> PeerProcess:
     argv = topo.exec_argv(host, [sys.executable, "-m", "quicreality.interop.endpoint", peer])
@@ -177,13 +192,14 @@ def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
     dl = Path(tempfile.mkdtemp(prefix="dl-", dir=env.scratch))
     sscratch = Path(tempfile.mkdtemp(prefix="srv-", dir=env.scratch))
     cscratch = Path(tempfile.mkdtemp(prefix="cli-", dir=env.scratch))
-    base = f"https://{ADDRESSES['server']}:{PORT}/"
-    requests = [base + n for n in env.names] or [base]
+    v6 = "ipv6" in case.needs
+    server_ip = server_address(case)
+    requests = [url_for(server_ip, PORT, n) for n in env.names] or [url_for(server_ip, PORT, "")]
     common = {"CERTS": str(env.certs), "QR_TIMEOUT": f"{case.timeout_s:g}",
               "QR_OURS_FLAGS": " ".join(sorted(ours_flags()))}
     senv = {**common, "ROLE": "server", "TESTCASE": case.testname("server"),
             "SSLKEYLOGFILE": str(d / "keys" / "server.keys"), "QLOGDIR": str(d / "qlog/server"),
-            "WWW": str(env.www), "QR_LISTEN": f"0.0.0.0:{PORT}",
+            "WWW": str(env.www), "QR_LISTEN": f"[::]:{PORT}" if v6 else f"0.0.0.0:{PORT}",
             "QR_PREFERRED": f"{ADDRESSES['server']}:{PREFERRED_PORT}", "QR_SCRATCH": str(sscratch)}
     cenv = {**common, "ROLE": "client", "TESTCASE": case.testname("client"),
             "REQUESTS": " ".join(requests), "SSLKEYLOGFILE": str(d / "keys" / "client.keys"),
@@ -269,7 +285,7 @@ def _judge(env: _CaseEnv, d: Path, dl: Path, client_rc: int | None) -> Verdict:
             out = d / f"{host}.pcapng"
             inject_secrets(str(pcap), str(keys), str(out))
             pcap.unlink()
-            traces[host] = read_trace(out, ADDRESSES["server"])
+            traces[host] = read_trace(out, server_address(env.case))
     except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
         return fail(f"could not read the capture: {e}")
     try:
@@ -340,7 +356,8 @@ def make_certs(d: Path, *, big: bool) -> Path:
     """QIR's ``/certs``: ``cert.pem``, ``priv.key`` (and our ``ca.pem``) for the server address;
     ``big``: a leaf padded with DNS names so the server's flight exceeds 7500 bytes."""
     pad = [f"pad-{i:03d}.amplification.test" for i in range(_PAD_SANS)] if big else []
-    cert, key, ca = make_test_cert(d / "pki", extra_sans=[ADDRESSES["server"], *pad])
+    cert, key, ca = make_test_cert(d / "pki", extra_sans=[ADDRESSES["server"],
+                                                          ADDRESSES6["server"], *pad])
     for src, dst in ((cert, "cert.pem"), (key, "priv.key"), (ca, "ca.pem")):
         shutil.copy(src, d / dst)
     return d

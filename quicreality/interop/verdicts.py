@@ -248,13 +248,27 @@ def check_ecn(ev: Evidence) -> Verdict:
 
 
 def check_v2(ev: Evidence) -> Verdict:
-    """The server answered in QUIC v2 (compatible version negotiation, RFC 9368)."""
-    bad = _base(ev, version=V2)
-    if bad:
-        return bad
-    first = ev.client.packets("initial", from_server=False)
-    if not first or first[0].version != V1:
-        return fail("the client's first Initial was not v1")
+    """QUIC v2 by compatible version negotiation (RFC 9368), as QIR's ``TestCaseV2`` checks it:
+    the client's Initials include v1, the server's include v2 (a v1 Initial before the server's
+    CRYPTO data, e.g. an ACK while the ClientHello is incomplete, is allowed), and every
+    Handshake packet of both sides is v2; one handshake, the files."""
+    got = handshakes(ev.server)
+    if got != ev.expect_handshakes:
+        return fail(f"expected {ev.expect_handshakes} handshake(s), the server sent Initials with "
+                    f"{got} SCID(s)")
+    client_initials = {p.version for p in ev.client.packets("initial", from_server=False)}
+    if V1 not in client_initials:
+        return fail(f"the client's Initials were not v1: {sorted(hex(v or 0) for v in client_initials)}")
+    if V2 not in server_versions(ev.server):
+        return fail(f"the server's Initials never used v2: "
+                    f"{sorted(hex(v) for v in server_versions(ev.server))}")
+    for side, trace, from_server in (("client", ev.client, False), ("server", ev.server, True)):
+        hs = {p.version for p in trace.packets("handshake", from_server=from_server)}
+        if hs != {V2}:
+            return fail(f"the {side}'s Handshake packets used {sorted(hex(v or 0) for v in hs)}, "
+                        f"not v2 only")
+    if ev.files.problem:
+        return fail(ev.files.problem)
     return ok("client started in v1, server selected v2")
 
 

@@ -3,7 +3,7 @@
 ours <-> ours for handshake and transfer, then a real peer pair (our server, ngtcp2's
 gtlsclient) for handshake and retry: real namespaces, emulated link, captures decrypted with the
 merged key logs, verdicts from the wire; result.json in QIR's schema, samples.jsonl, matrix.html;
-no namespace left behind.
+the ipv6 case over the links' IPv6 addresses; no namespace left behind.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from quicreality.interop.report import REQUIRED_KEYS
+from quicreality.scenarios.topology import OWNER_DIR
 
 pytestmark = [pytest.mark.lab]
 REPO = Path(__file__).resolve().parents[2]
@@ -27,13 +28,28 @@ def _netns() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
+def _orphans(names: set[str]) -> set[str]:
+    """The namespaces of ``names`` no live process owns: a concurrent run's have a live owner."""
+    out = set()
+    for n in names:
+        try:
+            pid = int(Path(OWNER_DIR, f"{n.rsplit('-', 1)[0]}.owner").read_text())
+        except (OSError, ValueError):
+            out.add(n)
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            out.add(n)
+    return out
+
+
 def _run(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     assert os.geteuid() == 0, "lab tests run as root (network namespaces, TUN, tcpdump)"
     before = _netns()
     r = subprocess.run([sys.executable, "-m", "quicreality.interop", "run", "--results", str(tmp),
                         *args], cwd=REPO, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
-    assert not {n for n in _netns() - before if n.startswith("qr-")}, "namespaces left behind"
+    assert not _orphans({n for n in _netns() - before if n.startswith("qr-")}), \
+        "namespaces left behind"
     runs = sorted((tmp / "interop" / "runs").iterdir())
     assert len(runs) == 1, r.stdout + r.stderr
     return r, runs[0]
@@ -70,13 +86,39 @@ def test_real_peer_pair(tmp_path: Path) -> None:
     assert rows["retry"]["reason"] == "Retry sent, its token used"
 
 
-def test_nothing_ran_exits_1(tmp_path: Path) -> None:
-    # ipv6 needs IPv6 on the runner's links, which the runner does not offer yet
-    from quicreality.interop.runner import LINK_FEATURES
-
-    assert "ipv6" not in LINK_FEATURES, "ipv6 runs now: pick a case this runner cannot run"
+def test_ipv6_case_runs_over_ipv6(tmp_path: Path) -> None:
     r, run = _run(tmp_path, "--clients", "ours", "--servers", "ours", "--tests", "ipv6")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {s["case"]: s for s in _samples(run) if s["metric"] == "elapsed"}
+    assert rows["ipv6"]["result"] == "succeeded", rows
+    assert rows["ipv6"]["reason"] == "transfer over IPv6"
+    err = (run / "ours_ours" / "ipv6" / "client.stderr").read_text()
+    assert "https://[fd00::2]:443/" in err  # the adapter's argv: an IPv6 literal URL
+
+
+def test_chromium_client_transfer_byte_exact(tmp_path: Path) -> None:
+    r, run = _run(tmp_path, "--clients", "chromium", "--servers", "ours", "--tests",
+                  "transfer,chacha20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {s["case"]: s for s in _samples(run) if s["metric"] == "elapsed"}
+    assert rows["transfer"]["result"] == "succeeded", rows  # 3 files, one connection, bytes equal
+    assert rows["chacha20"]["result"] == "unsupported", rows
+    assert "TESTCASE=chacha20" in str(rows["chacha20"]["reason"])
+
+
+def test_nothing_ran_exits_1(tmp_path: Path) -> None:
+    # neither peer is installed under an empty QR_PEERS_DIR: every pair is "not run"
+    empty = tmp_path / "no-peers"
+    empty.mkdir()
+    os.environ["QR_PEERS_DIR"] = str(empty)
+    try:
+        from quicreality.interop.runner import missing_peer
+
+        assert missing_peer("quicgo") and missing_peer("curl"), "premise: both peers missing"
+        r, run = _run(tmp_path, "--clients", "curl", "--servers", "quicgo", "--tests", "handshake")
+    finally:
+        del os.environ["QR_PEERS_DIR"]
     assert r.returncode == 1, r.stdout + r.stderr
     doc = json.loads((run / "result.json").read_text())
-    assert doc["results"] == [[{"abbr": "6", "name": "ipv6", "result": None}]]
+    assert doc["results"] == [[{"abbr": "H", "name": "handshake", "result": None}]]
     assert "NOT RUN" in r.stdout

@@ -5,13 +5,16 @@ connection ID, and migration to the server's preferred address."""
 from __future__ import annotations
 
 import hashlib
+import heapq
 from typing import Any
 
 from simpair import CLIENT_ADDR, SERVER_ADDR, LinkModel
 from test_sim_pair import EchoPair
 
 from quicreality.qlog.sink import RecordingSink
+from quicreality.quic import events
 from quicreality.quic.connection import QuicConnection
+from quicreality.quic.recovery.loss import SPACE_HANDSHAKE
 
 SIZE = 1_500_000
 NEW_PORT = (CLIENT_ADDR[0], CLIENT_ADDR[1] + 1)
@@ -330,4 +333,33 @@ def test_nat_rebinding_during_the_handshake_is_followed() -> None:
     updated = [r["data"] for r in pair.sinks[False].named("custom")
                if r["name"] == "transport:path_updated"]
     assert updated and updated[0]["trigger"] == "handshake"
+    assert pair.amplification_ok
+
+
+def test_nat_rebinding_right_after_the_client_finished_does_not_deadlock() -> None:
+    """The interop matrix's rebind-addr failure: the NAT rebinds after the client's Finished and
+    first request reached the server and before the server's answer came back, so everything
+    the server sends goes to the forgotten mapping. The server has confirmed the handshake and
+    discarded its Handshake keys, so the client's Handshake probes from the new address are
+    undecryptable there; only a 1-RTT packet from the new address moves the server's path
+    (RFC 9000 §9.3). The client's PTO therefore also sends from the Application space, where it
+    has data in flight (RFC 9002 §6.2.4); without that both sides wait for the idle timeout."""
+    pair = MigrationPair(seed=13, link=LinkModel(delay=0.02, rate_bps=20e6, queue_bytes=200_000))
+    pair.connect()
+    pair.run(lambda: any(isinstance(e, events.HandshakeCompleted) for e in pair.client_events),
+             max_time=10)
+    ids = pair.request()  # goes out right behind the Finished, as the interop client's request
+    pair.run(lambda: any(isinstance(e, events.HandshakeCompleted) for e in pair.server_events)
+             and not any(q[2] == "to_server" for q in pair._queue), max_time=10)
+    server = pair.server
+    assert server is not None and server._spaces[SPACE_HANDSHAKE].discarded
+    # the NAT forgets the old mapping: what is in flight to it is lost, later sends too
+    assert any(q[2] == "to_client" for q in pair._queue), "premise: the answer is in flight"
+    pair._queue[:] = [q for q in pair._queue if q[2] != "to_client"]
+    heapq.heapify(pair._queue)
+    pair.blocked = {CLIENT_ADDR}
+    pair.client_addr = NEW_HOST
+    pair.run(pair.done, max_time=60)
+    assert body_ok(pair, ids)
+    assert server._path.address == NEW_HOST and server._path.validated
     assert pair.amplification_ok

@@ -477,6 +477,15 @@ class LossRecovery:
         _, space_id = self._pto_time_and_space()
         self.pto_count += 1
         self._requeue_for_probe(space_id)
+        # RFC 9002 §6.2.4: "the sender SHOULD send ack-eliciting packets from other packet number
+        # spaces with in-flight data, coalescing packets if possible". Done for a Handshake PTO
+        # with 1-RTT data in flight: a client whose Finished and first 1-RTT packets went out
+        # before a NAT rebinding must reach the server, which has discarded its Handshake keys,
+        # with a 1-RTT packet from the new address (RFC 9000 §9.3). (Not for an Initial PTO:
+        # 0-RTT data there would crowd the ClientHello out of the two probe datagrams.)
+        app = self.spaces[SPACE_APPLICATION]
+        if space_id == SPACE_HANDSHAKE and not app.discarded and app.ack_eliciting_in_flight > 0:
+            self._requeue_for_probe(SPACE_APPLICATION)
         return space_id
 
     def _requeue_for_probe(self, space_id: int) -> None:

@@ -48,12 +48,14 @@ from . import paths
 from .base import Command, DownloadRequest, PeerSpec, Unsupported, expected_files, parse_json_lines
 from .paths import PeerNotInstalled
 
-__all__ = ["SPEC", "binary", "chromium_argv", "download", "fetch", "nss_db_argvs", "spki_pin"]
+__all__ = ["BASE_FLAGS", "SPEC", "binary", "chromium_argv", "download", "fetch", "nss_db_argvs",
+           "runner_logs", "spki_pin"]
 
 #: the real binary (``/usr/bin/chromium`` is a wrapper script that prints noise)
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 _FAILED = re.compile(r"Page load failed: (net::ERR_[A-Z0-9_]+)")
-_BASE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+#: Headless, no sandbox (root in a netns), nothing fetched or synced at start.
+BASE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-extensions", "--disable-default-apps", "--no-default-browser-check")
 
@@ -103,7 +105,7 @@ def chromium_argv(url: str, *, profile: Path, pins: Sequence[str] = (),
     rules = f"MAP * ~NOTFOUND, EXCLUDE {host}" if is_ip else (
         f"MAP {host} {resolve}, MAP * ~NOTFOUND, EXCLUDE {resolve}")
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    argv = [str(binary()), *_BASE_FLAGS, f"--user-data-dir={profile}",
+    argv = [str(binary()), *BASE_FLAGS, f"--user-data-dir={profile}",
             f"--origin-to-force-quic-on={authority}", f"--host-resolver-rules={rules}"]
     if pins:
         argv.append("--ignore-certificate-errors-spki-list=" + ",".join(pins))
@@ -119,7 +121,7 @@ def render_argv(url: str, *, profile: Path, screenshot: Path | None = None,
     DOM after rendering on stdout (``--dump-dom``), or a PNG of the window at ``screenshot``.
     No name resolves (``MAP * ~NOTFOUND``), so nothing leaves the host."""
     host = urlsplit(url).hostname or "127.0.0.1"
-    argv = [str(binary()), *_BASE_FLAGS, "--hide-scrollbars", f"--user-data-dir={profile}",
+    argv = [str(binary()), *BASE_FLAGS, "--hide-scrollbars", f"--user-data-dir={profile}",
             f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}",
             f"--window-size={window[0]},{window[1]}"]
     argv += [f"--screenshot={screenshot}"] if screenshot is not None else ["--dump-dom"]
@@ -147,13 +149,21 @@ def download(req: DownloadRequest) -> Command:
             "--out", str(out), "--timeout", f"{req.timeout:g}"]
     if req.ca is not None:
         argv += ["--ca", str(req.ca)]
+    extra, dirs = runner_logs(req)
+    return Command(argv=(*argv, *extra), cwd=paths.REPO_ROOT, make_dirs=dirs)
+
+
+def runner_logs(req: DownloadRequest) -> tuple[list[str], tuple[Path, ...]]:
+    """The runners' ``--keylog``/``--netlog`` options for ``req`` and the directories they need
+    (the netlog goes to ``qlog_dir/chromium-netlog.json``: Chromium writes no qlog)."""
+    argv: list[str] = []
     if req.keylog is not None:
         argv += ["--keylog", str(req.keylog)]
     dirs = [req.out_dir]
     if req.qlog_dir is not None:
         argv += ["--netlog", str(req.qlog_dir / "chromium-netlog.json")]
         dirs.append(req.qlog_dir)
-    return Command(argv=tuple(argv), cwd=paths.REPO_ROOT, make_dirs=tuple(dirs))
+    return argv, tuple(dirs)
 
 
 # ---- the runner (I/O) ---------------------------------------------------------------------------

@@ -84,10 +84,66 @@ def test_aioquic_scripts_tickets_0rtt_key_update() -> None:
         assert "--tickets" in srv.argv
 
 
+def test_aioquic_scripts_versions_for_v2_and_version_negotiation() -> None:
+    for peer in ("aioquic", "qh3"):
+        (v2,) = plan(ep(peer, "client", "v2"))
+        assert v2.argv[-3:] == URLS and v2.argv[-5:-3] == ("--versions", "v1,v2")
+        (vn,) = plan(ep(peer, "client", "versionnegotiation"))
+        assert vn.argv[-5:-3] == ("--versions", "0x1a2a3a4a,v1")
+        (srv,) = plan(ep(peer, "server", "v2"))
+        assert srv.argv[-2:] == ("--versions", "v2,v1")
+    assert "--versions" not in plan(ep("aioquic", "server", "versionnegotiation"))[0].argv
+
+
+def test_chromium_client_fetches_through_devtools_and_declines_the_rest() -> None:
+    (cmd,) = plan(ep("chromium", "client", "transfer"))
+    assert "quicreality.scenarios.peers.chromium_fetch" in cmd.argv and cmd.argv[-3:] == URLS
+    assert cmd.argv[cmd.argv.index("--ca") + 1] == "/certs/ca.pem"
+    assert "--keylog" in cmd.argv and "/q/chromium-netlog.json" in cmd.argv
+    assert len(plan(ep("chromium", "client", "multiconnect"))) == 3
+    assert plan(ep("chromium", "client", "retry"))[0].argv[-3:] == URLS
+    for tc in ("chacha20", "resumption", "zerortt", "keyupdate", "ecn", "v2",
+               "versionnegotiation", "connectionmigration"):
+        with pytest.raises(Unsupported, match=f"TESTCASE={tc}"):
+            plan(ep("chromium", "client", tc))
+    with pytest.raises(Unsupported, match="no server role"):
+        plan(ep("chromium", "server", "handshake"))
+
+
+def test_chromium_browser_argv_forces_quic_and_resolves_nothing() -> None:
+    from quicreality.scenarios.peers.chromium_fetch import browser_argv
+
+    argv = browser_argv(["https://[fd00::2]:443/a", "https://[fd00::2]:443/b"],
+                        profile=Path("/p"))
+    assert "--origin-to-force-quic-on=*" in argv
+    assert "--host-resolver-rules=MAP *.* ~NOTFOUND" in argv  # an IPv6 literal is not mapped
+    v4 = browser_argv(["https://10.99.2.2:443/a"], profile=Path("/p"))
+    assert "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 10.99.2.2" in v4
+    assert "--origin-to-force-quic-on=10.99.2.2:443" in v4
+    assert "--remote-debugging-pipe" in argv and argv[-1] == "about:blank"
+
+
+def test_qrgo_resumption_and_0rtt_when_the_installed_binary_has_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from quicreality.interop import adapters
+
+    monkeypatch.setattr(adapters, "qrgo_flags", lambda: frozenset({"-resumption", "-0rtt"}))
+    (r,) = plan(ep("quicgo", "client", "resumption"))
+    assert r.argv[-4:] == ("-resumption", *URLS)  # one process keeps the ticket: both connections
+    (z,) = plan(ep("quicgo", "client", "zerortt"))
+    assert z.argv[-4:] == ("-0rtt", *URLS)
+    (srv,) = plan(ep("quicgo", "server", "zerortt"))
+    assert "-0rtt" not in srv.argv and "-mode" in srv.argv
+    monkeypatch.setattr(adapters, "qrgo_flags", lambda: frozenset({"-retry"}))  # an old build
+    with pytest.raises(Unsupported, match="installed qrgo has no -0rtt"):
+        plan(ep("quicgo", "client", "zerortt"))
+
+
 def test_simple_peers_decline_what_their_programs_lack() -> None:
-    for peer in ("quicgo", "curl"):
-        with pytest.raises(Unsupported):
-            plan(ep(peer, "client", "resumption"))
+    with pytest.raises(Unsupported):
+        plan(ep("curl", "client", "resumption"))
+    with pytest.raises(Unsupported):
+        plan(ep("quicgo", "client", "keyupdate"))
     for peer in ("aioquic", "qh3", "quicgo"):
         with pytest.raises(Unsupported):
             plan(ep(peer, "server", "ecn"))

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from quicreality.interop.cases import CASES, CaseError, by_name, select
+from quicreality.interop.runner import LINK_FEATURES, server_address
 from quicreality.interop.verdicts import CHECKS
+from quicreality.scenarios.topology import ADDRESSES, ADDRESSES6
 
 REPO = Path(__file__).resolve().parents[3]
 QIR = ["versionnegotiation", "handshake", "transfer", "longrtt", "chacha20", "multiplexing",
@@ -26,6 +28,13 @@ def test_every_qir_case_with_a_check_and_a_valid_link() -> None:
         assert c.check in CHECKS, c.name
         c.link.validate()
     assert {c.name for c in CASES if c.measurement} == {"goodput", "crosstraffic"}
+
+
+def test_every_case_can_be_built_and_ipv6_targets_the_ipv6_address() -> None:
+    for c in CASES:
+        assert c.needs <= LINK_FEATURES, c.name
+    assert server_address(by_name("ipv6")) == ADDRESSES6["server"] == "fd00::2"
+    assert server_address(by_name("transfer")) == ADDRESSES["server"]
 
 
 def test_links_follow_qir_scenarios() -> None:

@@ -33,7 +33,26 @@ def test_wrong_version_fails() -> None:
               server_ip=SERVER)
     v = judge("handshake", evidence(t))
     assert v.result == "failed" and "0x6b3343cf" in v.reason
-    assert judge("v2", evidence(t)).result == "succeeded"
+    v = judge("v2", evidence(t))
+    assert v.result == "failed" and "Handshake packets used []" in v.reason
+
+
+def test_v2_as_qir_checks_it() -> None:
+    def hs(version: int) -> QuicPacket:
+        return QuicPacket("handshake", version=version, scid="s", dcid="c1")
+
+    def trace(*server: QuicPacket, client_hs: int = V2) -> Trace:
+        return Trace(datagrams=(dg(1, False, initial("c1")), *(dg(2 + i, True, p) for i, p in
+                                                                 enumerate(server)),
+                                dg(9, False, hs(client_hs))), server_ip=SERVER)
+
+    ack_v1 = initial("s", dcid="c1")  # an ACK in v1 before the server's CRYPTO: QIR allows it
+    good = trace(ack_v1, initial("s", dcid="c1", version=V2), hs(V2))
+    assert judge("v2", evidence(good, client=good)).result == "succeeded"
+    stayed = trace(ack_v1, hs(1), client_hs=1)
+    assert "never used v2" in judge("v2", evidence(stayed, client=stayed)).reason
+    mixed = trace(initial("s", dcid="c1", version=V2), hs(V2), client_hs=1)
+    assert "client's Handshake" in judge("v2", evidence(mixed, client=mixed)).reason
 
 
 def test_chacha20_reads_the_server_hello() -> None:

@@ -14,9 +14,12 @@
 //
 // Client:
 //
-//	qrgo -mode client [-insecure] [-ca FILE] [-keylog F] [-qlog-dir D] [-o DIR] [-cipher LIST] [-timeout 60s] URL...
+//	qrgo -mode client [-insecure] [-ca FILE] [-keylog F] [-qlog-dir D] [-o DIR] [-cipher LIST] [-timeout 60s]
+//	     [-resumption | -0rtt] URL...
 //
-// downloads each URL in turn over one HTTP/3 connection per host, writes the body to DIR/<basename of the path>
+// downloads each URL in turn over one HTTP/3 connection per host (-resumption: the first URL on one connection,
+// the others on a second connection that resumes the first one's TLS session from this process's session cache;
+// -0rtt: the same, and the second connection sends all its requests at once in 0-RTT), writes the body to DIR/<basename of the path>
 // (index.html for "/", and nothing when -o is not given) and prints one JSON line per URL on stdout:
 // {"url":...,"status":200,"bytes":N,"secs":0.123,"proto":"HTTP/3.0"} plus "file" and, on failure, "error".
 // It exits 1 when any URL failed (transport error or status >= 400), 2 on usage errors.
@@ -296,7 +299,7 @@ func outName(u *url.URL) string {
 	return b
 }
 
-func fetch(client *http.Client, raw, outDir string, timeout time.Duration) result {
+func fetch(client *http.Client, raw, outDir string, timeout time.Duration, method string) result {
 	r := result{URL: raw}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -306,7 +309,7 @@ func fetch(client *http.Client, raw, outDir string, timeout time.Duration) resul
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	req, err := http.NewRequestWithContext(ctx, method, raw, nil)
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -342,7 +345,31 @@ func fetch(client *http.Client, raw, outDir string, timeout time.Duration) resul
 	return r
 }
 
-func runClient(urls []string, insecure bool, caFile, keylog, qlogDir, outDir, ciphers string, timeout time.Duration) {
+// fetchBatch fetches urls over the RoundTripper's connection: one after the other, or all at once (parallel,
+// which is what gets every request of a resumed connection into 0-RTT). Results come back in URL order.
+func fetchBatch(client *http.Client, urls []string, outDir string, timeout time.Duration, method string,
+	parallel bool) []result {
+	out := make([]result, len(urls))
+	if !parallel {
+		for i, u := range urls {
+			out[i] = fetch(client, u, outDir, timeout, method)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	for i, u := range urls {
+		wg.Add(1)
+		go func(i int, u string) {
+			defer wg.Done()
+			out[i] = fetch(client, u, outDir, timeout, method)
+		}(i, u)
+	}
+	wg.Wait()
+	return out
+}
+
+func runClient(urls []string, insecure bool, caFile, keylog, qlogDir, outDir, ciphers string, timeout time.Duration,
+	resume, zeroRTT bool) {
 	if len(urls) == 0 {
 		usagef("client needs at least one URL")
 	}
@@ -351,6 +378,16 @@ func runClient(urls []string, insecure bool, caFile, keylog, qlogDir, outDir, ci
 		KeyLogWriter:       keyLogWriter(keylog),
 		CipherSuites:       parseCiphers(ciphers),
 		MinVersion:         tls.VersionTLS13,
+	}
+	// -resumption / -0rtt: the first URL on one connection, the others on a second one that resumes its session
+	// (the ticket stays in this process's session cache; quic-go 0.29 cannot export it to a file)
+	batches := [][]string{urls}
+	if resume || zeroRTT {
+		if len(urls) < 2 {
+			usagef("-resumption and -0rtt need at least 2 URLs")
+		}
+		tlsConf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		batches = [][]string{urls[:1], urls[1:]}
 	}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
@@ -375,12 +412,21 @@ func runClient(urls []string, insecure bool, caFile, keylog, qlogDir, outDir, ci
 	client := &http.Client{Transport: rt}
 	failed := false
 	enc := json.NewEncoder(os.Stdout)
-	for _, u := range urls {
-		r := fetch(client, u, outDir, timeout)
-		if r.Error != "" {
-			failed = true
+	for i, batch := range batches {
+		method := http.MethodGet
+		if i > 0 {
+			_ = rt.Close() // the next request dials a new connection, resuming the cached session
+			time.Sleep(50 * time.Millisecond)
+			if zeroRTT {
+				method = http3.MethodGet0RTT // sent at once, in 0-RTT packets
+			}
 		}
-		_ = enc.Encode(r)
+		for _, r := range fetchBatch(client, batch, outDir, timeout, method, i > 0 && zeroRTT) {
+			if r.Error != "" {
+				failed = true
+			}
+			_ = enc.Encode(r)
+		}
 	}
 	_ = rt.Close()
 	time.Sleep(50 * time.Millisecond) // connection close runs the tracers' Close
@@ -418,6 +464,9 @@ func main() {
 	keylog := flag.String("keylog", "", "write TLS secrets here (default: $SSLKEYLOGFILE)")
 	qlogDir := flag.String("qlog-dir", "", "write one qlog per connection here (default: $QLOGDIR)")
 	ciphers := flag.String("cipher", "", "restrict TLS 1.3 cipher suites (comma separated)")
+	resume := flag.Bool("resumption", false, "client: first URL on one connection, the others on a second one that "+
+		"resumes its TLS session")
+	zeroRTT := flag.Bool("0rtt", false, "client: as -resumption, and the second connection sends its requests in 0-RTT")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: qrgo -mode server -addr HOST:PORT -cert F -key F -www DIR [opts]\n"+
 			"       qrgo -mode client [opts] URL...\n")
@@ -431,7 +480,7 @@ func main() {
 	case "server":
 		runServer(*addr, *cert, *key, *www, *qlogDir, *keylog, *ciphers, *retry)
 	case "client":
-		runClient(flag.Args(), *insecure, *ca, *keylog, *qlogDir, *outDir, *ciphers, *timeout)
+		runClient(flag.Args(), *insecure, *ca, *keylog, *qlogDir, *outDir, *ciphers, *timeout, *resume, *zeroRTT)
 	default:
 		usagef("unknown -mode %q", *mode)
 	}
