@@ -7,6 +7,11 @@ drift on a shared machine hits both alike, for each ``-P`` value:
 * ``direct``: iperf3 client -> iperf3 server over loopback TCP;
 * ``relay``: iperf3 client -> relay client -> QUIC (REALITY) -> relay server -> iperf3 server.
 
+Per relay process it also prints where its wall time went (``/proc/<pid>/task/*/schedstat``):
+running, waiting in the run queue for a CPU, or idle (asleep: waiting on sockets or timers). A relay
+that is slow with the run-queue share high is CPU-starved by the machine's other work, not held
+back by windows or timers; only a high idle share points at those (``docs/performance.md``).
+
 The relay runs once per QUIC datagram size (``--datagram-sizes``, default 1200 and 1452: one relay
 server and client pair each), so each ``-P`` gets a row per size.
 Printed per mode: receiver goodput of both (Mbit/s, median of rounds), the ratio relay/direct,
@@ -47,6 +52,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def sched_seconds(pid: int) -> tuple[float, float]:
+    """``(running, waiting in the run queue)`` seconds of all a process's threads (schedstat)."""
+    run = wait = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+            fields = f.read().split()
+        run += int(fields[0])
+        wait += int(fields[1])
+    return run / 1e9, wait / 1e9
+
+
+def sched_shares(before: tuple[float, float], after: tuple[float, float],
+                 wall: float) -> dict[str, float]:
+    """Shares of ``wall`` spent running, waiting for a CPU, and idle (the rest)."""
+    run = (after[0] - before[0]) / wall if wall > 0 else 0.0
+    wait = (after[1] - before[1]) / wall if wall > 0 else 0.0
+    return {"run": round(run, 3), "wait": round(wait, 3), "idle": round(max(0.0, 1 - run - wait), 3)}
+
+
 def _free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -73,6 +97,8 @@ class Sample:
     cpu_server: float = 0.0
     cpu_client: float = 0.0
     doc: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: shares of the run's wall time per relay process ("server", "client"): run, wait, idle
+    sched: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def cpu_per_gb(self) -> float:
@@ -145,9 +171,13 @@ class Bench:
         argv = [*iperf3.client(req).argv, "-P", str(parallel)]
         assert self.server is not None and self.client is not None
         cpu0 = (cpu_seconds(self.server.pid), cpu_seconds(self.client.pid))
+        sched0 = (sched_seconds(self.server.pid), sched_seconds(self.client.pid))
+        t0 = time.monotonic()
         proc = self._start(argv, f"iperf3-{mode}-P{parallel}-{len(self.procs)}")
         done = proc.wait(seconds + 60)
         cpu1 = (cpu_seconds(self.server.pid), cpu_seconds(self.client.pid))
+        sched1 = (sched_seconds(self.server.pid), sched_seconds(self.client.pid))
+        wall = time.monotonic() - t0
         doc = json.loads(done.stdout)
         if done.returncode != 0 or doc.get("error"):
             raise RuntimeError(f"iperf3 {mode} -P {parallel}: {doc.get('error')}\n{proc.describe()}")
@@ -156,6 +186,8 @@ class Bench:
                         datagram if mode == "relay" else 0, doc=doc)
         if mode == "relay":
             sample.cpu_server, sample.cpu_client = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+            sample.sched = {"server": sched_shares(sched0[0], sched1[0], wall),
+                            "client": sched_shares(sched0[1], sched1[1], wall)}
         return sample
 
     def close(self) -> None:
@@ -187,6 +219,9 @@ def summarize(samples: list[Sample], parallels: list[int],
                 s.cpu_server / max(s.bytes / 1e9, 1e-9) for s in relay), 2),
             "relay_client_cpu_s_per_gb": round(statistics.median(
                 s.cpu_client / max(s.bytes / 1e9, 1e-9) for s in relay), 2),
+            "relay_sched": {side: {k: round(statistics.median(s.sched[side][k] for s in relay), 3)
+                                   for k in ("run", "wait", "idle")}
+                            for side in ("server", "client") if all(side in s.sched for s in relay)},
             "rounds": len(relay),
             "relay_per_round_mbps": [round(s.mbps, 1) for s in relay],
             "direct_per_round_mbps": [round(s.mbps, 1) for s in direct],
@@ -237,7 +272,8 @@ def main(argv: list[str]) -> int:
                     samples.append(s)
                     label = f"relay {size:5d}" if mode == "relay" else "direct    "
                     print(f"round {rnd + 1} -P {p} {label} {s.mbps:8.1f} Mbit/s"
-                          + (f"  relay CPU {s.cpu_per_gb:.2f} s/GB" if mode == "relay" else ""),
+                          + (f"  relay CPU {s.cpu_per_gb:.2f} s/GB  {_sched_text(s.sched)}"
+                             if mode == "relay" else ""),
                           file=sys.stderr, flush=True)
     finally:
         for bench in benches.values():
@@ -265,4 +301,13 @@ def main(argv: list[str]) -> int:
         print(f"{r['parallel']:>3} {r['datagram']:>8} {r['direct_mbps']:>14.1f} {r['relay_mbps']:>13.1f} "
               f"{r['ratio']:>7.4f} {r['relay_cpu_s_per_gb']:>15.2f} "
               f"{r['relay_server_cpu_s_per_gb']:>8.2f} {r['relay_client_cpu_s_per_gb']:>8.2f}")
+    print("relay processes' wall time (medians): run / waiting for a CPU / idle")
+    for r in rows:
+        print(f"{r['parallel']:>3} {r['datagram']:>8}  {_sched_text(r['relay_sched'])}")
     return 0
+
+
+def _sched_text(sched: dict[str, dict[str, float]]) -> str:
+    """``server run 12% wait 80% idle 8% | client ...``."""
+    return " | ".join(f"{side} run {v['run']:.0%} wait {v['wait']:.0%} idle {v['idle']:.0%}"
+                      for side, v in sched.items())

@@ -47,8 +47,9 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """Wait until ``proc`` binds UDP ``port``; RuntimeError if it exits or the time runs out."""
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until ``proc`` binds UDP ``port``; RuntimeError if it exits or the time runs out
+    (60 s: at load 30 a server's start-up took longer than 15 s)."""
     from ..scenarios.peers.base import udp_bound
 
     deadline = time.monotonic() + timeout

@@ -105,10 +105,21 @@ class QuicServerEndpoint:
         self._lengths: Counter[int] = Counter()  # routed IDs per length
         self._longest_first: tuple[int, ...] = ()
         self._routes: dict[QuicConnection, set[bytes]] = {}  # per connection: its keys in _by_cid
+        #: per connection: the ``host_cids`` list its routes were last synced with (unchanged:
+        #: the same object, so :meth:`refresh` per datagram is one identity check)
+        self._synced: dict[QuicConnection, list[bytes]] = {}
+        self._received: dict[QuicConnection, Received] = {}  # Received(conn), made once
         self.connections: set[QuicConnection] = set()
 
     def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> Received:
         """Route one datagram (``ecn``: its IP ECN bits); create a connection for a new Initial."""
+        if data and data[0] & 0xC0 == 0x40:
+            # Fast path: a short header with the fixed bit set (RFC 9000 §17.3.1) is routed by its
+            # Destination Connection ID alone; the connection parses the header itself.
+            length = self._short_cid_length(data)
+            conn = self._by_cid.get(data[1:1 + length]) if len(data) > length else None
+            if conn is not None:
+                return self._deliver(conn, data, addr, now, ecn)
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=self._short_cid_length(data))
         except (MalformedPacketError, BufferReadError, ValueError):
@@ -122,12 +133,7 @@ class QuicServerEndpoint:
             # judges it as a new flow (REALITY: a replay goes to the target, spec §7).
             return self._through_gate(data, addr, now, ecn)
         if conn is not None:
-            conn.receive_datagram(data, addr, now, ecn)
-            if self.handshakes.overdue(conn, now):  # slowloris (:mod:`.admission`)
-                conn.close(QuicErrorCode.CONNECTION_REFUSED, None, "handshake timeout",
-                           application=False)
-            self.refresh(conn)
-            return Received(conn)
+            return self._deliver(conn, data, addr, now, ecn)
         if self._gate is not None:
             return self._through_gate(data, addr, now, ecn)
         if not header.is_long_header:
@@ -198,6 +204,19 @@ class QuicServerEndpoint:
             retry_token=token)
         return retry, addr
 
+    def _deliver(self, conn: QuicConnection, data: bytes, addr: Any, now: float,
+                 ecn: int) -> Received:
+        """A datagram for a known connection."""
+        conn.receive_datagram(data, addr, now, ecn)
+        if self.handshakes.in_progress and self.handshakes.overdue(conn, now):  # slowloris
+            conn.close(QuicErrorCode.CONNECTION_REFUSED, None, "handshake timeout",
+                       application=False)
+        self.refresh(conn)
+        got = self._received.get(conn)
+        if got is None:  # one immutable answer per connection, not one per datagram
+            got = self._received[conn] = Received(conn)
+        return got
+
     def _short_cid_length(self, data: bytes) -> int:
         """The DCID length to read a datagram's first packet with (only a short header needs it)."""
         lengths = self._longest_first
@@ -259,19 +278,28 @@ class QuicServerEndpoint:
         New IDs are routed, and IDs the peer retired are no longer (RFC 9000 §5.1.2). The ID the
         client chose for its first Initial stays routed for the connection's lifetime.
         """
-        self.handshakes.update(conn)
+        if self.handshakes.in_progress:
+            self.handshakes.update(conn)
         if conn.is_terminated:
             self.forget(conn)
+            return
+        live = conn.host_cids
+        if self._synced.get(conn) is live:
             return
         by_cid = self._by_cid
         routes = self._routes.get(conn)
         if routes is None:
             routes = self._routes[conn] = {conn.initial_destination_connection_id}
-        live = conn.host_cids
+        complete = True
         for cid in live:
-            if cid not in routes and cid not in by_cid:
+            if cid not in routes:
+                if cid in by_cid:  # another connection's: tried again on the next refresh
+                    complete = False
+                    continue
                 self._route(cid, conn)
                 routes.add(cid)
+        if complete:
+            self._synced[conn] = live
         if len(routes) > len(live) + 1:  # some were retired
             stale = routes.difference(live)
             stale.discard(conn.initial_destination_connection_id)
@@ -285,6 +313,8 @@ class QuicServerEndpoint:
         known = conn in self.connections
         self.connections.discard(conn)
         self.handshakes.forget(conn)
+        self._synced.pop(conn, None)
+        self._received.pop(conn, None)
         cids = self._routes.pop(conn, None)
         if cids is None:
             if not known:

@@ -67,3 +67,57 @@ def test_short_header_for_unknown_connection_gets_stateless_reset() -> None:
     assert len(reset) < len(packet) and reset[0] & 0xC0 == 0x40
     tiny = pair.endpoint.receive_datagram(packet[:20], CLIENT_ADDR, 0.0)
     assert tiny.replies == ()  # never amplify: too small to answer
+
+
+def _established(seed: int) -> SimPair:
+    from quicreality.quic.connection import ConnectionState
+
+    pair = SimPair(seed=seed)
+    pair.connect()
+    pair.run(lambda: pair.server is not None and pair.server.state == ConnectionState.CONNECTED
+             and pair.client.state == ConnectionState.CONNECTED)
+    return pair
+
+
+def test_1rtt_datagrams_are_routed_by_dcid_and_delivered() -> None:
+    """The short-header fast path: each 1-RTT datagram reaches its connection, and the data
+    arrives whole."""
+    pair = _established(35)
+    server, ep = pair.server, pair.endpoint
+    assert server is not None
+    sid = pair.client.get_next_available_stream_id()
+    payload = bytes(range(256)) * 20
+    pair.client.send_stream_data(sid, payload, end_stream=True)
+    datagrams = [d for d, _ in pair.client.datagrams_to_send(pair.now)]
+    assert len(datagrams) >= 4 and all(d[0] & 0xC0 == 0x40 for d in datagrams)
+    for d in datagrams:
+        assert ep.receive_datagram(d, CLIENT_ADDR, pair.now).connection is server
+    got = b""
+    while (ev := server.next_event()) is not None:
+        if isinstance(ev, events.StreamDataReceived) and ev.stream_id == sid:
+            got += ev.data
+    assert got == payload
+
+
+def test_malformed_short_headers_for_a_known_cid_are_not_delivered() -> None:
+    """Fixed bit cleared, or cut inside the connection ID: dropped as before the fast path."""
+    pair = _established(36)
+    server, ep = pair.server, pair.endpoint
+    assert server is not None
+    cid = server.host_cids[0]
+    fixed_bit_zero = bytes([0x00]) + cid + bytes(40)
+    cut = bytes([0x40]) + cid[:3]
+    assert ep.receive_datagram(fixed_bit_zero, CLIENT_ADDR, pair.now).connection is None
+    assert ep.receive_datagram(cut, CLIENT_ADDR, pair.now).connection is None
+
+
+def test_host_cid_list_is_one_object_until_an_id_is_issued() -> None:
+    """The endpoint skips re-routing while the list object is the same: it must change when
+    the IDs do."""
+    from quicreality.quic.connection.cids import HostConnectionIds
+
+    ids = HostConnectionIds(b"\x01" * 8, lambda n: bytes(n), lambda cid: bytes(16))
+    first = ids.cids
+    assert ids.cids is first and first == [b"\x01" * 8]
+    ids.issue(2)
+    assert ids.cids is not first and len(ids.cids) == 2

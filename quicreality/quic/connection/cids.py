@@ -70,11 +70,17 @@ class HostConnectionIds:
         ]
         self.next_sequence = 1
         self.highest_announced = 0  # sequence 0 is the handshake's source connection ID
+        self._cids: list[bytes] | None = None  # :attr:`cids`, until the entries change
 
     @property
     def cids(self) -> list[bytes]:
-        """All active connection IDs."""
-        return [e.cid for e in self.entries]
+        """All active connection IDs. The same list object until an ID is issued or retired (a
+        server endpoint compares it by identity to skip re-routing on every datagram); callers
+        must not change it."""
+        cids = self._cids
+        if cids is None:
+            cids = self._cids = [e.cid for e in self.entries]
+        return cids
 
     def issue(self, limit: int) -> list[ConnectionIdEntry]:
         """Issue new IDs until ``limit`` are active. Returns the new entries (to announce).
@@ -92,6 +98,7 @@ class HostConnectionIds:
             self.next_sequence += 1
             self.entries.append(entry)
             new.append(entry)
+            self._cids = None
         return new
 
     def on_announced(self, entry: ConnectionIdEntry) -> None:
@@ -126,6 +133,7 @@ class HostConnectionIds:
                         "Cannot retire the connection ID in use",
                     )
                 entry.retired = True
+                self._cids = None
                 return self.entries.pop(i)
         return None
 
