@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 A remote executor ships a :class:`UnitSpec` (plain JSON: the scenario file as data, the
-``--seed``/``--quick``/``--only``/``--reps`` transforms, the point, workload and repetition,
-the run's name) to a worker. :func:`run_unit_process` starts
+``--seed``/``--quick``/``--only``/``--reps``/``--max-size``/``--max-seconds`` transforms, the
+point, workload and repetition, the run's name) to a worker. :func:`run_unit_process` starts
 ``python -m quicreality.scenarios.executors.unit SPEC.json OUT_DIR`` (own session, SIGTERM when
 the calling thread dies: ``PR_SET_PDEATHSIG``), which rebuilds the same
 :class:`~..catalog.Scenario` (:func:`scenario_of`), builds its own topology **as the local runner
@@ -42,6 +42,7 @@ from typing import Any
 from .. import points
 from ..catalog import Scenario, parse_scenario
 from ..procutil import die_with_parent
+from ..transforms import apply_transform
 
 __all__ = ["UnitSpec", "clean_units", "pack", "run_unit_process", "scenario_of", "stop_units",
            "unpack"]
@@ -60,7 +61,7 @@ class UnitSpec:
         source: The file's path on the coordinator (error messages, manifests).
         default_name: The scenario's name (if the file has no ``scenario.name``).
         seed: The base seed (``--seed`` or the file's).
-        transforms: ``Scenario.transforms`` of the coordinator (``--quick``/``--only``/``--reps``).
+        transforms: ``Scenario.transforms`` of the coordinator (:mod:`..transforms`).
         point: The point's scenario name (the scenario's own name without a sweep).
         workload: Workload name.
         rep: Repetition (1-based).
@@ -108,12 +109,7 @@ def scenario_of(spec: UnitSpec) -> Scenario:
     sc = dataclasses.replace(parse_scenario(spec.doc, spec.source, spec.default_name),
                              seed=spec.seed)
     for op in spec.transforms:
-        if op[0] == "quick":
-            sc = sc.quickened()
-        elif op[0] == "only":
-            sc = sc.only(list(op[1]))
-        elif op[0] == "reps":
-            sc = sc.with_reps(int(op[1]))
+        sc = apply_transform(sc, op)
     for p in sc.points():
         if p.name == spec.point:
             return p
