@@ -29,9 +29,12 @@ Faults:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +150,9 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
     client = None
     view = _View(scenario=sc.name, total=len(specs))
     futures: dict[Any, tuple[UnitSpec, int]] = {}
+    stack = contextlib.ExitStack()
     try:
+        stack.enter_context(_sigterm_as_interrupt())
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers_per_host, threads_per_worker=1,
                                    processes=True, resources={"netlab": 1},
@@ -170,6 +175,7 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
         state.note = f"cannot reach the Dask scheduler {scheduler}: {e}"
         console.print(f"[bold red]error:[/] {state.note}", highlight=False)
     finally:
+        stack.close()
         if client is not None:
             try:
                 client.close(timeout=5)
@@ -180,6 +186,31 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
         _order_records(state, specs)
         points.finish_run(state, run_info, console)
     return state
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM on the coordinator is a Ctrl-C (cancel, clean on every worker, exit 130).
+
+    Only the first SIGTERM raises; later ones are ignored until the block ends, so the
+    cancel-and-clean that follows is not cut short. Outside the main thread (no signal
+    handlers there) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _submit_all(client: Any, specs: Sequence[UnitSpec], futures: dict[Any, tuple[UnitSpec, int]],
