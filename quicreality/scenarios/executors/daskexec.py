@@ -308,7 +308,7 @@ def _collect(f: Any, spec: UnitSpec, attempt: int, submit: Any, state: Any,
                 baseline=w.baseline))
         view.last.append(msg)
         if not console.is_terminal:
-            console.print(f"[{state.scenario.name}] {msg}", highlight=False, markup=False)
+            _plain_line(console, f"[{state.scenario.name}] {msg}")
         write_json(run_dir / "run.json", run_info)
         return
     archive = res.pop("archive", b"")
@@ -330,9 +330,14 @@ def _collect(f: Any, spec: UnitSpec, attempt: int, submit: Any, state: Any,
                 f"{'–' if gp is None else f'{gp:.2f} Mbit/s'} in {r.secs:.1f}s  {r.reason[:80]}")
         view.last.append(line)
         if not console.is_terminal:
-            console.print(f"[{state.scenario.name} {view.done}/{view.total}] {line}",
-                          highlight=False, markup=False)
+            _plain_line(console, f"[{state.scenario.name} {view.done}/{view.total}] {line}")
     write_json(run_dir / "run.json", run_info)
+
+
+def _plain_line(console: Console, text: str) -> None:
+    """One progress line without a terminal: never wrapped (one line per unit in a CI log,
+    greppable), no markup (unit keys hold ``[``)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def _cancel(client: Any, pending: list[Any], specs: Sequence[UnitSpec]) -> str:

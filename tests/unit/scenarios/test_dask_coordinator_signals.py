@@ -92,3 +92,11 @@ def test_sigterm_cancels_cleans_and_exits_130(tmp_path: Path,
     run = json.loads(next(tmp_path.glob("runs/*/run.json")).read_text())
     assert run["status"] == "interrupted" and run["exit_code"] == 130
     assert "1 running unit(s) stopped and 1 leftover namespace(s) removed" in run["note"]
+
+
+def test_plain_progress_lines_are_not_wrapped() -> None:
+    """The loss-sweep run's log had unit lines split at column 170 ("... on the\\nwire")."""
+    buf = io.StringIO()
+    line = "[loss-sweep 3/60] OK      loss-0pct.delay_ms-10/ours ours__ours rep 1 " + "x" * 200
+    daskexec._plain_line(Console(width=80, file=buf), line)
+    assert buf.getvalue() == line + "\n"
