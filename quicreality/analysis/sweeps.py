@@ -5,15 +5,20 @@
 falls back to one ordinary run (``$QR_RUN_DIR`` or the newest run) as a single point, in a
 temporary store that :meth:`SweepSource.close` removes. :func:`sweep_points` is the per-point
 table, :func:`sweep_plot` draws goodput against loss per RTT with the Mathis bound
-(:func:`mathis_mbit`) for reference. ``notebooks/sweeps.py`` is the front end.
+(:func:`mathis_mbit`) for reference. ``notebooks/sweeps.py`` is the front end;
+``python -m quicreality.analysis.sweeps [--results DIR] [--sweep NAME] [--png OUT]`` prints the
+per-point table and where the points ran, and writes the plot as a PNG (:func:`main`).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +30,8 @@ from . import plots, store
 from .results import REPO_ROOT
 from .views import RunView
 
-__all__ = ["SweepSource", "mathis_mbit", "open_sweep", "sweep_plot", "sweep_points", "where_ran"]
+__all__ = ["SweepSource", "main", "mathis_mbit", "open_sweep", "sweep_plot", "sweep_points",
+           "where_ran"]
 
 #: TCP MSS of the Mathis reference curve: a 1500-byte MTU less IPv4, TCP and timestamps.
 MATHIS_MSS = 1448
@@ -126,3 +132,40 @@ def sweep_plot(points: pd.DataFrame, ylabel: str = "goodput (Mbit/s)") -> Figure
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: the sweep's per-point medians and hosts as tables; ``--png``: the plot too."""
+    ap = argparse.ArgumentParser(prog="python -m quicreality.analysis.sweeps",
+                                 description="a sweep from the results store: goodput per stack "
+                                             "against loss per RTT (docs/scale-out.md)")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="results root (default $QR_RESULTS or results/); its store is built")
+    ap.add_argument("--sweep", default=None, help="sweep name (default: the newest)")
+    ap.add_argument("--metric", default="goodput", help="sample metric (default goodput)")
+    ap.add_argument("--png", type=Path, default=None, help="write the plot here")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    try:
+        src = open_sweep(args.results, args.sweep)
+    except ValueError as e:
+        print(f"quicreality.analysis.sweeps: {e}", file=sys.stderr)
+        return 2
+    try:
+        pts = sweep_points(src, args.metric)
+        print(f"sweep: {src.sweep or 'none (a single run)'} in {src.results}")
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(pts.to_string(index=False))
+            print(where_ran(src).to_string(index=False))
+        if args.png is not None:
+            fig = sweep_plot(pts, ylabel=f"{args.metric} (Mbit/s)" if args.metric == "goodput"
+                             else args.metric)
+            args.png.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(args.png, dpi=110)
+            print(f"plot: {args.png}")
+    finally:
+        src.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

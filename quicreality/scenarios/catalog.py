@@ -60,6 +60,7 @@ from typing import Any
 from .censor.config import CensorConfigError, load_censor
 from .model import Link, ModelError, link_to_dict, load_link
 from .sweep import Sweep, SweepError, apply_point, parse_sweep, point_seed, unique_labels
+from .transforms import apply_transform
 
 __all__ = [
     "CATALOG_DIR",
@@ -262,7 +263,8 @@ class Scenario:
         quick: Whether :meth:`quickened` was applied.
         sweep: The ``[sweep]`` table (:mod:`.sweep`), or None; :meth:`points` expands it.
         point: For one point of a sweep: ``{"sweep", "index", "params", "seed"}``; else None.
-        transforms: ``quickened``/``only``/``with_reps`` calls so far, replayed on the points.
+        transforms: ``quickened``/``only``/``with_reps``/``capped`` calls so far, replayed on
+            the points.
         base_points: The sweep's points as parsed (before ``transforms``).
     """
 
@@ -341,7 +343,7 @@ class Scenario:
     def points(self) -> tuple[Scenario, ...]:
         """The scenarios to run: ``(self,)``, or one per point of the sweep (``--quick``: the
         ``[quick.sweep]`` subset), each with its own seed (:func:`.sweep.point_seed` of this
-        scenario's base seed) and this scenario's ``--quick``/``--only``/``--reps`` applied."""
+        scenario's base seed) and this scenario's ``transforms`` replayed (:mod:`.transforms`)."""
         if self.sweep is None:
             return (self,)
         combos = self.sweep.combos(quick=self.quick)
@@ -354,12 +356,7 @@ class Scenario:
             seed = point_seed(self.seed, params)
             p = replace(bp, seed=seed, point={**bp.point, "seed": seed})
             for op in self.transforms:
-                if op[0] == "quick":
-                    p = p.quickened()
-                elif op[0] == "only":
-                    p = p.only(list(op[1]))
-                elif op[0] == "reps":
-                    p = p.with_reps(op[1])
+                p = apply_transform(p, op)
             out.append(p)
         return tuple(out)
 

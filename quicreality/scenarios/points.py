@@ -42,8 +42,8 @@ from .workloads import Assets, RepContext, run_rep
 from .workloads.reality import SERVER_NAME, probe_features
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_LINK", "EXIT_OK", "EXIT_USAGE", "RunState",
-           "choose_backend", "finish_run", "make_assets", "new_run_info", "not_run_reason",
-           "run_point"]
+           "choose_backend", "finish_run", "host_probes", "make_assets", "new_run_info",
+           "not_run_reason", "run_point"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LINK, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -133,14 +133,25 @@ def _rep_record(w: Workload, rep: int, ok: bool, reason: str, metrics: dict[str,
                      reason=reason, metrics=metrics, secs=secs, baseline=w.baseline)
 
 
+def host_probes() -> dict[str, Any]:
+    """What this checkout offers here: ``features`` (:func:`probe_features`) and ``tools``
+    (their versions). Each run probes once; a Dask worker once per worker process."""
+    return {"features": sorted(probe_features()), "tools": tool_versions()}
+
+
 def new_run_info(sc: Scenario, run_dir: Path, backend: str, why: str,
-                 executor: Mapping[str, Any]) -> dict[str, Any]:
-    """The first version of ``run.json`` (also what every manifest copies from)."""
+                 executor: Mapping[str, Any],
+                 probes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The first version of ``run.json`` (also what every manifest copies from).
+
+    ``probes``: :func:`host_probes` made earlier on this host (default: probe now)."""
+    probes = probes if probes is not None else host_probes()
     return {
         "run": run_dir.name, "started_utc": _dt.datetime.now(_dt.UTC).isoformat(),
         "argv": sys.argv, "scenario": sc.to_dict(), "seed": sc.seed, "git": git_info(),
         "kernel": os.uname().release, "backend": backend, "backend_reason": why,
-        "features": sorted(probe_features()), "tools": tool_versions(), "host": host_info(),
+        "features": list(probes["features"]), "tools": dict(probes["tools"]),
+        "host": host_info(),
         "executor": dict(executor), "status": "running",
         **({"points": [p.point for p in sc.points()]} if sc.sweep is not None else {})}
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .catalog import Scenario, ScenarioError, catalog, find_scenario
+from .catalog import Scenario, ScenarioError, catalog, find_scenario, parse_size
 from .cleanup import require_net_admin
 from .peers import paths
 from .points import (
@@ -57,6 +57,7 @@ from .points import (
 from .progress import Progress
 from .results import git_info, new_run_dir, write_json
 from .topology import TopologyError, new_run_id
+from .transforms import capped, without_link_check
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_LINK", "EXIT_OK", "EXIT_USAGE", "RunState",
            "choose_backend", "finish_run", "main_list", "main_run", "make_assets", "new_run_info",
@@ -132,6 +133,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="the scenario's [quick] settings: fewer reps, smaller transfers")
     ap.add_argument("--only", action="append", default=[], metavar="WORKLOAD",
                     help="run only this workload (repeatable)")
+    ap.add_argument("--max-size", metavar="SIZE",
+                    help="cap every download at SIZE (e.g. 2MB), keeping the points, reps and "
+                         "link check (both executors; a smaller run of the same sweep)")
+    ap.add_argument("--max-seconds", type=float, metavar="S",
+                    help="cap every iperf3/timed workload at S seconds (as --max-size)")
+    ap.add_argument("--no-link-check", action="store_true",
+                    help="skip the link check (both executors; for a loaded host whose probes "
+                         "fail; manifests record it)")
     ap.add_argument("--backend", choices=["auto", "userspace", "netem"],
                     help="link emulation backend (default: the scenario's, usually auto)")
     ap.add_argument("--executor", choices=["local", "dask"], default="local",
@@ -143,6 +152,21 @@ def _parser() -> argparse.ArgumentParser:
                     help="dask without --scheduler: worker processes of the local cluster, "
                          "each running one unit at a time (default 1)")
     return ap
+
+
+def _capped(sc: Scenario, size: str | None, seconds: float | None) -> Scenario:
+    """``--max-size``/``--max-seconds`` (:func:`.transforms.capped`); ScenarioError if bad."""
+    nbytes = None
+    if size is not None:
+        try:
+            nbytes = parse_size(size)
+        except ValueError as e:
+            raise ScenarioError("", "--max-size", str(e)) from e
+        if nbytes <= 0:
+            raise ScenarioError("", "--max-size", "must be > 0")
+    if seconds is not None and not seconds > 0:
+        raise ScenarioError("", "--max-seconds", "must be > 0")
+    return capped(sc, nbytes, seconds)
 
 
 def main_run(argv: Sequence[str] | None = None) -> int:
@@ -161,6 +185,10 @@ def main_run(argv: Sequence[str] | None = None) -> int:
             if args.reps < 1:
                 raise ScenarioError("", "--reps", "must be >= 1")
             sc = sc.with_reps(args.reps)
+        if args.max_size is not None or args.max_seconds is not None:
+            sc = _capped(sc, args.max_size, args.max_seconds)
+        if args.no_link_check:
+            sc = without_link_check(sc)
         if args.seed is not None:
             sc = dataclasses.replace(sc, seed=args.seed)  # sweep points derive theirs from it
     except ScenarioError as e:

@@ -29,9 +29,12 @@ Faults:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +150,9 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
     client = None
     view = _View(scenario=sc.name, total=len(specs))
     futures: dict[Any, tuple[UnitSpec, int]] = {}
+    stack = contextlib.ExitStack()
     try:
+        stack.enter_context(_sigterm_as_interrupt())
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers_per_host, threads_per_worker=1,
                                    processes=True, resources={"netlab": 1},
@@ -170,6 +175,7 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
         state.note = f"cannot reach the Dask scheduler {scheduler}: {e}"
         console.print(f"[bold red]error:[/] {state.note}", highlight=False)
     finally:
+        stack.close()
         if client is not None:
             try:
                 client.close(timeout=5)
@@ -180,6 +186,31 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
         _order_records(state, specs)
         points.finish_run(state, run_info, console)
     return state
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM on the coordinator is a Ctrl-C (cancel, clean on every worker, exit 130).
+
+    Only the first SIGTERM raises; later ones are ignored until the block ends, so the
+    cancel-and-clean that follows is not cut short. Outside the main thread (no signal
+    handlers there) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _submit_all(client: Any, specs: Sequence[UnitSpec], futures: dict[Any, tuple[UnitSpec, int]],
@@ -277,7 +308,7 @@ def _collect(f: Any, spec: UnitSpec, attempt: int, submit: Any, state: Any,
                 baseline=w.baseline))
         view.last.append(msg)
         if not console.is_terminal:
-            console.print(f"[{state.scenario.name}] {msg}", highlight=False, markup=False)
+            _plain_line(console, f"[{state.scenario.name}] {msg}")
         write_json(run_dir / "run.json", run_info)
         return
     archive = res.pop("archive", b"")
@@ -299,9 +330,14 @@ def _collect(f: Any, spec: UnitSpec, attempt: int, submit: Any, state: Any,
                 f"{'–' if gp is None else f'{gp:.2f} Mbit/s'} in {r.secs:.1f}s  {r.reason[:80]}")
         view.last.append(line)
         if not console.is_terminal:
-            console.print(f"[{state.scenario.name} {view.done}/{view.total}] {line}",
-                          highlight=False, markup=False)
+            _plain_line(console, f"[{state.scenario.name} {view.done}/{view.total}] {line}")
     write_json(run_dir / "run.json", run_info)
+
+
+def _plain_line(console: Console, text: str) -> None:
+    """One progress line without a terminal: never wrapped (one line per unit in a CI log,
+    greppable), no markup (unit keys hold ``[``)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def _cancel(client: Any, pending: list[Any], specs: Sequence[UnitSpec]) -> str:

@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 A remote executor ships a :class:`UnitSpec` (plain JSON: the scenario file as data, the
-``--seed``/``--quick``/``--only``/``--reps`` transforms, the point, workload and repetition,
-the run's name) to a worker. :func:`run_unit_process` starts
-``python -m quicreality.scenarios.executors.unit SPEC.json OUT_DIR`` (own session, SIGTERM when
-the calling thread dies: ``PR_SET_PDEATHSIG``), which rebuilds the same
+``--seed``/``--quick``/``--only``/``--reps``/``--max-size``/``--max-seconds`` transforms, the
+point, workload and repetition, the run's name) to a worker. :func:`run_unit_process` starts
+``python -m quicreality.scenarios.executors.unit SPEC.json OUT_DIR PROBES.json`` (own session,
+SIGTERM when the calling thread dies: ``PR_SET_PDEATHSIG``; ``PROBES.json`` is the host's
+feature/tool probe, made once per worker process: :func:`worker_probes`), which rebuilds the same
 :class:`~..catalog.Scenario` (:func:`scenario_of`), builds its own topology **as the local runner
 does** (:func:`~..points.run_point`: link check, re-arm with the rep's seed, the workload,
 manifest/check/samples), and writes ``OUT_DIR/<run>/<scenario>/<workload>/<pair>/rep-<k>/``
@@ -42,6 +43,7 @@ from typing import Any
 from .. import points
 from ..catalog import Scenario, parse_scenario
 from ..procutil import die_with_parent
+from ..transforms import apply_transform
 
 __all__ = ["UnitSpec", "clean_units", "pack", "run_unit_process", "scenario_of", "stop_units",
            "unpack"]
@@ -49,6 +51,8 @@ __all__ = ["UnitSpec", "clean_units", "pack", "run_unit_process", "scenario_of",
 #: Unit processes of this process (pid → topology run id), for :func:`stop_units`.
 _RUNNING: dict[int, str] = {}
 _LOCK = threading.Lock()
+#: :func:`worker_probes` of this process, once made.
+_PROBES: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class UnitSpec:
         source: The file's path on the coordinator (error messages, manifests).
         default_name: The scenario's name (if the file has no ``scenario.name``).
         seed: The base seed (``--seed`` or the file's).
-        transforms: ``Scenario.transforms`` of the coordinator (``--quick``/``--only``/``--reps``).
+        transforms: ``Scenario.transforms`` of the coordinator (:mod:`..transforms`).
         point: The point's scenario name (the scenario's own name without a sweep).
         workload: Workload name.
         rep: Repetition (1-based).
@@ -108,12 +112,7 @@ def scenario_of(spec: UnitSpec) -> Scenario:
     sc = dataclasses.replace(parse_scenario(spec.doc, spec.source, spec.default_name),
                              seed=spec.seed)
     for op in spec.transforms:
-        if op[0] == "quick":
-            sc = sc.quickened()
-        elif op[0] == "only":
-            sc = sc.only(list(op[1]))
-        elif op[0] == "reps":
-            sc = sc.with_reps(int(op[1]))
+        sc = apply_transform(sc, op)
     for p in sc.points():
         if p.name == spec.point:
             return p
@@ -146,6 +145,19 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
     die_with_parent(signal.SIGTERM)
 
 
+def worker_probes() -> dict[str, Any]:
+    """:func:`~..points.host_probes` of this host, made once per (worker) process.
+
+    The feature probe starts ``python -m quicreality ... --help`` four times (about 15 s on a
+    loaded 2-core host); a unit process reads the parent's result instead of probing again.
+    """
+    global _PROBES
+    with _LOCK:
+        if _PROBES is None:
+            _PROBES = points.host_probes()
+        return _PROBES
+
+
 def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, Any]:
     """Run one unit in a child process and return ``unit.json`` plus ``archive`` (bytes).
 
@@ -155,6 +167,7 @@ def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, 
     work = Path(tempfile.mkdtemp(prefix=f"qr-{spec.topo_id}-unit-"))
     try:
         (work / "spec.json").write_text(spec.to_json())
+        (work / "probes.json").write_text(json.dumps(worker_probes()))
         out = work / "out"
         out.mkdir()
         env = dict(os.environ)
@@ -162,8 +175,9 @@ def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, 
         with open(work / "unit.log", "wb") as log:
             p = subprocess.Popen(  # preexec_fn only calls prctl (PDEATHSIG)
                 [sys.executable, "-m", "quicreality.scenarios.executors.unit",
-                 str(work / "spec.json"), str(out)], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_pdeathsig, env=env)
+                 str(work / "spec.json"), str(out), str(work / "probes.json")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_pdeathsig, env=env)
             with _LOCK:
                 _RUNNING[p.pid] = spec.topo_id
             try:
@@ -229,7 +243,7 @@ def clean_units(topo_ids: list[str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the child
 
 
-def _child(spec_file: str, out_dir: str) -> int:
+def _child(spec_file: str, out_dir: str, probes_file: str | None = None) -> int:
     from rich.console import Console
 
     from ..progress import Progress
@@ -242,7 +256,8 @@ def _child(spec_file: str, out_dir: str) -> int:
     run_dir.mkdir(parents=True)
     backend, why = points.choose_backend(spec.backend, point.link,
                                                censor=point.censor is not None)
-    run_info = points.new_run_info(point, run_dir, backend, why, dict(spec.executor))
+    probes = json.loads(Path(probes_file).read_text()) if probes_file else None
+    run_info = points.new_run_info(point, run_dir, backend, why, dict(spec.executor), probes)
     state = points.RunState(run_dir=run_dir, scenario=point)
     scratch = out / "scratch"
     scratch.mkdir()
@@ -265,4 +280,4 @@ def _child(spec_file: str, out_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], sys.argv[2]))
+    sys.exit(_child(*sys.argv[1:4]))

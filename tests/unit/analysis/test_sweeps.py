@@ -38,3 +38,16 @@ def test_single_run_fallback(tmp_path: Path, sample: Path, monkeypatch: pytest.M
     finally:
         src.close()
     assert not src.results.exists()
+
+
+def test_cli_prints_points_and_writes_the_png(tmp_path: Path, sample: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("QR_RUN_DIR", str(sample))
+    png = tmp_path / "img" / "s.png"
+    assert sweeps.main(["--results", str(tmp_path / "none"), "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "sweep: none (a single run)" in out and "link_loss" in out and "host_name" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sweeps.main(["--results", str(tmp_path), "--sweep", "nope"]) == 2
+    assert "no sweep 'nope'" in capsys.readouterr().err

@@ -59,3 +59,18 @@ def test_dispatcher_lists_commands_and_is_extensible(
     assert main(["bogus"]) == 2
     monkeypatch.setitem(COMMANDS, "hello", lambda argv: 7 if argv == ["x"] else 0)
     assert main(["hello", "x"]) == 7
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["run", "loss-sweep", "--max-size", "lots"], "--max-size: "),
+    (["run", "loss-sweep", "--max-size", "0"], "--max-size: must be > 0"),
+    (["run", "loss-sweep", "--max-seconds", "-1"], "--max-seconds: must be > 0"),
+])
+def test_run_cap_usage_errors_exit_2(argv: list[str], needle: str,
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from quicreality.scenarios import cleanup
+
+    monkeypatch.setattr(cleanup, "has_net_admin", lambda: False)  # must not get that far
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err

@@ -153,3 +153,43 @@ def test_point_label_is_a_directory_name() -> None:
 
 def test_host_info_matches_the_baselines_host_description() -> None:
     assert host_info() == host_description()
+
+
+def test_cap_and_no_link_check_keep_points_and_replay_in_a_dask_unit() -> None:
+    """--max-size/--max-seconds/--no-link-check: every point capped, same points, seeds and
+    units; a Dask unit's rebuilt point is the coordinator's."""
+    from quicreality.scenarios.executors.daskexec import unit_specs
+    from quicreality.scenarios.executors.unit import UnitSpec, scenario_of
+    from quicreality.scenarios.transforms import capped, without_link_check
+
+    sc = _sc('loss = ["0%", "1%", "5%"]\ndelay_ms = [5, 50]\n')
+    c = without_link_check(capped(sc, 2_000_000, 4.0))
+    pts, orig = c.points(), sc.points()
+    assert [p.name for p in pts] == [p.name for p in orig]
+    assert [p.seed for p in pts] == [p.seed for p in orig]
+    assert c.total_reps() == sc.total_reps() and not c.quick
+    for p in pts:
+        dl, tcp = p.workloads
+        assert (dl.size_bytes, tcp.seconds) == (2_000_000, 4.0)
+        assert dl.effective_timeout_s() == 60.0 + 16.0  # derived from the capped size
+        assert not p.link_check.enabled and p.to_dict()["link_check"]["enabled"] is False
+    # a cap above the file's values changes nothing
+    big = capped(sc, 50_000_000, 100.0).points()[0]
+    assert (big.workloads[0].size_bytes, big.workloads[1].seconds) == (5_000_000, 8)
+    for spec in unit_specs(c, "r", "auto", {"kind": "dask"}):
+        p = scenario_of(UnitSpec.from_json(spec.to_json()))
+        twin = next(q for q in pts if q.name == p.name)
+        assert p.workloads == twin.workloads and p.seed == twin.seed
+        assert p.link_check == twin.link_check
+
+
+def test_cap_shrinks_an_explicit_timeout_and_rejects_nonsense() -> None:
+    from quicreality.scenarios.transforms import apply_transform, capped
+
+    sc = _sc('loss = ["0%"]\n', base=BASE.replace('size = "5MB"', 'size = "5MB"\ntimeout_s = 400'))
+    assert capped(sc, 1_000_000, None).points()[0].workloads[0].timeout_s == 80.0
+    assert capped(sc, 100_000, None).points()[0].workloads[0].timeout_s == 60.0
+    with pytest.raises(ValueError, match="max size"):
+        capped(sc, 0, None)
+    with pytest.raises(ValueError, match="unknown scenario transform"):
+        apply_transform(sc, ("bogus",))
