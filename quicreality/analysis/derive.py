@@ -12,7 +12,9 @@ Per rep (``rep-<n>/derived/``, schema in docs/analysis.md), besides the per-file
   metrics (:func:`~.qlog.metrics_table`: cwnd, bytes in flight, ssthresh, RTTs);
 * ``qlog_packets``: one row per packet sent / received / lost / newly acked, per qlog;
 * ``link_loss.to_client`` / ``link_loss.to_server``: :func:`~.metrics.link_loss`'s
-  per-datagram table (its summary in the metadata).
+  per-datagram table (its summary in the metadata);
+* the small summaries of :mod:`.summaries` (``loss_summary``, ``handshake_qlog``,
+  ``reality_events``, ``handshake_wire``), so notebooks that visit every rep stay fast.
 
 Every reader goes through the same functions, so the first load of a table writes it and
 ``derive`` only does that up front for all reps at once, one worker process per core, and
@@ -89,13 +91,15 @@ def client_tables(rf: RepFiles) -> PcapTables | None:
 def _rel_files(df: pd.DataFrame, rep: Path) -> pd.DataFrame:
     if "file" in df.columns and len(df):
         df = df.copy()
-        df["file"] = [os.path.relpath(f, rep) for f in df["file"]]
+        rel = {f: os.path.relpath(f, rep) for f in df["file"].unique()}  # a few files, many rows
+        df["file"] = [rel[f] for f in df["file"]]
     return df
 
 
 def _abs_files(df: pd.DataFrame, rep: Path) -> pd.DataFrame:
     if "file" in df.columns and len(df):
-        df["file"] = [str(rep / f) for f in df["file"]]
+        absolute = {f: str(rep / f) for f in df["file"].unique()}
+        df["file"] = [absolute[f] for f in df["file"]]
     return df
 
 
@@ -289,6 +293,13 @@ def derive_rep(rep_dir: str | Path) -> dict[str, float]:
     lap("rtt_cwnd")
     cached_qlog_packets(rf, events)
     lap("qlog_packets")
+    from . import summaries  # it builds on this module
+
+    summaries.cached_loss_summary(rf, events)
+    summaries.cached_handshake_qlog(rf, events)
+    summaries.cached_reality_events(rf, events)
+    summaries.cached_handshake_wire(rf)
+    lap("summaries")
     if (rf.client_pcap or rf.client_pcapng) is not None and rf.server_pcap is not None:
         for direction in ("to_client", "to_server"):
             cached_link_loss(rf, direction)
