@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import cache
+from . import cache, summaries
 from .capcache import derive_capture
 from .metrics import (
     RangeSet,
@@ -47,8 +47,11 @@ from .metrics import (
     qlog_received_stream,
     rtt_samples,
 )
-from .pcap import PcapTables, load_pcap
 from .qlog import load_qlogs, metrics_table
+from .reptables import EventsFn, client_tables
+from .reptables import cached_table as _cached
+from .reptables import client_capture as _client_capture
+from .reptables import qlog_deps as _qlog_deps
 from .results import rep_dirs
 from .sources import (
     SLICE_COLUMNS,
@@ -63,71 +66,10 @@ __all__ = ["PACKET_EVENT_COLUMNS", "cached_goodput", "cached_link_loss", "cached
            "cached_qlog_packets", "cached_rtt", "derive_rep", "derive_run", "main",
            "qlog_packet_events"]
 
-EventsFn = Callable[[], pd.DataFrame]
 GOODPUT_COLUMNS = ["t_start", "t_end", "bytes", "mbps"]
 #: Columns of ``derived/qlog_packets``.
 PACKET_EVENT_COLUMNS = ["file", "vantage", "group_id", "event", "time_s", "conn_time_s",
                         "packet_type", "packet_number", "length"]
-
-
-def _client_capture(rf: RepFiles) -> tuple[Path | None, Path | None]:
-    cap = rf.client_capture
-    return cap, (rf.keylog if cap is not None and cap.suffix == ".pcap" else None)
-
-
-def client_tables(rf: RepFiles) -> PcapTables | None:
-    """The client-side capture's tables (raw or derived), None without one."""
-    cap, keylog = _client_capture(rf)
-    if cap is None:
-        return None
-    try:
-        return load_pcap(cap, keylog=keylog)
-    except RuntimeError:
-        if cap.exists():
-            raise
-        return None  # pruned before it was derived
-
-
-def _rel_files(df: pd.DataFrame, rep: Path) -> pd.DataFrame:
-    if "file" in df.columns and len(df):
-        df = df.copy()
-        rel = {f: os.path.relpath(f, rep) for f in df["file"].unique()}  # a few files, many rows
-        df["file"] = [rel[f] for f in df["file"]]
-    return df
-
-
-def _abs_files(df: pd.DataFrame, rep: Path) -> pd.DataFrame:
-    if "file" in df.columns and len(df):
-        absolute = {f: str(rep / f) for f in df["file"].unique()}
-        df["file"] = [absolute[f] for f in df["file"]]
-    return df
-
-
-def _cached(rep_dir: Path, name: str, deps: Callable[[dict[str, Any]], list[Path]],
-            build: Callable[[], tuple[pd.DataFrame, dict[str, Any]]],
-            ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Table ``name`` of the rep if valid for ``deps(meta)``, else built and stored."""
-    if not cache.enabled():
-        return build()
-    rc = cache.RepCache(rep_dir)
-    info = rc.read_meta(name)
-    if info is None:
-        rc.lookup(name, [])  # a table that exists but cannot be read: warn and delete it
-    else:
-        hit = rc.lookup(name, deps(info.get("meta", {})))
-        if hit is not None:
-            return _abs_files(hit.frame, rep_dir), hit.meta
-    every = deps({})
-    fp_all = cache.fingerprint(rep_dir, every)
-    df, meta = build()
-    used = {str(p) for p in deps(meta)}
-    fp = [f for f, p in zip(fp_all, every, strict=True) if str(p) in used]
-    rc.store(name, _rel_files(df, rep_dir), [], meta=meta, fingerprints=fp)
-    return df, meta
-
-
-def _qlog_deps(rf: RepFiles) -> Callable[[dict[str, Any]], list[Path]]:
-    return lambda meta: list(rf.qlogs)
 
 
 # -- goodput ------------------------------------------------------------------------------------
@@ -293,8 +235,6 @@ def derive_rep(rep_dir: str | Path) -> dict[str, float]:
     lap("rtt_cwnd")
     cached_qlog_packets(rf, events)
     lap("qlog_packets")
-    from . import summaries  # it builds on this module
-
     summaries.cached_loss_summary(rf, events)
     summaries.cached_handshake_qlog(rf, events)
     summaries.cached_reality_events(rf, events)

@@ -4,7 +4,7 @@ A notebook that loops over all reps of a full run (``retransmits``, ``reality``)
 every rep's complete qlog event table (``RepView.events``: hundreds of thousands of rows, their
 frames decoded from JSON) to keep a few rows of each. These tables hold just the result, in
 ``rep-<n>/derived/`` with the same keying, invalidation and pruning rules as every other derived
-table (:mod:`.cache`, :func:`.derive._cached`; schema in docs/analysis.md):
+table (:mod:`.cache`, :func:`.reptables.cached_table`; schema in docs/analysis.md):
 
 * ``loss_summary``: :func:`~.metrics.loss_summary` of the rep's qlogs (per qlog: packets
   sent / received / lost, retransmitted STREAM packets and bytes);
@@ -23,8 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from .derive import EventsFn, _cached, _client_capture, _qlog_deps, client_tables
 from .metrics import handshake_qlog, handshake_wire, loss_summary
+from .reptables import EventsFn, client_tables
+from .reptables import cached_table as _cached
+from .reptables import client_capture as _client_capture
+from .reptables import qlog_deps as _qlog_deps
 from .sources import RepFiles
 
 __all__ = ["HANDSHAKE_QLOG_COLUMNS", "LOSS_COLUMNS", "REALITY_EVENT_COLUMNS",
