@@ -48,7 +48,7 @@ from .metrics import (
     rtt_samples,
 )
 from .qlog import load_qlogs, metrics_table
-from .reptables import EventsFn, client_tables
+from .reptables import EventsFn, FramesFn, client_tables, frames_once
 from .reptables import cached_table as _cached
 from .reptables import client_capture as _client_capture
 from .reptables import qlog_deps as _qlog_deps
@@ -118,11 +118,12 @@ def cached_metrics(rf: RepFiles, events: EventsFn) -> pd.DataFrame:
     return _cached(rf.path, "cwnd", _qlog_deps(rf), lambda: (metrics_table(events()), {}))[0]
 
 
-def qlog_packet_events(events: pd.DataFrame) -> pd.DataFrame:
+def qlog_packet_events(events: pd.DataFrame, frames: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per packet sent, received, declared lost or newly acknowledged, per qlog.
 
     ``acked`` rows come from the ACK frames the endpoint received: each packet number of its
     own (same packet number space) the first time an ACK covers it, at that ACK's time.
+    ``frames``: ``frames_table(events)`` if the caller has it already.
     """
     names = {"transport:packet_sent": "sent", "transport:packet_received": "received",
              "recovery:packet_lost": "lost"}
@@ -134,7 +135,7 @@ def qlog_packet_events(events: pd.DataFrame) -> pd.DataFrame:
                         "time_s": ev["time_s"], "conn_time_s": ev["conn_time_s"],
                         "packet_type": ev["packet_type"], "packet_number": ev["packet_number"],
                         "length": ev["length"]})
-    fr = frames_table(events)
+    fr = frames_table(events) if frames is None else frames
     rows: list[dict[str, Any]] = []
     if len(fr):
         acks = fr[(fr["frame_type"] == "ack") & (fr["direction"] == "received")]
@@ -158,10 +159,12 @@ def qlog_packet_events(events: pd.DataFrame) -> pd.DataFrame:
     return both[PACKET_EVENT_COLUMNS]
 
 
-def cached_qlog_packets(rf: RepFiles, events: EventsFn) -> pd.DataFrame:
+def cached_qlog_packets(rf: RepFiles, events: EventsFn, frames: FramesFn | None = None,
+                        ) -> pd.DataFrame:
     """:func:`qlog_packet_events` of the rep through the ``qlog_packets`` table."""
+    fr = frames or frames_once(events)
     return _cached(rf.path, "qlog_packets", _qlog_deps(rf),
-                   lambda: (qlog_packet_events(events()), {}))[0]
+                   lambda: (qlog_packet_events(events(), fr()), {}))[0]
 
 
 # -- link loss ----------------------------------------------------------------------------------
@@ -233,10 +236,11 @@ def derive_rep(rep_dir: str | Path) -> dict[str, float]:
     cached_rtt(rf, events)
     cached_metrics(rf, events)
     lap("rtt_cwnd")
-    cached_qlog_packets(rf, events)
+    frames = frames_once(events)  # decoded once for qlog_packets and the summaries
+    cached_qlog_packets(rf, events, frames)
     lap("qlog_packets")
-    summaries.cached_loss_summary(rf, events)
-    summaries.cached_handshake_qlog(rf, events)
+    summaries.cached_loss_summary(rf, events, frames)
+    summaries.cached_handshake_qlog(rf, events, frames)
     summaries.cached_reality_events(rf, events)
     summaries.cached_handshake_wire(rf)
     lap("summaries")

@@ -18,12 +18,28 @@ import pandas as pd
 
 from . import cache
 from .pcap import PcapTables, load_pcap
+from .qlog import frames_table
 from .sources import RepFiles
 
-__all__ = ["EventsFn", "cached_table", "client_capture", "client_tables", "qlog_deps"]
+__all__ = ["EventsFn", "FramesFn", "cached_table", "client_capture", "client_tables",
+           "frames_once", "qlog_deps"]
 
 #: Gives a rep's qlog events when called (loaded only when a table has to be built).
 EventsFn = Callable[[], pd.DataFrame]
+#: Gives ``frames_table`` of those events when called (computed once, shared by the tables).
+FramesFn = Callable[[], pd.DataFrame]
+
+
+def frames_once(events: EventsFn) -> FramesFn:
+    """A :data:`FramesFn` that computes ``frames_table(events())`` on its first call only."""
+    memo: list[pd.DataFrame] = []
+
+    def frames() -> pd.DataFrame:
+        if not memo:
+            memo.append(frames_table(events()))
+        return memo[0]
+
+    return frames
 
 
 def client_capture(rf: RepFiles) -> tuple[Path | None, Path | None]:

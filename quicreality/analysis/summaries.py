@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .metrics import handshake_qlog, handshake_wire, loss_summary
-from .reptables import EventsFn, client_tables
+from .reptables import EventsFn, FramesFn, client_tables, frames_once
 from .reptables import cached_table as _cached
 from .reptables import client_capture as _client_capture
 from .reptables import qlog_deps as _qlog_deps
@@ -48,25 +48,34 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _loss(events: pd.DataFrame) -> pd.DataFrame:
-    t = loss_summary(events) if len(events) else pd.DataFrame()
+def _loss(events: EventsFn, frames: FramesFn) -> pd.DataFrame:
+    ev = events()
+    t = loss_summary(ev, frames()) if len(ev) else pd.DataFrame()
     return t[LOSS_COLUMNS] if len(t) else _empty(LOSS_COLUMNS)
 
 
-def cached_loss_summary(rf: RepFiles, events: EventsFn) -> pd.DataFrame:
-    """:func:`~.metrics.loss_summary` of the rep's qlogs through ``loss_summary``."""
-    return _cached(rf.path, "loss_summary", _qlog_deps(rf), lambda: (_loss(events()), {}))[0]
+def cached_loss_summary(rf: RepFiles, events: EventsFn, frames: FramesFn | None = None,
+                        ) -> pd.DataFrame:
+    """:func:`~.metrics.loss_summary` of the rep's qlogs through ``loss_summary``.
+
+    ``frames`` gives ``frames_table(events())`` when the caller computes it anyway.
+    """
+    fr = frames or frames_once(events)
+    return _cached(rf.path, "loss_summary", _qlog_deps(rf), lambda: (_loss(events, fr), {}))[0]
 
 
-def _handshakes(events: pd.DataFrame) -> pd.DataFrame:
-    t = handshake_qlog(events) if len(events) else pd.DataFrame()
+def _handshakes(events: EventsFn, frames: FramesFn) -> pd.DataFrame:
+    ev = events()
+    t = handshake_qlog(ev, frames()) if len(ev) else pd.DataFrame()
     return t[HANDSHAKE_QLOG_COLUMNS] if len(t) else _empty(HANDSHAKE_QLOG_COLUMNS)
 
 
-def cached_handshake_qlog(rf: RepFiles, events: EventsFn) -> pd.DataFrame:
+def cached_handshake_qlog(rf: RepFiles, events: EventsFn, frames: FramesFn | None = None,
+                          ) -> pd.DataFrame:
     """:func:`~.metrics.handshake_qlog` of the rep's qlogs through ``handshake_qlog``."""
+    fr = frames or frames_once(events)
     return _cached(rf.path, "handshake_qlog", _qlog_deps(rf),
-                   lambda: (_handshakes(events()), {}))[0]
+                   lambda: (_handshakes(events, fr), {}))[0]
 
 
 def reality_events(events: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from . import derive, summaries
 from .iperf3 import Iperf3Result, load_iperf3
 from .metrics import retransmissions
 from .pcap import PcapTables, load_pcap
-from .qlog import load_qlogs
+from .qlog import frames_table, load_qlogs
 from .results import default_run, load_checks, load_manifests, load_samples, rep_dirs
 from .sources import RepFiles, derived_rep_files, rep_files
 
@@ -69,6 +69,13 @@ class RepView:
         return self.events
 
     @functools.cached_property
+    def _frame_table(self) -> pd.DataFrame:
+        return frames_table(self.events)
+
+    def _frames(self) -> pd.DataFrame:
+        return self._frame_table
+
+    @functools.cached_property
     def metrics(self) -> pd.DataFrame:
         """Forward-filled recovery metrics (RTT, cwnd, bytes in flight) per qlog."""
         return derive.cached_metrics(self.files, self._events)
@@ -81,7 +88,7 @@ class RepView:
     @functools.cached_property
     def qlog_packets(self) -> pd.DataFrame:
         """Packets sent, received, lost and newly acked per qlog (``derive.qlog_packet_events``)."""
-        return derive.cached_qlog_packets(self.files, self._events)
+        return derive.cached_qlog_packets(self.files, self._events, self._frames)
 
     @functools.cached_property
     def loss_summary(self) -> pd.DataFrame:
@@ -90,12 +97,12 @@ class RepView:
         :func:`~.metrics.loss_summary` of :attr:`events`, through the rep's small
         ``loss_summary`` table (the events are only loaded to derive it).
         """
-        return summaries.cached_loss_summary(self.files, self._events)
+        return summaries.cached_loss_summary(self.files, self._events, self._frames)
 
     @functools.cached_property
     def handshake_qlog(self) -> pd.DataFrame:
         """Per client qlog: the handshake times (:func:`~.metrics.handshake_qlog`), cached."""
-        return summaries.cached_handshake_qlog(self.files, self._events)
+        return summaries.cached_handshake_qlog(self.files, self._events, self._frames)
 
     @functools.cached_property
     def reality_events(self) -> pd.DataFrame:
