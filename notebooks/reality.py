@@ -26,7 +26,6 @@
 # %%
 import pandas as pd
 
-from quicreality.analysis.metrics import handshake_qlog, handshake_wire
 from quicreality.analysis.views import RunView
 
 run = RunView.open()
@@ -51,9 +50,8 @@ checks[["workload", "pair", "rep", "ok", "reason"]]
 # %%
 verdicts = []
 for rep in run.all_reps():
-    ev = rep.events
-    if len(ev):
-        v = ev[ev["name"].str.startswith("reality:")]
+    v = rep.reality_events  # the reality:* rows of rep.events, from a small derived table
+    if len(v):
         for row in v.itertuples(index=False):
             verdicts.append({"workload": rep.workload, "rep": rep.rep, "vantage": row.vantage,
                              "time_s": row.time_s, "event": row.name, **(row.data or {})})
@@ -71,13 +69,13 @@ wire
 # %%
 rows = []
 for rep in run.all_reps():
-    if len(rep.events):
-        for r in handshake_qlog(rep.events).itertuples(index=False):
-            rows.append({"workload": rep.workload, "rep": rep.rep, "source": "qlog",
-                         "producer": r.producer, "handshake_ms": r.handshake_s * 1000,
-                         "handshake_done_ms": r.handshake_done_s * 1000})
-    if rep.has_capture and rep.client_pcap is not None:
-        h = handshake_wire(rep.client_pcap)
+    # metrics.handshake_qlog(rep.events) and .handshake_wire(rep.client_pcap), cached per rep
+    for r in rep.handshake_qlog.itertuples(index=False):
+        rows.append({"workload": rep.workload, "rep": rep.rep, "source": "qlog",
+                     "producer": r.producer, "handshake_ms": r.handshake_s * 1000,
+                     "handshake_done_ms": r.handshake_done_s * 1000})
+    h = rep.handshake_wire
+    if h is not None:
         rows.append({"workload": rep.workload, "rep": rep.rep, "source": "wire",
                      "producer": "", "handshake_ms": h["handshake_s"] * 1000,
                      "handshake_done_ms": h["handshake_done_s"] * 1000})

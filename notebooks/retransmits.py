@@ -36,12 +36,10 @@ run
 # ## Per rep, from the qlogs
 
 # %%
-from quicreality.analysis.metrics import loss_summary
-
 tables = []
 for rep in run.all_reps():
-    if len(rep.events):
-        t = loss_summary(rep.events)
+    t = rep.loss_summary.copy()  # metrics.loss_summary(rep.events), from a small derived table
+    if len(t):
         t.insert(0, "rep", rep.rep)
         t.insert(0, "pair", rep.pair)
         t.insert(0, "workload", rep.workload)
@@ -67,8 +65,8 @@ m = rep.metrics
 srv = m[m["vantage"] == "server"] if len(m) else m
 ax = plots.cwnd_plot(srv, time_col="conn_time_s" if len(srv) else "time_s",
                      title=f"{rep.workload} rep {rep.rep}: server")
-ev = rep.events
-lost = ev[(ev["name"] == "recovery:packet_lost") & (ev["vantage"] == "server")] if len(ev) else ev
+pk = rep.qlog_packets
+lost = pk[(pk["event"] == "lost") & (pk["vantage"] == "server")] if len(pk) else pk
 plots.loss_markers(ax, lost=list(lost["conn_time_s"]) if len(lost) else [])
 
 # %% [markdown]

@@ -12,7 +12,9 @@ Per rep (``rep-<n>/derived/``, schema in docs/analysis.md), besides the per-file
   metrics (:func:`~.qlog.metrics_table`: cwnd, bytes in flight, ssthresh, RTTs);
 * ``qlog_packets``: one row per packet sent / received / lost / newly acked, per qlog;
 * ``link_loss.to_client`` / ``link_loss.to_server``: :func:`~.metrics.link_loss`'s
-  per-datagram table (its summary in the metadata).
+  per-datagram table (its summary in the metadata);
+* the small summaries of :mod:`.summaries` (``loss_summary``, ``handshake_qlog``,
+  ``reality_events``, ``handshake_wire``), so notebooks that visit every rep stay fast.
 
 Every reader goes through the same functions, so the first load of a table writes it and
 ``derive`` only does that up front for all reps at once, one worker process per core, and
@@ -34,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import cache
+from . import cache, summaries
 from .capcache import derive_capture
 from .metrics import (
     RangeSet,
@@ -45,8 +47,11 @@ from .metrics import (
     qlog_received_stream,
     rtt_samples,
 )
-from .pcap import PcapTables, load_pcap
 from .qlog import load_qlogs, metrics_table
+from .reptables import EventsFn, FramesFn, client_tables, frames_once
+from .reptables import cached_table as _cached
+from .reptables import client_capture as _client_capture
+from .reptables import qlog_deps as _qlog_deps
 from .results import rep_dirs
 from .sources import (
     SLICE_COLUMNS,
@@ -61,69 +66,10 @@ __all__ = ["PACKET_EVENT_COLUMNS", "cached_goodput", "cached_link_loss", "cached
            "cached_qlog_packets", "cached_rtt", "derive_rep", "derive_run", "main",
            "qlog_packet_events"]
 
-EventsFn = Callable[[], pd.DataFrame]
 GOODPUT_COLUMNS = ["t_start", "t_end", "bytes", "mbps"]
 #: Columns of ``derived/qlog_packets``.
 PACKET_EVENT_COLUMNS = ["file", "vantage", "group_id", "event", "time_s", "conn_time_s",
                         "packet_type", "packet_number", "length"]
-
-
-def _client_capture(rf: RepFiles) -> tuple[Path | None, Path | None]:
-    cap = rf.client_capture
-    return cap, (rf.keylog if cap is not None and cap.suffix == ".pcap" else None)
-
-
-def client_tables(rf: RepFiles) -> PcapTables | None:
-    """The client-side capture's tables (raw or derived), None without one."""
-    cap, keylog = _client_capture(rf)
-    if cap is None:
-        return None
-    try:
-        return load_pcap(cap, keylog=keylog)
-    except RuntimeError:
-        if cap.exists():
-            raise
-        return None  # pruned before it was derived
-
-
-def _rel_files(df: pd.DataFrame, rep: Path) -> pd.DataFrame:
-    if "file" in df.columns and len(df):
-        df = df.copy()
-        df["file"] = [os.path.relpath(f, rep) for f in df["file"]]
-    return df
-
-
-def _abs_files(df: pd.DataFrame, rep: Path) -> pd.DataFrame:
-    if "file" in df.columns and len(df):
-        df["file"] = [str(rep / f) for f in df["file"]]
-    return df
-
-
-def _cached(rep_dir: Path, name: str, deps: Callable[[dict[str, Any]], list[Path]],
-            build: Callable[[], tuple[pd.DataFrame, dict[str, Any]]],
-            ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Table ``name`` of the rep if valid for ``deps(meta)``, else built and stored."""
-    if not cache.enabled():
-        return build()
-    rc = cache.RepCache(rep_dir)
-    info = rc.read_meta(name)
-    if info is None:
-        rc.lookup(name, [])  # a table that exists but cannot be read: warn and delete it
-    else:
-        hit = rc.lookup(name, deps(info.get("meta", {})))
-        if hit is not None:
-            return _abs_files(hit.frame, rep_dir), hit.meta
-    every = deps({})
-    fp_all = cache.fingerprint(rep_dir, every)
-    df, meta = build()
-    used = {str(p) for p in deps(meta)}
-    fp = [f for f, p in zip(fp_all, every, strict=True) if str(p) in used]
-    rc.store(name, _rel_files(df, rep_dir), [], meta=meta, fingerprints=fp)
-    return df, meta
-
-
-def _qlog_deps(rf: RepFiles) -> Callable[[dict[str, Any]], list[Path]]:
-    return lambda meta: list(rf.qlogs)
 
 
 # -- goodput ------------------------------------------------------------------------------------
@@ -172,11 +118,12 @@ def cached_metrics(rf: RepFiles, events: EventsFn) -> pd.DataFrame:
     return _cached(rf.path, "cwnd", _qlog_deps(rf), lambda: (metrics_table(events()), {}))[0]
 
 
-def qlog_packet_events(events: pd.DataFrame) -> pd.DataFrame:
+def qlog_packet_events(events: pd.DataFrame, frames: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per packet sent, received, declared lost or newly acknowledged, per qlog.
 
     ``acked`` rows come from the ACK frames the endpoint received: each packet number of its
     own (same packet number space) the first time an ACK covers it, at that ACK's time.
+    ``frames``: ``frames_table(events)`` if the caller has it already.
     """
     names = {"transport:packet_sent": "sent", "transport:packet_received": "received",
              "recovery:packet_lost": "lost"}
@@ -188,7 +135,7 @@ def qlog_packet_events(events: pd.DataFrame) -> pd.DataFrame:
                         "time_s": ev["time_s"], "conn_time_s": ev["conn_time_s"],
                         "packet_type": ev["packet_type"], "packet_number": ev["packet_number"],
                         "length": ev["length"]})
-    fr = frames_table(events)
+    fr = frames_table(events) if frames is None else frames
     rows: list[dict[str, Any]] = []
     if len(fr):
         acks = fr[(fr["frame_type"] == "ack") & (fr["direction"] == "received")]
@@ -212,10 +159,12 @@ def qlog_packet_events(events: pd.DataFrame) -> pd.DataFrame:
     return both[PACKET_EVENT_COLUMNS]
 
 
-def cached_qlog_packets(rf: RepFiles, events: EventsFn) -> pd.DataFrame:
+def cached_qlog_packets(rf: RepFiles, events: EventsFn, frames: FramesFn | None = None,
+                        ) -> pd.DataFrame:
     """:func:`qlog_packet_events` of the rep through the ``qlog_packets`` table."""
+    fr = frames or frames_once(events)
     return _cached(rf.path, "qlog_packets", _qlog_deps(rf),
-                   lambda: (qlog_packet_events(events()), {}))[0]
+                   lambda: (qlog_packet_events(events(), fr()), {}))[0]
 
 
 # -- link loss ----------------------------------------------------------------------------------
@@ -287,8 +236,14 @@ def derive_rep(rep_dir: str | Path) -> dict[str, float]:
     cached_rtt(rf, events)
     cached_metrics(rf, events)
     lap("rtt_cwnd")
-    cached_qlog_packets(rf, events)
+    frames = frames_once(events)  # decoded once for qlog_packets and the summaries
+    cached_qlog_packets(rf, events, frames)
     lap("qlog_packets")
+    summaries.cached_loss_summary(rf, events, frames)
+    summaries.cached_handshake_qlog(rf, events, frames)
+    summaries.cached_reality_events(rf, events)
+    summaries.cached_handshake_wire(rf)
+    lap("summaries")
     if (rf.client_pcap or rf.client_pcapng) is not None and rf.server_pcap is not None:
         for direction in ("to_client", "to_server"):
             cached_link_loss(rf, direction)

@@ -178,18 +178,27 @@ def rtt_samples(events: pd.DataFrame, vantage: str | None = None) -> pd.DataFram
     return out[[c for c in cols if c in out.columns]].reset_index(drop=True)
 
 
-def loss_summary(events: pd.DataFrame) -> pd.DataFrame:
+def _frames_of(frames: pd.DataFrame | None, ev: pd.DataFrame, file: Any, vantage: Any,
+               ) -> pd.DataFrame:
+    """``frames_table(ev)``, or its rows in ``frames`` (the whole event table's, computed once)."""
+    if frames is None:
+        return frames_table(ev)
+    return frames[(frames["file"] == file) & (frames["vantage"] == vantage)]
+
+
+def loss_summary(events: pd.DataFrame, frames: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per qlog file: packets sent/received/lost, lost %, retransmitted STREAM packets and bytes.
 
     "retransmitted" here comes from the sender's own log: packets whose STREAM frames repeat
     bytes it had already sent (:func:`retransmissions` on the ``packet_sent`` frames).
+    ``frames``: ``frames_table(events)`` if the caller has it already (same result, faster).
     """
     rows = []
     for (file, vantage, producer), ev in events.groupby(["file", "vantage", "producer"]):
         sent = int((ev["name"] == "transport:packet_sent").sum())
         recv = int((ev["name"] == "transport:packet_received").sum())
         lost = int((ev["name"] == "recovery:packet_lost").sum())
-        fr = frames_table(ev)
+        fr = _frames_of(frames, ev, file, vantage)
         sf = fr[(fr["frame_type"] == "stream") & (fr["direction"] == "sent")]
         rt = retransmissions(sf) if not sf.empty else pd.DataFrame()
         rows.append({"file": file, "vantage": vantage, "producer": producer,
@@ -263,9 +272,12 @@ def handshake_wire(tables: PcapTables) -> dict[str, float]:
             "handshake_done_s": float(hd["time_s"].min()) - t0 if not hd.empty else math.nan}
 
 
-def handshake_qlog(events: pd.DataFrame) -> pd.DataFrame:
+def handshake_qlog(events: pd.DataFrame, frames: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per client qlog: first packet sent → first 1-RTT packet sent (``handshake_s``) and →
-    HANDSHAKE_DONE received (``handshake_done_s``)."""
+    HANDSHAKE_DONE received (``handshake_done_s``).
+
+    ``frames``: ``frames_table(events)`` if the caller has it already (same result, faster).
+    """
     rows = []
     for file, ev in events[events["vantage"] == "client"].groupby("file"):
         sent = ev[ev["name"] == "transport:packet_sent"]
@@ -273,7 +285,7 @@ def handshake_qlog(events: pd.DataFrame) -> pd.DataFrame:
             continue
         t0 = float(sent["time_s"].min())
         one = sent[sent["packet_type"] == "1RTT"]
-        fr = frames_table(ev)
+        fr = _frames_of(frames, ev, file, "client")
         hd = fr[(fr["frame_type"] == "handshake_done") & (fr["direction"] == "received")]
         rows.append({"file": file, "producer": ev["producer"].iloc[0],
                      "handshake_s": float(one["time_s"].min()) - t0 if len(one) else math.nan,

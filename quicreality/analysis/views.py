@@ -5,6 +5,7 @@
 >>> rep = run.rep("ours-ours")      # first pair, rep 1 (one with captures if there is one)
 >>> rep.events                      # normalised qlog events of every endpoint
 >>> rep.client_pcap                 # PcapTables of the decrypted client-side capture
+>>> rep.loss_summary                # per qlog: sent/lost/retransmitted (small derived table)
 
 Nothing is parsed until it is asked for, and each table is parsed once.
 """
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import derive
+from . import derive, summaries
 from .iperf3 import Iperf3Result, load_iperf3
 from .metrics import retransmissions
 from .pcap import PcapTables, load_pcap
-from .qlog import load_qlogs
+from .qlog import frames_table, load_qlogs
 from .results import default_run, load_checks, load_manifests, load_samples, rep_dirs
 from .sources import RepFiles, derived_rep_files, rep_files
 
@@ -68,6 +69,13 @@ class RepView:
         return self.events
 
     @functools.cached_property
+    def _frame_table(self) -> pd.DataFrame:
+        return frames_table(self.events)
+
+    def _frames(self) -> pd.DataFrame:
+        return self._frame_table
+
+    @functools.cached_property
     def metrics(self) -> pd.DataFrame:
         """Forward-filled recovery metrics (RTT, cwnd, bytes in flight) per qlog."""
         return derive.cached_metrics(self.files, self._events)
@@ -80,7 +88,34 @@ class RepView:
     @functools.cached_property
     def qlog_packets(self) -> pd.DataFrame:
         """Packets sent, received, lost and newly acked per qlog (``derive.qlog_packet_events``)."""
-        return derive.cached_qlog_packets(self.files, self._events)
+        return derive.cached_qlog_packets(self.files, self._events, self._frames)
+
+    @functools.cached_property
+    def loss_summary(self) -> pd.DataFrame:
+        """Per qlog: packets sent/received/lost, retransmitted STREAM packets and bytes.
+
+        :func:`~.metrics.loss_summary` of :attr:`events`, through the rep's small
+        ``loss_summary`` table (the events are only loaded to derive it).
+        """
+        return summaries.cached_loss_summary(self.files, self._events, self._frames)
+
+    @functools.cached_property
+    def handshake_qlog(self) -> pd.DataFrame:
+        """Per client qlog: the handshake times (:func:`~.metrics.handshake_qlog`), cached."""
+        return summaries.cached_handshake_qlog(self.files, self._events, self._frames)
+
+    @functools.cached_property
+    def reality_events(self) -> pd.DataFrame:
+        """The ``reality:*`` qlog events (the REALITY gate's verdicts), cached.
+
+        Columns file, vantage, group_id, time_s, conn_time_s, name, data (a dict).
+        """
+        return summaries.cached_reality_events(self.files, self._events)
+
+    @functools.cached_property
+    def handshake_wire(self) -> dict[str, float] | None:
+        """:func:`~.metrics.handshake_wire` of the client-side capture (None without one)."""
+        return summaries.cached_handshake_wire(self.derived_files)
 
     @functools.cached_property
     def client_pcap(self) -> PcapTables | None:

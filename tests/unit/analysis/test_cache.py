@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from quicreality.analysis import cache
+from quicreality.analysis.metrics import handshake_qlog, handshake_wire, loss_summary
 from quicreality.analysis.report import build_report
 from quicreality.analysis.views import RepView, RunView
 
@@ -33,7 +34,10 @@ def run(tmp_path: Path, sample: Path) -> Path:
 def _tables(rep: RepView) -> dict[str, Any]:
     """Everything a notebook reads from one rep."""
     out: dict[str, Any] = {"goodput": rep.goodput(), "rtt": rep.rtt, "metrics": rep.metrics,
-                           "qlog_packets": rep.qlog_packets}
+                           "qlog_packets": rep.qlog_packets, "loss_summary": rep.loss_summary,
+                           "handshake_qlog": rep.handshake_qlog,
+                           "reality_events": rep.reality_events,
+                           "handshake_wire": rep.handshake_wire}
     if rep.client_pcap is not None:
         out["client_packets"] = rep.client_pcap.packets
         out["client_frames"] = rep.client_pcap.frames
@@ -80,6 +84,40 @@ def test_cached_equals_uncached_cold_and_warm(run: Path) -> None:
     _assert_same(plain, cold)
     _assert_same(plain, warm)
     assert any(isinstance(v, pd.DataFrame) and len(v) > 100 for v in plain.values())
+
+
+def test_the_small_tables_equal_the_functions_on_the_full_events(run: Path) -> None:
+    """The notebooks' per-rep summaries (read from small tables, cold and warm) are exactly
+    what the functions give on the full event table and capture, as the notebooks used to call
+    them."""
+    seen = {"loss": 0, "handshake": 0, "reality": 0, "wire": 0}
+    for _ in ("cold", "warm"):
+        for rep in RunView(run).all_reps():
+            with cache.disabled():
+                ev = RepView(rep.path, rep.workload, rep.pair, rep.rep).events
+                pcap = RepView(rep.path, rep.workload, rep.pair, rep.rep).client_pcap
+            if len(ev):
+                pd.testing.assert_frame_equal(rep.loss_summary, loss_summary(ev),
+                                              check_dtype=False)
+                seen["loss"] += 1
+                want = handshake_qlog(ev)
+                pd.testing.assert_frame_equal(rep.handshake_qlog, want, check_dtype=False)
+                seen["handshake"] += len(want)
+                v = ev[ev["name"].str.startswith("reality:")]
+                got = rep.reality_events
+                assert list(got["name"]) == list(v["name"])
+                assert list(got["data"]) == list(v["data"])
+                assert list(got["time_s"]) == list(v["time_s"])
+                seen["reality"] += len(v)
+            else:
+                assert rep.loss_summary.empty and rep.handshake_qlog.empty
+            if pcap is not None:
+                assert rep.handshake_wire == pytest.approx(handshake_wire(pcap), nan_ok=True)
+                seen["wire"] += 1
+            else:
+                assert rep.handshake_wire is None
+    # the committed sample has every kind: qlogs, client qlogs, gate verdicts, a capture
+    assert all(n > 0 for n in seen.values()), seen
 
 
 def _first_rep_with(run: Path, pred: Callable[[RepView], bool]) -> RepView:
