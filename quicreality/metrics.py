@@ -217,3 +217,20 @@ def reality_metrics() -> RealityMetrics:
     if _REALITY is None:
         _REALITY = RealityMetrics()
     return _REALITY
+
+
+def scrape_metrics(port: int, host: str = "127.0.0.1") -> dict[str, float]:
+    """``{"name{label=value}": value}`` of every sample at http://HOST:PORT/metrics (benches and
+    tests read a running process's counters with it)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out

@@ -27,10 +27,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..metrics import scrape_metrics
 from ..scenarios.peers import paths
 from ..scenarios.peers.base import free_udp_port
 from ..scenarios.peers.certs import make_test_cert
@@ -75,19 +75,6 @@ class Tree:
     name: str
     root: Path
     rounds: list[Round] = field(default_factory=list)
-
-
-def _scrape(port: int) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
 
 
 def _free_tcp_port() -> int:
@@ -161,14 +148,14 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
         deadline = time.monotonic() + 20
         while True:
             try:
-                before = _scrape(metrics_port)
+                before = scrape_metrics(metrics_port)
                 break
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
         time.sleep(2.0)  # the listener learns the target's shape first
-        before = _scrape(metrics_port)
+        before = scrape_metrics(metrics_port)
         packets = forge_flood(args.count, port)
         drops0, cpu0 = udp_drops(port), proc_cpu(listener.pid)
         seconds: list[float] = []
@@ -176,7 +163,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
                                    daemon=True)
         flooder.start()
         time.sleep(args.count / args.rate / 4)
-        quarter, cpu_q = _scrape(metrics_port), proc_cpu(listener.pid) - cpu0
+        quarter, cpu_q = scrape_metrics(metrics_port), proc_cpu(listener.pid) - cpu0
         out = workdir / f"out-{tree.name}"
         shutil.rmtree(out, ignore_errors=True)
         client = [str(paths.python()), "-m", "quicreality", "client",
@@ -197,7 +184,7 @@ def _one_round(tree: Tree, workdir: Path, target_port: int, args: argparse.Names
         downloader.start()
         flooder.join()
         time.sleep(2.0)  # what the kernel and the backlog hold
-        after = _scrape(metrics_port)  # the flood's totals, whether or not the download is over
+        after = scrape_metrics(metrics_port)  # the flood's totals, whether or not the download is over
         cpu = proc_cpu(listener.pid) - cpu0
         downloader.join()
         download_s = result[0] if result else None

@@ -87,11 +87,7 @@ def derive_initial_secrets(cid: bytes, version: int) -> tuple[bytes, bytes]:
     Raises:
         KeyUnavailableError: unknown version.
     """
-    try:
-        salt = INITIAL_SALTS[version]
-    except KeyError:
-        raise KeyUnavailableError(f"no initial salt for version {version:#x}") from None
-    initial_secret = hkdf_extract("sha256", salt, cid)
+    initial_secret = _initial_secret(cid, version)
     return (
         hkdf_expand_label("sha256", initial_secret, b"client in", b"", 32),
         hkdf_expand_label("sha256", initial_secret, b"server in", b"", 32),
@@ -105,11 +101,16 @@ def derive_client_initial_secret(cid: bytes, version: int) -> bytes:
     Raises:
         KeyUnavailableError: unknown version.
     """
+    return hkdf_expand_label("sha256", _initial_secret(cid, version), b"client in", b"", 32)
+
+
+def _initial_secret(cid: bytes, version: int) -> bytes:
+    """HKDF-Extract(initial_salt, cid) (RFC 9001 §5.2); KeyUnavailableError for an unknown version."""
     try:
         salt = INITIAL_SALTS[version]
     except KeyError:
         raise KeyUnavailableError(f"no initial salt for version {version:#x}") from None
-    return hkdf_expand_label("sha256", hkdf_extract("sha256", salt, cid), b"client in", b"", 32)
+    return hkdf_extract("sha256", salt, cid)
 
 
 #: ``(secret, key, iv, hp)`` of one direction's Initial keys.

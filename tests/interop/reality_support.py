@@ -17,7 +17,6 @@ import socket
 import struct
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from peers_harness import PeerHarness, Pki, WwwDir
-from prometheus_client.parser import text_string_to_metric_families
 
 from quicreality.bench.handshake import DriveResult, close_and_flush, drive
+from quicreality.metrics import scrape_metrics
 from quicreality.quic.config import QuicConfiguration
 from quicreality.quic.connection import QuicConnection
 from quicreality.reality.keys import X25519KeyPair, generate_key_pair, parse_short_id
@@ -53,14 +52,7 @@ def free_tcp_port() -> int:
 
 def scrape(port: int) -> dict[str, float]:
     """``{"name{label=value}": value}`` of every sample at http://127.0.0.1:PORT/metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
+    return scrape_metrics(port)
 
 
 class RealityLab:
