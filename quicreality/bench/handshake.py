@@ -6,6 +6,8 @@ Configurations, interleaved round by round so drift on a shared machine hits all
 * ``plain TLS, chrome hello``: the same with ``fingerprint="chrome"`` (Chromium's hello and Initial
   layout, as the REALITY client sends them by default): what the hello costs without REALITY;
 * ``REALITY accept``: our REALITY client -> our REALITY listener (HMAC certificate);
+* ``REALITY accept, unpaced``: the same against a second listener with ``pace_first_reply =
+  false`` (no wait for the target's learned first-reply time);
 * ``REALITY reject->fallback``: our plain client -> our REALITY listener -> relayed to an aioquic
   target (the gate rejects the empty session_id; the aioquic target completes the handshake);
 * ``ours->aioquic direct``: our plain client -> the same aioquic server (the relay's baseline);
@@ -226,15 +228,15 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]], qh3: bool) -> l
 
     cert, key, _ca = make_test_cert(workdir)
     py = str(paths.python())
-    p_plain, p_target, p_reality, p_qh3 = (free_udp_port(), free_udp_port(), free_udp_port(),
-                                           free_udp_port())
+    p_plain, p_target, p_reality, p_qh3, p_unpaced = (free_udp_port() for _ in range(5))
     pair = generate_key_pair(os.urandom)
-    (workdir / "reality.toml").write_text(
-        "[reality]\n"
-        f'private_key = "{pair.private_key_text}"\n'
-        'server_names = ["localhost"]\nshort_ids = ["0a0b"]\n'
-        f'target = "127.0.0.1:{p_target}"\nmax_time_diff_ms = 60000\n'
-        "max_fallback_flows = 256\n")
+    for name, pace in (("reality.toml", "true"), ("reality-unpaced.toml", "false")):
+        (workdir / name).write_text(
+            "[reality]\n"
+            f'private_key = "{pair.private_key_text}"\n'
+            'server_names = ["localhost"]\nshort_ids = ["0a0b"]\n'
+            f'target = "127.0.0.1:{p_target}"\nmax_time_diff_ms = 60000\n'
+            f"max_fallback_flows = 256\npace_first_reply = {pace}\n")
     ours = start_server_process([py, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{p_plain}",
                    "--cert", str(cert), "--key", str(key)], p_plain, workdir / "ours.log")
     procs.append(ours)
@@ -246,6 +248,13 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]], qh3: bool) -> l
                       "--reality-config", str(workdir / "reality.toml")], p_reality,
                      workdir / "reality.log")
     procs.append(reality)
+    # The same listener without first-reply pacing: what the accept path costs apart from the
+    # wait for the target's learned answer time (docs/reality.md, timing side channel).
+    unpaced = start_server_process([py, "-m", "quicreality", "server", "--listen",
+                                    f"127.0.0.1:{p_unpaced}", "--reality-config",
+                                    str(workdir / "reality-unpaced.toml")], p_unpaced,
+                                   workdir / "reality-unpaced.log")
+    procs.append(unpaced)
 
     def plain_config() -> QuicConfiguration:
         return QuicConfiguration(is_client=True, rng=os.urandom, wall_clock=time.time,
@@ -277,6 +286,7 @@ def _setups(workdir: Path, procs: list[subprocess.Popen[bytes]], qh3: bool) -> l
         Setup("plain TLS, chrome hello", p_plain, ours_plain_chrome, [ours.pid]),
         # The target handles every mirrored ClientHello too: its CPU is part of the cost.
         Setup("REALITY accept", p_reality, ours_reality, [reality.pid, target.pid]),
+        Setup("REALITY accept, unpaced", p_unpaced, ours_reality, [unpaced.pid, target.pid]),
         Setup("REALITY reject->fallback", p_reality, ours_plain, [reality.pid, target.pid]),
         Setup("ours->aioquic direct", p_target, ours_plain, [target.pid]),
         Setup("aioquic plain", p_target, aioquic_plain, [target.pid]),
@@ -365,6 +375,8 @@ def main(argv: list[str]) -> int:
     print(f"  REALITY accept / plain TLS = {med['REALITY accept'] / med['plain TLS']:.2f}x "
           "(goal >= 0.7x)")
     total = {name: cpu_med[name] + client_med[name] for name in med}
+    print(f"  REALITY accept, unpaced / plain TLS = "
+          f"{med['REALITY accept, unpaced'] / med['plain TLS']:.2f}x (no first-reply pacing)")
     print(f"  REALITY accept / plain TLS by CPU per handshake (client + servers, plain / REALITY) = "
           f"{total['plain TLS'] / total['REALITY accept']:.2f}x")
     print(f"  REALITY accept / plain TLS, chrome hello = "
