@@ -45,6 +45,7 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -434,7 +435,7 @@ def _trace_frame(trace: QlogTrace) -> pd.DataFrame:
             columns[c] = [row.get(c, math.nan) for row in rows]
     df = pd.DataFrame(columns)
     time_s = columns["time_s"]
-    if not all(a <= b for a, b in zip(time_s, time_s[1:], strict=False)):  # NaN: not sorted
+    if not all(a <= b for a, b in pairwise(time_s)):  # a NaN compares False: sort
         df = df.sort_values("time_s", kind="stable").reset_index(drop=True)
     return df
 
