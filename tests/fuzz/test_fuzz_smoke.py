@@ -1,5 +1,5 @@
 """Every fuzz target, briefly, over its seed corpus (CI; the long runs are
-``python -m quicreality.fuzz TARGET``, docs/fuzzing.md).
+``python -m quicreality.fuzz TARGET``, docs/security.md, "Fuzzing figures").
 
 Each target first runs every seed unchanged, then random mutations of them for a couple of
 seconds (deterministic per seed, no atheris needed). Any input that makes the target raise
