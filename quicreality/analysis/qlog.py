@@ -45,9 +45,11 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -376,11 +378,25 @@ def load_qlog_raw(path: str | Path) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     if not frames:
         return _empty_events()
+    if len(frames) == 1:
+        return frames[0]  # already indexed 0..n-1
     return pd.concat(frames, ignore_index=True)
 
 
+_EMPTY_EVENTS: pd.DataFrame | None = None
+
+
 def _empty_events() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in EVENT_COLUMNS})
+    global _EMPTY_EVENTS
+    if _EMPTY_EVENTS is None:
+        _EMPTY_EVENTS = pd.DataFrame({c: pd.Series(dtype="object") for c in EVENT_COLUMNS})
+    return _EMPTY_EVENTS.copy()
+
+
+#: Event columns that are numbers (float, NaN when absent or not a number).
+_NUMERIC_COLUMNS = frozenset(("packet_number", "length", "time_abs_s", *METRIC_COLUMNS))
+#: Columns no event had: ``None`` for these, NaN for the others.
+_NONE_IF_ABSENT = frozenset(("frames", "cc_state", "cc_state_old", "owner"))
 
 
 def _trace_frame(trace: QlogTrace) -> pd.DataFrame:
@@ -399,20 +415,29 @@ def _trace_frame(trace: QlogTrace) -> pd.DataFrame:
         row["time_s"] = (t - t0) / 1000.0
         row["time_abs_s"] = (base_ms + t) / 1000.0 if base_ms is not None else math.nan
         rows.append(row)
-    df = pd.DataFrame(rows)
-    df["file"] = str(trace.path)
-    df["producer"] = trace.producer
-    df["flavour"] = trace.flavour
-    df["vantage"] = trace.vantage
-    df["group_id"] = trace.group_id
-    df["clock"] = clock
+    n = len(rows)
+    constant = {"file": str(trace.path), "producer": trace.producer, "flavour": trace.flavour,
+                "vantage": trace.vantage, "group_id": trace.group_id, "clock": clock}
+    present: set[str] = set()
+    for row in rows:
+        present.update(row)
+    # One constructor over whole columns (per-column assignment costs a pandas call each).
+    columns: dict[str, Any] = {}
     for c in EVENT_COLUMNS:
-        if c not in df.columns:
-            df[c] = None if c in ("frames", "cc_state", "cc_state_old", "owner") else math.nan
-    for c in ("packet_number", "length", "time_abs_s", *METRIC_COLUMNS):
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-    df = df.sort_values("time_s", kind="stable").reset_index(drop=True)
-    return df[list(EVENT_COLUMNS)]
+        if c in constant:
+            columns[c] = [constant[c]] * n
+        elif c in _NUMERIC_COLUMNS:  # values are float or None (_num), time_abs_s a float
+            columns[c] = np.array([math.nan if (v := row.get(c)) is None else v for row in rows]
+                                  if c in present else [math.nan] * n, dtype=np.float64)
+        elif c not in present:
+            columns[c] = [None if c in _NONE_IF_ABSENT else math.nan] * n
+        else:
+            columns[c] = [row.get(c, math.nan) for row in rows]
+    df = pd.DataFrame(columns)
+    time_s = columns["time_s"]
+    if not all(a <= b for a, b in pairwise(time_s)):  # a NaN compares False: sort
+        df = df.sort_values("time_s", kind="stable").reset_index(drop=True)
+    return df
 
 
 def is_qlog_name(path: str | Path) -> bool:

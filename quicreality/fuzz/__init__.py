@@ -14,5 +14,5 @@
 * :mod:`.corpus`: seed corpora from in-memory pairs and the repository's captures.
 
 This package imports nothing at import time, so that atheris can instrument the code under test
-as it is first imported (docs/fuzzing.md).
+as it is first imported (docs/security.md, "Fuzzing figures").
 """

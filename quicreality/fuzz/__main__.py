@@ -1,4 +1,4 @@
-"""``python -m quicreality.fuzz``: list, fuzz (atheris), replay and seed (see docs/fuzzing.md).
+"""``python -m quicreality.fuzz``: list, fuzz (atheris), replay, seed (docs/security.md, fuzzing).
 
     python -m quicreality.fuzz list
     python -m quicreality.fuzz TARGET [--runs N] [--seconds S] [--plain] [--workdir DIR]

@@ -6,12 +6,21 @@ packets that pass packet protection, so :class:`EstablishedPair` logs the client
 1-RTT keys of both directions from them with :class:`~quicreality.quic.crypto.CryptoContext`, and
 :meth:`EstablishedPair.forge` seals any payload as the next packet from either side. No private
 attribute of the connection is used, so the pair survives refactoring of the connection.
+
+A handshake costs tens of milliseconds; :meth:`EstablishedPair.snapshot` pickles an established
+pair once and :meth:`EstablishedPair.restore` gives an independent copy in a fraction of that
+(a fresh, identical pair for every fuzz input). Immutable objects that cannot be pickled (AEAD
+and header-protection contexts, keys, plain functions such as the wall clock) are shared between
+the copies rather than copied; everything else, randomness included, is the copy's own.
 """
 
 from __future__ import annotations
 
 import datetime
+import io
+import pickle
 import random
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +38,8 @@ from ..quic.packet import QUIC_VERSION_1
 from ..quic.packet_builder import short_header
 from ..tls.certificates import InsecureVerifier, StaticCertificateSource
 
-__all__ = ["CLIENT_ADDR", "SERVER_ADDR", "WALL", "EstablishedPair", "credentials", "seeded_rng"]
+__all__ = ["CLIENT_ADDR", "SERVER_ADDR", "WALL", "EstablishedPair", "PairSnapshot", "SeededRng",
+           "credentials", "seeded_rng"]
 
 CLIENT_ADDR = ("10.0.0.1", 40000)
 SERVER_ADDR = ("10.0.0.2", 443)
@@ -41,10 +51,59 @@ AES_128_GCM = 0x1301
 _CREDS: StaticCertificateSource | None = None
 
 
+class SeededRng:
+    """Deterministic bytes: ``rng(n)`` is the next ``n`` bytes of a seeded ``random.Random``
+    (a class, not a closure, so that a pickled copy carries its own state)."""
+
+    __slots__ = ("_random",)
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def __call__(self, n: int) -> bytes:
+        return self._random.randbytes(n)
+
+
 def seeded_rng(seed: int) -> Callable[[int], bytes]:
-    """Deterministic bytes."""
-    r = random.Random(seed)
-    return lambda n: r.randbytes(n)
+    """Deterministic bytes (a :class:`SeededRng`)."""
+    return SeededRng(seed)
+
+
+class _SharingPickler(pickle.Pickler):
+    """Pickles by value, except the objects :func:`_shared` picks, which it records by
+    reference (``persistent_id``) in ``table``."""
+
+    def __init__(self, file: io.BytesIO, table: dict[int, object], keep: set[int]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.table = table
+        self.keep = keep
+
+    def persistent_id(self, obj: object) -> int | None:
+        if id(obj) in self.keep or _shared(obj):
+            self.table[id(obj)] = obj
+            return id(obj)
+        return None
+
+
+class _SharingUnpickler(pickle.Unpickler):
+    """The inverse of :class:`_SharingPickler`: references resolve to the shared objects."""
+
+    def __init__(self, data: bytes, table: dict[int, object]) -> None:
+        super().__init__(io.BytesIO(data))
+        self.table = table
+
+    def persistent_load(self, pid: object) -> object:
+        return self.table[pid]  # type: ignore[index]
+
+
+def _shared(obj: object) -> bool:
+    """Objects a restored pair shares with the snapshot: plain and builtin functions (closures
+    over immutable values: the wall clock, the reset-token function; header-protection ``update``
+    of a stateless ECB context), read-only mappings, and ``cryptography`` objects (AEAD contexts
+    and keys; stateless per call, and not picklable)."""
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MappingProxyType)):
+        return True
+    return type(obj).__module__.startswith("cryptography")
 
 
 def credentials() -> StaticCertificateSource:
@@ -169,8 +228,36 @@ class EstablishedPair:
             self.client.receive_datagram(datagram, SERVER_ADDR, self.now)
             self.client.datagrams_to_send(self.now)
 
+    def snapshot(self) -> PairSnapshot:
+        """This pair's state, from which :meth:`restore` makes independent copies."""
+        table: dict[int, object] = {}
+        keep = {id(self.endpoint), id(self._tap)}
+        out = io.BytesIO()
+        _SharingPickler(out, table, keep).dump(self)
+        return PairSnapshot(out.getvalue(), table)
+
+    @staticmethod
+    def restore(snapshot: PairSnapshot) -> EstablishedPair:
+        """A copy of the pair as it was at :meth:`snapshot` (the endpoint is shared: the copies
+        talk to their two connections directly)."""
+        pair = _SharingUnpickler(snapshot.data, snapshot.shared).load()
+        if not isinstance(pair, EstablishedPair):
+            raise TypeError("not a pair snapshot")
+        return pair
+
     @property
     def alive(self) -> bool:
         """Both sides are still CONNECTED."""
         return (self.server.state == ConnectionState.CONNECTED
                 and self.client.state == ConnectionState.CONNECTED)
+
+
+class PairSnapshot:
+    """A pickled :class:`EstablishedPair` and the objects its copies share (see
+    :meth:`EstablishedPair.snapshot`)."""
+
+    __slots__ = ("data", "shared")
+
+    def __init__(self, data: bytes, shared: dict[int, object]) -> None:
+        self.data = data
+        self.shared = shared

@@ -40,6 +40,7 @@ from quicreality.quic.frames import (
     push_ack_frame,
     push_frame,
     push_stream_frame_header,
+    skip_padding,
     stream_frame_header_size,
 )
 from quicreality.quic.packet import (
@@ -143,6 +144,19 @@ def test_padding_run_is_one_frame() -> None:
     reader = Buffer(data=bytes(37) + b"\x01")
     assert pull_frame(reader) == PaddingFrame(37)
     assert pull_frame(reader) == PingFrame()
+
+
+@pytest.mark.parametrize(("data", "start", "skipped"), [
+    (b"", 0, 0), (bytes(5), 0, 5), (bytes(5), 5, 0), (b"\x00\x00\x01\x00", 0, 2),
+    (b"\x01\x00\x00\x00\x02", 1, 3), (b"\x01\x00\x00", 1, 2), (b"\x01", 0, 0),
+    (bytes(1199) + b"\x06", 3, 1196),
+])
+def test_skip_padding_stops_at_the_first_other_byte_or_the_end(
+        data: bytes, start: int, skipped: int) -> None:
+    buf = Buffer(data=data)
+    buf.seek(start)
+    assert skip_padding(buf) == skipped
+    assert buf.tell() == start + skipped
 
 
 # --- fast paths ---------------------------------------------------------------------------------------------
