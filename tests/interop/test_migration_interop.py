@@ -13,6 +13,11 @@ new port (in the first packet on the new path), the server's PATH_RESPONSE echoi
 server's own challenge on the new path answered by us (QIR's check), and the 3 MB body
 byte-exact.
 
+Every peer and the capture run in a fresh namespace whose ``lo`` segments UDP GSO in software
+(:class:`~quicreality.scenarios.fingerprint_capture.LoopbackNamespace`): on the host's ``lo``
+tcpdump sees a GSO send as one super-datagram, which tshark reads as one undecryptable packet, so
+a PATH_RESPONSE batched with other packets in one ``sendmsg`` was invisible on the wire.
+
 tshark 4.0 loses the server's direction once a connection moves to a preferred address (it takes
 the server's packets from the new address for the client's and fails their AEAD check). Where
 the server's packets cannot be decrypted, the frames our client's qlog says it received from the
@@ -27,6 +32,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,7 @@ import pytest
 from peers_harness import PeerHarness, Pki, WwwDir
 
 from quicreality.scenarios.capture import start_capture, tshark_fields
+from quicreality.scenarios.fingerprint_capture import LoopbackNamespace
 from quicreality.scenarios.pathcheck import PATH_FIELDS, path_verdict, qlog_sent_challenges
 from quicreality.scenarios.peers import DownloadRequest, ServeRequest, get_peer
 from quicreality.scenarios.peers.base import Command, PeerSpec, free_udp_port, sha256_file, url_for
@@ -63,6 +70,28 @@ def with_server_args(spec: PeerSpec, *extra: str, after: str | None = None) -> P
         return dataclasses.replace(cmd, argv=(*cmd.argv[:i], *extra, *cmd.argv[i:]))
 
     return dataclasses.replace(spec, serve=serve)
+
+
+def in_namespace(spec: PeerSpec, ns: LoopbackNamespace) -> PeerSpec:
+    """``spec`` whose server and client commands run inside ``ns``."""
+    def wrapped(build: Callable[[Any], Command] | None) -> Callable[[Any], Command] | None:
+        if build is None:
+            return None
+
+        def run_inside(req: Any) -> Command:
+            cmd = build(req)
+            return dataclasses.replace(cmd, argv=ns.wrap(cmd.argv))
+
+        return run_inside
+
+    return dataclasses.replace(spec, serve=wrapped(spec.serve), download=wrapped(spec.download))
+
+
+@pytest.fixture
+def ns() -> Iterator[LoopbackNamespace]:
+    """A fresh loopback namespace with software GSO segmentation (deleted afterwards)."""
+    with LoopbackNamespace() as space:
+        yield space
 
 
 def migrating_client(req: DownloadRequest) -> Command:
@@ -133,12 +162,13 @@ def migration_verdict(rows: list[dict[str, str]], server: tuple[str, str],
 
 
 def migrate_against(h: PeerHarness, pki: Pki, www: WwwDir, server: PeerSpec, port: int,
-                    new_server: tuple[str, int]) -> dict[str, Any]:
-    h.serve(server, ServeRequest(www=www.path, port=port, cert=pki.cert, key=pki.key))
-    cap = start_capture([], "lo", str(h.path("lo.pcap")),
+                    new_server: tuple[str, int], ns: LoopbackNamespace) -> dict[str, Any]:
+    h.serve(in_namespace(server, ns), ServeRequest(www=www.path, port=port, cert=pki.cert,
+                                                   key=pki.key))
+    cap = start_capture(ns.exec_prefix, "lo", str(h.path("lo.pcap")),
                         f"udp port {port} or udp port {new_server[1]}")
     url = url_for("127.0.0.1", port, "3M.bin")
-    client = dataclasses.replace(get_peer("ours"), download=migrating_client)
+    client = in_namespace(dataclasses.replace(get_peer("ours"), download=migrating_client), ns)
     req = DownloadRequest(urls=(url,), out_dir=h.path("out"), ca=pki.ca,
                           qlog_dir=h.path("qlog"), keylog=h.path("client.keys"))
     try:
@@ -167,18 +197,20 @@ def www3(www: WwwDir) -> WwwDir:
 
 
 def test_our_client_migrates_to_ngtcp2_preferred_address(peer_harness: PeerHarness, pki: Pki,
-                                                        www3: WwwDir, udp_port: int) -> None:
+                                                        www3: WwwDir, udp_port: int,
+                                                        ns: LoopbackNamespace) -> None:
     pport = free_udp_port(PREFERRED_HOST)
     server = with_server_args(get_peer("ngtcp2"), f"--preferred-ipv4-addr={PREFERRED_HOST}:{pport}")
-    facts = migrate_against(peer_harness, pki, www3, server, udp_port, (PREFERRED_HOST, pport))
+    facts = migrate_against(peer_harness, pki, www3, server, udp_port, (PREFERRED_HOST, pport), ns)
     assert facts["packets_to_new_path"] > 0
 
 
 @pytest.mark.parametrize("server", ["ngtcp2", "aioquic", "qh3"])
 def test_our_client_migrates_to_a_new_port(peer_harness: PeerHarness, pki: Pki, www3: WwwDir,
-                                           udp_port: int, server: str) -> None:
+                                           udp_port: int, server: str,
+                                           ns: LoopbackNamespace) -> None:
     facts = migrate_against(peer_harness, pki, www3, get_peer(server), udp_port,
-                            ("127.0.0.1", udp_port))
+                            ("127.0.0.1", udp_port), ns)
     assert facts["packets_to_new_path"] > 0
 
 
@@ -198,18 +230,21 @@ def test_our_client_respects_disable_active_migration(peer_harness: PeerHarness,
 
 
 def test_ngtcp2_client_migrates_to_our_preferred_address(peer_harness: PeerHarness, pki: Pki,
-                                                         www3: WwwDir, udp_port: int) -> None:
+                                                         www3: WwwDir, udp_port: int,
+                                                         ns: LoopbackNamespace) -> None:
     h = peer_harness
     pport = free_udp_port(PREFERRED_HOST)
     server = with_server_args(get_peer("ours"), "--preferred-address", f"{PREFERRED_HOST}:{pport}",
                               after="server")
     keys, qlogs = h.path("server.keys"), h.path("qlog-server")
-    h.serve(server, ServeRequest(www=www3.path, port=udp_port, cert=pki.cert, key=pki.key,
-                                 keylog=keys, qlog_dir=qlogs))
-    cap = start_capture([], "lo", str(h.path("lo.pcap")), f"udp port {udp_port} or udp port {pport}")
+    h.serve(in_namespace(server, ns), ServeRequest(www=www3.path, port=udp_port, cert=pki.cert,
+                                                   key=pki.key, keylog=keys, qlog_dir=qlogs))
+    cap = start_capture(ns.exec_prefix, "lo", str(h.path("lo.pcap")),
+                        f"udp port {udp_port} or udp port {pport}")
     url = url_for("127.0.0.1", udp_port, "3M.bin")
     try:
-        out = h.download("ngtcp2", DownloadRequest(urls=(url,), out_dir=h.path("out"), ca=pki.ca),
+        out = h.download(in_namespace(get_peer("ngtcp2"), ns),
+                         DownloadRequest(urls=(url,), out_dir=h.path("out"), ca=pki.ca),
                          timeout=120)
     finally:
         cap.stop(settle_s=0.3)
