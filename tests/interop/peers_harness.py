@@ -21,18 +21,22 @@ scripts/setup.sh"): the test fails, it is never skipped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from quicreality.scenarios.fingerprint_capture import LoopbackNamespace
 from quicreality.scenarios.peers import get_peer
 from quicreality.scenarios.peers.base import (
+    Command,
     DownloadRequest,
     PeerSpec,
     ServeRequest,
@@ -48,6 +52,8 @@ __all__ = [
     "PeerHarness",
     "Pki",
     "WwwDir",
+    "in_namespace",
+    "ns",
     "peer_harness",
     "pki",
     "udp_port",
@@ -214,3 +220,27 @@ def peer_harness() -> Iterator[PeerHarness]:
     """A :class:`PeerHarness` in a fresh temp dir; processes stopped, dir removed afterwards."""
     with harness_in_tempdir("qr-peers-") as h:
         yield h
+
+
+def in_namespace(spec: PeerSpec, ns: LoopbackNamespace) -> PeerSpec:
+    """``spec`` whose server and client commands run inside ``ns``."""
+    def wrapped(build: Callable[[Any], Command] | None) -> Callable[[Any], Command] | None:
+        if build is None:
+            return None
+
+        def run_inside(req: Any) -> Command:
+            cmd = build(req)
+            return dataclasses.replace(cmd, argv=ns.wrap(cmd.argv))
+
+        return run_inside
+
+    return dataclasses.replace(spec, serve=wrapped(spec.serve), download=wrapped(spec.download))
+
+
+@pytest.fixture
+def ns() -> Iterator[LoopbackNamespace]:
+    """A fresh loopback namespace whose ``lo`` segments UDP GSO in software, so a capture there
+    sees every datagram (on the host's ``lo`` a GSO send is one undecryptable super-datagram);
+    deleted afterwards, with any process still in it."""
+    with LoopbackNamespace() as space:
+        yield space

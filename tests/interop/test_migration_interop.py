@@ -32,12 +32,11 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from peers_harness import PeerHarness, Pki, WwwDir
+from peers_harness import PeerHarness, Pki, WwwDir, in_namespace
 
 from quicreality.scenarios.capture import start_capture, tshark_fields
 from quicreality.scenarios.fingerprint_capture import LoopbackNamespace
@@ -70,28 +69,6 @@ def with_server_args(spec: PeerSpec, *extra: str, after: str | None = None) -> P
         return dataclasses.replace(cmd, argv=(*cmd.argv[:i], *extra, *cmd.argv[i:]))
 
     return dataclasses.replace(spec, serve=serve)
-
-
-def in_namespace(spec: PeerSpec, ns: LoopbackNamespace) -> PeerSpec:
-    """``spec`` whose server and client commands run inside ``ns``."""
-    def wrapped(build: Callable[[Any], Command] | None) -> Callable[[Any], Command] | None:
-        if build is None:
-            return None
-
-        def run_inside(req: Any) -> Command:
-            cmd = build(req)
-            return dataclasses.replace(cmd, argv=ns.wrap(cmd.argv))
-
-        return run_inside
-
-    return dataclasses.replace(spec, serve=wrapped(spec.serve), download=wrapped(spec.download))
-
-
-@pytest.fixture
-def ns() -> Iterator[LoopbackNamespace]:
-    """A fresh loopback namespace with software GSO segmentation (deleted afterwards)."""
-    with LoopbackNamespace() as space:
-        yield space
 
 
 def migrating_client(req: DownloadRequest) -> Command:
