@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(RFC 9368; a server may move us to one it prefers), and after Version "
                         "Negotiation we start again in the first one the server lists. Default: "
                         "%(default)s (v1 only: no version_information, as before RFC 9368)")
+    c.add_argument("--initial-version", metavar="V",
+                   help="the version of the first Initial when it is not the first of "
+                        "--versions, e.g. --versions v2,v1 --initial-version v1: start in v1 "
+                        "and offer v2 as preferred (RFC 9368 compatible negotiation)")
     _add_common(c)
     reality_cli.add_keygen_parser(sub)
 
@@ -145,6 +149,9 @@ def _transport_options(args: argparse.Namespace) -> dict[str, object]:
     versions = _versions(args)
     if versions is not None:
         opts["supported_versions"] = versions
+    initial = _initial_version(args, versions)
+    if initial is not None:
+        opts["initial_version"] = initial
     from .quic.recovery.congestion.base import CONGESTION_CONTROLLERS
 
     if args.congestion not in CONGESTION_CONTROLLERS:
@@ -200,6 +207,25 @@ def _versions(args: argparse.Namespace) -> tuple[int, ...] | None:
     if not any(v in SUPPORTED_VERSIONS for v in versions):
         raise CliError("--versions: list v1 or v2 too (a reserved version cannot connect)")
     return versions
+
+
+def _initial_version(args: argparse.Namespace, versions: tuple[int, ...] | None) -> int | None:
+    """``--initial-version`` checked against ``--versions``; None when not given."""
+    from .quic.versions import parse_versions
+
+    text = getattr(args, "initial_version", None)
+    if text is None:
+        return None
+    try:
+        parsed = parse_versions(text)
+    except ValueError as exc:
+        raise CliError(f"--initial-version: {exc}") from None
+    if len(parsed) != 1:
+        raise CliError("--initial-version: give one version")
+    initial = parsed[0]
+    if initial not in (versions or ()):
+        raise CliError(f"--initial-version: {text} is not one of --versions")
+    return initial
 
 
 def run_server(args: argparse.Namespace) -> int:

@@ -55,6 +55,11 @@ _PLAIN = ("handshake", "transfer", "http3")
 #: The client's ``--versions`` for v2 (start in v1, offer v2: RFC 9368 compatible negotiation)
 #: and versionnegotiation (start in a reserved version, fall back to v1 on the VN packet).
 _VERSIONS = {"v2": "v1,v2", "versionnegotiation": f"0x{RESERVED},v1"}
+#: Our client's options for those: for v2 it starts in v1 but lists v2 first in Available
+#: Versions, its preference order (RFC 9368 §3), so a server that picks by the client's order
+#: (aioquic, qh3) moves it to v2 too.
+_OURS_VERSIONS = {"v2": ("--versions", "v2,v1", "--initial-version", "v1"),
+                  "versionnegotiation": ("--versions", _VERSIONS["versionnegotiation"])}
 #: The server's ``--versions`` for v2: prefer v2, accept v1.
 _SERVER_V2 = "v2,v1"
 _AIOQUIC = ("aioquic", "qh3")
@@ -203,9 +208,9 @@ def _ours_client(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
     if tc == "ecn":
         _need(flags, "client:--ecn")
         return [dl(ep.requests, "--ecn")]
-    if tc in _VERSIONS:
-        _need(flags, "client:--versions")
-        return [dl(ep.requests, "--versions", _VERSIONS[tc])]
+    if tc in _OURS_VERSIONS:
+        _need(flags, "client:--versions", *(("client:--initial-version",) if tc == "v2" else ()))
+        return [dl(ep.requests, *_OURS_VERSIONS[tc])]
     if tc == "connectionmigration":
         _need(flags, "client:--migrate")
         return [dl(ep.requests, "--migrate")]

@@ -69,6 +69,10 @@ class QuicConfiguration:
     #: offered in version_information; server: those it accepts, the first compatible one the
     #: client offers is chosen (RFC 9368, :mod:`.versions`).
     supported_versions: tuple[int, ...] = (QUIC_VERSION_1,)
+    #: client: the version of its first Initial when it is not the most preferred one (e.g. v1
+    #: for compatibility while preferring v2: Available Versions stay in preference order, RFC
+    #: 9368 §3); None: the first of ``supported_versions``. Must be one of them.
+    initial_version: int | None = None
     connection_id_length: int = 8
     #: client: how the first Initial flight is laid out (:mod:`.initial_layout`): "minimal" (our
     #: send path as is) or "chrome" (Chromium 156's packets, frames and datagram sizes)

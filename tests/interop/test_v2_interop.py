@@ -2,8 +2,9 @@
 on the wire as quic-interop-runner's ``v2`` case does: the capture's long headers are parsed and
 the client's first Initial must be v1, the server's Initials v2 and every Handshake packet v2.
 
-Peers that speak RFC 9369 v2 here: aioquic 1.7.2 and qh3 2.1.0 (both roles; neither server moves
-a v1 client to v2 itself, so with them as server our client starts in v2). ngtcp2 0.12 and
+Peers that speak RFC 9369 v2 here: aioquic 1.7.2 and qh3 2.1.0 (both roles; as servers they pick
+the first version of the client's Available Versions they support, so they move our client from
+v1 to v2 when it lists v2 first, ``--initial-version v1``). ngtcp2 0.12 and
 quic-go 0.29 only know the v2 *draft* (0x709a50c4), which is not RFC 9369.
 """
 
@@ -50,7 +51,8 @@ def serve(h: PeerHarness, peer: str, pki: Pki, www: WwwDir, port: int,
     proc.wait_udp_ready(port, timeout=15)
 
 
-def download(h: PeerHarness, peer: str, url: str, pki: Pki, versions: str) -> DownloadOutcome:
+def download(h: PeerHarness, peer: str, url: str, pki: Pki, versions: str,
+             initial: str | None = None) -> DownloadOutcome:
     spec = get_peer(peer)
     assert spec.download is not None and spec.parse is not None
     req = DownloadRequest(urls=(url,), out_dir=h.path(f"out-{peer}"), ca=pki.ca, timeout=30)
@@ -61,6 +63,8 @@ def download(h: PeerHarness, peer: str, url: str, pki: Pki, versions: str) -> Do
                 *cmd.argv[1:])
     else:
         argv = (*cmd.argv, "--versions", versions)
+    if initial is not None:  # ours: the first Initial's version, if not the first preferred
+        argv = (*argv, "--initial-version", initial)
     cmd = dataclasses.replace(cmd, argv=argv)
     proc = h.start(PeerProcess(cmd, name=f"{peer}-client", log_dir=h.path("logs")))
     finished = proc.wait(60)
@@ -96,13 +100,14 @@ def versions_of(packets: list[tuple[int, int]], ptype: int) -> set[int]:
 
 def run_case(h: PeerHarness, pki: Pki, www: WwwDir, *, server: str, client: str,
              server_versions: str | None, client_versions: str,
-             retry: bool = False) -> tuple[DownloadOutcome, dict]:
+             retry: bool = False, initial: str | None = None) -> tuple[DownloadOutcome, dict]:
     port = free_udp_port()
     pcap = str(h.path(f"v2-{server}-{client}.pcap"))
     capture: Capture = start_capture([], "lo", pcap, f"udp port {port}")
     try:
         serve(h, server, pki, www, port, server_versions, retry)
-        out = download(h, client, url_for("127.0.0.1", port, FILE), pki, client_versions)
+        out = download(h, client, url_for("127.0.0.1", port, FILE), pki, client_versions,
+                       initial)
     finally:
         capture.stop(settle_s=0.5)
     return out, wire(pcap, port)
@@ -136,6 +141,20 @@ def test_our_client_speaks_v2_to(peer_harness: PeerHarness, pki: Pki, www: WwwDi
     every = {v for side in packets.values() for v, _ in side}
     assert every == {V2}, packets
     assert versions_of(packets["client"], PACKET_TYPE_HANDSHAKE) == {V2}
+
+
+@pytest.mark.parametrize("server", ["aioquic", "qh3"])
+def test_our_client_starting_in_v1_is_moved_to_v2_by(peer_harness: PeerHarness, pki: Pki,
+                                                      www: WwwDir, server: str) -> None:
+    """QIR ``v2`` with our client: it starts in v1 and lists v2 first in Available Versions (its
+    preference, RFC 9368 §3); aioquic and qh3 pick by the client's order and move it to v2."""
+    out, packets = run_case(peer_harness, pki, www, server=server, client="ours",
+                            server_versions="v2,v1", client_versions="v2,v1", initial="v1")
+    assert_body(out, www)
+    assert packets["client"][0] == (V1, PACKET_TYPE_INITIAL), packets["client"][:3]
+    assert versions_of(packets["server"], PACKET_TYPE_INITIAL) == {V2}
+    assert versions_of(packets["client"], PACKET_TYPE_HANDSHAKE) == {V2}
+    assert versions_of(packets["server"], PACKET_TYPE_HANDSHAKE) == {V2}
 
 
 def test_our_client_follows_a_peer_version_negotiation(peer_harness: PeerHarness, pki: Pki,

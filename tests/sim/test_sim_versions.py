@@ -126,6 +126,20 @@ def test_compatible_negotiation_moves_v1_client_to_v2_without_a_round_trip() -> 
     assert abs(moved.handshake_at - plain.handshake_at) < 0.001
 
 
+def test_client_starts_in_v1_while_listing_v2_first() -> None:
+    """``initial_version``: the first Initial is v1, Available Versions keep the preference order
+    (v2 first, RFC 9368 §3), and a v2-preferring server moves the connection to v2."""
+    pair = WirePair(client_overrides={"supported_versions": (V2, V1), "initial_version": V1},
+                    server_overrides={"supported_versions": (V2, V1)})
+    pair.response_size = 50_000
+    info = pair.client._versions.local_information()
+    assert info is not None and (info.chosen_version, info.available_versions) == (V1, (V2, V1))
+    transfer(pair)
+    assert pair.wire[0] == ("to_server", [(V1, PACKET_TYPE_INITIAL)])
+    assert set(pair.versions("to_client")) == {V2}
+    assert pair.server is not None and pair.server._versions.current == V2
+
+
 def test_negotiation_is_in_the_qlog_of_both_sides() -> None:
     sinks: dict[bool, RecordingSink] = {}
 

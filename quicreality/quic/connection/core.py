@@ -90,7 +90,7 @@ class QuicConnection:
         cfg = configuration
         self.configuration = cfg
         self.is_client = is_client = cfg.is_client
-        version = version or cfg.supported_versions[0]
+        version = version or cfg.initial_version or cfg.supported_versions[0]
         reset_key = cfg.stateless_reset_key or cfg.rng(32)
         # A client's SCID length may be 0 (RFC 9000 §5.1); its first flight may follow a layout.
         profile = initial_layout.profile_for(cfg.initial_layout) if is_client else None

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[3]
 URLS = ("https://10.99.2.2:443/a", "https://10.99.2.2:443/b", "https://10.99.2.2:443/c")
 NONE: frozenset[str] = frozenset()
 ALL = frozenset({"client:--session-ticket", "client:--0rtt", "client:--key-update", "client:--ecn",
-                 "client:--versions", "client:--migrate", "server:--ecn", "server:--versions",
+                 "client:--versions", "client:--initial-version", "client:--migrate", "server:--ecn",
+                 "server:--versions",
                  "server:--preferred-address"})
 
 
@@ -56,6 +57,14 @@ def test_ours_features_follow_the_cli_flags() -> None:
     assert "--key-update" in plan(ep("ours", "client", "keyupdate"), ALL)[0].argv
     assert "v2,v1" in plan(ep("ours", "server", "v2"), ALL)[0].argv
     assert "10.99.2.2:4443" in plan(ep("ours", "server", "connectionmigration"), ALL)[0].argv
+
+
+def test_ours_v2_client_starts_in_v1_and_prefers_v2() -> None:
+    (cmd,) = plan(ep("ours", "client", "v2"), ALL)
+    i = cmd.argv.index("--versions")
+    assert cmd.argv[i:i + 4] == ("--versions", "v2,v1", "--initial-version", "v1")
+    with pytest.raises(Unsupported, match="client:--initial-version"):
+        plan(ep("ours", "client", "v2"), ALL - {"client:--initial-version"})
 
 
 def test_ngtcp2_uses_its_real_options() -> None:
