@@ -72,6 +72,32 @@ class RangeSet(Sequence[range]):
             keep.append(range(stop, last.stop))
         ranges[i:j] = keep
 
+    def take(self, start: int, stop: int) -> int:
+        """Remove ``[start, stop)`` and return how many members that removed.
+
+        Costs O(log n) plus the ranges it touches, so a caller that takes each ACK range from a
+        set of outstanding packet numbers pays for the ranges it removes, not for the whole set.
+        """
+        if stop <= start:
+            return 0
+        ranges = self._ranges
+        i = bisect_right(ranges, start, key=_STOP)
+        j = bisect_left(ranges, stop, lo=i, key=_START)
+        if i == j:
+            return 0
+        removed = 0
+        for k in range(i, j):
+            r = ranges[k]
+            removed += min(r.stop, stop) - max(r.start, start)
+        keep: list[range] = []
+        first, last = ranges[i], ranges[j - 1]
+        if first.start < start:
+            keep.append(range(first.start, start))
+        if last.stop > stop:
+            keep.append(range(stop, last.stop))
+        ranges[i:j] = keep
+        return removed
+
     def missing(self, start: int, stop: int) -> list[range]:
         """The parts of ``[start, stop)`` that are not in the set, in order."""
         ranges = self._ranges

@@ -34,9 +34,10 @@ def test_bbr3_keeps_most_of_a_lossy_wan_and_beats_cubic() -> None:
     assert cc.min_rtt < 0.045
 
 
-def download_rtts(cc: str, link: LinkModel, size: int) -> tuple[float, list[float]]:
+def download_rtts(cc: str, link: LinkModel, size: int,
+                  seed: int = 1) -> tuple[float, list[float]]:
     """Download ``size`` bytes; return (Mbit/s, the server's RTT samples as they arrived)."""
-    pair = EchoPair(seed=1, link=link, server_overrides={"congestion_control_algorithm": cc})
+    pair = EchoPair(seed=seed, link=link, server_overrides={"congestion_control_algorithm": cc})
     pair.response_size = size
     handshake(pair)
     assert pair.server is not None
@@ -78,3 +79,20 @@ def test_bbr3_on_three_percent_loss_learns_a_bound_and_still_moves_data() -> Non
     cc = pair.server._cc
     assert isinstance(cc, Bbr3CongestionController)
     assert cc.full_bw_reached
+
+
+CE_LINK = LinkModel(delay=0.010, rate_bps=20e6, queue_bytes=2_000_000, ecn_ce_backlog=25_000)
+
+
+def test_bbr3_ce_response_bounds_the_flight_where_marking_began() -> None:
+    """CE while probing (docs/quic.md, "BBRv3", ECN): inflight_longterm is the flight when the
+    ACK's sampled packet was sent, and samples of packets sent before that cut do not raise it
+    again (IsInflightTooHigh has no CE term). Before, the bound was the (one RTT larger) flight
+    at the ACK and was raised back by the probe's own samples, so PROBE_BW_DOWN drained a deeper
+    queue at gain 0.9: RTT median 31.7-32.0 ms over seeds 1-5, now 28.0-29.9 (v1: 25.4-27.7)."""
+    for seed in (1, 3):
+        rate, rtts = download_rtts("bbr3", CE_LINK, 3 * 1024 * 1024, seed=seed)
+        med = statistics.median(rtts)
+        print(f"CE link seed {seed}: bbr3 {rate:.2f} Mbit/s, RTT median {med * 1e3:.1f} ms")
+        assert rate > 18.1  # of 20 Mbit/s (was 17.9)
+        assert med < 0.0305  # base RTT 20 ms, marking above 25 KB (10 ms) of backlog

@@ -150,9 +150,16 @@ class EcnValidator:
         self._sent_marked[space_id] += 1
 
     def on_packet_lost(self, space_id: int, packet_number: int, now: float) -> None:
-        """RFC 9000 §13.4.2: if every packet marked while testing is lost, stop marking."""
-        if (self.state not in (EcnState.TESTING, EcnState.UNKNOWN)
-                or packet_number not in self._marked[space_id]):
+        """A packet was declared lost: forget that it is outstanding (so the set of marked,
+        unacknowledged packets stays about one flight long on a lossy path), and, RFC 9000
+        §13.4.2, if every packet marked while testing is lost, stop marking.
+
+        A lost packet acknowledged later is then not counted as newly acknowledged and marked;
+        that can only make the ECT(0)+CE check more lenient, never fail a working path."""
+        marked = self._marked[space_id]
+        if not marked.take(packet_number, packet_number + 1):
+            return
+        if self.state not in (EcnState.TESTING, EcnState.UNKNOWN):
             return
         self._testing_lost += 1
         if self.state is EcnState.UNKNOWN and self._testing_lost >= self._testing_marked:
@@ -166,14 +173,10 @@ class EcnValidator:
         marked = self._marked[space_id]
         newly = 0
         if marked:
+            # One bisection per ACK range (RangeSet.take), not a walk over every marked range
+            # per ACK range: on a lossy path that product made each ACK cost O(ranges x losses).
             for r in ranges:
-                for m in marked:
-                    lo, hi = max(r.start, m.start), min(r.stop, m.stop)
-                    if hi > lo:
-                        newly += hi - lo
-            if newly:
-                for r in ranges:
-                    marked.subtract(r.start, r.stop)
+                newly += marked.take(r.start, r.stop)
         if self.state is EcnState.FAILED:
             return EcnAckVerdict(self.state, "ECN not in use", newly)
         largest = ranges[-1].stop - 1

@@ -160,3 +160,30 @@ def test_ecn_off_ignores_received_codepoints() -> None:
     off = EcnValidator(enabled=False, recovery=_Recovery(), qlog=RecordingSink())  # type: ignore[arg-type]
     off.datagram_codepoint = ECN_ECT0
     assert off.datagram_codepoint == ECN_NOT_ECT
+
+
+def test_lost_packets_leave_the_marked_set_and_a_late_ack_still_validates() -> None:
+    # On a lossy path every lost packet used to stay in the marked set for good, and each ACK
+    # walked the whole set once per ACK range (the lossy-wan runner regression of 2026-12-04).
+    v, _, _ = make(ECN_TESTING_PACKETS)
+    ect0 = ECN_TESTING_PACKETS
+    assert v.on_ack(APP, acked(0, ect0), (ect0, 0, 0), 0.05).state is EcnState.CAPABLE
+    sent = ECN_TESTING_PACKETS
+    for flight in range(50):
+        first = sent
+        for _ in range(20):
+            v.on_packet_sent(APP, sent)
+            sent += 1
+        v.on_packet_lost(APP, first + 3, 0.1 + flight)  # one loss per flight, never acked
+        ect0 += 19
+        ranges = RangeSet([range(first, first + 3), range(first + 4, sent)])
+        verdict = v.on_ack(APP, ranges, (ect0, 0, 0), 0.1 + flight)
+        assert (verdict.state, verdict.reason, verdict.newly_marked) == (EcnState.CAPABLE, "ok", 19)
+        assert len(v._marked[APP]) == 0  # nothing outstanding: the lost ones are not kept
+    # A packet declared lost arrives after all (a spurious loss), with one new packet: the peer
+    # counts both, only the new one is newly acknowledged and marked here; the ECT(0)+CE check
+    # is then more lenient, it does not fail.
+    v.on_packet_sent(APP, sent)
+    late = v.on_ack(APP, RangeSet([range(ECN_TESTING_PACKETS + 3, ECN_TESTING_PACKETS + 4),
+                                   range(sent, sent + 1)]), (ect0 + 2, 0, 0), 60.0)
+    assert (late.state, late.reason, late.newly_marked) == (EcnState.CAPABLE, "ok", 1)

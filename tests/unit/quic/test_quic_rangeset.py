@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 from hypothesis import given, settings
@@ -63,3 +64,20 @@ def test_inserting_many_ranges_before_a_far_range_is_not_quadratic() -> None:
         assert 2 * i in rs and 2 * i + 1 not in rs
     assert len(rs) == n + 1
     assert time.process_time() - start < 1.5
+
+
+def test_take_removes_and_counts_what_it_removed() -> None:
+    rng = random.Random(7)
+    rs, model = RangeSet(), set()
+    for _ in range(300):
+        start = rng.randrange(0, 100)
+        stop = start + rng.randrange(0, 12)
+        if rng.random() < 0.6:
+            rs.add(start, stop)
+            model |= set(range(start, stop))
+        else:
+            expected = len(model & set(range(start, stop)))
+            assert rs.take(start, stop) == expected
+            model -= set(range(start, stop))
+        assert list(rs) == canonical(model)
+    assert rs.take(5, 5) == 0 and rs.take(9, 3) == 0

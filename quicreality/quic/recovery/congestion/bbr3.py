@@ -93,7 +93,7 @@ class Bbr3CongestionController:
         "_undo_inflight_shortterm", "_undo_inflight_longterm", "_undo_recovery_start",
         "_prior_cwnd", "_idle_restart", "_drain_start_round", "_in_recovery",
         "_recovery_start", "_recovery_round", "_cwnd_limited", "_round_cwnd_limited",
-        "_round_loss",
+        "_round_loss", "_last_tx_in_flight", "_ce_delivered",
     )
 
     def __init__(self, *, max_datagram_size: int, seed: int = 0) -> None:
@@ -138,6 +138,7 @@ class Bbr3CongestionController:
         self._undo_state: Bbr3State | None = None
         self._undo_bw_shortterm = self._undo_inflight_shortterm = 0.0
         self._undo_inflight_longterm = 0.0
+        self._last_tx_in_flight = self._ce_delivered = 0
         self._undo_recovery_start: float | None = None
         self._recovery_start = -_INF
         self._round_loss = RoundLossTally()
@@ -175,6 +176,7 @@ class Bbr3CongestionController:
             now=now, acked_bytes=acked_bytes, largest_acked_sent_time=largest_acked_sent_time,
             bytes_in_flight=bytes_in_flight, app_limited=app_limited, min_rtt=self.min_rtt,
             loss_horizon=max(1.0, 4.0 * srtt))
+        self._last_tx_in_flight = rs.tx_in_flight
         if self._in_recovery and largest_acked_sent_time > self._recovery_start:
             self._in_recovery = False  # RFC 9002 §7.3.2; the draft's exit from recovery:
             self._restore_cwnd()
@@ -240,9 +242,11 @@ class Bbr3CongestionController:
             self.inflight_longterm = max(self._bdp_multiple(1.0), self._inflight_latest)
             self._enter_drain()
         elif self.state in PROBING_STATES:
-            # The marked packets' own tx_in_flight is not looked up (their loss records must
-            # stay for loss detection); the flight now is a close stand-in.
-            self._handle_inflight_too_high(now, bytes_in_flight, self._sampler.app_limited)
+            # The flight when the ACK's sampled (CE-reporting) packet was sent, not the larger one
+            # now; samples of packets sent before this cut may not raise the bound again.
+            self._handle_inflight_too_high(now, min(bytes_in_flight, self._last_tx_in_flight),
+                                           self._sampler.app_limited)
+            self._ce_delivered = self._sampler.delivered
 
     def on_persistent_congestion(self, *, now: float) -> None:
         """Collapse to the RFC 9002 minimum window (§7.6.2); nothing is restored afterwards."""
@@ -566,7 +570,7 @@ class Bbr3CongestionController:
             return True
         if self.inflight_longterm == _INF:
             return False
-        if rs.tx_in_flight > self.inflight_longterm:
+        if rs.tx_in_flight > self.inflight_longterm and rs.prior_delivered >= self._ce_delivered:
             self.inflight_longterm = rs.tx_in_flight
         if self.state is Bbr3State.PROBE_BW_UP:
             self._probe_inflight_longterm_upward(rs)
