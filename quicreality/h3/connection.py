@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 :class:`H3Connection` sits on a QUIC connection (anything implementing :class:`QuicTransport`).
 On creation it opens its control stream and sends SETTINGS (RFC 9114 §6.2.1), then its QPACK
-encoder and decoder streams (RFC 9204 §4.2), or, with ``lazy_qpack_streams``, each of those only
-when it first has something to carry. The owner passes every QUIC event to
+encoder and decoder streams (RFC 9204 §4.2); ``early_qpack_streams`` can leave either to be
+opened when it first has something to carry. The owner passes every QUIC event to
 :meth:`H3Connection.handle_event` and gets :mod:`~quicreality.h3.events` back.
 
 Components, each owning its state: :class:`~quicreality.h3.control.ControlStream` (our control
@@ -58,7 +58,7 @@ from quicreality.h3.frames import (
     peek_uint_var,
 )
 from quicreality.h3.qpack import Blocked, Decoded, DecodeResult, field_section_size
-from quicreality.h3.qpack_streams import QpackStreams
+from quicreality.h3.qpack_streams import EARLY_DEFAULT, QpackStreams
 from quicreality.h3.streams import (
     CRITICAL_KINDS,
     DATA_FRAME,
@@ -108,7 +108,8 @@ class H3Connection:
             above are ignored: our decoder uses the QPACK values in ``settings``, RFC 9204 §5
             defaults 0 if absent, and ``max_field_section_size`` stays our local limit unless
             ``settings`` advertises one).
-        lazy_qpack_streams: open the QPACK encoder and decoder streams only when first needed.
+        early_qpack_streams: the QPACK stream types (RFC 9204 §4.2) to open at once, in order;
+            the others are opened when they first carry something (default: both).
     """
 
     def __init__(
@@ -121,7 +122,7 @@ class H3Connection:
         max_field_section_size: int = DEFAULT_MAX_FIELD_SECTION_SIZE,
         extra_settings: dict[int, int] | None = None,
         settings: Sequence[tuple[int, int]] | None = None,
-        lazy_qpack_streams: bool = False,
+        early_qpack_streams: Sequence[int] = EARLY_DEFAULT,
     ):
         self._quic = quic
         self._is_client = is_client
@@ -137,7 +138,7 @@ class H3Connection:
                                                max_field_section_size)
         self._control = ControlStream(quic, settings, is_client=is_client)
         self._qpack = QpackStreams(quic, max_table_capacity, blocked_streams,
-                                   max_field_section_size, lazy=lazy_qpack_streams)
+                                   max_field_section_size, early=early_qpack_streams)
         self._streams: dict[int, RecvStream] = {}
         self._send_state: dict[int, MessageState] = {}  # request streams: what we have sent
         self._peer_streams: dict[StreamKind, int] = {}  # critical peer uni streams by kind

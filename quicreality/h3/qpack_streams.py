@@ -3,15 +3,18 @@
 
 :class:`QpackStreams` owns the ``pylsqpack`` encoder (our header blocks), our decoder
 (:class:`~quicreality.h3.qpack.QpackReceiver`) and the IDs of the unidirectional streams that carry
-their instructions to the peer. The streams are opened at once (``lazy=False``, what we have
-always done), or each only when it first has something to carry (``lazy=True``). RFC 9204 §4.2
-lets an endpoint open them when needed: an encoder that never inserts into the dynamic table and a
-decoder whose table capacity is 0 never need theirs, and a peer must not treat their absence as an
-error. The lazy mode is how an accepted REALITY connection copies a target that opens no QPACK
-stream in its first flight (quic-go: ``docs/camouflage.md``).
+their instructions to the peer. Those named in ``early`` are opened at once, in that order (by
+default both, encoder first: what we have always done); the others only when they first have
+something to carry. RFC 9204 §4.2 lets an endpoint leave out an encoder stream
+it will not use and a decoder stream when its table capacity is 0, and a stream not yet opened
+can be opened later, when first needed (at most one of each, ever). Opening them late is how an
+accepted REALITY connection copies a target that opens no QPACK stream in its first flight
+(quic-go: ``docs/camouflage.md``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pylsqpack
 
@@ -20,7 +23,10 @@ from quicreality.h3.frames import H3ConnectionError, H3ErrorCode, StreamType
 from quicreality.h3.qpack import DecodeResult, QpackReceiver
 from quicreality.h3.streams import QuicTransport, open_uni_stream
 
-__all__ = ["QpackStreams"]
+__all__ = ["EARLY_DEFAULT", "QpackStreams"]
+
+#: Our QPACK streams opened at once unless told otherwise: both, encoder first.
+EARLY_DEFAULT: tuple[int, ...] = (StreamType.QPACK_ENCODER, StreamType.QPACK_DECODER)
 
 
 class QpackStreams:
@@ -31,19 +37,21 @@ class QpackStreams:
         max_table_capacity: dynamic table size we allow the peer's encoder (bytes).
         blocked_streams: how many streams the peer may leave blocked on our decoder.
         max_field_section_size: largest decoded field section we accept (RFC 9114 §4.2.2).
-        lazy: open each stream only when it first has data (else both now, encoder first).
+        early: the QPACK stream types to open now, in order; the others open when first needed.
     """
 
     def __init__(self, quic: QuicTransport, max_table_capacity: int, blocked_streams: int,
-                 max_field_section_size: int, *, lazy: bool = False) -> None:
+                 max_field_section_size: int, *, early: Sequence[int] = EARLY_DEFAULT) -> None:
         self._quic = quic
         self.receiver = QpackReceiver(max_table_capacity, blocked_streams, max_field_section_size)
         self._encoder = pylsqpack.Encoder()
         self.encoder_stream_id: int | None = None
         self.decoder_stream_id: int | None = None
-        if not lazy:
-            self.encoder_stream_id = open_uni_stream(quic, StreamType.QPACK_ENCODER)
-            self.decoder_stream_id = open_uni_stream(quic, StreamType.QPACK_DECODER)
+        for stream_type in early:
+            if stream_type == StreamType.QPACK_ENCODER and self.encoder_stream_id is None:
+                self.encoder_stream_id = open_uni_stream(quic, StreamType.QPACK_ENCODER)
+            elif stream_type == StreamType.QPACK_DECODER and self.decoder_stream_id is None:
+                self.decoder_stream_id = open_uni_stream(quic, StreamType.QPACK_DECODER)
 
     def is_ours(self, stream_id: int) -> bool:
         """Whether ``stream_id`` is one of our (opened) QPACK streams."""

@@ -143,6 +143,8 @@ class Accept(Admission):
     #: send nothing to the client before this ``now`` (the flow's first datagram plus the
     #: target's first-reply time, so the accept answers no faster than the target); None: at once
     reply_not_before: float | None = None
+    #: the target's learned shape the connection answers with (its ``h3`` is for the HTTP/3 layer)
+    shape: TargetShape | None = None
 
 
 GateDecision = Pending | Forward | Accept
@@ -530,6 +532,7 @@ class RealityGate:
             new_flow=new_flow,
             sent=sent,
             reply_not_before=flow.created + delay if delay is not None else None,
+            shape=shape,
         )
 
     def _maybe_verdict(self, flow: _PendingFlow) -> RealityVerdict | None:
