@@ -106,8 +106,9 @@ class H3Connection:
         extra_settings: further SETTINGS to advertise (e.g. ``{Setting.H3_DATAGRAM: 1}``).
         settings: the exact SETTINGS to send, in order, instead of ours (then the three limits
             above are ignored: our decoder uses the QPACK values in ``settings``, RFC 9204 §5
-            defaults 0 if absent, and ``max_field_section_size`` stays our local limit unless
-            ``settings`` advertises one).
+            defaults 0 if absent; ``max_field_section_size`` stays our limit, lowered to the
+            advertised one if that is smaller: a larger advertised value, such as ngtcp2's
+            2^62 - 1, is not honoured beyond it, and a larger head gets 431, RFC 9114 §4.2.2).
         early_qpack_streams: the QPACK stream types (RFC 9204 §4.2) to open at once, in order;
             the others are opened when they first carry something (default: both).
     """
@@ -134,8 +135,8 @@ class H3Connection:
             given = dict(settings)
             max_table_capacity = given.get(Setting.QPACK_MAX_TABLE_CAPACITY, 0)
             blocked_streams = given.get(Setting.QPACK_BLOCKED_STREAMS, 0)
-            max_field_section_size = given.get(Setting.MAX_FIELD_SECTION_SIZE,
-                                               max_field_section_size)
+            max_field_section_size = min(given.get(Setting.MAX_FIELD_SECTION_SIZE,
+                                                   max_field_section_size), max_field_section_size)
         self._control = ControlStream(quic, settings, is_client=is_client)
         self._qpack = QpackStreams(quic, max_table_capacity, blocked_streams,
                                    max_field_section_size, early=early_qpack_streams)

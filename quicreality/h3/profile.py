@@ -65,8 +65,10 @@ class H3Profile:
     def settings_to_send(self) -> list[tuple[int, int]]:
         """SETTINGS of the same identifiers' lengths, order and (mostly) values that we can keep:
 
-        * the QPACK limits and MAX_FIELD_SECTION_SIZE are copied (the QPACK ones capped at
-          64 KiB and 1000), and then honoured;
+        * the QPACK limits are copied (capped at 64 KiB and 1000) and honoured by our decoder;
+        * MAX_FIELD_SECTION_SIZE is copied; our decoder still refuses a field section above its
+          own limit (:class:`~quicreality.h3.connection.H3Connection`), which RFC 9114 §4.2.2
+          allows (431);
         * reserved identifiers are copied with their values (they mean nothing, RFC 9114 §9);
         * ENABLE_CONNECT_PROTOCOL and H3_DATAGRAM are sent as 0: we implement neither;
         * any other identifier becomes a reserved one of the same length, with the same value

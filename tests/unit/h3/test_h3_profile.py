@@ -115,3 +115,20 @@ def test_given_settings_configure_our_decoder() -> None:
     with pytest.raises(LocalProtocolError, match="MAX_FIELD_SECTION_SIZE"):
         client.get("/" + "x" * 400)
     assert client.responses[small].status == 200
+
+
+def test_a_huge_advertised_field_section_size_does_not_lift_our_limit() -> None:
+    pair = FakePair()
+    server = H3Connection(pair.server, is_client=False,
+                          settings=((Setting.MAX_FIELD_SECTION_SIZE, (1 << 62) - 1),),
+                          max_field_section_size=1000)
+    client_h3 = H3Connection(pair.client, is_client=True)
+    client = H3Client(client_h3, authority="example.test")
+    session = H3ServerSession(server, H3FileServer(None), chunk_size=16384, high_water=65536)
+    pair.client_handler = client.handle_event
+    pair.server_handler = session.handle_event
+    pair.run(pump=session.pump)
+    assert client_h3.peer_settings == {Setting.MAX_FIELD_SECTION_SIZE: (1 << 62) - 1}
+    big = client.get("/" + "x" * 2000)  # the client may send it: we advertised more
+    pair.run(pump=session.pump)
+    assert client.responses[big].status == 431
