@@ -290,6 +290,12 @@ class RealityServer(QuicServer):
         #: accepted connections whose first reply waits: id -> (not before, the timer)
         self._paced: dict[int, tuple[float, asyncio.TimerHandle]] = {}
         self._h3_profiles: dict[int, H3Profile] = {}  # accepted, H3 layer not yet created
+        # The gauges are read when scraped, not set after every gate event and send pass (about
+        # 20 sets per accepted handshake, docs/reality.md "Handshake benchmark").
+        m = self.metrics
+        m.fallback_flows_active.set_function(lambda: self.gate.fallback_flows)
+        m.pending_flows.set_function(lambda: self.gate.pending_flows)
+        m.connections_active.set_function(lambda: len(self.endpoint.connections))
         if shapes is not None:
             gate.shape_source = self._shape_for
             gate.first_reply_source = self._first_reply_for
@@ -557,15 +563,12 @@ class RealityServer(QuicServer):
                 case ToTarget(addr=addr, data=data):
                     if addr in self.relay:
                         self.relay.send(addr, data)
-        self.metrics.fallback_flows_active.set(self.gate.fallback_flows)
-        self.metrics.pending_flows.set(self.gate.pending_flows)
 
     # --- timers ---------------------------------------------------------------------------
 
     def service(self, conns: Iterable[QuicConnection], now: float | None = None) -> None:
         """Run the connections' send paths, then re-arm the gate's timer."""
         super().service(conns, now)
-        self.metrics.connections_active.set(len(self.endpoint.connections))
         self._arm_gate_timer()
 
     def _arm_gate_timer(self, not_before: float | None = None) -> None:

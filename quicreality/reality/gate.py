@@ -51,10 +51,8 @@ from enum import Enum
 from typing import Any
 
 from ..quic.crypto import (
-    INITIAL_CIPHER_SUITE,
     CryptoContext,
     CryptoError,
-    derive_client_initial_secret,
 )
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
@@ -335,7 +333,7 @@ class RealityGate:
         sent = self._sent_early(addr, data, new_flow)
         dcid, scid, version = header
         crypto = CryptoContext()
-        crypto.setup(INITIAL_CIPHER_SUITE, derive_client_initial_secret(dcid, version), version)
+        crypto.setup_client_initial(dcid, version)
         flow = _PendingFlow(created=now, dcid=dcid, scid=scid, version=version, crypto=crypto,
                             assembly=HelloAssembly(self.limits.max_crypto_fragments),
                             source=source_key(addr), prior=prior)
