@@ -42,6 +42,8 @@ from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..h3.connection import H3Connection
+from ..h3.profile import H3Profile, read_h3_profile
 from ..h3.server import H3FileServer
 from ..metrics import RealityMetrics, reality_metrics
 from ..qlog.sink import NullSink, QlogSink
@@ -110,8 +112,10 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
 
     The handshake runs with our client and ``fingerprint="chrome"``; the target's certificate is
     not judged (only its shape is wanted). After the handshake one 1-RTT PING ends the flight,
-    then the connection is closed. ``timing`` gets the seconds from our first Initial to the
-    target's first datagram appended (what the gate paces an accept with).
+    then the connection is closed. What the target sent on its unidirectional streams until then
+    gives the shape's ``h3`` (its SETTINGS and the streams it opened early). ``timing`` gets the
+    seconds from our first Initial to the target's first datagram appended (what the gate paces
+    an accept with).
 
     Raises:
         ShapeError: no handshake within ``timeout``, the target refused, or unreadable packets.
@@ -127,6 +131,7 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
     conn = QuicConnection(configuration=cfg)
     sock = socket.socket(family, socket.SOCK_DGRAM)
     seen: list[tuple[bool, bytes]] = []
+    uni: dict[int, bytes] = {}  # the target's unidirectional streams (its HTTP/3 start)
     deadline = loop.time() + timeout
     try:
         sock.setblocking(False)
@@ -171,6 +176,8 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
                     completed = True
                 elif isinstance(event, quic_events.ConnectionTerminated):
                     raise ShapeError(f"the target closed: {event.reason_phrase}")
+                elif isinstance(event, quic_events.StreamDataReceived) and event.stream_id & 3 == 3:
+                    uni[event.stream_id] = uni.get(event.stream_id, b"") + event.data
             if completed and not pinged:
                 conn.send_ping(0)
                 pinged = True
@@ -182,7 +189,7 @@ async def learn_target_shape(target: tuple[int, Any], sni: str | None, *,
     finally:
         sock.close()
         conn.release()
-    return parse_target_flight(seen)
+    return dataclasses.replace(parse_target_flight(seen), h3=read_h3_profile(uni))
 
 
 def _attempt(data: bytes, addr: Any) -> Hashable:
@@ -282,6 +289,13 @@ class RealityServer(QuicServer):
         self._target = target
         #: accepted connections whose first reply waits: id -> (not before, the timer)
         self._paced: dict[int, tuple[float, asyncio.TimerHandle]] = {}
+        self._h3_profiles: dict[int, H3Profile] = {}  # accepted, H3 layer not yet created
+        # The gauges are read when scraped, not set after every gate event and send pass (about
+        # 20 sets per accepted handshake, docs/reality.md "Handshake benchmark").
+        m = self.metrics
+        m.fallback_flows_active.set_function(lambda: self.gate.fallback_flows)
+        m.pending_flows.set_function(lambda: self.gate.pending_flows)
+        m.connections_active.set_function(lambda: len(self.endpoint.connections))
         if shapes is not None:
             gate.shape_source = self._shape_for
             gate.first_reply_source = self._first_reply_for
@@ -435,9 +449,21 @@ class RealityServer(QuicServer):
     def _on_accepted(self, conn: QuicConnection, accept: Accept, now: float) -> None:
         assert accept.verdict is not None
         self.short_ids[id(conn)] = (conn, accept.verdict.short_id)
+        if accept.shape is not None and accept.shape.h3 is not None:
+            self._h3_profiles[id(conn)] = accept.shape.h3
         at = accept.reply_not_before
         if at is not None and at > now:
             self._paced[id(conn)] = (at, self.loop.call_at(at, self._release_paced, conn))
+
+    def new_h3(self, conn: QuicConnection) -> H3Connection:
+        """As a plain server; an accepted connection with a learned target profile opens its
+        HTTP/3 as the target did: the target's SETTINGS, and only the QPACK streams the target
+        opened early (the others when first needed)."""
+        profile = self._h3_profiles.pop(id(conn), None)
+        if profile is None:
+            return super().new_h3(conn)
+        return H3Connection(conn, is_client=False, settings=profile.settings_to_send(),
+                            early_qpack_streams=profile.early_qpack_streams)
 
     def _release_paced(self, conn: QuicConnection) -> None:
         if self._paced.pop(id(conn), None) is not None:
@@ -457,6 +483,7 @@ class RealityServer(QuicServer):
     def connection_gone(self, conn: QuicConnection) -> None:
         """Forget the connection's short ID, then as a plain server."""
         self.short_ids.pop(id(conn), None)
+        self._h3_profiles.pop(id(conn), None)
         paced = self._paced.pop(id(conn), None)
         if paced is not None:
             paced[1].cancel()
@@ -536,15 +563,12 @@ class RealityServer(QuicServer):
                 case ToTarget(addr=addr, data=data):
                     if addr in self.relay:
                         self.relay.send(addr, data)
-        self.metrics.fallback_flows_active.set(self.gate.fallback_flows)
-        self.metrics.pending_flows.set(self.gate.pending_flows)
 
     # --- timers ---------------------------------------------------------------------------
 
     def service(self, conns: Iterable[QuicConnection], now: float | None = None) -> None:
         """Run the connections' send paths, then re-arm the gate's timer."""
         super().service(conns, now)
-        self.metrics.connections_active.set(len(self.endpoint.connections))
         self._arm_gate_timer()
 
     def _arm_gate_timer(self, not_before: float | None = None) -> None:

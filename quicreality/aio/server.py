@@ -54,13 +54,17 @@ class QuicServer(Driver):
         if got.connection is None:
             return ()
         if got.new:
-            h3 = H3Connection(got.connection, is_client=False)
+            h3 = self.new_h3(got.connection)
             self.sessions[id(got.connection)] = H3ServerSession(
                 h3, self.app, chunk_size=BODY_CHUNK, high_water=STREAM_HIGH_WATER)
             conn = got.connection
             self.relays[id(conn)] = ServerLink(conn, self.relay_config,
                                                lambda: self._wake(conn), loop=self.loop)
         return (got.connection,)
+
+    def new_h3(self, conn: QuicConnection) -> H3Connection:
+        """The HTTP/3 layer of a new connection (created before the handshake has run)."""
+        return H3Connection(conn, is_client=False)
 
     def connections(self) -> Iterable[QuicConnection]:
         return list(self.endpoint.connections)

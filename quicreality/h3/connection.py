@@ -3,15 +3,16 @@
 Theory of operation
 -------------------
 :class:`H3Connection` sits on a QUIC connection (anything implementing :class:`QuicTransport`).
-On creation it opens its three unidirectional streams (control, QPACK encoder, QPACK decoder)
-and sends SETTINGS (RFC 9114 §6.2.1, RFC 9204 §4.2). The owner passes every QUIC event to
+On creation it opens its control stream and sends SETTINGS (RFC 9114 §6.2.1), then its QPACK
+encoder and decoder streams (RFC 9204 §4.2); ``early_qpack_streams`` can leave either to be
+opened when it first has something to carry. The owner passes every QUIC event to
 :meth:`H3Connection.handle_event` and gets :mod:`~quicreality.h3.events` back.
 
-Every receiving stream runs the same incremental frame reader (:meth:`_receive_frames`): frame
-headers are decoded in place from the received chunk (a partial header is kept in a small
-buffer), DATA payload is handed out as slices of the chunk (a chunk that is all payload is passed
-through without a copy), other frames are collected until complete and then dispatched, unknown
-frame types are skipped without buffering. Work per chunk is therefore linear in the chunk.
+Components, each owning its state: :class:`~quicreality.h3.control.ControlStream` (our control
+stream, both sides' SETTINGS and GOAWAY), :class:`~quicreality.h3.qpack_streams.QpackStreams`
+(the QPACK codecs and our QPACK streams), and the incremental frame reader every receiving stream
+runs (:func:`~quicreality.h3.frame_reader.read_frames`: linear in the chunk, DATA handed out as
+slices of it). This class routes streams and keeps the request streams' message states.
 
 A HEADERS frame whose field section refers to dynamic-table entries not yet received blocks its
 stream (RFC 9204 §2.1.2): further bytes for that stream are parked until the encoder stream
@@ -29,8 +30,9 @@ which the connection ignores further input. Local misuse raises
 
 from __future__ import annotations
 
-import pylsqpack
+from collections.abc import Sequence
 
+from quicreality.h3.control import ControlStream, default_settings
 from quicreality.h3.events import (
     DataReceived,
     GoawayReceived,
@@ -42,6 +44,7 @@ from quicreality.h3.events import (
     StreamResetReceived,
 )
 from quicreality.h3.fields import valid_field_section
+from quicreality.h3.frame_reader import read_frames
 from quicreality.h3.frames import (
     FrameType,
     GoawayFrame,
@@ -50,12 +53,12 @@ from quicreality.h3.frames import (
     Setting,
     SettingsFrame,
     StreamType,
-    encode_h3_frame,
     frame_header,
     parse_frame_payload,
     peek_uint_var,
 )
-from quicreality.h3.qpack import Blocked, Decoded, DecodeResult, QpackReceiver, field_section_size
+from quicreality.h3.qpack import Blocked, Decoded, DecodeResult, field_section_size
+from quicreality.h3.qpack_streams import EARLY_DEFAULT, QpackStreams
 from quicreality.h3.streams import (
     CRITICAL_KINDS,
     DATA_FRAME,
@@ -68,7 +71,6 @@ from quicreality.h3.streams import (
     is_client_initiated,
     is_unidirectional,
     mark_ended,
-    start_frame,
 )
 from quicreality.quic.errors import LocalProtocolError
 from quicreality.quic.events import (
@@ -102,6 +104,13 @@ class H3Connection:
         blocked_streams: how many streams the peer may leave blocked on our decoder.
         max_field_section_size: largest decoded field section we accept (RFC 9114 §4.2.2).
         extra_settings: further SETTINGS to advertise (e.g. ``{Setting.H3_DATAGRAM: 1}``).
+        settings: the exact SETTINGS to send, in order, instead of ours (then the three limits
+            above are ignored: our decoder uses the QPACK values in ``settings``, RFC 9204 §5
+            defaults 0 if absent; ``max_field_section_size`` stays our limit, lowered to the
+            advertised one if that is smaller: a larger advertised value, such as ngtcp2's
+            2^62 - 1, is not honoured beyond it, and a larger head gets 431, RFC 9114 §4.2.2).
+        early_qpack_streams: the QPACK stream types (RFC 9204 §4.2) to open at once, in order;
+            the others are opened when they first carry something (default: both).
     """
 
     def __init__(
@@ -113,34 +122,28 @@ class H3Connection:
         blocked_streams: int = DEFAULT_BLOCKED_STREAMS,
         max_field_section_size: int = DEFAULT_MAX_FIELD_SECTION_SIZE,
         extra_settings: dict[int, int] | None = None,
+        settings: Sequence[tuple[int, int]] | None = None,
+        early_qpack_streams: Sequence[int] = EARLY_DEFAULT,
     ):
         self._quic = quic
         self._is_client = is_client
         self._closed = False
-        self._qpack = QpackReceiver(max_table_capacity, blocked_streams, max_field_section_size)
-        self._encoder = pylsqpack.Encoder()
+        if settings is None:
+            settings = default_settings(max_table_capacity, blocked_streams,
+                                        max_field_section_size, extra_settings)
+        else:
+            given = dict(settings)
+            max_table_capacity = given.get(Setting.QPACK_MAX_TABLE_CAPACITY, 0)
+            blocked_streams = given.get(Setting.QPACK_BLOCKED_STREAMS, 0)
+            max_field_section_size = min(given.get(Setting.MAX_FIELD_SECTION_SIZE,
+                                                   max_field_section_size), max_field_section_size)
+        self._control = ControlStream(quic, settings, is_client=is_client)
+        self._qpack = QpackStreams(quic, max_table_capacity, blocked_streams,
+                                   max_field_section_size, early=early_qpack_streams)
         self._streams: dict[int, RecvStream] = {}
         self._send_state: dict[int, MessageState] = {}  # request streams: what we have sent
         self._peer_streams: dict[StreamKind, int] = {}  # critical peer uni streams by kind
-        self._peer_settings: dict[int, int] | None = None
-        self._goaway_received: int | None = None
-        self._goaway_sent: int | None = None
         self._max_request_seen = -1  # server: highest client request stream ID seen
-
-        self._local_settings: dict[int, int] = {
-            Setting.QPACK_MAX_TABLE_CAPACITY: max_table_capacity,
-            Setting.QPACK_BLOCKED_STREAMS: blocked_streams,
-            Setting.MAX_FIELD_SECTION_SIZE: max_field_section_size,
-        }
-        if extra_settings:
-            self._local_settings.update(extra_settings)
-        self._control_stream_id = self._open_uni_stream(StreamType.CONTROL)
-        quic.send_stream_data(
-            self._control_stream_id,
-            encode_h3_frame(SettingsFrame(tuple(self._local_settings.items()))),
-        )
-        self._encoder_stream_id = self._open_uni_stream(StreamType.QPACK_ENCODER)
-        self._decoder_stream_id = self._open_uni_stream(StreamType.QPACK_DECODER)
 
     # --- public API --------------------------------------------------------------------------
 
@@ -162,12 +165,18 @@ class H3Connection:
     @property
     def peer_settings(self) -> dict[int, int] | None:
         """The peer's SETTINGS, or ``None`` before they arrive."""
-        return None if self._peer_settings is None else dict(self._peer_settings)
+        peer = self._control.peer_settings
+        return None if peer is None else dict(peer)
+
+    @property
+    def local_settings(self) -> dict[int, int]:
+        """The SETTINGS we sent."""
+        return dict(self._control.local_settings)
 
     @property
     def goaway_received(self) -> int | None:
         """The ID from the peer's latest GOAWAY, if any."""
-        return self._goaway_received
+        return self._control.goaway_received
 
     def get_next_request_stream_id(self) -> int:
         """Client: the stream ID a new request would use (RFC 9114 §4.1)."""
@@ -189,9 +198,7 @@ class H3Connection:
             raise LocalProtocolError(
                 f"stream {stream_id}: field section exceeds the peer's SETTINGS_MAX_FIELD_SECTION_SIZE"
             )
-        encoder_data, block = self._encoder.encode(stream_id, headers)
-        if encoder_data:
-            self._quic.send_stream_data(self._encoder_stream_id, encoder_data)
+        block = self._qpack.encode(stream_id, headers)
         self._quic.send_stream_data(
             stream_id, frame_header(FrameType.HEADERS, len(block)) + block, end_stream
         )
@@ -238,12 +245,7 @@ class H3Connection:
         if stream_id is None:
             stream_id = (self._max_request_seen + 4) if not self._is_client else 0
             stream_id = max(stream_id, 0)
-        if not self._is_client and self._goaway_sent is not None:
-            stream_id = min(stream_id, self._goaway_sent)
-        self._goaway_sent = stream_id
-        self._quic.send_stream_data(
-            self._control_stream_id, encode_h3_frame(GoawayFrame(stream_id))
-        )
+        self._control.send_goaway(stream_id)
 
     def abort_stream(self, stream_id: int, error_code: int) -> None:
         """Abort a request stream in both directions (RFC 9114 §4.1.1), e.g. to cancel it.
@@ -293,10 +295,8 @@ class H3Connection:
         if isinstance(event, StopSendingReceived):
             if event.stream_id in self._send_state:
                 self._send_state[event.stream_id] = MessageState.TRAILERS_DONE
-            elif event.stream_id in (
-                self._control_stream_id,
-                self._encoder_stream_id,
-                self._decoder_stream_id,
+            elif event.stream_id == self._control.stream_id or self._qpack.is_ours(
+                event.stream_id
             ):
                 self._fail(H3ErrorCode.H3_CLOSED_CRITICAL_STREAM, "peer stopped a critical stream")
             return []
@@ -306,15 +306,9 @@ class H3Connection:
 
     # --- sending helpers ---------------------------------------------------------------------
 
-    def _open_uni_stream(self, stream_type: StreamType) -> int:
-        """Open a unidirectional stream and write its type (RFC 9114 §6.2)."""
-        stream_id = self._quic.get_next_available_stream_id(is_unidirectional=True)
-        self._quic.send_stream_data(stream_id, encode_uint_var(stream_type))
-        return stream_id
-
     def _peer_accepts(self, headers: Headers) -> bool:
         """True if a field section fits the peer's SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2)."""
-        limit = (self._peer_settings or {}).get(Setting.MAX_FIELD_SECTION_SIZE)
+        limit = (self._control.peer_settings or {}).get(Setting.MAX_FIELD_SECTION_SIZE)
         return limit is None or field_section_size(headers) <= limit
 
     def _check_send(self, stream_id: int) -> MessageState:
@@ -386,7 +380,8 @@ class H3Connection:
             stream = RecvStream(stream_id, StreamKind.REQUEST)
             if not self._is_client:
                 self._max_request_seen = max(self._max_request_seen, stream_id)
-                if self._goaway_sent is not None and stream_id >= self._goaway_sent:
+                goaway = self._control.goaway_sent
+                if goaway is not None and stream_id >= goaway:
                     self._stream_error(stream, H3ErrorCode.H3_REQUEST_REJECTED)
         self._streams[stream_id] = stream
         return stream
@@ -419,15 +414,11 @@ class H3Connection:
             self._feed_encoder_stream(data[pos:] if pos else data, events)
         elif stream.kind == StreamKind.QPACK_DECODER:
             if pos < len(data):
-                try:
-                    self._encoder.feed_decoder(data[pos:] if pos else data)
-                except pylsqpack.DecoderStreamError:
-                    raise H3ConnectionError(
-                        H3ErrorCode.QPACK_DECODER_STREAM_ERROR, "invalid QPACK decoder stream"
-                    ) from None
+                self._qpack.feed_peer_decoder(data[pos:] if pos else data)
         else:
             start = len(events)
-            self._receive_frames(stream, data, pos, events)
+            read_frames(stream, data, pos, events, self._complete_frame,
+                        is_client=self._is_client)
             if fin and not stream.blocked:
                 self._finish_stream(stream, events, start)
             elif fin:
@@ -476,7 +467,7 @@ class H3Connection:
         """Feed the peer's QPACK encoder stream; resume streams it unblocks (RFC 9204 §4.2)."""
         if not data:
             return
-        for sid in self._qpack.feed_encoder(data):
+        for sid in self._qpack.feed_peer_encoder(data):
             stream = self._streams.get(sid)
             if stream is None or not stream.blocked:
                 continue
@@ -490,7 +481,8 @@ class H3Connection:
             stream.parked = bytearray()
             stream.parked_fin = False
             start = len(events) - 1
-            self._receive_frames(stream, parked, 0, events)
+            read_frames(stream, parked, 0, events, self._complete_frame,
+                        is_client=self._is_client)
             if stream.blocked:
                 stream.parked_fin = stream.parked_fin or fin
             elif fin:
@@ -530,68 +522,9 @@ class H3Connection:
             del self._send_state[sid]
         if stream.kind == StreamKind.REQUEST:
             if stream.blocked:
-                decoder_data = self._qpack.cancel(sid)
-                if decoder_data:
-                    self._quic.send_stream_data(self._decoder_stream_id, decoder_data)
+                self._qpack.cancel(sid)
             return [StreamResetReceived(sid, error_code)]
         return []
-
-    def _receive_frames(
-        self, stream: RecvStream, data: bytes, pos: int, events: list[H3Event]
-    ) -> None:
-        """Incremental frame reader (RFC 9114 §7.1): consume ``data[pos:]`` for ``stream``."""
-        end = len(data)
-        sid = stream.stream_id
-        while pos < end:
-            frame_type = stream.frame_type
-            if frame_type == DATA_FRAME:
-                take = min(stream.remaining, end - pos)
-                chunk = data if (pos == 0 and take == end) else data[pos : pos + take]
-                pos += take
-                stream.remaining -= take
-                if stream.remaining == 0:
-                    stream.frame_type = NO_FRAME
-                events.append(DataReceived(sid, chunk, False))
-                continue
-            if frame_type != NO_FRAME:
-                take = min(stream.remaining, end - pos)
-                if not stream.skip:
-                    stream.payload += data[pos : pos + take]
-                pos += take
-                stream.remaining -= take
-                if stream.remaining == 0:
-                    self._complete_frame(stream, events)
-                    if stream.kind == StreamKind.DISCARD:
-                        return
-                    if stream.blocked:
-                        stream.parked += data[pos:]
-                        return
-                continue
-            # read a frame header, possibly continuing a partial one
-            prefix_len = len(stream.partial)
-            head: bytes | bytearray = stream.partial + data[pos : pos + 16] if prefix_len else data
-            hpos = 0 if prefix_len else pos
-            parsed_type = peek_uint_var(head, hpos)
-            parsed_len = None if parsed_type is None else peek_uint_var(head, parsed_type[1])
-            if parsed_type is None or parsed_len is None:
-                stream.partial = bytes(head[hpos:]) if prefix_len else data[pos:]
-                return
-            stream.partial = b""
-            if prefix_len:
-                pos += parsed_len[1] - prefix_len
-            else:
-                pos = parsed_len[1]
-            start_frame(stream, parsed_type[0], parsed_len[0], is_client=self._is_client)
-            if stream.remaining == 0 and stream.frame_type != NO_FRAME:
-                if stream.frame_type == DATA_FRAME:
-                    stream.frame_type = NO_FRAME  # empty DATA frame: nothing to report
-                    continue
-                self._complete_frame(stream, events)
-                if stream.kind == StreamKind.DISCARD:
-                    return
-                if stream.blocked:
-                    stream.parked += data[pos:]
-                    return
 
     def _complete_frame(self, stream: RecvStream, events: list[H3Event]) -> None:
         """Dispatch a fully received non-DATA frame."""
@@ -620,27 +553,16 @@ class H3Connection:
 
     def _on_settings(self, settings: dict[int, int], events: list[H3Event]) -> None:
         """Apply the peer's SETTINGS (RFC 9114 §7.2.4, RFC 9204 §5)."""
-        for ident in (Setting.H3_DATAGRAM, Setting.ENABLE_CONNECT_PROTOCOL):
-            if settings.get(ident, 0) not in (0, 1):
-                raise H3ConnectionError(
-                    H3ErrorCode.H3_SETTINGS_ERROR, f"setting {ident:#x} must be 0 or 1"
-                )
-        self._peer_settings = settings
-        encoder_data = self._encoder.apply_settings(
+        self._control.on_settings(settings)
+        self._qpack.apply_peer_settings(
             settings.get(Setting.QPACK_MAX_TABLE_CAPACITY, 0),
             settings.get(Setting.QPACK_BLOCKED_STREAMS, 0),
         )
-        if encoder_data:
-            self._quic.send_stream_data(self._encoder_stream_id, encoder_data)
         events.append(SettingsReceived(dict(settings)))
 
     def _on_goaway(self, ident: int, events: list[H3Event]) -> None:
         """Handle GOAWAY (RFC 9114 §5.2): IDs must be valid and must not increase."""
-        if self._is_client and (ident % 4 != 0):
-            raise H3ConnectionError(H3ErrorCode.H3_ID_ERROR, "GOAWAY with a non-request stream ID")
-        if self._goaway_received is not None and ident > self._goaway_received:
-            raise H3ConnectionError(H3ErrorCode.H3_ID_ERROR, "GOAWAY ID increased")
-        self._goaway_received = ident
+        self._control.on_goaway(ident)
         events.append(GoawayReceived(ident))
 
     def _decode_headers(self, stream: RecvStream, block: bytes, events: list[H3Event]) -> None:
@@ -657,9 +579,8 @@ class H3Connection:
         if isinstance(result, Blocked):
             stream.blocked = True
             return
-        if result.decoder_data:
-            self._quic.send_stream_data(self._decoder_stream_id, result.decoder_data)
-        reason = f"field section of {result.size}+ bytes over our limit of {self._qpack.limit}"
+        self._qpack.send_decoder(result.decoder_data)
+        reason = f"field section of {result.size}+ bytes over our limit of {self._qpack.receiver.limit}"
         sid = stream.stream_id
         if (
             not self._is_client
@@ -680,8 +601,7 @@ class H3Connection:
         self, stream: RecvStream, decoder_data: bytes, headers: Headers, events: list[H3Event]
     ) -> None:
         """Emit a decoded field section and advance the message state."""
-        if decoder_data:
-            self._quic.send_stream_data(self._decoder_stream_id, decoder_data)
+        self._qpack.send_decoder(decoder_data)
         is_trailers = stream.msg == MessageState.BODY
         if not valid_field_section(
             headers, is_request=not self._is_client, is_trailers=is_trailers

@@ -15,7 +15,9 @@ from quicreality.h3.frames import (
     FrameType,
     H3ConnectionError,
     H3ErrorCode,
+    StreamType,
 )
+from quicreality.wire.buffer import encode_uint_var
 
 
 class QuicTransport(Protocol):
@@ -108,6 +110,13 @@ class RecvStream:
         self.parked_fin = False
         self.ended = False
         self.settings_seen = False  # control stream only
+
+
+def open_uni_stream(quic: QuicTransport, stream_type: StreamType) -> int:
+    """Open a unidirectional stream and write its type (RFC 9114 §6.2); return its ID."""
+    stream_id = quic.get_next_available_stream_id(is_unidirectional=True)
+    quic.send_stream_data(stream_id, encode_uint_var(stream_type))
+    return stream_id
 
 
 def is_client_initiated(stream_id: int) -> bool:

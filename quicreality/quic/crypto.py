@@ -17,6 +17,7 @@ call, through :meth:`CryptoPair.teardown`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -120,6 +121,39 @@ InitialKeys = tuple[bytes, bytes, bytes, bytes]
 #: opens a flow's Initials and then the connection it accepts derives the same keys again.
 _INITIAL_KEYS: dict[tuple[bytes, int], tuple[InitialKeys, InitialKeys]] = {}
 _INITIAL_KEYS_KEPT = 64
+#: Client-side Initial keys derived alone (by :func:`client_initial_keys`, the REALITY gate), by
+#: the same key; :func:`initial_key_material` takes them from here instead of deriving them again.
+_CLIENT_INITIAL_KEYS: dict[tuple[bytes, int], InitialKeys] = {}
+
+
+_V = TypeVar("_V")
+
+
+def _keep(cache: dict[tuple[bytes, int], _V], key: tuple[bytes, int], value: _V) -> None:
+    """Insert into a cache of at most ``_INITIAL_KEYS_KEPT`` entries (the oldest goes first)."""
+    if len(cache) >= _INITIAL_KEYS_KEPT:
+        del cache[next(iter(cache))]
+    cache[key] = value
+
+
+def client_initial_keys(cid: bytes, version: int) -> InitialKeys:
+    """Only the client's Initial ``(secret, key, iv, hp)`` for ``cid`` (RFC 9001 §5.2, §5.1): what
+    a reader of client Initials needs (the REALITY gate), at half the cost of both directions.
+    Cached, so that the connection the gate then accepts does not derive them again.
+
+    Raises:
+        KeyUnavailableError: unknown version.
+    """
+    cache_key = (bytes(cid), version)
+    both = _INITIAL_KEYS.get(cache_key)
+    if both is not None:
+        return both[0]
+    got = _CLIENT_INITIAL_KEYS.get(cache_key)
+    if got is None:
+        secret = derive_client_initial_secret(cache_key[0], version)
+        got = (secret, *derive_packet_protection_keys(INITIAL_CIPHER_SUITE, secret, version))
+        _keep(_CLIENT_INITIAL_KEYS, cache_key, got)
+    return got
 
 
 def initial_key_material(cid: bytes, version: int) -> tuple[InitialKeys, InitialKeys]:
@@ -133,13 +167,16 @@ def initial_key_material(cid: bytes, version: int) -> tuple[InitialKeys, Initial
     got = _INITIAL_KEYS.get(cache_key)
     if got is not None:
         return got
-    client_secret, server_secret = derive_initial_secrets(cache_key[0], version)
     suite = INITIAL_CIPHER_SUITE
-    got = ((client_secret, *derive_packet_protection_keys(suite, client_secret, version)),
-           (server_secret, *derive_packet_protection_keys(suite, server_secret, version)))
-    if len(_INITIAL_KEYS) >= _INITIAL_KEYS_KEPT:
-        del _INITIAL_KEYS[next(iter(_INITIAL_KEYS))]
-    _INITIAL_KEYS[cache_key] = got
+    client = _CLIENT_INITIAL_KEYS.pop(cache_key, None)
+    if client is None:
+        client_secret, server_secret = derive_initial_secrets(cache_key[0], version)
+        client = (client_secret, *derive_packet_protection_keys(suite, client_secret, version))
+    else:
+        server_secret = hkdf_expand_label("sha256", _initial_secret(cache_key[0], version),
+                                          b"server in", b"", 32)
+    got = (client, (server_secret, *derive_packet_protection_keys(suite, server_secret, version)))
+    _keep(_INITIAL_KEYS, cache_key, got)
     return got
 
 
@@ -224,6 +261,12 @@ class CryptoContext:
         self._aead = _make_aead(cipher_suite, key)
         self._iv = int.from_bytes(iv, "big")
         self._hp_mask = _make_header_protection(cipher_suite, hp)
+
+    def setup_client_initial(self, cid: bytes, version: int) -> None:
+        """Install the client's Initial keys for ``cid`` (RFC 9001 §5.2), as a reader of client
+        Initials (:func:`client_initial_keys`)."""
+        secret, key, iv, hp = client_initial_keys(cid, version)
+        self._install(INITIAL_CIPHER_SUITE, secret, version, key, iv, hp)
 
     def teardown(self) -> None:
         """Forget the keys (RFC 9001 §4.9); later use raises :class:`KeyUnavailableError`."""

@@ -51,10 +51,8 @@ from enum import Enum
 from typing import Any
 
 from ..quic.crypto import (
-    INITIAL_CIPHER_SUITE,
     CryptoContext,
     CryptoError,
-    derive_client_initial_secret,
 )
 from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
@@ -143,6 +141,8 @@ class Accept(Admission):
     #: send nothing to the client before this ``now`` (the flow's first datagram plus the
     #: target's first-reply time, so the accept answers no faster than the target); None: at once
     reply_not_before: float | None = None
+    #: the target's learned shape the connection answers with (its ``h3`` is for the HTTP/3 layer)
+    shape: TargetShape | None = None
 
 
 GateDecision = Pending | Forward | Accept
@@ -333,7 +333,7 @@ class RealityGate:
         sent = self._sent_early(addr, data, new_flow)
         dcid, scid, version = header
         crypto = CryptoContext()
-        crypto.setup(INITIAL_CIPHER_SUITE, derive_client_initial_secret(dcid, version), version)
+        crypto.setup_client_initial(dcid, version)
         flow = _PendingFlow(created=now, dcid=dcid, scid=scid, version=version, crypto=crypto,
                             assembly=HelloAssembly(self.limits.max_crypto_fragments),
                             source=source_key(addr), prior=prior)
@@ -530,6 +530,7 @@ class RealityGate:
             new_flow=new_flow,
             sent=sent,
             reply_not_before=flow.created + delay if delay is not None else None,
+            shape=shape,
         )
 
     def _maybe_verdict(self, flow: _PendingFlow) -> RealityVerdict | None:

@@ -15,7 +15,9 @@ only 1-RTT packets (that datagram excluded).
 
 :meth:`TargetShape.flight_shape` turns the record into the
 :class:`~quicreality.quic.flight_shape.FlightShape` an accepted connection's send path follows, and
-:meth:`TargetShape.server_hello_shape` into what TLS uses for our ServerHello.
+:attr:`TargetShape.server_hello` is what TLS uses for our ServerHello. Its ``h3`` is not read
+from the datagrams (an observer cannot): the learning client, which has the keys, reads it from
+the target's unidirectional streams (:func:`~quicreality.h3.profile.read_h3_profile`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..h3.profile import H3Profile
 from ..quic.crypto import CryptoError, CryptoPair
 from ..quic.errors import QuicConnectionError
 from ..quic.flight_shape import FlightShape, ShapedDatagram
@@ -73,6 +76,8 @@ class TargetShape:
     datagrams: tuple[ShapedDatagram, ...]
     scid_len: int
     client_scid_len: int
+    #: the target's HTTP/3 start as its learning client read it (None: not seen in the flight)
+    h3: H3Profile | None = None
 
     def flight_shape(self, client_scid_len: int | None = None) -> FlightShape:
         """The shape for an accepted client whose SCID has ``client_scid_len`` bytes."""
@@ -93,6 +98,7 @@ class TargetShape:
             "extension_order": [f"{e:04x}" for e in sh.extension_order] if sh else None,
             "key_share_group": f"{sh.key_share_group:04x}" if sh and sh.key_share_group else None,
             "hello_retry": sh.hello_retry if sh else None,
+            "h3": self.h3.describe() if self.h3 else None,
         }
 
 

@@ -267,3 +267,29 @@ def test_initial_key_material_is_the_rfc9001_derivation_and_stays_bounded() -> N
     # v2 keys of the same DCID are other keys (RFC 9369 §3.3.1 salt and labels).
     v1 = c.initial_key_material(bytes(8), c.QUIC_VERSION_1)
     assert c.initial_key_material(bytes(8), c.QUIC_VERSION_2) != v1
+
+
+@pytest.mark.parametrize("version", [0x00000001, 0x6B3343CF])
+def test_client_initial_keys_alone_then_both_directions(version: int) -> None:
+    """The gate's client-only keys (RFC 9001 §5.2) equal the client half of a full derivation, and
+    the connection created after it gets both halves right from that cache entry."""
+    from quicreality.quic import crypto as c
+
+    cid = b"\x83\x94\xc8\xf0\x3e\x51\x57\x08"  # RFC 9001 §A.1
+    c._INITIAL_KEYS.clear()
+    c._CLIENT_INITIAL_KEYS.clear()
+    client_secret, server_secret = c.derive_initial_secrets(cid, version)
+    alone = c.client_initial_keys(cid, version)
+    assert alone == (client_secret, *c.derive_packet_protection_keys(
+        c.INITIAL_CIPHER_SUITE, client_secret, version))
+    assert c.client_initial_keys(cid, version) is alone  # cached
+    client, server = c.initial_key_material(cid, version)
+    assert client is alone and not c._CLIENT_INITIAL_KEYS  # moved to the full cache
+    assert server == (server_secret, *c.derive_packet_protection_keys(
+        c.INITIAL_CIPHER_SUITE, server_secret, version))
+    assert c.client_initial_keys(cid, version) is alone
+    if version == 0x00000001:  # RFC 9001 §A.1 client key
+        assert alone[1].hex() == "1f369613dd76d5467730efcbe3b1a22d"
+    for i in range(c._INITIAL_KEYS_KEPT + 5):
+        c.client_initial_keys(i.to_bytes(8, "big"), version)
+    assert len(c._CLIENT_INITIAL_KEYS) <= c._INITIAL_KEYS_KEPT
