@@ -7,7 +7,9 @@ The scheduler and the workers are separate processes started as a user would sta
 * every unit ran on one of the two workers, and no worker ran two units at once;
 * the results tree is the local run's: the same rep folders and the same sample keys;
 * a worker SIGKILLed mid-unit gets its unit retried (``run.json`` ``units`` says so), the run
-  still passes, and none of the run's namespaces is left behind.
+  still passes, and neither the dead attempt's namespaces nor its unit work dir (the partial
+  rep folder) is left behind, without running ``clean``; the results tree holds only the
+  finished attempts' rep folders.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,12 +284,28 @@ def test_a_worker_killed_mid_unit_is_retried_and_leaves_no_namespace(
     errors = [u for u in info["units"] if u.get("status") == "error"]
     assert errors and all(u["attempt"] == 1 for u in errors), info["units"]
     assert "RETRY" in out
-    assert len(_tree(run)) == 2  # both points' downloads finished (one on its second attempt)
+    tree = _tree(run)
+    assert len(tree) == 2  # both points' downloads finished (one on its second attempt)
+    # no partial folder of the dead attempt in the results tree: every rep folder is one of
+    # the two finished units', written by the attempt run.json names as the one that passed
+    assert {str(d.relative_to(run)) for d in run.rglob("rep-*") if d.is_dir()} == set(tree)
+    ok = {u["unit"]: u for u in info["units"] if u.get("status") == "ok"}
+    assert len(ok) == 2
+    for rep in tree:
+        man = json.loads((run / rep / "manifest.json").read_text())
+        (unit,) = [u for u in ok.values() if rep in u["rep_dirs"]]
+        assert man["executor"]["attempt"] == unit["attempt"], (rep, man["executor"], unit)
+    for e in errors:  # the retry ran under its own topology id
+        assert ok[e["unit"]]["attempt"] == 2 and ok[e["unit"]]["topo_id"] != e["topo_id"]
+    assert "stale_cleanup" in info, sorted(info)
     topo_ids = {u["topo_id"] for u in info["units"]}
+    tmp = Path(tempfile.gettempdir())
     deadline = time.monotonic() + 30  # the killed unit's teardown runs on its own
     while time.monotonic() < deadline:
         left = {ns for ns in _netns() if any(ns.startswith(f"qr-{t}-") for t in topo_ids)}
-        if not left:
+        dirs = {str(d) for t in topo_ids for d in tmp.glob(f"qr-{t}-*")}
+        if not left and not dirs:
             break
         time.sleep(0.5)
     assert not left, left
+    assert not dirs, dirs  # the dead attempt's unit work dir is gone, with no `clean` run

@@ -17,9 +17,13 @@ Faults:
 
 * **A worker dies mid-unit**: the scheduler is told to give up on a task after one lost worker
   (``allowed_failures = 0``); the coordinator resubmits the unit once (it runs on another
-  worker, or the same one restarted by its nanny) and records the retry in ``run.json``
-  ``units``; a second failure is a failed repetition whose reason says so. A unit process
-  that exits abnormally (not a failed check: a crash) is retried the same way.
+  worker, or the same one restarted by its nanny) under a new topology id and records the
+  retry in ``run.json`` ``units``; a second failure is a failed repetition whose reason says
+  so. A unit process that exits abnormally (not a failed check: a crash) is retried the same
+  way. The dead attempt's work dir and namespaces are removed on its host (by the orphaned
+  unit process itself, and by :func:`.unit.sweep_stale_units`, which every worker runs before
+  each unit and at the end of the run: ``run.json`` ``stale_cleanup``); only a finished
+  attempt's archive reaches the results tree.
 * **Ctrl-C / SIGTERM**: remaining tasks are cancelled, every worker stops its unit processes
   (SIGTERM: their topologies tear down) and runs ``clean --run-id`` for this run's topology
   ids (:func:`.unit.clean_units`); finished units stay in the run directory; exit 130.
@@ -48,7 +52,7 @@ from ..catalog import Scenario
 from ..progress import RepRecord
 from ..results import git_info, new_run_dir, write_json
 from ..topology import new_run_id
-from .unit import UnitSpec, clean_units, run_unit_process, stop_units
+from .unit import UnitSpec, clean_units, run_unit_process, stop_units, sweep_stale_units
 
 __all__ = ["SchedulerLost", "dask_unit", "run_dask", "unit_specs"]
 
@@ -97,6 +101,15 @@ def _set_allowed_failures(n: int, dask_scheduler: Any = None) -> int:
     old = int(dask_scheduler.allowed_failures)
     dask_scheduler.allowed_failures = n
     return old
+
+
+def _sweep_workers(client: Any) -> dict[str, Any]:
+    """At the end of a run: :func:`.unit.sweep_stale_units` on every worker (what a dead
+    worker's unit left on its host); worker address -> what it removed, or the error."""
+    try:
+        return dict(client.run(sweep_stale_units, wait=True))
+    except Exception as e:  # noqa: BLE001 - recorded; the units' results are in already
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
 
 
 def _stop_and_clean(topo_ids: list[str]) -> dict[str, Any]:
@@ -162,9 +175,10 @@ def run_dask(sc: Scenario, results: Path, backend: str, console: Console, *,
             client = Client(scheduler, timeout=15)
         client.run_on_scheduler(_set_allowed_failures, 0)
         _submit_all(client, specs, futures, state, run_info, view, console, run_dir)
+        run_info["stale_cleanup"] = _sweep_workers(client)
     except KeyboardInterrupt:
         state.exit_code = points.EXIT_INTERRUPTED
-        state.note = _cancel(client, list(futures), specs)
+        state.note = _cancel(client, list(futures), [*specs, *(s for s, _ in futures.values())])
     except SchedulerLost as e:
         state.exit_code = points.EXIT_FAILED
         state.note = (f"lost the Dask scheduler {scheduler or ''}: {e}; the "
@@ -294,7 +308,9 @@ def _collect(f: Any, spec: UnitSpec, attempt: int, submit: Any, state: Any,
         if attempt == 1:
             view.retried += 1
             msg = f"RETRY {spec.key}: {type(e).__name__}: {str(e)[:150]}"
-            submit(spec, 2)
+            # a new topology id: the cleanup of the dead attempt's (namespaces, work dir)
+            # on its host can never touch the retry's
+            submit(dataclasses.replace(spec, topo_id=new_run_id()), 2)
         else:
             view.failed += 1
             view.done += 1
@@ -344,7 +360,7 @@ def _cancel(client: Any, pending: list[Any], specs: Sequence[UnitSpec]) -> str:
     """Ctrl-C: cancel the tasks, stop unit processes and clean on every worker."""
     if client is None:
         return "interrupted before the scheduler answered"
-    ids = [s.topo_id for s in specs]
+    ids = list(dict.fromkeys(s.topo_id for s in specs))  # a retry has its own id
     try:
         client.cancel(pending)
         cleaned = client.run(_stop_and_clean, ids, wait=True)

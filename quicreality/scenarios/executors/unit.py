@@ -19,6 +19,16 @@ A unit process in its own process is what makes the topology code work unchanged
 handlers in the main thread, the emulator dying with its parent) and what makes a cancel
 clean: SIGTERM to the unit's process group tears its namespaces down
 (:func:`stop_units`), and ``clean --run-id`` (:func:`clean_units`) removes what a SIGKILL left.
+
+A worker that dies mid-unit (SIGKILL, OOM) leaves its unit's work dir
+(``$TMPDIR/qr-<topo_id>-unit-*``: the partial rep folder, captures, emulator files). Two things
+remove it on that host without help: the unit process, SIGTERMed by the kernel when its worker
+dies, tears its topology down and deletes the work dir once it sees it was orphaned; and
+:func:`sweep_stale_units` (before every unit and at the end of a run, on every worker) deletes
+work dirs whose owners (the worker and the unit process, recorded in ``owner.json`` with their
+start times) are all gone, after ``clean --run-id`` of their topology. The partial folder never
+reaches the results tree: only a finished unit's archive is unpacked there, and it replaces
+any rep folder of the same name.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,13 +57,17 @@ from ..procutil import die_with_parent
 from ..transforms import apply_transform
 
 __all__ = ["UnitSpec", "clean_units", "pack", "run_unit_process", "scenario_of", "stop_units",
-           "unpack"]
+           "sweep_stale_units", "unpack"]
 
 #: Unit processes of this process (pid → topology run id), for :func:`stop_units`.
 _RUNNING: dict[int, str] = {}
 _LOCK = threading.Lock()
 #: :func:`worker_probes` of this process, once made.
 _PROBES: dict[str, Any] | None = None
+#: A unit's work dir: ``$TMPDIR/qr-<topo_id>-unit-<random>``.
+_WORK_RE = re.compile(r"^qr-(?P<id>[0-9a-f]{6})-unit-")
+#: The file in a unit's work dir naming the processes that own it (pid and start time).
+OWNER_FILE = "owner.json"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,6 +151,10 @@ def unpack(archive: bytes, dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         names = tar.getnames()
+        for n in names:  # a rep folder is the finished attempt's alone, never merged
+            if Path(n).name.startswith("rep-") and (dest / n).is_dir() \
+                    and not (dest / n).is_symlink():
+                shutil.rmtree(dest / n)
         tar.extractall(dest, filter="data")
     return sorted({dest / n for n in names if Path(n).name.startswith("rep-")
                    and (dest / n).is_dir()})
@@ -158,14 +177,61 @@ def worker_probes() -> dict[str, Any]:
         return _PROBES
 
 
+def _start_time(pid: int) -> str | None:
+    """``/proc/<pid>/stat`` start time of a running (not zombie) process, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _write_owners(work: Path, **pids: int) -> None:
+    (work / OWNER_FILE).write_text(json.dumps({k: [pid, _start_time(pid)]
+                                               for k, pid in pids.items()}))
+
+
+def _owners_alive(work: Path) -> bool | None:
+    """Whether a process named in ``work``'s owner file still runs; None without the file."""
+    try:
+        owners = json.loads((work / OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return any(start is not None and _start_time(int(pid)) == start
+               for pid, start in owners.values())
+
+
+def sweep_stale_units() -> dict[str, Any]:
+    """Remove the work dirs of units on this host whose owners are all gone (a dead worker).
+
+    For each such dir, ``clean --run-id`` of its topology first (namespaces and processes a
+    SIGKILLed unit left; a topology whose owner still runs is skipped). Dirs without an owner
+    file, or with a live owner, are left alone. Returns the host, the dirs and namespaces
+    removed.
+    """
+    from ..cleanup import clean
+
+    out: dict[str, Any] = {"host": os.uname().nodename, "workdirs": [], "namespaces": []}
+    for d in sorted(Path(tempfile.gettempdir()).glob("qr-*-unit-*")):
+        m = _WORK_RE.match(d.name)
+        if m is None or d.is_symlink() or not d.is_dir() or _owners_alive(d) is not False:
+            continue
+        out["namespaces"] += clean(m.group("id")).namespaces
+        shutil.rmtree(d, ignore_errors=True)
+        out["workdirs"].append(str(d))
+    return out
+
+
 def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, Any]:
     """Run one unit in a child process and return ``unit.json`` plus ``archive`` (bytes).
 
     Raises:
         RuntimeError: The unit process failed (exit status and the end of its stderr).
     """
+    sweep_stale_units()
     work = Path(tempfile.mkdtemp(prefix=f"qr-{spec.topo_id}-unit-"))
     try:
+        _write_owners(work, worker=os.getpid())
         (work / "spec.json").write_text(spec.to_json())
         (work / "probes.json").write_text(json.dumps(worker_probes()))
         out = work / "out"
@@ -180,6 +246,7 @@ def run_unit_process(spec: UnitSpec, timeout: float | None = None) -> dict[str, 
                 start_new_session=True, preexec_fn=_pdeathsig, env=env)
             with _LOCK:
                 _RUNNING[p.pid] = spec.topo_id
+            _write_owners(work, worker=os.getpid(), unit=p.pid)
             try:
                 rc = p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -279,5 +346,22 @@ def _child(spec_file: str, out_dir: str, probes_file: str | None = None) -> int:
     return 0
 
 
+def _main(argv: list[str]) -> int:
+    """The unit process: :func:`_child`; if its worker died meanwhile (the kernel's SIGTERM,
+    ``PR_SET_PDEATHSIG``), its work dir goes once the topology is down."""
+    parent = os.getppid()
+    work = Path(argv[1]).parent
+
+    def on_term(signum: int, frame: object) -> None:  # outside a topology, too: run finally
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        return _child(*argv[:3])
+    finally:
+        if os.getppid() != parent and _WORK_RE.match(work.name) and not work.is_symlink():
+            shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    sys.exit(_child(*sys.argv[1:4]))
+    sys.exit(_main(sys.argv[1:4]))

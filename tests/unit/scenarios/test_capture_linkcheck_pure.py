@@ -121,3 +121,26 @@ def test_clean_without_privileges_prints_one_line_and_exits_2(
     assert ei.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "root or CAP_NET_ADMIN" in err
+
+
+def test_a_failed_udp_probe_is_tried_again_up_to_probe_tries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from quicreality.scenarios import linkcheck
+
+    calls: list[int] = []
+
+    def once(topo: object, direction: str, mbit: float, seconds: float,
+             port: int) -> dict[str, float]:
+        calls.append(port)
+        if len(calls) < 3:
+            raise RuntimeError("iperf3 probe failed: unable to read from stream socket")
+        return {"bits_per_second": 1e6}
+
+    monkeypatch.setattr(linkcheck, "_iperf_udp_once", once)
+    assert linkcheck._iperf_udp(object(), "to_client", 10.0, 1.0, 5299) == {  # type: ignore[arg-type]
+        "bits_per_second": 1e6}
+    assert len(calls) == 3 == linkcheck.PROBE_TRIES
+    calls.clear()
+    with pytest.raises(RuntimeError, match="stream socket"):
+        linkcheck._iperf_udp(object(), "to_client", 10.0, 1.0, 5299, tries=2)  # type: ignore[arg-type]
+    assert len(calls) == 2
