@@ -114,10 +114,8 @@ def run_notebooks(names: Sequence[str] = RUN_NOTEBOOKS, run_dir: str | Path | No
     async def _all() -> list[NotebookResult]:
         sem = asyncio.Semaphore(n_jobs)
         tasks = [asyncio.ensure_future(_execute(n, env, timeout, sem)) for n in names]
-        done = 0
-        for fut in asyncio.as_completed(tasks):
+        for done, fut in enumerate(asyncio.as_completed(tasks), 1):
             res = await fut
-            done += 1
             if progress is not None:
                 progress(done, len(names), res)
         return [t.result() for t in tasks]
