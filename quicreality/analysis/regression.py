@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .baselines import (
     BASELINE_SCHEMA,
@@ -93,13 +92,24 @@ GOODPUT_METRICS = ("goodput_wire_mbps", "goodput_mbps", "goodput", "throughput_m
                    "receiver_mbps")
 
 
+def _mannwhitneyu_p(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value (scipy's); scipy.stats is imported here, on first use.
+
+    Importing ``scipy.stats`` takes 1-3 s on the project machine; most users of this module
+    (the overview notebook's :func:`pick_metric`, baselines) never test anything.
+    """
+    from scipy import stats
+
+    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
 def min_p_value(n1: int, n2: int) -> float:
     """Smallest two-sided MWU p-value attainable with ``n1`` vs ``n2`` samples (no ties)."""
     if n1 < 1 or n2 < 1:
         return 1.0
     x = np.arange(n1, dtype=float)
     y = np.arange(n1, n1 + n2, dtype=float)
-    return float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    return _mannwhitneyu_p(x, y)
 
 
 @dataclass
@@ -161,7 +171,7 @@ def compare(current: Sequence[float], baseline: Sequence[float], *, key: str = "
     if len(set(cur + base)) == 1:
         c.p_value = 1.0
     else:
-        c.p_value = float(stats.mannwhitneyu(cur, base, alternative="two-sided").pvalue)
+        c.p_value = _mannwhitneyu_p(cur, base)
     significant = c.p_value <= alpha
     dropped = c.change <= -floor
     rose = c.change >= floor

@@ -6,8 +6,9 @@ Three timings on one run folder, as a user meets them:
    table rebuilt: one tshark pass per capture, qlogs, goodput, RTT/cwnd, slices), with the
    per-phase breakdown it prints;
 2. **each notebook, warm**: every notebook of ``notebooks/`` that reads a run (``QR_RUN_DIR``),
-   executed headless in a fresh kernel (nbclient) against the derived tables, then all of them
-   one after another;
+   executed headless in a fresh kernel (nbclient) against the derived tables, one at a time,
+   then all of them together as ``python -m quicreality.analysis notebooks`` runs them (one
+   kernel per core at a time; :func:`~quicreality.analysis.notebooks.run_notebooks`);
 3. **report, warm**: ``python -m quicreality.scenarios report RUN_DIR``.
 
 It prints the run's size (raw files and derived tables) and the goals of the analysis issue next
@@ -24,12 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..analysis.notebooks import RUN_NOTEBOOKS, run_notebooks
 from ..analysis.results import REPO_ROOT
 
-#: Notebooks that read the run named by ``QR_RUN_DIR`` (camouflage and censorship read their
-#: own committed data).
-RUN_NOTEBOOKS = ("overview", "throughput", "rtt", "retransmits", "regression", "reality",
-                 "captures", "sweeps")
 GOAL_NOTEBOOK_S, GOAL_ALL_S, GOAL_REPORT_S = 20.0, 60.0, 10.0
 
 
@@ -42,25 +40,6 @@ def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, s
     t0 = time.perf_counter()
     p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
     return time.perf_counter() - t0, (p.stdout + p.stderr).strip(), p.returncode
-
-
-def _notebook(name: str, run_dir: Path) -> tuple[float, str]:
-    """Execute one notebook in a fresh kernel; (seconds, error or "")."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    os.environ["QR_RUN_DIR"] = str(run_dir)
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb_dir = REPO_ROOT / "notebooks"
-    nb = nbformat.read(nb_dir / f"{name}.ipynb", as_version=4)
-    t0 = time.perf_counter()
-    try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(nb_dir)}}).execute()
-    except CellExecutionError as exc:
-        return time.perf_counter() - t0, str(exc).splitlines()[-1][:200]
-    return time.perf_counter() - t0, ""
 
 
 def main(argv: list[str]) -> int:
@@ -95,15 +74,22 @@ def main(argv: list[str]) -> int:
             print(f"    {line}")
     print(f"derived tables {_size(run, derived=True) / 1e6:.1f} MB")
     total = 0.0
-    for i, name in enumerate(names, 1):
-        secs, err = _notebook(name, run)
-        total += secs
-        failed += bool(err)
-        mark = "ok" if secs <= GOAL_NOTEBOOK_S else "OVER"
-        print(f"[{i}/{len(names)}] notebook {name:12s} {secs:6.1f} s  (goal <= "
-              f"{GOAL_NOTEBOOK_S:.0f} s: {mark})" + (f"  ERROR {err}" if err else ""))
-    print(f"all {len(names)} notebooks: {total:.1f} s  (goal <= {GOAL_ALL_S:.0f} s: "
-          f"{'ok' if total <= GOAL_ALL_S else 'OVER'})")
+    for i, name in enumerate(names, 1):  # one at a time: each notebook as a user opens it
+        r = run_notebooks([name], run, jobs=1)[0]
+        total += r.seconds
+        failed += not r.ok
+        mark = "ok" if r.seconds <= GOAL_NOTEBOOK_S else "OVER"
+        print(f"[{i}/{len(names)}] notebook {name:12s} {r.seconds:6.1f} s  (goal <= "
+              f"{GOAL_NOTEBOOK_S:.0f} s: {mark})" + (f"  ERROR {r.error}" if r.error else ""))
+    print(f"  one after another: {total:.1f} s")
+    jobs = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    together = run_notebooks(names, run, jobs=jobs)
+    wall = time.perf_counter() - t0
+    failed += sum(not r.ok for r in together)
+    print(f"all {len(names)} notebooks together (python -m quicreality.analysis notebooks, "
+          f"{jobs} kernels at a time): {wall:.1f} s  (goal <= {GOAL_ALL_S:.0f} s: "
+          f"{'ok' if wall <= GOAL_ALL_S else 'OVER'})")
     secs, out, rc = _timed([sys.executable, "-m", "quicreality.scenarios", "report", str(run)])
     failed += rc not in (0, 1)  # 1 = a regression verdict: the report itself ran
     print(f"report (warm): {secs:.1f} s  (goal <= {GOAL_REPORT_S:.0f} s: "

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-import os
 import re
 import time
+from pathlib import Path
 
 import jupytext
 import nbformat
@@ -18,43 +17,36 @@ NOTEBOOKS = ("overview", "throughput", "rtt", "retransmits", "regression", "real
 NB_DIR = REPO / "notebooks"
 
 
-def _execute(name: str, run_dir: str) -> tuple[str, float, str]:
-    """Run one notebook in a fresh kernel; return (name, seconds, error or "")."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    os.environ["QR_RUN_DIR"] = run_dir
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    nb = nbformat.read(NB_DIR / f"{name}.ipynb", as_version=4)
-    t0 = time.monotonic()
-    try:
-        NotebookClient(nb, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(NB_DIR)}}).execute()
-    except CellExecutionError as exc:
-        return name, time.monotonic() - t0, str(exc)[-3000:]
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                 if "image/png" in o.get("data", {}))
-    if errors:
-        return name, time.monotonic() - t0, f"error outputs: {errors}"
-    if name not in ("captures", "reality") and images == 0:
-        return name, time.monotonic() - t0, "no plot was drawn"
-    return name, time.monotonic() - t0, ""
-
-
 def test_all_notebooks_execute_against_the_committed_sample() -> None:
-    run_dir = str(sample_run())
+    """Through the same runner as ``python -m quicreality.analysis notebooks`` (2 kernels)."""
+    from quicreality.analysis.notebooks import RUN_NOTEBOOKS, run_notebooks
+
+    assert tuple(RUN_NOTEBOOKS) == NOTEBOOKS
     t0 = time.monotonic()
-    # two kernels at a time (2 cores): the whole set stays well under a minute
-    with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(_execute, NOTEBOOKS, [run_dir] * len(NOTEBOOKS)))
+    results = run_notebooks(NOTEBOOKS, sample_run(), jobs=2, timeout=120)
     wall = time.monotonic() - t0
-    failed = {name: err for name, _, err in results if err}
+    assert [r.name for r in results] == list(NOTEBOOKS)
+    failed = {r.name: r.error for r in results if r.error}
     assert not failed, failed
+    no_plot = [r.name for r in results if r.name not in ("captures", "reality") and not r.images]
+    assert not no_plot, f"no plot was drawn: {no_plot}"
     # timings are reported, never asserted (a shared machine is noisy): the speed goals are
     # measured with `python -m quicreality.bench analysis` instead
-    print(f"notebooks took {wall:.0f} s: {[(n, round(s)) for n, s, _ in results]}")
+    print(f"notebooks took {wall:.0f} s: {[(r.name, round(r.seconds)) for r in results]}")
+
+
+def test_a_failing_cell_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quicreality.analysis import notebooks
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(nb, tmp_path / "broken.ipynb")
+    monkeypatch.setattr(notebooks, "NB_DIR", tmp_path)
+    (r,) = notebooks.run_notebooks(["broken"], sample_run(), jobs=1, timeout=60)
+    assert not r.ok and "ZeroDivisionError" in r.error
+    assert notebooks.main(["--only", "nope"]) == 2
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
