@@ -219,6 +219,50 @@ def reality_metrics() -> RealityMetrics:
     return _REALITY
 
 
+class DatagramMetrics:
+    """The QUIC core's DATAGRAM drops (``quic/connection/datagrams.py``), summed over the
+    process's connections.
+
+    * ``quicreality_quic_datagrams_dropped_total{direction,reason}``: ``direction="send"`` with
+      ``reason`` ``send_queue_full`` (the oldest queued frame dropped to make room) or
+      ``too_large`` (above the queue's byte bound, or for any packet); ``direction="receive"``
+      with ``reason="receive_queue_full"`` (a received frame dropped while the bound's worth
+      waited for the application). All three series are present from the start at 0.
+
+    The asyncio edge calls :meth:`observe` after each run of a connection's send path
+    (:meth:`quicreality.aio.driver.Driver.transmit`), so a scrape lags a drop by at most that.
+    """
+
+    #: ``(direction, reason)`` of :meth:`DatagramQueues.take_new_drops`'s three counts, in order.
+    SERIES = (("send", "send_queue_full"), ("send", "too_large"), ("receive", "receive_queue_full"))
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.dropped = Counter("quicreality_quic_datagrams_dropped",
+                               "DATAGRAM frames dropped by the QUIC core's bounded queues",
+                               ["direction", "reason"], registry=registry)
+        self._series = [self.dropped.labels(direction=d, reason=r) for d, r in self.SERIES]
+
+    def observe(self, conn: Any) -> None:
+        """Add ``conn``'s drops since the previous call (a :class:`~quicreality.quic.connection.
+        QuicConnection`; its ``datagrams.take_new_drops()`` keeps the cursor)."""
+        new = conn.datagrams.take_new_drops()
+        if any(new):
+            for series, n in zip(self._series, new, strict=True):
+                if n:
+                    series.inc(n)
+
+
+_DATAGRAMS: DatagramMetrics | None = None
+
+
+def datagram_metrics() -> DatagramMetrics:
+    """The process's :class:`DatagramMetrics` on :data:`REGISTRY` (created on first use)."""
+    global _DATAGRAMS
+    if _DATAGRAMS is None:
+        _DATAGRAMS = DatagramMetrics()
+    return _DATAGRAMS
+
+
 def scrape_metrics(port: int, host: str = "127.0.0.1") -> dict[str, float]:
     """``{"name{label=value}": value}`` of every sample at http://HOST:PORT/metrics (benches and
     tests read a running process's counters with it)."""

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..metrics import DatagramMetrics, datagram_metrics
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from .udp import UdpIO, ViaSocket
@@ -125,6 +126,8 @@ class Driver:
         self._listening: list[UdpIO] = [self.io]
         #: sockets handed over by :meth:`add_socket` (closed by :meth:`close`)
         self._more: list[UdpIO] = []
+        #: the core's DATAGRAM drops go to these process-wide Prometheus counters
+        self.datagram_metrics: DatagramMetrics = datagram_metrics()
 
     def add_socket(self, sock: socket.socket, *, primary: bool = False) -> None:
         """Also read ``sock``; the driver owns it from now on (:meth:`close` closes it).
@@ -224,12 +227,14 @@ class Driver:
         try:
             conn.close(QuicErrorCode.INTERNAL_ERROR, None, "internal error", application=False)
             self.bytes_sent += self.send(conn.datagrams_to_send(now))
+            self.datagram_metrics.observe(conn)
         except Exception:
             log.exception("could not close the failed connection")
         self.connection_gone(conn)
 
     def transmit(self, conn: QuicConnection, now: float) -> None:
-        """Send everything the connection has ready (events produced meanwhile are handled)."""
+        """Send everything the connection has ready (events produced meanwhile are handled),
+        then count its new DATAGRAM drops (:class:`~quicreality.metrics.DatagramMetrics`)."""
         for _ in range(8):
             datagrams = conn.datagrams_to_send(now)
             if not datagrams:
@@ -238,6 +243,7 @@ class Driver:
             self.handle_events(conn, now)
             if len(datagrams) < 64:
                 break
+        self.datagram_metrics.observe(conn)
         if conn.is_terminated:
             self.connection_gone(conn)
 

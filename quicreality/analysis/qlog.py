@@ -498,7 +498,9 @@ def metrics_table(events: pd.DataFrame, *, ffill: bool = True) -> pd.DataFrame:
     quic-go and ours log only the fields that changed; forward-filling per file gives the
     state after each update.
     """
-    m = events[events["name"] == "recovery:metrics_updated"].copy()
+    # .eq, not ==: atheris's comparison tracing (the qlog-loader fuzz target) keeps a reference
+    # to every result of == that is not a bool, so a Series mask per call (docs/security.md).
+    m = events[events["name"].eq("recovery:metrics_updated")].copy()
     cols = [c for c in METRIC_COLUMNS if c in m.columns]
     if ffill and not m.empty:
         m[cols] = m.groupby("file")[cols].ffill()

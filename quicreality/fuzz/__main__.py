@@ -1,13 +1,17 @@
-"""``python -m quicreality.fuzz``: list, fuzz (atheris), replay, seed (docs/security.md, fuzzing).
+"""``python -m quicreality.fuzz``: list, fuzz (atheris), replay, seed, merge (docs/security.md, fuzzing).
 
     python -m quicreality.fuzz list
     python -m quicreality.fuzz TARGET [--runs N] [--seconds S] [--plain] [--workdir DIR]
     python -m quicreality.fuzz TARGET --replay FILE...
     python -m quicreality.fuzz seed [TARGET...] [--out DIR]
+    python -m quicreality.fuzz merge TARGET [--workdir DIR] [--max-file-bytes N]
 
 Fuzzing with atheris writes new inputs to ``WORKDIR/corpus`` (default ``/tmp/qr-fuzz/TARGET``)
 and a crashing input to ``WORKDIR/crash-*``; the seed corpus in ``tests/fuzz/corpus/TARGET`` is
 read, never written. ``--plain`` uses the random mutation runner instead (no coverage feedback).
+``merge`` is the one command that writes the seed corpus (``--corpus``): it adds the workdir's
+inputs that bring new coverage (libFuzzer's -merge=1 through atheris), each at most
+``--max-file-bytes`` (default 8192), within the target's 400,000-byte seed budget.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ DEFAULT_CORPUS = ROOT / "tests" / "fuzz" / "corpus"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quicreality.fuzz", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("target", help="a target name, 'list' or 'seed'")
-    p.add_argument("names", nargs="*", help="seed: targets to seed (default all)")
+    p.add_argument("target", help="a target name, 'list', 'seed' or 'merge'")
+    p.add_argument("names", nargs="*", help="seed: targets to seed (default all); merge: the target")
     p.add_argument("--runs", type=int, default=0, help="stop after N inputs")
     p.add_argument("--seconds", type=float, default=0.0, help="stop after S seconds")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="seed corpora root")
@@ -35,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", nargs="+", type=Path, default=None, help="run these inputs once")
     p.add_argument("--out", type=Path, default=DEFAULT_CORPUS, help="seed: where to write")
     p.add_argument("--max-len", type=int, default=0, help="atheris: longest input (0: libFuzzer's)")
+    p.add_argument("--max-file-bytes", type=int, default=8192,
+                   help="merge: largest input added to the seed corpus")
     return p
 
 
@@ -116,6 +122,23 @@ def _atheris(name: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from .merge import merge
+    from .targets import TARGETS
+
+    if len(args.names) != 1 or args.names[0] not in TARGETS:
+        print("merge needs one target (python -m quicreality.fuzz list)", file=sys.stderr)
+        return 2
+    name = args.names[0]
+    workdir = args.workdir or Path("/tmp/qr-fuzz") / name
+    r = merge(name, args.corpus / name, workdir, max_file_bytes=args.max_file_bytes)
+    print(f"{name}: {r.found} inputs in {workdir / 'corpus'}: {r.too_large} larger than "
+          f"{args.max_file_bytes} B, {r.duplicates} already seeds; libFuzzer kept {r.kept} of "
+          f"{r.candidates} (new coverage); added {r.added}: {r.seeds_before} -> {r.seeds_after} "
+          f"seeds, {r.seed_bytes_after} B")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -131,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, count, size in write_corpora(args.out, args.names or None):
             print(f"{name:18} {count:4} seeds {size:8} bytes")
         return 0
+    if args.target == "merge":
+        return _merge(args)
     if args.replay:
         return _replay(args.target, args.replay)
     if args.plain:

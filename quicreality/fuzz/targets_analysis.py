@@ -6,7 +6,10 @@
 * ``pcap-loader``: the bytes are a pcap/pcapng file for
   :func:`~quicreality.analysis.pcapfile.read_udp`; documented: ``ValueError`` (not a capture).
 
-Each input is written to one reused file under ``/dev/shm`` (or the temporary directory).
+Each input is written to one reused in-memory file (``memfd_create``, read through
+``/proc/self/fd/N``), which leaves nothing behind when the process ends (libFuzzer ends it with
+``exit()``, so no clean-up at exit would run); without ``memfd_create``, a file in the temporary
+directory.
 """
 
 from __future__ import annotations
@@ -21,21 +24,33 @@ from .harness import Target
 __all__ = ["TARGETS"]
 
 
-def _scratch(suffix: str) -> Path:
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    fd, name = tempfile.mkstemp(prefix="qr-fuzz-", suffix=suffix, dir=base)
-    os.close(fd)
-    return Path(name)
+class _Scratch:
+    """One file that holds the current input: :meth:`put` replaces its contents."""
+
+    def __init__(self, suffix: str) -> None:
+        if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+            self.fd = os.memfd_create(f"qr-fuzz{suffix}")
+            self.path = Path(f"/proc/self/fd/{self.fd}")
+        else:  # pragma: no cover - not Linux
+            self.fd, name = tempfile.mkstemp(prefix="qr-fuzz-", suffix=suffix)
+            self.path = Path(name)
+
+    def put(self, data: bytes) -> Path:
+        """Make ``data`` the file's whole contents; returns the path to read it by."""
+        os.ftruncate(self.fd, 0)
+        done = 0
+        while done < len(data):
+            done += os.pwrite(self.fd, data[done:], done)
+        return self.path
 
 
 def _qlog() -> Callable[[bytes], None]:
     from ..analysis.qlog import frames_table, load_qlog, metrics_table
 
-    path = _scratch(".sqlog")
+    scratch = _Scratch(".sqlog")
 
     def one(data: bytes) -> None:
-        path.write_bytes(data)
-        events = load_qlog(path)
+        events = load_qlog(scratch.put(data))
         frames_table(events)
         metrics_table(events)
 
@@ -45,11 +60,10 @@ def _qlog() -> Callable[[bytes], None]:
 def _pcap() -> Callable[[bytes], None]:
     from ..analysis.pcapfile import read_udp
 
-    path = _scratch(".pcap")
+    scratch = _Scratch(".pcap")
 
     def one(data: bytes) -> None:
-        path.write_bytes(data)
-        for _ in read_udp(path):
+        for _ in read_udp(scratch.put(data)):
             pass
 
     return one

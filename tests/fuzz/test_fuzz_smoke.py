@@ -57,3 +57,15 @@ def test_documented_errors_pass_and_anything_else_is_a_crash() -> None:
         assert info.value.error is error and info.value.data == b"boom"
     found = replay(_planted(IndexError("bug")), [b"boom", b"fine"], runs=50)
     assert [k[1] for k in found.crashes] == ["IndexError"]
+
+
+@pytest.mark.parametrize("name", ["qlog-loader", "pcap-loader"])
+def test_file_loader_targets_create_no_file(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their scratch file is in memory (memfd): a campaign leaves nothing in /dev/shm or /tmp."""
+    def no_temp_files(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a temporary file was created")
+
+    monkeypatch.setattr("tempfile.mkstemp", no_temp_files)
+    seeds = read_corpus(CORPUS / name)
+    result = replay(TARGETS[name], seeds, runs=len(seeds) + 20, seed=3)
+    assert result.executions == len(seeds) + 20 and not result.crashes

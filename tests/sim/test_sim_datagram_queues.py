@@ -8,17 +8,23 @@ each packet, towards an application that does not drain its events, meets the re
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import tracemalloc
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from simpair import LinkModel, SimPair
 from test_sim_core_security import close_code, established, forge, varint
 
+from quicreality.aio.driver import Driver
+from quicreality.metrics import DatagramMetrics, render
 from quicreality.qlog.sink import RecordingSink
 from quicreality.quic import events
 from quicreality.quic.config import QuicConfiguration
-from quicreality.quic.connection import ConnectionState
+from quicreality.quic.connection import ConnectionState, QuicConnection
 from quicreality.quic.errors import LocalProtocolError
 
 FLOOD = 20_000
@@ -167,3 +173,85 @@ def test_memory_held_by_a_send_flood_stays_at_the_byte_bound() -> None:
     print(f"held {held} B for {stats.send_queue_frames} frames, {stats.send_queue_bytes} B queued")
     assert stats.send_queue_bytes <= 1 << 20 and stats.send_queue_frames == 1024
     assert held < 2 * (1 << 20), held
+
+
+def dropped_series(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    """``{(direction, reason): value}`` of the exported counter, parsed from the text format."""
+    out = {}
+    for family in text_string_to_metric_families(render(registry)):
+        for sample in family.samples:
+            if sample.name == "quicreality_quic_datagrams_dropped_total":
+                out[(sample.labels["direction"], sample.labels["reason"])] = sample.value
+    return out
+
+
+def test_drops_are_exported_as_prometheus_counters_summed_over_connections() -> None:
+    registry = CollectorRegistry()
+    metrics = DatagramMetrics(registry)
+    assert dropped_series(registry) == {("send", "send_queue_full"): 0.0,
+                                        ("send", "too_large"): 0.0,
+                                        ("receive", "receive_queue_full"): 0.0}
+    # Send side: 3,000 frames into a 1,024-frame queue, then one above the byte bound.
+    pair = connected()
+    client = pair.client
+    for i in range(3000):
+        client.send_datagram_frame(i.to_bytes(4, "big") + bytes(196))
+    client.datagrams.send_max_bytes = 999
+    client.send_datagram_frame(bytes(1000))
+    client.datagrams.send_max_bytes = 1 << 20
+    metrics.observe(client)
+    metrics.observe(client)  # nothing new: nothing added twice
+    assert dropped_series(registry) == {("send", "send_queue_full"): 3000 - 1024,
+                                        ("send", "too_large"): 1.0,
+                                        ("receive", "receive_queue_full"): 0.0}
+    # Receive side, another connection: 40 packets of 500 empty DATAGRAM frames.
+    rpair = established()
+    server = rpair.server
+    assert server is not None
+    for _ in range(40):
+        server.receive_datagram(forge(rpair.client, empty_datagram_frames(500)),
+                                rpair.client_addr, rpair.now)
+    metrics.observe(server)
+    got = dropped_series(registry)
+    assert got[("receive", "receive_queue_full")] == 40 * 500 - 1024
+    assert got[("send", "send_queue_full")] == 3000 - 1024  # the first connection's, kept
+    # More drops later on the first connection are added to the same series.
+    for i in range(10):
+        client.send_datagram_frame(i.to_bytes(4, "big") + bytes(196))
+    metrics.observe(client)
+    assert dropped_series(registry)[("send", "send_queue_full")] == 3000 - 1024 + 10
+    assert client.datagrams.stats.dropped_send_queue_full == 3000 - 1024 + 10
+
+
+def test_the_asyncio_edge_counts_drops_after_each_send_path_run() -> None:
+    """``Driver.transmit`` (every server, client and relay process) feeds the counters."""
+
+    sent: list[bytes] = []
+
+    class Edge(Driver):
+        def send(self, datagrams: list[tuple[bytes, Any]], ecn: int | None = None) -> int:
+            sent.extend(d for d, _ in datagrams)  # in memory: nothing leaves the process
+            return sum(len(d) for d, _ in datagrams)
+
+        def handle_events(self, conn: QuicConnection, now: float) -> None:
+            while conn.next_event() is not None:
+                pass
+
+    pair = connected()
+    client = pair.client
+    loop = asyncio.new_event_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        edge = Edge(sock, loop, ecn=False)
+        registry = CollectorRegistry()
+        edge.datagram_metrics = DatagramMetrics(registry)
+        for i in range(2000):
+            client.send_datagram_frame(i.to_bytes(4, "big") + bytes(196))
+        edge.transmit(client, pair.now)
+        edge.close()
+    finally:
+        sock.close()
+        loop.close()
+    assert sent  # the send path ran and put queued frames in packets
+    assert dropped_series(registry)[("send", "send_queue_full")] == 2000 - 1024

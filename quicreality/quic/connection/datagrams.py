@@ -21,7 +21,9 @@ drop: those already queued were accepted first and are handed out in order).
 Every drop is counted in :attr:`DatagramQueues.stats` (``QuicConnection.datagrams.stats``); the
 1st, 2nd, 4th, 8th ... drop of each reason is logged to qlog as ``datagram_frame_dropped`` with
 the reason, the frame's length and the running total (a peer's flood of tiny frames must not
-become a flood of qlog lines; the exact counts are in the stats).
+become a flood of qlog lines; the exact counts are in the stats). The asyncio edge exports them,
+summed over the process's connections, as ``quicreality_quic_datagrams_dropped_total{direction,
+reason}`` (:class:`quicreality.metrics.DatagramMetrics`, fed by :meth:`DatagramQueues.take_new_drops`).
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ class DatagramQueues:
     """The bounded send queue and the receive-side accounting of DATAGRAM frames."""
 
     __slots__ = ("_dropped", "_events", "_now", "_qlog", "_queue", "_queued", "_received",
-                 "_sent", "recv_bytes", "recv_frames", "recv_max_bytes", "recv_max_frames",
-                 "send_bytes", "send_max_bytes", "send_max_frames")
+                 "_reported", "_sent", "recv_bytes", "recv_frames", "recv_max_bytes",
+                 "recv_max_frames", "send_bytes", "send_max_bytes", "send_max_frames")
 
     def __init__(self, config: QuicConfiguration, *, events: deque[events.QuicEvent],
                  qlog: QlogSink) -> None:
@@ -84,6 +86,8 @@ class DatagramQueues:
         self.recv_bytes = 0
         self._queued = self._sent = self._received = 0
         self._dropped = {SEND_QUEUE_FULL: 0, TOO_LARGE: 0, RECEIVE_QUEUE_FULL: 0}
+        #: the drop counts as of the last :meth:`take_new_drops`
+        self._reported = (0, 0, 0)
 
     # ----------------------------------------------------------------- send
 
@@ -163,6 +167,20 @@ class DatagramQueues:
         if total & (total - 1) == 0:  # the 1st, 2nd, 4th, 8th ... drop: a flood cannot fill the qlog
             self._qlog.custom(self._now, "datagram_frame_dropped",
                               {"reason": reason, "length": length, "total": total})
+
+    def take_new_drops(self) -> tuple[int, int, int]:
+        """Drops since the previous call: ``(send_queue_full, too_large, receive_queue_full)``.
+
+        The edge adds them to its process-wide counters (``quicreality.metrics``) after each
+        send path run; a call with nothing new is one tuple comparison.
+        """
+        d = self._dropped
+        now = (d[SEND_QUEUE_FULL], d[TOO_LARGE], d[RECEIVE_QUEUE_FULL])
+        last = self._reported
+        if now == last:
+            return (0, 0, 0)
+        self._reported = now
+        return (now[0] - last[0], now[1] - last[1], now[2] - last[2])
 
     @property
     def stats(self) -> DatagramStats:
