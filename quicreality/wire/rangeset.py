@@ -56,21 +56,7 @@ class RangeSet(Sequence[range]):
 
     def subtract(self, start: int, stop: int) -> None:
         """Remove ``[start, stop)``."""
-        if stop <= start:
-            return
-        ranges = self._ranges
-        # ranges[i:j] overlap [start, stop): stop > start and start < stop.
-        i = bisect_right(ranges, start, key=_STOP)
-        j = bisect_left(ranges, stop, lo=i, key=_START)
-        if i == j:
-            return
-        keep: list[range] = []
-        first, last = ranges[i], ranges[j - 1]
-        if first.start < start:
-            keep.append(range(first.start, start))
-        if last.stop > stop:
-            keep.append(range(stop, last.stop))
-        ranges[i:j] = keep
+        self.take(start, stop)
 
     def take(self, start: int, stop: int) -> int:
         """Remove ``[start, stop)`` and return how many members that removed.
@@ -81,6 +67,7 @@ class RangeSet(Sequence[range]):
         if stop <= start:
             return 0
         ranges = self._ranges
+        # ranges[i:j] overlap [start, stop): stop > start and start < stop.
         i = bisect_right(ranges, start, key=_STOP)
         j = bisect_left(ranges, stop, lo=i, key=_START)
         if i == j:
