@@ -114,9 +114,12 @@ def write_reality_config(ctx: RepContext, *, relay_allow: list[str] | None = Non
 
 
 def reality_client_args(ctx: RepContext) -> list[str]:
-    """``--reality-public-key K --short-id S --server-name SNI`` for our client."""
+    """``--reality-public-key=K --short-id S --server-name SNI`` for our client.
+
+    The ``=`` form: a base64url key may start with ``-``, which argparse would take for an option.
+    """
     m = reality_material(ctx)
-    return ["--reality-public-key", m["public_key"], "--short-id", m["short_id"],
+    return [f"--reality-public-key={m['public_key']}", "--short-id", m["short_id"],
             "--server-name", SERVER_NAME]
 
 

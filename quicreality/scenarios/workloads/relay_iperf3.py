@@ -28,7 +28,7 @@ from .context import (
 )
 from .iperf3 import iperf_outcome
 from .measures import link_loss_metrics, qlog_metrics
-from .reality import SERVER_NAME, reality_material, start_reality_server
+from .reality import reality_client_args, start_reality_server
 
 __all__ = ["RELAY_LISTEN_PORT", "SPEC", "run_relay_iperf3"]
 
@@ -48,11 +48,9 @@ def run_relay_iperf3(ctx: RepContext) -> RepOutcome:
                           "iperf3-server")
     iperf_srv.wait_tcp_ready(IPERF_PORT, timeout=10)
     start_reality_server(ctx, relay_allow=[dest])
-    m = reality_material(ctx)
     relay = Command(argv=(str(paths.python()), "-m", "quicreality", "relay-client",
                           "--server", f"{ADDRESSES['server']}:{QUIC_PORT}",
-                          "--reality-public-key", m["public_key"], "--short-id", m["short_id"],
-                          "--server-name", SERVER_NAME,
+                          *reality_client_args(ctx),
                           "--tcp-listen", f"127.0.0.1:{RELAY_LISTEN_PORT}", "--forward", dest),
                     cwd=paths.REPO_ROOT)
     rproc = ctx.start(relay, "client", "relay-client", env=ctx.tls_env("client"))
