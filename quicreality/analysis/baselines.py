@@ -41,6 +41,7 @@ from typing import Any
 
 __all__ = [
     "BASELINE_SCHEMA",
+    "CHAIN_ONLY",
     "DEFINITION_EXCLUDED",
     "UNKNOWN",
     "definition",
@@ -58,6 +59,9 @@ BASELINE_SCHEMA = 2
 #: Workload keys that do not change what is measured.
 DEFINITION_EXCLUDED = frozenset({"name", "description", "reps", "timeout_s", "baseline",
                                  "min_goodput_mbit", "pair", "quick"})
+#: Workload fields that only a ``kind = "chain"`` workload uses (catalog ``Workload``); every
+#: other workload carries their defaults, which must not make older baselines not comparable.
+CHAIN_ONLY = frozenset({"hops", "parallel"})
 #: Value of a definition field a schema-1 baseline did not record.
 UNKNOWN = "<not recorded>"
 _PEER_TOOLS = {"quicgo": "quic-go", "ngtcp2": "ngtcp2", "curl": "curl", "iperf3": "iperf3",
@@ -86,6 +90,8 @@ def definition(manifest: Mapping[str, Any], *, metric: str | None,
             continue
         if k == "target" and not (wl.get("reality") or kind == "fallback"):
             continue  # the target only serves REALITY / fallback workloads
+        if k in CHAIN_ONLY and kind != "chain":
+            continue  # hops / parallel have defaults everywhere but only shape a chain
         _flat(f"workload.{k}", wl[k], out)
     link = sc.get("link") or (manifest.get("link") or {}).get("configured") or {}
     _flat("link", link, out)
@@ -111,6 +117,16 @@ def definition_id(defn: Mapping[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
+def _relevant(defn: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``defn`` without the :data:`CHAIN_ONLY` fields of a workload that is not a chain (entries
+    recorded between the chain workload's arrival and :func:`definition` learning to leave them
+    out carry them)."""
+    if defn.get("workload.kind") == "chain":
+        return defn
+    drop = {f"workload.{k}" for k in CHAIN_ONLY}
+    return {k: v for k, v in defn.items() if k not in drop}
+
+
 def definition_diff(current: Mapping[str, Any], baseline: Mapping[str, Any]
                     ) -> list[tuple[str, Any, Any]]:
     """``(field, now, baseline)`` for every field that differs.
@@ -119,6 +135,7 @@ def definition_diff(current: Mapping[str, Any], baseline: Mapping[str, Any]
     key the catalog adds later with its default (e.g. ``carrier = None``) does not make every
     older baseline not comparable; with any other value it does.
     """
+    current, baseline = _relevant(current), _relevant(baseline)
     out = []
     for k in sorted(set(current) | set(baseline)):
         a, b = current.get(k), baseline.get(k)
@@ -217,7 +234,8 @@ def match_entry(entries: Sequence[Mapping[str, Any]], key: str, defn: Mapping[st
             (f"host.{k}", hc[k], e.get("host_class", {}).get(k))
             for k in hc if hc[k] != e.get("host_class", {}).get(k)]
         scored.append((len(diff) + len(hdiff), diff + hdiff, e))
-    scored.sort(key=lambda t: t[0])
+    scored.sort(key=lambda t: str(t[2].get("recorded", "")), reverse=True)
+    scored.sort(key=lambda t: t[0])  # stable: of equally close entries, the latest recorded
     n, diffs, best = scored[0]
     if n == 0:
         return best, []
@@ -237,10 +255,14 @@ def merge_entries(old: Iterable[Mapping[str, Any]], new: Iterable[Mapping[str, A
                   ) -> list[dict[str, Any]]:
     """``old`` with every entry of the same key, definition and host class replaced by ``new``."""
     new_l = [dict(e) for e in new]
-    ids = {(e["key"], e["id"], json.dumps(e.get("host_class"), sort_keys=True)) for e in new_l}
-    kept = [dict(e) for e in old if (e.get("key"), e.get("id"),
-                                     json.dumps(e.get("host_class"), sort_keys=True)) not in ids
-            and not e.get("schema1")]
+
+    def replaced(e: Mapping[str, Any]) -> bool:
+        return any(e.get("key") == n["key"] and e.get("host_class") == n.get("host_class")
+                   and (e.get("id") == n["id"]
+                        or not definition_diff(n["definition"], e.get("definition", {})))
+                   for n in new_l)
+
+    kept = [dict(e) for e in old if not replaced(e) and not e.get("schema1")]
     return sorted(kept + new_l, key=lambda e: (e["key"], str(e["definition"].get("quick")),
                                                e["id"]))
 
