@@ -11,10 +11,13 @@ token and is admitted (one extra round trip). Dropping instead would keep out ge
 as long as a flood lasts, so we drop only token-validated Initials beyond ``2 * max_handshakes``,
 which an attacker needs real addresses and a round trip per connection to reach.
 
-A handshake may also last at most ``handshake_timeout`` seconds (the slowloris of QUIC: a client
-that trickles its ClientHello a byte at a time keeps resetting the idle timer, RFC 9000 §10.1, and
-would hold its place for ever): the endpoint closes it with CONNECTION_REFUSED at the first packet
-after the deadline, and an idle one ends at the idle timeout as before.
+Under pressure a handshake may also last at most ``handshake_timeout`` seconds (the slowloris of
+QUIC: a client that trickles its ClientHello a byte at a time keeps resetting the idle timer, RFC
+9000 §10.1, and would hold its place for ever): once half the budget is in progress, the endpoint
+closes a handshake older than that with CONNECTION_REFUSED at its first packet after the deadline.
+Below half the budget no deadline applies, as the state is bounded anyway and a genuine handshake on
+a bad path (30 % loss, backed-off probes) may need longer; an idle one ends at the idle timeout as
+before.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .connection.state import ConnectionState
 DEFAULT_MAX_HANDSHAKES = 256
 #: Validated (Retry-token) handshakes may take the budget to this multiple before Initials are dropped.
 VALIDATED_FACTOR = 2
-#: Seconds a handshake may take, however busy (quic-go: 10 s, its HandshakeTimeout).
+#: Seconds a handshake may take once half the budget is in progress (quic-go: 10 s, always).
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -55,7 +58,8 @@ class HandshakeBudget:
     Args:
         max_handshakes: handshakes in progress before new unvalidated Initials get a Retry
             (at least 1).
-        handshake_timeout: seconds after which a handshake still in progress is overdue.
+        handshake_timeout: seconds after which a handshake still in progress is overdue, while at
+            least half of ``max_handshakes`` (rounded up) are in progress.
     """
 
     __slots__ = ("_in_progress", "handshake_timeout", "max_handshakes", "retried", "dropped",
@@ -103,10 +107,12 @@ class HandshakeBudget:
             self._in_progress[conn] = now
 
     def overdue(self, conn: QuicConnection, now: float) -> bool:
-        """True (once) if ``conn``'s handshake is still in progress past its deadline."""
+        """True (once) if ``conn``'s handshake is still in progress past its deadline and the
+        server is under pressure (at least half the budget in progress)."""
         start = self._in_progress.get(conn)
         if start is None or now - start <= self.handshake_timeout \
-                or conn.state != ConnectionState.FIRSTFLIGHT:
+                or conn.state != ConnectionState.FIRSTFLIGHT \
+                or 2 * len(self._in_progress) < self.max_handshakes:
             return False
         del self._in_progress[conn]
         self.timed_out += 1

@@ -94,7 +94,9 @@ def test_max_handshakes_must_be_positive() -> None:
 
 def test_a_slowloris_handshake_is_closed_at_the_handshake_timeout() -> None:
     """Four clients trickle their ClientHello one byte per 0.5 s: each resets the idle timer, so
-    only the handshake deadline ends them; then the budget is free for new clients."""
+    only the handshake deadline ends them. It applies while half the budget is in progress, so
+    three are closed and the fourth, alone, is left to its idle timer; the budget is then free
+    for new clients."""
     pair = SimPair(seed=74)
     budget = pair.endpoint.handshakes = HandshakeBudget(4, handshake_timeout=10.0)
     trickles = []
@@ -118,11 +120,35 @@ def test_a_slowloris_handshake_is_closed_at_the_handshake_timeout() -> None:
             pair.endpoint.refresh(conn)
         if now <= 10.0:
             assert budget.in_progress == 4  # held by 1-byte trickles
-    assert budget.timed_out == 4 and budget.in_progress == 0
-    assert all(c.state != ConnectionState.FIRSTFLIGHT for c in pair.endpoint.connections)
+    assert budget.timed_out == 3 and budget.in_progress == 1
+    assert sum(c.state == ConnectionState.FIRSTFLIGHT for c in pair.endpoint.connections) == 1
     codes = {c._close_frame[0] for c in pair.endpoint.connections if c._close_frame is not None}
     assert codes <= {QuicErrorCode.CONNECTION_REFUSED}
     rng = seeded_rng(407)
     got = pair.endpoint.receive_datagram(InitialForge(rng=rng).forge(rng(8), rng(8)),
                                          ("10.8.1.1", 5), now)
     assert got.new and not got.replies  # admitted at once: no Retry
+
+
+def test_a_slow_handshake_below_half_the_budget_has_no_deadline() -> None:
+    """One client whose hello takes 15 s to arrive (a lossy path, backed-off probes) completes
+    its handshake: with 1 of 4 in progress the server is not under pressure."""
+    pair = SimPair(seed=75)
+    budget = pair.endpoint.handshakes = HandshakeBudget(4, handshake_timeout=10.0)
+    client = QuicConnection(configuration=QuicConfiguration(
+        is_client=True, rng=seeded_rng(510), wall_clock=lambda: WALL,
+        server_name="localhost", peer_verifier=InsecureVerifier()))
+    client.connect(SERVER_ADDR, 0.0)
+    first = client.datagrams_to_send(0.0)[0][0]
+    dcid = pull_quic_header(Buffer(data=first), host_cid_length=8).destination_cid
+    hello = b"".join(chunk for _, chunk in sorted(client_initial_crypto(first, dcid)))
+    pieces = initial_datagrams(split(hello, [len(hello) - 1, 1]), dcid=dcid, scid=client.host_cid)
+    pair.endpoint.receive_datagram(pieces[0], ("10.8.2.1", 4000), 0.0)
+    (conn,) = pair.endpoint.connections
+    conn.datagrams_to_send(0.0)
+    pair.endpoint.refresh(conn)
+    assert budget.in_progress == 1
+    pair.endpoint.receive_datagram(pieces[1], ("10.8.2.1", 4000), 15.0)  # the last byte, late
+    assert budget.timed_out == 0 and conn._close_frame is None
+    out = conn.datagrams_to_send(15.0)
+    assert out  # the server's flight: the handshake goes on
