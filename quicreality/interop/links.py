@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -88,33 +89,42 @@ class LinkCache:
         self._workdir: Path | None = None
         #: one entry per get(): what was built or reused and why
         self.log: list[dict[str, Any]] = []
+        #: seconds spent tearing topologies down
+        self.teardown_s = 0.0
 
     def get(self, link: Link, workdir: Path, label: str = "") -> Topology:
         """A topology with ``link``: the current one if equal and clean, else a new one whose
         emulator files go to ``workdir`` (raises ``TopologyError`` if it cannot be built)."""
         why = "first case" if self._topo is None else "another link"
         if self._topo is not None and self._link == link:
+            t0 = time.monotonic()
             why = self._probe(self._topo)
             if not why:
                 self.log.append({"case": label, "reused": self._topo.run_id,
-                                 "workdir": str(self._workdir)})
+                                 "workdir": str(self._workdir),
+                                 "probe_s": round(time.monotonic() - t0, 3)})
                 return self._topo
         try:
             self.close()
         except TopologyError as e:  # a new topology has new names: the run can go on
             self.log.append({"case": label, "teardown_error": str(e)})
+        t0 = time.monotonic()
         cm = self._factory(link, workdir)
         topo = cm.__enter__()
         self._cm, self._topo, self._link, self._workdir = cm, topo, link, workdir
         self.log.append({"case": label, "built": topo.run_id, "why": why,
-                         "workdir": str(workdir)})
+                         "workdir": str(workdir), "build_s": round(time.monotonic() - t0, 3)})
         return topo
 
     def close(self) -> None:
         """Tear the current topology down (idempotent)."""
         cm, self._cm, self._topo, self._link = self._cm, None, None, None
         if cm is not None:
-            cm.__exit__(None, None, None)
+            t0 = time.monotonic()
+            try:
+                cm.__exit__(None, None, None)
+            finally:
+                self.teardown_s += time.monotonic() - t0
 
     def __enter__(self) -> LinkCache:
         return self

@@ -12,8 +12,8 @@ link when it is verifiably clean (:mod:`.links`).  Per case the runner generates
 files (QIR-style random names and bytes), and per pair and repetition::
 
     topo.rearm(seed)                       # same loss pattern for every pair of the case
-    tcpdump on qrlink, client and server side (started together)
     server adapter  (python -m quicreality.interop.endpoint PEER, ROLE=server) in the server ns
+    tcpdump on qrlink, client and server side (started together, while the server starts)
     client adapter  (ROLE=client, REQUESTS=...) in the client ns; wait
     stop the server (SIGTERM: qlogs flush), stop the captures; topo.rearm(seed) again: the
          emulator's counters of this run alone
@@ -273,12 +273,14 @@ def start_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
         timing[phase] = round(time.monotonic() - t0 - sum(timing.values()), 3)
 
     try:
+        # the server starts first: it sends nothing before a client does, so its start-up
+        # overlaps the captures' (the client starts only once both capture)
+        srv = _endpoint(topo, "server", server, senv, d, "server")
+        procs.append(srv)
         caps = start_captures([(topo.exec_argv(host, []), LINK_IF, str(d / f"{host}.pcap"))
                                for host in ("client", "server")],
                               bpf_filter="udp")  # QUIC only: not crosstraffic's TCP
         mark("captures_start")
-        srv = _endpoint(topo, "server", server, senv, d, "server")
-        procs.append(srv)
         try:
             srv.wait_udp_ready(PORT, timeout=20.0)
         except PeerFailed:
@@ -510,11 +512,12 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
                           big_certs if case.big_cert else certs, support, links, envs,
                           submit, lambda: deliver(pool.drain()))
             deliver(pool.drain())
-            write_json(run_dir / "emulator" / "topologies.json",
-                       {"topologies": links.log,
-                        "support_checks_s": {f"{p}/{r}": t for (p, r), t in
-                                             (support.check_secs.items() if support else ())},
-                        "analysis_wait_s": round(pool.waited_s, 3)})
+        write_json(run_dir / "emulator" / "topologies.json",
+                   {"topologies": links.log,
+                    "support_checks_s": {f"{p}/{r}": t for (p, r), t in
+                                         (support.check_secs.items() if support else ())},
+                    "analysis_wait_s": round(pool.waited_s, 3),
+                    "teardown_s": round(links.teardown_s, 3)})
     finally:
         pool.close(cancel=True)
         shutil.rmtree(scratch, ignore_errors=True)
