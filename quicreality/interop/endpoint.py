@@ -2,7 +2,8 @@
 
 Reads QIR's endpoint contract from the environment (see :mod:`.adapters`), runs the commands
 :func:`~.adapters.plan` returns one after the other (stdin closed, output inherited) and exits
-with the first non-zero status, or 0.  Exit 127 means the peer cannot do ``TESTCASE`` (the
+with the first non-zero status, or 0 (each command's ``+ argv`` line on stderr is followed by
+``= exit N after S s``).  Exit 127 means the peer cannot do ``TESTCASE`` (the
 reason goes to stderr); exit 2 means the environment itself is malformed.  A server's single
 command replaces this process (``os.execvpe``), so signals reach the server directly.
 
@@ -21,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 
 from ..scenarios.peers.base import Unsupported
@@ -85,8 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if cmd.cwd is not None:
                 os.chdir(cmd.cwd)
             os.execvpe(cmd.argv[0], list(cmd.argv), cmd.full_env())
+        t0 = time.monotonic()
         rc = subprocess.run(list(cmd.argv), env=cmd.full_env(), cwd=cmd.cwd,
                             stdin=subprocess.DEVNULL, check=False).returncode
+        print(f"= exit {rc} after {time.monotonic() - t0:.3f} s", file=sys.stderr, flush=True)
         if rc != 0:
             return rc
     return 0
