@@ -200,6 +200,8 @@ def _ours_client(ep: Endpoint, flags: frozenset[str]) -> list[Command]:
     if tc in _PLAIN or tc == "retry":
         return [dl(ep.requests)]
     if tc == "multiconnect":
+        if "client:--connection-per-url" in flags:  # one process: no interpreter start each
+            return [dl(ep.requests, "--connection-per-url")]
         return _one_per_url(ep, dl)
     if tc == "chacha20":
         return [dl(ep.requests, cipher=CHACHA20)]
