@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from quicreality.interop.cases import CASES, by_name
 from quicreality.interop.links import LinkCache
 from quicreality.interop.runner import by_link
@@ -71,3 +73,43 @@ def test_by_link_groups_cases_and_keeps_qir_order_inside_a_group() -> None:
     lossy = replace(CASES[0], name="x", link=by_name("handshakeloss").link)
     assert [c.name for c in by_link((lossy, CASES[1], by_name("handshakeloss")))] == \
         ["x", "handshakeloss", "handshake"]
+
+
+class ProbedTopo:
+    run_id = "p"
+    seed = 7
+
+    def __init__(self, rearm: Any) -> None:
+        self._rearm = rearm
+        self.rearmed: list[int] = []
+
+    def rearm(self, seed: int) -> Any:
+        self.rearmed.append(seed)
+        return self._rearm
+
+
+def test_reuse_problem_checks_emulator_processes_and_conntrack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from quicreality.interop import links
+
+    pids = {"client": [], "server": [4242]}
+    killed: list[list[int]] = []
+    conntrack = {"client": 0, "server": 0}
+    monkeypatch.setattr(links, "_ns_pids", lambda t, h: list(pids[h]))
+    monkeypatch.setattr(links, "_conntrack_entries", lambda t, h: conntrack[h])
+
+    def kill(p: list[int]) -> None:
+        killed.append(p)
+        pids["server"] = []
+
+    monkeypatch.setattr(links, "kill_pids", kill)
+    topo = ProbedTopo({"to_server": {}})
+    assert links.reuse_problem(topo) == ""  # type: ignore[arg-type]
+    assert killed == [[4242]] and topo.rearmed == [7]  # the straggler was killed, then clean
+    pids["server"] = [1]
+    monkeypatch.setattr(links, "kill_pids", lambda p: None)  # one that survives
+    assert links.reuse_problem(topo) == "processes left in the server namespace"  # type: ignore[arg-type]
+    pids["server"] = []
+    conntrack["client"] = 3
+    assert links.reuse_problem(topo) == "3 conntrack entries in the client namespace"  # type: ignore[arg-type]
+    assert links.reuse_problem(ProbedTopo(None)) == "the emulator is not running"  # type: ignore[arg-type]
