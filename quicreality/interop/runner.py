@@ -512,6 +512,7 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
                           big_certs if case.big_cert else certs, support, links, envs,
                           submit, lambda: deliver(pool.drain()))
             deliver(pool.drain())
+        (run_dir / "emulator").mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "emulator" / "topologies.json",
                    {"topologies": links.log,
                     "support_checks_s": {f"{p}/{r}": t for (p, r), t in

@@ -86,3 +86,13 @@ def test_levers_off_run_in_qir_order_with_a_topology_per_case(fakes: dict[str, A
                             Levers(analysis_workers=0, check_support=False, reuse_links=False))
     assert [o.case.name for o in out] == ["handshake", "longrtt", "transfer"]
     assert fakes["built"] == 3
+
+
+def test_nothing_runnable_builds_nothing_and_still_writes_its_notes(
+        fakes: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "missing_peer", lambda p: f"{p} not installed")
+    opts = MatrixOptions(cases=(by_name("handshake"),), servers=("quicgo",), clients=("curl",),
+                         results=tmp_path)
+    out = runner.run_matrix(opts, tmp_path / "run", lambda o: None)
+    assert [o.verdict for o in out] == [None] and fakes["built"] == 0
+    assert (tmp_path / "run" / "emulator" / "topologies.json").is_file()
