@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--migrate", action="store_true",
                    help="once the handshake is confirmed, migrate to a new local port (to the "
                         "server's preferred_address if it offered one; RFC 9000 §9.2, §9.6)")
+    c.add_argument("--connection-per-url", action="store_true",
+                   help="a new connection for each URL, one after the other, stopping at the "
+                        "first that fails (quic-interop-runner's multiconnect; default: one "
+                        "connection per authority)")
     reality_cli.add_client_options(c)
     c.add_argument("--versions", default="v1", metavar="LIST",
                    help="QUIC versions we speak, in preference order, e.g. v1,v2: the first "
@@ -429,10 +433,16 @@ def run_client(args: argparse.Namespace) -> int:
             raise CliError(f"key log {exc.filename!r}: {exc.strerror or exc}") from None
         return cfg
 
+    batches = [[u] for u in args.urls] if args.connection_per_url else [list(args.urls)]
+    results = []
     try:
-        results = asyncio.run(fetch_all(list(args.urls), make_config, out_dir=out_dir,
+        for batch in batches:
+            got = asyncio.run(fetch_all(batch, make_config, out_dir=out_dir,
                                         timeout=args.timeout, options=options,
                                         migrate=args.migrate))
+            results.extend(got)
+            if not all(d.ok for d in got):
+                break  # as separate processes run by `set -e` would
     finally:
         for close in closers:
             close()

@@ -61,7 +61,7 @@ def main_table(run: Path) -> int:
 def main_run(args: argparse.Namespace) -> int:
     """Run the matrix; see the module docstring for the exit status."""
     from .report import matrix_html, result_json, tidy_rows
-    from .runner import MatrixOptions, Outcome, dump_jsonl, run_info, run_matrix
+    from .runner import Levers, MatrixOptions, Outcome, dump_jsonl, run_info, run_matrix
 
     try:
         cases = select(args.tests)
@@ -69,6 +69,8 @@ def main_run(args: argparse.Namespace) -> int:
         clients = _peers(args.clients, CLIENTS, "client")
         if args.reps is not None and args.reps < 1:
             raise CaseError("--reps must be >= 1")
+        if args.analysis_workers < 0:
+            raise CaseError("--analysis-workers must be >= 0")
     except CaseError as e:
         print(f"quicreality.interop: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -91,7 +93,9 @@ def main_run(args: argparse.Namespace) -> int:
               f"{o.reason[:110]}", flush=True)
 
     try:
-        outcomes = run_matrix(opts, run_dir, progress)
+        outcomes = run_matrix(opts, run_dir, progress, Levers(
+            analysis_workers=args.analysis_workers, check_support=not args.no_support_check,
+            reuse_links=not args.no_link_reuse))
     except KeyboardInterrupt:
         print("interrupted; namespaces and processes were removed", file=sys.stderr)
         return 130
@@ -139,6 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--reps", type=int, help="repetitions per pair (default: 1 per test, "
                                             "5 per measurement, as QIR)")
     r.add_argument("--seed", type=int, default=1, help="emulator base seed (default 1)")
+    r.add_argument("--analysis-workers", type=int, default=1, metavar="N",
+                   help="threads that decrypt and judge finished runs while the next one runs "
+                        "(default 1; 0: judge each run before the next starts)")
+    r.add_argument("--no-support-check", action="store_true",
+                   help="do not ask the adapters for 127 (QR_CHECK_ONLY=1) before the runs: "
+                        "an unsupported cell is then started to find out")
+    r.add_argument("--no-link-reuse", action="store_true",
+                   help="build a new topology for every case (default: cases with the same "
+                        "link run together on one)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.cmd == "list":
         return main_list()

@@ -2,24 +2,35 @@
 
 Theory of operation
 -------------------
-For each selected case the runner builds **one** topology (the scenario runner's namespaces
-and userspace emulator, :class:`~quicreality.scenarios.topology.Topology`) with the case's link
-and generates the case's random files (QIR-style random names and bytes).  Then, per pair and
-repetition::
+Before anything is built, every adapter the run will start is asked in check-only mode which
+of its test cases it declines (:mod:`.support`: ``QR_CHECK_ONLY=1``, one process per peer and
+role); a cell either side answered 127 for gets that ``unsupported`` verdict without a link, a
+capture or a peer being started.  The cases are then run grouped by link
+(:func:`by_link`); a case's topology (the scenario runner's namespaces and userspace emulator,
+:class:`~quicreality.scenarios.topology.Topology`) is kept for the next case with the same
+link when it is verifiably clean (:mod:`.links`).  Per case the runner generates the random
+files (QIR-style random names and bytes), and per pair and repetition::
 
     topo.rearm(seed)                       # same loss pattern for every pair of the case
-    tcpdump on qrlink, client and server side
     server adapter  (python -m quicreality.interop.endpoint PEER, ROLE=server) in the server ns
+    tcpdump on qrlink, client and server side (started together, while the server starts)
     client adapter  (ROLE=client, REQUESTS=...) in the client ns; wait
-    stop the server (SIGTERM: qlogs flush), stop the captures
+    stop the server (SIGTERM: qlogs flush), stop the captures; topo.rearm(seed) again: the
+         emulator's counters of this run alone
     127 from either side -> unsupported (the adapter's reason is kept)
-    else merge key logs, inject them into both pcaps, tshark -> Trace, compare the files
-         -> verdicts.judge(case.check, evidence)
+    else, in the background (:class:`~.pool.OrderedPool`, one niced thread, at most two runs
+         waiting) while the next run goes on: merge key logs, inject them into both pcaps,
+         tshark -> Trace, compare the files -> verdicts.judge(case.check, evidence)
+
+The analysis reads only its own run's files, so its verdict does not depend on when it runs;
+outcomes are reported in run order.  Before each run of a measurement (goodput, crosstraffic)
+the pool is drained, so no analysis shares the CPU with a measured transfer.
 
 Everything of a pair goes to ``<run>/<server>_<client>/<case>/`` (QIR's layout, so its
 page's links work): ``server.std{out,err}``, ``client.std{out,err}``, ``keys.log``,
-``{client,server}.pcapng`` (secrets embedded), ``qlog/``, ``verdict.json``.  The downloads
-and served files live in a scratch directory that is always removed.
+``{client,server}.pcapng`` (secrets embedded), ``qlog/``, ``verdict.json`` (with the run's
+phase times and link counters).  The downloads and served files live in a scratch directory
+that is always removed.
 """
 
 from __future__ import annotations
@@ -40,7 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..scenarios.capture import Capture, inject_secrets, start_capture
+from ..scenarios.capture import Capture, inject_secrets, start_captures, stop_captures
+from ..scenarios.model import Link
 from ..scenarios.peers import chromium, paths
 from ..scenarios.peers.base import Command, url_for
 from ..scenarios.peers.certs import make_test_cert
@@ -58,10 +70,15 @@ from ..scenarios.topology import (
 from ..scenarios.workloads.context import merge_client_first
 from .adapters import EXIT_UNSUPPORTED, ours_flags
 from .cases import Case
+from .endpoint import CHECK_ONLY_ENV
+from .links import LinkCache
+from .pool import OrderedPool
+from .support import SupportCache
 from .trace import read_trace
 from .verdicts import Evidence, FileCheck, Verdict, fail, judge
 
-__all__ = ["LINK_FEATURES", "MatrixOptions", "Outcome", "run_matrix"]
+__all__ = ["LINK_FEATURES", "MatrixOptions", "Outcome", "by_link", "run_matrix", "run_pair",
+           "start_pair"]
 
 PORT = 443
 PREFERRED_PORT = 4443
@@ -175,18 +192,58 @@ class _CaseEnv:
     """What every pair of one case shares."""
 
     case: Case
-    topo: Topology
+    topo: Topology | None
     www: Path
     names: list[str]
     certs: Path
     scratch: Path
+    support: SupportCache | None = None
+    pending: int = 0  #: analyses submitted and not yet delivered
+    submitted: bool = False  #: every pair of the case has been started
+
+
+def _declined(env: _CaseEnv, server: str, client: str) -> Verdict | None:
+    """The cached 127 answer of either adapter (the server's first, as a run checks it)."""
+    if env.support is None:
+        return None
+    for role, peer in (("server", server), ("client", client)):
+        why = env.support.unsupported(peer, role, env.case.testname(role))
+        if why is not None:
+            return Verdict("unsupported", f"{role}: {why}")
+    return None
+
+
+def _sample(case: Case, server: str, client: str, rep: int, verdict: Verdict, secs: float,
+            client_rc: int | None, **extra: Any) -> dict[str, Any]:
+    return {"case": case.name, "abbr": case.abbr, "server": server, "client": client,
+            "rep": rep, "result": verdict.result, "reason": verdict.reason,
+            "secs": round(secs, 3), "client_exit": client_rc, **dict(verdict.metrics), **extra}
 
 
 def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
              seed: int) -> Outcome:
     """One repetition of ``env.case`` between ``server`` and ``client`` (see the module doc)."""
-    case, topo = env.case, env.topo
+    return start_pair(env, server, client, rep, d, seed)()
+
+
+def start_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
+               seed: int) -> Callable[[], Outcome]:
+    """Run the live part of one repetition (link, captures, peers); returns the analysis that
+    turns its files into the :class:`Outcome` (keys, editcap, tshark, check), to be called now
+    or in the background (:class:`~.pool.OrderedPool`): it reads only this run's files."""
+    case = env.case
     d.mkdir(parents=True, exist_ok=True)
+    declined = _declined(env, server, client)
+    if declined is not None:  # the adapter said 127 in check-only mode: nothing is started
+        role = declined.reason.split(":", 1)[0]
+        (d / f"{role}.stderr").write_text(
+            f"unsupported: {declined.reason.split(': ', 1)[1]}\n"
+            f"(answered by the adapter with {CHECK_ONLY_ENV}=1 before the run; nothing started)\n")
+        sample = _sample(case, server, client, rep, declined, 0.0, None, checked_only=True)
+        write_json(d / "verdict.json", sample)
+        return lambda: Outcome(case, server, client, rep, declined, declined.reason, 0.0, sample)
+    topo = env.topo
+    assert topo is not None, "a case with runnable pairs has a topology"
     for sub in ("keys", "qlog/server", "qlog/client"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     dl = Path(tempfile.mkdtemp(prefix="dl-", dir=env.scratch))
@@ -204,18 +261,26 @@ def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
     cenv = {**common, "ROLE": "client", "TESTCASE": case.testname("client"),
             "REQUESTS": " ".join(requests), "SSLKEYLOGFILE": str(d / "keys" / "client.keys"),
             "QLOGDIR": str(d / "qlog/client"), "DOWNLOADS": str(dl), "QR_SCRATCH": str(cscratch)}
+    timing: dict[str, float] = {}
+    t0 = time.monotonic()
     topo.rearm(seed)
     caps: list[Capture] = []
     procs: list[PeerProcess] = []
-    t0 = time.monotonic()
     client_rc: int | None = None
     verdict: Verdict | None = None
+
+    def mark(phase: str) -> None:
+        timing[phase] = round(time.monotonic() - t0 - sum(timing.values()), 3)
+
     try:
-        for host in ("client", "server"):
-            caps.append(start_capture(topo.exec_argv(host, []), LINK_IF, str(d / f"{host}.pcap"),
-                                      bpf_filter="udp"))  # QUIC only: not crosstraffic's TCP
+        # the server starts first: it sends nothing before a client does, so its start-up
+        # overlaps the captures' (the client starts only once both capture)
         srv = _endpoint(topo, "server", server, senv, d, "server")
         procs.append(srv)
+        caps = start_captures([(topo.exec_argv(host, []), LINK_IF, str(d / f"{host}.pcap"))
+                               for host in ("client", "server")],
+                              bpf_filter="udp")  # QUIC only: not crosstraffic's TCP
+        mark("captures_start")
         try:
             srv.wait_udp_ready(PORT, timeout=20.0)
         except PeerFailed:
@@ -224,6 +289,7 @@ def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
                 verdict = Verdict("unsupported", f"server: {_unsupported_reason(srv)}")
             else:
                 verdict = fail(f"server did not start (exit {rc}); see server.stderr")
+        mark("server_ready")
         cross = _start_crosstraffic(topo, d, procs) if case.crosstraffic and verdict is None else None
         if verdict is None:
             cli = _endpoint(topo, "client", client, cenv, d, "client")
@@ -236,26 +302,35 @@ def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
                 verdict = fail(f"client hung (still running after {case.timeout_s + 30:.0f} s)")
             if client_rc == EXIT_UNSUPPORTED:
                 verdict = Verdict("unsupported", f"client: {_unsupported_reason(cli)}")
+        mark("client")
         if cross is not None:
             cross.stop(grace=1.0)
     finally:
         for p in reversed(procs):
             with contextlib.suppress(Exception):
                 p.stop(grace=3.0)
-        for i, cap in enumerate(caps):
-            with contextlib.suppress(Exception):
-                cap.stop(settle_s=0.5 if i == 0 else 0.0)
+        mark("peers_stop")
+        with contextlib.suppress(Exception):
+            stop_captures(caps, settle_s=0.5)
+        mark("captures_stop")
     secs = time.monotonic() - t0
-    if verdict is None:
-        verdict = _judge(env, d, dl, client_rc)
-    with contextlib.suppress(Exception):
+    link: dict[str, Any] | None = None
+    with contextlib.suppress(TopologyError):
+        link = topo.rearm(seed)  # closes the period: the link counters of this run only
+    early = verdict
+
+    def analyse() -> Outcome:
+        t1 = time.monotonic()
+        v = early if early is not None else _judge(env, d, dl, client_rc)
+        timing["analysis"] = round(time.monotonic() - t1, 3)
         for tmp in (dl, sscratch, cscratch):
             shutil.rmtree(tmp, ignore_errors=True)
-    sample = {"case": case.name, "abbr": case.abbr, "server": server, "client": client,
-              "rep": rep, "result": verdict.result, "reason": verdict.reason,
-              "secs": round(secs, 3), "client_exit": client_rc, **dict(verdict.metrics)}
-    write_json(d / "verdict.json", sample)
-    return Outcome(case, server, client, rep, verdict, verdict.reason, secs, sample)
+        sample = _sample(case, server, client, rep, v, secs, client_rc)
+        write_json(d / "verdict.json", {**sample, "timing": timing,
+                                        **({"link": link} if link else {})})
+        return Outcome(case, server, client, rep, v, v.reason, secs, sample)
+
+    return analyse
 
 
 def _start_crosstraffic(topo: Topology, d: Path, procs: list[PeerProcess]) -> PeerProcess:
@@ -305,49 +380,6 @@ def _judge(env: _CaseEnv, d: Path, dl: Path, client_rc: int | None) -> Verdict:
     return v
 
 
-def run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
-             on_outcome: Callable[[Outcome], None], pairs: Sequence[tuple[str, str]],
-             certs: Path) -> list[Outcome]:
-    """Every pair x repetition of ``case`` on one topology."""
-    reps = opts.reps or case.repetitions
-    missing = sorted(case.needs - LINK_FEATURES)
-    outcomes: list[Outcome] = []
-    if missing:
-        why = (f"the emulator in this checkout has no {', '.join(missing)} stage: the case's "
-               f"link cannot be built")
-        for s, c in pairs:
-            o = Outcome(case, s, c, 0, None, why, 0.0,
-                        {"case": case.name, "abbr": case.abbr, "server": s, "client": c,
-                         "rep": 0, "result": None, "reason": why})
-            outcomes.append(o)
-            on_outcome(o)
-        return outcomes
-    rng = random.Random(f"{opts.seed}-{case.name}")
-    www = scratch / f"www-{case.name}"
-    names = make_files(case, www, rng)
-    emu_dir = run_dir / "emulator" / case.name
-    emu_dir.mkdir(parents=True, exist_ok=True)
-    with Topology.create(new_run_id(), case.link, "userspace", seed=opts.seed,
-                         workdir=str(emu_dir)) as topo:
-        env = _CaseEnv(case, topo, www, names, certs, scratch)
-        for s, c in pairs:
-            for rep in range(1, reps + 1):
-                d = run_dir / f"{s}_{c}" / case.name
-                if reps > 1:
-                    d = d / str(rep)
-                try:
-                    o = run_pair(env, s, c, rep, d, opts.seed * 1000 + rep)
-                except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
-                    v = fail(f"runner error: {type(e).__name__}: {e}")
-                    o = Outcome(case, s, c, rep, v, v.reason, 0.0,
-                                {"case": case.name, "abbr": case.abbr, "server": s, "client": c,
-                                 "rep": rep, "result": v.result, "reason": v.reason})
-                outcomes.append(o)
-                on_outcome(o)
-    shutil.rmtree(www, ignore_errors=True)
-    return outcomes
-
-
 #: SANs that pad the amplificationlimit certificate beyond QIR's 7500 bytes of CRYPTO data.
 _PAD_SANS = 260
 
@@ -363,9 +395,66 @@ def make_certs(d: Path, *, big: bool) -> Path:
     return d
 
 
+def by_link(cases: Sequence[Case]) -> list[Case]:
+    """``cases`` grouped by link (first appearance order, QIR's order within a group), so the
+    cases of one link run one after the other on one topology (:class:`~.links.LinkCache`)."""
+    links: list[Link] = []
+    for c in cases:
+        if c.link not in links:
+            links.append(c.link)
+    return [c for lk in links for c in cases if c.link == lk]
+
+
+def _not_run(case: Case, s: str, c: str, why: str) -> Outcome:
+    return Outcome(case, s, c, 0, None, why, 0.0, {"case": case.name, "abbr": case.abbr,
+                                                   "server": s, "client": c, "rep": 0,
+                                                   "result": None, "reason": why})
+
+
+def _runner_error(case: Case, s: str, c: str, rep: int, e: BaseException) -> Outcome:
+    v = fail(f"runner error: {type(e).__name__}: {e}")
+    return Outcome(case, s, c, rep, v, v.reason, 0.0,
+                   {"case": case.name, "abbr": case.abbr, "server": s, "client": c,
+                    "rep": rep, "result": v.result, "reason": v.reason})
+
+
+def _guarded(job: Callable[[], Outcome], case: Case, s: str, c: str, rep: int) -> Outcome:
+    try:
+        return job()
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
+        return _runner_error(case, s, c, rep, e)
+
+
+def learn_support(support: SupportCache, cases: Sequence[Case],
+                  pairs: Sequence[tuple[str, str]]) -> None:
+    """Ask every adapter the run will start about its test cases, once (:mod:`.support`)."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for case in cases:
+        for s, c in pairs:
+            wanted.setdefault((s, "server"), set()).add(case.testname("server"))
+            wanted.setdefault((c, "client"), set()).add(case.testname("client"))
+    support.learn(wanted, {"QR_OURS_FLAGS": " ".join(sorted(ours_flags()))})
+
+
+@dataclass(frozen=True, slots=True)
+class Levers:
+    """How the runner saves wall time; verdicts do not depend on them (see docs/interop.md).
+
+    Attributes:
+        analysis_workers: background analysis threads (0: analyse each run before the next).
+        check_support: ask the adapters for 127 before starting anything.
+        reuse_links: run the cases of one link together on one topology.
+    """
+
+    analysis_workers: int = 1
+    check_support: bool = True
+    reuse_links: bool = True
+
+
 def run_matrix(opts: MatrixOptions, run_dir: Path,
-               on_outcome: Callable[[Outcome], None]) -> list[Outcome]:
-    """Run every case of ``opts`` (see the module docstring); returns every outcome."""
+               on_outcome: Callable[[Outcome], None], levers: Levers = Levers()) -> list[Outcome]:
+    """Run every case of ``opts`` (see the module docstring); returns every outcome, in the
+    order they were reported to ``on_outcome``."""
     rid = new_run_id()
     # the owner marker keeps `scenarios clean` (run by anyone meanwhile) off our scratch dir
     os.makedirs(OWNER_DIR, exist_ok=True)
@@ -373,38 +462,121 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
     owner.write_text(str(os.getpid()))
     scratch = Path(tempfile.mkdtemp(prefix=f"qr-{rid}-scratch-"))
     outcomes: list[Outcome] = []
+    envs: dict[str, _CaseEnv] = {}
+    support = SupportCache() if levers.check_support else None
+    pool: OrderedPool[Outcome] = OrderedPool(workers=max(1, levers.analysis_workers),
+                                             max_pending=2)
+    inline = levers.analysis_workers < 1
+
+    def deliver(done: Sequence[Outcome]) -> None:
+        for o in done:
+            outcomes.append(o)
+            on_outcome(o)
+            env = envs.get(o.case.name)
+            if env is not None and o.verdict is not None:
+                env.pending -= 1
+                _free_case(env)
+
+    def submit(job: Callable[[], Outcome], case: Case, s: str, c: str, rep: int) -> None:
+        if inline:
+            deliver([_guarded(job, case, s, c, rep)])
+            return
+        pool.submit(lambda: _guarded(job, case, s, c, rep))
+        deliver(pool.ready())
+
     try:
         certs = make_certs(scratch / "certs", big=False)
         big_certs = (make_certs(scratch / "certs-big", big=True)
                      if any(c.big_cert for c in opts.cases) else certs)
         usable = {p: missing_peer(p) for p in {*opts.servers, *opts.clients}}
-        for case in opts.cases:
-            pairs = []
-            for s in opts.servers:
-                for c in opts.clients:
+        all_pairs = [(s, c) for s in opts.servers for c in opts.clients]
+        runnable = [(s, c) for s, c in all_pairs if not (usable[s] or usable[c])]
+        buildable = [c for c in opts.cases if not (c.needs - LINK_FEATURES)]
+        if support is not None and runnable:
+            learn_support(support, buildable, runnable)
+        with LinkCache(opts.seed) as links:
+            for case in (by_link(opts.cases) if levers.reuse_links else opts.cases):
+                for s, c in all_pairs:
                     why = usable[s] or usable[c]
                     if why:
-                        o = Outcome(case, s, c, 0, None, why, 0.0,
-                                    {"case": case.name, "abbr": case.abbr, "server": s,
-                                     "client": c, "rep": 0, "result": None, "reason": why})
-                        outcomes.append(o)
-                        on_outcome(o)
-                    else:
-                        pairs.append((s, c))
-            try:
-                outcomes += run_case(case, opts, run_dir, scratch, on_outcome, pairs,
-                                     big_certs if case.big_cert else certs)
-            except TopologyError as e:
-                for s, c in pairs:
-                    o = Outcome(case, s, c, 0, None, f"topology failed: {e}", 0.0,
-                                {"case": case.name, "abbr": case.abbr, "server": s, "client": c,
-                                 "rep": 0, "result": None, "reason": f"topology failed: {e}"})
-                    outcomes.append(o)
-                    on_outcome(o)
+                        deliver([_not_run(case, s, c, why)])
+                missing = sorted(case.needs - LINK_FEATURES)
+                if missing:
+                    why = (f"the emulator in this checkout has no {', '.join(missing)} stage: "
+                           f"the case's link cannot be built")
+                    deliver([_not_run(case, s, c, why) for s, c in runnable])
+                    continue
+                if not levers.reuse_links:
+                    links.close()
+                _run_case(case, opts, run_dir, scratch, runnable,
+                          big_certs if case.big_cert else certs, support, links, envs,
+                          submit, lambda: deliver(pool.drain()))
+            deliver(pool.drain())
+        (run_dir / "emulator").mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "emulator" / "topologies.json",
+                   {"topologies": links.log,
+                    "support_checks_s": {f"{p}/{r}": t for (p, r), t in
+                                         (support.check_secs.items() if support else ())},
+                    "analysis_wait_s": round(pool.waited_s, 3),
+                    "teardown_s": round(links.teardown_s, 3)})
     finally:
+        pool.close(cancel=True)
         shutil.rmtree(scratch, ignore_errors=True)
         owner.unlink(missing_ok=True)
     return outcomes
+
+
+def _free_case(env: _CaseEnv) -> None:
+    """Remove the case's served files once every analysis of it is delivered."""
+    if env.submitted and env.pending <= 0:
+        shutil.rmtree(env.www, ignore_errors=True)
+
+
+def _run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
+              pairs: Sequence[tuple[str, str]], certs: Path, support: SupportCache | None,
+              links: LinkCache, envs: dict[str, _CaseEnv],
+              submit: Callable[[Callable[[], Outcome], Case, str, str, int], None],
+              drain: Callable[[], None]) -> None:
+    """Every pair x repetition of ``case``; a topology only if some pair is not declined."""
+    reps = opts.reps or case.repetitions
+    rng = random.Random(f"{opts.seed}-{case.name}")
+    www = scratch / f"www-{case.name}"
+    names = make_files(case, www, rng)
+    env = _CaseEnv(case, None, www, names, certs, scratch, support)
+    envs[case.name] = env
+    if any(_declined(env, s, c) is None for s, c in pairs):
+        emu_dir = run_dir / "emulator" / case.name
+        emu_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            env.topo = links.get(case.link, emu_dir, case.name)
+        except TopologyError as e:
+            why = f"topology failed: {e}"
+            for s, c in pairs:  # not-run outcomes: no analysis to wait for
+                submit(lambda s=s, c=c: _not_run(case, s, c, why), case, s, c, 0)  # type: ignore[misc]
+            env.submitted = True
+            _free_case(env)
+            return
+        if links.log and links.log[-1].get("reused"):
+            write_json(emu_dir / "topology.json", links.log[-1])  # stats: in the builder's dir
+    for s, c in pairs:
+        for rep in range(1, reps + 1):
+            d = run_dir / f"{s}_{c}" / case.name
+            if reps > 1:
+                d = d / str(rep)
+            if case.measurement:
+                drain()  # no analysis shares the CPU with a measured transfer
+            env.pending += 1
+            try:
+                job = start_pair(env, s, c, rep, d, opts.seed * 1000 + rep)
+            except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
+                job = _failed_job(case, s, c, rep, e)
+            submit(job, case, s, c, rep)
+    env.submitted = True
+    _free_case(env)
+
+
+def _failed_job(case: Case, s: str, c: str, rep: int, e: BaseException) -> Callable[[], Outcome]:
+    return lambda: _runner_error(case, s, c, rep, e)
 
 
 def run_info(opts: MatrixOptions) -> dict[str, Any]:

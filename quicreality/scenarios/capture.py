@@ -10,6 +10,9 @@ was sent to the link and what survived it, the server side the converse).
   (without ``--immediate-mode`` a short capture can end up empty; ``-Z root``
   keeps tcpdump from dropping privileges before it opens the file) and waits for
   its "listening on" line, so no packet is missed at the start.
+* :func:`start_captures` / :func:`stop_captures` do the same for several captures at once
+  (every tcpdump is started before the first "listening on" is awaited; one settle wait, then
+  every SIGINT), so two captures cost the time of one.
 * :meth:`Capture.stop` waits ``settle_s`` (≈1 s, the environment doc's advice),
   then sends SIGINT and waits; tcpdump's "N packets captured" is returned.
 * :func:`merge_keylogs` merges NSS key-log files from every endpoint (deduplicated,
@@ -23,6 +26,7 @@ On TUN links the capture link type is raw IP (no Ethernet header).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -40,6 +44,8 @@ __all__ = [
     "inject_secrets",
     "merge_keylogs",
     "start_capture",
+    "start_captures",
+    "stop_captures",
     "tcpdump_argv",
     "tshark_ek",
     "tshark_ek_argv",
@@ -284,3 +290,67 @@ def start_capture(exec_prefix: Sequence[str], iface: str, out_path: str,
         proc.kill()
     proc.wait()
     raise RuntimeError(f"tcpdump did not start: {' '.join(argv)}: {seen.strip()}")
+
+
+def start_captures(specs: Sequence[tuple[Sequence[str], str, str]], bpf_filter: str | None = None,
+                   *, ready_timeout: float = 5.0, start_grace_s: float = 0.2,
+                   snaplen: int = 0) -> list[Capture]:
+    """Start one tcpdump per ``(exec_prefix, iface, out_path)`` together and wait until every one
+    listens (the grace wait once, after the last); see :func:`start_capture`.
+
+    Raises:
+        RuntimeError: If a tcpdump exits or does not report "listening" in time (every capture
+            started here is stopped first).
+    """
+    procs: list[tuple[list[str], str, subprocess.Popen[str]]] = []
+    for prefix, iface, out_path in specs:
+        argv = [*prefix, *tcpdump_argv(iface, out_path, bpf_filter, snaplen=snaplen)]
+        procs.append((argv, out_path, subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)))
+    deadline = time.monotonic() + ready_timeout
+    caps: list[Capture] = []
+    try:
+        for argv, out_path, proc in procs:
+            assert proc.stderr is not None
+            seen = ""
+            while True:
+                left = deadline - time.monotonic()
+                r, _, _ = select.select([proc.stderr], [], [], max(0.0, left))
+                line = proc.stderr.readline() if r else ""
+                seen += line
+                if "listening on" in line:
+                    caps.append(Capture(argv=argv, out_path=out_path, proc=proc))
+                    break
+                if not line:
+                    raise RuntimeError(f"tcpdump did not start: {' '.join(argv)}: {seen.strip()}")
+    except BaseException:
+        for _argv, _out, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+        raise
+    time.sleep(start_grace_s)  # seen once: 2 first packets missed right after "listening"
+    return caps
+
+
+def stop_captures(caps: Sequence[Capture], settle_s: float = 1.0,
+                  timeout: float = 10.0) -> list[int | None]:
+    """Wait ``settle_s`` once, SIGINT every running tcpdump, then collect each
+    (:meth:`Capture.stop`); returns the packets captured per capture."""
+    running = [c for c in caps if c.proc.poll() is None]
+    if running:
+        time.sleep(settle_s)
+    for c in running:
+        with contextlib.suppress(ProcessLookupError):
+            c.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    for c in running:
+        try:
+            c.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+    return [c.stop(settle_s=0.0, timeout=timeout) for c in caps]  # exited: reads the counts

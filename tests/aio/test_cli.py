@@ -198,3 +198,40 @@ def test_every_subcommand_gets_its_transport_options() -> None:
     client = parser.parse_args(["client", "--insecure", "--versions", "v2,v1",
                                 "https://127.0.0.1:4433/"])
     assert _transport_options(client)["supported_versions"] == (0x6B3343CF, 0x00000001)
+
+
+def test_connection_per_url_makes_one_connection_for_each(tmp_path: Path,
+                                                          certs: tuple[Path, Path, Path]) -> None:
+    cert, key, ca = certs
+    www = tmp_path / "www"
+    www.mkdir()
+    for n in ("a", "b", "c"):
+        (www / n).write_bytes(os.urandom(2000))
+    port = free_port()
+    server = subprocess.Popen([PY, "-m", "quicreality", "server", "--listen", f"127.0.0.1:{port}",
+                               "--cert", str(cert), "--key", str(key), "--www", str(www)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    urls = [f"https://127.0.0.1:{port}/{n}" for n in ("a", "b", "c")]
+
+    def handshakes(keys: Path) -> int:
+        return sum(1 for ln in keys.read_text().splitlines()
+                   if ln.startswith("CLIENT_HANDSHAKE_TRAFFIC_SECRET"))
+
+    try:
+        assert server.stdout is not None
+        assert "listening on" in server.stdout.readline()
+        out = tmp_path / "out"
+        each = run("client", *urls, "-o", str(out), "--ca", str(ca), "--connection-per-url",
+                   "--keylog", str(tmp_path / "each.keys"))
+        assert each.returncode == 0, each.stdout + each.stderr
+        assert len(each.stdout.splitlines()) == 3
+        assert all((out / n).read_bytes() == (www / n).read_bytes() for n in ("a", "b", "c"))
+        assert handshakes(tmp_path / "each.keys") == 3  # three connections, one process
+        one = run("client", *urls, "--ca", str(ca), "--keylog", str(tmp_path / "one.keys"))
+        assert one.returncode == 0 and handshakes(tmp_path / "one.keys") == 1
+        stop = run("client", f"https://127.0.0.1:{port}/missing", *urls, "--ca", str(ca),
+                   "--connection-per-url")
+        assert stop.returncode == 1 and len(stop.stdout.splitlines()) == 1  # stops at the first
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -67,6 +67,14 @@ def test_ours_v2_client_starts_in_v1_and_prefers_v2() -> None:
         plan(ep("ours", "client", "v2"), ALL - {"client:--initial-version"})
 
 
+def test_ours_multiconnect_in_one_process_when_the_cli_has_connection_per_url() -> None:
+    (one,) = plan(ep("ours", "client", "multiconnect"), ALL | {"client:--connection-per-url"})
+    assert "--connection-per-url" in one.argv and all(u in one.argv for u in URLS)
+    several = plan(ep("ours", "client", "multiconnect"), ALL)  # an older CLI: one per URL
+    assert len(several) == len(URLS)
+    assert all("--connection-per-url" not in c.argv for c in several)
+
+
 def test_ngtcp2_uses_its_real_options() -> None:
     a, b = plan(ep("ngtcp2", "client", "resumption"))
     assert any(x.startswith("--session-file=") for x in a.argv) and "--disable-early-data" in b.argv
