@@ -8,8 +8,9 @@ timed from the request (Startup, which overflows the 250 KB queue, is a fifth of
 from the first byte gives 40.9, 20 MB from the request 45.2. So on virtual time our BBR transport
 leaves no 10 % gap on this link. The HTTP/3 server's body pump did (41.1 Mbit/s through it,
 fixed: test_sim_h3_transfer.py); the rest of what the runner shows (39.4 on a quiet machine,
-31.2 at load 2-6) is the real machine's, where our server and client need ~0.7 and ~0.5 of a core at this rate (virtual time: 2.4 and 1.6 CPU-s per 3.5 s
-transfer, load 2.5) next to an emulator on the same two cores.
+31.2 at load 2-6) is the real machine's, where our server and client need ~0.7 and ~0.5 of a
+core at this rate (virtual time: 2.4 and 1.6 CPU-s per 3.5 s transfer, load 2.5) next to an
+emulator on the same two cores.
 
 interop-goodput (10 Mbit/s, 15 ms, 25(+1)-packet queue, 10 MiB, CUBIC): 9.55 Mbit/s, the
 runner's quic-go figure (9.56); ours there measured 9.35.
