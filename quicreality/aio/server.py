@@ -24,7 +24,8 @@ from .relay_upstream import close_upstream_pools
 
 log = logging.getLogger("quicreality.server")
 
-#: Keep at most this many body bytes queued per stream beyond what is acknowledged.
+#: Keep at most this many body bytes per stream written and not yet sent (what is in flight is
+#: bounded by the congestion window and the client's flow-control credit).
 STREAM_HIGH_WATER = 1024 * 1024
 #: Read size when topping up a response body.
 BODY_CHUNK = 64 * 1024

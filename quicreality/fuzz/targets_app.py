@@ -66,7 +66,7 @@ class _FakeQuic:
         if stream_id == self._next[uni]:
             self._next[uni] += 4
 
-    def stream_send_buffered(self, stream_id: int) -> int:
+    def stream_send_buffered(self, stream_id: int, *, unsent: bool = False) -> int:
         return 0
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:

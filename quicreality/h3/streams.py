@@ -31,8 +31,8 @@ class QuicTransport(Protocol):
         """Queue ``data`` on a stream."""
         ...
 
-    def stream_send_buffered(self, stream_id: int) -> int:
-        """Bytes queued on a stream but not yet acknowledged."""
+    def stream_send_buffered(self, stream_id: int, *, unsent: bool = False) -> int:
+        """Bytes queued on a stream but not yet acknowledged, or with ``unsent`` never sent."""
         ...
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:

@@ -185,6 +185,11 @@ class QuicStream:
         acked_prefix = self._acked[0].stop if self._acked and self._acked[0].start == 0 else 0
         return self._write_offset - max(acked_prefix, 0)
 
+    @property
+    def unsent(self) -> int:
+        """Bytes written but never sent (retransmissions of sent bytes are not counted)."""
+        return self._write_offset - self.send_highest
+
     def has_data_to_send(self) -> bool:
         """True when a STREAM frame could be produced (ignoring flow control)."""
         return bool(self._pending) or self._fin_pending

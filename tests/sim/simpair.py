@@ -69,6 +69,10 @@ class LinkModel:
     way, ``ecn_drop_ect`` drops every ECT-marked datagram (a faulty middlebox), and with
     ``ecn_ce_backlog`` (bytes; needs ``rate_bps``) an ECT datagram that finds more than that
     queued is marked CE (the emulator's CE marking).
+
+    ``outages`` are ``(start, end)`` spans of virtual time in which the link drops every
+    datagram offered to it in both directions, as the emulator's blackhole does (datagrams
+    already queued or on the wire still arrive).
     """
 
     delay: float = 0.010
@@ -83,6 +87,7 @@ class LinkModel:
     ecn_bleach: bool = False
     ecn_drop_ect: bool = False
     ecn_ce_backlog: int | None = None
+    outages: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -139,7 +144,8 @@ class SimPair:
         link = self.link
         self.datagrams[direction] += 1
         if (len(data) + link.overhead > link.mtu or self._rand.random() < link.loss
-                or (ecn and link.ecn_drop_ect)):
+                or (ecn and link.ecn_drop_ect)
+                or any(a <= self.now < b for a, b in link.outages)):
             self.dropped[direction] += 1
             return
         if link.ecn_bleach:

@@ -426,9 +426,9 @@ class QuicConnection:
         """Queue ``data`` (and the FIN) on a stream, opening it if it is the next local one."""
         self._stream_mgr.app_send(stream_id, data, end_stream)
 
-    def stream_send_buffered(self, stream_id: int) -> int:
-        """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
-        return self._stream_mgr.buffered(stream_id)
+    def stream_send_buffered(self, stream_id: int, *, unsent: bool = False) -> int:
+        """Bytes written and not yet acknowledged, or with ``unsent`` never sent (0: unknown)."""
+        return self._stream_mgr.buffered(stream_id, unsent)
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """Abandon sending on a stream (RESET_STREAM)."""

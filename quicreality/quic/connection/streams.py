@@ -230,10 +230,13 @@ class StreamManager:
             stream.stop_sending_error_code = error_code
             self.send_queue[stream_id] = stream
 
-    def buffered(self, stream_id: int) -> int:
-        """Bytes written to the stream and not yet acknowledged (0 for unknown streams)."""
+    def buffered(self, stream_id: int, unsent: bool = False) -> int:
+        """Bytes written to the stream and not yet acknowledged, or with ``unsent`` never sent
+        (0 for unknown streams)."""
         stream = self.streams.get(stream_id)
-        return stream.buffered if stream is not None else 0
+        if stream is None:
+            return 0
+        return stream.unsent if unsent else stream.buffered
 
     def resume_reading(self, stream_id: int) -> None:
         """Hand out the stream's data again (undo a pause)."""

@@ -289,8 +289,12 @@ class LossRecovery:
             if rate is not None:
                 self.pacer.set_rate(rate=rate, congestion_window=self.cc.congestion_window)
                 return
+            cwnd = self.cc.congestion_window
+            ssthresh = self.cc.ssthresh
+            # Slow start paces at 2x (pacer.py): cwnd below half of ssthresh, as Linux decides.
             self.pacer.update_rate(
-                congestion_window=self.cc.congestion_window, smoothed_rtt=self.rtt.smoothed_rtt
+                congestion_window=cwnd, smoothed_rtt=self.rtt.smoothed_rtt,
+                slow_start=ssthresh is None or 2 * cwnd < ssthresh,
             )
 
     # ----------------------------------------------------------------- loss

@@ -2,9 +2,16 @@
 
 The rate is ``N * congestion_window / smoothed_rtt`` with ``N = 1.25`` so that
 the window can still be filled within an RTT despite timer and scheduling
-delays. The bucket holds at most a burst of about the initial window (never
-more than the congestion window, never less than the minimum window), so an
-idle sender does not accumulate unbounded credit.
+delays, and ``N = 2`` in slow start: there each acknowledged byte adds one to
+the window, so a window's worth of ACKs lets the sender put twice the window
+out in the next round trip, and at 1.25 the pacer (not the window) would cap
+growth at about 1.9x per round trip. RFC 9002 §7.7 leaves ``N`` to the sender
+("for example, 1.25"); 2 in slow start is Linux TCP's ``tcp_pacing_ss_ratio``
+(200 %), and Chromium's QUIC CUBIC sender also paces slow start at twice its
+rate. "Slow start" is the caller's call (:mod:`.loss`: cwnd below half of
+ssthresh, as Linux decides). The bucket holds at most a burst of about the
+initial window (never more than the congestion window, never less than the
+minimum window), so an idle sender does not accumulate unbounded credit.
 
 Credit is counted in bytes. A full-sized datagram may be sent once the bucket
 holds ``max_datagram_size`` bytes; until :meth:`Pacer.update_rate` has been
@@ -17,10 +24,14 @@ from __future__ import annotations
 
 from .congestion.base import K_INITIAL_WINDOW_PACKETS, K_MINIMUM_WINDOW_PACKETS
 
-__all__ = ["K_PACING_GAIN", "Pacer"]
+__all__ = ["K_PACING_GAIN", "K_PACING_GAIN_SLOW_START", "Pacer"]
 
 K_PACING_GAIN = 1.25
 """``N`` in ``rate = N * congestion_window / smoothed_rtt`` (RFC 9002 §7.7)."""
+
+K_PACING_GAIN_SLOW_START = 2.0
+"""``N`` while the window is below half of ssthresh (RFC 9002 §7.7 leaves ``N`` open; Linux's
+``tcp_pacing_ss_ratio`` is 200 %): slow start doubles the window per round trip."""
 
 K_PACER_BURST_PACKETS = K_INITIAL_WINDOW_PACKETS
 """Bucket size in datagrams: a burst no larger than the initial window (RFC 9002 §7.7)."""
@@ -58,14 +69,17 @@ class Pacer:
         self.credit: float = self.capacity
         self.last_update: float | None = None
 
-    def update_rate(self, *, congestion_window: int, smoothed_rtt: float) -> None:
-        """Set the rate to ``1.25 * congestion_window / smoothed_rtt`` (RFC 9002 §7.7).
+    def update_rate(self, *, congestion_window: int, smoothed_rtt: float,
+                    slow_start: bool = False) -> None:
+        """Set the rate to ``N * congestion_window / smoothed_rtt`` (RFC 9002 §7.7).
 
-        Call whenever the congestion window or smoothed RTT changes (e.g. after
-        each ACK frame). A non-positive ``smoothed_rtt`` disables pacing.
+        ``N`` is :data:`K_PACING_GAIN_SLOW_START` when ``slow_start`` is true, else
+        :data:`K_PACING_GAIN`. Call whenever the congestion window or smoothed RTT changes
+        (e.g. after each ACK frame). A non-positive ``smoothed_rtt`` disables pacing.
         """
+        gain = K_PACING_GAIN_SLOW_START if slow_start else K_PACING_GAIN
         self.set_rate(
-            rate=K_PACING_GAIN * congestion_window / smoothed_rtt if smoothed_rtt > 0.0 else 0.0,
+            rate=gain * congestion_window / smoothed_rtt if smoothed_rtt > 0.0 else 0.0,
             congestion_window=congestion_window,
         )
 

@@ -32,10 +32,17 @@ class RttEstimator:
             first sample.
         min_rtt: Minimum RTT seen, without ack-delay adjustment (RFC 9002 §5.2);
             0.0 before the first sample, as in RFC 9002 Appendix A.4.
+        path_rtt: The most recent sample less the peer's ACK Delay (capped as in RFC 9002
+            §5.3), clamped at ``min_rtt`` instead of RFC 9002 §5.3's "not adjusted at all" when
+            the difference would fall below it: the path's RTT without the receiver's
+            delayed-ACK wait, for delay-based decisions (HyStart++); 0.0 before the first
+            sample. A 1452-byte datagram's sample acknowledged by the 25 ms timer is
+            ``min_rtt`` (set by small handshake packets) + 25 ms less its serialisation time
+            lead, so §5.3's rule would keep the whole 25 ms in it.
         has_sample: Whether at least one sample has been taken.
     """
 
-    __slots__ = ("latest_rtt", "smoothed_rtt", "rttvar", "min_rtt", "has_sample")
+    __slots__ = ("latest_rtt", "path_rtt", "smoothed_rtt", "rttvar", "min_rtt", "has_sample")
 
     def __init__(self, initial_rtt: float = K_INITIAL_RTT) -> None:
         """Create an estimator in the pre-sample state (RFC 9002 §5.3, Appendix A.4).
@@ -46,6 +53,7 @@ class RttEstimator:
                 (RFC 9002 §6.2.2).
         """
         self.latest_rtt: float = 0.0
+        self.path_rtt: float = 0.0
         self.smoothed_rtt: float = initial_rtt
         self.rttvar: float = initial_rtt / 2.0
         self.min_rtt: float = 0.0
@@ -75,6 +83,7 @@ class RttEstimator:
             # First sample (RFC 9002 §5.3): no ack-delay adjustment.
             self.has_sample = True
             self.min_rtt = latest_rtt
+            self.path_rtt = latest_rtt
             self.smoothed_rtt = latest_rtt
             self.rttvar = latest_rtt / 2.0
             return
@@ -91,6 +100,8 @@ class RttEstimator:
         adjusted_rtt = latest_rtt
         if latest_rtt >= min_rtt + ack_delay:
             adjusted_rtt = latest_rtt - ack_delay
+        path_rtt = latest_rtt - ack_delay
+        self.path_rtt = path_rtt if path_rtt > min_rtt else min_rtt
 
         smoothed = self.smoothed_rtt
         self.rttvar = 0.75 * self.rttvar + 0.25 * abs(smoothed - adjusted_rtt)

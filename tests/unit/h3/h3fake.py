@@ -57,7 +57,7 @@ class FakeQuic:
             q.fin = True
             self.sent_fin.add(stream_id)
 
-    def stream_send_buffered(self, stream_id: int) -> int:
+    def stream_send_buffered(self, stream_id: int, *, unsent: bool = False) -> int:
         q = self.queues.get(stream_id)
         return 0 if q is None else len(q.data)
 

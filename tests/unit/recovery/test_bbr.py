@@ -445,4 +445,11 @@ def test_loss_recovery_paces_at_the_controllers_rate_when_it_has_one() -> None:
 def test_loss_recovery_paces_loss_based_controllers_per_rfc9002(name: str) -> None:
     r = _recovery(name)
     assert not hasattr(r.cc, "pacing_rate")
+    # Slow start (ssthresh infinite): N = 2, Linux's tcp_pacing_ss_ratio (pacer.py).
+    assert r.cc.ssthresh is None
+    assert r.pacer.rate == pytest.approx(2.0 * r.cc.congestion_window / r.rtt.smoothed_rtt)
+    # After a congestion event (cwnd = ssthresh): N = 1.25 (RFC 9002 §7.7).
+    r.on_packet_sent(SentPacket(10, SPACE_APPLICATION, 0.06, MDS, True, True, [], "1RTT"))
+    r.on_ack_received(SPACE_APPLICATION, RangeSet([range(8, 11)]), 0.0, 0.11)
+    assert r.cc.ssthresh is not None and r.cc.congestion_window >= r.cc.ssthresh
     assert r.pacer.rate == pytest.approx(1.25 * r.cc.congestion_window / r.rtt.smoothed_rtt)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quicreality.quic.recovery.pacer import K_PACING_GAIN, Pacer
+from quicreality.quic.recovery.pacer import K_PACING_GAIN, K_PACING_GAIN_SLOW_START, Pacer
 
 MDS = 1200
 CWND = 120_000
@@ -38,6 +38,15 @@ def _send_paced(pacer: Pacer, now: float, count: int) -> list[float]:
 
 def test_pacing_gain_is_five_quarters() -> None:
     assert K_PACING_GAIN == 1.25
+
+
+def test_slow_start_paces_at_twice_the_window_per_rtt() -> None:
+    assert K_PACING_GAIN_SLOW_START == 2.0
+    pacer = Pacer(max_datagram_size=MDS)
+    pacer.update_rate(congestion_window=CWND, smoothed_rtt=SRTT, slow_start=True)
+    assert pacer.rate == pytest.approx(2.0 * CWND / SRTT)
+    pacer.update_rate(congestion_window=CWND, smoothed_rtt=SRTT)
+    assert pacer.rate == pytest.approx(1.25 * CWND / SRTT)
 
 
 def test_unpaced_until_rate_known() -> None:

@@ -91,6 +91,19 @@ def test_ack_delay_subtracted_when_exactly_at_min_rtt_boundary() -> None:
     assert rtt.rttvar == pytest.approx(0.0375)
 
 
+def test_path_rtt_removes_the_ack_delay_clamped_at_min_rtt() -> None:
+    rtt = _sampled(0.1)
+    assert rtt.path_rtt == pytest.approx(0.1)
+    # §5.3 keeps all of 0.12 (0.12 < 0.1 + 0.03); the path sample clamps at min_rtt instead.
+    rtt.update(0.12, 0.03, handshake_confirmed=True, max_ack_delay=0.05)
+    assert rtt.path_rtt == pytest.approx(0.1)
+    rtt.update(0.15, 0.03, handshake_confirmed=True, max_ack_delay=0.05)
+    assert rtt.path_rtt == pytest.approx(0.12)
+    # ack_delay capped at max_ack_delay once confirmed (RFC 9002 §5.3).
+    rtt.update(0.15, 0.04, handshake_confirmed=True, max_ack_delay=0.025)
+    assert rtt.path_rtt == pytest.approx(0.125)
+
+
 def test_min_rtt_tracks_lowest_sample_without_ack_delay() -> None:
     rtt = _sampled(0.1)
     rtt.update(0.08, 0.01, handshake_confirmed=True, max_ack_delay=0.025)

@@ -88,7 +88,10 @@ class HyStartPlusPlus:
     A round ends when a packet sent after the round began is acknowledged (RFC 9406 §4.2 with
     send times standing in for sequence numbers: ``windowEnd`` is the send time of the last
     packet sent when the round began). The sender is paced, so the per-ACK growth limit ``L``
-    is infinite (RFC 9406 §4.3).
+    is infinite (RFC 9406 §4.3). The controller feeds it ack-delay-adjusted samples
+    (``RttEstimator.path_rtt``, RFC 9002 §5.3): a paced flight too sparse for the peer's
+    every-other-packet ACK is acknowledged after its delayed-ACK timer (25 ms), and that wait
+    is no queue; counted raw, it put a 1.5 s-RTT path into CSS at 100 KB (the 16 ms threshold).
 
     Attributes:
         state: :class:`HyStartState`.
@@ -291,7 +294,7 @@ class CubicCongestionController:
         if ssthresh is None and hystart is not None and hystart.state is not HyStartState.DONE:
             # Initial slow start with HyStart++ (RFC 9406 §4.3).
             if not hystart.on_ack(largest_acked_sent_time=largest_acked_sent_time,
-                                  latest_rtt=rtt.latest_rtt):
+                                  latest_rtt=rtt.path_rtt):
                 self._cwnd = cwnd = cwnd + hystart.growth(acked_bytes)
                 self.congestion_window = int(cwnd)
                 return
