@@ -3,12 +3,19 @@
 #
 #   scripts/test.sh [extra pytest args...]
 #
-# 1. scripts/setup.sh (idempotent; ~1 s when everything is installed; QR_SKIP_SETUP=1 skips it)
+# 1. scripts/setup.sh (idempotent; ~1 s when everything is installed; QR_SKIP_SETUP=1 skips it).
+#    It compiles the hot modules with mypyc unless QR_MYPYC=0 (docs/performance.md).
 # 2. lint: `ruff check quicreality tests` and `mypy quicreality` (findings fail; QR_SKIP_LINT=1 skips)
 # 3. pytest in phases, each only on the dirs that exist:
-#      unit+sim       tests/unit tests/sim tests/fuzz (fast, no sockets)
-#      aio            tests/aio                       (asyncio on loopback)
-#      interop+lab    tests/interop tests/lab         (real peers, netns; needs root)
+#      unit+sim (compiled)  tests/unit tests/sim tests/fuzz (fast, no sockets), the mypyc build
+#      unit+sim (pure)      the same again with QR_PURE=1: the pure-Python fallback
+#      aio                  tests/aio                    (asyncio on loopback)
+#      interop+lab          tests/interop tests/lab      (real peers, netns; needs root)
+#    The compiled passes run with QR_MYPYC_STRICT=1 (a stale build is an ImportError, not a silent
+#    fallback). aio and interop+lab run once, in the installed default: compiled when the checkout
+#    holds an up-to-date build, else pure. Without one (QR_MYPYC=0, or the build failed), the
+#    compiled unit+sim pass is reported as skipped and only the pure one runs. Each pass checks
+#    `python -m quicreality.build --status` first and fails if the mode is not the one it names.
 #    A phase whose dirs hold no test files yet is reported as "no tests yet" and passes; a phase
 #    with test files where pytest collects nothing (exit 5) fails.
 # Every phase runs even if an earlier one failed; the exit status is non-zero if any failed.
@@ -51,9 +58,9 @@ count() { # pattern in the last pytest summary line -> number
   echo "${n:-0}"
 }
 
-phase() { # name, needs_root(0|1), dirs...
-  local name=$1 needs_root=$2
-  shift 2
+phase() { # name, needs_root(0|1), mode(compiled|pure|default), dirs...
+  local name=$1 needs_root=$2 mode=$3
+  shift 3
   local dirs=() d
   for d in "$@"; do [[ -d $d ]] && dirs+=("$d"); done
   local ntests=0
@@ -73,9 +80,23 @@ phase() { # name, needs_root(0|1), dirs...
     STATUS=1
     return
   fi
-  echo "== $name: $PYTHON -m pytest ${dirs[*]} ($ntests test files)"
+  local penv=() active
+  case $mode in
+    compiled) penv=(QR_MYPYC_STRICT=1) ;;
+    pure) penv=(QR_PURE=1) ;;
+    default) [[ $MYPYC_BUILT == 1 ]] && penv=(QR_MYPYC_STRICT=1) ;;
+  esac
+  active=$(env "${penv[@]}" "$PYTHON" -m quicreality.build --status 2>&1)
+  active=${active%%$'\n'*}
+  if [[ $mode != default && $active != "mode: $mode "* ]]; then
+    echo "== $name: wanted $mode, but ${active:-no status}: FAILED" >&2
+    REPORT+=("$name: FAILED (not $mode: $active)")
+    TOTAL_FAILED=$((TOTAL_FAILED + 1)); STATUS=1
+    return
+  fi
+  echo "== $name: ${penv[*]:+${penv[*]} }$PYTHON -m pytest ${dirs[*]} ($ntests test files; $active)"
   local t=$SECONDS rc
-  "$PYTHON" -m pytest -q -rfEs "${dirs[@]}" "${EXTRA[@]}" 2>&1 | tee "$LOG"
+  env "${penv[@]}" "$PYTHON" -m pytest -q -rfEs "${dirs[@]}" "${EXTRA[@]}" 2>&1 | tee "$LOG"
   rc=${PIPESTATUS[0]}
   local p f e s
   p=$(count passed) f=$(count failed) e=$(count error) s=$(count skipped)
@@ -107,9 +128,18 @@ lint() { # ruff (the rule set in pyproject.toml) and mypy over the package; find
 
 EXTRA=("$@")
 [[ ${QR_SKIP_LINT:-0} == 1 ]] || lint
-phase "unit+sim" 0 tests/unit tests/sim tests/fuzz
-phase "aio" 0 tests/aio
-phase "interop+lab" 1 tests/interop tests/lab
+UNIT_SIM=(tests/unit tests/sim tests/fuzz)
+MYPYC_BUILT=0
+"$PYTHON" -m quicreality.build --check >/dev/null 2>&1 && MYPYC_BUILT=1
+if [[ $MYPYC_BUILT == 1 ]]; then
+  phase "unit+sim (compiled)" 0 compiled "${UNIT_SIM[@]}"
+else
+  echo "== unit+sim (compiled): skipped: no up-to-date mypyc build (QR_MYPYC=0, or the build failed: see setup)"
+  REPORT+=("unit+sim (compiled): skipped (no up-to-date mypyc build)")
+fi
+phase "unit+sim (pure)" 0 pure "${UNIT_SIM[@]}"
+phase "aio" 0 default tests/aio
+phase "interop+lab" 1 default tests/interop tests/lab
 
 echo
 echo "== test.sh report ($((SECONDS - T0))s)"
