@@ -141,17 +141,18 @@ def decide(environ: Mapping[str, str], *, building: bool = False, root: Path = R
     if _truthy(environ.get(PURE_ENV)):
         return Mode(False, f"{PURE_ENV}=1: the .py of the {len(compiled)} compiled modules, "
                     "extensions left in place", compiled)
-    stale = stale_modules(root, stamp) if has_stamp else ["(extensions without a stamp)"]
-    if not stale:
+    stale = stale_modules(root, stamp) if has_stamp else []
+    if has_stamp and not stale:
         return Mode(True, f"mypyc build up to date, {len(recorded_modules(stamp))} modules")
-    what = ", ".join(m.removeprefix("quicreality.") for m in stale)
+    what = (", ".join(m.removeprefix("quicreality.") for m in stale) + " changed" if stale
+            else "extensions without a stamp")
     if _truthy(environ.get(STRICT_ENV)) and not building:
-        raise ImportError(f"stale mypyc build of {what} ({STRICT_ENV}=1): run `python -m "
+        raise ImportError(f"stale mypyc build ({what}; {STRICT_ENV}=1): run `python -m "
                           "quicreality.build` to rebuild, or `python -m quicreality.build --clean`")
     warning = None if building else (
-        f"quicreality: stale mypyc build ({what} changed): running pure Python; "
+        f"quicreality: stale mypyc build ({what}): running pure Python; "
         "`python -m quicreality.build` rebuilds")
-    return Mode(False, f"stale mypyc build ({what} changed since): pure Python fallback",
+    return Mode(False, f"stale mypyc build ({what}): pure Python fallback",
                 compiled, warning)
 
 
