@@ -10,6 +10,8 @@ natively:
 * a stale build (a compiled source changed since ``python -m quicreality.build``, or extensions
   without a stamp): pure Python the same way, with one warning line on stderr, or ImportError
   when ``QR_MYPYC_STRICT=1`` (CI: a stale extension must not pass for a current one);
+* ``python -m quicreality.fuzz``: pure Python, and ``QR_PURE=1`` for its children, since atheris
+  instruments Python code only (a compiled module would be invisible to coverage);
 * otherwise the extensions, which take precedence on import.
 
 ``python -m quicreality.build --status`` prints the active mode and why. This module is imported
@@ -120,13 +122,15 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "no", "false")
 
 
-def decide(environ: Mapping[str, str], *, building: bool = False, root: Path = ROOT) -> Mode:
+def decide(environ: Mapping[str, str], *, building: bool = False, fuzzing: bool = False,
+           root: Path = ROOT) -> Mode:
     """Pick compiled or pure for this process (see the module docstring).
 
     Args:
         environ: The process environment (``QR_PURE``, ``QR_MYPYC_STRICT``).
         building: True under ``python -m quicreality.build``, which must run to fix a stale build
             (never raises then, never warns).
+        fuzzing: True under ``python -m quicreality.fuzz`` (pure, whatever the build).
         root: The checkout root.
 
     Raises:
@@ -138,6 +142,9 @@ def decide(environ: Mapping[str, str], *, building: bool = False, root: Path = R
     if not has_stamp and not has_shared_extension(package):
         return Mode(False, "no mypyc build in this checkout (python -m quicreality.build compiles)")
     compiled = tuple(dict.fromkeys((*recorded_modules(stamp), *MODULES)))
+    if fuzzing:
+        return Mode(False, "python -m quicreality.fuzz: atheris instruments Python code only",
+                    compiled)
     if _truthy(environ.get(PURE_ENV)):
         return Mode(False, f"{PURE_ENV}=1: the .py of the {len(compiled)} compiled modules, "
                     "extensions left in place", compiled)
@@ -172,6 +179,21 @@ class PureFinder(MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, src) if src.exists() else None
 
 
+def main_module(argv: Sequence[str]) -> str | None:
+    """The module of ``python [options] -m MODULE ...`` (``sys.orig_argv``), else None."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "-m":
+            return next(args, None)
+        if arg.startswith("-m"):
+            return arg[2:]
+        if arg in ("-c", "-") or not arg.startswith("-"):
+            return None
+        if arg in ("-W", "-X", "--check-hash-based-pycs"):
+            next(args, None)  # an option with its value in the next argument
+    return None
+
+
 #: The mode of this process, set by :func:`activate`.
 active: Mode | None = None
 
@@ -181,8 +203,11 @@ def activate() -> Mode:
     global active
     if active is not None:
         return active
-    building = "quicreality.build" in sys.orig_argv[1:3]
-    mode = decide(os.environ, building=building)
+    entry = main_module(sys.orig_argv)
+    fuzzing = entry == "quicreality.fuzz"
+    if fuzzing:
+        os.environ[PURE_ENV] = "1"  # the libFuzzer merge re-runs a launcher script: pure too
+    mode = decide(os.environ, building=entry == "quicreality.build", fuzzing=fuzzing)
     if mode.pure_modules and not any(isinstance(f, PureFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, PureFinder(mode.pure_modules))
     if mode.warning:

@@ -172,3 +172,22 @@ def test_classes_reinitialised_in_place_are_not_compiled() -> None:
     reinit = ("quicreality.quic.recovery.rtt", "quicreality.quic.recovery.pacer")
     assert not [m for m in build.MODULES
                 if m in reinit or m.startswith("quicreality.quic.recovery.congestion")]
+
+
+def test_the_fuzz_command_runs_pure_whatever_the_build(tmp_path: Path) -> None:
+    _fake_build(tmp_path)   # current: would be compiled
+    mode = _compiled.decide({"QR_MYPYC_STRICT": "1"}, fuzzing=True, root=tmp_path)
+    assert not mode.compiled and set(mode.pure_modules) == set(_compiled.MODULES)
+    assert "atheris" in mode.reason and mode.warning is None
+
+
+@pytest.mark.parametrize("argv, module", [
+    (["py", "-m", "quicreality.fuzz", "list"], "quicreality.fuzz"),
+    (["py", "-v", "-X", "importtime", "-mquicreality.build", "--status"], "quicreality.build"),
+    (["py", "-W", "error", "-m", "quicreality.build"], "quicreality.build"),
+    (["py", "-c", "import quicreality", "-m", "quicreality.build"], None),
+    (["py", "script.py", "-m", "quicreality.build"], None),
+    (["py"], None),
+])
+def test_main_module_reads_the_interpreter_command_line(argv: list[str], module: str | None) -> None:
+    assert _compiled.main_module(argv) == module
