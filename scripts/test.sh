@@ -62,7 +62,7 @@ phase() { # name, needs_root(0|1), mode(compiled|pure|default), dirs...
   local name=$1 needs_root=$2 mode=$3
   shift 3
   local dirs=() d
-  for d in "$@"; do [[ -d $d ]] && dirs+=("$d"); done
+  for d in "$@"; do [[ -e $d ]] && dirs+=("$d"); done
   local ntests=0
   if [[ ${#dirs[@]} -gt 0 ]]; then
     ntests=$(find "${dirs[@]}" -name '__pycache__' -prune -o -type f \
