@@ -6,7 +6,7 @@
 #      (traffic tools, capture tools, Go + Debian's quic-go 0.29, ngtcp2 0.12, build deps for curl).
 #   2. Python: `pip install -e '.[dev,lab]'` (stamp: python + repo path + sha256(pyproject.toml)),
 #      then the mypyc build of the hot modules in place (`python -m quicreality.build`; skipped when
-#      its stamp matches the sources; about 45 s wall / 41 s CPU on the 2-core CI machine). If the
+#      its stamp matches the sources; 40-44 s wall, 35-41 s CPU on the 2-core CI machine). If the
 #      build fails, a warning says so and the checkout stays pure Python (the fallback), unless
 #      QR_MYPYC=1 asked for it: then set-up fails.
 #   3. curl with HTTP/3: Debian bookworm's curl 7.88.1 source built against GnuTLS + ngtcp2 0.12 +
