@@ -67,6 +67,8 @@ MODULES: tuple[str, ...] = (
 #: raises ImportError instead of falling back.
 PURE_ENV = "QR_PURE"
 STRICT_ENV = "QR_MYPYC_STRICT"
+#: Set once the stale-build warning was printed, so that child processes do not print it again.
+WARNED_ENV = "QR_MYPYC_STALE_WARNED"
 
 
 def source_of(module: str, root: Path = ROOT) -> Path:
@@ -210,7 +212,8 @@ def activate() -> Mode:
     mode = decide(os.environ, building=entry == "quicreality.build", fuzzing=fuzzing)
     if mode.pure_modules and not any(isinstance(f, PureFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, PureFinder(mode.pure_modules))
-    if mode.warning:
+    if mode.warning and not os.environ.get(WARNED_ENV):
         print(mode.warning, file=sys.stderr)
+        os.environ[WARNED_ENV] = "1"  # once per process tree: child processes fall back quietly
     active = mode
     return mode

@@ -191,3 +191,18 @@ def test_the_fuzz_command_runs_pure_whatever_the_build(tmp_path: Path) -> None:
 ])
 def test_main_module_reads_the_interpreter_command_line(argv: list[str], module: str | None) -> None:
     assert _compiled.main_module(argv) == module
+
+
+def test_the_stale_warning_is_printed_once_per_process_tree(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    stale = _compiled.Mode(False, "stale", ("quicreality.nothing",), "quicreality: stale mypyc build")
+    monkeypatch.setattr(_compiled, "active", None)
+    monkeypatch.setattr(_compiled, "decide", lambda *a, **k: stale)
+    monkeypatch.delenv(_compiled.WARNED_ENV, raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    assert _compiled.activate() is stale
+    assert capsys.readouterr().err == "quicreality: stale mypyc build\n"
+    assert os.environ[_compiled.WARNED_ENV] == "1"      # inherited by child processes
+    monkeypatch.setattr(_compiled, "active", None)
+    _compiled.activate()
+    assert capsys.readouterr().err == ""
