@@ -13,22 +13,12 @@ The edge drives it: :mod:`.aio` (the only asyncio/socket code), :mod:`.cli` and
 ``python -m quicreality.scenarios`` (:mod:`.scenarios`, impaired links in network namespaces
 and real peers), ``python -m quicreality.bench`` (:mod:`.bench`) and :mod:`.analysis`
 (pandas/matplotlib).  See docs/architecture.md and docs/internals.md.
+
+The hot modules are compiled with mypyc at install (``python -m quicreality.build``); before any
+submodule loads, :func:`._compiled.activate` picks the extensions or, with ``QR_PURE=1`` or a
+stale build, the pure-Python source of all of them (docs/performance.md).
 """
 
+from . import _compiled
 
-def _refuse_stale_mypyc_build() -> None:
-    """Refuse to import when ``python -m quicreality.build`` compiled sources that changed since."""
-    import os
-    import sys
-
-    building = "quicreality.build" in sys.orig_argv[1:3]  # python -m quicreality.build may fix it
-    if not building and os.path.exists(os.path.join(os.path.dirname(__file__), "_mypyc_stamp.json")):
-        from .build import stale_modules
-
-        stale = stale_modules()
-        if stale:
-            raise ImportError(f"stale mypyc build of {', '.join(stale)}: run `python -m quicreality.build` "
-                              "to rebuild, or `python -m quicreality.build --clean` for pure Python")
-
-
-_refuse_stale_mypyc_build()
+_compiled.activate()

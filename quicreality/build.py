@@ -1,15 +1,16 @@
-"""``python -m quicreality.build``: compile the hot pure-Python modules with mypyc, in place (opt-in).
+"""``python -m quicreality.build``: compile the hot modules with mypyc, in place.
 
-The compiled extension (``<module>.cpython-*.so`` next to each ``.py``, plus one shared
-``quicreality/_native__mypyc*.so``) takes precedence on import; without it the
-``.py`` is imported, and both behave the same (the unit+sim suite runs against both, see
-docs/performance.md). ``python -c 'import quicreality.wire.buffer as b; print(b.__file__)'`` tells
-which one is in use, as does ``python -m quicreality.build --status``.
+``scripts/setup.sh`` runs it at install (``QR_MYPYC=0`` opts out). The compiled extension
+(``<module>.cpython-*.so`` next to each ``.py``, plus one shared ``quicreality/_native__mypyc*.so``)
+takes precedence on import; the ``.py`` is the fallback and behaves the same (the unit+sim suite
+runs both ways, docs/performance.md). ``QR_PURE=1`` runs the ``.py`` of every compiled module
+with the extensions left in place.
 
-A build writes ``quicreality/_mypyc_stamp.json`` with the SHA-256 of every compiled source; on
-import, :mod:`quicreality` refuses to run when a compiled module's source has changed since (a stale
-extension would silently run old code): rebuild, or ``--clean`` to go back to pure Python.
-``QR_MYPYC=1 scripts/setup.sh`` runs the build after installing.
+A build writes ``quicreality/_mypyc_stamp.json`` with the SHA-256 of every compiled source. When
+a compiled source has changed since, importing quicreality falls back to pure Python for all the
+compiled modules, with one warning line on stderr (``QR_MYPYC_STRICT=1``: ImportError instead).
+Rebuild, or ``--clean`` to go back to pure Python for good. ``--status`` prints the active mode
+and why, then each module's form.
 """
 
 from __future__ import annotations
@@ -18,42 +19,26 @@ import argparse
 import hashlib
 import importlib
 import json
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "quicreality"
-STAMP = PACKAGE / "_mypyc_stamp.json"
+from . import _compiled
 
-#: The modules compiled, chosen by the profile (docs/performance.md): buffers, range sets, frame
-#: codecs, header parse/build, packet protection, streams, the packet assembler and receiver, loss
-#: recovery, and the connection core with its stream manager, spaces and path.
-MODULES: tuple[str, ...] = (
-    "quicreality.wire.buffer",
-    "quicreality.wire.rangeset",
-    "quicreality.quic.frames.fast",
-    "quicreality.quic.packet",
-    "quicreality.quic.packet_builder",
-    "quicreality.quic.crypto",
-    "quicreality.quic.streams",
-    "quicreality.quic.connection.assembler",
-    "quicreality.quic.connection.receive",
-    "quicreality.quic.recovery.loss",
-    "quicreality.quic.connection.core",
-    "quicreality.quic.connection.streams",
-    "quicreality.quic.connection.spaces",
-    "quicreality.quic.connection.path",
-)
-# Not compiled: recovery.rtt, recovery.pacer and the congestion controllers. A new path re-runs
-# their ``__init__`` in place (LossRecovery.reset_path_state), which is a no-op on a mypyc class.
+ROOT = _compiled.ROOT
+PACKAGE = _compiled.PACKAGE
+STAMP = _compiled.STAMP
+#: The modules compiled (defined in :mod:`._compiled`, which every import of quicreality reads).
+MODULES = _compiled.MODULES
 
 
 def source_of(module: str) -> Path:
     """The ``.py`` file of a dotted module name under this checkout."""
-    return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    return _compiled.source_of(module, ROOT)
 
 
 def _sha256(path: Path) -> str:
@@ -68,11 +53,7 @@ def compiled_files() -> list[Path]:
 
 def stale_modules() -> list[str]:
     """Compiled modules whose source changed since the build (empty when not built)."""
-    if not STAMP.exists():
-        return []
-    recorded = json.loads(STAMP.read_text()).get("sources", {})
-    return [m for m, digest in recorded.items()
-            if source_of(m).exists() and _sha256(source_of(m)) != digest]
+    return _compiled.stale_modules(ROOT, STAMP)
 
 
 def clean() -> int:
@@ -112,13 +93,20 @@ def status() -> list[tuple[str, bool]]:
     return [(m, not str(importlib.import_module(m).__file__).endswith(".py")) for m in MODULES]
 
 
+def mode_line() -> str:
+    """``mode: compiled|pure (why)`` for this process (the first line of ``--status``)."""
+    mode = _compiled.active or _compiled.activate()
+    return f"mode: {'compiled' if mode.compiled else 'pure'} ({mode.reason})"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build, clean or report."""
     ap = argparse.ArgumentParser(prog="python -m quicreality.build", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--clean", action="store_true", help="remove the extensions: pure Python again")
-    g.add_argument("--status", action="store_true", help="print which modules import compiled")
+    g.add_argument("--status", action="store_true",
+                   help="print the active mode (compiled or pure, and why), then each module's form")
     g.add_argument("--check", action="store_true",
                    help="exit 0 if a build is present and up to date with the sources, else 1")
     args = ap.parse_args(argv)
@@ -130,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"removed {clean()} files; {len(MODULES)} modules are pure Python")
         return 0
     if args.status:
+        print(mode_line())
         for module, native in status():
-            print(f"{module:40s} {'mypyc' if native else 'python'}")
+            print(f"  {module:40s} {'mypyc' if native else 'python'}")
         return 0
     try:
         import mypyc  # noqa: F401  (shipped with mypy, in the dev extras)
@@ -141,13 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     if stale_modules():
         print("the existing build is stale: rebuilding")
     print(f"compiling {len(MODULES)} modules with mypyc (about a minute) ...", flush=True)
+    wall, cpu = time.monotonic(), _children_cpu()
     try:
         build()
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"built {len(compiled_files())} extensions; stamp {STAMP.relative_to(ROOT)}")
+    print(f"built {len(compiled_files())} extensions in {time.monotonic() - wall:.0f} s wall, "
+          f"{_children_cpu() - cpu:.0f} s CPU; stamp {STAMP.relative_to(ROOT)}")
     return 0
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes (the compiler)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

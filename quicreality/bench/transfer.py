@@ -2,7 +2,10 @@
 our client <-> our server, aioquic <-> aioquic and qh3 <-> qh3 (an aioquic fork whose crypto, TLS
 and QPACK run in Rust; the speed anchor), in the same run. Each stack uses its own client and
 server; aioquic and qh3 run the same peer scripts (``interop/aioquic``, ``QR_PEER_IMPL``) at their
-default datagram sizes (aioquic 1200 bytes, qh3 1280 with datagram-size probing).
+default datagram sizes (aioquic 1200 bytes, qh3 1280 with datagram-size probing). ``--pure`` adds
+our stack from this checkout with ``QR_PURE=1`` (the pure-Python fallback of the mypyc build) and
+``--baseline DIR`` our stack from another checkout; the mode of each of our pairs (``python -m
+quicreality.build --status``) is printed first, so a figure says whether it was compiled.
 
 Prints goodput (min/median/max Mbit/s) per pair, the median ratio ours/aioquic, and CPU ns per
 byte for each side (client from wait4 rusage, server from /proc/PID/stat deltas), which is robust
@@ -143,9 +146,9 @@ def qh3_available() -> bool:
 
 
 def _our_pair(name: str, certs: tuple[Path, Path, Path], size: int, max_datagram: int,
-              tree: Path | None = None, ack_every: int | None = None) -> Pair:
+              tree: Path | None = None, ack_every: int | None = None, pure: bool = False) -> Pair:
     """Our client and server; from another checkout ``tree`` (cwd and PYTHONPATH) if given;
-    ``ack_every``: the client's ``--ack-every`` (None: its default)."""
+    ``ack_every``: the client's ``--ack-every`` (None: its default); ``pure``: ``QR_PURE=1``."""
     cert, key, ca = certs
     py, port = str(paths.python()), free_udp_port()
     return Pair(
@@ -155,16 +158,30 @@ def _our_pair(name: str, certs: tuple[Path, Path, Path], size: int, max_datagram
         [py, "-m", "quicreality", "client", f"https://127.0.0.1:{port}/bytes/{size}", "--ca", str(ca),
          "--json", "--max-datagram-size", str(max_datagram),
          *(["--ack-every", str(ack_every)] if ack_every is not None else [])],
-        port, env={"PYTHONPATH": str(tree)} if tree else None, cwd=tree,
+        port, env={**({"PYTHONPATH": str(tree)} if tree else {}), **({"QR_PURE": "1"} if pure else {})},
+        cwd=tree,
     )
+
+
+def our_mode(pair: Pair) -> str:
+    """The first line of ``python -m quicreality.build --status`` in ``pair``'s environment:
+    ``mode: compiled (...)`` or ``mode: pure (...)`` (``mode: unknown`` from an older checkout)."""
+    probe = subprocess.run([str(paths.python()), "-m", "quicreality.build", "--status"],
+                           capture_output=True, text=True, cwd=pair.cwd, env=pair.env, check=False)
+    first = probe.stdout.splitlines()[0] if probe.stdout else ""
+    return first if probe.returncode == 0 and first.startswith("mode: ") else "mode: unknown"
 
 
 def build_pairs(certs: tuple[Path, Path, Path], size: int, max_datagram: int,
                 qh3: bool = True, aioquic: bool = True, baseline: Path | None = None,
-                ack_every: int | None = None) -> list[Pair]:
-    """Our pair, (if ``baseline``) our pair from that checkout, aioquic's pair and (if ``qh3``)
-    qh3's pair, each on its own port, serving ``/bytes/<size>``."""
+                ack_every: int | None = None, pure: bool = False) -> list[Pair]:
+    """Our pair, (if ``pure``) our pair with ``QR_PURE=1``, (if ``baseline``) our pair from that
+    checkout, aioquic's pair and (if ``qh3``) qh3's pair, each on its own port, serving
+    ``/bytes/<size>``."""
     pairs = [_our_pair("ours<->ours", certs, size, max_datagram, ack_every=ack_every)]
+    if pure:
+        pairs.append(_our_pair("pure<->pure", certs, size, max_datagram, ack_every=ack_every,
+                               pure=True))
     if baseline is not None:
         pairs.append(_our_pair("base<->base", certs, size, max_datagram, baseline))
     if aioquic:
@@ -205,6 +222,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--baseline", metavar="DIR",
                     help="also run our stack from another checkout (e.g. pure Python vs mypyc, or "
                          "before/after a change) as the pair base<->base, interleaved")
+    ap.add_argument("--pure", action="store_true",
+                    help="also run our stack from this checkout with QR_PURE=1 (the pure-Python "
+                         "fallback of the mypyc build) as the pair pure<->pure, interleaved")
     args = ap.parse_args(argv)
     baseline = Path(args.baseline).resolve() if args.baseline else None
     if baseline is not None and not (baseline / "quicreality" / "__init__.py").exists():
@@ -219,8 +239,11 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="qr-bench-"))
     pairs = build_pairs(make_test_cert(workdir), args.size, args.max_datagram_size, qh3=not args.no_qh3,
                         aioquic=not args.no_aioquic, baseline=baseline,
-                        ack_every=args.ack_every if args.ack_every != 2 else None)
+                        ack_every=args.ack_every if args.ack_every != 2 else None, pure=args.pure)
     samples: list[Sample] = []
+    modes = {p.name: our_mode(p) for p in pairs if p.name.split("<->")[0] in ("ours", "pure", "base")}
+    for name, mode in modes.items():
+        print(f"{name:18s} {mode}", flush=True)
     try:
         for pair in pairs:
             pair.start()
@@ -247,7 +270,8 @@ def main(argv: list[str]) -> int:
         print(f"{name:18s} {row['min']:8.1f} {row['median']:8.1f} {row['max']:8.1f}  "
               f"{row['client_ns_per_byte']:11.1f} {row['server_ns_per_byte']:11.1f}")
     ours = table["ours<->ours"]
-    for peer, goal in (("base", "> 1 means ours is faster"), ("aioquic", ">= 6x"), ("qh3", ">= 1.0x")):
+    for peer, goal in (("pure", "> 1 means ours is faster"), ("base", "> 1 means ours is faster"),
+                       ("aioquic", ">= 6x"), ("qh3", ">= 1.0x")):
         other = table.get(f"{peer}<->{peer}")
         if other is None:
             continue
@@ -257,5 +281,5 @@ def main(argv: list[str]) -> int:
               f"server {other['server_ns_per_byte'] / ours['server_ns_per_byte']:.2f}x")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(
-            {"samples": [asdict(s) for s in samples], "summary": table}, indent=2))
+            {"samples": [asdict(s) for s in samples], "summary": table, "modes": modes}, indent=2))
     return 0

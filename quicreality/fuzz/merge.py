@@ -64,7 +64,8 @@ def write_launcher(workdir: Path, target: str) -> Path:
     libFuzzer arguments (the program libFuzzer's merge re-runs)."""
     path = workdir / f"libfuzzer-{target}"
     path.write_text(f"#!{sys.executable}\n"
-                    "import sys\n"
+                    "import os, sys\n"
+                    "os.environ['QR_PURE'] = '1'  # atheris instruments Python code only\n"
                     f"sys.path.insert(0, {str(ROOT)!r})\n"
                     "from quicreality.fuzz.merge import libfuzzer_main\n"
                     f"sys.exit(libfuzzer_main({target!r}, sys.argv))\n")

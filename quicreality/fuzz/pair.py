@@ -12,6 +12,13 @@ pair once and :meth:`EstablishedPair.restore` gives an independent copy in a fra
 (a fresh, identical pair for every fuzz input). Immutable objects that cannot be pickled (AEAD
 and header-protection contexts, keys, plain functions such as the wall clock) are shared between
 the copies rather than copied; everything else, randomness included, is the copy's own.
+
+When the connection is compiled with mypyc (``python -m quicreality.build``), its native classes
+pickle but do not unpickle (their ``__new__`` runs ``__init__``). A snapshot then keeps the
+constructor's arguments and :meth:`EstablishedPair.restore` makes a new pair from them: the same
+state, since everything is seeded, when the snapshot is taken right after construction (as the
+``frames`` target does), at the cost of one handshake per copy. ``python -m quicreality.fuzz``
+runs pure Python anyway (atheris instruments Python code only; :mod:`quicreality._compiled`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import datetime
 import io
 import pickle
 import random
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -139,6 +147,7 @@ class EstablishedPair:
                  server_overrides: dict[str, Any] | None = None) -> None:
         self.now = 0.0
         self._tap = tap
+        self._args = (seed, tap, client_overrides, server_overrides)
         self._secrets: dict[str, bytes] = {}
         cfg = QuicConfiguration(
             is_client=True, server_name="localhost", rng=seeded_rng(seed * 2 + 1),
@@ -229,7 +238,10 @@ class EstablishedPair:
             self.client.datagrams_to_send(self.now)
 
     def snapshot(self) -> PairSnapshot:
-        """This pair's state, from which :meth:`restore` makes independent copies."""
+        """This pair's state, from which :meth:`restore` makes independent copies (compiled: its
+        constructor's arguments, see the module docstring)."""
+        if not connections_unpickle():
+            return PairSnapshot(b"", {}, self._args)
         table: dict[int, object] = {}
         keep = {id(self.endpoint), id(self._tap)}
         out = io.BytesIO()
@@ -240,6 +252,10 @@ class EstablishedPair:
     def restore(snapshot: PairSnapshot) -> EstablishedPair:
         """A copy of the pair as it was at :meth:`snapshot` (the endpoint is shared: the copies
         talk to their two connections directly)."""
+        if snapshot.rebuild is not None:
+            seed, tap, client_overrides, server_overrides = snapshot.rebuild
+            return EstablishedPair(seed, tap=tap, client_overrides=client_overrides,
+                                   server_overrides=server_overrides)
         pair = _SharingUnpickler(snapshot.data, snapshot.shared).load()
         if not isinstance(pair, EstablishedPair):
             raise TypeError("not a pair snapshot")
@@ -253,11 +269,19 @@ class EstablishedPair:
 
 
 class PairSnapshot:
-    """A pickled :class:`EstablishedPair` and the objects its copies share (see
-    :meth:`EstablishedPair.snapshot`)."""
+    """A pickled :class:`EstablishedPair` and the objects its copies share, or (``rebuild``) the
+    arguments to make it again (see :meth:`EstablishedPair.snapshot`)."""
 
-    __slots__ = ("data", "shared")
+    __slots__ = ("data", "rebuild", "shared")
 
-    def __init__(self, data: bytes, shared: dict[int, object]) -> None:
+    def __init__(self, data: bytes, shared: dict[int, object],
+                 rebuild: tuple[int, Any, Any, Any] | None = None) -> None:
         self.data = data
         self.shared = shared
+        self.rebuild = rebuild
+
+
+def connections_unpickle() -> bool:
+    """Whether :class:`QuicConnection` runs from its ``.py`` (not a mypyc native class, whose
+    instances do not unpickle)."""
+    return str(getattr(sys.modules[QuicConnection.__module__], "__file__", "")).endswith(".py")

@@ -246,6 +246,10 @@ def tool_versions() -> dict[str, Any]:
         out["aioquic"] = None
     with contextlib.suppress(OSError):
         out["qrgo"] = str(paths.qrgo())
+    from ..build import mode_line
+
+    # our stack's form: compiled (mypyc) or pure Python, and why; child processes inherit it
+    out["quicreality_build"] = mode_line().removeprefix("mode: ")
     return out
 
 

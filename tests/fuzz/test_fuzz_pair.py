@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quicreality.fuzz.pair import EstablishedPair
+from quicreality.fuzz.pair import EstablishedPair, connections_unpickle
 from quicreality.quic.events import StreamDataReceived
 
 
@@ -32,7 +32,13 @@ def test_restored_pairs_are_independent_and_identical() -> None:
     # The second copy starts where the snapshot was: it has seen nothing of the first's traffic,
     # and given the same traffic it sends the same bytes (its randomness is its own copy).
     assert second.drain_events() == [] and original.drain_events() == []
-    assert _exchange(second, b"hello") == wire
+    again = _exchange(second, b"hello")
+    if connections_unpickle():
+        assert again == wire
+    else:
+        # mypyc-compiled: copies are made by a new handshake, whose ECDSA signature takes its
+        # nonce from OpenSSL, so the 1-RTT keys differ; the datagrams match in number and size.
+        assert [len(d) for d in again] == [len(d) for d in wire] and again != wire
     assert second.drain_events() == events
 
 

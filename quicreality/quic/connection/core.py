@@ -12,6 +12,7 @@ this module holds state, the receive path, TLS integration and timers.
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 
 from ...qlog.sink import NullSink, QlogSink
 from ...tls.alerts import TlsAlert
@@ -99,9 +100,8 @@ class QuicConnection:
             cid_length = next(n for n in (cfg.scid_length, profile.scid_length, cid_length)
                               if n is not None)
         host_cid = cfg.rng(cid_length)
-        self._host_cids = HostConnectionIds(
-            host_cid, cfg.rng, lambda cid: stateless_reset_token(reset_key, cid)
-        )
+        # a partial, not a lambda: a mypyc lambda does not pickle (fuzz/pair.py snapshots by pickling)
+        self._host_cids = HostConnectionIds(host_cid, cfg.rng, partial(stateless_reset_token, reset_key))
         self._spaces = [PacketSpace(), PacketSpace(), PacketSpace(cfg.ack_every)]
         owed = self._spaces[SPACE_APPLICATION].owed
         if is_client:

@@ -98,3 +98,13 @@ def test_the_delay_relay_forwards_both_ways() -> None:
         relay.close()
         target.close()
         client.close()
+
+
+def test_transfer_pure_pair_runs_this_checkout_with_qr_pure(tmp_path: Path) -> None:
+    from quicreality.bench import transfer
+
+    certs = (tmp_path / "c", tmp_path / "k", tmp_path / "ca")
+    pairs = transfer.build_pairs(certs, 1000, 1200, qh3=False, aioquic=False, pure=True)
+    assert [p.name for p in pairs] == ["ours<->ours", "pure<->pure"]
+    assert pairs[1].env.get("QR_PURE") == "1" and pairs[1].cwd == pairs[0].cwd
+    assert transfer.our_mode(pairs[1]).startswith(("mode: pure (QR_PURE=1", "mode: pure (no mypyc"))

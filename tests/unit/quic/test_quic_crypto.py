@@ -261,9 +261,13 @@ def test_initial_key_material_is_the_rfc9001_derivation_and_stays_bounded() -> N
             c.INITIAL_CIPHER_SUITE, client_secret, c.QUIC_VERSION_1))
         assert server == (server_secret, *c.derive_packet_protection_keys(
             c.INITIAL_CIPHER_SUITE, server_secret, c.QUIC_VERSION_1))
-        assert c.initial_key_material(cid, c.QUIC_VERSION_1) is c.initial_key_material(
-            cid, c.QUIC_VERSION_1)
+        assert c._INITIAL_KEYS[(cid, c.QUIC_VERSION_1)] == (client, server)  # kept
     assert len(c._INITIAL_KEYS) <= c._INITIAL_KEYS_KEPT
+    # A hit is served from the cache, not derived again (a planted entry comes back). Equality,
+    # not identity: compiled with mypyc, each return boxes a fresh fixed-length tuple.
+    planted = ((b"s",) * 4, (b"t",) * 4)
+    c._INITIAL_KEYS[(b"planted!", c.QUIC_VERSION_1)] = planted
+    assert c.initial_key_material(b"planted!", c.QUIC_VERSION_1) == planted
     # v2 keys of the same DCID are other keys (RFC 9369 §3.3.1 salt and labels).
     v1 = c.initial_key_material(bytes(8), c.QUIC_VERSION_1)
     assert c.initial_key_material(bytes(8), c.QUIC_VERSION_2) != v1
@@ -282,12 +286,18 @@ def test_client_initial_keys_alone_then_both_directions(version: int) -> None:
     alone = c.client_initial_keys(cid, version)
     assert alone == (client_secret, *c.derive_packet_protection_keys(
         c.INITIAL_CIPHER_SUITE, client_secret, version))
-    assert c.client_initial_keys(cid, version) is alone  # cached
+    assert list(c._CLIENT_INITIAL_KEYS.items()) == [((cid, version), alone)]  # cached
+    # From here a marked entry stands in for it, to show which calls are served from a cache
+    # (equality, not identity: compiled with mypyc, each return boxes a fresh tuple).
+    marked = (b"m",) * 4
+    c._CLIENT_INITIAL_KEYS[(cid, version)] = marked
+    assert c.client_initial_keys(cid, version) == marked
     client, server = c.initial_key_material(cid, version)
-    assert client is alone and not c._CLIENT_INITIAL_KEYS  # moved to the full cache
+    assert client == marked and not c._CLIENT_INITIAL_KEYS  # moved to the full cache
     assert server == (server_secret, *c.derive_packet_protection_keys(
         c.INITIAL_CIPHER_SUITE, server_secret, version))
-    assert c.client_initial_keys(cid, version) is alone
+    assert c.client_initial_keys(cid, version) == marked  # now from the full cache
+    c._INITIAL_KEYS.clear()
     if version == 0x00000001:  # RFC 9001 §A.1 client key
         assert alone[1].hex() == "1f369613dd76d5467730efcbe3b1a22d"
     for i in range(c._INITIAL_KEYS_KEPT + 5):
