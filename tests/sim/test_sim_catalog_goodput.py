@@ -18,29 +18,14 @@ runner's quic-go figure (9.56); ours there measured 9.35.
 
 from __future__ import annotations
 
-import hashlib
-
 from simpair import LinkModel
-from test_sim_pair import EchoPair, handshake
+from test_sim_pair import EchoPair, timed_response
 
 
 def goodput(cc: str, link: LinkModel, size: int, seed: int = 1) -> float:
     """Mbit/s from the first response byte at the client to the last, byte-exact."""
     pair = EchoPair(seed=seed, link=link, server_overrides={"congestion_control_algorithm": cc})
-    pair.response_size = size
-    handshake(pair)
-    (sid,) = pair.request()
-    first: list[float] = []
-
-    def done() -> bool:
-        if not first and pair.received.get(sid):
-            first.append(pair.now)
-        return sid in pair.finished
-
-    pair.run(done, max_time=120, max_steps=20_000_000)
-    assert hashlib.sha256(bytes(pair.received[sid])).digest() == \
-        hashlib.sha256(pair.body(size)).digest()
-    return size * 8 / (pair.now - first[0]) / 1e6
+    return size * 8 / timed_response(pair, size) / 1e6
 
 
 def test_bbr_keeps_92_percent_of_the_lossy_wan_link_on_the_runners_transfer() -> None:

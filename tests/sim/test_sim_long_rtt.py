@@ -22,11 +22,10 @@ window (32 datagrams): with that the same transfer takes 10.77 s; RFC 9002 §7.2
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from simpair import LinkModel
-from test_sim_pair import EchoPair, handshake
+from test_sim_pair import EchoPair, timed_response
 
 from quicreality.quic.recovery.congestion.cubic import CubicCongestionController
 
@@ -39,20 +38,7 @@ def download(overrides: dict[str, Any] | None = None) -> tuple[float, EchoPair]:
     ov = overrides or {}
     pair = EchoPair(seed=4, link=LONG_RTT, client_overrides=dict(ov),
                     server_overrides={"congestion_control_algorithm": "cubic", **ov})
-    pair.response_size = SIZE
-    handshake(pair)
-    (sid,) = pair.request()
-    first: list[float] = []
-
-    def done() -> bool:
-        if not first and pair.received.get(sid):
-            first.append(pair.now)
-        return sid in pair.finished
-
-    pair.run(done, max_time=120)
-    assert hashlib.sha256(bytes(pair.received[sid])).digest() == \
-        hashlib.sha256(pair.body(SIZE)).digest()
-    return pair.now - first[0], pair
+    return timed_response(pair, SIZE, max_steps=2_000_000), pair
 
 
 def test_long_rtt_slow_start_doubles_each_round_without_a_false_hystart_exit() -> None:

@@ -59,6 +59,26 @@ def handshake(pair: EchoPair) -> None:
     pair.run(pair.handshaken, max_time=30)
 
 
+def timed_response(pair: EchoPair, size: int, *, max_time: float = 120,
+                   max_steps: int = 20_000_000) -> float:
+    """Handshake, one request for ``size`` bytes; virtual seconds from the first response byte
+    at the client to the last (the runner's wire goodput window), the body checked byte-exact."""
+    pair.response_size = size
+    handshake(pair)
+    (sid,) = pair.request()
+    first: list[float] = []
+
+    def done() -> bool:
+        if not first and pair.received.get(sid):
+            first.append(pair.now)
+        return sid in pair.finished
+
+    pair.run(done, max_time=max_time, max_steps=max_steps)
+    assert hashlib.sha256(bytes(pair.received[sid])).digest() == \
+        hashlib.sha256(pair.body(size)).digest()
+    return pair.now - first[0]
+
+
 def test_handshake_completes_on_clean_link() -> None:
     pair = EchoPair(seed=1)
     handshake(pair)
