@@ -191,6 +191,10 @@ class SimPair:
     def on_client_event(self, event: Any) -> None:
         """Hook for tests."""
 
+    def on_client_datagram(self, data: bytes) -> None:
+        """A datagram is about to reach the client at ``self.now`` (a hook for subclasses: a
+        compiled connection's methods cannot be wrapped)."""
+
     def on_server_event(self, event: Any) -> None:
         """Hook for tests."""
 
@@ -228,6 +232,7 @@ class SimPair:
                     for reply, _ in got.replies:
                         self._transmit("to_client", reply)
                 else:
+                    self.on_client_datagram(data)
                     self.client.receive_datagram(data, self.server_addr, self.now, ecn)
         else:
             tc = self.client.get_timer()

@@ -36,14 +36,10 @@ class ServerPair(H3Pair):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.short_rx: list[float] = []
-        receive = self.client.receive_datagram
 
-        def rx(data: bytes, addr: object, now: float, ecn: int = 0) -> None:
-            if not data[0] & 0x80:
-                self.short_rx.append(now)
-            receive(data, addr, now, ecn)
-
-        self.client.receive_datagram = rx  # type: ignore[method-assign]
+    def on_client_datagram(self, data: bytes) -> None:
+        if not data[0] & 0x80:  # a short header: 1-RTT
+            self.short_rx.append(self.now)
 
     def _flush(self) -> None:
         if self.server is not None and self.session is None:
