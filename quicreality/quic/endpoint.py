@@ -16,7 +16,7 @@ connection and decides; on an :class:`Admission` the endpoint creates the connec
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,6 +37,13 @@ from .packet import (
     pull_quic_header,
 )
 from .tokens import InvalidTokenError, RetryTokenHandler, stateless_reset_token
+
+#: Connection IDs the peer retired that stay routed, per connection, newest kept: packets the
+#: peer sent before its RETIRE_CONNECTION_ID can arrive after it (reordering, or another socket
+#: read first after a migration), and a stateless reset for them would end the connection (RFC
+#: 9000 §10.3 allows a reset only for packets with no active connection). Bounded, so a peer that
+#: keeps retiring cannot grow the table.
+RETIRED_ROUTES_KEPT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +112,8 @@ class QuicServerEndpoint:
         self._lengths: Counter[int] = Counter()  # routed IDs per length
         self._longest_first: tuple[int, ...] = ()
         self._routes: dict[QuicConnection, set[bytes]] = {}  # per connection: its keys in _by_cid
+        #: per connection: retired IDs still routed (a subset of its routes), oldest first
+        self._retired: dict[QuicConnection, deque[bytes]] = {}
         #: per connection: the ``host_cids`` list its routes were last synced with (unchanged:
         #: the same object, so :meth:`refresh` per datagram is one identity check)
         self._synced: dict[QuicConnection, list[bytes]] = {}
@@ -275,8 +284,9 @@ class QuicServerEndpoint:
     def refresh(self, conn: QuicConnection) -> None:
         """Sync routing with the connection's current IDs; forget terminated connections.
 
-        New IDs are routed, and IDs the peer retired are no longer (RFC 9000 §5.1.2). The ID the
-        client chose for its first Initial stays routed for the connection's lifetime.
+        New IDs are routed. IDs the peer retired (RFC 9000 §5.1.2) stay routed until
+        :data:`RETIRED_ROUTES_KEPT` newer ones were retired. The ID the client chose for its first
+        Initial stays routed for the connection's lifetime.
         """
         if self.handshakes.in_progress:
             self.handshakes.update(conn)
@@ -300,10 +310,17 @@ class QuicServerEndpoint:
                 routes.add(cid)
         if complete:
             self._synced[conn] = live
-        if len(routes) > len(live) + 1:  # some were retired
+        retired = self._retired.get(conn)
+        if len(routes) > len(live) + 1 + (len(retired) if retired is not None else 0):
             stale = routes.difference(live)
             stale.discard(conn.initial_destination_connection_id)
-            for cid in stale:
+            if retired is None:
+                retired = self._retired[conn] = deque()
+            else:
+                stale.difference_update(retired)
+            retired.extend(stale)
+            while len(retired) > RETIRED_ROUTES_KEPT:
+                cid = retired.popleft()
                 routes.discard(cid)
                 if by_cid.get(cid) is conn:
                     self._unroute(cid)
@@ -315,6 +332,7 @@ class QuicServerEndpoint:
         self.handshakes.forget(conn)
         self._synced.pop(conn, None)
         self._received.pop(conn, None)
+        self._retired.pop(conn, None)
         cids = self._routes.pop(conn, None)
         if cids is None:
             if not known:

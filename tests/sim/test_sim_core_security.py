@@ -18,7 +18,7 @@ from quicreality.quic import events
 from quicreality.quic.config import QuicConfiguration
 from quicreality.quic.connection import ConnectionState, QuicConnection
 from quicreality.quic.crypto import CryptoPair
-from quicreality.quic.endpoint import QuicServerEndpoint
+from quicreality.quic.endpoint import RETIRED_ROUTES_KEPT, QuicServerEndpoint
 from quicreality.quic.errors import QuicErrorCode
 from quicreality.quic.packet import PACKET_TYPE_INITIAL, PACKET_TYPE_ONE_RTT
 from quicreality.quic.packet_builder import seal_packet
@@ -275,16 +275,37 @@ def test_retired_connection_ids_stop_routing_to_the_connection() -> None:
                      if e.cid in issued]
         pair.now += 0.01
         server.datagrams_to_send(pair.now)  # announces the replacements (lost on the way)
-    assert len(retired) >= 10
-    for cid in retired:
-        got = ep.receive_datagram(b"\x40" + cid + short, CLIENT_ADDR, pair.now)
-        assert got.connection is None, "a retired CID still routes to the connection"
+    assert len(retired) >= RETIRED_ROUTES_KEPT + 5
+    still = [cid for cid in retired
+             if ep.receive_datagram(b"\x40" + cid + short, CLIENT_ADDR, pair.now).connection is server]
+    assert len(still) == RETIRED_ROUTES_KEPT, "retired CIDs kept routing without bound"
+    recent = retired[-3:]  # the last datagram's: kept for packets sent before the RETIRE
+    assert set(recent) <= set(still)
+    assert not set(retired[:-RETIRED_ROUTES_KEPT - 2]) & set(still), "the oldest are not dropped first"
     live = server.host_cids
     for cid in live:
         assert ep.receive_datagram(b"\x40" + cid + short, CLIENT_ADDR, pair.now).connection is server
     ep.forget(server)
-    for cid in live:
+    for cid in live + recent:
         assert ep.receive_datagram(b"\x40" + cid + short, CLIENT_ADDR, pair.now).connection is None
+
+
+def test_a_packet_sent_before_its_cids_retirement_is_processed_not_reset() -> None:
+    """ngtcp2, migrating to our preferred address, retired the handshake's CID on the new path
+    while its last packets on the old path (same CID) were still unread: the endpoint answered them
+    with a stateless reset, which ngtcp2 honoured, ending the download early (CI, 2026-12-07)."""
+    pair = established()
+    server, client, ep = pair.server, pair.client, pair.endpoint
+    assert server is not None
+    first = client._peer_cids.current.cid
+    late = forge(client, bytes([0x01]))  # PING on the old CID, delayed
+    nxt = next(e for e in server._host_cids.entries if e.cid != first)
+    retire = forge(client, bytes([0x19]) + varint(0), dcid=nxt.cid)
+    assert ep.receive_datagram(retire, CLIENT_ADDR, pair.now).connection is server
+    assert first not in server.host_cids
+    got = ep.receive_datagram(late, CLIENT_ADDR, pair.now)
+    assert got.connection is server and got.replies == ()
+    assert server._close_frame is None
 
 
 # ------------------------------------------------------------ finding 11: PATH_RESPONSE
