@@ -10,8 +10,8 @@ a JSON message terminated by a NUL byte; no TCP port is opened)::
 
 It opens a blank tab and evaluates one script there that ``fetch()``es every URL at once, so the
 requests share the browser's one QUIC connection to the origin, as a page's subresources do
-(``--max-in-flight N``, default ``$QR_CHROMIUM_MAX_IN_FLIGHT`` or 0: at most N pending at a
-time, for experiments; the interop matrix runs with all at once),
+(``--max-in-flight N``: at most N pending at a time, for experiments; :func:`download`, the
+interop matrix's adapter, adds it when ``$QR_CHROMIUM_MAX_IN_FLIGHT`` is set, else all at once),
 and returns each body as base64; the protocol of each response comes from DevTools'
 ``Network.responseReceived`` events (Resource Timing hides ``nextHopProtocol`` cross-origin).
 The blank tab has an opaque origin, so the browser runs with ``--disable-web-security`` (no CORS
@@ -298,6 +298,15 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
     return results
 
 
+def _env_int(name: str) -> int:
+    """An integer from the environment (unset or empty: 0; malformed: -1, which is refused)."""
+    v = os.environ.get(name, "").strip()
+    try:
+        return int(v) if v else 0
+    except ValueError:
+        return -1
+
+
 def download(req: DownloadRequest) -> Command:
     """This module's runner fetching every URL of ``req`` in one browser."""
     if req.cipher:
@@ -306,17 +315,13 @@ def download(req: DownloadRequest) -> Command:
         raise Unsupported("Chromium cannot skip certificate checks for QUIC; give a CA")
     argv = [str(paths.python()), "-m", "quicreality.scenarios.peers.chromium_fetch",
             "--out-dir", str(req.out_dir), "--ca", str(req.ca), "--timeout", f"{req.timeout:g}"]
+    limit = _env_int(MAX_IN_FLIGHT_ENV)
+    if limit < 0:
+        raise ValueError(f"${MAX_IN_FLIGHT_ENV} must be an integer >= 0")
+    if limit:  # on the argv, so the run's logged command shows it
+        argv += ["--max-in-flight", str(limit)]
     extra, dirs = runner_logs(req)
     return Command(argv=(*argv, *extra, *req.urls), cwd=paths.REPO_ROOT, make_dirs=dirs)
-
-
-def _env_int(name: str) -> int:
-    """An integer from the environment (unset or empty: 0; malformed: -1, which main rejects)."""
-    v = os.environ.get(name, "").strip()
-    try:
-        return int(v) if v else 0
-    except ValueError:
-        return -1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,12 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--netlog", type=Path)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--max-in-flight", type=int, metavar="N",
-                   default=_env_int(MAX_IN_FLIGHT_ENV),
+                   default=0,
                    help="at most N fetches pending at a time (default 0: all at once, as a "
-                        f"page's subresources; ${MAX_IN_FLIGHT_ENV} sets the default)")
+                        "page's subresources)")
     a = p.parse_args(argv)
     if a.max_in_flight < 0:
-        p.error(f"--max-in-flight (or ${MAX_IN_FLIGHT_ENV}) must be an integer >= 0")
+        p.error("--max-in-flight must be >= 0")
     results = fetch_all(a.urls, out_dir=a.out_dir, ca=a.ca, keylog=a.keylog, netlog=a.netlog,
                         timeout=a.timeout, max_in_flight=a.max_in_flight)
     for r in results:

@@ -230,20 +230,26 @@ def test_chromium_page_script_all_at_once_or_a_bounded_pool() -> None:
 
 
 def test_chromium_max_in_flight_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the adapter puts $QR_CHROMIUM_MAX_IN_FLIGHT on the argv (so the logged command shows it)
     from quicreality.scenarios.peers import chromium_fetch
 
+    monkeypatch.delenv(chromium_fetch.MAX_IN_FLIGHT_ENV, raising=False)
+    (cmd,) = plan(ep("chromium", "client", "transfer"))
+    assert "--max-in-flight" not in cmd.argv
+    monkeypatch.setenv(chromium_fetch.MAX_IN_FLIGHT_ENV, "100")
+    (cmd,) = plan(ep("chromium", "client", "transfer"))
+    i = cmd.argv.index("--max-in-flight")
+    assert cmd.argv[i + 1] == "100" and cmd.argv[-3:] == URLS
+    monkeypatch.setenv(chromium_fetch.MAX_IN_FLIGHT_ENV, "many")
+    with pytest.raises(ValueError, match="QR_CHROMIUM_MAX_IN_FLIGHT"):
+        plan(ep("chromium", "client", "transfer"))
     seen: dict[str, object] = {}
     monkeypatch.setattr(chromium_fetch, "fetch_all",
                         lambda urls, **kw: seen.update(kw) or [])  # type: ignore[func-returns-value]
     args = ["--out-dir", "/o", "--ca", "/ca.pem", "https://10.99.2.2:443/a"]
-    monkeypatch.delenv(chromium_fetch.MAX_IN_FLIGHT_ENV, raising=False)
     chromium_fetch.main(args)
-    assert seen["max_in_flight"] == 0
-    monkeypatch.setenv(chromium_fetch.MAX_IN_FLIGHT_ENV, "64")
-    chromium_fetch.main(args)
-    assert seen["max_in_flight"] == 64
+    assert seen["max_in_flight"] == 0  # the CLI's default: all at once, whatever the env says
     chromium_fetch.main(["--max-in-flight", "5", *args])
     assert seen["max_in_flight"] == 5
-    monkeypatch.setenv(chromium_fetch.MAX_IN_FLIGHT_ENV, "many")
     with pytest.raises(SystemExit):
-        chromium_fetch.main(args)
+        chromium_fetch.main(["--max-in-flight", "-1", *args])
