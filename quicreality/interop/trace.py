@@ -42,7 +42,7 @@ FIELDS: tuple[str, ...] = (
     "tls.handshake.ciphersuite", "tls.quic.parameter.initial_max_streams_bidi",
     "quic.path_challenge.data", "quic.path_response.data", "quic.frame_type",
     "quic.crypto.offset", "quic.crypto.length", "quic.cc.error_code", "quic.cc.error_code.app",
-    "quic.cc.reason_phrase",
+    "quic.cc.reason_phrase",  # last: a peer's phrase may hold a tab or a line break
 )
 
 
@@ -199,6 +199,10 @@ def parse_rows(text: str) -> list[Datagram]:
         if not line.strip():
             continue
         cols = line.split("\t")
+        if not cols[0].isdigit():
+            # the rest of a reason phrase with a line break in it: the phrase is the last field,
+            # so the row above it is whole but for the phrase's tail
+            continue
         cols += [""] * (len(header) - len(cols))
         row = {k: v for k, v in zip(header, cols, strict=False)}
         for f in FIELDS:

@@ -97,3 +97,15 @@ def test_connection_close_code_and_whole_reason_phrase() -> None:
     assert (t.close_code, t.close_app, t.close_reason) == (0xA, False, phrase)
     assert (a.close_code, a.close_app, a.close_reason) == (0x100, True, "")
     assert p.close_code is None and not p.close_app and p.close_reason == ""
+
+
+def test_a_reason_phrase_with_a_tab_or_line_break_keeps_the_rows() -> None:
+    assert FIELDS[-1] == "quic.cc.reason_phrase"
+    closing = _base(7, "10.99.1.2", "10.99.2.2", 5000, 443, 120) | {
+        "quic.header_form": "0", "quic.dcid": "cc", "quic.cc.error_code": "1",
+        "quic.cc.reason_phrase": "bad\tthing\nsecond line"}
+    after = _base(8, "10.99.2.2", "10.99.1.2", 443, 5000, 40) | {
+        "quic.header_form": "0", "quic.dcid": "dd"}
+    c, a = parse_rows(_rows(closing, after))
+    assert (c.number, c.close_code, c.close_reason) == (7, 1, "bad")
+    assert a.number == 8 and a.close_code is None
