@@ -19,6 +19,7 @@ import subprocess
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..quic.packet import QUIC_VERSION_1, QUIC_VERSION_NEGOTIATION
 
@@ -40,7 +41,8 @@ FIELDS: tuple[str, ...] = (
     "quic.length", "quic.key_phase", "quic.ack.ect0_count", "tls.handshake.type",
     "tls.handshake.ciphersuite", "tls.quic.parameter.initial_max_streams_bidi",
     "quic.path_challenge.data", "quic.path_response.data", "quic.frame_type",
-    "quic.crypto.offset", "quic.crypto.length",
+    "quic.crypto.offset", "quic.crypto.length", "quic.cc.error_code", "quic.cc.error_code.app",
+    "quic.cc.reason_phrase",  # last: a peer's phrase may hold a tab or a line break
 )
 
 
@@ -88,6 +90,11 @@ class Datagram:
     path_response: bool = False
     frame_types: tuple[int, ...] = ()
     crypto_end: int = 0  #: the highest CRYPTO offset + length in the datagram
+    #: the error code of a CONNECTION_CLOSE frame in the datagram (RFC 9000 §19.19), or None
+    close_code: int | None = None
+    close_app: bool = False  #: that CONNECTION_CLOSE is the application one (type 0x1d)
+    #: its reason phrase as tshark printed it (several frames' phrases are joined by ",")
+    close_reason: str = ""
 
     @property
     def src(self) -> str:
@@ -192,6 +199,10 @@ def parse_rows(text: str) -> list[Datagram]:
         if not line.strip():
             continue
         cols = line.split("\t")
+        if not cols[0].isdigit():
+            # the rest of a reason phrase with a line break in it: the phrase is the last field,
+            # so the row above it is whole but for the phrase's tail
+            continue
         cols += [""] * (len(header) - len(cols))
         row = {k: v for k, v in zip(header, cols, strict=False)}
         for f in FIELDS:
@@ -216,8 +227,19 @@ def parse_rows(text: str) -> list[Datagram]:
             frame_types=tuple(_int(x) for x in _list(row["quic.frame_type"])),
             crypto_end=max((int(o) + int(n) for o, n in zip(
                 _list(row["quic.crypto.offset"]), _list(row["quic.crypto.length"]), strict=False)),
-                default=0)))
+                default=0),
+            **_close(row)))
     return out
+
+
+def _close(row: dict[str, str]) -> dict[str, Any]:
+    """The CONNECTION_CLOSE fields of a row: transport (0x1c) or application (0x1d) code; the
+    reason phrase is kept whole (it may contain the aggregator ",")."""
+    transport, app = _list(row["quic.cc.error_code"]), _list(row["quic.cc.error_code.app"])
+    if not transport and not app:
+        return {}
+    return {"close_code": _int(transport[0] if transport else app[0]),
+            "close_app": not transport, "close_reason": row["quic.cc.reason_phrase"]}
 
 
 def read_trace(pcap: str | Path, server_ip: str, *, keylog: str | Path | None = None,

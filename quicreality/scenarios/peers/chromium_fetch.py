@@ -6,10 +6,12 @@ file. This runner drives the same browser through the DevTools protocol over a p
 a JSON message terminated by a NUL byte; no TCP port is opened)::
 
     python -m quicreality.scenarios.peers.chromium_fetch --out-dir DIR --ca CA [--keylog F]
-        [--netlog F] [--timeout S] URL...
+        [--netlog F] [--timeout S] [--max-in-flight N] URL...
 
 It opens a blank tab and evaluates one script there that ``fetch()``es every URL at once, so the
-requests share the browser's one QUIC connection to the origin, as a page's subresources do,
+requests share the browser's one QUIC connection to the origin, as a page's subresources do
+(``--max-in-flight N``: at most N pending at a time, for experiments; :func:`download`, the
+interop matrix's adapter, adds it when ``$QR_CHROMIUM_MAX_IN_FLIGHT`` is set, else all at once),
 and returns each body as base64; the protocol of each response comes from DevTools'
 ``Network.responseReceived`` events (Resource Timing hides ``nextHopProtocol`` cross-origin).
 The blank tab has an opaque origin, so the browser runs with ``--disable-web-security`` (no CORS
@@ -46,21 +48,26 @@ from . import paths
 from .base import Command, DownloadRequest, Unsupported, out_name
 from .chromium import BASE_FLAGS, binary, nss_db_argvs, runner_logs
 
-__all__ = ["FETCH_ALL_JS", "browser_argv", "download", "fetch_all"]
+__all__ = ["FETCH_ALL_JS", "MAX_IN_FLIGHT_ENV", "browser_argv", "download", "fetch_all",
+           "fetch_script"]
 
 #: fds Chromium uses with ``--remote-debugging-pipe`` (it reads 3, writes 4).
 CDP_IN_FD, CDP_OUT_FD = 3, 4
 
-#: Fetch every URL of ``URLS`` concurrently; resolve to one record per URL.
+#: Environment default of ``--max-in-flight`` (so the interop runner's adapter can be told).
+MAX_IN_FLIGHT_ENV = "QR_CHROMIUM_MAX_IN_FLIGHT"
+
+#: Fetch every URL of ``URLS``, at most ``LIMIT`` at a time (0: all at once, as a page's
+#: subresources); resolve to one record per URL, in order.
 FETCH_ALL_JS = """
-(async (urls) => {
+(async (urls, limit) => {
   const b64 = (buf) => {
     const u8 = new Uint8Array(buf); let s = "";
     for (let i = 0; i < u8.length; i += 0x8000)
       s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000));
     return btoa(s);
   };
-  return await Promise.all(urls.map(async (url) => {
+  const one = async (url) => {
     const t0 = performance.now();
     try {
       const r = await fetch(url, {cache: "no-store"});
@@ -73,9 +80,27 @@ FETCH_ALL_JS = """
       return {url, status: null, body: "", secs: (performance.now() - t0) / 1000, proto: null,
               error: String(err)};
     }
-  }));
-})(URLS)
+  };
+  // each worker starts its first fetch before yielding: with limit 0 every fetch() is issued
+  // in the same task, as before the limit existed
+  const out = new Array(urls.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < urls.length) { const i = next++; out[i] = await one(urls[i]); }
+  };
+  const n = limit > 0 ? Math.min(limit, urls.length) : urls.length;
+  await Promise.all(Array.from({length: n}, worker));
+  return out;
+})(URLS, LIMIT)
 """
+
+
+def fetch_script(urls: Sequence[str], max_in_flight: int = 0) -> str:
+    """:data:`FETCH_ALL_JS` for ``urls`` with at most ``max_in_flight`` fetches pending at a
+    time (0: all at once)."""
+    if max_in_flight < 0:
+        raise ValueError("max_in_flight must be >= 0")
+    return FETCH_ALL_JS.replace("URLS, LIMIT", f"{json.dumps(list(urls))}, {max_in_flight:d}")
 
 
 def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = None) -> list[str]:
@@ -200,7 +225,7 @@ def _stop(pid: int, grace: float = 3.0) -> None:
 
 def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | None = None,
               netlog: Path | None = None, timeout: float = 60.0,
-              log: Path | None = None) -> list[dict[str, Any]]:
+              log: Path | None = None, max_in_flight: int = 0) -> list[dict[str, Any]]:
     """Fetch ``urls`` in one headless Chromium (see the module docstring); one record per URL.
 
     Args:
@@ -211,6 +236,7 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
         netlog: Where Chromium writes its netlog.
         timeout: Seconds for the whole run (start, fetches, exit).
         log: Chromium's stderr (default: this process's).
+        max_in_flight: At most this many fetches pending at a time (0: all at once).
     """
     tmp = Path(tempfile.mkdtemp(prefix="qrchromium-"))
     deadline = time.monotonic() + timeout
@@ -231,7 +257,7 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
             session = cdp.call("Target.attachToTarget", {"targetId": target,
                                                          "flatten": True})["sessionId"]
             cdp.call("Network.enable", {}, session)
-            expr = FETCH_ALL_JS.replace("URLS", json.dumps(list(urls)))
+            expr = fetch_script(urls, max_in_flight)
             res = cdp.call("Runtime.evaluate", {"expression": expr, "awaitPromise": True,
                                                 "returnByValue": True}, session)
             if "exceptionDetails" in res:
@@ -272,6 +298,15 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
     return results
 
 
+def _env_int(name: str) -> int:
+    """An integer from the environment (unset or empty: 0; malformed: -1, which is refused)."""
+    v = os.environ.get(name, "").strip()
+    try:
+        return int(v) if v else 0
+    except ValueError:
+        return -1
+
+
 def download(req: DownloadRequest) -> Command:
     """This module's runner fetching every URL of ``req`` in one browser."""
     if req.cipher:
@@ -280,6 +315,11 @@ def download(req: DownloadRequest) -> Command:
         raise Unsupported("Chromium cannot skip certificate checks for QUIC; give a CA")
     argv = [str(paths.python()), "-m", "quicreality.scenarios.peers.chromium_fetch",
             "--out-dir", str(req.out_dir), "--ca", str(req.ca), "--timeout", f"{req.timeout:g}"]
+    limit = _env_int(MAX_IN_FLIGHT_ENV)
+    if limit < 0:
+        raise ValueError(f"${MAX_IN_FLIGHT_ENV} must be an integer >= 0")
+    if limit:  # on the argv, so the run's logged command shows it
+        argv += ["--max-in-flight", str(limit)]
     extra, dirs = runner_logs(req)
     return Command(argv=(*argv, *extra, *req.urls), cwd=paths.REPO_ROOT, make_dirs=dirs)
 
@@ -293,9 +333,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keylog", type=Path)
     p.add_argument("--netlog", type=Path)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--max-in-flight", type=int, metavar="N",
+                   default=0,
+                   help="at most N fetches pending at a time (default 0: all at once, as a "
+                        "page's subresources)")
     a = p.parse_args(argv)
+    if a.max_in_flight < 0:
+        p.error("--max-in-flight must be >= 0")
     results = fetch_all(a.urls, out_dir=a.out_dir, ca=a.ca, keylog=a.keylog, netlog=a.netlog,
-                        timeout=a.timeout)
+                        timeout=a.timeout, max_in_flight=a.max_in_flight)
     for r in results:
         print(json.dumps(r), flush=True)
     return 0 if all(r["error"] is None for r in results) else 1

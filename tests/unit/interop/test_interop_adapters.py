@@ -185,3 +185,71 @@ def test_endpoint_program_exits_127_with_the_reason() -> None:
     r = subprocess.run([sys.executable, "-m", "quicreality.interop.endpoint", "curl"], env=env,
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 2 and "ROLE" in r.stderr
+
+
+def _run_fetch_script(limit: int, n: int) -> tuple[list[str], int]:
+    """Evaluate the page script under node with a stub fetch(): (URLs in result order, the most
+    fetches pending at once)."""
+    import json
+    import shutil
+    import subprocess
+
+    from quicreality.scenarios.peers.chromium_fetch import fetch_script
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (the page script is checked in it)")
+    urls = [f"https://10.99.2.2:443/f{i}" for i in range(n)]
+    stub = """
+let pending = 0, most = 0;
+globalThis.performance = {now: () => 0, getEntriesByName: () => []};
+globalThis.btoa = (s) => Buffer.from(s, "binary").toString("base64");
+globalThis.fetch = async (url) => {
+  pending++; most = Math.max(most, pending);
+  await new Promise((r) => setTimeout(r, 1 + (url.length % 3)));
+  pending--;
+  return {url, status: 200, arrayBuffer: async () => new TextEncoder().encode(url).buffer};
+};
+"""
+    js = stub + "(" + fetch_script(urls, limit).strip() + ").then((out) => console.log(" \
+        "JSON.stringify({urls: out.map((o) => o.url), most})));"
+    r = subprocess.run([node, "-e", js], capture_output=True, text=True, timeout=60, check=True)
+    doc = json.loads(r.stdout)
+    return doc["urls"], doc["most"]
+
+
+def test_chromium_page_script_all_at_once_or_a_bounded_pool() -> None:
+    from quicreality.scenarios.peers.chromium_fetch import fetch_script
+
+    urls, most = _run_fetch_script(0, 50)
+    assert urls == [f"https://10.99.2.2:443/f{i}" for i in range(50)] and most == 50
+    urls, most = _run_fetch_script(8, 50)
+    assert urls == [f"https://10.99.2.2:443/f{i}" for i in range(50)] and most == 8
+    with pytest.raises(ValueError):
+        fetch_script(["https://a/b"], -1)
+
+
+def test_chromium_max_in_flight_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the adapter puts $QR_CHROMIUM_MAX_IN_FLIGHT on the argv (so the logged command shows it)
+    from quicreality.scenarios.peers import chromium_fetch
+
+    monkeypatch.delenv(chromium_fetch.MAX_IN_FLIGHT_ENV, raising=False)
+    (cmd,) = plan(ep("chromium", "client", "transfer"))
+    assert "--max-in-flight" not in cmd.argv
+    monkeypatch.setenv(chromium_fetch.MAX_IN_FLIGHT_ENV, "100")
+    (cmd,) = plan(ep("chromium", "client", "transfer"))
+    i = cmd.argv.index("--max-in-flight")
+    assert cmd.argv[i + 1] == "100" and cmd.argv[-3:] == URLS
+    monkeypatch.setenv(chromium_fetch.MAX_IN_FLIGHT_ENV, "many")
+    with pytest.raises(ValueError, match="QR_CHROMIUM_MAX_IN_FLIGHT"):
+        plan(ep("chromium", "client", "transfer"))
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(chromium_fetch, "fetch_all",
+                        lambda urls, **kw: seen.update(kw) or [])  # type: ignore[func-returns-value]
+    args = ["--out-dir", "/o", "--ca", "/ca.pem", "https://10.99.2.2:443/a"]
+    chromium_fetch.main(args)
+    assert seen["max_in_flight"] == 0  # the CLI's default: all at once, whatever the env says
+    chromium_fetch.main(["--max-in-flight", "5", *args])
+    assert seen["max_in_flight"] == 5
+    with pytest.raises(SystemExit):
+        chromium_fetch.main(["--max-in-flight", "-1", *args])

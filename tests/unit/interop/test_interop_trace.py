@@ -81,3 +81,31 @@ def test_real_retry_capture() -> None:
     assert retry_token and t.datagrams[2].packets[0].token == retry_token
     # decrypted with the embedded secrets: the server's flight shows its handshake messages
     assert any(11 in d.handshake_types for d in t.from_server())
+
+
+def test_connection_close_code_and_whole_reason_phrase() -> None:
+    phrase = "124:More than 1000buffered control frames, least_unacked: 1, least_unsent_: 538"
+    transport = _base(7, "10.99.1.2", "10.99.2.2", 5000, 443, 120) | {
+        "quic.header_form": "0", "quic.dcid": "cc", "quic.frame_type": "28",
+        "quic.cc.error_code": "10", "quic.cc.reason_phrase": phrase}
+    app = _base(8, "10.99.2.2", "10.99.1.2", 443, 5000, 40) | {
+        "quic.header_form": "0", "quic.dcid": "dd", "quic.frame_type": "29",
+        "quic.cc.error_code.app": "0x0100"}
+    plain = _base(9, "10.99.2.2", "10.99.1.2", 443, 5000, 40) | {
+        "quic.header_form": "0", "quic.dcid": "dd", "quic.frame_type": "2"}
+    t, a, p = parse_rows(_rows(transport, app, plain))
+    assert (t.close_code, t.close_app, t.close_reason) == (0xA, False, phrase)
+    assert (a.close_code, a.close_app, a.close_reason) == (0x100, True, "")
+    assert p.close_code is None and not p.close_app and p.close_reason == ""
+
+
+def test_a_reason_phrase_with_a_tab_or_line_break_keeps_the_rows() -> None:
+    assert FIELDS[-1] == "quic.cc.reason_phrase"
+    closing = _base(7, "10.99.1.2", "10.99.2.2", 5000, 443, 120) | {
+        "quic.header_form": "0", "quic.dcid": "cc", "quic.cc.error_code": "1",
+        "quic.cc.reason_phrase": "bad\tthing\nsecond line"}
+    after = _base(8, "10.99.2.2", "10.99.1.2", 443, 5000, 40) | {
+        "quic.header_form": "0", "quic.dcid": "dd"}
+    c, a = parse_rows(_rows(closing, after))
+    assert (c.number, c.close_code, c.close_reason) == (7, 1, "bad")
+    assert a.number == 8 and a.close_code is None

@@ -189,3 +189,30 @@ def test_real_captures() -> None:
     qh3 = read_trace(DATA / "handshake-qh3-quicgo.server.pcapng", "10.99.2.2")
     v = judge("handshake", evidence(qh3, keys=4))
     assert v.result == "failed" and "2 SCID" in v.reason
+
+
+def test_a_surplus_handshake_names_the_close_before_it() -> None:
+    # Chromium's multiplexing against a 100-stream server (2026-12-07): the browser closes its
+    # own first connection, then opens a second one for the requests it retries
+    phrase = "124:More than 1000buffered control frames, least_unacked: 1, least_unsent_: 538"
+    close = dg(5, False, one_rtt(), close_code=0xA, close_reason=phrase)
+    t = handshake_trace("s1", extra=(close, dg(7, True, initial("s2", dcid="c2"))))
+    v = judge("multiplexing", evidence(t))
+    assert v.result == "failed"
+    assert v.reason == ("expected 1 handshake(s), the server sent Initials with 2 SCID(s); before "
+                        "handshake 2 (0.007 s) the client sent a transport CONNECTION_CLOSE 0x0a "
+                        f'(PROTOCOL_VIOLATION) "{phrase}" at 0.005 s')
+    app = dg(5, True, one_rtt(), close_code=0x100, close_app=True)
+    t = handshake_trace("s1", extra=(app, dg(7, True, initial("s2", dcid="c2"))))
+    assert "the server sent an application CONNECTION_CLOSE 0x100 at" in judge(
+        "handshake", evidence(t)).reason
+    tls = dg(5, True, one_rtt(), close_code=0x128)
+    t = handshake_trace("s1", extra=(tls, dg(7, True, initial("s2", dcid="c2"))))
+    assert "(CRYPTO_ERROR, TLS alert 40)" in judge("handshake", evidence(t)).reason
+    # no close before the second handshake (the first was abandoned): said so
+    t = handshake_trace("s1", "s2", extra=(close,))
+    assert judge("handshake", evidence(t)).reason.endswith(
+        "before handshake 2 (0.003 s) no CONNECTION_CLOSE in the server-side capture")
+    # too few handshakes: the count alone
+    v = judge("resumption", evidence(handshake_trace("s1")))
+    assert v.reason == "expected 2 handshake(s), the server sent Initials with 1 SCID(s)"
