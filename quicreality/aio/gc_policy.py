@@ -30,10 +30,10 @@ __all__ = ["ENV", "GEN0_THRESHOLD", "GEN1_THRESHOLD", "GEN2_THRESHOLD", "tune"]
 #: (CPython's default: 700).
 GEN0_THRESHOLD = 50_000
 #: Gen-0 collections per gen-1 collection (CPython's default: 10).
-GEN1_THRESHOLD = 20
+GEN1_THRESHOLD = 10
 #: Gen-1 collections per gen-2 collection (CPython's default: 10; CPython also waits until the
 #: survivors grew by 25 %).
-GEN2_THRESHOLD = 100
+GEN2_THRESHOLD = 10
 #: ``QR_GC=default``: keep CPython's collector settings.
 ENV = "QR_GC"
 
