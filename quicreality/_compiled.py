@@ -42,7 +42,9 @@ SHARED_PREFIX = "_native__mypyc."
 
 #: The modules compiled, chosen by the profile (docs/performance.md): buffers, range sets, frame
 #: codecs, header parse/build, packet protection, streams, the packet assembler and receiver, loss
-#: recovery, and the connection core with its stream manager, spaces and path.
+#: recovery, and the connection core with its stream manager, spaces and path; then the per-packet
+#: callees the compiled profile still showed interpreted: RTT, pacer, CUBIC, ECN validation, PN
+#: skipping, DATAGRAM queues, key-update limits, PMTU probing and the path manager.
 MODULES: tuple[str, ...] = (
     "quicreality.wire.buffer",
     "quicreality.wire.rangeset",
@@ -58,10 +60,20 @@ MODULES: tuple[str, ...] = (
     "quicreality.quic.connection.streams",
     "quicreality.quic.connection.spaces",
     "quicreality.quic.connection.path",
+    "quicreality.quic.recovery.rtt",
+    "quicreality.quic.recovery.pacer",
+    "quicreality.quic.recovery.congestion.cubic",
+    "quicreality.quic.connection.ecn",
+    "quicreality.quic.connection.pn_skip",
+    "quicreality.quic.connection.datagrams",
+    "quicreality.quic.connection.key_update",
+    "quicreality.quic.connection.pmtud",
+    "quicreality.quic.connection.migration",
 )
-# Not compiled: recovery.rtt, recovery.pacer and the congestion controllers. A new path re-runs
-# their ``__init__`` in place (LossRecovery.reset_path_state), which is a no-op on a mypyc class
-# (re-checked with mypy 2.4.1; tests/unit/test_build.py keeps them out of MODULES).
+# The RTT estimator, the pacer and CUBIC are reset on a new path by their ``reset()`` method
+# (LossRecovery.reset_path_state): re-running ``__init__`` in place is a no-op on a mypyc class.
+# BBR (v1, v3) has no ``reset()`` and has its ``__init__`` re-run, so it stays interpreted
+# (tests/unit/test_build.py checks both).
 
 #: ``QR_PURE=1``: run the ``.py`` of the compiled modules. ``QR_MYPYC_STRICT=1``: a stale build
 #: raises ImportError instead of falling back.

@@ -26,13 +26,33 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ...qlog.sink import QlogSink
 from ...wire.rangeset import RangeSet
 
-if TYPE_CHECKING:
-    from ..recovery.loss import LossRecovery
+
+class PtoSource(Protocol):
+    """The RTT estimator, as the validator sees it (RFC 9002 §6.2.1)."""
+
+    def pto_base(self) -> float:
+        """``smoothed_rtt + max(4 * rttvar, kGranularity)``."""
+        ...
+
+
+class EcnRecovery(Protocol):
+    """What the validator uses of :class:`~..recovery.loss.LossRecovery`: the PTO base (the
+    testing period) and the CE congestion event. A protocol, so that a compiled validator takes
+    a stand-in too (tests); neither is on the per-packet path."""
+
+    @property
+    def rtt(self) -> PtoSource:
+        """The path's RTT estimator."""
+        ...
+
+    def on_ecn_congestion(self, now: float) -> None:
+        """The peer's CE count went up (RFC 9002 §7.1)."""
+        ...
 
 #: RFC 3168 §5 codepoints: the two low bits of the IPv4 TOS / IPv6 Traffic Class byte.
 ECN_NOT_ECT = 0b00
@@ -80,7 +100,7 @@ class EcnValidator:
                  "_sent_marked", "_testing_lost", "_testing_marked", "_testing_since", "ce_events",
                  "_datagram_codepoint", "state")
 
-    def __init__(self, *, enabled: bool, recovery: LossRecovery, qlog: QlogSink) -> None:
+    def __init__(self, *, enabled: bool, recovery: EcnRecovery, qlog: QlogSink) -> None:
         self._enabled = enabled
         self._recovery = recovery
         self._qlog = qlog

@@ -162,12 +162,18 @@ class LossRecovery:
 
     def reset_path_state(self, *, initial_rtt: float, max_datagram_size: int) -> None:
         """A new path (RFC 9000 §9.4): the congestion controller, the pacer and the RTT
-        estimator start over. They are re-initialised in place, since the connection and its send
-        path hold the same objects; packets in flight stay tracked."""
-        cc_type: Any = type(self.cc)  # a registered controller class (congestion/base.py)
-        cc_type.__init__(self.cc, max_datagram_size=max_datagram_size)
-        type(self.pacer).__init__(self.pacer, max_datagram_size=max_datagram_size)
-        type(self.rtt).__init__(self.rtt, initial_rtt)
+        estimator start over. They are reset in place, since the connection and its send path
+        hold the same objects; packets in flight stay tracked. A controller without a
+        ``reset(max_datagram_size=...)`` (BBR) has its ``__init__`` re-run instead, so it must
+        stay interpreted: on a mypyc-compiled class that call does nothing."""
+        cc: Any = self.cc  # a registered controller (congestion/base.py)
+        cc_reset = getattr(cc, "reset", None)
+        if cc_reset is not None:
+            cc_reset(max_datagram_size=max_datagram_size)
+        else:
+            type(cc).__init__(cc, max_datagram_size=max_datagram_size)
+        self.pacer.reset(max_datagram_size=max_datagram_size)
+        self.rtt.reset(initial_rtt)
 
     # --------------------------------------------------------------- sending
 

@@ -69,6 +69,16 @@ class Pacer:
         self.credit: float = self.capacity
         self.last_update: float | None = None
 
+    def reset(self, *, max_datagram_size: int) -> None:
+        """Go back to the state of a new pacer, in place (a new path, RFC 9000 §9.4): the
+        connection's send path holds this object, and re-running ``__init__`` on a
+        mypyc-compiled instance does nothing."""
+        self._max_datagram_size = max_datagram_size
+        self.rate = 0.0
+        self.capacity = float(K_PACER_BURST_PACKETS * max_datagram_size)
+        self.credit = self.capacity
+        self.last_update = None
+
     def update_rate(self, *, congestion_window: int, smoothed_rtt: float,
                     slow_start: bool = False) -> None:
         """Set the rate to ``N * congestion_window / smoothed_rtt`` (RFC 9002 §7.7).

@@ -59,6 +59,17 @@ class RttEstimator:
         self.min_rtt: float = 0.0
         self.has_sample: bool = False
 
+    def reset(self, initial_rtt: float = K_INITIAL_RTT) -> None:
+        """Go back to the pre-sample state of a new estimator, in place (a new path, RFC 9000
+        §9.4): the connection's parts hold this object, and re-running ``__init__`` on a
+        mypyc-compiled instance does nothing."""
+        self.latest_rtt = 0.0
+        self.path_rtt = 0.0
+        self.smoothed_rtt = initial_rtt
+        self.rttvar = initial_rtt / 2.0
+        self.min_rtt = 0.0
+        self.has_sample = False
+
     def update(
         self,
         latest_rtt: float,

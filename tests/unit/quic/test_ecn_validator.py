@@ -35,7 +35,7 @@ class _Recovery:
 def make(n_sent: int = 4) -> tuple[EcnValidator, _Recovery, RecordingSink]:
     """A validator that sent packets 0..n_sent-1 of the application space marked."""
     rec, sink = _Recovery(), RecordingSink()
-    v = EcnValidator(enabled=True, recovery=rec, qlog=sink)  # type: ignore[arg-type]
+    v = EcnValidator(enabled=True, recovery=rec, qlog=sink)
     v.begin_pass(0.0)
     for pn in range(n_sent):
         v.on_packet_sent(APP, pn)
@@ -131,7 +131,7 @@ def test_restart_tests_again_and_disabled_never_marks() -> None:
     assert v.state is EcnState.FAILED
     v.restart(1.0)
     assert v.state is EcnState.TESTING and v.codepoint == ECN_ECT0
-    off = EcnValidator(enabled=False, recovery=_Recovery(), qlog=RecordingSink())  # type: ignore[arg-type]
+    off = EcnValidator(enabled=False, recovery=_Recovery(), qlog=RecordingSink())
     assert off.codepoint == ECN_NOT_ECT and not off.enabled
 
 
@@ -157,7 +157,7 @@ def test_ce_on_an_ack_only_packet_is_counted_but_not_acked() -> None:
 
 
 def test_ecn_off_ignores_received_codepoints() -> None:
-    off = EcnValidator(enabled=False, recovery=_Recovery(), qlog=RecordingSink())  # type: ignore[arg-type]
+    off = EcnValidator(enabled=False, recovery=_Recovery(), qlog=RecordingSink())
     off.datagram_codepoint = ECN_ECT0
     assert off.datagram_codepoint == ECN_NOT_ECT
 

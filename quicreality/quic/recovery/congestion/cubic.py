@@ -257,6 +257,26 @@ class CubicCongestionController:
         self._undo: tuple[float, int | None, float, float, float, float | None, float, float,
                           HyStartState | None] | None = None
 
+    def reset(self, *, max_datagram_size: int) -> None:
+        """Start over in place on a new path (RFC 9000 §9.4): the state of a new controller
+        with the same ``fast_convergence`` and HyStart++ choice (re-running ``__init__`` on a
+        mypyc-compiled instance does nothing)."""
+        self._max_datagram_size = max_datagram_size
+        self._minimum_window = minimum_window(max_datagram_size)
+        cwnd = initial_window(max_datagram_size)
+        self._cwnd = float(cwnd)
+        self.congestion_window = cwnd
+        self.ssthresh = None
+        self.recovery_start_time = _NEG_INF
+        self.w_max = 0.0
+        self.cwnd_prior = 0.0
+        self.k = 0.0
+        self.epoch_start = None
+        self.w_est = 0.0
+        self.hystart = HyStartPlusPlus() if self.hystart is not None else None
+        self._idle_since = None
+        self._undo = None
+
     def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
         """Shift the epoch past an idle period when sending resumes (RFC 9438 §4.2, §5.8)."""
         if self.hystart is not None:
