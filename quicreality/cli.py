@@ -46,7 +46,9 @@ def _add_common(p: argparse.ArgumentParser, *, server: bool = False) -> None:
                    "append TLS secrets in NSS format to FILE (mode 0600; default: $SSLKEYLOGFILE)")
     p.add_argument("--cipher-suites", help="comma-separated, e.g. CHACHA20_POLY1305_SHA256")
     p.add_argument("--congestion", default="cubic",
-                   help=("congestion controller: cubic (default), newreno, bbr (v1) or bbr3 "
+                   help=("congestion controller: cubic (default; RFC 9438 with alpha 1 in its "
+                         "Reno-friendly region, as ngtcp2 and quic-go), cubic-rfc9438 (alpha "
+                         "0.53 there, as Linux TCP), newreno, bbr (v1) or bbr3 "
                          "(draft-ietf-ccwg-bbr)"))
     p.add_argument("--ecn", action=argparse.BooleanOptionalAction, default=True,
                    help="mark ECT(0), read ECN codepoints and validate ECN (RFC 9000 §13.4; "

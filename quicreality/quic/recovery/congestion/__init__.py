@@ -1,6 +1,7 @@
 """Congestion controllers behind the narrow interface in :mod:`.base`.
 
-Importing this package registers ``"newreno"``, ``"cubic"``, ``"bbr"`` (v1) and ``"bbr3"`` in
+Importing this package registers ``"newreno"``, ``"cubic"`` (the default, alpha 1 in the
+Reno-friendly region), ``"cubic-rfc9438"``, ``"bbr"`` (v1) and ``"bbr3"`` in
 :data:`CONGESTION_CONTROLLERS`; build one with :func:`create_congestion_controller`.
 """
 
@@ -19,7 +20,7 @@ from .base import (
 )
 from .bbr import BbrCongestionController
 from .bbr3 import Bbr3CongestionController
-from .cubic import CubicCongestionController
+from .cubic import CubicAimd1CongestionController, CubicCongestionController
 from .newreno import NewRenoCongestionController
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "BbrCongestionController",
     "CongestionController",
     "CongestionControllerFactory",
+    "CubicAimd1CongestionController",
     "CubicCongestionController",
     "NewRenoCongestionController",
     "PacedCongestionController",
