@@ -63,21 +63,17 @@ class Pacer:
         Args:
             max_datagram_size: The sender's maximum datagram size in bytes.
         """
-        self._max_datagram_size = max_datagram_size
-        self.rate: float = 0.0
-        self.capacity: float = float(K_PACER_BURST_PACKETS * max_datagram_size)
-        self.credit: float = self.capacity
-        self.last_update: float | None = None
+        self.reset(max_datagram_size=max_datagram_size)
 
     def reset(self, *, max_datagram_size: int) -> None:
         """Go back to the state of a new pacer, in place (a new path, RFC 9000 §9.4): the
         connection's send path holds this object, and re-running ``__init__`` on a
         mypyc-compiled instance does nothing."""
         self._max_datagram_size = max_datagram_size
-        self.rate = 0.0
-        self.capacity = float(K_PACER_BURST_PACKETS * max_datagram_size)
-        self.credit = self.capacity
-        self.last_update = None
+        self.rate: float = 0.0
+        self.capacity: float = float(K_PACER_BURST_PACKETS * max_datagram_size)
+        self.credit: float = self.capacity
+        self.last_update: float | None = None
 
     def update_rate(self, *, congestion_window: int, smoothed_rtt: float,
                     slow_start: bool = False) -> None:

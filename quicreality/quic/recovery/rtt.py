@@ -52,23 +52,18 @@ class RttEstimator:
                 example a value remembered from an earlier connection
                 (RFC 9002 §6.2.2).
         """
+        self.reset(initial_rtt)
+
+    def reset(self, initial_rtt: float = K_INITIAL_RTT) -> None:
+        """Go back to the pre-sample state of a new estimator, in place (a new path, RFC 9000
+        §9.4): the connection's parts hold this object, and re-running ``__init__`` on a
+        mypyc-compiled instance does nothing."""
         self.latest_rtt: float = 0.0
         self.path_rtt: float = 0.0
         self.smoothed_rtt: float = initial_rtt
         self.rttvar: float = initial_rtt / 2.0
         self.min_rtt: float = 0.0
         self.has_sample: bool = False
-
-    def reset(self, initial_rtt: float = K_INITIAL_RTT) -> None:
-        """Go back to the pre-sample state of a new estimator, in place (a new path, RFC 9000
-        §9.4): the connection's parts hold this object, and re-running ``__init__`` on a
-        mypyc-compiled instance does nothing."""
-        self.latest_rtt = 0.0
-        self.path_rtt = 0.0
-        self.smoothed_rtt = initial_rtt
-        self.rttvar = initial_rtt / 2.0
-        self.min_rtt = 0.0
-        self.has_sample = False
 
     def update(
         self,

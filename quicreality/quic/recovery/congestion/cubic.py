@@ -253,6 +253,22 @@ class CubicCongestionController:
                 is known to be alone on its bottleneck).
             hystart: Use HyStart++ (RFC 9406) in the initial slow start.
         """
+        self.fast_convergence = fast_convergence
+        alpha = self.RENO_ALPHA
+        self._alpha = CUBIC_ALPHA if alpha is None else alpha
+        self.hystart: HyStartPlusPlus | None = HyStartPlusPlus() if hystart else None
+        self._start(max_datagram_size)
+
+    def reset(self, *, max_datagram_size: int) -> None:
+        """Start over in place on a new path (RFC 9000 §9.4): the state of a new controller
+        with the same ``fast_convergence`` and HyStart++ choice (re-running ``__init__`` on a
+        mypyc-compiled instance does nothing)."""
+        if self.hystart is not None:
+            self.hystart = HyStartPlusPlus()
+        self._start(max_datagram_size)
+
+    def _start(self, max_datagram_size: int) -> None:
+        """The window state of a new controller (all but the configuration)."""
         self._max_datagram_size = max_datagram_size
         self._minimum_window = minimum_window(max_datagram_size)
         cwnd = initial_window(max_datagram_size)
@@ -265,34 +281,10 @@ class CubicCongestionController:
         self.k: float = 0.0
         self.epoch_start: float | None = None
         self.w_est: float = 0.0
-        self.fast_convergence = fast_convergence
-        self.hystart: HyStartPlusPlus | None = HyStartPlusPlus() if hystart else None
-        alpha = self.RENO_ALPHA
-        self._alpha = CUBIC_ALPHA if alpha is None else alpha
         self._idle_since: float | None = None
         # State before the last reduction (RFC 9438 §4.9), for undo.
         self._undo: tuple[float, int | None, float, float, float, float | None, float, float,
                           HyStartState | None] | None = None
-
-    def reset(self, *, max_datagram_size: int) -> None:
-        """Start over in place on a new path (RFC 9000 §9.4): the state of a new controller
-        with the same ``fast_convergence`` and HyStart++ choice (re-running ``__init__`` on a
-        mypyc-compiled instance does nothing)."""
-        self._max_datagram_size = max_datagram_size
-        self._minimum_window = minimum_window(max_datagram_size)
-        cwnd = initial_window(max_datagram_size)
-        self._cwnd = float(cwnd)
-        self.congestion_window = cwnd
-        self.ssthresh = None
-        self.recovery_start_time = _NEG_INF
-        self.w_max = 0.0
-        self.cwnd_prior = 0.0
-        self.k = 0.0
-        self.epoch_start = None
-        self.w_est = 0.0
-        self.hystart = HyStartPlusPlus() if self.hystart is not None else None
-        self._idle_since = None
-        self._undo = None
 
     def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
         """Shift the epoch past an idle period when sending resumes (RFC 9438 §4.2, §5.8)."""

@@ -51,6 +51,11 @@ class NewRenoCongestionController:
         Args:
             max_datagram_size: The sender's maximum datagram size in bytes.
         """
+        self.reset(max_datagram_size=max_datagram_size)
+
+    def reset(self, *, max_datagram_size: int) -> None:
+        """Start over in place on a new path (RFC 9000 §9.4): the state of a new controller
+        (re-running ``__init__`` on a mypyc-compiled instance does nothing)."""
         self._max_datagram_size = max_datagram_size
         self._minimum_window = minimum_window(max_datagram_size)
         self.congestion_window: int = initial_window(max_datagram_size)
@@ -60,17 +65,6 @@ class NewRenoCongestionController:
         self._avoidance_acked = 0
         # (cwnd, ssthresh, recovery_start_time) before the last reduction, for undo.
         self._undo: tuple[int, int | None, float] | None = None
-
-    def reset(self, *, max_datagram_size: int) -> None:
-        """Start over in place on a new path (RFC 9000 §9.4): the state of a new controller
-        (re-running ``__init__`` on a mypyc-compiled instance does nothing)."""
-        self._max_datagram_size = max_datagram_size
-        self._minimum_window = minimum_window(max_datagram_size)
-        self.congestion_window = initial_window(max_datagram_size)
-        self.ssthresh = None
-        self.recovery_start_time = _NEG_INF
-        self._avoidance_acked = 0
-        self._undo = None
 
     def on_packet_sent(self, *, now: float, sent_bytes: int, bytes_in_flight: int) -> None:
         """No state to update (RFC 9002 Appendix B.4 only touches bytes_in_flight)."""
