@@ -294,6 +294,21 @@ def _simple_client(ep: Endpoint, *, chacha: bool = True,
     raise Unsupported(f"{ep.peer}'s client program has no option for TESTCASE={tc}")
 
 
+def _chromium_client(ep: Endpoint) -> list[Command]:
+    """A browser fetches: handshake, transfer, http3, multiplexing, retry; one browser per
+    connection for multiconnect; for resumption and zerortt one browser fetches the first URL,
+    closes its connections (``chrome.benchmarking.closeConnections()``: the session tickets
+    stay cached) and fetches the rest on a new connection, which resumes and, where the
+    ticket allows early data, sends the GETs in 0-RTT (Chromium has no switch to turn 0-RTT
+    off, so the resumption cell may carry 0-RTT too, which QIR's check allows). It has no
+    switch for ciphers, versions, ECN, migration, nor to initiate a key update."""
+    if ep.testcase in ("resumption", "zerortt"):
+        _split_first(ep)
+        cmd = chromium_fetch.download(ep.download_request())
+        return [_before_urls(cmd, ep.requests, ("--new-connection-after", "1"))]
+    return _simple_client(ep, chacha=False, make=chromium_fetch.download)
+
+
 def _before_urls(cmd: Command, urls: tuple[str, ...], extra: tuple[str, ...]) -> Command:
     """``cmd`` with ``extra`` inserted before its trailing ``urls``."""
     argv = cmd.argv[:len(cmd.argv) - len(urls)]
@@ -396,9 +411,7 @@ def plan(ep: Endpoint, flags: frozenset[str] | None = None) -> list[Command]:
     if ep.peer == "ngtcp2":
         return _ngtcp2_client(ep) if ep.role == "client" else _ngtcp2_server(ep)
     if ep.role == "client" and ep.peer == "chromium":
-        # a browser fetches: handshake, transfer, http3, multiplexing, retry, one browser per
-        # connection for multiconnect; it has no switch for ciphers, tickets, versions, ECN...
-        return _simple_client(ep, chacha=False, make=chromium_fetch.download)
+        return _chromium_client(ep)
     if ep.role == "client" and ep.peer in CLIENTS:
         return _simple_client(ep, chacha=ep.peer != "curl")
     if ep.role == "server" and ep.peer in SERVERS:

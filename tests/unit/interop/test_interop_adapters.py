@@ -119,12 +119,38 @@ def test_chromium_client_fetches_through_devtools_and_declines_the_rest() -> Non
     assert "--keylog" in cmd.argv and "/q/chromium-netlog.json" in cmd.argv
     assert len(plan(ep("chromium", "client", "multiconnect"))) == 3
     assert plan(ep("chromium", "client", "retry"))[0].argv[-3:] == URLS
-    for tc in ("chacha20", "resumption", "zerortt", "keyupdate", "ecn", "v2",
-               "versionnegotiation", "connectionmigration"):
+    for tc in ("chacha20", "keyupdate", "ecn", "v2", "versionnegotiation",
+               "connectionmigration"):
         with pytest.raises(Unsupported, match=f"TESTCASE={tc}"):
             plan(ep("chromium", "client", tc))
     with pytest.raises(Unsupported, match="no server role"):
         plan(ep("chromium", "server", "handshake"))
+
+
+def test_chromium_resumption_and_zerortt_close_the_first_connection_in_one_browser() -> None:
+    # one browser: the ticket cache lives in it; the first URL, then a new connection
+    for tc in ("resumption", "zerortt"):
+        (cmd,) = plan(ep("chromium", "client", tc))
+        assert cmd.argv[-5:] == ("--new-connection-after", "1", *URLS), cmd.argv
+    with pytest.raises(ValueError, match="at least 2 REQUESTS"):
+        plan(Endpoint(peer="chromium", role="client", testcase="zerortt", requests=URLS[:1]))
+
+
+def test_chromium_batches_and_the_benchmarking_switch() -> None:
+    from quicreality.scenarios.peers.chromium_fetch import (
+        CLOSE_CONNECTIONS_JS,
+        batches,
+        browser_argv,
+    )
+
+    assert batches(URLS) == [list(URLS)] == batches(URLS, 3) == batches(URLS, 9)
+    assert batches(URLS, 1) == [[URLS[0]], list(URLS[1:])]
+    with pytest.raises(ValueError):
+        batches(URLS, -1)
+    assert "chrome.benchmarking.closeConnections()" in CLOSE_CONNECTIONS_JS
+    assert "--enable-net-benchmarking" not in browser_argv(URLS, profile=Path("/p"))
+    argv = browser_argv(URLS, profile=Path("/p"), benchmarking=True)
+    assert "--enable-net-benchmarking" in argv and argv[-1] == "about:blank"
 
 
 def test_chromium_browser_argv_forces_quic_and_resolves_nothing() -> None:
@@ -219,3 +245,8 @@ def test_chromium_max_in_flight_from_the_environment(monkeypatch: pytest.MonkeyP
     assert seen["max_in_flight"] == 5
     with pytest.raises(SystemExit):
         chromium_fetch.main(["--max-in-flight", "-1", *args])
+    assert seen["new_connection_after"] == 0
+    chromium_fetch.main(["--new-connection-after", "1", *args])
+    assert seen["new_connection_after"] == 1
+    with pytest.raises(SystemExit):
+        chromium_fetch.main(["--new-connection-after", "-1", *args])
