@@ -3,7 +3,8 @@
 ours <-> ours for handshake and transfer, then a real peer pair (our server, ngtcp2's
 gtlsclient) for handshake and retry: real namespaces, emulated link, captures decrypted with the
 merged key logs, verdicts from the wire; result.json in QIR's schema, samples.jsonl, matrix.html;
-the ipv6 case over the links' IPv6 addresses; no namespace left behind.
+the ipv6 case over the links' IPv6 addresses; the Chromium client (transfer, multiplexing,
+resumption and zerortt against ours); no namespace left behind.
 """
 
 from __future__ import annotations
@@ -120,6 +121,21 @@ def test_chromium_multiplexing_a_second_connection_is_explained(tmp_path: Path) 
     else:
         assert "the server sent Initials with 2 SCID(s); before handshake 2" in reason, row
         assert "CONNECTION_CLOSE" in reason, row
+
+
+def test_chromium_resumption_and_zerortt_against_ours(tmp_path: Path) -> None:
+    # one browser: the first URL, chrome.benchmarking.closeConnections(), the rest on a second
+    # connection that resumes (no Certificate from the server) and sends its GETs in 0-RTT
+    r, run = _run(tmp_path, "--clients", "chromium", "--servers", "ours", "--tests",
+                  "resumption,zerortt")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {s["case"]: s for s in _samples(run) if s["metric"] == "elapsed"}
+    assert rows["resumption"]["result"] == "succeeded", rows
+    assert rows["resumption"]["reason"] == "second handshake resumed (no Certificate)", rows
+    assert rows["zerortt"]["result"] == "succeeded", rows
+    assert str(rows["zerortt"]["reason"]).startswith("0-RTT "), rows
+    err = (run / "ours_chromium" / "zerortt" / "client.stderr").read_text()
+    assert "--new-connection-after" in err  # the adapter's argv
 
 
 def test_nothing_ran_exits_1(tmp_path: Path) -> None:
