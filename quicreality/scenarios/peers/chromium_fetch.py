@@ -6,7 +6,8 @@ file. This runner drives the same browser through the DevTools protocol over a p
 a JSON message terminated by a NUL byte; no TCP port is opened)::
 
     python -m quicreality.scenarios.peers.chromium_fetch --out-dir DIR --ca CA [--keylog F]
-        [--netlog F] [--timeout S] [--max-in-flight N] [--new-connection-after N] URL...
+        [--netlog F] [--timeout S] [--max-in-flight N] [--new-connection-after N]
+        [--key-update-after N] URL...
 
 It opens a blank tab and evaluates one script there that ``fetch()``es every URL at once, so the
 requests share the browser's one QUIC connection to the origin, as a page's subresources do
@@ -46,20 +47,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import paths
 from .base import Command, DownloadRequest, Unsupported, out_name
 from .chromium import BASE_FLAGS, binary, nss_db_argvs, runner_logs
 
-__all__ = ["CLOSE_CONNECTIONS_JS", "FETCH_ALL_JS", "MAX_IN_FLIGHT_ENV", "batches", "browser_argv",
-           "download", "fetch_all", "fetch_script"]
+__all__ = ["CLOSE_CONNECTIONS_JS", "FETCH_ALL_JS", "KEY_UPDATE_FLAG", "MAX_IN_FLIGHT_ENV",
+           "batches", "browser_argv", "download", "fetch_all", "fetch_script", "quic_flag_argv"]
 
 #: fds Chromium uses with ``--remote-debugging-pipe`` (it reads 3, writes 4).
 CDP_IN_FD, CDP_OUT_FD = 3, 4
+
+#: The field trial whose parameters Chromium's network session configurator reads (QUIC flags
+#: among them); the group is ours (a name starting with "Disabled" would turn QUIC off).
+QUIC_TRIAL, QUIC_GROUP = "QUIC", "Enabled"
+#: quiche's flag: "if non-zero and key update is allowed, the maximum number of packets sent
+#: for each key phase before initiating a key update" (RFC 9001 §6).
+KEY_UPDATE_FLAG = "quic_key_update_confidentiality_limit"
 
 #: Environment default of ``--max-in-flight`` (so the interop runner's adapter can be told).
 MAX_IN_FLIGHT_ENV = "QR_CHROMIUM_MAX_IN_FLIGHT"
@@ -136,10 +144,23 @@ def fetch_script(urls: Sequence[str], max_in_flight: int = 0) -> str:
     return FETCH_ALL_JS.replace("URLS, LIMIT", f"{json.dumps(list(urls))}, {max_in_flight:d}")
 
 
+def quic_flag_argv(flags: Mapping[str, int]) -> list[str]:
+    """Chromium's switches that set QUIC (quiche) flags: its network session configurator
+    reads ``set_quic_flags`` (``NAME=VALUE,...``) from the ``QUIC`` field trial's parameters,
+    which ``--force-fieldtrials``/``--force-fieldtrial-params`` set (values URL-escaped)."""
+    if not flags:
+        return []
+    value = quote(",".join(f"{k}={v:d}" for k, v in flags.items()), safe="")
+    return [f"--force-fieldtrials={QUIC_TRIAL}/{QUIC_GROUP}",
+            f"--force-fieldtrial-params={QUIC_TRIAL}.{QUIC_GROUP}:set_quic_flags/{value}"]
+
+
 def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = None,
-                 benchmarking: bool = False) -> list[str]:
+                 benchmarking: bool = False, key_update_after: int = 0) -> list[str]:
     """Chromium with a DevTools pipe, QUIC forced on the URLs' origins, no name resolution
-    (``benchmarking``: with ``--enable-net-benchmarking``, for :data:`CLOSE_CONNECTIONS_JS`)."""
+    (``benchmarking``: with ``--enable-net-benchmarking``, for :data:`CLOSE_CONNECTIONS_JS`;
+    ``key_update_after`` > 0: quiche's ``quic_key_update_confidentiality_limit``, so the
+    browser initiates a key update after that many packets sent in a key phase)."""
     origins: list[str] = []
     hosts: list[str] = []
     for url in urls:
@@ -162,6 +183,8 @@ def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = No
             f"--host-resolver-rules={rules}"]
     if benchmarking:
         argv.append("--enable-net-benchmarking")
+    if key_update_after:
+        argv += quic_flag_argv({KEY_UPDATE_FLAG: key_update_after})
     if netlog is not None:
         argv += [f"--log-net-log={netlog}", "--net-log-capture-mode=Everything"]
     return [*argv, "about:blank"]
@@ -272,7 +295,8 @@ def _stop(pid: int, grace: float = 3.0) -> None:
 def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | None = None,
               netlog: Path | None = None, timeout: float = 60.0,
               log: Path | None = None, max_in_flight: int = 0,
-              new_connection_after: int = 0) -> list[dict[str, Any]]:
+              new_connection_after: int = 0,
+              key_update_after: int = 0) -> list[dict[str, Any]]:
     """Fetch ``urls`` in one headless Chromium (see the module docstring); one record per URL.
 
     Args:
@@ -286,6 +310,8 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
         max_in_flight: At most this many fetches pending at a time (0: all at once).
         new_connection_after: Fetch the first N URLs, close every connection of the browser,
             then fetch the rest on a new one (0: all on one; see :func:`batches`).
+        key_update_after: Initiate a key update after this many packets sent in a key phase
+            (0: never, Chromium's default; see :func:`browser_argv`).
     """
     tmp = Path(tempfile.mkdtemp(prefix="qrchromium-"))
     deadline = time.monotonic() + timeout
@@ -299,7 +325,8 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
         if keylog is not None:
             env["SSLKEYLOGFILE"] = str(keylog)
         argv = browser_argv(urls, profile=tmp / "profile", netlog=netlog,
-                            benchmarking=0 < new_connection_after < len(urls))
+                            benchmarking=0 < new_connection_after < len(urls),
+                            key_update_after=key_update_after)
         pid, to_b, from_b = _spawn(argv, env, log)
         try:
             cdp = _Pipe(to_b, from_b, deadline)
@@ -390,14 +417,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="fetch the first N URLs, close every connection (the session tickets "
                         "stay cached), fetch the rest on a new connection (default 0: all on "
                         "one; QIR's resumption and zerortt use 1)")
+    p.add_argument("--key-update-after", type=int, metavar="N", default=0,
+                   help="initiate a key update after N packets sent in a key phase (quiche's "
+                        "quic_key_update_confidentiality_limit through the QUIC field trial; "
+                        "default 0: never, as Chromium)")
     a = p.parse_args(argv)
+    if a.key_update_after < 0:
+        p.error("--key-update-after must be >= 0")
     if a.max_in_flight < 0:
         p.error("--max-in-flight must be >= 0")
     if a.new_connection_after < 0:
         p.error("--new-connection-after must be >= 0")
     results = fetch_all(a.urls, out_dir=a.out_dir, ca=a.ca, keylog=a.keylog, netlog=a.netlog,
                         timeout=a.timeout, max_in_flight=a.max_in_flight,
-                        new_connection_after=a.new_connection_after)
+                        new_connection_after=a.new_connection_after,
+                        key_update_after=a.key_update_after)
     for r in results:
         print(json.dumps(r), flush=True)
     return 0 if all(r["error"] is None for r in results) else 1

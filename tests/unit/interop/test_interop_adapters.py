@@ -250,3 +250,26 @@ def test_chromium_max_in_flight_from_the_environment(monkeypatch: pytest.MonkeyP
     assert seen["new_connection_after"] == 1
     with pytest.raises(SystemExit):
         chromium_fetch.main(["--new-connection-after", "-1", *args])
+
+
+def test_chromium_key_update_through_the_quic_field_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quicreality.scenarios.peers import chromium_fetch
+
+    assert chromium_fetch.quic_flag_argv({}) == []
+    assert chromium_fetch.quic_flag_argv({"a_flag": 3, "b": 4}) == [
+        "--force-fieldtrials=QUIC/Enabled",
+        "--force-fieldtrial-params=QUIC.Enabled:set_quic_flags/a_flag%3D3%2Cb%3D4"]
+    argv = chromium_fetch.browser_argv(URLS, profile=Path("/p"), key_update_after=100)
+    assert ("--force-fieldtrial-params=QUIC.Enabled:set_quic_flags/"
+            "quic_key_update_confidentiality_limit%3D100") in argv
+    assert not any("fieldtrial" in a for a in chromium_fetch.browser_argv(URLS, profile=Path("/p")))
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(chromium_fetch, "fetch_all",
+                        lambda urls, **kw: seen.update(kw) or [])  # type: ignore[func-returns-value]
+    args = ["--out-dir", "/o", "--ca", "/ca.pem", "https://10.99.2.2:443/a"]
+    chromium_fetch.main(args)
+    assert seen["key_update_after"] == 0
+    chromium_fetch.main(["--key-update-after", "50", *args])
+    assert seen["key_update_after"] == 50
+    with pytest.raises(SystemExit):
+        chromium_fetch.main(["--key-update-after", "-1", *args])
