@@ -63,6 +63,10 @@ _OURS_VERSIONS = {"v2": ("--versions", "v2,v1", "--initial-version", "v1"),
 #: The server's ``--versions`` for v2: prefer v2, accept v1.
 _SERVER_V2 = "v2,v1"
 _AIOQUIC = ("aioquic", "qh3")
+#: keyupdate: Chromium initiates a key update after this many packets sent in a key phase
+#: (quiche's default waits for the AEAD confidentiality limit less 1000: millions of packets;
+#: its client sends ~350 packets while it fetches keyupdate's 3 MB on loopback, measured).
+CHROMIUM_KEY_UPDATE_PACKETS = 100
 _NGTCP2_V2 = ("ngtcp2 0.12 (Debian) implements only the v2 draft (0x709a50c4, alias v2draft), "
               "not RFC 9369 v2")
 
@@ -298,14 +302,22 @@ def _chromium_client(ep: Endpoint) -> list[Command]:
     """A browser fetches: handshake, transfer, http3, multiplexing, retry; one browser per
     connection for multiconnect; for resumption and zerortt one browser fetches the first URL,
     closes its connections (``chrome.benchmarking.closeConnections()``: the session tickets
-    stay cached) and fetches the rest on a new connection, which resumes and, where the
-    ticket allows early data, sends the GETs in 0-RTT (Chromium has no switch to turn 0-RTT
-    off, so the resumption cell may carry 0-RTT too, which QIR's check allows). It has no
-    switch for ciphers, versions, ECN, migration, nor to initiate a key update."""
-    if ep.testcase in ("resumption", "zerortt"):
+    stay cached) and fetches the rest on a new connection, which resumes and, for zerortt,
+    sends the GETs in 0-RTT (for resumption 0-RTT is turned off, as ngtcp2's
+    ``--disable-early-data``); for keyupdate it initiates a key update every
+    :data:`CHROMIUM_KEY_UPDATE_PACKETS` packets. The last two are quiche flags set through
+    Chromium's QUIC field trial (:mod:`~quicreality.scenarios.peers.chromium_fetch`). It has no
+    switch for ciphers, versions, ECN or migration."""
+    tc = ep.testcase
+    extra: tuple[str, ...] = ()
+    if tc in ("resumption", "zerortt"):
         _split_first(ep)
+        extra = ("--new-connection-after", "1", *(("--no-0rtt",) if tc == "resumption" else ()))
+    elif tc == "keyupdate":
+        extra = ("--key-update-after", str(CHROMIUM_KEY_UPDATE_PACKETS))
+    if extra:
         cmd = chromium_fetch.download(ep.download_request())
-        return [_before_urls(cmd, ep.requests, ("--new-connection-after", "1"))]
+        return [_before_urls(cmd, ep.requests, extra)]
     return _simple_client(ep, chacha=False, make=chromium_fetch.download)
 
 

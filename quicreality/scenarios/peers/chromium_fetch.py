@@ -7,7 +7,7 @@ a JSON message terminated by a NUL byte; no TCP port is opened)::
 
     python -m quicreality.scenarios.peers.chromium_fetch --out-dir DIR --ca CA [--keylog F]
         [--netlog F] [--timeout S] [--max-in-flight N] [--new-connection-after N]
-        [--key-update-after N] URL...
+        [--key-update-after N] [--no-0rtt] URL...
 
 It opens a blank tab and evaluates one script there that ``fetch()``es every URL at once, so the
 requests share the browser's one QUIC connection to the origin, as a page's subresources do
@@ -25,7 +25,10 @@ first N URLs, then closes every connection of the browser with
 ``chrome.benchmarking.closeConnections()`` (a page sees it only under
 ``--enable-net-benchmarking``, which the browser then gets), then fetches the rest: the new
 connection offers the session ticket the first one received (the TLS session cache is not
-flushed by the close), and sends the GETs in 0-RTT when the ticket allows early data.
+flushed by the close), and sends the GETs in 0-RTT when the ticket allows early data
+(``--no-0rtt``: never). ``--key-update-after N`` makes the browser initiate a key update after
+N packets sent in a key phase (RFC 9001 §6). Both are quiche flags, which Chromium takes from
+its ``QUIC`` field trial's ``set_quic_flags`` parameter (:func:`quic_flag_argv`).
 
 Each body is written to ``DIR/<last path segment>``; one JSON line per URL
 (``url, status, bytes, secs, proto, file, error``) goes to stdout. Exit status 0 when every URL
@@ -57,7 +60,8 @@ from .base import Command, DownloadRequest, Unsupported, out_name
 from .chromium import BASE_FLAGS, binary, nss_db_argvs, runner_logs
 
 __all__ = ["CLOSE_CONNECTIONS_JS", "FETCH_ALL_JS", "KEY_UPDATE_FLAG", "MAX_IN_FLIGHT_ENV",
-           "batches", "browser_argv", "download", "fetch_all", "fetch_script", "quic_flag_argv"]
+           "NO_0RTT_FLAG", "batches", "browser_argv", "download", "fetch_all", "fetch_script",
+           "quic_flag_argv", "quic_flags"]
 
 #: fds Chromium uses with ``--remote-debugging-pipe`` (it reads 3, writes 4).
 CDP_IN_FD, CDP_OUT_FD = 3, 4
@@ -67,7 +71,9 @@ CDP_IN_FD, CDP_OUT_FD = 3, 4
 QUIC_TRIAL, QUIC_GROUP = "QUIC", "Enabled"
 #: quiche's flag: "if non-zero and key update is allowed, the maximum number of packets sent
 #: for each key phase before initiating a key update" (RFC 9001 §6).
-KEY_UPDATE_FLAG = "quic_key_update_confidentiality_limit"
+KEY_UPDATE_FLAG = "FLAGS_quic_key_update_confidentiality_limit"
+#: quiche's flag: "if true, QUIC client with TLS will not try 0-RTT" (a resumption alone).
+NO_0RTT_FLAG = "FLAGS_quic_disable_client_tls_zero_rtt"
 
 #: Environment default of ``--max-in-flight`` (so the interop runner's adapter can be told).
 MAX_IN_FLIGHT_ENV = "QR_CHROMIUM_MAX_IN_FLIGHT"
@@ -144,23 +150,41 @@ def fetch_script(urls: Sequence[str], max_in_flight: int = 0) -> str:
     return FETCH_ALL_JS.replace("URLS, LIMIT", f"{json.dumps(list(urls))}, {max_in_flight:d}")
 
 
-def quic_flag_argv(flags: Mapping[str, int]) -> list[str]:
+def quic_flag_argv(flags: Mapping[str, int | bool]) -> list[str]:
     """Chromium's switches that set QUIC (quiche) flags: its network session configurator
-    reads ``set_quic_flags`` (``NAME=VALUE,...``) from the ``QUIC`` field trial's parameters,
-    which ``--force-fieldtrials``/``--force-fieldtrial-params`` set (values URL-escaped)."""
+    reads ``set_quic_flags`` (``FLAGS_name=VALUE,...``, quiche's ``SetQuicFlagByName``) from
+    the ``QUIC`` field trial's parameters, which ``--force-fieldtrials`` and
+    ``--force-fieldtrial-params`` set (the value URL-escaped)."""
     if not flags:
         return []
-    value = quote(",".join(f"{k}={v:d}" for k, v in flags.items()), safe="")
+
+    def text(v: int | bool) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else f"{v:d}"
+
+    value = quote(",".join(f"{k}={text(v)}" for k, v in flags.items()), safe="")
     return [f"--force-fieldtrials={QUIC_TRIAL}/{QUIC_GROUP}",
             f"--force-fieldtrial-params={QUIC_TRIAL}.{QUIC_GROUP}:set_quic_flags/{value}"]
 
 
+def quic_flags(key_update_after: int = 0, *, zero_rtt: bool = True) -> dict[str, int | bool]:
+    """The quiche flags for ``--key-update-after N`` (initiate a key update after N packets
+    sent in a key phase; 0: never, Chromium's default) and ``--no-0rtt``."""
+    if key_update_after < 0:
+        raise ValueError("key_update_after must be >= 0")
+    flags: dict[str, int | bool] = {}
+    if key_update_after:
+        flags[KEY_UPDATE_FLAG] = key_update_after
+    if not zero_rtt:
+        flags[NO_0RTT_FLAG] = True
+    return flags
+
+
 def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = None,
-                 benchmarking: bool = False, key_update_after: int = 0) -> list[str]:
+                 benchmarking: bool = False,
+                 quic_flags: Mapping[str, int | bool] | None = None) -> list[str]:
     """Chromium with a DevTools pipe, QUIC forced on the URLs' origins, no name resolution
     (``benchmarking``: with ``--enable-net-benchmarking``, for :data:`CLOSE_CONNECTIONS_JS`;
-    ``key_update_after`` > 0: quiche's ``quic_key_update_confidentiality_limit``, so the
-    browser initiates a key update after that many packets sent in a key phase)."""
+    ``quic_flags``: quiche flags, see :func:`quic_flag_argv` and :func:`quic_flags`)."""
     origins: list[str] = []
     hosts: list[str] = []
     for url in urls:
@@ -183,8 +207,7 @@ def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = No
             f"--host-resolver-rules={rules}"]
     if benchmarking:
         argv.append("--enable-net-benchmarking")
-    if key_update_after:
-        argv += quic_flag_argv({KEY_UPDATE_FLAG: key_update_after})
+    argv += quic_flag_argv(quic_flags or {})
     if netlog is not None:
         argv += [f"--log-net-log={netlog}", "--net-log-capture-mode=Everything"]
     return [*argv, "about:blank"]
@@ -296,7 +319,7 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
               netlog: Path | None = None, timeout: float = 60.0,
               log: Path | None = None, max_in_flight: int = 0,
               new_connection_after: int = 0,
-              key_update_after: int = 0) -> list[dict[str, Any]]:
+              quic_flags: Mapping[str, int | bool] | None = None) -> list[dict[str, Any]]:
     """Fetch ``urls`` in one headless Chromium (see the module docstring); one record per URL.
 
     Args:
@@ -310,8 +333,7 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
         max_in_flight: At most this many fetches pending at a time (0: all at once).
         new_connection_after: Fetch the first N URLs, close every connection of the browser,
             then fetch the rest on a new one (0: all on one; see :func:`batches`).
-        key_update_after: Initiate a key update after this many packets sent in a key phase
-            (0: never, Chromium's default; see :func:`browser_argv`).
+        quic_flags: quiche flags for the browser (see :func:`quic_flags`).
     """
     tmp = Path(tempfile.mkdtemp(prefix="qrchromium-"))
     deadline = time.monotonic() + timeout
@@ -326,7 +348,7 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
             env["SSLKEYLOGFILE"] = str(keylog)
         argv = browser_argv(urls, profile=tmp / "profile", netlog=netlog,
                             benchmarking=0 < new_connection_after < len(urls),
-                            key_update_after=key_update_after)
+                            quic_flags=quic_flags)
         pid, to_b, from_b = _spawn(argv, env, log)
         try:
             cdp = _Pipe(to_b, from_b, deadline)
@@ -421,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="initiate a key update after N packets sent in a key phase (quiche's "
                         "quic_key_update_confidentiality_limit through the QUIC field trial; "
                         "default 0: never, as Chromium)")
+    p.add_argument("--no-0rtt", action="store_true",
+                   help="never send 0-RTT (quiche's quic_disable_client_tls_zero_rtt; default: "
+                        "Chromium sends its GETs in 0-RTT on a resumed connection whose ticket "
+                        "allows early data)")
     a = p.parse_args(argv)
     if a.key_update_after < 0:
         p.error("--key-update-after must be >= 0")
@@ -431,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     results = fetch_all(a.urls, out_dir=a.out_dir, ca=a.ca, keylog=a.keylog, netlog=a.netlog,
                         timeout=a.timeout, max_in_flight=a.max_in_flight,
                         new_connection_after=a.new_connection_after,
-                        key_update_after=a.key_update_after)
+                        quic_flags=quic_flags(a.key_update_after, zero_rtt=not a.no_0rtt))
     for r in results:
         print(json.dumps(r), flush=True)
     return 0 if all(r["error"] is None for r in results) else 1
