@@ -88,9 +88,11 @@ class RebindStage:
         old = self._outside.get(inside)
         if old is not None:
             self._inside.pop(old, None)
-            if len(self._stale) >= STALE_KEEP * max(1, len(self._outside)):
-                self._stale.clear()
-            self._stale.add(old)
+        if len(self._stale) >= STALE_KEEP * max(1, len(self._outside)):
+            self._stale.clear()
+        # a flow's first mapping replaces the untranslated one of epoch 0 (the client's own
+        # address, which the server may have learned): a NAT that rebinds forgets it too
+        self._stale.add(inside if old is None else old)
         addr = inside[0]
         if self.rebind.kind == "addr":
             pool = self.rebind.addresses
