@@ -306,8 +306,9 @@ def _chromium_client(ep: Endpoint) -> list[Command]:
     sends the GETs in 0-RTT (for resumption 0-RTT is turned off, as ngtcp2's
     ``--disable-early-data``); for keyupdate it initiates a key update every
     :data:`CHROMIUM_KEY_UPDATE_PACKETS` packets. The last two are quiche flags set through
-    Chromium's QUIC field trial (:mod:`~quicreality.scenarios.peers.chromium_fetch`). It has no
-    switch for ciphers, versions, ECN or migration."""
+    Chromium's QUIC field trial (:mod:`~quicreality.scenarios.peers.chromium_fetch`). No switch
+    was found for ciphers, ECN or migration; ``--quic-version`` (v2, versionnegotiation) is
+    not tried."""
     tc = ep.testcase
     extra: tuple[str, ...] = ()
     if tc in ("resumption", "zerortt"):

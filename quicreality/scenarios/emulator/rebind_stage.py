@@ -9,7 +9,8 @@ to the server gets a new outside mapping: a fresh port drawn from the seeded str
 or also the next address of :attr:`Rebind.addresses` (``addr``). Client -> server packets have
 their source rewritten to the mapping; server -> client packets to a current mapping have their
 destination rewritten back; server -> client packets to a mapping that was replaced are dropped
-(the NAT forgot it). Epochs are computed from the packet's time, so the stage needs no timer.
+(the NAT forgot it), the client's own untranslated address of epoch 0 included. Epochs are
+computed from the packet's time, so the stage needs no timer.
 
 Checksums are updated incrementally (RFC 1624 eqn. 3): the IPv4 header checksum when an
 address changes, the UDP checksum for the pseudo-header address and the port (a UDP checksum of
