@@ -61,7 +61,7 @@ from .chromium import BASE_FLAGS, binary, nss_db_argvs, runner_logs
 
 __all__ = ["CLOSE_CONNECTIONS_JS", "FETCH_ALL_JS", "KEY_UPDATE_FLAG", "MAX_IN_FLIGHT_ENV",
            "NO_0RTT_FLAG", "batches", "browser_argv", "download", "fetch_all", "fetch_script",
-           "quic_flag_argv", "quic_flags"]
+           "quic_flag_argv", "quiche_flags"]
 
 #: fds Chromium uses with ``--remote-debugging-pipe`` (it reads 3, writes 4).
 CDP_IN_FD, CDP_OUT_FD = 3, 4
@@ -166,7 +166,7 @@ def quic_flag_argv(flags: Mapping[str, int | bool]) -> list[str]:
             f"--force-fieldtrial-params={QUIC_TRIAL}.{QUIC_GROUP}:set_quic_flags/{value}"]
 
 
-def quic_flags(key_update_after: int = 0, *, zero_rtt: bool = True) -> dict[str, int | bool]:
+def quiche_flags(key_update_after: int = 0, *, zero_rtt: bool = True) -> dict[str, int | bool]:
     """The quiche flags for ``--key-update-after N`` (initiate a key update after N packets
     sent in a key phase; 0: never, Chromium's default) and ``--no-0rtt``."""
     if key_update_after < 0:
@@ -184,7 +184,7 @@ def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = No
                  quic_flags: Mapping[str, int | bool] | None = None) -> list[str]:
     """Chromium with a DevTools pipe, QUIC forced on the URLs' origins, no name resolution
     (``benchmarking``: with ``--enable-net-benchmarking``, for :data:`CLOSE_CONNECTIONS_JS`;
-    ``quic_flags``: quiche flags, see :func:`quic_flag_argv` and :func:`quic_flags`)."""
+    ``quic_flags``: quiche flags, see :func:`quic_flag_argv` and :func:`quiche_flags`)."""
     origins: list[str] = []
     hosts: list[str] = []
     for url in urls:
@@ -333,7 +333,7 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
         max_in_flight: At most this many fetches pending at a time (0: all at once).
         new_connection_after: Fetch the first N URLs, close every connection of the browser,
             then fetch the rest on a new one (0: all on one; see :func:`batches`).
-        quic_flags: quiche flags for the browser (see :func:`quic_flags`).
+        quic_flags: quiche flags for the browser (see :func:`quiche_flags`).
     """
     tmp = Path(tempfile.mkdtemp(prefix="qrchromium-"))
     deadline = time.monotonic() + timeout
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     results = fetch_all(a.urls, out_dir=a.out_dir, ca=a.ca, keylog=a.keylog, netlog=a.netlog,
                         timeout=a.timeout, max_in_flight=a.max_in_flight,
                         new_connection_after=a.new_connection_after,
-                        quic_flags=quic_flags(a.key_update_after, zero_rtt=not a.no_0rtt))
+                        quic_flags=quiche_flags(a.key_update_after, zero_rtt=not a.no_0rtt))
     for r in results:
         print(json.dumps(r), flush=True)
     return 0 if all(r["error"] is None for r in results) else 1

@@ -261,14 +261,14 @@ def test_chromium_key_update_through_the_quic_field_trial(monkeypatch: pytest.Mo
     assert chromium_fetch.quic_flag_argv({"FLAGS_a": 3, "FLAGS_b": True}) == [
         "--force-fieldtrials=QUIC/Enabled",
         "--force-fieldtrial-params=QUIC.Enabled:set_quic_flags/FLAGS_a%3D3%2CFLAGS_b%3Dtrue"]
-    assert chromium_fetch.quic_flags() == {}
-    flags = chromium_fetch.quic_flags(100, zero_rtt=False)
+    assert chromium_fetch.quiche_flags() == {}
+    flags = chromium_fetch.quiche_flags(100, zero_rtt=False)
     assert flags == {"FLAGS_quic_key_update_confidentiality_limit": 100,
                      "FLAGS_quic_disable_client_tls_zero_rtt": True}
     with pytest.raises(ValueError):
-        chromium_fetch.quic_flags(-1)
+        chromium_fetch.quiche_flags(-1)
     argv = chromium_fetch.browser_argv(URLS, profile=Path("/p"),
-                                       quic_flags=chromium_fetch.quic_flags(100))
+                                       quic_flags=chromium_fetch.quiche_flags(100))
     assert ("--force-fieldtrial-params=QUIC.Enabled:set_quic_flags/"
             "FLAGS_quic_key_update_confidentiality_limit%3D100") in argv
     assert not any("fieldtrial" in a for a in chromium_fetch.browser_argv(URLS, profile=Path("/p")))
@@ -279,6 +279,6 @@ def test_chromium_key_update_through_the_quic_field_trial(monkeypatch: pytest.Mo
     chromium_fetch.main(args)
     assert seen["quic_flags"] == {}
     chromium_fetch.main(["--key-update-after", "50", "--no-0rtt", *args])
-    assert seen["quic_flags"] == chromium_fetch.quic_flags(50, zero_rtt=False)
+    assert seen["quic_flags"] == chromium_fetch.quiche_flags(50, zero_rtt=False)
     with pytest.raises(SystemExit):
         chromium_fetch.main(["--key-update-after", "-1", *args])
