@@ -307,8 +307,9 @@ def _chromium_client(ep: Endpoint) -> list[Command]:
     ``--disable-early-data``); for keyupdate it initiates a key update every
     :data:`CHROMIUM_KEY_UPDATE_PACKETS` packets. The last two are quiche flags set through
     Chromium's QUIC field trial (:mod:`~quicreality.scenarios.peers.chromium_fetch`). No switch
-    was found for ciphers, ECN or migration; ``--quic-version`` (v2, versionnegotiation) is
-    not tried."""
+    was found for ciphers, ECN, migration or versionnegotiation; for v2, Chromium 156 with
+    ``--quic-version=RFCv1,RFCv2`` lists only v1 in its version_information (no compatible
+    negotiation to v2) and with ``RFCv2`` starts in v2, which QIR's v2 case fails (measured)."""
     tc = ep.testcase
     extra: tuple[str, ...] = ()
     if tc in ("resumption", "zerortt"):
