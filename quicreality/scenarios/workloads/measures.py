@@ -91,7 +91,7 @@ def cpu_metrics(cpu_s: dict[str, float | None], payload_bytes: int) -> list[Metr
     for role, value in cpu_s.items():
         if value is None:
             continue
-        m.append((f"cpu_{role}_s", value, "s", "proc"))
+        m.append((f"cpu_{role}_s", value, "s", "runner"))
         if payload_bytes > 0:
-            m.append((f"cpu_{role}_s_per_mb", value / (payload_bytes / 1e6), "s/MB", "proc"))
+            m.append((f"cpu_{role}_s_per_mb", value / (payload_bytes / 1e6), "s/MB", "runner"))
     return m

@@ -45,4 +45,4 @@ def test_stop_reads_the_cpu_time_before_the_signal(tmp_path: Path) -> None:
 
 def test_cpu_metrics_per_role_and_per_megabyte() -> None:
     rows = cpu_metrics({"server": 2.0, "client": None}, 4_000_000)
-    assert rows == [("cpu_server_s", 2.0, "s", "proc"), ("cpu_server_s_per_mb", 0.5, "s/MB", "proc")]
+    assert rows == [("cpu_server_s", 2.0, "s", "runner"), ("cpu_server_s_per_mb", 0.5, "s/MB", "runner")]
