@@ -46,3 +46,12 @@ def test_stop_reads_the_cpu_time_before_the_signal(tmp_path: Path) -> None:
 def test_cpu_metrics_per_role_and_per_megabyte() -> None:
     rows = cpu_metrics({"server": 2.0, "client": None}, 4_000_000)
     assert rows == [("cpu_server_s", 2.0, "s", "runner"), ("cpu_server_s_per_mb", 0.5, "s/MB", "runner")]
+
+
+def test_cpu_metrics_are_valid_sample_rows() -> None:
+    from quicreality.scenarios.results import SAMPLE_FIELDS, validate_sample
+
+    for metric, value, unit, source in cpu_metrics({"client": 1.5}, 2_000_000):
+        row = dict(zip(SAMPLE_FIELDS, ("r", "s", "w", "ours", "ours", 1, metric, value, unit,
+                                       source), strict=True))
+        validate_sample(row)
