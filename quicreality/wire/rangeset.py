@@ -10,9 +10,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter
+from typing import Final
 
-_START = attrgetter("start")
-_STOP = attrgetter("stop")
+_START: Final = attrgetter("start")
+_STOP: Final = attrgetter("stop")
 
 
 class RangeSet(Sequence[range]):
@@ -116,6 +117,11 @@ class RangeSet(Sequence[range]):
         if not isinstance(value, int):
             return False
         ranges = self._ranges
+        if not ranges:
+            return False
+        last = ranges[-1]
+        if value >= last.start:  # the common case for packet numbers: at or past the newest range
+            return value < last.stop
         i = bisect_right(ranges, value, key=_START)
         return i > 0 and value < ranges[i - 1].stop
 
