@@ -131,6 +131,19 @@ class QuicClientSession(Driver):
         self.conn.receive_datagram(data, addr, now, ecn)
         return (self.conn,)
 
+    def process_batch(self, batch: Iterable[tuple[bytes, Any, int]], now: float) -> None:
+        """:meth:`Driver.process_batch` for the one connection: each datagram straight to it."""
+        receive = self.conn.receive_datagram
+        received = 0
+        for data, addr, ecn in batch:
+            received += len(data)
+            try:
+                receive(data, addr, now, ecn)
+            except Exception:
+                log.exception("internal error while processing a datagram from %s", addr)
+        self.bytes_received += received
+        self.service((self.conn,), now)
+
     def connections(self) -> Iterable[QuicConnection]:
         return () if self.conn.is_terminated else (self.conn,)
 
