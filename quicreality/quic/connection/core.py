@@ -331,9 +331,9 @@ class QuicConnection:
             return False
         generation = pair.generation
         try:
-            plain_header, payload, pn = pair.decrypt_packet(
-                data[start:end], header.pn_offset - start, space.largest_received + 1
-            )
+            plain_header, payload, pn = pair.decrypt_packet(  # a whole datagram is not copied
+                data if end - start == len(data) else data[start:end], header.pn_offset - start,
+                space.largest_received + 1)
         except CryptoError:
             return False
         if pair.generation != generation:
