@@ -33,14 +33,20 @@ class RangeSet(Sequence[range]):
         if stop <= start:
             return
         ranges = self._ranges
-        # Fast path: appending at or after the end (the common case for packet numbers).
-        if not ranges or start > ranges[-1].stop:
+        # Fast path: appending at or after the end (the common case for packet numbers). Each
+        # attribute of a range is read once: compiled, ``r.stop`` is a generic attribute lookup.
+        if not ranges:
             ranges.append(range(start, stop))
             return
         last = ranges[-1]
-        if start >= last.start:
-            if stop > last.stop:
-                ranges[-1] = range(last.start, stop)
+        last_stop = last.stop
+        if start > last_stop:
+            ranges.append(range(start, stop))
+            return
+        last_start = last.start
+        if start >= last_start:
+            if stop > last_stop:
+                ranges[-1] = range(last_start, stop)
             return
         # ranges[i:j] overlap or touch [start, stop): stop >= start and start <= stop.
         i = bisect_left(ranges, start, key=_STOP)

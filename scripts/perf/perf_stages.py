@@ -24,6 +24,30 @@ STARTUP = ("_PyPegen", "PyImport", "import_find_and_load", "_dl_", "dl_main", "l
 #: wherever on the stack, these win over the compiled frame
 WINS = (("gc_collect_main", "gc"), ("sendmsg", "sendmsg"), ("recvmsg", "recvmsg"),
         ("epoll_wait", "epoll"))
+#: module (or function) -> the stage of the client budget in docs/performance.md
+STAGES = (
+    ("fast.push_ack_frame", "ACK generation (assembler, ACK frame, seal)"),
+    ("assembler", "ACK generation (assembler, ACK frame, seal)"),
+    ("packet_builder", "ACK generation (assembler, ACK frame, seal)"),
+    ("crypto", "AEAD decrypt + header unprotect (crypto.py, OpenSSL)"),
+    ("packet", "header parse (pull_quic_header)"),
+    ("buffer", "Buffer (pull_*, push_*)"),
+    ("core", "connection core (receive_datagram, _process_packet, next_event)"),
+    ("receive", "frame dispatch + parse (receive.py, frames/fast.py)"),
+    ("fast", "frame dispatch + parse (receive.py, frames/fast.py)"),
+    ("rangeset", "range sets (received PNs, duplicate check)"),
+    ("quic", "stream reassembly (QuicStream, StreamManager)"),
+    ("connection", "stream reassembly (QuicStream, StreamManager)"),
+    ("loss", "recovery (loss, RTT, pacer, CUBIC)"),
+    ("rtt", "recovery (loss, RTT, pacer, CUBIC)"),
+    ("pacer", "recovery (loss, RTT, pacer, CUBIC)"),
+    ("cubic", "recovery (loss, RTT, pacer, CUBIC)"),
+    ("interpreted", "interpreted: asyncio edge, HTTP/3, sink, event loop"),
+    ("recvmsg", "recvmsg + sendmsg + epoll_wait"),
+    ("sendmsg", "recvmsg + sendmsg + epoll_wait"),
+    ("epoll", "recvmsg + sendmsg + epoll_wait"),
+    ("gc", "garbage collector"),
+)
 CPYDEF = re.compile(r"CPyDef_([A-Za-z0-9_]+?)___([A-Za-z0-9_]+)")
 
 
@@ -68,6 +92,7 @@ def main(argv: list[str]) -> int:
     """Print the attribution of ``argv[0]``."""
     stages: collections.Counter[str] = collections.Counter()
     funcs: collections.Counter[str] = collections.Counter()
+    pairs: collections.Counter[tuple[str, str]] = collections.Counter()
     startup = 0
     for stack in samples(argv[0]):
         got = classify(stack)
@@ -76,8 +101,16 @@ def main(argv: list[str]) -> int:
             continue
         stages[got[0]] += 1
         funcs[got[1]] += 1
+        pairs[got] += 1
     total = sum(stages.values())
     print(f"{total} samples ({startup} start-up samples left out)")
+    grouped: collections.Counter[str] = collections.Counter()
+    for (module, func), n in pairs.items():
+        grouped[next((st for key, st in STAGES if key in (func, module)),
+                     "spaces, ECN, path, PN skipping, key update, other")] += n
+    print("by stage:")
+    for stage, n in grouped.most_common():
+        print(f"  {stage:66s} {n:6d} {100 * n / total:5.1f} %")
     for stage, n in stages.most_common():
         print(f"  {stage:32s} {n:6d} {100 * n / total:5.1f} %")
     print("top functions:")
