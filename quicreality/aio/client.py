@@ -105,6 +105,8 @@ class ClientOptions:
 class QuicClientSession(Driver):
     """One client connection carrying a set of downloads."""
 
+    lazy_metrics = True  # a client serves no metrics: prometheus_client is not imported at start
+
     def __init__(self, sock: socket.socket, conn: QuicConnection, authority: str,
                  downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None,
                  options: ClientOptions | None = None, *, migrate: bool = False):
