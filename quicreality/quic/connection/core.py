@@ -322,8 +322,8 @@ class QuicConnection:
         space = self._spaces[space_id]
         if space.discarded:
             return False
-        pair = self._early.crypto if ptype == PACKET_TYPE_ZERO_RTT else \
-            self._versions.keys_for(space_id, header.version)
+        pair = self._early.crypto if ptype == PACKET_TYPE_ZERO_RTT else self._cryptos[space_id] \
+            if space_id != SPACE_INITIAL else self._versions.keys_for(space_id, header.version)
         if not pair.recv.is_valid():
             return False
         if (header.is_long_header and header.destination_cid not in self._host_cids.cids
