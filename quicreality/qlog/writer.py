@@ -23,11 +23,18 @@ the monotonic epoch is "unknown" and the same value is kept as the extension fie
 is therefore written when the first event (or ``close()``) arrives.
 
 Writes are buffered (64 KiB); nothing is flushed per event. Call :meth:`JsonSeqWriter.close`.
+
+Packet events are most of a trace (two per datagram, one per end), so the 0.3 flavour writes them,
+and the STREAM, ACK, PING and PADDING frames in them, with one f-string each instead of through
+the JSON encoder (:func:`packet_event_json`); the text is the encoder's, byte for byte, and any
+other shape (another frame, an unexpected field or type) goes through the encoder. On the
+runner's lossy-wan link the encoder took about a tenth of an endpoint's CPU (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self, TextIO
@@ -86,6 +93,74 @@ def _json_default(value: object) -> object:
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+
+
+#: JSON text of the qlog packet types (and of any other string seen), to skip the encoder
+_STR_JSON: dict[str, str] = {}
+
+
+def _str_json(value: str) -> str:
+    """``value`` as a JSON string (cached: packet types are a handful of names)."""
+    text = _STR_JSON.get(value)
+    if text is None:
+        text = _encode(value)
+        if len(_STR_JSON) < 64:
+            _STR_JSON[value] = text
+    return text
+
+
+def _frame_json(frame: FrameDict) -> str:
+    """One frame dict as the encoder would write it; STREAM, ACK, PING and PADDING from the
+    :mod:`~quicreality.qlog.sink` builders' shapes directly, anything else through the encoder."""
+    kind = frame.get("frame_type")
+    n = len(frame)
+    try:
+        if kind == "stream" and n == 5:
+            sid, offset, length, fin = frame["stream_id"], frame["offset"], frame["length"], frame["fin"]
+            if type(sid) is int and type(offset) is int and type(length) is int and type(fin) is bool:
+                return (f'{{"frame_type":"stream","stream_id":{sid},"offset":{offset},'
+                        f'"length":{length},"fin":{"true" if fin else "false"}}}')
+        elif kind == "ack" and (n == 3 or n == 6):
+            delay, ranges = frame["ack_delay"], frame["acked_ranges"]
+            if type(delay) is float and math.isfinite(delay) and type(ranges) is list:
+                parts = []
+                for r in ranges:
+                    if type(r) is not list or len(r) != 2 or type(r[0]) is not int \
+                            or type(r[1]) is not int:
+                        return _encode(frame)
+                    parts.append(f"[{r[0]},{r[1]}]")
+                text = f'{{"frame_type":"ack","ack_delay":{delay!r},"acked_ranges":[{",".join(parts)}]'
+                if n == 3:
+                    return text + "}"
+                ect0, ect1, ce = frame["ect0"], frame["ect1"], frame["ce"]
+                if type(ect0) is int and type(ect1) is int and type(ce) is int:
+                    return f'{text},"ect0":{ect0},"ect1":{ect1},"ce":{ce}}}'
+        elif kind == "ping" and n == 1:
+            return '{"frame_type":"ping"}'
+        elif kind == "padding" and n == 2:
+            length = frame["length"]
+            if type(length) is int:
+                return f'{{"frame_type":"padding","length":{length}}}'
+    except KeyError:
+        pass
+    return _encode(frame)
+
+
+def packet_event_json(packet_type: str, packet_number: int, length: int,
+                      frames: list[FrameDict] | None) -> str:
+    """The ``data`` of a 0.3 packet event, as ``_encode`` would write it, without the encoder
+    for the usual shapes (:func:`_frame_json`)."""
+    if type(packet_number) is not int or type(length) is not int:
+        data: dict[str, Any] = {"header": {"packet_type": packet_type, "packet_number": packet_number},
+                                "raw": {"length": length}}
+        if frames is not None:
+            data["frames"] = frames
+        return _encode(data)
+    head = (f'{{"header":{{"packet_type":{_str_json(packet_type)},"packet_number":{packet_number}}},'
+            f'"raw":{{"length":{length}}}')
+    if frames is None:
+        return head + "}"
+    return f'{head},"frames":[{",".join([_frame_json(fr) for fr in frames])}]}}'
 
 
 def _draft_frames(frames: list[FrameDict]) -> list[FrameDict]:
@@ -240,12 +315,23 @@ class JsonSeqWriter:
         length: int,
         frames: list[FrameDict] | None,
     ) -> None:
+        if not self._draft:
+            f = self._file
+            if f is None:
+                return
+            t0 = self._t0
+            if t0 is None:
+                self._t0 = t0 = now
+                f.write(_RS + _encode(self._header(now)) + "\n")
+            f.write(f'{_RS}{{"time":{round((now - t0) * 1000.0, 3)!r},"name":"{_NAMES[name][0]}",'
+                    f'"data":{packet_event_json(packet_type, packet_number, length, frames)}}}\n')
+            return
         data: dict[str, Any] = {
             "header": {"packet_type": packet_type, "packet_number": packet_number},
             "raw": {"length": length},
         }
         if frames is not None:
-            data["frames"] = _draft_frames(frames) if self._draft else frames
+            data["frames"] = _draft_frames(frames)
         self._emit(now, name, data)
 
     def packet_sent(

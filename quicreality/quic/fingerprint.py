@@ -83,6 +83,33 @@ def grease_version(rng: Callable[[int], bytes]) -> int:
     return int.from_bytes(bytes((b & 0xF0) | 0x0A for b in rng(4)), "big")
 
 
+#: Parsed forms of our quic_transport_parameters, by their bytes: a client sends the same
+#: parameters in every connection (zero-length SCID), so each is parsed once per process.
+_KEPT_PARAMETERS: dict[tuple[bytes, int], tuple[tuple[tuple[int, bytes], ...], int]] = {}
+_KEPT_PARAMETERS_MAX = 64
+
+
+def _kept_parameters(data: bytes, version: int) -> tuple[tuple[tuple[int, bytes], ...], int]:
+    """Our parameters that Chrome's set keeps, and the chosen version (a pure function of the
+    arguments, memoised; see :func:`chrome_transport_parameters`)."""
+    key = (bytes(data), version)
+    found = _KEPT_PARAMETERS.get(key)
+    if found is not None:
+        return found
+    kept = []
+    for pid, value in pull_parameter_list(data):
+        if pid == PARAM_VERSION_INFORMATION:
+            # Ours (RFC 9368) gives the chosen version; Chrome lists it with one reserved version.
+            version = pull_version_information(value).chosen_version
+        elif not _omittable(pid, value):
+            kept.append((pid, value))
+    found = (tuple(kept), version)
+    if len(_KEPT_PARAMETERS) >= _KEPT_PARAMETERS_MAX:
+        _KEPT_PARAMETERS.clear()
+    _KEPT_PARAMETERS[key] = found
+    return found
+
+
 def chrome_transport_parameters(
     data: bytes, rng: Callable[[int], bytes], *, version: int = QUIC_VERSION_1
 ) -> bytes:
@@ -94,14 +121,10 @@ def chrome_transport_parameters(
     a reserved version in random order),
     google_connection_options ``ORIG`` and one reserved parameter ``31·N+27`` with 0..15 random
     bytes (RFC 9000 §18.1); and shuffles the order, as Chrome does per connection.
+    The parsing of ``data`` is done once per distinct ``data``; every random draw is made anew.
     """
-    kept = []
-    for pid, value in pull_parameter_list(data):
-        if pid == PARAM_VERSION_INFORMATION:
-            # Ours (RFC 9368) gives the chosen version; Chrome lists it with one reserved version.
-            version = pull_version_information(value).chosen_version
-        elif not _omittable(pid, value):
-            kept.append((pid, value))
+    constant, version = _kept_parameters(data, version)
+    kept = list(constant)
     available = shuffled([version, grease_version(rng)], rng)
     kept.append((PARAM_VERSION_INFORMATION,
                  encode_version_information(VersionInformation(version, tuple(available)))))

@@ -38,10 +38,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..qlog.sink import FrameDict, crypto_frame, padding_frame, simple_frame
 from ..wire.buffer import Buffer
-from .frames import push_crypto_frame_header, push_ping_frame
+from .frames import FrameType, push_crypto_frame_header
 from .packet import MIN_INITIAL_DATAGRAM_SIZE
 from .packet_builder import AEAD_TAG_SIZE, len_uint_var
 
@@ -49,6 +50,7 @@ from .packet_builder import AEAD_TAG_SIZE, len_uint_var
 LAYOUTS: tuple[str, ...] = ("minimal", "chrome")
 
 Rng = Callable[[int], bytes]
+T = TypeVar("T")
 
 #: Our long headers always carry a 2-byte Length field (RFC 9000 §17.2, §16).
 _LENGTH_FIELD_SIZE = 2
@@ -204,8 +206,18 @@ class _Pool:
         if n <= 1:
             return 0
         bits = (n - 1).bit_length()
-        size = (bits + 7) >> 3
         mask = (1 << bits) - 1
+        if bits <= 8:  # one byte a draw: index it, no slice and no int.from_bytes
+            while True:
+                pos = self._pos
+                if pos >= len(self._buf):
+                    self._buf = self._rng(256)
+                    pos = 0
+                self._pos = pos + 1
+                value = self._buf[pos] & mask
+                if value < n:
+                    return value
+        size = (bits + 7) >> 3
         while True:
             pos, end = self._pos, self._pos + size
             if end > len(self._buf):
@@ -215,6 +227,53 @@ class _Pool:
             value = int.from_bytes(self._buf[pos:end], "big") & mask
             if value < n:
                 return value
+
+    def shuffle(self, items: list[T]) -> None:
+        """Fisher-Yates in place: ``j = below(i + 1)`` from the last index down, the same draws
+        as :meth:`below` in the same order, inlined (a plan shuffles ~40 frames)."""
+        buf, pos, rng = self._buf, self._pos, self._rng
+        for i in range(len(items) - 1, 0, -1):
+            bits = i.bit_length()  # of (i + 1) - 1
+            mask = (1 << bits) - 1
+            size = (bits + 7) >> 3
+            while True:
+                end = pos + size
+                if end > len(buf):
+                    buf, pos, end = buf[pos:] + rng(256), 0, size
+                j = (buf[pos] if size == 1 else int.from_bytes(buf[pos:end], "big")) & mask
+                pos = end
+                if j <= i:
+                    break
+            items[i], items[j] = items[j], items[i]
+        self._buf, self._pos = buf, pos
+
+    def spread(self, frames: list[T], spare: int) -> tuple[list[T | int], int]:
+        """Before each frame, a PADDING run of ``below(spare + 1)`` bytes (none when 0), taken
+        from ``spare``: the draws of :meth:`below`, in order, inlined. Returns the frames with
+        the runs (ints) and the ``spare`` left."""
+        buf, pos, rng = self._buf, self._pos, self._rng
+        out: list[T | int] = []
+        append = out.append
+        for frame in frames:
+            if spare:
+                n = spare + 1
+                bits = spare.bit_length()
+                mask = (1 << bits) - 1
+                size = (bits + 7) >> 3
+                while True:
+                    end = pos + size
+                    if end > len(buf):
+                        buf, pos, end = buf[pos:] + rng(256), 0, size
+                    run = (buf[pos] if size == 1 else int.from_bytes(buf[pos:end], "big")) & mask
+                    pos = end
+                    if run < n:
+                        break
+                if run:
+                    append(run)
+                    spare -= run
+            append(frame)
+        self._buf, self._pos = buf, pos
+        return out, spare
 
     def uniform(self, bounds: tuple[int, int]) -> int:
         """A uniform integer in the inclusive range ``bounds``."""
@@ -353,68 +412,78 @@ def _plan_chaos(total: int, prof: LayoutProfile, sizes: _PayloadSizes,
                      f"(head 0..{head}, shares {shares})")
 
 
+def _varint_size(value: int) -> int:
+    """Bytes of a varint (RFC 9000 §16), for the planner's frame sizes."""
+    return 1 if value <= 0x3F else 2 if value <= 0x3FFF else 4 if value <= 0x3FFFFFFF else 8
+
+
+#: The planner's working frames: ``(offset, length)`` a CRYPTO frame, ``_PING``, or a positive
+#: ``int``, a PADDING run of that length. They become :data:`PlannedFrame` objects once, at the end.
+_PING = ()
+_PING_FRAME = Ping()
+
+
 def _chaos_frames(fragments: list[CryptoFragment], room: int, prof: LayoutProfile,
                   rng: _Pool) -> list[PlannedFrame]:
     """Split the fragments, add PINGs, spread PADDING over the gaps and shuffle (in that order)."""
-    frames: list[PlannedFrame] = list(fragments)
-    spare = room - sum(f.size for f in frames)
+    work: list[tuple[int, int] | tuple[()] | int] = [(f.offset, f.length) for f in fragments]
+    spare = room - sum(f.size for f in fragments)
     # Splitting one frame in two costs at most one more frame header of the largest size.
-    worst_header = 1 + 2 * len_uint_var(max((f.offset + f.length for f in fragments), default=0))
+    worst_header = 1 + 2 * _varint_size(max((f.offset + f.length for f in fragments), default=0))
     below = rng.below
     for _ in range(rng.uniform(prof.added_crypto_frames)):
-        if spare < worst_header or not frames:
+        if spare < worst_header or not work:
             break
-        index = below(len(frames))
-        old = frames[index]
-        if not isinstance(old, CryptoFragment) or old.length <= 1:
+        index = below(len(work))
+        offset, length = work[index]  # type: ignore[misc]  # only CRYPTO frames so far
+        if length <= 1:
             continue  # a wasted draw, as in the measured client: the count is an upper bound
-        cut = 1 + below(old.length - 1)
-        left = CryptoFragment(old.offset, cut)
-        right = CryptoFragment(old.offset + cut, old.length - cut)
-        frames[index] = left
-        frames.append(right)
-        spare -= left.size + right.size - old.size
+        cut = 1 + below(length - 1)
+        work[index] = (offset, cut)
+        work.append((offset + cut, length - cut))
+        # the data is the same; the new frame adds one header, and the Offset and Length
+        # fields of the two halves may be shorter or longer than the old frame's
+        spare -= (1 + _varint_size(offset) + _varint_size(cut)
+                  + _varint_size(offset + cut) + _varint_size(length - cut)
+                  - _varint_size(offset) - _varint_size(length))
     if spare > 0:
         pings = min(rng.uniform(prof.ping_frames), spare)
-        frames.extend(Ping() for _ in range(pings))
+        work.extend([_PING] * pings)
         spare -= pings
-    spread: list[PlannedFrame] = []
-    for frame in frames:
-        run = below(spare + 1)
-        if run:
-            spread.append(Padding(run))
-            spare -= run
-        spread.append(frame)
+    spread, spare = rng.spread(work, spare)
     if spare:
-        spread.append(Padding(spare))
-    for i in range(len(spread) - 1, 0, -1):  # Fisher-Yates
-        j = below(i + 1)
-        spread[i], spread[j] = spread[j], spread[i]
-    return _merge_padding(spread)
-
-
-def _merge_padding(frames: list[PlannedFrame]) -> list[PlannedFrame]:
-    """Adjacent PADDING runs are one run on the wire: merge them so the plan says what is sent."""
+        spread.append(spare)
+    rng.shuffle(spread)
+    # Adjacent PADDING runs are one run on the wire: merged, so the plan says what is sent.
     out: list[PlannedFrame] = []
-    for frame in frames:
-        if isinstance(frame, Padding) and out and isinstance(out[-1], Padding):
-            out[-1] = Padding(out[-1].length + frame.length)
-        else:
-            out.append(frame)
+    pad = 0
+    for frame in spread:
+        if frame.__class__ is int:
+            pad += frame  # type: ignore[operator]
+            continue
+        if pad:
+            out.append(Padding(pad))
+            pad = 0
+        out.append(_PING_FRAME if frame is _PING else CryptoFragment(*frame))  # type: ignore[misc]
+    if pad:
+        out.append(Padding(pad))
     return out
 
 
 def encode_payload(packet: PlannedPacket, hello: bytes) -> bytes:
     """The plaintext payload of ``packet``: its frames with the hello bytes they carry."""
-    buf = Buffer(capacity=packet.payload_length)
+    # The datagram size bounds the payload, so the Buffer needs no sum over the frame sizes.
+    buf = Buffer(capacity=max(packet.datagram_size, MIN_INITIAL_DATAGRAM_SIZE))
     for frame in packet.frames:
-        if isinstance(frame, CryptoFragment):
-            push_crypto_frame_header(buf, frame.offset, frame.length)
-            buf.push_bytes(hello[frame.offset:frame.offset + frame.length])
-        elif isinstance(frame, Ping):
-            push_ping_frame(buf)
+        cls = frame.__class__
+        if cls is CryptoFragment:
+            offset, length = frame.offset, frame.length  # type: ignore[union-attr]
+            push_crypto_frame_header(buf, offset, length)
+            buf.push_bytes(hello[offset:offset + length])
+        elif cls is Ping:
+            buf.push_uint8(FrameType.PING)
         else:
-            buf.push_bytes(bytes(frame.length))  # PADDING is a zero byte (RFC 9000 §19.1)
+            buf.push_bytes(bytes(frame.length))  # type: ignore[union-attr]  # PADDING (§19.1)
     return buf.data
 
 

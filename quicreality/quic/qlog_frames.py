@@ -8,18 +8,39 @@ from ..qlog.sink import ack_frame, crypto_frame, simple_frame, stream_frame
 from ..wire.buffer import Buffer, BufferReadError
 from . import frames as f
 from .errors import QuicConnectionError
+from .frames import fast
 
 
 def describe_frames(payload: bytes) -> list[dict[str, Any]]:
-    """Parse ``payload`` with the full frame codec and map each frame to its qlog 0.3 shape.
+    """Parse ``payload`` and map each frame to its qlog 0.3 shape.
 
-    Malformed input yields the frames parsed so far plus an ``unknown`` entry; the connection's
-    own handlers decide what the error means.
+    STREAM, ACK, PING and PADDING (nearly every packet of a transfer) are read with the
+    allocation-light readers of :mod:`.frames.fast` straight into their dicts; any other frame
+    goes through the full frame codec. Malformed input yields the frames parsed so far plus an
+    ``unknown`` entry; the connection's own handlers decide what the error means.
     """
     out: list[dict[str, Any]] = []
     buf = Buffer(data=payload)
     while not buf.eof():
+        start = buf.tell()
         try:
+            frame_type = buf.pull_uint_var()
+            if 0x08 <= frame_type <= 0x0F:  # STREAM (RFC 9000 §19.8)
+                stream_id, offset, data, fin = fast.pull_stream_frame(buf, frame_type)
+                out.append(stream_frame(stream_id, offset, len(data), fin))
+                continue
+            if frame_type == 0x02 or frame_type == 0x03:  # ACK, ACK_ECN (RFC 9000 §19.3)
+                ranges, delay = fast.pull_ack_frame(buf, False)
+                ecn = fast.pull_ecn_counts(buf) if frame_type == 0x03 else None
+                out.append(ack_frame(ranges, delay / 1e6, ecn))
+                continue
+            if frame_type == 0x01:  # PING (RFC 9000 §19.2)
+                out.append(simple_frame("ping"))
+                continue
+            if frame_type == 0x00:  # PADDING (RFC 9000 §19.1): the run counts as one frame
+                out.append(simple_frame("padding", length=1 + fast.skip_padding(buf)))
+                continue
+            buf.seek(start)
             frame = f.pull_frame(buf)
         except (QuicConnectionError, BufferReadError, ValueError):
             out.append(simple_frame("unknown"))

@@ -50,7 +50,8 @@ the schedule origin (emulator start, or re-arm before the workload), and every `
 after that, the client's UDP source port is rewritten to a new one (``kind = "port"``) or its
 source address and port (``kind = "addr"``, addresses from ``addresses``, all inside our
 namespaces). Both directions are translated consistently; packets towards a mapping that was
-replaced are dropped, as a NAT whose old binding expired drops them. ``addresses`` defaults to
+replaced (the client's own address too, after the first rebinding) are dropped, as a NAT whose
+old binding expired drops them. ``addresses`` defaults to
 :data:`DEFAULT_REBIND_ADDRESSES`. Only the userspace backend can rebind (netem has no NAT stage).
 """
 

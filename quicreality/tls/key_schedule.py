@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from .hkdf import SUITE_HASH, hash_len, hkdf_expand_label, hkdf_extract
 from .messages import HandshakeType
@@ -83,10 +84,15 @@ class Transcript:
     HelloRetryRequest); :meth:`restart_after_hello_retry` applies the message_hash substitution.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_hasher", "_hash_name", "_hashed")
 
     def __init__(self) -> None:
         self._data = bytearray()
+        #: a running hash over ``_data[:_hashed]``, made by the first :meth:`digest` (a handshake
+        #: takes six digests of a growing transcript: each new one hashes only the new bytes)
+        self._hasher: Any = None
+        self._hash_name = ""
+        self._hashed = 0
 
     def add(self, message: bytes) -> None:
         """Append one complete handshake message (header included)."""
@@ -95,10 +101,21 @@ class Transcript:
     def restart_after_hello_retry(self, hash_name: str) -> None:
         """Replace the ClientHello1 collected so far by its message_hash (RFC 8446 §4.4.1)."""
         self._data = bytearray(message_hash(hash_name, bytes(self._data)))
+        self._hasher = None
+        self._hashed = 0
 
     def digest(self, hash_name: str) -> bytes:
         """Transcript-Hash of everything added so far."""
-        return hashlib.new(hash_name, self._data).digest()
+        hasher = self._hasher
+        if hasher is None or self._hash_name != hash_name:
+            hasher = self._hasher = hashlib.new(hash_name)
+            self._hash_name = hash_name
+            self._hashed = 0
+        data = self._data
+        if len(data) > self._hashed:
+            hasher.update(data[self._hashed:])
+            self._hashed = len(data)
+        return hasher.copy().digest()  # type: ignore[no-any-return]
 
     @property
     def data(self) -> bytes:

@@ -95,7 +95,7 @@ class _PacketDraft:
     """A packet being filled: payload buffer plus metadata."""
 
     __slots__ = ("space_id", "buf", "handlers", "ack_eliciting", "in_flight", "header_size",
-                 "frames", "mtu_probe", "path_probe", "pn_length", "zero_rtt")
+                 "frames", "mtu_probe", "path_probe", "pn_length", "ack_ranges", "zero_rtt")
 
     def __init__(self, space_id: int, capacity: int, header: tuple[int, int], want_frames: bool,
                  zero_rtt: bool = False):
@@ -111,6 +111,7 @@ class _PacketDraft:
         #: carries PATH_CHALLENGE or PATH_RESPONSE: the datagram is expanded (RFC 9000 §8.2.1)
         self.path_probe = False
         self.mtu_probe = False  # a DPLPMTUD probe (connection/pmtud.py)
+        self.ack_ranges = 0  # ranges of the ACK frame it carries (0: none)
 
 
 class PacketAssembler:
@@ -455,6 +456,17 @@ class PacketAssembler:
                     break
             if space_id == SPACE_APPLICATION:
                 self._write_app_frames(draft, space.owed)
+                if draft.ack_ranges > 1 and not draft.ack_eliciting and buf.capacity - buf.tell() >= 1 \
+                        and now - self._recovery.spaces[space_id].time_of_last_ack_eliciting \
+                        >= self._recovery.rtt.smoothed_rtt:
+                    # RFC 9000 §13.2.4: an endpoint that only sends ACKs (a download's client)
+                    # makes one about once per round trip ack-eliciting while its ACK frames
+                    # carry gaps, so they get acknowledged and their old ranges dropped (a
+                    # one-range ACK has nothing to drop: two idle endpoints do not ping-pong)
+                    f.push_ping_frame(buf)
+                    draft.ack_eliciting = True
+                    if draft.frames is not None:
+                        draft.frames.append({"frame_type": "ping"})
             if probe and not draft.ack_eliciting and buf.capacity - buf.tell() >= 1:
                 f.push_ping_frame(buf)  # RFC 9002 §6.2.4
                 draft.ack_eliciting = True
@@ -487,12 +499,20 @@ class PacketAssembler:
             delay = int((now - space.largest_received_time) * 1_000_000) >> \
                 self._ack_delay_exponent
             delay = max(delay, 0)
-        if not f.push_ack_frame(buf, ranges, delay, space.ecn_counts,
-                                max_ranges=min(MAX_ACK_RANGES, 1 + max(0, (buf.remaining() - 24) // 8))):
+        # RFC 9000 §13.2.4: ranges the peer has seen acknowledged by an acknowledged ACK frame
+        # are left out (a steady flow's ACKs carry the last round trips' gaps); MAX_ACK_RANGES caps
+        written = f.push_ack_frame(buf, ranges, delay, space.ecn_counts,
+                                   max_ranges=min(1 + max(0, (buf.remaining() - 24) // 8),
+                                                  space.ack_ranges_above_floor(), MAX_ACK_RANGES))
+        if not written:
             return
         space.on_ack_sent()
+        draft.handlers.append((space.on_ack_frame_delivered, (ranges[-1].stop - 1,)))
+        draft.ack_ranges = written
         if draft.frames is not None:
-            draft.frames.append(ack_frame(ranges, (delay << self._ack_delay_exponent) / 1_000_000,
+            n = len(ranges)
+            draft.frames.append(ack_frame(ranges if written == n else ranges[n - written:],
+                                          (delay << self._ack_delay_exponent) / 1_000_000,
                                           space.ecn_counts))
 
     def _write_crypto(self, draft: _PacketDraft, crypto: QuicStream) -> bool:

@@ -83,9 +83,9 @@ class PacketSpace:
     """Receive-side ACK state, packet numbering, CRYPTO stream and owed frames of one space."""
 
     __slots__ = ("_ack_every", "_ce", "_ect0", "_ect1", "_ecn_counted", "_first_unacked_time",
-                 "_in_order_count", "ack_deadline", "ack_eliciting_unacked", "crypto", "discarded",
-                 "largest_received", "largest_received_time", "next_pn", "owed", "received",
-                 "received_floor", "skip")
+                 "_in_order_count", "ack_deadline", "ack_eliciting_unacked", "ack_floor", "crypto",
+                 "discarded", "largest_received", "largest_received_time", "next_pn", "owed",
+                 "received", "received_floor", "skip")
 
     def __init__(self, ack_every: int = 2) -> None:
         """``ack_every``: in-order ack-eliciting packets per ACK once
@@ -99,6 +99,10 @@ class PacketSpace:
         self.crypto = new_crypto_stream()
         self.received = RangeSet()
         self.received_floor = 0  # every packet number below this counts as already received
+        #: the largest Largest Acknowledged of our ACK frames the peer has acknowledged: ranges
+        #: at or below it are no longer sent (RFC 9000 §13.2.4); ``received`` keeps them for
+        #: duplicate detection
+        self.ack_floor = -1
         self.largest_received = -1
         self.largest_received_time = 0.0
         self.ack_deadline: float | None = None
@@ -177,6 +181,25 @@ class PacketSpace:
             self.owed.ack = True
         elif self.ack_deadline is None:
             self.ack_deadline = now + max_ack_delay
+
+    def ack_ranges_above_floor(self) -> int:
+        """How many of the newest ``received`` ranges reach above :attr:`ack_floor` (at least 1):
+        an ACK frame needs no older range (RFC 9000 §13.2.4)."""
+        received = self.received
+        n = len(received)
+        floor = self.ack_floor
+        i = n
+        while i > 0 and received[i - 1].stop - 1 > floor:
+            i -= 1
+        return max(1, n - i)
+
+    def on_ack_frame_delivered(self, acked: bool, largest: int) -> None:
+        """Delivery handler of a packet carrying our ACK frame whose Largest Acknowledged was
+        ``largest``: once the peer acknowledged it, the peer knows everything up to ``largest``
+        that frame reported, and later ACK frames stop at :attr:`ack_floor` (RFC 9000 §13.2.4).
+        A lost ACK frame changes nothing (RFC 9000 §13.3: ACKs are not retransmitted)."""
+        if acked and largest > self.ack_floor:
+            self.ack_floor = largest
 
     def on_ack_timer(self, now: float) -> None:
         """The delayed-ACK deadline passed: the ACK is owed now."""

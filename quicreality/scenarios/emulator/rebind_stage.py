@@ -9,7 +9,8 @@ to the server gets a new outside mapping: a fresh port drawn from the seeded str
 or also the next address of :attr:`Rebind.addresses` (``addr``). Client -> server packets have
 their source rewritten to the mapping; server -> client packets to a current mapping have their
 destination rewritten back; server -> client packets to a mapping that was replaced are dropped
-(the NAT forgot it). Epochs are computed from the packet's time, so the stage needs no timer.
+(the NAT forgot it), the client's own untranslated address of epoch 0 included. Epochs are
+computed from the packet's time, so the stage needs no timer.
 
 Checksums are updated incrementally (RFC 1624 eqn. 3): the IPv4 header checksum when an
 address changes, the UDP checksum for the pseudo-header address and the port (a UDP checksum of
@@ -88,9 +89,11 @@ class RebindStage:
         old = self._outside.get(inside)
         if old is not None:
             self._inside.pop(old, None)
-            if len(self._stale) >= STALE_KEEP * max(1, len(self._outside)):
-                self._stale.clear()
-            self._stale.add(old)
+        if len(self._stale) >= STALE_KEEP * max(1, len(self._outside)):
+            self._stale.clear()
+        # a flow's first mapping replaces the untranslated one of epoch 0 (the client's own
+        # address, which the server may have learned): a NAT that rebinds forgets it too
+        self._stale.add(inside if old is None else old)
         addr = inside[0]
         if self.rebind.kind == "addr":
             pool = self.rebind.addresses

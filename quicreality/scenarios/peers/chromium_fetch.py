@@ -6,7 +6,8 @@ file. This runner drives the same browser through the DevTools protocol over a p
 a JSON message terminated by a NUL byte; no TCP port is opened)::
 
     python -m quicreality.scenarios.peers.chromium_fetch --out-dir DIR --ca CA [--keylog F]
-        [--netlog F] [--timeout S] [--max-in-flight N] URL...
+        [--netlog F] [--timeout S] [--max-in-flight N] [--new-connection-after N]
+        [--key-update-after N] [--no-0rtt] URL...
 
 It opens a blank tab and evaluates one script there that ``fetch()``es every URL at once, so the
 requests share the browser's one QUIC connection to the origin, as a page's subresources do
@@ -18,6 +19,16 @@ The blank tab has an opaque origin, so the browser runs with ``--disable-web-sec
 check on the responses; it needs the throwaway ``--user-data-dir`` it gets). Everything else is
 :mod:`.chromium`'s recipe: QUIC forced on the origin, no name resolution, the CA trusted
 through an NSS database in a throwaway ``$HOME``, ``SSLKEYLOGFILE``.
+
+``--new-connection-after N`` (the interop matrix's resumption and zerortt, N = 1) fetches the
+first N URLs, then closes every connection of the browser with
+``chrome.benchmarking.closeConnections()`` (a page sees it only under
+``--enable-net-benchmarking``, which the browser then gets), then fetches the rest: the new
+connection offers the session ticket the first one received (the TLS session cache is not
+flushed by the close), and sends the GETs in 0-RTT when the ticket allows early data
+(``--no-0rtt``: never). ``--key-update-after N`` makes the browser initiate a key update after
+N packets sent in a key phase (RFC 9001 §6). Both are quiche flags, which Chromium takes from
+its ``QUIC`` field trial's ``set_quic_flags`` parameter (:func:`quic_flag_argv`).
 
 Each body is written to ``DIR/<last path segment>``; one JSON line per URL
 (``url, status, bytes, secs, proto, file, error``) goes to stdout. Exit status 0 when every URL
@@ -39,20 +50,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import paths
 from .base import Command, DownloadRequest, Unsupported, out_name
 from .chromium import BASE_FLAGS, binary, nss_db_argvs, runner_logs
 
-__all__ = ["FETCH_ALL_JS", "MAX_IN_FLIGHT_ENV", "browser_argv", "download", "fetch_all",
-           "fetch_script"]
+__all__ = ["CLOSE_CONNECTIONS_JS", "FETCH_ALL_JS", "KEY_UPDATE_FLAG", "MAX_IN_FLIGHT_ENV",
+           "NO_0RTT_FLAG", "batches", "browser_argv", "download", "fetch_all", "fetch_script",
+           "quic_flag_argv", "quiche_flags"]
 
 #: fds Chromium uses with ``--remote-debugging-pipe`` (it reads 3, writes 4).
 CDP_IN_FD, CDP_OUT_FD = 3, 4
+
+#: The field trial whose parameters Chromium's network session configurator reads (QUIC flags
+#: among them); the group is ours (a name starting with "Disabled" would turn QUIC off).
+QUIC_TRIAL, QUIC_GROUP = "QUIC", "Enabled"
+#: quiche's flag: "if non-zero and key update is allowed, the maximum number of packets sent
+#: for each key phase before initiating a key update" (RFC 9001 §6).
+KEY_UPDATE_FLAG = "FLAGS_quic_key_update_confidentiality_limit"
+#: quiche's flag: "if true, QUIC client with TLS will not try 0-RTT" (a resumption alone).
+NO_0RTT_FLAG = "FLAGS_quic_disable_client_tls_zero_rtt"
 
 #: Environment default of ``--max-in-flight`` (so the interop runner's adapter can be told).
 MAX_IN_FLIGHT_ENV = "QR_CHROMIUM_MAX_IN_FLIGHT"
@@ -95,6 +116,32 @@ FETCH_ALL_JS = """
 """
 
 
+#: Close every connection of the browser's network context (QUIC sessions get a
+#: CONNECTION_CLOSE), keeping its TLS session cache: the next fetch makes a new connection that
+#: offers the cached ticket (and sends 0-RTT if the ticket allows early data). The page sees
+#: ``chrome.benchmarking`` only when Chromium runs with ``--enable-net-benchmarking``.
+CLOSE_CONNECTIONS_JS = """
+(() => {
+  if (!(window.chrome && chrome.benchmarking && chrome.benchmarking.closeConnections))
+    throw new Error("chrome.benchmarking.closeConnections is missing");
+  chrome.benchmarking.closeConnections();
+  return true;
+})()
+"""
+
+
+def batches(urls: Sequence[str], new_connection_after: int = 0) -> list[list[str]]:
+    """The URLs fetched on each connection: all on one (``new_connection_after`` 0, or not less
+    than the number of URLs), else the first N, then the rest (QIR's resumption and zerortt:
+    N = 1)."""
+    if new_connection_after < 0:
+        raise ValueError("new_connection_after must be >= 0")
+    n = new_connection_after
+    if n == 0 or n >= len(urls):
+        return [list(urls)]
+    return [list(urls[:n]), list(urls[n:])]
+
+
 def fetch_script(urls: Sequence[str], max_in_flight: int = 0) -> str:
     """:data:`FETCH_ALL_JS` for ``urls`` with at most ``max_in_flight`` fetches pending at a
     time (0: all at once)."""
@@ -103,8 +150,41 @@ def fetch_script(urls: Sequence[str], max_in_flight: int = 0) -> str:
     return FETCH_ALL_JS.replace("URLS, LIMIT", f"{json.dumps(list(urls))}, {max_in_flight:d}")
 
 
-def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = None) -> list[str]:
-    """Chromium with a DevTools pipe, QUIC forced on the URLs' origins, no name resolution."""
+def quic_flag_argv(flags: Mapping[str, int | bool]) -> list[str]:
+    """Chromium's switches that set QUIC (quiche) flags: its network session configurator
+    reads ``set_quic_flags`` (``FLAGS_name=VALUE,...``, quiche's ``SetQuicFlagByName``) from
+    the ``QUIC`` field trial's parameters, which ``--force-fieldtrials`` and
+    ``--force-fieldtrial-params`` set (the value URL-escaped)."""
+    if not flags:
+        return []
+
+    def text(v: int | bool) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else f"{v:d}"
+
+    value = quote(",".join(f"{k}={text(v)}" for k, v in flags.items()), safe="")
+    return [f"--force-fieldtrials={QUIC_TRIAL}/{QUIC_GROUP}",
+            f"--force-fieldtrial-params={QUIC_TRIAL}.{QUIC_GROUP}:set_quic_flags/{value}"]
+
+
+def quiche_flags(key_update_after: int = 0, *, zero_rtt: bool = True) -> dict[str, int | bool]:
+    """The quiche flags for ``--key-update-after N`` (initiate a key update after N packets
+    sent in a key phase; 0: never, Chromium's default) and ``--no-0rtt``."""
+    if key_update_after < 0:
+        raise ValueError("key_update_after must be >= 0")
+    flags: dict[str, int | bool] = {}
+    if key_update_after:
+        flags[KEY_UPDATE_FLAG] = key_update_after
+    if not zero_rtt:
+        flags[NO_0RTT_FLAG] = True
+    return flags
+
+
+def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = None,
+                 benchmarking: bool = False,
+                 quic_flags: Mapping[str, int | bool] | None = None) -> list[str]:
+    """Chromium with a DevTools pipe, QUIC forced on the URLs' origins, no name resolution
+    (``benchmarking``: with ``--enable-net-benchmarking``, for :data:`CLOSE_CONNECTIONS_JS`;
+    ``quic_flags``: quiche flags, see :func:`quic_flag_argv` and :func:`quiche_flags`)."""
     origins: list[str] = []
     hosts: list[str] = []
     for url in urls:
@@ -125,6 +205,9 @@ def browser_argv(urls: Sequence[str], *, profile: Path, netlog: Path | None = No
             # an IPv6 origin ([fd00::2]:443) is not taken (measured: TCP was tried), "*" is
             "--origin-to-force-quic-on=" + ("*" if v6 else ",".join(origins)),
             f"--host-resolver-rules={rules}"]
+    if benchmarking:
+        argv.append("--enable-net-benchmarking")
+    argv += quic_flag_argv(quic_flags or {})
     if netlog is not None:
         argv += [f"--log-net-log={netlog}", "--net-log-capture-mode=Everything"]
     return [*argv, "about:blank"]
@@ -180,6 +263,15 @@ class _Pipe:
         return parsed
 
 
+def _evaluate(cdp: _Pipe, session: str, expr: str) -> Any:
+    """Evaluate ``expr`` in the tab (awaiting a promise) and return its value."""
+    res = cdp.call("Runtime.evaluate", {"expression": expr, "awaitPromise": True,
+                                        "returnByValue": True}, session)
+    if "exceptionDetails" in res:
+        raise RuntimeError(f"page script failed: {res['exceptionDetails']}")
+    return res["result"].get("value")
+
+
 def _spawn(argv: list[str], env: dict[str, str], stderr: Path | None) -> tuple[int, int, int]:
     """Start Chromium in its own process group with its DevTools pipe on fds 3 (commands) and 4
     (answers) and stderr to ``stderr`` (None: ours); returns (pid, our write end, our read end)."""
@@ -225,7 +317,9 @@ def _stop(pid: int, grace: float = 3.0) -> None:
 
 def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | None = None,
               netlog: Path | None = None, timeout: float = 60.0,
-              log: Path | None = None, max_in_flight: int = 0) -> list[dict[str, Any]]:
+              log: Path | None = None, max_in_flight: int = 0,
+              new_connection_after: int = 0,
+              quic_flags: Mapping[str, int | bool] | None = None) -> list[dict[str, Any]]:
     """Fetch ``urls`` in one headless Chromium (see the module docstring); one record per URL.
 
     Args:
@@ -237,6 +331,9 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
         timeout: Seconds for the whole run (start, fetches, exit).
         log: Chromium's stderr (default: this process's).
         max_in_flight: At most this many fetches pending at a time (0: all at once).
+        new_connection_after: Fetch the first N URLs, close every connection of the browser,
+            then fetch the rest on a new one (0: all on one; see :func:`batches`).
+        quic_flags: quiche flags for the browser (see :func:`quiche_flags`).
     """
     tmp = Path(tempfile.mkdtemp(prefix="qrchromium-"))
     deadline = time.monotonic() + timeout
@@ -249,20 +346,21 @@ def fetch_all(urls: Sequence[str], *, out_dir: Path, ca: Path, keylog: Path | No
         env = {**os.environ, "HOME": str(home)}
         if keylog is not None:
             env["SSLKEYLOGFILE"] = str(keylog)
-        pid, to_b, from_b = _spawn(browser_argv(urls, profile=tmp / "profile", netlog=netlog),
-                                   env, log)
+        argv = browser_argv(urls, profile=tmp / "profile", netlog=netlog,
+                            benchmarking=0 < new_connection_after < len(urls),
+                            quic_flags=quic_flags)
+        pid, to_b, from_b = _spawn(argv, env, log)
         try:
             cdp = _Pipe(to_b, from_b, deadline)
             target = cdp.call("Target.createTarget", {"url": "about:blank"})["targetId"]
             session = cdp.call("Target.attachToTarget", {"targetId": target,
                                                          "flatten": True})["sessionId"]
             cdp.call("Network.enable", {}, session)
-            expr = fetch_script(urls, max_in_flight)
-            res = cdp.call("Runtime.evaluate", {"expression": expr, "awaitPromise": True,
-                                                "returnByValue": True}, session)
-            if "exceptionDetails" in res:
-                raise RuntimeError(f"fetch script failed: {res['exceptionDetails']}")
-            records: list[dict[str, Any]] = res["result"]["value"]
+            records: list[dict[str, Any]] = []
+            for i, batch in enumerate(batches(urls, new_connection_after)):
+                if i:  # every connection closed; the session tickets stay cached
+                    _evaluate(cdp, session, CLOSE_CONNECTIONS_JS)
+                records += _evaluate(cdp, session, fetch_script(batch, max_in_flight))
             for rec in records:  # Resource Timing hides it cross-origin; DevTools does not
                 # (keyed by the normalised URL: Chromium drops a default :443)
                 rec["proto"] = cdp.protocols.get(rec.get("final") or rec["url"]) or rec["proto"]
@@ -337,11 +435,29 @@ def main(argv: list[str] | None = None) -> int:
                    default=0,
                    help="at most N fetches pending at a time (default 0: all at once, as a "
                         "page's subresources)")
+    p.add_argument("--new-connection-after", type=int, metavar="N", default=0,
+                   help="fetch the first N URLs, close every connection (the session tickets "
+                        "stay cached), fetch the rest on a new connection (default 0: all on "
+                        "one; QIR's resumption and zerortt use 1)")
+    p.add_argument("--key-update-after", type=int, metavar="N", default=0,
+                   help="initiate a key update after N packets sent in a key phase (quiche's "
+                        "quic_key_update_confidentiality_limit through the QUIC field trial; "
+                        "default 0: never, as Chromium)")
+    p.add_argument("--no-0rtt", action="store_true",
+                   help="never send 0-RTT (quiche's quic_disable_client_tls_zero_rtt; default: "
+                        "Chromium sends its GETs in 0-RTT on a resumed connection whose ticket "
+                        "allows early data)")
     a = p.parse_args(argv)
+    if a.key_update_after < 0:
+        p.error("--key-update-after must be >= 0")
     if a.max_in_flight < 0:
         p.error("--max-in-flight must be >= 0")
+    if a.new_connection_after < 0:
+        p.error("--new-connection-after must be >= 0")
     results = fetch_all(a.urls, out_dir=a.out_dir, ca=a.ca, keylog=a.keylog, netlog=a.netlog,
-                        timeout=a.timeout, max_in_flight=a.max_in_flight)
+                        timeout=a.timeout, max_in_flight=a.max_in_flight,
+                        new_connection_after=a.new_connection_after,
+                        quic_flags=quiche_flags(a.key_update_after, zero_rtt=not a.no_0rtt))
     for r in results:
         print(json.dumps(r), flush=True)
     return 0 if all(r["error"] is None for r in results) else 1

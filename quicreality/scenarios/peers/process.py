@@ -6,6 +6,10 @@
   (read from ``/proc``), failing early with the peer's stderr tail if it exits first.
 * :meth:`PeerProcess.stop` sends SIGTERM to the group (peers flush qlog on it), then SIGKILL.
   ``with PeerProcess(...) as p:`` stops it however the block ends.
+* :attr:`PeerProcess.cpu_s` is the process's CPU time (user + system, from ``/proc/PID/stat``),
+  read by :meth:`PeerProcess.poll` just before an exited process is reaped and by
+  :meth:`PeerProcess.stop` before its signal, so a workload can report CPU seconds per byte.
+  ``ip netns exec`` execs the command in place, so the PID is the peer's own.
 """
 
 from __future__ import annotations
@@ -50,6 +54,23 @@ def _socket_inodes(port: int, proto: str, pid: int | None = None) -> set[str]:
                 continue
             inodes.add(cols[9])
     return inodes
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` (its own, not its children's) from ``/proc/PID/stat``;
+    an exited process that is not yet reaped (a zombie) still reports them. None if unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # fields[0] is field 3 (state): utime is field 14
+    try:
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    except (IndexError, ValueError):
+        return None
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -112,6 +133,8 @@ class PeerProcess:
         self.stderr_path = self.log_dir / f"{name}.stderr"
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        #: CPU seconds (user + system) at the last sample; None before the first
+        self.cpu_s: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -137,7 +160,30 @@ class PeerProcess:
 
     def running(self) -> bool:
         """Started and not yet exited."""
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.poll() is None
+
+    def sample_cpu(self) -> float | None:
+        """Read the process's CPU seconds into :attr:`cpu_s` (kept if it cannot be read)."""
+        if self.proc is not None and self.proc.returncode is None:
+            value = cpu_seconds(self.proc.pid)
+            if value is not None:
+                self.cpu_s = value
+        return self.cpu_s
+
+    def poll(self) -> int | None:
+        """``Popen.poll()``, with :attr:`cpu_s` read once the process has exited and before it
+        is reaped (``waitid(WNOWAIT)``), so the figure covers the whole run."""
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            try:
+                exited = os.waitid(os.P_PID, self.proc.pid,
+                                   os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                exited = None
+            if exited is not None:
+                self.sample_cpu()
+        return self.proc.poll()
 
     def stdout(self) -> str:
         """What it wrote to stdout so far."""
@@ -195,7 +241,8 @@ class PeerProcess:
         """SIGTERM the process group, SIGKILL after ``grace`` s; returns the exit status."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
+        if self.poll() is None:
+            self.sample_cpu()
             self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=grace)

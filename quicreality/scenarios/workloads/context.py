@@ -183,7 +183,7 @@ class RepContext:
         last = _if_bytes(self._meter_pid, LINK_IF) if self._meter_pid else None
         t_last = t0
         while True:
-            rc = proc.proc.poll()
+            rc = proc.poll()  # reads its CPU time before reaping it
             now = time.monotonic()
             if rc is not None:
                 return rc, now - t0

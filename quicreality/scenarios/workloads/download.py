@@ -29,7 +29,7 @@ from .context import (
     serve_command,
     tail,
 )
-from .measures import link_loss_metrics, qlog_metrics
+from .measures import cpu_metrics, link_loss_metrics, qlog_metrics
 from .reality import reality_client_args, start_reality_server
 
 __all__ = ["SPEC", "run_download"]
@@ -90,6 +90,7 @@ def run_download(ctx: RepContext) -> RepOutcome:
                                     "error": res.error if res else "no result"}})
     metrics: list[Metric] = [("file_bytes", float(got_bytes), "bytes", "runner"),
                              ("client_elapsed", secs, "s", "runner")]
+    metrics += cpu_metrics({"server": server.cpu_s, "client": client.cpu_s}, w.size_bytes)
     if res is not None and res.secs and res.bytes:
         metrics.append(("goodput_reported", res.bytes * 8 / res.secs / 1e6, "Mbit/s", "peer"))
     pcapng = finish_keys(ctx.dir)

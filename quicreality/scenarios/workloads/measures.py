@@ -1,5 +1,5 @@
 """Measurements several workload kinds take: RTT and loss from the qlogs, link loss from the
-two captures.
+two captures, the endpoints' CPU time.
 
 Each returns ``(metrics, details)``: tidy :data:`~.context.Metric` rows for ``samples.jsonl`` and
 the evidence behind them for ``check.json``.
@@ -16,7 +16,7 @@ from ..topology import ADDRESSES
 from ..wire import packets_by_source
 from .context import Metric
 
-__all__ = ["link_loss_metrics", "qlog_metrics"]
+__all__ = ["cpu_metrics", "link_loss_metrics", "qlog_metrics"]
 
 
 def _qlogs(d: Path) -> list[QlogSummary]:
@@ -77,3 +77,21 @@ def link_loss_metrics(rep_dir: Path, flow: str, capture_counts: dict[str, dict[s
                        ("link_lost_to_server", float(lost_ts), "packets", "wire")]
     return m, {"flow": flow, "packets_at_client_side": at_client,
                "packets_at_server_side": at_server}
+
+
+def cpu_metrics(cpu_s: dict[str, float | None], payload_bytes: int) -> list[Metric]:
+    """``cpu_<role>_s`` (user + system seconds of each endpoint process, from ``/proc``) and
+    ``cpu_<role>_s_per_mb`` (per 10^6 payload bytes); a role whose CPU was not read is left out.
+
+    The link emulator and the captures share the machine's cores with the endpoints, so an
+    endpoint's CPU per byte tells how much of the emulator's time it can take (issue 13's
+    late releases).
+    """
+    m: list[Metric] = []
+    for role, value in cpu_s.items():
+        if value is None:
+            continue
+        m.append((f"cpu_{role}_s", value, "s", "runner"))
+        if payload_bytes > 0:
+            m.append((f"cpu_{role}_s_per_mb", value / (payload_bytes / 1e6), "s/MB", "runner"))
+    return m

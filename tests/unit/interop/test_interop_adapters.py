@@ -119,12 +119,40 @@ def test_chromium_client_fetches_through_devtools_and_declines_the_rest() -> Non
     assert "--keylog" in cmd.argv and "/q/chromium-netlog.json" in cmd.argv
     assert len(plan(ep("chromium", "client", "multiconnect"))) == 3
     assert plan(ep("chromium", "client", "retry"))[0].argv[-3:] == URLS
-    for tc in ("chacha20", "resumption", "zerortt", "keyupdate", "ecn", "v2",
-               "versionnegotiation", "connectionmigration"):
+    for tc in ("chacha20", "ecn", "v2", "versionnegotiation", "connectionmigration"):
         with pytest.raises(Unsupported, match=f"TESTCASE={tc}"):
             plan(ep("chromium", "client", tc))
     with pytest.raises(Unsupported, match="no server role"):
         plan(ep("chromium", "server", "handshake"))
+
+
+def test_chromium_resumption_and_zerortt_close_the_first_connection_in_one_browser() -> None:
+    # one browser: the ticket cache lives in it; the first URL, then a new connection
+    (z,) = plan(ep("chromium", "client", "zerortt"))
+    assert z.argv[-5:] == ("--new-connection-after", "1", *URLS), z.argv
+    (r,) = plan(ep("chromium", "client", "resumption"))  # no 0-RTT: a resumption alone
+    assert r.argv[-6:] == ("--new-connection-after", "1", "--no-0rtt", *URLS), r.argv
+    (k,) = plan(ep("chromium", "client", "keyupdate"))
+    assert k.argv[-5:] == ("--key-update-after", "100", *URLS), k.argv
+    with pytest.raises(ValueError, match="at least 2 REQUESTS"):
+        plan(Endpoint(peer="chromium", role="client", testcase="zerortt", requests=URLS[:1]))
+
+
+def test_chromium_batches_and_the_benchmarking_switch() -> None:
+    from quicreality.scenarios.peers.chromium_fetch import (
+        CLOSE_CONNECTIONS_JS,
+        batches,
+        browser_argv,
+    )
+
+    assert batches(URLS) == [list(URLS)] == batches(URLS, 3) == batches(URLS, 9)
+    assert batches(URLS, 1) == [[URLS[0]], list(URLS[1:])]
+    with pytest.raises(ValueError):
+        batches(URLS, -1)
+    assert "chrome.benchmarking.closeConnections()" in CLOSE_CONNECTIONS_JS
+    assert "--enable-net-benchmarking" not in browser_argv(URLS, profile=Path("/p"))
+    argv = browser_argv(URLS, profile=Path("/p"), benchmarking=True)
+    assert "--enable-net-benchmarking" in argv and argv[-1] == "about:blank"
 
 
 def test_chromium_browser_argv_forces_quic_and_resolves_nothing() -> None:
@@ -219,3 +247,38 @@ def test_chromium_max_in_flight_from_the_environment(monkeypatch: pytest.MonkeyP
     assert seen["max_in_flight"] == 5
     with pytest.raises(SystemExit):
         chromium_fetch.main(["--max-in-flight", "-1", *args])
+    assert seen["new_connection_after"] == 0
+    chromium_fetch.main(["--new-connection-after", "1", *args])
+    assert seen["new_connection_after"] == 1
+    with pytest.raises(SystemExit):
+        chromium_fetch.main(["--new-connection-after", "-1", *args])
+
+
+def test_chromium_key_update_through_the_quic_field_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quicreality.scenarios.peers import chromium_fetch
+
+    assert chromium_fetch.quic_flag_argv({}) == []
+    assert chromium_fetch.quic_flag_argv({"FLAGS_a": 3, "FLAGS_b": True}) == [
+        "--force-fieldtrials=QUIC/Enabled",
+        "--force-fieldtrial-params=QUIC.Enabled:set_quic_flags/FLAGS_a%3D3%2CFLAGS_b%3Dtrue"]
+    assert chromium_fetch.quiche_flags() == {}
+    flags = chromium_fetch.quiche_flags(100, zero_rtt=False)
+    assert flags == {"FLAGS_quic_key_update_confidentiality_limit": 100,
+                     "FLAGS_quic_disable_client_tls_zero_rtt": True}
+    with pytest.raises(ValueError):
+        chromium_fetch.quiche_flags(-1)
+    argv = chromium_fetch.browser_argv(URLS, profile=Path("/p"),
+                                       quic_flags=chromium_fetch.quiche_flags(100))
+    assert ("--force-fieldtrial-params=QUIC.Enabled:set_quic_flags/"
+            "FLAGS_quic_key_update_confidentiality_limit%3D100") in argv
+    assert not any("fieldtrial" in a for a in chromium_fetch.browser_argv(URLS, profile=Path("/p")))
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(chromium_fetch, "fetch_all",
+                        lambda urls, **kw: seen.update(kw) or [])  # type: ignore[func-returns-value]
+    args = ["--out-dir", "/o", "--ca", "/ca.pem", "https://10.99.2.2:443/a"]
+    chromium_fetch.main(args)
+    assert seen["quic_flags"] == {}
+    chromium_fetch.main(["--key-update-after", "50", "--no-0rtt", *args])
+    assert seen["quic_flags"] == chromium_fetch.quiche_flags(50, zero_rtt=False)
+    with pytest.raises(SystemExit):
+        chromium_fetch.main(["--key-update-after", "-1", *args])

@@ -90,6 +90,17 @@ def test_port_rebinding_translates_both_ways_and_drops_the_old_mapping() -> None
     assert nat.stats()["rebinds"] == 2 and nat.stats()["dropped_stale"] == 1
 
 
+def test_the_untranslated_epoch_0_address_is_forgotten_at_the_first_rebinding() -> None:
+    # QIR's NAT drops what the server still sends to the client's original binding; a server
+    # that never follows the client (quic-go 0.29) must not keep reaching it there
+    nat = RebindStage(Rebind(kind="port", first_s=1.0, interval_s=5.0), seed=7, origin=100.0)
+    back = udp4(SERVER, CLIENT, b"reply")
+    assert nat.to_client(back, 100.5) == back  # epoch 0: the client's own address
+    nat.to_server(udp4(CLIENT, SERVER, b"hello"), 101.0)
+    assert nat.to_client(back, 101.1) is None
+    assert nat.stats()["dropped_stale"] == 1
+
+
 def test_address_rebinding_uses_the_pool_and_fixes_the_ip_checksum() -> None:
     pool = ("10.99.1.3", "10.99.1.4")
     nat = RebindStage(Rebind(kind="addr", first_s=0.0, interval_s=1.0, addresses=pool), 1, 0.0)
