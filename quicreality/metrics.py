@@ -245,7 +245,10 @@ class DatagramMetrics:
     def observe(self, conn: Any) -> None:
         """Add ``conn``'s drops since the previous call (a :class:`~quicreality.quic.connection.
         QuicConnection`; its ``datagrams.take_new_drops()`` keeps the cursor)."""
-        new = conn.datagrams.take_new_drops()
+        self.add(conn.datagrams.take_new_drops())
+
+    def add(self, new: tuple[int, int, int]) -> None:
+        """Add drops counted elsewhere (``take_new_drops``'s three counts, in :data:`SERIES` order)."""
         if any(new):
             for series, n in zip(self._series, new, strict=True):
                 if n:

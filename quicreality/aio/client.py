@@ -105,6 +105,8 @@ class ClientOptions:
 class QuicClientSession(Driver):
     """One client connection carrying a set of downloads."""
 
+    lazy_metrics = True  # a client serves no metrics: prometheus_client is not imported at start
+
     def __init__(self, sock: socket.socket, conn: QuicConnection, authority: str,
                  downloads: list[Download], loop: asyncio.AbstractEventLoop | None = None,
                  options: ClientOptions | None = None, *, migrate: bool = False):
@@ -130,6 +132,19 @@ class QuicClientSession(Driver):
                           ecn: int = 0) -> Iterable[QuicConnection]:
         self.conn.receive_datagram(data, addr, now, ecn)
         return (self.conn,)
+
+    def process_batch(self, batch: Iterable[tuple[bytes, Any, int]], now: float) -> None:
+        """:meth:`Driver.process_batch` for the one connection: each datagram straight to it."""
+        receive = self.conn.receive_datagram
+        received = 0
+        for data, addr, ecn in batch:
+            received += len(data)
+            try:
+                receive(data, addr, now, ecn)
+            except Exception:
+                log.exception("internal error while processing a datagram from %s", addr)
+        self.bytes_received += received
+        self.service((self.conn,), now)
 
     def connections(self) -> Iterable[QuicConnection]:
         return () if self.conn.is_terminated else (self.conn,)

@@ -14,12 +14,14 @@ import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..metrics import DatagramMetrics, datagram_metrics
 from ..quic.config import QuicConfiguration
 from ..quic.connection import QuicConnection
 from .udp import UdpIO, ViaSocket
+
+if TYPE_CHECKING:  # imported on first use: prometheus_client and http.server cost a client's start-up
+    from ..metrics import DatagramMetrics
 
 log = logging.getLogger("quicreality.aio")
 
@@ -126,8 +128,35 @@ class Driver:
         self._listening: list[UdpIO] = [self.io]
         #: sockets handed over by :meth:`add_socket` (closed by :meth:`close`)
         self._more: list[UdpIO] = []
-        #: the core's DATAGRAM drops go to these process-wide Prometheus counters
-        self.datagram_metrics: DatagramMetrics = datagram_metrics()
+        self._datagram_metrics: DatagramMetrics | None = None
+        if not self.lazy_metrics:
+            self._datagram_metrics = self.datagram_metrics
+
+    #: True: the DATAGRAM drop counters (and ``quicreality.metrics``) are created at the first
+    #: drop, not at start (a client serves no metrics); False: at start, all series at 0
+    lazy_metrics = False
+
+    @property
+    def datagram_metrics(self) -> DatagramMetrics:
+        """The process-wide Prometheus counters the core's DATAGRAM drops go to."""
+        if self._datagram_metrics is None:
+            from ..metrics import datagram_metrics
+
+            self._datagram_metrics = datagram_metrics()
+        return self._datagram_metrics
+
+    @datagram_metrics.setter
+    def datagram_metrics(self, value: DatagramMetrics) -> None:
+        self._datagram_metrics = value
+
+    def _observe_drops(self, conn: QuicConnection) -> None:
+        """Count ``conn``'s new DATAGRAM drops (creating the counters only when there are any)."""
+        if self._datagram_metrics is not None:
+            self._datagram_metrics.observe(conn)
+            return
+        new = conn.datagrams.take_new_drops()
+        if any(new):
+            self.datagram_metrics.add(new)
 
     def add_socket(self, sock: socket.socket, *, primary: bool = False) -> None:
         """Also read ``sock``; the driver owns it from now on (:meth:`close` closes it).
@@ -227,7 +256,7 @@ class Driver:
         try:
             conn.close(QuicErrorCode.INTERNAL_ERROR, None, "internal error", application=False)
             self.bytes_sent += self.send(conn.datagrams_to_send(now))
-            self.datagram_metrics.observe(conn)
+            self._observe_drops(conn)
         except Exception:
             log.exception("could not close the failed connection")
         self.connection_gone(conn)
@@ -243,7 +272,7 @@ class Driver:
             self.handle_events(conn, now)
             if len(datagrams) < 64:
                 break
-        self.datagram_metrics.observe(conn)
+        self._observe_drops(conn)
         if conn.is_terminated:
             self.connection_gone(conn)
 

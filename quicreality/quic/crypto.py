@@ -17,7 +17,7 @@ call, through :meth:`CryptoPair.teardown`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -33,7 +33,7 @@ INITIAL_SALTS: dict[int, bytes] = {
     QUIC_VERSION_2: bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9"),
 }
 #: The cipher suite protecting Initial packets (RFC 9001 §5.2).
-INITIAL_CIPHER_SUITE = CipherSuite.AES_128_GCM_SHA256
+INITIAL_CIPHER_SUITE: Final = CipherSuite.AES_128_GCM_SHA256
 
 #: HKDF labels per version: key, iv, hp, ku (RFC 9001 §5.1, §6.1; v2: RFC 9369 §3.3.2).
 _LABELS: dict[int, tuple[bytes, bytes, bytes, bytes]] = {
@@ -48,25 +48,25 @@ AEAD_KEY_LENGTH: dict[int, int] = {
     CipherSuite.CHACHA20_POLY1305_SHA256: 32,
 }
 #: AEAD nonce / IV length (RFC 9001 §5.3).
-AEAD_NONCE_LENGTH = 12
+AEAD_NONCE_LENGTH: Final = 12
 #: AEAD authentication tag length of every QUIC v1 AEAD (RFC 9001 §5.3).
-AEAD_TAG_SIZE = 16
+AEAD_TAG_SIZE: Final = 16
 #: Header protection sample length (RFC 9001 §5.4.2).
-SAMPLE_SIZE = 16
+SAMPLE_SIZE: Final = 16
 #: Offset of the sample from the start of the Packet Number field (RFC 9001 §5.4.2).
-SAMPLE_OFFSET = 4
+SAMPLE_OFFSET: Final = 4
 #: First-byte bits covered by header protection: long header 0x0f, short header 0x1f (RFC 9001 §5.4.1).
-_LONG_FIRST_BYTE_MASK = 0x0F
-_SHORT_FIRST_BYTE_MASK = 0x1F
-_KEY_PHASE_BIT = 0x04
-_HEADER_FORM_BIT = 0x80
+_LONG_FIRST_BYTE_MASK: Final = 0x0F
+_SHORT_FIRST_BYTE_MASK: Final = 0x1F
+_KEY_PHASE_BIT: Final = 0x04
+_HEADER_FORM_BIT: Final = 0x80
 #: Sentinel "no packet received yet with the current keys" (packet numbers are < 2**62).
-_NO_PACKET = 1 << 62
+_NO_PACKET: Final = 1 << 62
 
-_FIVE_ZEROS = bytes(5)
-_SINGLE_BYTES = tuple(bytes((i,)) for i in range(256))
+_FIVE_ZEROS: Final = bytes(5)
+_SINGLE_BYTES: Final = tuple(bytes((i,)) for i in range(256))
 #: Packet number window per encoded length in bytes (RFC 9000 Appendix A.3).
-_PN_WINDOWS = (0, 1 << 8, 1 << 16, 1 << 24, 1 << 32)
+_PN_WINDOWS: Final = (0, 1 << 8, 1 << 16, 1 << 24, 1 << 32)
 
 HeaderProtectionMask = Callable[[bytes], bytes]
 
@@ -120,7 +120,7 @@ InitialKeys = tuple[bytes, bytes, bytes, bytes]
 #: sees the DCID derives them, RFC 9001 §5.2), so keeping a few costs no security; the REALITY gate
 #: opens a flow's Initials and then the connection it accepts derives the same keys again.
 _INITIAL_KEYS: dict[tuple[bytes, int], tuple[InitialKeys, InitialKeys]] = {}
-_INITIAL_KEYS_KEPT = 64
+_INITIAL_KEYS_KEPT: Final = 64
 #: Client-side Initial keys derived alone (by :func:`client_initial_keys`, the REALITY gate), by
 #: the same key; :func:`initial_key_material` takes them from here instead of deriving them again.
 _CLIENT_INITIAL_KEYS: dict[tuple[bytes, int], InitialKeys] = {}

@@ -14,7 +14,7 @@ index per-epoch tables directly.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -23,43 +23,43 @@ from ..wire.buffer import Buffer, BufferReadError
 # --- versions (RFC 9000 §15) --------------------------------------------------------------------------------
 
 #: QUIC version 1 (RFC 9000 §15).
-QUIC_VERSION_1 = 0x00000001
+QUIC_VERSION_1: Final = 0x00000001
 #: QUIC version 2 (RFC 9369 §3.1).
-QUIC_VERSION_2 = 0x6B3343CF
+QUIC_VERSION_2: Final = 0x6B3343CF
 #: The version field of a Version Negotiation packet (RFC 9000 §17.2.1).
-QUIC_VERSION_NEGOTIATION = 0x00000000
+QUIC_VERSION_NEGOTIATION: Final = 0x00000000
 #: Versions this implementation speaks, in preference order.
 SUPPORTED_VERSIONS: tuple[int, ...] = (QUIC_VERSION_1, QUIC_VERSION_2)
 
 # --- first-byte bits (RFC 9000 §17.2, §17.3.1) --------------------------------------------------------------
 
 #: Header Form bit: 1 = long header (RFC 9000 §17.2).
-PACKET_LONG_HEADER = 0x80
+PACKET_LONG_HEADER: Final = 0x80
 #: Fixed Bit, must be 1 except in Version Negotiation (RFC 9000 §17.2).
-PACKET_FIXED_BIT = 0x40
+PACKET_FIXED_BIT: Final = 0x40
 #: Latency Spin Bit of short headers (RFC 9000 §17.3.1).
-PACKET_SPIN_BIT = 0x20
+PACKET_SPIN_BIT: Final = 0x20
 #: Key Phase bit of short headers (RFC 9000 §17.3.1), header-protected.
-PACKET_KEY_PHASE = 0x04
+PACKET_KEY_PHASE: Final = 0x04
 #: Long-header packet type field mask (RFC 9000 §17.2).
-PACKET_LONG_TYPE_MASK = 0x30
+PACKET_LONG_TYPE_MASK: Final = 0x30
 #: Packet Number Length field, encoded length minus one (RFC 9000 §17.2).
-PACKET_NUMBER_LENGTH_MASK = 0x03
+PACKET_NUMBER_LENGTH_MASK: Final = 0x03
 #: Reserved bits of long headers, must be 0 after header protection removal (RFC 9000 §17.2).
-LONG_HEADER_RESERVED_BITS = 0x0C
+LONG_HEADER_RESERVED_BITS: Final = 0x0C
 #: Reserved bits of short headers, must be 0 after header protection removal (RFC 9000 §17.3.1).
-SHORT_HEADER_RESERVED_BITS = 0x18
+SHORT_HEADER_RESERVED_BITS: Final = 0x18
 
 # --- packet types (plain ints; protected types equal the TLS epoch) -----------------------------------------
 
-PACKET_TYPE_INITIAL = 0
-PACKET_TYPE_ZERO_RTT = 1
-PACKET_TYPE_HANDSHAKE = 2
-PACKET_TYPE_ONE_RTT = 3
-PACKET_TYPE_RETRY = 4
-PACKET_TYPE_VERSION_NEGOTIATION = 5
+PACKET_TYPE_INITIAL: Final = 0
+PACKET_TYPE_ZERO_RTT: Final = 1
+PACKET_TYPE_HANDSHAKE: Final = 2
+PACKET_TYPE_ONE_RTT: Final = 3
+PACKET_TYPE_RETRY: Final = 4
+PACKET_TYPE_VERSION_NEGOTIATION: Final = 5
 #: A long header packet of a version we do not speak: only the RFC 8999 invariant fields are parsed.
-PACKET_TYPE_UNKNOWN_VERSION = 6
+PACKET_TYPE_UNKNOWN_VERSION: Final = 6
 
 #: Names for logging (qlog ``packet_type`` strings), indexed by packet type.
 PACKET_TYPE_NAMES: tuple[str, ...] = (
@@ -87,25 +87,25 @@ LONG_TYPE_BITS: dict[int, dict[int, int]] = {
 }
 
 #: Maximum connection ID length in QUIC v1 (RFC 9000 §17.2).
-CONNECTION_ID_MAX_SIZE = 20
+CONNECTION_ID_MAX_SIZE: Final = 20
 #: Length of the packet number sample offset used by header protection (RFC 9001 §5.4.2).
-PACKET_NUMBER_MAX_SIZE = 4
+PACKET_NUMBER_MAX_SIZE: Final = 4
 #: Retry Integrity Tag length (RFC 9000 §17.2.5).
-RETRY_INTEGRITY_TAG_SIZE = 16
+RETRY_INTEGRITY_TAG_SIZE: Final = 16
 #: Stateless reset token length (RFC 9000 §10.3).
-STATELESS_RESET_TOKEN_SIZE = 16
+STATELESS_RESET_TOKEN_SIZE: Final = 16
 #: RFC 9000 §14.1: a client pads every datagram with an Initial (and a server every datagram with an
 #: ack-eliciting Initial) to at least this size; a server drops smaller client Initials.
-MIN_INITIAL_DATAGRAM_SIZE = 1200
+MIN_INITIAL_DATAGRAM_SIZE: Final = 1200
 #: Smallest Stateless Reset we send: 5 unpredictable bytes + token (RFC 9000 §10.3).
-STATELESS_RESET_MIN_SIZE = 21
+STATELESS_RESET_MIN_SIZE: Final = 21
 
 #: Retry integrity key and nonce for QUIC v1 (RFC 9001 §5.8).
-RETRY_INTEGRITY_KEY_V1 = bytes.fromhex("be0c690b9f66575a1d766b54e368c84e")
-RETRY_INTEGRITY_NONCE_V1 = bytes.fromhex("461599d35d632bf2239825bb")
+RETRY_INTEGRITY_KEY_V1: Final = bytes.fromhex("be0c690b9f66575a1d766b54e368c84e")
+RETRY_INTEGRITY_NONCE_V1: Final = bytes.fromhex("461599d35d632bf2239825bb")
 #: Retry integrity key and nonce for QUIC v2 (RFC 9369 §3.3.3).
-RETRY_INTEGRITY_KEY_V2 = bytes.fromhex("8fb4b01b56ac48e260fbcbcead7ccc92")
-RETRY_INTEGRITY_NONCE_V2 = bytes.fromhex("d86969bc2d7c6d9990efb04a")
+RETRY_INTEGRITY_KEY_V2: Final = bytes.fromhex("8fb4b01b56ac48e260fbcbcead7ccc92")
+RETRY_INTEGRITY_NONCE_V2: Final = bytes.fromhex("d86969bc2d7c6d9990efb04a")
 _RETRY_AEAD: dict[int, tuple[AESGCM, bytes]] = {
     QUIC_VERSION_1: (AESGCM(RETRY_INTEGRITY_KEY_V1), RETRY_INTEGRITY_NONCE_V1),
     QUIC_VERSION_2: (AESGCM(RETRY_INTEGRITY_KEY_V2), RETRY_INTEGRITY_NONCE_V2),
@@ -146,6 +146,10 @@ class QuicHeader(NamedTuple):
     supported_versions: tuple[int, ...]
     packet_end: int
     pn_offset: int
+
+
+#: ``tuple.__new__``, which builds a :class:`QuicHeader` without running its Python ``__new__``.
+_TUPLE_NEW: Final = tuple.__new__
 
 
 def is_reserved_version(version: int) -> bool:
@@ -305,18 +309,9 @@ def pull_quic_header(buf: Buffer, host_cid_length: int | None = None) -> QuicHea
         destination_cid = buf.pull_bytes(host_cid_length)
     except BufferReadError as exc:
         raise MalformedPacketError(f"truncated packet header: {exc}") from None
-    return QuicHeader(
-        False,
-        None,
-        PACKET_TYPE_ONE_RTT,
-        destination_cid,
-        b"",
-        b"",
-        b"",
-        (),
-        buf.capacity,
-        buf.tell(),
-    )
+    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python function (one frame per packet)
+    return _TUPLE_NEW(QuicHeader, (False, None, PACKET_TYPE_ONE_RTT, destination_cid, b"", b"", b"",
+                                   (), buf.capacity, buf.tell()))
 
 
 def _pull_long_header(buf: Buffer, first_byte: int) -> QuicHeader:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from ..wire.buffer import Buffer
 from .crypto import AEAD_TAG_SIZE, CryptoPair
 from .packet import (
@@ -12,7 +14,7 @@ from .packet import (
 
 #: The longest packet-number field (RFC 9000 §17.1); the send path uses the shortest that the peer
 #: can decode (:func:`~quicreality.quic.packet.packet_number_length`, RFC 9000 §A.2).
-PACKET_NUMBER_SEND_SIZE = 4
+PACKET_NUMBER_SEND_SIZE: Final = 4
 
 
 def long_header(

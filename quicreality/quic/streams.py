@@ -20,18 +20,19 @@ Theory of operation:
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from ..wire.rangeset import RangeSet
 from .errors import QuicConnectionError, QuicErrorCode
 
 #: Trim the send buffer once this many acknowledged bytes sit at its front.
-_TRIM_THRESHOLD = 65536
+_TRIM_THRESHOLD: Final = 65536
 #: Out-of-order ranges allowed in a receive buffer: this many, plus one per this many buffered bytes.
-RECV_RANGES_BASE = 128
-RECV_RANGES_BYTES = 256
+RECV_RANGES_BASE: Final = 128
+RECV_RANGES_BYTES: Final = 256
 #: RFC 9000 §19.8, §19.6: frame types named in reassembly errors.
-_FRAME_STREAM = 0x08
-_FRAME_CRYPTO = 0x06
+_FRAME_STREAM: Final = 0x08
+_FRAME_CRYPTO: Final = 0x06
 
 
 class StreamSendState(IntEnum):

@@ -7,14 +7,19 @@ end raise :class:`BufferReadError`, pushes past the capacity raise :class:`Buffe
 from __future__ import annotations
 
 import struct
+from typing import Final
 
-_UINT16 = struct.Struct("!H")
-_UINT32 = struct.Struct("!L")
-_UINT64 = struct.Struct("!Q")
+_UINT16: Final = struct.Struct("!H")
+_UINT32: Final = struct.Struct("!L")
+_UINT64: Final = struct.Struct("!Q")
 
 #: Largest value a QUIC varint can carry (RFC 9000 §16).
-UINT_VAR_MAX = 0x3FFFFFFFFFFFFFFF
-UINT_VAR_MAX_SIZE = 8
+UINT_VAR_MAX: Final = 0x3FFFFFFFFFFFFFFF
+UINT_VAR_MAX_SIZE: Final = 8
+
+
+#: The storage of a buffer that reads ``bytes`` in place (never written: ``_own`` replaces it).
+_NO_STORAGE: Final = bytearray()
 
 
 class BufferReadError(ValueError):
@@ -48,19 +53,35 @@ def encode_uint_var(value: int) -> bytes:
 class Buffer:
     """A read/write cursor over a bytearray.
 
-    Construct with ``data`` to read, or with ``capacity`` to write.
+    Construct with ``data`` to read, or with ``capacity`` to write. A buffer made from ``bytes``
+    reads them in place (no copy: every received datagram and decrypted payload is parsed this
+    way); it copies them into its own bytearray only if something is pushed onto it.
     """
 
-    __slots__ = ("_data", "_pos", "_capacity")
+    __slots__ = ("_bytes", "_capacity", "_data", "_pos")
 
     def __init__(self, capacity: int = 0, data: bytes | bytearray | memoryview | None = None):
-        if data is not None:
-            self._data = bytearray(data)
-            self._capacity = len(self._data)
-        else:
+        #: the bytes read in place, or None when ``_data`` holds the contents
+        self._bytes: bytes | None = None
+        if data is None:
             self._data = bytearray(capacity)
             self._capacity = capacity
+        elif isinstance(data, bytes):
+            self._bytes = data
+            self._data = _NO_STORAGE
+            self._capacity = len(data)
+        else:
+            self._data = bytearray(data)
+            self._capacity = len(self._data)
         self._pos = 0
+
+    def _own(self) -> bytearray:
+        """The writable storage, copying the bytes read in place into it the first time."""
+        ro = self._bytes
+        if ro is not None:
+            self._data = bytearray(ro)
+            self._bytes = None
+        return self._data
 
     @property
     def capacity(self) -> int:
@@ -70,17 +91,23 @@ class Buffer:
     @property
     def data(self) -> bytes:
         """Bytes from the start up to the current position."""
+        ro = self._bytes
+        if ro is not None:
+            return ro[: self._pos]
         return bytes(self._data[: self._pos])
 
     @property
     def raw(self) -> bytearray:
-        """The underlying storage (no copy)."""
-        return self._data
+        """The underlying storage (no copy; a buffer made from ``bytes`` copies them once here)."""
+        return self._own()
 
     def data_slice(self, start: int, end: int) -> bytes:
         """Return a copy of bytes ``start:end`` (bounds checked against capacity)."""
         if start < 0 or end > self._capacity or start > end:
             raise BufferReadError("Read out of bounds")
+        ro = self._bytes
+        if ro is not None:
+            return ro[start:end]
         return bytes(self._data[start:end])
 
     def eof(self) -> bool:
@@ -110,6 +137,9 @@ class Buffer:
         if length < 0 or end > self._capacity:
             raise BufferReadError("Read out of bounds")
         self._pos = end
+        ro = self._bytes
+        if ro is not None:
+            return ro[pos:end]
         return bytes(self._data[pos:end])
 
     def pull_uint8(self) -> int:
@@ -118,6 +148,9 @@ class Buffer:
         if pos >= self._capacity:
             raise BufferReadError("Read out of bounds")
         self._pos = pos + 1
+        ro = self._bytes
+        if ro is not None:
+            return ro[pos]
         return self._data[pos]
 
     def pull_uint16(self) -> int:
@@ -126,14 +159,14 @@ class Buffer:
         if pos + 2 > self._capacity:
             raise BufferReadError("Read out of bounds")
         self._pos = pos + 2
-        return _UINT16.unpack_from(self._data, pos)[0]
+        return _UINT16.unpack_from(self.view(), pos)[0]
 
     def pull_uint24(self) -> int:
         """Read an unsigned 24-bit big-endian integer."""
         pos = self._pos
         if pos + 3 > self._capacity:
             raise BufferReadError("Read out of bounds")
-        d = self._data
+        d = self.view()
         self._pos = pos + 3
         return (d[pos] << 16) | (d[pos + 1] << 8) | d[pos + 2]
 
@@ -143,7 +176,7 @@ class Buffer:
         if pos + 4 > self._capacity:
             raise BufferReadError("Read out of bounds")
         self._pos = pos + 4
-        return _UINT32.unpack_from(self._data, pos)[0]
+        return _UINT32.unpack_from(self.view(), pos)[0]
 
     def pull_uint64(self) -> int:
         """Read an unsigned 64-bit big-endian integer."""
@@ -151,14 +184,32 @@ class Buffer:
         if pos + 8 > self._capacity:
             raise BufferReadError("Read out of bounds")
         self._pos = pos + 8
-        return _UINT64.unpack_from(self._data, pos)[0]
+        return _UINT64.unpack_from(self.view(), pos)[0]
 
     def pull_uint_var(self) -> int:
         """Read a QUIC variable-length integer (RFC 9000 §16)."""
         pos = self._pos
-        d = self._data
         if pos >= self._capacity:
             raise BufferReadError("Read out of bounds")
+        ro = self._bytes
+        if ro is not None:  # the receive path: bytes read in place (kept apart: typed access)
+            first = ro[pos]
+            kind = first >> 6
+            if kind == 0:
+                self._pos = pos + 1
+                return first
+            if kind == 1:
+                if pos + 2 > self._capacity:
+                    raise BufferReadError("Read out of bounds")
+                self._pos = pos + 2
+                return ((first & 0x3F) << 8) | ro[pos + 1]
+            if kind == 2:
+                if pos + 4 > self._capacity:
+                    raise BufferReadError("Read out of bounds")
+                self._pos = pos + 4
+                return ((first & 0x3F) << 24) | (ro[pos + 1] << 16) | (ro[pos + 2] << 8) | ro[pos + 3]
+            return self._pull_long_uint_var(ro, pos, kind)
+        d = self._data
         first = d[pos]
         kind = first >> 6
         if kind == 0:
@@ -169,6 +220,10 @@ class Buffer:
                 raise BufferReadError("Read out of bounds")
             self._pos = pos + 2
             return ((first & 0x3F) << 8) | d[pos + 1]
+        return self._pull_long_uint_var(d, pos, kind)
+
+    def _pull_long_uint_var(self, d: bytes | bytearray, pos: int, kind: int) -> int:
+        """The 4- and 8-byte varint forms (``kind`` 2 and 3) at ``pos``."""
         if kind == 2:
             if pos + 4 > self._capacity:
                 raise BufferReadError("Read out of bounds")
@@ -179,9 +234,17 @@ class Buffer:
         self._pos = pos + 8
         return _UINT64.unpack_from(d, pos)[0] & 0x3FFFFFFFFFFFFFFF
 
+    def view(self) -> bytes | bytearray:
+        """The contents to read, without a copy (``bytes`` or the buffer's own bytearray: do not
+        write into it)."""
+        ro = self._bytes
+        return ro if ro is not None else self._data
+
     # --- push ---------------------------------------------------------------
 
     def _reserve(self, length: int) -> int:
+        if self._bytes is not None:
+            self._own()
         pos = self._pos
         if pos + length > self._capacity:
             raise BufferWriteError("Write out of bounds")

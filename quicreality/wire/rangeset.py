@@ -10,9 +10,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter
+from typing import Final
 
-_START = attrgetter("start")
-_STOP = attrgetter("stop")
+_START: Final = attrgetter("start")
+_STOP: Final = attrgetter("stop")
 
 
 class RangeSet(Sequence[range]):
@@ -32,14 +33,20 @@ class RangeSet(Sequence[range]):
         if stop <= start:
             return
         ranges = self._ranges
-        # Fast path: appending at or after the end (the common case for packet numbers).
-        if not ranges or start > ranges[-1].stop:
+        # Fast path: appending at or after the end (the common case for packet numbers). Each
+        # attribute of a range is read once: compiled, ``r.stop`` is a generic attribute lookup.
+        if not ranges:
             ranges.append(range(start, stop))
             return
         last = ranges[-1]
-        if start >= last.start:
-            if stop > last.stop:
-                ranges[-1] = range(last.start, stop)
+        last_stop = last.stop
+        if start > last_stop:
+            ranges.append(range(start, stop))
+            return
+        last_start = last.start
+        if start >= last_start:
+            if stop > last_stop:
+                ranges[-1] = range(last_start, stop)
             return
         # ranges[i:j] overlap or touch [start, stop): stop >= start and start <= stop.
         i = bisect_left(ranges, start, key=_STOP)
@@ -116,6 +123,11 @@ class RangeSet(Sequence[range]):
         if not isinstance(value, int):
             return False
         ranges = self._ranges
+        if not ranges:
+            return False
+        last = ranges[-1]
+        if value >= last.start:  # the common case for packet numbers: at or past the newest range
+            return value < last.stop
         i = bisect_right(ranges, value, key=_START)
         return i > 0 and value < ranges[i - 1].stop
 

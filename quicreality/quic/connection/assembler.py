@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from ...qlog.sink import QlogSink, ack_frame, crypto_frame, stream_frame
 from ...wire.buffer import Buffer
@@ -57,20 +57,20 @@ from .ecn import EcnValidator
 from .path import NetworkPath
 from .pmtud import MtuProber, PathMtuDiscovery
 from .pn_skip import PacketNumberSkipper
-from .spaces import OwedFrames, PacketSpace
+from .spaces import MAX_ACK_RANGES, OwedFrames, PacketSpace
 from .streams import StreamManager
 from .versions import ConnectionVersions
 
 #: Long/short header packet type of each packet number space.
-_PACKET_TYPES = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
-_QLOG_TYPES = ("initial", "handshake", "1RTT")
+_PACKET_TYPES: Final = (PACKET_TYPE_INITIAL, PACKET_TYPE_HANDSHAKE, PACKET_TYPE_ONE_RTT)
+_QLOG_TYPES: Final = ("initial", "handshake", "1RTT")
 #: Smallest payload worth starting a packet for.
-_MIN_PACKET_PAYLOAD = 24
+_MIN_PACKET_PAYLOAD: Final = 24
 #: Upper bound on datagrams produced per call, so the edge interleaves receiving.
-MAX_DATAGRAMS_PER_CALL = 64
+MAX_DATAGRAMS_PER_CALL: Final = 64
 #: Smallest datagram worth sending on an amplification-limited 1-RTT path (a PATH_CHALLENGE
 #: packet: header, frame and AEAD tag); during the handshake the floor is 1200 bytes.
-_MIN_PROBE_DATAGRAM = 64
+_MIN_PROBE_DATAGRAM: Final = 64
 
 
 class FlightShaping(Protocol):
@@ -500,10 +500,10 @@ class PacketAssembler:
                 self._ack_delay_exponent
             delay = max(delay, 0)
         # RFC 9000 §13.2.4: ranges the peer has seen acknowledged by an acknowledged ACK frame
-        # are left out, so a steady flow's ACKs carry the last round trips' gaps, not 64 ranges
+        # are left out (a steady flow's ACKs carry the last round trips' gaps); MAX_ACK_RANGES caps
         written = f.push_ack_frame(buf, ranges, delay, space.ecn_counts,
                                    max_ranges=min(1 + max(0, (buf.remaining() - 24) // 8),
-                                                  space.ack_ranges_above_floor()))
+                                                  space.ack_ranges_above_floor(), MAX_ACK_RANGES))
         if not written:
             return
         space.on_ack_sent()

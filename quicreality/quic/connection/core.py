@@ -59,7 +59,7 @@ from .migration import MigrationVerdict, PathManager
 from .path import NetworkAddress, NetworkPath
 from .receive import FrameReceiver
 from .spaces import PacketSpace
-from .state import ConnectionLifecycle, ConnectionState
+from .state import CLOSING, DRAINING, FIRSTFLIGHT, TERMINATED, ConnectionLifecycle, ConnectionState
 from .streams import StreamManager
 from .tls_driver import TlsDriver, TlsProgress, params_for_qlog
 from .versions import ConnectionVersions
@@ -238,7 +238,7 @@ class QuicConnection:
     @property
     def is_terminated(self) -> bool:
         """True once the connection is fully gone."""
-        return self._lifecycle.state == ConnectionState.TERMINATED
+        return self._lifecycle.state == TERMINATED
 
     @property
     def early_data(self) -> EarlyData:
@@ -265,14 +265,14 @@ class QuicConnection:
 
     def receive_datagram(self, data: bytes, addr: NetworkAddress, now: float, ecn: int = 0) -> None:
         """Process one UDP datagram from ``addr`` (``ecn``: the ECN bits of its IP header)."""
-        if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+        if self._lifecycle.state >= DRAINING:
             return
         self._now_hint, self.ecn.datagram_codepoint = now, ecn
         # RFC 9000 §8.1: only bytes from the address we answer earn anti-amplification credit.
         self._paths.on_datagram(len(data), addr)
         buf = Buffer(data=data)
         host_len = self._host_cids.length
-        was_closing = self._lifecycle.state == ConnectionState.CLOSING
+        was_closing = self._lifecycle.state == CLOSING
         processed_any = 0
         while not buf.eof():
             start = buf.tell()
@@ -292,7 +292,7 @@ class QuicConnection:
                 return
             if self._process_packet(header, data, start, end, now):
                 processed_any += 1
-            if self._lifecycle.state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+            if self._lifecycle.state >= DRAINING:
                 return
         if processed_any:
             self._last_activity = now
@@ -322,8 +322,8 @@ class QuicConnection:
         space = self._spaces[space_id]
         if space.discarded:
             return False
-        pair = self._early.crypto if ptype == PACKET_TYPE_ZERO_RTT else \
-            self._versions.keys_for(space_id, header.version)
+        pair = self._early.crypto if ptype == PACKET_TYPE_ZERO_RTT else self._cryptos[space_id] \
+            if space_id != SPACE_INITIAL else self._versions.keys_for(space_id, header.version)
         if not pair.recv.is_valid():
             return False
         if (header.is_long_header and header.destination_cid not in self._host_cids.cids
@@ -331,9 +331,9 @@ class QuicConnection:
             return False
         generation = pair.generation
         try:
-            plain_header, payload, pn = pair.decrypt_packet(
-                data[start:end], header.pn_offset - start, space.largest_received + 1
-            )
+            plain_header, payload, pn = pair.decrypt_packet(  # a whole datagram is not copied
+                data if end - start == len(data) else data[start:end], header.pn_offset - start,
+                space.largest_received + 1)
         except CryptoError:
             return False
         if pair.generation != generation:
@@ -352,7 +352,7 @@ class QuicConnection:
         if not self.is_client and ptype == PACKET_TYPE_HANDSHAKE:
             self._path.validated = True
             self._discard_space(SPACE_INITIAL)
-        if self._lifecycle.state == ConnectionState.FIRSTFLIGHT and not self._tls.started:
+        if self._lifecycle.state == FIRSTFLIGHT and not self._tls.started:
             self._tls.ensure_started(now)
             self._qlog.connection_started(now, None, self._path.address, self._versions.current,
                                           self.host_cid, self._peer_cids.current.cid)
@@ -484,10 +484,10 @@ class QuicConnection:
         """Build every datagram that may be sent at ``now``."""
         self._now_hint = now
         state = self._lifecycle.state
-        if state in (ConnectionState.DRAINING, ConnectionState.TERMINATED):
+        if state >= DRAINING:
             return []
         path = self._path
-        if state == ConnectionState.CLOSING:
+        if state == CLOSING:
             if self._close_sent_at is None:
                 self._close_sent_at = now
                 if self._close_deadline is None:

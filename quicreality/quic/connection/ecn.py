@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from ...qlog.sink import QlogSink
 from ...wire.rangeset import RangeSet
@@ -55,15 +55,15 @@ class EcnRecovery(Protocol):
         ...
 
 #: RFC 3168 §5 codepoints: the two low bits of the IPv4 TOS / IPv6 Traffic Class byte.
-ECN_NOT_ECT = 0b00
-ECN_ECT1 = 0b01
-ECN_ECT0 = 0b10
-ECN_CE = 0b11
-ECN_MASK = 0b11
+ECN_NOT_ECT: Final = 0b00
+ECN_ECT1: Final = 0b01
+ECN_ECT0: Final = 0b10
+ECN_CE: Final = 0b11
+ECN_MASK: Final = 0b11
 #: RFC 9000 §13.4.2: "set the ECT(0) codepoint for only the first ten outgoing packets on a
 #: path, or for a period of three PTOs" (whichever ends first here).
-ECN_TESTING_PACKETS = 10
-ECN_TESTING_PTOS = 3
+ECN_TESTING_PACKETS: Final = 10
+ECN_TESTING_PTOS: Final = 3
 
 
 class EcnState(enum.Enum):

@@ -9,14 +9,14 @@ validated also owes a PATH_CHALLENGE (RFC 9000 §8.2.1): the send path writes it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ..frames import PATH_CHALLENGE_DATA_SIZE
 
 #: RFC 9000 §8.1 anti-amplification factor.
-AMPLIFICATION_LIMIT_FACTOR = 3
+AMPLIFICATION_LIMIT_FACTOR: Final = 3
 #: Outstanding challenges remembered per path (a lost one is replaced by a new one).
-MAX_OUTSTANDING_CHALLENGES = 8
+MAX_OUTSTANDING_CHALLENGES: Final = 8
 
 #: The edge's address of the peer (an ``(host, port)`` tuple for UDP); opaque to the core, which
 #: only compares it and hands it back with each datagram.

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from typing import Final
 
 from ...wire.rangeset import RangeSet
 
 #: The first skip comes at packet number FIRST_SKIP_MIN + [0, SKIP_INTERVAL_MAX).
-FIRST_SKIP_MIN = 16
+FIRST_SKIP_MIN: Final = 16
 #: Packets between two skips: uniform in [SKIP_INTERVAL_MIN, SKIP_INTERVAL_MAX).
-SKIP_INTERVAL_MIN = 128
-SKIP_INTERVAL_MAX = 1024
+SKIP_INTERVAL_MIN: Final = 128
+SKIP_INTERVAL_MAX: Final = 1024
 #: Skipped numbers remembered (older ones are far below anything a peer still acknowledges).
-MAX_SKIPPED = 32
+MAX_SKIPPED: Final = 32
 
 
 class PacketNumberSkipper:

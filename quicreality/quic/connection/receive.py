@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ...qlog.sink import QlogSink
 from ...wire.buffer import Buffer, BufferReadError
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..packet import QuicHeader
 
 #: NEW_CONNECTION_IDs we keep active at most, whatever the peer allows.
-MAX_ISSUED_CIDS = 4
+MAX_ISSUED_CIDS: Final = 4
 
 
 class ReceiveHost(Protocol):
@@ -371,8 +371,8 @@ def _handler_table() -> tuple[tuple[_Handler, bool] | None, ...]:
 
 
 #: Frame type -> (handler, ack-eliciting); where each may appear is FRAME_PACKET_TYPES.
-_HANDLERS = _handler_table()
+_HANDLERS: Final = _handler_table()
 #: RFC 9000 §9.1: the probing frames; a packet of only these does not move the path.
 _PROBING_FRAMES = (FrameType.PADDING, FrameType.PATH_CHALLENGE, FrameType.PATH_RESPONSE,
                    FrameType.NEW_CONNECTION_ID)
-_PROBING = tuple(t in _PROBING_FRAMES for t in range(len(FRAME_PACKET_TYPES)))
+_PROBING: Final = tuple(t in _PROBING_FRAMES for t in range(len(FRAME_PACKET_TYPES)))

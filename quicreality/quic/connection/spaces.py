@@ -17,7 +17,7 @@ MAX_STREAM_DATA) are owed through their stream and the stream manager's send que
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ...wire.rangeset import RangeSet
 from ..streams import QuicStream
@@ -30,15 +30,19 @@ if TYPE_CHECKING:
 #: In-order ack-eliciting packets acknowledged every second one before ``ack_every`` applies
 #: (as Chromium's ACK decimation waits for 100), so slow start and loss recovery at the start of
 #: a connection see the RFC 9000 §13.2.2 rate.
-ACK_DECIMATION_AFTER = 100
+ACK_DECIMATION_AFTER: Final = 100
 #: With decimation, a second (or later) unacknowledged packet arriving this long after the first
 #: is acknowledged at once: only fast flows (``ack_every`` packets within 5 ms) are decimated,
 #: a slow one keeps the ACK clock it had (seconds).
-ACK_DECIMATION_WINDOW = 0.005
+ACK_DECIMATION_WINDOW: Final = 0.005
 #: ACK ranges remembered per space (the oldest is forgotten beyond this; see is_duplicate).
-MAX_RECEIVED_RANGES = 64
+MAX_RECEIVED_RANGES: Final = 64
+#: ACK ranges sent per ACK frame at most, the newest (RFC 9000 §13.2.4 lets a receiver limit them;
+#: the older ones went out in earlier ACKs, and on a long transfer they are mostly the gaps of the
+#: peer's skipped packet numbers, RFC 9000 §21.4): half the ACK's writing cost of all 64.
+MAX_ACK_RANGES: Final = 32
 #: PATH_RESPONSE frames queued at most; a flood of PATH_CHALLENGEs keeps only the newest.
-MAX_PATH_RESPONSES = 16
+MAX_PATH_RESPONSES: Final = 16
 
 
 def new_crypto_stream() -> QuicStream:
@@ -78,10 +82,10 @@ class OwedFrames:
 class PacketSpace:
     """Receive-side ACK state, packet numbering, CRYPTO stream and owed frames of one space."""
 
-    __slots__ = ("_ack_every", "_first_unacked_time", "_in_order_count", "ack_deadline",
-                 "ack_eliciting_unacked", "ack_floor", "crypto", "discarded", "ecn_counts",
-                 "largest_received", "largest_received_time", "next_pn", "owed", "received",
-                 "received_floor", "skip")
+    __slots__ = ("_ack_every", "_ce", "_ect0", "_ect1", "_ecn_counted", "_first_unacked_time",
+                 "_in_order_count", "ack_deadline", "ack_eliciting_unacked", "ack_floor", "crypto",
+                 "discarded", "largest_received", "largest_received_time", "next_pn", "owed",
+                 "received", "received_floor", "skip")
 
     def __init__(self, ack_every: int = 2) -> None:
         """``ack_every``: in-order ack-eliciting packets per ACK once
@@ -105,22 +109,28 @@ class PacketSpace:
         self.ack_eliciting_unacked = 0
         self.discarded = False
         self.owed = OwedFrames()
-        #: packets received marked ECT(0), ECT(1), CE (RFC 9000 §13.4.1), sent in ACK_ECN
-        self.ecn_counts: tuple[int, int, int] | None = None
+        # packets received marked ECT(0), ECT(1), CE (RFC 9000 §13.4.1): see ecn_counts
+        self._ect0 = self._ect1 = self._ce = 0
+        self._ecn_counted = False
+
+    @property
+    def ecn_counts(self) -> tuple[int, int, int] | None:
+        """Packets received marked ECT(0), ECT(1), CE (RFC 9000 §13.4.1), sent in ACK_ECN; None
+        until one marked packet was counted (then ACK frames carry no counts)."""
+        return (self._ect0, self._ect1, self._ce) if self._ecn_counted else None
 
     def count_ecn(self, codepoint: int, ack_eliciting: bool = True) -> None:
         """Count one processed packet that arrived with ECN ``codepoint`` (RFC 3168 §5).
         A CE-marked ack-eliciting packet owes an immediate ACK (RFC 9000 §13.2.1); an ACK-only
         one does not (ACKs are never answered with ACKs)."""
-        ect0, ect1, ce = self.ecn_counts or (0, 0, 0)
+        self._ecn_counted = True
         if codepoint == ECN_ECT0:
-            ect0 += 1
+            self._ect0 += 1
         elif codepoint == ECN_ECT1:
-            ect1 += 1
+            self._ect1 += 1
         elif codepoint == ECN_CE:
-            ce += 1
+            self._ce += 1
             self.owed.ack = self.owed.ack or ack_eliciting
-        self.ecn_counts = (ect0, ect1, ce)
 
     def is_duplicate(self, pn: int) -> bool:
         """True if ``pn`` was received already, or is too old to tell (RFC 9000 §12.3).

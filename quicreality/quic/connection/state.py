@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 
 class ConnectionState(IntEnum):
@@ -20,6 +21,14 @@ class ConnectionState(IntEnum):
     DRAINING = 3
     TERMINATED = 4
 
+
+#: The states the per-packet code compares with, as plain ints equal to the members: a compiled
+#: module inlines a Final literal, while ``ConnectionState.X`` is an attribute lookup on the enum
+#: class every time. DRAINING and TERMINATED are the highest (``>= DRAINING``: RFC 9000 §10.2).
+FIRSTFLIGHT: Final = 0
+CLOSING: Final = 2
+DRAINING: Final = 3
+TERMINATED: Final = 4
 
 _S = ConnectionState
 #: state -> the states it may move to (RFC 9000 §10.2: closing and draining only move forward).

@@ -222,7 +222,7 @@ def push_crypto_frame_header(buf: Buffer, offset: int, length: int) -> None:
 def skip_padding(buf: Buffer) -> int:
     """Skip the run of PADDING bytes after a PADDING frame type (RFC 9000 §19.1); returns its length."""
     start = buf.tell()
-    raw = buf.raw
+    raw = buf.view()
     end = buf.capacity
     if start >= end or raw[start]:
         return 0

@@ -8,6 +8,7 @@ receive dispatch and the REALITY gate both read it through :func:`frame_allowed`
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 from ..errors import QuicConnectionError, QuicErrorCode
 from ..packet import (
@@ -70,18 +71,18 @@ class FrameType(IntEnum):
 
 
 #: STREAM frame type bits (RFC 9000 §19.8).
-STREAM_FLAG_FIN = 0x01
-STREAM_FLAG_LEN = 0x02
-STREAM_FLAG_OFF = 0x04
+STREAM_FLAG_FIN: Final = 0x01
+STREAM_FLAG_LEN: Final = 0x02
+STREAM_FLAG_OFF: Final = 0x04
 #: Largest stream offset + length (RFC 9000 §19.8) and CRYPTO offset + length (§19.6).
-MAX_STREAM_OFFSET = (1 << 62) - 1
+MAX_STREAM_OFFSET: Final = (1 << 62) - 1
 #: Largest MAX_STREAMS / STREAMS_BLOCKED value (RFC 9000 §19.11, §19.14).
-MAX_STREAMS_LIMIT = 1 << 60
+MAX_STREAMS_LIMIT: Final = 1 << 60
 #: PATH_CHALLENGE / PATH_RESPONSE data length (RFC 9000 §19.17).
-PATH_CHALLENGE_DATA_SIZE = 8
+PATH_CHALLENGE_DATA_SIZE: Final = 8
 
-_I = 1 << PACKET_TYPE_INITIAL
-_H = 1 << PACKET_TYPE_HANDSHAKE
+_I: Final = 1 << PACKET_TYPE_INITIAL
+_H: Final = 1 << PACKET_TYPE_HANDSHAKE
 _0 = 1 << PACKET_TYPE_ZERO_RTT
 _1 = 1 << PACKET_TYPE_ONE_RTT
 
@@ -127,11 +128,11 @@ def _build_packet_type_table() -> tuple[int, ...]:
 FRAME_PACKET_TYPES: tuple[int, ...] = _build_packet_type_table()
 
 #: Frames that are not ack-eliciting (RFC 9000 §13.2.1): PADDING, ACK, CONNECTION_CLOSE.
-NON_ACK_ELICITING_FRAME_TYPES = frozenset({0x00, 0x02, 0x03, 0x1C, 0x1D})
+NON_ACK_ELICITING_FRAME_TYPES: Final = frozenset({0x00, 0x02, 0x03, 0x1C, 0x1D})
 #: Frames not counted in bytes in flight (RFC 9002 §2): ACK, CONNECTION_CLOSE.
-NOT_IN_FLIGHT_FRAME_TYPES = frozenset({0x02, 0x03, 0x1C, 0x1D})
+NOT_IN_FLIGHT_FRAME_TYPES: Final = frozenset({0x02, 0x03, 0x1C, 0x1D})
 #: Probing frames (RFC 9000 §9.1).
-PROBING_FRAME_TYPES = frozenset({0x00, 0x18, 0x1A, 0x1B})
+PROBING_FRAME_TYPES: Final = frozenset({0x00, 0x18, 0x1A, 0x1B})
 
 
 def frame_allowed(frame_type: int, packet_type: int) -> bool:

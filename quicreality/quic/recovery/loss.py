@@ -8,7 +8,7 @@ Retransmission works through delivery callbacks: each frame written into a packe
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ...wire.rangeset import RangeSet
 from .congestion.base import CongestionController
@@ -23,16 +23,16 @@ from .reordering import (
 from .rtt import K_GRANULARITY, RttEstimator
 
 #: RFC 9002 §6.1.1 kPacketThreshold (the starting value; see :mod:`.reordering`).
-K_PACKET_THRESHOLD = 3
+K_PACKET_THRESHOLD: Final = 3
 #: RFC 9002 §6.1.2 kTimeThreshold (the starting value; see :mod:`.reordering`).
-K_TIME_THRESHOLD = 9 / 8
+K_TIME_THRESHOLD: Final = 9 / 8
 #: RFC 9002 §7.6.1 kPersistentCongestionThreshold.
-K_PERSISTENT_CONGESTION_THRESHOLD = 3
+K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 
 #: Packet number spaces, indexed like TLS epochs (0-RTT shares the application space).
-SPACE_INITIAL = 0
-SPACE_HANDSHAKE = 1
-SPACE_APPLICATION = 2
+SPACE_INITIAL: Final = 0
+SPACE_HANDSHAKE: Final = 1
+SPACE_APPLICATION: Final = 2
 
 DeliveryHandler = Callable[..., None]
 

@@ -22,24 +22,26 @@ allowance is the same.
 
 from __future__ import annotations
 
+from typing import Final
+
 from .congestion.base import K_INITIAL_WINDOW_PACKETS, K_MINIMUM_WINDOW_PACKETS
 
 __all__ = ["K_PACING_GAIN", "K_PACING_GAIN_SLOW_START", "Pacer"]
 
-K_PACING_GAIN = 1.25
+K_PACING_GAIN: Final = 1.25
 """``N`` in ``rate = N * congestion_window / smoothed_rtt`` (RFC 9002 §7.7)."""
 
-K_PACING_GAIN_SLOW_START = 2.0
+K_PACING_GAIN_SLOW_START: Final = 2.0
 """``N`` while the window is below half of ssthresh (RFC 9002 §7.7 leaves ``N`` open; Linux's
 ``tcp_pacing_ss_ratio`` is 200 %): slow start doubles the window per round trip."""
 
-K_PACER_BURST_PACKETS = K_INITIAL_WINDOW_PACKETS
+K_PACER_BURST_PACKETS: Final = K_INITIAL_WINDOW_PACKETS
 """Bucket size in datagrams: a burst no larger than the initial window (RFC 9002 §7.7)."""
 
-_CREDIT_TOLERANCE = 1.0
+_CREDIT_TOLERANCE: Final = 1.0
 """Bytes of float rounding forgiven when comparing credit to a datagram size."""
 
-PACER_TICK = 0.002
+PACER_TICK: Final = 0.002
 """Timer resolution the burst allowance covers: asyncio/epoll wake-ups are ~1 ms apart, plus 1 ms
 of scheduling slack (quic-go sizes its burst the same way)."""
 

@@ -11,12 +11,14 @@ reads a clock.
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["K_GRANULARITY", "K_INITIAL_RTT", "RttEstimator"]
 
-K_INITIAL_RTT = 0.333
+K_INITIAL_RTT: Final = 0.333
 """Initial RTT in seconds before any sample (RFC 9002 §6.2.2, Appendix A.2)."""
 
-K_GRANULARITY = 0.001
+K_GRANULARITY: Final = 0.001
 """System timer granularity in seconds (RFC 9002 §6.1.2, Appendix A.2)."""
 
 
