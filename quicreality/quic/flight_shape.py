@@ -136,3 +136,21 @@ def complete_datagram(drafts: list[Any], used: int, step: ShapedDatagram, shaper
         last.buf.push_bytes(bytes(deficit))
         used += deficit
     return used
+
+
+class FlightShaping(Protocol):
+    """What the send path asks of a first-flight shaper
+    (:class:`FlightShaper`), once per datagram until it is done."""
+
+    @property
+    def sent(self) -> list[int]:
+        """Sizes of the datagrams built under the shape so far."""
+
+    def step(self) -> ShapedDatagram | None:
+        """The next datagram to build, or None once the shape is used up."""
+
+    def advance(self, size: int) -> None:
+        """The current step's datagram was built with ``size`` bytes."""
+
+    def finish(self) -> None:
+        """Stop shaping."""

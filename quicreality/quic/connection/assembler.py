@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from ...qlog.sink import QlogSink, ack_frame, crypto_frame, stream_frame
 from ...wire.buffer import Buffer
@@ -23,7 +23,7 @@ from .. import frames as f
 from ..config import QuicConfiguration
 from ..crypto import SAMPLE_OFFSET, CryptoPair
 from ..events import QuicEvent
-from ..flight_shape import ShapedDatagram, complete_datagram
+from ..flight_shape import FlightShaping, ShapedDatagram, complete_datagram
 from ..packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
     PACKET_TYPE_HANDSHAKE,
@@ -71,24 +71,6 @@ MAX_DATAGRAMS_PER_CALL: Final = 64
 #: Smallest datagram worth sending on an amplification-limited 1-RTT path (a PATH_CHALLENGE
 #: packet: header, frame and AEAD tag); during the handshake the floor is 1200 bytes.
 _MIN_PROBE_DATAGRAM: Final = 64
-
-
-class FlightShaping(Protocol):
-    """What the send path asks of a first-flight shaper
-    (:class:`~quicreality.quic.flight_shape.FlightShaper`), once per datagram until it is done."""
-
-    @property
-    def sent(self) -> list[int]:
-        """Sizes of the datagrams built under the shape so far."""
-
-    def step(self) -> ShapedDatagram | None:
-        """The next datagram to build, or None once the shape is used up."""
-
-    def advance(self, size: int) -> None:
-        """The current step's datagram was built with ``size`` bytes."""
-
-    def finish(self) -> None:
-        """Stop shaping."""
 
 
 class _PacketDraft:
@@ -678,8 +660,6 @@ class PacketAssembler:
             if stream.has_data_to_send():
                 queue[stream_id] = stream
 
-    # ------------------------------------------------- delivery callbacks
-
     def _on_handshake_done_delivery(self, delivered: bool) -> None:
         if not delivered:
             self._spaces[SPACE_APPLICATION].owed.handshake_done = True
@@ -701,8 +681,6 @@ class PacketAssembler:
             self._events.append(events.PingAcknowledged(uid=uid))
         else:
             self._spaces[SPACE_APPLICATION].owed.pings.append(uid)
-
-    # -------------------------------------------------------------- close
 
     def build_close_datagram(self, close_frame: tuple[int, int | None, str, bool]) -> bytes:
         """CONNECTION_CLOSE in every space with keys, within the anti-amplification budget
