@@ -69,6 +69,11 @@ MODULES: tuple[str, ...] = (
     "quicreality.quic.connection.key_update",
     "quicreality.quic.connection.pmtud",
     "quicreality.quic.connection.migration",
+    "quicreality.reality.gate",
+    "quicreality.reality.reassembly",
+    "quicreality.quic.initial_layout",
+    "quicreality.tls.chrome_hello",
+    "quicreality.quic.fingerprint",
 )
 # The RTT estimator, the pacer and CUBIC are reset on a new path by their ``reset()`` method
 # (LossRecovery.reset_path_state): re-running ``__init__`` in place is a no-op on a mypyc class.
