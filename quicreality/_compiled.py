@@ -44,7 +44,10 @@ SHARED_PREFIX = "_native__mypyc."
 #: codecs, header parse/build, packet protection, streams, the packet assembler and receiver, loss
 #: recovery, and the connection core with its stream manager, spaces and path; then the per-packet
 #: callees the compiled profile still showed interpreted: RTT, pacer, CUBIC, ECN validation, PN
-#: skipping, DATAGRAM queues, key-update limits, PMTU probing and the path manager.
+#: skipping, DATAGRAM queues, key-update limits, PMTU probing and the path manager; then what
+#: only a REALITY listener or the chrome hello runs (the gate, its hello reassembly, the chaos
+#: Initial planner, the chrome hello's shaping and transport parameters): these raise REALITY
+#: accept against plain TLS without touching the shared path (docs/reality.md, "Branch h11f").
 MODULES: tuple[str, ...] = (
     "quicreality.wire.buffer",
     "quicreality.wire.rangeset",
@@ -69,6 +72,11 @@ MODULES: tuple[str, ...] = (
     "quicreality.quic.connection.key_update",
     "quicreality.quic.connection.pmtud",
     "quicreality.quic.connection.migration",
+    "quicreality.reality.gate",
+    "quicreality.reality.reassembly",
+    "quicreality.quic.initial_layout",
+    "quicreality.tls.chrome_hello",
+    "quicreality.quic.fingerprint",
 )
 # The RTT estimator, the pacer and CUBIC are reset on a new path by their ``reset()`` method
 # (LossRecovery.reset_path_state): re-running ``__init__`` in place is a no-op on a mypyc class.

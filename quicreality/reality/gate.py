@@ -54,7 +54,6 @@ from ..quic.crypto import (
     CryptoContext,
     CryptoError,
 )
-from ..quic.endpoint import Admission
 from ..quic.errors import QuicConnectionError
 from ..quic.frames import FrameType, frame_allowed, pull_frame_body
 from ..quic.frames.fast import pull_crypto_frame, skip_padding
@@ -66,6 +65,7 @@ from ..quic.packet import (
 from ..tls.constants import HandshakeType
 from ..wire.buffer import Buffer, BufferReadError
 from .abandon import client_initial_close
+from .accept import Accept
 from .auth import RealityVerdict, Reason, ReplayCache, verify_client_hello
 from .binding import configure_accepted
 from .cert import RealityIdentity
@@ -125,24 +125,6 @@ class Forward:
     verdict: RealityVerdict | None = None
     release: tuple[bytes, ...] = ()
     sent: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Accept(Admission):
-    """ACCEPT: mirror ``mirror`` (the datagram that completed the ClientHello) to the target unless
-    ``sent``, stop relaying ``addr``, and let the endpoint create the connection from ``datagrams``
-    (all of the flow's datagrams in arrival order) configured by ``configure``."""
-
-    addr: Any = None
-    verdict: RealityVerdict | None = None
-    mirror: bytes = b""
-    new_flow: bool = False
-    sent: bool = False
-    #: send nothing to the client before this ``now`` (the flow's first datagram plus the
-    #: target's first-reply time, so the accept answers no faster than the target); None: at once
-    reply_not_before: float | None = None
-    #: the target's learned shape the connection answers with (its ``h3`` is for the HTTP/3 layer)
-    shape: TargetShape | None = None
 
 
 GateDecision = Pending | Forward | Accept
