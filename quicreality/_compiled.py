@@ -105,13 +105,18 @@ def recorded_modules(stamp: Path = STAMP) -> dict[str, str]:
     return dict(sources) if isinstance(sources, dict) else {}
 
 
-def stale_modules(root: Path = ROOT, stamp: Path = STAMP) -> list[str]:
-    """Compiled modules whose source changed since the build (empty when not built)."""
+def stale_modules(root: Path = ROOT, stamp: Path = STAMP,
+                  modules: Sequence[str] = MODULES) -> list[str]:
+    """Compiled modules whose source changed since the build, then the ``modules`` to compile
+    that the build did not (a module added to the list since): empty when not built."""
+    recorded = recorded_modules(stamp)
     stale = []
-    for module, digest in recorded_modules(stamp).items():
+    for module, digest in recorded.items():
         src = source_of(module, root)
         if src.exists() and hashlib.sha256(src.read_bytes()).hexdigest() != digest:
             stale.append(module)
+    if recorded:
+        stale.extend(m for m in modules if m not in recorded and source_of(m, root).exists())
     return stale
 
 
@@ -173,7 +178,7 @@ def decide(environ: Mapping[str, str], *, building: bool = False, fuzzing: bool 
     stale = stale_modules(root, stamp) if has_stamp else []
     if has_stamp and not stale:
         return Mode(True, f"mypyc build up to date, {len(recorded_modules(stamp))} modules")
-    what = (", ".join(m.removeprefix("quicreality.") for m in stale) + " changed" if stale
+    what = (", ".join(m.removeprefix("quicreality.") for m in stale) + " changed or new" if stale
             else "extensions without a stamp")
     if _truthy(environ.get(STRICT_ENV)) and not building:
         raise ImportError(f"stale mypyc build ({what}; {STRICT_ENV}=1): run `python -m "

@@ -53,7 +53,7 @@ def compiled_files() -> list[Path]:
 
 def stale_modules() -> list[str]:
     """Compiled modules whose source changed since the build (empty when not built)."""
-    return _compiled.stale_modules(ROOT, STAMP)
+    return _compiled.stale_modules(ROOT, STAMP, MODULES)
 
 
 def clean() -> int:

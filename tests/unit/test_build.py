@@ -47,6 +47,15 @@ def test_a_changed_source_is_stale(tree: Path) -> None:
     assert build.stale_modules() == ["quicreality.wire.buffer"]
 
 
+def test_a_module_added_to_the_list_since_the_build_is_stale(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _stamp(tree, "X = 1\n")
+    (tree / "quicreality" / "wire" / "rangeset.py").write_text("Y = 1\n")
+    monkeypatch.setattr(build, "MODULES", ("quicreality.wire.buffer", "quicreality.wire.rangeset"))
+    assert build.stale_modules() == ["quicreality.wire.rangeset"]
+    assert build.main(["--check"]) == 1
+
+
 def test_clean_removes_extensions_and_stamp(tree: Path) -> None:
     so = tree / "quicreality" / "wire" / "buffer.cpython-311-x86_64-linux-gnu.so"
     shared = tree / "quicreality" / "_native__mypyc.cpython-311-x86_64-linux-gnu.so"
