@@ -279,15 +279,20 @@ class JsonSeqWriter:
         f = self._file
         if f is None:
             return
-        t0 = self._t0
-        if t0 is None:
-            self._t0 = t0 = now
-            f.write(_RS + _encode(self._header(now)) + "\n")
+        t0 = self._started(f, now)
         names = _NAMES.get(name)
         full = names[self._name_index] if names is not None else name
         f.write(
             f'{_RS}{{"time":{round((now - t0) * 1000.0, 3)!r},"name":"{full}","data":{_encode(data)}}}\n'
         )
+
+    def _started(self, f: TextIO, now: float) -> float:
+        """The time origin; the first event sets it and writes the header record first."""
+        t0 = self._t0
+        if t0 is None:
+            self._t0 = t0 = now
+            f.write(_RS + _encode(self._header(now)) + "\n")
+        return t0
 
     def close(self) -> None:
         """Flush and close the file (writes the header if no event came)."""
@@ -319,10 +324,7 @@ class JsonSeqWriter:
             f = self._file
             if f is None:
                 return
-            t0 = self._t0
-            if t0 is None:
-                self._t0 = t0 = now
-                f.write(_RS + _encode(self._header(now)) + "\n")
+            t0 = self._started(f, now)
             f.write(f'{_RS}{{"time":{round((now - t0) * 1000.0, 3)!r},"name":"{_NAMES[name][0]}",'
                     f'"data":{packet_event_json(packet_type, packet_number, length, frames)}}}\n')
             return
