@@ -94,6 +94,16 @@ class Transcript:
         self._hash_name = ""
         self._hashed = 0
 
+    def __getstate__(self) -> tuple[bytearray, str]:
+        """Pickle (fuzz-pair snapshots) without the running hash, which does not pickle: the
+        copy re-hashes its bytes at its first :meth:`digest`."""
+        return self._data, self._hash_name
+
+    def __setstate__(self, state: tuple[bytearray, str]) -> None:
+        self._data, self._hash_name = state
+        self._hasher = None
+        self._hashed = 0
+
     def add(self, message: bytes) -> None:
         """Append one complete handshake message (header included)."""
         self._data += message

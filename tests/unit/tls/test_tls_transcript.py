@@ -39,3 +39,17 @@ def test_hello_retry_restart_resets_the_running_hash() -> None:
     transcript.add(retry)
     expected = message_hash("sha256", hello1) + retry
     assert transcript.digest("sha256") == hashlib.sha256(expected).digest()
+
+
+def test_a_pickled_transcript_digests_as_the_original() -> None:
+    import pickle
+
+    t = Transcript()
+    t.add(b"\x01\x00\x00\x03abc")
+    first = t.digest("sha256")  # the running hash exists now, and does not pickle itself
+    copy = pickle.loads(pickle.dumps(t))
+    assert copy.digest("sha256") == first
+    for x in (t, copy):
+        x.add(b"\x02\x00\x00\x01z")
+    assert copy.digest("sha256") == t.digest("sha256") == hashlib.sha256(
+        b"\x01\x00\x00\x03abc\x02\x00\x00\x01z").digest()
