@@ -229,50 +229,24 @@ class _Pool:
                 return value
 
     def shuffle(self, items: list[T]) -> None:
-        """Fisher-Yates in place: ``j = below(i + 1)`` from the last index down, the same draws
-        as :meth:`below` in the same order, inlined (a plan shuffles ~40 frames)."""
-        buf, pos, rng = self._buf, self._pos, self._rng
+        """Fisher-Yates in place: ``j = below(i + 1)`` from the last index down."""
+        below = self.below
         for i in range(len(items) - 1, 0, -1):
-            bits = i.bit_length()  # of (i + 1) - 1
-            mask = (1 << bits) - 1
-            size = (bits + 7) >> 3
-            while True:
-                end = pos + size
-                if end > len(buf):
-                    buf, pos, end = buf[pos:] + rng(256), 0, size
-                j = (buf[pos] if size == 1 else int.from_bytes(buf[pos:end], "big")) & mask
-                pos = end
-                if j <= i:
-                    break
+            j = below(i + 1)
             items[i], items[j] = items[j], items[i]
-        self._buf, self._pos = buf, pos
 
     def spread(self, frames: list[T], spare: int) -> tuple[list[T | int], int]:
         """Before each frame, a PADDING run of ``below(spare + 1)`` bytes (none when 0), taken
-        from ``spare``: the draws of :meth:`below`, in order, inlined. Returns the frames with
-        the runs (ints) and the ``spare`` left."""
-        buf, pos, rng = self._buf, self._pos, self._rng
+        from ``spare``. Returns the frames with the runs (ints) and the ``spare`` left."""
         out: list[T | int] = []
         append = out.append
         for frame in frames:
             if spare:
-                n = spare + 1
-                bits = spare.bit_length()
-                mask = (1 << bits) - 1
-                size = (bits + 7) >> 3
-                while True:
-                    end = pos + size
-                    if end > len(buf):
-                        buf, pos, end = buf[pos:] + rng(256), 0, size
-                    run = (buf[pos] if size == 1 else int.from_bytes(buf[pos:end], "big")) & mask
-                    pos = end
-                    if run < n:
-                        break
+                run = self.below(spare + 1)
                 if run:
                     append(run)
                     spare -= run
             append(frame)
-        self._buf, self._pos = buf, pos
         return out, spare
 
     def uniform(self, bounds: tuple[int, int]) -> int:
