@@ -366,7 +366,10 @@ class QpackReceiver:
     """
 
     def __init__(self, max_table_capacity: int, blocked_streams: int, max_field_section_size: int):
-        self._decoder = pylsqpack.Decoder(max_table_capacity, blocked_streams)
+        # pylsqpack's decoder is made at first use: about 4.5 KB an idle connection never needs
+        # (docs/performance.md, "Idle connection memory"); a new one has no state to miss
+        self._decoder: pylsqpack.Decoder | None = None
+        self._decoder_args = (max_table_capacity, blocked_streams)
         self._sizer = FieldSectionSizer(max_table_capacity)
         self._limit = max_field_section_size
         self._blocked: dict[int, tuple[bytes, SectionPrefix]] = {}  # at most blocked_streams
@@ -376,11 +379,17 @@ class QpackReceiver:
         """The largest field section we accept (RFC 9114 §4.2.2)."""
         return self._limit
 
+    def _lsqpack(self) -> pylsqpack.Decoder:
+        decoder = self._decoder
+        if decoder is None:
+            decoder = self._decoder = pylsqpack.Decoder(*self._decoder_args)
+        return decoder
+
     def feed_encoder(self, data: bytes) -> list[int]:
         """Feed the peer's encoder stream; return the streams it unblocked."""
         try:
             self._sizer.feed_encoder(data)
-            return list(self._decoder.feed_encoder(data))
+            return list(self._lsqpack().feed_encoder(data))
         except QpackSizeError as exc:
             raise H3ConnectionError(H3ErrorCode.QPACK_ENCODER_STREAM_ERROR, str(exc)) from None
         except pylsqpack.EncoderStreamError:  # its text is the library's, not for the peer
@@ -397,7 +406,7 @@ class QpackReceiver:
             if refused is not None:
                 return refused
         try:
-            decoder_data, headers = self._decoder.feed_header(stream_id, block)
+            decoder_data, headers = self._lsqpack().feed_header(stream_id, block)
         except pylsqpack.StreamBlocked:
             self._blocked[stream_id] = (block, prefix)
             return Blocked()
@@ -412,7 +421,7 @@ class QpackReceiver:
         if refused is not None:
             return refused
         try:
-            decoder_data, headers = self._decoder.resume_header(stream_id)
+            decoder_data, headers = self._lsqpack().resume_header(stream_id)
         except pylsqpack.DecompressionFailed:
             raise H3ConnectionError(H3ErrorCode.QPACK_DECOMPRESSION_FAILED, _BAD_SECTION) from None
         return self._checked(headers, decoder_data)
@@ -420,7 +429,7 @@ class QpackReceiver:
     def cancel(self, stream_id: int) -> bytes:
         """Forget a blocked stream that was reset; return its Stream Cancellation (RFC 9204 §4.4.2)."""
         self._blocked.pop(stream_id, None)
-        return self._decoder.cancel_stream(stream_id)
+        return self._lsqpack().cancel_stream(stream_id)
 
     def _refuse(self, stream_id: int, block: bytes, prefix: SectionPrefix) -> TooLarge | None:
         """Refuse, without decoding, a section whose size is certainly above the limit."""
@@ -434,7 +443,7 @@ class QpackReceiver:
         # a section without references needs none (and pylsqpack never saw it).
         cancel = b""
         if prefix.required_insert_count:
-            cancel = self._decoder.cancel_stream(stream_id)
+            cancel = self._lsqpack().cancel_stream(stream_id)
         return TooLarge(lo, cancel)
 
     def _checked(self, headers: Headers, decoder_data: bytes) -> DecodeResult:

@@ -35,6 +35,7 @@ from . import messages as m
 from .alerts import AlertDescription, TlsAlert
 from .client import ClientHandshake
 from .hkdf import CipherSuite
+from .key_schedule import Transcript
 from .outputs import (
     ClientHelloHook,
     Direction,
@@ -122,6 +123,30 @@ class TlsSession(ClientHandshake, ServerHandshake):
     def peer_certificate_chain(self) -> tuple[bytes, ...]:
         """The server's DER chain as received (client side)."""
         return self._peer_chain
+
+    def release_handshake_state(self) -> None:
+        """Server, once connected: drop what only the handshake used (RFC 9001 §4.9 discards
+        the Initial and Handshake keys; nothing of TLS reads these again). The transcript and
+        its running hash, the key schedule (its secrets; the 1-RTT keys live in the QUIC packet
+        protection, key updates derive from those), the key shares, the certificate flight and
+        credentials, the parsed hellos, and the Initial/Handshake message readers. About 3 KB of
+        an idle connection (docs/performance.md, "Idle connection memory").
+
+        Afterwards :attr:`client_hello` and :attr:`server_hello` are None, and CRYPTO data in
+        the Initial or Handshake epoch is refused like any epoch without a reader. Does nothing
+        before ``SERVER_CONNECTED`` or on a client (which needs its key schedule for tickets).
+        """
+        if self._state != State.SERVER_CONNECTED:
+            return
+        self._transcript = Transcript()
+        self._key_schedule = None
+        self._key_shares = {}
+        self._client_hello = self._server_hello = self._hello_retry = None
+        self._credentials = None
+        self._server_auth_flight = b""
+        self._peer_application_settings = None
+        for epoch in (Epoch.INITIAL, Epoch.HANDSHAKE):
+            self._readers.pop(int(epoch), None)
 
     def start(self) -> list[TlsOutput]:
         """Client: build and return the first ClientHello. Server: nothing to do."""

@@ -526,7 +526,7 @@ class PacketAssembler:
             if draft.frames is not None:
                 draft.frames.append({"frame_type": "path_challenge", "data": data.hex()})
         while owed.path_responses and buf.capacity - buf.tell() >= 9:
-            data = owed.path_responses.popleft()
+            data = owed.path_responses.pop(0)
             f.push_path_response_frame(buf, data)
             draft.ack_eliciting = draft.path_probe = True
             if draft.frames is not None:

@@ -72,7 +72,9 @@ class DatagramQueues:
 
     def __init__(self, config: QuicConfiguration, *, events: deque[events.QuicEvent],
                  qlog: QlogSink) -> None:
-        self._queue: deque[bytes] = deque()
+        #: created at the first send: most connections never queue a DATAGRAM frame, and an
+        #: empty deque costs about 600 bytes (docs/performance.md, "Idle connection memory")
+        self._queue: deque[bytes] | None = None
         self._events = events
         self._qlog = qlog
         self._now = 0.0
@@ -94,7 +96,8 @@ class DatagramQueues:
     @property
     def pending(self) -> int:
         """Frames queued and not yet put in a packet."""
-        return len(self._queue)
+        queue = self._queue
+        return len(queue) if queue is not None else 0
 
     def send(self, data: bytes, peer_limit: int | None, now: float) -> None:
         """Queue ``data``, dropping the oldest frames if the queue is full (see the module).
@@ -110,6 +113,8 @@ class DatagramQueues:
             self._drop(TOO_LARGE, len(data))
             return
         queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
         while queue and (len(queue) >= self.send_max_frames
                          or self.send_bytes + len(data) > self.send_max_bytes):
             old = queue.popleft()
@@ -124,18 +129,24 @@ class DatagramQueues:
 
     def first(self) -> bytes:
         """The oldest queued frame (the next to send)."""
-        return self._queue[0]
+        queue = self._queue
+        assert queue is not None
+        return queue[0]
 
     def take_first(self) -> bytes:
         """Remove the oldest queued frame: it goes into a packet."""
-        data = self._queue.popleft()
+        queue = self._queue
+        assert queue is not None
+        data = queue.popleft()
         self.send_bytes -= len(data)
         self._sent += 1
         return data
 
     def drop_first(self) -> None:
         """Drop the oldest queued frame: it can never fit in a packet (RFC 9221 §5)."""
-        data = self._queue.popleft()
+        queue = self._queue
+        assert queue is not None
+        data = queue.popleft()
         self.send_bytes -= len(data)
         self._drop(TOO_LARGE, len(data))
 
@@ -189,6 +200,6 @@ class DatagramQueues:
         return DatagramStats(
             queued=self._queued, sent=self._sent, dropped_send_queue_full=d[SEND_QUEUE_FULL],
             dropped_too_large=d[TOO_LARGE], received=self._received,
-            dropped_receive_queue_full=d[RECEIVE_QUEUE_FULL], send_queue_frames=len(self._queue),
+            dropped_receive_queue_full=d[RECEIVE_QUEUE_FULL], send_queue_frames=self.pending,
             send_queue_bytes=self.send_bytes, receive_queue_frames=self.recv_frames,
             receive_queue_bytes=self.recv_bytes)

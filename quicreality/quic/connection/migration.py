@@ -26,17 +26,18 @@ with a PATH_CHALLENGE of ours whose answer validates that address for a later mo
 from __future__ import annotations
 
 import ipaddress
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...qlog.sink import QlogSink
+from ...wire.bounded import push_bounded
 from ..config import QuicConfiguration
 from ..frames import PATH_CHALLENGE_DATA_SIZE
 from ..packet import MIN_INITIAL_DATAGRAM_SIZE
 from ..recovery.loss import SPACE_APPLICATION, SPACE_HANDSHAKE, LossRecovery
 from ..recovery.rtt import K_INITIAL_RTT, RttEstimator
 from .path import AMPLIFICATION_LIMIT_FACTOR, NetworkAddress, NetworkPath
+from .spaces import MAX_PATH_RESPONSES
 
 if TYPE_CHECKING:
     from ..transport_params import PreferredAddress, QuicTransportParameters
@@ -116,7 +117,7 @@ class PathManager:
         self._max_datagram_size = config.max_datagram_size
         self._initial_rtt = config.initial_rtt
         self._qlog = qlog
-        self._validated: deque[NetworkAddress] = deque(maxlen=MAX_VALIDATED_ADDRESSES)
+        self._validated: list[NetworkAddress] = []  # push_bounded(..., MAX_VALIDATED_ADDRESSES)
         #: the source address and size of the datagram being processed
         self.rx_address: NetworkAddress = None
         self.rx_size = 0
@@ -129,7 +130,7 @@ class PathManager:
         #: client: the server sent disable_active_migration (RFC 9000 §18.2)
         self.disable_active_migration = False
         #: PATH_CHALLENGEs from other addresses: (address, data, datagram size) to answer there
-        self.off_path: deque[tuple[NetworkAddress, bytes, int]] = deque(maxlen=MAX_OFF_PATH)
+        self.off_path: list[tuple[NetworkAddress, bytes, int]] = []  # push_bounded(.., MAX_OFF_PATH)
         self._owed = spaces[SPACE_APPLICATION].owed
         #: our challenges sent with off-path answers -> the address they validate
         self._probe_challenges: dict[bytes, NetworkAddress] = {}
@@ -214,7 +215,8 @@ class PathManager:
         if self.rx_address == self.path.address:
             return False
         budget = AMPLIFICATION_LIMIT_FACTOR * self.rx_size  # unvalidated address (§8.1)
-        self.off_path.append((self.rx_address, data, min(MIN_INITIAL_DATAGRAM_SIZE, budget)))
+        push_bounded(self.off_path, (self.rx_address, data, min(MIN_INITIAL_DATAGRAM_SIZE, budget)),
+                     MAX_OFF_PATH)
         return True
 
     def answer_off_path(self, builder: ProbeBuilder, now: float) -> list[tuple[bytes, NetworkAddress]]:
@@ -223,9 +225,9 @@ class PathManager:
         path, so a peer that moves there after its probe finds it validated both ways."""
         out = []
         while self.off_path:
-            addr, data, size = self.off_path.popleft()
+            addr, data, size = self.off_path.pop(0)
             if addr == self.path.address:  # the path moved there meanwhile: answer on it
-                self._owed.path_responses.append(data)
+                push_bounded(self._owed.path_responses, data, MAX_PATH_RESPONSES)
                 continue
             spare = self._peer_cids.available
             challenge = self.path.rng(PATH_CHALLENGE_DATA_SIZE)
@@ -244,7 +246,7 @@ class PathManager:
         path = self.path
         probed = self._probe_challenges.pop(data, None)
         if probed is not None and probed not in self._validated:  # a path probed off-path
-            self._validated.append(probed)
+            push_bounded(self._validated, probed, MAX_VALIDATED_ADDRESSES)
             self._qlog.custom(now, "transport:path_validated", {"address": _qlog_address(probed)})
         if data not in path.challenges:
             return
@@ -254,7 +256,7 @@ class PathManager:
         self.deadline = None
         self.validations += 1
         if path.address not in self._validated:
-            self._validated.append(path.address)
+            push_bounded(self._validated, path.address, MAX_VALIDATED_ADDRESSES)
         self._qlog.custom(now, "transport:path_validated", {"address": _qlog_address(path.address)})
 
     # ------------------------------------------------------------ timer

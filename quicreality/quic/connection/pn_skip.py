@@ -11,9 +11,9 @@ else it produces); an ACK that covers a skipped number is a PROTOCOL_VIOLATION (
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from typing import Final
 
+from ...wire.bounded import push_bounded
 from ...wire.rangeset import RangeSet
 
 #: The first skip comes at packet number FIRST_SKIP_MIN + [0, SKIP_INTERVAL_MAX).
@@ -35,7 +35,7 @@ class PacketNumberSkipper:
         self._draws = 0
         self._next_skip = FIRST_SKIP_MIN + self._draw(SKIP_INTERVAL_MAX)
         #: the skipped packet numbers, oldest first
-        self.skipped: deque[int] = deque(maxlen=MAX_SKIPPED)
+        self.skipped: list[int] = []  # at most MAX_SKIPPED, oldest dropped
 
     def _draw(self, n: int) -> int:
         """A number in [0, n) from the keyed counter (bias below 2**-200: negligible)."""
@@ -47,7 +47,7 @@ class PacketNumberSkipper:
         """The packet number to use when ``pn`` is next: ``pn``, or ``pn + 1`` if ``pn`` is skipped."""
         if pn < self._next_skip:
             return pn
-        self.skipped.append(pn)
+        push_bounded(self.skipped, pn, MAX_SKIPPED)
         self._next_skip = pn + 1 + SKIP_INTERVAL_MIN + self._draw(SKIP_INTERVAL_MAX - SKIP_INTERVAL_MIN)
         return pn + 1
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
 from ...qlog.sink import QlogSink
+from ...wire.bounded import push_bounded
 from ...wire.buffer import Buffer, BufferReadError
 from .. import events
 from .. import frames as f
@@ -31,7 +32,7 @@ from .cids import HostConnectionIds, PeerConnectionIds
 from .datagrams import DatagramQueues
 from .ecn import EcnValidator
 from .migration import PathManager
-from .spaces import PacketSpace
+from .spaces import MAX_PATH_RESPONSES, PacketSpace
 from .streams import StreamManager
 
 if TYPE_CHECKING:
@@ -294,7 +295,7 @@ class FrameReceiver:
         frame = f.pull_frame_body(buf, frame_type)
         assert isinstance(frame, f.PathChallengeFrame)
         if not self._paths.on_path_challenge(frame.data):  # else answered where it came from
-            self._owed.path_responses.append(frame.data)
+            push_bounded(self._owed.path_responses, frame.data, MAX_PATH_RESPONSES)
 
     def _handle_path_response_frame(self, space_id: int, frame_type: int, buf: Buffer,
                                     now: float) -> None:

@@ -16,7 +16,6 @@ MAX_STREAM_DATA) are owed through their stream and the stream manager's send que
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from ...wire.rangeset import RangeSet
@@ -76,7 +75,7 @@ class OwedFrames:
         #: PING frames the application asked for, by uid (re-sent until acknowledged)
         self.pings: list[int] = []
         #: PATH_RESPONSE echoes, bounded (the oldest are dropped; RFC 9000 §8.2.2, §21.9)
-        self.path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
+        self.path_responses: list[bytes] = []  # push_bounded(..., MAX_PATH_RESPONSES)
 
 
 class PacketSpace:
@@ -218,6 +217,10 @@ class PacketSpace:
         self.discarded = True
         self.ack_deadline = None
         self.owed.ack = False
+        # what the space held is dead weight for the rest of the connection (an idle server
+        # connection kept its certificate flight here): an empty stream and range set instead
+        self.crypto = new_crypto_stream()
+        self.received = RangeSet()
 
     def restart_crypto(self, data: bytes) -> None:
         """Send ``data`` again from CRYPTO offset 0 (RFC 9000 §17.2.5.2, after a Retry)."""

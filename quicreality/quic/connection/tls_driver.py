@@ -248,6 +248,8 @@ class TlsDriver:
                 self.alpn = out.alpn_protocol
                 if not self._is_client:
                     self._early.discard()
+                    if self._session is not None:  # the ticket went out in these outputs
+                        self._session.release_handshake_state()
                 steps.append(out)
         return TlsProgress(tuple(steps)) if steps else _NOTHING
 
