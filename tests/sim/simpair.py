@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from quicreality.quic.config import QuicConfiguration
@@ -34,10 +33,15 @@ _CREDS: StaticCertificateSource | None = None
 
 
 def test_credentials() -> StaticCertificateSource:
-    """A self-signed ECDSA P-256 certificate for localhost (made once per process)."""
+    """A self-signed Ed25519 certificate for localhost from a fixed key (made once per process).
+
+    Ed25519 signatures are deterministic and always 64 bytes; an ECDSA signature is 70-72 bytes
+    at random, which moved the handshake's packet boundaries, so that the seeded link's losses fell
+    on other packets from one run to the next and a seeded transfer was not reproducible.
+    """
     global _CREDS
     if _CREDS is None:
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
         now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
         cert = (
@@ -45,7 +49,7 @@ def test_credentials() -> StaticCertificateSource:
             .public_key(key.public_key()).serial_number(1)
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .sign(key, hashes.SHA256())
+            .sign(key, None)
         )
         from cryptography.hazmat.primitives.serialization import Encoding
 
