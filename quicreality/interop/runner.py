@@ -36,6 +36,7 @@ that is always removed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -444,11 +445,17 @@ class Levers:
         analysis_workers: background analysis threads (0: analyse each run before the next).
         check_support: ask the adapters for 127 before starting anything.
         reuse_links: run the cases of one link together on one topology.
+        jobs: cells run at once, each job on its own topology (:mod:`.parallel`).
+        cpu_budget: cores the running cells may use together (``jobs > 1``).
+        quiet_budget: the same while a measurement runs.
     """
 
     analysis_workers: int = 1
     check_support: bool = True
     reuse_links: bool = True
+    jobs: int = 1
+    cpu_budget: float = 1.6
+    quiet_budget: float = 1.0
 
 
 def run_matrix(opts: MatrixOptions, run_dir: Path,
@@ -494,6 +501,10 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
         buildable = [c for c in opts.cases if not (c.needs - LINK_FEATURES)]
         if support is not None and runnable:
             learn_support(support, buildable, runnable)
+        if levers.jobs > 1:
+            _matrix_jobs(opts, run_dir, scratch, (certs, big_certs), support, usable, runnable,
+                         levers, outcomes, on_outcome)
+            return outcomes
         with LinkCache(opts.seed) as links:
             for case in (by_link(opts.cases) if levers.reuse_links else opts.cases):
                 for s, c in all_pairs:
@@ -524,6 +535,42 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
         shutil.rmtree(scratch, ignore_errors=True)
         owner.unlink(missing_ok=True)
     return outcomes
+
+
+def _matrix_jobs(opts: MatrixOptions, run_dir: Path, scratch: Path, certs: tuple[Path, Path],
+                 support: SupportCache | None, usable: dict[str, str],
+                 runnable: Sequence[tuple[str, str]], levers: Levers, outcomes: list[Outcome],
+                 on_outcome: Callable[[Outcome], None]) -> None:
+    """``levers.jobs > 1``: the not-runnable cells here, the rest in :mod:`.parallel`; the
+    outcomes end up in the ``--jobs 1`` order."""
+    from .parallel import run_matrix_parallel
+
+    def deliver(o: Outcome) -> None:
+        outcomes.append(o)
+        on_outcome(o)
+
+    for case in opts.cases:
+        missing = sorted(case.needs - LINK_FEATURES)
+        for s, c in ((s, c) for s in opts.servers for c in opts.clients):
+            why = usable[s] or usable[c]
+            if why or missing:
+                deliver(_not_run(case, s, c, why or (
+                    f"the emulator in this checkout has no {', '.join(missing)} stage: "
+                    f"the case's link cannot be built")))
+    cases = tuple(c for c in opts.cases if not (c.needs - LINK_FEATURES))
+    log = run_matrix_parallel(dataclasses.replace(opts, cases=cases), run_dir, scratch, certs,
+                              support, runnable, deliver, levers.jobs,
+                              max(1, levers.analysis_workers), cpu_budget=levers.cpu_budget,
+                              quiet_budget=levers.quiet_budget)
+    order = {(c.name, s, k): i for i, (c, s, k) in enumerate(
+        (c, s, k) for c in opts.cases for s in opts.servers for k in opts.clients)}
+    outcomes.sort(key=lambda o: (order[(o.case.name, o.server, o.client)], o.rep))
+    (run_dir / "emulator").mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "emulator" / "topologies.json",
+               {"jobs": levers.jobs, "cpu_budget": levers.cpu_budget,
+                "quiet_budget": levers.quiet_budget, "topologies": log,
+                "support_checks_s": {f"{p}/{r}": t for (p, r), t in
+                                     (support.check_secs.items() if support else ())}})
 
 
 def _free_case(env: _CaseEnv) -> None:
