@@ -60,7 +60,7 @@ def main_table(run: Path) -> int:
 
 def main_run(args: argparse.Namespace) -> int:
     """Run the matrix; see the module docstring for the exit status."""
-    from .parallel import mark_overlaps, run_estimate_s
+    from .parallel import mark_overlaps, matrix_jobs, run_estimate_s
     from .report import matrix_html, result_json, tidy_rows
     from .runner import Levers, MatrixOptions, Outcome, dump_jsonl, run_info, run_matrix
 
@@ -113,7 +113,7 @@ def main_run(args: argparse.Namespace) -> int:
         outcomes = run_matrix(opts, run_dir, progress, Levers(
             analysis_workers=args.analysis_workers, check_support=not args.no_support_check,
             reuse_links=not args.no_link_reuse, jobs=args.jobs, cpu_budget=args.cpu_budget,
-            quiet_budget=args.quiet_budget))
+            quiet_budget=args.quiet_budget), jobs_runner=matrix_jobs)
     except KeyboardInterrupt:
         print("interrupted; namespaces and processes were removed", file=sys.stderr)
         return 130

@@ -19,7 +19,7 @@ measurement is not slowed by its neighbours.
   repetitions run in order on one topology with the same seeds as ``--jobs 1``
   (``seed * 1000 + rep``), so each run's link (loss pattern, blackhole and rebind schedule)
   is the same under either.  The analysis (keys, editcap, tshark, check) goes to one shared
-  pool of niced threads (:func:`~.pool._lower_priority`), at most two pending per job.
+  pool of niced threads (:func:`~.pool.lower_priority`), at most two pending per job.
 * **Scheduling by CPU weight** (:func:`cell_cpu`): every cell has an estimated CPU demand in
   cores; a cell starts only if the running cells' sum plus its own stays within ``cpu_budget``
   and, while any measurement runs (or when the new cell is one), within ``quiet_budget``.
@@ -51,24 +51,27 @@ from typing import Any
 from ..scenarios.model import Link
 from ..scenarios.procutil import kill_pids
 from ..scenarios.results import write_json
-from ..scenarios.topology import Topology, TopologyError, _install_term_handlers
+from ..scenarios.topology import Topology, TopologyError, install_term_handlers
 from .cases import Case
 from .links import LinkCache
-from .pool import _lower_priority
+from .pool import lower_priority
 from .runner import (
+    LINK_FEATURES,
+    CaseEnv,
+    Levers,
     MatrixOptions,
     Outcome,
-    _CaseEnv,
-    _declined,
-    _failed_job,
-    _guarded,
-    _not_run,
+    declined_verdict,
+    failed_job,
+    guarded,
     make_files,
+    not_run,
     start_pair,
 )
 from .support import SupportCache
 
-__all__ = ["Cell", "Scheduler", "cell_cpu", "cell_estimate_s", "mark_overlaps", "run_estimate_s"]
+__all__ = ["Cell", "Scheduler", "cell_cpu", "cell_estimate_s", "mark_overlaps", "matrix_jobs",
+           "run_estimate_s"]
 
 #: Peers whose client or server is Python (CPU per byte several times the native peers').
 PYTHON_PEERS = frozenset({"ours", "aioquic", "qh3"})
@@ -214,7 +217,7 @@ class Analysis:
     def __init__(self, workers: int, jobs: int, per_job: int = 2) -> None:
         self._ex = ThreadPoolExecutor(max_workers=max(1, workers),
                                       thread_name_prefix="qr-analysis",
-                                      initializer=_lower_priority, initargs=(10,))
+                                      initializer=lower_priority, initargs=(10,))
         self._slots = [threading.BoundedSemaphore(per_job) for _ in range(jobs)]
         self._futures: list[Future[None]] = []
         self._lock = threading.Lock()
@@ -296,7 +299,7 @@ def run_jobs(cells: Sequence[Cell], jobs: int, seed: int, emu_root: Path, body: 
             with contextlib.suppress(TopologyError):
                 links.close()
 
-    restore = _install_term_handlers()
+    restore = install_term_handlers()
     threads = [threading.Thread(target=job, args=(j,), name=f"qr-job{j}", daemon=True)
                for j in range(jobs)]
     try:
@@ -335,17 +338,17 @@ def run_matrix_parallel(opts: MatrixOptions, run_dir: Path, scratch: Path,
     :func:`run_jobs`.  ``deliver`` is called (under a lock) once per finished run; returns the
     topology log."""
     lock = threading.Lock()
-    envs: dict[str, _CaseEnv] = {}
+    envs: dict[str, CaseEnv] = {}
     left: dict[str, int] = {}
 
-    def env_of(case: Case) -> _CaseEnv:
+    def env_of(case: Case) -> CaseEnv:
         with lock:
             env = envs.get(case.name)
             if env is None:
                 rng = random.Random(f"{opts.seed}-{case.name}")
                 www = scratch / f"www-{case.name}"
                 names = make_files(case, www, rng)
-                env = _CaseEnv(case, None, www, names, certs[1] if case.big_cert else certs[0],
+                env = CaseEnv(case, None, www, names, certs[1] if case.big_cert else certs[0],
                                scratch, support)
                 envs[case.name] = env
             return env
@@ -362,8 +365,8 @@ def run_matrix_parallel(opts: MatrixOptions, run_dir: Path, scratch: Path,
         reps = opts.reps or case.repetitions
         for s, c in pairs:
             left[case.name] = left.get(case.name, 0) + reps
-            probe = _CaseEnv(case, None, scratch, [], certs[0], scratch, support)
-            declined = _declined(probe, s, c)
+            probe = CaseEnv(case, None, scratch, [], certs[0], scratch, support)
+            declined = declined_verdict(probe, s, c)
             if declined is None:
                 cells.append(Cell(len(cells), case, s, c, cell_cpu(case, s, c),
                                   cell_estimate_s(case, s, c, reps)))
@@ -376,7 +379,7 @@ def run_matrix_parallel(opts: MatrixOptions, run_dir: Path, scratch: Path,
         case, s, c = cell.case, cell.server, cell.client
         reps = opts.reps or case.repetitions
         if topo is None:
-            delivered(_not_run(case, s, c, "topology failed: see emulator/topologies.json"), reps)
+            delivered(not_run(case, s, c, "topology failed: see emulator/topologies.json"), reps)
             return
         env = dataclasses.replace(env_of(case), topo=topo)
         for rep in range(1, reps + 1):
@@ -386,11 +389,11 @@ def run_matrix_parallel(opts: MatrixOptions, run_dir: Path, scratch: Path,
             try:
                 job = start_pair(env, s, c, rep, d, opts.seed * 1000 + rep)
             except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
-                job = _failed_job(case, s, c, rep, e)
+                job = failed_job(case, s, c, rep, e)
             prov = {"job": j, "jobs": jobs, "wall_start": round(w0, 3),
                     "wall_end": round(time.time(), 3)}
             pool.submit(j, lambda job=job, rep=rep, d=d, prov=prov:  # type: ignore[misc]
-                        delivered(_with_provenance(_guarded(job, case, s, c, rep), d, prov)))
+                        delivered(_with_provenance(guarded(job, case, s, c, rep), d, prov)))
 
     analysis = Analysis(analysis_workers, jobs)
     ok = False
@@ -411,3 +414,37 @@ def _with_provenance(o: Outcome, d: Path, prov: dict[str, Any]) -> Outcome:
         doc = json.loads(path.read_text())
         write_json(path, {**doc, **prov})
     return dataclasses.replace(o, sample={**o.sample, **prov})
+
+
+def matrix_jobs(opts: MatrixOptions, run_dir: Path, scratch: Path, certs: tuple[Path, Path],
+                 support: SupportCache | None, usable: dict[str, str],
+                 runnable: Sequence[tuple[str, str]], levers: Levers, outcomes: list[Outcome],
+                 on_outcome: Callable[[Outcome], None]) -> None:
+    """``levers.jobs > 1``: the not-runnable cells here, the rest in :mod:`.parallel`; the
+    outcomes end up in the ``--jobs 1`` order."""
+    def deliver(o: Outcome) -> None:
+        outcomes.append(o)
+        on_outcome(o)
+
+    for case in opts.cases:
+        missing = sorted(case.needs - LINK_FEATURES)
+        for s, c in ((s, c) for s in opts.servers for c in opts.clients):
+            why = usable[s] or usable[c]
+            if why or missing:
+                deliver(not_run(case, s, c, why or (
+                    f"the emulator in this checkout has no {', '.join(missing)} stage: "
+                    f"the case's link cannot be built")))
+    cases = tuple(c for c in opts.cases if not (c.needs - LINK_FEATURES))
+    log = run_matrix_parallel(dataclasses.replace(opts, cases=cases), run_dir, scratch, certs,
+                              support, runnable, deliver, levers.jobs,
+                              max(1, levers.analysis_workers), cpu_budget=levers.cpu_budget,
+                              quiet_budget=levers.quiet_budget)
+    order = {(c.name, s, k): i for i, (c, s, k) in enumerate(
+        (c, s, k) for c in opts.cases for s in opts.servers for k in opts.clients)}
+    outcomes.sort(key=lambda o: (order[(o.case.name, o.server, o.client)], o.rep))
+    (run_dir / "emulator").mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "emulator" / "topologies.json",
+               {"jobs": levers.jobs, "cpu_budget": levers.cpu_budget,
+                "quiet_budget": levers.quiet_budget, "topologies": log,
+                "support_checks_s": {f"{p}/{r}": t for (p, r), t in
+                                     (support.check_secs.items() if support else ())}})
