@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..scenarios.cleanup import clean
 from ..scenarios.model import Link
 from ..scenarios.procutil import kill_pids
 from ..scenarios.results import write_json
@@ -159,9 +160,9 @@ class Scheduler:
         quiet = cell.quiet or any(c.quiet for c in self._running)
         return load <= (min(self._cpu_budget, self._quiet_budget) if quiet else self._cpu_budget)
 
-    def take(self, link: Link | None) -> Cell | None:
-        """The next cell for a job whose topology has ``link`` (blocks until one fits);
-        None when every cell is taken or :meth:`stop` was called."""
+    def take(self, link: Link | None, *, wait: bool = True) -> Cell | None:
+        """The next cell for a job whose topology has ``link`` (blocks until one fits, unless
+        not ``wait``); None when every cell is taken or :meth:`stop` was called."""
         with self._cv:
             while True:
                 if self._stopped or not self._pending:
@@ -173,6 +174,8 @@ class Scheduler:
                     self._pending.remove(cell)
                     self._running.append(cell)
                     return cell
+                if not wait:
+                    return None
                 self._cv.wait(timeout=1.0)
 
     def done(self, cell: Cell) -> None:
@@ -257,6 +260,17 @@ def _kill_namespaces(topo: Topology) -> None:
         kill_pids([int(x) for x in r.stdout.split() if x.isdigit()], grace=1.0)
 
 
+def _sweep(log: list[dict[str, Any]]) -> None:
+    """Remove whatever a job's teardown left of its topologies (a cell interrupted while its
+    topology was being built): ``scenarios clean`` for each run id the jobs built."""
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=15,
+                       check=False)
+    for rid in {str(e["built"]) for e in log if "built" in e}:
+        if f"qr-{rid}-" in r.stdout:
+            rep = clean(rid, force=True)
+            log.append({"swept": rid, "namespaces": rep.namespaces, "pids": rep.pids})
+
+
 def run_jobs(cells: Sequence[Cell], jobs: int, seed: int, emu_root: Path, body: JobBody,
              analysis: Analysis, *, cpu_budget: float = CPU_BUDGET,
              quiet_budget: float = QUIET_BUDGET) -> list[dict[str, Any]]:
@@ -322,6 +336,7 @@ def run_jobs(cells: Sequence[Cell], jobs: int, seed: int, emu_root: Path, body: 
         restore()
         for j, c in enumerate(caches):
             log.extend({**e, "job": j} for e in c.log)
+        _sweep(log)
     if errors:
         raise errors[0]
     return log
