@@ -185,6 +185,10 @@ class Scheduler:
                 self._running.remove(cell)
             self._cv.notify_all()
 
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopped
+
     def stop(self) -> None:
         """Hand out no more cells."""
         with self._cv:
@@ -211,7 +215,9 @@ def mark_overlaps(samples: Sequence[dict[str, Any]]) -> None:
                                 for o in others]
 
 
-JobBody = Callable[[int, Cell, Topology | None, "Analysis"], None]
+#: ``body(job, cell, topo, analysis, stopping)``: ``stopping()`` is true once the run is
+#: interrupted (the body starts no further repetition).
+JobBody = Callable[[int, Cell, Topology | None, "Analysis", Callable[[], bool]], None]
 
 
 class Analysis:
@@ -302,7 +308,7 @@ def run_jobs(cells: Sequence[Cell], jobs: int, seed: int, emu_root: Path, body: 
                         topo, link = None, None
                         links.log.append({"case": cell.label, "build_error": str(e)})
                     current[j] = topo
-                    body(j, cell, topo, analysis)
+                    body(j, cell, topo, analysis, sched.stopping)
                 finally:
                     sched.done(cell)
         except BaseException as e:  # noqa: BLE001 -- reported by the main thread
@@ -324,13 +330,14 @@ def run_jobs(cells: Sequence[Cell], jobs: int, seed: int, emu_root: Path, body: 
                 t.join(timeout=0.5)
     except KeyboardInterrupt:
         sched.stop()
-        for topo in list(current):
-            if topo is not None:
-                with contextlib.suppress(OSError, subprocess.SubprocessError):
-                    _kill_namespaces(topo)
         deadline = time.monotonic() + 60.0
-        for t in threads:
-            t.join(timeout=max(0.1, deadline - time.monotonic()))
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            for topo in list(current):  # until every job is out of its cell
+                if topo is not None:
+                    with contextlib.suppress(OSError, subprocess.SubprocessError):
+                        _kill_namespaces(topo)
+            for t in threads:
+                t.join(timeout=0.2)
         raise
     finally:
         restore()
@@ -390,7 +397,8 @@ def run_matrix_parallel(opts: MatrixOptions, run_dir: Path, scratch: Path,
                 d = run_dir / f"{s}_{c}" / case.name
                 delivered(start_pair(probe, s, c, rep, d / str(rep) if reps > 1 else d, 0)())
 
-    def body(j: int, cell: Cell, topo: Topology | None, pool: Analysis) -> None:
+    def body(j: int, cell: Cell, topo: Topology | None, pool: Analysis,
+             stopping: Callable[[], bool]) -> None:
         case, s, c = cell.case, cell.server, cell.client
         reps = opts.reps or case.repetitions
         if topo is None:
@@ -398,6 +406,8 @@ def run_matrix_parallel(opts: MatrixOptions, run_dir: Path, scratch: Path,
             return
         env = dataclasses.replace(env_of(case), topo=topo)
         for rep in range(1, reps + 1):
+            if stopping():
+                return
             d = run_dir / f"{s}_{c}" / case.name
             d = d / str(rep) if reps > 1 else d
             w0 = time.time()
