@@ -454,7 +454,7 @@ class Levers:
     reuse_links: bool = True
     jobs: int = 1
     cpu_budget: float = 1.6
-    quiet_budget: float = 1.0
+    quiet_budget: float = 0.0
 
 
 #: :func:`~.parallel.matrix_jobs`'s signature: the ``--jobs N`` body (passed in by the caller,

@@ -36,6 +36,20 @@ def test_a_measurement_keeps_its_neighbours_within_the_quiet_budget() -> None:
     assert sched.take(None) is None
 
 
+def test_by_default_a_measurement_runs_alone() -> None:
+    g = _cell(0, "goodput", "quicgo", "quicgo")
+    h = _cell(1, "handshake", "quicgo", "quicgo")
+    g2 = _cell(2, "goodput", "ours", "ours")
+    sched = Scheduler([g, h, g2])
+    assert sched.take(None) is g
+    assert sched.take(None, wait=False) is None  # neither the test nor the other measurement
+    sched.done(g)
+    assert sched.take(None) is h
+    assert sched.take(None, wait=False) is None  # a measurement waits until h is done
+    sched.done(h)
+    assert sched.take(None) is g2
+
+
 def test_same_link_preferred() -> None:
     a = _cell(0, "handshake", "ours", "ours")
     b = _cell(1, "longrtt", "ours", "ours")
