@@ -78,9 +78,11 @@ def test_two_cells_at_jobs_2(tmp_path: Path) -> None:
 
 def test_sigint_mid_run_removes_every_namespace(tmp_path: Path) -> None:
     assert os.geteuid() == 0, "lab tests run as root (network namespaces, TUN, tcpdump)"
+    # three repetitions per cell: after SIGINT no job may start the next one
     p = subprocess.Popen(_argv(tmp_path, "--jobs", "2", "--servers", "ours,quicgo",
-                               "--clients", "ours", "--tests", "transfer"), cwd=REPO, env=_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               "--clients", "ours", "--tests", "transfer", "--reps", "3"),
+                         cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
     seen: set[str] = set()
     deadline = time.monotonic() + 60
     while len(seen) < 6 and time.monotonic() < deadline and p.poll() is None:
@@ -89,8 +91,12 @@ def test_sigint_mid_run_removes_every_namespace(tmp_path: Path) -> None:
     assert len(seen) == 6, seen  # two topologies of three namespaces
     time.sleep(2.0)  # the transfers are under way
     p.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
     out, _ = p.communicate(timeout=90)
     assert p.returncode == 130, out
+    assert time.monotonic() - t0 < 20, out  # not the ~30 s of the remaining repetitions
+    run = next((tmp_path / "interop" / "runs").iterdir())
+    assert not list(run.glob("*/transfer/2/client.stdout")), out  # no second repetition
     assert "interrupted" in out
     gone = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                           check=True).stdout
