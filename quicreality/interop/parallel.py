@@ -412,6 +412,8 @@ def run_matrix_parallel(opts: MatrixOptions, run_dir: Path, scratch: Path,
         for rep in range(1, reps + 1):
             if stopping():
                 return
+            if case.measurement:
+                pool.wait()  # no analysis shares the CPU with a measured transfer
             d = run_dir / f"{s}_{c}" / case.name
             d = d / str(rep) if reps > 1 else d
             w0 = time.time()
