@@ -308,6 +308,9 @@ def run_jobs(cells: Sequence[Cell], jobs: int, seed: int, emu_root: Path, body: 
                     try:
                         topo = links.get(cell.case.link, wd, cell.label)
                         link = cell.case.link
+                        if links.log and links.log[-1].get("reused"):
+                            with contextlib.suppress(OSError):
+                                wd.rmdir()  # its emulator's files are in the builder's dir
                     except TopologyError as e:
                         topo, link = None, None
                         links.log.append({"case": cell.label, "build_error": str(e)})
