@@ -477,6 +477,9 @@ def matrix_jobs(opts: MatrixOptions, run_dir: Path, scratch: Path, certs: tuple[
         (c, s, k) for c in opts.cases for s in opts.servers for k in opts.clients)}
     outcomes.sort(key=lambda o: (order[(o.case.name, o.server, o.client)], o.rep))
     (run_dir / "emulator").mkdir(parents=True, exist_ok=True)
+    for d in (run_dir / "emulator").iterdir():  # a case whose cells all reused a topology
+        with contextlib.suppress(OSError):
+            d.rmdir()
     write_json(run_dir / "emulator" / "topologies.json",
                {"jobs": levers.jobs, "cpu_budget": levers.cpu_budget,
                 "quiet_budget": levers.quiet_budget, "topologies": log,
