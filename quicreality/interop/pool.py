@@ -36,7 +36,7 @@ __all__ = ["OrderedPool"]
 T = TypeVar("T")
 
 
-def _lower_priority(nice: int) -> None:
+def lower_priority(nice: int) -> None:
     """Thread initializer: raise this thread's nice value by ``nice`` (Linux: per thread)."""
     if nice > 0 and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
         with contextlib.suppress(OSError):
@@ -51,7 +51,7 @@ class OrderedPool(Generic[T]):
         if workers < 1 or max_pending < 1:
             raise ValueError("workers and max_pending must be >= 1")
         self._ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qr-analysis",
-                                      initializer=_lower_priority, initargs=(nice,))
+                                      initializer=lower_priority, initargs=(nice,))
         self._slots = threading.BoundedSemaphore(max_pending)
         self._queue: deque[Future[T]] = deque()
         #: seconds the caller spent blocked in submit/drain (analysis not hidden by a run)

@@ -27,6 +27,8 @@ __all__ = ["REQUIRED_KEYS", "SAMPLE_KEYS", "markdown_table", "matrix_html", "mea
 #: Keys of every samples.jsonl row (one row per outcome and metric).
 SAMPLE_KEYS = ("run", "case", "abbr", "server", "client", "rep", "result", "reason", "metric",
                "value", "unit", "source")
+#: With ``--jobs``: which job ran the outcome, when, and next to which other runs.
+_PROVENANCE = ("job", "jobs", "wall_start", "wall_end", "concurrent", "concurrent_with")
 #: Verdict metrics -> (tidy name, unit, source).
 _METRICS = {"goodput_kbps": ("goodput", "kbit/s", "wire"), "seconds": ("transfer_time", "s", "wire"),
             "zero_rtt_bytes": ("zero_rtt_bytes", "B", "wire"),
@@ -38,7 +40,8 @@ def tidy_rows(o: Outcome, run: str) -> list[dict[str, Any]]:
     base = {"run": run, "case": o.case.name, "abbr": o.case.abbr, "server": o.server,
             "client": o.client, "rep": o.rep,
             "result": o.verdict.result if o.verdict is not None else None,
-            "reason": o.verdict.reason if o.verdict is not None else o.reason}
+            "reason": o.verdict.reason if o.verdict is not None else o.reason,
+            **{k: o.sample[k] for k in _PROVENANCE if k in o.sample}}
     rows = [{**base, "metric": "elapsed", "value": round(o.secs, 3), "unit": "s",
              "source": "runner"}]
     for k, v in (o.verdict.metrics.items() if o.verdict is not None else ()):

@@ -188,7 +188,7 @@ def _unsupported_reason(p: PeerProcess) -> str:
 
 
 @dataclass
-class _CaseEnv:
+class CaseEnv:
     """What every pair of one case shares."""
 
     case: Case
@@ -202,7 +202,7 @@ class _CaseEnv:
     submitted: bool = False  #: every pair of the case has been started
 
 
-def _declined(env: _CaseEnv, server: str, client: str) -> Verdict | None:
+def declined_verdict(env: CaseEnv, server: str, client: str) -> Verdict | None:
     """The cached 127 answer of either adapter (the server's first, as a run checks it)."""
     if env.support is None:
         return None
@@ -220,20 +220,20 @@ def _sample(case: Case, server: str, client: str, rep: int, verdict: Verdict, se
             "secs": round(secs, 3), "client_exit": client_rc, **dict(verdict.metrics), **extra}
 
 
-def run_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
+def run_pair(env: CaseEnv, server: str, client: str, rep: int, d: Path,
              seed: int) -> Outcome:
     """One repetition of ``env.case`` between ``server`` and ``client`` (see the module doc)."""
     return start_pair(env, server, client, rep, d, seed)()
 
 
-def start_pair(env: _CaseEnv, server: str, client: str, rep: int, d: Path,
+def start_pair(env: CaseEnv, server: str, client: str, rep: int, d: Path,
                seed: int) -> Callable[[], Outcome]:
     """Run the live part of one repetition (link, captures, peers); returns the analysis that
     turns its files into the :class:`Outcome` (keys, editcap, tshark, check), to be called now
     or in the background (:class:`~.pool.OrderedPool`): it reads only this run's files."""
     case = env.case
     d.mkdir(parents=True, exist_ok=True)
-    declined = _declined(env, server, client)
+    declined = declined_verdict(env, server, client)
     if declined is not None:  # the adapter said 127 in check-only mode: nothing is started
         role = declined.reason.split(":", 1)[0]
         (d / f"{role}.stderr").write_text(
@@ -348,7 +348,7 @@ def _start_crosstraffic(topo: Topology, d: Path, procs: list[PeerProcess]) -> Pe
     return cli
 
 
-def _judge(env: _CaseEnv, d: Path, dl: Path, client_rc: int | None) -> Verdict:
+def _judge(env: CaseEnv, d: Path, dl: Path, client_rc: int | None) -> Verdict:
     """Merge keys, decrypt both captures, compare files, run the case's check."""
     keys = d / "keys.log"
     logs = sorted((d / "keys").glob("*.keys"), key=lambda p: (p.stem != "client", p.stem))
@@ -405,7 +405,7 @@ def by_link(cases: Sequence[Case]) -> list[Case]:
     return [c for lk in links for c in cases if c.link == lk]
 
 
-def _not_run(case: Case, s: str, c: str, why: str) -> Outcome:
+def not_run(case: Case, s: str, c: str, why: str) -> Outcome:
     return Outcome(case, s, c, 0, None, why, 0.0, {"case": case.name, "abbr": case.abbr,
                                                    "server": s, "client": c, "rep": 0,
                                                    "result": None, "reason": why})
@@ -418,7 +418,7 @@ def _runner_error(case: Case, s: str, c: str, rep: int, e: BaseException) -> Out
                     "rep": rep, "result": v.result, "reason": v.reason})
 
 
-def _guarded(job: Callable[[], Outcome], case: Case, s: str, c: str, rep: int) -> Outcome:
+def guarded(job: Callable[[], Outcome], case: Case, s: str, c: str, rep: int) -> Outcome:
     try:
         return job()
     except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
@@ -444,17 +444,32 @@ class Levers:
         analysis_workers: background analysis threads (0: analyse each run before the next).
         check_support: ask the adapters for 127 before starting anything.
         reuse_links: run the cases of one link together on one topology.
+        jobs: cells run at once, each job on its own topology (:mod:`.parallel`).
+        cpu_budget: cores the running cells may use together (``jobs > 1``).
+        quiet_budget: the same while a measurement runs.
     """
 
     analysis_workers: int = 1
     check_support: bool = True
     reuse_links: bool = True
+    jobs: int = 1
+    cpu_budget: float = 1.6
+    quiet_budget: float = 0.0
+
+
+#: :func:`~.parallel.matrix_jobs`'s signature: the ``--jobs N`` body (passed in by the caller,
+#: so that this module does not import the one that builds on it).
+JobsRunner = Callable[[MatrixOptions, Path, Path, tuple[Path, Path], SupportCache | None,
+                       dict[str, str], Sequence[tuple[str, str]], "Levers", list[Outcome],
+                       Callable[[Outcome], None]], None]
 
 
 def run_matrix(opts: MatrixOptions, run_dir: Path,
-               on_outcome: Callable[[Outcome], None], levers: Levers = Levers()) -> list[Outcome]:
+               on_outcome: Callable[[Outcome], None], levers: Levers = Levers(),
+               jobs_runner: JobsRunner | None = None) -> list[Outcome]:
     """Run every case of ``opts`` (see the module docstring); returns every outcome, in the
-    order they were reported to ``on_outcome``."""
+    order they were reported to ``on_outcome`` (with ``levers.jobs > 1``: ``jobs_runner``
+    runs the cells, and the outcomes are returned in the ``--jobs 1`` order)."""
     rid = new_run_id()
     # the owner marker keeps `scenarios clean` (run by anyone meanwhile) off our scratch dir
     os.makedirs(OWNER_DIR, exist_ok=True)
@@ -462,7 +477,7 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
     owner.write_text(str(os.getpid()))
     scratch = Path(tempfile.mkdtemp(prefix=f"qr-{rid}-scratch-"))
     outcomes: list[Outcome] = []
-    envs: dict[str, _CaseEnv] = {}
+    envs: dict[str, CaseEnv] = {}
     support = SupportCache() if levers.check_support else None
     pool: OrderedPool[Outcome] = OrderedPool(workers=max(1, levers.analysis_workers),
                                              max_pending=2)
@@ -479,9 +494,9 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
 
     def submit(job: Callable[[], Outcome], case: Case, s: str, c: str, rep: int) -> None:
         if inline:
-            deliver([_guarded(job, case, s, c, rep)])
+            deliver([guarded(job, case, s, c, rep)])
             return
-        pool.submit(lambda: _guarded(job, case, s, c, rep))
+        pool.submit(lambda: guarded(job, case, s, c, rep))
         deliver(pool.ready())
 
     try:
@@ -494,17 +509,23 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
         buildable = [c for c in opts.cases if not (c.needs - LINK_FEATURES)]
         if support is not None and runnable:
             learn_support(support, buildable, runnable)
+        if levers.jobs > 1:
+            if jobs_runner is None:
+                raise ValueError("levers.jobs > 1 needs jobs_runner (parallel.matrix_jobs)")
+            jobs_runner(opts, run_dir, scratch, (certs, big_certs), support, usable, runnable,
+                        levers, outcomes, on_outcome)
+            return outcomes
         with LinkCache(opts.seed) as links:
             for case in (by_link(opts.cases) if levers.reuse_links else opts.cases):
                 for s, c in all_pairs:
                     why = usable[s] or usable[c]
                     if why:
-                        deliver([_not_run(case, s, c, why)])
+                        deliver([not_run(case, s, c, why)])
                 missing = sorted(case.needs - LINK_FEATURES)
                 if missing:
                     why = (f"the emulator in this checkout has no {', '.join(missing)} stage: "
                            f"the case's link cannot be built")
-                    deliver([_not_run(case, s, c, why) for s, c in runnable])
+                    deliver([not_run(case, s, c, why) for s, c in runnable])
                     continue
                 if not levers.reuse_links:
                     links.close()
@@ -526,7 +547,7 @@ def run_matrix(opts: MatrixOptions, run_dir: Path,
     return outcomes
 
 
-def _free_case(env: _CaseEnv) -> None:
+def _free_case(env: CaseEnv) -> None:
     """Remove the case's served files once every analysis of it is delivered."""
     if env.submitted and env.pending <= 0:
         shutil.rmtree(env.www, ignore_errors=True)
@@ -534,7 +555,7 @@ def _free_case(env: _CaseEnv) -> None:
 
 def _run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
               pairs: Sequence[tuple[str, str]], certs: Path, support: SupportCache | None,
-              links: LinkCache, envs: dict[str, _CaseEnv],
+              links: LinkCache, envs: dict[str, CaseEnv],
               submit: Callable[[Callable[[], Outcome], Case, str, str, int], None],
               drain: Callable[[], None]) -> None:
     """Every pair x repetition of ``case``; a topology only if some pair is not declined."""
@@ -542,9 +563,9 @@ def _run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
     rng = random.Random(f"{opts.seed}-{case.name}")
     www = scratch / f"www-{case.name}"
     names = make_files(case, www, rng)
-    env = _CaseEnv(case, None, www, names, certs, scratch, support)
+    env = CaseEnv(case, None, www, names, certs, scratch, support)
     envs[case.name] = env
-    if any(_declined(env, s, c) is None for s, c in pairs):
+    if any(declined_verdict(env, s, c) is None for s, c in pairs):
         emu_dir = run_dir / "emulator" / case.name
         emu_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -552,7 +573,7 @@ def _run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
         except TopologyError as e:
             why = f"topology failed: {e}"
             for s, c in pairs:  # not-run outcomes: no analysis to wait for
-                submit(lambda s=s, c=c: _not_run(case, s, c, why), case, s, c, 0)  # type: ignore[misc]
+                submit(lambda s=s, c=c: not_run(case, s, c, why), case, s, c, 0)  # type: ignore[misc]
             env.submitted = True
             _free_case(env)
             return
@@ -569,13 +590,13 @@ def _run_case(case: Case, opts: MatrixOptions, run_dir: Path, scratch: Path,
             try:
                 job = start_pair(env, s, c, rep, d, opts.seed * 1000 + rep)
             except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
-                job = _failed_job(case, s, c, rep, e)
+                job = failed_job(case, s, c, rep, e)
             submit(job, case, s, c, rep)
     env.submitted = True
     _free_case(env)
 
 
-def _failed_job(case: Case, s: str, c: str, rep: int, e: BaseException) -> Callable[[], Outcome]:
+def failed_job(case: Case, s: str, c: str, rep: int, e: BaseException) -> Callable[[], Outcome]:
     return lambda: _runner_error(case, s, c, rep, e)
 
 

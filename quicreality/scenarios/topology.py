@@ -296,7 +296,7 @@ class Topology:
             raise TopologyError("the censor needs the userspace backend")
         topo = cls(run_id=run_id, link=link, backend=backend, seed=seed, workdir=wd,
                    censor=censor, link2=link2)
-        restore = _install_term_handlers()
+        restore = install_term_handlers()
         try:
             topo._build()
             yield topo
@@ -579,7 +579,7 @@ def _readline_with_timeout(p: subprocess.Popen[str], timeout: float) -> str:
     return p.stdout.readline() if r else ""
 
 
-def _install_term_handlers() -> Any:
+def install_term_handlers() -> Any:
     """Turn SIGTERM/SIGHUP into an exception so ``finally`` teardown runs.
 
     Only possible in the main thread; returns a function restoring the old handlers.

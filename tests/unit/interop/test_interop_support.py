@@ -12,7 +12,7 @@ import pytest
 
 from quicreality.interop.adapters import CLIENTS, SERVERS, TESTCASES, Endpoint, plan
 from quicreality.interop.cases import CASES
-from quicreality.interop.runner import _CaseEnv, start_pair
+from quicreality.interop.runner import CaseEnv, start_pair
 from quicreality.interop.support import Support, SupportCache, check_env, parse_check_output
 from quicreality.scenarios.peers.base import Unsupported
 
@@ -122,7 +122,7 @@ def test_a_declined_cell_is_judged_without_a_topology(tmp_path: Path) -> None:
         ""))
     cache.learn({("ours", "server"): ["resumption"], ("curl", "client"): ["resumption"]},
                 {"QR_OURS_FLAGS": ""})
-    env = _CaseEnv(case, None, tmp_path / "www", ["a", "b"], tmp_path / "certs", tmp_path,
+    env = CaseEnv(case, None, tmp_path / "www", ["a", "b"], tmp_path / "certs", tmp_path,
                    cache)
     d = tmp_path / "ours_curl" / "resumption"
     o = start_pair(env, "ours", "curl", 1, d, 1001)()
