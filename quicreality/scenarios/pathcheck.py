@@ -92,7 +92,9 @@ def path_verdict(rows: Sequence[Mapping[str, str]], server_endpoints: Iterable[t
             if not r.get("quic.frame_type"):
                 opaque += 1
             elif not data:
-                failures.append(f"first server packet on new path {cur} has no PATH_CHALLENGE")
+                failures.append(f"first server packet on new path {cur} has no PATH_CHALLENGE "
+                                f"(its frame types: {r.get('quic.frame_type')}; capture row "
+                                f"{rows.index(r) + 1} of {len(rows)})")
             challenges |= data
     if last is not None:
         seen.add(last)
