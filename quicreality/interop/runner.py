@@ -406,6 +406,7 @@ def by_link(cases: Sequence[Case]) -> list[Case]:
 
 
 def not_run(case: Case, s: str, c: str, why: str) -> Outcome:
+    """The outcome of a cell that was never started (``result`` None), with the reason."""
     return Outcome(case, s, c, 0, None, why, 0.0, {"case": case.name, "abbr": case.abbr,
                                                    "server": s, "client": c, "rep": 0,
                                                    "result": None, "reason": why})
@@ -419,6 +420,7 @@ def _runner_error(case: Case, s: str, c: str, rep: int, e: BaseException) -> Out
 
 
 def guarded(job: Callable[[], Outcome], case: Case, s: str, c: str, rep: int) -> Outcome:
+    """Run ``job``; a runner error (OS, subprocess, ...) becomes a failed outcome, not a crash."""
     try:
         return job()
     except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as e:
